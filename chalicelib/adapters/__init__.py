@@ -1,0 +1,1 @@
+"""Adapters: DynamoDB, API Gateway pushes, Chime SDK, secrets, tokens."""

@@ -1,0 +1,434 @@
+"""PynamoDB models for every table of the product (see docs/data-model.md).
+
+Five tables, each with a generic ``pk``/``sk`` schema so one table can hold several entities:
+
+* **directory** – users and customer endpoints (with their live connections), teams, supervision
+  edges, templates, tenant policy, unread counters, directory messages.
+* **workitems** – the workitem, its timeline entries and a message index, in one partition per
+  workitem; a sparse GSI lists each agent's open workitems; a sparse LSI numbers the customer view.
+* **connections** – one item per WebSocket connection, expiring after API Gateway's 2 h limit.
+* **assistance** – raise-hand requests; a sharded sparse GSI finds requests due for escalation.
+* **idempotency** – inbound webhook event ids, written in the same transaction as their effect.
+
+Every key starts with ``T#<tenant>#`` (except connections, keyed by API Gateway's connection id, and
+the escalation index, keyed by shard), so no query can cross tenants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import Settings
+
+# --- directory ---------------------------------------------------------------------------------
+
+
+class SupervisionIndex(GlobalSecondaryIndex["DirectoryEdge"]):
+    """Agents of a supervisor: ``gsi1pk = T#t#S#<supervisor>``."""
+
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class DirectoryTable(Model):
+    """Key schema shared by every directory entity; also used to create the table."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+    by_supervisor = SupervisionIndex()
+
+
+class EndpointItem(Model):
+    """A directory user (``pk = T#t#U#<user>``) or a customer endpoint (``pk = T#t#C#<workitem>``).
+
+    ``conns`` holds ``<connectionId>|<connectedAt ms>`` for each live connection: a set, so connect
+    and disconnect are single ADD/DELETE updates that work whether or not the item exists yet.
+    """
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="U")
+    tenant_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    role = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    in_directory = BooleanAttribute(null=True)
+    notify = BooleanAttribute(null=True)
+    presence = UnicodeAttribute(null=True)
+    conns = UnicodeSetAttribute(null=True)
+    watchers = UnicodeSetAttribute(null=True)
+    workitem_count = NumberAttribute(null=True)
+    unread_total = NumberAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class TeamItem(Model):
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="TEAM")
+    tenant_id = UnicodeAttribute()
+    team_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    supervisors = ListAttribute(of=UnicodeAttribute, default=list)
+    agents = ListAttribute(of=UnicodeAttribute, default=list)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class DirectoryEdge(Model):
+    """One supervision edge: ``pk = T#t#A#<agent>``, ``sk = S#<supervisor>#T#<team>``."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    tenant_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    supervisor_id = UnicodeAttribute()
+    team_id = UnicodeAttribute()
+    by_supervisor = SupervisionIndex()
+
+
+class TemplateItem(Model):
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#TPL
+    sk = UnicodeAttribute(range_key=True)  # template id
+    text = UnicodeAttribute()
+    enabled = BooleanAttribute(default=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class PolicyItem(Model):
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#POLICY
+    sk = UnicodeAttribute(range_key=True, default="POLICY")
+    record_coaching = BooleanAttribute(null=True)
+    escalation_seconds = NumberAttribute(null=True)
+    retention_days = NumberAttribute(null=True)
+    webhook_secret = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class UnreadItem(Model):
+    """Unread directory messages of one recipient from one sender (``sk = UNREAD#<sender>``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#U#<recipient>
+    sk = UnicodeAttribute(range_key=True)
+    count = NumberAttribute(default=0)
+
+
+class DirectoryMessageItem(Model):
+    """A directory (company directory) message, kept for history with a TTL."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#INBOX#<recipient>
+    sk = UnicodeAttribute(range_key=True)  # <at>#<messageId>
+    message_id = UnicodeAttribute()
+    from_user_id = UnicodeAttribute()
+    text = UnicodeAttribute()
+    reply_to = UnicodeAttribute(null=True)
+    assist_id = UnicodeAttribute(null=True)
+    at = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+class AdminItem(Model):
+    """Admins of a tenant (``pk = T#t#ADMINS``), for the last escalation step."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)  # user id
+
+
+# --- workitems ---------------------------------------------------------------------------------
+
+
+class OpenWorkitemsIndex(GlobalSecondaryIndex["WorkitemItem"]):
+    """Open workitems of an agent. Sparse: the key is removed once a workitem is closed."""
+
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class CustomerViewIndex(LocalSecondaryIndex["EntryItem"]):
+    """The customer's view of a timeline, in its own contiguous numbering. Sparse."""
+
+    class Meta:
+        index_name = "lsi1"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    lsi1sk = UnicodeAttribute(range_key=True)
+
+
+class WorkitemsTable(Model):
+    class Meta:
+        table_name = "coaching-workitems"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    lsi1sk = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+    open_by_agent = OpenWorkitemsIndex()
+    customer_view = CustomerViewIndex()
+
+
+class WorkitemItem(Model):
+    class Meta:
+        table_name = "coaching-workitems"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#W#<workitem>
+    sk = UnicodeAttribute(range_key=True, default="W")
+    gsi1pk = UnicodeAttribute(null=True)  # T#t#AGENT#<agent> while open
+    gsi1sk = UnicodeAttribute(null=True)
+    tenant_id = UnicodeAttribute()
+    workitem_id = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    customer_name = UnicodeAttribute()
+    subject = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    ended_at = UnicodeAttribute(null=True)
+    ended_by = UnicodeAttribute(null=True)
+    monitors = MapAttribute[str, Any](null=True)
+    voice = MapAttribute[str, Any](null=True)
+    seq = NumberAttribute(default=0)
+    customer_seq = NumberAttribute(default=0)
+    version = NumberAttribute(default=0)
+    retention_days = NumberAttribute(null=True)
+    record_coaching = BooleanAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+    open_by_agent = OpenWorkitemsIndex()
+
+
+class EntryItem(Model):
+    class Meta:
+        table_name = "coaching-workitems"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)  # E#<seq, zero padded>
+    lsi1sk = UnicodeAttribute(null=True)  # C#<customer seq> on customer-visible entries only
+    kind = UnicodeAttribute()
+    at = UnicodeAttribute()
+    author_id = UnicodeAttribute()
+    author_role = UnicodeAttribute()
+    seq = NumberAttribute()
+    customer_seq = NumberAttribute(null=True)
+    message_id = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    forwarded_from = UnicodeAttribute(null=True)
+    reaction = UnicodeAttribute(null=True)
+    extra = MapAttribute[str, Any](null=True)
+    ttl = TTLAttribute(null=True)
+    customer_view = CustomerViewIndex()
+
+
+class MessageRefItem(Model):
+    """``sk = M#<messageId>`` → the seq of that message's entry, for reactions and forwards."""
+
+    class Meta:
+        table_name = "coaching-workitems"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    seq = NumberAttribute()
+    kind = UnicodeAttribute()
+    author_id = UnicodeAttribute()
+    author_role = UnicodeAttribute()
+    text = UnicodeAttribute(null=True)
+    at = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+class ConnectionItem(Model):
+    """One WebSocket connection. Its identity, for deployments without the $connect authorizer."""
+
+    class Meta:
+        table_name = "coaching-connections"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    connection_id = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    role = UnicodeAttribute()
+    workitem_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    connected_at = NumberAttribute()
+    ttl = TTLAttribute()
+
+
+# --- assistance --------------------------------------------------------------------------------
+
+
+class DueIndex(GlobalSecondaryIndex["AssistItem"]):
+    """Pending requests by escalation due time, sharded: ``duepk = DUE#<n>``. Sparse."""
+
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
+    duepk = UnicodeAttribute(hash_key=True)
+    duesk = UnicodeAttribute(range_key=True)
+
+
+class AssistItem(Model):
+    class Meta:
+        table_name = "coaching-assistance"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#AS#<assistId>
+    sk = UnicodeAttribute(range_key=True, default="AS")
+    duepk = UnicodeAttribute(null=True)
+    duesk = UnicodeAttribute(null=True)
+    tenant_id = UnicodeAttribute()
+    assist_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    text = UnicodeAttribute()
+    workitem_id = UnicodeAttribute(null=True)
+    target = UnicodeAttribute()  # "supervisors" or a user id
+    recipients = ListAttribute(of=UnicodeAttribute, default=list)
+    status = UnicodeAttribute()  # pending | claimed | exhausted
+    stage = NumberAttribute(default=0)
+    claimed_by = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    due_at = NumberAttribute(null=True)
+    escalation_seconds = NumberAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+    due = DueIndex()
+
+
+# --- idempotency -------------------------------------------------------------------------------
+
+
+class IdempotencyItem(Model):
+    class Meta:
+        table_name = "coaching-idempotency"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)  # T#t#EVT#<eventId>
+    event_type = UnicodeAttribute()
+    applied_at = UnicodeAttribute()
+    ttl = TTLAttribute()
+
+
+TABLE_MODELS: dict[str, type[Model]] = {
+    "directory": DirectoryTable,
+    "workitems": WorkitemsTable,
+    "connections": ConnectionItem,
+    "assistance": AssistItem,
+    "idempotency": IdempotencyItem,
+}
+_MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
+    "directory": [DirectoryTable, EndpointItem, TeamItem, DirectoryEdge, TemplateItem, PolicyItem, UnreadItem,
+                  DirectoryMessageItem, AdminItem],
+    "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
+    "connections": [ConnectionItem],
+    "assistance": [AssistItem],
+    "idempotency": [IdempotencyItem],
+}
+
+
+def table_names(settings: Settings) -> dict[str, str]:
+    return {
+        "directory": settings.directory_table,
+        "workitems": settings.workitems_table,
+        "connections": settings.connections_table,
+        "assistance": settings.assistance_table,
+        "idempotency": settings.idempotency_table,
+    }
+
+
+def configure(settings: Settings) -> None:
+    """Point every model at this deployment's tables, region and (locally) endpoint."""
+    names = table_names(settings)
+    for key, models in _MODELS_BY_TABLE.items():
+        for model in models:
+            model.Meta.table_name = names[key]
+            model.Meta.region = settings.region
+            model.Meta.host = settings.dynamodb_endpoint or None
+            # Short timeouts and few retries: a Lambda handler should fail fast and let the client retry.
+            model.Meta.connect_timeout_seconds = 2
+            model.Meta.read_timeout_seconds = 5
+            model.Meta.max_retry_attempts = 2
+            model._connection = None
+
+
+def create_tables(settings: Settings | None = None, *, wait: bool = True) -> None:
+    """Create any missing table (local stack and tests). PynamoDB enables TTL on the ``ttl``
+    attribute right after creating a table, once, as AWS requires."""
+    from chalicelib import settings as settings_module
+
+    s = settings or settings_module.load()
+    configure(s)
+    for model in TABLE_MODELS.values():
+        if not model.exists():
+            model.create_table(wait=wait, billing_mode="PAY_PER_REQUEST")

@@ -1,0 +1,606 @@
+"""DynamoDB implementations of the service ports (``chalicelib.services.ports``).
+
+Every method documents the DynamoDB requests it makes; docs/data-model.md sums them per action and
+tests/integration/test_request_budget.py holds the code to those sums.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.connection import Connection as DdbConnection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamo import (
+    AdminItem,
+    ConnectionItem,
+    DirectoryEdge,
+    DirectoryMessageItem,
+    EndpointItem,
+    EntryItem,
+    IdempotencyItem,
+    MessageRefItem,
+    PolicyItem,
+    TeamItem,
+    TemplateItem,
+    UnreadItem,
+    WorkitemItem,
+    WorkitemsTable,
+)
+from chalicelib.domain.coaching import Change, Channel, EndedBy, Status, Workitem
+from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.services.ports import (
+    CONNECTION_LIFETIME_MS,
+    AlreadyExists,
+    Connection,
+    CounterDelta,
+    DuplicateEvent,
+    Endpoint,
+    Idempotency,
+    Policy,
+    Presence,
+    StaleWorkitem,
+    Team,
+    Template,
+    Watcher,
+)
+from chalicelib.settings import Settings
+
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+
+
+def _t(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def workitem_pk(tenant_id: str, workitem_id: str) -> str:
+    return f"{_t(tenant_id)}#W#{workitem_id}"
+
+
+def endpoint_pk(tenant_id: str, key: str) -> str:
+    return f"{_t(tenant_id)}#{key}"
+
+
+def _entry_sk(seq: int) -> str:
+    return f"E#{seq:010d}"
+
+
+def _customer_sk(seq: int) -> str:
+    return f"C#{seq:010d}"
+
+
+def _epoch(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+def _expiry(iso: str, days: int) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")) + timedelta(days=days)
+
+
+def _connection(model: Any) -> DdbConnection:
+    conn: DdbConnection = model._get_connection().connection
+    return conn
+
+
+def _cancel_codes(exc: TransactWriteError) -> list[str | None]:
+    return [r.code if r else None for r in (exc.cancellation_reasons or [])]
+
+
+# --- workitems ---------------------------------------------------------------------------------
+
+
+def _to_workitem(item: WorkitemItem) -> Workitem:
+    return Workitem(
+        tenant_id=item.tenant_id,
+        workitem_id=item.workitem_id,
+        channel=Channel(item.channel),
+        agent_id=item.agent_id,
+        customer_id=item.customer_id,
+        customer_name=item.customer_name,
+        created_at=item.created_at,
+        subject=item.subject or "",
+        status=Status(item.status),
+        monitors={k: str(v) for k, v in (item.monitors.as_dict() if item.monitors else {}).items()},
+        seq=int(item.seq or 0),
+        customer_seq=int(item.customer_seq or 0),
+        version=int(item.version or 0),
+        ended_at=item.ended_at,
+        ended_by=EndedBy(item.ended_by) if item.ended_by else None,
+        voice=dict(item.voice.as_dict()) if item.voice else {},
+        retention_days=int(item.retention_days or 90),
+        record_coaching=bool(item.record_coaching),
+    )
+
+
+def _to_workitem_item(w: Workitem, retention_days: int) -> WorkitemItem:
+    item = WorkitemItem(
+        pk=workitem_pk(w.tenant_id, w.workitem_id),
+        sk="W",
+        tenant_id=w.tenant_id,
+        workitem_id=w.workitem_id,
+        channel=w.channel.value,
+        agent_id=w.agent_id,
+        customer_id=w.customer_id,
+        customer_name=w.customer_name,
+        subject=w.subject or None,
+        status=w.status.value,
+        created_at=w.created_at,
+        ended_at=w.ended_at,
+        ended_by=w.ended_by.value if w.ended_by else None,
+        monitors=dict(w.monitors) or None,
+        voice=dict(w.voice) or None,
+        seq=w.seq,
+        customer_seq=w.customer_seq,
+        version=w.version,
+        retention_days=w.retention_days,
+        record_coaching=w.record_coaching,
+    )
+    if w.is_open:
+        item.gsi1pk = f"{_t(w.tenant_id)}#AGENT#{w.agent_id}"
+        item.gsi1sk = f"{w.created_at}#{w.workitem_id}"
+    elif w.ended_at:
+        item.ttl = _expiry(w.ended_at, retention_days)
+    return item
+
+
+def _to_entry(item: EntryItem, workitem_id: str) -> TimelineEntry:
+    return TimelineEntry(
+        workitem_id=workitem_id,
+        seq=int(item.seq),
+        kind=EntryKind(item.kind),
+        at=item.at,
+        author_id=item.author_id,
+        author_role=Role(item.author_role),
+        customer_seq=int(item.customer_seq) if item.customer_seq is not None else None,
+        message_id=item.message_id,
+        text=item.text,
+        forwarded_from=item.forwarded_from,
+        reaction=item.reaction,
+        extra=dict(item.extra.as_dict()) if item.extra else {},
+    )
+
+
+def _to_entry_item(tenant_id: str, e: TimelineEntry, retention_days: int) -> EntryItem:
+    return EntryItem(
+        pk=workitem_pk(tenant_id, e.workitem_id),
+        sk=_entry_sk(e.seq),
+        lsi1sk=_customer_sk(e.customer_seq) if e.customer_seq is not None else None,
+        kind=e.kind.value,
+        at=e.at,
+        author_id=e.author_id,
+        author_role=e.author_role.value,
+        seq=e.seq,
+        customer_seq=e.customer_seq,
+        message_id=e.message_id,
+        text=e.text,
+        forwarded_from=e.forwarded_from,
+        reaction=e.reaction,
+        extra=dict(e.extra) or None,
+        ttl=_expiry(e.at, retention_days),
+    )
+
+
+class DynamoWorkitemStore:
+    """Workitems, timelines and the message index: one partition per workitem."""
+
+    def get(self, tenant_id: str, workitem_id: str) -> Workitem | None:
+        """1 GetItem (strongly consistent: decisions are made on it)."""
+        try:
+            item = WorkitemItem.get(workitem_pk(tenant_id, workitem_id), "W", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return _to_workitem(item)
+
+    def get_with_message(
+        self, tenant_id: str, workitem_id: str, message_id: str
+    ) -> tuple[Workitem | None, TimelineEntry | None]:
+        """1 BatchGetItem: the workitem and the message index item together."""
+        pk = workitem_pk(tenant_id, workitem_id)
+        workitem: Workitem | None = None
+        message: TimelineEntry | None = None
+        for raw in WorkitemsTable.batch_get([(pk, "W"), (pk, f"M#{message_id}")], consistent_read=True):
+            if raw.sk == "W":
+                workitem = _to_workitem(WorkitemItem.from_raw_data(raw.serialize()))
+            else:
+                ref = MessageRefItem.from_raw_data(raw.serialize())
+                message = TimelineEntry(
+                    workitem_id=workitem_id, seq=int(ref.seq), kind=EntryKind(ref.kind), at=ref.at,
+                    author_id=ref.author_id, author_role=Role(ref.author_role), message_id=message_id,
+                    text=ref.text,
+                )
+        return workitem, message
+
+    def create(self, workitem: Workitem, *, idempotency: Idempotency | None = None,
+               counters: Iterable[CounterDelta] = ()) -> None:
+        """1 TransactWriteItems: the workitem, its agent's counter and the event id."""
+        item = _to_workitem_item(workitem, workitem.retention_days)
+        with_idem = idempotency is not None
+        try:
+            with TransactWrite(connection=_connection(WorkitemItem)) as tx:
+                if idempotency:
+                    tx.save(_idempotency_item(idempotency), condition=IdempotencyItem.pk.does_not_exist())
+                tx.save(item, condition=WorkitemItem.pk.does_not_exist())
+                _add_counters(tx, counters)
+        except TransactWriteError as exc:
+            codes = _cancel_codes(exc)
+            if with_idem and codes and codes[0] == "ConditionalCheckFailed":
+                raise DuplicateEvent(idempotency.event_id if idempotency else "") from exc
+            if "ConditionalCheckFailed" in codes:
+                raise AlreadyExists(workitem.workitem_id) from exc
+            raise
+
+    def commit(self, change: Change, *, idempotency: Idempotency | None = None,
+               counters: Iterable[CounterDelta] = ()) -> None:
+        """1 TransactWriteItems: the workitem (conditional on its version), new entries, message
+        index items, agents' counters and the inbound event id, all or nothing."""
+        w = change.after
+        retention_days = w.retention_days
+        try:
+            with TransactWrite(connection=_connection(WorkitemItem)) as tx:
+                if idempotency:
+                    tx.save(_idempotency_item(idempotency), condition=IdempotencyItem.pk.does_not_exist())
+                tx.save(
+                    _to_workitem_item(w, retention_days),
+                    condition=WorkitemItem.version == change.before.version,
+                )
+                for e in change.entries:
+                    tx.save(_to_entry_item(w.tenant_id, e, retention_days), condition=EntryItem.sk.does_not_exist())
+                    if e.message_id and e.kind in (EntryKind.COACH_MESSAGE, EntryKind.AGENT_MESSAGE,
+                                                   EntryKind.CUSTOMER_MESSAGE):
+                        tx.save(MessageRefItem(
+                            pk=workitem_pk(w.tenant_id, w.workitem_id), sk=f"M#{e.message_id}", seq=e.seq,
+                            kind=e.kind.value, author_id=e.author_id, author_role=e.author_role.value,
+                            text=e.text, at=e.at, ttl=_expiry(e.at, retention_days),
+                        ))
+                _add_counters(tx, counters)
+        except TransactWriteError as exc:
+            codes = _cancel_codes(exc)
+            if idempotency and codes and codes[0] == "ConditionalCheckFailed":
+                raise DuplicateEvent(idempotency.event_id) from exc
+            if "ConditionalCheckFailed" in codes or exc.cause_response_code == "TransactionCanceledException" and \
+                    "TransactionConflict" in codes:
+                raise StaleWorkitem(w.workitem_id) from exc
+            raise
+
+    def mark_event(self, idempotency: Idempotency) -> None:
+        """1 PutItem: record an event that changed nothing (so a redelivery is recognised)."""
+        try:
+            _idempotency_item(idempotency).save(condition=IdempotencyItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise DuplicateEvent(idempotency.event_id) from exc
+            raise
+
+    def timeline(self, tenant_id: str, workitem_id: str, *, after: int, limit: int,
+                 customer: bool) -> tuple[list[TimelineEntry], bool]:
+        """1 Query: on the table (staff view) or on the customer-view LSI."""
+        pk = workitem_pk(tenant_id, workitem_id)
+        if customer:
+            items = list(EntryItem.customer_view.query(
+                pk, EntryItem.lsi1sk > _customer_sk(after), limit=limit + 1, consistent_read=True))
+        else:
+            items = list(EntryItem.query(
+                pk, EntryItem.sk.between(_entry_sk(after + 1), _entry_sk(9_999_999_999)),
+                limit=limit + 1, consistent_read=True))
+        entries = [_to_entry(i, workitem_id) for i in items[:limit]]
+        return entries, len(items) > limit
+
+    def latest(self, tenant_id: str, workitem_id: str, limit: int) -> tuple[list[TimelineEntry], bool]:
+        """1 Query, newest first, returned oldest first."""
+        items = list(EntryItem.query(
+            workitem_pk(tenant_id, workitem_id), EntryItem.sk.startswith("E#"),
+            scan_index_forward=False, limit=limit + 1, consistent_read=True))
+        entries = [_to_entry(i, workitem_id) for i in items[:limit]]
+        entries.reverse()
+        return entries, len(items) > limit
+
+    def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]:
+        """1 Query on the sparse open-workitems GSI (more pages only past 1 MB)."""
+        return [_to_workitem(i) for i in WorkitemItem.open_by_agent.query(f"{_t(tenant_id)}#AGENT#{agent_id}")]
+
+
+def _idempotency_item(idem: Idempotency) -> IdempotencyItem:
+    now = datetime.now().astimezone()
+    return IdempotencyItem(
+        pk=f"{_t(idem.tenant_id)}#EVT#{idem.event_id}",
+        event_type=idem.event_type,
+        applied_at=now.isoformat(),
+        ttl=now + timedelta(seconds=IDEMPOTENCY_TTL_SECONDS),
+    )
+
+
+def _add_counters(tx: TransactWrite, counters: Iterable[CounterDelta]) -> None:
+    for c in counters:
+        tx.update(
+            EndpointItem(endpoint_pk(c.tenant_id, user_endpoint(c.user_id)), "U"),
+            actions=[
+                EndpointItem.workitem_count.add(c.delta),
+                EndpointItem.tenant_id.set(c.tenant_id),
+                EndpointItem.user_id.set(c.user_id),
+            ],
+        )
+
+
+# --- directory ---------------------------------------------------------------------------------
+
+
+def _to_endpoint(item: EndpointItem, key: str) -> Endpoint:
+    try:
+        presence = Presence(item.presence) if item.presence else Presence.AVAILABLE
+    except ValueError:
+        presence = Presence.AVAILABLE
+    role = None
+    if item.role:
+        try:
+            role = Role(item.role)
+        except ValueError:
+            role = None
+    return Endpoint(
+        tenant_id=item.tenant_id,
+        key=key,
+        user_id=item.user_id,
+        role=role,
+        name=item.name,
+        in_directory=bool(item.in_directory),
+        notify=item.notify is not False,
+        presence_state=presence,
+        connections=sorted((Connection.parse(t) for t in (item.conns or set())), key=lambda c: c.connected_at),
+        watchers=[Watcher.parse(t) for t in sorted(item.watchers or set())],
+        workitem_count=max(0, int(item.workitem_count or 0)),
+        unread_total=max(0, int(item.unread_total or 0)),
+    )
+
+
+class DynamoDirectory:
+    """Users, customer endpoints, teams and supervision edges, templates, policy, unread counts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    # endpoints and users
+
+    def endpoints(self, tenant_id: str, keys: Iterable[str]) -> dict[str, Endpoint]:
+        """1 BatchGetItem (up to 100 keys; the ports never ask for more)."""
+        wanted = {endpoint_pk(tenant_id, k): k for k in dict.fromkeys(keys)}
+        if not wanted:
+            return {}
+        out: dict[str, Endpoint] = {}
+        for item in EndpointItem.batch_get([(pk, "U") for pk in wanted]):
+            out[wanted[item.pk]] = _to_endpoint(item, wanted[item.pk])
+        return out
+
+    def endpoint(self, tenant_id: str, key: str) -> Endpoint | None:
+        """1 GetItem."""
+        try:
+            return _to_endpoint(EndpointItem.get(endpoint_pk(tenant_id, key), "U"), key)
+        except DoesNotExist:
+            return None
+
+    def _update(self, tenant_id: str, key: str, user_id: str, actions: list[Any]) -> Endpoint:
+        item = EndpointItem(endpoint_pk(tenant_id, key), "U")
+        item.update(actions=[EndpointItem.tenant_id.set(tenant_id), EndpointItem.user_id.set(user_id), *actions])
+        return _to_endpoint(item, key)
+
+    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> Endpoint:
+        """1 UpdateItem (ALL_NEW, ALL_OLD kept for the admin index) + 1 Put/DeleteItem on the admin index."""
+        endpoint = self._update(tenant_id, user_endpoint(user_id), user_id, [
+            EndpointItem.name.set(name), EndpointItem.role.set(role.value),
+            EndpointItem.in_directory.set(True), EndpointItem.updated_at.set(now),
+        ])
+        admin = AdminItem(f"{_t(tenant_id)}#ADMINS", user_id)
+        if role is Role.ADMIN:
+            admin.save()
+        else:
+            admin.delete()
+        return endpoint
+
+    def connect(self, principal: Principal, connection: Connection) -> Endpoint:
+        """1 UpdateItem (ADD to the connection set; creates the endpoint on first connect)."""
+        key = principal.endpoint_key
+        actions: list[Any] = [EndpointItem.conns.add({connection.token})]
+        if not principal.is_customer:
+            actions.append(EndpointItem.role.set(EndpointItem.role | principal.role.value))
+            if principal.name:
+                actions.append(EndpointItem.name.set(EndpointItem.name | principal.name))
+        return self._update(principal.tenant_id, key, principal.user_id, actions)
+
+    def disconnect(self, principal: Principal, connection: Connection) -> Endpoint | None:
+        """1 UpdateItem (DELETE from the connection set)."""
+        try:
+            return self._update(principal.tenant_id, principal.endpoint_key, principal.user_id,
+                                [EndpointItem.conns.delete({connection.token})])
+        except UpdateError:
+            return None
+
+    def forget(self, tenant_id: str, key: str, connections: Iterable[Connection],
+               watchers: Iterable[Watcher]) -> None:
+        """1 UpdateItem removing gone connections and their watches."""
+        conns = {c.token for c in connections}
+        watches = {w.token for w in watchers}
+        actions: list[Any] = []
+        if conns:
+            actions.append(EndpointItem.conns.delete(conns))
+        if watches:
+            actions.append(EndpointItem.watchers.delete(watches))
+        if actions:
+            EndpointItem(endpoint_pk(tenant_id, key), "U").update(
+                actions=actions, condition=EndpointItem.pk.exists())
+
+    def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Endpoint:
+        """1 UpdateItem (ALL_NEW: the watchers come back with it)."""
+        return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.presence.set(state.value)])
+
+    def watch(self, tenant_id: str, agent_id: str, watcher: Watcher, add: bool) -> None:
+        """1 UpdateItem on the agent's endpoint."""
+        op = EndpointItem.watchers.add if add else EndpointItem.watchers.delete
+        self._update(tenant_id, user_endpoint(agent_id), agent_id, [op({watcher.token})])
+
+    def set_notify(self, tenant_id: str, user_id: str, notify: bool) -> Endpoint:
+        """1 UpdateItem."""
+        return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.notify.set(notify)])
+
+    # teams
+
+    def put_team(self, tenant_id: str, team: Team, now: str) -> Team:
+        """1 GetItem (the old membership) + BatchWriteItem of the changed edges + 1 PutItem.
+
+        New edges are written before removed ones are deleted, and the team item last, so a retry
+        of a failed PUT converges to the requested membership.
+        """
+        pk = f"{_t(tenant_id)}#TEAM#{team.team_id}"
+        try:
+            old = TeamItem.get(pk, "TEAM", consistent_read=True)
+            old_edges = {(s, a) for s in old.supervisors for a in old.agents}
+        except DoesNotExist:
+            old_edges = set()
+        new_edges = {(s, a) for s in team.supervisors for a in team.agents}
+        with DirectoryEdge.batch_write() as batch:
+            for s, a in sorted(new_edges - old_edges):
+                batch.save(self._edge(tenant_id, team.team_id, s, a))
+        with DirectoryEdge.batch_write() as batch:
+            for s, a in sorted(old_edges - new_edges):
+                batch.delete(self._edge(tenant_id, team.team_id, s, a))
+        TeamItem(pk, "TEAM", tenant_id=tenant_id, team_id=team.team_id, name=team.name,
+                 supervisors=team.supervisors, agents=team.agents, updated_at=now).save()
+        return team
+
+    @staticmethod
+    def _edge(tenant_id: str, team_id: str, supervisor_id: str, agent_id: str) -> DirectoryEdge:
+        return DirectoryEdge(
+            pk=f"{_t(tenant_id)}#A#{agent_id}", sk=f"S#{supervisor_id}#T#{team_id}",
+            gsi1pk=f"{_t(tenant_id)}#S#{supervisor_id}", gsi1sk=f"A#{agent_id}#T#{team_id}",
+            tenant_id=tenant_id, agent_id=agent_id, supervisor_id=supervisor_id, team_id=team_id,
+        )
+
+    def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool:
+        """1 Query (limit 1)."""
+        hits = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith(f"S#{supervisor_id}#"),
+                                   limit=1)
+        return any(True for _ in hits)
+
+    def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]:
+        """1 Query."""
+        edges = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith("S#"))
+        return list(dict.fromkeys(e.supervisor_id for e in edges))
+
+    def agents_of(self, tenant_id: str, supervisor_id: str) -> list[str]:
+        """1 Query on the supervision GSI."""
+        edges = DirectoryEdge.by_supervisor.query(f"{_t(tenant_id)}#S#{supervisor_id}")
+        return list(dict.fromkeys(e.agent_id for e in edges))
+
+    # templates, policy, admins
+
+    def templates(self, tenant_id: str) -> list[Template]:
+        """1 Query."""
+        return [Template(i.sk, i.text, bool(i.enabled)) for i in TemplateItem.query(f"{_t(tenant_id)}#TPL")]
+
+    def put_template(self, tenant_id: str, template: Template, now: str) -> None:
+        """1 PutItem."""
+        TemplateItem(f"{_t(tenant_id)}#TPL", template.template_id, text=template.text, enabled=template.enabled,
+                     updated_at=now).save()
+
+    def delete_template(self, tenant_id: str, template_id: str) -> bool:
+        """1 DeleteItem (ALL_OLD tells whether it existed)."""
+        conn = _connection(TemplateItem)
+        out = conn.delete_item(TemplateItem.Meta.table_name, f"{_t(tenant_id)}#TPL", template_id,
+                               return_values="ALL_OLD")
+        return bool(out.get("Attributes"))
+
+    def policy(self, tenant_id: str) -> Policy:
+        """1 GetItem; defaults come from the deployment's settings."""
+        d = Policy(escalation_seconds=self._settings.default_escalation_seconds,
+                   retention_days=self._settings.default_retention_days)
+        try:
+            item = PolicyItem.get(f"{_t(tenant_id)}#POLICY", "POLICY")
+        except DoesNotExist:
+            return d
+        return Policy(
+            record_coaching=bool(item.record_coaching),
+            escalation_seconds=int(item.escalation_seconds) if item.escalation_seconds is not None
+            else d.escalation_seconds,
+            retention_days=int(item.retention_days) if item.retention_days is not None else d.retention_days,
+            webhook_secret=item.webhook_secret,
+        )
+
+    def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
+        """1 UpdateItem (keeps the webhook secret)."""
+        PolicyItem(f"{_t(tenant_id)}#POLICY", "POLICY").update(actions=[
+            PolicyItem.record_coaching.set(policy.record_coaching),
+            PolicyItem.escalation_seconds.set(policy.escalation_seconds),
+            PolicyItem.retention_days.set(policy.retention_days),
+            PolicyItem.updated_at.set(now),
+        ])
+
+    def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None:
+        """1 UpdateItem."""
+        PolicyItem(f"{_t(tenant_id)}#POLICY", "POLICY").update(actions=[
+            PolicyItem.webhook_secret.set(secret), PolicyItem.updated_at.set(now)])
+
+    def admins(self, tenant_id: str) -> list[str]:
+        """1 Query."""
+        return [i.sk for i in AdminItem.query(f"{_t(tenant_id)}#ADMINS")]
+
+    # directory messages and unread counts
+
+    def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
+        """2 UpdateItem: the per-sender count, then the total (ALL_NEW returns it)."""
+        pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
+        UnreadItem(pk, f"UNREAD#{sender_id}").update(actions=[UnreadItem.count.add(1)])
+        return self._update(tenant_id, user_endpoint(recipient_id), recipient_id,
+                            [EndpointItem.unread_total.add(1)]).unread_total
+
+    def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
+        """1 DeleteItem (ALL_OLD gives the count) + 1 UpdateItem on the total (ALL_NEW)."""
+        pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
+        out = _connection(UnreadItem).delete_item(UnreadItem.Meta.table_name, pk, f"UNREAD#{sender_id}",
+                                                  return_values="ALL_OLD")
+        count = int(out.get("Attributes", {}).get("count", {}).get("N", "0"))
+        if count == 0:
+            endpoint = self.endpoint(tenant_id, user_endpoint(recipient_id))
+            return endpoint.unread_total if endpoint else 0
+        return self._update(tenant_id, user_endpoint(recipient_id), recipient_id,
+                            [EndpointItem.unread_total.add(-count)]).unread_total
+
+    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None:
+        """1 PutItem."""
+        DirectoryMessageItem(
+            f"{_t(tenant_id)}#INBOX#{recipient_id}", f"{message['at']}#{message['messageId']}",
+            message_id=message["messageId"], from_user_id=message["fromUserId"], text=message["text"],
+            reply_to=message.get("replyTo"), assist_id=message.get("assistId"), at=message["at"],
+            ttl=_expiry(message["at"], retention_days),
+        ).save()
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+class DynamoConnectionRegistry:
+    """Connection id → identity, for frames that arrive without the authorizer's context."""
+
+    def put(self, principal: Principal, connection: Connection) -> None:
+        """1 PutItem (expires with API Gateway's 2 h connection limit)."""
+        ConnectionItem(
+            connection.connection_id, tenant_id=principal.tenant_id, user_id=principal.user_id,
+            role=principal.role.value, workitem_id=principal.workitem_id, name=principal.name,
+            connected_at=connection.connected_at,
+            ttl=datetime.fromtimestamp((connection.connected_at + CONNECTION_LIFETIME_MS) / 1000).astimezone(),
+        ).save()
+
+    def get(self, connection_id: str) -> Principal | None:
+        """1 GetItem."""
+        try:
+            item = ConnectionItem.get(connection_id)
+        except DoesNotExist:
+            return None
+        if item.connected_at + CONNECTION_LIFETIME_MS < time.time() * 1000:
+            return None
+        return Principal(item.tenant_id, item.user_id, Role(item.role), item.workitem_id, item.name)
+
+    def delete(self, connection_id: str) -> None:
+        """1 DeleteItem."""
+        ConnectionItem(connection_id).delete()

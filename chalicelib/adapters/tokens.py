@@ -1,0 +1,81 @@
+"""JWT verification (CONTRACT section 2): the token is the authority for who the caller is."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+
+from chalicelib.domain.errors import Unauthorized
+from chalicelib.domain.identity import Principal, Role
+
+# Ids become parts of DynamoDB keys joined with '#', so they are restricted to a safe alphabet.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")
+_REQUIRED = ["sub", "tid", "role", "exp"]
+
+
+class TokenVerifier:
+    """Verifies HS256 bearer tokens with a secret fetched lazily (it may live in SSM)."""
+
+    def __init__(self, secret: Callable[[], str], leeway_seconds: int = 30) -> None:
+        self._secret = secret
+        self._leeway = leeway_seconds
+
+    def verify(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthorized("a bearer token is required")
+        secret = self._secret()
+        if not secret:
+            raise Unauthorized("token verification is not configured")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                secret,
+                algorithms=["HS256"],  # never "none", never whatever the header says
+                options={"require": _REQUIRED},
+                leeway=self._leeway,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("the token is not valid") from exc
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    sub, tid, role_raw = claims.get("sub"), claims.get("tid"), claims.get("role")
+    for label, value in (("sub", sub), ("tid", tid)):
+        if not isinstance(value, str) or not ID_PATTERN.match(value):
+            raise Unauthorized(f"the token's {label} claim is missing or malformed")
+    try:
+        role = Role(role_raw)
+    except ValueError as exc:
+        raise Unauthorized("the token's role claim is not one of admin, supervisor, agent, customer") from exc
+    wid = claims.get("wid")
+    if role is Role.CUSTOMER:
+        if not isinstance(wid, str) or not ID_PATTERN.match(wid):
+            raise Unauthorized("a customer token must name its workitem (wid)")
+    else:
+        wid = None
+    name = claims.get("name")
+    return Principal(
+        tenant_id=str(tid),
+        user_id=str(sub),
+        role=role,
+        workitem_id=wid,
+        name=name if isinstance(name, str) else None,
+    )
+
+
+def mint(secret: str, *, sub: str, tid: str, role: str, name: str | None = None, wid: str | None = None,
+         ttl_seconds: int = 3600) -> str:
+    """Issue a token (local stack, tests, and integrations that hold the shared secret)."""
+    claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role, "exp": int(time.time()) + ttl_seconds}
+    if name:
+        claims["name"] = name
+    if wid:
+        claims["wid"] = wid
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,114 @@
+"""Builds the services once per cold start (or per test) from settings.
+
+Nothing here runs at import: ``app.py`` calls :func:`services` on first use, so importing the app
+needs no environment, creates no AWS client and loads no Chime SDK client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import settings as settings_module
+from chalicelib.adapters import dynamo
+from chalicelib.adapters.outbound import RecordingOutbound
+from chalicelib.adapters.push import ApiGatewayPusher
+from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDirectory, DynamoWorkitemStore
+from chalicelib.adapters.secrets import Secret
+from chalicelib.adapters.storage_errors import translate
+from chalicelib.adapters.tokens import TokenVerifier
+from chalicelib.protocol import Router
+from chalicelib.services.coaching import CoachingService
+from chalicelib.services.delivery import Clock, Notifier, SystemClock
+from chalicelib.services.directory import DirectoryService
+from chalicelib.services.webhooks import WebhookService
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.domain.voice import MeetingProvider
+    from chalicelib.services.assistance import AssistanceService
+    from chalicelib.services.voice import VoiceService
+    from chalicelib.services.ports import Pusher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    tokens: TokenVerifier
+    directory: DirectoryService
+    coaching: CoachingService
+    webhooks: WebhookService
+    assistance: AssistanceService
+    voice: VoiceService
+    router: Router
+    notifier: Notifier
+    registry: DynamoConnectionRegistry
+    outbound: Any
+
+
+def meeting_provider(settings: Settings) -> MeetingProvider:
+    if settings.meeting_provider == "fake":
+        from chalicelib.adapters.fake_meetings import FakeMeetingProvider
+
+        return FakeMeetingProvider(media_region=settings.media_region)
+    from chalicelib.adapters.chime import ChimeMeetingProvider
+
+    return ChimeMeetingProvider(media_region=settings.media_region)
+
+
+def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | None = None,
+          meetings: MeetingProvider | None = None) -> Services:
+    from chalicelib.services.assistance import AssistanceService
+    from chalicelib.services.voice import VoiceService
+
+    dynamo.configure(settings)
+    clock = clock or SystemClock()
+    directory = DynamoDirectory(settings)
+    store = DynamoWorkitemStore()
+    registry = DynamoConnectionRegistry()
+    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory)
+    outbound = RecordingOutbound()
+    coaching = CoachingService(store, directory, notifier, clock, outbound)
+    jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
+    webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
+    assistance = AssistanceService(settings, directory, coaching, notifier, clock)
+    voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
+    services = Services(
+        settings=settings,
+        tokens=TokenVerifier(jwt_secret),
+        directory=DirectoryService(directory, registry, store, notifier, clock),
+        coaching=coaching,
+        webhooks=WebhookService(coaching, webhook_secret),
+        assistance=assistance,
+        voice=voice,
+        router=None,  # type: ignore[arg-type]  # set just below: the router needs the services
+        notifier=notifier,
+        registry=registry,
+        outbound=outbound,
+    )
+    services.router = Router(services, translate)
+    return services
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The process-wide services, built on first use."""
+    global _services  # noqa: PLW0603 - one container per Lambda execution environment
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = build(settings_module.load())
+    return _services
+
+
+def install(built: Services | None) -> None:
+    """Replace the process-wide services (tests and the local stack)."""
+    global _services  # noqa: PLW0603
+    _services = built

@@ -1,0 +1,1 @@
+"""Pure product rules: no I/O, no AWS, no framework (guarded by import-linter)."""

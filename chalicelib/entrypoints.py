@@ -1,0 +1,310 @@
+"""Adapters from API Gateway / Lambda events to the use cases, and the one place errors are mapped.
+
+``app.py`` only wires routes to these functions; everything that reads an event lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chalicelib import bootstrap
+from chalicelib.adapters.storage_errors import translate
+from chalicelib.adapters.tokens import ID_PATTERN, principal_from_claims
+from chalicelib.domain.errors import DomainError, Invalid, TooLarge, Unauthorized
+from chalicelib.domain.identity import Principal
+from chalicelib.protocol import Id, Text
+from chalicelib.services.ports import Connection
+
+log = logging.getLogger(__name__)
+
+MAX_REST_BODY_BYTES = 128 * 1024
+
+
+# --- WebSocket ---------------------------------------------------------------------------------
+
+
+def _context(event: dict[str, Any]) -> dict[str, Any]:
+    ctx: dict[str, Any] = event.get("requestContext") or {}
+    return ctx
+
+
+def _connection(event: dict[str, Any]) -> Connection:
+    ctx = _context(event)
+    connected_at = ctx.get("connectedAt") or int(time.time() * 1000)
+    return Connection(str(ctx.get("connectionId", "")), int(connected_at))
+
+
+def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
+    auth = _context(event).get("authorizer") or {}
+    if not auth.get("tenantId"):
+        return None
+    claims = {"sub": auth.get("userId"), "tid": auth.get("tenantId"), "role": auth.get("role"),
+              "wid": auth.get("workitemId") or None, "name": auth.get("name") or None}
+    return principal_from_claims(claims)
+
+
+def authorize(event: dict[str, Any]) -> dict[str, Any]:
+    """Lambda REQUEST authorizer for ``$connect``: API Gateway then passes the returned context
+    with every frame of the connection, so frames need no identity lookup."""
+    token = (event.get("queryStringParameters") or {}).get("token")
+    try:
+        principal = bootstrap.services().tokens.verify(token)
+    except Unauthorized as exc:
+        log.info("connection refused: %s", exc.message)
+        raise Exception("Unauthorized") from None  # noqa: TRY002 - the exact text API Gateway maps to 401
+    context = {"tenantId": principal.tenant_id, "userId": principal.user_id, "role": principal.role.value,
+               "workitemId": principal.workitem_id or "", "name": principal.name or ""}
+    return {
+        "principalId": f"{principal.tenant_id}/{principal.user_id}",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event.get("methodArn", "*")}]},
+        "context": context,
+    }
+
+
+def ws_connect(event: dict[str, Any]) -> dict[str, Any]:
+    services = bootstrap.services()
+    try:
+        principal = _principal_from_authorizer(event)
+        register = principal is None
+        if principal is None:
+            token = (event.get("queryStringParameters") or {}).get("token")
+            principal = services.tokens.verify(token)
+        if principal.is_customer:
+            workitem = services.coaching.store.get(principal.tenant_id, principal.workitem_id or "")
+            if workitem is None:
+                return {"statusCode": 403}
+        services.directory.connect(principal, _connection(event), register=register)
+    except Unauthorized as exc:
+        log.info("connection refused: %s", exc.message)
+        return {"statusCode": 401}
+    return {"statusCode": 200}
+
+
+def _caller(event: dict[str, Any]) -> tuple[Principal | None, bool]:
+    principal = _principal_from_authorizer(event)
+    if principal is not None:
+        return principal, False
+    return bootstrap.services().registry.get(_connection(event).connection_id), True
+
+
+def ws_message(event: dict[str, Any]) -> dict[str, Any]:
+    services = bootstrap.services()
+    connection = _connection(event)
+    caller, _ = _caller(event)
+    frame = services.router.reply(caller, connection, event.get("body"))
+    services.notifier.send(connection.connection_id, frame)
+    return {"statusCode": 200}
+
+
+def ws_disconnect(event: dict[str, Any]) -> dict[str, Any]:
+    caller, registered = _caller(event)
+    if caller is not None:
+        bootstrap.services().directory.disconnect(caller, _connection(event), registered=registered)
+    return {"statusCode": 200}
+
+
+# --- REST ----------------------------------------------------------------------------------------
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class UserBody(Body):
+    name: Text
+    role: Literal["admin", "supervisor", "agent"]
+
+
+class TeamBody(Body):
+    name: Text
+    supervisors: list[Id] = Field(max_length=100)
+    agents: list[Id] = Field(max_length=1000)
+
+
+class TemplateBody(Body):
+    text: Text
+    enabled: bool = True
+
+
+class PolicyBody(Body):
+    recordCoaching: bool
+    escalationSeconds: int = Field(ge=1, le=24 * 3600)
+    retentionDays: int = Field(ge=1, le=3650)
+
+
+class WebhookSecretBody(Body):
+    secret: str = Field(min_length=16, max_length=256)
+
+
+class SettingsBody(Body):
+    agentMessageNotification: bool
+
+
+class CustomerBody(Body):
+    id: Id
+    name: str = Field(min_length=1, max_length=256)
+
+
+class AssignedData(Body):
+    workitemId: Id
+    channel: Literal["chat", "sms", "social", "voice", "email"]
+    agentId: Id
+    customer: CustomerBody
+    subject: str | None = Field(default=None, max_length=1000)
+
+
+class MessageData(Body):
+    workitemId: Id
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    from_: Literal["customer", "agent"] = Field(alias="from")
+    text: Text
+
+
+class TransferredData(Body):
+    workitemId: Id
+    toAgentId: Id
+
+
+class EndedData(Body):
+    workitemId: Id
+    endedBy: Literal["customer", "agent", "system"]
+
+
+WEBHOOK_DATA: dict[str, type[Body]] = {
+    "workitem.assigned": AssignedData,
+    "workitem.message": MessageData,
+    "workitem.transferred": TransferredData,
+    "workitem.ended": EndedData,
+}
+
+
+class WebhookBody(Body):
+    eventId: Id
+    tenantId: Id
+    type: Literal["workitem.assigned", "workitem.message", "workitem.transferred", "workitem.ended"]
+    data: dict[str, Any]
+
+
+def parse(model: type[Body], raw: bytes | None) -> Any:
+    if raw is not None and len(raw) > MAX_REST_BODY_BYTES:
+        raise TooLarge(f"the body may carry at most {MAX_REST_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw or b"")
+    except ValueError as exc:
+        raise Invalid("the body is not valid JSON") from exc
+    return validate(model, data)
+
+
+def validate(model: type[Body], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                    for e in exc.errors(include_url=False, include_input=False)]
+        raise Invalid(f"{problems[0]['field']}: {problems[0]['problem']}", problems=problems) from exc
+
+
+def rest_caller(headers: dict[str, str]) -> Principal:
+    header = headers.get("authorization") or headers.get("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    return bootstrap.services().tokens.verify(token.strip())
+
+
+def check_id(value: str, label: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise Invalid(f"{label} is not a valid id")
+    return value
+
+
+def parse_webhook(raw: bytes) -> dict[str, Any] | None:
+    """The webhook body, validated; None when it is not JSON at all (the signature check runs first)."""
+    if len(raw) > MAX_REST_BODY_BYTES:
+        raise TooLarge(f"the body may carry at most {MAX_REST_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw or b"")
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def validate_webhook(data: dict[str, Any]) -> dict[str, Any]:
+    body = validate(WebhookBody, data)
+    payload = validate(WEBHOOK_DATA[body.type], body.data).model_dump(by_alias=True)
+    return {"eventId": body.eventId, "tenantId": body.tenantId, "type": body.type, "data": payload}
+
+
+def respond(call: Callable[[], Any], status: int = 200) -> tuple[int, Any]:
+    """Run a REST use case and map its outcome to (status, body) in the contract's error shape."""
+    try:
+        result = call()
+        return (204, None) if result is None and status == 200 else (status, result)
+    except DomainError as exc:
+        return exc.status, {"error": {"code": exc.code, "message": exc.message}}
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is not None:
+            return translated.status, {"error": translated.to_dict()}
+        log.exception("REST request failed")
+        return 500, {"error": {"code": "internal", "message": "internal error; nothing was applied"}}
+
+
+RestHandler = Callable[[Any, Principal, Any], Any]
+
+
+def rest(request: Any, handler: RestHandler, body: type[Body] | None = None, *, auth: bool = True) -> tuple[int, Any]:
+    """Authenticate, validate the body, run ``handler(services, caller, body)``, map errors."""
+
+    def call() -> Any:
+        caller = rest_caller(dict(request.headers)) if auth else None
+        parsed = parse(body, request.raw_body) if body is not None else None
+        return handler(bootstrap.services(), caller, parsed)  # type: ignore[arg-type]
+
+    return respond(call)
+
+
+def webhook(request: Any) -> tuple[int, Any]:
+    def call() -> Any:
+        raw: bytes = request.raw_body or b""
+        data = parse_webhook(raw)
+        services = bootstrap.services()
+        signature = request.headers.get("x-coaching-signature")
+        if data is None:
+            services.webhooks.handle(raw, signature, None)
+        tenant = data.get("tenantId") if data else None
+        # The signature is checked with the tenant's own secret before the body is validated.
+        payload = {"tenantId": tenant} if isinstance(tenant, str) and ID_PATTERN.match(tenant) else None
+        return services.webhooks.handle(raw, signature, payload, validate=lambda: validate_webhook(data or {}))
+
+    return respond(call)
+
+
+def page(query: dict[str, str] | None) -> tuple[int, int]:
+    """``after`` and ``limit`` from a query string, validated."""
+    q = query or {}
+    try:
+        after = int(q.get("after", "0"))
+        limit = int(q.get("limit", "100"))
+    except ValueError as exc:
+        raise Invalid("after and limit must be integers") from exc
+    if after < 0 or not 1 <= limit <= 200:
+        raise Invalid("after must be >= 0 and limit between 1 and 200")
+    return after, limit
+
+
+def escalate() -> dict[str, Any]:
+    """Scheduled sweep: escalate assistance requests whose delay has passed."""
+    return bootstrap.services().assistance.escalate_due()
+
+
+def sma(event: dict[str, Any]) -> dict[str, Any]:
+    """SIP media application invocations (PSTN callers joining a contact room)."""
+    return bootstrap.services().voice.sma(event)

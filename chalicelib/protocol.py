@@ -1,0 +1,256 @@
+"""The WebSocket protocol (CONTRACT section 4): frame schemas, the action table and the router.
+
+One ``$default`` handler receives every frame. The router validates it, checks the caller may use
+the action, runs the use case and answers exactly once on the same connection with an ``ack`` or
+an ``error`` frame. Unexpected exceptions are logged with context and answered ``internal``; the
+client never sees a stack trace, and the connection stays usable after any error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge
+from chalicelib.domain.identity import Principal, Role
+from chalicelib.services.delivery import ack, error
+from chalicelib.services.ports import Connection
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Services
+
+log = logging.getLogger(__name__)
+
+# API Gateway: 32 KB per frame, 128 KB per message. No action needs more than one frame.
+MAX_FRAME_BYTES = 32 * 1024
+MAX_TEXT_CHARS = 8000
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class Frame(BaseModel):
+    """Fields every client frame may carry; unknown extra fields are ignored (forward compatible)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    action: str
+    requestId: str | None = Field(default=None, max_length=128)
+
+
+class Empty(Frame):
+    pass
+
+
+class WorkitemFrame(Frame):
+    workitemId: Id
+
+
+class PresenceSet(Frame):
+    state: Literal["available", "not_ready"]
+
+
+class AgentFrame(Frame):
+    agentId: Id
+
+
+class CoachSend(WorkitemFrame):
+    text: Text
+
+
+class CoachReact(WorkitemFrame):
+    messageId: Id
+    reaction: Literal["thumbs_up", "thumbs_down"] | None
+
+
+class MessageRef(WorkitemFrame):
+    messageId: Id
+
+
+class Transfer(WorkitemFrame):
+    toAgentId: Id
+
+
+class Consult(WorkitemFrame):
+    userId: Id
+
+
+class TimelineGet(WorkitemFrame):
+    after: int = Field(ge=0)
+    limit: int = Field(default=100, ge=1, le=200)
+
+
+class UserTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    userId: Id
+
+
+class AssistRequest(Frame):
+    templateId: Id
+    workitemId: Id | None = None
+    to: Literal["supervisors"] | UserTarget
+
+
+class AssistClaim(Frame):
+    assistId: Id
+
+
+class DirectorySend(Frame):
+    toUserId: Id
+    text: Text
+    replyTo: Id | None = None
+
+
+class DirectoryRead(Frame):
+    withUserId: Id
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the verified caller, their connection, and the validated frame."""
+
+    caller: Principal
+    connection: Connection
+    frame: Any
+
+    @property
+    def conn(self) -> str:
+        return self.connection.connection_id
+
+
+Handler = Callable[["Services", Call], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    schema: type[Frame]
+    handler: Handler
+    customers: bool = False  # customers may call only message.send, timeline.get (and ping)
+
+
+def _a(schema: type[Frame], handler: Handler, customers: bool = False) -> Action:
+    return Action(schema, handler, customers)
+
+
+def _coaching(s: Services) -> Any:
+    return s.coaching
+
+
+TABLE: dict[str, Action] = {
+    "ping": _a(Empty, lambda s, c: {}, customers=True),
+    "presence.set": _a(PresenceSet, lambda s, c: s.directory.set_presence(c.caller, c.frame.state, c.conn)),
+    "agents.list": _a(Empty, lambda s, c: s.directory.agents(c.caller)),
+    "agent.watch": _a(AgentFrame, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, True)),
+    "agent.unwatch": _a(AgentFrame, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, False)),
+    "workitems.list": _a(AgentFrame, lambda s, c: s.coaching.workitems(c.caller, c.frame.agentId)),
+    "monitor.start": _a(WorkitemFrame, lambda s, c: s.coaching.monitor_start(c.caller, c.frame.workitemId, c.conn)),
+    "monitor.stop": _a(WorkitemFrame, lambda s, c: s.coaching.monitor_stop(c.caller, c.frame.workitemId, c.conn)),
+    "coaching.end": _a(WorkitemFrame, lambda s, c: s.coaching.coaching_end(c.caller, c.frame.workitemId, c.conn)),
+    "coach.send": _a(CoachSend, lambda s, c: s.coaching.coach_send(c.caller, c.frame.workitemId, c.frame.text,
+                                                                    c.conn)),
+    "coach.react": _a(CoachReact, lambda s, c: s.coaching.coach_react(
+        c.caller, c.frame.workitemId, c.frame.messageId, c.frame.reaction, c.conn)),
+    "coach.forward": _a(MessageRef, lambda s, c: s.coaching.coach_forward(
+        c.caller, c.frame.workitemId, c.frame.messageId, c.conn)),
+    "message.send": _a(CoachSend, lambda s, c: s.coaching.message_send(c.caller, c.frame.workitemId, c.frame.text,
+                                                                        c.conn), customers=True),
+    "workitem.transfer": _a(Transfer, lambda s, c: s.coaching.transfer(c.caller, c.frame.workitemId,
+                                                                        c.frame.toAgentId, c.conn)),
+    "workitem.end": _a(WorkitemFrame, lambda s, c: s.coaching.end(c.caller, c.frame.workitemId, c.conn)),
+    "consult.start": _a(Consult, lambda s, c: s.coaching.consult(c.caller, c.frame.workitemId, c.frame.userId,
+                                                                  c.conn)),
+    "timeline.get": _a(TimelineGet, lambda s, c: s.coaching.timeline(c.caller, c.frame.workitemId, c.frame.after,
+                                                                       c.frame.limit), customers=True),
+    "assist.templates": _a(Empty, lambda s, c: s.assistance.templates(c.caller)),
+    "assist.recipients": _a(Empty, lambda s, c: s.assistance.recipients(c.caller)),
+    "assist.request": _a(AssistRequest, lambda s, c: s.assistance.request(
+        c.caller, c.frame.templateId, c.frame.workitemId,
+        None if isinstance(c.frame.to, str) else c.frame.to.userId, c.conn)),
+    "assist.claim": _a(AssistClaim, lambda s, c: s.assistance.claim(c.caller, c.frame.assistId, c.conn)),
+    "directory.send": _a(DirectorySend, lambda s, c: s.assistance.directory_send(
+        c.caller, c.frame.toUserId, c.frame.text, c.frame.replyTo, c.conn)),
+    "directory.unread.get": _a(Empty, lambda s, c: s.assistance.unread(c.caller)),
+    "directory.read": _a(DirectoryRead, lambda s, c: s.assistance.read(c.caller, c.frame.withUserId)),
+    "voice.join": _a(WorkitemFrame, lambda s, c: s.voice.join(c.caller, c.frame.workitemId)),
+    "voice.monitor": _a(WorkitemFrame, lambda s, c: s.voice.monitor(c.caller, c.frame.workitemId)),
+    "voice.whisper": _a(WorkitemFrame, lambda s, c: s.voice.whisper(c.caller, c.frame.workitemId, c.conn)),
+    "voice.barge": _a(WorkitemFrame, lambda s, c: s.voice.barge(c.caller, c.frame.workitemId)),
+    "voice.listen": _a(WorkitemFrame, lambda s, c: s.voice.listen(c.caller, c.frame.workitemId, c.conn)),
+}
+
+ACTIONS: dict[str, type[Frame]] = {name: action.schema for name, action in TABLE.items()}
+
+EVENTS: frozenset[str] = frozenset({
+    "presence.changed", "workitem.assigned", "workitem.updated", "workitem.ended",
+    "coaching.joined", "coaching.left", "coaching.ended", "coach.message", "coach.reaction", "coach.forwarded",
+    "message.received", "consult.requested", "assist.requested", "assist.claimed", "assist.escalated",
+    "directory.message", "directory.unread", "voice.coach_room", "voice.coach_room_closed",
+})
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "frame", "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    first = problems[0] if problems else {"field": "frame", "problem": "invalid"}
+    return f"{first['field']}: {first['problem']}", problems
+
+
+class Router:
+    """Turns one WebSocket message into exactly one ack or error frame."""
+
+    def __init__(self, services: Services, translate: Callable[[Exception], DomainError | None]) -> None:
+        self.services = services
+        self.translate = translate
+
+    def reply(self, caller: Principal | None, connection: Connection, body: str | bytes | None) -> dict[str, Any]:
+        """Handle the frame and return the reply frame (the caller posts it)."""
+        request_id: str | None = None
+        action_name = "?"
+        try:
+            raw = body.encode() if isinstance(body, str) else (body or b"")
+            if len(raw) > MAX_FRAME_BYTES:
+                raise TooLarge(f"a frame may carry at most {MAX_FRAME_BYTES} bytes")
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise Invalid("the frame is not valid JSON") from exc
+            if not isinstance(data, dict):
+                raise Invalid("the frame must be a JSON object")
+            rid = data.get("requestId")
+            request_id = rid if isinstance(rid, str) and len(rid) <= 128 else None
+            name = data.get("action")
+            if not isinstance(name, str) or not name:
+                raise Invalid("the frame has no action")
+            action = TABLE.get(name)
+            if action is None:
+                raise Invalid(f"unknown action {name[:64]!r}")
+            action_name = name
+            if caller is None:
+                raise Invalid("this connection is not registered; reconnect")
+            if caller.role is Role.CUSTOMER and not action.customers:
+                raise Forbidden("customers may only use message.send and timeline.get")
+            try:
+                frame = action.schema.model_validate(data)
+            except ValidationError as exc:
+                message, problems = _validation_message(exc)
+                raise Invalid(message, problems=problems) from exc
+            result = action.handler(self.services, Call(caller, connection, frame))
+            return ack(request_id, result)
+        except DomainError as exc:
+            return error(request_id, exc.to_dict())
+        except Exception as exc:
+            translated = self.translate(exc)
+            if translated is not None:
+                log.warning("action %s refused: %s", action_name, translated.message)
+                return error(request_id, translated.to_dict())
+            log.exception(
+                "action %s failed (request %s, connection %s, tenant %s)",
+                action_name, request_id, connection.connection_id, caller.tenant_id if caller else "?",
+            )
+            return error(request_id, {"code": "internal", "message": "internal error; the action was not applied"})

@@ -1,0 +1,345 @@
+"""Digital coaching use cases: monitoring, coach messages, the conversation, transfer and end.
+
+Each mutating use case reads the workitem (1 GetItem), lets a domain rule decide, commits the
+change in one conditional transaction (1 TransactWriteItems) and fetches the recipients' endpoints
+(1 BatchGetItem) to push events. A commit that loses a race re-reads and decides again, so the
+rules always judge the latest state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from chalicelib.domain import coaching as rules
+from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
+from chalicelib.domain.errors import Forbidden, Invalid, NotFound, RateLimited
+from chalicelib.domain.identity import Principal, Role, customer_endpoint, user_endpoint
+from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
+from chalicelib.services.delivery import Clock, Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
+from chalicelib.services.ports import (
+    CounterDelta,
+    Directory,
+    Idempotency,
+    OutboundChannel,
+    StaleWorkitem,
+    WorkitemStore,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_COMMIT_ATTEMPTS = 6
+MONITOR_START_ENTRIES = 200
+TIMELINE_PAGE_MAX = 200
+
+ChangeListener = Callable[[Change], None]
+
+
+class CoachingService:
+    def __init__(self, store: WorkitemStore, directory: Directory, notifier: Notifier, clock: Clock,
+                 outbound: OutboundChannel) -> None:
+        self.store = store
+        self.directory = directory
+        self.notifier = notifier
+        self.clock = clock
+        self.outbound = outbound
+        # Called after a committed change ended coaching (voice teardown plugs in here).
+        self.on_coaching_ended: list[ChangeListener] = []
+        # Called after a supervisor's own monitor.stop (voice drops their attendees).
+        self.on_supervisor_left: list[Callable[[Change, str], None]] = []
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def load(self, tenant_id: str, workitem_id: str) -> Workitem:
+        workitem = self.store.get(tenant_id, workitem_id)
+        if workitem is None:
+            raise NotFound(f"workitem {workitem_id} not found")
+        return workitem
+
+    def mutate(self, tenant_id: str, workitem_id: str, decide: Callable[[Workitem], Change], *,
+               idempotency: Idempotency | None = None,
+               counters: Callable[[Change], Iterable[CounterDelta]] | None = None) -> Change:
+        """Read, decide, commit conditionally; on a lost race read again and decide again."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            change = decide(self.load(tenant_id, workitem_id))
+            if not change.changed:
+                if idempotency is not None:
+                    self.store.mark_event(idempotency)
+                return change
+            try:
+                self.store.commit(change, idempotency=idempotency,
+                                  counters=list(counters(change)) if counters else ())
+            except StaleWorkitem:
+                continue
+            if change.ended_for:
+                self._coaching_ended(change)
+            return change
+        raise RateLimited("the workitem is changing too fast; retry")
+
+    def _coaching_ended(self, change: Change) -> None:
+        for listener in self.on_coaching_ended:
+            try:
+                listener(change)
+            except Exception:  # a failed teardown must not undo the committed end; it is logged
+                log.exception("coaching-ended listener failed for workitem %s", change.after.workitem_id)
+
+    def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
+        at, now_ms = now_pair(self.clock)
+        return Outbox(tenant_id, at, now_ms, exclude)
+
+    def publish(self, change: Change, exclude: str | None = None) -> None:
+        """Push the events that follow from a committed change (1 BatchGetItem + posts)."""
+        w = change.after
+        before = change.before
+        staff = rules_staff(change)
+        keys = [user_endpoint(u) for u in staff]
+        customer_sees = any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS
+        if customer_sees:
+            keys.append(customer_endpoint(w.workitem_id))
+        if not keys:
+            return
+        endpoints = self.directory.endpoints(w.tenant_id, keys)
+        box = self.outbox(w.tenant_id, exclude)
+        agent = endpoints.get(user_endpoint(w.agent_id))
+        customer = endpoints.get(customer_endpoint(w.workitem_id))
+        monitors = [endpoints.get(user_endpoint(s)) for s in w.monitors]
+
+        for entry in change.entries:
+            kind = entry.kind
+            if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
+                name = "coaching.joined" if kind is EntryKind.SUPERVISOR_JOINED else "coaching.left"
+                extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
+                for ep in [agent, *monitors]:
+                    box.entry_to(ep, name, entry, Role.SUPERVISOR, extra)
+            elif kind is EntryKind.COACH_MESSAGE:
+                for ep in [agent, *monitors]:
+                    box.entry_to(ep, "coach.message", entry, Role.SUPERVISOR)
+            elif kind is EntryKind.REACTION:
+                for ep in monitors:
+                    box.entry_to(ep, "coach.reaction", entry, Role.SUPERVISOR)
+            elif kind is EntryKind.COACHING_ENDED:
+                for sup in change.ended_for:
+                    box.entry_to(endpoints.get(user_endpoint(sup)), "coaching.ended", entry, Role.SUPERVISOR,
+                                 {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")})
+            elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
+                if entry.forwarded_from:
+                    for ep in monitors:
+                        box.entry_to(ep, "coach.forwarded", entry, Role.SUPERVISOR)
+                else:
+                    for ep in monitors:
+                        box.entry_to(ep, "message.received", entry, Role.SUPERVISOR)
+                if kind is EntryKind.CUSTOMER_MESSAGE:
+                    box.entry_to(agent, "message.received", entry, Role.AGENT)
+                elif customer is not None:
+                    box.entry_to(customer, "message.received", entry, Role.CUSTOMER)
+        # B1: watching dashboards learn about every change of the agent's workitems.
+        if before.agent_id != w.agent_id:
+            box.to_watchers(endpoints.get(user_endpoint(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
+            new_agent = endpoints.get(user_endpoint(w.agent_id))
+            box.to_endpoint(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+            box.to_watchers(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+        elif before.status is not w.status:
+            box.to_watchers(agent, "workitem.ended", {"workitem": w.to_wire()})
+        elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
+            box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
+        self.notifier.flush(box)
+        for entry in change.entries:
+            if entry.kind is EntryKind.AGENT_MESSAGE and w.channel not in rules.WEB_CHANNELS \
+                    and w.channel in rules.TEXT_COACHING_CHANNELS:
+                self.outbound.deliver(w, entry)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def require_view(self, caller: Principal, workitem: Workitem) -> None:
+        supervises = False
+        if caller.role is Role.SUPERVISOR and caller.user_id not in workitem.monitors:
+            supervises = self.directory.supervises(caller.tenant_id, caller.user_id, workitem.agent_id)
+        rules.require_view(caller, workitem, supervises)
+
+    def timeline(self, caller: Principal, workitem_id: str, after: int, limit: int) -> dict[str, Any]:
+        if caller.is_customer and caller.workitem_id != workitem_id:
+            raise Forbidden("customers may only read their own workitem")
+        workitem = self.load(caller.tenant_id, workitem_id)
+        self.require_view(caller, workitem)
+        entries, has_more = self.store.timeline(caller.tenant_id, workitem_id, after=after,
+                                                limit=min(limit, TIMELINE_PAGE_MAX), customer=caller.is_customer)
+        wire = [v for v in (view(e, caller.role) for e in entries) if v is not None]
+        wire, cut = fit_forward(wire)
+        return {"entries": wire, "hasMore": has_more or cut}
+
+    def workitems(self, caller: Principal, agent_id: str) -> dict[str, Any]:
+        if caller.role is Role.AGENT:
+            if caller.user_id != agent_id:
+                raise Forbidden("agents may only list their own workitems")
+        elif caller.role is Role.SUPERVISOR:
+            if not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
+                raise Forbidden("you do not supervise this agent")
+        elif caller.role is not Role.ADMIN:
+            raise Forbidden("customers cannot list workitems")
+        return {"workitems": [w.to_wire() for w in self.store.open_for_agent(caller.tenant_id, agent_id)]}
+
+    def export(self, caller: Principal, workitem_id: str) -> dict[str, Any]:
+        """B6: the full coaching timeline of a workitem, for audit (admins and its supervisors)."""
+        if caller.role not in (Role.ADMIN, Role.SUPERVISOR):
+            raise Forbidden("only admins and supervisors may export a timeline")
+        workitem = self.load(caller.tenant_id, workitem_id)
+        self.require_view(caller, workitem)
+        entries: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page, more = self.store.timeline(caller.tenant_id, workitem_id, after=after, limit=500, customer=False)
+            entries.extend(e.to_wire() for e in page)
+            if not more or not page:
+                break
+            after = page[-1].seq
+        return {"workitem": workitem.to_wire(), "entries": entries}
+
+    # --- monitoring ------------------------------------------------------------------------
+
+    def monitor_start(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+        if caller.role is not Role.SUPERVISOR:
+            raise Forbidden("only supervisors may monitor")
+        checked: dict[str, bool] = {}
+
+        def decide(w: Workitem) -> Change:
+            if w.agent_id not in checked:
+                checked[w.agent_id] = self.directory.supervises(caller.tenant_id, caller.user_id, w.agent_id)
+            return rules.start_monitoring(caller, w, checked[w.agent_id], self._now())
+
+        change = self.mutate(caller.tenant_id, workitem_id, decide)
+        if change.changed:
+            self.publish(change, conn)
+        entries, has_more = self.store.latest(caller.tenant_id, workitem_id, MONITOR_START_ENTRIES)
+        wire, cut = fit_entries([e.to_wire() for e in entries])
+        return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
+
+    def monitor_stop(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+        change = self.mutate(caller.tenant_id, workitem_id, lambda w: rules.stop_monitoring(caller, w, self._now()))
+        self.publish(change, conn)
+        for listener in self.on_supervisor_left:
+            listener(change, caller.user_id)
+        return {}
+
+    def coaching_end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+        change = self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()))
+        self.publish(change, conn)
+        return {}
+
+    # --- messages --------------------------------------------------------------------------
+
+    def coach_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
+        message_id = new_id("msg")
+        change = self.mutate(caller.tenant_id, workitem_id,
+                             lambda w: rules.send_coach_message(caller, w, text, message_id, self._now()))
+        self.publish(change, conn)
+        return {"entry": change.entry.to_wire()}
+
+    def _with_message(self, caller: Principal, workitem_id: str, message_id: str,
+                      decide: Callable[[Workitem, TimelineEntry], Change]) -> Change:
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
+            if workitem is None:
+                raise NotFound(f"workitem {workitem_id} not found")
+            rules.require_agent_of(caller, workitem)
+            if message is None:
+                raise NotFound(f"message {message_id} not found on this workitem")
+            change = decide(workitem, message)
+            try:
+                self.store.commit(change)
+            except StaleWorkitem:
+                continue
+            return change
+        raise RateLimited("the workitem is changing too fast; retry")
+
+    def coach_react(self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None,
+                    conn: str | None = None) -> dict[str, Any]:
+        try:
+            value = Reaction(reaction) if reaction is not None else None
+        except ValueError as exc:
+            raise Invalid("reaction must be thumbs_up, thumbs_down or null") from exc
+        change = self._with_message(caller, workitem_id, message_id,
+                                    lambda w, m: rules.react(caller, w, m, value, self._now()))
+        self.publish(change, conn)
+        return {"entry": change.entry.to_wire()}
+
+    def coach_forward(self, caller: Principal, workitem_id: str, message_id: str,
+                      conn: str | None = None) -> dict[str, Any]:
+        new_message_id = new_id("msg")
+        change = self._with_message(caller, workitem_id, message_id,
+                                    lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()))
+        self.publish(change, conn)
+        return {"entry": change.entry.to_wire()}
+
+    def message_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
+        if caller.is_customer and caller.workitem_id != workitem_id:
+            raise Forbidden("customers may only write on their own workitem")
+        message_id = new_id("msg")
+        change = self.mutate(caller.tenant_id, workitem_id,
+                             lambda w: rules.send_message(caller, w, text, message_id, self._now()))
+        self.publish(change, conn)
+        body = view(change.entry, caller.role)
+        return {"entry": body}
+
+    # --- transfer, end, consult ------------------------------------------------------------
+
+    def transfer(self, caller: Principal, workitem_id: str, to_agent_id: str, conn: str | None = None) -> dict[str, Any]:
+        target = self.directory.endpoint(caller.tenant_id, user_endpoint(to_agent_id))
+        if target is None or target.role is not Role.AGENT:
+            raise NotFound(f"agent {to_agent_id} not found")
+
+        def decide(w: Workitem) -> Change:
+            rules.require_agent_of(caller, w)
+            return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
+
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters)
+        self.publish(change, conn)
+        return {"workitem": change.after.to_wire()}
+
+    def end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+        def decide(w: Workitem) -> Change:
+            rules.require_agent_of(caller, w)
+            return rules.end_workitem(w, EndedBy.AGENT, caller.user_id, Role.AGENT, self._now())
+
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_end_counters)
+        self.publish(change, conn)
+        return {"workitem": change.after.to_wire()}
+
+    def consult(self, caller: Principal, workitem_id: str, user_id: str, conn: str | None = None) -> dict[str, Any]:
+        workitem = self.load(caller.tenant_id, workitem_id)
+        rules.check_consult(caller, workitem, user_id)
+        target = self.directory.endpoint(caller.tenant_id, user_endpoint(user_id))
+        if target is None or target.role not in (Role.AGENT, Role.SUPERVISOR):
+            raise NotFound(f"user {user_id} not found")
+        consult_id = new_id("cs")
+        box = self.outbox(caller.tenant_id, conn)
+        box.to_endpoint(target, "consult.requested",
+                        {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id})
+        self.notifier.flush(box)
+        return {"consultId": consult_id}
+
+    def record(self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role,
+               **extra: Any) -> Change:
+        """Append an entry for another feature (voice modes, assistance)."""
+        return self.mutate(tenant_id, workitem_id,
+                           lambda w: rules.record(w, kind, author_id, author_role, self._now(), **extra))
+
+    def _now(self) -> str:
+        return now_pair(self.clock)[0]
+
+
+def rules_staff(change: Change) -> list[str]:
+    """Directory users who may need an event about this change."""
+    ids = [change.after.agent_id, change.before.agent_id, *change.before.monitors, *change.after.monitors]
+    return list(dict.fromkeys(ids))
+
+
+def _transfer_counters(change: Change) -> list[CounterDelta]:
+    w = change.after
+    return [CounterDelta(w.tenant_id, change.before.agent_id, -1), CounterDelta(w.tenant_id, w.agent_id, 1)]
+
+
+def _end_counters(change: Change) -> list[CounterDelta]:
+    return [CounterDelta(change.after.tenant_id, change.after.agent_id, -1)]
+
+

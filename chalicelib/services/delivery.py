@@ -1,0 +1,182 @@
+"""Frames, clocks and ids shared by the use cases, and the outbox that pushes events.
+
+Every use case collects what it has to push in an :class:`Outbox` and flushes it once, after its
+state change has committed: a refused or failed action pushes nothing. Connections that answer
+410 Gone are removed from their owner's record, and nothing is lost with them: the timeline holds
+every entry and clients catch up with ``timeline.get``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.identity import Role
+from chalicelib.domain.timeline import TimelineEntry, view
+from chalicelib.services.ports import Connection, Directory, Endpoint, Pusher, Watcher
+
+log = logging.getLogger(__name__)
+
+# API Gateway refuses posts over 128 KB; replies stay well below that so they are never cut.
+MAX_PUSH_BYTES = 120 * 1024
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe id with a readable prefix (``msg_``, ``as_`` ...)."""
+    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def ack(request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "ack", "requestId": request_id, "data": data}
+
+
+def error(request_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "error", "requestId": request_id, "error": body}
+
+
+def event(name: str, data: dict[str, Any], at: str) -> dict[str, Any]:
+    return {"type": "event", "event": name, "data": data, "at": at}
+
+
+def fit_entries(entries: list[dict[str, Any]], budget: int = MAX_PUSH_BYTES - 8 * 1024) -> tuple[list[dict[str, Any]], bool]:
+    """Keep the newest entries that fit in one push; True when older ones had to be left out."""
+    size = 0
+    kept: list[dict[str, Any]] = []
+    for entry in reversed(entries):
+        size += len(encode(entry)) + 1
+        if size > budget:
+            kept.reverse()
+            return kept, True
+        kept.append(entry)
+    kept.reverse()
+    return kept, False
+
+
+def fit_forward(entries: list[dict[str, Any]], budget: int = MAX_PUSH_BYTES - 8 * 1024) -> tuple[list[dict[str, Any]], bool]:
+    """Keep the oldest entries that fit (paging forward); True when some were cut."""
+    size = 0
+    for i, entry in enumerate(entries):
+        size += len(encode(entry)) + 1
+        if size > budget:
+            return entries[:i], True
+    return entries, False
+
+
+@dataclass
+class Outbox:
+    """Frames to push after a commit, with who owns each connection (for Gone clean-up)."""
+
+    tenant_id: str
+    at: str
+    now_ms: int
+    exclude: str | None = None  # the caller's own connection gets the ack instead
+    frames: list[tuple[str, bytes]] = field(default_factory=list)
+    owners: dict[str, tuple[str, Connection | None, Watcher | None]] = field(default_factory=dict)
+
+    def to_endpoint(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
+        if endpoint is None:
+            return
+        payload = encode(event(name, data, self.at))
+        for conn in endpoint.live(self.now_ms):
+            if conn.connection_id == self.exclude:
+                continue
+            self.frames.append((conn.connection_id, payload))
+            self.owners[conn.connection_id] = (endpoint.key, conn, None)
+
+    def to_watchers(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
+        if endpoint is None:
+            return
+        payload = encode(event(name, data, self.at))
+        seen: set[str] = set()
+        for w in endpoint.watchers:
+            cid = w.connection.connection_id
+            if not w.connection.alive(self.now_ms) or cid in seen or cid == self.exclude:
+                continue
+            seen.add(cid)
+            self.frames.append((cid, payload))
+            self.owners.setdefault(cid, (endpoint.key, None, w))
+
+    def entry_to(self, endpoint: Endpoint | None, name: str, entry: TimelineEntry, role: Role,
+                 extra: dict[str, Any] | None = None) -> None:
+        """Push ``entry`` in the view of ``role``; nothing when that role must not see it."""
+        body = view(entry, role)
+        if body is not None:
+            self.to_endpoint(endpoint, name, {**(extra or {}), "entry": body})
+
+    def to_connection(self, connection_id: str, frame: dict[str, Any]) -> None:
+        self.frames.append((connection_id, encode(frame)))
+
+
+class Notifier:
+    """Flushes outboxes through the pusher and forgets connections that are gone."""
+
+    def __init__(self, pusher: Pusher, directory: Directory) -> None:
+        self._pusher = pusher
+        self._directory = directory
+
+    def flush(self, outbox: Outbox) -> None:
+        if not outbox.frames:
+            return
+        gone = self._pusher.post_many(outbox.frames)
+        if not gone:
+            return
+        by_key: dict[str, tuple[list[Connection], list[Watcher]]] = {}
+        for cid in gone:
+            owner = outbox.owners.get(cid)
+            if owner is None:
+                continue
+            key, conn, watcher = owner
+            conns, watchers = by_key.setdefault(key, ([], []))
+            if conn is not None:
+                conns.append(conn)
+            if watcher is not None:
+                watchers.append(watcher)
+        for key, (conns, watchers) in by_key.items():
+            try:
+                self._directory.forget(outbox.tenant_id, key, conns, watchers)
+            except Exception:  # clean-up is best effort: the next push retries it
+                log.warning("could not forget gone connections of %s", key, exc_info=True)
+
+    def send(self, connection_id: str, frame: dict[str, Any]) -> None:
+        """A single frame to one connection (acks and errors)."""
+        self._pusher.post_many([(connection_id, encode(frame))])
+
+
+def now_pair(clock: Clock) -> tuple[str, int]:
+    moment = clock.now()
+    return iso(moment), epoch_ms(moment)
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))

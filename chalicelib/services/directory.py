@@ -1,0 +1,210 @@
+"""Who is who: connections and presence, users and teams, settings, templates and tenant policy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalicelib.domain.errors import Forbidden, Invalid, NotFound
+from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.services.delivery import Clock, Notifier, Outbox, now_pair
+from chalicelib.services.ports import (
+    Connection,
+    ConnectionRegistry,
+    Directory,
+    Endpoint,
+    Policy,
+    Presence,
+    Team,
+    Template,
+    Watcher,
+    WorkitemStore,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TEAM_SUPERVISORS = 25
+MAX_TEAM_AGENTS = 500
+MAX_TEAM_EDGES = 2500
+
+
+def require_admin(caller: Principal) -> None:
+    if caller.role is not Role.ADMIN:
+        raise Forbidden("only admins may do this")
+
+
+class DirectoryService:
+    def __init__(self, directory: Directory, registry: ConnectionRegistry, store: WorkitemStore,
+                 notifier: Notifier, clock: Clock) -> None:
+        self.directory = directory
+        self.registry = registry
+        self.store = store
+        self.notifier = notifier
+        self.clock = clock
+
+    def _box(self, tenant_id: str, exclude: str | None = None) -> Outbox:
+        at, now_ms = now_pair(self.clock)
+        return Outbox(tenant_id, at, now_ms, exclude)
+
+    # --- connections and presence -------------------------------------------------------------
+
+    def connect(self, caller: Principal, connection: Connection, *, register: bool) -> None:
+        """$connect: remember the connection on the caller's endpoint (and in the registry when
+        frames will arrive without the authorizer's context)."""
+        if register:
+            self.registry.put(caller, connection)
+        endpoint = self.directory.connect(caller, connection)
+        if caller.is_customer:
+            return
+        _, now_ms = now_pair(self.clock)
+        others = [c for c in endpoint.live(now_ms) if c.connection_id != connection.connection_id]
+        if not others:
+            # Coming online: "available until they set otherwise" (CONTRACT presence.set).
+            if endpoint.presence_state is not Presence.AVAILABLE:
+                endpoint = self.directory.set_presence(caller.tenant_id, caller.user_id, Presence.AVAILABLE)
+            self._presence_changed(caller.tenant_id, endpoint, Presence.AVAILABLE, connection.connection_id)
+
+    def disconnect(self, caller: Principal, connection: Connection, *, registered: bool) -> None:
+        endpoint = self.directory.disconnect(caller, connection)
+        if registered:
+            self.registry.delete(connection.connection_id)
+        if endpoint is None or caller.is_customer:
+            return
+        _, now_ms = now_pair(self.clock)
+        if not endpoint.live(now_ms):
+            self._presence_changed(caller.tenant_id, endpoint, Presence.OFFLINE, connection.connection_id)
+
+    def _presence_changed(self, tenant_id: str, endpoint: Endpoint, state: Presence, exclude: str | None) -> None:
+        if not endpoint.watchers:
+            return
+        box = self._box(tenant_id, exclude)
+        box.to_watchers(endpoint, "presence.changed", {"userId": endpoint.user_id, "state": state.value})
+        self.notifier.flush(box)
+
+    def set_presence(self, caller: Principal, state: str, conn: str | None = None) -> dict[str, Any]:
+        if caller.is_customer:
+            raise Forbidden("customers have no presence")
+        try:
+            value = Presence(state)
+        except ValueError as exc:
+            raise Invalid("state must be available or not_ready") from exc
+        if value is Presence.OFFLINE:
+            raise Invalid("state must be available or not_ready")
+        endpoint = self.directory.set_presence(caller.tenant_id, caller.user_id, value)
+        self._presence_changed(caller.tenant_id, endpoint, value, conn)
+        return {"state": value.value}
+
+    # --- supervisors' views ----------------------------------------------------------------
+
+    def agents(self, caller: Principal) -> dict[str, Any]:
+        """``agents.list``: 1 Query (edges) + 1 BatchGetItem (the agents' endpoints)."""
+        if caller.role is not Role.SUPERVISOR:
+            raise Forbidden("only supervisors may list their agents")
+        agent_ids = self.directory.agents_of(caller.tenant_id, caller.user_id)
+        endpoints: dict[str, Endpoint] = {}
+        for i in range(0, len(agent_ids), 100):
+            endpoints.update(self.directory.endpoints(caller.tenant_id,
+                                                      [user_endpoint(a) for a in agent_ids[i:i + 100]]))
+        _, now_ms = now_pair(self.clock)
+        out = []
+        for agent_id in agent_ids:
+            ep = endpoints.get(user_endpoint(agent_id))
+            out.append({
+                "userId": agent_id,
+                "name": (ep.name if ep else None) or agent_id,
+                "presence": (ep.presence(now_ms) if ep else Presence.OFFLINE).value,
+                "workitemCount": ep.workitem_count if ep else 0,
+            })
+        return {"agents": out}
+
+    def watch(self, caller: Principal, agent_id: str, connection: Connection, add: bool) -> dict[str, Any]:
+        if caller.role is not Role.SUPERVISOR:
+            raise Forbidden("only supervisors may watch agents")
+        if add and not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
+            raise Forbidden("you do not supervise this agent")
+        self.directory.watch(caller.tenant_id, agent_id, Watcher(connection, caller.user_id), add)
+        if not add:
+            return {}
+        return {"workitems": [w.to_wire() for w in self.store.open_for_agent(caller.tenant_id, agent_id)]}
+
+    # --- admin ------------------------------------------------------------------------------
+
+    def put_user(self, caller: Principal, user_id: str, name: str, role: str) -> dict[str, Any]:
+        require_admin(caller)
+        try:
+            value = Role(role)
+        except ValueError as exc:
+            raise Invalid("role must be admin, supervisor or agent") from exc
+        if value is Role.CUSTOMER:
+            raise Invalid("customers are not directory users")
+        self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
+        return {"userId": user_id, "name": name, "role": value.value}
+
+    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str],
+                 agents: list[str]) -> dict[str, Any]:
+        require_admin(caller)
+        sups, ags = list(dict.fromkeys(supervisors)), list(dict.fromkeys(agents))
+        if len(sups) > MAX_TEAM_SUPERVISORS or len(ags) > MAX_TEAM_AGENTS or len(sups) * len(ags) > MAX_TEAM_EDGES:
+            raise Invalid(f"a team has at most {MAX_TEAM_SUPERVISORS} supervisors, {MAX_TEAM_AGENTS} agents "
+                          f"and {MAX_TEAM_EDGES} supervisor-agent pairs")
+        known = self.directory.endpoints(caller.tenant_id, [user_endpoint(u) for u in sups + ags]) \
+            if len(sups) + len(ags) <= 100 else None
+        if known is not None:
+            for uid, want in [(u, Role.SUPERVISOR) for u in sups] + [(u, Role.AGENT) for u in ags]:
+                ep = known.get(user_endpoint(uid))
+                if ep is None or not ep.in_directory:
+                    raise Invalid(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
+                if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
+                    raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
+        team = Team(team_id, name, sups, ags)
+        self.directory.put_team(caller.tenant_id, team, self._now())
+        return team.to_wire()
+
+    def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> dict[str, Any]:
+        require_admin(caller)
+        if not text.strip():
+            raise Invalid("text must not be empty")
+        template = Template(template_id, text, enabled)
+        self.directory.put_template(caller.tenant_id, template, self._now())
+        return template.to_wire()
+
+    def delete_template(self, caller: Principal, template_id: str) -> None:
+        require_admin(caller)
+        if not self.directory.delete_template(caller.tenant_id, template_id):
+            raise NotFound(f"template {template_id} not found")
+
+    def list_templates(self, caller: Principal) -> dict[str, Any]:
+        require_admin(caller)
+        return {"templates": [t.to_wire() for t in self.directory.templates(caller.tenant_id)]}
+
+    def put_policy(self, caller: Principal, record_coaching: bool, escalation_seconds: int,
+                   retention_days: int) -> dict[str, Any]:
+        require_admin(caller)
+        policy = Policy(record_coaching, escalation_seconds, retention_days)
+        self.directory.put_policy(caller.tenant_id, policy, self._now())
+        return policy.to_wire()
+
+    def get_policy(self, caller: Principal) -> dict[str, Any]:
+        require_admin(caller)
+        return self.directory.policy(caller.tenant_id).to_wire()
+
+    def set_webhook_secret(self, caller: Principal, secret: str) -> None:
+        require_admin(caller)
+        self.directory.set_webhook_secret(caller.tenant_id, secret, self._now())
+
+    # --- settings ---------------------------------------------------------------------------
+
+    def get_settings(self, caller: Principal) -> dict[str, Any]:
+        if caller.is_customer:
+            raise Forbidden("customers have no directory settings")
+        ep = self.directory.endpoint(caller.tenant_id, user_endpoint(caller.user_id))
+        return {"agentMessageNotification": ep.notify if ep else True}
+
+    def put_settings(self, caller: Principal, notify: bool) -> dict[str, Any]:
+        if caller.is_customer:
+            raise Forbidden("customers have no directory settings")
+        ep = self.directory.set_notify(caller.tenant_id, caller.user_id, notify)
+        return {"agentMessageNotification": ep.notify}
+
+    def _now(self) -> str:
+        return now_pair(self.clock)[0]

@@ -1,0 +1,242 @@
+"""The ports the use cases drive, and the plain records that cross them.
+
+Adapters in ``chalicelib.adapters`` implement these with DynamoDB, API Gateway and the Chime SDK;
+tests may implement them in memory.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.timeline import TimelineEntry
+
+# API Gateway closes every WebSocket connection after 2 hours.
+CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000
+
+
+class Presence(str, enum.Enum):
+    AVAILABLE = "available"
+    NOT_READY = "not_ready"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A live WebSocket connection: API Gateway's id plus when it was opened (ms)."""
+
+    connection_id: str
+    connected_at: int
+
+    @property
+    def token(self) -> str:
+        return f"{self.connection_id}|{self.connected_at}"
+
+    def alive(self, now_ms: int) -> bool:
+        return now_ms < self.connected_at + CONNECTION_LIFETIME_MS
+
+    @staticmethod
+    def parse(token: str) -> Connection:
+        conn_id, _, at = token.rpartition("|")
+        return Connection(conn_id, int(at) if at.isdigit() else 0)
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """A supervisor connection watching an agent's workitems (``agent.watch``)."""
+
+    connection: Connection
+    supervisor_id: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.connection.token}|{self.supervisor_id}"
+
+    @staticmethod
+    def parse(token: str) -> Watcher:
+        head, _, sup = token.rpartition("|")
+        return Watcher(Connection.parse(head), sup)
+
+
+@dataclass
+class Endpoint:
+    """Whoever can receive pushes: a directory user, or the customer of one workitem."""
+
+    tenant_id: str
+    key: str
+    user_id: str
+    role: Role | None = None
+    name: str | None = None
+    in_directory: bool = False
+    notify: bool = True
+    presence_state: Presence = Presence.AVAILABLE
+    connections: list[Connection] = field(default_factory=list)
+    watchers: list[Watcher] = field(default_factory=list)
+    workitem_count: int = 0
+    unread_total: int = 0
+
+    def live(self, now_ms: int) -> list[Connection]:
+        return [c for c in self.connections if c.alive(now_ms)]
+
+    def presence(self, now_ms: int) -> Presence:
+        return self.presence_state if self.live(now_ms) else Presence.OFFLINE
+
+
+@dataclass(frozen=True)
+class Team:
+    team_id: str
+    name: str
+    supervisors: list[str]
+    agents: list[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"teamId": self.team_id, "name": self.name, "supervisors": self.supervisors, "agents": self.agents}
+
+
+@dataclass(frozen=True)
+class Template:
+    template_id: str
+    text: str
+    enabled: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"templateId": self.template_id, "text": self.text, "enabled": self.enabled}
+
+
+@dataclass(frozen=True)
+class Policy:
+    record_coaching: bool = False
+    escalation_seconds: int = 120
+    retention_days: int = 90
+    webhook_secret: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "recordCoaching": self.record_coaching,
+            "escalationSeconds": self.escalation_seconds,
+            "retentionDays": self.retention_days,
+        }
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An inbound event id, stored in the same transaction as the event's effect."""
+
+    tenant_id: str
+    event_id: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class CounterDelta:
+    """``workitemCount`` changes of an agent, committed with the workitem change."""
+
+    tenant_id: str
+    user_id: str
+    delta: int
+
+
+class StaleWorkitem(Exception):
+    """The workitem changed since it was read; re-read and decide again."""
+
+
+class DuplicateEvent(Exception):
+    """The idempotency key was already used: the event was applied before."""
+
+
+class AlreadyExists(Exception):
+    """A create found the item already there."""
+
+
+class WorkitemStore(Protocol):
+    def get(self, tenant_id: str, workitem_id: str) -> Workitem | None: ...
+
+    def get_with_message(
+        self, tenant_id: str, workitem_id: str, message_id: str
+    ) -> tuple[Workitem | None, TimelineEntry | None]: ...
+
+    def create(self, workitem: Workitem, *, idempotency: Idempotency | None = None,
+               counters: Iterable[CounterDelta] = ()) -> None: ...
+
+    def commit(self, change: Change, *, idempotency: Idempotency | None = None,
+               counters: Iterable[CounterDelta] = ()) -> None: ...
+
+    def mark_event(self, idempotency: Idempotency) -> None: ...
+
+    def timeline(self, tenant_id: str, workitem_id: str, *, after: int, limit: int,
+                 customer: bool) -> tuple[list[TimelineEntry], bool]: ...
+
+    def latest(self, tenant_id: str, workitem_id: str, limit: int) -> tuple[list[TimelineEntry], bool]: ...
+
+    def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]: ...
+
+
+class Directory(Protocol):
+    def endpoints(self, tenant_id: str, keys: Iterable[str]) -> dict[str, Endpoint]: ...
+
+    def endpoint(self, tenant_id: str, key: str) -> Endpoint | None: ...
+
+    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> Endpoint: ...
+
+    def put_team(self, tenant_id: str, team: Team, now: str) -> Team: ...
+
+    def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool: ...
+
+    def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]: ...
+
+    def agents_of(self, tenant_id: str, supervisor_id: str) -> list[str]: ...
+
+    def connect(self, principal: Principal, connection: Connection) -> Endpoint: ...
+
+    def disconnect(self, principal: Principal, connection: Connection) -> Endpoint | None: ...
+
+    def forget(self, tenant_id: str, key: str, connections: Iterable[Connection],
+               watchers: Iterable[Watcher]) -> None: ...
+
+    def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Endpoint: ...
+
+    def watch(self, tenant_id: str, agent_id: str, watcher: Watcher, add: bool) -> None: ...
+
+    def set_notify(self, tenant_id: str, user_id: str, notify: bool) -> Endpoint: ...
+
+    def templates(self, tenant_id: str) -> list[Template]: ...
+
+    def put_template(self, tenant_id: str, template: Template, now: str) -> None: ...
+
+    def delete_template(self, tenant_id: str, template_id: str) -> bool: ...
+
+    def policy(self, tenant_id: str) -> Policy: ...
+
+    def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None: ...
+
+    def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None: ...
+
+    def admins(self, tenant_id: str) -> list[str]: ...
+
+    def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
+
+    def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
+
+    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None: ...
+
+
+class ConnectionRegistry(Protocol):
+    def put(self, principal: Principal, connection: Connection) -> None: ...
+
+    def get(self, connection_id: str) -> Principal | None: ...
+
+    def delete(self, connection_id: str) -> None: ...
+
+
+class Pusher(Protocol):
+    def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]: ...
+
+
+class OutboundChannel(Protocol):
+    """Delivers agent messages to customers on channels without a customer WebSocket (SMS, social)."""
+
+    def deliver(self, workitem: Workitem, entry: TimelineEntry) -> None: ...

@@ -1,0 +1,163 @@
+"""Inbound webhooks from routing engines and channel providers (CONTRACT section 5).
+
+The signature is checked before anything is written. Each event id is stored in the same
+transaction as the event's effect, so a redelivered event is answered 200 and changes nothing,
+and a 2xx answer always means the event has been applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.domain import coaching as rules
+from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
+from chalicelib.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from chalicelib.domain.identity import Role, user_endpoint
+from chalicelib.services.coaching import CoachingService, _end_counters, _transfer_counters
+from chalicelib.services.delivery import new_id, now_pair
+from chalicelib.services.ports import AlreadyExists, CounterDelta, DuplicateEvent, Idempotency, Policy
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Coaching-Signature`` header value for ``body`` (used by tests and integrators)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(header: str | None, body: bytes, secrets: list[str], now: int) -> None:
+    if not header:
+        raise Unauthorized("missing X-Coaching-Signature header")
+    parts: dict[str, list[str]] = {}
+    for piece in header.split(","):
+        key, _, value = piece.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    try:
+        timestamp = int(parts.get("t", [""])[0])
+    except ValueError as exc:
+        raise Unauthorized("malformed X-Coaching-Signature header") from exc
+    if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+        raise Unauthorized("signature timestamp is outside the allowed window")
+    signed = f"{timestamp}.".encode() + body
+    for secret in secrets:
+        if not secret:
+            continue
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", [])):
+            return
+    raise Unauthorized("signature does not match")
+
+
+class WebhookService:
+    def __init__(self, coaching: CoachingService, default_secret: Callable[[], str]) -> None:
+        self.coaching = coaching
+        self.default_secret = default_secret
+
+    def handle(self, body: bytes, signature: str | None, tenant: dict[str, Any] | None,
+               validate: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Verify the signature (with the tenant's secret when it has one), then validate and apply.
+
+        ``tenant`` carries the tenant id read from the body (None when the body has none); nothing
+        is validated or written before the signature holds.
+        """
+        tenant_id = tenant.get("tenantId") if tenant else None
+        policy = self.coaching.directory.policy(tenant_id) if isinstance(tenant_id, str) and tenant_id else None
+        secret = policy.webhook_secret if policy and policy.webhook_secret else self.default_secret()
+        _, now_ms = now_pair(self.coaching.clock)
+        verify_signature(signature, body, [secret], now_ms // 1000)
+        if policy is None or validate is None:
+            raise Invalid("body must be a JSON object with eventId, tenantId, type and data")
+        return self.apply(validate(), policy)
+
+    def apply(self, event: dict[str, Any], policy: Policy) -> dict[str, Any]:
+        tenant_id: str = event["tenantId"]
+        kind: str = event["type"]
+        data: dict[str, Any] = event["data"]
+        idem = Idempotency(tenant_id, event["eventId"], kind)
+        try:
+            if kind == "workitem.assigned":
+                self._assigned(tenant_id, data, idem, policy)
+            elif kind == "workitem.message":
+                self._message(tenant_id, data, idem)
+            elif kind == "workitem.transferred":
+                self._transferred(tenant_id, data, idem)
+            elif kind == "workitem.ended":
+                self._ended(tenant_id, data, idem)
+            else:  # the schema already refuses other types
+                raise Invalid(f"unknown event type {kind}")
+        except DuplicateEvent:
+            return {"status": "duplicate"}
+        return {"status": "applied"}
+
+    def _assigned(self, tenant_id: str, data: dict[str, Any], idem: Idempotency, policy: Policy) -> None:
+        at, _ = now_pair(self.coaching.clock)
+        customer = data["customer"]
+        workitem = Workitem(
+            tenant_id=tenant_id, workitem_id=data["workitemId"], channel=Channel(data["channel"]),
+            agent_id=data["agentId"], customer_id=customer["id"], customer_name=customer["name"],
+            created_at=at, subject=data.get("subject") or "", retention_days=policy.retention_days,
+            record_coaching=policy.record_coaching,
+        )
+        try:
+            self.coaching.store.create(workitem, idempotency=idem,
+                                       counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
+        except AlreadyExists as exc:
+            existing = self.coaching.load(tenant_id, workitem.workitem_id)
+            if existing.agent_id == workitem.agent_id and existing.channel is workitem.channel:
+                self.coaching.store.mark_event(idem)
+                return
+            raise Conflict(f"workitem {workitem.workitem_id} is already assigned") from exc
+        agent = self.coaching.directory.endpoint(tenant_id, user_endpoint(workitem.agent_id))
+        box = self.coaching.outbox(tenant_id)
+        box.to_endpoint(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
+        box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
+        self.coaching.notifier.flush(box)
+
+    def _require(self, tenant_id: str, workitem_id: str, missing: type[Exception]) -> None:
+        if self.coaching.store.get(tenant_id, workitem_id) is None:
+            raise missing(f"workitem {workitem_id} is not known (yet)")
+
+    def _mutate(self, tenant_id: str, workitem_id: str, decide: Callable[[Workitem], Change], idem: Idempotency,
+                counters: Callable[[Change], list[CounterDelta]] | None = None,
+                missing: type[Exception] = NotFound) -> None:
+        try:
+            change = self.coaching.mutate(tenant_id, workitem_id, decide, idempotency=idem, counters=counters)
+        except NotFound as exc:
+            raise missing(f"workitem {workitem_id} is not known (yet)") from exc
+        self.coaching.publish(change)
+
+    def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+        message_id = new_id("msg")
+        at = now_pair(self.coaching.clock)[0]
+        self._mutate(tenant_id, data["workitemId"],
+                     lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
+                     idem, missing=Conflict)
+
+    def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+        at = now_pair(self.coaching.clock)[0]
+        to_agent = data["toAgentId"]
+        self._mutate(tenant_id, data["workitemId"],
+                     lambda w: rules.transfer(w, to_agent, "system", Role.ADMIN, at) if w.agent_id != to_agent
+                     else Change(w, w), idem, counters=_transfer_counters)
+
+    def _ended(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+        at = now_pair(self.coaching.clock)[0]
+        ended_by = EndedBy(data["endedBy"])
+
+        def decide(w: Workitem) -> Change:
+            if w.status is rules.Status.ENDED:
+                return Change(w, w)  # already ended: applying it again changes nothing
+            author = w.customer_id if ended_by is EndedBy.CUSTOMER else (w.agent_id if ended_by is EndedBy.AGENT
+                                                                         else "system")
+            role = {EndedBy.CUSTOMER: Role.CUSTOMER, EndedBy.AGENT: Role.AGENT}.get(ended_by, Role.ADMIN)
+            return rules.end_workitem(w, ended_by, author, role, at)
+
+        self._mutate(tenant_id, data["workitemId"], decide, idem, counters=_end_counters)

@@ -1,0 +1,95 @@
+"""Deployment settings: the only module that reads ``os.environ``.
+
+Importing ``app`` must work with no environment at all (``chalice package`` imports it), so every
+value has a safe default. Secrets are never stored here: in AWS only the *names* of the SSM
+parameters are configured and :mod:`chalicelib.adapters.secrets` reads the values at runtime; the
+local stack passes the values directly through ``COACHING_JWT_SECRET`` / ``COACHING_WEBHOOK_SECRET``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one deployment (stage)."""
+
+    stage: str = "dev"
+    region: str = "us-east-1"
+    directory_table: str = "coaching-directory"
+    workitems_table: str = "coaching-workitems"
+    connections_table: str = "coaching-connections"
+    assistance_table: str = "coaching-assistance"
+    idempotency_table: str = "coaching-idempotency"
+    dynamodb_endpoint: str = ""
+    # Management endpoint for pushes: a full URL (local stack) or built from the API id + stage.
+    websocket_endpoint: str = ""
+    websocket_api_id: str = ""
+    websocket_stage: str = ""
+    # Secrets: a value (local stack only) or the name of an SSM SecureString parameter.
+    jwt_secret: str = field(default="", repr=False)
+    jwt_secret_param: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    webhook_secret_param: str = ""
+    meeting_provider: str = "chime"
+    media_region: str = "us-east-1"
+    recordings_bucket_arn: str = ""
+    media_pipeline_sink_arn: str = ""
+    default_retention_days: int = 90
+    default_escalation_seconds: int = 120
+    escalation_shards: int = 4
+    log_level: str = "INFO"
+
+    @property
+    def management_endpoint(self) -> str:
+        """URL of the ``@connections`` API that pushes go through ('' when not configured)."""
+        if self.websocket_endpoint:
+            return self.websocket_endpoint.rstrip("/")
+        if self.websocket_api_id:
+            return (
+                f"https://{self.websocket_api_id}.execute-api.{self.region}.amazonaws.com/"
+                f"{self.websocket_stage or 'api'}"
+            )
+        return ""
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from the environment (or any mapping, for tests)."""
+    e = os.environ if env is None else env
+    d = Settings()
+    return Settings(
+        stage=e.get("COACHING_STAGE", d.stage),
+        region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", d.region)),
+        directory_table=e.get("DIRECTORY_TABLE", d.directory_table),
+        workitems_table=e.get("WORKITEMS_TABLE", d.workitems_table),
+        connections_table=e.get("CONNECTIONS_TABLE", d.connections_table),
+        assistance_table=e.get("ASSISTANCE_TABLE", d.assistance_table),
+        idempotency_table=e.get("IDEMPOTENCY_TABLE", d.idempotency_table),
+        dynamodb_endpoint=e.get("DYNAMODB_ENDPOINT", ""),
+        websocket_endpoint=e.get("WEBSOCKET_ENDPOINT", ""),
+        websocket_api_id=e.get("WEBSOCKET_API_ID", ""),
+        websocket_stage=e.get("WEBSOCKET_STAGE", ""),
+        jwt_secret=e.get("COACHING_JWT_SECRET", ""),
+        jwt_secret_param=e.get("JWT_SECRET_PARAM", ""),
+        webhook_secret=e.get("COACHING_WEBHOOK_SECRET", ""),
+        webhook_secret_param=e.get("WEBHOOK_SECRET_PARAM", ""),
+        meeting_provider=e.get("MEETING_PROVIDER", d.meeting_provider),
+        media_region=e.get("CHIME_MEDIA_REGION", d.media_region),
+        recordings_bucket_arn=e.get("RECORDINGS_BUCKET_ARN", ""),
+        media_pipeline_sink_arn=e.get("MEDIA_PIPELINE_SINK_ARN", ""),
+        default_retention_days=_int(e, "DEFAULT_RETENTION_DAYS", d.default_retention_days),
+        default_escalation_seconds=_int(e, "DEFAULT_ESCALATION_SECONDS", d.default_escalation_seconds),
+        escalation_shards=_int(e, "ESCALATION_SHARDS", d.escalation_shards),
+        log_level=e.get("LOG_LEVEL", d.log_level),
+    )

@@ -1,0 +1,216 @@
+"""``python -m devstack``: the whole product on ``127.0.0.1:$PORT`` with no AWS account (CONTRACT §1).
+
+Order matters: the store is started and the environment the app reads is set *before* ``app`` is
+imported, exactly as Lambda's environment exists before the module loads.
+
+Environment: ``PORT`` (8000; 0 picks a free port), ``COACHING_JWT_SECRET``, ``COACHING_WEBHOOK_SECRET``
+(local-only defaults, printed), ``DEVSTACK_SWEEP_SECONDS`` (5), ``DYNAMODB_ENDPOINT`` (use a running
+store instead of the embedded one), ``DEVSTACK_SEED`` (1; 0 skips the demo tenant), ``DEVSTACK_APP``
+(``app:app``), ``LOG_LEVEL`` (INFO).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice.app import Chalice
+from chalice.local import LambdaContext
+
+from devstack.gateway import Gateway, bind_socket, start_site
+from devstack.seed import CUSTOMER, USERS, SeedError, seed
+from devstack.store import EmbeddedStore
+
+log = logging.getLogger("devstack")
+
+LOCAL_JWT_SECRET = "local-only-jwt-secret-do-not-deploy"  # noqa: S105 - printed local default
+LOCAL_WEBHOOK_SECRET = "local-only-webhook-secret-do-not-deploy"  # noqa: S105 - printed local default
+SWEEP_HANDLER = "escalate_assistance"
+
+
+class StartupError(RuntimeError):
+    """The stack cannot start; the message says why."""
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise StartupError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _secret(name: str, default: str) -> str:
+    value = os.environ.get(name, "")
+    if value:
+        print(f"{name}: (from the environment)")
+        return value
+    os.environ[name] = default
+    print(f"{name}={default}   (local-only default)")
+    return default
+
+
+def _configure_app_environment(store_endpoint: str, base_url: str) -> None:
+    """What Lambda's configuration would provide, pointed at the local store and gateway."""
+    os.environ.update(
+        {
+            "DYNAMODB_ENDPOINT": store_endpoint,
+            "WEBSOCKET_ENDPOINT": base_url,
+            "MEETING_PROVIDER": "fake",
+            "COACHING_STAGE": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",  # dummy credential for the embedded store
+        }
+    )
+    # Never let a developer's real AWS identity reach the local stack.
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+
+
+def _load_app(spec: str) -> Chalice:
+    module_name, _, attribute = spec.partition(":")
+    module = importlib.import_module(module_name)
+    app = getattr(module, attribute or "app")
+    if not isinstance(app, Chalice):
+        raise StartupError(f"{spec} is not a Chalice app")
+    return app
+
+
+def _create_tables() -> None:
+    try:
+        from chalicelib.adapters.dynamo import create_tables  # noqa: PLC0415 - needs the environment set first
+    except ImportError as exc:
+        raise StartupError(f"cannot create tables: {exc}") from exc
+    create_tables()
+
+
+def _scheduled_event(rule: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:000000000000:rule/{rule}"],
+        "detail": {},
+    }
+
+
+async def _sweep(handler: Callable[[dict[str, Any], Any], Any], gateway: Gateway, every: float) -> None:
+    """Run the escalation schedule like EventBridge would: one invocation at a time, every ``every`` s."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every)
+        context = LambdaContext(function_name=SWEEP_HANDLER, memory_size=1024, max_runtime_ms=60_000)
+        try:
+            await loop.run_in_executor(gateway.executor, handler, _scheduled_event(SWEEP_HANDLER), context)
+        except Exception:
+            log.exception("scheduled %s failed; next run in %ss", SWEEP_HANDLER, every)
+
+
+def _print_banner(base_url: str, tokens: dict[str, str], customer_token: str) -> None:
+    ws_url = base_url.replace("http://", "ws://", 1) + "/ws"
+    names = {user_id: (name, role) for user_id, name, role in USERS}
+    print("\nDemo tenant 'demo' - tokens valid 12 h:")
+    for user_id, token in tokens.items():
+        name, role = names[user_id]
+        print(f"  {role:<10} {user_id:<8} {name:<15} {token}")
+    print(f"  {'customer':<10} {CUSTOMER['sub']:<8} {CUSTOMER['name']:<15} {customer_token}  (wid {CUSTOMER['wid']})")
+    agent = tokens.get("agent-1", "<token>")
+    print("\nConnect as agent-1 and ping:")
+    print(f'  python -m websockets "{ws_url}?token={agent}"')
+    print('  > {"action": "ping", "requestId": "1"}')
+    print(f'  (or: websocat "{ws_url}?token={agent}")')
+    print(f"REST: curl {base_url}/health\n")
+
+
+async def _serve(port: int) -> None:
+    sock = bind_socket("127.0.0.1", port)
+    actual_port = sock.getsockname()[1]
+    base_url = f"http://127.0.0.1:{actual_port}"
+    sweep_seconds = _int_env("DEVSTACK_SWEEP_SECONDS", 5)
+    jwt_secret = _secret("COACHING_JWT_SECRET", LOCAL_JWT_SECRET)
+    webhook_secret = _secret("COACHING_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+
+    store = EmbeddedStore(os.environ.get("DYNAMODB_ENDPOINT", ""))
+    endpoint = store.start()
+    log.info("store: %s (%s)", endpoint, "embedded moto" if store.embedded else "from DYNAMODB_ENDPOINT")
+    runner = None
+    sweep: asyncio.Task[None] | None = None
+    gateway: Gateway | None = None
+    try:
+        _configure_app_environment(endpoint, base_url)
+        app = _load_app(os.environ.get("DEVSTACK_APP", "app:app"))
+        _create_tables()
+        gateway = Gateway(app)
+        runner = await start_site(gateway, sock)
+        log.info("gateway: %s (REST), %s/ws (WebSocket)", base_url, base_url.replace("http", "ws", 1))
+
+        loop = asyncio.get_running_loop()
+        if os.environ.get("DEVSTACK_SEED", "1") != "0":
+            result = await loop.run_in_executor(
+                None, lambda: seed(base_url, jwt_secret=jwt_secret, webhook_secret=webhook_secret)
+            )
+            _print_banner(base_url, result.tokens, result.customer_token)
+
+        handler = app.handler_map.get(SWEEP_HANDLER)
+        if handler is not None and sweep_seconds > 0:
+            sweep = asyncio.create_task(_sweep(handler, gateway, sweep_seconds))
+        else:
+            log.info("no %s schedule in the app (or DEVSTACK_SWEEP_SECONDS=0): no escalation sweep", SWEEP_HANDLER)
+
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"ready {base_url}", flush=True)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        if sweep is not None:
+            sweep.cancel()
+        if runner is not None:
+            await runner.cleanup()  # closes every socket with 1001; each gets its $disconnect
+        else:
+            sock.close()
+        if gateway is not None:
+            gateway.shutdown_executor()
+        store.stop()
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # One line per request is the gateway's job; the store's and the SDK's request logs are noise.
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "pynamodb", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        port = _int_env("PORT", 8000)
+        asyncio.run(_serve(port))
+    except (StartupError, SeedError) as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"devstack: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""A whole product on moto (or DynamoDB Local) driven through the real Lambda entry points.
+
+WebSocket frames go through ``chalicelib.entrypoints`` with API Gateway-shaped events (the same
+ones the local stack and AWS send); pushes land in a :class:`RecordingPusher` instead of sockets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib import bootstrap, entrypoints
+from chalicelib.adapters.fake_meetings import FakeMeetingProvider
+from chalicelib.adapters.tokens import mint
+from chalicelib.services.webhooks import sign
+from chalicelib.settings import Settings
+
+JWT_SECRET = "test-jwt-secret-0123456789abcdef"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
+
+
+def test_settings(**overrides: Any) -> Settings:
+    base = dict(region="us-east-1", jwt_secret=JWT_SECRET, webhook_secret=WEBHOOK_SECRET, meeting_provider="fake",
+                websocket_endpoint="http://127.0.0.1:1", default_escalation_seconds=60)
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+class RecordingPusher:
+    """Collects every frame posted to a connection; connections in ``gone`` answer 410."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        self.lock = threading.Lock()
+        self.posts = 0
+
+    def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
+        gone = []
+        with self.lock:
+            for conn, data in frames:
+                self.posts += 1
+                if conn in self.gone:
+                    gone.append(conn)
+                    continue
+                self.frames[conn].append(json.loads(data))
+        return gone
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Client:
+    """One WebSocket connection of one principal."""
+
+    world: World
+    claims: dict[str, Any]
+    connection_id: str
+    connected_at: int
+    seen: int = 0
+    _rids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def event(self, route: str, body: str | None = None) -> dict[str, Any]:
+        ctx = {
+            "routeKey": route, "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
+            "connectionId": self.connection_id, "connectedAt": self.connected_at, "apiId": "test", "stage": "test",
+            "domainName": "test.local", "requestId": f"r{next(_ids)}", "requestTimeEpoch": int(time.time() * 1000),
+            "authorizer": {"principalId": self.claims["sub"], "tenantId": self.claims["tid"], "userId": self.claims["sub"],
+                           "role": self.claims["role"], "workitemId": self.claims.get("wid", ""),
+                           "name": self.claims.get("name", "")},
+        }
+        return {"requestContext": ctx, "body": body, "isBase64Encoded": False}
+
+    def send_raw(self, body: str) -> dict[str, Any]:
+        before = len(self.world.pusher.frames[self.connection_id])
+        entrypoints.ws_message(self.event("$default", body))
+        replies = [f for f in self.world.pusher.frames[self.connection_id][before:] if f["type"] != "event"]
+        assert len(replies) == 1, f"expected exactly one reply, got {replies}"
+        return replies[0]
+
+    def request(self, action: str, **fields: Any) -> dict[str, Any]:
+        rid = f"{self.connection_id}-{next(self._rids)}"
+        reply = self.send_raw(json.dumps({"action": action, "requestId": rid, **fields}))
+        assert reply["requestId"] == rid
+        return reply
+
+    def ok(self, action: str, **fields: Any) -> dict[str, Any]:
+        reply = self.request(action, **fields)
+        assert reply["type"] == "ack", reply
+        return reply["data"]  # type: ignore[no-any-return]
+
+    def fails(self, action: str, code: str, **fields: Any) -> dict[str, Any]:
+        reply = self.request(action, **fields)
+        assert reply["type"] == "error" and reply["error"]["code"] == code, reply
+        return reply["error"]  # type: ignore[no-any-return]
+
+    def frames(self) -> list[dict[str, Any]]:
+        return list(self.world.pusher.frames[self.connection_id])
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        return [f for f in self.frames() if f["type"] == "event" and (name is None or f["event"] == name)]
+
+    def new_events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Events that arrived since the last call."""
+        frames = self.frames()
+        fresh = frames[self.seen:]
+        self.seen = len(frames)
+        return [f for f in fresh if f["type"] == "event" and (name is None or f["event"] == name)]
+
+    def disconnect(self) -> None:
+        entrypoints.ws_disconnect(self.event("$disconnect"))
+
+
+class World:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pusher = RecordingPusher()
+        self.clock = FakeClock()
+        self.meetings = FakeMeetingProvider(media_region=settings.media_region)
+        self.services = bootstrap.build(settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings)
+        bootstrap.install(self.services)
+        self.events_sent = 0
+
+    def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
+        return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
+
+    def connect(self, sub: str, role: str, tid: str = "t1", name: str | None = None, wid: str | None = None) -> Client:
+        claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role}
+        if name:
+            claims["name"] = name
+        if wid:
+            claims["wid"] = wid
+        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000))
+        result = entrypoints.ws_connect(client.event("$connect"))
+        assert result["statusCode"] == 200, result
+        return client
+
+    # --- REST through the Chalice test client ---
+
+    def rest(self, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+        from chalice.test import Client as ChaliceClient
+
+        from app import app
+
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        raw = json.dumps(body) if body is not None and not isinstance(body, (bytes, str)) else body
+        with ChaliceClient(app) as client:
+            response = getattr(client.http, method.lower())(path, headers=headers, body=raw)
+        payload = json.loads(response.body) if response.body else None
+        return response.status_code, payload
+
+    def admin(self, method: str, path: str, body: Any = None, tid: str = "t1") -> Any:
+        status, payload = self.rest(method, path, self.token("admin-1", "admin", tid), body)
+        assert status < 300, (status, payload)
+        return payload
+
+    def webhook(self, type_: str, data: dict[str, Any], tid: str = "t1", event_id: str | None = None,
+                secret: str = WEBHOOK_SECRET) -> tuple[int, Any]:
+        self.events_sent += 1
+        body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_,
+                           "data": data}).encode()
+        signature = sign(secret, int(time.time()), body)
+        from chalice.test import Client as ChaliceClient
+
+        from app import app
+
+        with ChaliceClient(app) as client:
+            response = client.http.post("/webhooks/events", body=body,
+                                        headers={"Content-Type": "application/json",
+                                                 "X-Coaching-Signature": signature})
+        return response.status_code, json.loads(response.body) if response.body else None
+
+    # --- scenario helpers ---
+
+    def team(self, tid: str = "t1", team_id: str = "team-1", supervisors: tuple[str, ...] = ("sup-1", "sup-2"),
+             agents: tuple[str, ...] = ("agent-1", "agent-2")) -> None:
+        for s in supervisors:
+            self.admin("PUT", f"/admin/users/{s}", {"name": s.title(), "role": "supervisor"}, tid)
+        for a in agents:
+            self.admin("PUT", f"/admin/users/{a}", {"name": a.title(), "role": "agent"}, tid)
+        self.admin("PUT", f"/admin/teams/{team_id}", {"name": team_id, "supervisors": list(supervisors),
+                                                       "agents": list(agents)}, tid)
+
+    def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1", tid: str = "t1") -> None:
+        status, body = self.webhook("workitem.assigned", {
+            "workitemId": workitem_id, "channel": channel, "agentId": agent_id,
+            "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"}, "subject": "Refund"}, tid)
+        assert status == 200, body
