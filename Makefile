@@ -148,8 +148,7 @@ bench: install
 # Chalice refuses to package without a region, though the template only uses AWS::Region; any
 # region given in the environment wins.
 package: install
-	rm -rf dist
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --pkg-format cloudformation --stage prod --merge-template infra/merge-template.yaml dist/
+	$(VENV)/bin/python infra/package.py --stage prod --out dist
 
 clean:
 	-$(DDBLOCAL) stop 2>/dev/null

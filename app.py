@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Response
-from chalice.app import Rate, WebsocketEvent
+from chalice.app import Chalice, Rate, Response, WebsocketEvent
 
 from chalicelib import entrypoints as ep
 from chalicelib import logs

@@ -29,8 +29,8 @@ from chalicelib.settings import Settings
 if TYPE_CHECKING:
     from chalicelib.domain.voice import MeetingProvider
     from chalicelib.services.assistance import AssistanceService
-    from chalicelib.services.voice import VoiceService
     from chalicelib.services.ports import Pusher
+    from chalicelib.services.voice import VoiceService
 
 log = logging.getLogger(__name__)
 

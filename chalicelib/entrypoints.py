@@ -57,7 +57,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         principal = bootstrap.services().tokens.verify(token)
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
-        raise Exception("Unauthorized") from None  # noqa: TRY002 - the exact text API Gateway maps to 401
+        raise Exception("Unauthorized") from None
     context = {"tenantId": principal.tenant_id, "userId": principal.user_id, "role": principal.role.value,
                "workitemId": principal.workitem_id or "", "name": principal.name or ""}
     return {

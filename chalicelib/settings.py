@@ -9,8 +9,8 @@ local stack passes the values directly through ``COACHING_JWT_SECRET`` / ``COACH
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -88,7 +88,7 @@ def _load_app(spec: str) -> Chalice:
 
 def _create_tables() -> None:
     try:
-        from chalicelib.adapters.dynamo import create_tables  # noqa: PLC0415 - needs the environment set first
+        from chalicelib.adapters.dynamo import create_tables  # needs the environment set first
     except ImportError as exc:
         raise StartupError(f"cannot create tables: {exc}") from exc
     create_tables()
@@ -111,13 +111,20 @@ def _scheduled_event(rule: str) -> dict[str, Any]:
 async def _sweep(handler: Callable[[dict[str, Any], Any], Any], gateway: Gateway, every: float) -> None:
     """Run the escalation schedule like EventBridge would: one invocation at a time, every ``every`` s."""
     loop = asyncio.get_running_loop()
+    last_failure = ""
     while True:
         await asyncio.sleep(every)
         context = LambdaContext(function_name=SWEEP_HANDLER, memory_size=1024, max_runtime_ms=60_000)
         try:
             await loop.run_in_executor(gateway.executor, handler, _scheduled_event(SWEEP_HANDLER), context)
-        except Exception:
-            log.exception("scheduled %s failed; next run in %ss", SWEEP_HANDLER, every)
+            last_failure = ""
+        except Exception as exc:
+            failure = repr(exc)
+            if failure == last_failure:  # the traceback was logged already; keep the log readable
+                log.error("scheduled %s failed again: %s", SWEEP_HANDLER, failure)
+            else:
+                log.exception("scheduled %s failed; next run in %ss", SWEEP_HANDLER, every)
+            last_failure = failure
 
 
 def _print_banner(base_url: str, tokens: dict[str, str], customer_token: str) -> None:

@@ -25,7 +25,7 @@ class EmbeddedStore:
         if self._given:
             return self._given
         # Imported here: moto is a dev-only dependency and takes a moment to load.
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+        from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()

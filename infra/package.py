@@ -87,6 +87,7 @@ def slim_zip(path: Path) -> tuple[int, int]:
                 if is_runtime_provided(name) or "/__pycache__/" in f"/{name}" or name.endswith(".pyc"):
                     continue
                 dst.writestr(info, src.read(name), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+        tmp.chmod(0o644)  # mkstemp creates the file private; the zip is meant to be shared
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -147,10 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     size = zip_path.stat().st_size
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     template_size = template.stat().st_size
-    print(f"{template.relative_to(PROJECT) if template.is_relative_to(PROJECT) else template}: "
-          f"{template_size:,} bytes")
-    print(f"{zip_path.relative_to(PROJECT) if zip_path.is_relative_to(PROJECT) else zip_path}: "
-          f"{size / 1024 / 1024:.1f} MB, sha256 {digest}")
+    print(f"{template}: {template_size:,} bytes")
+    print(f"{zip_path}: {size / 1024 / 1024:.1f} MB, sha256 {digest}")
     print(f"upload it as, for example, s3://<your bucket>/supervisor-coaching/{digest[:12]}/{ZIP_NAME}")
     if template_size > MAX_INLINE_TEMPLATE_BYTES:
         print(f"note: the template is over {MAX_INLINE_TEMPLATE_BYTES:,} bytes; with the AWS CLI pass "

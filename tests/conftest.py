@@ -27,6 +27,6 @@ def world() -> Iterator[object]:
 
     with mock_aws():
         settings = test_settings()
-        create_tables(settings)
+        create_tables(settings, wait=False)
         yield World(settings)
         bootstrap.install(None)

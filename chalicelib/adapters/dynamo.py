@@ -2,13 +2,13 @@
 
 Five tables, each with a generic ``pk``/``sk`` schema so one table can hold several entities:
 
-* **directory** – users and customer endpoints (with their live connections), teams, supervision
+* **directory** - users and customer endpoints (with their live connections), teams, supervision
   edges, templates, tenant policy, unread counters, directory messages.
-* **workitems** – the workitem, its timeline entries and a message index, in one partition per
+* **workitems** - the workitem, its timeline entries and a message index, in one partition per
   workitem; a sparse GSI lists each agent's open workitems; a sparse LSI numbers the customer view.
-* **connections** – one item per WebSocket connection, expiring after API Gateway's 2 h limit.
-* **assistance** – raise-hand requests; a sharded sparse GSI finds requests due for escalation.
-* **idempotency** – inbound webhook event ids, written in the same transaction as their effect.
+* **connections** - one item per WebSocket connection, expiring after API Gateway's 2 h limit.
+* **assistance** - raise-hand requests; a sharded sparse GSI finds requests due for escalation.
+* **idempotency** - inbound webhook event ids, written in the same transaction as their effect.
 
 Every key starts with ``T#<tenant>#`` (except connections, keyed by API Gateway's connection id, and
 the escalation index, keyed by shard), so no query can cross tenants.
@@ -157,7 +157,7 @@ class UnreadItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)  # T#t#U#<recipient>
     sk = UnicodeAttribute(range_key=True)
-    count = NumberAttribute(default=0)
+    unread_count = NumberAttribute(default=0, attr_name="count")
 
 
 class DirectoryMessageItem(Model):

@@ -29,7 +29,6 @@ from chalicelib.adapters.dynamo import (
     TemplateItem,
     UnreadItem,
     WorkitemItem,
-    WorkitemsTable,
 )
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Status, Workitem
 from chalicelib.domain.identity import Principal, Role, user_endpoint
@@ -203,11 +202,21 @@ class DynamoWorkitemStore:
         pk = workitem_pk(tenant_id, workitem_id)
         workitem: Workitem | None = None
         message: TimelineEntry | None = None
-        for raw in WorkitemsTable.batch_get([(pk, "W"), (pk, f"M#{message_id}")], consistent_read=True):
-            if raw.sk == "W":
-                workitem = _to_workitem(WorkitemItem.from_raw_data(raw.serialize()))
+        table = WorkitemItem.Meta.table_name
+        keys = [{"pk": {"S": pk}, "sk": {"S": "W"}}, {"pk": {"S": pk}, "sk": {"S": f"M#{message_id}"}}]
+        raw_items: list[dict[str, Any]] = []
+        for _ in range(3):  # unprocessed keys are rare; retry them a few times
+            out = _connection(WorkitemItem).client.batch_get_item(
+                RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+            raw_items.extend(out.get("Responses", {}).get(table, []))
+            keys = out.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            if not keys:
+                break
+        for raw in raw_items:
+            if raw["sk"]["S"] == "W":
+                workitem = _to_workitem(WorkitemItem.from_raw_data(raw))
             else:
-                ref = MessageRefItem.from_raw_data(raw.serialize())
+                ref = MessageRefItem.from_raw_data(raw)
                 message = TimelineEntry(
                     workitem_id=workitem_id, seq=int(ref.seq), kind=EntryKind(ref.kind), at=ref.at,
                     author_id=ref.author_id, author_role=Role(ref.author_role), message_id=message_id,
@@ -262,8 +271,8 @@ class DynamoWorkitemStore:
             codes = _cancel_codes(exc)
             if idempotency and codes and codes[0] == "ConditionalCheckFailed":
                 raise DuplicateEvent(idempotency.event_id) from exc
-            if "ConditionalCheckFailed" in codes or exc.cause_response_code == "TransactionCanceledException" and \
-                    "TransactionConflict" in codes:
+            if "ConditionalCheckFailed" in codes or (exc.cause_response_code == "TransactionCanceledException" and \
+                    "TransactionConflict" in codes):
                 raise StaleWorkitem(w.workitem_id) from exc
             raise
 
@@ -455,16 +464,16 @@ class DynamoDirectory:
         pk = f"{_t(tenant_id)}#TEAM#{team.team_id}"
         try:
             old = TeamItem.get(pk, "TEAM", consistent_read=True)
-            old_edges = {(s, a) for s in old.supervisors for a in old.agents}
+            old_edges: set[tuple[str, str]] = {(str(s), str(a)) for s in old.supervisors for a in old.agents}
         except DoesNotExist:
             old_edges = set()
         new_edges = {(s, a) for s in team.supervisors for a in team.agents}
         with DirectoryEdge.batch_write() as batch:
-            for s, a in sorted(new_edges - old_edges):
-                batch.save(self._edge(tenant_id, team.team_id, s, a))
+            for sup, agent in sorted(new_edges - old_edges):
+                batch.save(self._edge(tenant_id, team.team_id, sup, agent))
         with DirectoryEdge.batch_write() as batch:
-            for s, a in sorted(old_edges - new_edges):
-                batch.delete(self._edge(tenant_id, team.team_id, s, a))
+            for sup, agent in sorted(old_edges - new_edges):
+                batch.delete(self._edge(tenant_id, team.team_id, sup, agent))
         TeamItem(pk, "TEAM", tenant_id=tenant_id, team_id=team.team_id, name=team.name,
                  supervisors=team.supervisors, agents=team.agents, updated_at=now).save()
         return team
@@ -550,7 +559,7 @@ class DynamoDirectory:
     def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
         """2 UpdateItem: the per-sender count, then the total (ALL_NEW returns it)."""
         pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
-        UnreadItem(pk, f"UNREAD#{sender_id}").update(actions=[UnreadItem.count.add(1)])
+        UnreadItem(pk, f"UNREAD#{sender_id}").update(actions=[UnreadItem.unread_count.add(1)])
         return self._update(tenant_id, user_endpoint(recipient_id), recipient_id,
                             [EndpointItem.unread_total.add(1)]).unread_total
 

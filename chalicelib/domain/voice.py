@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -34,6 +34,8 @@ class Meeting:
     meeting_id: str
     media_region: str
     meeting_arn: str = ""
+    # Chime's MediaPlacement (AudioHostUrl, SignalingUrl, ...): the client SDKs need it to join.
+    media_placement: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -52,15 +54,19 @@ class Room:
     join_token: str
     media_region: str
     audio: Audio
+    media_placement: dict[str, str] | None = field(default=None, hash=False)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "meetingId": self.meeting_id,
             "attendeeId": self.attendee_id,
             "joinToken": self.join_token,
             "mediaRegion": self.media_region,
             "capabilities": {"audio": self.audio.value, "video": "None", "content": "None"},
         }
+        if self.media_placement:
+            body["mediaPlacement"] = dict(self.media_placement)
+        return body
 
 
 class MeetingProvider(Protocol):

@@ -1,47 +1,312 @@
-"""Raise hand: assistance templates, requests, claims and escalation; directory messages. (In progress.)"""
+"""Raise hand (SPEC S16-S20, B4): assistance templates, requests, claims, escalation, and the
+directory messages recipients answer with.
+
+Every action reads a constant number of items whatever the tenant's size: the supervisors of the
+caller come from the supervision edges (1 Query), their endpoints from one BatchGetItem, and
+requests are keyed by id. The escalation sweep finds due requests through a sharded, sparse index
+(1 Query per shard), never a Scan. The request budget of each action is in docs/assistance.md.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from chalicelib.domain.identity import Principal
+from chalicelib.domain import assistance as rules
+from chalicelib.domain import coaching as coaching_rules
+from chalicelib.domain.assistance import AssistanceRequest, Contact, Delivery, Stage
+from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.timeline import EntryKind
 from chalicelib.services.coaching import CoachingService
-from chalicelib.services.delivery import Clock, Notifier
-from chalicelib.services.ports import Directory
+from chalicelib.services.delivery import Clock, Notifier, Outbox, new_id, now_pair
+from chalicelib.services.ports import Directory, Endpoint, Presence
 from chalicelib.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_GET_MAX = 100
+# assist.recipients lists fellow agents through the caller's supervisors (see docs/assistance.md);
+# the cap keeps the action's request count bounded whatever a supervisor's span.
+MAX_PEER_CANDIDATES = 300
+# Due requests handled per shard and sweep; the rest wait for the next sweep (one minute later).
+SWEEP_BATCH = 200
+
+
+class AssistanceStore(Protocol):
+    """Where assistance requests live (``chalicelib.adapters.assist_repository`` on DynamoDB)."""
+
+    def create(self, request: AssistanceRequest, retention_days: int) -> None:
+        """Store a new request; a due one enters the escalation index."""
+
+    def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
+        """The request as last written (strongly consistent)."""
+
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str) -> None:
+        """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
+        Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
+
+    def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
+        """Requests of one index shard whose next escalation step is due at ``now_epoch``."""
+
+    def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
+        """Write an escalation step, conditional on the stored request still being ``before``'s
+        pending stage. False when a claim or another sweep got there first."""
 
 
 class AssistanceService:
     def __init__(self, settings: Settings, directory: Directory, coaching: CoachingService, notifier: Notifier,
-                 clock: Clock) -> None:
+                 clock: Clock, store: AssistanceStore | None = None) -> None:
         self.settings = settings
         self.directory = directory
         self.coaching = coaching
         self.notifier = notifier
         self.clock = clock
+        self._store = store
+
+    @property
+    def store(self) -> AssistanceStore:
+        if self._store is None:
+            raise RuntimeError("AssistanceService needs an AssistanceStore (bootstrap wires DynamoAssistStore)")
+        return self._store
+
+    @store.setter
+    def store(self, store: AssistanceStore) -> None:
+        self._store = store
+
+    # --- templates and recipients (S17, S18) ------------------------------------------------
 
     def templates(self, caller: Principal) -> dict[str, Any]:
-        raise NotImplementedError
+        """``assist.templates``: 1 Query."""
+        rules.require_agent(caller)
+        enabled = [t for t in self.directory.templates(caller.tenant_id) if t.enabled]
+        return {"available": bool(enabled),
+                "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
 
     def recipients(self, caller: Principal) -> dict[str, Any]:
-        raise NotImplementedError
+        """``assist.recipients``: 1 Query (the caller's supervisors) + 1 Query per supervisor (their
+        agents) + 1 BatchGetItem per 100 people."""
+        rules.require_agent(caller)
+        tenant = caller.tenant_id
+        supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
+        peer_ids: list[str] = []
+        for supervisor_id in supervisor_ids:
+            peer_ids.extend(self.directory.agents_of(tenant, supervisor_id))
+        peer_ids = [p for p in dict.fromkeys(peer_ids) if p != caller.user_id][:MAX_PEER_CANDIDATES]
+        contacts = self._contacts(tenant, [*supervisor_ids, *peer_ids])
+        supervisors = rules.available_supervisors(contacts[s] for s in supervisor_ids)
+        peers = rules.online_peers(caller.user_id, (contacts[p] for p in peer_ids))
+        return {"supervisors": _people(supervisors), "agents": _people(peers)}
+
+    # --- requests (S18, S19) ----------------------------------------------------------------
 
     def request(self, caller: Principal, template_id: str, workitem_id: str | None, to_user_id: str | None,
                 conn: str | None = None) -> dict[str, Any]:
-        raise NotImplementedError
+        """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
+        (their endpoints and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
+        per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
+        rules.require_agent(caller)
+        tenant = caller.tenant_id
+        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.directory.templates(tenant)),
+                                   template_id)
+        supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
+        wanted = [*supervisor_ids, *([to_user_id] if to_user_id else [])]
+        endpoints = self._endpoints(tenant, wanted)
+        at, now_ms = now_pair(self.clock)
+        contacts = {u: _contact(u, endpoints.get(u), now_ms) for u in wanted}
+        target = contacts.get(to_user_id) if to_user_id else None
+        chosen = rules.choose_recipients(caller.user_id, to_user_id, (contacts[s] for s in supervisor_ids), target)
+        policy = self.directory.policy(tenant)
+        request = rules.new_request(tenant, new_id("as"), caller.user_id, template_id, text, workitem_id, to_user_id,
+                                    chosen, at, now_ms // 1000, policy.escalation_seconds)
+        delivery = rules.deliver(chosen)
+        if workitem_id:
+            # Checks the caller is the workitem's agent before anything is stored or sent.
+            self._on_timeline(caller, workitem_id, EntryKind.ASSIST_REQUESTED, caller.user_id, Role.AGENT,
+                              require_agent=True, assistId=request.assist_id, text=text,
+                              recipients=delivery.recipients)
+        self.store.create(request, policy.retention_days)
+        box = self._outbox(tenant, conn)
+        self._deliver(box, request, delivery, endpoints, "assist.requested", request.event_data())
+        self.notifier.flush(box)
+        return {"assistId": request.assist_id, "recipients": delivery.recipients}
 
     def claim(self, caller: Principal, assist_id: str, conn: str | None = None) -> dict[str, Any]:
-        raise NotImplementedError
+        """``assist.claim`` (B4): 1 GetItem + 1 conditional UpdateItem + 1 BatchGetItem per 100
+        recipients, plus 1 GetItem + 1 TransactWriteItems with a workitem. The first claim wins."""
+        request = self.store.get(caller.tenant_id, assist_id)
+        if request is None:
+            raise NotFound(f"assistance request {assist_id} not found")
+        rules.check_claim(caller, request)
+        at, _ = now_pair(self.clock)
+        self.store.claim(request, caller.user_id, at)
+        if request.workitem_id:
+            try:
+                self._on_timeline(caller, request.workitem_id, EntryKind.ASSIST_CLAIMED, caller.user_id, caller.role,
+                                  assistId=assist_id)
+            except NotFound:  # the workitem expired (retention) since the request: the claim stands
+                log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
+        audience = rules.claim_audience(request)
+        endpoints = self._endpoints(caller.tenant_id, audience)
+        box = self._outbox(caller.tenant_id, conn)
+        for user_id in audience:
+            box.to_endpoint(endpoints.get(user_id), "assist.claimed",
+                            {"assistId": assist_id, "supervisorId": caller.user_id})
+        self.notifier.flush(box)
+        return {"assistId": assist_id}
+
+    # --- escalation (B4) --------------------------------------------------------------------
+
+    def escalate_due(self) -> dict[str, Any]:
+        """The scheduled sweep: 1 Query per shard, then per due request 1 Query (team supervisors
+        or admins) + 1 BatchGetItem + 1 conditional UpdateItem (+ unread and timeline writes).
+
+        A request that fails is logged and the others still go; the sweep then fails so the
+        schedule reports it, and the failed request, still due, is retried by the next sweep.
+        """
+        _, now_ms = now_pair(self.clock)
+        now_epoch = now_ms // 1000
+        summary = {"escalated": 0, "skipped": 0, "failed": 0}
+        first_error: Exception | None = None
+        for shard in range(max(1, self.settings.escalation_shards)):
+            for request in self.store.due(shard, now_epoch, SWEEP_BATCH):
+                try:
+                    done = self._escalate(request, now_epoch)
+                except Exception as exc:
+                    log.exception("escalation of %s (tenant %s, stage %s) failed",
+                                  request.assist_id, request.tenant_id, request.stage.label)
+                    summary["failed"] += 1
+                    first_error = first_error or exc
+                    continue
+                summary["escalated" if done else "skipped"] += 1
+        if first_error is not None:
+            raise RuntimeError(f"{summary['failed']} escalation step(s) failed; they stay due") from first_error
+        return summary
+
+    def _escalate(self, request: AssistanceRequest, now_epoch: int) -> bool:
+        stage = rules.next_stage(request)
+        if stage is None or not request.is_due(now_epoch):
+            return False
+        tenant = request.tenant_id
+        ids = self.directory.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM \
+            else self.directory.admins(tenant)
+        endpoints = self._endpoints(tenant, ids)
+        at, now_ms = now_pair(self.clock)
+        contacts = [_contact(u, endpoints.get(u), now_ms) for u in ids]
+        audience = rules.escalation_audience(contacts, request.agent_id)
+        after = rules.escalated(request, stage, (c.user_id for c in audience), now_epoch)
+        if not self.store.escalate(request, after):
+            return False  # claimed, or another sweep took this step
+        delivery = rules.deliver(audience)
+        if request.workitem_id:
+            try:
+                self._on_timeline_of(tenant, request.workitem_id, EntryKind.ASSIST_REQUESTED, request.agent_id,
+                                     Role.AGENT, assistId=request.assist_id, escalation=stage.label,
+                                     recipients=delivery.recipients)
+            except NotFound:
+                log.warning("escalation of %s: workitem %s is gone, no timeline entry",
+                            request.assist_id, request.workitem_id)
+        box = Outbox(tenant, at, now_ms)
+        self._deliver(box, after, delivery, endpoints, "assist.escalated",
+                      {**after.event_data(), "stage": stage.label})
+        self.notifier.flush(box)
+        return True
+
+    # --- directory messages (S19, S20) --------------------------------------------------------
 
     def directory_send(self, caller: Principal, to_user_id: str, text: str, reply_to: str | None,
                        conn: str | None = None) -> dict[str, Any]:
-        raise NotImplementedError
+        """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
+        plus 2 UpdateItem when the recipient gets an unread count."""
+        tenant = caller.tenant_id
+        endpoint = self.directory.endpoint(tenant, user_endpoint(to_user_id))
+        at, now_ms = now_pair(self.clock)
+        contact = _contact(to_user_id, endpoint, now_ms) if endpoint is not None else None
+        # Admins need not be directory users (CONTRACT section 2) but must be able to answer.
+        known = endpoint is not None and (endpoint.in_directory or endpoint.role is Role.ADMIN)
+        rules.check_direct_message(caller, to_user_id, text, contact, known)
+        message: dict[str, Any] = {"messageId": new_id("dm"), "fromUserId": caller.user_id, "text": text, "at": at}
+        if reply_to:
+            message["replyTo"] = reply_to
+            if reply_to.startswith("as_"):
+                message["assistId"] = reply_to
+        self.directory.store_message(tenant, to_user_id, message, self.directory.policy(tenant).retention_days)
+        delivery = rules.deliver([contact] if contact else [])
+        box = self._outbox(tenant, conn)
+        data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
+        self._deliver_from(box, caller.user_id, delivery, {to_user_id: endpoint} if endpoint else {},
+                           "directory.message", data)
+        self.notifier.flush(box)
+        return {"messageId": message["messageId"]}
 
     def unread(self, caller: Principal) -> dict[str, Any]:
-        raise NotImplementedError
+        """``directory.unread.get``: 1 GetItem."""
+        endpoint = self.directory.endpoint(caller.tenant_id, user_endpoint(caller.user_id))
+        return {"count": endpoint.unread_total if endpoint else 0}
 
     def read(self, caller: Principal, with_user_id: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """``directory.read``: 1 DeleteItem + 1 UpdateItem (or GetItem when nothing was unread)."""
+        return {"count": self.directory.mark_read(caller.tenant_id, caller.user_id, with_user_id)}
 
-    def escalate_due(self) -> dict[str, Any]:
-        raise NotImplementedError
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _outbox(self, tenant_id: str, exclude: str | None) -> Outbox:
+        at, now_ms = now_pair(self.clock)
+        return Outbox(tenant_id, at, now_ms, exclude)
+
+    def _endpoints(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, Endpoint]:
+        """Endpoints by user id, 1 BatchGetItem per 100 (the port's limit)."""
+        ids = list(dict.fromkeys(user_ids))
+        out: dict[str, Endpoint] = {}
+        for i in range(0, len(ids), BATCH_GET_MAX):
+            found = self.directory.endpoints(tenant_id, [user_endpoint(u) for u in ids[i:i + BATCH_GET_MAX]])
+            out.update({ep.user_id: ep for ep in found.values()})
+        return out
+
+    def _contacts(self, tenant_id: str, user_ids: list[str]) -> dict[str, Contact]:
+        endpoints = self._endpoints(tenant_id, user_ids)
+        _, now_ms = now_pair(self.clock)
+        return {u: _contact(u, endpoints.get(u), now_ms) for u in user_ids}
+
+    def _deliver(self, box: Outbox, request: AssistanceRequest, delivery: Delivery, endpoints: dict[str, Endpoint],
+                 event: str, data: dict[str, Any]) -> None:
+        self._deliver_from(box, request.agent_id, delivery, endpoints, event, data)
+
+    def _deliver_from(self, box: Outbox, sender_id: str, delivery: Delivery, endpoints: dict[str, Endpoint],
+                      event: str, data: dict[str, Any]) -> None:
+        """Pop-up recipients get ``event``; the others get their unread count from ``sender_id``
+        raised (it survives reconnects) and, on any live connection, ``directory.unread``."""
+        for user_id in delivery.popup:
+            box.to_endpoint(endpoints.get(user_id), event, data)
+        for user_id in delivery.unread:
+            count = self.directory.add_unread(box.tenant_id, user_id, sender_id)
+            box.to_endpoint(endpoints.get(user_id), "directory.unread", {"count": count})
+
+    def _on_timeline(self, caller: Principal, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role,
+                     *, require_agent: bool = False, **extra: Any) -> Change:
+        """Append an assistance entry to the workitem's coaching timeline (1 GetItem + 1 transaction)."""
+
+        def decide(w: Workitem) -> Change:
+            if require_agent:
+                coaching_rules.require_agent_of(caller, w)
+            return coaching_rules.record(w, kind, author_id, author_role, now_pair(self.clock)[0], **extra)
+
+        return self.coaching.mutate(caller.tenant_id, workitem_id, decide)
+
+    def _on_timeline_of(self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role,
+                        **extra: Any) -> Change:
+        return self.coaching.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
+
+
+def _contact(user_id: str, endpoint: Endpoint | None, now_ms: int) -> Contact:
+    if endpoint is None:  # never connected and not in the directory (an admin, say): reachable by unread only
+        return Contact(user_id, user_id, None, online=False, available=False, notify=True)
+    online = bool(endpoint.live(now_ms))
+    return Contact(user_id, endpoint.name or user_id, endpoint.role, online=online,
+                   available=online and endpoint.presence(now_ms) is Presence.AVAILABLE, notify=endpoint.notify)
+
+
+def _people(contacts: Iterable[Contact]) -> list[dict[str, str]]:
+    return [{"userId": c.user_id, "name": c.name} for c in sorted(contacts, key=lambda c: (c.name.lower(), c.user_id))]

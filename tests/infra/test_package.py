@@ -31,6 +31,11 @@ from typing import Any
 import pytest
 import yaml
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: each xdist worker then builds its own copy
+    fcntl = None  # type: ignore[assignment]
+
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
 
@@ -92,9 +97,7 @@ class Build:
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """One xdist worker builds while the others wait, then reuse its result."""
-    try:
-        import fcntl  # noqa: PLC0415 - POSIX only; elsewhere each worker builds its own copy
-    except ImportError:
+    if fcntl is None:
         yield
         return
     with lock_path.open("w") as lock:

@@ -138,6 +138,7 @@ class World:
         self.services = bootstrap.build(settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings)
         bootstrap.install(self.services)
         self.events_sent = 0
+        self._http: Any = None
 
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
@@ -155,17 +156,23 @@ class World:
 
     # --- REST through the Chalice test client ---
 
+    @property
+    def http(self) -> Any:
+        """One Chalice test client for the whole world (building one per request is slow)."""
+        if self._http is None:
+            from chalice.test import Client as ChaliceClient
+
+            from app import app
+
+            self._http = ChaliceClient(app).http
+        return self._http
+
     def rest(self, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-        from chalice.test import Client as ChaliceClient
-
-        from app import app
-
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         raw = json.dumps(body) if body is not None and not isinstance(body, (bytes, str)) else body
-        with ChaliceClient(app) as client:
-            response = getattr(client.http, method.lower())(path, headers=headers, body=raw)
+        response = getattr(self.http, method.lower())(path, headers=headers, body=raw)
         payload = json.loads(response.body) if response.body else None
         return response.status_code, payload
 
@@ -180,14 +187,8 @@ class World:
         body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_,
                            "data": data}).encode()
         signature = sign(secret, int(time.time()), body)
-        from chalice.test import Client as ChaliceClient
-
-        from app import app
-
-        with ChaliceClient(app) as client:
-            response = client.http.post("/webhooks/events", body=body,
-                                        headers={"Content-Type": "application/json",
-                                                 "X-Coaching-Signature": signature})
+        response = self.http.post("/webhooks/events", body=body,
+                                  headers={"Content-Type": "application/json", "X-Coaching-Signature": signature})
         return response.status_code, json.loads(response.body) if response.body else None
 
     # --- scenario helpers ---

@@ -1,0 +1,152 @@
+"""DynamoDB store of assistance requests (the ``AssistanceStore`` port of
+``chalicelib.services.assistance``), on the ``assistance`` table.
+
+One item per request, ``pk = T#<tenant>#AS#<assistId>``. While a request waits for an escalation
+step it also carries the keys of the sparse ``due`` GSI:
+
+* ``duepk = DUE#<n>`` - one of ``settings.escalation_shards`` shards, chosen by a stable hash of the
+  request id, so the sweep's reads and the index's writes spread over several partitions instead
+  of one hot key;
+* ``duesk = <due epoch seconds, 12 digits>#<tenant>#<assistId>`` - sorted by due time, so
+  "everything due by now" is one key-condition Query per shard (``duesk < <now + 1>``), never a Scan.
+
+Claiming, or the last escalation step, REMOVEs both keys: the request leaves the index.
+Every state change is conditional, so a claim and a sweep racing each other cannot both win.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib.adapters.dynamo import AssistItem
+from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus, Stage
+from chalicelib.services.ports import AlreadyExists
+from chalicelib.settings import Settings
+
+SK = "AS"
+
+
+def assist_pk(tenant_id: str, assist_id: str) -> str:
+    return f"T#{tenant_id}#AS#{assist_id}"
+
+
+def due_sk(due_epoch: int, tenant_id: str, assist_id: str) -> str:
+    return f"{due_epoch:012d}#{tenant_id}#{assist_id}"
+
+
+def _conditional_failed(exc: PutError | UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+class DynamoAssistStore:
+    def __init__(self, settings: Settings) -> None:
+        self._shards = max(1, settings.escalation_shards)
+
+    def shard_of(self, assist_id: str) -> int:
+        """Stable across processes (unlike ``hash``), so every writer agrees on a request's shard."""
+        return zlib.crc32(assist_id.encode()) % self._shards
+
+    def create(self, request: AssistanceRequest, retention_days: int) -> None:
+        """1 PutItem (conditional: a request id is never reused)."""
+        created = datetime.fromisoformat(request.created_at.replace("Z", "+00:00"))
+        item = AssistItem(
+            assist_pk(request.tenant_id, request.assist_id), SK,
+            tenant_id=request.tenant_id, assist_id=request.assist_id, agent_id=request.agent_id,
+            template_id=request.template_id, text=request.text, workitem_id=request.workitem_id,
+            target=request.target, recipients=list(request.recipients), status=request.status.value,
+            stage=int(request.stage), claimed_by=request.claimed_by, created_at=request.created_at,
+            due_at=request.due_at, escalation_seconds=request.escalation_seconds,
+            ttl=created + timedelta(days=retention_days),
+        )
+        if request.escalates and request.due_at is not None:
+            item.duepk = f"DUE#{self.shard_of(request.assist_id)}"
+            item.duesk = due_sk(request.due_at, request.tenant_id, request.assist_id)
+        try:
+            item.save(condition=AssistItem.pk.does_not_exist())
+        except PutError as exc:
+            if _conditional_failed(exc):
+                raise AlreadyExists(request.assist_id) from exc
+            raise
+
+    def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
+        """1 GetItem (strongly consistent: claims are decided on it)."""
+        try:
+            return _to_request(AssistItem.get(assist_pk(tenant_id, assist_id), SK, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str) -> None:
+        """1 UpdateItem, conditional on ``status = pending``: of two racing claims exactly one
+        passes; the other gets :class:`AlreadyClaimed`. The request leaves the due index."""
+        item = AssistItem(assist_pk(request.tenant_id, request.assist_id), SK)
+        try:
+            item.update(
+                actions=[
+                    AssistItem.status.set(AssistStatus.CLAIMED.value),
+                    AssistItem.claimed_by.set(supervisor_id),
+                    AssistItem.due_at.remove(),
+                    AssistItem.duepk.remove(),
+                    AssistItem.duesk.remove(),
+                ],
+                condition=AssistItem.status == AssistStatus.PENDING.value,
+            )
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                raise AlreadyClaimed("the assistance request was already claimed") from exc
+            raise
+
+    def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
+        """1 Query on the ``due`` GSI shard (more pages only past 1 MB): every request whose
+        ``duesk`` sorts before the next second, i.e. ``due_at <= now``."""
+        hits = AssistItem.due.query(f"DUE#{shard}", AssistItem.duesk < f"{now_epoch + 1:012d}", limit=limit)
+        return [_to_request(i) for i in hits]
+
+    def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
+        """1 UpdateItem, conditional on the request still pending at ``before``'s stage. The new
+        recipients and stage are written; the due key moves to the next step, or is removed when
+        escalation is exhausted. False when a claim (or another sweep) came first."""
+        item = AssistItem(assist_pk(before.tenant_id, before.assist_id), SK)
+        recipients: Any = list(after.recipients)  # ListAttribute's stubs type elements as attributes
+        actions: list[Any] = [
+            AssistItem.stage.set(int(after.stage)),
+            AssistItem.recipients.set(recipients),
+        ]
+        if after.escalates and after.due_at is not None:
+            actions += [
+                AssistItem.due_at.set(after.due_at),
+                AssistItem.duepk.set(f"DUE#{self.shard_of(after.assist_id)}"),
+                AssistItem.duesk.set(due_sk(after.due_at, after.tenant_id, after.assist_id)),
+            ]
+        else:
+            actions += [AssistItem.due_at.remove(), AssistItem.duepk.remove(), AssistItem.duesk.remove()]
+        try:
+            item.update(actions=actions, condition=(AssistItem.status == AssistStatus.PENDING.value)
+                        & (AssistItem.stage == int(before.stage)))
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+
+def _to_request(item: AssistItem) -> AssistanceRequest:
+    return AssistanceRequest(
+        tenant_id=item.tenant_id,
+        assist_id=item.assist_id,
+        agent_id=item.agent_id,
+        template_id=item.template_id,
+        text=item.text,
+        workitem_id=item.workitem_id,
+        target=item.target,
+        recipients=tuple(str(r) for r in item.recipients or ()),
+        created_at=item.created_at,
+        escalation_seconds=int(item.escalation_seconds or 0),
+        status=AssistStatus(item.status),
+        stage=Stage(int(item.stage or 0)),
+        claimed_by=item.claimed_by,
+        due_at=int(item.due_at) if item.due_at is not None else None,
+    )
