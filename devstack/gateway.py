@@ -276,9 +276,7 @@ class Gateway:
         self.max_message_bytes = max_message_bytes
         self.max_frame_bytes = max_frame_bytes
         self._own_executor = executor is None
-        self.executor: Executor = executor or ThreadPoolExecutor(
-            max_workers=executor_workers, thread_name_prefix="lambda"
-        )
+        self.executor: Executor = executor or ThreadPoolExecutor(max_workers=executor_workers, thread_name_prefix="lambda")
         self._new_connection_id = connection_id_factory
         self._rest = LocalGateway(app, Config())
         self.connections: dict[str, _Connection] = {}
@@ -624,9 +622,7 @@ class Gateway:
             )
             response = _to_aiohttp(result)
         except LocalGatewayException as exc:
-            response = web.Response(
-                status=exc.CODE, body=exc.body or b"", headers=exc.headers, content_type="application/json"
-            )
+            response = web.Response(status=exc.CODE, body=exc.body or b"", headers=exc.headers, content_type="application/json")
         except Exception:
             log.exception("REST %s %s failed", request.method, request.path)
             response = web.json_response({"message": "Internal server error"}, status=500)
@@ -742,9 +738,7 @@ class GatewayThread:
         self.host, self.port = self._sock.getsockname()[:2]
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"gateway-{uuid.uuid4().hex[:6]}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"gateway-{uuid.uuid4().hex[:6]}", daemon=True)
 
     @property
     def base_url(self) -> str:

@@ -48,6 +48,9 @@ class CoachingService:
         self.on_coaching_ended: list[ChangeListener] = []
         # Called after a supervisor's own monitor.stop (voice drops their attendees).
         self.on_supervisor_left: list[Callable[[Change, str], None]] = []
+        # Called after every change committed through mutate (voice ends a workitem's rooms when it
+        # ends or changes hands, whether or not anybody was coaching on it).
+        self.on_committed: list[ChangeListener] = []
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -74,6 +77,7 @@ class CoachingService:
                 continue
             if change.ended_for:
                 self._coaching_ended(change)
+            self._committed(change)
             return change
         raise RateLimited("the workitem is changing too fast; retry")
 
@@ -83,6 +87,13 @@ class CoachingService:
                 listener(change)
             except Exception:  # a failed teardown must not undo the committed end; it is logged
                 log.exception("coaching-ended listener failed for workitem %s", change.after.workitem_id)
+
+    def _committed(self, change: Change) -> None:
+        for listener in self.on_committed:
+            try:
+                listener(change)
+            except Exception:  # like _coaching_ended: the commit stands, the failure is logged
+                log.exception("commit listener failed for workitem %s", change.after.workitem_id)
 
     def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
         at, now_ms = now_pair(self.clock)

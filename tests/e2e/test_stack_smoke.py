@@ -37,13 +37,9 @@ def test_health(stack: Stack) -> None:
     [
         pytest.param(lambda s: None, id="missing"),
         pytest.param(lambda s: "not-a-jwt", id="garbage"),
+        pytest.param(lambda s: mint("wrong-secret-0123456789abcdef0123456", sub="agent-1", role="agent"), id="bad-signature"),
         pytest.param(
-            lambda s: mint("wrong-secret-0123456789abcdef0123456", sub="agent-1", role="agent"), id="bad-signature"
-        ),
-        pytest.param(
-            lambda s: _unsigned_token(
-                {"sub": "agent-1", "tid": "demo", "role": "agent", "exp": int(time.time()) + 3600}
-            ),
+            lambda s: _unsigned_token({"sub": "agent-1", "tid": "demo", "role": "agent", "exp": int(time.time()) + 3600}),
             id="alg-none",
         ),
         pytest.param(lambda s: s.token("agent-1", "agent", exp_in=-60), id="expired"),

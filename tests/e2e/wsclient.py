@@ -100,9 +100,7 @@ class WsClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.closed:  # a closed connection will not bring it any more
                     state = f"closed with {self.close_code}" if self.closed else "open"
-                    raise AssertionError(
-                        f"no {what} within {timeout}s (connection {state}); last frames: {self._frames[-5:]}"
-                    )
+                    raise AssertionError(f"no {what} within {timeout}s (connection {state}); last frames: {self._frames[-5:]}")
                 self._changed.wait(remaining)
 
     # -- actions -----------------------------------------------------------------------------------

@@ -218,9 +218,7 @@ def _http(
 
 
 @pytest.mark.parametrize(("token", "status"), [("bad", 401), ("", 401), ("deny", 403), ("crash", 500)])
-def test_authorizer_refusals_answer_http_status_without_upgrade(
-    gateway: GatewayThread, token: str, status: int
-) -> None:
+def test_authorizer_refusals_answer_http_status_without_upgrade(gateway: GatewayThread, token: str, status: int) -> None:
     with _lock:
         before = len(CONNECTS)
     with pytest.raises(InvalidStatus) as refused:
@@ -519,9 +517,7 @@ def test_rest_passthrough(gateway: GatewayThread) -> None:
 
 
 def test_rest_body_status_headers_and_decoded_path(gateway: GatewayThread) -> None:
-    status, headers, body = _http(
-        gateway, "PUT", "/items/a%20b", body=b'{"x": 1}', headers={"Content-Type": "application/json"}
-    )
+    status, headers, body = _http(gateway, "PUT", "/items/a%20b", body=b'{"x": 1}', headers={"Content-Type": "application/json"})
     assert status == 201
     assert headers["X-Item"] == "a b"
     assert json.loads(body) == {"id": "a b", "body": {"x": 1}}

@@ -1,0 +1,58 @@
+"""Every action's DynamoDB requests, counted with botocore hooks, against docs/data-model.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.budgets import budgets
+from tests.support.ddbcount import count_dynamodb
+from tests.support.scenario import Cast, actions, bulk_tenant
+from tests.support.world import World
+
+pytestmark = pytest.mark.integration
+
+
+def measure(world: World, tid: str, bulk_users: int) -> dict[str, int]:
+    bulk_tenant(world, tid, bulk_users)
+    cast = Cast(world, tid)
+    counts: dict[str, int] = {}
+    for name, call in actions(cast):
+        with count_dynamodb() as log:
+            call()
+        counts[name] = log.total
+    with count_dynamodb() as log:
+        world.assign("wi-new", tid=tid)
+    counts["webhook workitem.assigned"] = log.total
+    for kind, data in (("workitem.message", {"workitemId": "wi-new", "from": "customer", "text": "hi"}),
+                       ("workitem.transferred", {"workitemId": "wi-new", "toAgentId": "agent-2"}),
+                       ("workitem.ended", {"workitemId": "wi-new", "endedBy": "system"})):
+        with count_dynamodb() as log:
+            status, body = world.webhook(kind, data, tid=tid)
+        assert status == 200, body
+        counts[f"webhook {kind}"] = log.total
+    return counts
+
+
+def test_every_action_within_budget_and_independent_of_tenant_size(world: World) -> None:
+    small = measure(world, "small", 6)
+    large = measure(world, "large", 1500)
+    budget = budgets()
+    for name, count in small.items():
+        assert name in budget, f"{name} has no budget in docs/data-model.md"
+        assert count <= budget[name], f"{name}: {count} requests > budget {budget[name]}"
+        assert large[name] == count, f"{name}: {count} requests in a small tenant, {large[name]} in a large one"
+    assert small["coach.send"] <= 3
+
+
+def test_coach_send_is_three_requests_with_many_monitors(world: World) -> None:
+    sups = tuple(f"sup-{i}" for i in range(12))
+    world.team(supervisors=sups, agents=("agent-1",))
+    world.assign("wi-1")
+    agent = world.connect("agent-1", "agent")
+    clients = [world.connect(s, "supervisor") for s in sups]
+    for c in clients:
+        c.ok("monitor.start", workitemId="wi-1")
+    with count_dynamodb() as log:
+        agent.ok("coach.send", workitemId="wi-1", text="thanks all")
+    assert log.by_operation() == {"GetItem": 1, "TransactWriteItems": 1, "BatchGetItem": 1}
+    assert all(c.events("coach.message") for c in clients)

@@ -1,0 +1,80 @@
+"""A tenant of a chosen size, and one call of every action against it (request budgets, bench)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.adapters.dynamo import DirectoryEdge, EndpointItem, WorkitemItem
+from chalicelib.adapters.repositories import endpoint_pk, workitem_pk
+from tests.support.world import Client, World
+
+
+def bulk_tenant(world: World, tid: str, users: int) -> None:
+    """Fill ``tid`` with ``users`` agents (each with one open workitem) in teams of 4 agents + 1 supervisor,
+    written directly with batch writes so a large tenant is cheap to build."""
+    with EndpointItem.batch_write() as users_batch, DirectoryEdge.batch_write() as edges, \
+            WorkitemItem.batch_write() as items:
+        for i in range(users):
+            agent = f"bulk-agent-{i}"
+            sup = f"bulk-sup-{i // 4}"
+            users_batch.save(EndpointItem(endpoint_pk(tid, f"U#{agent}"), "U", tenant_id=tid, user_id=agent,
+                                          role="agent", name=agent, in_directory=True, workitem_count=1))
+            if i % 4 == 0:
+                users_batch.save(EndpointItem(endpoint_pk(tid, f"U#{sup}"), "U", tenant_id=tid, user_id=sup,
+                                              role="supervisor", name=sup, in_directory=True))
+            edges.save(DirectoryEdge(pk=f"T#{tid}#A#{agent}", sk=f"S#{sup}#T#bulk-{i // 4}",
+                                     gsi1pk=f"T#{tid}#S#{sup}", gsi1sk=f"A#{agent}#T#bulk-{i // 4}",
+                                     tenant_id=tid, agent_id=agent, supervisor_id=sup, team_id=f"bulk-{i // 4}"))
+            wid = f"bulk-wi-{i}"
+            items.save(WorkitemItem(workitem_pk(tid, wid), "W", tenant_id=tid, workitem_id=wid, channel="chat",
+                                    agent_id=agent, customer_id=f"c{i}", customer_name="C", status="active",
+                                    created_at="2026-01-01T00:00:00.000Z", gsi1pk=f"T#{tid}#AGENT#{agent}",
+                                    gsi1sk=f"2026-01-01T00:00:00.000Z#{wid}", seq=0, customer_seq=0, version=0))
+
+
+class Cast:
+    """The people of one coached chat: an agent, two supervisors (one monitoring), a customer."""
+
+    def __init__(self, world: World, tid: str) -> None:
+        world.team(tid=tid, supervisors=("sup-1", "sup-2"), agents=("agent-1", "agent-2"))
+        world.admin("PUT", "/admin/templates/tpl-1", {"text": "Need help", "enabled": True}, tid)
+        world.assign("wi-1", tid=tid)
+        world.assign("wi-2", tid=tid)
+        world.assign("wi-3", tid=tid)
+        self.world = world
+        self.agent = world.connect("agent-1", "agent", tid)
+        self.agent2 = world.connect("agent-2", "agent", tid)
+        self.sup = world.connect("sup-1", "supervisor", tid)
+        self.sup2 = world.connect("sup-2", "supervisor", tid)
+        self.customer = world.connect("cust-wi-1", "customer", tid, wid="wi-1")
+        self.sup.ok("monitor.start", workitemId="wi-1")
+        self.tip = self.sup.ok("coach.send", workitemId="wi-1", text="first tip")["entry"]["messageId"]
+
+
+def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
+    """One representative call of each action, in an order where each is valid."""
+    a, s, s2, c = cast.agent, cast.sup, cast.sup2, cast.customer
+
+    def ok(client: Client, action: str, **fields: Any) -> Callable[[], Any]:
+        return lambda: client.ok(action, **fields)
+
+    return [
+        ("ping", ok(a, "ping")),
+        ("presence.set", ok(a, "presence.set", state="available")),
+        ("agents.list", ok(s, "agents.list")),
+        ("agent.watch", ok(s2, "agent.watch", agentId="agent-1")),
+        ("agent.unwatch", ok(s2, "agent.unwatch", agentId="agent-1")),
+        ("workitems.list", ok(s, "workitems.list", agentId="agent-1")),
+        ("monitor.start", ok(s2, "monitor.start", workitemId="wi-1")),
+        ("coach.send", ok(s, "coach.send", workitemId="wi-1", text="try the refund flow")),
+        ("coach.react", ok(a, "coach.react", workitemId="wi-1", messageId=cast.tip, reaction="thumbs_up")),
+        ("coach.forward", ok(a, "coach.forward", workitemId="wi-1", messageId=cast.tip)),
+        ("message.send", ok(c, "message.send", workitemId="wi-1", text="thanks")),
+        ("timeline.get", ok(s, "timeline.get", workitemId="wi-1", after=0, limit=50)),
+        ("monitor.stop", ok(s2, "monitor.stop", workitemId="wi-1")),
+        ("consult.start", ok(a, "consult.start", workitemId="wi-2", userId="agent-2")),
+        ("coaching.end", ok(a, "coaching.end", workitemId="wi-1")),
+        ("workitem.transfer", ok(a, "workitem.transfer", workitemId="wi-2", toAgentId="agent-2")),
+        ("workitem.end", ok(a, "workitem.end", workitemId="wi-3")),
+    ]
