@@ -265,19 +265,19 @@ class VoiceService:
 
     def _clean(self, workitem_id: str, cleanup: Cleanup) -> None:
         """Delete what the committed state dropped: pipelines, then rooms, then single attendees."""
-        steps: list[tuple[str, Callable[[], None]]] = []
         for pipeline_id in dict.fromkeys(cleanup.pipelines):
-            steps.append(("delete_pipeline", lambda p=pipeline_id: self.meetings.delete_pipeline(p)))
+            self._try("delete_pipeline", workitem_id, self.meetings.delete_pipeline, pipeline_id)
         for meeting_id in dict.fromkeys(cleanup.meetings):
-            steps.append(("delete_meeting", lambda m=meeting_id: self.meetings.delete_meeting(m)))
+            self._try("delete_meeting", workitem_id, self.meetings.delete_meeting, meeting_id)
         for meeting_id, attendee_id in cleanup.remaining_attendees():
-            steps.append(("delete_attendee",
-                          lambda m=meeting_id, a=attendee_id: self.meetings.delete_attendee(m, a)))
-        for operation, step in steps:
-            try:
-                step()
-            except Exception:  # logged, never raised: the state change it follows is committed
-                log.exception("voice clean-up %s failed for workitem %s", operation, workitem_id)
+            self._try("delete_attendee", workitem_id, self.meetings.delete_attendee, meeting_id, attendee_id)
+
+    @staticmethod
+    def _try(operation: str, workitem_id: str, call: Callable[..., None], *args: str) -> None:
+        try:
+            call(*args)
+        except Exception:  # logged, never raised: the state change it follows is committed
+            log.exception("voice clean-up %s failed for workitem %s", operation, workitem_id)
 
     def _notify(self, tenant_id: str, workitem_id: str, plan: _Plan, conn: str | None) -> None:
         pushes: list[tuple[str, str, dict[str, Any]]] = []
