@@ -233,9 +233,11 @@ def start_monitoring(principal: Principal, workitem: Workitem, supervises_agent:
     return rec.change()
 
 
-def stop_monitoring(principal: Principal, workitem: Workitem, now: str) -> Change:
+def stop_monitoring(principal: Principal, workitem: Workitem, now: str, supervises_agent: bool = False) -> Change:
     require_role(principal, Role.SUPERVISOR)
     if principal.user_id not in workitem.monitors:
+        if not supervises_agent:
+            raise Forbidden("you do not supervise this workitem's agent")
         raise Conflict("you are not monitoring this workitem")
     rec = _Recorder(workitem, now)
     del rec.after.monitors[principal.user_id]
@@ -256,10 +258,13 @@ def end_coaching(principal: Principal, workitem: Workitem, now: str) -> Change:
 # --- messages (S7, S9, S10) --------------------------------------------------------------------
 
 
-def send_coach_message(principal: Principal, workitem: Workitem, text: str, message_id: str, now: str) -> Change:
+def send_coach_message(principal: Principal, workitem: Workitem, text: str, message_id: str, now: str,
+                       supervises_agent: bool = False) -> Change:
+    """S5, S7: the agent or a monitoring supervisor. Permission first (a supervisor of another team is
+    forbidden whatever the state), then the channel (S3), then the state (somebody must monitor)."""
     is_agent = principal.role is Role.AGENT and principal.user_id == workitem.agent_id
     is_monitor = principal.role is Role.SUPERVISOR and principal.user_id in workitem.monitors
-    if not is_agent and principal.role not in (Role.SUPERVISOR,):
+    if not is_agent and not is_monitor and not (principal.role is Role.SUPERVISOR and supervises_agent):
         raise Forbidden("only the workitem's agent or a monitoring supervisor may coach")
     require_text_coaching(workitem)
     if not workitem.coaching_active:

@@ -120,7 +120,7 @@ class AssistanceService:
         chosen = rules.choose_recipients(caller.user_id, to_user_id, (contacts[s] for s in supervisor_ids), target)
         policy = self.directory.policy(tenant)
         request = rules.new_request(tenant, new_id("as"), caller.user_id, template_id, text, workitem_id, to_user_id,
-                                    chosen, at, now_ms // 1000, policy.escalation_seconds)
+                                    chosen, at, _ceil_seconds(now_ms), policy.escalation_seconds)
         delivery = rules.deliver(chosen)
         if workitem_id:
             # Checks the caller is the workitem's agent before anything is stored or sent.
@@ -196,7 +196,7 @@ class AssistanceService:
         at, now_ms = now_pair(self.clock)
         contacts = [_contact(u, endpoints.get(u), now_ms) for u in ids]
         audience = rules.escalation_audience(contacts, request.agent_id)
-        after = rules.escalated(request, stage, (c.user_id for c in audience), now_epoch)
+        after = rules.escalated(request, stage, (c.user_id for c in audience), _ceil_seconds(now_ms))
         if not self.store.escalate(request, after):
             return False  # claimed, or another sweep took this step
         delivery = rules.deliver(audience)
@@ -306,6 +306,11 @@ def _contact(user_id: str, endpoint: Endpoint | None, now_ms: int) -> Contact:
     online = bool(endpoint.live(now_ms))
     return Contact(user_id, endpoint.name or user_id, endpoint.role, online=online,
                    available=online and endpoint.presence(now_ms) is Presence.AVAILABLE, notify=endpoint.notify)
+
+
+def _ceil_seconds(now_ms: int) -> int:
+    """Due times round up, so a request never escalates before its full delay has passed."""
+    return -(-now_ms // 1000)
 
 
 def _people(contacts: Iterable[Contact]) -> list[dict[str, str]]:

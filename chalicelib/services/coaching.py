@@ -208,15 +208,26 @@ class CoachingService:
 
     # --- monitoring ------------------------------------------------------------------------
 
+    def supervision(self, caller: Principal) -> Callable[[Workitem], bool]:
+        """``supervises(workitem)`` for ``caller``: one Query per agent, only when it is asked."""
+        checked: dict[str, bool] = {}
+
+        def supervises(w: Workitem) -> bool:
+            if caller.role is not Role.SUPERVISOR:
+                return False
+            if w.agent_id not in checked:
+                checked[w.agent_id] = self.directory.supervises(caller.tenant_id, caller.user_id, w.agent_id)
+            return checked[w.agent_id]
+
+        return supervises
+
     def monitor_start(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may monitor")
-        checked: dict[str, bool] = {}
+        supervises = self.supervision(caller)
 
         def decide(w: Workitem) -> Change:
-            if w.agent_id not in checked:
-                checked[w.agent_id] = self.directory.supervises(caller.tenant_id, caller.user_id, w.agent_id)
-            return rules.start_monitoring(caller, w, checked[w.agent_id], self._now())
+            return rules.start_monitoring(caller, w, supervises(w), self._now())
 
         change = self.mutate(caller.tenant_id, workitem_id, decide)
         if change.changed:
@@ -226,7 +237,13 @@ class CoachingService:
         return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
 
     def monitor_stop(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
-        change = self.mutate(caller.tenant_id, workitem_id, lambda w: rules.stop_monitoring(caller, w, self._now()))
+        supervises = self.supervision(caller)
+
+        def decide(w: Workitem) -> Change:
+            monitoring = caller.user_id in w.monitors
+            return rules.stop_monitoring(caller, w, self._now(), supervises_agent=not monitoring and supervises(w))
+
+        change = self.mutate(caller.tenant_id, workitem_id, decide)
         self.publish(change, conn)
         for listener in self.on_supervisor_left:
             listener(change, caller.user_id)
@@ -241,8 +258,15 @@ class CoachingService:
 
     def coach_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
         message_id = new_id("msg")
-        change = self.mutate(caller.tenant_id, workitem_id,
-                             lambda w: rules.send_coach_message(caller, w, text, message_id, self._now()))
+        supervises = self.supervision(caller)
+
+        def decide(w: Workitem) -> Change:
+            # The supervision Query runs only on the refusal path (a supervisor who is not monitoring).
+            outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
+            return rules.send_coach_message(caller, w, text, message_id, self._now(),
+                                            supervises_agent=outsider and supervises(w))
+
+        change = self.mutate(caller.tenant_id, workitem_id, decide)
         self.publish(change, conn)
         return {"entry": change.entry.to_wire()}
 

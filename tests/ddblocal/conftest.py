@@ -133,6 +133,18 @@ class TenantWorld(World):
         return self.services.directory.directory
 
 
+# PynamoDB gives every model class its own connection, botocore session and client, and building
+# one costs ~0.1-0.3 s. configure() (run by every World) drops them; since this session's settings
+# never change, each test gets back the ones earlier tests built, as a warm Lambda container would.
+_warm_connections: dict[type, Any] = {}
+
+
+def _models() -> list[type]:
+    from chalicelib.adapters import dynamo
+
+    return [m for models in dynamo._MODELS_BY_TABLE.values() for m in models]
+
+
 @pytest.fixture
 def ddb_world(ddb_settings: Any) -> Iterator[TenantWorld]:
     """The whole product on DynamoDB Local, through the real Lambda entry points, in a fresh tenant."""
@@ -142,7 +154,13 @@ def ddb_world(ddb_settings: Any) -> Iterator[TenantWorld]:
         for key, value in DUMMY_CREDENTIALS.items():
             mp.setenv(key, value)
         world = TenantWorld(ddb_settings, f"t-{uuid.uuid4().hex[:12]}")
+        for model in _models():
+            if model in _warm_connections and model.Meta.host == ddb_settings.dynamodb_endpoint:
+                model._connection = _warm_connections[model]
         try:
             yield world
         finally:
+            for model in _models():
+                if model._connection is not None:
+                    _warm_connections[model] = model._connection
             bootstrap.install(None)

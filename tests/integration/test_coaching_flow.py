@@ -379,3 +379,15 @@ def test_export_gives_the_full_audit_trail(w: World) -> None:
     status, body = w.rest("GET", "/workitems/wi-1/export", w.token("admin-1", "admin"))
     assert status == 200 and [e["kind"] for e in body["entries"]] == ["supervisor_joined", "coach_message"]
     assert w.rest("GET", "/workitems/wi-1/export", w.token("agent-1", "agent"))[0] == 403
+
+
+def test_permission_is_checked_before_state(w: World) -> None:
+    w.assign("wi-v", channel="voice")
+    outsider = w.connect("sup-3", "supervisor")
+    outsider.fails("coach.send", "forbidden", workitemId="wi-1", text="not my team")
+    outsider.fails("monitor.stop", "forbidden", workitemId="wi-1")
+    w.connect("sup-1", "supervisor").ok("monitor.start", workitemId="wi-1")
+    outsider.fails("coach.send", "forbidden", workitemId="wi-1", text="still not my team")
+    w.connect("agent-1", "agent").ok("workitem.end", workitemId="wi-1")
+    w.connect("agent-2", "agent").fails("workitem.end", "forbidden", workitemId="wi-1")
+    w.connect("sup-2", "supervisor").fails("monitor.stop", "conflict", workitemId="wi-1")

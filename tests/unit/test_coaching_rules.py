@@ -78,11 +78,11 @@ class Run:
         return self.do(lambda: rules.start_monitoring(who, self.w, supervises, NOW))
 
     def stop(self, who: Principal = SUP1) -> Change:
-        return self.do(lambda: rules.stop_monitoring(who, self.w, NOW))
+        return self.do(lambda: rules.stop_monitoring(who, self.w, NOW, supervises_agent=True))
 
     def coach(self, who: Principal, text: str = "try offering a refund") -> Change:
         mid = self.mid()
-        return self.do(lambda: rules.send_coach_message(who, self.w, text, mid, NOW))
+        return self.do(lambda: rules.send_coach_message(who, self.w, text, mid, NOW, supervises_agent=True))
 
     def say(self, who: Principal, text: str = "hello") -> Change:
         mid = self.mid()
@@ -174,10 +174,21 @@ def test_stop_monitoring_adds_a_left_line(run: Run) -> None:
 
 def test_stop_monitoring_when_not_monitoring_is_a_conflict(run: Run) -> None:
     with pytest.raises(Conflict):
-        rules.stop_monitoring(SUP1, run.w, NOW)
+        rules.stop_monitoring(SUP1, run.w, NOW, supervises_agent=True)
     run.start(SUP2)
     with pytest.raises(Conflict):
-        rules.stop_monitoring(SUP1, run.w, NOW)
+        rules.stop_monitoring(SUP1, run.w, NOW, supervises_agent=True)
+
+
+def test_a_supervisor_of_another_team_stopping_is_forbidden_whatever_the_state(run: Run) -> None:
+    with pytest.raises(Forbidden):
+        rules.stop_monitoring(SUP1, run.w, NOW, supervises_agent=False)
+    run.start(SUP2)
+    with pytest.raises(Forbidden):
+        rules.stop_monitoring(SUP1, run.w, NOW, supervises_agent=False)
+    # A monitoring supervisor may always leave (even if since removed from the team).
+    run.start(SUP1)
+    assert run.do(lambda: rules.stop_monitoring(SUP1, run.w, NOW, supervises_agent=False)).changed
 
 
 @pytest.mark.parametrize("who", [AGENT, ADMIN, CUSTOMER], ids=lambda p: p.role.value)
@@ -251,15 +262,26 @@ def test_coaching_when_nobody_monitors_is_a_conflict(run: Run) -> None:
     with pytest.raises(Conflict):
         rules.send_coach_message(AGENT, run.w, "anyone?", "m", NOW)
     with pytest.raises(Conflict):
-        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW)
+        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW, supervises_agent=True)
 
 
 def test_s5_a_supervisor_must_monitor_before_coaching(run: Run) -> None:
     run.start(SUP2)
     with pytest.raises(Conflict):
-        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW)
+        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW, supervises_agent=True)
     run.start(SUP1)
     assert run.coach(SUP1).entry.author_id == "sup-1"
+
+
+def test_a_supervisor_of_another_team_coaching_is_forbidden_whatever_the_state(run: Run) -> None:
+    with pytest.raises(Forbidden):
+        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW, supervises_agent=False)
+    run.start(SUP2)
+    with pytest.raises(Forbidden):
+        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW, supervises_agent=False)
+    voice = make(Channel.VOICE)
+    with pytest.raises(Forbidden):
+        rules.send_coach_message(SUP1, voice, "hi", "m", NOW, supervises_agent=False)
 
 
 @pytest.mark.parametrize("who", [OTHER_AGENT, ADMIN, CUSTOMER], ids=["other-agent", "admin", "customer"])
@@ -514,7 +536,7 @@ def test_the_agent_ends_coaching_for_everyone(run: Run) -> None:
     assert change.entry.author_id == "agent-1" and change.entry.author_role is Role.AGENT
     assert not run.w.coaching_active and run.w.status is Status.ACTIVE
     with pytest.raises(Conflict):  # S12: the agent stops receiving coach messages
-        rules.send_coach_message(SUP1, run.w, "still there?", "m", NOW)
+        rules.send_coach_message(SUP1, run.w, "still there?", "m", NOW, supervises_agent=True)
 
 
 @pytest.mark.parametrize("who", [SUP1, OTHER_AGENT, CUSTOMER, ADMIN], ids=["sup", "other-agent", "customer", "admin"])
@@ -615,12 +637,13 @@ def _call(run: Run, op: str, who: Principal, index: int, reaction: Reaction | No
     coached = [e for e in run.entries if e.kind is EntryKind.COACH_MESSAGE and e.author_role is Role.SUPERVISOR]
     pool = coached if coached and index % 4 else run.entries  # mostly a supervisor's message, sometimes anything
     target = pool[index % len(pool)] if pool else None
+    supervises = who.user_id in SUPERVISED_BY
     if op == "start":
-        return rules.start_monitoring(who, w, who.user_id in SUPERVISED_BY, NOW)
+        return rules.start_monitoring(who, w, supervises, NOW)
     if op == "stop":
-        return rules.stop_monitoring(who, w, NOW)
+        return rules.stop_monitoring(who, w, NOW, supervises_agent=supervises)
     if op == "coach":
-        return rules.send_coach_message(who, w, text, run.mid(), NOW)
+        return rules.send_coach_message(who, w, text, run.mid(), NOW, supervises_agent=supervises)
     if op == "say":
         return rules.send_message(who, w, text, run.mid(), NOW)
     if op in ("react", "forward"):

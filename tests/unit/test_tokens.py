@@ -106,7 +106,7 @@ def test_non_string_name_is_dropped(verifier: TokenVerifier) -> None:
 
 
 def test_ids_with_the_allowed_punctuation(verifier: TokenVerifier) -> None:
-    principal = verifier.verify(token(sub="ann.o'neil"[:3] + "@acme.com", tid="tenant_1:eu+x-y"))
+    principal = verifier.verify(token(sub="ann@acme.com", tid="tenant_1:eu+x-y"))
     assert principal.user_id == "ann@acme.com" and principal.tenant_id == "tenant_1:eu+x-y"
 
 
