@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
+from chalicelib.adapters.assist_repository import DynamoAssistStore
 from chalicelib.adapters.outbound import RecordingOutbound
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDirectory, DynamoWorkitemStore
@@ -75,7 +76,7 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
     coaching = CoachingService(store, directory, notifier, clock, outbound)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
-    assistance = AssistanceService(settings, directory, coaching, notifier, clock)
+    assistance = AssistanceService(settings, directory, coaching, notifier, clock, DynamoAssistStore(settings))
     voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
     services = Services(
         settings=settings,

@@ -213,7 +213,10 @@ class Router:
         request_id: str | None = None
         action_name = "?"
         try:
-            raw = body.encode() if isinstance(body, str) else (body or b"")
+            try:
+                raw = body.encode() if isinstance(body, str) else (body or b"")
+            except UnicodeEncodeError as exc:
+                raise Invalid("the frame is not valid UTF-8 text") from exc
             if len(raw) > MAX_FRAME_BYTES:
                 raise TooLarge(f"a frame may carry at most {MAX_FRAME_BYTES} bytes")
             try:

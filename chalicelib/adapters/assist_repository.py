@@ -79,9 +79,10 @@ class DynamoAssistStore:
         except DoesNotExist:
             return None
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str) -> None:
+    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
         """1 UpdateItem, conditional on ``status = pending``: of two racing claims exactly one
-        passes; the other gets :class:`AlreadyClaimed`. The request leaves the due index."""
+        passes; the other gets :class:`AlreadyClaimed`. The request leaves the due index. Returns
+        the request as written (ALL_NEW), with recipients an escalation may have added meanwhile."""
         item = AssistItem(assist_pk(request.tenant_id, request.assist_id), SK)
         try:
             item.update(
@@ -98,6 +99,7 @@ class DynamoAssistStore:
             if _conditional_failed(exc):
                 raise AlreadyClaimed("the assistance request was already claimed") from exc
             raise
+        return _to_request(item)
 
     def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
         """1 Query on the ``due`` GSI shard (more pages only past 1 MB): every request whose

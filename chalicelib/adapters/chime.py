@@ -156,8 +156,8 @@ class ChimeMeetingProvider:
     # ----------------------------------------------------------------------------------- clients
 
     def _client(self, service: str) -> Any:
-        import boto3  # noqa: PLC0415 - deferred: nothing AWS is loaded until voice is first used
-        from botocore.config import Config  # noqa: PLC0415
+        import boto3
+        from botocore.config import Config
 
         config = Config(
             retries={"mode": "standard", "max_attempts": 3},
@@ -213,7 +213,9 @@ class ChimeMeetingProvider:
         arn = meeting.get("MeetingArn", "")
         if not arn and self._account_id:
             arn = meeting_arn(self._api_region or region, self._account_id, meeting_id)
-        return Meeting(meeting_id=meeting_id, media_region=region, meeting_arn=arn)
+        # The Chime client SDKs need the media URLs to join, so they travel with the room.
+        placement = {str(k): str(v) for k, v in (meeting.get("MediaPlacement") or {}).items() if v}
+        return Meeting(meeting_id=meeting_id, media_region=region, meeting_arn=arn, media_placement=placement)
 
     def delete_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone; a meeting that has already ended is fine."""

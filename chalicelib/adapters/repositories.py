@@ -206,7 +206,8 @@ class DynamoWorkitemStore:
         keys = [{"pk": {"S": pk}, "sk": {"S": "W"}}, {"pk": {"S": pk}, "sk": {"S": f"M#{message_id}"}}]
         raw_items: list[dict[str, Any]] = []
         for _ in range(3):  # unprocessed keys are rare; retry them a few times
-            out = _connection(WorkitemItem).client.batch_get_item(
+            client: Any = _connection(WorkitemItem).client
+            out = client.batch_get_item(
                 RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
             raw_items.extend(out.get("Responses", {}).get(table, []))
             keys = out.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])

@@ -13,7 +13,7 @@ from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.identity import Principal, Role
 
 # Ids become parts of DynamoDB keys joined with '#', so they are restricted to a safe alphabet.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")
 _REQUIRED = ["sub", "tid", "role", "exp"]
 
 

@@ -44,8 +44,9 @@ class AssistanceStore(Protocol):
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """The request as last written (strongly consistent)."""
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str) -> None:
+    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
         """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
+        Returns the request as written (an escalation may have added recipients since it was read).
         Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
 
     def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
@@ -140,8 +141,7 @@ class AssistanceService:
         if request is None:
             raise NotFound(f"assistance request {assist_id} not found")
         rules.check_claim(caller, request)
-        at, _ = now_pair(self.clock)
-        self.store.claim(request, caller.user_id, at)
+        request = self.store.claim(request, caller.user_id)
         if request.workitem_id:
             try:
                 self._on_timeline(caller, request.workitem_id, EntryKind.ASSIST_CLAIMED, caller.user_id, caller.role,

@@ -110,7 +110,12 @@ class CoachingService:
             keys.append(customer_endpoint(w.workitem_id))
         if not keys:
             return
-        endpoints = self.directory.endpoints(w.tenant_id, keys)
+        try:
+            endpoints = self.directory.endpoints(w.tenant_id, keys)
+        except Exception:  # committed already: pushes are best effort, clients catch up with timeline.get
+            log.warning("could not look up who to tell about workitem %s; events not pushed", w.workitem_id,
+                        exc_info=True)
+            endpoints = {}
         box = self.outbox(w.tenant_id, exclude)
         agent = endpoints.get(user_endpoint(w.agent_id))
         customer = endpoints.get(customer_endpoint(w.workitem_id))
@@ -320,11 +325,12 @@ class CoachingService:
 
     def transfer(self, caller: Principal, workitem_id: str, to_agent_id: str, conn: str | None = None) -> dict[str, Any]:
         target = self.directory.endpoint(caller.tenant_id, user_endpoint(to_agent_id))
-        if target is None or target.role is not Role.AGENT:
-            raise NotFound(f"agent {to_agent_id} not found")
+        target_is_agent = target is not None and target.role is Role.AGENT
 
         def decide(w: Workitem) -> Change:
-            rules.require_agent_of(caller, w)
+            rules.require_agent_of(caller, w)  # permission before anything about the target
+            if not target_is_agent:
+                raise NotFound(f"agent {to_agent_id} not found")
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
         change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters)

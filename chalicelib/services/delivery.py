@@ -98,7 +98,7 @@ class Outbox:
     now_ms: int
     exclude: str | None = None  # the caller's own connection gets the ack instead
     frames: list[tuple[str, bytes]] = field(default_factory=list)
-    owners: dict[str, tuple[str, Connection | None, Watcher | None]] = field(default_factory=dict)
+    owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = field(default_factory=dict)
 
     def to_endpoint(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
         if endpoint is None:
@@ -108,7 +108,7 @@ class Outbox:
             if conn.connection_id == self.exclude:
                 continue
             self.frames.append((conn.connection_id, payload))
-            self.owners[conn.connection_id] = (endpoint.key, conn, None)
+            self.owners.setdefault(conn.connection_id, []).append((endpoint.key, conn, None))
 
     def to_watchers(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
         if endpoint is None:
@@ -121,7 +121,7 @@ class Outbox:
                 continue
             seen.add(cid)
             self.frames.append((cid, payload))
-            self.owners.setdefault(cid, (endpoint.key, None, w))
+            self.owners.setdefault(cid, []).append((endpoint.key, None, w))
 
     def entry_to(self, endpoint: Endpoint | None, name: str, entry: TimelineEntry, role: Role,
                  extra: dict[str, Any] | None = None) -> None:
@@ -148,16 +148,13 @@ class Notifier:
         if not gone:
             return
         by_key: dict[str, tuple[list[Connection], list[Watcher]]] = {}
-        for cid in gone:
-            owner = outbox.owners.get(cid)
-            if owner is None:
-                continue
-            key, conn, watcher = owner
-            conns, watchers = by_key.setdefault(key, ([], []))
-            if conn is not None:
-                conns.append(conn)
-            if watcher is not None:
-                watchers.append(watcher)
+        for cid in dict.fromkeys(gone):
+            for key, conn, watcher in outbox.owners.get(cid, []):
+                conns, watchers = by_key.setdefault(key, ([], []))
+                if conn is not None:
+                    conns.append(conn)
+                if watcher is not None:
+                    watchers.append(watcher)
         for key, (conns, watchers) in by_key.items():
             try:
                 self._directory.forget(outbox.tenant_id, key, conns, watchers)

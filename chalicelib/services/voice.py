@@ -58,6 +58,8 @@ class _Plan:
     cleanup: Cleanup = field(default_factory=Cleanup)
     coach_room_for: tuple[str, Room] | None = None  # agent to send voice.coach_room to
     coach_closed_for: str | None = None  # agent to send voice.coach_room_closed to
+    # Chime calls that must wait for the commit and the clean-up (barge: after the coach room is gone).
+    after_clean: list[Callable[[], None]] = field(default_factory=list)
 
 
 Act = Callable[[Workitem, VoiceState, _Plan], "tuple[str, VoiceMode] | None"]
@@ -131,8 +133,9 @@ class VoiceService:
             coach_agent = state.coach.agent_id if state.coach else ""
             if rules.leave_coach(state, caller.user_id, plan.cleanup) and coach_agent:
                 plan.coach_closed_for = coach_agent
+            # Speaking in the contact room only once the coach room is gone (after the commit).
             contact, attendee = self._in_contact(w, state, rules.staff_external_id(w.tenant_id, caller.user_id),
-                                                 Audio.SEND_RECEIVE, plan)
+                                                 Audio.SEND_RECEIVE, plan, defer=True)
             state.supervisors[caller.user_id] = SupervisorVoice(VoiceMode.BARGE, attendee.attendee_id)
             plan.result = {"contactRoom": contact.room(attendee, Audio.SEND_RECEIVE).to_wire()}
             return _mode_change(caller.user_id, previous, VoiceMode.BARGE)
@@ -261,6 +264,8 @@ class VoiceService:
         plan = attempt[0]
         self._clean(workitem_id, plan.cleanup)
         self._notify(tenant_id, workitem_id, plan, conn)
+        for call in plan.after_clean:  # errors reach the caller, whose retry repeats the call
+            call()
         return plan
 
     def _clean(self, workitem_id: str, cleanup: Cleanup) -> None:
@@ -316,20 +321,26 @@ class VoiceService:
             state.coach = room
         return room, True
 
-    def _attendee(self, meeting_id: str, external_user_id: str, audio: Audio) -> Attendee:
-        """The attendee for ``external_user_id`` (created or found again) with exactly ``audio``."""
+    def _attendee(self, meeting_id: str, external_user_id: str, audio: Audio,
+                  defer_to: _Plan | None = None) -> Attendee:
+        """The attendee for ``external_user_id`` (created or found again) with exactly ``audio``;
+        with ``defer_to``, an existing attendee's capability changes only after the commit."""
         attendee = self.meetings.create_attendee(meeting_id, external_user_id, audio)
         if attendee.audio is not audio:
-            self.meetings.update_attendee_audio(meeting_id, attendee.attendee_id, audio)
+            if defer_to is None:
+                self.meetings.update_attendee_audio(meeting_id, attendee.attendee_id, audio)
+            else:
+                defer_to.after_clean.append(
+                    lambda: self.meetings.update_attendee_audio(meeting_id, attendee.attendee_id, audio))
         return Attendee(attendee.attendee_id, attendee.join_token, audio)
 
     def _in_contact(self, w: Workitem, state: VoiceState, external_user_id: str, audio: Audio,
-                    plan: _Plan) -> tuple[RoomState, Attendee]:
+                    plan: _Plan, *, defer: bool = False) -> tuple[RoomState, Attendee]:
         """An attendee in the contact room; a room that ended under us is replaced by a new incarnation."""
         for retry in (False, True):
             room, _ = self._ensure_room(w, state, RoomKind.CONTACT)
             try:
-                return room, self._attendee(room.meeting_id, external_user_id, audio)
+                return room, self._attendee(room.meeting_id, external_user_id, audio, plan if defer else None)
             except NotFound:
                 if retry:
                     raise

@@ -11,6 +11,7 @@ see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -88,10 +89,8 @@ def ddb_settings() -> Iterator[Any]:
         yield settings
         client = ddb_client(settings)
         for name in table_names(settings).values():
-            try:
+            with contextlib.suppress(Exception):  # best effort: an in-memory instance is thrown away anyway
                 client.delete_table(TableName=name)
-            except Exception:  # best effort: an in-memory instance is thrown away anyway
-                pass
 
 
 class TenantWorld(World):
@@ -115,7 +114,7 @@ class TenantWorld(World):
                 **kwargs: Any) -> tuple[int, Any]:
         return super().webhook(type_, data, tid or self.tid, event_id, **kwargs)
 
-    def team(self, tid: str | None = None, **kwargs: Any) -> None:  # type: ignore[override]
+    def team(self, tid: str | None = None, **kwargs: Any) -> None:
         super().team(tid or self.tid, **kwargs)
 
     def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1",

@@ -8,16 +8,13 @@ missed); an error frame means nothing was applied; throttling is answered ``rate
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
-
-from chalicelib.adapters import dynamo
+from botocore.client import BaseClient
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +61,10 @@ def _snapshot(world: Any) -> tuple[int, int, list[dict[str, Any]]]:
 
 
 class StoreFault:
-    """DynamoDB answers ``code`` to ``operation`` (``times`` times, or always), before any request
-    is sent: a ``before-call`` hook on every model's botocore client, as the real service would
-    answer (botocore turns it into the modelled exception; PynamoDB wraps it as usual)."""
-
-    _ids = itertools.count()
+    """DynamoDB answers ``code`` to ``operation`` (``times`` times, or always) without a request being
+    sent, on every botocore client of the process (every PynamoDB model has its own): the error is
+    built exactly as botocore builds it from a service answer, the modelled exception carrying the
+    parsed response, which PynamoDB then wraps as usual."""
 
     def __init__(self, operation: str, code: str, *, reasons: list[str] | None = None, status: int = 400,
                  times: int | None = None) -> None:
@@ -78,11 +74,9 @@ class StoreFault:
         self.status = status
         self.remaining = times
         self.calls = 0
-        self.event = f"before-call.dynamodb.{operation}"
-        self.unique_id = f"store-fault-{next(self._ids)}"
-        self.clients: list[Any] = []
+        self._patch = pytest.MonkeyPatch()
 
-    def __call__(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _answer(self) -> dict[str, Any] | None:
         if self.remaining is not None:
             if self.remaining <= 0:
                 return None
@@ -92,22 +86,24 @@ class StoreFault:
                                   "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}}}
         if self.reasons is not None:
             parsed["CancellationReasons"] = [{"Code": r, "Message": r} for r in self.reasons]
-        return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", self.status, {}, None), parsed
+        return parsed
 
     def __enter__(self) -> StoreFault:
-        seen: dict[int, Any] = {}
-        for models in dynamo._MODELS_BY_TABLE.values():
-            for model in models:
-                client = model._get_connection().connection.client
-                seen.setdefault(id(client), client)
-        self.clients = list(seen.values())
-        for client in self.clients:
-            client.meta.events.register(self.event, self, unique_id=self.unique_id)
+        original = BaseClient._make_api_call
+        fault = self
+
+        def make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
+            if client.meta.service_model.service_name == "dynamodb" and operation_name == fault.operation:
+                parsed = fault._answer()
+                if parsed is not None:
+                    raise client.exceptions.from_code(fault.code)(parsed, operation_name)
+            return original(client, operation_name, api_params)
+
+        self._patch.setattr(BaseClient, "_make_api_call", make_api_call)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for client in self.clients:
-            client.meta.events.unregister(self.event, unique_id=self.unique_id)
+        self._patch.undo()
 
 
 def _assert_retryable(reply: dict[str, Any], request_id_prefix: str) -> None:
@@ -183,7 +179,7 @@ def test_a_gone_watcher_is_forgotten(world: Any) -> None:
 
 
 def test_a_gone_connection_that_is_both_a_monitor_and_a_watcher_is_forgotten_everywhere(world: Any) -> None:
-    agent, sup, _ = _chat(world)
+    _, sup, _ = _chat(world)
     sup.ok("agent.watch", agentId="agent-1")
     sup.ok("monitor.start", workitemId=WID)
     world.pusher.gone.add(sup.connection_id)
@@ -216,28 +212,28 @@ THROTTLES = {
 }
 
 
-@pytest.mark.parametrize("fault", THROTTLES.values(), ids=THROTTLES.keys())
-def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(world: Any, fault: dict[str, Any],
-                                                                            app_logs: Any) -> None:
+def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(world: Any) -> None:
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
-    sup.ok("coach.send", workitemId=WID, text="before")
-    before = _snapshot(world)
-    agent_frames, cust_frames = len(agent.frames()), len(cust.frames())
+    for name, fault in THROTTLES.items():
+        sup.ok("coach.send", workitemId=WID, text=f"before {name}")
+        before = _snapshot(world)
+        agent_frames, cust_frames = len(agent.frames()), len(cust.frames())
 
-    with StoreFault(**fault) as injected:
-        reply = sup.request("coach.send", workitemId=WID, text="during")
-    assert injected.calls >= 1
-    _assert_retryable(reply, sup.connection_id)
-    assert _snapshot(world) == before  # no entry, no message index, no version bump
-    assert len(agent.frames()) == agent_frames and len(cust.frames()) == cust_frames  # nothing pushed
-    assert "Traceback" not in json.dumps(reply)
+        with StoreFault(**fault) as injected:
+            reply = sup.request("coach.send", workitemId=WID, text=f"during {name}")
+        assert injected.calls >= 1, name
+        _assert_retryable(reply, sup.connection_id)
+        assert _snapshot(world) == before, name  # no entry, no message index, no version bump
+        assert (len(agent.frames()), len(cust.frames())) == (agent_frames, cust_frames), name  # nothing pushed
+        assert "Traceback" not in json.dumps(reply)
 
-    # The same connection keeps working, and the retry lands right after the last entry.
-    assert sup.ok("ping") == {}
-    retried = sup.ok("coach.send", workitemId=WID, text="during")["entry"]
-    assert retried["seq"] == before[1] + 1
-    assert [e["text"] for e in _timeline(world) if e["kind"] == "coach_message"] == ["before", "during"]
+        # The same connection keeps working, and the retry lands right after the last entry.
+        assert sup.ok("ping") == {}
+        retried = sup.ok("coach.send", workitemId=WID, text=f"during {name}")["entry"]
+        assert retried["seq"] == before[1] + 1, name
+    texts = [e["text"] for e in _timeline(world) if e["kind"] == "coach_message"]
+    assert texts == [t for name in THROTTLES for t in (f"before {name}", f"during {name}")]
 
 
 def test_a_throttled_transfer_moves_no_counter(world: Any) -> None:
@@ -255,20 +251,21 @@ def test_a_throttled_transfer_moves_no_counter(world: Any) -> None:
     assert counts == {"agent-1": 0, "agent-2": 1}
 
 
-@pytest.mark.parametrize(("operation", "action", "fields"), [
-    ("UpdateItem", "presence.set", {"state": "not_ready"}),
-    ("Query", "agents.list", {}),
-    ("BatchGetItem", "agents.list", {}),
-    ("GetItem", "timeline.get", {"workitemId": WID, "after": 0}),
-    ("Query", "timeline.get", {"workitemId": WID, "after": 0}),
-])
-def test_throttled_reads_and_directory_writes_are_retryable(world: Any, operation: str, action: str,
-                                                            fields: dict[str, Any]) -> None:
+def test_throttled_reads_and_directory_writes_are_retryable(world: Any) -> None:
     _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
-    with StoreFault(operation, "ProvisionedThroughputExceededException"):
-        _assert_retryable(sup.request(action, **fields), sup.connection_id)
-    assert sup.ok(action, **fields) is not None
+    for operation, action, fields in [
+        ("UpdateItem", "presence.set", {"state": "not_ready"}),
+        ("Query", "agents.list", {}),
+        ("BatchGetItem", "agents.list", {}),
+        ("GetItem", "timeline.get", {"workitemId": WID, "after": 0}),
+        ("Query", "timeline.get", {"workitemId": WID, "after": 0}),
+        ("Query", "workitems.list", {"agentId": "agent-1"}),
+    ]:
+        with StoreFault(operation, "ProvisionedThroughputExceededException") as injected:
+            _assert_retryable(sup.request(action, **fields), sup.connection_id)
+        assert injected.calls == 1, (operation, action)
+        assert sup.ok(action, **fields) is not None
 
 
 def test_a_throttled_webhook_answers_429_and_its_redelivery_applies_once(world: Any) -> None:
@@ -290,7 +287,7 @@ def test_a_push_failure_after_the_commit_is_not_reported_as_not_applied(world: A
     change is already on the timeline: answering "rate_limited, retry" makes the client send the
     coach message twice. Either the action is acknowledged (pushes are best effort, clients catch
     up with timeline.get) or nothing may have been applied."""
-    agent, sup, _ = _chat(world)
+    _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     before = _snapshot(world)
     with StoreFault("BatchGetItem", "ProvisionedThroughputExceededException"):
@@ -414,7 +411,7 @@ def test_forward_retries_against_a_racing_customer_message(world: Any, monkeypat
 
     forwarded = agent.ok("coach.forward", workitemId=WID, messageId=coach["messageId"])["entry"]
 
-    assert attempts == [2, 2, 3, 4]
+    assert attempts == [2, 2, 3, 3, 4]  # lost twice (each loss: its attempt, then the interloper's commit), then won
     assert forwarded["seq"] == 5 and forwarded["text"] == "say sorry"
     timeline = _timeline(world)
     assert [e["seq"] for e in timeline] == [1, 2, 3, 4, 5]
@@ -423,7 +420,7 @@ def test_forward_retries_against_a_racing_customer_message(world: Any, monkeypat
 
 
 def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(world: Any, monkeypatch: Any) -> None:
-    agent, sup, cust = _chat(world)
+    _, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     attempts = _interleave(world, monkeypatch,
                            lambda n: cust.ok("message.send", workitemId=WID, text=f"msg {n}"), losses=100)
@@ -436,3 +433,15 @@ def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(wor
     assert [e["kind"] for e in timeline[1:]] == ["customer_message"] * 6
     monkeypatch.undo()
     assert sup.ok("coach.send", workitemId=WID, text="lands now")["entry"]["seq"] == 8
+
+
+def test_a_transaction_conflict_cancellation_is_retried_like_a_lost_race(world: Any) -> None:
+    agent, sup, _ = _chat(world)
+    sup.ok("monitor.start", workitemId=WID)
+    with StoreFault("TransactWriteItems", "TransactionCanceledException",
+                    reasons=["TransactionConflict", "None", "None"], times=1) as injected:
+        entry = sup.ok("coach.send", workitemId=WID, text="after one conflict")["entry"]
+    assert injected.calls == 1
+    assert entry["seq"] == 2
+    assert [(e["seq"], e["kind"]) for e in _timeline(world)] == [(1, "supervisor_joined"), (2, "coach_message")]
+    assert [e["data"]["entry"]["messageId"] for e in agent.events("coach.message")] == [entry["messageId"]]

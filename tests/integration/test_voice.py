@@ -186,6 +186,29 @@ def test_barge_without_monitor_creates_a_send_receive_attendee(w: World) -> None
     assert attendee(w, room["attendeeId"]).audio_history == [Audio.SEND_RECEIVE]
 
 
+def test_barge_closes_the_coach_room_before_the_supervisor_speaks(w: World) -> None:
+    agent, sup = start(w)
+    coach = sup.ok("voice.whisper", workitemId=WID)["coachRoom"]
+    mark = len(w.meetings.calls)
+    sup.ok("voice.barge", workitemId=WID)
+    calls = w.meetings.calls[mark:]
+    # Otherwise the agent would hear the supervisor twice, once from each room.
+    assert calls.index("delete_meeting") < calls.index("update_attendee_audio")
+    assert coach["meetingId"] in w.meetings.deleted_meetings
+    assert len(agent.events("voice.coach_room_closed")) == 1
+
+
+def test_barge_whose_upgrade_fails_can_be_retried(w: World) -> None:
+    _, sup = start(w)
+    room = sup.ok("voice.monitor", workitemId=WID)["contactRoom"]
+    w.meetings.fail_next("update_attendee_audio", RateLimited("busy"))
+    sup.fails("voice.barge", "rate_limited", workitemId=WID)
+    assert attendee(w, room["attendeeId"]).audio is Audio.RECEIVE
+    again = sup.ok("voice.barge", workitemId=WID)["contactRoom"]
+    assert again["attendeeId"] == room["attendeeId"] and audio_of(w, again) is Audio.SEND_RECEIVE
+    assert voice_modes(sup) == [("sup-1", "monitor"), ("sup-1", "barge")]
+
+
 def test_whisper_from_barge_goes_back_to_receive_in_the_contact_room(w: World) -> None:
     _, sup = start(w)
     barge = sup.ok("voice.barge", workitemId=WID)["contactRoom"]

@@ -674,7 +674,7 @@ def test_property_numbering_stays_contiguous(channel: Channel, steps: list[tuple
         was_active = before.coaching_active
         try:
             who = _actor(op, unusual, other, index, run.w)
-            change = run.do(lambda: _call(run, op, who, index, reaction, by, text))  # noqa: B023
+            change = run.do(lambda: _call(run, op, who, index, reaction, by, text))
         except DomainError:
             assert run.w is before
             continue
