@@ -34,7 +34,7 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "fanout": ("bench.fanout", ["--store", "moto"], 420),
     "fanout_ddblocal": ("bench.fanout", ["--store", "ddblocal"], 300),
     "load": ("bench.load", ["--store", "ddblocal"], 600),
-    "ddb_requests": ("bench.ddb_requests", ["--store", "ddblocal"], 600),
+    "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
 }
 
 

@@ -30,3 +30,15 @@ def world() -> Iterator[object]:
         create_tables(settings, wait=False)
         yield World(settings)
         bootstrap.install(None)
+
+
+TIERS = {"unit", "integration", "ddblocal", "e2e", "infra"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test belongs to exactly one tier, or `make test` (which selects tiers by marker) would
+    silently never run it."""
+    untiered = [item.nodeid for item in items if not TIERS & {m.name for m in item.iter_markers()}]
+    if untiered:
+        raise pytest.UsageError("tests without a tier marker (unit, integration, ddblocal, e2e, infra): "
+                                + ", ".join(untiered[:10]))

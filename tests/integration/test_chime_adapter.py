@@ -119,7 +119,8 @@ def test_create_meeting_sends_the_exact_request(meetings: Stubber, provider: Chi
         },
     )
     meeting = provider.create_meeting(client_request_token="t1-w1-contact-1", external_meeting_id="t1:w1:contact")
-    assert meeting == Meeting(meeting_id=MEETING_ID, media_region="us-east-1", meeting_arn=ARN)
+    assert meeting == Meeting(meeting_id=MEETING_ID, media_region="us-east-1", meeting_arn=ARN,
+                              media_placement={"AudioHostUrl": "example.k.m2.ue1.app.chime.aws:3478"})
 
 
 def test_create_meeting_without_audio_only_features(meetings: Stubber) -> None:

@@ -42,6 +42,7 @@ class Cast:
         world.assign("wi-1", tid=tid)
         world.assign("wi-2", tid=tid)
         world.assign("wi-3", tid=tid)
+        world.assign("wi-voice", channel="voice", tid=tid)
         self.world = world
         self.agent = world.connect("agent-1", "agent", tid)
         self.agent2 = world.connect("agent-2", "agent", tid)
@@ -50,6 +51,8 @@ class Cast:
         self.customer = world.connect("cust-wi-1", "customer", tid, wid="wi-1")
         self.sup.ok("monitor.start", workitemId="wi-1")
         self.tip = self.sup.ok("coach.send", workitemId="wi-1", text="first tip")["entry"]["messageId"]
+        self.sup.ok("monitor.start", workitemId="wi-voice")
+        self.assist: dict[str, Any] = {}
 
 
 def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
@@ -77,4 +80,16 @@ def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
         ("coaching.end", ok(a, "coaching.end", workitemId="wi-1")),
         ("workitem.transfer", ok(a, "workitem.transfer", workitemId="wi-2", toAgentId="agent-2")),
         ("workitem.end", ok(a, "workitem.end", workitemId="wi-3")),
+        ("assist.templates", ok(a, "assist.templates")),
+        ("assist.recipients", ok(a, "assist.recipients")),
+        ("assist.request", lambda: cast.assist.update(a.ok("assist.request", templateId="tpl-1", to="supervisors"))),
+        ("assist.claim", lambda: s.ok("assist.claim", assistId=cast.assist["assistId"])),
+        ("directory.send", ok(s, "directory.send", toUserId="agent-1", text="on my way")),
+        ("directory.unread.get", ok(a, "directory.unread.get")),
+        ("directory.read", ok(a, "directory.read", withUserId="sup-1")),
+        ("voice.join", ok(a, "voice.join", workitemId="wi-voice")),
+        ("voice.monitor", ok(s, "voice.monitor", workitemId="wi-voice")),
+        ("voice.whisper", ok(s, "voice.whisper", workitemId="wi-voice")),
+        ("voice.barge", ok(s, "voice.barge", workitemId="wi-voice")),
+        ("voice.listen", ok(s, "voice.listen", workitemId="wi-voice")),
     ]
