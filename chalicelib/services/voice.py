@@ -123,26 +123,18 @@ class VoiceService:
         return self._run(caller.tenant_id, workitem_id, act, conn).result
 
     def barge(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
-        """B5: the supervisor speaks to agent and customer (SendReceive in the contact room)."""
-        supervises = self._supervises(caller)
+        """B5: the supervisor speaks to agent and customer (SendReceive in the contact room).
 
-        def act(w: Workitem, state: VoiceState, plan: _Plan) -> tuple[str, VoiceMode] | None:
-            rules.check_supervisor_action(caller, w, supervises(w))
-            previous = state.supervisors.get(caller.user_id)
-            # Out of the coach room first, or the agent would hear the supervisor twice.
-            coach_agent = state.coach.agent_id if state.coach else ""
-            if rules.leave_coach(state, caller.user_id, plan.cleanup) and coach_agent:
-                plan.coach_closed_for = coach_agent
-            # Speaking in the contact room only once the coach room is gone (after the commit).
-            contact, attendee = self._in_contact(w, state, rules.staff_external_id(w.tenant_id, caller.user_id),
-                                                 Audio.SEND_RECEIVE, plan, defer=True)
-            state.supervisors[caller.user_id] = SupervisorVoice(VoiceMode.BARGE, attendee.attendee_id)
-            plan.result = {"contactRoom": contact.room(attendee, Audio.SEND_RECEIVE).to_wire()}
-            return _mode_change(caller.user_id, previous, VoiceMode.BARGE)
-
-        return self._run(caller.tenant_id, workitem_id, act, conn).result
+        Speaking in the contact room starts only once the coach room is gone (after the commit), or
+        the agent would hear the supervisor twice."""
+        return self._contact_mode(caller, workitem_id, VoiceMode.BARGE, Audio.SEND_RECEIVE, conn, defer=True)
 
     def _listen(self, caller: Principal, workitem_id: str, mode: VoiceMode, conn: str | None) -> dict[str, Any]:
+        return self._contact_mode(caller, workitem_id, mode, Audio.RECEIVE, conn, defer=False)
+
+    def _contact_mode(self, caller: Principal, workitem_id: str, mode: VoiceMode, audio: Audio, conn: str | None,
+                      *, defer: bool) -> dict[str, Any]:
+        """Leave the coach room (telling the agent) and take ``audio`` in the contact room."""
         supervises = self._supervises(caller)
 
         def act(w: Workitem, state: VoiceState, plan: _Plan) -> tuple[str, VoiceMode] | None:
@@ -152,9 +144,9 @@ class VoiceService:
             if rules.leave_coach(state, caller.user_id, plan.cleanup) and coach_agent:
                 plan.coach_closed_for = coach_agent
             contact, attendee = self._in_contact(w, state, rules.staff_external_id(w.tenant_id, caller.user_id),
-                                                 Audio.RECEIVE, plan)
+                                                 audio, plan, defer=defer)
             state.supervisors[caller.user_id] = SupervisorVoice(mode, attendee.attendee_id)
-            plan.result = {"contactRoom": contact.room(attendee, Audio.RECEIVE).to_wire()}
+            plan.result = {"contactRoom": contact.room(attendee, audio).to_wire()}
             return _mode_change(caller.user_id, previous, mode)
 
         return self._run(caller.tenant_id, workitem_id, act, conn).result
