@@ -21,8 +21,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound
-from chalicelib.domain.identity import Principal, Role
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .identity import Principal, Role
 
 SUPERVISORS = "supervisors"
 

@@ -14,9 +14,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.errors import Conflict, Forbidden, Invalid
-from chalicelib.domain.identity import Principal, Role
-from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from .errors import Conflict, Forbidden, Invalid
+from .identity import Principal, Role
+from .timeline import EntryKind, TimelineEntry
 
 
 class Channel(str, enum.Enum):

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.errors import Invalid
+from .errors import Invalid
 
 SCHEMA_VERSION = "1.0"
 

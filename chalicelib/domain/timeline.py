@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.identity import Role
+from .identity import Role
 
 
 class EntryKind(str, enum.Enum):

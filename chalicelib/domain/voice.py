@@ -13,10 +13,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.domain.coaching import Change, Channel, Status, Workitem, record
-from chalicelib.domain.errors import Conflict, Forbidden, Invalid
-from chalicelib.domain.identity import Principal, Role
-from chalicelib.domain.timeline import EntryKind
+from .coaching import Change, Channel, Status, Workitem, record
+from .errors import Conflict, Forbidden, Invalid
+from .identity import Principal, Role
+from .timeline import EntryKind
 
 
 class Audio(str, enum.Enum):

@@ -167,7 +167,7 @@ class VoiceService:
             if decision.action is pstn.CallAction.CUSTOMER_LEFT and decision.routing is not None:
                 self._caller_left(decision.routing, decision.call_id)
             return decision.default_response()
-        except Exception:
+        except Exception:  # a call must be answered (hang up), never left hanging; logged below
             log.exception("SIP media application event %s failed", invocation.raw_event_type)
             if decision.action is pstn.CallAction.JOIN_CONTACT_ROOM:
                 return pstn.hangup_response(decision.call_id, pstn.SIP_UNAVAILABLE)
@@ -237,7 +237,7 @@ class VoiceService:
 
         try:
             self._run(tenant_id, workitem_id, act)
-        except Exception:
+        except Exception:  # teardown follows a committed change and must not undo it; logged below
             log.exception("voice teardown failed for workitem %s", workitem_id)
 
     # --- the decide / commit / clean-up cycle ----------------------------------------------------
