@@ -61,6 +61,10 @@ def is_runtime_provided(path: str) -> bool:
     return _distribution(path.split("/", 1)[0]) in RUNTIME_PROVIDED
 
 
+CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", "chalice/__pycache__/app.cpython-311.pyc",
+                   "chalice/__pycache__/__init__.cpython-311.pyc")
+
+
 def problems_in_zip(names: list[str]) -> list[str]:
     """Entries that must not be deployed (empty list when the zip is clean)."""
     bad = []
@@ -69,13 +73,37 @@ def problems_in_zip(names: list[str]) -> list[str]:
         dist = _distribution(top)
         if dist in FORBIDDEN_TOP_LEVEL or dist in RUNTIME_PROVIDED:
             bad.append(name)
-        elif top == "chalice" and name not in ("chalice/app.py", "chalice/__init__.py"):
+        elif top == "chalice" and name not in CHALICE_RUNTIME:
             bad.append(name)  # only Chalice's runtime module belongs in Lambda, never its CLI
     return bad
 
 
+def bytecode_entry(name: str, source: bytes) -> tuple[str, bytes] | None:
+    """``__pycache__/<module>.cpython-311.pyc`` for a source file, or None when it does not compile.
+
+    Lambda's code folder is read-only, so Python cannot cache bytecode there: without it every cold
+    start compiles the app and its dependencies again. The pyc is hash-based and unchecked (PEP 552),
+    so it is valid whatever timestamps the zip carries; this interpreter must be the Lambda runtime's
+    Python (3.11), which ``packaging`` checks below.
+    """
+    import importlib.util
+
+    if sys.version_info[:2] != (3, 11):
+        return None
+    try:
+        code = compile(source, name, "exec", dont_inherit=True, optimize=0)
+    except (SyntaxError, ValueError):
+        return None
+    folder, _, filename = name.rpartition("/")
+    pyc = f"{folder}/__pycache__/{filename[:-3]}.cpython-311.pyc" if folder else f"__pycache__/{filename[:-3]}.cpython-311.pyc"
+    data = importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
+        code, importlib.util.source_hash(source), checked=False)
+    return pyc, bytes(data)
+
+
 def slim_zip(path: Path) -> tuple[int, int]:
-    """Rewrite ``path`` without runtime-provided packages and bytecode; return sizes before/after."""
+    """Rewrite ``path`` without runtime-provided packages and stale bytecode, adding fresh bytecode
+    for every module; return sizes before/after."""
     before = path.stat().st_size
     fd, tmp_name = tempfile.mkstemp(suffix=".zip", dir=path.parent)
     os.close(fd)
@@ -86,7 +114,13 @@ def slim_zip(path: Path) -> tuple[int, int]:
                 name = info.filename
                 if is_runtime_provided(name) or "/__pycache__/" in f"/{name}" or name.endswith(".pyc"):
                     continue
-                dst.writestr(info, src.read(name), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+                data = src.read(name)
+                dst.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+                compiled = bytecode_entry(name, data) if name.endswith(".py") else None
+                if compiled:
+                    pyc = zipfile.ZipInfo(compiled[0], date_time=info.date_time)
+                    pyc.external_attr = info.external_attr
+                    dst.writestr(pyc, compiled[1], compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
         tmp.chmod(0o644)  # mkstemp creates the file private; the zip is meant to be shared
         tmp.replace(path)
     finally:

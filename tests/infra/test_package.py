@@ -608,6 +608,10 @@ def test_zip_stays_small(packaged: Build) -> None:
     assert size <= MAX_ZIP_BYTES, f"deployment.zip is {size / 1024 / 1024:.1f} MB"
 
 
+CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", "chalice/__pycache__/app.cpython-311.pyc",
+                   "chalice/__pycache__/__init__.cpython-311.pyc")
+
+
 def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str]) -> None:
     assert "app.py" in zip_names
     assert any(n.startswith("chalicelib/") for n in zip_names)
@@ -617,10 +621,20 @@ def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str
     for name in zip_names:
         top = name.split("/", 1)[0]
         dist = (top.split("-", 1)[0] if top.endswith((".dist-info", ".data")) else top).removesuffix(".py").lower()
-        chalice_cli = top == "chalice" and name not in ("chalice/app.py", "chalice/__init__.py")
-        if dist in NOT_IN_ZIP or "__pycache__" in name or chalice_cli:
+        chalice_cli = top == "chalice" and name not in CHALICE_RUNTIME
+        stale_bytecode = "__pycache__" in name and not name.endswith(".cpython-311.pyc")
+        if dist in NOT_IN_ZIP or stale_bytecode or chalice_cli:
             unwanted.append(name)
     assert not unwanted, f"the zip holds {len(unwanted)} files that are not the app: {unwanted[:10]}"
+
+
+def test_zip_carries_bytecode_for_every_module(zip_names: list[str]) -> None:
+    """Lambda cannot write __pycache__, so the zip brings compiled modules for Python 3.11."""
+    names = set(zip_names)
+    for module in ("app.py", "chalicelib/protocol.py", "chalicelib/entrypoints.py", "pydantic/main.py"):
+        folder, _, file = module.rpartition("/")
+        pyc = f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}.cpython-311.pyc"
+        assert pyc in names, f"{pyc} is missing"
 
 
 def test_zip_has_lambda_compatible_native_code(zip_names: list[str]) -> None:
