@@ -5,7 +5,8 @@ imported, exactly as Lambda's environment exists before the module loads.
 
 Environment: ``PORT`` (8000; 0 picks a free port), ``COACHING_JWT_SECRET``, ``COACHING_WEBHOOK_SECRET``
 (local-only defaults, printed), ``DEVSTACK_SWEEP_SECONDS`` (5), ``DYNAMODB_ENDPOINT`` (use a running
-store instead of the embedded one), ``DEVSTACK_SEED`` (1; 0 skips the demo tenant), ``DEVSTACK_APP``
+store instead of the embedded one), ``DEVSTACK_STORE`` (auto: DynamoDB Local when Java and its jar are installed, else moto),
+``DEVSTACK_SEED`` (1; 0 skips the demo tenant), ``DEVSTACK_APP``
 (``app:app``), ``LOG_LEVEL`` (INFO).
 """
 
@@ -151,9 +152,9 @@ async def _serve(port: int) -> None:
     jwt_secret = _secret("COACHING_JWT_SECRET", LOCAL_JWT_SECRET)
     webhook_secret = _secret("COACHING_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
 
-    store = EmbeddedStore(os.environ.get("DYNAMODB_ENDPOINT", ""))
+    store = EmbeddedStore(os.environ.get("DYNAMODB_ENDPOINT", ""), os.environ.get("DEVSTACK_STORE", "auto"))
     endpoint = store.start()
-    log.info("store: %s (%s)", endpoint, "embedded moto" if store.embedded else "from DYNAMODB_ENDPOINT")
+    log.info("store: %s (%s)", endpoint, f"embedded {store.kind}, in memory" if store.embedded else "from DYNAMODB_ENDPOINT")
     runner = None
     sweep: asyncio.Task[None] | None = None
     gateway: Gateway | None = None

