@@ -191,7 +191,8 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
     loop = asyncio.get_running_loop()
     phases: dict[str, float] = {}
     t = time.perf_counter()
-    extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else {}
+    # --store moto pins the stack to moto's server; without it the stack would pick DynamoDB Local itself.
+    extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else {"DEVSTACK_STORE": "moto"}
     command = None
     if trace is not None:
         extra["BENCH_TRACE_OUT"] = str(trace)
@@ -222,7 +223,7 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
         await close_all(c for r in rooms for c in r.all)
     finally:
         await loop.run_in_executor(None, stack.stop)
-    store = "DynamoDB Local (DYNAMODB_ENDPOINT)" if endpoint else "embedded moto server (python -m devstack default)"
+    store = "DynamoDB Local (DYNAMODB_ENDPOINT)" if endpoint else "embedded moto server"
     for result in (result_20, result_200):
         result["leaked_to_customers"] = leaked
         result["store"] = store

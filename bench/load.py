@@ -179,7 +179,7 @@ async def run_async(quick: bool, endpoint: str | None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     phases: dict[str, float] = {}
     t = time.perf_counter()
-    extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else None
+    extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else {"DEVSTACK_STORE": "moto"}
     stack = await loop.run_in_executor(None, lambda: stack_module.start(extra_env=extra))
     try:
         phases["start_s"] = time.perf_counter() - t

@@ -1,9 +1,9 @@
 """The real local stack (``python -m devstack``) in a child process, and a tenant seeded through it.
 
-The stack runs in its own interpreter, as ``make run`` runs it: moto's server as the store (over
-HTTP), the aiohttp gateway, the Chalice handlers on the gateway's thread pool, and pushes through
-the ``@connections`` API back into the gateway. The benchmark's clients live in the parent process,
-so the two share the machine's cores but not a GIL.
+The stack runs in its own interpreter, as ``make run`` runs it: its store over HTTP (moto's server,
+or DynamoDB Local, which ``make run`` picks when Java is installed), the aiohttp gateway, the Chalice handlers on the
+gateway's thread pool, and pushes through the ``@connections`` API back into the gateway. The
+benchmark's clients live in the parent process, so the two share the machine's cores but not a GIL.
 
 The tenant is created like a real one: users and teams through the admin REST routes, workitems
 through signed ``workitem.assigned`` webhooks.
