@@ -136,10 +136,6 @@ def _a(schema: type[Frame], handler: Handler, customers: bool = False) -> Action
     return Action(schema, handler, customers)
 
 
-def _coaching(s: Services) -> Any:
-    return s.coaching
-
-
 TABLE: dict[str, Action] = {
     "ping": _a(Empty, lambda s, c: {}, customers=True),
     "presence.set": _a(PresenceSet, lambda s, c: s.directory.set_presence(c.caller, c.frame.state, c.conn)),

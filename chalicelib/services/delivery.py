@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -169,11 +167,3 @@ class Notifier:
 def now_pair(clock: Clock) -> tuple[str, int]:
     moment = clock.now()
     return iso(moment), epoch_ms(moment)
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
-
-
-def unique(ids: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(ids))

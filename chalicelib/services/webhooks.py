@@ -120,10 +120,6 @@ class WebhookService:
         box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
         self.coaching.notifier.flush(box)
 
-    def _require(self, tenant_id: str, workitem_id: str, missing: type[Exception]) -> None:
-        if self.coaching.store.get(tenant_id, workitem_id) is None:
-            raise missing(f"workitem {workitem_id} is not known (yet)")
-
     def _mutate(self, tenant_id: str, workitem_id: str, decide: Callable[[Workitem], Change], idem: Idempotency,
                 counters: Callable[[Change], list[CounterDelta]] | None = None,
                 missing: type[Exception] = NotFound) -> None:
