@@ -25,6 +25,28 @@ def ddblocal_jar() -> Path | None:
     return jars[-1] if jars else None
 
 
+def _serialize_moto_writes() -> None:
+    """moto's server handles requests on threads without locking its DynamoDB backend, so two
+    conditional transactions can both pass their checks and one write overwrites the other, which
+    real DynamoDB never allows. One lock around the backend's writes restores that guarantee."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_devstack_serialized", False):
+        return
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, atomic)
+    DynamoDBBackend._devstack_serialized = True  # type: ignore[attr-defined]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,6 +77,7 @@ class EmbeddedStore:
                 raise RuntimeError("DEVSTACK_STORE=ddblocal needs Java 17+ and `make install` (DynamoDB Local)")
             return self._start_ddblocal(jar)
         self.kind = "moto"
+        _serialize_moto_writes()
         # Imported here: moto is a dev-only dependency and takes a moment to load.
         from moto.server import ThreadedMotoServer
 

@@ -9,6 +9,8 @@ rules always judge the latest state.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -64,7 +66,7 @@ class CoachingService:
                idempotency: Idempotency | None = None,
                counters: Callable[[Change], Iterable[CounterDelta]] | None = None) -> Change:
         """Read, decide, commit conditionally; on a lost race read again and decide again."""
-        for _ in range(MAX_COMMIT_ATTEMPTS):
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
             change = decide(self.load(tenant_id, workitem_id))
             if not change.changed:
                 if idempotency is not None:
@@ -74,6 +76,7 @@ class CoachingService:
                 self.store.commit(change, idempotency=idempotency,
                                   counters=list(counters(change)) if counters else ())
             except StaleWorkitem:
+                _backoff(attempt)
                 continue
             if change.ended_for:
                 self._coaching_ended(change)
@@ -277,7 +280,7 @@ class CoachingService:
 
     def _with_message(self, caller: Principal, workitem_id: str, message_id: str,
                       decide: Callable[[Workitem, TimelineEntry], Change]) -> Change:
-        for _ in range(MAX_COMMIT_ATTEMPTS):
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
             workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
             if workitem is None:
                 raise NotFound(f"workitem {workitem_id} not found")
@@ -288,6 +291,7 @@ class CoachingService:
             try:
                 self.store.commit(change)
             except StaleWorkitem:
+                _backoff(attempt)
                 continue
             return change
         raise RateLimited("the workitem is changing too fast; retry")
@@ -367,6 +371,11 @@ class CoachingService:
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]
+
+
+def _backoff(attempt: int) -> None:
+    """A short random pause after a lost race, so a burst of writers on one workitem spreads out."""
+    time.sleep(random.uniform(0, 0.005 * (2**attempt)))  # noqa: S311 - jitter, not security
 
 
 def rules_staff(change: Change) -> list[str]:
