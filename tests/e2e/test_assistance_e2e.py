@@ -14,13 +14,10 @@ Each test creates its own tenant:
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,62 +25,13 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Stack
     from tests.e2e.wsclient import Frame, WsClient
 
+from tests.e2e.tenant import Tenant
+
 pytestmark = pytest.mark.e2e
 
 HELP = "I need help with a refund"
 ROUNDS = 5  # claim races per run: the race is real, so give it several chances to go wrong
 ESCALATION_WAIT = 10  # seconds: policy 1 s + sweep every 1 s, with a generous margin
-
-
-class Tenant:
-    """A fresh tenant on the shared stack, set up as an admin and a routing engine would."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.tid = f"e2e-{uuid.uuid4().hex}"
-        self.admin_token = stack.token("admin-1", "admin", tid=self.tid)
-        self.clients: list[WsClient] = []
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        status, payload = self.stack.rest(method, path, self.admin_token, body)
-        assert 200 <= status < 300, (method, path, status, payload)
-        return payload
-
-    def users(self, *users: tuple[str, str]) -> None:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda u: self.admin("PUT", f"/admin/users/{u[0]}", {"name": u[0].title(), "role": u[1]}),
-                          users))
-
-    def team(self, team_id: str, supervisors: tuple[str, ...], agents: tuple[str, ...]) -> None:
-        self.admin("PUT", f"/admin/teams/{team_id}",
-                   {"name": team_id.title(), "supervisors": list(supervisors), "agents": list(agents)})
-
-    def assign(self, workitem_id: str, agent_id: str = "agent-1") -> None:
-        status, body = self.stack.post_webhook({
-            "eventId": f"ev-{uuid.uuid4().hex}", "tenantId": self.tid, "type": "workitem.assigned",
-            "data": {"workitemId": workitem_id, "channel": "chat", "agentId": agent_id,
-                     "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"}}})
-        assert status == 200, (status, body)
-
-    def template(self, template_id: str, text: str, enabled: bool = True) -> None:
-        self.admin("PUT", f"/admin/templates/{template_id}", {"text": text, "enabled": enabled})
-
-    def token(self, sub: str, role: str, wid: str | None = None) -> str:
-        return self.stack.token(sub, role, tid=self.tid, wid=wid)
-
-    def connect(self, sub: str, role: str, wid: str | None = None) -> WsClient:
-        client = self.stack.connect(self.token(sub, role, wid))
-        self.clients.append(client)
-        return client
-
-    def notify(self, user: str, role: str, on: bool) -> None:
-        status, body = self.stack.rest("PUT", "/me/settings", self.token(user, role), {"agentMessageNotification": on})
-        assert status == 200 and body == {"agentMessageNotification": on}, (status, body)
-
-    def close(self) -> None:
-        for client in self.clients:
-            with contextlib.suppress(Exception):  # a socket the server closed already
-                client.close()
 
 
 @pytest.fixture

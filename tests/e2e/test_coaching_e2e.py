@@ -15,12 +15,9 @@ Tenant layout (per test):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,69 +29,14 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Stack
     from tests.e2e.wsclient import Frame, WsClient
 
+from tests.e2e.tenant import Tenant
+
 pytestmark = pytest.mark.e2e
 
 COACHING_KINDS = {"coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction", "voice_mode",
                   "assist_requested", "assist_claimed"}
 # Nothing of these may ever appear in a frame the customer's socket receives (SPEC S8).
 COACHING_WORDS = ("coach", "supervisor", "sup-", "forwardedFrom", "reaction", "thumbs")
-
-
-class Tenant:
-    """A fresh tenant on the shared stack, set up as an admin and a routing engine would."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.tid = f"e2e-{uuid.uuid4().hex}"
-        self.admin_token = stack.token("admin-1", "admin", tid=self.tid)
-        self.clients: list[WsClient] = []
-
-    # -- setup ------------------------------------------------------------------------------------
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        status, payload = self.stack.rest(method, path, self.admin_token, body)
-        assert 200 <= status < 300, (method, path, status, payload)
-        return payload
-
-    def teams(self, *teams: tuple[str, tuple[str, ...], tuple[str, ...]]) -> None:
-        """``(teamId, supervisors, agents)`` each: the users first, then the teams (requests in parallel)."""
-        users = [(u, "supervisor") for _, sups, _ in teams for u in sups] + [
-            (u, "agent") for _, _, agents in teams for u in agents]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda u: self.admin("PUT", f"/admin/users/{u[0]}", {"name": u[0].title(), "role": u[1]}),
-                          users))
-            list(pool.map(lambda team: self.admin("PUT", f"/admin/teams/{team[0]}", {
-                "name": team[0].title(), "supervisors": list(team[1]), "agents": list(team[2])}), teams))
-
-    def webhook(self, type_: str, data: dict[str, Any]) -> tuple[int, Any]:
-        """A routing-engine event for this tenant, signed with the stack's webhook secret."""
-        return self.stack.post_webhook({"eventId": f"ev-{uuid.uuid4().hex}", "tenantId": self.tid, "type": type_,
-                                        "data": data})
-
-    def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1") -> str:
-        status, body = self.webhook("workitem.assigned", {
-            "workitemId": workitem_id, "channel": channel, "agentId": agent_id,
-            "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"}, "subject": "Order 1042"})
-        assert status == 200, (status, body)
-        return workitem_id
-
-    # -- parties ----------------------------------------------------------------------------------
-
-    def token(self, sub: str, role: str, wid: str | None = None) -> str:
-        return self.stack.token(sub, role, tid=self.tid, wid=wid)
-
-    def connect(self, sub: str, role: str, wid: str | None = None) -> WsClient:
-        client = self.stack.connect(self.token(sub, role, wid))
-        self.clients.append(client)
-        return client
-
-    def customer(self, workitem_id: str) -> WsClient:
-        return self.connect(f"cust-{workitem_id}", "customer", wid=workitem_id)
-
-    def close(self) -> None:
-        for client in self.clients:
-            with contextlib.suppress(Exception):  # a socket the server closed already
-                client.close()
 
 
 @pytest.fixture
