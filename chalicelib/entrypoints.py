@@ -260,13 +260,13 @@ def respond(call: Callable[[], Any], status: int = 200) -> tuple[int, Any]:
 RestHandler = Callable[[Any, Principal, Any], Any]
 
 
-def rest(request: Any, handler: RestHandler, body: type[Body] | None = None, *, auth: bool = True) -> tuple[int, Any]:
+def rest(request: Any, handler: RestHandler, body: type[Body] | None = None) -> tuple[int, Any]:
     """Authenticate, validate the body, run ``handler(services, caller, body)``, map errors."""
 
     def call() -> Any:
-        caller = rest_caller(dict(request.headers)) if auth else None
+        caller = rest_caller(dict(request.headers))
         parsed = parse(body, request.raw_body) if body is not None else None
-        return handler(bootstrap.services(), caller, parsed)  # type: ignore[arg-type]
+        return handler(bootstrap.services(), caller, parsed)
 
     return respond(call)
 
@@ -275,14 +275,12 @@ def webhook(request: Any) -> tuple[int, Any]:
     def call() -> Any:
         raw: bytes = request.raw_body or b""
         data = parse_webhook(raw)
-        services = bootstrap.services()
-        signature = request.headers.get("x-coaching-signature")
-        if data is None:
-            services.webhooks.handle(raw, signature, None)
         tenant = data.get("tenantId") if data else None
         # The signature is checked with the tenant's own secret before the body is validated.
-        payload = {"tenantId": tenant} if isinstance(tenant, str) and ID_PATTERN.match(tenant) else None
-        return services.webhooks.handle(raw, signature, payload, validate=lambda: validate_webhook(data or {}))
+        tenant_id = tenant if isinstance(tenant, str) and ID_PATTERN.match(tenant) else None
+        validate = (lambda: validate_webhook(data)) if data is not None else None
+        return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id,
+                                                    validate)
 
     return respond(call)
 

@@ -60,15 +60,15 @@ class WebhookService:
         self.coaching = coaching
         self.default_secret = default_secret
 
-    def handle(self, body: bytes, signature: str | None, tenant: dict[str, Any] | None,
-               validate: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    def handle(self, body: bytes, signature: str | None, tenant_id: str | None,
+               validate: Callable[[], dict[str, Any]] | None) -> dict[str, Any]:
         """Verify the signature (with the tenant's secret when it has one), then validate and apply.
 
-        ``tenant`` carries the tenant id read from the body (None when the body has none); nothing
-        is validated or written before the signature holds.
+        ``tenant_id`` is the tenant read from the body (None when it has none); ``validate`` returns
+        the validated event (None when the body is not a JSON object). Nothing is validated or
+        written before the signature holds.
         """
-        tenant_id = tenant.get("tenantId") if tenant else None
-        policy = self.coaching.directory.policy(tenant_id) if isinstance(tenant_id, str) and tenant_id else None
+        policy = self.coaching.directory.policy(tenant_id) if tenant_id else None
         secret = policy.webhook_secret if policy and policy.webhook_secret else self.default_secret()
         _, now_ms = now_pair(self.coaching.clock)
         verify_signature(signature, body, [secret], now_ms // 1000)
