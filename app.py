@@ -60,6 +60,11 @@ def escalate_assistance(event: Any) -> dict[str, Any]:
     return ep.escalate()
 
 
+@app.lambda_function(name="fanout")
+def fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return ep.fan_out(event)
+
+
 @app.lambda_function(name="sma_handler")
 def sma_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return ep.sma(event)

@@ -31,8 +31,8 @@ RESULTS = ROOT / "bench" / "results.json"
 STEPS: dict[str, tuple[str, list[str], int]] = {
     "zip": ("bench.zip_size", [], 360),  # first: bench.cold_start unpacks the zip it builds
     "cold_start": ("bench.cold_start", [], 240),
-    "fanout": ("bench.fanout", ["--store", "moto"], 420),
-    "fanout_ddblocal": ("bench.fanout", ["--store", "ddblocal"], 300),
+    "fanout": ("bench.fanout", ["--store", "ddblocal"], 300),
+    "fanout_moto": ("bench.fanout", ["--store", "moto"], 420),
     "load": ("bench.load", ["--store", "ddblocal"], 600),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
 }
@@ -87,10 +87,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         over = [a for a, r in ddb.items() if r["budget"] is not None and max(r["small"], r["large"] or 0) > r["budget"]]
         rows.append(("actions whose count grows with tenant size", ", ".join(grew) or "none", "none", not grew))
         rows.append(("actions over their documented budget", ", ".join(over) or "none", "none", not over))
-    for key in ("fanout", "fanout_ddblocal"):
+    for key in ("fanout", "fanout_moto"):
         fan = results.get(key) or {}
         if fan.get("ratio_p99") is not None:
-            label = "fan-out p99 / echo p99, 200 conns" + (", DDB Local" if key.endswith("ddblocal") else "")
+            label = "fan-out p99 / echo p99, 200 conns" + (", moto fallback store" if key.endswith("moto") else "")
             rows.append((label, f"{fan['p99_ms']} / {fan['echo_p99_ms']} ms = {fan['ratio_p99']}x", "<= 2x",
                          fan["ratio_p99"] <= 2))
     cold = results.get("cold_start") or {}
@@ -121,8 +121,8 @@ def table(results: dict[str, Any]) -> str:
             flag = "" if row["small"] == row["large"] and (row["budget"] is None or row["small"] <= row["budget"]) else "  <--"
             lines.append(f"  {action:<30} {_fmt(row['small']):>6} {_fmt(row['large']):>6} {_fmt(row['budget']):>7}{flag}")
         lines.append("")
-    fans = [(k, t) for k, t in (("fanout_20", "embedded moto, 20"), ("fanout", "embedded moto, 200"),
-                                ("fanout_20_ddblocal", "DynamoDB Local, 20"), ("fanout_ddblocal", "DynamoDB Local, 200"))
+    fans = [(k, t) for k, t in (("fanout_20", "DynamoDB Local, 20"), ("fanout", "DynamoDB Local, 200"),
+                                ("fanout_20_moto", "moto server, 20"), ("fanout_moto", "moto server, 200"))
             if (results.get(k) or {}).get("p50_ms") is not None]
     if fans:
         lines.append("Fan-out: coach.send -> coach.message on each of 8 recipients, vs ping -> ack (echo), in ms")

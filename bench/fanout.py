@@ -240,17 +240,17 @@ def _run(quick: bool, endpoint: str | None, trace: bool) -> dict[str, Any]:
         return asyncio.run(run_async(quick, endpoint, Path(tmp) / "trace.json"))
 
 
-def run(quick: bool, store: str = "moto", trace: bool = False) -> dict[str, Any]:
-    """``store``: ``moto`` - the stack exactly as ``make run`` starts it (its embedded store);
-    ``ddblocal`` - the same stack with ``DYNAMODB_ENDPOINT`` set to AWS's DynamoDB Local engine
-    (keys ``fanout_ddblocal`` and ``fanout_20_ddblocal``)."""
+def run(quick: bool, store: str = "ddblocal", trace: bool = False) -> dict[str, Any]:
+    """``store``: ``ddblocal`` - the stack as ``make run`` starts it when Java is present, on AWS's
+    DynamoDB Local engine (keys ``fanout`` and ``fanout_20``); ``moto`` - the same stack on its
+    fallback store, moto's server (keys ``fanout_moto`` and ``fanout_20_moto``)."""
     if store == "moto":
-        return _run(quick, None, trace)
+        result = _run(quick, None, trace)
+        return {"fanout_moto": result["fanout"], "fanout_20_moto": result["fanout_20"]}
     with stack_module.dynamodb_local() as endpoint:
         if endpoint is None:
-            return {"fanout_ddblocal": {"skipped": "DynamoDB Local is not available (make install, Java 17+)"}}
-        result = _run(quick, endpoint, trace)
-    return {"fanout_ddblocal": result["fanout"], "fanout_20_ddblocal": result["fanout_20"]}
+            return {"fanout": {"skipped": "DynamoDB Local is not available (make install, Java 17+)"}}
+        return _run(quick, endpoint, trace)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from chalicelib.protocol import Router
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Clock, Notifier, SystemClock
 from chalicelib.services.directory import DirectoryService
+from chalicelib.services.fanout import FanoutService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
 
@@ -42,6 +43,7 @@ class Services:
     tokens: TokenVerifier
     directory: DirectoryService
     coaching: CoachingService
+    fanout: FanoutService
     webhooks: WebhookService
     assistance: AssistanceService
     voice: VoiceService
@@ -83,6 +85,7 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
         tokens=TokenVerifier(jwt_secret),
         directory=DirectoryService(directory, registry, store, notifier, clock),
         coaching=coaching,
+        fanout=FanoutService(coaching),
         webhooks=WebhookService(coaching, webhook_secret),
         assistance=assistance,
         voice=voice,

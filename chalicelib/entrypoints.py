@@ -306,3 +306,14 @@ def escalate() -> dict[str, Any]:
 def sma(event: dict[str, Any]) -> dict[str, Any]:
     """SIP media application invocations (PSTN callers joining a contact room)."""
     return bootstrap.services().voice.sma(event)
+
+
+def fan_out(event: dict[str, Any]) -> dict[str, Any]:
+    """The workitems table's stream (Lambda event source mapping): push committed changes in order.
+
+    Never fails the batch for one change (a retried batch would push its other changes twice);
+    what could not be pushed is in the timeline for ``timeline.get``."""
+    from chalicelib.adapters.stream import committed_changes
+
+    pushed = bootstrap.services().fanout.deliver(committed_changes(event.get("Records") or []))
+    return {"pushed": pushed, "batchItemFailures": []}

@@ -29,12 +29,14 @@ from chalice.local import LambdaContext
 from devstack.gateway import Gateway, bind_socket, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
+from devstack.streams import StreamPump, StreamTail
 
 log = logging.getLogger("devstack")
 
 LOCAL_JWT_SECRET = "local-only-jwt-secret-do-not-deploy"  # noqa: S105 - printed local default
 LOCAL_WEBHOOK_SECRET = "local-only-webhook-secret-do-not-deploy"  # noqa: S105 - printed local default
 SWEEP_HANDLER = "escalate_assistance"
+FANOUT_HANDLER = "fanout"
 
 
 class StartupError(RuntimeError):
@@ -93,6 +95,29 @@ def _create_tables() -> None:
     except ImportError as exc:
         raise StartupError(f"cannot create tables: {exc}") from exc
     create_tables()
+
+
+def _stream_pump(app: Chalice, store_endpoint: str, moto: bool) -> StreamPump | None:
+    """Feed the workitems table's stream to the app's ``fanout`` function, as the event source
+    mapping does on AWS (the function is what pushes coaching events, in commit order)."""
+    handler = app.handler_map.get(FANOUT_HANDLER)
+    if handler is None:
+        log.info("no %s function in the app: nothing reads the workitems stream", FANOUT_HANDLER)
+        return None
+    import boto3
+
+    from chalicelib import settings as settings_module
+
+    settings = settings_module.load()
+    dynamodb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=store_endpoint)
+    streams = boto3.client("dynamodbstreams", region_name=settings.region, endpoint_url=store_endpoint)
+    tail = StreamTail.for_table(dynamodb, streams, settings.workitems_table, start="TRIM_HORIZON", reposition=moto)
+
+    def invoke(event: dict[str, Any]) -> None:
+        context = LambdaContext(function_name=FANOUT_HANDLER, memory_size=1024, max_runtime_ms=60_000)
+        handler(event, context)
+
+    return StreamPump(tail, invoke).start()
 
 
 def _scheduled_event(rule: str) -> dict[str, Any]:
@@ -156,13 +181,15 @@ async def _serve(port: int) -> None:
     endpoint = store.start()
     log.info("store: %s (%s)", endpoint, f"embedded {store.kind}, in memory" if store.embedded else "from DYNAMODB_ENDPOINT")
     runner = None
+    pump: StreamPump | None = None
     sweep: asyncio.Task[None] | None = None
     gateway: Gateway | None = None
     try:
         _configure_app_environment(endpoint, base_url)
         app = _load_app(os.environ.get("DEVSTACK_APP", "app:app"))
         _create_tables()
-        gateway = Gateway(app)
+        pump = _stream_pump(app, endpoint, store.kind == "moto")
+        gateway = Gateway(app, after_invoke=pump.nudge if pump else None)
         runner = await start_site(gateway, sock)
         log.info("gateway: %s (REST), %s/ws (WebSocket)", base_url, base_url.replace("http", "ws", 1))
 
@@ -194,6 +221,8 @@ async def _serve(port: int) -> None:
             sock.close()
         if gateway is not None:
             gateway.shutdown_executor()
+        if pump is not None:
+            pump.stop()
         store.stop()
 
 

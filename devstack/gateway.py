@@ -261,6 +261,7 @@ class Gateway:
         executor_workers: int = 32,
         executor: Executor | None = None,
         connection_id_factory: Callable[[], str] = aws_id,
+        after_invoke: Callable[[], None] | None = None,
     ) -> None:
         _make_current_request_thread_local(app)
         self.app = app
@@ -278,6 +279,8 @@ class Gateway:
         self._own_executor = executor is None
         self.executor: Executor = executor or ThreadPoolExecutor(max_workers=executor_workers, thread_name_prefix="lambda")
         self._new_connection_id = connection_id_factory
+        # Called after every $default and REST invocation (the local stream pump reads then).
+        self._after_invoke = after_invoke or (lambda: None)
         self._rest = LocalGateway(app, Config())
         self.connections: dict[str, _Connection] = {}
 
@@ -545,6 +548,8 @@ class Gateway:
             handler(event, _lambda_context(self.message_name))
         except Exception:
             log.exception("$default handler %s failed for connection %s", self.message_name, connection_id)
+        finally:
+            self._after_invoke()
         # A route response ({"statusCode", "body"}) would be sent back by API Gateway only with a
         # two-way route; the app answers through @connections, so the return value is dropped.
 
@@ -620,6 +625,7 @@ class Gateway:
             result = await loop.run_in_executor(
                 self.executor, self._rest.handle_request, request.method, path, headers, body or None
             )
+            self._after_invoke()
             response = _to_aiohttp(result)
         except LocalGatewayException as exc:
             response = web.Response(status=exc.CODE, body=exc.body or b"", headers=exc.headers, content_type="application/json")

@@ -219,6 +219,8 @@ class WorkitemsTable(Model):
         table_name = "coaching-workitems"
         region = "us-east-1"
         billing_mode = "PAY_PER_REQUEST"
+        # Fan-out reads the workitem items' changes from this stream, in commit order per item.
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -257,6 +259,9 @@ class WorkitemItem(Model):
     version = NumberAttribute(default=0)
     retention_days = NumberAttribute(null=True)
     record_coaching = BooleanAttribute(null=True)
+    # What the change written with this version pushes (entries, who is left out, who stopped
+    # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
+    fanout = UnicodeAttribute(null=True, attr_name="fo")
     ttl = TTLAttribute(null=True)
     open_by_agent = OpenWorkitemsIndex()
 

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class ApiGatewayPusher:
-    """Posts frames to connections; fan-out to several connections runs in parallel."""
+    """Posts frames to connections: several connections in parallel, one connection's frames one
+    after another in the order given (so a receiver sees a change's entries in ``seq`` order)."""
 
     def __init__(self, endpoint: str, region: str, client: ApiGatewayManagementApiClient | None = None,
                  max_workers: int = 16) -> None:
@@ -69,23 +70,28 @@ class ApiGatewayPusher:
         """
         if not frames:
             return []
-        if len(frames) == 1:
-            return self._post_logged(*frames[0])
+        by_connection: dict[str, list[bytes]] = {}
+        for connection_id, data in frames:
+            by_connection.setdefault(connection_id, []).append(data)
+        if len(by_connection) == 1:
+            return self._post_in_order(*next(iter(by_connection.items())))
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="push")
         gone: list[str] = []
-        for result in self._pool.map(lambda f: self._post_logged(*f), frames):
+        for result in self._pool.map(lambda item: self._post_in_order(*item), by_connection.items()):
             gone.extend(result)
         return gone
 
-    def _post_logged(self, connection_id: str, data: bytes) -> list[str]:
-        try:
-            return [] if self.post(connection_id, data) else [connection_id]
-        except Exception as exc:  # noqa: BLE001 - one failed post must not fail the others; logged
-            log.warning("push to %s failed: %s", connection_id, _describe(exc))
-            return []
+    def _post_in_order(self, connection_id: str, frames: list[bytes]) -> list[str]:
+        for data in frames:
+            try:
+                if not self.post(connection_id, data):
+                    return [connection_id]  # gone: the rest would be refused too
+            except Exception as exc:  # noqa: BLE001 - one failed post must not fail the others; logged
+                log.warning("push to %s failed: %s", connection_id, _describe(exc))
+        return []
 
 
 def _describe(exc: Exception) -> str:

@@ -93,7 +93,7 @@ def _cancel_codes(exc: TransactWriteError) -> list[str | None]:
 # --- workitems ---------------------------------------------------------------------------------
 
 
-def _to_workitem(item: WorkitemItem) -> Workitem:
+def to_workitem(item: WorkitemItem) -> Workitem:
     return Workitem(
         tenant_id=item.tenant_id,
         workitem_id=item.workitem_id,
@@ -193,7 +193,7 @@ class DynamoWorkitemStore:
             item = WorkitemItem.get(workitem_pk(tenant_id, workitem_id), "W", consistent_read=True)
         except DoesNotExist:
             return None
-        return _to_workitem(item)
+        return to_workitem(item)
 
     def get_with_message(
         self, tenant_id: str, workitem_id: str, message_id: str
@@ -215,7 +215,7 @@ class DynamoWorkitemStore:
                 break
         for raw in raw_items:
             if raw["sk"]["S"] == "W":
-                workitem = _to_workitem(WorkitemItem.from_raw_data(raw))
+                workitem = to_workitem(WorkitemItem.from_raw_data(raw))
             else:
                 ref = MessageRefItem.from_raw_data(raw)
                 message = TimelineEntry(
@@ -245,19 +245,19 @@ class DynamoWorkitemStore:
             raise
 
     def commit(self, change: Change, *, idempotency: Idempotency | None = None,
-               counters: Iterable[CounterDelta] = ()) -> None:
-        """1 TransactWriteItems: the workitem (conditional on its version), new entries, message
-        index items, agents' counters and the inbound event id, all or nothing."""
+               counters: Iterable[CounterDelta] = (), fanout: str | None = None) -> None:
+        """1 TransactWriteItems: the workitem (conditional on its version, with the change's fan-out
+        note for the stream), new entries, message index items, agents' counters and the inbound
+        event id, all or nothing."""
         w = change.after
         retention_days = w.retention_days
+        item = _to_workitem_item(w, retention_days)
+        item.fanout = fanout
         try:
             with TransactWrite(connection=_connection(WorkitemItem)) as tx:
                 if idempotency:
                     tx.save(_idempotency_item(idempotency), condition=IdempotencyItem.pk.does_not_exist())
-                tx.save(
-                    _to_workitem_item(w, retention_days),
-                    condition=WorkitemItem.version == change.before.version,
-                )
+                tx.save(item, condition=WorkitemItem.version == change.before.version)
                 for e in change.entries:
                     tx.save(_to_entry_item(w.tenant_id, e, retention_days), condition=EntryItem.sk.does_not_exist())
                     if e.message_id and e.kind in (EntryKind.COACH_MESSAGE, EntryKind.AGENT_MESSAGE,
@@ -311,7 +311,7 @@ class DynamoWorkitemStore:
 
     def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]:
         """1 Query on the sparse open-workitems GSI (more pages only past 1 MB)."""
-        return [_to_workitem(i) for i in WorkitemItem.open_by_agent.query(f"{_t(tenant_id)}#AGENT#{agent_id}")]
+        return [to_workitem(i) for i in WorkitemItem.open_by_agent.query(f"{_t(tenant_id)}#AGENT#{agent_id}")]
 
 
 def _idempotency_item(idem: Idempotency) -> IdempotencyItem:

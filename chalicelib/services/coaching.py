@@ -1,9 +1,10 @@
 """Digital coaching use cases: monitoring, coach messages, the conversation, transfer and end.
 
-Each mutating use case reads the workitem (1 GetItem), lets a domain rule decide, commits the
-change in one conditional transaction (1 TransactWriteItems) and fetches the recipients' endpoints
-(1 BatchGetItem) to push events. A commit that loses a race re-reads and decides again, so the
-rules always judge the latest state.
+Each mutating use case reads the workitem (1 GetItem), lets a domain rule decide and commits the
+change in one conditional transaction (1 TransactWriteItems) that also writes its fan-out note. A
+commit that loses a race re-reads and decides again, so the rules always judge the latest state.
+The events are pushed by :meth:`CoachingService.fan_out`, called from the workitems table's stream
+in commit order (``services/fanout.py``): 1 BatchGetItem of the recipients' endpoints, then posts.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from chalicelib.domain.errors import Forbidden, Invalid, NotFound, RateLimited
 from chalicelib.domain.identity import Principal, Role, customer_endpoint, user_endpoint
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
 from chalicelib.services.delivery import Clock, Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
+from chalicelib.services.fanout import encode_note
 from chalicelib.services.ports import (
     CounterDelta,
     Directory,
+    Endpoint,
     Idempotency,
     OutboundChannel,
     StaleWorkitem,
@@ -64,8 +67,12 @@ class CoachingService:
 
     def mutate(self, tenant_id: str, workitem_id: str, decide: Callable[[Workitem], Change], *,
                idempotency: Idempotency | None = None,
-               counters: Callable[[Change], Iterable[CounterDelta]] | None = None) -> Change:
-        """Read, decide, commit conditionally; on a lost race read again and decide again."""
+               counters: Callable[[Change], Iterable[CounterDelta]] | None = None,
+               push: bool = False, exclude: str | None = None) -> Change:
+        """Read, decide, commit conditionally; on a lost race read again and decide again.
+
+        With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
+        everyone concerned but the connection ``exclude``, which gets the ack instead)."""
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             change = decide(self.load(tenant_id, workitem_id))
             if not change.changed:
@@ -74,7 +81,8 @@ class CoachingService:
                 return change
             try:
                 self.store.commit(change, idempotency=idempotency,
-                                  counters=list(counters(change)) if counters else ())
+                                  counters=list(counters(change)) if counters else (),
+                                  fanout=encode_note(change, exclude) if push else None)
             except StaleWorkitem:
                 _backoff(attempt)
                 continue
@@ -102,23 +110,36 @@ class CoachingService:
         at, now_ms = now_pair(self.clock)
         return Outbox(tenant_id, at, now_ms, exclude)
 
-    def publish(self, change: Change, exclude: str | None = None) -> None:
-        """Push the events that follow from a committed change (1 BatchGetItem + posts)."""
+    @staticmethod
+    def recipients(change: Change) -> list[str]:
+        """Endpoint keys of everyone who may need an event about this change."""
+        w = change.after
+        keys = [user_endpoint(u) for u in rules_staff(change)]
+        if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
+            keys.append(customer_endpoint(w.workitem_id))
+        return keys
+
+    def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]:
+        """1 BatchGetItem. Committed already: pushes are best effort, clients catch up with timeline.get."""
+        if not keys:
+            return {}
+        try:
+            return self.directory.endpoints(tenant_id, keys)
+        except Exception:
+            log.warning("could not look up who to tell in tenant %s; events not pushed", tenant_id, exc_info=True)
+            return {}
+
+    def fan_out(self, change: Change, exclude: str | None = None,
+                endpoints: dict[str, Endpoint] | None = None) -> None:
+        """Push the events that follow from a committed change (1 BatchGetItem unless ``endpoints``
+        holds the recipients already, then posts). Called by the stream consumer, one workitem's
+        changes in commit order."""
         w = change.after
         before = change.before
-        staff = rules_staff(change)
-        keys = [user_endpoint(u) for u in staff]
-        customer_sees = any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS
-        if customer_sees:
-            keys.append(customer_endpoint(w.workitem_id))
-        if not keys:
+        if endpoints is None:
+            endpoints = self.endpoints_of(w.tenant_id, self.recipients(change))
+        if not endpoints:
             return
-        try:
-            endpoints = self.directory.endpoints(w.tenant_id, keys)
-        except Exception:  # committed already: pushes are best effort, clients catch up with timeline.get
-            log.warning("could not look up who to tell about workitem %s; events not pushed", w.workitem_id,
-                        exc_info=True)
-            endpoints = {}
         box = self.outbox(w.tenant_id, exclude)
         agent = endpoints.get(user_endpoint(w.agent_id))
         customer = endpoints.get(customer_endpoint(w.workitem_id))
@@ -163,6 +184,10 @@ class CoachingService:
         elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
             box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
         self.notifier.flush(box)
+
+    def deliver_outbound(self, change: Change) -> None:
+        """The agent's replies on SMS and social workitems go out through the provider."""
+        w = change.after
         for entry in change.entries:
             if entry.kind is EntryKind.AGENT_MESSAGE and w.channel not in rules.WEB_CHANNELS \
                     and w.channel in rules.TEXT_COACHING_CHANNELS:
@@ -237,9 +262,7 @@ class CoachingService:
         def decide(w: Workitem) -> Change:
             return rules.start_monitoring(caller, w, supervises(w), self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide)
-        if change.changed:
-            self.publish(change, conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
         entries, has_more = self.store.latest(caller.tenant_id, workitem_id, MONITOR_START_ENTRIES)
         wire, cut = fit_entries([e.to_wire() for e in entries])
         return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
@@ -251,15 +274,13 @@ class CoachingService:
             monitoring = caller.user_id in w.monitors
             return rules.stop_monitoring(caller, w, self._now(), supervises_agent=not monitoring and supervises(w))
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide)
-        self.publish(change, conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
         for listener in self.on_supervisor_left:
             listener(change, caller.user_id)
         return {}
 
     def coaching_end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
-        change = self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()))
-        self.publish(change, conn)
+        self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=conn)
         return {}
 
     # --- messages --------------------------------------------------------------------------
@@ -274,12 +295,11 @@ class CoachingService:
             return rules.send_coach_message(caller, w, text, message_id, self._now(),
                                             supervises_agent=outsider and supervises(w))
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide)
-        self.publish(change, conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
         return {"entry": change.entry.to_wire()}
 
     def _with_message(self, caller: Principal, workitem_id: str, message_id: str,
-                      decide: Callable[[Workitem, TimelineEntry], Change]) -> Change:
+                      decide: Callable[[Workitem, TimelineEntry], Change], conn: str | None) -> Change:
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
             if workitem is None:
@@ -289,7 +309,7 @@ class CoachingService:
                 raise NotFound(f"message {message_id} not found on this workitem")
             change = decide(workitem, message)
             try:
-                self.store.commit(change)
+                self.store.commit(change, fanout=encode_note(change, conn))
             except StaleWorkitem:
                 _backoff(attempt)
                 continue
@@ -303,16 +323,14 @@ class CoachingService:
         except ValueError as exc:
             raise Invalid("reaction must be thumbs_up, thumbs_down or null") from exc
         change = self._with_message(caller, workitem_id, message_id,
-                                    lambda w, m: rules.react(caller, w, m, value, self._now()))
-        self.publish(change, conn)
+                                    lambda w, m: rules.react(caller, w, m, value, self._now()), conn)
         return {"entry": change.entry.to_wire()}
 
     def coach_forward(self, caller: Principal, workitem_id: str, message_id: str,
                       conn: str | None = None) -> dict[str, Any]:
         new_message_id = new_id("msg")
         change = self._with_message(caller, workitem_id, message_id,
-                                    lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()))
-        self.publish(change, conn)
+                                    lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), conn)
         return {"entry": change.entry.to_wire()}
 
     def message_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
@@ -320,8 +338,8 @@ class CoachingService:
             raise Forbidden("customers may only write on their own workitem")
         message_id = new_id("msg")
         change = self.mutate(caller.tenant_id, workitem_id,
-                             lambda w: rules.send_message(caller, w, text, message_id, self._now()))
-        self.publish(change, conn)
+                             lambda w: rules.send_message(caller, w, text, message_id, self._now()), push=True, exclude=conn)
+        self.deliver_outbound(change)
         body = view(change.entry, caller.role)
         return {"entry": body}
 
@@ -337,8 +355,7 @@ class CoachingService:
                 raise NotFound(f"agent {to_agent_id} not found")
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters)
-        self.publish(change, conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters, push=True, exclude=conn)
         return {"workitem": change.after.to_wire()}
 
     def end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
@@ -346,8 +363,7 @@ class CoachingService:
             rules.require_agent_of(caller, w)
             return rules.end_workitem(w, EndedBy.AGENT, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_end_counters)
-        self.publish(change, conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_end_counters, push=True, exclude=conn)
         return {"workitem": change.after.to_wire()}
 
     def consult(self, caller: Principal, workitem_id: str, user_id: str, conn: str | None = None) -> dict[str, Any]:

@@ -163,7 +163,8 @@ class WorkitemStore(Protocol):
                counters: Iterable[CounterDelta] = ()) -> None: ...
 
     def commit(self, change: Change, *, idempotency: Idempotency | None = None,
-               counters: Iterable[CounterDelta] = ()) -> None: ...
+               counters: Iterable[CounterDelta] = (), fanout: str | None = None) -> None:
+        """Write the change; ``fanout`` is its note for the stream consumer (None: push nothing)."""
 
     def mark_event(self, idempotency: Idempotency) -> None: ...
 

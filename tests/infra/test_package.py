@@ -481,6 +481,9 @@ def test_dynamodb_only_on_the_tables_and_their_indexes(packaged: Build) -> None:
             if "Fn::GetAtt" in resource:
                 assert resource["Fn::GetAtt"][0] in tables and resource["Fn::GetAtt"][1] == "Arn", resource
                 covered.add(resource["Fn::GetAtt"][0])
+            elif resource.get("Fn::Sub", "").endswith("/stream/*"):
+                assert resource == {"Fn::Sub": "${WorkitemsTable.Arn}/stream/*"}, f"{owner} reads a stream: {resource}"
+                assert set(actions) == STREAM_READ, "a stream is only read"
             else:
                 match = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/([\w.-]+)", resource.get("Fn::Sub", ""))
                 assert match, f"{owner} grants DynamoDB on {resource}"
@@ -492,8 +495,12 @@ def test_dynamodb_only_on_the_tables_and_their_indexes(packaged: Build) -> None:
     assert covered == expected
 
 
+STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+
+
 def test_dynamodb_actions_are_the_item_level_ones(packaged: Build) -> None:
     actions = {a for _, s in _allowed(packaged) for a in _as_list(s["Action"]) if a.startswith("dynamodb:")}
+    actions -= STREAM_READ  # scoped to the workitems stream (checked above)
     assert actions == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
                        "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
                        "dynamodb:ConditionCheckItem"}, "never Scan, never table administration"
@@ -642,3 +649,21 @@ def test_zip_has_lambda_compatible_native_code(zip_names: list[str]) -> None:
     assert native, "pydantic_core ships a compiled extension"
     for name in native:
         assert "cpython-311-x86_64-linux-gnu" in name, f"{name} will not load on Lambda {RUNTIME} x86_64"
+
+
+def test_fanout_reads_the_workitems_stream_in_order_and_only_noted_changes(packaged: Build) -> None:
+    resources = packaged.template["Resources"]
+    table = resources["WorkitemsTable"]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert dynamo.WorkitemsTable.Meta.stream_view_type == "NEW_AND_OLD_IMAGES"  # the local stack's tables too
+    mapping = resources["FanoutStreamMapping"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["WorkitemsTable", "StreamArn"]}
+    assert props["FunctionName"] == {"Ref": "Fanout"}
+    assert props["MaximumBatchingWindowInSeconds"] == 0  # push as soon as a change is read
+    pattern = json.loads(props["FilterCriteria"]["Filters"][0]["Pattern"])
+    assert pattern == {"dynamodb": {"Keys": {"sk": {"S": ["W"]}}, "NewImage": {"fo": {"S": [{"exists": True}]}}}}
+    assert dynamo.WorkitemItem.fanout.attr_name == "fo"
+    fanout = resources["Fanout"]["Properties"]
+    assert fanout["Handler"] == "app.fanout" and fanout["Role"] == {"Fn::GetAtt": ["FanoutRole", "Arn"]}

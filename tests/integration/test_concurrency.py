@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
-from tests.support.world import World
+from tests.support.world import World, atomic_aws_calls
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)
 def atomic_calls() -> Iterator[None]:
-    lock = threading.Lock()
-    original = BaseClient._make_api_call
-
-    def locked(self: BaseClient, operation: str, params: Any) -> Any:
-        with lock:
-            return original(self, operation, params)
-
-    BaseClient._make_api_call = locked  # type: ignore[method-assign]
-    yield
-    BaseClient._make_api_call = original  # type: ignore[method-assign]
+    with atomic_aws_calls():
+        yield
 
 
 def test_coach_send_racing_transfer_never_lands_after_coaching_ended(world: World) -> None:

@@ -131,6 +131,49 @@ def test_post_many_fans_out_in_parallel_and_reports_only_the_gone(push_logs: pyt
     assert pusher.post_many([("ok-1=", b"again"), ("gone-2=", b"again")]) == ["gone-2="]
 
 
+def test_one_connections_frames_go_out_in_order_while_connections_run_in_parallel() -> None:
+    """A change can put several frames on one connection (two entries, or an entry and a list
+    update); they must arrive in the order given, so they are posted one after another."""
+    client = _client()
+    posted: list[tuple[str, bytes, str]] = []
+    lock = threading.Lock()
+    both_started = threading.Barrier(2, timeout=10)  # the two connections are served at the same time
+    first_of: set[str] = set()
+
+    def answer(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        connection_id = urllib.parse.unquote(params["url_path"].rsplit("/", 1)[-1])
+        with lock:
+            is_first = connection_id not in first_of
+            first_of.add(connection_id)
+        if is_first:
+            both_started.wait()
+        with lock:
+            posted.append((connection_id, params["body"], threading.current_thread().name))
+        return AWSResponse(f"{ENDPOINT}/@connections/{connection_id}", 200, {}, None), {
+            "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    client.meta.events.register("before-call.apigatewaymanagementapi.PostToConnection", answer)
+    pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client, max_workers=8)
+    frames = [(cid, f"{cid} seq {n}".encode()) for n in range(1, 6) for cid in ("a=", "b=")]
+
+    assert pusher.post_many(frames) == []
+
+    for cid in ("a=", "b="):
+        mine = [(body, thread) for c, body, thread in posted if c == cid]
+        assert [body for body, _ in mine] == [f"{cid} seq {n}".encode() for n in range(1, 6)]
+        assert len({thread for _, thread in mine}) == 1  # one worker per connection, in order
+
+
+def test_a_gone_connection_is_not_posted_to_again_in_the_same_fan_out() -> None:
+    client = _client()
+    pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client)
+    with Stubber(client) as stub:
+        stub.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410,
+                              expected_params={"ConnectionId": "old=", "Data": b"1"})
+        assert pusher.post_many([("old=", b"1"), ("old=", b"2")]) == ["old="]
+        stub.assert_no_pending_responses()
+
+
 def test_the_client_is_created_lazily_and_only_once() -> None:
     pusher = ApiGatewayPusher(ENDPOINT, REGION)
     assert pusher._client is None  # constructing the pusher makes no client (cold start stays lean)

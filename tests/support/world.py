@@ -2,15 +2,20 @@
 
 WebSocket frames go through ``chalicelib.entrypoints`` with API Gateway-shaped events (the same
 ones the local stack and AWS send); pushes land in a :class:`RecordingPusher` instead of sockets.
+After every invocation the world reads the workitems table's stream and hands the new records to
+the ``fanout`` entry point, as the event source mapping does on AWS (synchronously here, so a test
+sees a change's events as soon as its action returns).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +25,7 @@ from chalicelib.adapters.fake_meetings import FakeMeetingProvider
 from chalicelib.adapters.tokens import mint
 from chalicelib.services.webhooks import sign
 from chalicelib.settings import Settings
+from devstack.streams import StreamTail
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
@@ -30,6 +36,40 @@ def test_settings(**overrides: Any) -> Settings:
                 websocket_endpoint="http://127.0.0.1:1", default_escalation_seconds=60)
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
+
+
+def _stream_tail(settings: Settings) -> StreamTail:
+    """The workitems table's stream, from now on (moto in process, or DynamoDB Local)."""
+    import boto3
+
+    endpoint = settings.dynamodb_endpoint or None
+    dynamodb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=endpoint)
+    # moto answers the Streams API only on its regional host, not on the account-specific one
+    # botocore picks from the stream's ARN.
+    streams = boto3.client("dynamodbstreams", region_name=settings.region,
+                           endpoint_url=endpoint or f"https://streams.dynamodb.{settings.region}.amazonaws.com")
+    return StreamTail.for_table(dynamodb, streams, settings.workitems_table, reposition=not endpoint)
+
+
+@contextlib.contextmanager
+def atomic_aws_calls() -> Iterator[None]:
+    """Make every SDK call atomic. moto applies a TransactWriteItems as several steps without a
+    lock, so threads can interleave inside one transaction (real DynamoDB never allows that); the
+    handlers still interleave between calls, which is the race that matters."""
+    from botocore.client import BaseClient
+
+    lock = threading.Lock()
+    original = BaseClient._make_api_call
+
+    def locked(self: BaseClient, operation: str, params: Any) -> Any:
+        with lock:
+            return original(self, operation, params)
+
+    BaseClient._make_api_call = locked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
 class RecordingPusher:
@@ -92,6 +132,7 @@ class Client:
     def send_raw(self, body: str) -> dict[str, Any]:
         before = len(self.world.pusher.frames[self.connection_id])
         entrypoints.ws_message(self.event("$default", body))
+        self.world.pump()
         replies = [f for f in self.world.pusher.frames[self.connection_id][before:] if f["type"] != "event"]
         assert len(replies) == 1, f"expected exactly one reply, got {replies}"
         return replies[0]
@@ -127,6 +168,7 @@ class Client:
 
     def disconnect(self) -> None:
         entrypoints.ws_disconnect(self.event("$disconnect"))
+        self.world.pump()
 
 
 class World:
@@ -139,6 +181,17 @@ class World:
         bootstrap.install(self.services)
         self.events_sent = 0
         self._http: Any = None
+        self._tail = _stream_tail(settings)
+        self._pump_lock = threading.RLock()
+
+    def pump(self) -> int:
+        """Hand the stream's new records to the ``fanout`` entry point; returns how many changes it
+        pushed. One reader at a time, like one event source mapping per shard."""
+        with self._pump_lock:
+            records = self._tail.read()
+            if not records:
+                return 0
+            return int(entrypoints.fan_out({"Records": records})["pushed"])
 
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
@@ -152,6 +205,7 @@ class World:
         client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000))
         result = entrypoints.ws_connect(client.event("$connect"))
         assert result["statusCode"] == 200, result
+        self.pump()
         return client
 
     # --- REST through the Chalice test client ---
@@ -173,6 +227,7 @@ class World:
             headers["Authorization"] = f"Bearer {token}"
         raw = json.dumps(body) if body is not None and not isinstance(body, (bytes, str)) else body
         response = getattr(self.http, method.lower())(path, headers=headers, body=raw)
+        self.pump()
         payload = json.loads(response.body) if response.body else None
         return response.status_code, payload
 
@@ -189,6 +244,7 @@ class World:
         signature = sign(secret, int(time.time()), body)
         response = self.http.post("/webhooks/events", body=body,
                                   headers={"Content-Type": "application/json", "X-Coaching-Signature": signature})
+        self.pump()
         return response.status_code, json.loads(response.body) if response.body else None
 
     # --- scenario helpers ---

@@ -1,0 +1,145 @@
+"""Pushing committed workitem changes in the order they were committed.
+
+Two handlers that commit ``seq`` 85 and 86 of one workitem a few milliseconds apart cannot order
+their own posts: the second one's can reach a receiver first. So a change is not pushed by the
+handler that made it. The handler writes a *fan-out note* on the workitem item in the same
+transaction (the entries it appended, the connection that gets the ack instead of the event, the
+supervisors whose coaching it ended), and the consumer of the workitems table's stream pushes it.
+DynamoDB Streams yields the changes of one item in the order they were written, and this consumer
+works through one workitem's changes one after another, so every receiver gets a workitem's
+entries in ``seq`` order. Changes of different workitems are pushed concurrently, and the changes
+of one workitem that arrive in one batch share one lookup of their recipients' endpoints (so a
+backlog costs fewer requests per change, not more).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chalicelib.domain.coaching import Change, EndReason, Workitem
+from chalicelib.domain.identity import Role
+from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.services.ports import Endpoint
+
+log = logging.getLogger(__name__)
+
+NOTE_VERSION = 1
+MAX_PARALLEL_WORKITEMS = 8
+
+
+@dataclass(frozen=True)
+class Note:
+    """What one committed change pushes, as written next to the workitem's new version."""
+
+    entries: list[TimelineEntry]
+    exclude: str | None
+    ended_for: list[str]
+    end_reason: EndReason | None
+
+
+def encode_note(change: Change, exclude: str | None) -> str:
+    return json.dumps({
+        "v": NOTE_VERSION,
+        "x": exclude,
+        "end": change.ended_for,
+        "why": change.end_reason.value if change.end_reason else None,
+        "e": [_entry(e) for e in change.entries],
+    }, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_note(text: str, workitem_id: str) -> Note:
+    raw = json.loads(text)
+    if raw.get("v") != NOTE_VERSION:
+        raise ValueError(f"unknown fan-out note version {raw.get('v')!r}")
+    return Note(
+        entries=[_parse_entry(e, workitem_id) for e in raw["e"]],
+        exclude=raw.get("x"),
+        ended_for=list(raw.get("end") or []),
+        end_reason=EndReason(raw["why"]) if raw.get("why") else None,
+    )
+
+
+def _entry(e: TimelineEntry) -> dict[str, Any]:
+    body: dict[str, Any] = {"s": e.seq, "k": e.kind.value, "at": e.at, "a": e.author_id, "r": e.author_role.value}
+    optional = {"cs": e.customer_seq, "m": e.message_id, "t": e.text, "f": e.forwarded_from, "re": e.reaction,
+                "x": e.extra or None}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def _parse_entry(raw: dict[str, Any], workitem_id: str) -> TimelineEntry:
+    return TimelineEntry(
+        workitem_id=workitem_id, seq=int(raw["s"]), kind=EntryKind(raw["k"]), at=raw["at"], author_id=raw["a"],
+        author_role=Role(raw["r"]), customer_seq=raw.get("cs"), message_id=raw.get("m"), text=raw.get("t"),
+        forwarded_from=raw.get("f"), reaction=raw.get("re"), extra=dict(raw.get("x") or {}),
+    )
+
+
+@dataclass(frozen=True)
+class Committed:
+    """One committed change read back from the stream: the workitem before and after, and its note."""
+
+    before: Workitem
+    after: Workitem
+    note: Note
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.after.tenant_id, self.after.workitem_id
+
+    def change(self) -> Change:
+        return Change(self.before, self.after, list(self.note.entries), list(self.note.ended_for),
+                      self.note.end_reason)
+
+
+class Publisher(Protocol):
+    """What the fan-out needs from the coaching use cases (``CoachingService``)."""
+
+    def recipients(self, change: Change) -> list[str]: ...
+
+    def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]: ...
+
+    def fan_out(self, change: Change, exclude: str | None = None,
+                endpoints: dict[str, Endpoint] | None = None) -> None: ...
+
+
+class FanoutService:
+    """Pushes committed changes: one workitem's in order, different workitems side by side."""
+
+    def __init__(self, publisher: Publisher, max_parallel: int = MAX_PARALLEL_WORKITEMS) -> None:
+        self._publisher = publisher
+        self._max_parallel = max_parallel
+
+    def deliver(self, committed: Iterable[Committed]) -> int:
+        """Push every change; returns how many were pushed. A failure of one is logged and skipped:
+        the timeline holds the entries, and clients catch up with ``timeline.get``."""
+        groups: dict[tuple[str, str], list[Committed]] = {}
+        for c in committed:
+            groups.setdefault(c.key, []).append(c)
+        if not groups:
+            return 0
+        if len(groups) == 1:
+            return self._in_order(next(iter(groups.values())))
+        with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)),
+                                thread_name_prefix="fanout") as pool:
+            return sum(pool.map(self._in_order, groups.values()))
+
+    def _in_order(self, committed: list[Committed]) -> int:
+        """One workitem's changes, oldest first, with one lookup of everybody they concern."""
+        ordered = sorted(committed, key=lambda c: c.after.version)
+        changes = [c.change() for c in ordered]
+        keys = list(dict.fromkeys(k for change in changes for k in self._publisher.recipients(change)))
+        endpoints = self._publisher.endpoints_of(ordered[0].after.tenant_id, keys)
+        pushed = 0
+        for c, change in zip(ordered, changes, strict=True):
+            try:
+                self._publisher.fan_out(change, c.note.exclude, endpoints)
+                pushed += 1
+            except Exception:  # one bad change must not hold back the workitem's later ones
+                log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)
+        return pushed
