@@ -141,7 +141,16 @@ class AssistanceService:
         if request is None:
             raise NotFound(f"assistance request {assist_id} not found")
         rules.check_claim(caller, request)
-        request = self.store.claim(request, caller.user_id)
+        try:
+            request = self.store.claim(request, caller.user_id)
+        except rules.AlreadyClaimed:
+            # Lost the race to another claim: read it again (1 GetItem, on this path only) so the
+            # refusal names the winner, as check_claim does when the claim was seen first.
+            latest = self.store.get(caller.tenant_id, assist_id)
+            if latest is None or latest.pending:
+                raise
+            rules.check_claim(caller, latest)
+            raise
         if request.workitem_id:
             try:
                 self._on_timeline(caller, request.workitem_id, EntryKind.ASSIST_CLAIMED, caller.user_id, caller.role,
