@@ -11,7 +11,8 @@ Two unmeasured runs of each come first, then ``N`` = 15 measured pairs alternati
 first; each figure is the median. Three layouts:
 
 * ``cold_start`` (the target) - the project's virtualenv, working directory the repository root
-  (app) or a temporary folder (bare); bytecode caches warm, as on a developer's machine.
+  (app) or a temporary folder (bare); bytecode caches warm, as on a developer's machine (the
+  unmeasured runs write them: a ``PYTHONDONTWRITEBYTECODE`` inherited from the shell is dropped).
 * ``cold_start_lambda`` - what Lambda runs: the deployment zip (``bench.zip_size`` builds it) unpacked
   into a task folder, the interpreter started with ``-S`` and only the task folder plus the packages
   the Lambda Python runtime provides (boto3, botocore and their dependencies, with their bytecode)
@@ -22,10 +23,11 @@ first; each figure is the median. Three layouts:
 * ``cold_start_lambda_pyc`` - the same, with both task folders precompiled
   (``compileall --invalidation-mode unchecked-hash``): what shipping bytecode in the zip would give.
 
-The app run also reports whether any Chime SDK module was imported and whether importing created a
-botocore client (the SPEC: importing app loads no Chime/pipelines client and no unused SDK), and,
-from a separate probe run in the same rounds, where the time goes layer by layer
-(``app_breakdown_ms``: chalice, pynamodb + botocore, pydantic, PyJWT, chalicelib's modules).
+The app run also reports whether any Chime SDK module was imported, whether PyJWT or pydantic was
+(neither should be: tokens are verified with a lazy import, frames are msgspec Structs) and whether
+importing created a botocore client (the SPEC: importing app loads no Chime/pipelines client and no
+unused SDK), and, from a separate probe run in the same rounds, where the time goes layer by layer
+(``app_breakdown_ms``: chalice, pynamodb + botocore, msgspec, chalicelib's modules).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ import {module}
 elapsed = time.perf_counter() - started
 loaded = sorted(set(sys.modules) - before)
 print(json.dumps({{"seconds": elapsed, "modules": len(loaded), "boto3": "boto3" in sys.modules,
+                  "jwt": "jwt" in sys.modules, "pydantic": "pydantic" in sys.modules,
                   "chime": [m for m in loaded if "chime" in m.lower() or "mediapipeline" in m.lower()]}}))
 '''
 
@@ -91,7 +94,7 @@ BREAKDOWN_PROBE = '''
 import json, sys, time
 sys.path[:0] = {paths!r}
 steps = {{}}
-for name in ("chalice.app", "pynamodb.models", "pydantic", "jwt", "chalicelib.protocol", "chalicelib.bootstrap",
+for name in ("chalice.app", "pynamodb.models", "msgspec", "chalicelib.protocol", "chalicelib.bootstrap",
              "chalicelib.entrypoints", "{module}"):
     started = time.perf_counter()
     __import__(name)
@@ -101,11 +104,10 @@ print(json.dumps(steps))
 BREAKDOWN_LABELS = {
     "chalice.app": "chalice (the bare app pays this too)",
     "pynamodb.models": "pynamodb + botocore (the bare app pays botocore via boto3)",
-    "pydantic": "pydantic + pydantic_core",
-    "jwt": "PyJWT (+ cryptography when installed)",
-    "chalicelib.protocol": "chalicelib.protocol (frame models built at import)",
+    "msgspec": "msgspec",
+    "chalicelib.protocol": "chalicelib.protocol (frame Structs, validation, the domain modules and ports it imports)",
     "chalicelib.bootstrap": "chalicelib.bootstrap (services, adapters, DynamoDB models)",
-    "chalicelib.entrypoints": "chalicelib.entrypoints (REST body models)",
+    "chalicelib.entrypoints": "chalicelib.entrypoints (REST body Structs)",
     "app": "app.py (routes)",
 }
 
@@ -134,6 +136,10 @@ class Probe:
         if self.isolated:
             cmd.append("-S")
             env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            # Warm caches as documented: a PYTHONDONTWRITEBYTECODE inherited from the caller's shell would
+            # make the app (but not the bare app, whose packages are precompiled) compile from source.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
         cmd += ["-c", template.format(paths=self.paths, module=self.module)]
         done = subprocess.run(cmd, cwd=self.cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
@@ -168,6 +174,8 @@ def compare(app: Probe, bare: Probe, runs: int, *, layers: bool = False) -> dict
         "app_modules_imported": last["modules"],
         "bare_modules_imported": samples["bare"][-1]["modules"],
         "app_imports_boto3": last["boto3"],
+        "app_imports_jwt": last["jwt"],
+        "app_imports_pydantic": last["pydantic"],
         "app_chime_modules": last["chime"],
         **({"app_breakdown_ms": breakdown(layer_samples)} if layer_samples else {}),
     }

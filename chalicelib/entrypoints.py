@@ -9,9 +9,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from chalicelib import bootstrap
 from chalicelib.adapters.storage_errors import translate
@@ -20,6 +20,7 @@ from chalicelib.domain.errors import DomainError, Invalid, TooLarge, Unauthorize
 from chalicelib.domain.identity import Principal
 from chalicelib.protocol import Id, Text
 from chalicelib.services.ports import Connection
+from chalicelib.validation import validate as validate_struct
 
 log = logging.getLogger(__name__)
 
@@ -113,66 +114,66 @@ def ws_disconnect(event: dict[str, Any]) -> dict[str, Any]:
 # --- REST ----------------------------------------------------------------------------------------
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Body(msgspec.Struct, frozen=True, kw_only=True):
+    """A REST body or webhook payload; unknown extra fields are ignored. Every body class is
+    ``kw_only`` so that its fields keep their declaration order."""
 
 
-class UserBody(Body):
+class UserBody(Body, frozen=True, kw_only=True):
     name: Text
     role: Literal["admin", "supervisor", "agent"]
 
 
-class TeamBody(Body):
+class TeamBody(Body, frozen=True, kw_only=True):
     name: Text
-    supervisors: list[Id] = Field(max_length=100)
-    agents: list[Id] = Field(max_length=1000)
+    supervisors: Annotated[list[Id], msgspec.Meta(max_length=100)]
+    agents: Annotated[list[Id], msgspec.Meta(max_length=1000)]
 
 
-class TemplateBody(Body):
+class TemplateBody(Body, frozen=True, kw_only=True):
     text: Text
     enabled: bool = True
 
 
-class PolicyBody(Body):
+class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
-    escalationSeconds: int = Field(ge=1, le=24 * 3600)
-    retentionDays: int = Field(ge=1, le=3650)
+    escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
+    retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
 
 
-class WebhookSecretBody(Body):
-    secret: str = Field(min_length=16, max_length=256)
+class WebhookSecretBody(Body, frozen=True, kw_only=True):
+    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
 
 
-class SettingsBody(Body):
+class SettingsBody(Body, frozen=True, kw_only=True):
     agentMessageNotification: bool
 
 
-class CustomerBody(Body):
+class CustomerBody(Body, frozen=True, kw_only=True):
     id: Id
-    name: str = Field(min_length=1, max_length=256)
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class AssignedData(Body):
+class AssignedData(Body, frozen=True, kw_only=True):
     workitemId: Id
     channel: Literal["chat", "sms", "social", "voice", "email"]
     agentId: Id
     customer: CustomerBody
-    subject: str | None = Field(default=None, max_length=1000)
+    subject: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
 
 
-class MessageData(Body):
+class MessageData(Body, frozen=True, kw_only=True):
     workitemId: Id
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    from_: Literal["customer", "agent"] = Field(alias="from")
+    from_: Literal["customer", "agent"] = msgspec.field(name="from")  # "from_" is accepted too
     text: Text
 
 
-class TransferredData(Body):
+class TransferredData(Body, frozen=True, kw_only=True):
     workitemId: Id
     toAgentId: Id
 
 
-class EndedData(Body):
+class EndedData(Body, frozen=True, kw_only=True):
     workitemId: Id
     endedBy: Literal["customer", "agent", "system"]
 
@@ -185,7 +186,7 @@ WEBHOOK_DATA: dict[str, type[Body]] = {
 }
 
 
-class WebhookBody(Body):
+class WebhookBody(Body, frozen=True, kw_only=True):
     eventId: Id
     tenantId: Id
     type: Literal["workitem.assigned", "workitem.message", "workitem.transferred", "workitem.ended"]
@@ -203,12 +204,7 @@ def parse(model: type[Body], raw: bytes | None) -> Any:
 
 
 def validate(model: type[Body], data: Any) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                    for e in exc.errors(include_url=False, include_input=False)]
-        raise Invalid(f"{problems[0]['field']}: {problems[0]['problem']}", problems=problems) from exc
+    return validate_struct(model, data, "body")
 
 
 def rest_caller(headers: dict[str, str]) -> Principal:
@@ -238,7 +234,7 @@ def parse_webhook(raw: bytes) -> dict[str, Any] | None:
 
 def validate_webhook(data: dict[str, Any]) -> dict[str, Any]:
     body = validate(WebhookBody, data)
-    payload = validate(WEBHOOK_DATA[body.type], body.data).model_dump(by_alias=True)
+    payload = msgspec.to_builtins(validate(WEBHOOK_DATA[body.type], body.data))
     return {"eventId": body.eventId, "tenantId": body.tenantId, "type": body.type, "data": payload}
 
 

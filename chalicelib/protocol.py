@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import msgspec
 
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.services.delivery import ack, error
 from chalicelib.services.ports import Connection
+from chalicelib.validation import validate
 
 if TYPE_CHECKING:
     from chalicelib.bootstrap import Services
@@ -30,88 +30,89 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 32 * 1024
 MAX_TEXT_CHARS = 8000
 
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
 
 
-class Frame(BaseModel):
-    """Fields every client frame may carry; unknown extra fields are ignored (forward compatible)."""
+class Frame(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields every client frame may carry; unknown extra fields are ignored (forward compatible).
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Every frame class is ``kw_only`` so that its fields keep their declaration order (base first)."""
+
     action: str
-    requestId: str | None = Field(default=None, max_length=128)
+    requestId: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
-class Empty(Frame):
+class Empty(Frame, frozen=True, kw_only=True):
     pass
 
 
-class WorkitemFrame(Frame):
+class WorkitemFrame(Frame, frozen=True, kw_only=True):
     workitemId: Id
 
 
-class PresenceSet(Frame):
+class PresenceSet(Frame, frozen=True, kw_only=True):
     state: Literal["available", "not_ready"]
 
 
-class AgentFrame(Frame):
+class AgentFrame(Frame, frozen=True, kw_only=True):
     agentId: Id
 
 
-class CoachSend(WorkitemFrame):
+class CoachSend(WorkitemFrame, frozen=True, kw_only=True):
     text: Text
 
 
-class CoachReact(WorkitemFrame):
+class CoachReact(WorkitemFrame, frozen=True, kw_only=True):
     messageId: Id
     reaction: Literal["thumbs_up", "thumbs_down"] | None
 
 
-class MessageRef(WorkitemFrame):
+class MessageRef(WorkitemFrame, frozen=True, kw_only=True):
     messageId: Id
 
 
-class Transfer(WorkitemFrame):
+class Transfer(WorkitemFrame, frozen=True, kw_only=True):
     toAgentId: Id
 
 
-class Consult(WorkitemFrame):
+class Consult(WorkitemFrame, frozen=True, kw_only=True):
     userId: Id
 
 
-class TimelineGet(WorkitemFrame):
-    after: int = Field(ge=0)
-    limit: int = Field(default=100, ge=1, le=200)
+class TimelineGet(WorkitemFrame, frozen=True, kw_only=True):
+    after: Annotated[int, msgspec.Meta(ge=0)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 100
 
 
-class UserTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class UserTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     userId: Id
 
 
-class AssistRequest(Frame):
+class AssistRequest(Frame, frozen=True, kw_only=True):
     templateId: Id
     workitemId: Id | None = None
     to: Literal["supervisors"] | UserTarget
 
 
-class AssistClaim(Frame):
+class AssistClaim(Frame, frozen=True, kw_only=True):
     assistId: Id
 
 
-class DirectorySend(Frame):
+class DirectorySend(Frame, frozen=True, kw_only=True):
     toUserId: Id
     text: Text
     replyTo: Id | None = None
 
 
-class DirectoryRead(Frame):
+class DirectoryRead(Frame, frozen=True, kw_only=True):
     withUserId: Id
 
 
-@dataclass(frozen=True)
-class Call:
-    """What a handler gets: the verified caller, their connection, and the validated frame."""
+class Call(msgspec.Struct, frozen=True):
+    """What a handler gets: the verified caller, their connection, and the validated frame.
+
+    (A Struct rather than a dataclass: the same fields, about a thirtieth of the class-creation time.)"""
 
     caller: Principal
     connection: Connection
@@ -125,8 +126,7 @@ class Call:
 Handler = Callable[["Services", Call], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(msgspec.Struct, frozen=True):
     schema: type[Frame]
     handler: Handler
     customers: bool = False  # customers may call only message.send, timeline.get (and ping)
@@ -188,15 +188,6 @@ EVENTS: frozenset[str] = frozenset({
 })
 
 
-def _validation_message(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
-    problems = [
-        {"field": ".".join(str(p) for p in err["loc"]) or "frame", "problem": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-    first = problems[0] if problems else {"field": "frame", "problem": "invalid"}
-    return f"{first['field']}: {first['problem']}", problems
-
-
 class Router:
     """Turns one WebSocket message into exactly one ack or error frame."""
 
@@ -234,11 +225,7 @@ class Router:
                 raise Invalid("this connection is not registered; reconnect")
             if caller.role is Role.CUSTOMER and not action.customers:
                 raise Forbidden("customers may only use message.send and timeline.get")
-            try:
-                frame = action.schema.model_validate(data)
-            except ValidationError as exc:
-                message, problems = _validation_message(exc)
-                raise Invalid(message, problems=problems) from exc
+            frame = validate(action.schema, data, "frame")
             result = action.handler(self.services, Call(caller, connection, frame))
             return ack(request_id, result)
         except DomainError as exc:

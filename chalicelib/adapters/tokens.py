@@ -1,4 +1,9 @@
-"""JWT verification (CONTRACT section 2): the token is the authority for who the caller is."""
+"""JWT verification (CONTRACT section 2): the token is the authority for who the caller is.
+
+PyJWT (with cryptography, when installed) is imported where a token is verified or minted, not with
+this module: the ``$connect`` authorizer and REST requests verify tokens, while ``import app``, the
+WebSocket frame and ``$disconnect`` handlers, the schedule, the stream and the SIP handler never do.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-
-import jwt
 
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.identity import Principal, Role
@@ -30,6 +33,8 @@ class TokenVerifier:
         secret = self._secret()
         if not secret:
             raise Unauthorized("token verification is not configured")
+        import jwt
+
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -73,6 +78,8 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
 def mint(secret: str, *, sub: str, tid: str, role: str, name: str | None = None, wid: str | None = None,
          ttl_seconds: int = 3600) -> str:
     """Issue a token (local stack, tests, and integrations that hold the shared secret)."""
+    import jwt
+
     claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role, "exp": int(time.time()) + ttl_seconds}
     if name:
         claims["name"] = name

@@ -71,7 +71,7 @@ STAR_RESOURCE_ONLY = {"chime:CreateMeeting"}
 NOT_IN_ZIP = {"tests", "devstack", "infra", "bench", "docs", "scripts", "seeds", ".chalice", "dist", "moto",
               "pytest", "_pytest", "pluggy", "hypothesis", "mypy", "ruff", "cfnlint", "websockets", "aiohttp",
               "importlinter", "boto3", "botocore", "s3transfer", "flask", "werkzeug", "mypy_boto3_dynamodb",
-              "boto3_stubs", "botocore_stubs", "yaml", "xdist"}
+              "boto3_stubs", "botocore_stubs", "yaml", "xdist", "pydantic", "pydantic_core"}
 
 
 # ------------------------------------------------------------------------------------ the build
@@ -622,7 +622,7 @@ CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", "chalice/__pycache__
 def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str]) -> None:
     assert "app.py" in zip_names
     assert any(n.startswith("chalicelib/") for n in zip_names)
-    for top in ("pynamodb", "jwt", "pydantic", "pydantic_core"):
+    for top in ("pynamodb", "jwt", "msgspec"):
         assert any(n.startswith(f"{top}/") for n in zip_names), f"{top} is missing"
     unwanted = []
     for name in zip_names:
@@ -638,7 +638,7 @@ def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str
 def test_zip_carries_bytecode_for_every_module(zip_names: list[str]) -> None:
     """Lambda cannot write __pycache__, so the zip brings compiled modules for Python 3.11."""
     names = set(zip_names)
-    for module in ("app.py", "chalicelib/protocol.py", "chalicelib/entrypoints.py", "pydantic/main.py"):
+    for module in ("app.py", "chalicelib/protocol.py", "chalicelib/entrypoints.py", "msgspec/__init__.py"):
         folder, _, file = module.rpartition("/")
         pyc = f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}.cpython-311.pyc"
         assert pyc in names, f"{pyc} is missing"
@@ -646,7 +646,7 @@ def test_zip_carries_bytecode_for_every_module(zip_names: list[str]) -> None:
 
 def test_zip_has_lambda_compatible_native_code(zip_names: list[str]) -> None:
     native = [n for n in zip_names if n.endswith(".so")]
-    assert native, "pydantic_core ships a compiled extension"
+    assert native, "msgspec ships a compiled extension (msgspec/_core)"
     for name in native:
         assert "cpython-311-x86_64-linux-gnu" in name, f"{name} will not load on Lambda {RUNTIME} x86_64"
 

@@ -34,7 +34,7 @@ FUZZ = settings(max_examples=60, deadline=None, database=None,
 CODES = {"invalid": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
          "too_large": 413, "rate_limited": 429}
 REST_STATUSES = {200, 204, 400, 401, 403, 404, 409, 413}
-LEAKS = ("Traceback", 'File "', "botocore", "pynamodb", "pydantic", "Exception")
+LEAKS = ("Traceback", 'File "', "botocore", "pynamodb", "msgspec", "pydantic", "Exception")
 READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
 T = TypeVar("T")
 
@@ -150,7 +150,7 @@ def action_frames(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     request_ids = st.text(max_size=20) | st.integers() | st.just("r" * 200)
 
     def for_action(name: str) -> st.SearchStrategy[dict[str, Any]]:
-        fields = {f: plausible(f, ids) for f in ACTIONS[name].model_fields if f not in ("action", "requestId")}
+        fields = {f: plausible(f, ids) for f in ACTIONS[name].__struct_fields__ if f not in ("action", "requestId")}
         complete = st.fixed_dictionaries({"action": st.just(name), "requestId": st.text(max_size=20), **fields})
         partial = st.fixed_dictionaries({"action": st.just(name)},
                                         optional={**fields, "requestId": request_ids, "extra": json_values})

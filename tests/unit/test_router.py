@@ -366,7 +366,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-field_names = st.sampled_from(sorted({f for schema in ACTIONS.values() for f in schema.model_fields} | {"x"}))
+field_names = st.sampled_from(sorted({f for schema in ACTIONS.values() for f in schema.__struct_fields__} | {"x"}))
 frames = st.builds(
     lambda action, fields, rid: {"action": action, **fields, **({"requestId": rid} if rid is not None else {})},
     st.sampled_from(sorted(TABLE)) | st.text(max_size=12),

@@ -1,0 +1,155 @@
+"""Decoding frames and bodies into msgspec Structs (chalicelib.validation).
+
+The contract was written against pydantic v2's lax mode; these tables pin what it accepted (and
+refused) so that the msgspec port keeps the same wire behaviour: integer and boolean coercions, the
+``from``/``from_`` alias, strings that are not valid Unicode, and refusals that name every offending
+field without echoing the value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from chalicelib import entrypoints as ep
+from chalicelib import protocol
+from chalicelib.domain.errors import Invalid
+from chalicelib.validation import lax_bool, lax_int, validate
+
+pytestmark = pytest.mark.unit
+
+INTS: list[tuple[Any, int | None]] = [
+    (5, 5), (True, 1), (False, 0), (5.0, 5), (-0.0, 0), (1e3, 1000), (5.5, None), (float("nan"), None),
+    (float("inf"), None), (2.0**63, None), (-(2.0**63), None), (2.0**62, 2**62), (2**70, 2**70),
+    ("5", 5), (" 5 ", 5), ("\t5\n", 5), ("\u30005\u3000", 5), ("+5", 5), ("-5", -5), ("05", 5), ("-05", -5), ("00", 0),
+    ("1_000", 1000), ("0__0", 0), ("0_0_1", 1), ("5.0", 5), ("5.000", 5), ("00.0", 0), ("0-5", -5),
+    ("1__0", None), ("_1", None), ("1_", None), ("-_1", None), ("5.", None), (".0", None), ("5.01", None), ("1e3", None),
+    ("0x10", None), ("", None), (" ", None), ("+", None), ("-", None), ("--5", None), ("+-5", None), ("-+5", None),
+    ("\x1c5", None), ("\u200b5", None), ("\u0665", None), ("\uff15", None), ("five", None), (None, None), ([], None), ({}, None),
+    ("1" * 4300, int("1" * 4300)), ("1" * 4301, None), ("0" * 5000 + "7", 7), ("1" * 4300 + ".0", int("1" * 4300)),
+]
+
+BOOLS: list[tuple[Any, bool | None]] = [
+    (True, True), (False, False), (0, False), (1, True), (2, None), (-1, None), (0.0, False), (-0.0, False), (1.0, True),
+    (0.5, None), ("0", False), ("1", True), ("f", False), ("t", True), ("n", False), ("y", True), ("no", False),
+    ("yes", True), ("off", False), ("on", True), ("false", False), ("true", True), ("TRUE", True), ("Off", False),
+    (" true", None), ("true ", None), ("2", None), ("", None), ("null", None), ("nope", None), (None, None), ([], None),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), INTS, ids=[repr(v)[:24] for v, _ in INTS])
+def test_int_fields_take_what_the_contract_always_took(value: Any, expected: int | None) -> None:
+    assert lax_int(value) == expected
+    frame = {"action": "timeline.get", "workitemId": "wi-1", "after": value}
+    if expected is None or expected < 0:
+        with pytest.raises(Invalid) as refused:
+            validate(protocol.TimelineGet, frame, "frame")
+        assert [p["field"] for p in refused.value.details["problems"]] == ["after"]
+    else:
+        parsed = validate(protocol.TimelineGet, frame, "frame")
+        assert parsed.after == expected and type(parsed.after) is int
+
+
+@pytest.mark.parametrize(("value", "expected"), BOOLS, ids=[repr(v)[:24] for v, _ in BOOLS])
+def test_bool_fields_take_what_the_contract_always_took(value: Any, expected: bool | None) -> None:
+    assert lax_bool(value) is expected
+    if expected is None:
+        with pytest.raises(Invalid) as refused:
+            validate(ep.SettingsBody, {"agentMessageNotification": value}, "body")
+        assert refused.value.details["problems"][0]["field"] == "agentMessageNotification"
+    else:
+        assert validate(ep.SettingsBody, {"agentMessageNotification": value}, "body").agentMessageNotification is expected
+
+
+def test_bounds_apply_after_coercion() -> None:
+    assert validate(protocol.TimelineGet, {"action": "a", "workitemId": "w", "after": "0", "limit": "200"}, "frame").limit == 200
+    for limit in ("201", 0.0, False):
+        with pytest.raises(Invalid, match="limit"):
+            validate(protocol.TimelineGet, {"action": "a", "workitemId": "w", "after": 0, "limit": limit}, "frame")
+
+
+def test_a_renamed_field_is_read_by_either_name() -> None:
+    base = {"workitemId": "wi-1", "text": "hi"}
+    assert validate(ep.MessageData, {**base, "from": "agent"}, "body").from_ == "agent"
+    assert validate(ep.MessageData, {**base, "from_": "agent"}, "body").from_ == "agent"
+    assert validate(ep.MessageData, {**base, "from": "customer", "from_": "agent"}, "body").from_ == "customer"
+    with pytest.raises(Invalid, match="from"):
+        validate(ep.MessageData, {**base, "from": "supervisor", "from_": "agent"}, "body")
+
+
+def test_a_webhook_payload_keeps_its_wire_names() -> None:
+    event = ep.validate_webhook({"eventId": "e-1", "tenantId": "t1", "type": "workitem.message",
+                                 "data": {"workitemId": "wi-1", "from": "customer", "text": "hi", "extra": 1}})
+    assert event["data"] == {"workitemId": "wi-1", "from": "customer", "text": "hi"}
+    assigned = ep.validate_webhook({"eventId": "e-2", "tenantId": "t1", "type": "workitem.assigned", "data": {
+        "workitemId": "wi-2", "channel": "chat", "agentId": "agent-1", "customer": {"id": "c-1", "name": "Ann", "x": 1}}})
+    assert assigned["data"] == {"workitemId": "wi-2", "channel": "chat", "agentId": "agent-1",
+                                "customer": {"id": "c-1", "name": "Ann"}, "subject": None}
+
+
+def test_constrained_strings_refuse_lone_surrogates_elsewhere_they_pass() -> None:
+    for frame, field in (({"action": "coach.send", "workitemId": "wi-1", "text": "a\ud800"}, "text"),
+                         ({"action": "ping", "requestId": "\udfff"}, "requestId"),
+                         ({"action": "presence.set", "state": "\ud800"}, "state"),
+                         ({"action": "timeline.get", "workitemId": "wi-1", "after": "\ud800"}, "after"),
+                         ({"action": "assist.request", "templateId": "t", "to": {"userId": "u", "\ud800": 1}}, "to")):
+        schema = protocol.ACTIONS[frame["action"]]
+        with pytest.raises(Invalid) as refused:
+            validate(schema, frame, "frame")
+        assert refused.value.details["problems"][0]["field"].split(".")[0] == field
+        json.dumps(refused.value.to_dict())  # the refusal itself can always be sent
+    # an unconstrained string, an ignored key, a free-form payload: taken as they are
+    assert validate(protocol.Empty, {"action": "ping\ud800", "\ud800": 1, "x": "\ud800"}, "frame").action == "ping\ud800"
+    body = validate(ep.WebhookBody, {"eventId": "e", "tenantId": "t", "type": "workitem.ended", "data": {"\ud800": "\ud800"}},
+                    "body")
+    assert body.data == {"\ud800": "\ud800"}
+    nested = validate(ep.AssignedData, {"workitemId": "w", "channel": "chat", "agentId": "a",
+                                        "customer": {"id": "c", "name": "n", "\ud800": 1}}, "body")
+    assert nested.customer.name == "n"
+
+
+def test_every_offending_field_is_named_in_field_order() -> None:
+    with pytest.raises(Invalid) as refused:
+        validate(ep.TeamBody, {"name": "", "supervisors": ["ok", "a#b"], "agents": [1], "x": "ignored"}, "body")
+    problems = refused.value.details["problems"]
+    assert [p["field"] for p in problems] == ["name", "supervisors.1", "agents.0"]
+    assert refused.value.message.startswith("name: ")
+    with pytest.raises(Invalid) as missing:
+        validate(ep.AssignedData, {"channel": "fax", "customer": {"id": "c"}}, "body")
+    assert [p["field"] for p in missing.value.details["problems"]] == [
+        "workitemId", "channel", "agentId", "customer.name"]
+
+
+def test_refusals_name_the_allowed_values_and_never_echo_the_value() -> None:
+    with pytest.raises(Invalid) as refused:
+        validate(protocol.CoachReact, {"action": "coach.react", "workitemId": "w", "messageId": "m",
+                                       "reaction": "<b>heart</b>"}, "frame")
+    assert refused.value.message == "reaction: Input should be 'thumbs_up' or 'thumbs_down'"
+    with pytest.raises(Invalid) as target:
+        validate(protocol.AssistRequest, {"action": "assist.request", "templateId": "t", "to": "<b>all</b>"}, "frame")
+    assert target.value.message == "to: Input should be 'supervisors' or an object"
+    with pytest.raises(Invalid) as extra:
+        validate(protocol.AssistRequest, {"action": "assist.request", "templateId": "t",
+                                          "to": {"userId": "u", "admin": True}}, "frame")
+    assert extra.value.details["problems"] == [{"field": "to.admin", "problem": "Extra inputs are not permitted"}]
+    for err in (refused.value, target.value):
+        assert "<b>" not in json.dumps(err.to_dict())
+
+
+@pytest.mark.parametrize("data", [[1], "x", 5, None, True, 1.5])
+def test_anything_but_an_object_is_refused_as_a_whole(data: Any) -> None:
+    with pytest.raises(Invalid) as refused:
+        validate(ep.UserBody, data, "body")
+    assert refused.value.details["problems"][0]["field"] == "body"
+    assert refused.value.message.startswith("body: Expected `object`")
+
+
+def test_every_frame_and_body_is_a_frozen_struct() -> None:
+    models = [*protocol.ACTIONS.values(), protocol.UserTarget, ep.WebhookBody, *ep.WEBHOOK_DATA.values(), ep.UserBody,
+              ep.TeamBody, ep.TemplateBody, ep.PolicyBody, ep.WebhookSecretBody, ep.SettingsBody, ep.CustomerBody]
+    for model in models:
+        assert issubclass(model, msgspec.Struct) and model.__struct_config__.frozen, model
+    assert protocol.UserTarget.__struct_config__.forbid_unknown_fields
