@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Services:
+class Services(msgspec.Struct):
     settings: Settings
     tokens: TokenVerifier
     directory: DirectoryService

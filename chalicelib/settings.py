@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -21,8 +22,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"setting {name} must be an integer, got {raw!r}") from exc
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     """Everything configurable about one deployment (stage)."""
 
     stage: str = "dev"
@@ -38,9 +38,9 @@ class Settings:
     websocket_api_id: str = ""
     websocket_stage: str = ""
     # Secrets: a value (local stack only) or the name of an SSM SecureString parameter.
-    jwt_secret: str = field(default="", repr=False)
+    jwt_secret: str = ""
     jwt_secret_param: str = ""
-    webhook_secret: str = field(default="", repr=False)
+    webhook_secret: str = ""
     webhook_secret_param: str = ""
     meeting_provider: str = "chime"
     media_region: str = "us-east-1"
@@ -50,6 +50,12 @@ class Settings:
     default_escalation_seconds: int = 120
     escalation_shards: int = 4
     log_level: str = "INFO"
+
+    def __repr__(self) -> str:
+        """Every setting but the secret values (they may reach a log line)."""
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__
+                          if name not in ("jwt_secret", "webhook_secret"))
+        return f"Settings({shown})"
 
     @property
     def management_endpoint(self) -> str:

@@ -28,10 +28,16 @@ def ddblocal_jar() -> Path | None:
 def _serialize_moto_writes() -> None:
     """moto's server handles requests on threads without locking its DynamoDB backend, so two
     conditional transactions can both pass their checks and one write overwrites the other, which
-    real DynamoDB never allows. One lock around the backend's writes restores that guarantee."""
+    real DynamoDB never allows. One lock around the backend's writes restores that guarantee.
+
+    The same lock covers reading the workitems stream, which also forgets the records read: moto
+    keeps a stream's records on its table and copies the whole table before every transaction, so
+    an ever-growing stream would make each ``coach.send`` slower than the last. The stack's stream
+    pump is the stream's only reader and asks for records after the last one it read."""
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
 
     if getattr(DynamoDBBackend, "_devstack_serialized", False):
         return
@@ -44,6 +50,17 @@ def _serialize_moto_writes() -> None:
                 return _original(self, *args, **kwargs)
 
         setattr(DynamoDBBackend, name, atomic)
+
+    def get_and_forget(self: Any, start: int, quantity: int) -> list[dict[str, Any]]:
+        with lock:
+            consumed = max(0, min(start - self.starting_sequence_number, len(self.items)))
+            if consumed:
+                del self.items[:consumed]
+                self.starting_sequence_number += consumed
+            records: list[dict[str, Any]] = [i.to_json() for i in self.items[:quantity]]
+            return records
+
+    StreamShard.get = get_and_forget  # type: ignore[method-assign]
     DynamoDBBackend._devstack_serialized = True  # type: ignore[attr-defined]
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import msgspec
 
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
@@ -87,16 +88,15 @@ def fit_forward(entries: list[dict[str, Any]], budget: int = MAX_PUSH_BYTES - 8 
     return entries, False
 
 
-@dataclass
-class Outbox:
+class Outbox(msgspec.Struct):
     """Frames to push after a commit, with who owns each connection (for Gone clean-up)."""
 
     tenant_id: str
     at: str
     now_ms: int
     exclude: str | None = None  # the caller's own connection gets the ack instead
-    frames: list[tuple[str, bytes]] = field(default_factory=list)
-    owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = field(default_factory=dict)
+    frames: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
+    owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = msgspec.field(default_factory=dict)
 
     def to_endpoint(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
         if endpoint is None:

@@ -18,8 +18,9 @@ import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role
@@ -32,8 +33,7 @@ NOTE_VERSION = 1
 MAX_PARALLEL_WORKITEMS = 8
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(msgspec.Struct, frozen=True):
     """What one committed change pushes, as written next to the workitem's new version."""
 
     entries: list[TimelineEntry]
@@ -80,8 +80,7 @@ def _parse_entry(raw: dict[str, Any], workitem_id: str) -> TimelineEntry:
     )
 
 
-@dataclass(frozen=True)
-class Committed:
+class Committed(msgspec.Struct, frozen=True):
     """One committed change read back from the stream: the workitem before and after, and its note."""
 
     before: Workitem

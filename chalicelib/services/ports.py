@@ -1,15 +1,18 @@
 """The ports the use cases drive, and the plain records that cross them.
 
 Adapters in ``chalicelib.adapters`` implement these with DynamoDB, API Gateway and the Chime SDK;
-tests may implement them in memory.
+tests may implement them in memory. The records are ``msgspec.Struct`` classes rather than
+dataclasses: a Struct class is created in C in microseconds, where a dataclass costs about a
+millisecond of every cold start (docs/performance.md, section 3).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.identity import Principal, Role
@@ -25,8 +28,7 @@ class Presence(str, enum.Enum):
     OFFLINE = "offline"
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(msgspec.Struct, frozen=True):
     """A live WebSocket connection: API Gateway's id plus when it was opened (ms)."""
 
     connection_id: str
@@ -45,8 +47,7 @@ class Connection:
         return Connection(conn_id, int(at) if at.isdigit() else 0)
 
 
-@dataclass(frozen=True)
-class Watcher:
+class Watcher(msgspec.Struct, frozen=True):
     """A supervisor connection watching an agent's workitems (``agent.watch``)."""
 
     connection: Connection
@@ -62,8 +63,7 @@ class Watcher:
         return Watcher(Connection.parse(head), sup)
 
 
-@dataclass
-class Endpoint:
+class Endpoint(msgspec.Struct):
     """Whoever can receive pushes: a directory user, or the customer of one workitem."""
 
     tenant_id: str
@@ -74,8 +74,8 @@ class Endpoint:
     in_directory: bool = False
     notify: bool = True
     presence_state: Presence = Presence.AVAILABLE
-    connections: list[Connection] = field(default_factory=list)
-    watchers: list[Watcher] = field(default_factory=list)
+    connections: list[Connection] = msgspec.field(default_factory=list)
+    watchers: list[Watcher] = msgspec.field(default_factory=list)
     workitem_count: int = 0
     unread_total: int = 0
 
@@ -86,8 +86,7 @@ class Endpoint:
         return self.presence_state if self.live(now_ms) else Presence.OFFLINE
 
 
-@dataclass(frozen=True)
-class Team:
+class Team(msgspec.Struct, frozen=True):
     team_id: str
     name: str
     supervisors: list[str]
@@ -97,8 +96,7 @@ class Team:
         return {"teamId": self.team_id, "name": self.name, "supervisors": self.supervisors, "agents": self.agents}
 
 
-@dataclass(frozen=True)
-class Template:
+class Template(msgspec.Struct, frozen=True):
     template_id: str
     text: str
     enabled: bool
@@ -107,8 +105,7 @@ class Template:
         return {"templateId": self.template_id, "text": self.text, "enabled": self.enabled}
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(msgspec.Struct, frozen=True):
     record_coaching: bool = False
     escalation_seconds: int = 120
     retention_days: int = 90
@@ -122,8 +119,7 @@ class Policy:
         }
 
 
-@dataclass(frozen=True)
-class Idempotency:
+class Idempotency(msgspec.Struct, frozen=True):
     """An inbound event id, stored in the same transaction as the event's effect."""
 
     tenant_id: str
@@ -131,8 +127,7 @@ class Idempotency:
     event_type: str
 
 
-@dataclass(frozen=True)
-class CounterDelta:
+class CounterDelta(msgspec.Struct, frozen=True):
     """``workitemCount`` changes of an agent, committed with the workitem change."""
 
     tenant_id: str

@@ -7,10 +7,10 @@ check which rooms, attendees and pipelines exist and with which audio capability
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import Any
 
+import msgspec
 import pytest
 
 from chalicelib.adapters.fake_meetings import FakeAttendee
@@ -397,7 +397,7 @@ def test_chime_pushback_during_an_action_is_rate_limited_and_changes_nothing(w: 
 
 def test_recording_policy_captures_the_coach_room_and_deletes_the_pipeline_with_it(w: World) -> None:
     w.admin("PUT", "/admin/policy", {"recordCoaching": True, "escalationSeconds": 60, "retentionDays": 30})
-    w.services.voice.settings = dataclasses.replace(w.services.voice.settings, media_pipeline_sink_arn=SINK)
+    w.services.voice.settings = msgspec.structs.replace(w.services.voice.settings, media_pipeline_sink_arn=SINK)
     _, sup = start(w)
     coach = sup.ok("voice.whisper", workitemId=WID)["coachRoom"]
     [pipeline] = w.meetings.pipelines.values()
@@ -415,7 +415,7 @@ def test_recording_policy_captures_the_coach_room_and_deletes_the_pipeline_with_
 
 def test_recording_pipeline_goes_with_a_customer_hang_up(w: World) -> None:
     w.admin("PUT", "/admin/policy", {"recordCoaching": True, "escalationSeconds": 60, "retentionDays": 30})
-    w.services.voice.settings = dataclasses.replace(w.services.voice.settings, media_pipeline_sink_arn=SINK)
+    w.services.voice.settings = msgspec.structs.replace(w.services.voice.settings, media_pipeline_sink_arn=SINK)
     _, sup = start(w)
     sup.ok("voice.whisper", workitemId=WID)
     assert len(w.meetings.pipelines) == 1
@@ -424,13 +424,13 @@ def test_recording_pipeline_goes_with_a_customer_hang_up(w: World) -> None:
 
 
 def test_no_recording_without_policy_or_without_a_sink(w: World) -> None:
-    w.services.voice.settings = dataclasses.replace(w.services.voice.settings, media_pipeline_sink_arn=SINK)
+    w.services.voice.settings = msgspec.structs.replace(w.services.voice.settings, media_pipeline_sink_arn=SINK)
     _, sup = start(w)  # policy recordCoaching is off by default
     sup.ok("voice.whisper", workitemId=WID)
     assert w.meetings.pipelines == {}
 
     w.admin("PUT", "/admin/policy", {"recordCoaching": True, "escalationSeconds": 60, "retentionDays": 30})
-    w.services.voice.settings = dataclasses.replace(w.services.voice.settings, media_pipeline_sink_arn="")
+    w.services.voice.settings = msgspec.structs.replace(w.services.voice.settings, media_pipeline_sink_arn="")
     w.assign("wi-v2", channel="voice")
     sup.ok("monitor.start", workitemId="wi-v2")
     sup.ok("voice.whisper", workitemId="wi-v2")
