@@ -331,6 +331,7 @@ class CoachingService:
         new_message_id = new_id("msg")
         change = self._with_message(caller, workitem_id, message_id,
                                     lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), conn)
+        self.deliver_outbound(change)  # a forward is the agent's message to the customer
         return {"entry": change.entry.to_wire()}
 
     def message_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:

@@ -344,6 +344,24 @@ def test_sms_agent_messages_go_out_through_the_outbound_channel(w: World) -> Non
     assert delivered[-1]["entry"]["seq"] == 1
 
 
+def test_a_forwarded_coach_message_on_sms_goes_out_to_the_customer(w: World) -> None:
+    w.assign("wi-sms", channel="sms")
+    agent = w.connect("agent-1", "agent")
+    sup = w.connect("sup-1", "supervisor")
+    sup.ok("monitor.start", workitemId="wi-sms")
+    tip = sup.ok("coach.send", workitemId="wi-sms", text="We can waive the fee")["entry"]
+    before = len(w.services.outbound.delivered)
+
+    forwarded = agent.ok("coach.forward", workitemId="wi-sms", messageId=tip["messageId"])["entry"]
+
+    sent = list(w.services.outbound.delivered)[before:]
+    # In the customer's view: their own numbering (the first entry they may see), no coaching trace.
+    assert [(d["workitemId"], d["entry"]["text"], d["entry"]["seq"]) for d in sent] == [
+        ("wi-sms", "We can waive the fee", 1)]
+    assert "forwardedFrom" not in sent[0]["entry"]
+    assert [e["data"]["entry"]["seq"] for e in sup.events("coach.forwarded")] == [forwarded["seq"]]
+
+
 def test_admin_rest(w: World) -> None:
     admin = w.token("admin-1", "admin")
     assert w.rest("GET", "/health")[0] == 200
