@@ -149,8 +149,6 @@ class StreamPump:
         self._threads = [threading.Thread(target=self._read, name="stream-reader", daemon=True)]
         self._threads += [threading.Thread(target=self._lane, args=(q,), name=f"stream-lane-{i}", daemon=True)
                           for i, q in enumerate(self._lanes)]
-        self.batches = 0
-        self.records = 0
 
     def start(self) -> StreamPump:
         for thread in self._threads:
@@ -182,7 +180,6 @@ class StreamPump:
                     records = self._tail.read()
                     if not records:
                         break
-                    self.records += len(records)
                     for record in records:
                         self._lane_of(record).put(record)
                 last_failure = ""
@@ -211,7 +208,6 @@ class StreamPump:
             self._deliver(batch)
 
     def _deliver(self, batch: list[Record]) -> None:
-        self.batches += 1
         try:
             self._handler({"Records": batch})
         except Exception:  # the function failed the whole batch; on AWS it would be retried
