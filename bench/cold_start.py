@@ -25,7 +25,7 @@ first; each figure is the median. Three layouts:
 
 The app run also reports whether any Chime SDK module was imported, whether PyJWT or pydantic was
 (neither should be: tokens are verified with a lazy import, frames are msgspec Structs) and whether
-importing created a botocore client (the SPEC: importing app loads no Chime/pipelines client and no
+importing created a botocore client (rule Q2 in docs/product.md: importing app loads no Chime/pipelines client and no
 unused SDK), and, from a separate probe run in the same rounds, where the time goes layer by layer
 (``app_breakdown_ms``: chalice, pynamodb + botocore, msgspec, chalicelib's modules).
 """

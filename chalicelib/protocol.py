@@ -1,4 +1,4 @@
-"""The WebSocket protocol (CONTRACT section 4): frame schemas, the action table and the router.
+"""The WebSocket protocol (docs/product.md W4; docs/asyncapi.yaml): frame schemas, the action table and the router.
 
 One ``$default`` handler receives every frame. The router validates it, checks the caller may use
 the action, runs the use case and answers exactly once on the same connection with an ``ack`` or

@@ -1,4 +1,4 @@
-"""``python -m devstack``: the whole product on ``127.0.0.1:$PORT`` with no AWS account (CONTRACT §1).
+"""``python -m devstack``: the whole product on ``127.0.0.1:$PORT`` with no AWS account (docs/product.md W1).
 
 Order matters: the store is started and the environment the app reads is set *before* ``app`` is
 imported, exactly as Lambda's environment exists before the module loads.

@@ -1,7 +1,7 @@
 """Credentials for the local stack: HS256 bearer tokens and signed webhook headers.
 
 The app verifies both with its own code; these only mint what a real identity provider and a real
-routing engine would send (CONTRACT §2 and §5).
+routing engine would send (docs/product.md W2 and W5).
 """
 
 from __future__ import annotations

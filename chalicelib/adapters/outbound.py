@@ -2,7 +2,7 @@
 
 The message is already on the workitem's timeline when it is handed over here; this adapter tells
 the channel provider. It keeps what it handed over (the local stack shows it) and logs the hand-off
-without the text. Signed outbound webhooks (SPEC B7) plug in behind the same port.
+without the text. Signed outbound webhooks (B7 in docs/product.md) plug in behind the same port.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JWT verification (CONTRACT section 2): the token is the authority for who the caller is.
+"""JWT verification (docs/product.md W2): the token is the authority for who the caller is.
 
 PyJWT (with cryptography, when installed) is imported where a token is verified or minted, not with
 this module: the ``$connect`` authorizer and REST requests verify tokens, while ``import app``, the

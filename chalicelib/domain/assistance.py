@@ -1,5 +1,5 @@
 """Raise hand: who may receive an assistance request, how it reaches them, claims and escalation
-(SPEC S16-S20, B4).
+(S16-S20, B4 in docs/product.md).
 
 Pure rules over plain facts. The service layer looks the facts up (directory endpoints, the stored
 request) and commits what these functions decide with conditional writes, so a rule always judges
@@ -149,7 +149,7 @@ def online_peers(agent_id: str, contacts: Iterable[Contact]) -> list[Contact]:
 
 def choose_recipients(agent_id: str, to_user_id: str | None, team_supervisors: Iterable[Contact],
                       target: Contact | None) -> list[Contact]:
-    """Who receives a new request (SPEC S18).
+    """Who receives a new request (S18).
 
     ``to_user_id`` None means "supervisors": every supervisor of the agent's teams who is online and
     available (possibly nobody: the request still escalates). Otherwise the target must be one of

@@ -1,4 +1,4 @@
-"""Workitems and the coaching state machine (SPEC S1-S14, B3).
+"""Workitems and the coaching state machine (docs/product.md S1-S14, B3).
 
 Every rule that decides whether an action is allowed, and what it changes, lives here as a pure
 function over a :class:`Workitem`. A rule returns a :class:`Change` (the workitem after the action
@@ -27,7 +27,7 @@ class Channel(str, enum.Enum):
     EMAIL = "email"
 
 
-# SPEC S3: text coaching on digital messaging only; voice and email are visible but not coachable.
+# S3: text coaching on digital messaging only; voice and email are visible but not coachable.
 TEXT_COACHING_CHANNELS = frozenset({Channel.CHAT, Channel.SMS, Channel.SOCIAL})
 # Channels whose customer talks to us over the customer WebSocket; the others go through an outbound adapter.
 WEB_CHANNELS = frozenset({Channel.CHAT})
@@ -88,7 +88,7 @@ class Workitem:
 
     @property
     def is_open(self) -> bool:
-        """Listed for its agent: active, or ended while coaching goes on (SPEC S14)."""
+        """Listed for its agent: active, or ended while coaching goes on (S14)."""
         return self.status is Status.ACTIVE or self.coaching_active
 
     def to_wire(self) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def require_customer_of(principal: Principal, workitem: Workitem) -> None:
 
 
 def can_view(principal: Principal, workitem: Workitem, supervises_agent: bool) -> bool:
-    """SPEC S1/S2/S4: the agent, supervisors of the agent's teams, admins, and the workitem's customer."""
+    """S1/S2/S4: the agent, supervisors of the agent's teams, admins, and the workitem's customer."""
     if principal.role is Role.ADMIN:
         return True
     if principal.role is Role.CUSTOMER:

@@ -1,4 +1,4 @@
-"""The customer's phone leg: reading SIP media application events and answering them (SPEC "Voice design").
+"""The customer's phone leg: reading SIP media application events and answering them (V2, V5 in docs/product.md).
 
 A PSTN caller reaches a voice workitem through an Amazon Chime SDK SIP media application (SMA). The
 SMA invokes a Lambda function for every telephony event and runs the *actions* that function returns.

@@ -1,4 +1,4 @@
-"""Timeline entries and the role-filtered views of them (SPEC S4, S7, S8; CONTRACT section 4)."""
+"""Timeline entries and the role-filtered views of them (docs/product.md S4, S7, S8, W4.5, W4.6)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class EntryKind(str, enum.Enum):
     ASSIST_CLAIMED = "assist_claimed"
 
 
-# The only kinds a customer ever sees (SPEC S8: silent monitoring).
+# The only kinds a customer ever sees (S8: silent monitoring).
 CUSTOMER_VISIBLE = frozenset({EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE})
 MESSAGE_KINDS = frozenset({EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE, EntryKind.COACH_MESSAGE})
 

@@ -1,4 +1,4 @@
-"""Voice coaching (SPEC "Voice design", S15, B5): rooms, modes and the meeting-provider port.
+"""Voice coaching (docs/product.md V1-V8, S15, B5): rooms, modes and the meeting-provider port.
 
 Chime SDK meetings mix audio centrally, so a whisper cannot be routed inside one meeting: everyone
 who can send is heard by everyone. Whisper therefore uses a second *coach room* per coaching session
@@ -347,7 +347,7 @@ class Cleanup:
 
 
 def require_voice(workitem: Workitem) -> None:
-    """Voice actions exist on voice workitems only (CONTRACT section 4: else ``invalid``)."""
+    """Voice actions exist on voice workitems only (W4.29: else ``invalid``)."""
     if workitem.channel is not Channel.VOICE:
         raise Invalid(f"voice actions are only available on voice workitems, not {workitem.channel.value}")
 
@@ -368,7 +368,7 @@ def check_agent_action(principal: Principal, workitem: Workitem) -> None:
 def check_supervisor_action(principal: Principal, workitem: Workitem, supervises_agent: bool) -> None:
     """``voice.monitor|whisper|barge|listen``: a supervisor of the agent who has started monitoring.
 
-    Permission first (CONTRACT section 2): not a supervisor, or not one of this agent's, is
+    Permission first (W2.6): not a supervisor, or not one of this agent's, is
     ``forbidden`` whatever the workitem's state; then ``invalid`` off voice; then ``conflict`` when the
     call has ended or the supervisor has not started monitoring (S5).
     """
@@ -442,7 +442,7 @@ def drop_supervisor(state: VoiceState, supervisor_id: str, cleanup: Cleanup) -> 
 
 def reconcile(workitem: Workitem, state: VoiceState, cleanup: Cleanup) -> str | None:
     """Bring the voice state in line with the workitem after coaching ended, a supervisor left, a
-    transfer or the end of the workitem (SPEC "Voice design": nothing is left billing).
+    transfer or the end of the workitem (V8: nothing is left billing).
 
     - only supervisors still monitoring keep attendees; the coach room closes with its last whisperer;
     - an agent who no longer owns the workitem loses their attendees (the contact room stays for the

@@ -1,4 +1,4 @@
-"""Raise hand (SPEC S16-S20, B4): assistance templates, requests, claims, escalation, and the
+"""Raise hand (docs/product.md S16-S20, B4): assistance templates, requests, claims, escalation, and the
 directory messages recipients answer with.
 
 Every action reads a constant number of items whatever the tenant's size: the supervisors of the
@@ -233,7 +233,7 @@ class AssistanceService:
         endpoint = self.directory.endpoint(tenant, user_endpoint(to_user_id))
         at, now_ms = now_pair(self.clock)
         contact = _contact(to_user_id, endpoint, now_ms) if endpoint is not None else None
-        # Admins need not be directory users (CONTRACT section 2) but must be able to answer.
+        # Admins need not be directory users (W2.2) but must be able to answer.
         known = endpoint is not None and (endpoint.in_directory or endpoint.role is Role.ADMIN)
         rules.check_direct_message(caller, to_user_id, text, contact, known)
         message: dict[str, Any] = {"messageId": new_id("dm"), "fromUserId": caller.user_id, "text": text, "at": at}

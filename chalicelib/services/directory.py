@@ -59,7 +59,7 @@ class DirectoryService:
         _, now_ms = now_pair(self.clock)
         others = [c for c in endpoint.live(now_ms) if c.connection_id != connection.connection_id]
         if not others:
-            # Coming online: "available until they set otherwise" (CONTRACT presence.set).
+            # Coming online: "available until they set otherwise" (docs/product.md W4.7).
             if endpoint.presence_state is not Presence.AVAILABLE:
                 endpoint = self.directory.set_presence(caller.tenant_id, caller.user_id, Presence.AVAILABLE)
             self._presence_changed(caller.tenant_id, endpoint, Presence.AVAILABLE, connection.connection_id)

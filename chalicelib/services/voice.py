@@ -1,4 +1,4 @@
-"""Voice coaching over the Chime SDK: contact room, silent monitor, whisper, barge (SPEC S14-S15, B5).
+"""Voice coaching over the Chime SDK: contact room, silent monitor, whisper, barge (docs/product.md S14-S15, B5).
 
 Every voice action follows one pattern (see docs/voice.md):
 

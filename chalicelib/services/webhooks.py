@@ -1,4 +1,4 @@
-"""Inbound webhooks from routing engines and channel providers (CONTRACT section 5).
+"""Inbound webhooks from routing engines and channel providers (docs/product.md W5).
 
 The signature is checked before anything is written. Each event id is stored in the same
 transaction as the event's effect, so a redelivered event is answered 200 and changes nothing,

@@ -1,4 +1,4 @@
-"""Raise hand (SPEC S16-S20, B4) through the real local stack, with real WebSocket clients.
+"""Raise hand (docs/product.md S16-S20, B4) through the real local stack, with real WebSocket clients.
 
 The same scenarios as ``tests/integration/test_assistance.py``: templates, recipients by presence and
 team, pop-up or unread count per notification setting, replies, a real claim race (two frames sent

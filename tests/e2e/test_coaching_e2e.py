@@ -1,4 +1,4 @@
-"""SPEC S1-S14 and B1-B3 through the real local stack: real WebSocket clients, real signed webhooks.
+"""Product rules S1-S14 and B1-B3 (docs/product.md) through the real local stack: real WebSocket clients, real signed webhooks.
 
 The same scenarios as ``tests/integration/test_coaching_flow.py``, but every party (agent, supervisors,
 customer) holds its own socket to ``python -m devstack``, so pushes arrive asynchronously: events are
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 
 COACHING_KINDS = {"coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction", "voice_mode",
                   "assist_requested", "assist_claimed"}
-# Nothing of these may ever appear in a frame the customer's socket receives (SPEC S8).
+# Nothing of these may ever appear in a frame the customer's socket receives (S8).
 COACHING_WORDS = ("coach", "supervisor", "sup-", "forwardedFrom", "reaction", "thumbs")
 
 

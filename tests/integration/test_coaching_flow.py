@@ -1,4 +1,4 @@
-"""SPEC S1-S14 and B1-B3 through the real Lambda entry points, on moto."""
+"""Product rules S1-S14 and B1-B3 (docs/product.md) through the real Lambda entry points, on moto."""
 
 from __future__ import annotations
 

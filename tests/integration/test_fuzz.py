@@ -1,4 +1,4 @@
-"""Fuzzing the product's inputs through the real entry points, on moto (SPEC quality target "Bad input").
+"""Fuzzing the product's inputs through the real entry points, on moto (docs/product.md Q3, Q12).
 
 Random WebSocket frames from an agent, supervisors and a customer, random REST bodies and random
 webhooks: nothing escapes, every frame gets exactly one ``ack`` or ``error``, no reply carries a stack

@@ -1,4 +1,4 @@
-"""Identity and isolation through the real entry points (CONTRACT section 2): refused tokens write
+"""Identity and isolation through the real entry points (docs/product.md W2): refused tokens write
 nothing, tenants never see each other, and permission is checked before any workitem state."""
 
 from __future__ import annotations

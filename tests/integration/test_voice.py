@@ -1,4 +1,4 @@
-"""Voice coaching end to end on moto with the fake Chime SDK (SPEC S14, S15, B5; CONTRACT section 4 voice.*).
+"""Voice coaching end to end on moto with the fake Chime SDK (docs/product.md S14, S15, B5; W4.29 voice.*).
 
 Everything goes through the real entry points: WebSocket frames, signed webhooks, REST admin routes and
 the SIP media application Lambda handler. ``world.meetings`` is the FakeMeetingProvider, inspected to

@@ -1,4 +1,4 @@
-"""The coaching state machine (SPEC S5-S7, S9-S14, B3) on pure Workitem objects: no storage, no clock.
+"""The coaching state machine (docs/product.md S5-S7, S9-S14, B3) on pure Workitem objects: no storage, no clock.
 
 Every rule returns a Change; these tests apply it by hand (``after`` becomes the next state and the
 entries are appended to a local timeline), which is exactly what the service commits.

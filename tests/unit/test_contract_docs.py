@@ -1,8 +1,8 @@
-"""The machine-readable contracts stay true (SPEC B9).
+"""The machine-readable contracts stay true (docs/product.md B9, W0.2).
 
 ``docs/asyncapi.yaml`` (WebSocket) and ``docs/openapi.yaml`` (REST) are what clients generate code
 from, so they must name exactly what the code serves: the actions and events of
-``chalicelib.protocol`` and the routes of the Chalice app. CONTRACT.md is the floor: every name it
+``chalicelib.protocol`` and the routes of the Chalice app. The wire rules W3-W5 are the floor: every name they
 fixes must be documented, whatever else is added.
 """
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-# CONTRACT.md section 4, plus `ping` (keep-alive).
+# Wire rules W4, plus `ping` (keep-alive).
 CONTRACT_ACTIONS = frozenset(
     {
         "presence.set",
@@ -55,7 +55,7 @@ CONTRACT_ACTIONS = frozenset(
     }
 )
 
-# CONTRACT.md section 4, plus `assist.escalated` (SPEC B4).
+# Wire rules W4, plus `assist.escalated` (B4).
 CONTRACT_EVENTS = frozenset(
     {
         "presence.changed",
@@ -80,7 +80,7 @@ CONTRACT_EVENTS = frozenset(
     }
 )
 
-# CONTRACT.md sections 3 and 5, plus GET /admin/policy, PUT /admin/webhook-secret and the audit export.
+# Wire rules W3 and W5, plus GET /admin/policy, PUT /admin/webhook-secret and the audit export.
 CONTRACT_ROUTES = frozenset(
     {
         ("GET", "/health"),

@@ -1,4 +1,4 @@
-"""The WebSocket router (CONTRACT section 4) against stub services: one ack or error per frame, always."""
+"""The WebSocket router (docs/product.md W4.1-W4.3) against stub services: one ack or error per frame, always."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The customer's view of a timeline (SPEC S8, CONTRACT section 4): silent monitoring, own numbering."""
+"""The customer's view of a timeline (docs/product.md S8, W4.6): silent monitoring, own numbering."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bearer token verification (CONTRACT section 2) with PyJWT: only HS256 with our secret, only our claims."""
+"""Bearer token verification (docs/product.md W2) with PyJWT: only HS256 with our secret, only our claims."""
 
 from __future__ import annotations
 
