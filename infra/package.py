@@ -8,11 +8,23 @@
   Chalice vendors botocore and its dependencies (about 20 MB unzipped) although every Lambda
   Python runtime ships boto3 and botocore. Chalice has no exclusion setting (no ``.chaliceignore``),
   so they are removed from the zip afterwards.
+* Build for the Lambda runtime, not for this interpreter. Chalice takes the runtime (and the ABI
+  of the wheels it downloads) from the Python that runs it; here it is told ``LAMBDA_RUNTIME``
+  instead, and the modules' bytecode is compiled by an interpreter of that version, so the
+  ``.pyc`` files, the native wheels and the ``Runtime`` of every function agree.
+* Write a template CloudFormation accepts: Chalice's YAML shares one ``{'Ref': 'WebsocketAPI'}``
+  mapping between ten resources, which ``yaml.safe_dump`` writes as an anchor and aliases, and
+  CloudFormation refuses YAML aliases. The template is written again without them. The WebSocket
+  API's deployment gets a logical id that changes with its routes, integrations and authorizer,
+  so CloudFormation creates a new deployment (and the stage points at it) when any of them change.
 * Check the result: the zip stays under the size budget and holds nothing but the application
   and its runtime dependencies (no tests, local stack, infra, docs, dev tools).
 
 Needs no AWS account or credentials: nothing here or in ``chalice package`` calls AWS. It does
-need PyPI (or a pip cache) for the wheels of requirements.txt.
+need PyPI (or a pip cache) for the wheels of requirements.txt, and only the packages of
+requirements-package.txt (``make package`` installs nothing else). Bytecode needs an interpreter
+of the runtime's version (``python3.13`` on PATH, a pyenv one, or ``LAMBDA_PYTHON``); without
+one the zip ships no bytecode (Lambda then compiles on every cold start) and a warning says so.
 
 Usage: python infra/package.py [--stage prod] [--out dist]
 """
@@ -20,7 +32,9 @@ Usage: python infra/package.py [--stage prod] [--out dist]
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +42,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = Path("infra") / "merge-template.yaml"
@@ -36,6 +53,15 @@ ZIP_NAME = "deployment.zip"
 MAX_ZIP_BYTES = 15 * 1024 * 1024
 MAX_CONSOLE_TEMPLATE_BYTES = 1024 * 1024  # CloudFormation's limit for a template read from S3
 MAX_INLINE_TEMPLATE_BYTES = 51_200  # ... and for one passed inline (CLI without --s3-bucket)
+
+# The Lambda runtime of every function. python3.14 is the newest one Chalice 1.34 knows and AWS
+# has released, but nothing here can compile its bytecode or load its wheels to test the zip;
+# python3.13 has the same end of support (AWS's runtime lifecycle, which tests/infra reads from
+# cfn-lint's data) and is verified end to end by the infra tests.
+LAMBDA_RUNTIME = "python3.13"
+RUNTIME_VERSION = LAMBDA_RUNTIME.removeprefix("python")  # "3.13"
+BYTECODE_TAG = "cpython-" + RUNTIME_VERSION.replace(".", "")  # "cpython-313"
+LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the file names tracebacks show
 
 # Top-level zip entries provided by the Lambda Python runtime (boto3, botocore and the packages
 # they depend on). Matched case-insensitively against the first path component, with or without
@@ -48,7 +74,14 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 FORBIDDEN_TOP_LEVEL = ("tests", "devstack", "infra", "bench", "docs", "scripts", "seeds", "dist",
                        ".chalice", ".git", "node_modules", "moto", "pytest", "_pytest", "pluggy",
                        "hypothesis", "mypy", "ruff", "cfnlint", "websockets", "aiohttp", "importlinter",
-                       "mypy_boto3_dynamodb", "boto3_stubs", "botocore_stubs", "flask", "werkzeug")
+                       "mypy_boto3_dynamodb", "boto3_stubs", "botocore_stubs", "flask", "werkzeug",
+                       "samtranslator", "policy_sentry", "pydantic", "pydantic_core")
+
+# Resources whose content decides what the WebSocket API's deployment holds.
+WEBSOCKET_DEPLOYMENT = "WebsocketAPIDeployment"
+WEBSOCKET_DEPLOYED_TYPES = ("AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
+                            "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::RouteResponse",
+                            "AWS::ApiGatewayV2::IntegrationResponse", "AWS::ApiGatewayV2::Model")
 
 
 def _distribution(top: str) -> str:
@@ -61,8 +94,8 @@ def is_runtime_provided(path: str) -> bool:
     return _distribution(path.split("/", 1)[0]) in RUNTIME_PROVIDED
 
 
-CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", "chalice/__pycache__/app.cpython-311.pyc",
-                   "chalice/__pycache__/__init__.cpython-311.pyc")
+CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", f"chalice/__pycache__/app.{BYTECODE_TAG}.pyc",
+                   f"chalice/__pycache__/__init__.{BYTECODE_TAG}.pyc")
 
 
 def problems_in_zip(names: list[str]) -> list[str]:
@@ -75,52 +108,109 @@ def problems_in_zip(names: list[str]) -> list[str]:
             bad.append(name)
         elif top == "chalice" and name not in CHALICE_RUNTIME:
             bad.append(name)  # only Chalice's runtime module belongs in Lambda, never its CLI
+        elif name.endswith(".pyc") and f".{BYTECODE_TAG}.pyc" not in name:
+            bad.append(name)  # bytecode of another Python than the runtime's
     return bad
 
 
-def bytecode_entry(name: str, source: bytes) -> tuple[str, bytes] | None:
-    """``__pycache__/<module>.cpython-311.pyc`` for a source file, or None when it does not compile.
+# --------------------------------------------------------------------------------- the runtime
+
+
+def runtime_python() -> str | None:
+    """An interpreter of the Lambda runtime's version: ``LAMBDA_PYTHON``, ``python3.X`` on PATH,
+    or a pyenv installation; None when there is none."""
+    if os.environ.get("LAMBDA_PYTHON"):
+        return os.environ["LAMBDA_PYTHON"]
+    candidates = [shutil.which(f"python{RUNTIME_VERSION}")]
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{RUNTIME_VERSION}.*/bin/python{RUNTIME_VERSION}"),
+                         reverse=True)
+    for candidate in candidates:
+        if candidate and _python_version(candidate) == RUNTIME_VERSION:
+            return candidate
+    return None
+
+
+def _python_version(python: str) -> str | None:
+    try:
+        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],  # noqa: S603
+                              capture_output=True, text=True, timeout=60, check=False)
+    except OSError:
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+# Runs Chalice's CLI with the Lambda runtime it should build for: Chalice otherwise takes the
+# version of the interpreter it runs on (Config.lambda_python_version), for the functions'
+# Runtime and for the ABI of the wheels it downloads. Chalice asks pip for wheels of that ABI but
+# not of that Python version, so pip (which then assumes its own version) finds none for another
+# version: the version is added to those requests.
+_CHALICE_FOR_RUNTIME = """
+import sys
+import chalice.config
+from chalice.deploy import packager
+runtime = sys.argv.pop(1)
+chalice.config.Config.lambda_python_version = property(lambda self: runtime)
+download = packager.PipRunner.download_manylinux_wheels
+def download_for_runtime(self, abi, packages, directory, platforms=None):
+    execute = self._execute
+    def with_version(command, args, *rest, **kwargs):
+        if command == "download" and "--abi" in args:
+            args = ["--python-version", runtime.removeprefix("python"), *args]
+        return execute(command, args, *rest, **kwargs)
+    self._execute = with_version
+    try:
+        return download(self, abi, packages, directory, platforms)
+    finally:
+        del self._execute
+packager.PipRunner.download_manylinux_wheels = download_for_runtime
+from chalice.cli import main
+sys.exit(main())
+"""
+
+
+def chalice_command(runtime: str) -> list[str]:
+    """The command line of Chalice's CLI building for ``runtime``; append Chalice's arguments."""
+    return [sys.executable, "-c", _CHALICE_FOR_RUNTIME, runtime]
+
+
+# ------------------------------------------------------------------------------------- the zip
+
+
+def slim_zip(path: Path, python: str | None) -> tuple[int, int]:
+    """Rewrite ``path`` without runtime-provided packages and stale bytecode, adding bytecode for
+    every module compiled by ``python`` (the runtime's version); return sizes before/after.
 
     Lambda's code folder is read-only, so Python cannot cache bytecode there: without it every cold
-    start compiles the app and its dependencies again. The pyc is hash-based and unchecked (PEP 552),
-    so it is valid whatever timestamps the zip carries; this interpreter must be the Lambda runtime's
-    Python (3.11), which ``packaging`` checks below.
+    start compiles the app and its dependencies again. The pyc files are hash-based and unchecked
+    (PEP 552), so they are valid whatever timestamps the zip carries.
     """
-    import importlib.util
-
-    if sys.version_info[:2] != (3, 11):
-        return None
-    try:
-        code = compile(source, name, "exec", dont_inherit=True, optimize=0)
-    except (SyntaxError, ValueError):
-        return None
-    folder, _, filename = name.rpartition("/")
-    pyc = f"{folder}/__pycache__/{filename[:-3]}.cpython-311.pyc" if folder else f"__pycache__/{filename[:-3]}.cpython-311.pyc"
-    data = importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
-        code, importlib.util.source_hash(source), checked=False)
-    return pyc, bytes(data)
-
-
-def slim_zip(path: Path) -> tuple[int, int]:
-    """Rewrite ``path`` without runtime-provided packages and stale bytecode, adding fresh bytecode
-    for every module; return sizes before/after."""
     before = path.stat().st_size
     fd, tmp_name = tempfile.mkstemp(suffix=".zip", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        with tempfile.TemporaryDirectory() as work, zipfile.ZipFile(path) as src:
+            root = Path(work)
+            kept = []
             for info in src.infolist():
                 name = info.filename
                 if is_runtime_provided(name) or "/__pycache__/" in f"/{name}" or name.endswith(".pyc"):
                     continue
-                data = src.read(name)
-                dst.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
-                compiled = bytecode_entry(name, data) if name.endswith(".py") else None
-                if compiled:
-                    pyc = zipfile.ZipInfo(compiled[0], date_time=info.date_time)
-                    pyc.external_attr = info.external_attr
-                    dst.writestr(pyc, compiled[1], compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+                kept.append(info)
+                if name.endswith(".py"):
+                    target = root / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(src.read(name))
+            compiled = _compile(root, python) if python else {}
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+                for info in kept:
+                    dst.writestr(info, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+                    pyc = compiled.get(info.filename)
+                    if pyc is not None:
+                        entry = zipfile.ZipInfo(pyc[0], date_time=info.date_time)
+                        entry.external_attr = info.external_attr
+                        dst.writestr(entry, pyc[1], compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
         tmp.chmod(0o644)  # mkstemp creates the file private; the zip is meant to be shared
         tmp.replace(path)
     finally:
@@ -128,15 +218,76 @@ def slim_zip(path: Path) -> tuple[int, int]:
     return before, path.stat().st_size
 
 
-def chalice_executable() -> str:
-    """The ``chalice`` next to this interpreter (the project's virtualenv), else the one on PATH."""
-    beside = Path(sys.executable).with_name("chalice")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("chalice")
-    if found is None:
-        raise SystemExit("chalice is not installed: run `make install`")
-    return found
+def _compile(root: Path, python: str) -> dict[str, tuple[str, bytes]]:
+    """Compile every module under ``root`` with ``python``: {source name: (pyc name, bytes)}.
+
+    A module that does not compile (a test fixture of a dependency, say) simply gets no pyc."""
+    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",  # noqa: S603
+                    "-s", str(root), "-p", LAMBDA_TASK_ROOT, str(root)],
+                   check=False, capture_output=True)
+    compiled = {}
+    for pyc in root.rglob(f"*.{BYTECODE_TAG}.pyc"):
+        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        if pyc.parent.name == "__pycache__" and source.exists():
+            compiled[source.relative_to(root).as_posix()] = (pyc.relative_to(root).as_posix(), pyc.read_bytes())
+    return compiled
+
+
+# -------------------------------------------------------------------------------- the template
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """YAML without anchors or aliases: CloudFormation refuses both."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_template(template: dict[str, Any]) -> str:
+    return yaml.dump(template, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+def _rename(node: Any, old: str, new: str) -> Any:
+    """``node`` with every Ref / GetAtt / DependsOn naming ``old`` naming ``new`` instead."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "Ref" and value == old:
+                out[key] = new
+            elif key == "Fn::GetAtt" and isinstance(value, list) and value and value[0] == old:
+                out[key] = [new, *value[1:]]
+            elif key == "DependsOn":
+                out[key] = new if value == old else [new if v == old else v for v in value] if isinstance(value, list) else value
+            else:
+                out[key] = _rename(value, old, new)
+        return out
+    if isinstance(node, list):
+        return [_rename(v, old, new) for v in node]
+    if isinstance(node, str) and "${" + old in node:
+        return node.replace("${" + old + "}", "${" + new + "}").replace("${" + old + ".", "${" + new + ".")
+    return node
+
+
+def websocket_deployment_id(resources: dict[str, Any]) -> str:
+    """``WebsocketAPIDeployment`` + a hash of everything the deployment publishes to the stage."""
+    deployed = {name: resource for name, resource in sorted(resources.items())
+                if resource.get("Type") in WEBSOCKET_DEPLOYED_TYPES}
+    digest = hashlib.sha256(json.dumps(deployed, sort_keys=True).encode()).hexdigest()[:10]
+    return WEBSOCKET_DEPLOYMENT + digest
+
+
+def finish_template(template: dict[str, Any]) -> dict[str, Any]:
+    """Chalice's template as it is deployed: the WebSocket deployment under a content-hashed id."""
+    resources = template.get("Resources", {})
+    if WEBSOCKET_DEPLOYMENT not in resources:
+        return template
+    new_id = websocket_deployment_id(resources)
+    finished: dict[str, Any] = _rename(template, WEBSOCKET_DEPLOYMENT, new_id)
+    finished["Resources"] = {(new_id if k == WEBSOCKET_DEPLOYMENT else k): v for k, v in finished["Resources"].items()}
+    return finished
+
+
+# ------------------------------------------------------------------------------------- package
 
 
 def offline_env() -> dict[str, str]:
@@ -153,19 +304,32 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def package(out: Path, stage: str = "prod", project: Path = PROJECT) -> tuple[Path, Path]:
-    """Run ``chalice package`` with the merge template into ``out``; return (template, zip)."""
+def package(out: Path, stage: str = "prod", project: Path = PROJECT) -> tuple[Path, Path, str | None]:
+    """Run ``chalice package`` with the merge template into ``out``; return (template, zip, the
+    interpreter that compiled the bytecode or None)."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = [chalice_executable(), "package", "--pkg-format", "cloudformation", "--stage", stage,
+    # Chalice caches the vendored dependencies here, including a build where a wheel could not be
+    # had: never reuse one, a zip without msgspec deploys and fails on the first request.
+    shutil.rmtree(project / ".chalice" / "deployments", ignore_errors=True)
+    cmd = [*chalice_command(LAMBDA_RUNTIME), "package", "--pkg-format", "cloudformation", "--stage", stage,
            "--merge-template", str(MERGE_TEMPLATE), str(out)]
-    subprocess.run(cmd, cwd=project, env=offline_env(), check=True)  # noqa: S603 - fixed arguments
+    proc = subprocess.run(cmd, cwd=project, env=offline_env(), check=False,  # noqa: S603 - fixed arguments
+                          capture_output=True, text=True)
+    sys.stdout.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"chalice package failed (exit {proc.returncode})")
+    if "Could not install dependencies" in proc.stdout + proc.stderr:
+        raise SystemExit(f"chalice package could not get every dependency's wheel for {LAMBDA_RUNTIME}")
     template, zip_path = out / TEMPLATE_NAME, out / ZIP_NAME
     for produced in (template, zip_path):
         if not produced.exists():
             raise SystemExit(f"chalice package did not write {produced}")
-    slim_zip(zip_path)
-    return template, zip_path
+    # Chalice's YAML holds no tags (intrinsics are plain Fn:: mappings), so safe_load reads it all.
+    template.write_text(dump_template(finish_template(yaml.safe_load(template.read_text()))))
+    python = runtime_python()
+    slim_zip(zip_path, python)
+    return template, zip_path, python
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out if args.out.is_absolute() else PROJECT / args.out
 
-    template, zip_path = package(out, args.stage)
+    template, zip_path, python = package(out, args.stage)
 
     with zipfile.ZipFile(zip_path) as zf:
         bad = problems_in_zip(zf.namelist())
@@ -183,11 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     template_size = template.stat().st_size
     print(f"{template}: {template_size:,} bytes")
-    print(f"{zip_path}: {size / 1024 / 1024:.1f} MB, sha256 {digest}")
-    print(f"upload it as, for example, s3://<your bucket>/supervisor-coaching/{digest[:12]}/{ZIP_NAME}")
+    print(f"{zip_path}: {size / 1024 / 1024:.1f} MB, sha256 {digest}, runtime {LAMBDA_RUNTIME}")
+    if python is None:
+        print(f"WARNING: no Python {RUNTIME_VERSION} found (set LAMBDA_PYTHON): the zip carries no bytecode, so "
+              "every cold start compiles the modules")
+    print("publish it with: make publish BUCKET=<a bucket of yours in the stack's Region>")
     if template_size > MAX_INLINE_TEMPLATE_BYTES:
         print(f"note: the template is over {MAX_INLINE_TEMPLATE_BYTES:,} bytes; with the AWS CLI pass "
-              "--s3-bucket to `aws cloudformation deploy` (the console uploads it to S3 by itself)")
+              "--s3-bucket to `aws cloudformation deploy` (the console and `make publish` use S3)")
     failed = False
     if bad:
         print("ERROR: the zip holds files that must not be deployed:", *bad[:20], sep="\n  ")
