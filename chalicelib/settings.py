@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, frozen=True):
     websocket_endpoint: str = ""
     websocket_api_id: str = ""
     websocket_stage: str = ""
+    # The partition's domain (AWS::URLSuffix: amazonaws.com, amazonaws.com.cn); '' = from the Region.
+    url_suffix: str = ""
     # Secrets: a value (local stack only) or the name of an SSM SecureString parameter.
     jwt_secret: str = ""
     jwt_secret_param: str = ""
@@ -63,11 +65,26 @@ class Settings(msgspec.Struct, frozen=True):
         if self.websocket_endpoint:
             return self.websocket_endpoint.rstrip("/")
         if self.websocket_api_id:
-            return (
-                f"https://{self.websocket_api_id}.execute-api.{self.region}.amazonaws.com/"
-                f"{self.websocket_stage or 'api'}"
-            )
+            suffix = self.url_suffix or partition_dns_suffix(self.region)
+            return f"https://{self.websocket_api_id}.execute-api.{self.region}.{suffix}/{self.websocket_stage or 'api'}"
         return ""
+
+
+def partition_dns_suffix(region: str) -> str:
+    """The DNS suffix of the partition ``region`` belongs to, from botocore's endpoint data.
+
+    Only for when ``URL_SUFFIX`` is not set (a deployed stack sets it): loading that data is not free.
+    """
+    import re
+
+    from botocore.loaders import create_loader
+
+    partitions = create_loader().load_data("endpoints")["partitions"]
+    for partition in partitions:
+        if region in partition.get("regions", {}) or re.match(partition["regionRegex"], region):
+            suffix: str = partition["dnsSuffix"]
+            return suffix
+    return str(partitions[0]["dnsSuffix"])
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +103,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         websocket_endpoint=e.get("WEBSOCKET_ENDPOINT", ""),
         websocket_api_id=e.get("WEBSOCKET_API_ID", ""),
         websocket_stage=e.get("WEBSOCKET_STAGE", ""),
+        url_suffix=e.get("URL_SUFFIX", ""),
         jwt_secret=e.get("COACHING_JWT_SECRET", ""),
         jwt_secret_param=e.get("JWT_SECRET_PARAM", ""),
         webhook_secret=e.get("COACHING_WEBHOOK_SECRET", ""),
