@@ -2,26 +2,33 @@
 
 One build per test session (shared between xdist workers): a copy of the repository is packaged
 for the prod stage with ``chalice package --merge-template infra/merge-template.yaml``, exactly as
-``make package`` does, with no AWS credentials; cfn-lint runs once on the result. The tests then
-check the template against the code it deploys, so neither can drift from the other:
+``make package`` does, with no AWS credentials. AWS's SAM translator (aws-sam-translator, what
+CloudFormation runs for ``Transform: AWS::Serverless-2016-10-31``) expands the result, and cfn-lint
+runs once on both templates. The tests then check the template against the code it deploys, so
+neither can drift from the other:
 
 * tables, keys and indexes against the PynamoDB models (chalicelib/adapters/dynamo.py);
 * environment variables against what chalicelib/settings.py reads;
-* IAM actions against the Chime and @connections calls the adapters make;
+* IAM against AWS's IAM data (policy_sentry's copy of the Service Authorization Reference) and
+  against the boto3 calls the adapters make (read from their source with ``ast``);
 * the logical ids of Chalice's output that the merge template patches.
+
+tests/infra/test_emulated_stack.py creates the transformed template in moto and runs the zip.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import graphlib
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +50,11 @@ pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ZIP_BYTES = 15 * 1024 * 1024
-RUNTIME = "python3.11"
+RUNTIME = "python3.13"
+BYTECODE_TAG = "cpython-313"
+REGION = "us-east-1"
+# Values for the template's parameters when it is transformed (SAM needs them for CodeUri).
+SAMPLE_PARAMETERS = {"CodeBucket": "code-bucket", "CodeKey": "supervisor-coaching/deployment.zip"}
 
 # cfn-lint checks resource types and properties per Region; these are commercial Regions where the
 # product can run (Chime SDK meetings, API Gateway WebSockets, DynamoDB PITR).
@@ -62,16 +73,13 @@ COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", ".ddblocal", "node
 NOT_FROM_TEMPLATE = {"DYNAMODB_ENDPOINT", "WEBSOCKET_ENDPOINT", "COACHING_JWT_SECRET", "COACHING_WEBHOOK_SECRET",
                      "AWS_REGION", "AWS_DEFAULT_REGION"}
 
-# Actions that AWS authorizes on no narrower resource than "*" (Service Authorization Reference:
-# CreateMeeting has no resource type; the meeting does not exist yet).
-STAR_RESOURCE_ONLY = {"chime:CreateMeeting"}
-
 # Zip entries (first path component) that are never part of the Lambda: project directories
 # outside the app, and development-only distributions (requirements-dev.txt).
 NOT_IN_ZIP = {"tests", "devstack", "infra", "bench", "docs", "scripts", "seeds", ".chalice", "dist", "moto",
               "pytest", "_pytest", "pluggy", "hypothesis", "mypy", "ruff", "cfnlint", "websockets", "aiohttp",
               "importlinter", "boto3", "botocore", "s3transfer", "flask", "werkzeug", "mypy_boto3_dynamodb",
-              "boto3_stubs", "botocore_stubs", "yaml", "xdist", "pydantic", "pydantic_core"}
+              "boto3_stubs", "botocore_stubs", "yaml", "xdist", "pydantic", "pydantic_core", "samtranslator",
+              "policy_sentry"}
 
 
 # ------------------------------------------------------------------------------------ the build
@@ -84,6 +92,9 @@ class Build:
     template: dict[str, Any] = field(default_factory=dict)
     zip_path: Path | None = None
     lint: list[dict[str, Any]] = field(default_factory=list)
+    transformed: dict[str, Any] = field(default_factory=dict)
+    transform_error: str = ""
+    template_text: str = ""
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -116,6 +127,23 @@ def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared
 
 
+def sam_transform(template: dict[str, Any]) -> dict[str, Any]:
+    """What CloudFormation makes of the template's SAM transform (aws-sam-translator, offline).
+
+    The managed-policy loader is only asked for SAM policy templates naming AWS managed
+    policies by name; the template names none (its policies are written out), so it gets none.
+    """
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # the translator reads the Region from botocore
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    transformed: dict[str, Any] = transform(template, dict(SAMPLE_PARAMETERS), NoManagedPolicies())
+    return transformed
+
+
 def _build(shared: Path) -> None:
     project, out = shared / "project", shared / "project" / "dist"
     shutil.copytree(ROOT, project, ignore=COPY_IGNORE, symlinks=True)
@@ -125,9 +153,16 @@ def _build(shared: Path) -> None:
     result: dict[str, Any] = {"returncode": proc.returncode, "output": proc.stdout + proc.stderr}
     template = out / "sam.yaml"
     if template.exists():
+        linted = [str(template)]
+        try:
+            transformed = sam_transform(yaml.safe_load(template.read_text()))
+            (out / "transformed.json").write_text(json.dumps(transformed, indent=1))
+            linted.append(str(out / "transformed.json"))
+        except Exception as exc:  # reported by the test that needs it
+            result["transform_error"] = f"{type(exc).__name__}: {exc}"
         cfn_lint = Path(sys.executable).with_name("cfn-lint")
         lint = subprocess.run([str(cfn_lint) if cfn_lint.exists() else "cfn-lint", "--format", "json",
-                               "--regions", *LINT_REGIONS, "--", str(template)],
+                               "--regions", *LINT_REGIONS, "--", *linted],
                               capture_output=True, text=True, timeout=300, check=False)
         try:
             result["lint"] = json.loads(lint.stdout or "[]")
@@ -145,8 +180,12 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     result = json.loads((shared / "result.json").read_text())
     out = shared / "project" / "dist"
     built = Build(returncode=result["returncode"], output=result["output"], lint=result.get("lint", []))
+    built.transform_error = result.get("transform_error", "")
     if (out / "sam.yaml").exists():
-        built.template = yaml.safe_load((out / "sam.yaml").read_text())
+        built.template_text = (out / "sam.yaml").read_text()
+        built.template = yaml.safe_load(built.template_text)
+    if (out / "transformed.json").exists():
+        built.transformed = json.loads((out / "transformed.json").read_text())
     if (out / "deployment.zip").exists():
         built.zip_path = out / "deployment.zip"
     return built
@@ -298,14 +337,84 @@ def test_packaging_succeeds_offline_without_aws_credentials(build: Build) -> Non
     assert build.zip_path is not None and build.zip_path.exists(), build.output
 
 
-def test_cfn_lint_reports_no_errors(packaged: Build) -> None:
-    errors = [m for m in packaged.lint if m.get("Level") == "Error"]
-    for match in packaged.lint:
-        if match.get("Level") == "Warning":
-            warnings.warn(f"cfn-lint {match['Rule']['Id']}: {match['Message']} "
-                          f"({match['Location']['Path']})", stacklevel=1)
-    assert not errors, "cfn-lint errors:\n" + "\n".join(
-        f"{m.get('Rule', {}).get('Id', '?')} {m['Message']} at {m.get('Location', {}).get('Path')}" for m in errors)
+@pytest.fixture(scope="session")
+def transformed(packaged: Build) -> Build:
+    """The build whose template AWS's SAM translator expanded (fails the test otherwise)."""
+    if not packaged.transformed:
+        pytest.fail(f"aws-sam-translator refused the template: {packaged.transform_error}")
+    return packaged
+
+
+def test_sam_translator_transforms_the_template(transformed: Build) -> None:
+    resources = transformed.transformed["Resources"]
+    assert not [n for n, r in resources.items() if r["Type"].startswith("AWS::Serverless::")]
+    assert "Transform" not in transformed.transformed
+
+
+def test_cfn_lint_reports_nothing_on_either_template(transformed: Build) -> None:
+    """Errors and warnings alike, on the SAM template and on what the transform makes of it (some
+    rules, W1101 among them, are skipped under the SAM transform and only see the second)."""
+    files = {Path(m.get("Filename", "?")).name for m in transformed.lint}
+    assert not transformed.lint, "cfn-lint:\n" + "\n".join(
+        f"{Path(m.get('Filename', '?')).name}: {m.get('Level')} {m.get('Rule', {}).get('Id', '?')} {m['Message']} "
+        f"at {m.get('Location', {}).get('Path')}" for m in transformed.lint) + f"\n(in {sorted(files)})"
+
+
+def _has_alias_or_anchor(text: str) -> list[str]:
+    found = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            found.append(f"alias *{event.anchor}")
+        elif getattr(event, "anchor", None):
+            found.append(f"anchor &{event.anchor}")
+    return found
+
+
+def test_the_template_has_no_yaml_aliases(packaged: Build) -> None:
+    """CloudFormation refuses YAML anchors and aliases (console and CLI alike)."""
+    assert packaged.template_text
+    assert not _has_alias_or_anchor(packaged.template_text)
+
+
+def test_shared_mappings_are_written_out_not_aliased() -> None:
+    """Chalice's template shares one {'Ref': 'WebsocketAPI'} between resources: PyYAML would alias it."""
+    package = _package_module()
+    shared = {"Ref": "WebsocketAPI"}
+    template = {"Resources": {"A": {"Properties": {"ApiId": shared}}, "B": {"Properties": {"ApiId": shared}}}}
+    assert _has_alias_or_anchor(yaml.safe_dump(template)), "the hazard this guards against"
+    text = package.dump_template(template)
+    assert not _has_alias_or_anchor(text)
+    assert yaml.safe_load(text) == template
+
+
+def _package_module() -> Any:
+    spec = importlib.util.spec_from_file_location("infra_package", ROOT / "infra" / "package.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_websocket_deployment_id_changes_with_routes_and_authorizer(packaged: Build) -> None:
+    """A new logical id makes CloudFormation create a new deployment, so the stage gets the change."""
+    deployments = packaged.of_type("AWS::ApiGatewayV2::Deployment")
+    assert len(deployments) == 1
+    (name,) = deployments
+    assert re.fullmatch(r"WebsocketAPIDeployment[0-9a-f]{10}", name), name
+    assert packaged.resources["WebsocketAPIStage"]["Properties"]["DeploymentId"] == _ref(name)
+
+    package = _package_module()
+    chalice_like = json.loads(json.dumps(packaged.template).replace(name, "WebsocketAPIDeployment"))
+    assert package.finish_template(json.loads(json.dumps(chalice_like))) == packaged.template
+    for changed_resource, key, value in (("WebsocketConnectRoute", "AuthorizationType", "NONE"),
+                                         ("WebsocketAuthorizer", "IdentitySource", ["route.request.header.token"]),
+                                         ("WebsocketMessageRoute", "RouteKey", "coach.send")):
+        changed = json.loads(json.dumps(chalice_like))
+        changed["Resources"][changed_resource]["Properties"][key] = value
+        finished = package.finish_template(changed)
+        new = [n for n, r in finished["Resources"].items() if r["Type"] == "AWS::ApiGatewayV2::Deployment"]
+        assert new != [name], f"changing {changed_resource}.{key} keeps the deployment id"
+        assert finished["Resources"]["WebsocketAPIStage"]["Properties"]["DeploymentId"] == _ref(new[0])
 
 
 def test_merge_template_only_patches_resources_chalice_generates(packaged: Build) -> None:
@@ -386,7 +495,21 @@ def test_the_template_declares_no_other_table(packaged: Build) -> None:
 # ---------------------------------------------------------------------- functions, environment
 
 
-def test_every_function_runs_the_s3_code_on_python311(packaged: Build) -> None:
+def test_the_runtime_is_supported_as_long_as_any_python_runtime() -> None:
+    """AWS's runtime lifecycle (cfn-lint's copy): no Python runtime is supported longer than ours,
+    and Chalice can build for it."""
+    import cfnlint
+    from chalice.deploy.packager import BaseLambdaDeploymentPackager
+
+    lifecycle = json.loads((Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" /
+                            "LmbdRuntimeLifecycle.json").read_text())
+    python = {name: dates for name, dates in lifecycle.items() if name.startswith("python3")}
+    assert python[RUNTIME]["deprecated"] == max(d["deprecated"] for d in python.values()), python[RUNTIME]
+    assert RUNTIME in BaseLambdaDeploymentPackager._RUNTIME_TO_ABI
+    assert _package_module().LAMBDA_RUNTIME == RUNTIME
+
+
+def test_every_function_runs_the_s3_code_on_the_runtime(packaged: Build) -> None:
     functions = _functions(packaged)
     assert {"APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect", "WsAuthorizer",
             "SmaHandler", "EscalateAssistance"} <= set(functions)
@@ -440,6 +563,8 @@ def test_dev_and_prod_stages_differ_in_logging() -> None:
 def test_every_function_logs_only_to_its_own_log_group(packaged: Build) -> None:
     groups = {}
     for name, group in packaged.of_type("AWS::Logs::LogGroup").items():
+        if name in ACCESS_LOG_GROUPS:
+            continue  # API Gateway writes these (tests below), no function does
         target = group["Properties"]["LogGroupName"]["Fn::Sub"]
         assert target.startswith("/aws/lambda/${"), name
         groups[target.removeprefix("/aws/lambda/${").removesuffix("}")] = name
@@ -463,10 +588,159 @@ def test_no_statement_allows_a_wildcard_action(packaged: Build) -> None:
         assert "NotAction" not in statement and "NotResource" not in statement, owner
 
 
-def test_star_resource_only_for_actions_aws_cannot_narrow(packaged: Build) -> None:
+# ------------------------------------------------------------- IAM against AWS's own IAM data
+# policy_sentry ships the Service Authorization Reference (actions, the resource types each
+# authorizes on, their ARN formats) as data: nothing here is a hand-kept list of actions.
+
+SAMPLE_ACCOUNT = "123456789012"
+# Variables of ARN formats whose values may contain "/" (everything else is one path segment).
+PATH_VARIABLES = {"LogGroupName", "ApiSpecificResourcePath", "ParameterNameWithoutLeadingSlash", "ObjectName",
+                  "LogStreamName"}
+
+
+def _iam_formats(action: str) -> list[str]:
+    """The resource ARN formats ``action`` authorizes on ("*" alone: no resource type)."""
+    from policy_sentry.querying.actions import get_action_data
+
+    service, name = action.split(":", 1)
+    rows = get_action_data(service, name).get(service, [])
+    return [row["resource_arn_format"] for row in rows if row["action"].lower() == action.lower()]
+
+
+def _star_only(action: str) -> bool:
+    return set(_iam_formats(action)) == {"*"}
+
+
+def _arn_of(build: Build, name: str, attribute: str = "Arn") -> str:
+    """A sample ARN of a template resource, as AWS would form it."""
+    kind = build.resources[name]["Type"]
+    base = f"arn:aws:{{}}:{REGION}:{SAMPLE_ACCOUNT}:"
+    if kind == "AWS::DynamoDB::Table":
+        arn = base.format("dynamodb") + f"table/stack-{name}-ABC"
+        return arn + "/stream/2026-12-01T00:00:00.000" if attribute == "StreamArn" else arn
+    if kind == "AWS::S3::Bucket":
+        return f"arn:aws:s3:::stack-{name.lower()}-abc"
+    if kind == "AWS::Logs::LogGroup":
+        return base.format("logs") + f"log-group:/aws/lambda/stack-{name}-ABC:*"
+    raise AssertionError(f"no sample ARN for {name} ({kind})")
+
+
+def _render(build: Build, value: Any) -> str:
+    """A resource of a policy statement as a sample ARN (or pattern, with IAM's * wildcards)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::GetAtt" in value:
+        name, attribute = value["Fn::GetAtt"]
+        return _arn_of(build, name, attribute)
+    if "Ref" in value:
+        parameter = build.template["Parameters"][value["Ref"]]
+        if value["Ref"] == "SecretsKmsKeyArn":
+            return f"arn:aws:kms:{REGION}:{SAMPLE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        return str(parameter["Default"])
+    text = value["Fn::Sub"]
+    assert isinstance(text, str), value
+
+    def substitute(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": SAMPLE_ACCOUNT}
+        if ref in pseudo:
+            return pseudo[ref]
+        if ref.endswith(".Arn"):
+            return _arn_of(build, ref.removesuffix(".Arn"))
+        if ref in build.template["Parameters"]:
+            return str(build.template["Parameters"][ref]["Default"])
+        return "a1b2c3d4e5"  # the physical id of a resource (an API id)
+
+    return re.sub(r"\$\{([^}]+)\}", substitute, text)
+
+
+def _tokens(pattern: str, *, is_format: bool) -> list[str]:
+    """A granted resource (``*``, ``?`` wildcards) or an ARN format (``${Variable}``) as tokens:
+    one character, ``*`` (any text), ``?`` (one character), ``SEG`` (a variable's value, no ``/``
+    or ``:``) or ``PATH`` (a variable's value that may hold ``/``)."""
+    tokens: list[str] = []
+    for piece in re.split(r"(\$\{[^}]+\})", pattern):
+        if is_format and piece.startswith("${"):
+            tokens.append("PATH" if piece[2:-1] in PATH_VARIABLES else "SEG")
+        else:
+            tokens.extend(piece)
+    return tokens
+
+
+def _can_match_the_same_arn(granted: str, arn_format: str) -> bool:
+    """Whether some ARN matches both the granted pattern and the resource type's format."""
+    a, b = _tokens(granted, is_format=False), _tokens(arn_format, is_format=True)
+
+    @functools.cache
+    def step(i: int, j: int, in_var: bool) -> bool:
+        if i == len(a):
+            return j == len(b) or (in_var and j + 1 == len(b))
+        if j == len(b):
+            return all(t == "*" for t in a[i:])
+        x, y = a[i], b[j]
+        if x == "*":  # absorbs nothing more, or one more character (or a whole variable) of the format
+            return step(i + 1, j, in_var) or step(i, j + 1, False)
+        if y in ("SEG", "PATH"):
+            allowed = x == "?" or (x not in "/:" if y == "SEG" else x != ":")
+            return allowed and (step(i + 1, j, True) or step(i + 1, j + 1, False))
+        return (x == "?" or x == y) and step(i + 1, j + 1, False)
+
+    return step(0, 0, False)
+
+
+def test_every_action_is_one_aws_knows(packaged: Build) -> None:
     for owner, statement in _allowed(packaged):
-        if "*" in _as_list(statement["Resource"]):
-            assert set(_as_list(statement["Action"])) <= STAR_RESOURCE_ONLY, f"{owner}: {statement}"
+        for action in _as_list(statement["Action"]):
+            assert _iam_formats(action), f"{owner}: {action} is not an IAM action"
+
+
+def test_star_resource_exactly_for_actions_without_resource_types(packaged: Build) -> None:
+    """An action with no resource type matches only "*" (any other Resource and it is always
+    denied); every other action gets a narrower resource."""
+    star_only = {a for _, s in _allowed(packaged) for a in _as_list(s["Action"]) if _star_only(a)}
+    assert {"chime:CreateMeeting", "chime:CreateMediaCapturePipeline", "dynamodb:ListStreams"} <= star_only
+    for owner, statement in _allowed(packaged):
+        actions, resources = _as_list(statement["Action"]), _as_list(statement["Resource"])
+        if "*" in resources or any(_star_only(a) for a in actions):
+            assert resources == ["*"], f"{owner}: {actions} on {resources}"
+            assert all(_star_only(a) for a in actions), f"{owner}: {actions} can be narrowed, not '*'"
+
+
+def test_every_resource_is_of_a_type_its_actions_authorize_on(packaged: Build) -> None:
+    for owner, statement in _allowed(packaged):
+        for action in _as_list(statement["Action"]):
+            formats = [f for f in _iam_formats(action) if f != "*"]
+            for resource in _as_list(statement["Resource"]):
+                if resource == "*":
+                    continue
+                arn = _render(packaged, resource)
+                assert any(_can_match_the_same_arn(arn, f) for f in formats), (
+                    f"{owner}: {action} never applies to {arn} (it authorizes on {formats})")
+
+
+def test_the_arn_matcher_tells_resource_types_apart() -> None:
+    table = "arn:${Partition}:dynamodb:${Region}:${Account}:table/${TableName}"
+    index = table + "/index/${IndexName}"
+    stream = "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:log-stream:${LogStreamName}"
+    assert _can_match_the_same_arn("arn:aws:dynamodb:us-east-1:1:table/T", table)
+    assert not _can_match_the_same_arn("arn:aws:dynamodb:us-east-1:1:table/T", index)
+    assert not _can_match_the_same_arn("arn:aws:dynamodb:us-east-1:1:table/T/index/g", table)
+    assert _can_match_the_same_arn("arn:aws:logs:us-east-1:1:log-group:/aws/lambda/f:*", stream)
+    assert not _can_match_the_same_arn("arn:aws:chime:*:1:meeting/*",
+                                       "arn:${Partition}:chime:${Region}:${AccountId}:media-pipeline/${Id}")
+
+
+def test_what_the_recording_pipeline_needs_is_granted(packaged: Build) -> None:
+    """CreateMediaCapturePipeline's dependent actions (s3:GetBucketPolicy) on the sink bucket."""
+    from policy_sentry.querying.actions import get_action_data
+
+    rows = get_action_data("chime", "CreateMediaCapturePipeline")["chime"]
+    dependent = {d for row in rows for d in row.get("dependent_actions") or []}
+    assert dependent, "the IAM data names what creating a capture pipeline also needs"
+    for action in dependent:
+        grants = [s for owner, s in _allowed(packaged) if owner == "DefaultRole" and action in _as_list(s["Action"])]
+        assert grants, f"{action} is not granted to the request functions"
+        assert [_as_list(s["Resource"]) for s in grants] == [[_get_att_arn("RecordingsBucket")]]
 
 
 def test_dynamodb_only_on_the_tables_and_their_indexes(packaged: Build) -> None:
@@ -481,9 +755,11 @@ def test_dynamodb_only_on_the_tables_and_their_indexes(packaged: Build) -> None:
             if "Fn::GetAtt" in resource:
                 assert resource["Fn::GetAtt"][0] in tables and resource["Fn::GetAtt"][1] == "Arn", resource
                 covered.add(resource["Fn::GetAtt"][0])
+            elif resource == "*":
+                assert actions == ["dynamodb:ListStreams"], f"{owner}: {actions} on '*'"
             elif resource.get("Fn::Sub", "").endswith("/stream/*"):
                 assert resource == {"Fn::Sub": "${WorkitemsTable.Arn}/stream/*"}, f"{owner} reads a stream: {resource}"
-                assert set(actions) == STREAM_READ, "a stream is only read"
+                assert set(actions) <= STREAM_READ, "a stream is only read"
             else:
                 match = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/([\w.-]+)", resource.get("Fn::Sub", ""))
                 assert match, f"{owner} grants DynamoDB on {resource}"
@@ -495,6 +771,7 @@ def test_dynamodb_only_on_the_tables_and_their_indexes(packaged: Build) -> None:
     assert covered == expected
 
 
+ACCESS_LOG_GROUPS = {"RestApiAccessLogGroup", "WebsocketAccessLogGroup"}
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 
@@ -615,8 +892,8 @@ def test_zip_stays_small(packaged: Build) -> None:
     assert size <= MAX_ZIP_BYTES, f"deployment.zip is {size / 1024 / 1024:.1f} MB"
 
 
-CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", "chalice/__pycache__/app.cpython-311.pyc",
-                   "chalice/__pycache__/__init__.cpython-311.pyc")
+CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", f"chalice/__pycache__/app.{BYTECODE_TAG}.pyc",
+                   f"chalice/__pycache__/__init__.{BYTECODE_TAG}.pyc")
 
 
 def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str]) -> None:
@@ -629,18 +906,18 @@ def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str
         top = name.split("/", 1)[0]
         dist = (top.split("-", 1)[0] if top.endswith((".dist-info", ".data")) else top).removesuffix(".py").lower()
         chalice_cli = top == "chalice" and name not in CHALICE_RUNTIME
-        stale_bytecode = "__pycache__" in name and not name.endswith(".cpython-311.pyc")
+        stale_bytecode = "__pycache__" in name and not name.endswith(f".{BYTECODE_TAG}.pyc")
         if dist in NOT_IN_ZIP or stale_bytecode or chalice_cli:
             unwanted.append(name)
     assert not unwanted, f"the zip holds {len(unwanted)} files that are not the app: {unwanted[:10]}"
 
 
 def test_zip_carries_bytecode_for_every_module(zip_names: list[str]) -> None:
-    """Lambda cannot write __pycache__, so the zip brings compiled modules for Python 3.11."""
+    """Lambda cannot write __pycache__, so the zip brings modules compiled by the runtime's Python."""
     names = set(zip_names)
     for module in ("app.py", "chalicelib/protocol.py", "chalicelib/entrypoints.py", "msgspec/__init__.py"):
         folder, _, file = module.rpartition("/")
-        pyc = f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}.cpython-311.pyc"
+        pyc = f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}.{BYTECODE_TAG}.pyc"
         assert pyc in names, f"{pyc} is missing"
 
 
@@ -648,7 +925,7 @@ def test_zip_has_lambda_compatible_native_code(zip_names: list[str]) -> None:
     native = [n for n in zip_names if n.endswith(".so")]
     assert native, "msgspec ships a compiled extension (msgspec/_core)"
     for name in native:
-        assert "cpython-311-x86_64-linux-gnu" in name, f"{name} will not load on Lambda {RUNTIME} x86_64"
+        assert f"{BYTECODE_TAG}-x86_64-linux-gnu" in name, f"{name} will not load on Lambda {RUNTIME} x86_64"
 
 
 def test_fanout_reads_the_workitems_stream_in_order_and_only_noted_changes(packaged: Build) -> None:
@@ -667,3 +944,121 @@ def test_fanout_reads_the_workitems_stream_in_order_and_only_noted_changes(packa
     assert dynamo.WorkitemItem.fanout.attr_name == "fo"
     fanout = resources["Fanout"]["Properties"]
     assert fanout["Handler"] == "app.fanout" and fanout["Role"] == {"Fn::GetAtt": ["FanoutRole", "Arn"]}
+
+
+# ------------------------------------------------------------- boto3 calls the code makes (ast)
+
+# AWS authorizes every operation of the @connections API (post, get, delete a connection) as one
+# IAM action; every other service's operations are authorized under their own names.
+IAM_ACTION_FOR_EVERY_OPERATION = {"execute-api": "ManageConnections"}
+# Granted for AWS services acting on the functions' behalf, not for a call in the code: Lambda
+# reading the workitems stream for FanoutStreamMapping (the actions of AWS's managed policy
+# AWSLambdaDynamoDBExecutionRole), and SSM decrypting a SecureString with a customer managed key.
+GRANTED_FOR_AWS_SERVICES = STREAM_READ | {"kms:Decrypt"}
+
+
+def _client_calls() -> dict[str, set[str]]:
+    """IAM actions of the boto3/botocore client calls in chalicelib, by module.
+
+    A client's service is the literal given where a module creates one (``boto3.client("ssm")``,
+    ``self._client("chime-sdk-meetings")``); DynamoDB's client comes from PynamoDB's connection.
+    A call is ``<something named *client*>.<operation>(...)`` with an operation of one of those
+    services, found in the parsed source (ast), so comments and strings never count.
+    """
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "chalicelib").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        services = {"dynamodb"}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                    and (getattr(node.func, "attr", None) or getattr(node.func, "id", "")).endswith("client")
+                    and node.args[0].value in session.get_available_services()):
+                services.add(node.args[0].value)
+        operations: dict[str, str] = {}
+        for service in services:
+            model = session.get_service_model(service)
+            prefix = model.signing_name
+            for operation in model.operation_names:
+                action = IAM_ACTION_FOR_EVERY_OPERATION.get(prefix, operation)
+                operations[xform_name(operation)] = f"{prefix}:{action}"
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in operations and "client" in ast.unparse(node.func.value).lower()):
+                found.setdefault(str(path.relative_to(ROOT)), set()).add(operations[node.func.attr])
+    return found
+
+
+def test_the_call_finder_sees_the_adapters_calls() -> None:
+    calls = _client_calls()
+    assert "chime:CreateMediaCapturePipeline" in calls["chalicelib/adapters/chime.py"]
+    assert calls["chalicelib/adapters/secrets.py"] == {"ssm:GetParameter"}
+    assert calls["chalicelib/adapters/push.py"] == {"execute-api:ManageConnections"}
+
+
+def test_every_call_the_code_makes_is_granted_and_nothing_else(packaged: Build) -> None:
+    called = {action for actions in _client_calls().values() for action in actions}
+    granted = {a for _, s in _allowed(packaged) for a in _as_list(s["Action"]) if not a.startswith("logs:")}
+    from policy_sentry.querying.actions import get_action_data
+
+    dependent = set()
+    for action in called:
+        service, name = action.split(":")
+        for row in get_action_data(service, name).get(service, []):
+            dependent |= set(row.get("dependent_actions") or [])
+    assert called <= granted, f"called but never granted: {sorted(called - granted)}"
+    # DynamoDB is also called through PynamoDB's models (checked against the tables above).
+    extra = {a for a in granted - called - dependent - GRANTED_FOR_AWS_SERVICES if not a.startswith("dynamodb:")}
+    assert not extra, f"granted but never called: {sorted(extra)}"
+    assert dependent <= granted, f"needed by a call (IAM data) but not granted: {sorted(dependent - granted)}"
+
+
+# -------------------------------------------------- logging, throttling, versioning (checkov's)
+
+
+def test_rest_stage_is_throttled_and_access_logged(transformed: Build) -> None:
+    stages = {n: r for n, r in transformed.transformed["Resources"].items() if r["Type"] == "AWS::ApiGateway::Stage"}
+    assert len(stages) == 1
+    props = next(iter(stages.values()))["Properties"]
+    assert props["AccessLogSetting"]["DestinationArn"] == _get_att_arn("RestApiAccessLogGroup")
+    assert "$context.requestId" in props["AccessLogSetting"]["Format"]
+    (setting,) = props["MethodSettings"]
+    assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
+    assert setting["ThrottlingRateLimit"] == _ref("RestThrottlingRateLimit")
+    assert setting["ThrottlingBurstLimit"] == _ref("RestThrottlingBurstLimit")
+
+
+def test_websocket_stage_is_throttled_and_access_logged(transformed: Build) -> None:
+    props = transformed.transformed["Resources"]["WebsocketAPIStage"]["Properties"]
+    assert props["AccessLogSettings"]["DestinationArn"] == _get_att_arn("WebsocketAccessLogGroup")
+    assert "$context.connectionId" in props["AccessLogSettings"]["Format"]
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == _ref("WebsocketThrottlingRateLimit")
+
+
+def test_access_logs_are_kept_a_bounded_time_and_never_hold_a_token(packaged: Build) -> None:
+    for name in ACCESS_LOG_GROUPS:
+        assert packaged.resources[name]["Properties"]["RetentionInDays"] == _ref("AccessLogRetentionDays")
+    formats = json.dumps([packaged.resources["WebsocketAPIStage"]["Properties"]["AccessLogSettings"]["Format"],
+                          packaged.resources["RestAPI"]["Properties"]["AccessLogSetting"]["Format"]])
+    for leaky in ("querystring", "header", "body", "authorization"):
+        assert leaky not in formats.lower()
+
+
+def test_stages_wait_for_the_api_gateway_logs_role_when_the_stack_sets_it(packaged: Build) -> None:
+    """Stages with access logs fail to create while the account has no CloudWatch role for API Gateway."""
+    account = packaged.resources["ApiGatewayAccount"]
+    assert account["Condition"] == "SetLogsRole" and account["DeletionPolicy"] == "Retain"
+    for name in ("WebsocketAPIStage", "RestAPI"):
+        description = packaged.resources[name]["Properties"]["Description"]["Fn::If"]
+        assert description[0] == "SetLogsRole" and "${ApiGatewayAccount}" in description[1]["Fn::Sub"]
+
+
+def test_recordings_bucket_is_versioned_and_old_versions_expire(packaged: Build) -> None:
+    props = packaged.resources["RecordingsBucket"]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rule = props["LifecycleConfiguration"]["Rules"][0]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": _ref("RecordingRetentionDays")}
