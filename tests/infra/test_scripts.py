@@ -145,3 +145,38 @@ def test_mint_token_wrapper_runs(tmp_path: Path) -> None:
                           timeout=60, check=False, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert "--tenant" in proc.stdout
+
+
+# --------------------------------------------------- packaging needs only requirements-package.txt
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for line in path.read_text().splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry.startswith("-r "):
+            names |= _requirement_names(path.parent / entry[3:].strip())
+        elif entry:
+            names.add(entry.split("==", 1)[0].split("[", 1)[0].lower())
+    return names
+
+
+def test_packaging_and_publishing_import_only_what_requirements_package_installs() -> None:
+    """`make package` / `make publish` run with requirements-package.txt alone (no dev tools)."""
+    import ast
+
+    # import name -> distribution, for the distributions whose import name differs
+    distribution = {"yaml": "pyyaml", "jwt": "pyjwt"}
+    allowed = _requirement_names(ROOT / "requirements-package.txt") | {"chalicelib"}
+    for script in ("infra/package.py", "scripts/publish.py", "scripts/mint_token.py"):
+        tree = ast.parse((ROOT / script).read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                assert distribution.get(top, top) in allowed, f"{script} imports {name}, not in requirements-package.txt"
+    assert {"chalice", "boto3", "pyyaml", "pynamodb", "pyjwt", "msgspec"} <= allowed
+    assert not {"pytest", "moto", "cfn-lint", "aws-sam-translator", "policy-sentry"} & allowed
