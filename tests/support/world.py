@@ -80,6 +80,13 @@ class RecordingPusher:
         self.gone: set[str] = set()
         self.lock = threading.Lock()
         self.posts = 0
+        self.closed: list[str] = []
+
+    def close(self, connection_id: str) -> None:
+        """``DeleteConnection``: the socket is gone, later posts to it answer 410."""
+        with self.lock:
+            self.closed.append(connection_id)
+            self.gone.add(connection_id)
 
     def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
         gone = []
@@ -117,15 +124,18 @@ class Client:
     connected_at: int
     seen: int = 0
     _rids: Any = field(default_factory=lambda: itertools.count(1))
+    # The $connect authorizer's context (connected with a token); None: built from ``claims``.
+    authorizer: dict[str, Any] | None = None
 
     def event(self, route: str, body: str | None = None) -> dict[str, Any]:
         ctx = {
             "routeKey": route, "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
             "connectionId": self.connection_id, "connectedAt": self.connected_at, "apiId": "test", "stage": "test",
             "domainName": "test.local", "requestId": f"r{next(_ids)}", "requestTimeEpoch": int(time.time() * 1000),
-            "authorizer": {"principalId": self.claims["sub"], "tenantId": self.claims["tid"], "userId": self.claims["sub"],
-                           "role": self.claims["role"], "workitemId": self.claims.get("wid", ""),
-                           "name": self.claims.get("name", "")},
+            "authorizer": self.authorizer or {
+                "principalId": self.claims["sub"], "tenantId": self.claims["tid"], "userId": self.claims["sub"],
+                "role": self.claims["role"], "workitemId": self.claims.get("wid", ""),
+                "name": self.claims.get("name", "")},
         }
         return {"requestContext": ctx, "body": body, "isBase64Encoded": False}
 
@@ -207,6 +217,21 @@ class World:
         assert result["statusCode"] == 200, result
         self.pump()
         return client
+
+    def connect_token(self, token: str) -> tuple[int, Client | None]:
+        """Connect as API Gateway does: the ``$connect`` authorizer verifies ``token`` and its context
+        comes with every later frame. Returns the status and the client (None when refused)."""
+        try:
+            auth = entrypoints.authorize({"queryStringParameters": {"token": token}, "methodArn": "arn:test"})
+        except Exception:  # the authorizer's "Unauthorized": API Gateway answers 401
+            return 401, None
+        context = {**{k: str(v) for k, v in auth["context"].items()}, "principalId": auth["principalId"]}
+        claims = {"sub": context["userId"], "tid": context["tenantId"], "role": context["role"]}
+        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000),
+                        authorizer=context)
+        status = int(entrypoints.ws_connect(client.event("$connect"))["statusCode"])
+        self.pump()
+        return status, client if status == 200 else None
 
     # --- REST through the Chalice test client ---
 

@@ -248,3 +248,29 @@ def test_principal_from_claims_is_the_same_check_for_authorizer_context() -> Non
         principal_from_claims({"sub": "cust-1", "tid": "t1", "role": "customer", "wid": None})
     with pytest.raises(Unauthorized):
         principal_from_claims({"sub": "u#1", "tid": "t1", "role": "agent"})
+
+
+# --- session lifetime (issue 11) --------------------------------------------------------------------
+
+
+def test_exp_more_than_a_day_ahead_is_refused(verifier: TokenVerifier) -> None:
+    assert "24 h" in refused(verifier, token(exp=int(time.time()) + 24 * 3600 + 120))
+    assert "24 h" in refused(verifier, token(exp=10**13))  # the year 30000
+
+
+def test_exp_within_a_day_is_accepted_and_carried(verifier: TokenVerifier) -> None:
+    exp = int(time.time()) + 24 * 3600 - 60
+    principal = verifier.verify(token(exp=exp, iat=int(time.time())))
+    assert principal.expires_at == exp
+    assert principal.issued_at is not None and principal.issued_at <= time.time()
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+def test_exp_and_iat_must_be_json_numbers(verifier: TokenVerifier, claim: str) -> None:
+    value = str(int(time.time()) + (600 if claim == "exp" else 0))
+    assert "number" in refused(verifier, token(**{claim: value}))
+    refused(verifier, token(**{claim: True}))
+
+
+def test_iat_is_optional(verifier: TokenVerifier) -> None:
+    assert verifier.verify(token()).issued_at is None

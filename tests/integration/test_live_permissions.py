@@ -1,0 +1,119 @@
+"""Live permissions: a supervisor taken off an agent's team (or demoted) loses access at once.
+
+Every action is checked against the directory as it is now, and the admin's change itself ends
+the supervisor's monitors of the agent's workitems and their watch of the agent.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.adapters.dynamo import DirectoryEdge
+from tests.support.world import Client, World
+
+pytestmark = pytest.mark.integration
+
+
+def coached(world: World) -> tuple[Client, Client, Client, Client]:
+    """sup-1 monitors wi-1 and watches agent-1; sup-2 monitors too; a customer is on the chat."""
+    world.team(supervisors=("sup-1", "sup-2"), agents=("agent-1", "agent-2"))
+    world.assign("wi-1")
+    agent = world.connect("agent-1", "agent")
+    sup1 = world.connect("sup-1", "supervisor")
+    sup2 = world.connect("sup-2", "supervisor")
+    customer = world.connect("cust-wi-1", "customer", wid="wi-1")
+    sup1.ok("agent.watch", agentId="agent-1")
+    sup1.ok("monitor.start", workitemId="wi-1")
+    sup2.ok("monitor.start", workitemId="wi-1")
+    for c in (agent, sup1, sup2, customer):
+        c.new_events()
+    return agent, sup1, sup2, customer
+
+
+def assert_locked_out(world: World, sup: Client, token: str) -> None:
+    sup.fails("coach.send", "forbidden", workitemId="wi-1", text="still here?")
+    sup.fails("timeline.get", "forbidden", workitemId="wi-1", after=0)
+    sup.fails("monitor.start", "forbidden", workitemId="wi-1")
+    sup.fails("workitems.list", "forbidden", agentId="agent-1")
+    sup.fails("agent.watch", "forbidden", agentId="agent-1")
+    assert world.rest("GET", "/workitems/wi-1/timeline", token)[0] == 403
+    assert world.rest("GET", "/workitems/wi-1/export", token)[0] == 403
+    assert world.rest("GET", "/agents/agent-1/workitems", token)[0] == 403
+
+
+def test_removed_from_team_ends_monitors_and_watch(world: World) -> None:
+    agent, sup1, sup2, customer = coached(world)
+    world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"],
+                                                "agents": ["agent-1", "agent-2"]})
+
+    ended = sup1.new_events("coaching.ended")
+    assert [e["data"]["workitemId"] for e in ended] == ["wi-1"]
+    assert ended[0]["data"]["reason"] == "permissions"
+    assert ended[0]["data"]["entry"]["kind"] == "coaching_ended"
+    left = [e["data"] for e in agent.new_events("coaching.left")]
+    assert [d["supervisorId"] for d in left] == ["sup-1"]
+    assert [d["supervisorId"] for d in sup2.new_events("coaching.left")] == ["sup-1"]
+
+    entries = agent.ok("timeline.get", workitemId="wi-1", after=0)["entries"]
+    kinds = [(e["kind"], e.get("reason")) for e in entries[-2:]]
+    assert kinds == [("supervisor_left", "permissions"), ("coaching_ended", "permissions")]
+    wi = agent.ok("workitems.list", agentId="agent-1")["workitems"][0]
+    assert wi["coaching"] == {"active": True, "supervisors": ["sup-2"]}
+
+    assert_locked_out(world, sup1, world.token("sup-1", "supervisor"))
+
+    # No more pushes about agent-1's work: neither the conversation nor the watch.
+    customer.ok("message.send", workitemId="wi-1", text="are you there?")
+    world.assign("wi-2")
+    assert sup1.new_events() == []
+    assert [e["event"] for e in sup2.new_events()] == ["message.received"]
+    # sup-2 is unaffected.
+    sup2.ok("coach.send", workitemId="wi-1", text="keep going")
+
+
+def test_kept_when_still_supervising_through_another_team(world: World) -> None:
+    _, sup1, _, _ = coached(world)
+    world.admin("PUT", "/admin/teams/team-2", {"name": "team-2", "supervisors": ["sup-1"], "agents": ["agent-1"]})
+    world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"],
+                                                "agents": ["agent-1", "agent-2"]})
+    assert sup1.new_events("coaching.ended") == []
+    sup1.ok("coach.send", workitemId="wi-1", text="still my agent")
+    world.assign("wi-2")
+    assert [e["event"] for e in sup1.new_events("workitem.assigned")] == ["workitem.assigned"]
+
+
+def test_every_action_checks_the_directory_as_it_is_now(world: World) -> None:
+    """Even when nothing cleaned up (the edge vanished behind the service's back), a monitoring
+    supervisor who no longer supervises the agent is refused."""
+    _, sup1, _, _ = coached(world)
+    for edge in DirectoryEdge.query("T#t1#A#agent-1", DirectoryEdge.sk.startswith("S#sup-1#")):
+        edge.delete()
+    sup1.fails("coach.send", "forbidden", workitemId="wi-1", text="hello")
+    sup1.fails("timeline.get", "forbidden", workitemId="wi-1", after=0)
+    token = world.token("sup-1", "supervisor")
+    assert world.rest("GET", "/workitems/wi-1/timeline", token)[0] == 403
+    assert world.rest("GET", "/workitems/wi-1/export", token)[0] == 403
+
+
+def test_supervisor_demoted_to_agent_cannot_monitor_with_an_old_token(world: World) -> None:
+    _, sup1, _, _ = coached(world)
+    world.admin("PUT", "/admin/users/sup-1", {"name": "Sup-1", "role": "agent"})
+
+    ended = sup1.new_events("coaching.ended")
+    assert [(e["data"]["workitemId"], e["data"]["reason"]) for e in ended] == [("wi-1", "permissions")]
+    assert_locked_out(world, sup1, world.token("sup-1", "supervisor"))
+    fresh = world.connect("sup-1", "supervisor")  # an old supervisor token, a new connection
+    fresh.fails("monitor.start", "forbidden", workitemId="wi-1")
+    assert fresh.ok("agents.list") == {"agents": []}
+
+    # Promoted again: the team membership the admin set still stands.
+    world.admin("PUT", "/admin/users/sup-1", {"name": "Sup-1", "role": "supervisor"})
+    fresh.ok("monitor.start", workitemId="wi-1")
+    assert [a["userId"] for a in fresh.ok("agents.list")["agents"]] == ["agent-1", "agent-2"]
+
+
+def test_renaming_a_supervisor_changes_nothing(world: World) -> None:
+    _, sup1, _, _ = coached(world)
+    world.admin("PUT", "/admin/users/sup-1", {"name": "Sam", "role": "supervisor"})
+    assert sup1.new_events("coaching.ended") == []
+    sup1.ok("coach.send", workitemId="wi-1", text="still here")
