@@ -84,6 +84,11 @@ def put_user(userId: str) -> Response:
                                                                           b.role), ep.UserBody))
 
 
+@app.route("/admin/users/{userId}/revoke", methods=["POST"])
+def revoke_user(userId: str) -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.sessions.revoke(c, ep.check_id(userId, "userId"))))
+
+
 @app.route("/admin/teams/{teamId}", methods=["PUT"])
 def put_team(teamId: str) -> Response:
     return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_team(c, ep.check_id(teamId, "teamId"), b.name,

@@ -26,6 +26,7 @@ from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Clock, Notifier, SystemClock
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
+from chalicelib.services.sessions import SessionService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
 
@@ -48,6 +49,7 @@ class Services(msgspec.Struct):
     assistance: AssistanceService
     voice: VoiceService
     router: Router
+    sessions: SessionService
     notifier: Notifier
     registry: DynamoConnectionRegistry
     outbound: Any
@@ -80,16 +82,20 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
     assistance = AssistanceService(settings, directory, coaching, notifier, clock, DynamoAssistStore(settings))
     voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
+    tokens = TokenVerifier(jwt_secret)
+    directory_service = DirectoryService(directory, registry, store, notifier, clock)
+    directory_service.on_supervision_lost.append(coaching.supervision_lost)
     services = Services(
         settings=settings,
-        tokens=TokenVerifier(jwt_secret),
-        directory=DirectoryService(directory, registry, store, notifier, clock),
+        tokens=tokens,
+        directory=directory_service,
         coaching=coaching,
         fanout=FanoutService(coaching),
         webhooks=WebhookService(coaching, webhook_secret),
         assistance=assistance,
         voice=voice,
         router=None,  # type: ignore[arg-type]  # set just below: the router needs the services
+        sessions=SessionService(tokens, directory, registry, notifier, clock),
         notifier=notifier,
         registry=registry,
         outbound=outbound,

@@ -20,6 +20,7 @@ from chalicelib.domain.errors import DomainError, Invalid, TooLarge, Unauthorize
 from chalicelib.domain.identity import Principal
 from chalicelib.protocol import Id, Text
 from chalicelib.services.ports import Connection
+from chalicelib.services.sessions import SessionExpired
 from chalicelib.validation import validate as validate_struct
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
     if not auth.get("tenantId"):
         return None
     claims = {"sub": auth.get("userId"), "tid": auth.get("tenantId"), "role": auth.get("role"),
-              "wid": auth.get("workitemId") or None, "name": auth.get("name") or None}
+              "wid": auth.get("workitemId") or None, "name": auth.get("name") or None,
+              "exp": auth.get("exp"), "iat": auth.get("iat")}
     return principal_from_claims(claims)
 
 
@@ -60,7 +62,10 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         log.info("connection refused: %s", exc.message)
         raise Exception("Unauthorized") from None
     context = {"tenantId": principal.tenant_id, "userId": principal.user_id, "role": principal.role.value,
-               "workitemId": principal.workitem_id or "", "name": principal.name or ""}
+               "workitemId": principal.workitem_id or "", "name": principal.name or "",
+               # The session's end and the token's issue time, checked on every frame (sessions.py).
+               "exp": principal.expires_at if principal.expires_at is not None else "",
+               "iat": principal.issued_at if principal.issued_at is not None else ""}
     return {
         "principalId": f"{principal.tenant_id}/{principal.user_id}",
         "policyDocument": {"Version": "2012-10-17", "Statement": [
@@ -99,6 +104,13 @@ def ws_message(event: dict[str, Any]) -> dict[str, Any]:
     services = bootstrap.services()
     connection = _connection(event)
     caller, _ = _caller(event)
+    if caller is not None:
+        try:
+            services.sessions.require_live(caller, connection)
+        except SessionExpired as exc:
+            services.notifier.send(connection.connection_id, services.router.refuse(event.get("body"), exc))
+            services.sessions.end(connection)
+            return {"statusCode": 200}
     frame = services.router.reply(caller, connection, event.get("body"))
     services.notifier.send(connection.connection_id, frame)
     return {"statusCode": 200}
@@ -212,7 +224,7 @@ def rest_caller(headers: dict[str, str]) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    return bootstrap.services().tokens.verify(token.strip())
+    return bootstrap.services().sessions.authenticate(token.strip())
 
 
 def check_id(value: str, label: str) -> str:

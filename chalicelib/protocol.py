@@ -109,6 +109,10 @@ class DirectoryRead(Frame, frozen=True, kw_only=True):
     withUserId: Id
 
 
+class AuthRefresh(Frame, frozen=True, kw_only=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+
 class Call(msgspec.Struct, frozen=True):
     """What a handler gets: the verified caller, their connection, and the validated frame.
 
@@ -129,7 +133,7 @@ Handler = Callable[["Services", Call], dict[str, Any]]
 class Action(msgspec.Struct, frozen=True):
     schema: type[Frame]
     handler: Handler
-    customers: bool = False  # customers may call only message.send, timeline.get (and ping)
+    customers: bool = False  # customers may call only message.send, timeline.get (and ping, auth.refresh)
 
 
 def _a(schema: type[Frame], handler: Handler, customers: bool = False) -> Action:
@@ -138,6 +142,8 @@ def _a(schema: type[Frame], handler: Handler, customers: bool = False) -> Action
 
 TABLE: dict[str, Action] = {
     "ping": _a(Empty, lambda s, c: {}, customers=True),
+    "auth.refresh": _a(AuthRefresh, lambda s, c: s.sessions.refresh(c.caller, c.connection, c.frame.token),
+                       customers=True),
     "presence.set": _a(PresenceSet, lambda s, c: s.directory.set_presence(c.caller, c.frame.state, c.conn)),
     "agents.list": _a(Empty, lambda s, c: s.directory.agents(c.caller)),
     "agent.watch": _a(AgentFrame, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, True)),
@@ -240,3 +246,15 @@ class Router:
                 action_name, request_id, connection.connection_id, caller.tenant_id if caller else "?",
             )
             return error(request_id, {"code": "internal", "message": "internal error; the action was not applied"})
+
+    def refuse(self, body: str | bytes | None, exc: DomainError) -> dict[str, Any]:
+        """The error frame refusing a whole frame before it is routed (an ended session), with its
+        ``requestId`` when one can be read."""
+        request_id: str | None = None
+        try:
+            data = json.loads(body or b"")
+            rid = data.get("requestId") if isinstance(data, dict) else None
+            request_id = rid if isinstance(rid, str) and len(rid) <= 128 else None
+        except Exception:  # noqa: BLE001 - unreadable: the refusal goes out without a requestId
+            request_id = None
+        return error(request_id, exc.to_dict())

@@ -87,6 +87,8 @@ class EndpointItem(Model):
     workitem_count = NumberAttribute(null=True)
     unread_total = NumberAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    # Epoch second of the user's last revocation: tokens issued up to it are refused.
+    revoked_at = NumberAttribute(null=True)
 
 
 class TeamItem(Model):
@@ -119,6 +121,9 @@ class DirectoryEdge(Model):
     agent_id = UnicodeAttribute()
     supervisor_id = UnicodeAttribute()
     team_id = UnicodeAttribute()
+    # Set while the supervisor's role cannot supervise (demoted to agent): the edge stays, so the
+    # admin's team membership comes back with the role, but no query counts it.
+    suspended = BooleanAttribute(null=True)
     by_supervisor = SupervisionIndex()
 
 
@@ -325,6 +330,9 @@ class ConnectionItem(Model):
     workitem_id = UnicodeAttribute(null=True)
     name = UnicodeAttribute(null=True)
     connected_at = NumberAttribute()
+    # The session's end (epoch seconds) as extended by auth.refresh, and its token's iat.
+    exp = NumberAttribute(null=True)
+    iat = NumberAttribute(null=True)
     ttl = TTLAttribute()
 
 

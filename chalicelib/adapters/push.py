@@ -62,6 +62,17 @@ class ApiGatewayPusher:
                 return False
             raise
 
+    def close(self, connection_id: str) -> None:
+        """``DeleteConnection``: close a connection from the server side (gone already is fine)."""
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "GoneException" or status == 410:
+                return
+            raise
+
     def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
         """Send each (connection, frame); returns the connections that are gone.
 

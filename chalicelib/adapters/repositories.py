@@ -363,7 +363,20 @@ def _to_endpoint(item: EndpointItem, key: str) -> Endpoint:
         watchers=[Watcher.parse(t) for t in sorted(item.watchers or set())],
         workitem_count=max(0, int(item.workitem_count or 0)),
         unread_total=max(0, int(item.unread_total or 0)),
+        revoked_at=int(item.revoked_at) if item.revoked_at is not None else None,
     )
+
+
+def _role(raw: Any) -> Role | None:
+    try:
+        return Role(raw) if raw else None
+    except ValueError:
+        return None
+
+
+SUPERVISING_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+# Edges that count: those of a supervisor whose role allows supervising.
+_ACTIVE_EDGE = DirectoryEdge.suspended.does_not_exist()
 
 
 class DynamoDirectory:
@@ -396,18 +409,40 @@ class DynamoDirectory:
         item.update(actions=[EndpointItem.tenant_id.set(tenant_id), EndpointItem.user_id.set(user_id), *actions])
         return _to_endpoint(item, key)
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> Endpoint:
-        """1 UpdateItem (ALL_NEW, ALL_OLD kept for the admin index) + 1 Put/DeleteItem on the admin index."""
-        endpoint = self._update(tenant_id, user_endpoint(user_id), user_id, [
-            EndpointItem.name.set(name), EndpointItem.role.set(role.value),
-            EndpointItem.in_directory.set(True), EndpointItem.updated_at.set(now),
-        ])
+    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Endpoint]:
+        """1 UpdateItem (ALL_OLD: the previous role) + 1 Put/DeleteItem on the admin index."""
+        key = user_endpoint(user_id)
+        out = _connection(EndpointItem).update_item(
+            EndpointItem.Meta.table_name, endpoint_pk(tenant_id, key), "U", return_values="ALL_OLD", actions=[
+                EndpointItem.tenant_id.set(tenant_id), EndpointItem.user_id.set(user_id),
+                EndpointItem.name.set(name), EndpointItem.role.set(role.value),
+                EndpointItem.in_directory.set(True), EndpointItem.updated_at.set(now),
+            ])
+        old = _role(out.get("Attributes", {}).get("role", {}).get("S"))
         admin = AdminItem(f"{_t(tenant_id)}#ADMINS", user_id)
         if role is Role.ADMIN:
             admin.save()
         else:
             admin.delete()
-        return endpoint
+        return old, Endpoint(tenant_id, key, user_id, role=role, name=name, in_directory=True)
+
+    def role_changed(self, tenant_id: str, user_id: str, old: Role | None, new: Role) -> list[str]:
+        """Nothing when the role still (or still not) allows supervising; else 1 Query on the
+        supervision GSI + BatchWriteItem re-putting the user's edges suspended or restored (one
+        request per 25 edges: grows with the user's own teams, never with the tenant)."""
+        if (old in SUPERVISING_ROLES) == (new in SUPERVISING_ROLES):
+            return []
+        suspend = new not in SUPERVISING_ROLES
+        edges = list(DirectoryEdge.by_supervisor.query(f"{_t(tenant_id)}#S#{user_id}"))
+        with DirectoryEdge.batch_write() as batch:
+            for edge in edges:
+                edge.suspended = True if suspend else None
+                batch.save(edge)
+        return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
+
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Endpoint:
+        """1 UpdateItem (ALL_NEW: the connections to close come back with it)."""
+        return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.revoked_at.set(at)])
 
     def connect(self, principal: Principal, connection: Connection) -> Endpoint:
         """1 UpdateItem (ADD to the connection set; creates the endpoint on first connect)."""
@@ -456,8 +491,9 @@ class DynamoDirectory:
 
     # teams
 
-    def put_team(self, tenant_id: str, team: Team, now: str) -> Team:
-        """1 GetItem (the old membership) + BatchWriteItem of the changed edges + 1 PutItem.
+    def put_team(self, tenant_id: str, team: Team, now: str) -> list[tuple[str, str]]:
+        """1 GetItem (the old membership) + BatchWriteItem of the changed edges + 1 PutItem; returns
+        the (supervisor, agent) pairs the team no longer links.
 
         New edges are written before removed ones are deleted, and the team item last, so a retry
         of a failed PUT converges to the requested membership.
@@ -477,7 +513,7 @@ class DynamoDirectory:
                 batch.delete(self._edge(tenant_id, team.team_id, sup, agent))
         TeamItem(pk, "TEAM", tenant_id=tenant_id, team_id=team.team_id, name=team.name,
                  supervisors=team.supervisors, agents=team.agents, updated_at=now).save()
-        return team
+        return sorted(old_edges - new_edges)
 
     @staticmethod
     def _edge(tenant_id: str, team_id: str, supervisor_id: str, agent_id: str) -> DirectoryEdge:
@@ -489,18 +525,20 @@ class DynamoDirectory:
 
     def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool:
         """1 Query (limit 1)."""
+        # All of one supervisor's edges are suspended together, so the first one decides.
         hits = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith(f"S#{supervisor_id}#"),
-                                   limit=1)
+                                   filter_condition=_ACTIVE_EDGE, limit=1)
         return any(True for _ in hits)
 
     def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]:
         """1 Query."""
-        edges = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith("S#"))
+        edges = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith("S#"),
+                                    filter_condition=_ACTIVE_EDGE)
         return list(dict.fromkeys(e.supervisor_id for e in edges))
 
     def agents_of(self, tenant_id: str, supervisor_id: str) -> list[str]:
         """1 Query on the supervision GSI."""
-        edges = DirectoryEdge.by_supervisor.query(f"{_t(tenant_id)}#S#{supervisor_id}")
+        edges = DirectoryEdge.by_supervisor.query(f"{_t(tenant_id)}#S#{supervisor_id}", filter_condition=_ACTIVE_EDGE)
         return list(dict.fromkeys(e.agent_id for e in edges))
 
     # templates, policy, admins
@@ -597,9 +635,17 @@ class DynamoConnectionRegistry:
         ConnectionItem(
             connection.connection_id, tenant_id=principal.tenant_id, user_id=principal.user_id,
             role=principal.role.value, workitem_id=principal.workitem_id, name=principal.name,
-            connected_at=connection.connected_at,
+            connected_at=connection.connected_at, exp=principal.expires_at, iat=principal.issued_at,
             ttl=datetime.fromtimestamp((connection.connected_at + CONNECTION_LIFETIME_MS) / 1000).astimezone(),
         ).save()
+
+    def expiry(self, connection_id: str) -> int | None:
+        """1 GetItem (strongly consistent: a refresh a moment ago counts)."""
+        try:
+            item = ConnectionItem.get(connection_id, consistent_read=True, attributes_to_get=["exp"])
+        except DoesNotExist:
+            return None
+        return int(item.exp) if item.exp is not None else None
 
     def get(self, connection_id: str) -> Principal | None:
         """1 GetItem."""
@@ -609,7 +655,9 @@ class DynamoConnectionRegistry:
             return None
         if item.connected_at + CONNECTION_LIFETIME_MS < time.time() * 1000:
             return None
-        return Principal(item.tenant_id, item.user_id, Role(item.role), item.workitem_id, item.name)
+        return Principal(item.tenant_id, item.user_id, Role(item.role), item.workitem_id, item.name,
+                         expires_at=int(item.exp) if item.exp is not None else None,
+                         issued_at=int(item.iat) if item.iat is not None else None)
 
     def delete(self, connection_id: str) -> None:
         """1 DeleteItem."""

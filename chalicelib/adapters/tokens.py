@@ -18,6 +18,8 @@ from chalicelib.domain.identity import Principal, Role
 # Ids become parts of DynamoDB keys joined with '#', so they are restricted to a safe alphabet.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")
 _REQUIRED = ["sub", "tid", "role", "exp"]
+# A token may live at most this long from now: a stolen long-lived token would be a standing key.
+MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600
 
 
 class TokenVerifier:
@@ -47,6 +49,13 @@ class TokenVerifier:
             raise Unauthorized("the token has expired") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized("the token is not valid") from exc
+        for claim in ("exp", "iat"):
+            value = claims.get(claim)
+            # PyJWT accepts numeric strings ("1735689600"); the claims are JSON numbers (RFC 7519).
+            if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise Unauthorized(f"the token's {claim} claim must be a JSON number")
+        if claims["exp"] > time.time() + MAX_TOKEN_LIFETIME_SECONDS:
+            raise Unauthorized("the token's exp lies more than 24 h ahead")
         return principal_from_claims(claims)
 
 
@@ -72,7 +81,19 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         role=role,
         workitem_id=wid,
         name=name if isinstance(name, str) else None,
+        expires_at=_seconds(claims.get("exp")),
+        issued_at=_seconds(claims.get("iat")),
     )
+
+
+def _seconds(value: Any) -> int | None:
+    """An epoch-seconds claim: a number, or the string API Gateway makes of it in an authorizer context."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def mint(secret: str, *, sub: str, tid: str, role: str, name: str | None = None, wid: str | None = None,
@@ -80,7 +101,8 @@ def mint(secret: str, *, sub: str, tid: str, role: str, name: str | None = None,
     """Issue a token (local stack, tests, and integrations that hold the shared secret)."""
     import jwt
 
-    claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role, "exp": int(time.time()) + ttl_seconds}
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role, "iat": now, "exp": now + ttl_seconds}
     if name:
         claims["name"] = name
     if wid:

@@ -43,6 +43,7 @@ class EndReason(str, enum.Enum):
     TRANSFERRED = "transferred"
     ENDED = "ended"
     CUSTOMER_HANGUP = "customer_hangup"
+    PERMISSIONS = "permissions"  # the supervisor no longer supervises the agent (team or role change)
 
 
 class EndedBy(str, enum.Enum):
@@ -197,7 +198,8 @@ def can_view(principal: Principal, workitem: Workitem, supervises_agent: bool) -
         return principal.workitem_id == workitem.workitem_id
     if principal.role is Role.AGENT:
         return principal.user_id == workitem.agent_id
-    return supervises_agent or principal.user_id in workitem.monitors
+    # Supervisors: as the directory says now (the caller looks it up even for a monitoring supervisor).
+    return supervises_agent
 
 
 def require_view(principal: Principal, workitem: Workitem, supervises_agent: bool) -> None:
@@ -245,6 +247,21 @@ def stop_monitoring(principal: Principal, workitem: Workitem, now: str, supervis
     return rec.change()
 
 
+def revoke_monitoring(workitem: Workitem, supervisor_id: str, now: str) -> Change:
+    """The supervisor stopped supervising the workitem's agent (an admin changed a team or their
+    role): their monitoring ends with the usual entries, and they are told why."""
+    if supervisor_id not in workitem.monitors:
+        return Change(workitem, workitem)
+    rec = _Recorder(workitem, now)
+    del rec.after.monitors[supervisor_id]
+    reason = EndReason.PERMISSIONS.value
+    rec.append(EntryKind.SUPERVISOR_LEFT, supervisor_id, Role.SUPERVISOR,
+               extra={"supervisorId": supervisor_id, "reason": reason})
+    rec.append(EntryKind.COACHING_ENDED, supervisor_id, Role.SUPERVISOR,
+               extra={"reason": reason, "supervisors": [supervisor_id]})
+    return rec.change([supervisor_id], EndReason.PERMISSIONS)
+
+
 def end_coaching(principal: Principal, workitem: Workitem, now: str) -> Change:
     """The agent ends the coaching session for every monitoring supervisor (S12, S14)."""
     require_agent_of(principal, workitem)
@@ -263,7 +280,7 @@ def send_coach_message(principal: Principal, workitem: Workitem, text: str, mess
     """S5, S7: the agent or a monitoring supervisor. Permission first (a supervisor of another team is
     forbidden whatever the state), then the channel (S3), then the state (somebody must monitor)."""
     is_agent = principal.role is Role.AGENT and principal.user_id == workitem.agent_id
-    is_monitor = principal.role is Role.SUPERVISOR and principal.user_id in workitem.monitors
+    is_monitor = principal.role is Role.SUPERVISOR and principal.user_id in workitem.monitors and supervises_agent
     if not is_agent and not is_monitor and not (principal.role is Role.SUPERVISOR and supervises_agent):
         raise Forbidden("only the workitem's agent or a monitoring supervisor may coach")
     require_text_coaching(workitem)

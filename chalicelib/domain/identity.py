@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Role(str, enum.Enum):
@@ -25,6 +25,20 @@ class Principal:
     role: Role
     workitem_id: str | None = None
     name: str | None = None
+    # The token's ``exp`` and ``iat`` (epoch seconds): when the session ends, and when the token was
+    # issued (revocation refuses tokens issued up to it). Not part of who the caller is.
+    expires_at: int | None = field(default=None, compare=False)
+    issued_at: int | None = field(default=None, compare=False)
+
+    def same_identity(self, other: Principal) -> bool:
+        """Whether ``other`` is the same caller (tenant, user, role and, for customers, workitem)."""
+        return (self.tenant_id, self.user_id, self.role, self.workitem_id) == \
+            (other.tenant_id, other.user_id, other.role, other.workitem_id)
+
+    def revoked_by(self, revoked_at: int | None) -> bool:
+        """A revocation at ``revoked_at`` (whole seconds) refuses tokens issued up to that second,
+        and tokens that do not say when they were issued."""
+        return revoked_at is not None and (self.issued_at is None or self.issued_at <= revoked_at)
 
     @property
     def is_customer(self) -> bool:

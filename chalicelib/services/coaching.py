@@ -196,8 +196,9 @@ class CoachingService:
     # --- queries ---------------------------------------------------------------------------
 
     def require_view(self, caller: Principal, workitem: Workitem) -> None:
+        """Live: a supervisor is looked up (1 Query) even while monitoring."""
         supervises = False
-        if caller.role is Role.SUPERVISOR and caller.user_id not in workitem.monitors:
+        if caller.role is Role.SUPERVISOR:
             supervises = self.directory.supervises(caller.tenant_id, caller.user_id, workitem.agent_id)
         rules.require_view(caller, workitem, supervises)
 
@@ -279,6 +280,14 @@ class CoachingService:
             listener(change, caller.user_id)
         return {}
 
+    def supervision_lost(self, tenant_id: str, supervisor_id: str, agent_id: str) -> None:
+        """The supervisor no longer supervises the agent: end their monitors of the agent's open
+        workitems (1 Query, then GetItem + TransactWriteItems per workitem they monitor)."""
+        for w in self.store.open_for_agent(tenant_id, agent_id):
+            if supervisor_id in w.monitors:
+                self.mutate(tenant_id, w.workitem_id,
+                            lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True)
+
     def coaching_end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
         self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=conn)
         return {}
@@ -290,10 +299,9 @@ class CoachingService:
         supervises = self.supervision(caller)
 
         def decide(w: Workitem) -> Change:
-            # The supervision Query runs only on the refusal path (a supervisor who is not monitoring).
-            outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
+            # Live permissions: a supervisor is looked up (1 Query) even while monitoring.
             return rules.send_coach_message(caller, w, text, message_id, self._now(),
-                                            supervises_agent=outsider and supervises(w))
+                                            supervises_agent=caller.role is Role.SUPERVISOR and supervises(w))
 
         change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
         return {"entry": change.entry.to_wire()}

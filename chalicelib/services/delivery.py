@@ -163,6 +163,10 @@ class Notifier:
         """A single frame to one connection (acks and errors)."""
         self._pusher.post_many([(connection_id, encode(frame))])
 
+    def close(self, connection_id: str) -> None:
+        """Close one connection from the server side (an ended or revoked session)."""
+        self._pusher.close(connection_id)
+
 
 def now_pair(clock: Clock) -> tuple[str, int]:
     moment = clock.now()

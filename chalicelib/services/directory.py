@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from chalicelib.domain.errors import Forbidden, Invalid, NotFound
+from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.services.delivery import Clock, Notifier, Outbox, now_pair
 from chalicelib.services.ports import (
@@ -41,6 +42,9 @@ class DirectoryService:
         self.store = store
         self.notifier = notifier
         self.clock = clock
+        # Called with (tenant, supervisor, agent) once a supervisor no longer supervises an agent
+        # (the coaching use cases end their monitors there).
+        self.on_supervision_lost: list[Callable[[str, str, str], None]] = []
 
     def _box(self, tenant_id: str, exclude: str | None = None) -> Outbox:
         at, now_ms = now_pair(self.clock)
@@ -56,6 +60,13 @@ class DirectoryService:
         endpoint = self.directory.connect(caller, connection)
         if caller.is_customer:
             return
+        if caller.revoked_by(endpoint.revoked_at):
+            # Read back from the update that added the connection, so a revocation racing this
+            # $connect either saw the connection (and closed it) or is seen here.
+            self.directory.disconnect(caller, connection)
+            if register:
+                self.registry.delete(connection.connection_id)
+            raise Unauthorized("the token was revoked; sign in again")
         _, now_ms = now_pair(self.clock)
         others = [c for c in endpoint.live(now_ms) if c.connection_id != connection.connection_id]
         if not others:
@@ -137,7 +148,9 @@ class DirectoryService:
             raise Invalid("role must be admin, supervisor or agent") from exc
         if value is Role.CUSTOMER:
             raise Invalid("customers are not directory users")
-        self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
+        old, _ = self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
+        lost = self.directory.role_changed(caller.tenant_id, user_id, old, value)
+        self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
         return {"userId": user_id, "name": name, "role": value.value}
 
     def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str],
@@ -157,8 +170,25 @@ class DirectoryService:
                 if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
                     raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
-        self.directory.put_team(caller.tenant_id, team, self._now())
+        removed = self.directory.put_team(caller.tenant_id, team, self._now())
+        # A pair the team no longer links may still be linked by another team (1 Query per pair).
+        self._supervision_lost(caller.tenant_id, [(sup, agent) for sup, agent in removed
+                                                  if not self.directory.supervises(caller.tenant_id, sup, agent)])
         return team.to_wire()
+
+    def _supervision_lost(self, tenant_id: str, pairs: list[tuple[str, str]]) -> None:
+        """Live permissions, applied before the admin's request returns: each supervisor's watch of
+        the agent stops (1 GetItem + 1 UpdateItem when they watch) and their monitors of the agent's
+        workitems end. Costs follow the pairs that changed, never the tenant's size; a failed or
+        retried admin request runs it again for the same pairs."""
+        for supervisor_id, agent_id in pairs:
+            key = user_endpoint(agent_id)
+            endpoint = self.directory.endpoint(tenant_id, key)
+            stale = [w for w in endpoint.watchers if w.supervisor_id == supervisor_id] if endpoint else []
+            if stale:
+                self.directory.forget(tenant_id, key, [], stale)
+            for listener in self.on_supervision_lost:
+                listener(tenant_id, supervisor_id, agent_id)
 
     def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> dict[str, Any]:
         require_admin(caller)

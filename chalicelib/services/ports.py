@@ -78,6 +78,7 @@ class Endpoint(msgspec.Struct):
     watchers: list[Watcher] = msgspec.field(default_factory=list)
     workitem_count: int = 0
     unread_total: int = 0
+    revoked_at: int | None = None  # epoch second of the user's last revocation
 
     def live(self, now_ms: int) -> list[Connection]:
         return [c for c in self.connections if c.alive(now_ms)]
@@ -176,9 +177,17 @@ class Directory(Protocol):
 
     def endpoint(self, tenant_id: str, key: str) -> Endpoint | None: ...
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> Endpoint: ...
+    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Endpoint]:
+        """Store the user; returns their previous directory role and the endpoint."""
 
-    def put_team(self, tenant_id: str, team: Team, now: str) -> Team: ...
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Endpoint: ...
+
+    def put_team(self, tenant_id: str, team: Team, now: str) -> list[tuple[str, str]]:
+        """Store the team; returns the (supervisor, agent) pairs it no longer links."""
+
+    def role_changed(self, tenant_id: str, user_id: str, old: Role | None, new: Role) -> list[str]:
+        """Suspend or restore the user's supervision edges when their role starts or stops allowing
+        supervision; returns the agents they stopped supervising."""
 
     def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool: ...
 
@@ -221,7 +230,11 @@ class Directory(Protocol):
 
 
 class ConnectionRegistry(Protocol):
-    def put(self, principal: Principal, connection: Connection) -> None: ...
+    def put(self, principal: Principal, connection: Connection) -> None:
+        """Remember the connection's identity and session end (``principal.expires_at``)."""
+
+    def expiry(self, connection_id: str) -> int | None:
+        """The session end stored for the connection (by ``put`` or a refresh), if any."""
 
     def get(self, connection_id: str) -> Principal | None: ...
 
@@ -230,6 +243,9 @@ class ConnectionRegistry(Protocol):
 
 class Pusher(Protocol):
     def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]: ...
+
+    def close(self, connection_id: str) -> None:
+        """Close the connection from the server side (``DeleteConnection``)."""
 
 
 class OutboundChannel(Protocol):

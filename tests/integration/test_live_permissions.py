@@ -52,7 +52,7 @@ def test_removed_from_team_ends_monitors_and_watch(world: World) -> None:
     assert ended[0]["data"]["entry"]["kind"] == "coaching_ended"
     left = [e["data"] for e in agent.new_events("coaching.left")]
     assert [d["supervisorId"] for d in left] == ["sup-1"]
-    assert [d["supervisorId"] for d in sup2.new_events("coaching.left")] == ["sup-1"]
+    assert [e["data"]["supervisorId"] for e in sup2.new_events("coaching.left")] == ["sup-1"]
 
     entries = agent.ok("timeline.get", workitemId="wi-1", after=0)["entries"]
     kinds = [(e["kind"], e.get("reason")) for e in entries[-2:]]

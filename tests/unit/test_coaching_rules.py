@@ -294,7 +294,7 @@ def test_others_may_not_coach(run: Run, who: Principal) -> None:
 def test_empty_coach_text_is_invalid(run: Run) -> None:
     run.start()
     with pytest.raises(Invalid):
-        rules.send_coach_message(SUP1, run.w, "   \n", "m", NOW)
+        rules.send_coach_message(SUP1, run.w, "   \n", "m", NOW, supervises_agent=True)
 
 
 def test_coaching_goes_on_after_the_customer_leaves_a_digital_workitem(run: Run) -> None:
@@ -696,3 +696,31 @@ def test_property_numbering_stays_contiguous(channel: Channel, steps: list[tuple
             assert not run.w.coaching_active and not run.w.is_open
     assert_contiguous(run.entries)
     assert run.w.version == committed
+
+
+# --- live permissions (issue 11) --------------------------------------------------------------------
+
+
+def test_a_monitoring_supervisor_off_the_team_may_not_coach_or_view(run: Run) -> None:
+    run.start()
+    with pytest.raises(Forbidden):
+        rules.send_coach_message(SUP1, run.w, "hi", "m", NOW, supervises_agent=False)
+    assert not rules.can_view(SUP1, run.w, supervises_agent=False)
+    assert rules.can_view(SUP1, run.w, supervises_agent=True)
+
+
+def test_revoking_a_monitor_ends_their_coaching_with_the_usual_entries(run: Run) -> None:
+    run.start(SUP1)
+    run.start(SUP2)
+    change = run.do(lambda: rules.revoke_monitoring(run.w, "sup-1", NOW))
+    assert change.ended_for == ["sup-1"] and change.end_reason is EndReason.PERMISSIONS
+    assert [(e.kind, e.extra.get("reason")) for e in change.entries] == [
+        (EntryKind.SUPERVISOR_LEFT, "permissions"), (EntryKind.COACHING_ENDED, "permissions")]
+    assert change.entries[-1].extra["supervisors"] == ["sup-1"]
+    assert list(run.w.monitors) == ["sup-2"] and run.w.coaching_active
+
+
+def test_revoking_a_supervisor_who_is_not_monitoring_changes_nothing(run: Run) -> None:
+    run.start(SUP2)
+    change = run.do(lambda: rules.revoke_monitoring(run.w, "sup-1", NOW))
+    assert not change.changed

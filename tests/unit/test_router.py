@@ -22,7 +22,7 @@ AGENT = Principal("t1", "agent-1", Role.AGENT)
 SUPERVISOR = Principal("t1", "sup-1", Role.SUPERVISOR)
 CUSTOMER = Principal("t1", "cust-1", Role.CUSTOMER, workitem_id="wi-1")
 CONN = Connection("conn-1=", 1_700_000_000_000)
-CUSTOMER_ACTIONS = {"ping", "message.send", "timeline.get"}
+CUSTOMER_ACTIONS = {"ping", "auth.refresh", "message.send", "timeline.get"}
 SECRET_TEXT = "db password is hunter2 at /srv/app.py line 7"
 
 
@@ -59,9 +59,10 @@ class FakeServices:
         self.directory = Stub(self.calls, "directory")
         self.assistance = Stub(self.calls, "assistance")
         self.voice = Stub(self.calls, "voice")
+        self.sessions = Stub(self.calls, "sessions")
 
     def fail_with(self, error: BaseException) -> None:
-        for stub in (self.coaching, self.directory, self.assistance, self.voice):
+        for stub in (self.coaching, self.directory, self.assistance, self.voice, self.sessions):
             stub.error = error
 
 
@@ -96,7 +97,7 @@ def error_of(reply: dict[str, Any], code: str) -> dict[str, Any]:
 
 # Valid fields for every action, so each one can be shown to reach its handler.
 VALID: dict[str, dict[str, Any]] = {
-    "ping": {}, "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
+    "ping": {}, "auth.refresh": {"token": "a.b.c"}, "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
     "agent.unwatch": {"agentId": "agent-1"}, "workitems.list": {"agentId": "agent-1"},
     "monitor.start": {"workitemId": "wi-1"}, "monitor.stop": {"workitemId": "wi-1"},
     "coaching.end": {"workitemId": "wi-1"}, "coach.send": {"workitemId": "wi-1", "text": "hi"},

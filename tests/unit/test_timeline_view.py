@@ -45,7 +45,7 @@ def _full_story() -> list[TimelineEntry]:
     commit(rules.send_message(CUSTOMER, w, "my order is late", "m1", NOW))
     commit(rules.start_monitoring(SUP1, w, True, NOW))
     commit(rules.start_monitoring(SUP2, w, True, NOW))
-    commit(rules.send_coach_message(SUP1, w, "offer 10% off", "m2", NOW))
+    commit(rules.send_coach_message(SUP1, w, "offer 10% off", "m2", NOW, supervises_agent=True))
     commit(rules.send_coach_message(AGENT, w, "ok", "m3", NOW))
     coach = next(e for e in entries if e.message_id == "m2")
     commit(rules.react(AGENT, w, coach, Reaction.THUMBS_UP, NOW))
@@ -160,7 +160,7 @@ def test_property_customer_view_reveals_no_coaching(ops: list[str], channel: Cha
             elif op == "agent":
                 change = rules.send_message(AGENT, w, f"a{i}", mid, NOW)
             elif op == "coach-sup":
-                change = rules.send_coach_message(SUP1, w, f"s{i}", mid, NOW)
+                change = rules.send_coach_message(SUP1, w, f"s{i}", mid, NOW, supervises_agent=True)
             elif op == "coach-agent":
                 change = rules.send_coach_message(AGENT, w, f"x{i}", mid, NOW)
             elif op == "join":
