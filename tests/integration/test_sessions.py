@@ -112,3 +112,20 @@ def test_revoke_is_for_admins_of_the_tenant(world: World) -> None:
     assert world.rest("POST", "/admin/users/sup-2/revoke", world.token("admin-9", "admin", tid="t2"))[0] == 204
     assert world.rest("GET", "/me/settings", token(sub="sup-2", role="supervisor"))[0] == 200
     assert world.rest("POST", "/admin/users/bad%23id/revoke", world.token("admin-1", "admin"))[0] == 400
+
+
+def test_the_expiry_check_is_free_until_exp_and_one_read_after(world: World) -> None:
+    from tests.support.ddbcount import count_dynamodb
+
+    client = connected(world, token(exp=int(time.time()) + 60))
+    with count_dynamodb() as log:
+        client.ok("ping")
+    assert log.total == 0
+    later = int(time.time()) + 3600
+    with count_dynamodb() as log:
+        client.ok("auth.refresh", token=token(exp=later))
+    assert log.by_operation() == {"GetItem": 1, "PutItem": 1}  # revocation, the connection's new end
+    world.clock.advance(120)
+    with count_dynamodb() as log:
+        client.ok("ping")
+    assert log.by_operation() == {"GetItem": 1}  # past the token's own exp: the refreshed end

@@ -64,6 +64,7 @@ def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
 
     return [
         ("ping", ok(a, "ping")),
+        ("auth.refresh", lambda: a.ok("auth.refresh", token=cast.world.token("agent-1", "agent", a.claims["tid"]))),
         ("presence.set", ok(a, "presence.set", state="available")),
         ("agents.list", ok(s, "agents.list")),
         ("agent.watch", ok(s2, "agent.watch", agentId="agent-1")),
