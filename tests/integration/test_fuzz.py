@@ -203,7 +203,8 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
     """Fields that pass validation for every action, aimed at the bench's real objects."""
     tip = b.ids[-1]
     return {
-        "ping": {}, "auth.refresh": {"token": "not-a-token"}, "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
+        "ping": {}, "auth.refresh": {"token": "not-a-token"},
+        "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
         "agent.unwatch": {"agentId": "agent-1"}, "workitems.list": {"agentId": "agent-1"},
         "monitor.start": {"workitemId": "wi-s"}, "monitor.stop": {"workitemId": "wi-s"},
         "coaching.end": {"workitemId": "wi-s"}, "coach.send": {"workitemId": "wi-1", "text": "hi"},

@@ -67,8 +67,9 @@ def test_refresh_for_someone_else_or_invalid(world: World) -> None:
     client.fails("auth.refresh", "forbidden", token=token(tid="t2"))
     client.fails("auth.refresh", "unauthorized", token="not-a-token")
     client.fails("auth.refresh", "unauthorized", token=token(exp=int(time.time()) - 120))
-    client.fails("auth.refresh", "unauthorized", token=jwt.encode({"sub": "agent-1", "tid": "t1", "role": "agent",
-                                                                   "exp": int(time.time()) + 60}, "wrong-secret-0123456789abcdef0123456789"))
+    forged = jwt.encode({"sub": "agent-1", "tid": "t1", "role": "agent", "exp": int(time.time()) + 60},
+                        "wrong-secret-0123456789abcdef0123456789")
+    client.fails("auth.refresh", "unauthorized", token=forged)
     client.ok("ping")  # a refused refresh leaves the session as it was
     assert world.pusher.closed == []
 

@@ -97,7 +97,8 @@ def error_of(reply: dict[str, Any], code: str) -> dict[str, Any]:
 
 # Valid fields for every action, so each one can be shown to reach its handler.
 VALID: dict[str, dict[str, Any]] = {
-    "ping": {}, "auth.refresh": {"token": "a.b.c"}, "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
+    "ping": {}, "auth.refresh": {"token": "a.b.c"},
+    "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
     "agent.unwatch": {"agentId": "agent-1"}, "workitems.list": {"agentId": "agent-1"},
     "monitor.start": {"workitemId": "wi-1"}, "monitor.stop": {"workitemId": "wi-1"},
     "coaching.end": {"workitemId": "wi-1"}, "coach.send": {"workitemId": "wi-1", "text": "hi"},
