@@ -15,10 +15,10 @@ import logging
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import Forbidden, Unauthorized
-from chalicelib.domain.identity import Principal, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.services.delivery import Clock, Notifier, now_pair
 from chalicelib.services.directory import require_admin
-from chalicelib.services.ports import Connection, ConnectionRegistry, Directory
+from chalicelib.services.ports import Connection, ConnectionRegistry, Directory, Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +71,24 @@ class SessionService:
     # --- tokens -------------------------------------------------------------------------------
 
     def authenticate(self, token: str | None) -> Principal:
-        """A REST caller: the token verified, then not revoked (1 GetItem for directory users)."""
+        """A REST caller: the token verified, then checked against the caller's directory record
+        (1 GetItem for directory users): not revoked, and an admin token only while the directory
+        does not give the user another role (supervisors are checked per agent by every action)."""
         principal = self.tokens.verify(token)
-        self.require_not_revoked(principal)
+        endpoint = self.require_not_revoked(principal)
+        if principal.role is Role.ADMIN and endpoint is not None and endpoint.in_directory \
+                and endpoint.role not in (None, Role.ADMIN):
+            raise Forbidden(f"you are no longer an admin (the directory says {endpoint.role.value})")
         return principal
 
-    def require_not_revoked(self, principal: Principal) -> None:
+    def require_not_revoked(self, principal: Principal) -> Endpoint | None:
+        """The caller's directory record (1 GetItem), once it is clear the token was not revoked."""
         if principal.is_customer:  # customers are not directory users; their tokens are per workitem
-            return
+            return None
         endpoint = self.directory.endpoint(principal.tenant_id, user_endpoint(principal.user_id))
         if endpoint is not None and principal.revoked_by(endpoint.revoked_at):
             raise Unauthorized("the token was revoked; sign in again")
+        return endpoint
 
     def refresh(self, caller: Principal, connection: Connection, token: str) -> dict[str, Any]:
         """``auth.refresh``: a new token of the same caller extends the connection (1 GetItem

@@ -117,3 +117,14 @@ def test_renaming_a_supervisor_changes_nothing(world: World) -> None:
     world.admin("PUT", "/admin/users/sup-1", {"name": "Sam", "role": "supervisor"})
     assert sup1.new_events("coaching.ended") == []
     sup1.ok("coach.send", workitemId="wi-1", text="still here")
+
+
+def test_an_admin_demoted_in_the_directory_loses_admin_routes(world: World) -> None:
+    world.admin("PUT", "/admin/users/admin-2", {"name": "Second Admin", "role": "admin"})
+    old = world.token("admin-2", "admin")
+    assert world.rest("GET", "/admin/templates", old)[0] == 200
+    world.admin("PUT", "/admin/users/admin-2", {"name": "Second Admin", "role": "agent"})
+    status, body = world.rest("GET", "/admin/templates", old)
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    # An admin who is not a directory user (an admin need not be one) keeps working.
+    assert world.rest("GET", "/admin/templates", world.token("admin-1", "admin"))[0] == 200
