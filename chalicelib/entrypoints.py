@@ -20,7 +20,7 @@ from chalicelib.domain.errors import DomainError, Invalid, TooLarge, Unauthorize
 from chalicelib.domain.identity import Principal
 from chalicelib.protocol import Id, Text
 from chalicelib.services.ports import Connection
-from chalicelib.services.sessions import SessionExpired
+from chalicelib.services.sessions import SessionExpired, SessionUnchecked
 from chalicelib.validation import validate as validate_struct
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,20 @@ def ws_message(event: dict[str, Any]) -> dict[str, Any]:
     connection = _connection(event)
     caller, _ = _caller(event)
     if caller is not None:
+        refusal: DomainError | None = None
         try:
             services.sessions.require_live(caller, connection)
         except SessionExpired as exc:
-            services.notifier.send(connection.connection_id, services.router.refuse(event.get("body"), exc))
-            services.sessions.end(connection)
+            refusal = exc
+        except Exception as exc:  # the session could not be checked: refuse the frame, keep the socket
+            refusal = translate(exc)
+            if refusal is None:
+                log.exception("session check failed (connection %s)", connection.connection_id)
+                refusal = SessionUnchecked("internal error; the action was not applied")
+        if refusal is not None:
+            services.notifier.send(connection.connection_id, services.router.refuse(event.get("body"), refusal))
+            if isinstance(refusal, SessionExpired):
+                services.sessions.end(connection)
             return {"statusCode": 200}
     frame = services.router.reply(caller, connection, event.get("body"))
     services.notifier.send(connection.connection_id, frame)

@@ -130,3 +130,17 @@ def test_the_expiry_check_is_free_until_exp_and_one_read_after(world: World) -> 
     with count_dynamodb() as log:
         client.ok("ping")
     assert log.by_operation() == {"GetItem": 1}  # past the token's own exp: the refreshed end
+
+
+def test_a_failed_session_lookup_refuses_the_frame_but_keeps_the_socket(world: World,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    client = connected(world, token(exp=int(time.time()) + 60))
+    world.clock.advance(120)
+
+    def broken(connection_id: str) -> int | None:
+        raise RuntimeError("the connections table is unreachable")
+
+    monkeypatch.setattr(world.services.registry, "expiry", broken)
+    error = client.fails("ping", "internal")
+    assert "unreachable" not in error["message"]
+    assert world.pusher.closed == []
