@@ -171,19 +171,31 @@ class DirectoryService:
                     raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
         removed = self.directory.put_team(caller.tenant_id, team, self._now())
-        # A pair the team no longer links may still be linked by another team (1 Query per pair).
-        self._supervision_lost(caller.tenant_id, [(sup, agent) for sup, agent in removed
-                                                  if not self.directory.supervises(caller.tenant_id, sup, agent)])
+        # A pair the team no longer links may still be linked by another team: 1 Query (the
+        # supervision GSI) per supervisor who lost a pair.
+        by_supervisor: dict[str, list[str]] = {}
+        for sup, agent in removed:
+            by_supervisor.setdefault(sup, []).append(agent)
+        lost: list[tuple[str, str]] = []
+        for sup, dropped in by_supervisor.items():
+            still = set(self.directory.agents_of(caller.tenant_id, sup))
+            lost.extend((sup, agent) for agent in dropped if agent not in still)
+        self._supervision_lost(caller.tenant_id, lost)
         return team.to_wire()
 
     def _supervision_lost(self, tenant_id: str, pairs: list[tuple[str, str]]) -> None:
         """Live permissions, applied before the admin's request returns: each supervisor's watch of
-        the agent stops (1 GetItem + 1 UpdateItem when they watch) and their monitors of the agent's
-        workitems end. Costs follow the pairs that changed, never the tenant's size; a failed or
-        retried admin request runs it again for the same pairs."""
+        the agent stops (the agents' endpoints in one BatchGetItem per 100, + 1 UpdateItem per pair
+        with watchers) and their monitors of the agent's workitems end. Costs follow the pairs that
+        changed, never the tenant's size; a failed or retried admin request runs it again for the
+        same pairs."""
+        keys = list(dict.fromkeys(user_endpoint(agent_id) for _, agent_id in pairs))
+        endpoints: dict[str, Endpoint] = {}
+        for i in range(0, len(keys), 100):
+            endpoints.update(self.directory.endpoints(tenant_id, keys[i:i + 100]))
         for supervisor_id, agent_id in pairs:
             key = user_endpoint(agent_id)
-            endpoint = self.directory.endpoint(tenant_id, key)
+            endpoint = endpoints.get(key)
             stale = [w for w in endpoint.watchers if w.supervisor_id == supervisor_id] if endpoint else []
             if stale:
                 self.directory.forget(tenant_id, key, [], stale)

@@ -81,3 +81,21 @@ def test_rest_requests_read_the_callers_revocation_once(world: World) -> None:
     with count_dynamodb() as log:
         status, _ = world.rest("GET", "/me/settings", world.token("cust-1", "customer", wid="wi-1"))
     assert status == 403 and log.total == 0  # customers are not directory users: nothing to revoke
+
+
+def test_the_permission_clean_up_follows_the_change_not_the_tenant(world: World) -> None:
+    """Taking a monitoring, watching supervisor off a team costs the same in a small and a large tenant."""
+    counts = []
+    for tid, users in (("small", 6), ("large", 1500)):
+        bulk_tenant(world, tid, users)
+        world.team(tid=tid, supervisors=("sup-1", "sup-2"), agents=("agent-1", "agent-2"))
+        world.assign("wi-1", tid=tid)
+        sup = world.connect("sup-1", "supervisor", tid)
+        sup.ok("agent.watch", agentId="agent-1")
+        sup.ok("monitor.start", workitemId="wi-1")
+        with count_dynamodb() as log:
+            world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"],
+                                                        "agents": ["agent-1", "agent-2"]}, tid)
+        assert [e["data"]["reason"] for e in sup.events("coaching.ended")] == ["permissions"]
+        counts.append(log.by_operation())
+    assert counts[0] == counts[1], counts
