@@ -7,7 +7,7 @@ tests/integration/test_request_budget.py holds the code to those sums.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -426,18 +426,18 @@ class DynamoDirectory:
             admin.delete()
         return old, Endpoint(tenant_id, key, user_id, role=role, name=name, in_directory=True)
 
-    def role_changed(self, tenant_id: str, user_id: str, old: Role | None, new: Role) -> list[str]:
-        """Nothing when the role still (or still not) allows supervising; else 1 Query on the
-        supervision GSI + BatchWriteItem re-putting the user's edges suspended or restored (one
-        request per 25 edges: grows with the user's own teams, never with the tenant)."""
-        if (old in SUPERVISING_ROLES) == (new in SUPERVISING_ROLES):
-            return []
-        suspend = new not in SUPERVISING_ROLES
+    def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
+        """1 Query on the supervision GSI (the user's edges as a supervisor) + BatchWriteItem re-putting
+        those whose ``suspended`` flag disagrees with ``role`` (one request per 25: grows with the
+        user's own teams, never with the tenant). Returns every agent of a user who may not
+        supervise, so a retried demotion finishes the clean-up an earlier attempt began."""
+        suspend = role not in SUPERVISING_ROLES
         edges = list(DirectoryEdge.by_supervisor.query(f"{_t(tenant_id)}#S#{user_id}"))
         with DirectoryEdge.batch_write() as batch:
             for edge in edges:
-                edge.suspended = True if suspend else None
-                batch.save(edge)
+                if bool(edge.suspended) != suspend:
+                    edge.suspended = True if suspend else None
+                    batch.save(edge)
         return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
 
     def revoke(self, tenant_id: str, user_id: str, at: int) -> Endpoint:
@@ -491,12 +491,14 @@ class DynamoDirectory:
 
     # teams
 
-    def put_team(self, tenant_id: str, team: Team, now: str) -> list[tuple[str, str]]:
-        """1 GetItem (the old membership) + BatchWriteItem of the changed edges + 1 PutItem; returns
-        the (supervisor, agent) pairs the team no longer links.
+    def put_team(self, tenant_id: str, team: Team, now: str,
+                 removed: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+        """1 GetItem (the old membership) + BatchWriteItem of the changed edges + 1 PutItem.
 
         New edges are written before removed ones are deleted, and the team item last, so a retry
-        of a failed PUT converges to the requested membership.
+        of a failed PUT converges to the requested membership. ``removed`` gets the (supervisor,
+        agent) pairs the team no longer links once their edges are gone and before the team item is
+        written: if it fails, a retry finds the same pairs again.
         """
         pk = f"{_t(tenant_id)}#TEAM#{team.team_id}"
         try:
@@ -511,9 +513,10 @@ class DynamoDirectory:
         with DirectoryEdge.batch_write() as batch:
             for sup, agent in sorted(old_edges - new_edges):
                 batch.delete(self._edge(tenant_id, team.team_id, sup, agent))
+        if removed is not None and old_edges - new_edges:
+            removed(sorted(old_edges - new_edges))
         TeamItem(pk, "TEAM", tenant_id=tenant_id, team_id=team.team_id, name=team.name,
                  supervisors=team.supervisors, agents=team.agents, updated_at=now).save()
-        return sorted(old_edges - new_edges)
 
     @staticmethod
     def _edge(tenant_id: str, team_id: str, supervisor_id: str, agent_id: str) -> DirectoryEdge:
@@ -527,7 +530,7 @@ class DynamoDirectory:
         """1 Query (limit 1)."""
         # All of one supervisor's edges are suspended together, so the first one decides.
         hits = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith(f"S#{supervisor_id}#"),
-                                   filter_condition=_ACTIVE_EDGE, limit=1)
+                                   filter_condition=_ACTIVE_EDGE, limit=1, consistent_read=True)
         return any(True for _ in hits)
 
     def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]:

@@ -198,8 +198,9 @@ def can_view(principal: Principal, workitem: Workitem, supervises_agent: bool) -
         return principal.workitem_id == workitem.workitem_id
     if principal.role is Role.AGENT:
         return principal.user_id == workitem.agent_id
-    # Supervisors: as the directory says now (the caller looks it up even for a monitoring supervisor).
-    return supervises_agent
+    # A monitor's standing is kept in step with the directory: an admin's team or role change that
+    # takes the agent away ends the monitoring before the admin's request returns.
+    return supervises_agent or principal.user_id in workitem.monitors
 
 
 def require_view(principal: Principal, workitem: Workitem, supervises_agent: bool) -> None:
@@ -280,7 +281,7 @@ def send_coach_message(principal: Principal, workitem: Workitem, text: str, mess
     """S5, S7: the agent or a monitoring supervisor. Permission first (a supervisor of another team is
     forbidden whatever the state), then the channel (S3), then the state (somebody must monitor)."""
     is_agent = principal.role is Role.AGENT and principal.user_id == workitem.agent_id
-    is_monitor = principal.role is Role.SUPERVISOR and principal.user_id in workitem.monitors and supervises_agent
+    is_monitor = principal.role is Role.SUPERVISOR and principal.user_id in workitem.monitors
     if not is_agent and not is_monitor and not (principal.role is Role.SUPERVISOR and supervises_agent):
         raise Forbidden("only the workitem's agent or a monitoring supervisor may coach")
     require_text_coaching(workitem)

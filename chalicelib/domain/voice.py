@@ -375,7 +375,7 @@ def check_supervisor_action(principal: Principal, workitem: Workitem, supervises
     if principal.role is not Role.SUPERVISOR:
         raise Forbidden("only supervisors may listen, whisper or barge")
     monitoring = principal.user_id in workitem.monitors
-    if not supervises_agent:  # as the directory says now, monitoring or not
+    if not monitoring and not supervises_agent:
         raise Forbidden("you do not supervise this workitem's agent")
     require_voice(workitem)
     require_live_call(workitem)

@@ -196,9 +196,10 @@ class CoachingService:
     # --- queries ---------------------------------------------------------------------------
 
     def require_view(self, caller: Principal, workitem: Workitem) -> None:
-        """Live: a supervisor is looked up (1 Query) even while monitoring."""
+        """A supervisor who is not monitoring is looked up (1 Query); a monitor's standing is kept in
+        step with the directory by the admin's changes (:meth:`supervision_lost`)."""
         supervises = False
-        if caller.role is Role.SUPERVISOR:
+        if caller.role is Role.SUPERVISOR and caller.user_id not in workitem.monitors:
             supervises = self.directory.supervises(caller.tenant_id, caller.user_id, workitem.agent_id)
         rules.require_view(caller, workitem, supervises)
 
@@ -264,6 +265,11 @@ class CoachingService:
             return rules.start_monitoring(caller, w, supervises(w), self._now())
 
         change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
+        if change.changed and not self.directory.supervises(caller.tenant_id, caller.user_id, change.after.agent_id):
+            # An admin took the agent away between the check and the commit, and the admin's clean-up
+            # may have looked before the commit: undo the join (1 Query, only when a join was written).
+            self.supervision_lost(caller.tenant_id, caller.user_id, change.after.agent_id)
+            raise Forbidden("you no longer supervise this workitem's agent")
         entries, has_more = self.store.latest(caller.tenant_id, workitem_id, MONITOR_START_ENTRIES)
         wire, cut = fit_entries([e.to_wire() for e in entries])
         return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
@@ -282,11 +288,11 @@ class CoachingService:
 
     def supervision_lost(self, tenant_id: str, supervisor_id: str, agent_id: str) -> None:
         """The supervisor no longer supervises the agent: end their monitors of the agent's open
-        workitems (1 Query, then GetItem + TransactWriteItems per workitem they monitor)."""
+        workitems (1 Query on the open-workitems GSI, then per workitem 1 consistent GetItem, since
+        the index may lag, + 1 TransactWriteItems where they monitor)."""
         for w in self.store.open_for_agent(tenant_id, agent_id):
-            if supervisor_id in w.monitors:
-                self.mutate(tenant_id, w.workitem_id,
-                            lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True)
+            self.mutate(tenant_id, w.workitem_id,
+                        lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True)
 
     def coaching_end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
         self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=conn)
@@ -299,9 +305,11 @@ class CoachingService:
         supervises = self.supervision(caller)
 
         def decide(w: Workitem) -> Change:
-            # Live permissions: a supervisor is looked up (1 Query) even while monitoring.
+            # The supervision Query runs only on the refusal path (a supervisor who is not monitoring):
+            # a monitor's standing is kept in step with the directory (supervision_lost).
+            outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
             return rules.send_coach_message(caller, w, text, message_id, self._now(),
-                                            supervises_agent=caller.role is Role.SUPERVISOR and supervises(w))
+                                            supervises_agent=outsider and supervises(w))
 
         change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
         return {"entry": change.entry.to_wire()}

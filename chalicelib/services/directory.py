@@ -148,8 +148,8 @@ class DirectoryService:
             raise Invalid("role must be admin, supervisor or agent") from exc
         if value is Role.CUSTOMER:
             raise Invalid("customers are not directory users")
-        old, _ = self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
-        lost = self.directory.role_changed(caller.tenant_id, user_id, old, value)
+        self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
+        lost = self.directory.role_changed(caller.tenant_id, user_id, value)
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
         return {"userId": user_id, "name": name, "role": value.value}
 
@@ -170,18 +170,21 @@ class DirectoryService:
                 if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
                     raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
-        removed = self.directory.put_team(caller.tenant_id, team, self._now())
-        # A pair the team no longer links may still be linked by another team: 1 Query (the
-        # supervision GSI) per supervisor who lost a pair.
+        self.directory.put_team(caller.tenant_id, team, self._now(),
+                                 removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs))
+        return team.to_wire()
+
+    def _pairs_removed(self, tenant_id: str, removed: list[tuple[str, str]]) -> None:
+        """A pair a team no longer links may still be linked by another team: 1 Query (the
+        supervision GSI) per supervisor who lost a pair, then the clean-up of those that are gone."""
         by_supervisor: dict[str, list[str]] = {}
         for sup, agent in removed:
             by_supervisor.setdefault(sup, []).append(agent)
         lost: list[tuple[str, str]] = []
         for sup, dropped in by_supervisor.items():
-            still = set(self.directory.agents_of(caller.tenant_id, sup))
+            still = set(self.directory.agents_of(tenant_id, sup))
             lost.extend((sup, agent) for agent in dropped if agent not in still)
-        self._supervision_lost(caller.tenant_id, lost)
-        return team.to_wire()
+        self._supervision_lost(tenant_id, lost)
 
     def _supervision_lost(self, tenant_id: str, pairs: list[tuple[str, str]]) -> None:
         """Live permissions, applied before the admin's request returns: each supervisor's watch of

@@ -9,7 +9,7 @@ millisecond of every cold start (docs/performance.md, section 3).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -182,12 +182,14 @@ class Directory(Protocol):
 
     def revoke(self, tenant_id: str, user_id: str, at: int) -> Endpoint: ...
 
-    def put_team(self, tenant_id: str, team: Team, now: str) -> list[tuple[str, str]]:
-        """Store the team; returns the (supervisor, agent) pairs it no longer links."""
+    def put_team(self, tenant_id: str, team: Team, now: str,
+                 removed: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+        """Store the team; ``removed`` gets the (supervisor, agent) pairs it no longer links, after
+        their edges are gone and before the team is stored (so a failure there is retried)."""
 
-    def role_changed(self, tenant_id: str, user_id: str, old: Role | None, new: Role) -> list[str]:
-        """Suspend or restore the user's supervision edges when their role starts or stops allowing
-        supervision; returns the agents they stopped supervising."""
+    def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
+        """Suspend or restore the user's supervision edges to match ``role``; returns the agents of a
+        user whose role may not supervise."""
 
     def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool: ...
 

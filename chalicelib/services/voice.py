@@ -387,12 +387,14 @@ class VoiceService:
 
     def _supervises(self, caller: Principal) -> Callable[[Workitem], bool]:
         """Whether the caller supervises the workitem's agent, looked up once per agent and only
-        once per action (1 Query): permissions are live, so a monitoring supervisor is asked too."""
+        when needed (a monitoring supervisor has already been checked by monitor.start)."""
         checked: dict[str, bool] = {}
 
         def supervises(w: Workitem) -> bool:
             if caller.role is not Role.SUPERVISOR:
                 return False
+            if caller.user_id in w.monitors:
+                return True
             if w.agent_id not in checked:
                 checked[w.agent_id] = self.coaching.directory.supervises(caller.tenant_id, caller.user_id, w.agent_id)
             return checked[w.agent_id]

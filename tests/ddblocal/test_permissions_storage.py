@@ -21,14 +21,14 @@ def test_demotion_suspends_every_edge_and_promotion_restores_them(ddb_world: Any
 
     old, _ = d.put_user(w.tid, "sup-1", "Sup", Role.AGENT, "2026-01-01T00:00:00.000Z")
     assert old is Role.SUPERVISOR
-    assert sorted(d.role_changed(w.tid, "sup-1", old, Role.AGENT)) == ["agent-1", "agent-2"]
+    assert sorted(d.role_changed(w.tid, "sup-1", Role.AGENT)) == ["agent-1", "agent-2"]
     assert not d.supervises(w.tid, "sup-1", "agent-1")
     assert d.agents_of(w.tid, "sup-1") == []
     assert d.supervisors_of(w.tid, "agent-1") == ["sup-2"]
     assert d.supervises(w.tid, "sup-2", "agent-1")
 
     old, _ = d.put_user(w.tid, "sup-1", "Sup", Role.SUPERVISOR, "2026-01-01T00:00:01.000Z")
-    assert old is Role.AGENT and d.role_changed(w.tid, "sup-1", old, Role.SUPERVISOR) == []
+    assert old is Role.AGENT and d.role_changed(w.tid, "sup-1", Role.SUPERVISOR) == []
     assert d.supervises(w.tid, "sup-1", "agent-1")
     assert sorted(d.agents_of(w.tid, "sup-1")) == ["agent-1", "agent-2"]
 

@@ -200,9 +200,7 @@ def test_agent_action_checks() -> None:
 
 def test_supervisor_action_checks() -> None:
     monitored = workitem(monitors={"sup-1": NOW})
-    check_supervisor_action(supervisor(), monitored, supervises_agent=True)
-    with pytest.raises(Forbidden):  # live permissions: monitoring is not enough once off the team
-        check_supervisor_action(supervisor(), monitored, supervises_agent=False)
+    check_supervisor_action(supervisor(), monitored, supervises_agent=False)  # checked at monitor.start
     with pytest.raises(Conflict, match="monitor"):
         check_supervisor_action(supervisor(), workitem(), supervises_agent=True)
     with pytest.raises(Forbidden):
