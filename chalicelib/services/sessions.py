@@ -1,4 +1,5 @@
-"""Sessions: a connection never outlives its token, and an admin can revoke a user at once.
+"""Sessions (docs/product.md, `W6.1`-`W6.3`, `W6.6`): a connection never outlives its token, and an
+admin can revoke a user at once.
 
 The ``$connect`` authorizer puts the token's ``exp`` and ``iat`` into the context API Gateway passes
 with every frame, so the expiry check of a frame costs nothing while the token is young. After it,

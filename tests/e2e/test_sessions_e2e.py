@@ -1,4 +1,4 @@
-"""Sessions and live permissions over real sockets against the local stack.
+"""Sessions and live permissions (`W6`) over real sockets against the local stack.
 
 A connection never outlives its token (frames after ``exp`` are refused and the server closes the
 socket through ``DELETE @connections``), ``auth.refresh`` extends it, an admin's revocation closes a

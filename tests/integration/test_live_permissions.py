@@ -1,4 +1,4 @@
-"""Live permissions: a supervisor taken off an agent's team (or demoted) loses access at once.
+"""Live permissions (`W6.4`, `W6.5`): a supervisor taken off an agent's team (or demoted) loses access at once.
 
 The admin's change itself ends the supervisor's monitors of the agent's workitems and their watch of
 the agent before it returns (and a retried change finishes what a failed one began); every other

@@ -1,4 +1,5 @@
-"""Sessions never outlive their tokens: expiry on every frame, auth.refresh, revocation, the 24 h ceiling."""
+"""Sessions never outlive their tokens (`W6.1`-`W6.3`, `W6.6`): expiry on every frame, auth.refresh, revocation,
+the 24 h ceiling."""
 
 from __future__ import annotations
 
