@@ -387,13 +387,13 @@ class DynamoDirectory:
 
     # endpoints and users
 
-    def endpoints(self, tenant_id: str, keys: Iterable[str]) -> dict[str, Endpoint]:
+    def endpoints(self, tenant_id: str, keys: Iterable[str], consistent: bool = False) -> dict[str, Endpoint]:
         """1 BatchGetItem (up to 100 keys; the ports never ask for more)."""
         wanted = {endpoint_pk(tenant_id, k): k for k in dict.fromkeys(keys)}
         if not wanted:
             return {}
         out: dict[str, Endpoint] = {}
-        for item in EndpointItem.batch_get([(pk, "U") for pk in wanted]):
+        for item in EndpointItem.batch_get([(pk, "U") for pk in wanted], consistent_read=consistent):
             out[wanted[item.pk]] = _to_endpoint(item, wanted[item.pk])
         return out
 

@@ -133,9 +133,15 @@ class DirectoryService:
             raise Forbidden("only supervisors may watch agents")
         if add and not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
             raise Forbidden("you do not supervise this agent")
-        self.directory.watch(caller.tenant_id, agent_id, Watcher(connection, caller.user_id), add)
+        watcher = Watcher(connection, caller.user_id)
+        self.directory.watch(caller.tenant_id, agent_id, watcher, add)
         if not add:
             return {}
+        if not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
+            # An admin's change landed between the check and the write, and its clean-up may have
+            # read the watchers before this one was added: take it back (1 Query).
+            self.directory.watch(caller.tenant_id, agent_id, watcher, False)
+            raise Forbidden("you no longer supervise this agent")
         return {"workitems": [w.to_wire() for w in self.store.open_for_agent(caller.tenant_id, agent_id)]}
 
     # --- admin ------------------------------------------------------------------------------
@@ -175,16 +181,11 @@ class DirectoryService:
         return team.to_wire()
 
     def _pairs_removed(self, tenant_id: str, removed: list[tuple[str, str]]) -> None:
-        """A pair a team no longer links may still be linked by another team: 1 Query (the
-        supervision GSI) per supervisor who lost a pair, then the clean-up of those that are gone."""
-        by_supervisor: dict[str, list[str]] = {}
-        for sup, agent in removed:
-            by_supervisor.setdefault(sup, []).append(agent)
-        lost: list[tuple[str, str]] = []
-        for sup, dropped in by_supervisor.items():
-            still = set(self.directory.agents_of(tenant_id, sup))
-            lost.extend((sup, agent) for agent in dropped if agent not in still)
-        self._supervision_lost(tenant_id, lost)
+        """A pair a team no longer links may still be linked by another team: 1 strongly consistent
+        Query per removed pair (the index by supervisor could still show the edges just deleted),
+        then the clean-up of the pairs that are gone."""
+        self._supervision_lost(tenant_id, [(sup, agent) for sup, agent in removed
+                                           if not self.directory.supervises(tenant_id, sup, agent)])
 
     def _supervision_lost(self, tenant_id: str, pairs: list[tuple[str, str]]) -> None:
         """Live permissions, applied before the admin's request returns: each supervisor's watch of
@@ -195,7 +196,7 @@ class DirectoryService:
         keys = list(dict.fromkeys(user_endpoint(agent_id) for _, agent_id in pairs))
         endpoints: dict[str, Endpoint] = {}
         for i in range(0, len(keys), 100):
-            endpoints.update(self.directory.endpoints(tenant_id, keys[i:i + 100]))
+            endpoints.update(self.directory.endpoints(tenant_id, keys[i:i + 100], consistent=True))
         for supervisor_id, agent_id in pairs:
             key = user_endpoint(agent_id)
             endpoint = endpoints.get(key)

@@ -171,3 +171,21 @@ def test_an_admin_demoted_in_the_directory_loses_admin_routes(world: World) -> N
     assert status == 403 and body["error"]["code"] == "forbidden"
     # An admin who is not a directory user (an admin need not be one) keeps working.
     assert world.rest("GET", "/admin/templates", world.token("admin-1", "admin"))[0] == 200
+
+
+def test_agent_watch_racing_a_team_change_is_taken_back(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.team(supervisors=("sup-1", "sup-2"), agents=("agent-1",))
+    sup1 = world.connect("sup-1", "supervisor")
+    directory = world.services.directory.directory
+    real = directory.supervises
+    answers = iter([True])  # the first check still saw the edge
+
+    def supervises(tenant_id: str, supervisor_id: str, agent_id: str) -> bool:
+        return next(answers, None) or real(tenant_id, supervisor_id, agent_id)
+
+    for edge in DirectoryEdge.query("T#t1#A#agent-1", DirectoryEdge.sk.startswith("S#sup-1#")):
+        edge.delete()
+    monkeypatch.setattr(directory, "supervises", supervises)
+    sup1.fails("agent.watch", "forbidden", agentId="agent-1")
+    world.assign("wi-1")
+    assert sup1.events("workitem.assigned") == []
