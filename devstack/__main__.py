@@ -26,6 +26,7 @@ from typing import Any
 from chalice.app import Chalice
 from chalice.local import LambdaContext
 
+from devstack.console import ConsoleSite
 from devstack.gateway import Gateway, bind_socket, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
@@ -166,7 +167,8 @@ def _print_banner(base_url: str, tokens: dict[str, str], customer_token: str) ->
     print(f'  python -m websockets "{ws_url}?token={agent}"')
     print('  > {"action": "ping", "requestId": "1"}')
     print(f'  (or: websocat "{ws_url}?token={agent}")')
-    print(f"REST: curl {base_url}/health\n")
+    print(f"REST: curl {base_url}/health")
+    print(f"Console: {base_url}/  (pick a demo user, or {base_url}/?token=<token>)\n")
 
 
 async def _serve(port: int) -> None:
@@ -189,7 +191,8 @@ async def _serve(port: int) -> None:
         app = _load_app(os.environ.get("DEVSTACK_APP", "app:app"))
         _create_tables()
         pump = _stream_pump(app, endpoint, store.kind == "moto")
-        gateway = Gateway(app, after_invoke=pump.nudge if pump else None)
+        console = ConsoleSite(jwt_secret)
+        gateway = Gateway(app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware])
         runner = await start_site(gateway, sock)
         log.info("gateway: %s (REST), %s/ws (WebSocket)", base_url, base_url.replace("http", "ws", 1))
 

@@ -262,6 +262,7 @@ class Gateway:
         executor: Executor | None = None,
         connection_id_factory: Callable[[], str] = aws_id,
         after_invoke: Callable[[], None] | None = None,
+        middlewares: Iterable[Any] = (),
     ) -> None:
         _make_current_request_thread_local(app)
         self.app = app
@@ -282,13 +283,14 @@ class Gateway:
         # Called after every $default and REST invocation (the local stream pump reads then).
         self._after_invoke = after_invoke or (lambda: None)
         self._rest = LocalGateway(app, Config())
+        self._middlewares = list(middlewares)  # in front of every route (the local console, devstack/console.py)
         self.connections: dict[str, _Connection] = {}
 
     # -- aiohttp wiring ----------------------------------------------------------------------------
 
     def web_app(self) -> web.Application:
         """The aiohttp application serving REST, WebSocket and ``@connections`` on one port."""
-        application = web.Application(client_max_size=_REST_BODY_LIMIT)
+        application = web.Application(client_max_size=_REST_BODY_LIMIT, middlewares=self._middlewares)
         application.router.add_route("*", "/{tail:.*}", self._dispatch)
         application.on_shutdown.append(self._on_shutdown)
         return application

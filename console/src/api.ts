@@ -1,0 +1,135 @@
+/** Configuration, sign-in tokens and REST calls shared by every role's screen. */
+import { type Role, tokenClaims } from "./protocol";
+
+/** `config.json` next to index.html: where the APIs are and how to sign in. */
+export interface ConsoleConfig {
+  /** REST base URL; "" means this page's own origin (the local stack). */
+  apiUrl: string;
+  /** WebSocket URL (`wss://…`); "" means `ws(s)://<this origin>/ws`. */
+  wsUrl: string;
+  /** "local": `/?token=` and the demo-user picker; "oidc": the identity provider (code + PKCE). */
+  signIn: "local" | "oidc";
+  /** "fake": show room state only (local stack); "chime": join with amazon-chime-sdk-js. */
+  voice: "fake" | "chime";
+  oidc?: { issuer: string; clientId: string; scopes?: string };
+}
+
+export const DEFAULT_CONFIG: ConsoleConfig = { apiUrl: "", wsUrl: "", signIn: "local", voice: "fake" };
+
+export async function loadConfig(): Promise<ConsoleConfig> {
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (!response.ok) return DEFAULT_CONFIG;
+    return { ...DEFAULT_CONFIG, ...((await response.json()) as Partial<ConsoleConfig>) };
+  } catch {
+    return DEFAULT_CONFIG;
+  }
+}
+
+export function wsUrl(config: ConsoleConfig): string {
+  if (config.wsUrl) return config.wsUrl;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+export interface Session {
+  token: string;
+  userId: string;
+  tenantId: string;
+  role: Role;
+  name: string;
+  wid?: string;
+}
+
+export function sessionFromToken(token: string): Session | null {
+  const claims = tokenClaims(token);
+  const role = claims.role as Role | undefined;
+  if (!claims.sub || !role || !["admin", "supervisor", "agent", "customer"].includes(role)) return null;
+  return {
+    token,
+    userId: String(claims.sub),
+    tenantId: String(claims.tid ?? ""),
+    role,
+    name: String(claims.name ?? claims.sub),
+    wid: claims.wid ? String(claims.wid) : undefined,
+  };
+}
+
+const STORAGE_KEY = "coaching-console-token";
+
+/** `/?token=` wins (and is taken out of the address bar), then this tab's stored token. */
+export function initialToken(): string | null {
+  const params = new URLSearchParams(location.search);
+  const fromUrl = params.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem(STORAGE_KEY, fromUrl);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+    return fromUrl;
+  }
+  return sessionStorage.getItem(STORAGE_KEY);
+}
+
+export function storeToken(token: string | null): void {
+  if (token) sessionStorage.setItem(STORAGE_KEY, token);
+  else sessionStorage.removeItem(STORAGE_KEY);
+}
+
+export interface DemoUser {
+  userId: string;
+  name: string;
+  role: Role;
+  token: string;
+}
+
+/** The local stack's demo users (served only by the local stack). */
+export async function demoUsers(): Promise<DemoUser[]> {
+  const response = await fetch("console/demo-users", { cache: "no-store" });
+  if (!response.ok) return [];
+  return ((await response.json()) as { users: DemoUser[] }).users;
+}
+
+/** A fresh token for the same user from the local stack's token helper. */
+export async function renewLocalToken(current: string): Promise<string> {
+  const response = await fetch("console/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: current }),
+  });
+  if (!response.ok) throw new Error(`token renewal refused (${response.status})`);
+  return ((await response.json()) as { token: string }).token;
+}
+
+export class RestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function rest<T = unknown>(
+  config: ConsoleConfig,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(config.apiUrl + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  if (!response.ok) {
+    const error = (parsed.error ?? {}) as { code?: string; message?: string };
+    throw new RestError(response.status, error.code ?? String(response.status), error.message ?? response.statusText);
+  }
+  return parsed as T;
+}

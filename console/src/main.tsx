@@ -1,0 +1,161 @@
+/** Entry point: configuration, sign-in (`/?token=`, the local demo picker), then the role's screen. */
+import { render } from "preact";
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { AdminScreen } from "./admin";
+import { AgentScreen } from "./agent";
+import {
+  type ConsoleConfig,
+  type DemoUser,
+  demoUsers,
+  initialToken,
+  loadConfig,
+  renewLocalToken,
+  type Session,
+  sessionFromToken,
+  storeToken,
+  wsUrl,
+} from "./api";
+import { CustomerScreen } from "./customer";
+import { CoachingClient } from "./protocol";
+import { Timelines } from "./store";
+import { SupervisorScreen } from "./supervisor";
+import { ConnectionStatus } from "./ui";
+
+declare global {
+  interface Window {
+    /** The live client, for debugging and the browser tests (drop the socket, read state). */
+    coachingClient?: CoachingClient;
+  }
+}
+
+function SignIn({ config, onToken }: { config: ConsoleConfig; onToken: (token: string) => void }) {
+  const [users, setUsers] = useState<DemoUser[] | null>(null);
+  const [pasted, setPasted] = useState("");
+  useEffect(() => {
+    if (config.signIn === "local") demoUsers().then(setUsers, () => setUsers([]));
+  }, [config]);
+  return (
+    <main class="sign-in">
+      <h1>Coaching console</h1>
+      {config.signIn === "oidc" ? (
+        <p>Sign-in through your identity provider is not configured for this build yet.</p>
+      ) : (
+        <>
+          <h2>Sign in as a demo user</h2>
+          <p class="hint">Local stack only: each button signs this tab in with a fresh token.</p>
+          <ul class="demo-users">
+            {(users ?? []).map((u) => (
+              <li key={u.userId}>
+                <button type="button" data-testid="demo-user" data-user-id={u.userId} onClick={() => onToken(u.token)}>
+                  <strong>{u.name}</strong>
+                  <span class="sub">{u.role}</span>
+                </button>
+              </li>
+            ))}
+          </ul>
+          {users !== null && users.length === 0 && <p class="empty">No demo users (is this the local stack?).</p>}
+          <form
+            class="composer"
+            onSubmit={(e) => {
+              e.preventDefault();
+              if (pasted.trim()) onToken(pasted.trim());
+            }}
+          >
+            <label for="token-input">Or paste a token</label>
+            <input id="token-input" value={pasted} onInput={(e) => setPasted((e.target as HTMLInputElement).value)} />
+            <button type="submit">Sign in</button>
+          </form>
+        </>
+      )}
+    </main>
+  );
+}
+
+function Console({ config, session, onSignOut }: { config: ConsoleConfig; session: Session; onSignOut: () => void }) {
+  const client = useMemo(
+    () =>
+      new CoachingClient({
+        url: wsUrl(config),
+        token: session.token,
+        renewToken: config.signIn === "local" ? renewLocalToken : undefined,
+      }),
+    [session.token],
+  );
+  const timelines = useMemo(() => new Timelines(client), [client]);
+  const [token, setToken] = useState(session.token);
+  useEffect(() => {
+    window.coachingClient = client;
+    const off = client.on("token.renewed", () => {
+      storeToken(client.token);
+      setToken(client.token);
+    });
+    if (session.role !== "admin") client.connect();
+    return () => {
+      off();
+      client.close();
+    };
+  }, [client]);
+  const roleTitle = { admin: "Admin", supervisor: "Supervisor", agent: "Agent", customer: "Customer" }[session.role];
+  return (
+    <div class={`app role-${session.role}`}>
+      <header class="topbar">
+        <h1>
+          Coaching <span class="role">{roleTitle}</span>
+        </h1>
+        <div class="who">
+          {session.role !== "admin" && <ConnectionStatus client={client} />}
+          <span class="user">{session.name}</span>
+          <button type="button" class="link" onClick={onSignOut}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      {session.role === "supervisor" && (
+        <SupervisorScreen client={client} timelines={timelines} config={config} token={token} me={session.userId} myName={session.name} />
+      )}
+      {session.role === "agent" && <AgentScreen client={client} timelines={timelines} config={config} me={session.userId} myName={session.name} />}
+      {session.role === "customer" && session.wid && (
+        <CustomerScreen client={client} timelines={timelines} workitemId={session.wid} myName={session.name} />
+      )}
+      {session.role === "admin" && <AdminScreen config={config} token={token} />}
+    </div>
+  );
+}
+
+function App() {
+  const [config, setConfig] = useState<ConsoleConfig | null>(null);
+  const [session, setSession] = useState<Session | null>(null);
+  useEffect(() => {
+    loadConfig().then((c) => {
+      setConfig(c);
+      const token = initialToken();
+      if (token) setSession(sessionFromToken(token));
+    });
+  }, []);
+  if (!config) return <p class="loading">Loading…</p>;
+  if (!session) {
+    return (
+      <SignIn
+        config={config}
+        onToken={(token) => {
+          storeToken(token);
+          setSession(sessionFromToken(token));
+        }}
+      />
+    );
+  }
+  return (
+    <Console
+      key={session.token}
+      config={config}
+      session={session}
+      onSignOut={() => {
+        storeToken(null);
+        setSession(null);
+      }}
+    />
+  );
+}
+
+const root = document.getElementById("app");
+if (root) render(<App />, root);

@@ -1,0 +1,606 @@
+/**
+ * A typed client for the coaching WebSocket protocol (docs/asyncapi.yaml).
+ *
+ * Self-contained (no UI, no dependencies) so integrators can copy it:
+ * - connect with `?token=`, reconnect by itself with backoff, report the connection state;
+ * - correlate every action with its one reply by `requestId` (ack -> resolve, error -> reject);
+ * - deliver each workitem's timeline entries exactly once and in `seq` order: duplicates are dropped,
+ *   a gap triggers `timeline.get {after}` and later entries wait until it is filled;
+ * - after a reconnect, catch up every tracked timeline with `timeline.get {after: <last seq>}`
+ *   and re-send the connection-scoped subscriptions (`agent.watch`);
+ * - renew the token before it expires with `auth.refresh`, or, when the server does not know that
+ *   action, by reconnecting with the new token.
+ */
+
+/** Every action this client may send (a unit test checks each against docs/asyncapi.yaml). */
+export const ACTIONS = [
+  "ping",
+  "auth.refresh",
+  "presence.set",
+  "agents.list",
+  "agent.watch",
+  "agent.unwatch",
+  "workitems.list",
+  "monitor.start",
+  "monitor.stop",
+  "coaching.end",
+  "coach.send",
+  "coach.react",
+  "coach.forward",
+  "message.send",
+  "workitem.transfer",
+  "workitem.end",
+  "consult.start",
+  "timeline.get",
+  "assist.templates",
+  "assist.recipients",
+  "assist.request",
+  "assist.claim",
+  "directory.send",
+  "directory.unread.get",
+  "directory.read",
+  "voice.join",
+  "voice.monitor",
+  "voice.whisper",
+  "voice.barge",
+  "voice.listen",
+] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** Every pushed event this client understands. */
+export const EVENTS = [
+  "presence.changed",
+  "workitem.assigned",
+  "workitem.updated",
+  "workitem.ended",
+  "coaching.joined",
+  "coaching.left",
+  "coaching.ended",
+  "coach.message",
+  "coach.reaction",
+  "coach.forwarded",
+  "message.received",
+  "consult.requested",
+  "assist.requested",
+  "assist.claimed",
+  "assist.escalated",
+  "directory.message",
+  "directory.unread",
+  "voice.coach_room",
+  "voice.coach_room_closed",
+] as const;
+export type EventName = (typeof EVENTS)[number];
+/** What {@link CoachingClient.on} accepts: server events plus the client's own notices. */
+export type ClientEvent = EventName | "agent.watch.resumed" | "token.renewed";
+
+/** Events whose `data.entry` is a timeline entry of `data.entry.workitemId`. */
+export const ENTRY_EVENTS: ReadonlySet<string> = new Set([
+  "coaching.joined",
+  "coaching.left",
+  "coaching.ended",
+  "coach.message",
+  "coach.reaction",
+  "coach.forwarded",
+  "message.received",
+]);
+
+export type Channel = "chat" | "sms" | "social" | "voice" | "email";
+export type Role = "admin" | "supervisor" | "agent" | "customer";
+
+export interface Workitem {
+  workitemId: string;
+  channel: Channel;
+  agentId: string;
+  customer: { id: string; name: string };
+  subject: string;
+  status: "active" | "ended";
+  createdAt: string;
+  coaching: { active: boolean; supervisors: string[] };
+}
+
+export interface Entry {
+  workitemId: string;
+  seq: number;
+  kind: string;
+  at: string;
+  authorId?: string;
+  authorRole?: string;
+  messageId?: string;
+  text?: string;
+  forwardedFrom?: string;
+  reaction?: "thumbs_up" | "thumbs_down" | null;
+  [extra: string]: unknown;
+}
+
+export interface Room {
+  meetingId: string;
+  attendeeId: string;
+  joinToken: string;
+  mediaRegion?: string;
+  capabilities?: { audio: string; video: string; content: string };
+  [extra: string]: unknown;
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+/** The server answered an action with an `error` frame (or the client gave up on it). */
+export class ProtocolError extends Error {
+  readonly code: string;
+  readonly action: string;
+  constructor(action: string, body: ErrorBody) {
+    super(`${action}: ${body.code}: ${body.message}`);
+    this.name = "ProtocolError";
+    this.code = body.code;
+    this.action = action;
+  }
+}
+
+export type ConnectionState = "connecting" | "live" | "reconnecting" | "closed";
+
+export interface PushEvent {
+  event: string;
+  data: Record<string, unknown>;
+  at?: string;
+}
+
+/** The parts of the browser's WebSocket this client uses (so tests can pass a fake). */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason?: string }) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+export type SocketFactory = (url: string) => SocketLike;
+
+export interface ClientOptions {
+  /** `ws(s)://host/ws` without the token. */
+  url: string;
+  /** The current bearer token. */
+  token: string;
+  /** Obtains a fresh token for the same user (e.g. the identity provider's refresh); optional. */
+  renewToken?: (current: string) => Promise<string>;
+  socketFactory?: SocketFactory;
+  /** Milliseconds an action may wait for its reply before it is rejected with `timeout`. */
+  requestTimeoutMs?: number;
+  /** First and longest reconnect delay, in milliseconds (doubled after each failed attempt, jittered). */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** Seconds before `exp` at which the token is renewed (capped at half the token's lifetime). */
+  refreshLeadSeconds?: number;
+  /** Milliseconds between keep-alive `ping`s (API Gateway closes idle sockets after 10 minutes). */
+  pingIntervalMs?: number;
+  now?: () => number;
+}
+
+interface Pending {
+  action: string;
+  resolve: (data: Record<string, unknown>) => void;
+  reject: (error: ProtocolError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+type EntryListener = (workitemId: string, entries: Entry[]) => void;
+
+/**
+ * Per-workitem ordering: delivers each `seq` once, in order, with no gap.
+ * `offer` returns the entries that became deliverable; `missing` says a gap waits for catch-up.
+ */
+export class TimelineBuffer {
+  lastSeq: number;
+  private readonly held = new Map<number, Entry>();
+  constructor(lastSeq = 0) {
+    this.lastSeq = lastSeq;
+  }
+
+  offer(entries: Iterable<Entry>): Entry[] {
+    for (const entry of entries) {
+      if (typeof entry.seq !== "number" || entry.seq <= this.lastSeq) continue; // duplicate or old
+      if (!this.held.has(entry.seq)) this.held.set(entry.seq, entry);
+    }
+    const ready: Entry[] = [];
+    for (;;) {
+      const next = this.held.get(this.lastSeq + 1);
+      if (!next) break;
+      this.held.delete(next.seq);
+      this.lastSeq = next.seq;
+      ready.push(next);
+    }
+    return ready;
+  }
+
+  /** True while some entry after a gap is held back. */
+  get missing(): boolean {
+    return this.held.size > 0;
+  }
+}
+
+/** The claims of a JWT, without verifying it (the server does that). */
+export function tokenClaims(token: string): Record<string, unknown> {
+  const part = token.split(".")[1] ?? "";
+  const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
+  const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
+  try {
+    const json =
+      typeof atob === "function"
+        ? decodeURIComponent(
+            Array.from(atob(padded), (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`).join(""),
+          )
+        : "";
+    return JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+const OPEN = 1;
+
+export class CoachingClient {
+  state: ConnectionState = "connecting";
+  token: string;
+  /** Unix seconds at which the current token expires (0 when unknown). */
+  expiresAt = 0;
+  /** How the last renewal went: "auth.refresh", "reconnect" (server without auth.refresh), or an error. */
+  lastRefresh = "";
+
+  private readonly opts: Required<Omit<ClientOptions, "renewToken">> & Pick<ClientOptions, "renewToken">;
+  private socket: SocketLike | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private readonly timelines = new Map<string, TimelineBuffer>();
+  private readonly catchingUp = new Set<string>();
+  private readonly watched = new Set<string>();
+  private readonly stateListeners = new Set<(state: ConnectionState) => void>();
+  private readonly eventListeners = new Map<string, Set<(data: Record<string, unknown>, at?: string) => void>>();
+  private readonly entryListeners = new Set<EntryListener>();
+  private attempts = 0;
+  private stopped = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private connectedOnce = false;
+  private holdUntil = 0;
+
+  constructor(options: ClientOptions) {
+    this.opts = {
+      socketFactory: (url: string) => new WebSocket(url) as unknown as SocketLike,
+      requestTimeoutMs: 15_000,
+      reconnectMinMs: 500,
+      reconnectMaxMs: 10_000,
+      refreshLeadSeconds: 120,
+      pingIntervalMs: 5 * 60_000,
+      now: () => Date.now(),
+      ...options,
+    };
+    this.token = options.token;
+    this.expiresAt = Number(tokenClaims(this.token).exp ?? 0);
+  }
+
+  // -- lifecycle ---------------------------------------------------------------------------------
+
+  connect(): this {
+    this.stopped = false;
+    this.open();
+    return this;
+  }
+
+  close(): void {
+    this.stopped = true;
+    this.clearTimers();
+    this.socket?.close(1000, "bye");
+    this.socket = null;
+    this.rejectAll("closed", "the client was closed");
+    this.setState("closed");
+  }
+
+  /**
+   * Drop the socket as a network failure would, staying away at least `outageMs` (the client then
+   * reconnects and catches up by itself). For demos and tests of the recovery path.
+   */
+  simulateDrop(outageMs = 0): void {
+    this.holdUntil = this.opts.now() + outageMs;
+    this.socket?.close(4000, "dropped");
+  }
+
+  private open(): void {
+    const url = `${this.opts.url}?token=${encodeURIComponent(this.token)}`;
+    this.setState(this.connectedOnce ? "reconnecting" : "connecting");
+    const socket = this.opts.socketFactory(url);
+    this.socket = socket;
+    socket.onopen = () => {
+      if (this.socket !== socket) return;
+      this.attempts = 0;
+      const again = this.connectedOnce;
+      this.connectedOnce = true;
+      this.setState("live");
+      this.scheduleRefresh();
+      this.pingTimer = setInterval(() => {
+        this.request("ping").catch(() => undefined);
+      }, this.opts.pingIntervalMs);
+      if (again) void this.resume();
+    };
+    socket.onmessage = (ev) => {
+      if (this.socket === socket) this.receive(String(ev.data));
+    };
+    socket.onerror = () => undefined; // onclose follows
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.clearTimers();
+      this.rejectAll("disconnected", "the connection closed before the reply arrived");
+      if (this.stopped) return;
+      this.setState("reconnecting");
+      const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** this.attempts);
+      this.attempts += 1;
+      const delay = Math.max(base / 2 + Math.random() * (base / 2), this.holdUntil - this.opts.now());
+      this.reconnectTimer = setTimeout(() => this.open(), delay);
+    };
+  }
+
+  /** After a reconnect: re-watch agents and catch up every tracked timeline. */
+  private async resume(): Promise<void> {
+    for (const agentId of this.watched) {
+      try {
+        const data = await this.request("agent.watch", { agentId });
+        this.emit("agent.watch.resumed", { agentId, ...data });
+      } catch {
+        // the permission may be gone; the UI learns it from its own calls
+      }
+    }
+    await Promise.all([...this.timelines.keys()].map((id) => this.catchUp(id)));
+  }
+
+  private clearTimers(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.reconnectTimer = this.refreshTimer = this.pingTimer = null;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return;
+    this.state = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  // -- requests ----------------------------------------------------------------------------------
+
+  /** Send one action; resolves with the ack's `data`, rejects with a {@link ProtocolError}. */
+  async request<T = Record<string, unknown>>(action: Action, fields: Record<string, unknown> = {}): Promise<T> {
+    if (this.state !== "live" && this.state !== "closed") await this.untilLive(action);
+    const socket = this.socket;
+    if (!socket || socket.readyState !== OPEN || this.state !== "live") {
+      throw new ProtocolError(action, { code: "disconnected", message: "not connected" });
+    }
+    const requestId = `r${this.nextId++}`;
+    return await new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new ProtocolError(action, { code: "timeout", message: "no reply in time" }));
+      }, this.opts.requestTimeoutMs);
+      this.pending.set(requestId, {
+        action,
+        resolve: (data) => {
+          this.ingestReply(data);
+          resolve(data as T);
+        },
+        reject,
+        timer,
+      });
+      socket.send(JSON.stringify({ ...fields, action, requestId }));
+    });
+  }
+
+  /** Resolves when the socket is open; rejects with `disconnected` after the request timeout. */
+  private untilLive(action: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new ProtocolError(action, { code: "disconnected", message: "not connected" }));
+      }, this.opts.requestTimeoutMs);
+      const off = this.onState((state) => {
+        if (state === "live" || state === "closed") {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
+  private rejectAll(code: string, message: string): void {
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new ProtocolError(pending.action, { code, message }));
+      this.pending.delete(id);
+    }
+  }
+
+  private receive(raw: string): void {
+    let frame: Record<string, unknown>;
+    try {
+      frame = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (frame.type === "ack" || frame.type === "error") {
+      const pending = this.pending.get(String(frame.requestId));
+      if (!pending) return;
+      this.pending.delete(String(frame.requestId));
+      clearTimeout(pending.timer);
+      if (frame.type === "ack") pending.resolve((frame.data as Record<string, unknown>) ?? {});
+      else pending.reject(new ProtocolError(pending.action, frame.error as ErrorBody));
+      return;
+    }
+    if (frame.type === "event") {
+      const name = String(frame.event);
+      const data = (frame.data as Record<string, unknown>) ?? {};
+      if (ENTRY_EVENTS.has(name) && data.entry) this.ingest([data.entry as Entry]);
+      this.emit(name, data, frame.at as string | undefined);
+    }
+  }
+
+  /** An ack's own entries (`{entry}` or `{entries}` of a tracked workitem) go through ordering too. */
+  private ingestReply(data: Record<string, unknown>): void {
+    const entries: Entry[] = [];
+    if (data.entry && typeof data.entry === "object") entries.push(data.entry as Entry);
+    if (entries.length) this.ingest(entries);
+  }
+
+  // -- events and timelines ----------------------------------------------------------------------
+
+  onState(listener: (state: ConnectionState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  on(event: ClientEvent, listener: (data: Record<string, unknown>, at?: string) => void): () => void {
+    let set = this.eventListeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.eventListeners.set(event, set);
+    }
+    set.add(listener);
+    return () => set?.delete(listener);
+  }
+
+  private emit(event: string, data: Record<string, unknown>, at?: string): void {
+    for (const listener of this.eventListeners.get(event) ?? []) listener(data, at);
+  }
+
+  /** Receive a tracked workitem's entries: each once, in `seq` order. */
+  onEntries(listener: EntryListener): () => void {
+    this.entryListeners.add(listener);
+    return () => this.entryListeners.delete(listener);
+  }
+
+  /**
+   * Start ordering a workitem's timeline. `initial` are entries already fetched (e.g. from
+   * `monitor.start`); `hasMore` or a first entry after 1 means older ones are missing, which are
+   * then fetched from `after: 0`. Without `initial`, the whole timeline is fetched.
+   */
+  async track(workitemId: string, initial?: { entries: Entry[]; hasMore?: boolean }): Promise<void> {
+    const existing = this.timelines.get(workitemId);
+    const buffer = existing ?? new TimelineBuffer(0);
+    if (!existing) this.timelines.set(workitemId, buffer);
+    if (initial) this.ingest(initial.entries.map((e) => ({ ...e, workitemId })));
+    if (!initial || buffer.missing || initial.hasMore) await this.catchUp(workitemId);
+  }
+
+  untrack(workitemId: string): void {
+    this.timelines.delete(workitemId);
+  }
+
+  lastSeq(workitemId: string): number {
+    return this.timelines.get(workitemId)?.lastSeq ?? 0;
+  }
+
+  private ingest(entries: Entry[]): void {
+    const byWorkitem = new Map<string, Entry[]>();
+    for (const entry of entries) {
+      const list = byWorkitem.get(entry.workitemId) ?? [];
+      list.push(entry);
+      byWorkitem.set(entry.workitemId, list);
+    }
+    for (const [workitemId, list] of byWorkitem) {
+      const buffer = this.timelines.get(workitemId);
+      if (!buffer) continue; // not tracked: the UI reads it when it opens it
+      const ready = buffer.offer(list);
+      if (ready.length) for (const listener of this.entryListeners) listener(workitemId, ready);
+      if (buffer.missing) void this.catchUp(workitemId);
+    }
+  }
+
+  /** Fetch everything after the last delivered `seq` (page by page) and deliver it in order. */
+  async catchUp(workitemId: string): Promise<void> {
+    if (this.catchingUp.has(workitemId)) return;
+    this.catchingUp.add(workitemId);
+    try {
+      for (;;) {
+        const buffer = this.timelines.get(workitemId);
+        if (!buffer) return;
+        const page = await this.request<{ entries: Entry[]; hasMore: boolean }>("timeline.get", {
+          workitemId,
+          after: buffer.lastSeq,
+          limit: 200,
+        });
+        this.ingest(page.entries.map((e) => ({ ...e, workitemId })));
+        if (!page.hasMore || page.entries.length === 0) return;
+      }
+    } catch {
+      // disconnected or refused: the next reconnect catches up again
+    } finally {
+      this.catchingUp.delete(workitemId);
+    }
+  }
+
+  // -- subscriptions -----------------------------------------------------------------------------
+
+  /** `agent.watch`, remembered so a reconnect watches again. */
+  async watch(agentId: string): Promise<{ workitems: Workitem[] }> {
+    const data = await this.request<{ workitems: Workitem[] }>("agent.watch", { agentId });
+    this.watched.add(agentId);
+    return data;
+  }
+
+  async unwatch(agentId: string): Promise<void> {
+    this.watched.delete(agentId);
+    await this.request("agent.unwatch", { agentId });
+  }
+
+  // -- token renewal -----------------------------------------------------------------------------
+
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    const claims = tokenClaims(this.token);
+    const exp = Number(claims.exp ?? 0);
+    const iat = Number(claims.iat ?? 0);
+    this.expiresAt = exp;
+    if (!exp || !this.opts.renewToken) return;
+    const lifetime = iat ? exp - iat : this.opts.refreshLeadSeconds * 2;
+    const lead = Math.min(this.opts.refreshLeadSeconds, lifetime / 2);
+    const inMs = Math.max(1_000, (exp - lead) * 1000 - this.opts.now());
+    this.refreshTimer = setTimeout(() => void this.refresh(), inMs);
+  }
+
+  /**
+   * Get a new token and extend this connection with `auth.refresh`. A server without that action
+   * (`invalid`) gets the new token on a fresh connection instead (then the usual catch-up runs).
+   */
+  async refresh(): Promise<string> {
+    if (!this.opts.renewToken) return "no token source";
+    let fresh: string;
+    try {
+      fresh = await this.opts.renewToken(this.token);
+    } catch (error) {
+      this.lastRefresh = `failed: ${String(error)}`;
+      this.refreshTimer = setTimeout(() => void this.refresh(), 10_000);
+      return this.lastRefresh;
+    }
+    try {
+      await this.request("auth.refresh", { token: fresh });
+      this.token = fresh;
+      this.lastRefresh = "auth.refresh";
+      this.scheduleRefresh();
+    } catch (error) {
+      const code = error instanceof ProtocolError ? error.code : "unknown";
+      this.token = fresh;
+      if (code === "invalid" || code === "unknown") {
+        // The server predates auth.refresh: reconnect with the new token (and catch up).
+        this.lastRefresh = "reconnect";
+        this.socket?.close(4001, "token renewed");
+      } else {
+        this.lastRefresh = `failed: ${code}`;
+        this.refreshTimer = setTimeout(() => void this.refresh(), 10_000);
+      }
+    }
+    this.emit("token.renewed", { how: this.lastRefresh });
+    return this.lastRefresh;
+  }
+}

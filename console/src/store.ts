@@ -1,0 +1,65 @@
+/** Small observable stores the screens render from (one re-render per change). */
+import { useEffect, useState } from "preact/hooks";
+import type { CoachingClient, Entry } from "./protocol";
+
+export class Observable {
+  private readonly listeners = new Set<() => void>();
+  version = 0;
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  changed(): void {
+    this.version += 1;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** Re-render the calling component whenever `store` changes. */
+export function useObservable(store: Observable): number {
+  const [, setVersion] = useState(store.version);
+  useEffect(() => store.subscribe(() => setVersion(store.version)), [store]);
+  return store.version;
+}
+
+/** Every tracked workitem's entries, in `seq` order, exactly once (fed by the client's ordering). */
+export class Timelines extends Observable {
+  readonly entries = new Map<string, Entry[]>();
+  constructor(client: CoachingClient) {
+    super();
+    client.onEntries((workitemId, entries) => {
+      const list = this.entries.get(workitemId) ?? [];
+      list.push(...entries);
+      this.entries.set(workitemId, list);
+      this.changed();
+    });
+  }
+  of(workitemId: string): Entry[] {
+    return this.entries.get(workitemId) ?? [];
+  }
+}
+
+export const COACHING_KINDS = new Set([
+  "coach_message",
+  "supervisor_joined",
+  "supervisor_left",
+  "coaching_ended",
+  "reaction",
+  "voice_mode",
+  "assist_requested",
+  "assist_claimed",
+]);
+
+/** Latest reaction per coach message, and which coach messages were forwarded. */
+export function annotations(entries: Entry[]): {
+  reactions: Map<string, string | null>;
+  forwarded: Set<string>;
+} {
+  const reactions = new Map<string, string | null>();
+  const forwarded = new Set<string>();
+  for (const entry of entries) {
+    if (entry.kind === "reaction" && entry.messageId) reactions.set(entry.messageId, entry.reaction ?? null);
+    if (entry.forwardedFrom) forwarded.add(entry.forwardedFrom);
+  }
+  return { reactions, forwarded };
+}

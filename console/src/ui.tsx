@@ -1,0 +1,217 @@
+/** Pieces every screen shares: connection state, timeline rendering, errors. */
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { CoachingClient, ConnectionState, Entry } from "./protocol";
+import { ProtocolError } from "./protocol";
+import { annotations, COACHING_KINDS } from "./store";
+
+export function useConnectionState(client: CoachingClient): ConnectionState {
+  const [state, setState] = useState(client.state);
+  useEffect(() => client.onState(setState), [client]);
+  return state;
+}
+
+const STATE_TEXT: Record<ConnectionState, string> = {
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  closed: "offline",
+};
+
+export function ConnectionStatus({ client }: { client: CoachingClient }) {
+  const state = useConnectionState(client);
+  return (
+    <span class={`status status-${state}`} data-testid="connection-status" role="status" aria-live="polite">
+      <span class="dot" aria-hidden="true" />
+      {STATE_TEXT[state]}
+    </span>
+  );
+}
+
+/** A message for the user when an action fails (shown in an alert region). */
+export function describeError(error: unknown): string {
+  if (error instanceof ProtocolError) {
+    const why: Record<string, string> = {
+      forbidden: "not allowed",
+      conflict: "not possible right now",
+      not_found: "not found",
+      invalid: "invalid request",
+      disconnected: "not connected: try again in a moment",
+      timeout: "no answer from the server",
+    };
+    return `${error.action}: ${why[error.code] ?? error.code} (${error.message})`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function useErrors(): [string, (error: unknown) => void, () => void] {
+  const [message, setMessage] = useState("");
+  return [message, (error: unknown) => setMessage(describeError(error)), () => setMessage("")];
+}
+
+export function ErrorBar({ message, onClose }: { message: string; onClose: () => void }) {
+  if (!message) return null;
+  return (
+    <div class="error-bar" role="alert">
+      <span>{message}</span>
+      <button type="button" class="link" onClick={onClose} aria-label="Dismiss error">
+        ✕
+      </button>
+    </div>
+  );
+}
+
+const KIND_LABEL: Record<string, string> = {
+  customer_message: "Customer",
+  agent_message: "Agent",
+  coach_message: "Coaching",
+  supervisor_joined: "Coaching",
+  supervisor_left: "Coaching",
+  coaching_ended: "Coaching",
+  reaction: "Reaction",
+  voice_mode: "Voice",
+  assist_requested: "Assistance",
+  assist_claimed: "Assistance",
+};
+
+function time(at: string): string {
+  const date = new Date(at);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function describe(entry: Entry, name: (id?: string) => string): string {
+  switch (entry.kind) {
+    case "supervisor_joined":
+      return `${name(entry.authorId)} started monitoring`;
+    case "supervisor_left":
+      return `${name(entry.authorId)} stopped monitoring`;
+    case "coaching_ended":
+      return `Coaching ended${entry.reason ? ` (${String(entry.reason)})` : ""}`;
+    case "reaction":
+      return entry.reaction === "thumbs_up"
+        ? "👍 on a coach message"
+        : entry.reaction === "thumbs_down"
+          ? "👎 on a coach message"
+          : "Reaction cleared";
+    case "voice_mode":
+      return `Voice: ${String(entry.mode ?? "")}`;
+    case "assist_requested":
+      return `Help requested${entry.text ? `: ${entry.text}` : ""}`;
+    case "assist_claimed":
+      return `${name(entry.authorId)} claimed the request`;
+    default:
+      return entry.text ?? "";
+  }
+}
+
+export interface TimelineProps {
+  entries: Entry[];
+  /** Who is looking: the timeline is drawn from their side. */
+  viewer: "supervisor" | "agent" | "customer";
+  name: (id?: string) => string;
+  /** Only these kinds (e.g. the agent's conversation pane). */
+  kinds?: ReadonlySet<string>;
+  /** Buttons for a coach message (the agent's side panel). */
+  coachActions?: (entry: Entry) => ComponentChildren;
+  label: string;
+}
+
+export function Timeline({ entries, viewer, name, kinds, coachActions, label }: TimelineProps) {
+  const list = useRef<HTMLOListElement>(null);
+  const shown = kinds ? entries.filter((e) => kinds.has(e.kind)) : entries;
+  const { reactions, forwarded } = annotations(entries);
+  useEffect(() => {
+    const element = list.current;
+    if (element) element.scrollTop = element.scrollHeight;
+  }, [shown.length]);
+  return (
+    <ol class="timeline" ref={list} aria-label={label} tabIndex={0}>
+      {shown.length === 0 && <li class="empty">No messages yet.</li>}
+      {shown.map((entry) => {
+        const coaching = COACHING_KINDS.has(entry.kind);
+        const mine =
+          (viewer === "customer" && entry.kind === "customer_message") ||
+          (viewer !== "customer" && entry.kind === "agent_message");
+        const reaction = entry.messageId ? reactions.get(entry.messageId) : undefined;
+        const message = entry.kind.endsWith("_message");
+        return (
+          <li
+            key={entry.seq}
+            data-testid="timeline-entry"
+            data-seq={entry.seq}
+            data-kind={entry.kind}
+            class={`entry ${entry.kind} ${coaching ? "coaching" : ""} ${mine ? "mine" : ""} ${message ? "message" : "note"}`}
+          >
+            {message ? (
+              <div class="bubble">
+                <div class="meta">
+                  {coaching && <span class="tag">{KIND_LABEL[entry.kind]}</span>}
+                  {viewer !== "customer" && <span class="author">{name(entry.authorId)}</span>}
+                  {viewer === "customer" && <span class="author">{entry.kind === "customer_message" ? "You" : "Agent"}</span>}
+                  <span class="time">{time(entry.at)}</span>
+                </div>
+                <p class="text">{entry.text}</p>
+                {viewer !== "customer" && entry.forwardedFrom && <p class="hint">Forwarded from coaching</p>}
+                {entry.kind === "coach_message" && (reaction || (entry.messageId && forwarded.has(entry.messageId))) && (
+                  <p class="hint">
+                    {reaction === "thumbs_up" ? "👍 " : reaction === "thumbs_down" ? "👎 " : ""}
+                    {entry.messageId && forwarded.has(entry.messageId) ? "Forwarded to the customer" : ""}
+                  </p>
+                )}
+                {entry.kind === "coach_message" && coachActions?.(entry)}
+              </div>
+            ) : (
+              <p class="note-text">
+                <span class="tag">{KIND_LABEL[entry.kind] ?? entry.kind}</span> {describe(entry, name)}
+                <span class="time"> {time(entry.at)}</span>
+              </p>
+            )}
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+/** A one-line text box with a send button; Enter sends. */
+export function Composer(props: {
+  inputTestId: string;
+  sendTestId: string;
+  label: string;
+  placeholder: string;
+  onSend: (text: string) => Promise<unknown>;
+  disabled?: boolean;
+}) {
+  const [text, setText] = useState("");
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const value = text.trim();
+    if (!value) return;
+    setText(""); // at once, so the next message can be typed while this one is sent
+    await props.onSend(value);
+  };
+  return (
+    <form class="composer" onSubmit={submit}>
+      <label class="visually-hidden" for={`${props.inputTestId}-${props.label}`}>
+        {props.label}
+      </label>
+      <input
+        id={`${props.inputTestId}-${props.label}`}
+        data-testid={props.inputTestId}
+        value={text}
+        placeholder={props.placeholder}
+        disabled={props.disabled}
+        autocomplete="off"
+        maxLength={4000}
+        onInput={(e) => setText((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit" data-testid={props.sendTestId} disabled={props.disabled || !text.trim()}>
+        Send
+      </button>
+    </form>
+  );
+}
+
+export function channelIcon(channel: string): string {
+  return { chat: "💬", sms: "📱", social: "🌐", voice: "📞", email: "✉️" }[channel] ?? "•";
+}

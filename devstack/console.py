@@ -1,0 +1,115 @@
+"""The web console on the local stack: the built static files at ``/`` and two local-only sign-in helpers.
+
+Served on the gateway's own port (an aiohttp middleware in front of the REST/WebSocket routes):
+
+- ``GET /``, ``/index.html``, ``/assets/…``: ``console/dist`` (``make console`` builds it);
+- ``GET /config.json``: the console's configuration for this stack (same origin, local sign-in, fake voice);
+- ``GET /console/demo-users``: the demo tenant's users, each with a freshly minted token (the picker);
+- ``POST /console/token`` ``{"token"}``: a new token with the same claims and lifetime for a valid one
+  signed by this stack (what an identity provider's refresh does; the console then sends ``auth.refresh``).
+
+None of this exists on AWS: there the console is static files behind CloudFront and tokens come from the
+identity provider. Nothing here is imported by ``app`` or enters the Lambda package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from devstack.seed import CUSTOMER, TENANT, USERS
+from devstack.tokens import TWELVE_HOURS, mint
+
+log = logging.getLogger("devstack.console")
+
+DIST = Path(__file__).resolve().parent.parent / "console" / "dist"
+LOCAL_CONFIG = {"apiUrl": "", "wsUrl": "", "signIn": "local", "voice": "fake"}
+_PAGES = {"/", "/index.html"}
+_MAX_TOKEN_BYTES = 8192
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class ConsoleSite:
+    """Serves ``dist`` and the local sign-in helpers; every other request goes on to the gateway."""
+
+    def __init__(self, jwt_secret: str, dist: Path = DIST) -> None:
+        self._secret = jwt_secret
+        self._dist = dist.resolve()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if request.method in ("GET", "HEAD"):
+            if path in _PAGES:
+                return self._file("index.html")
+            if path == "/config.json":
+                return web.json_response(LOCAL_CONFIG, headers={"Cache-Control": "no-store"})
+            if path.startswith("/assets/"):
+                return self._file(path.removeprefix("/"))
+            if path == "/console/demo-users":
+                return web.json_response({"users": self.demo_users()}, headers={"Cache-Control": "no-store"})
+        if path == "/console/token" and request.method == "POST":
+            return await self._renew(request)
+        return await handler(request)
+
+    def demo_users(self) -> list[dict[str, Any]]:
+        users = [
+            {"userId": user_id, "name": name, "role": role, "token": mint(self._secret, sub=user_id, role=role, name=name)}
+            for user_id, name, role in USERS
+        ]
+        customer = mint(self._secret, sub=CUSTOMER["sub"], role="customer", name=CUSTOMER["name"], wid=CUSTOMER["wid"])
+        users.append({"userId": CUSTOMER["sub"], "name": CUSTOMER["name"], "role": "customer", "token": customer})
+        return users
+
+    async def _renew(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if len(raw) > _MAX_TOKEN_BYTES:
+            return _error(413, "too_large", "the body is too large")
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return _error(400, "invalid", "the body must be JSON")
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            return _error(400, "invalid", "token is required")
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["sub", "tid", "role", "exp"]})
+        except jwt.PyJWTError as exc:
+            return _error(401, "unauthorized", f"the token is not valid: {exc}")
+        lifetime = int(claims["exp"]) - int(claims.get("iat") or claims["exp"] - TWELVE_HOURS)
+        fresh = mint(
+            self._secret,
+            sub=str(claims["sub"]),
+            role=str(claims["role"]),
+            tid=str(claims.get("tid") or TENANT),
+            name=claims.get("name"),
+            wid=claims.get("wid"),
+            ttl_seconds=max(10, min(lifetime, TWELVE_HOURS)),
+        )
+        return web.json_response({"token": fresh}, headers={"Cache-Control": "no-store"})
+
+    def _file(self, relative: str) -> web.StreamResponse:
+        target = (self._dist / relative).resolve()
+        if not target.is_relative_to(self._dist) or not target.is_file():
+            if relative == "index.html":
+                return web.Response(
+                    status=503,
+                    text="The console is not built: run `make console` (or `make install`), then reload.\n",
+                    content_type="text/plain",
+                )
+            return _error(404, "not_found", "no such file")
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        cache = "no-cache" if relative == "index.html" else "public, max-age=300"
+        return web.Response(body=target.read_bytes(), content_type=content_type, headers={"Cache-Control": cache})

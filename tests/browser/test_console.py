@@ -1,0 +1,275 @@
+"""The web console in a real browser: each role's screen against the real local stack.
+
+Every test sets up its own tenant (users, team, templates, workitems through the public REST routes and
+signed webhooks), then drives one browser context per person.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import DESKTOP, LIVE, OpenAs, axe_violations, kinds_and_seqs, screenshot
+from tests.e2e.tenant import Tenant
+
+pytestmark = pytest.mark.browser
+
+CUSTOMER_KINDS = {"customer_message", "agent_message"}
+
+
+def _front_line(tenant: Tenant, *, template: bool = True) -> None:
+    tenant.teams(("team-1", ("sup1",), ("agent1", "agent2")))
+    if template:
+        tenant.template("tpl-1", "I need help with a refund")
+
+
+def _open_workitem(supervisor: Page, agent_id: str, workitem_id: str) -> None:
+    supervisor.locator(f"[data-testid=agent-row][data-agent-id={agent_id}]").click()
+    supervisor.locator(f"[data-testid=workitem-row][data-workitem-id={workitem_id}]").click()
+
+
+
+def test_coached_chat_across_supervisor_agent_and_customer(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant)
+    wid = tenant.assign("wi-chat", "chat", "agent1")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    agent = open_as(tenant.token("agent1", "agent"))
+    customer = open_as(tenant.token(f"cust-{wid}", "customer", wid=wid))
+
+    # The board: the agent with presence and a workitem count.
+    row = supervisor.locator("[data-testid=agent-row][data-agent-id=agent1]")
+    expect(row).to_contain_text("Agent1")
+    expect(row).to_contain_text("available")
+    expect(row.locator(".count")).to_contain_text("1")
+
+    customer.get_by_test_id("message-input").fill("Hello, my refund is late")
+    customer.get_by_test_id("message-send").click()
+    expect(agent.locator("main [data-testid=timeline-entry][data-kind=customer_message]")).to_contain_text("refund is late")
+
+    _open_workitem(supervisor, "agent1", wid)
+    supervisor.get_by_test_id("monitor-button").click()
+    expect(supervisor.locator("[data-testid=timeline-entry][data-kind=customer_message]")).to_contain_text("refund is late")
+    expect(agent.locator(".coaching-panel [data-testid=timeline-entry][data-kind=supervisor_joined]")).to_have_count(1)
+
+    supervisor.get_by_test_id("coach-input").fill("Offer a 10% voucher")
+    supervisor.get_by_test_id("coach-send").click()
+    supervisor.get_by_test_id("coach-input").fill("Stay calm, never promise a date")
+    supervisor.get_by_test_id("coach-send").click()
+    coach = agent.locator(".coaching-panel [data-testid=timeline-entry][data-kind=coach_message]")
+    expect(coach).to_have_count(2)
+    expect(coach.nth(0)).to_contain_text("Offer a 10% voucher")
+
+    # React and forward; the supervisor sees both on the coach message.
+    coach.nth(0).get_by_test_id("react-up").click()
+    coach.nth(0).get_by_test_id("forward-button").click()
+    sup_coach = supervisor.locator("[data-testid=timeline-entry][data-kind=coach_message]").nth(0)
+    expect(sup_coach).to_contain_text("👍")
+    expect(sup_coach).to_contain_text("Forwarded to the customer")
+    expect(customer.locator("[data-testid=timeline-entry][data-kind=agent_message]")).to_contain_text("Offer a 10% voucher")
+
+    # The agent answers the customer and replies to the supervisor.
+    agent.get_by_test_id("message-input").fill("I can offer you a voucher")
+    agent.get_by_test_id("message-send").click()
+    agent.locator(".coaching-panel").get_by_test_id("coach-input").fill("Thanks, done")
+    agent.locator(".coaching-panel").get_by_test_id("coach-send").click()
+    expect(supervisor.locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(3)
+    expect(customer.locator("[data-testid=timeline-entry]")).to_have_count(3)
+    screenshot(supervisor, "supervisor")
+    screenshot(agent, "agent")
+    screenshot(customer, "customer")
+
+    # The customer never sees coaching: only their own numbering of customer and agent messages.
+    entries = kinds_and_seqs(customer)
+    assert [seq for seq, _ in entries] == [1, 2, 3]
+    assert {kind for _, kind in entries} <= CUSTOMER_KINDS
+    text = customer.locator("body").inner_text()
+    assert "never promise" not in text and "Thanks, done" not in text and "Sup1" not in text
+
+    # Stop monitoring: the agent's panel shows it ended.
+    supervisor.get_by_test_id("stop-button").click()
+    expect(agent.locator(".coaching-panel [data-testid=timeline-entry][data-kind=supervisor_left]")).to_have_count(1)
+    expect(supervisor.get_by_test_id("monitor-button")).to_be_visible()
+
+
+def test_supervisor_monitors_several_workitems_at_once(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    first = tenant.assign("wi-a", "chat", "agent1")
+    second = tenant.assign("wi-b", "sms", "agent2")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    for agent_id, wid in (("agent1", first), ("agent2", second)):
+        _open_workitem(supervisor, agent_id, wid)
+        supervisor.locator("section.tile").last.get_by_test_id("monitor-button").click()
+    tiles = supervisor.locator("section.tile")
+    expect(tiles).to_have_count(2)
+    for index in range(2):
+        expect(tiles.nth(index).get_by_test_id("coach-input")).to_be_visible()
+    tiles.nth(1).get_by_test_id("coach-input").fill("Only on the second one")
+    tiles.nth(1).get_by_test_id("coach-send").click()
+    expect(tiles.nth(1).locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(1)
+    expect(tiles.nth(0).locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(0)
+
+
+def test_raise_hand_claimed_by_a_supervisor_names_them_to_the_agent(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant)
+    wid = tenant.assign("wi-help", "chat", "agent1")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    expect(supervisor.locator("[data-testid=agent-row][data-agent-id=agent1]")).to_be_visible()
+    agent = open_as(tenant.token("agent1", "agent"))
+    expect(agent.locator(f"[data-testid=workitem-row][data-workitem-id={wid}]")).to_be_visible()
+
+    agent.get_by_test_id("assist-button").click()
+    agent.locator("[data-testid=template-option][data-template-id=tpl-1]").click()
+    agent.locator("[data-testid=recipient-option][data-recipient=supervisors]").click()
+    expect(agent.get_by_test_id("assist-status")).to_contain_text("1 notified")
+
+    popup = supervisor.get_by_test_id("assist-popup")
+    expect(popup).to_contain_text("I need help with a refund")
+    popup.get_by_test_id("claim-button").click()
+    expect(agent.get_by_test_id("assist-status")).to_contain_text("Sup1")
+    # Claiming opens the workitem for monitoring.
+    expect(supervisor.get_by_test_id("stop-button")).to_be_visible()
+
+
+def test_raise_hand_is_hidden_when_no_template_is_enabled(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    tenant.template("tpl-off", "Disabled one", enabled=False)
+    tenant.assign("wi-quiet", "chat", "agent1")
+    agent = open_as(tenant.token("agent1", "agent"))
+    expect(agent.locator("[data-testid=workitem-row]")).to_have_count(1)
+    expect(agent.get_by_test_id("assist-button")).to_have_count(0)
+
+
+def test_reconnect_catches_up_without_duplicates_gaps_or_disorder(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    wid = tenant.assign("wi-drop", "chat", "agent1")
+    customer = tenant.customer(wid)
+    customer.ok("message.send", workitemId=wid, text="before the drop")
+    agent = open_as(tenant.token("agent1", "agent"))
+    conversation = "main.conversation"
+    expect(agent.locator(f"{conversation} [data-testid=timeline-entry]")).to_have_count(1)
+
+    agent.evaluate("() => window.coachingClient.simulateDrop(2500)")
+    status = agent.get_by_test_id("connection-status")
+    expect(status).not_to_have_text(LIVE)
+    for n in range(5):
+        customer.ok("message.send", workitemId=wid, text=f"while away {n}")
+    expect(status).to_have_text(LIVE, timeout=15_000)
+    customer.ok("message.send", workitemId=wid, text="after the drop")
+
+    expect(agent.locator(f"{conversation} [data-testid=timeline-entry]")).to_have_count(7)
+    entries = kinds_and_seqs(agent, conversation)
+    assert [seq for seq, _ in entries] == list(range(1, 8))
+    texts = agent.locator(f"{conversation} [data-testid=timeline-entry] .text").all_inner_texts()
+    assert texts == ["before the drop", *[f"while away {n}" for n in range(5)], "after the drop"]
+
+
+def test_token_is_renewed_before_it_expires_and_the_session_outlives_it(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    _front_line(tenant, template=False)
+    wid = tenant.assign("wi-renew", "chat", "agent1")
+    ttl = 16
+    short = stack.token("agent1", "agent", tid=tenant.tid, exp_in=ttl)
+    issued = time.time()
+    agent = open_as(short)
+    # Renewed at half the lifetime (a token this short); either auth.refresh extended the socket or,
+    # on a server without that action, the client reconnected with the new token.
+    agent.wait_for_function("() => window.coachingClient.lastRefresh !== ''", timeout=(ttl + 5) * 1000)
+    how = agent.evaluate("() => window.coachingClient.lastRefresh")
+    assert how in ("auth.refresh", "reconnect"), how
+    assert agent.evaluate("() => window.coachingClient.token") != short
+    time.sleep(max(0.0, issued + ttl + 2 - time.time()))  # the first token has expired now
+    expect(agent.get_by_test_id("connection-status")).to_have_text(LIVE)
+    agent.get_by_test_id("message-input").fill("still here")
+    agent.get_by_test_id("message-send").click()
+    expect(agent.locator("main.conversation [data-testid=timeline-entry]")).to_contain_text("still here")
+    expect(agent.locator(".error-bar")).to_have_count(0)
+    assert wid
+
+
+def test_voice_listen_whisper_barge_with_the_fake_provider(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    wid = tenant.assign("wi-call", "voice", "agent1")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    agent = open_as(tenant.token("agent1", "agent"))
+    agent.get_by_test_id("voice-join").click()
+    expect(agent.locator(".voice .room")).to_contain_text("In the call")
+
+    _open_workitem(supervisor, "agent1", wid)
+    supervisor.get_by_test_id("monitor-button").click()
+    state = supervisor.get_by_test_id("voice-state")
+    supervisor.get_by_test_id("voice-listen").click()
+    expect(state).to_contain_text(re.compile(r"listen .* audio Receive"))
+    supervisor.get_by_test_id("voice-whisper").click()
+    expect(state).to_contain_text(re.compile(r"whisper .* audio Send"))
+    expect(agent.get_by_test_id("coach-room")).to_be_visible()
+    supervisor.get_by_test_id("voice-barge").click()
+    expect(state).to_contain_text(re.compile(r"barge .* audio SendReceive"))
+    supervisor.get_by_test_id("voice-listen").click()
+    expect(state).to_contain_text(re.compile(r"listen .* audio Receive"))
+    expect(agent.get_by_test_id("coach-room")).to_have_count(0)
+    expect(supervisor.get_by_test_id("voice-listen")).to_have_attribute("aria-pressed", "true")
+    assert "coach-input" not in supervisor.content()  # no text coaching on a voice workitem
+
+
+def test_every_role_main_screen_passes_axe_and_fits_a_narrow_window(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    _front_line(tenant)
+    wid = tenant.assign("wi-axe", "chat", "agent1")
+    tenant.customer(wid).ok("message.send", workitemId=wid, text="Hi there")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    _open_workitem(supervisor, "agent1", wid)
+    supervisor.get_by_test_id("monitor-button").click()
+    supervisor.get_by_test_id("coach-input").fill("Check the order first")
+    supervisor.get_by_test_id("coach-send").click()
+    agent = open_as(tenant.token("agent1", "agent"))
+    expect(agent.locator(".coaching-panel [data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(1)
+    customer = open_as(tenant.token(f"cust-{wid}", "customer", wid=wid))
+    expect(customer.locator("[data-testid=timeline-entry]")).to_have_count(1)
+    admin = open_as(tenant.admin_token, wait_live=False)
+    expect(admin.locator("[data-testid=template-row]")).to_have_count(1)
+    picker = open_as("", wait_live=False)
+    expect(picker.get_by_test_id("demo-user").first).to_be_visible()
+    screenshot(admin, "admin")
+    screenshot(picker, "sign-in")
+
+    pages = {"supervisor": supervisor, "agent": agent, "customer": customer, "admin": admin, "sign-in": picker}
+    found = {name: axe_violations(page) for name, page in pages.items()}
+    assert found == dict.fromkeys(pages, []), found
+
+    # Narrow window: one column, nothing wider than the viewport.
+    for name, page in pages.items():
+        page.set_viewport_size({"width": 390, "height": 800})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (name, overflow)
+    screenshot(supervisor, "supervisor-narrow")
+    supervisor.set_viewport_size(DESKTOP)
+
+
+def _tab_to(page: Page, target: Locator, limit: int = 30) -> None:
+    """Press Tab until ``target`` has the focus (fails when it is not reachable by keyboard)."""
+    target.wait_for()
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if target.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"{target} is not reachable with Tab")
+
+
+def test_keyboard_only_supervisor_opens_and_monitors_a_workitem(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    wid = tenant.assign("wi-keys", "chat", "agent1")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    row = supervisor.locator("[data-testid=agent-row][data-agent-id=agent1]")
+    expect(row).to_be_visible()
+    _tab_to(supervisor, row)
+    supervisor.keyboard.press("Enter")
+    item = supervisor.locator(f"[data-testid=workitem-row][data-workitem-id={wid}]")
+    _tab_to(supervisor, item)
+    supervisor.keyboard.press("Enter")
+    _tab_to(supervisor, supervisor.get_by_test_id("monitor-button"))
+    supervisor.keyboard.press("Enter")
+    _tab_to(supervisor, supervisor.get_by_test_id("coach-input"))
+    supervisor.keyboard.type("Typed without a mouse")
+    supervisor.keyboard.press("Enter")
+    expect(supervisor.locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_contain_text("Typed without a mouse")
