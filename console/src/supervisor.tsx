@@ -313,8 +313,9 @@ export function SupervisorScreen(props: {
         <h2>
           Assistance{" "}
           {model.unread > 0 && (
-            <span class="badge" data-testid="unread-badge" aria-label={`${model.unread} unread`}>
+            <span class="badge" data-testid="unread-badge">
               {model.unread}
+              <span class="visually-hidden"> unread</span>
             </span>
           )}
         </h2>
@@ -411,7 +412,8 @@ function WorkitemTile(props: {
       </header>
       <Timeline entries={timelines.of(id)} viewer="supervisor" name={name} label="Timeline (as the agent sees it)" />
       {workitem?.channel === "voice" && monitoring && (
-        <div class="voice" role="group" aria-label="Voice">
+        <fieldset class="voice">
+          <legend class="visually-hidden">Voice</legend>
           <button type="button" data-testid="voice-listen" aria-pressed={voice?.mode === "listen"} onClick={() => setVoice("listen")}>
             🎧 Listen
           </button>
@@ -426,8 +428,9 @@ function WorkitemTile(props: {
               ? `${voice.mode} · meeting ${voice.room.meetingId} · audio ${voice.room.capabilities?.audio ?? "?"}${voice.media === "none" ? " (no media: local fake provider)" : ""}`
               : "Not connected to the call"}
           </p>
+          {/* biome-ignore lint/a11y/useMediaCaption: live call audio, there is no caption track to offer */}
           <audio ref={audioRef} />
-        </div>
+        </fieldset>
       )}
       {canCoach && (
         <Composer

@@ -125,6 +125,7 @@ export function Timeline({ entries, viewer, name, kinds, coachActions, label }: 
     if (element) element.scrollTop = element.scrollHeight;
   }, [shown.length]);
   return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard to scroll it
     <ol class="timeline" ref={list} aria-label={label} tabIndex={0}>
       {shown.length === 0 && <li class="empty">No messages yet.</li>}
       {shown.map((entry) => {

@@ -1,0 +1,235 @@
+// Unit tests of the protocol client (node:test): ordering, dedupe, catch-up, correlation, renewal,
+// and every action/event name it uses exists in docs/asyncapi.yaml.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import {
+  ACTIONS,
+  CoachingClient,
+  ENTRY_EVENTS,
+  type Entry,
+  EVENTS,
+  ProtocolError,
+  type SocketLike,
+  TimelineBuffer,
+} from "../src/protocol";
+
+const entry = (seq: number, workitemId = "w1"): Entry => ({
+  workitemId,
+  seq,
+  kind: "customer_message",
+  at: "2026-01-01T00:00:00Z",
+  text: `m${seq}`,
+});
+
+/** A scripted server on the other end of a fake socket. */
+class FakeSocket implements SocketLike {
+  readyState = 0;
+  sent: Record<string, unknown>[] = [];
+  onopen: ((ev: unknown) => void) | null = null;
+  onclose: ((ev: { code: number }) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  constructor(
+    readonly url: string,
+    readonly server: FakeServer,
+  ) {}
+  open(): void {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  send(data: string): void {
+    const frame = JSON.parse(data) as Record<string, unknown>;
+    this.sent.push(frame);
+    const reply = this.server.answer(frame);
+    if (reply) queueMicrotask(() => this.push(reply));
+  }
+  push(frame: unknown): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  close(code = 1000): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    queueMicrotask(() => this.onclose?.({ code }));
+  }
+}
+
+class FakeServer {
+  sockets: FakeSocket[] = [];
+  timeline: Entry[] = [];
+  knowsRefresh = true;
+  answer(frame: Record<string, unknown>): unknown {
+    const requestId = frame.requestId;
+    switch (frame.action) {
+      case "timeline.get": {
+        const after = Number(frame.after);
+        const limit = Number(frame.limit ?? 200);
+        const rest = this.timeline.filter((e) => e.seq > after);
+        return { type: "ack", requestId, data: { entries: rest.slice(0, limit), hasMore: rest.length > limit } };
+      }
+      case "auth.refresh":
+        return this.knowsRefresh
+          ? { type: "ack", requestId, data: { exp: 0 } }
+          : { type: "error", requestId, error: { code: "invalid", message: "unknown action" } };
+      case "coach.send":
+        return { type: "error", requestId, error: { code: "conflict", message: "nobody is monitoring" } };
+      case "agent.watch":
+        return { type: "ack", requestId, data: { workitems: [] } };
+      default:
+        return { type: "ack", requestId, data: {} };
+    }
+  }
+  factory = (url: string): SocketLike => {
+    const socket = new FakeSocket(url, this);
+    this.sockets.push(socket);
+    queueMicrotask(() => socket.open());
+    return socket;
+  };
+  get last(): FakeSocket {
+    const socket = this.sockets.at(-1);
+    assert.ok(socket);
+    return socket;
+  }
+  event(name: string, data: unknown): void {
+    this.last.push({ type: "event", event: name, data, at: "2026-01-01T00:00:00Z" });
+  }
+}
+
+function jwt(claims: Record<string, unknown>): string {
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${b64({ alg: "HS256" })}.${b64(claims)}.sig`;
+}
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function client(server: FakeServer, extra: Partial<ConstructorParameters<typeof CoachingClient>[0]> = {}) {
+  const c = new CoachingClient({
+    url: "ws://test/ws",
+    token: jwt({ sub: "a", exp: Math.floor(Date.now() / 1000) + 3600, iat: Math.floor(Date.now() / 1000) }),
+    socketFactory: server.factory,
+    reconnectMinMs: 5,
+    reconnectMaxMs: 20,
+    ...extra,
+  });
+  const delivered: number[] = [];
+  c.onEntries((_, entries) => delivered.push(...entries.map((e) => e.seq)));
+  return { c, delivered };
+}
+
+test("names used by the client exist in docs/asyncapi.yaml", () => {
+  const doc = readFileSync(new URL("../../docs/asyncapi.yaml", import.meta.url), "utf8");
+  const actions = new Set([...doc.matchAll(/^\s*x-action:\s*(\S+)/gm)].map((m) => m[1]));
+  const events = new Set([...doc.matchAll(/^\s*x-event:\s*(\S+)/gm)].map((m) => m[1]));
+  assert.ok(actions.size > 20 && events.size > 10, "the document lists its actions and events");
+  // auth.refresh is sent optimistically: a server without it answers `invalid` and the client reconnects.
+  const missingActions = ACTIONS.filter((a) => !actions.has(a) && a !== "auth.refresh");
+  assert.deepEqual(missingActions, []);
+  assert.deepEqual(
+    EVENTS.filter((e) => !events.has(e)),
+    [],
+  );
+  for (const name of ENTRY_EVENTS) assert.ok((EVENTS as readonly string[]).includes(name), name);
+});
+
+test("the buffer drops duplicates and holds entries after a gap until it is filled", () => {
+  const buffer = new TimelineBuffer();
+  assert.deepEqual(
+    buffer.offer([entry(1), entry(2), entry(2), entry(1)]).map((e) => e.seq),
+    [1, 2],
+  );
+  assert.deepEqual(buffer.offer([entry(5), entry(4)]), []);
+  assert.equal(buffer.missing, true);
+  assert.deepEqual(
+    buffer.offer([entry(3), entry(4)]).map((e) => e.seq),
+    [3, 4, 5],
+  );
+  assert.equal(buffer.missing, false);
+  assert.equal(buffer.lastSeq, 5);
+});
+
+test("requests are correlated by requestId; errors reject with the server's code", async () => {
+  const server = new FakeServer();
+  const { c } = client(server);
+  c.connect();
+  const [ok, refused] = await Promise.allSettled([
+    c.request("ping"),
+    c.request("coach.send", { workitemId: "w1", text: "hi" }),
+  ]);
+  assert.equal(ok.status, "fulfilled");
+  assert.equal(refused.status, "rejected");
+  assert.ok(refused.status === "rejected" && refused.reason instanceof ProtocolError);
+  assert.equal((refused as PromiseRejectedResult).reason.code, "conflict");
+  const ids = server.last.sent.map((f) => f.requestId);
+  assert.equal(new Set(ids).size, ids.length);
+  assert.ok(server.last.sent.every((f) => typeof f.action === "string"));
+  c.close();
+});
+
+test("pushed entries arrive once and in order; a gap is filled with timeline.get", async () => {
+  const server = new FakeServer();
+  server.timeline = [1, 2, 3, 4].map((n) => entry(n));
+  const { c, delivered } = client(server);
+  c.connect();
+  await c.track("w1", { entries: [entry(1)] });
+  server.event("message.received", { entry: entry(1) }); // duplicate of the initial one
+  server.event("message.received", { entry: entry(4) }); // 2 and 3 are missing
+  await tick(5);
+  assert.deepEqual(delivered, [1, 2, 3, 4]);
+  server.event("message.received", { entry: entry(4) });
+  server.event("message.received", { entry: entry(5) });
+  await tick(5);
+  assert.deepEqual(delivered, [1, 2, 3, 4, 5]);
+  const asked = server.sockets[0]?.sent.filter((f) => f.action === "timeline.get").map((f) => f.after);
+  assert.deepEqual(asked, [1]);
+  c.close();
+});
+
+test("after a dropped socket the client reconnects, re-watches and catches up page by page", async () => {
+  const server = new FakeServer();
+  server.timeline = [entry(1), entry(2)];
+  const { c, delivered } = client(server);
+  const states: string[] = [];
+  c.onState((s) => states.push(s));
+  c.connect();
+  await c.track("w1");
+  await c.watch("agent-1");
+  assert.deepEqual(delivered, [1, 2]);
+  c.simulateDrop(10);
+  server.timeline = Array.from({ length: 450 }, (_, i) => entry(i + 1)); // written while away
+  await tick(60);
+  assert.equal(c.state, "live");
+  assert.deepEqual(states, ["live", "reconnecting", "live"]);
+  assert.deepEqual(
+    delivered,
+    Array.from({ length: 450 }, (_, i) => i + 1),
+  );
+  const second = server.sockets[1]?.sent ?? [];
+  assert.deepEqual(
+    second.filter((f) => f.action === "agent.watch").map((f) => f.agentId),
+    ["agent-1"],
+  );
+  assert.deepEqual(
+    second.filter((f) => f.action === "timeline.get").map((f) => f.after),
+    [2, 202, 402],
+  );
+  c.close();
+});
+
+test("token renewal: auth.refresh keeps the socket; a server without it gets a new connection", async () => {
+  for (const knowsRefresh of [true, false]) {
+    const server = new FakeServer();
+    server.knowsRefresh = knowsRefresh;
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = jwt({ sub: "a", exp: now + 7200, iat: now });
+    const { c } = client(server, { renewToken: async () => fresh });
+    c.connect();
+    await tick(1);
+    assert.equal(await c.refresh(), knowsRefresh ? "auth.refresh" : "reconnect");
+    assert.equal(c.token, fresh);
+    await tick(60);
+    assert.equal(c.state, "live");
+    assert.equal(server.sockets.length, knowsRefresh ? 1 : 2);
+    if (!knowsRefresh) assert.ok(server.last.url.endsWith(encodeURIComponent(fresh)));
+    c.close();
+  }
+});
