@@ -3,7 +3,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { ConsoleConfig } from "./api";
 import type { CoachingClient, Entry, Room, Workitem } from "./protocol";
 import { Observable, type Timelines, useObservable } from "./store";
-import { channelIcon, Composer, ErrorBar, Timeline, useErrors } from "./ui";
+import { ChannelBadge, Composer, ErrorBar, Timeline, useErrors } from "./ui";
 import { type AudioSession, joinAudio } from "./voice";
 
 const CONVERSATION = new Set(["customer_message", "agent_message"]);
@@ -174,7 +174,7 @@ export function AgentScreen(props: {
                   model.changed();
                 }}
               >
-                <span class="channel">{channelIcon(w.channel)}</span>
+                <ChannelBadge channel={w.channel} />
                 <span class="subject">{w.subject || w.customer.name}</span>
                 <span class="sub">
                   {w.customer.name}
@@ -252,7 +252,7 @@ function RaiseHand(props: { model: AgentModel; current?: Workitem; onError: (e: 
           void refreshRecipients();
         }}
       >
-        ✋ Raise hand
+        Raise hand
       </button>
       {step === "templates" && (
         <ul class="menu" aria-label="What do you need?">
@@ -334,13 +334,13 @@ function Conversation(props: {
   const coachActions = (entry: Entry) =>
     entry.authorRole === "supervisor" && entry.messageId ? (
       <div class="coach-actions">
-        <button type="button" class="small" data-testid="react-up" aria-label="Thumbs up"
+        <button type="button" class="small secondary" data-testid="react-up" 
           onClick={() => client.request("coach.react", { workitemId: id, messageId: entry.messageId, reaction: "thumbs_up" }).catch(onError)}>
-          👍
+          Helpful
         </button>
-        <button type="button" class="small" data-testid="react-down" aria-label="Thumbs down"
+        <button type="button" class="small secondary" data-testid="react-down" 
           onClick={() => client.request("coach.react", { workitemId: id, messageId: entry.messageId, reaction: "thumbs_down" }).catch(onError)}>
-          👎
+          Not helpful
         </button>
         {text && !ended && (
           <button type="button" class="small" data-testid="forward-button"
@@ -357,7 +357,7 @@ function Conversation(props: {
         <header class="tile-header">
           <div>
             <h2>
-              {channelIcon(workitem.channel)} {workitem.subject || workitem.customer.name}
+              <ChannelBadge channel={workitem.channel} /> {workitem.subject || workitem.customer.name}
             </h2>
             <p class="sub">
               {workitem.customer.name} · {workitem.channel}
@@ -391,7 +391,7 @@ function Conversation(props: {
             </div>
           )}
         </header>
-        <Timeline entries={entries} viewer="agent" name={name} kinds={CONVERSATION} label="Conversation with the customer" />
+        <Timeline entries={entries} viewer="agent" name={name} customerName={workitem.customer.name} kinds={CONVERSATION} label="Conversation with the customer" />
         {workitem.channel === "voice" ? (
           <fieldset class="voice">
             <legend class="visually-hidden">Voice</legend>
@@ -411,7 +411,7 @@ function Conversation(props: {
                 }
               }}
             >
-              📞 Join call
+              Join call
             </button>
             <p class="room" aria-live="polite">
               {contactRoom ? `In the call · meeting ${contactRoom.meetingId}` : "Not in the call"}
@@ -431,7 +431,7 @@ function Conversation(props: {
         <h2>Coaching</h2>
         {coachRoom && (
           <p class="room" data-testid="coach-room" role="status">
-            🎧 A supervisor is whispering · coach room {coachRoom.meetingId}
+            A supervisor is whispering · coach room {coachRoom.meetingId}
           </p>
         )}
         {!hasCoaching && <p class="empty">No supervisor is coaching this workitem.</p>}

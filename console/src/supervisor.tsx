@@ -3,7 +3,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { type ConsoleConfig, rest } from "./api";
 import type { CoachingClient, Room, Workitem } from "./protocol";
 import { Observable, type Timelines, useObservable } from "./store";
-import { channelIcon, Composer, ErrorBar, Timeline, useErrors } from "./ui";
+import { ChannelBadge, Composer, ErrorBar, Timeline, useErrors } from "./ui";
 import { type AudioSession, joinAudio } from "./voice";
 
 interface AgentCard {
@@ -276,9 +276,7 @@ export function SupervisorScreen(props: {
                     data-workitem-id={w.workitemId}
                     onClick={() => model.openTile(w.workitemId).catch(setError)}
                   >
-                    <span class="channel" title={w.channel}>
-                      {channelIcon(w.channel)}
-                    </span>
+                    <ChannelBadge channel={w.channel} />
                     <span class="subject">{w.subject || w.customer.name}</span>
                     <span class="sub">
                       {w.customer.name} · {w.channel}
@@ -388,7 +386,7 @@ function WorkitemTile(props: {
       <header>
         <div>
           <h2>
-            {channelIcon(workitem?.channel ?? "")} {workitem?.subject || id}
+            <ChannelBadge channel={workitem?.channel ?? ""} /> {workitem?.subject || id}
           </h2>
           <p class="sub">
             {workitem ? `${workitem.customer.name} · ${name(workitem.agentId)} · ${workitem.channel}` : ""}
@@ -410,18 +408,18 @@ function WorkitemTile(props: {
           </button>
         </div>
       </header>
-      <Timeline entries={timelines.of(id)} viewer="supervisor" name={name} label="Timeline (as the agent sees it)" />
+      <Timeline entries={timelines.of(id)} viewer="supervisor" name={name} customerName={workitem?.customer.name} label="Timeline (as the agent sees it)" />
       {workitem?.channel === "voice" && monitoring && (
         <fieldset class="voice">
           <legend class="visually-hidden">Voice</legend>
           <button type="button" data-testid="voice-listen" aria-pressed={voice?.mode === "listen"} onClick={() => setVoice("listen")}>
-            🎧 Listen
+            Listen
           </button>
           <button type="button" data-testid="voice-whisper" aria-pressed={voice?.mode === "whisper"} onClick={() => setVoice("whisper")}>
-            🗣 Whisper
+            Whisper
           </button>
           <button type="button" data-testid="voice-barge" aria-pressed={voice?.mode === "barge"} onClick={() => setVoice("barge")}>
-            📢 Barge
+            Barge
           </button>
           <p class="room" data-testid="voice-state" aria-live="polite">
             {voice

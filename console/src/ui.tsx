@@ -89,9 +89,9 @@ function describe(entry: Entry, name: (id?: string) => string): string {
       return `Coaching ended${entry.reason ? ` (${String(entry.reason)})` : ""}`;
     case "reaction":
       return entry.reaction === "thumbs_up"
-        ? "👍 on a coach message"
+        ? "Marked a coach message helpful"
         : entry.reaction === "thumbs_down"
-          ? "👎 on a coach message"
+          ? "Marked a coach message not helpful"
           : "Reaction cleared";
     case "voice_mode":
       return `Voice: ${String(entry.mode ?? "")}`;
@@ -114,9 +114,11 @@ export interface TimelineProps {
   /** Buttons for a coach message (the agent's side panel). */
   coachActions?: (entry: Entry) => ComponentChildren;
   label: string;
+  /** The customer's display name (staff views). */
+  customerName?: string;
 }
 
-export function Timeline({ entries, viewer, name, kinds, coachActions, label }: TimelineProps) {
+export function Timeline({ entries, viewer, name, kinds, coachActions, label, customerName }: TimelineProps) {
   const list = useRef<HTMLOListElement>(null);
   const shown = kinds ? entries.filter((e) => kinds.has(e.kind)) : entries;
   const { reactions, forwarded } = annotations(entries);
@@ -147,7 +149,11 @@ export function Timeline({ entries, viewer, name, kinds, coachActions, label }: 
               <div class="bubble">
                 <div class="meta">
                   {coaching && <span class="tag">{KIND_LABEL[entry.kind]}</span>}
-                  {viewer !== "customer" && <span class="author">{name(entry.authorId)}</span>}
+                  {viewer !== "customer" && (
+                    <span class="author">
+                      {entry.kind === "customer_message" ? (customerName ?? "Customer") : name(entry.authorId)}
+                    </span>
+                  )}
                   {viewer === "customer" && <span class="author">{entry.kind === "customer_message" ? "You" : "Agent"}</span>}
                   <span class="time">{time(entry.at)}</span>
                 </div>
@@ -155,8 +161,12 @@ export function Timeline({ entries, viewer, name, kinds, coachActions, label }: 
                 {viewer !== "customer" && entry.forwardedFrom && <p class="hint">Forwarded from coaching</p>}
                 {entry.kind === "coach_message" && (reaction || (entry.messageId && forwarded.has(entry.messageId))) && (
                   <p class="hint">
-                    {reaction === "thumbs_up" ? "👍 " : reaction === "thumbs_down" ? "👎 " : ""}
-                    {entry.messageId && forwarded.has(entry.messageId) ? "Forwarded to the customer" : ""}
+                    {[
+                      reaction === "thumbs_up" ? "Helpful" : reaction === "thumbs_down" ? "Not helpful" : "",
+                      entry.messageId && forwarded.has(entry.messageId) ? "Forwarded to the customer" : "",
+                    ]
+                      .filter(Boolean)
+                      .join(" · ")}
                   </p>
                 )}
                 {entry.kind === "coach_message" && coachActions?.(entry)}
@@ -213,6 +223,7 @@ export function Composer(props: {
   );
 }
 
-export function channelIcon(channel: string): string {
-  return { chat: "💬", sms: "📱", social: "🌐", voice: "📞", email: "✉️" }[channel] ?? "•";
+/** A small channel badge (text, so it renders with any font). */
+export function ChannelBadge({ channel }: { channel: string }) {
+  return <span class="channel">{channel}</span>;
 }

@@ -66,7 +66,7 @@ def test_coached_chat_across_supervisor_agent_and_customer(tenant: Tenant, open_
     coach.nth(0).get_by_test_id("react-up").click()
     coach.nth(0).get_by_test_id("forward-button").click()
     sup_coach = supervisor.locator("[data-testid=timeline-entry][data-kind=coach_message]").nth(0)
-    expect(sup_coach).to_contain_text("👍")
+    expect(sup_coach).to_contain_text("Helpful")
     expect(sup_coach).to_contain_text("Forwarded to the customer")
     expect(customer.locator("[data-testid=timeline-entry][data-kind=agent_message]")).to_contain_text("Offer a 10% voucher")
 
