@@ -47,7 +47,7 @@ def _call(server: GatewayThread, method: str, path: str, body: Any = None) -> tu
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     request = urllib.request.Request(server.base_url + path, data=data, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local test server
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
