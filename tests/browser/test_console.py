@@ -273,3 +273,14 @@ def test_keyboard_only_supervisor_opens_and_monitors_a_workitem(tenant: Tenant, 
     supervisor.keyboard.type("Typed without a mouse")
     supervisor.keyboard.press("Enter")
     expect(supervisor.locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_contain_text("Typed without a mouse")
+
+
+def test_demo_user_picker_signs_in_and_sign_out_returns_to_it(open_as: OpenAs) -> None:
+    page = open_as("", wait_live=False)
+    page.locator("[data-testid=demo-user][data-user-id=sup-1]").click()
+    expect(page.get_by_test_id("connection-status")).to_have_text(LIVE)
+    expect(page.locator("[data-testid=agent-row][data-agent-id=agent-1]")).to_contain_text("Alex Agent")
+    page.reload()  # the tab keeps its sign-in
+    expect(page.locator("[data-testid=agent-row][data-agent-id=agent-1]")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("[data-testid=demo-user]")).to_have_count(5)
