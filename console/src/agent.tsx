@@ -30,6 +30,7 @@ class AgentModel extends Observable {
   unread = 0;
   messages: { messageId: string; fromUserId: string; text: string }[] = [];
   consults: { consultId: string; workitemId: string; agentId: string }[] = [];
+  helpRequests: { assistId: string; agentId: string; text: string }[] = [];
 
   constructor(
     readonly client: CoachingClient,
@@ -72,6 +73,10 @@ class AgentModel extends Observable {
       this.messages = [...this.messages, d as unknown as AgentModel["messages"][number]];
       this.changed();
     });
+    client.on("assist.requested", (d) => {
+      this.helpRequests = [...this.helpRequests, d as unknown as AgentModel["helpRequests"][number]];
+      this.changed();
+    });
     client.on("consult.requested", (d) => {
       this.consults = [...this.consults, d as unknown as AgentModel["consults"][number]];
       this.changed();
@@ -91,7 +96,24 @@ class AgentModel extends Observable {
     this.changed();
   }
 
+  /** Workitems assigned, transferred or ended while the socket was away, and the unread count. */
+  private async refresh(): Promise<void> {
+    const list = await this.client.request<{ workitems: Workitem[] }>("workitems.list", { agentId: this.me });
+    const current = new Set(list.workitems.map((w) => w.workitemId));
+    for (const id of this.workitems.keys()) {
+      if (!current.has(id)) this.workitems.delete(id);
+    }
+    for (const w of list.workitems) this.upsert(w);
+    this.unread = (await this.client.request<{ count: number }>("directory.unread.get")).count;
+    this.changed();
+  }
+
   async load(): Promise<void> {
+    let away = false;
+    this.client.onState((state) => {
+      if (state !== "live") away = true;
+      else if (away) void this.refresh().catch(() => undefined);
+    });
     const list = await this.client.request<{ workitems: Workitem[] }>("workitems.list", { agentId: this.me });
     for (const w of list.workitems) this.upsert(w);
     const [templates, recipients] = await Promise.all([
@@ -198,6 +220,11 @@ export function AgentScreen(props: {
             </ul>
           </section>
         )}
+        {model.helpRequests.map((r) => (
+          <p class="assist-popup" role="alert" key={r.assistId}>
+            <strong>{name(r.agentId)}</strong> asks for help: {r.text}
+          </p>
+        ))}
         {model.consults.map((c) => (
           <p class="hint" role="status" key={c.consultId}>
             {name(c.agentId)} asks to consult on {c.workitemId}

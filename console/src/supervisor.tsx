@@ -125,7 +125,24 @@ class SupervisorModel extends Observable {
     this.changed();
   }
 
+  /** After a reconnect: presence and counts may have changed while away (watches are resumed by the client). */
+  private async refresh(): Promise<void> {
+    const agents = await allPages<AgentCard>(this.client, "agents.list", "agents");
+    for (const agent of agents) {
+      const card = this.agents.get(agent.userId);
+      if (card) card.presence = agent.presence;
+      else this.agents.set(agent.userId, agent);
+    }
+    this.unread = (await this.client.request<{ count: number }>("directory.unread.get")).count;
+    this.changed();
+  }
+
   async load(): Promise<void> {
+    let away = false;
+    this.client.onState((state) => {
+      if (state !== "live") away = true;
+      else if (away) void this.refresh().catch(() => undefined);
+    });
     const agents = await allPages<AgentCard>(this.client, "agents.list", "agents");
     for (const agent of agents) this.agents.set(agent.userId, agent);
     this.changed();
