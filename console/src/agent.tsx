@@ -56,6 +56,16 @@ class AgentModel extends Observable {
     client.on("assist.claimed", (d) => {
       if (this.assist && this.assist.assistId === d.assistId) this.assist.claimedBy = String(d.supervisorId);
       this.changed();
+      if (!this.names.has(String(d.supervisorId))) {
+        // Not among the recipients listed earlier: ask again for the claimer's name.
+        this.client
+          .requestAll<{ supervisors: Person[]; agents: Person[] }>("assist.recipients")
+          .then((r) => {
+            this.setRecipients(r);
+            this.changed();
+          })
+          .catch(() => undefined);
+      }
     });
     client.on("voice.coach_room", (d) => {
       this.coachRoom.set(String(d.workitemId), d as unknown as Room);
@@ -98,7 +108,7 @@ class AgentModel extends Observable {
 
   /** Workitems assigned, transferred or ended while the socket was away, and the unread count. */
   private async refresh(): Promise<void> {
-    const list = await this.client.request<{ workitems: Workitem[] }>("workitems.list", { agentId: this.me });
+    const list = await this.client.requestAll<{ workitems: Workitem[] }>("workitems.list", { agentId: this.me });
     const current = new Set(list.workitems.map((w) => w.workitemId));
     for (const id of this.workitems.keys()) {
       if (!current.has(id)) this.workitems.delete(id);
@@ -114,11 +124,11 @@ class AgentModel extends Observable {
       if (state !== "live") away = true;
       else if (away) void this.refresh().catch(() => undefined);
     });
-    const list = await this.client.request<{ workitems: Workitem[] }>("workitems.list", { agentId: this.me });
+    const list = await this.client.requestAll<{ workitems: Workitem[] }>("workitems.list", { agentId: this.me });
     for (const w of list.workitems) this.upsert(w);
     const [templates, recipients] = await Promise.all([
       this.client.request<{ available: boolean; templates: { templateId: string; text: string }[] }>("assist.templates"),
-      this.client.request<{ supervisors: Person[]; agents: Person[] }>("assist.recipients"),
+      this.client.requestAll<{ supervisors: Person[]; agents: Person[] }>("assist.recipients"),
     ]);
     this.assistAvailable = templates.available;
     this.templates = templates.templates;
@@ -262,7 +272,7 @@ function RaiseHand(props: { model: AgentModel; current?: Workitem; onError: (e: 
   };
   const refreshRecipients = async () => {
     try {
-      model.setRecipients(await model.client.request("assist.recipients"));
+      model.setRecipients(await model.client.requestAll("assist.recipients"));
       model.changed();
     } catch (e) {
       onError(e);

@@ -346,7 +346,7 @@ export class CoachingClient {
   private async resume(): Promise<void> {
     for (const agentId of this.watched) {
       try {
-        const data = await this.request("agent.watch", { agentId });
+        const data = await this.requestAll("agent.watch", { agentId });
         this.emit("agent.watch.resumed", { agentId, ...data });
       } catch {
         // the permission may be gone; the UI learns it from its own calls
@@ -394,6 +394,29 @@ export class CoachingClient {
       });
       socket.send(JSON.stringify({ ...fields, action, requestId }));
     });
+  }
+
+  /**
+   * An action whose reply may be paged (`{limit?, cursor?}` → `nextCursor`): follows `nextCursor`
+   * and concatenates every array field of the pages (other fields come from the last page).
+   */
+  async requestAll<T = Record<string, unknown>>(
+    action: Action,
+    fields: Record<string, unknown> = {},
+    maxPages = 100,
+  ): Promise<T> {
+    const merged: Record<string, unknown> = {};
+    let cursor: unknown;
+    for (let page = 0; page < maxPages; page++) {
+      const data = await this.request(action, cursor ? { ...fields, cursor } : fields);
+      for (const [key, value] of Object.entries(data)) {
+        if (key === "nextCursor") continue;
+        merged[key] = Array.isArray(value) ? [...((merged[key] as unknown[]) ?? []), ...value] : value;
+      }
+      cursor = data.nextCursor;
+      if (!cursor) break;
+    }
+    return merged as T;
   }
 
   /** Resolves when the socket is open; rejects with `disconnected` after the request timeout. */
@@ -543,7 +566,7 @@ export class CoachingClient {
 
   /** `agent.watch`, remembered so a reconnect watches again. */
   async watch(agentId: string): Promise<{ workitems: Workitem[] }> {
-    const data = await this.request<{ workitems: Workitem[] }>("agent.watch", { agentId });
+    const data = await this.requestAll<{ workitems: Workitem[] }>("agent.watch", { agentId });
     this.watched.add(agentId);
     return data;
   }

@@ -34,23 +34,6 @@ interface VoiceState {
   media: string;
 }
 
-async function allPages<T>(
-  client: CoachingClient,
-  action: "agents.list",
-  key: string,
-  fields: Record<string, unknown> = {},
-): Promise<T[]> {
-  const items: T[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < 50; page++) {
-    const data = await client.request<Record<string, unknown>>(action, cursor ? { ...fields, cursor } : fields);
-    items.push(...((data[key] as T[]) ?? []));
-    cursor = data.nextCursor as string | undefined;
-    if (!cursor) break;
-  }
-  return items;
-}
-
 class SupervisorModel extends Observable {
   agents = new Map<string, AgentCard>();
   workitems = new Map<string, Map<string, Workitem>>();
@@ -127,7 +110,7 @@ class SupervisorModel extends Observable {
 
   /** After a reconnect: presence and counts may have changed while away (watches are resumed by the client). */
   private async refresh(): Promise<void> {
-    const agents = await allPages<AgentCard>(this.client, "agents.list", "agents");
+    const agents = (await this.client.requestAll<{ agents: AgentCard[] }>("agents.list")).agents;
     for (const agent of agents) {
       const card = this.agents.get(agent.userId);
       if (card) card.presence = agent.presence;
@@ -143,7 +126,7 @@ class SupervisorModel extends Observable {
       if (state !== "live") away = true;
       else if (away) void this.refresh().catch(() => undefined);
     });
-    const agents = await allPages<AgentCard>(this.client, "agents.list", "agents");
+    const agents = (await this.client.requestAll<{ agents: AgentCard[] }>("agents.list")).agents;
     for (const agent of agents) this.agents.set(agent.userId, agent);
     this.changed();
     await Promise.all(

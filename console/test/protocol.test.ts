@@ -75,6 +75,17 @@ class FakeServer {
         return { type: "error", requestId, error: { code: "conflict", message: "nobody is monitoring" } };
       case "agent.watch":
         return { type: "ack", requestId, data: { workitems: [] } };
+      case "assist.recipients": {
+        // Two pages: each list continues on the second one.
+        const second = frame.cursor === "p2";
+        return {
+          type: "ack",
+          requestId,
+          data: second
+            ? { supervisors: [{ userId: "s2" }], agents: [], nextCursor: null }
+            : { supervisors: [{ userId: "s1" }], agents: [{ userId: "a1" }], nextCursor: "p2" },
+        };
+      }
       default:
         return { type: "ack", requestId, data: {} };
     }
@@ -232,4 +243,27 @@ test("token renewal: auth.refresh keeps the socket; a server without it gets a n
     if (!knowsRefresh) assert.ok(server.last.url.endsWith(encodeURIComponent(fresh)));
     c.close();
   }
+});
+
+test("requestAll follows nextCursor and concatenates every list", async () => {
+  const server = new FakeServer();
+  const { c } = client(server);
+  c.connect();
+  const all = await c.requestAll<{ supervisors: { userId: string }[]; agents: { userId: string }[] }>(
+    "assist.recipients",
+  );
+  assert.deepEqual(
+    all.supervisors.map((s) => s.userId),
+    ["s1", "s2"],
+  );
+  assert.deepEqual(
+    all.agents.map((a) => a.userId),
+    ["a1"],
+  );
+  assert.deepEqual(
+    server.last.sent.map((f) => f.cursor),
+    [undefined, "p2"],
+  );
+  assert.ok(!("nextCursor" in all));
+  c.close();
 });
