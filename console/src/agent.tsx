@@ -406,14 +406,21 @@ function Conversation(props: {
               <label class="visually-hidden" for="transfer-to">
                 Transfer to
               </label>
-              <select id="transfer-to" value={transferTo} onChange={(e) => setTransferTo((e.target as HTMLSelectElement).value)}>
-                <option value="">Transfer or consult…</option>
+              <input
+                id="transfer-to"
+                list="transfer-people"
+                placeholder="Transfer / consult: user id"
+                value={transferTo}
+                onFocus={() => model.client.requestAll<{ supervisors: Person[]; agents: Person[] }>("assist.recipients").then((r) => { model.setRecipients(r); model.changed(); }).catch(() => undefined)}
+                onInput={(e) => setTransferTo((e.target as HTMLInputElement).value.trim())}
+              />
+              <datalist id="transfer-people">
                 {[...model.agents, ...model.supervisors].map((p) => (
                   <option key={p.userId} value={p.userId}>
                     {p.name}
                   </option>
                 ))}
-              </select>
+              </datalist>
               <button type="button" class="secondary" disabled={!transferTo} data-testid="transfer-button"
                 onClick={() => client.request<{ workitem: Workitem }>("workitem.transfer", { workitemId: id, toAgentId: transferTo }).then((d) => model.upsert(d.workitem)).catch(onError)}>
                 Transfer

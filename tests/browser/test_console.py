@@ -106,6 +106,12 @@ def test_supervisor_monitors_several_workitems_at_once(tenant: Tenant, open_as: 
     expect(tiles).to_have_count(2)
     for index in range(2):
         expect(tiles.nth(index).get_by_test_id("coach-input")).to_be_visible()
+    # The board is live: a new assignment shows up in the count and the list without a reload.
+    count = supervisor.locator("[data-testid=agent-row][data-agent-id=agent2] .count")
+    expect(count).to_contain_text("1")
+    tenant.assign("wi-c", "email", "agent2")
+    expect(count).to_contain_text("2")
+    expect(supervisor.locator("[data-testid=workitem-row][data-workitem-id=wi-c]")).to_contain_text("email")
     tiles.nth(1).get_by_test_id("coach-input").fill("Only on the second one")
     tiles.nth(1).get_by_test_id("coach-send").click()
     expect(tiles.nth(1).locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(1)
@@ -284,3 +290,21 @@ def test_demo_user_picker_signs_in_and_sign_out_returns_to_it(open_as: OpenAs) -
     expect(page.locator("[data-testid=agent-row][data-agent-id=agent-1]")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("[data-testid=demo-user]")).to_have_count(5)
+
+
+def test_agent_transfers_one_workitem_and_ends_another(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    moving = tenant.assign("wi-move", "chat", "agent1")
+    ending = tenant.assign("wi-end", "chat", "agent1")
+    agent1 = open_as(tenant.token("agent1", "agent"))
+    agent2 = open_as(tenant.token("agent2", "agent"))
+    agent1.locator(f"[data-testid=workitem-row][data-workitem-id={moving}]").click()
+    agent1.get_by_label("Transfer to").fill("agent2")
+    agent1.get_by_test_id("transfer-button").click()
+    expect(agent1.locator(f"[data-testid=workitem-row][data-workitem-id={moving}]")).to_have_count(0)
+    expect(agent2.locator(f"[data-testid=workitem-row][data-workitem-id={moving}]")).to_be_visible()
+
+    agent1.locator(f"[data-testid=workitem-row][data-workitem-id={ending}]").click()
+    agent1.get_by_test_id("end-button").click()
+    expect(agent1.locator(f"[data-testid=workitem-row][data-workitem-id={ending}]")).to_contain_text("ended")
+    expect(agent1.get_by_test_id("message-input")).to_have_count(0)
