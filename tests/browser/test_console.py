@@ -1,6 +1,6 @@
-"""The web console in a real browser: each role's screen against the real local stack.
+"""The web console in a real browser: each role's screen against the real local stack (W10, Q15).
 
-Every test sets up its own tenant (users, team, templates, workitems through the public REST routes and
+The selectors are the stable `data-testid` hooks of W10.3. Every test sets up its own tenant (users, team, templates, workitems through the public REST routes and
 signed webhooks), then drives one browser context per person.
 """
 
