@@ -218,18 +218,7 @@ export function AgentScreen(props: {
           ))}
         </ul>
         <RaiseHand model={model} current={current} onError={setError} name={name} />
-        {(model.messages.length > 0 || model.unread > 0) && (
-          <section aria-label="Directory messages">
-            <h3>Messages {model.unread > 0 && <span class="badge">{model.unread}</span>}</h3>
-            <ul class="messages">
-              {model.messages.map((m) => (
-                <li key={m.messageId}>
-                  <strong>{name(m.fromUserId)}:</strong> {m.text}
-                </li>
-              ))}
-            </ul>
-          </section>
-        )}
+        {(model.messages.length > 0 || model.unread > 0) && <DirectoryInbox model={model} name={name} onError={setError} />}
         {model.helpRequests.map((r) => (
           <p class="assist-popup" role="alert" key={r.assistId}>
             <strong>{name(r.agentId)}</strong> asks for help: {r.text}
@@ -249,6 +238,55 @@ export function AgentScreen(props: {
         </main>
       )}
     </div>
+  );
+}
+
+function DirectoryInbox(props: { model: AgentModel; name: (id?: string) => string; onError: (e: unknown) => void }) {
+  const { model, name, onError } = props;
+  const last = model.messages.at(-1);
+  return (
+    <section class="directory" aria-label="Directory messages">
+      <h3>Messages {model.unread > 0 && <span class="badge">{model.unread}</span>}</h3>
+      <ul class="messages">
+        {model.messages.map((m) => (
+          <li key={m.messageId} data-testid="directory-message">
+            <strong>{name(m.fromUserId)}:</strong> {m.text}
+          </li>
+        ))}
+      </ul>
+      {last && (
+        <>
+          <Composer
+            inputTestId="directory-input"
+            sendTestId="directory-send"
+            label={`Reply to ${name(last.fromUserId)}`}
+            placeholder={`Reply to ${name(last.fromUserId)}`}
+            onSend={(text) =>
+              model.client
+                .request("directory.send", { toUserId: last.fromUserId, text, replyTo: last.messageId })
+                .catch(onError)
+            }
+          />
+          {model.unread > 0 && (
+            <button
+              type="button"
+              class="secondary"
+              onClick={() =>
+                model.client
+                  .request<{ count: number }>("directory.read", { withUserId: last.fromUserId })
+                  .then((d) => {
+                    model.unread = d.count;
+                    model.changed();
+                  })
+                  .catch(onError)
+              }
+            >
+              Mark read
+            </button>
+          )}
+        </>
+      )}
+    </section>
   );
 }
 

@@ -457,7 +457,7 @@ function Directory(props: {
       <h2>Messages</h2>
       <ul class="messages">
         {model.messages.map((m) => (
-          <li key={m.messageId}>
+          <li key={m.messageId} data-testid="directory-message">
             <strong>{name(m.fromUserId)}:</strong> {m.text}
           </li>
         ))}

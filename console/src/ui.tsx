@@ -1,6 +1,6 @@
 /** Pieces every screen shares: connection state, timeline rendering, errors. */
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useId, useRef, useState } from "preact/hooks";
 import type { CoachingClient, ConnectionState, Entry } from "./protocol";
 import { ProtocolError } from "./protocol";
 import { annotations, COACHING_KINDS } from "./store";
@@ -194,6 +194,7 @@ export function Composer(props: {
   disabled?: boolean;
 }) {
   const [text, setText] = useState("");
+  const id = useId();
   const submit = async (event: Event) => {
     event.preventDefault();
     const value = text.trim();
@@ -203,11 +204,11 @@ export function Composer(props: {
   };
   return (
     <form class="composer" onSubmit={submit}>
-      <label class="visually-hidden" for={`${props.inputTestId}-${props.label}`}>
+      <label class="visually-hidden" for={id}>
         {props.label}
       </label>
       <input
-        id={`${props.inputTestId}-${props.label}`}
+        id={id}
         data-testid={props.inputTestId}
         value={text}
         placeholder={props.placeholder}

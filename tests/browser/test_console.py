@@ -308,3 +308,16 @@ def test_agent_transfers_one_workitem_and_ends_another(tenant: Tenant, open_as: 
     agent1.get_by_test_id("end-button").click()
     expect(agent1.locator(f"[data-testid=workitem-row][data-workitem-id={ending}]")).to_contain_text("ended")
     expect(agent1.get_by_test_id("message-input")).to_have_count(0)
+
+
+def test_directory_message_and_reply_between_supervisor_and_agent(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    agent = open_as(tenant.token("agent1", "agent"))
+    supervisor.get_by_label("To", exact=True).select_option("agent1")
+    supervisor.get_by_test_id("directory-input").fill("Team meeting at 3")
+    supervisor.get_by_test_id("directory-send").click()
+    expect(agent.get_by_test_id("directory-message")).to_contain_text("Team meeting at 3")
+    agent.get_by_test_id("directory-input").fill("On my way")
+    agent.get_by_test_id("directory-send").click()
+    expect(supervisor.get_by_test_id("directory-message")).to_contain_text("On my way")
