@@ -210,6 +210,7 @@ def test_voice_listen_whisper_barge_with_the_fake_provider(tenant: Tenant, open_
     supervisor.get_by_test_id("voice-whisper").click()
     expect(state).to_contain_text(re.compile(r"whisper .* audio Send"))
     expect(agent.get_by_test_id("coach-room")).to_be_visible()
+    screenshot(supervisor, "supervisor-voice")
     supervisor.get_by_test_id("voice-barge").click()
     expect(state).to_contain_text(re.compile(r"barge .* audio SendReceive"))
     supervisor.get_by_test_id("voice-listen").click()
