@@ -504,15 +504,16 @@ export class CoachingClient {
 
   /**
    * Start ordering a workitem's timeline. `initial` are entries already fetched (e.g. from
-   * `monitor.start`); `hasMore` or a first entry after 1 means older ones are missing, which are
-   * then fetched from `after: 0`. Without `initial`, the whole timeline is fetched.
+   * `monitor.start`); older ones they lack (`hasMore`, or a first entry after 1) are fetched from
+   * `after: 0`. One `timeline.get` always follows: an entry pushed before the workitem was tracked
+   * (between the server starting the action and its ack arriving) is not lost.
    */
   async track(workitemId: string, initial?: { entries: Entry[]; hasMore?: boolean }): Promise<void> {
     const existing = this.timelines.get(workitemId);
     const buffer = existing ?? new TimelineBuffer(0);
     if (!existing) this.timelines.set(workitemId, buffer);
     if (initial) this.ingest(initial.entries.map((e) => ({ ...e, workitemId })));
-    if (!initial || buffer.missing || initial.hasMore) await this.catchUp(workitemId);
+    await this.catchUp(workitemId);
   }
 
   untrack(workitemId: string): void {

@@ -29,7 +29,8 @@ export class Timelines extends Observable {
     super();
     client.onEntries((workitemId, entries) => {
       const list = this.entries.get(workitemId) ?? [];
-      list.push(...entries);
+      // A workitem tracked again (a tile closed and reopened) is delivered from seq 1 again.
+      for (const entry of entries) if (!list.length || entry.seq > (list.at(-1)?.seq ?? 0)) list.push(entry);
       this.entries.set(workitemId, list);
       this.changed();
     });

@@ -267,3 +267,16 @@ test("requestAll follows nextCursor and concatenates every list", async () => {
   assert.ok(!("nextCursor" in all));
   c.close();
 });
+
+test("an entry pushed before the workitem was tracked is fetched when tracking starts", async () => {
+  const server = new FakeServer();
+  server.timeline = [1, 2, 3].map((n) => entry(n));
+  const { c, delivered } = client(server);
+  c.connect();
+  await tick(1);
+  server.event("message.received", { entry: entry(3) }); // arrives before the monitor.start ack
+  await tick(1);
+  await c.track("w1", { entries: [entry(1), entry(2)], hasMore: false });
+  assert.deepEqual(delivered, [1, 2, 3]);
+  c.close();
+});
