@@ -100,10 +100,8 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
     ]
 
 
-def kinds_and_seqs(page: Page, scope: str = "") -> list[tuple[int, str]]:
-    """(seq, kind) of every timeline entry inside ``scope`` (a CSS selector, default the whole page)."""
-    selector = f"{scope} [data-testid=timeline-entry]".strip()
-    pairs: list[list[Any]] = page.eval_on_selector_all(
-        selector, "els => els.map(e => [Number(e.dataset.seq), e.dataset.kind])"
-    )
+def kinds_and_seqs(page: Page, scope: str = "body") -> list[tuple[int, str]]:
+    """(seq, kind) of every timeline entry inside ``scope`` (a Playwright selector), in page order."""
+    entries = page.locator(scope).locator("[data-testid=timeline-entry]")
+    pairs: list[list[Any]] = entries.evaluate_all("els => els.map(e => [Number(e.dataset.seq), e.dataset.kind])")
     return [(int(seq), str(kind)) for seq, kind in pairs]

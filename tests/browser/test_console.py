@@ -1,7 +1,8 @@
 """The web console in a real browser: each role's screen against the real local stack (W10, Q15).
 
-The selectors are the stable `data-testid` hooks of W10.3. Every test sets up its own tenant (users, team, templates, workitems through the public REST routes and
-signed webhooks), then drives one browser context per person.
+The selectors are the stable `data-testid` hooks of W10.3. Every test sets up its own tenant (users,
+team, templates, workitems through the public REST routes and signed webhooks), then drives one browser
+context per person.
 """
 
 from __future__ import annotations
@@ -116,6 +117,15 @@ def test_supervisor_monitors_several_workitems_at_once(tenant: Tenant, open_as: 
     tiles.nth(1).get_by_test_id("coach-send").click()
     expect(tiles.nth(1).locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(1)
     expect(tiles.nth(0).locator("[data-testid=timeline-entry][data-kind=coach_message]")).to_have_count(0)
+
+    # Closing a tile and opening it again shows each entry once.
+    before = kinds_and_seqs(supervisor, "section.tile >> nth=1")
+    tiles.nth(1).get_by_role("button", name="Close tile").click()
+    expect(tiles).to_have_count(1)
+    supervisor.locator(f"[data-testid=workitem-row][data-workitem-id={second}]").click()
+    expect(tiles).to_have_count(2)
+    expect(tiles.nth(1).locator("[data-testid=timeline-entry]")).to_have_count(len(before))
+    assert kinds_and_seqs(supervisor, "section.tile >> nth=1") == before
 
 
 def test_raise_hand_claimed_by_a_supervisor_names_them_to_the_agent(tenant: Tenant, open_as: OpenAs) -> None:
