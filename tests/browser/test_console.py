@@ -332,3 +332,16 @@ def test_directory_message_and_reply_between_supervisor_and_agent(tenant: Tenant
     agent.get_by_test_id("directory-input").fill("On my way")
     agent.get_by_test_id("directory-send").click()
     expect(supervisor.get_by_test_id("directory-message")).to_contain_text("On my way")
+
+
+def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    row = supervisor.locator("[data-testid=agent-row][data-agent-id=agent1]")
+    expect(row).to_contain_text("offline")
+    agent = open_as(tenant.token("agent1", "agent"))
+    expect(row).to_contain_text("available")
+    agent.get_by_label("Presence").select_option("not_ready")
+    expect(row).to_contain_text("not ready")
+    agent.context.close()
+    expect(row).to_contain_text("offline")
