@@ -90,6 +90,13 @@ def ws_connect(event: dict[str, Any]) -> dict[str, Any]:
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
         return {"statusCode": 401}
+    except Exception as exc:
+        # A store that does not answer is 503 (the client retries), never a 500 with a traceback.
+        translated = translate(exc)
+        if translated is None:
+            raise
+        log.warning("connection refused for now: %s (%s)", translated.message, type(exc).__name__)
+        return {"statusCode": translated.status}
     return {"statusCode": 200}
 
 
@@ -126,9 +133,16 @@ def ws_message(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def ws_disconnect(event: dict[str, Any]) -> dict[str, Any]:
-    caller, registered = _caller(event)
-    if caller is not None:
-        bootstrap.services().directory.disconnect(caller, _connection(event), registered=registered)
+    try:
+        caller, registered = _caller(event)
+        if caller is not None:
+            bootstrap.services().directory.disconnect(caller, _connection(event), registered=registered)
+    except Exception as exc:
+        # The socket is gone either way; its records go on the next push that meets them (410).
+        if translate(exc) is None:
+            raise
+        log.warning("disconnect of %s not recorded: the store is unavailable (%s)",
+                    _connection(event).connection_id, type(exc).__name__)
     return {"statusCode": 200}
 
 

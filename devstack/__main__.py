@@ -110,8 +110,11 @@ def _stream_pump(app: Chalice, store_endpoint: str, moto: bool) -> StreamPump | 
     from chalicelib import settings as settings_module
 
     settings = settings_module.load()
-    dynamodb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=store_endpoint)
-    streams = boto3.client("dynamodbstreams", region_name=settings.region, endpoint_url=store_endpoint)
+    from chalicelib.adapters.sdk_budget import DYNAMODB
+
+    dynamodb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=store_endpoint, config=DYNAMODB.config())
+    streams = boto3.client("dynamodbstreams", region_name=settings.region, endpoint_url=store_endpoint,
+                           config=DYNAMODB.config())
     tail = StreamTail.for_table(dynamodb, streams, settings.workitems_table, start="TRIM_HORIZON", reposition=moto)
 
     def invoke(event: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.adapters.dynamo import AssistItem
+from chalicelib.adapters.storage_errors import response_code
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus, Stage
 from chalicelib.services.ports import AlreadyExists
 from chalicelib.settings import Settings
@@ -39,7 +40,7 @@ def due_sk(due_epoch: int, tenant_id: str, assist_id: str) -> str:
 
 
 def _conditional_failed(exc: PutError | UpdateError) -> bool:
-    return exc.cause_response_code == "ConditionalCheckFailedException"
+    return response_code(exc) == "ConditionalCheckFailedException"
 
 
 class DynamoAssistStore:

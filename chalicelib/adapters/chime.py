@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from chalicelib.domain.errors import Conflict, Invalid, NotFound, RateLimited
+from chalicelib.adapters import sdk_budget
+from chalicelib.domain.errors import Conflict, Invalid, NotFound, RateLimited, Unavailable
 from chalicelib.domain.voice import Attendee, Audio, Meeting
 
 if TYPE_CHECKING:
@@ -42,16 +43,12 @@ log = logging.getLogger(__name__)
 # Error codes meaning "not now": the same request may succeed later. Meetings says
 # ThrottlingException / LimitExceededException, Media Pipelines says ThrottledClientException /
 # ResourceLimitExceededException; both say ServiceUnavailable / ServiceFailure.
-_RETRYABLE = frozenset(
-    {
-        "ThrottlingException",
-        "ThrottledClientException",
-        "ServiceUnavailableException",
-        "ServiceFailureException",
-        "LimitExceededException",
-        "ResourceLimitExceededException",
-    }
+# Throttling that outlasted the SDK's retries and the service's own failures: `unavailable`.
+_UNAVAILABLE = frozenset(
+    {"ThrottlingException", "ThrottledClientException", "ServiceUnavailableException", "ServiceFailureException"}
 )
+# A quota of the account (meetings, pipelines): `rate_limited` until one frees up.
+_RETRYABLE = frozenset({"LimitExceededException", "ResourceLimitExceededException"})
 _NOT_FOUND = "NotFoundException"
 
 _CAPABILITY: dict[Audio, MediaCapabilitiesType] = {
@@ -107,6 +104,11 @@ def _raise_translated(operation: str, exc: Exception) -> NoReturn:
     if not isinstance(exc, ClientError):
         raise exc
     code = _error_code(exc)
+    if code in _UNAVAILABLE:
+        log.warning("chime %s unavailable: %s (request id %s)", operation, code, _request_id(exc))
+        raise Unavailable(
+            f"the voice service did not answer in time ({operation}); try again shortly", service="chime",
+            operation=operation) from exc
     if code in _RETRYABLE:
         log.warning("chime %s pushed back: %s (request id %s)", operation, code, _request_id(exc))
         raise RateLimited(
@@ -157,13 +159,7 @@ class ChimeMeetingProvider:
 
     def _client(self, service: str) -> Any:
         import boto3
-        from botocore.config import Config
-
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 3},
-            connect_timeout=3,
-            read_timeout=10,
-        )
+        config = sdk_budget.CHIME.config()
         factory = self._session.client if self._session is not None else boto3.client
         return factory(service, region_name=self._api_region, config=config)  # type: ignore[call-overload]
 

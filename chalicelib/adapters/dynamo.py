@@ -30,6 +30,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.adapters import sdk_budget
 from chalicelib.settings import Settings
 
 # --- directory ---------------------------------------------------------------------------------
@@ -428,10 +429,11 @@ def configure(settings: Settings) -> None:
             model.Meta.table_name = names[key]
             model.Meta.region = settings.region
             model.Meta.host = settings.dynamodb_endpoint or None
-            # Short timeouts and few retries: a Lambda handler should fail fast and let the client retry.
-            model.Meta.connect_timeout_seconds = 2
-            model.Meta.read_timeout_seconds = 5
-            model.Meta.max_retry_attempts = 2
+            # Short timeouts and few retries: a handler answers `unavailable` long before its function
+            # times out (the budget is in sdk_budget.py and docs/faults.md).
+            model.Meta.connect_timeout_seconds = sdk_budget.DYNAMODB.connect
+            model.Meta.read_timeout_seconds = sdk_budget.DYNAMODB.read
+            model.Meta.max_retry_attempts = sdk_budget.DYNAMODB.attempts - 1  # PynamoDB: standard mode, 1 + this
             model._connection = None
     _share_client([m for models in _MODELS_BY_TABLE.values() for m in models])
 

@@ -2,22 +2,37 @@
 
 Works from any handler (WebSocket, REST, webhook, schedule): the endpoint comes from settings, not
 from the event. A connection that answers 410 Gone is reported back so its owner record is cleaned.
+A connection whose posts time out or are throttled is skipped, never waited for (docs/faults.md).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as SdkConnectionError
+
+from chalicelib.adapters.sdk_budget import PUSH
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
 
 log = logging.getLogger(__name__)
+
+
+# How long post_many waits for its frames, and after how long a post in flight counts as stuck (a
+# healthy post takes milliseconds; the client's own timeouts end a stuck one, see sdk_budget.PUSH).
+BATCH_WAIT_SECONDS = 1.0
+STALLED_SECONDS = 0.25
+# Frames queued for one connection beyond which new ones are skipped (a receiver that cannot keep up).
+MAX_QUEUED_FRAMES = 200
+# @connections answers these when posts to a connection are throttled.
+_THROTTLED = frozenset({"LimitExceededException", "ThrottlingException", "TooManyRequestsException"})
 
 
 class ApiGatewayPusher:
@@ -30,6 +45,8 @@ class ApiGatewayPusher:
         self._region = region
         self._client = client
         self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._lanes: dict[str, _Lane] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._max_workers = max_workers
 
@@ -46,7 +63,7 @@ class ApiGatewayPusher:
                         "apigatewaymanagementapi",
                         endpoint_url=self._endpoint,
                         region_name=self._region,
-                        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2}),
+                        config=PUSH.config(max_pool_connections=self._max_workers),
                     )
         return self._client
 
@@ -74,35 +91,119 @@ class ApiGatewayPusher:
             raise
 
     def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
-        """Send each (connection, frame); returns the connections that are gone.
+        """Send each (connection, frame); returns the connections found gone (410) by the time it returns.
 
-        A failure other than Gone is logged and does not stop the others: the timeline is the
-        source of truth and clients catch up with ``timeline.get``.
+        Each connection has a *lane*: its frames go out one after another, in the order given across
+        calls, while lanes run side by side. This call waits for its frames at most
+        BATCH_WAIT_SECONDS, and not at all for a lane that is stuck on a slow post (one taking over
+        STALLED_SECONDS): a slow or throttled receiver never holds up the others or the next change.
+        A post that times out or is throttled drops the frames queued behind it, as does a lane
+        whose backlog is full: that client sees a gap in ``seq`` and catches up with
+        ``timeline.get`` (the timeline is the source of truth). Any other failure is logged and does
+        not stop the others.
         """
         if not frames:
             return []
-        by_connection: dict[str, list[bytes]] = {}
-        for connection_id, data in frames:
-            by_connection.setdefault(connection_id, []).append(data)
-        if len(by_connection) == 1:
-            return self._post_in_order(*next(iter(by_connection.items())))
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="push")
-        gone: list[str] = []
-        for result in self._pool.map(lambda item: self._post_in_order(*item), by_connection.items()):
-            gone.extend(result)
-        return gone
+        ticket = _Ticket()
+        dropped: list[str] = []
+        with self._cond:
+            for connection_id, data in frames:
+                lane = self._lanes.get(connection_id)
+                if lane is None:
+                    lane = self._lanes[connection_id] = _Lane()
+                if len(lane.queue) >= MAX_QUEUED_FRAMES:
+                    dropped.append(connection_id)
+                    continue
+                lane.queue.append((data, ticket))
+                ticket.pending[connection_id] = ticket.pending.get(connection_id, 0) + 1
+                if not lane.running:
+                    lane.running = True
+                    self._executor().submit(self._drain, connection_id, lane)
+            deadline = time.monotonic() + BATCH_WAIT_SECONDS
+            while True:
+                now = time.monotonic()
+                waiting = [c for c, n in ticket.pending.items() if n and not self._lanes[c].stalled(now)]
+                if not waiting or now >= deadline:
+                    break
+                self._cond.wait(min(0.05, deadline - now))
+            late = sorted(c for c, n in ticket.pending.items() if n)
+        if dropped:
+            log.warning("push backlog full for %d connection(s); frames skipped (clients catch up by seq): %s",
+                        len(set(dropped)), ", ".join(sorted(set(dropped))))
+        if late:
+            log.info("pushes to %s still in flight; not waited for", ", ".join(late))
+        return sorted(ticket.gone)
 
-    def _post_in_order(self, connection_id: str, frames: list[bytes]) -> list[str]:
-        for data in frames:
-            try:
-                if not self.post(connection_id, data):
-                    return [connection_id]  # gone: the rest would be refused too
-            except Exception as exc:  # noqa: BLE001 - one failed post must not fail the others; logged
-                log.warning("push to %s failed: %s", connection_id, _describe(exc))
-        return []
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="push")
+        return self._pool
+
+    def _drain(self, connection_id: str, lane: _Lane) -> None:
+        """Post a lane's frames in order until it is empty (one worker per lane at a time)."""
+        while True:
+            with self._cond:
+                if not lane.queue:
+                    lane.running = False
+                    lane.posting_since = None
+                    if self._lanes.get(connection_id) is lane:
+                        del self._lanes[connection_id]
+                    self._cond.notify_all()
+                    return
+                data, ticket = lane.queue.popleft()
+                lane.posting_since = time.monotonic()
+            outcome = self._attempt(connection_id, data)
+            with self._cond:
+                lane.posting_since = None
+                ticket.done(connection_id, gone=outcome == "gone")
+                if outcome in ("gone", "slow"):
+                    skipped = len(lane.queue)
+                    while lane.queue:  # the rest would be refused too, or would wait behind a slow receiver
+                        _, other = lane.queue.popleft()
+                        other.done(connection_id, gone=outcome == "gone")
+                    if outcome == "slow" and skipped:
+                        log.warning("push to %s timed out or was throttled; %d queued frame(s) skipped "
+                                    "(the client catches up by seq)", connection_id, skipped)
+                self._cond.notify_all()
+
+    def _attempt(self, connection_id: str, data: bytes) -> str:
+        try:
+            return "sent" if self.post(connection_id, data) else "gone"
+        except (HTTPClientError, SdkConnectionError) as exc:  # read/connect timeout, cut or refused connection
+            log.warning("push to %s failed: %s", connection_id, _describe(exc))
+            return "slow"
+        except ClientError as exc:
+            log.warning("push to %s failed: %s", connection_id, _describe(exc))
+            code = exc.response.get("Error", {}).get("Code", "")
+            return "slow" if code in _THROTTLED else "failed"
+        except Exception as exc:  # noqa: BLE001 - one failed post must not fail the others; logged
+            log.warning("push to %s failed: %s", connection_id, _describe(exc))
+            return "failed"
+
+
+class _Ticket:
+    """One post_many call: how many of its frames each connection still has to go, and who is gone."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, int] = {}
+        self.gone: set[str] = set()
+
+    def done(self, connection_id: str, *, gone: bool) -> None:
+        self.pending[connection_id] -= 1
+        if gone:
+            self.gone.add(connection_id)
+
+
+class _Lane:
+    """The frames waiting for one connection, and whether a worker is posting them."""
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[bytes, _Ticket]] = deque()
+        self.running = False
+        self.posting_since: float | None = None
+
+    def stalled(self, now: float) -> bool:
+        return self.posting_since is not None and now - self.posting_since > STALLED_SECONDS
 
 
 def _describe(exc: Exception) -> str:

@@ -30,6 +30,7 @@ from chalicelib.adapters.dynamo import (
     UnreadItem,
     WorkitemItem,
 )
+from chalicelib.adapters.storage_errors import response_code
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Status, Workitem
 from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
@@ -272,9 +273,10 @@ class DynamoWorkitemStore:
             codes = _cancel_codes(exc)
             if idempotency and codes and codes[0] == "ConditionalCheckFailed":
                 raise DuplicateEvent(idempotency.event_id) from exc
-            if "ConditionalCheckFailed" in codes or (exc.cause_response_code == "TransactionCanceledException" and \
-                    "TransactionConflict" in codes):
-                raise StaleWorkitem(w.workitem_id) from exc
+            code = response_code(exc)
+            if "ConditionalCheckFailed" in codes or (code == "TransactionCanceledException" and "TransactionConflict" in codes) \
+                    or code in ("TransactionConflictException", "TransactionInProgressException"):
+                raise StaleWorkitem(w.workitem_id) from exc  # a lost race: the caller reads again
             raise
 
     def mark_event(self, idempotency: Idempotency) -> None:
@@ -282,7 +284,7 @@ class DynamoWorkitemStore:
         try:
             _idempotency_item(idempotency).save(condition=IdempotencyItem.pk.does_not_exist())
         except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            if response_code(exc) == "ConditionalCheckFailedException":
                 raise DuplicateEvent(idempotency.event_id) from exc
             raise
 

@@ -36,7 +36,9 @@ class Secret:
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("ssm", region_name=self._region)
+            from chalicelib.adapters.sdk_budget import SSM
+
+            self._client = boto3.client("ssm", region_name=self._region, config=SSM.config())
         response: Any = self._client.get_parameter(Name=self._parameter, WithDecryption=True)
         return str(response["Parameter"]["Value"])
 

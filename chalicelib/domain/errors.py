@@ -62,3 +62,12 @@ class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
     retryable = True
+
+
+class Unavailable(DomainError):
+    """The store or a downstream service did not answer in time (timeout, lost connection,
+    throttling that outlasted the SDK's retries). Nothing was applied; the request may be retried."""
+
+    code = "unavailable"
+    status = 503
+    retryable = True

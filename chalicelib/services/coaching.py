@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
-from chalicelib.domain.errors import Forbidden, Invalid, NotFound, RateLimited
+from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from chalicelib.domain.identity import Principal, Role, customer_endpoint, user_endpoint
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
 from chalicelib.services.delivery import Clock, Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
@@ -34,7 +34,18 @@ from chalicelib.services.ports import (
 
 log = logging.getLogger(__name__)
 
-MAX_COMMIT_ATTEMPTS = 6
+# Writers on one workitem are serialized by optimistic concurrency: each commit is conditional on
+# the version it read, and a loser reads again, decides again and retries after a jittered pause.
+# With 10 writers in a closed loop each round has one winner, so a writer may lose several rounds in
+# a row; the budget below lets every one of them through (docs/performance.md, ``contention``).
+# Only a race that never clears within MAX_COMMIT_ATTEMPTS or COMMIT_BUDGET_SECONDS is refused
+# ``rate_limited``. When the budget ran out because the store itself was slow (one read-and-commit
+# round took over SLOW_ROUND_SECONDS, e.g. right after a stall), the answer is ``unavailable``.
+MAX_COMMIT_ATTEMPTS = 40
+COMMIT_BUDGET_SECONDS = 6.0
+SLOW_ROUND_SECONDS = 1.0
+BACKOFF_BASE_SECONDS = 0.004
+BACKOFF_CAP_SECONDS = 0.1
 MONITOR_START_ENTRIES = 200
 TIMELINE_PAGE_MAX = 200
 
@@ -73,7 +84,9 @@ class CoachingService:
 
         With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
         everyone concerned but the connection ``exclude``, which gets the ack instead)."""
-        for attempt in range(MAX_COMMIT_ATTEMPTS):
+        budget = _CommitBudget()
+        for attempt in budget:
+            budget.round_started()
             change = decide(self.load(tenant_id, workitem_id))
             if not change.changed:
                 if idempotency is not None:
@@ -84,13 +97,13 @@ class CoachingService:
                                   counters=list(counters(change)) if counters else (),
                                   fanout=encode_note(change, exclude) if push else None)
             except StaleWorkitem:
-                _backoff(attempt)
+                budget.lost(attempt)
                 continue
             if change.ended_for:
                 self._coaching_ended(change)
             self._committed(change)
             return change
-        raise RateLimited("the workitem is changing too fast; retry")
+        raise budget.exhausted()
 
     def _coaching_ended(self, change: Change) -> None:
         for listener in self.on_coaching_ended:
@@ -316,7 +329,9 @@ class CoachingService:
 
     def _with_message(self, caller: Principal, workitem_id: str, message_id: str,
                       decide: Callable[[Workitem, TimelineEntry], Change], conn: str | None) -> Change:
-        for attempt in range(MAX_COMMIT_ATTEMPTS):
+        budget = _CommitBudget()
+        for attempt in budget:
+            budget.round_started()
             workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
             if workitem is None:
                 raise NotFound(f"workitem {workitem_id} not found")
@@ -327,10 +342,10 @@ class CoachingService:
             try:
                 self.store.commit(change, fanout=encode_note(change, conn))
             except StaleWorkitem:
-                _backoff(attempt)
+                budget.lost(attempt)
                 continue
             return change
-        raise RateLimited("the workitem is changing too fast; retry")
+        raise budget.exhausted()
 
     def coach_react(self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None,
                     conn: str | None = None) -> dict[str, Any]:
@@ -406,9 +421,37 @@ class CoachingService:
         return now_pair(self.clock)[0]
 
 
-def _backoff(attempt: int) -> None:
-    """A short random pause after a lost race, so a burst of writers on one workitem spreads out."""
-    time.sleep(random.uniform(0, 0.005 * (2**attempt)))  # noqa: S311 - jitter, not security
+class _CommitBudget:
+    """Attempts of one commit loop: at most MAX_COMMIT_ATTEMPTS, and none started after
+    COMMIT_BUDGET_SECONDS, so the handler answers well within its function timeout."""
+
+    def __init__(self) -> None:
+        self._deadline = time.monotonic() + COMMIT_BUDGET_SECONDS
+        self._out_of_time = False
+        self._round_at = 0.0
+        self._slowest_round = 0.0
+
+    def round_started(self) -> None:
+        self._round_at = time.monotonic()
+
+    def __iter__(self) -> Iterator[int]:
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if attempt and time.monotonic() >= self._deadline:
+                self._out_of_time = True
+                return
+            yield attempt
+
+    def lost(self, attempt: int) -> None:
+        """A random pause after a lost race ("full jitter"), so writers on one workitem spread out."""
+        self._slowest_round = max(self._slowest_round, time.monotonic() - self._round_at)
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** min(attempt, 10)))
+        pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
+        time.sleep(max(0.0, min(pause, self._deadline - time.monotonic())))
+
+    def exhausted(self) -> DomainError:
+        if self._out_of_time and self._slowest_round > SLOW_ROUND_SECONDS:
+            return Unavailable("the store was too slow to commit this change in time; nothing was applied, retry")
+        return RateLimited("the workitem kept changing under this request; nothing was applied, retry")
 
 
 def rules_staff(change: Change) -> list[str]:

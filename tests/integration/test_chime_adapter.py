@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.stub import Stubber
 
 from chalicelib.adapters.chime import ChimeMeetingProvider, meeting_arn
-from chalicelib.domain.errors import Conflict, Invalid, NotFound, RateLimited
+from chalicelib.domain.errors import Conflict, Invalid, NotFound, RateLimited, Unavailable
 from chalicelib.domain.voice import Audio, Meeting
 
 pytestmark = pytest.mark.integration
@@ -265,28 +265,29 @@ def test_delete_attendee_that_is_gone_succeeds(meetings: Stubber, provider: Chim
 
 
 @pytest.mark.parametrize(
-    ("code", "status"),
+    ("code", "status", "expected"),
     [
-        ("ThrottlingException", 429),
-        ("ServiceUnavailableException", 503),
-        ("ServiceFailureException", 500),
-        ("LimitExceededException", 400),
+        ("ThrottlingException", 429, "unavailable"),
+        ("ServiceUnavailableException", 503, "unavailable"),
+        ("ServiceFailureException", 500, "unavailable"),
+        ("LimitExceededException", 400, "rate_limited"),
     ],
 )
-def test_push_back_becomes_rate_limited(
-    meetings: Stubber, provider: ChimeMeetingProvider, code: str, status: int
+def test_push_back_is_retryable(
+    meetings: Stubber, provider: ChimeMeetingProvider, code: str, status: int, expected: str
 ) -> None:
+    """Throttling that outlasted the SDK's retries is `unavailable`; an account quota `rate_limited`."""
     meetings.add_client_error("create_attendee", code, "slow down, secret-ish detail", status)
-    with pytest.raises(RateLimited) as caught:
+    with pytest.raises((RateLimited, Unavailable)) as caught:
         provider.create_attendee(MEETING_ID, "t1:agent-1", Audio.SEND_RECEIVE)
     err = caught.value
-    assert err.retryable and err.code == "rate_limited"
+    assert err.retryable and err.code == expected
     assert "secret-ish" not in err.message and TOKEN not in str(err.to_dict())
 
 
 def test_throttled_delete_is_not_swallowed(meetings: Stubber, provider: ChimeMeetingProvider) -> None:
     meetings.add_client_error("delete_meeting", "ThrottlingException", "slow down", 429)
-    with pytest.raises(RateLimited):
+    with pytest.raises(Unavailable):
         provider.delete_meeting(MEETING_ID)
 
 
@@ -366,13 +367,14 @@ def test_start_recording_refuses_a_sink_that_is_not_an_arn(provider: ChimeMeetin
     ("code", "status"),
     [("ThrottledClientException", 429), ("ResourceLimitExceededException", 400), ("ServiceFailureException", 500)],
 )
-def test_pipeline_push_back_becomes_rate_limited(
+def test_pipeline_push_back_is_retryable(
     pipelines: Stubber, provider: ChimeMeetingProvider, code: str, status: int
 ) -> None:
     pipelines.add_client_error("create_media_capture_pipeline", code, "slow down", status)
     meeting = Meeting(meeting_id=MEETING_ID, media_region="us-east-1", meeting_arn=ARN)
-    with pytest.raises(RateLimited):
+    with pytest.raises((RateLimited, Unavailable)) as caught:
         provider.start_recording(meeting, SINK)
+    assert caught.value.retryable
 
 
 def test_delete_pipeline(pipelines: Stubber, provider: ChimeMeetingProvider) -> None:

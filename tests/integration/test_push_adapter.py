@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from chalicelib.adapters.push import ApiGatewayPusher
+from chalicelib.adapters.sdk_budget import PUSH
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +185,8 @@ def test_the_client_is_created_lazily_and_only_once() -> None:
     assert client.meta.endpoint_url == ENDPOINT
     assert client.meta.region_name == REGION
     assert client.meta.service_model.service_name == "apigatewaymanagementapi"
-    assert client.meta.config.connect_timeout == 2 and client.meta.config.read_timeout == 5
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (PUSH.connect, PUSH.read)
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": PUSH.attempts}
 
     with Stubber(client) as stub:
         stub.add_response("post_to_connection", {}, {"ConnectionId": "abc=", "Data": b"hi"})

@@ -1,9 +1,9 @@
 """Failure paths through the real Lambda entry points (moto): gone connections, a store that pushes
-back, handler bugs, and commits that lose a race.
+back or does not answer, handler bugs, and commits that lose a race.
 
 The promises under test: a client never loses an entry (the timeline replays what a dead connection
-missed); an error frame means nothing was applied; throttling is answered ``rate_limited`` with
-``retryable: true``; a connection stays usable after any error; a lost race is retried silently.
+missed); an error frame means nothing was applied; throttling that outlasts the SDK's retries is
+answered ``unavailable`` with ``retryable: true`` (``rate_limited`` only for a race that never clears); a connection stays usable after any error; a lost race is retried silently.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from botocore.client import BaseClient
+
+from chalicelib.services import coaching as coaching_service
 
 pytestmark = pytest.mark.integration
 
@@ -106,10 +108,10 @@ class StoreFault:
         self._patch.undo()
 
 
-def _assert_retryable(reply: dict[str, Any], request_id_prefix: str) -> None:
+def _assert_retryable(reply: dict[str, Any], request_id_prefix: str, code: str = "unavailable") -> None:
     assert reply["type"] == "error", reply
     assert reply["requestId"].startswith(request_id_prefix)
-    assert reply["error"]["code"] == "rate_limited", reply
+    assert reply["error"]["code"] == code, reply
     assert reply["error"]["retryable"] is True, reply
 
 
@@ -210,6 +212,8 @@ THROTTLES = {
     "internal-server-error": dict(operation="TransactWriteItems", code="InternalServerError", status=500),
     "read-throttled": dict(operation="GetItem", code="ProvisionedThroughputExceededException"),
 }
+# Lost races are retried by the commit loop; only one that never clears is refused, as contention.
+RACES = {name: "rate_limited" for name in ("transaction-conflict", "transaction-in-progress", "canceled-conflict-forever")}
 
 
 def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(world: Any) -> None:
@@ -223,7 +227,7 @@ def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(worl
         with StoreFault(**fault) as injected:
             reply = sup.request("coach.send", workitemId=WID, text=f"during {name}")
         assert injected.calls >= 1, name
-        _assert_retryable(reply, sup.connection_id)
+        _assert_retryable(reply, sup.connection_id, RACES.get(name, "unavailable"))
         assert _snapshot(world) == before, name  # no entry, no message index, no version bump
         assert (len(agent.frames()), len(cust.frames())) == (agent_frames, cust_frames), name  # nothing pushed
         assert "Traceback" not in json.dumps(reply)
@@ -268,14 +272,14 @@ def test_throttled_reads_and_directory_writes_are_retryable(world: Any) -> None:
         assert sup.ok(action, **fields) is not None
 
 
-def test_a_throttled_webhook_answers_429_and_its_redelivery_applies_once(world: Any) -> None:
+def test_a_throttled_webhook_answers_503_and_its_redelivery_applies_once(world: Any) -> None:
     world.team()
     world.assign(WID)
     before = _snapshot(world)
     data = {"workitemId": WID, "from": "customer", "text": "via sms"}
     with StoreFault("TransactWriteItems", "ProvisionedThroughputExceededException"):
         status, body = world.webhook("workitem.message", data, event_id="evt-throttled")
-    assert status == 429 and body["error"]["code"] == "rate_limited" and body["error"]["retryable"] is True
+    assert status == 503 and body["error"]["code"] == "unavailable" and body["error"]["retryable"] is True
     assert _snapshot(world) == before
     assert world.webhook("workitem.message", data, event_id="evt-throttled") == (200, {"status": "applied"})
     assert world.webhook("workitem.message", data, event_id="evt-throttled") == (200, {"status": "duplicate"})
@@ -425,7 +429,8 @@ def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(wor
     attempts = _interleave(world, monkeypatch,
                            lambda n: cust.ok("message.send", workitemId=WID, text=f"msg {n}"), losses=100)
 
-    _assert_retryable(sup.request("coach.send", workitemId=WID, text="never lands"), sup.connection_id)
+    monkeypatch.setattr(coaching_service, "MAX_COMMIT_ATTEMPTS", 6)
+    _assert_retryable(sup.request("coach.send", workitemId=WID, text="never lands"), sup.connection_id, "rate_limited")
 
     assert len(attempts) == 6 * 2  # six attempts, each preceded by the interloper's own commit
     timeline = _timeline(world)

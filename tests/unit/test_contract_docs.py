@@ -121,6 +121,7 @@ WS_ERROR_CODES = {
     "conflict",
     "too_large",
     "rate_limited",
+    "unavailable",
     "internal",
 }
 REST_ERROR_CODES = WS_ERROR_CODES - {"internal"}
@@ -450,6 +451,16 @@ def test_openapi_security_and_errors(openapi: dict[str, Any]) -> None:
             if op.get("security") == []:
                 continue  # GET /health
             assert "401" in op["responses"], f"{method.upper()} {path} must document 401"
+
+
+def test_openapi_every_store_backed_route_documents_unavailable(openapi: dict[str, Any]) -> None:
+    """A route that reads or writes the store can answer 503 `unavailable` when the store does not answer."""
+    for path, item in openapi["paths"].items():
+        for method, op in item.items():
+            if method in HTTP_METHODS and op.get("security") != []:
+                assert "503" in op["responses"], f"{method.upper()} {path} must document 503"
+    body = openapi["components"]["responses"]["Unavailable"]["content"]["application/json"]["example"]["error"]
+    assert (body["code"], body["retryable"]) == ("unavailable", True)
 
 
 def test_openapi_webhook_events(openapi: dict[str, Any]) -> None:

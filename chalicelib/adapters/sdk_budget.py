@@ -1,0 +1,59 @@
+"""Timeouts and retries of every AWS SDK client, chosen so a handler always answers in time.
+
+A WebSocket frame or REST request runs in a function with a 29 s timeout (API Gateway's integration
+limit is also 29 s). A store that stops answering must turn into an ``unavailable`` reply well before
+that, never into a Lambda timeout with the client left waiting. Every client therefore has an
+explicit connect timeout, read timeout and number of attempts (botocore's ``standard`` retry mode,
+whose pause before attempt n+1 is at most ``2**(n-1)`` s), and the worst case of one call is
+
+    attempts x (connect + read) + the pauses between attempts
+
+The first call that exhausts its attempts ends the action (the error is mapped to ``unavailable``),
+so a frame pays that worst case at most once per client, plus the coaching commit loop's own budget
+(``COMMIT_BUDGET_SECONDS``): see docs/faults.md for the sums, and tests/unit/test_sdk_budget.py,
+which checks them against the function timeouts of ``.chalice/config.json``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+MAX_STANDARD_BACKOFF_SECONDS = 20.0
+
+
+class SdkBudget(msgspec.Struct, frozen=True):
+    """Connect and read timeouts (seconds) and total attempts (the first call included)."""
+
+    connect: float
+    read: float
+    attempts: int
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest one call can take before it fails: every attempt timing out, plus pauses."""
+        pauses = sum(min(MAX_STANDARD_BACKOFF_SECONDS, 2.0**n) for n in range(self.attempts - 1))
+        return self.attempts * (self.connect + self.read) + pauses
+
+    def config(self, **extra: Any) -> Config:
+        from botocore.config import Config
+
+        return Config(connect_timeout=self.connect, read_timeout=self.read,
+                      retries={"mode": "standard", "total_max_attempts": self.attempts}, **extra)
+
+
+# DynamoDB answers in milliseconds; 3 s without a byte means it is not going to answer soon.
+DYNAMODB = SdkBudget(connect=1.0, read=3.0, attempts=2)
+# One post to one connection: no retry (a slow or throttled receiver is skipped, see push.py), and a
+# short read timeout so that one slow receiver never holds up a change for long.
+PUSH = SdkBudget(connect=1.0, read=2.0, attempts=1)
+# Chime SDK meetings and media pipelines (voice actions).
+CHIME = SdkBudget(connect=2.0, read=5.0, attempts=2)
+# SSM Parameter Store: secrets, read once per cold start and every few minutes after.
+SSM = SdkBudget(connect=1.0, read=2.0, attempts=2)
+
+ALL: dict[str, SdkBudget] = {"dynamodb": DYNAMODB, "apigatewaymanagementapi": PUSH, "chime": CHIME, "ssm": SSM}
