@@ -8,14 +8,24 @@ Environment: ``PORT`` (8000; 0 picks a free port), ``COACHING_JWT_SECRET``, ``CO
 store instead of the embedded one), ``DEVSTACK_STORE`` (auto: DynamoDB Local when Java and its jar are installed, else moto),
 ``DEVSTACK_SEED`` (1; 0 skips the demo tenant), ``DEVSTACK_APP``
 (``app:app``), ``LOG_LEVEL`` (INFO).
+
+Faults (docs/faults.md): the stack watches its store. If the store process dies, it logs one line
+saying so, answers ``GET /health`` with 503 and the reason for a moment, and exits with code 3 (restart
+``make run``: the store is in memory, so a restart is a fresh stack). While the store is alive but
+not answering (e.g. frozen), ``/health`` is 503 "the store is not answering" and actions answer
+``unavailable``; both recover on their own. SIGTERM or SIGINT stops the stack within 5 s whatever
+the clients or the store do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import faulthandler
 import importlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import uuid
@@ -27,7 +37,7 @@ from chalice.app import Chalice
 from chalice.local import LambdaContext
 
 from devstack.console import ConsoleSite
-from devstack.gateway import Gateway, bind_socket, start_site
+from devstack.gateway import Gateway, bind_socket, start_management_site, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
 from devstack.streams import StreamPump, StreamTail
@@ -38,6 +48,11 @@ LOCAL_JWT_SECRET = "local-only-jwt-secret-do-not-deploy"  # noqa: S105 - printed
 LOCAL_WEBHOOK_SECRET = "local-only-webhook-secret-do-not-deploy"  # noqa: S105 - printed local default
 SWEEP_HANDLER = "escalate_assistance"
 FANOUT_HANDLER = "fanout"
+EXIT_STORE_DIED = 3
+STORE_DIED_GRACE_SECONDS = 1.5  # /health answers 503 with the reason this long before the exit
+WATCH_EVERY_SECONDS = 0.5
+PROBE_TIMEOUT_SECONDS = 1.0
+SHUTDOWN_SECONDS = 4.5  # SIGTERM: everything is stopped by then, or the process exits anyway
 
 
 class StartupError(RuntimeError):
@@ -62,12 +77,13 @@ def _secret(name: str, default: str) -> str:
     return default
 
 
-def _configure_app_environment(store_endpoint: str, base_url: str) -> None:
-    """What Lambda's configuration would provide, pointed at the local store and gateway."""
+def _configure_app_environment(store_endpoint: str, management_url: str) -> None:
+    """What Lambda's configuration would provide, pointed at the local store and gateway (its
+    ``@connections`` API is on a private loopback port, under a secret path)."""
     os.environ.update(
         {
             "DYNAMODB_ENDPOINT": store_endpoint,
-            "WEBSOCKET_ENDPOINT": base_url,
+            "WEBSOCKET_ENDPOINT": management_url,
             "MEETING_PROVIDER": "fake",
             "COACHING_STAGE": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -174,30 +190,112 @@ def _print_banner(base_url: str, tokens: dict[str, str], customer_token: str) ->
     print(f"Console: {base_url}/  (pick a demo user, or {base_url}/?token=<token>)\n")
 
 
+class StoreDied(RuntimeError):
+    """The embedded store exited; the stack cannot serve without it."""
+
+
+def _probe(endpoint: str) -> Callable[[], bool]:
+    """A cheap request to the store with short timeouts: True when it answers."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local",
+                          aws_secret_access_key="local",  # noqa: S106 - the local store takes any key
+                          config=Config(connect_timeout=PROBE_TIMEOUT_SECONDS, read_timeout=PROBE_TIMEOUT_SECONDS,
+                                        retries={"mode": "standard", "total_max_attempts": 1}))
+
+    def answers() -> bool:
+        try:
+            client.list_tables(Limit=1)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not answering"; the state is logged once
+            return False
+
+    return answers
+
+
+async def _watch_store(store: EmbeddedStore, gateway: Gateway, stop: asyncio.Event) -> None:
+    """Mark the stack unhealthy while its store does not answer; on the store's death, say so once,
+    answer /health 503 for a moment, then stop the stack with EXIT_STORE_DIED."""
+    loop = asyncio.get_running_loop()
+    answers = _probe(store.endpoint)
+    probing: asyncio.Future[bool] | None = None
+    while not stop.is_set():
+        await asyncio.sleep(WATCH_EVERY_SECONDS)
+        died = store.failure()
+        if died is not None:
+            gateway.unhealthy = died
+            log.error("%s; the local stack cannot serve without it and exits with code %d (restart `make run`)",
+                      died, EXIT_STORE_DIED)
+            await asyncio.sleep(STORE_DIED_GRACE_SECONDS)
+            raise StoreDied(died)
+        if probing is None:
+            probing = loop.run_in_executor(gateway.fast_executor, answers)
+        if not probing.done():
+            continue
+        ok = probing.result()
+        probing = None
+        if not ok and gateway.unhealthy is None:
+            gateway.unhealthy = "the store is not answering"
+            log.warning("the store is not answering; actions answer `unavailable` until it does")
+        elif ok and gateway.unhealthy is not None:
+            gateway.unhealthy = None
+            log.info("the store answers again")
+
+
+def _exit_watchdog(seconds: float, store: EmbeddedStore) -> None:
+    """Whatever hangs during shutdown (a handler stuck on a frozen store, a client that never reads),
+    the process ends within ``seconds``: the store child is killed and the process exits."""
+    import threading
+
+    def expire() -> None:
+        log.error("shutdown took over %.1f s; exiting now", seconds)
+        pid = store.pid
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
 async def _serve(port: int) -> None:
     sock = bind_socket("127.0.0.1", port)
     actual_port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{actual_port}"
+    management_sock = bind_socket("127.0.0.1", 0)
+    management_key = secrets.token_urlsafe(24)
+    management_url = f"http://127.0.0.1:{management_sock.getsockname()[1]}/{management_key}"
     sweep_seconds = _int_env("DEVSTACK_SWEEP_SECONDS", 5)
     jwt_secret = _secret("COACHING_JWT_SECRET", LOCAL_JWT_SECRET)
     webhook_secret = _secret("COACHING_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
 
     store = EmbeddedStore(os.environ.get("DYNAMODB_ENDPOINT", ""), os.environ.get("DEVSTACK_STORE", "auto"))
     endpoint = store.start()
-    log.info("store: %s (%s)", endpoint, f"embedded {store.kind}, in memory" if store.embedded else "from DYNAMODB_ENDPOINT")
+    where = f"embedded {store.kind}, in memory" if store.embedded else "from DYNAMODB_ENDPOINT"
+    log.info("store: %s (%s%s)", endpoint, where, f", pid {store.pid}" if store.pid else "")
     runner = None
+    management_runner = None
     pump: StreamPump | None = None
     sweep: asyncio.Task[None] | None = None
+    watch: asyncio.Task[None] | None = None
     gateway: Gateway | None = None
+    stop = asyncio.Event()
     try:
-        _configure_app_environment(endpoint, base_url)
+        _configure_app_environment(endpoint, management_url)
         app = _load_app(os.environ.get("DEVSTACK_APP", "app:app"))
         _create_tables()
         pump = _stream_pump(app, endpoint, store.kind == "moto")
         console = ConsoleSite(jwt_secret)
-        gateway = Gateway(app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware])
+        gateway = Gateway(app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware],
+                          management_key=management_key)
         runner = await start_site(gateway, sock)
-        log.info("gateway: %s (REST), %s/ws (WebSocket)", base_url, base_url.replace("http", "ws", 1))
+        management_runner = await start_management_site(gateway, management_sock)
+        log.info("gateway: %s (REST), %s/ws (WebSocket); @connections only on a private loopback port",
+                 base_url, base_url.replace("http", "ws", 1))
 
         loop = asyncio.get_running_loop()
         if os.environ.get("DEVSTACK_SEED", "1") != "0":
@@ -212,24 +310,44 @@ async def _serve(port: int) -> None:
         else:
             log.info("no %s schedule in the app (or DEVSTACK_SWEEP_SECONDS=0): no escalation sweep", SWEEP_HANDLER)
 
-        stop = asyncio.Event()
+        def on_signal() -> None:
+            if not stop.is_set():
+                _exit_watchdog(SHUTDOWN_SECONDS, store)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal)
+        if store.embedded:
+            watch = asyncio.create_task(_watch_store(store, gateway, stop))
         print(f"ready {base_url}", flush=True)
-        await stop.wait()
+        waiters = [asyncio.create_task(stop.wait()), *([watch] if watch else [])]
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is watch:
+                stop.set()
+                _exit_watchdog(SHUTDOWN_SECONDS, store)
+                task.result()  # raises StoreDied
         log.info("shutting down")
     finally:
-        if sweep is not None:
-            sweep.cancel()
+        for task in (sweep, watch):
+            if task is not None:
+                task.cancel()
         if runner is not None:
-            await runner.cleanup()  # closes every socket with 1001; each gets its $disconnect
+            # Closes every socket with 1001 (dropping clients that do not answer); each gets its $disconnect.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runner.cleanup(), 3)
         else:
             sock.close()
+        if management_runner is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(management_runner.cleanup(), 0.5)
+        else:
+            management_sock.close()
         if gateway is not None:
-            gateway.shutdown_executor()
+            gateway.shutdown_executor(wait=False)  # handlers stuck on the store end with the process
         if pump is not None:
-            pump.stop()
-        store.stop()
+            pump.stop(timeout=0.5)
+        store.stop(timeout=1)
 
 
 def main() -> int:
@@ -241,9 +359,12 @@ def main() -> int:
     # One line per request is the gateway's job; the store's and the SDK's request logs are noise.
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "pynamodb", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     try:
         port = _int_env("PORT", 8000)
         asyncio.run(_serve(port))
+    except StoreDied:
+        return EXIT_STORE_DIED
     except (StartupError, SeedError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
@@ -256,4 +377,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Handler threads may still be waiting on a store that stopped answering; they hold nothing that
+    # needs saving (the store is in memory), so the process ends now instead of joining them.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -8,7 +8,17 @@ handlers Lambda would run, with the event shapes API Gateway sends:
   concurrently in a thread pool; the close becomes exactly one ``$disconnect`` event.
 * ``/@connections/{connectionId}`` is the management API (POST / GET / DELETE) that boto3's
   ``apigatewaymanagementapi`` client talks to, with API Gateway's error shapes (410 ``GoneException``).
+  With a ``management_key`` it is not on the public port at all (403 there, like API Gateway without
+  IAM credentials): :meth:`Gateway.management_app` serves it on its own loopback port, under the
+  secret path prefix ``/{management_key}``, for the stack's own functions only.
 * Everything else is REST, through :class:`chalice.local.LocalGateway`.
+
+Like API Gateway, one receiver never slows the others: a post is queued on the connection's bounded
+send buffer and answered at once; a client whose buffer fills up or whose socket accepts nothing for
+``write_timeout`` seconds is closed with 1008 and its posts answer 410 from then on. Calls that need
+no store (the authorizer, ``ping`` frames, ``GET /health``) run on their own small thread pool, so
+they never wait behind handlers stuck on a slow store. A request header over 8 KB is answered 431
+without echoing it.
 
 API Gateway's WebSocket limits are enforced the way it enforces them: a frame over 32 KB or a message
 over 128 KB closes the socket with 1009. It lives outside ``chalicelib/`` so it never enters the Lambda
@@ -26,6 +36,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +45,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.http_websocket import WebSocketError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import ARNMatcher, LambdaContext, LocalChalice, LocalGateway, LocalGatewayException
@@ -47,6 +61,10 @@ Handler = Callable[[Event, Any], Any]
 _DATA_OPCODES = frozenset({0x0, 0x1, 0x2})  # continuation, text, binary
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 _REST_BODY_LIMIT = 10 * 1024 * 1024  # API Gateway's REST payload quota
+SEND_BUFFER_BYTES = 1024 * 1024  # frames waiting for one client beyond what its socket has taken
+WRITE_TIMEOUT_SECONDS = 5.0  # a client that takes no bytes for this long is closed (1008)
+CLOSE_GRACE_SECONDS = 1.0  # how long a close handshake may take before the socket is dropped
+FAST_FRAME_BYTES = 512  # frames up to this size are checked for a store-free route (``ping``)
 
 
 class _Refused(Exception):
@@ -233,7 +251,13 @@ class _Connection:
     last_active_at: int = 0
     messages: int = 0
     close_code: int | None = None  # the code the gateway closed with, when the gateway closed it
-    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    transport: Any = None
+    # Frames waiting to be written, their size, and the task writing them (one per connection).
+    outbox: deque[str | bytes] = field(default_factory=deque)
+    outbox_bytes: int = 0
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    writer: asyncio.Task[None] | None = None
+    evicted: bool = False
 
 
 class Gateway:
@@ -263,6 +287,11 @@ class Gateway:
         connection_id_factory: Callable[[], str] = aws_id,
         after_invoke: Callable[[], None] | None = None,
         middlewares: Iterable[Any] = (),
+        management_key: str | None = None,
+        send_buffer_bytes: int = SEND_BUFFER_BYTES,
+        write_timeout: float = WRITE_TIMEOUT_SECONDS,
+        fast_routes: frozenset[str] = frozenset({"ping"}),
+        fast_rest_paths: frozenset[str] = frozenset({"/health"}),
     ) -> None:
         _make_current_request_thread_local(app)
         self.app = app
@@ -285,6 +314,15 @@ class Gateway:
         self._rest = LocalGateway(app, Config())
         self._middlewares = list(middlewares)  # in front of every route (the local console, devstack/console.py)
         self.connections: dict[str, _Connection] = {}
+        self.management_key = management_key
+        self.send_buffer_bytes = send_buffer_bytes
+        self.write_timeout = write_timeout
+        self.fast_routes = fast_routes
+        self.fast_rest_paths = fast_rest_paths
+        # Calls that need no store get their own threads (on AWS each invocation has its own).
+        self.fast_executor: Executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-fast")
+        # Set by the stack when its store is down: GET /health answers 503 with this reason.
+        self.unhealthy: str | None = None
 
     # -- aiohttp wiring ----------------------------------------------------------------------------
 
@@ -295,23 +333,41 @@ class Gateway:
         application.on_shutdown.append(self._on_shutdown)
         return application
 
+    def management_app(self) -> web.Application:
+        """Only the ``@connections`` API, under ``/{management_key}`` (serve it on a loopback port)."""
+        application = web.Application(client_max_size=self.max_message_bytes + 1024)
+        application.router.add_route("*", "/{tail:.*}", self._dispatch_management)
+        return application
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
         if path == self.ws_path:
             return await self._websocket(request)
-        connection_id = self._management_target(path)
+        connection_id = self._management_target(path, self.stage)
         if connection_id is not None:
+            if self.management_key is not None:
+                return _aws_error(403, "ForbiddenException", "Missing Authentication Token")
             return await self._management(request, connection_id)
+        if self.unhealthy is not None and request.method == "GET" and path == "/health":
+            return web.json_response({"status": "unavailable", "reason": self.unhealthy}, status=503)
         return await self._rest_request(request)
 
-    def _management_target(self, raw_path: str) -> str | None:
-        """The connection id of an ``@connections`` URL (``/@connections/{id}`` or ``/{stage}/…``).
+    async def _dispatch_management(self, request: web.Request) -> web.StreamResponse:
+        connection_id = self._management_target(request.raw_path.split("?", 1)[0], self.management_key)
+        if connection_id is None or self.management_key is None:
+            return _aws_error(403, "ForbiddenException", "Missing Authentication Token")
+        return await self._management(request, connection_id)
+
+    def _management_target(self, raw_path: str, prefix: str | None) -> str | None:
+        """The connection id of an ``@connections`` URL (``/@connections/{id}`` or ``/{prefix}/…``).
 
         botocore percent-encodes the id (``=`` → ``%3D``, ``/`` → ``%2F``); segments are decoded one by one.
         """
         segments = [unquote(part) for part in raw_path.split("/")]
-        if len(segments) == 4 and segments[1] == self.stage:
+        if len(segments) == 4 and prefix is not None and segments[1] == prefix:
             segments = [segments[0], *segments[2:]]
+        elif self.management_key is not None and prefix == self.management_key:
+            return None  # the private port takes only prefixed paths
         if len(segments) == 3 and segments[0] == "" and segments[1] == "@connections" and segments[2]:
             return segments[2]
         return None
@@ -320,14 +376,25 @@ class Gateway:
         await self.close_all(WSCloseCode.GOING_AWAY)
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
-        """Close every live socket (each then gets its ``$disconnect``)."""
-        for conn in self.connections.values():
-            conn.close_code = code
-        await asyncio.gather(*(conn.ws.close(code=code) for conn in list(self.connections.values())))
+        """Close every live socket (each then gets its ``$disconnect``); a client that does not
+        answer the close within CLOSE_GRACE_SECONDS is dropped."""
+        await asyncio.gather(*(self._close(conn, code) for conn in list(self.connections.values())))
 
-    def shutdown_executor(self) -> None:
+    async def _close(self, conn: _Connection, code: int, reason: str = "") -> None:
+        if conn.close_code is None:
+            conn.close_code = code
+        conn.wakeup.set()
+        try:
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_SECONDS)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        if not conn.ws.closed or conn.evicted:
+            _abort(conn)
+
+    def shutdown_executor(self, wait: bool = True) -> None:
         if self._own_executor:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=wait, cancel_futures=True)
+        self.fast_executor.shutdown(wait=wait, cancel_futures=True)
 
     # -- invoking handlers -------------------------------------------------------------------------
 
@@ -335,9 +402,9 @@ class Gateway:
         handler: Handler | None = self.app.handler_map.get(name)
         return handler
 
-    async def _invoke(self, name: str, handler: Handler, event: Event) -> Any:
+    async def _invoke(self, name: str, handler: Handler, event: Event, executor: Executor | None = None) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, handler, event, _lambda_context(name))
+        return await loop.run_in_executor(executor or self.executor, handler, event, _lambda_context(name))
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -423,14 +490,45 @@ class Gateway:
             return refused.response()
 
         await ws.prepare(request)
+        conn.transport = request.transport
+        conn.writer = asyncio.create_task(self._write_loop(conn), name=f"ws-writer-{conn.connection_id}")
         self.connections[conn.connection_id] = conn
         log.info("connect %s principal=%s", conn.connection_id, (conn.authorizer or {}).get("principalId", "-"))
         try:
             await self._read_messages(conn)
         finally:
             self.connections.pop(conn.connection_id, None)
+            conn.wakeup.set()
             await self._disconnect(conn)
         return ws
+
+    async def _write_loop(self, conn: _Connection) -> None:
+        """Write the connection's queued frames in order; close (1008) a client that takes none."""
+        while not conn.ws.closed and conn.close_code is None:
+            if not conn.outbox:
+                conn.wakeup.clear()
+                await conn.wakeup.wait()
+                continue
+            frame = conn.outbox.popleft()
+            conn.outbox_bytes -= len(frame)
+            try:
+                send = conn.ws.send_str(frame) if isinstance(frame, str) else conn.ws.send_bytes(frame)
+                await asyncio.wait_for(send, self.write_timeout)
+            except TimeoutError:
+                self._evict(conn, f"the client read nothing for {self.write_timeout:g} s")
+                return
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _evict(self, conn: _Connection, why: str) -> None:
+        """Close a client that does not read, as API Gateway does: 1008, then its posts answer 410."""
+        if conn.evicted:
+            return
+        conn.evicted = True
+        conn.outbox.clear()
+        conn.outbox_bytes = 0
+        log.warning("closing connection %s with 1008: %s", conn.connection_id, why)
+        asyncio.get_running_loop().create_task(self._close(conn, WSCloseCode.POLICY_VIOLATION, "client not reading"))
 
     def _unused_connection_id(self) -> str:
         while True:
@@ -444,7 +542,8 @@ class Gateway:
         if handler is None:
             return None
         try:
-            result = await self._invoke(self.authorizer_name, handler, event)
+            # The HS256 authorizer needs no store: it never waits behind handlers stuck on one.
+            result = await self._invoke(self.authorizer_name, handler, event, self.fast_executor)
         except Exception as exc:
             if str(exc) == "Unauthorized":
                 raise _Refused(401, {"message": "Unauthorized"}, "UnauthorizedException") from None
@@ -541,7 +640,18 @@ class Gateway:
                 "isBase64Encoded": is_base64,
             }
             # Like API Gateway, do not wait for one invocation before reading the next frame.
-            loop.run_in_executor(self.executor, self._run_message_handler, handler, event)
+            executor = self.fast_executor if self._fast_route(body) else self.executor
+            loop.run_in_executor(executor, self._run_message_handler, handler, event)
+
+    def _fast_route(self, body: str) -> bool:
+        """API Gateway's route selection (``$request.body.action``), for store-free routes only."""
+        if not self.fast_routes or len(body) > FAST_FRAME_BYTES:
+            return False
+        try:
+            frame = json.loads(body)
+        except ValueError:
+            return False
+        return isinstance(frame, dict) and frame.get("action") in self.fast_routes
 
     def _run_message_handler(self, handler: Handler, event: Event) -> None:
         """Thread-pool body of one ``$default`` invocation; failures are logged, never sent to the client."""
@@ -584,26 +694,25 @@ class Gateway:
 
     async def _management(self, request: web.Request, connection_id: str) -> web.StreamResponse:
         conn = self.connections.get(connection_id)
-        if conn is None or conn.ws.closed:
+        if conn is None or conn.ws.closed or conn.close_code is not None:
             return _aws_error(410, "GoneException", "Gone")
         if request.method == "POST":
             data = await request.read()
             if len(data) > self.max_message_bytes:
                 return _aws_error(413, "PayloadTooLargeException", "Request entity too large")
-            try:
-                async with conn.send_lock:
-                    try:
-                        text = data.decode("utf-8")
-                    except UnicodeDecodeError:
-                        await conn.ws.send_bytes(data)
-                    else:
-                        await conn.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
+            if conn.outbox_bytes + len(data) > self.send_buffer_bytes:
+                self._evict(conn, f"over {self.send_buffer_bytes} bytes waiting: the client does not read")
                 return _aws_error(410, "GoneException", "Gone")
+            try:
+                frame: str | bytes = data.decode("utf-8")
+            except UnicodeDecodeError:
+                frame = data
+            conn.outbox.append(frame)
+            conn.outbox_bytes += len(frame)
+            conn.wakeup.set()
             return web.Response(status=200)
         if request.method == "DELETE":
-            conn.close_code = WSCloseCode.OK
-            await conn.ws.close(code=WSCloseCode.OK)
+            await self._close(conn, WSCloseCode.OK)
             return web.Response(status=204)
         if request.method == "GET":
             return web.json_response(
@@ -623,9 +732,10 @@ class Gateway:
         body = await request.read() if request.can_read_body else b""
         path = _rest_path(request.raw_path)
         loop = asyncio.get_running_loop()
+        executor = self.fast_executor if path.split("?", 1)[0] in self.fast_rest_paths else self.executor
         try:
             result = await loop.run_in_executor(
-                self.executor, self._rest.handle_request, request.method, path, headers, body or None
+                executor, self._rest.handle_request, request.method, path, headers, body or None
             )
             self._after_invoke()
             response = _to_aiohttp(result)
@@ -682,6 +792,13 @@ def _to_aiohttp(result: Mapping[str, Any]) -> web.Response:
     return response
 
 
+def _abort(conn: _Connection) -> None:
+    """Drop the TCP connection (a client that does not read cannot receive a close frame)."""
+    transport = conn.transport
+    if transport is not None and not transport.is_closing():
+        transport.abort()
+
+
 def _aws_error(status: int, error_type: str, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status, headers={"x-amzn-ErrorType": error_type})
 
@@ -725,9 +842,48 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
+class _QuietRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with API Gateway's answers to requests it cannot parse: a header
+    over 8 KB is 431 and anything else malformed 400, as JSON, without echoing the offending bytes
+    (aiohttp's own text/plain answer quotes part of the header, e.g. a token) and without a traceback."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500 or not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        too_long = isinstance(exc, LineTooLong) or "too long" in str(exc.message).lower() \
+            or "too large" in str(exc.message).lower()
+        status, text = (431, "Request Header Fields Too Large") if too_long else (400, "Bad Request")
+        log.info("HTTP request from %s refused: %d %s", request.remote, status, text)
+        response = web.json_response({"message": text}, status=status)
+        response.force_close()
+        return response
+
+
+class _QuietServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _QuietServer
+        return server
+
+
 async def start_site(gateway: Gateway, sock: socket.socket) -> web.AppRunner:
     """Serve ``gateway`` on ``sock``; the caller owns ``runner.cleanup()``."""
-    runner = web.AppRunner(gateway.web_app(), access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = _Runner(gateway.web_app(), access_log=None, handle_signals=False, shutdown_timeout=2)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+async def start_management_site(gateway: Gateway, sock: socket.socket) -> web.AppRunner:
+    """Serve only the ``@connections`` API of a gateway with a ``management_key`` on ``sock`` (a
+    loopback port of its own); the caller owns ``runner.cleanup()``."""
+    runner = _Runner(gateway.management_app(), access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner

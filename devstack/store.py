@@ -124,13 +124,31 @@ class EmbeddedStore:
         self.stop()
         raise RuntimeError("DynamoDB Local did not start within 60 s")
 
-    def stop(self) -> None:
+    @property
+    def pid(self) -> int | None:
+        """The store child's process id (DynamoDB Local), None when it runs in this process."""
+        return self._process.pid if self._process is not None else None
+
+    def failure(self) -> str | None:
+        """Why the embedded store is gone (its process exited, reaped here), or None while it runs."""
+        if self._process is not None:
+            code = self._process.poll()
+            if code is not None:
+                return f"the store (DynamoDB Local, pid {self._process.pid}) exited with code {code}"
+        if self._server is not None:
+            thread = getattr(self._server, "_thread", None)
+            if thread is not None and not thread.is_alive():
+                return "the store (moto server thread) stopped"
+        return None
+
+    def stop(self, timeout: float = 10) -> None:
         if self._process is not None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait(timeout=5)
             self._process = None
         if self._server is not None:
             self._server.stop()

@@ -421,7 +421,7 @@ def table_names(settings: Settings) -> dict[str, str]:
     }
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: Settings, budget: sdk_budget.SdkBudget = sdk_budget.DYNAMODB) -> None:
     """Point every model at this deployment's tables, region and (locally) endpoint."""
     names = table_names(settings)
     for key, models in _MODELS_BY_TABLE.items():
@@ -431,9 +431,9 @@ def configure(settings: Settings) -> None:
             model.Meta.host = settings.dynamodb_endpoint or None
             # Short timeouts and few retries: a handler answers `unavailable` long before its function
             # times out (the budget is in sdk_budget.py and docs/faults.md).
-            model.Meta.connect_timeout_seconds = sdk_budget.DYNAMODB.connect
-            model.Meta.read_timeout_seconds = sdk_budget.DYNAMODB.read
-            model.Meta.max_retry_attempts = sdk_budget.DYNAMODB.attempts - 1  # PynamoDB: standard mode, 1 + this
+            model.Meta.connect_timeout_seconds = budget.connect
+            model.Meta.read_timeout_seconds = budget.read
+            model.Meta.max_retry_attempts = budget.attempts - 1  # PynamoDB: standard mode, 1 + this
             model._connection = None
     _share_client([m for models in _MODELS_BY_TABLE.values() for m in models])
 
@@ -452,7 +452,7 @@ def create_tables(settings: Settings | None = None, *, wait: bool = True) -> Non
     from chalicelib import settings as settings_module
 
     s = settings or settings_module.load()
-    configure(s)
+    configure(s, sdk_budget.TABLE_ADMIN)  # a store that has just started can take seconds to create one
     for model in TABLE_MODELS.values():
         if not model.exists():
             model.create_table(wait=wait, billing_mode="PAY_PER_REQUEST")

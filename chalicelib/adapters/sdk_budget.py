@@ -56,4 +56,7 @@ CHIME = SdkBudget(connect=2.0, read=5.0, attempts=2)
 # SSM Parameter Store: secrets, read once per cold start and every few minutes after.
 SSM = SdkBudget(connect=1.0, read=2.0, attempts=2)
 
+# Creating tables (local stack and tests only, never on a request path): a cold store is slow.
+TABLE_ADMIN = SdkBudget(connect=2.0, read=30.0, attempts=3)
+
 ALL: dict[str, SdkBudget] = {"dynamodb": DYNAMODB, "apigatewaymanagementapi": PUSH, "chime": CHIME, "ssm": SSM}
