@@ -47,7 +47,7 @@ ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install install-package run console lint test test-fast test-ddblocal test-e2e test-console test-browser bench package publish clean distclean
+.PHONY: help install install-package run console lint test test-fast test-ddblocal test-e2e test-faults test-console test-browser bench package publish clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -146,6 +146,12 @@ test-browser: install console test-console
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,browser,$(PYTEST) -m browser tests/browser)
 
+# The local stack on DynamoDB Local with its store frozen and killed and clients that misbehave
+# (tests/faults, about 2 minutes; needs Java like the ddblocal tier). Prints what each fault cost.
+test-faults: install
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,faults,$(PYTEST) -m faults)
+
 # Counts the tests of this run from the tiers' JUnit reports. Its last line, "tests: N passed,
 # N failed, N skipped", is the last line `make test` prints.
 define TEST_SUMMARY_PY
@@ -172,7 +178,7 @@ endef
 export TEST_SUMMARY_PY
 
 # Runs every step even after a failure, so one run shows every problem, then prints a summary.
-TEST_TIERS := fast ddblocal e2e browser
+TEST_TIERS := fast ddblocal e2e browser faults
 TEST_STEPS := lint $(addprefix test-,$(TEST_TIERS))
 test: install
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS); \

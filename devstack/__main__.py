@@ -27,12 +27,14 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from chalice.app import Chalice
 from chalice.local import LambdaContext
 
@@ -208,7 +210,7 @@ def _probe(endpoint: str) -> Callable[[], bool]:
         try:
             client.list_tables(Limit=1)
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not answering"; the state is logged once
+        except Exception:
             return False
 
     return answers
@@ -310,44 +312,57 @@ async def _serve(port: int) -> None:
         else:
             log.info("no %s schedule in the app (or DEVSTACK_SWEEP_SECONDS=0): no escalation sweep", SWEEP_HANDLER)
 
-        def on_signal() -> None:
-            if not stop.is_set():
-                _exit_watchdog(SHUTDOWN_SECONDS, store)
-            stop.set()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal)
         if store.embedded:
             watch = asyncio.create_task(_watch_store(store, gateway, stop))
         print(f"ready {base_url}", flush=True)
-        waiters = [asyncio.create_task(stop.wait()), *([watch] if watch else [])]
-        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is watch:
-                stop.set()
-                _exit_watchdog(SHUTDOWN_SECONDS, store)
-                task.result()  # raises StoreDied
+        await _until_stopped(stop, watch, store)
         log.info("shutting down")
     finally:
-        for task in (sweep, watch):
-            if task is not None:
-                task.cancel()
-        if runner is not None:
-            # Closes every socket with 1001 (dropping clients that do not answer); each gets its $disconnect.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(runner.cleanup(), 3)
-        else:
-            sock.close()
-        if management_runner is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(management_runner.cleanup(), 0.5)
-        else:
-            management_sock.close()
-        if gateway is not None:
-            gateway.shutdown_executor(wait=False)  # handlers stuck on the store end with the process
-        if pump is not None:
-            pump.stop(timeout=0.5)
-        store.stop(timeout=1)
+        await _shutdown(sweep, watch, runner, management_runner, sock, management_sock, gateway, pump, store)
+
+
+async def _until_stopped(stop: asyncio.Event, watch: asyncio.Task[None] | None, store: EmbeddedStore) -> None:
+    """Wait for SIGTERM/SIGINT, or for the store watcher to report the store dead (StoreDied)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            _exit_watchdog(SHUTDOWN_SECONDS, store)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    waiters = [asyncio.create_task(stop.wait()), *([watch] if watch else [])]
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if watch is not None and watch in done:
+        stop.set()
+        _exit_watchdog(SHUTDOWN_SECONDS, store)
+        watch.result()  # raises StoreDied
+
+
+async def _shutdown(sweep: asyncio.Task[None] | None, watch: asyncio.Task[None] | None, runner: web.AppRunner | None,
+                    management_runner: web.AppRunner | None, sock: socket.socket, management_sock: socket.socket,
+                    gateway: Gateway | None, pump: StreamPump | None, store: EmbeddedStore) -> None:
+    """Stop everything within a few seconds, whatever clients or the store do (each step is bounded)."""
+    for task in (sweep, watch):
+        if task is not None:
+            task.cancel()
+    if runner is not None:
+        # Closes every socket with 1001 (dropping clients that do not answer); each gets its $disconnect.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), 2.5)
+    else:
+        sock.close()
+    if management_runner is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(management_runner.cleanup(), 0.5)
+    else:
+        management_sock.close()
+    if gateway is not None:
+        gateway.shutdown_executor(wait=False)  # handlers stuck on the store end with the process
+    if pump is not None:
+        pump.stop(timeout=0.2)
+    store.stop(timeout=0.5)
 
 
 def main() -> int:

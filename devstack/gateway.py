@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import secrets
@@ -62,6 +63,7 @@ _DATA_OPCODES = frozenset({0x0, 0x1, 0x2})  # continuation, text, binary
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 _REST_BODY_LIMIT = 10 * 1024 * 1024  # API Gateway's REST payload quota
 SEND_BUFFER_BYTES = 1024 * 1024  # frames waiting for one client beyond what its socket has taken
+SOCKET_SEND_BUFFER_BYTES = 64 * 1024  # the kernel's share (its default grows to megabytes per socket)
 WRITE_TIMEOUT_SECONDS = 5.0  # a client that takes no bytes for this long is closed (1008)
 CLOSE_GRACE_SECONDS = 1.0  # how long a close handshake may take before the socket is dropped
 FAST_FRAME_BYTES = 512  # frames up to this size are checked for a store-free route (``ping``)
@@ -384,10 +386,8 @@ class Gateway:
         if conn.close_code is None:
             conn.close_code = code
         conn.wakeup.set()
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
             await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_SECONDS)
-        except (TimeoutError, ConnectionError, RuntimeError):
-            pass
         if not conn.ws.closed or conn.evicted:
             _abort(conn)
 
@@ -491,6 +491,7 @@ class Gateway:
 
         await ws.prepare(request)
         conn.transport = request.transport
+        _bound_socket_buffer(request.transport)
         conn.writer = asyncio.create_task(self._write_loop(conn), name=f"ws-writer-{conn.connection_id}")
         self.connections[conn.connection_id] = conn
         log.info("connect %s principal=%s", conn.connection_id, (conn.authorizer or {}).get("principalId", "-"))
@@ -792,6 +793,19 @@ def _to_aiohttp(result: Mapping[str, Any]) -> web.Response:
     return response
 
 
+def _bound_socket_buffer(transport: Any) -> None:
+    """Cap what the kernel and the transport hold for one client, so a client that stops reading is
+    noticed within the write timeout instead of after megabytes."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
+    with contextlib.suppress(AttributeError, ValueError):
+        transport.set_write_buffer_limits(high=SOCKET_SEND_BUFFER_BYTES)
+
+
 def _abort(conn: _Connection) -> None:
     """Drop the TCP connection (a client that does not read cannot receive a close frame)."""
     transport = conn.transport
@@ -874,7 +888,7 @@ class _Runner(web.AppRunner):
 
 async def start_site(gateway: Gateway, sock: socket.socket) -> web.AppRunner:
     """Serve ``gateway`` on ``sock``; the caller owns ``runner.cleanup()``."""
-    runner = _Runner(gateway.web_app(), access_log=None, handle_signals=False, shutdown_timeout=2)
+    runner = _Runner(gateway.web_app(), access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner

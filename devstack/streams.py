@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
@@ -184,9 +186,12 @@ class StreamPump:
                         self._lane_of(record).put(record)
                 last_failure = ""
             except Exception as exc:  # the store may be going away; keep the log readable
-                failure = repr(exc)
+                failure = type(exc).__name__
                 if failure != last_failure:
-                    log.exception("reading the stream failed; retrying")
+                    if isinstance(exc, BotoCoreError):  # a timeout or a lost connection: no traceback
+                        log.warning("reading the stream failed (%s); retrying", failure)
+                    else:
+                        log.exception("reading the stream failed; retrying")
                 last_failure = failure
                 self._stop.wait(0.5)
 

@@ -32,7 +32,7 @@ def world() -> Iterator[object]:
         bootstrap.install(None)
 
 
-TIERS = {"unit", "integration", "ddblocal", "e2e", "infra", "browser"}
+TIERS = {"unit", "integration", "ddblocal", "e2e", "infra", "browser", "faults"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,5 +40,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     silently never run it."""
     untiered = [item.nodeid for item in items if not TIERS & {m.name for m in item.iter_markers()}]
     if untiered:
-        raise pytest.UsageError("tests without a tier marker (unit, integration, ddblocal, e2e, infra, browser): "
+        raise pytest.UsageError("tests without a tier marker (unit, integration, ddblocal, e2e, infra, browser, faults): "
                                 + ", ".join(untiered[:10]))

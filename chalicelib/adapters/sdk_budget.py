@@ -29,8 +29,8 @@ MAX_STANDARD_BACKOFF_SECONDS = 20.0
 class SdkBudget(msgspec.Struct, frozen=True):
     """Connect and read timeouts (seconds) and total attempts (the first call included)."""
 
-    connect: float
-    read: float
+    connect: int
+    read: int
     attempts: int
 
     @property
@@ -47,16 +47,16 @@ class SdkBudget(msgspec.Struct, frozen=True):
 
 
 # DynamoDB answers in milliseconds; 3 s without a byte means it is not going to answer soon.
-DYNAMODB = SdkBudget(connect=1.0, read=3.0, attempts=2)
+DYNAMODB = SdkBudget(connect=1, read=3, attempts=2)
 # One post to one connection: no retry (a slow or throttled receiver is skipped, see push.py), and a
 # short read timeout so that one slow receiver never holds up a change for long.
-PUSH = SdkBudget(connect=1.0, read=2.0, attempts=1)
+PUSH = SdkBudget(connect=1, read=2, attempts=1)
 # Chime SDK meetings and media pipelines (voice actions).
-CHIME = SdkBudget(connect=2.0, read=5.0, attempts=2)
+CHIME = SdkBudget(connect=2, read=5, attempts=2)
 # SSM Parameter Store: secrets, read once per cold start and every few minutes after.
-SSM = SdkBudget(connect=1.0, read=2.0, attempts=2)
+SSM = SdkBudget(connect=1, read=2, attempts=2)
 
 # Creating tables (local stack and tests only, never on a request path): a cold store is slow.
-TABLE_ADMIN = SdkBudget(connect=2.0, read=30.0, attempts=3)
+TABLE_ADMIN = SdkBudget(connect=2, read=30, attempts=3)
 
 ALL: dict[str, SdkBudget] = {"dynamodb": DYNAMODB, "apigatewaymanagementapi": PUSH, "chime": CHIME, "ssm": SSM}

@@ -138,8 +138,9 @@ class CoachingService:
             return {}
         try:
             return self.directory.endpoints(tenant_id, keys)
-        except Exception:
-            log.warning("could not look up who to tell in tenant %s; events not pushed", tenant_id, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
+            log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id,
+                        type(exc).__name__)
             return {}
 
     def fan_out(self, change: Change, exclude: str | None = None,

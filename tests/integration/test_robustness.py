@@ -3,7 +3,8 @@ back or does not answer, handler bugs, and commits that lose a race.
 
 The promises under test: a client never loses an entry (the timeline replays what a dead connection
 missed); an error frame means nothing was applied; throttling that outlasts the SDK's retries is
-answered ``unavailable`` with ``retryable: true`` (``rate_limited`` only for a race that never clears); a connection stays usable after any error; a lost race is retried silently.
+answered ``unavailable`` with ``retryable: true`` (``rate_limited`` only for a race that never clears);
+a connection stays usable after any error; a lost race is retried silently.
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def test_a_push_that_fails_is_skipped_and_never_holds_up_the_others(failure: str
     delivered: list[tuple[str, bytes]] = []
     slow = threading.Event()
 
-    def post_to_connection(ConnectionId: str, Data: bytes) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def post_to_connection(ConnectionId: str, Data: bytes) -> dict[str, Any]:
         if ConnectionId == "bad=":
             slow.wait(2)  # a receiver that hangs until its post times out
             raise FAILURES[failure](client, "PostToConnection")
@@ -215,17 +215,15 @@ def test_chime_and_ssm_failures_become_unavailable(failure: str) -> None:
     meetings = boto3.client("chime-sdk-meetings", region_name="us-east-1", aws_access_key_id="x",
                             aws_secret_access_key="x")
     provider = ChimeMeetingProvider("us-east-1", meetings_client=meetings)
-    with SdkFault("chime-sdk-meetings", "CreateAttendee", FAILURES[failure]):
-        with pytest.raises(Exception) as caught:
-            provider.create_attendee("11111111-1111-4111-8111-111111111111", "t1:agent-1", Audio.SEND_RECEIVE)
+    with SdkFault("chime-sdk-meetings", "CreateAttendee", FAILURES[failure]), pytest.raises(Exception) as caught:
+        provider.create_attendee("11111111-1111-4111-8111-111111111111", "t1:agent-1", Audio.SEND_RECEIVE)
     err = caught.value if isinstance(caught.value, Unavailable) else translate(caught.value)
     assert isinstance(err, Unavailable) and err.retryable, (failure, caught.value)
 
     ssm = boto3.client("ssm", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     secret = Secret(parameter_name="/coaching/jwt", client=ssm)
-    with SdkFault("ssm", "GetParameter", FAILURES[failure]):
-        with pytest.raises(Exception) as caught:
-            secret()
+    with SdkFault("ssm", "GetParameter", FAILURES[failure]), pytest.raises(Exception) as caught:
+        secret()
     assert isinstance(translate(caught.value), Unavailable), failure
 
 
