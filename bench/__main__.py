@@ -34,6 +34,7 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "fanout": ("bench.fanout", ["--store", "ddblocal"], 300),
     "fanout_moto": ("bench.fanout", ["--store", "moto"], 420),
     "load": ("bench.load", ["--store", "ddblocal"], 600),
+    "contention": ("bench.contention", ["--store", "ddblocal"], 300),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
 }
 
@@ -105,6 +106,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     if load:
         for key in ("lost", "duplicated", "out_of_order", "leaked_to_customers"):
             rows.append((f"load: {key}", str(load[key]), "0", load[key] == 0))
+    contention = results.get("contention") or {}
+    if contention:
+        rows.append((f"contention: refused of {contention['acked'] + contention['refused']} (10 writers)",
+                     str(contention["refused"]), "0", contention["refused"] == 0))
+        rows.append(("contention: seq gapless", str(contention["seq_gapless"]), "True", contention["seq_gapless"]))
     return rows
 
 
@@ -146,6 +152,11 @@ def table(results: dict[str, Any]) -> str:
         detail = results.get("load_detail") or {}
         lines.append(f"Load ({detail.get('clients')} clients, {detail.get('store')}): " +
                      ", ".join(f"{k} {v}" for k, v in load.items()))
+    contention = results.get("contention") or {}
+    if contention:
+        lines.append(f"Contention ({contention['writers']} writers x {contention['per_writer']} on one workitem, "
+                     f"{contention['store']}): refused {contention['refused']}, ack p50 {contention['ack_p50_ms']} ms, "
+                     f"p99 {contention['ack_p99_ms']} ms, {contention['writes_per_s']} writes/s")
     lines.append("")
     lines.append(f"  {'target':<44} {'measured':<34} {'limit':<9} result")
     for name, measured, limit, met in targets(results):

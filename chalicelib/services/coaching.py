@@ -41,11 +41,10 @@ log = logging.getLogger(__name__)
 # Only a race that never clears within MAX_COMMIT_ATTEMPTS or COMMIT_BUDGET_SECONDS is refused
 # ``rate_limited``. When the budget ran out because the store itself was slow (one read-and-commit
 # round took over SLOW_ROUND_SECONDS, e.g. right after a stall), the answer is ``unavailable``.
-MAX_COMMIT_ATTEMPTS = 40
-COMMIT_BUDGET_SECONDS = 6.0
+MAX_COMMIT_ATTEMPTS = 100
+COMMIT_BUDGET_SECONDS = 10.0
 SLOW_ROUND_SECONDS = 1.0
-BACKOFF_BASE_SECONDS = 0.004
-BACKOFF_CAP_SECONDS = 0.1
+BACKOFF_CAP_SECONDS = 0.04
 MONITOR_START_ENTRIES = 200
 TIMELINE_PAGE_MAX = 200
 
@@ -443,9 +442,11 @@ class _CommitBudget:
             yield attempt
 
     def lost(self, attempt: int) -> None:
-        """A random pause after a lost race ("full jitter"), so writers on one workitem spread out."""
+        """A short random pause after a lost race, so writers on one workitem spread out. It shrinks
+        as a caller keeps losing, so those who have waited longest get the next turn first (the
+        tail of the ack latency stays short; exponential backoff would favour newcomers)."""
         self._slowest_round = max(self._slowest_round, time.monotonic() - self._round_at)
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** min(attempt, 10)))
+        ceiling = BACKOFF_CAP_SECONDS / (1 + attempt)
         pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
         time.sleep(max(0.0, min(pause, self._deadline - time.monotonic())))
 
