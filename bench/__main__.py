@@ -5,7 +5,7 @@ cannot warm up, slow down or patch another, and the latency-sensitive ones run w
 on the machine. Results are merged into ``bench/results.json``; the table at the end puts every
 figure next to its target.
 
-    python -m bench                      everything (about 7.5 minutes on 2 cores)
+    python -m bench                      everything (about 10 minutes on 2 cores)
     python -m bench --quick              a smaller smoke run, written to the temp folder
     python -m bench --only fanout,load   some steps; the other keys of results.json are kept
 """

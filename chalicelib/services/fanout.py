@@ -10,6 +10,11 @@ works through one workitem's changes one after another, so every receiver gets a
 entries in ``seq`` order. Changes of different workitems are pushed concurrently, and the changes
 of one workitem that arrive in one batch share one lookup of their recipients' endpoints (so a
 backlog costs fewer requests per change, not more).
+
+A slow or throttled receiver never holds up a change: the pusher waits for a batch of posts at
+most about a second and skips a connection whose post is stuck (``adapters/push.py``), so the next
+change of the workitem, and the other receivers, go out on time (docs/faults.md). A store that does
+not answer the recipients' lookup costs that change its pushes, not the batch.
 """
 
 from __future__ import annotations

@@ -610,16 +610,10 @@ def test_racing_coach_messages_are_never_lost_or_duplicated(t: Tenant) -> None:
     for name, client in (("agent", agent), ("s1", s1), ("s2", s2)):
         sent[name] = [client.send("coach.send", workitemId="chat", text=f"{name} {i}") for i in range(per_sender)]
     acked: list[dict[str, Any]] = []
-    retried = 0
     for name, client in (("agent", agent), ("s1", s1), ("s2", s2)):
         for i, rid in enumerate(sent[name]):
-            reply = client.reply(rid)
-            # Contention may be answered "rate_limited, retryable": a client resends, as this one does.
-            while reply["type"] == "error" and reply["error"]["code"] == "rate_limited" and retried < 30:
-                assert reply["error"].get("retryable") is True, reply
-                retried += 1
-                reply = client.request("coach.send", workitemId="chat", text=f"{name} {i}")
-            assert reply["type"] == "ack", reply
+            reply = client.reply(rid, timeout=15)
+            assert reply["type"] == "ack", reply  # concurrent writers are serialized, never refused
             acked.append(reply["data"]["entry"])
     assert len({e["messageId"] for e in acked}) == 3 * per_sender
     seqs = sorted(e["seq"] for e in acked)

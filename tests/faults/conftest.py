@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 
@@ -37,8 +38,8 @@ def fault_report(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(METRICS, indent=2, sort_keys=True))
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_sep("-", "faults: what each fault cost")
-        for name, figures in METRICS.items():
-            reporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    lines = ["", "---------- faults: what each fault cost ----------"]
+    lines += [f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()) for name, figures in METRICS.items()]
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print("\n".join(lines), flush=True)
