@@ -110,7 +110,14 @@ def _caller(event: dict[str, Any]) -> tuple[Principal | None, bool]:
 def ws_message(event: dict[str, Any]) -> dict[str, Any]:
     services = bootstrap.services()
     connection = _connection(event)
-    caller, _ = _caller(event)
+    try:
+        caller, _ = _caller(event)
+    except Exception as exc:  # a connection without authorizer context is looked up in the store
+        translated = translate(exc)
+        if translated is None:
+            raise
+        services.notifier.send(connection.connection_id, services.router.refuse(event.get("body"), translated))
+        return {"statusCode": 200}
     if caller is not None:
         refusal: DomainError | None = None
         try:
