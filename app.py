@@ -73,6 +73,13 @@ def sma_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 # --- REST ------------------------------------------------------------------------------------------
 
 
+@app.middleware("http")
+def contract_errors(event: Any, get_response: Any) -> Response:
+    """Chalice's own refusals (405, 415, ...) in the contract's error shape."""
+    response: Response = get_response(event)
+    return ep.error_shape(response)
+
+
 @app.route("/health", methods=["GET"])
 def health() -> Response:
     return _json((200, {"status": "ok"}))

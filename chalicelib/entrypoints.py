@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -15,12 +14,15 @@ import msgspec
 
 from chalicelib import bootstrap
 from chalicelib.adapters.storage_errors import translate
-from chalicelib.adapters.tokens import ID_PATTERN, principal_from_claims
+from chalicelib.adapters.tokens import principal_from_claims
 from chalicelib.domain.errors import DomainError, Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
-from chalicelib.protocol import Id, Text
+from chalicelib.domain.ids import is_id
+from chalicelib.domain.text import SECRET_REGEX
+from chalicelib.protocol import MAX_SEQ, Id, Name, Text
 from chalicelib.services.ports import Connection
 from chalicelib.services.sessions import SessionExpired, SessionUnchecked
+from chalicelib.validation import decode
 from chalicelib.validation import validate as validate_struct
 
 log = logging.getLogger(__name__)
@@ -108,34 +110,37 @@ def _caller(event: dict[str, Any]) -> tuple[Principal | None, bool]:
 
 
 def ws_message(event: dict[str, Any]) -> dict[str, Any]:
+    """Exactly one reply per frame: even when finding the caller fails, the frame gets an error."""
     services = bootstrap.services()
     connection = _connection(event)
+    refusal: DomainError | None = None
     try:
         caller, _ = _caller(event)
-    except Exception as exc:  # a connection without authorizer context is looked up in the store
-        translated = translate(exc)
-        if translated is None:
-            raise
-        services.notifier.send(connection.connection_id, services.router.refuse(event.get("body"), translated))
-        return {"statusCode": 200}
-    if caller is not None:
-        refusal: DomainError | None = None
-        try:
-            services.sessions.require_live(caller, connection)
-        except SessionExpired as exc:
-            refusal = exc
-        except Exception as exc:  # the session could not be checked: refuse the frame, keep the socket
-            refusal = translate(exc)
-            if refusal is None:
-                log.exception("session check failed (connection %s)", connection.connection_id)
-                refusal = SessionUnchecked("internal error; the action was not applied")
+        if caller is not None:
+            try:
+                services.sessions.require_live(caller, connection)
+            except SessionExpired as exc:
+                refusal = exc
+            except Exception as exc:  # the session could not be checked: refuse the frame, keep the socket
+                refusal = translate(exc)
+                if refusal is None:
+                    log.exception("session check failed (connection %s)", connection.connection_id)
+                    refusal = SessionUnchecked("internal error; the action was not applied")
         if refusal is not None:
-            services.notifier.send(connection.connection_id, services.router.refuse(event.get("body"), refusal))
-            if isinstance(refusal, SessionExpired):
-                services.sessions.end(connection)
-            return {"statusCode": 200}
-    frame = services.router.reply(caller, connection, event.get("body"))
+            frame = services.router.refuse(event.get("body"), refusal)
+        else:
+            frame = services.router.reply(caller, connection, event.get("body"))
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is not None:  # e.g. the store did not answer the caller lookup: retryable
+            frame = services.router.refuse(event.get("body"), translated)
+        else:
+            log.exception("frame on connection %s failed before routing", connection.connection_id)
+            body = {"code": "internal", "message": "internal error; not applied"}
+            frame = {"type": "error", "requestId": None, "error": body}
     services.notifier.send(connection.connection_id, frame)
+    if isinstance(refusal, SessionExpired):
+        services.sessions.end(connection)
     return {"statusCode": 200}
 
 
@@ -162,12 +167,12 @@ class Body(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UserBody(Body, frozen=True, kw_only=True):
-    name: Text
+    name: Name
     role: Literal["admin", "supervisor", "agent"]
 
 
 class TeamBody(Body, frozen=True, kw_only=True):
-    name: Text
+    name: Name
     supervisors: Annotated[list[Id], msgspec.Meta(max_length=100)]
     agents: Annotated[list[Id], msgspec.Meta(max_length=1000)]
 
@@ -184,7 +189,7 @@ class PolicyBody(Body, frozen=True, kw_only=True):
 
 
 class WebhookSecretBody(Body, frozen=True, kw_only=True):
-    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
+    secret: Annotated[str, msgspec.Meta(pattern=SECRET_REGEX)]
 
 
 class SettingsBody(Body, frozen=True, kw_only=True):
@@ -193,7 +198,7 @@ class SettingsBody(Body, frozen=True, kw_only=True):
 
 class CustomerBody(Body, frozen=True, kw_only=True):
     id: Id
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    name: Name
 
 
 class AssignedData(Body, frozen=True, kw_only=True):
@@ -236,13 +241,7 @@ class WebhookBody(Body, frozen=True, kw_only=True):
 
 
 def parse(model: type[Body], raw: bytes | None) -> Any:
-    if raw is not None and len(raw) > MAX_REST_BODY_BYTES:
-        raise TooLarge(f"the body may carry at most {MAX_REST_BODY_BYTES} bytes")
-    try:
-        data = json.loads(raw or b"")
-    except ValueError as exc:
-        raise Invalid("the body is not valid JSON") from exc
-    return validate(model, data)
+    return validate(model, decode(raw, "body", MAX_REST_BODY_BYTES))
 
 
 def validate(model: type[Body], data: Any) -> Any:
@@ -258,18 +257,20 @@ def rest_caller(headers: dict[str, str]) -> Principal:
 
 
 def check_id(value: str, label: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not is_id(value):
         raise Invalid(f"{label} is not a valid id")
     return value
 
 
 def parse_webhook(raw: bytes) -> dict[str, Any] | None:
-    """The webhook body, validated; None when it is not JSON at all (the signature check runs first)."""
-    if len(raw) > MAX_REST_BODY_BYTES:
-        raise TooLarge(f"the body may carry at most {MAX_REST_BODY_BYTES} bytes")
+    """The webhook body decoded (bounded like every body: size, depth, numbers), before its signature is
+    checked; None when it is not a JSON object within those bounds (then the signature is checked with
+    the default secret, and a signed body is refused 400). Too large is refused 413 at once."""
     try:
-        data = json.loads(raw or b"")
-    except ValueError:
+        data = decode(raw, "body", MAX_REST_BODY_BYTES)
+    except TooLarge:
+        raise
+    except Invalid:
         return None
     return data if isinstance(data, dict) else None
 
@@ -295,6 +296,29 @@ def respond(call: Callable[[], Any], status: int = 200) -> tuple[int, Any]:
         return 500, {"error": {"code": "internal", "message": "internal error; nothing was applied"}}
 
 
+# Chalice answers some requests itself, as {"Code": ..., "Message": ...}; they get the contract's shape and
+# a fixed message (Chalice's own would echo the request's Content-Type).
+_CHALICE_ERRORS = {
+    400: ("invalid", "the request is not valid"),
+    404: ("not_found", "no such route"),
+    405: ("method_not_allowed", "this route does not take this method"),
+    415: ("unsupported_media_type", "send the body as Content-Type: application/json"),
+    500: ("internal", "internal error; nothing was applied"),
+}
+
+
+def error_shape(response: Any) -> Any:
+    """``response`` (a Chalice Response) with a Chalice-made error body rewritten in the contract's shape."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body and "error" not in body:
+        status = response.status_code if response.status_code in _CHALICE_ERRORS else 500
+        code, message = _CHALICE_ERRORS[status]
+        response.status_code = status
+        response.body = {"error": {"code": code, "message": message}}
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
 RestHandler = Callable[[Any, Principal, Any], Any]
 
 
@@ -315,7 +339,7 @@ def webhook(request: Any) -> tuple[int, Any]:
         data = parse_webhook(raw)
         tenant = data.get("tenantId") if data else None
         # The signature is checked with the tenant's own secret before the body is validated.
-        tenant_id = tenant if isinstance(tenant, str) and ID_PATTERN.match(tenant) else None
+        tenant_id = tenant if is_id(tenant) else None
         validate = (lambda: validate_webhook(data)) if data is not None else None
         return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id,
                                                     validate)
@@ -323,17 +347,20 @@ def webhook(request: Any) -> tuple[int, Any]:
     return respond(call)
 
 
+def query_int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A query-string integer: ASCII digits only (no sign, blanks, ``_`` or other scripts' digits), within bounds."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)) or not low <= int(text) <= high:
+        raise Invalid(f"{name} must be an integer from {low} to {high} (ASCII digits only)")
+    return int(text)
+
+
 def page(query: dict[str, str] | None) -> tuple[int, int]:
     """``after`` and ``limit`` from a query string, validated."""
     q = query or {}
-    try:
-        after = int(q.get("after", "0"))
-        limit = int(q.get("limit", "100"))
-    except ValueError as exc:
-        raise Invalid("after and limit must be integers") from exc
-    if after < 0 or not 1 <= limit <= 200:
-        raise Invalid("after must be >= 0 and limit between 1 and 200")
-    return after, limit
+    return query_int(q, "after", 0, 0, MAX_SEQ), query_int(q, "limit", 100, 1, 200)
 
 
 def escalate() -> dict[str, Any]:

@@ -8,18 +8,20 @@ client never sees a stack trace, and the connection stays usable after any error
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge
+from chalicelib.domain.errors import DomainError, Forbidden, Invalid
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.ids import ID_REGEX
+from chalicelib.domain.text import NAME_REGEX, VISIBLE_REGEX
 from chalicelib.services.delivery import ack, error
+from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 from chalicelib.services.ports import Connection
-from chalicelib.validation import validate
+from chalicelib.validation import decode, validate
 
 if TYPE_CHECKING:
     from chalicelib.bootstrap import Services
@@ -30,8 +32,13 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 32 * 1024
 MAX_TEXT_CHARS = 8000
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
+MAX_SEQ = 2**53 - 1  # seq numbers and cursors stay exact in JSON numbers (and far inside DynamoDB's)
+
+Id = Annotated[str, msgspec.Meta(pattern=ID_REGEX)]
+# Text with at least one visible character (whitespace and invisible characters alone are refused).
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, pattern=VISIBLE_REGEX)]
+# A display name: visible, without control or bidirectional-override characters.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NAME_REGEX)]
 
 
 class Frame(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,8 +54,19 @@ class Empty(Frame, frozen=True, kw_only=True):
     pass
 
 
+class PageFrame(Frame, frozen=True, kw_only=True):
+    """A list action: at most ``limit`` items per reply, resuming after ``cursor`` (a ``nextCursor``)."""
+
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    cursor: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CURSOR_CHARS)] | None = None
+
+
 class WorkitemFrame(Frame, frozen=True, kw_only=True):
     workitemId: Id
+
+
+class AgentPage(PageFrame, frozen=True, kw_only=True):
+    agentId: Id
 
 
 class PresenceSet(Frame, frozen=True, kw_only=True):
@@ -81,7 +99,7 @@ class Consult(WorkitemFrame, frozen=True, kw_only=True):
 
 
 class TimelineGet(WorkitemFrame, frozen=True, kw_only=True):
-    after: Annotated[int, msgspec.Meta(ge=0)]
+    after: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
     limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 100
 
 
@@ -145,10 +163,12 @@ TABLE: dict[str, Action] = {
     "auth.refresh": _a(AuthRefresh, lambda s, c: s.sessions.refresh(c.caller, c.connection, c.frame.token),
                        customers=True),
     "presence.set": _a(PresenceSet, lambda s, c: s.directory.set_presence(c.caller, c.frame.state, c.conn)),
-    "agents.list": _a(Empty, lambda s, c: s.directory.agents(c.caller)),
-    "agent.watch": _a(AgentFrame, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, True)),
+    "agents.list": _a(PageFrame, lambda s, c: s.directory.agents(c.caller, c.frame.limit, c.frame.cursor)),
+    "agent.watch": _a(AgentPage, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, True,
+                                                                 c.frame.limit, c.frame.cursor)),
     "agent.unwatch": _a(AgentFrame, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, False)),
-    "workitems.list": _a(AgentFrame, lambda s, c: s.coaching.workitems(c.caller, c.frame.agentId)),
+    "workitems.list": _a(AgentPage, lambda s, c: s.coaching.workitems(c.caller, c.frame.agentId, c.frame.limit,
+                                                                       c.frame.cursor)),
     "monitor.start": _a(WorkitemFrame, lambda s, c: s.coaching.monitor_start(c.caller, c.frame.workitemId, c.conn)),
     "monitor.stop": _a(WorkitemFrame, lambda s, c: s.coaching.monitor_stop(c.caller, c.frame.workitemId, c.conn)),
     "coaching.end": _a(WorkitemFrame, lambda s, c: s.coaching.coaching_end(c.caller, c.frame.workitemId, c.conn)),
@@ -168,7 +188,7 @@ TABLE: dict[str, Action] = {
     "timeline.get": _a(TimelineGet, lambda s, c: s.coaching.timeline(c.caller, c.frame.workitemId, c.frame.after,
                                                                        c.frame.limit), customers=True),
     "assist.templates": _a(Empty, lambda s, c: s.assistance.templates(c.caller)),
-    "assist.recipients": _a(Empty, lambda s, c: s.assistance.recipients(c.caller)),
+    "assist.recipients": _a(PageFrame, lambda s, c: s.assistance.recipients(c.caller, c.frame.limit, c.frame.cursor)),
     "assist.request": _a(AssistRequest, lambda s, c: s.assistance.request(
         c.caller, c.frame.templateId, c.frame.workitemId,
         None if isinstance(c.frame.to, str) else c.frame.to.userId, c.conn)),
@@ -206,16 +226,7 @@ class Router:
         request_id: str | None = None
         action_name = "?"
         try:
-            try:
-                raw = body.encode() if isinstance(body, str) else (body or b"")
-            except UnicodeEncodeError as exc:
-                raise Invalid("the frame is not valid UTF-8 text") from exc
-            if len(raw) > MAX_FRAME_BYTES:
-                raise TooLarge(f"a frame may carry at most {MAX_FRAME_BYTES} bytes")
-            try:
-                data = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise Invalid("the frame is not valid JSON") from exc
+            data = decode(body, "frame", MAX_FRAME_BYTES)
             if not isinstance(data, dict):
                 raise Invalid("the frame must be a JSON object")
             rid = data.get("requestId")
@@ -250,11 +261,4 @@ class Router:
     def refuse(self, body: str | bytes | None, exc: DomainError) -> dict[str, Any]:
         """The error frame refusing a whole frame before it is routed (an ended session), with its
         ``requestId`` when one can be read."""
-        request_id: str | None = None
-        try:
-            data = json.loads(body or b"")
-            rid = data.get("requestId") if isinstance(data, dict) else None
-            request_id = rid if isinstance(rid, str) and len(rid) <= 128 else None
-        except Exception:  # noqa: BLE001 - unreadable: the refusal goes out without a requestId
-            request_id = None
-        return error(request_id, exc.to_dict())
+        return error(request_id_of(body), exc.to_dict())

@@ -1,13 +1,15 @@
-"""Decoded JSON (WebSocket frames, REST bodies, webhook events) into ``msgspec.Struct`` types.
+"""The one JSON decoder (WebSocket frames, REST bodies, webhook events) and decoded JSON into
+``msgspec.Struct`` types.
 
-msgspec checks types and ``msgspec.Meta`` constraints. This module adds what the contract has
-always accepted (it was written against pydantic v2's lax mode) and msgspec does not do itself:
+:func:`decode` bounds what it reads: at most ``max_bytes`` bytes, nested at most :data:`MAX_DEPTH`
+arrays/objects deep, UTF-8 only, no lone UTF-16 surrogate (``"\\ud800"``), numbers in range (a float's range; integers up to msgspec's limit, each field then has its own bounds);
+every failure is :class:`Invalid` (or
+:class:`TooLarge`), never an internal error.
 
-* an ``int`` field also takes a boolean, an integral float (``5.0``) or an integer string
-  (``"5"``, ``" 5 "``, ``"+5"``, ``"05"``, ``"1_000"``, ``"5.00"``); a ``bool`` field also takes
-  0 or 1, 0.0 or 1.0, and the strings 0/1, f/t, n/y, no/yes, off/on, false/true in any case;
-* a renamed field (``msgspec.field(name=...)``) may also be given by its Python name;
-* a string field refuses text that is not valid Unicode (a lone surrogate from a ``\\ud800`` escape).
+:func:`validate` is strict, as msgspec's strict mode is: a ``bool`` field takes only ``true``/``false``,
+an ``int`` field only a JSON integer (no ``0``/``"yes"`` booleans, no ``5.0``, ``" 5 "``, ``"1_0"`` or
+non-ASCII digits), a string only a JSON string. A renamed field (``msgspec.field(name=...)``) may also be
+given by its Python name.
 
 A refusal is :class:`Invalid` naming the offending fields (``details.problems``, a list of
 ``{"field", "problem"}``); the message never echoes a rejected value.
@@ -15,7 +17,6 @@ A refusal is :class:`Invalid` naming the offending fields (``details.problems``,
 
 from __future__ import annotations
 
-import math
 import re
 import types
 import typing
@@ -23,102 +24,66 @@ from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args
 
 import msgspec
 
-from chalicelib.domain.errors import Invalid
+from chalicelib.domain.errors import Invalid, TooLarge
+from chalicelib.domain.ids import ID_REGEX
+from chalicelib.domain.text import NAME_REGEX, SECRET_REGEX, VISIBLE_REGEX
 
 S = TypeVar("S", bound=msgspec.Struct)
 
-MAX_INT_DIGITS = 4300  # CPython's int/str conversion limit, which the contract's ints have always had
-_I64 = 2**63
-# Unicode White_Space: what is trimmed around an integer string.
-_SPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-          "\u2028\u2029\u202f\u205f\u3000")
-_FALSE = frozenset({"0", "f", "n", "no", "off", "false"})
-_TRUE = frozenset({"1", "t", "y", "yes", "on", "true"})
-# Patterns of rare paths (a string in an int field, a refusal): compiled on first use, ``re`` caches them.
-_JSON_INT = r"-?(?:0|[1-9][0-9]*)\Z"
+MAX_DEPTH = 32
+# Patterns of rare paths (a refusal): compiled on first use, ``re`` caches them.
 _AT = r"(?s)(.*?)(?: - at `\$(.*)`)?"
 _STEP = r"\.([^.\[]+)|\[(\d+)\]"
 _QUOTED = r"`(.*)`"
+# What a pattern refusal says instead of msgspec's "Expected `str` matching regex '...'".
+_PATTERNS = {
+    ID_REGEX: "Input should be an id: 1-128 ASCII letters, digits and . _ : @ + - (a letter or digit first)",
+    VISIBLE_REGEX: "Input should contain visible characters (not only whitespace or invisible ones)",
+    NAME_REGEX: "Input should be a name with visible characters and no control or bidirectional-override characters",
+    SECRET_REGEX: "Input should be 16 to 256 printable ASCII characters without spaces",
+}
+
+_DECODER = msgspec.json.Decoder()
 
 
-# --- lax scalars -------------------------------------------------------------------------------------
+# --- decoding ----------------------------------------------------------------------------------------
 
 
-def _decimal_int(text: str) -> int | None:
-    if not re.match(_JSON_INT, text) or len(text) - text.startswith("-") > MAX_INT_DIGITS:
-        return None
-    return int(text)
+def _too_deep(data: Any) -> bool:
+    """True when ``data`` nests arrays/objects more than MAX_DEPTH deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
-def _strip_leading_zeros(text: str) -> str | None:
-    """Leading zeros (and underscores among them) off; one zero kept for zero and before a '.'."""
-    if not text or text[0] not in "0123456789-":
-        return None
-    if text[0] != "0":
-        return text
-    for i, char in enumerate(text[1:], start=1):
-        if char in "123456789-":
-            return text[i:]
-        if char == ".":
-            return text[i - 1:]
-        if char not in "0_":
-            return None
-    return text[-1]
-
-
-def _clean_int_text(text: str) -> str | None:
-    """An integer string with blanks, a '+', leading zeros, '.0+' and digit-group underscores removed;
-    None when there was nothing to remove (then it was no integer)."""
-    before = len(text)
-    text = text.strip(_SPACE)
-    if text.startswith("+"):
-        text = text[1:]
-        if text.startswith("-"):
-            return None
-    negative = text.startswith("-")
-    if negative:
-        text = text[1:]
-        if text.startswith(("-", "+")):
-            return None
-    stripped = _strip_leading_zeros(text)
-    if stripped is None:
-        return None
-    head, dot, tail = stripped.partition(".")
-    if dot and tail and not tail.strip("0"):
-        stripped = head
-    if "_" in stripped and not stripped.startswith("_") and not stripped.endswith("_") and "__" not in stripped:
-        stripped = stripped.replace("_", "")
-    elif before == len(stripped):
-        return None
-    return "-" + stripped if negative else stripped
-
-
-def lax_int(value: Any) -> int | None:
-    """``value`` as an int when the contract accepts it for an ``int`` field, else None."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() and -_I64 < value < _I64 else None
-    if isinstance(value, str):
-        if re.match(_JSON_INT, value):
-            return _decimal_int(value)
-        cleaned = _clean_int_text(value)
-        return None if cleaned is None else _decimal_int(cleaned)
-    return None
-
-
-def lax_bool(value: Any) -> bool | None:
-    """``value`` as a bool when the contract accepts it for a ``bool`` field, else None."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return False if value == 0 else True if value == 1 else None
-    if isinstance(value, str) and value.isascii():
-        lowered = value.lower()
-        return False if lowered in _FALSE else True if lowered in _TRUE else None
-    return None
+def decode(raw: bytes | str | None, what: str, max_bytes: int) -> Any:
+    """``raw`` (JSON text) decoded, within the limits above; :class:`Invalid` or :class:`TooLarge` otherwise."""
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise Invalid(f"the {what} is not valid UTF-8 text") from exc
+    raw = raw or b""
+    if len(raw) > max_bytes:
+        raise TooLarge(f"the {what} may carry at most {max_bytes} bytes")
+    try:
+        data = _DECODER.decode(raw)
+    except RecursionError as exc:
+        raise Invalid(f"the {what} is nested more than {MAX_DEPTH} levels deep") from exc
+    except msgspec.ValidationError as exc:  # a number out of range
+        raise Invalid(f"the {what} holds a number out of range") from exc
+    except msgspec.DecodeError as exc:
+        raise Invalid(f"the {what} is not valid JSON") from exc
+    if _too_deep(data):
+        raise Invalid(f"the {what} is nested more than {MAX_DEPTH} levels deep")
+    return data
 
 
 def _is_text(value: str) -> bool:
@@ -138,7 +103,7 @@ class _Field(NamedTuple):
     name: str  # the attribute
     wire: str  # the JSON key
     hint: Any  # the annotation, constraints included
-    kind: Any  # int, bool, str, a Struct class, or None: what the lax rules look at
+    kind: Any  # str, a Struct class, or None
     required: bool
 
 
@@ -163,10 +128,10 @@ def _constrained(hint: Any) -> bool:
 
 
 def _kind(hint: Any) -> Any:
-    """int, bool, a Struct class, str for a string with constraints (a plain ``str`` takes any string,
-    lone surrogates included), or None for anything else."""
+    """A Struct class, str for a string with constraints (a plain ``str`` takes any string, lone
+    surrogates included), or None for anything else."""
     base = _unwrap(hint)
-    if base in (int, bool) or (isinstance(base, type) and issubclass(base, msgspec.Struct)):
+    if isinstance(base, type) and issubclass(base, msgspec.Struct):
         return base
     return str if base is str and _constrained(hint) else None
 
@@ -187,8 +152,9 @@ def _fields(cls: type[msgspec.Struct]) -> tuple[_Field, ...]:
 
 
 def _prepare(cls: type[msgspec.Struct], data: Any) -> tuple[Any, bool]:
-    """``data`` with the lax rules applied (a copy when anything changes), and whether every string
-    field holds valid Unicode."""
+    """``data`` with renamed fields under their wire name (a copy when anything changes), and whether
+    every constrained string field holds valid Unicode (decoded JSON always does; a dict built in
+    Python may not)."""
     if not isinstance(data, dict):
         return data, True
     out, clean = data, True
@@ -200,14 +166,7 @@ def _prepare(cls: type[msgspec.Struct], data: Any) -> tuple[Any, bool]:
         else:
             continue
         new = value
-        if field.kind is bool:
-            as_bool = lax_bool(value)
-            new = value if as_bool is None else as_bool
-        elif field.kind is int:
-            if type(value) is not int:
-                as_int = lax_int(value)
-                new = value if as_int is None else as_int
-        elif field.kind is str:
+        if field.kind is str:
             clean = clean and (not isinstance(value, str) or _is_text(value))
         elif field.kind is not None:
             new, nested_clean = _prepare(field.kind, value)
@@ -252,6 +211,11 @@ def _from_msgspec(error: msgspec.ValidationError, path: tuple[str, ...], hint: A
         allowed = _allowed(hint) if not steps else None
         return _problem((*path, *steps), f"Input should be {allowed}" if allowed else "Input is not an allowed value",
                         root)
+    if text.startswith("Expected `str` matching regex"):
+        for regex, problem in _PATTERNS.items():
+            if repr(regex) in text:
+                return _problem((*path, *steps), problem, root)
+        return _problem((*path, *steps), "Input is not in the expected format", root)
     return _problem((*path, *steps), text, root)
 
 
@@ -268,7 +232,7 @@ def _problems(cls: type[msgspec.Struct], data: dict[str, Any], path: tuple[str, 
         value = data[field.wire]
         if field.kind is str and isinstance(value, str) and not _is_text(value):
             found.append(_problem(at, "Input should be valid Unicode text", root))
-        elif field.kind not in (None, int, bool, str) and isinstance(value, dict):
+        elif field.kind not in (None, str) and isinstance(value, dict):
             found.extend(_problems(field.kind, value, at, root))
         else:
             try:
@@ -295,7 +259,7 @@ def _without_undecodable_keys(cls: type[msgspec.Struct], data: Any) -> Any:
         return data
     out = {key: value for key, value in data.items() if _is_text(key)}
     for field in _fields(cls):
-        if field.kind not in (None, int, bool, str) and field.wire in out:
+        if field.kind not in (None, str) and field.wire in out:
             out[field.wire] = _without_undecodable_keys(field.kind, out[field.wire])
     return out
 

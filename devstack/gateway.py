@@ -741,10 +741,10 @@ class Gateway:
             self._after_invoke()
             response = _to_aiohttp(result)
         except LocalGatewayException as exc:
-            response = web.Response(status=exc.CODE, body=exc.body or b"", headers=exc.headers, content_type="application/json")
+            response = _gateway_response(exc)
         except Exception:
             log.exception("REST %s %s failed", request.method, request.path)
-            response = web.json_response({"message": "Internal server error"}, status=500)
+            response = _error_response(500, "internal", "internal error")
         elapsed = (time.perf_counter() - started) * 1000
         log.info("%s %s -> %d (%.1f ms)", request.method, request.path, response.status, elapsed)
         return response
@@ -753,14 +753,34 @@ class Gateway:
 def _rest_path(raw_path: str) -> str:
     """The request target with path segments decoded, as API Gateway decodes path parameters.
 
-    A segment whose decoded form would change the route (an encoded ``/`` or ``?``) stays encoded.
+    A segment whose decoded form would change the route (an encoded ``/``, ``?`` or ``#``, which the
+    local router would read as a fragment: ``tpl-1%23evil`` must not become ``tpl-1``) stays encoded,
+    so the handler sees (and refuses) the ``%``.
     """
     path, sep, query = raw_path.partition("?")
     segments = []
     for segment in path.split("/"):
         decoded = unquote(segment)
-        segments.append(segment if ("/" in decoded or "?" in decoded) else decoded)
+        segments.append(segment if any(c in decoded for c in "/?#") else decoded)
     return "/".join(segments) + sep + query
+
+
+# The answers API Gateway itself gives (no route, no such method, a failed integration), in the
+# product's error shape, as the stack's gateway responses configure them on AWS. Never echoes a header.
+_GATEWAY_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large",
+                  429: "rate_limited"}
+
+
+def _error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _gateway_response(exc: LocalGatewayException) -> web.Response:
+    error_type = (exc.headers or {}).get("x-amzn-ErrorType", "")
+    if exc.CODE == 403 and error_type == "UnauthorizedException":  # API Gateway's "Missing Authentication Token"
+        return _error_response(404, "not_found", "no such route")
+    status = exc.CODE if exc.CODE in _GATEWAY_CODES else 500
+    return _error_response(status, _GATEWAY_CODES.get(status, "internal"), "refused by the gateway")
 
 
 def _to_aiohttp(result: Mapping[str, Any]) -> web.Response:

@@ -7,16 +7,14 @@ WebSocket frame and ``$disconnect`` handlers, the schedule, the stream and the S
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import Unauthorized
+from chalicelib.domain.ids import ID_PATTERN
 from chalicelib.domain.identity import Principal, Role
 
-# Ids become parts of DynamoDB keys joined with '#', so they are restricted to a safe alphabet.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")
 _REQUIRED = ["sub", "tid", "role", "exp"]
 # A token may live at most this long from now: a stolen long-lived token would be a standing key.
 MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600

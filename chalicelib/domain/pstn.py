@@ -31,12 +31,12 @@ Shapes follow the Amazon Chime SDK Developer Guide pages:
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Invalid
+from .ids import is_id
 
 SCHEMA_VERSION = "1.0"
 
@@ -55,9 +55,8 @@ SIP_UNAVAILABLE = "480"
 SIP_BUSY = "486"
 _SIP_CODES = frozenset({SIP_NORMAL, SIP_UNAVAILABLE, SIP_BUSY})
 
-# Header values come from SIP infrastructure outside our control: accept only plain identifiers, so
-# nothing odd reaches a DynamoDB key or a Chime ExternalMeetingId.
-_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+# Header values come from SIP infrastructure outside our control: only ids (the one id rule) are
+# accepted, so nothing odd reaches a DynamoDB key or a Chime ExternalMeetingId.
 
 
 class SmaEvent(enum.StrEnum):
@@ -266,7 +265,7 @@ def _clean_id(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    return value if _ID_PATTERN.fullmatch(value) else None
+    return value if is_id(value) else None
 
 
 def route(invocation: SmaInvocation) -> CallRouting | None:

@@ -22,6 +22,7 @@ from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Clock, Notifier, Outbox, new_id, now_pair
+from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
 from chalicelib.services.ports import Directory, Endpoint, Presence
 from chalicelib.settings import Settings
 
@@ -86,7 +87,7 @@ class AssistanceService:
         return {"available": bool(enabled),
                 "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
 
-    def recipients(self, caller: Principal) -> dict[str, Any]:
+    def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
         """``assist.recipients``: 1 Query (the caller's supervisors) + 1 Query per supervisor (their
         agents) + 1 BatchGetItem per 100 people."""
         rules.require_agent(caller)
@@ -99,7 +100,13 @@ class AssistanceService:
         contacts = self._contacts(tenant, [*supervisor_ids, *peer_ids])
         supervisors = rules.available_supervisors(contacts[s] for s in supervisor_ids)
         peers = rules.online_peers(caller.user_id, (contacts[p] for p in peer_ids))
-        return {"supervisors": _people(supervisors), "agents": _people(peers)}
+        # One ordered list, supervisors first, each by name: a page may hold some of each.
+        people = [("s", c) for c in supervisors] + [("a", c) for c in peers]
+        rows, next_cursor = page(people, lambda p: (p[0], p[1].name.lower(), p[1].user_id),
+                                 lambda p: {"userId": p[1].user_id, "name": p[1].name},
+                                 scope_of("assist.recipients", tenant, caller.user_id), limit, cursor)
+        return {"supervisors": [body for (kind, _), body in rows if kind == "s"],
+                "agents": [body for (kind, _), body in rows if kind == "a"], "nextCursor": next_cursor}
 
     # --- requests (S18, S19) ----------------------------------------------------------------
 
@@ -320,7 +327,3 @@ def _contact(user_id: str, endpoint: Endpoint | None, now_ms: int) -> Contact:
 def _ceil_seconds(now_ms: int) -> int:
     """Due times round up, so a request never escalates before its full delay has passed."""
     return -(-now_ms // 1000)
-
-
-def _people(contacts: Iterable[Contact]) -> list[dict[str, str]]:
-    return [{"userId": c.user_id, "name": c.name} for c in sorted(contacts, key=lambda c: (c.name.lower(), c.user_id))]

@@ -22,6 +22,7 @@ from chalicelib.domain.identity import Principal, Role, customer_endpoint, user_
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
 from chalicelib.services.delivery import Clock, Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
 from chalicelib.services.fanout import encode_note
+from chalicelib.services.paging import scope_of, workitem_page
 from chalicelib.services.ports import (
     CounterDelta,
     Directory,
@@ -225,7 +226,9 @@ class CoachingService:
         wire, cut = fit_forward(wire)
         return {"entries": wire, "hasMore": has_more or cut}
 
-    def workitems(self, caller: Principal, agent_id: str) -> dict[str, Any]:
+    def workitems(self, caller: Principal, agent_id: str, limit: int | None = None,
+                  cursor: str | None = None) -> dict[str, Any]:
+        """The agent's open workitems: all of them (REST), or one page with ``nextCursor`` (``limit`` given)."""
         if caller.role is Role.AGENT:
             if caller.user_id != agent_id:
                 raise Forbidden("agents may only list their own workitems")
@@ -234,7 +237,11 @@ class CoachingService:
                 raise Forbidden("you do not supervise this agent")
         elif caller.role is not Role.ADMIN:
             raise Forbidden("customers cannot list workitems")
-        return {"workitems": [w.to_wire() for w in self.store.open_for_agent(caller.tenant_id, agent_id)]}
+        items = self.store.open_for_agent(caller.tenant_id, agent_id)
+        if limit is None:
+            return {"workitems": [w.to_wire() for w in items]}
+        return workitem_page(items, scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id), limit,
+                             cursor)
 
     def export(self, caller: Principal, workitem_id: str) -> dict[str, Any]:
         """B6: the full coaching timeline of a workitem, for audit (admins and its supervisors)."""
@@ -460,5 +467,3 @@ def _transfer_counters(change: Change) -> list[CounterDelta]:
 
 def _end_counters(change: Change) -> list[CounterDelta]:
     return [CounterDelta(change.after.tenant_id, change.after.agent_id, -1)]
-
-

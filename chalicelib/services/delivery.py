@@ -16,13 +16,16 @@ from typing import Any, Protocol
 
 import msgspec
 
+from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
 from chalicelib.services.ports import Connection, Directory, Endpoint, Pusher, Watcher
 
 log = logging.getLogger(__name__)
 
-# API Gateway refuses posts over 128 KB; replies stay well below that so they are never cut.
+# API Gateway refuses posts over 128 KB (PayloadTooLargeException): no frame larger than MAX_FRAME_BYTES
+# is ever posted (Notifier is the one place frames are sent). Timeline pages aim at MAX_PUSH_BYTES.
+MAX_FRAME_BYTES = 128 * 1024
 MAX_PUSH_BYTES = 120 * 1024
 
 
@@ -49,7 +52,12 @@ def new_id(prefix: str) -> str:
 
 
 def encode(frame: dict[str, Any]) -> bytes:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+    """A frame as UTF-8 JSON. Text that UTF-8 cannot carry (a lone surrogate) is sent as a JSON
+    ``\\uXXXX`` escape instead of failing: every reply can be encoded."""
+    try:
+        return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(frame, separators=(",", ":")).encode()
 
 
 def ack(request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
@@ -139,10 +147,18 @@ class Notifier:
         self._pusher = pusher
         self._directory = directory
 
+    def _post(self, frames: list[tuple[str, bytes]]) -> list[str]:
+        """The one place frames leave: a frame over MAX_FRAME_BYTES is never posted (API Gateway would
+        drop it); it is logged as not sent (its content stays in the timeline for ``timeline.get``)."""
+        fitting = [(cid, data) for cid, data in frames if len(data) <= MAX_FRAME_BYTES]
+        if len(fitting) < len(frames):
+            log.error("not sent: %d frame(s) over %d bytes", len(frames) - len(fitting), MAX_FRAME_BYTES)
+        return self._pusher.post_many(fitting) if fitting else []
+
     def flush(self, outbox: Outbox) -> None:
         if not outbox.frames:
             return
-        gone = self._pusher.post_many(outbox.frames)
+        gone = self._post(outbox.frames)
         if not gone:
             return
         by_key: dict[str, tuple[list[Connection], list[Watcher]]] = {}
@@ -160,8 +176,14 @@ class Notifier:
                 log.warning("could not forget gone connections of %s", key, exc_info=True)
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> None:
-        """A single frame to one connection (acks and errors)."""
-        self._pusher.post_many([(connection_id, encode(frame))])
+        """A single frame to one connection (acks and errors). A reply too large to post is replaced by a
+        ``too_large`` error with the same requestId: the caller always gets an answer."""
+        data = encode(frame)
+        if len(data) > MAX_FRAME_BYTES:
+            log.warning("reply of %d bytes replaced by too_large", len(data))
+            data = encode(error(frame.get("requestId"), TooLarge(
+                f"the reply would exceed {MAX_FRAME_BYTES} bytes; ask for fewer items (limit)").to_dict()))
+        self._post([(connection_id, data)])
 
     def close(self, connection_id: str) -> None:
         """Close one connection from the server side (an ended or revoked session)."""

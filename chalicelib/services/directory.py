@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.services.delivery import Clock, Notifier, Outbox, now_pair
+from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of, workitem_page
 from chalicelib.services.ports import (
     Connection,
     ConnectionRegistry,
@@ -107,11 +108,15 @@ class DirectoryService:
 
     # --- supervisors' views ----------------------------------------------------------------
 
-    def agents(self, caller: Principal) -> dict[str, Any]:
-        """``agents.list``: 1 Query (edges) + 1 BatchGetItem (the agents' endpoints)."""
+    def agents(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        """``agents.list``, one page by agent id: 1 Query (edges) + 1 BatchGetItem per 100 agents of the page."""
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may list their agents")
-        agent_ids = self.directory.agents_of(caller.tenant_id, caller.user_id)
+        scope = scope_of("agents.list", caller.tenant_id, caller.user_id)
+        # The page is cut by id first (names and presence are not needed to order it) ...
+        ids, next_cursor = page(self.directory.agents_of(caller.tenant_id, caller.user_id), lambda a: (a,),
+                                lambda a: {"userId": a}, scope, limit, cursor)
+        agent_ids = [a for a, _ in ids]
         endpoints: dict[str, Endpoint] = {}
         for i in range(0, len(agent_ids), 100):
             endpoints.update(self.directory.endpoints(caller.tenant_id,
@@ -126,14 +131,25 @@ class DirectoryService:
                 "presence": (ep.presence(now_ms) if ep else Presence.OFFLINE).value,
                 "workitemCount": ep.workitem_count if ep else 0,
             })
-        return {"agents": out}
+        # ... and shortened when the names make it too large for one reply (names are at most 256 characters).
+        rows, short_cursor = page(out, lambda a: (a["userId"],), lambda a: a, scope, limit, None)
+        if short_cursor is not None:
+            next_cursor = short_cursor
+        return {"agents": [body for _, body in rows], "nextCursor": next_cursor}
 
-    def watch(self, caller: Principal, agent_id: str, connection: Connection, add: bool) -> dict[str, Any]:
+    def watch(self, caller: Principal, agent_id: str, connection: Connection, add: bool,
+              limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        """``agent.watch`` / ``agent.unwatch``. The first page of workitems is built (and a bad cursor or an
+        item too large for a reply refused) before the watch is registered: a refused watch registers nothing."""
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may watch agents")
         if add and not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
             raise Forbidden("you do not supervise this agent")
         watcher = Watcher(connection, caller.user_id)
+        reply: dict[str, Any] = {}
+        if add:  # the page is built (a bad cursor refused) before the watch is registered
+            reply = workitem_page(self.store.open_for_agent(caller.tenant_id, agent_id),
+                                  scope_of("agent.watch", caller.tenant_id, caller.user_id, agent_id), limit, cursor)
         self.directory.watch(caller.tenant_id, agent_id, watcher, add)
         if not add:
             return {}
@@ -142,7 +158,7 @@ class DirectoryService:
             # read the watchers before this one was added: take it back (1 Query).
             self.directory.watch(caller.tenant_id, agent_id, watcher, False)
             raise Forbidden("you no longer supervise this agent")
-        return {"workitems": [w.to_wire() for w in self.store.open_for_agent(caller.tenant_id, agent_id)]}
+        return reply
 
     # --- admin ------------------------------------------------------------------------------
 

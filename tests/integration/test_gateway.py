@@ -524,10 +524,22 @@ def test_rest_body_status_headers_and_decoded_path(gateway: GatewayThread) -> No
 
 
 def test_rest_unknown_route_and_wrong_method(gateway: GatewayThread) -> None:
-    status, _, body = _http(gateway, "GET", "/nope")
-    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    """No route is 404 in the product's error shape (as the stack's gateway responses say on AWS), and the
+    Authorization header is never echoed (chalice's local router would)."""
+    status, _, body = _http(gateway, "GET", "/nope", headers={"Authorization": "Bearer secret-token-value"})
+    assert (status, json.loads(body)) == (404, {"error": {"code": "not_found", "message": "no such route"}})
+    assert b"secret-token-value" not in body
     status, _, _ = _http(gateway, "POST", "/hello", body=b"{}")
     assert status == 405
+
+
+@pytest.mark.parametrize("path", ["/items/a%23b", "/items/a%2523b", "/items/a%2Fb", "/items/a%3Fb"])
+def test_rest_an_encoded_hash_never_cuts_the_path(gateway: GatewayThread, path: str) -> None:
+    """``%23`` decoded to ``#`` would make the local router read a fragment and route to ``/items/a``."""
+    status, headers, body = _http(gateway, "PUT", path, body=b"{}", headers={"Content-Type": "application/json"})
+    assert status == 201
+    assert json.loads(body)["id"] not in ("a", "a#b")
+    assert "%" in json.loads(body)["id"]
 
 
 def test_rest_current_request_is_per_thread(gateway: GatewayThread) -> None:

@@ -1,0 +1,85 @@
+"""One id rule for every place an id enters: tokens, WebSocket frames, REST path parameters and the
+SIP (PSTN) handler all accept and refuse exactly the same strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from chalicelib import entrypoints
+from chalicelib.adapters.tokens import principal_from_claims
+from chalicelib.domain import pstn
+from chalicelib.domain.errors import Invalid, Unauthorized
+from chalicelib.domain.ids import ID_REGEX, is_id
+from chalicelib.protocol import Id
+
+pytestmark = pytest.mark.unit
+
+GOOD = ["a", "wi-1", "agent.2", "15551234567+1", "user+tag@example.com", "urn:x:1", "A_b", "9" * 128]
+BAD = ["", "-a", "+", "+15551234567", "a#b", "a/b", "a%23b", "a%2Fb", "a b", "é", "a\n", "a\x00", "x" * 129, "a?b", "a\\b",
+       "tpl-1#evil", "a\u202eb", "a\uff03b"]
+
+
+def by_token(value: str) -> bool:
+    try:
+        principal_from_claims({"sub": value, "tid": value, "role": "customer", "wid": value})
+    except Unauthorized:
+        return False
+    return True
+
+
+def by_frame(value: str) -> bool:
+    try:
+        msgspec.convert(value, Id)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def by_path(value: str) -> bool:
+    try:
+        entrypoints.check_id(value, "id")
+    except Invalid:
+        return False
+    return True
+
+
+def by_phone_call(value: str) -> bool:
+    event: dict[str, Any] = {
+        "SchemaVersion": "1.0", "Sequence": 1, "InvocationEventType": "NEW_INBOUND_CALL",
+        "CallDetails": {"TransactionId": "tx-1", "AwsAccountId": "1", "AwsRegion": "us-east-1",
+                        "SipMediaApplicationId": "sma-1",
+                        "Participants": [{"CallId": "call-1", "ParticipantTag": "LEG-A", "To": "+12065550100",
+                                          "From": "+15105550101", "Direction": "Inbound", "StartTimeInMilliseconds": "1",
+                                          "SipHeaders": {"X-Workitem-Id": value, "X-Tenant-Id": value}}]},
+    }
+    routing = pstn.route(pstn.parse_event(event))
+    return routing is not None and routing.workitem_id == value
+
+
+CHECKS = [by_token, by_frame, by_path, by_phone_call]
+
+
+@pytest.mark.parametrize("value", GOOD)
+def test_every_entry_accepts_the_same_ids(value: str) -> None:
+    assert is_id(value)
+    assert [check(value) for check in CHECKS] == [True] * len(CHECKS)
+
+
+@pytest.mark.parametrize("value", BAD)
+def test_every_entry_refuses_the_same_ids(value: str) -> None:
+    assert not is_id(value)
+    assert [check(value) for check in CHECKS] == [False] * len(CHECKS)
+
+
+def test_the_rule_is_defined_once() -> None:
+    """No module but chalicelib/domain/ids.py spells the id alphabet."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spelled = [p.relative_to(root).as_posix() for p in (root / "chalicelib").rglob("*.py")
+               if "A-Za-z0-9._:@" in p.read_text() or "A-Za-z0-9_.:@" in p.read_text()]
+    assert spelled == ["chalicelib/domain/ids.py"]
+    assert ID_REGEX.endswith("\\Z")
