@@ -173,8 +173,8 @@ class UserBody(Body, frozen=True, kw_only=True):
 
 class TeamBody(Body, frozen=True, kw_only=True):
     name: Name
-    supervisors: Annotated[list[Id], msgspec.Meta(max_length=100)]
-    agents: Annotated[list[Id], msgspec.Meta(max_length=1000)]
+    supervisors: Annotated[list[Id], msgspec.Meta(max_length=500)]
+    agents: Annotated[list[Id], msgspec.Meta(max_length=500)]
 
 
 class TemplateBody(Body, frozen=True, kw_only=True):

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 32 * 1024
 MAX_TEXT_CHARS = 8000
 
-MAX_SEQ = 2**53 - 1  # seq numbers and cursors stay exact in JSON numbers (and far inside DynamoDB's)
+# The largest ``after``: timeline keys hold 10-digit seq numbers, so after + 1 must stay below 10**10 (and a
+# workitem never nears a billion entries). Larger numbers are refused before they reach DynamoDB.
+MAX_SEQ = 999_999_999
 
 Id = Annotated[str, msgspec.Meta(pattern=ID_REGEX)]
 # Text with at least one visible character (whitespace and invisible characters alone are refused).

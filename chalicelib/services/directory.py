@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_TEAM_SUPERVISORS = 25
 MAX_TEAM_AGENTS = 500
 MAX_TEAM_EDGES = 2500
+MAX_TEAM_USERS = 500
 
 
 def require_admin(caller: Principal) -> None:
@@ -179,18 +180,22 @@ class DirectoryService:
                  agents: list[str]) -> dict[str, Any]:
         require_admin(caller)
         sups, ags = list(dict.fromkeys(supervisors)), list(dict.fromkeys(agents))
-        if len(sups) > MAX_TEAM_SUPERVISORS or len(ags) > MAX_TEAM_AGENTS or len(sups) * len(ags) > MAX_TEAM_EDGES:
-            raise Invalid(f"a team has at most {MAX_TEAM_SUPERVISORS} supervisors, {MAX_TEAM_AGENTS} agents "
-                          f"and {MAX_TEAM_EDGES} supervisor-agent pairs")
-        known = self.directory.endpoints(caller.tenant_id, [user_endpoint(u) for u in sups + ags]) \
-            if len(sups) + len(ags) <= 100 else None
-        if known is not None:
-            for uid, want in [(u, Role.SUPERVISOR) for u in sups] + [(u, Role.AGENT) for u in ags]:
-                ep = known.get(user_endpoint(uid))
-                if ep is None or not ep.in_directory:
-                    raise Invalid(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
-                if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
-                    raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
+        if (len(sups) > MAX_TEAM_SUPERVISORS or len(ags) > MAX_TEAM_AGENTS or len(sups) + len(ags) > MAX_TEAM_USERS
+                or len(sups) * len(ags) > MAX_TEAM_EDGES):
+            raise Invalid(f"a team has at most {MAX_TEAM_USERS} users: {MAX_TEAM_SUPERVISORS} supervisors, "
+                          f"{MAX_TEAM_AGENTS} agents and {MAX_TEAM_EDGES} supervisor-agent pairs")
+        # Every member is checked, whatever the team's size: 1 BatchGetItem per 100 members (no Scan).
+        members = [(u, Role.SUPERVISOR) for u in sups] + [(u, Role.AGENT) for u in ags]
+        keys = list(dict.fromkeys(user_endpoint(u) for u, _ in members))
+        known: dict[str, Endpoint] = {}
+        for i in range(0, len(keys), 100):
+            known.update(self.directory.endpoints(caller.tenant_id, keys[i:i + 100]))
+        for uid, want in members:
+            ep = known.get(user_endpoint(uid))
+            if ep is None or not ep.in_directory:
+                raise Invalid(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
+            if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
+                raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
         self.directory.put_team(caller.tenant_id, team, self._now(),
                                  removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs))

@@ -138,11 +138,21 @@ class WebhookService:
                      idem, missing=Conflict)
 
     def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+        """The target must be an agent of the tenant (1 GetItem), else 409 and nothing applied; a redelivered
+        event (already with that agent) changes nothing."""
         at = now_pair(self.coaching.clock)[0]
         to_agent = data["toAgentId"]
-        self._mutate(tenant_id, data["workitemId"],
-                     lambda w: rules.transfer(w, to_agent, "system", Role.ADMIN, at) if w.agent_id != to_agent
-                     else Change(w, w), idem, counters=_transfer_counters)
+        target = self.coaching.directory.endpoint(tenant_id, user_endpoint(to_agent))
+        target_is_agent = target is not None and target.in_directory and target.role is Role.AGENT
+
+        def decide(w: Workitem) -> Change:
+            if w.agent_id == to_agent:
+                return Change(w, w)
+            if not target_is_agent:
+                raise Conflict(f"{to_agent} is not an agent of this tenant")
+            return rules.transfer(w, to_agent, "system", Role.ADMIN, at)
+
+        self._mutate(tenant_id, data["workitemId"], decide, idem, counters=_transfer_counters)
 
     def _ended(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         at = now_pair(self.coaching.clock)[0]

@@ -29,6 +29,7 @@ from devstack.streams import StreamTail
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
+MAX_POSTED_BYTES = 128 * 1024
 
 
 def test_settings(**overrides: Any) -> Settings:
@@ -92,6 +93,8 @@ class RecordingPusher:
         gone = []
         with self.lock:
             for conn, data in frames:
+                # API Gateway drops a post over 128 KB (PayloadTooLargeException): no test may see one posted.
+                assert len(data) <= MAX_POSTED_BYTES, f"a frame of {len(data)} bytes was posted to {conn}"
                 self.posts += 1
                 if conn in self.gone:
                     gone.append(conn)
