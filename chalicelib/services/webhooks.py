@@ -39,18 +39,20 @@ def verify_signature(header: str | None, body: bytes, secrets: list[str], now: i
     for piece in header.split(","):
         key, _, value = piece.strip().partition("=")
         parts.setdefault(key, []).append(value)
-    try:
-        timestamp = int(parts.get("t", [""])[0])
-    except ValueError as exc:
-        raise Unauthorized("malformed X-Coaching-Signature header") from exc
+    stamp = parts.get("t", [""])[0]
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):  # whole seconds, ASCII digits only
+        raise Unauthorized("malformed X-Coaching-Signature header")
+    timestamp = int(stamp)
     if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
         raise Unauthorized("signature timestamp is outside the allowed window")
     signed = f"{timestamp}.".encode() + body
     for secret in secrets:
         if not secret:
             continue
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", [])):
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+        # Compared as bytes: a header may carry any text, and compare_digest refuses non-ASCII str.
+        if any(hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+               for candidate in parts.get("v1", [])):
             return
     raise Unauthorized("signature does not match")
 

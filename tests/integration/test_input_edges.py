@@ -347,3 +347,15 @@ def test_a_transfer_webhook_to_an_agent_of_another_tenant_is_409(world: World) -
     world.assign("wi-1")
     status, _ = world.webhook("workitem.transferred", {"workitemId": "wi-1", "toAgentId": "agent-9"})
     assert status == 409
+
+
+@pytest.mark.parametrize("header", ["t={now},v1=\u00e9\u00e9", "t={now},v1=\u2603", "t=\u0661\u0662,v1=ab",
+                                    "t=" + "9" * 5000 + ",v1=ab", "t= {now} ,v1=ab", "t=+{now},v1=ab",
+                                    "t={now}_0,v1=ab", "t=,v1=", "\u00ff"])
+def test_odd_signature_headers_are_401_never_500(world: World, header: str) -> None:
+    raw = json.dumps({"eventId": "e-1", "tenantId": "t1", "type": "workitem.ended",
+                      "data": {"workitemId": "wi-1", "endedBy": "system"}}).encode()
+    value = header.replace("{now}", str(int(time.time())))
+    response = world.http.post("/webhooks/events", body=raw, headers={
+        "Content-Type": "application/json", "X-Coaching-Signature": value})
+    assert response.status_code == 401, response.body
