@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from chalicelib.domain.errors import DomainError, Forbidden, Invalid
+from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.text import NAME_REGEX, VISIBLE_REGEX
 from chalicelib.services.delivery import ack, error
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 from chalicelib.services.ports import Connection
-from chalicelib.validation import decode, validate
+from chalicelib.validation import decode, request_id_of, validate
 
 if TYPE_CHECKING:
     from chalicelib.bootstrap import Services
@@ -228,7 +228,11 @@ class Router:
         request_id: str | None = None
         action_name = "?"
         try:
-            data = decode(body, "frame", MAX_FRAME_BYTES)
+            try:
+                data = decode(body, "frame", MAX_FRAME_BYTES)
+            except TooLarge:
+                request_id = request_id_of(body)
+                raise
             if not isinstance(data, dict):
                 raise Invalid("the frame must be a JSON object")
             rid = data.get("requestId")

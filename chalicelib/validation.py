@@ -86,6 +86,27 @@ def decode(raw: bytes | str | None, what: str, max_bytes: int) -> Any:
     return data
 
 
+class _RequestId(msgspec.Struct):
+    requestId: str | None = None
+
+
+_PEEK = msgspec.json.Decoder(_RequestId)
+MAX_PEEK_BYTES = 256 * 1024  # more than API Gateway lets through (128 KB)
+
+
+def request_id_of(raw: bytes | str | None) -> str | None:
+    """The ``requestId`` of a frame refused as too large, so its error still correlates; None when it has
+    none that can be read (only the key is decoded; the frame is not otherwise used)."""
+    try:
+        data = raw.encode("utf-8") if isinstance(raw, str) else (raw or b"")
+        if len(data) > MAX_PEEK_BYTES:
+            return None
+        rid = _PEEK.decode(data).requestId
+    except (UnicodeEncodeError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return rid if rid is not None and len(rid) <= 128 else None
+
+
 def _is_text(value: str) -> bool:
     if value.isascii():
         return True

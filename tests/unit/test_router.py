@@ -201,6 +201,18 @@ def test_oversize_frame_is_too_large(router: Router, services: FakeServices) -> 
     assert services.calls == []
 
 
+def test_an_oversize_frame_keeps_its_request_id(router: Router, services: FakeServices) -> None:
+    pad = "x" * (MAX_FRAME_BYTES + 10)
+    assert send(router, json.dumps({"action": "ping", "requestId": "big-1", "pad": pad}))["requestId"] == "big-1"
+    assert send(router, json.dumps({"pad": pad, "requestId": "big-2"}).encode())["requestId"] == "big-2"
+    for odd in ('{"requestId": 5, "pad": "' + pad + '"}', '{"requestId": "' + "r" * 129 + '", "p": "' + pad + '"}',
+                '{"requestId": "r", "pad": "' + pad, "[" * 40_000):
+        reply = send(router, odd)
+        error_of(reply, "too_large")
+        assert reply["requestId"] is None
+    assert services.calls == []
+
+
 def test_size_counts_bytes_not_characters(router: Router) -> None:
     body = _frame_of_size(MAX_FRAME_BYTES + 3, "€")  # 3 bytes each: fewer than 32 K characters
     assert len(body) < MAX_FRAME_BYTES < len(body.encode())
