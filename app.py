@@ -76,8 +76,8 @@ def sma_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
     """Chalice's own refusals (405, 415, ...) in the contract's error shape."""
-    response: Response = get_response(event)
-    return ep.error_shape(response)
+    response: Response = ep.error_shape(get_response(event))
+    return response
 
 
 @app.route("/health", methods=["GET"])

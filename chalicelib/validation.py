@@ -2,9 +2,9 @@
 ``msgspec.Struct`` types.
 
 :func:`decode` bounds what it reads: at most ``max_bytes`` bytes, nested at most :data:`MAX_DEPTH`
-arrays/objects deep, UTF-8 only, no lone UTF-16 surrogate (``"\\ud800"``), numbers in range (a float's range; integers up to msgspec's limit, each field then has its own bounds);
-every failure is :class:`Invalid` (or
-:class:`TooLarge`), never an internal error.
+arrays/objects deep, UTF-8 only, no lone UTF-16 surrogate (``"\\ud800"``), numbers in range (a float's
+range; integers up to msgspec's limit, then each field has its own bounds). Every failure is
+:class:`Invalid` (or :class:`TooLarge`), never an internal error.
 
 :func:`validate` is strict, as msgspec's strict mode is: a ``bool`` field takes only ``true``/``false``,
 an ``int`` field only a JSON integer (no ``0``/``"yes"`` booleans, no ``5.0``, ``" 5 "``, ``"1_0"`` or

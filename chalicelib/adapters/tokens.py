@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import Unauthorized
-from chalicelib.domain.ids import ID_PATTERN
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.ids import ID_PATTERN
 
 _REQUIRED = ["sub", "tid", "role", "exp"]
 # A token may live at most this long from now: a stolen long-lived token would be a standing key.

@@ -27,7 +27,7 @@ _NOT_IN_NAMES = "\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u20
 # re.search semantics: somewhere in the text there is one visible character.
 VISIBLE_REGEX = f"[^{INVISIBLE}]"
 NAME_REGEX = f"^(?![{INVISIBLE}]*\\Z)[^{_NOT_IN_NAMES}]*\\Z"
-SECRET_REGEX = "^[\\x21-\\x7e]{16,256}\\Z"
+SECRET_REGEX = "^[\\x21-\\x7e]{16,256}\\Z"  # noqa: S105 - a pattern, not a secret
 
 _VISIBLE = re.compile(VISIBLE_REGEX)
 

@@ -133,7 +133,7 @@ class DirectoryService:
                 "workitemCount": ep.workitem_count if ep else 0,
             })
         # ... and shortened when the names make it too large for one reply (names are at most 256 characters).
-        rows, short_cursor = page(out, lambda a: (a["userId"],), lambda a: a, scope, limit, None)
+        rows, short_cursor = page(out, lambda a: (str(a["userId"]),), lambda a: a, scope, limit, None)
         if short_cursor is not None:
             next_cursor = short_cursor
         return {"agents": [body for _, body in rows], "nextCursor": next_cursor}

@@ -536,7 +536,7 @@ def test_rest_unknown_route_and_wrong_method(gateway: GatewayThread) -> None:
 @pytest.mark.parametrize("path", ["/items/a%23b", "/items/a%2523b", "/items/a%2Fb", "/items/a%3Fb"])
 def test_rest_an_encoded_hash_never_cuts_the_path(gateway: GatewayThread, path: str) -> None:
     """``%23`` decoded to ``#`` would make the local router read a fragment and route to ``/items/a``."""
-    status, headers, body = _http(gateway, "PUT", path, body=b"{}", headers={"Content-Type": "application/json"})
+    status, _, body = _http(gateway, "PUT", path, body=b"{}", headers={"Content-Type": "application/json"})
     assert status == 201
     assert json.loads(body)["id"] not in ("a", "a#b")
     assert "%" in json.loads(body)["id"]
