@@ -83,3 +83,24 @@ def test_the_rule_is_defined_once() -> None:
                if "A-Za-z0-9._:@" in p.read_text() or "A-Za-z0-9_.:@" in p.read_text()]
     assert spelled == ["chalicelib/domain/ids.py"]
     assert ID_REGEX.endswith("\\Z")
+
+
+def test_the_rest_document_gives_every_path_parameter_the_id_rule_and_limit_a_maximum() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml").read_text())
+    ecma = ID_REGEX.removesuffix("\\Z") + "$"
+    seen = 0
+    for item in doc["paths"].values():
+        params = list(item.get("parameters", []))
+        params += [p for op in item.values() if isinstance(op, dict) for p in op.get("parameters", [])]
+        for param in params:
+            if param["in"] == "path":
+                seen += 1
+                assert param["schema"]["pattern"] == ecma, param
+                assert param["schema"]["maxLength"] == 128, param
+            if param["name"] == "limit":
+                assert param["schema"]["maximum"] == 200, param
+    assert seen >= 6
