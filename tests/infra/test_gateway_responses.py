@@ -31,7 +31,7 @@ _Loader.add_multi_constructor("!", _tag)
 
 
 def test_gateway_responses_answer_in_the_error_shape() -> None:
-    resources = yaml.load(TEMPLATE.read_text(), Loader=_Loader)["Resources"]  # noqa: S506 - SafeLoader subclass
+    resources = yaml.load(TEMPLATE.read_text(), Loader=_Loader)["Resources"]  # a SafeLoader subclass
     responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources.values()
                  if r.get("Type") == "AWS::ApiGateway::GatewayResponse"}
     assert {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
