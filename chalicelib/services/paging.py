@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-MAX_CURSOR_CHARS = 1024
+MAX_CURSOR_CHARS = 4096  # a key may hold a 256-character name (assist.recipients)
 # Items per page by size: with the envelope ({"type":"ack","requestId":<=128 chars,...}) a reply stays far
 # below the 128 KB API Gateway posts.
 PAGE_BYTES = 100 * 1024

@@ -202,3 +202,64 @@ def test_a_push_too_large_to_post_is_never_posted(caplog: pytest.LogCaptureFixtu
     assert "not sent" in caplog.text
     assert all(len(d) <= MAX_FRAME_BYTES for _, d in pusher.posted)
     assert len(encode({"a": "b"})) < MAX_FRAME_BYTES
+
+
+def test_recipients_with_the_longest_names_page_with_cursors_the_frame_accepts(world: World) -> None:
+    long_name = "\U0001f600" * 192 + '"\\' * 28  # 248 characters (+ the id: 256), quotes and backslashes escaped in JSON
+    sups = tuple(f"sup-{i}" for i in range(3))
+    peers = tuple(f"agent-{i}" for i in range(2, 6))
+    world.team(supervisors=sups, agents=("agent-1", *peers))
+    for uid, role in [(s, "supervisor") for s in sups] + [(a, "agent") for a in peers]:
+        world.admin("PUT", f"/admin/users/{uid}", {"name": long_name + uid, "role": role})
+        world.connect(uid, role)
+    agent = world.connect("agent-1", "agent")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        data = agent.ok("assist.recipients", limit=1, **({"cursor": cursor} if cursor else {}))
+        seen += [p["userId"] for p in data["supervisors"] + data["agents"]]
+        cursor = data["nextCursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(sups + peers)
+
+
+def test_every_action_with_the_largest_inputs_posts_nothing_over_128_kb(world: World) -> None:
+    """The world's pusher refuses any post over 128 KB; here every action and its pushes run with the
+    largest inputs the schemas accept (texts of 4-byte characters, long names and subjects, long ids)."""
+    big_text = "\U0001f600" * 7000  # 28,000 bytes: the largest that still fits one 32 KB client frame
+    rid = "r" * 128
+    world.team(supervisors=("sup-1", "sup-2"), agents=("agent-1", "agent-2"))
+    world.admin("PUT", "/admin/templates/tp-1", {"text": big_text, "enabled": True})
+    assign_many(world, 30)
+    wid = "wi-000"
+    agent = world.connect("agent-1", "agent")
+    sups = [world.connect("sup-1", "supervisor"), world.connect("sup-2", "supervisor")]
+    customer = world.connect(f"c-{wid}", "customer", wid=wid)
+
+    def ok(client: Client, action: str, **fields: Any) -> dict[str, Any]:
+        reply = client.send_raw(json.dumps({"action": action, "requestId": rid, **fields}, ensure_ascii=False))
+        assert reply["type"] == "ack", reply
+        return reply["data"]  # type: ignore[no-any-return]
+
+    for sup in sups:
+        ok(sup, "agent.watch", agentId="agent-1")
+        ok(sup, "monitor.start", workitemId=wid)
+    for _ in range(12):
+        ok(customer, "message.send", workitemId=wid, text=big_text)
+        ok(agent, "message.send", workitemId=wid, text=big_text)
+        tip = ok(sups[0], "coach.send", workitemId=wid, text=big_text)["entry"]["messageId"]
+    ok(agent, "coach.react", workitemId=wid, messageId=tip, reaction="thumbs_up")
+    ok(agent, "coach.forward", workitemId=wid, messageId=tip)
+    for sup in sups:
+        assert ok(sup, "monitor.start", workitemId=wid)["entries"]
+        page = ok(sup, "timeline.get", workitemId=wid, after=0, limit=200)
+        assert page["entries"] and page["hasMore"]
+        ok(sup, "workitems.list", agentId="agent-1", limit=500)
+        ok(sup, "agents.list", limit=500)
+    ok(customer, "timeline.get", workitemId=wid, after=0, limit=200)
+    ok(agent, "assist.request", templateId="tp-1", to="supervisors", workitemId=wid)
+    ok(agent, "directory.send", toUserId="sup-1", text=big_text)
+    ok(agent, "assist.recipients", limit=500)
+    ok(agent, "workitem.transfer", workitemId=wid, toAgentId="agent-2")
+    assert world.pusher.posts > 100  # every post above went through the 128 KB check
