@@ -104,3 +104,28 @@ def test_the_rest_document_gives_every_path_parameter_the_id_rule_and_limit_a_ma
             if param["name"] == "limit":
                 assert param["schema"]["maximum"] == 200, param
     assert seen >= 6
+
+
+def test_the_websocket_document_gives_every_id_field_the_id_rule_and_every_integer_its_bounds() -> None:
+    """Every field the frame schemas check with the id rule, and every bounded integer, says so in the
+    AsyncAPI document (msgspec derives the schemas the frames are checked with)."""
+    from tests.unit.test_contract_docs import _load, _model_schema, _operations, _payload
+
+    from chalicelib import protocol
+
+    doc = _load("asyncapi.yaml")
+    actions = _operations(doc, "x-action")
+    ecma = ID_REGEX.removesuffix("\\Z") + "$"
+    problems: list[str] = []
+    for name, model in protocol.ACTIONS.items():
+        documented, _ = _payload(doc, actions[name]["messages"][0])
+        for field, schema in _model_schema(model).get("properties", {}).items():
+            variants = schema.get("anyOf", [schema])
+            for variant in variants:
+                if variant.get("pattern") == ID_REGEX and documented.get(field, {}).get("pattern") != ecma:
+                    problems.append(f"{name}.{field}: pattern")
+                if variant.get("type") == "integer":
+                    for bound in ("minimum", "maximum"):
+                        if bound in variant and documented.get(field, {}).get(bound) != variant[bound]:
+                            problems.append(f"{name}.{field}: {bound}")
+    assert not problems, problems
