@@ -109,9 +109,8 @@ def test_the_rest_document_gives_every_path_parameter_the_id_rule_and_limit_a_ma
 def test_the_websocket_document_gives_every_id_field_the_id_rule_and_every_integer_its_bounds() -> None:
     """Every field the frame schemas check with the id rule, and every bounded integer, says so in the
     AsyncAPI document (msgspec derives the schemas the frames are checked with)."""
-    from tests.unit.test_contract_docs import _load, _model_schema, _operations, _payload
-
     from chalicelib import protocol
+    from tests.unit.test_contract_docs import _load, _model_schema, _operations, _payload
 
     doc = _load("asyncapi.yaml")
     actions = _operations(doc, "x-action")
