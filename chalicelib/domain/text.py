@@ -12,8 +12,6 @@ frame and body schemas can check them while decoding).
 
 from __future__ import annotations
 
-import re
-
 # Characters that show nothing by themselves: Unicode White_Space (``\s``), C0/C1 controls, and the
 # default-ignorable and blank code points.
 INVISIBLE = (
@@ -28,10 +26,3 @@ _NOT_IN_NAMES = "\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u20
 VISIBLE_REGEX = f"[^{INVISIBLE}]"
 NAME_REGEX = f"^(?![{INVISIBLE}]*\\Z)[^{_NOT_IN_NAMES}]*\\Z"
 SECRET_REGEX = "^[\\x21-\\x7e]{16,256}\\Z"  # noqa: S105 - a pattern, not a secret
-
-_VISIBLE = re.compile(VISIBLE_REGEX)
-
-
-def is_visible(text: str) -> bool:
-    """True when ``text`` holds at least one visible character."""
-    return _VISIBLE.search(text) is not None
