@@ -1,5 +1,5 @@
 """The REST answers API Gateway gives by itself (no route, too large, throttled, its own failures) are in
-the product's error shape, as the local stack's gateway gives them."""
+the product's error shape on AWS, as the local stack's gateway gives them."""
 
 from __future__ import annotations
 
@@ -32,12 +32,22 @@ _Loader.add_multi_constructor("!", _tag)
 
 def test_gateway_responses_answer_in_the_error_shape() -> None:
     resources = yaml.load(TEMPLATE.read_text(), Loader=_Loader)["Resources"]  # a SafeLoader subclass
-    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources.values()
-                 if r.get("Type") == "AWS::ApiGateway::GatewayResponse"}
+    body = resources["RestAPI"]["Properties"]["DefinitionBody"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
     assert {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
-    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
-    for kind, props in responses.items():
-        assert props["RestApiId"] == {"Ref": "RestAPI"}, kind
-        body = json.loads(props["ResponseTemplates"]["application/json"])
-        assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), kind
-        assert "$context" not in json.dumps(body) and "$input" not in json.dumps(body), kind
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == 404
+    for kind, response in responses.items():
+        payload = json.loads(response["responseTemplates"]["application/json"])
+        assert set(payload) == {"error"} and {"code", "message"} <= set(payload["error"]), kind
+        assert "$context" not in json.dumps(payload) and "$input" not in json.dumps(payload), kind
+
+
+def test_the_packaged_api_carries_them(packaged: Any) -> None:
+    api = packaged.resources["RestAPI"]["Properties"]["DefinitionBody"]
+    assert api["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == 404
+    assert api["paths"], "the merge kept Chalice's routes"
+
+
+def test_sam_keeps_them_in_the_rest_apis_body(transformed: Any) -> None:
+    api = transformed.transformed["Resources"]["RestAPI"]["Properties"]["Body"]
+    assert api["x-amazon-apigateway-gateway-responses"]["DEFAULT_5XX"]["responseTemplates"]
