@@ -137,4 +137,4 @@ def test_a_demoted_supervisor_cannot_monitor_with_an_old_token(t: Tenant) -> Non
     client = t.stack.connect(old)
     t.clients.append(client)
     client.error("monitor.start", "forbidden", workitemId="chat")
-    assert client.ok("agents.list") == {"agents": []}
+    assert client.ok("agents.list") == {"agents": [], "nextCursor": None}

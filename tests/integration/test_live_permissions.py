@@ -147,7 +147,7 @@ def test_supervisor_demoted_to_agent_cannot_monitor_with_an_old_token(world: Wor
     assert_locked_out(world, sup1, world.token("sup-1", "supervisor"))
     fresh = world.connect("sup-1", "supervisor")  # an old supervisor token, a new connection
     fresh.fails("monitor.start", "forbidden", workitemId="wi-1")
-    assert fresh.ok("agents.list") == {"agents": []}
+    assert fresh.ok("agents.list") == {"agents": [], "nextCursor": None}
 
     # Promoted again: the team membership the admin set still stands.
     world.admin("PUT", "/admin/users/sup-1", {"name": "Sup-1", "role": "supervisor"})
