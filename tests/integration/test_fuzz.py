@@ -204,7 +204,7 @@ def check_frame(b: Bench, role: str, body: str) -> dict[str, Any]:
     for leak in LEAKS:
         assert leak not in dumped, (leak, reply)
     try:
-        sent = json.loads(body)
+        sent = _strict_json(body)
     except (ValueError, RecursionError):
         sent = None
     if isinstance(sent, dict) and isinstance(sent.get("requestId"), str) and len(sent["requestId"]) <= 128:
@@ -228,6 +228,15 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strict_json(text: str) -> Any:
+    """Python's json module accepts NaN, Infinity and -Infinity; JSON (and the server) does not."""
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
 def _depth(value: Any) -> int:
