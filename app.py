@@ -165,3 +165,50 @@ def export(workitemId: str) -> Response:
 @app.route("/webhooks/events", methods=["POST"])
 def webhook_events() -> Response:
     return _json(ep.webhook(_req()))
+
+
+# --- outbound webhooks and channel delivery (docs/webhooks.md) -------------------------------------
+
+
+@app.on_sqs_message(queue="coaching-webhook-deliveries", batch_size=1, name="deliver_webhooks")
+def deliver_webhooks(event: Any) -> dict[str, Any]:
+    return ep.deliver_webhooks(event.to_dict().get("Records") or [])
+
+
+@app.route("/admin/webhook-subscriptions", methods=["GET"])
+def list_webhook_subscriptions() -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.list_subscriptions(c)))
+
+
+@app.route("/admin/webhook-subscriptions/{subscriptionId}", methods=["PUT"])
+def put_webhook_subscription(subscriptionId: str) -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.put_subscription(
+        c, ep.check_id(subscriptionId, "subscriptionId"), b.url, b.events, b.enabled), ep.SubscriptionBody))
+
+
+@app.route("/admin/webhook-subscriptions/{subscriptionId}", methods=["DELETE"])
+def delete_webhook_subscription(subscriptionId: str) -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.delete_subscription(
+        c, ep.check_id(subscriptionId, "subscriptionId"))))
+
+
+@app.route("/admin/webhook-subscriptions/{subscriptionId}/rotate-secret", methods=["POST"])
+def rotate_webhook_secret(subscriptionId: str) -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.rotate_secret(
+        c, ep.check_id(subscriptionId, "subscriptionId"))))
+
+
+@app.route("/admin/webhook-deliveries/replay", methods=["POST"])
+def replay_webhook_deliveries() -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.replay(c)))
+
+
+@app.route("/admin/sms-settings", methods=["GET"])
+def get_sms_settings() -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.get_sms_settings(c)))
+
+
+@app.route("/admin/sms-settings", methods=["PUT"])
+def put_sms_settings() -> Response:
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.put_sms_settings(c, b.originationIdentity),
+                         ep.SmsSettingsBody))

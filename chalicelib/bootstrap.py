@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
-from chalicelib.adapters.outbound import RecordingOutbound
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDirectory, DynamoWorkitemStore
 from chalicelib.adapters.secrets import Secret
@@ -26,6 +25,7 @@ from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Clock, Notifier, SystemClock
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
+from chalicelib.services.integrations import DeliveryQueue, Integrations, SmsSender
 from chalicelib.services.sessions import SessionService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
@@ -52,7 +52,7 @@ class Services(msgspec.Struct):
     sessions: SessionService
     notifier: Notifier
     registry: DynamoConnectionRegistry
-    outbound: Any
+    integrations: Integrations
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -66,7 +66,8 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
 
 
 def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | None = None,
-          meetings: MeetingProvider | None = None) -> Services:
+          meetings: MeetingProvider | None = None, queue: DeliveryQueue | None = None,
+          sms: SmsSender | None = None) -> Services:
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
@@ -76,8 +77,7 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
     store = DynamoWorkitemStore()
     registry = DynamoConnectionRegistry()
     notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory)
-    outbound = RecordingOutbound()
-    coaching = CoachingService(store, directory, notifier, clock, outbound)
+    coaching = CoachingService(store, directory, notifier, clock)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
     assistance = AssistanceService(settings, directory, coaching, notifier, clock, DynamoAssistStore(settings))
@@ -85,6 +85,9 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
     tokens = TokenVerifier(jwt_secret)
     directory_service = DirectoryService(directory, registry, store, notifier, clock)
     directory_service.on_supervision_lost.append(coaching.supervision_lost)
+    outbound = integrations(settings, notifier, directory, clock, queue, sms)
+    directory_service.on_event.append(outbound.emit)  # presence.changed
+    assistance.on_event.append(outbound.emit)  # assist.requested, assist.claimed, assist.escalated
     services = Services(
         settings=settings,
         tokens=tokens,
@@ -98,10 +101,30 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
         sessions=SessionService(tokens, directory, registry, notifier, clock),
         notifier=notifier,
         registry=registry,
-        outbound=outbound,
+        integrations=outbound,
     )
     services.router = Router(services, translate)
     return services
+
+
+def integrations(settings: Settings, notifier: Notifier, directory: DynamoDirectory, clock: Clock,
+                 queue: DeliveryQueue | None, sms: SmsSender | None) -> Integrations:
+    """Outbound webhooks and channel delivery: SQS and End User Messaging SMS unless the local
+    stack or a test passes its own queue and SMS sender."""
+    from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+    from chalicelib.adapters.http_target import HttpPoster
+    from chalicelib.adapters.sms import EndUserMessagingSms
+    from chalicelib.adapters.webhook_store import DynamoWebhookStore
+
+    allow_private = settings.webhook_targets == "local"
+    return Integrations(
+        DynamoWebhookStore(),
+        queue or SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region),
+        HttpPoster(allow_private),
+        sms or EndUserMessagingSms(settings.region),
+        notifier, directory, clock, allow_private=allow_private,
+        cache_seconds=settings.webhook_cache_seconds, retry_base=settings.webhook_retry_base_seconds,
+    )
 
 
 _lock = threading.Lock()

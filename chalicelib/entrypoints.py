@@ -20,6 +20,7 @@ from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.protocol import MAX_SEQ, Id, Name, Text
+from chalicelib.services.integrations import Created
 from chalicelib.services.ports import Connection
 from chalicelib.services.sessions import SessionExpired, SessionUnchecked
 from chalicelib.validation import decode
@@ -192,6 +193,16 @@ class WebhookSecretBody(Body, frozen=True, kw_only=True):
     secret: Annotated[str, msgspec.Meta(pattern=SECRET_REGEX)]
 
 
+class SubscriptionBody(Body, frozen=True, kw_only=True):
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    events: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=20)]
+    enabled: bool = True
+
+
+class SmsSettingsBody(Body, frozen=True, kw_only=True):
+    originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
+
+
 class SettingsBody(Body, frozen=True, kw_only=True):
     agentMessageNotification: bool
 
@@ -285,6 +296,8 @@ def respond(call: Callable[[], Any], status: int = 200) -> tuple[int, Any]:
     """Run a REST use case and map its outcome to (status, body) in the contract's error shape."""
     try:
         result = call()
+        if isinstance(result, Created):
+            return 201, dict(result)
         return (204, None) if result is None and status == 200 else (status, result)
     except DomainError as exc:
         return exc.status, {"error": {"code": exc.code, "message": exc.message}}
@@ -380,5 +393,14 @@ def fan_out(event: dict[str, Any]) -> dict[str, Any]:
     what could not be pushed is in the timeline for ``timeline.get``."""
     from chalicelib.adapters.stream import committed_changes
 
-    pushed = bootstrap.services().fanout.deliver(committed_changes(event.get("Records") or []))
+    services = bootstrap.services()
+    committed = committed_changes(event.get("Records") or [])
+    pushed = services.fanout.deliver(committed)
+    services.integrations.publish(committed)  # outbound webhooks and channel delivery: queued, never posted here
     return {"pushed": pushed, "batchItemFailures": []}
+
+
+def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The webhook delivery queue (Lambda's SQS event source): sign and post, SMS, statuses.
+    Raises when a message must come back after its backoff delay."""
+    return bootstrap.services().integrations.handle(records)

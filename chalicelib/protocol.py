@@ -212,7 +212,7 @@ EVENTS: frozenset[str] = frozenset({
     "presence.changed", "workitem.assigned", "workitem.updated", "workitem.ended",
     "coaching.joined", "coaching.left", "coaching.ended", "coach.message", "coach.reaction", "coach.forwarded",
     "message.received", "consult.requested", "assist.requested", "assist.claimed", "assist.escalated",
-    "directory.message", "directory.unread", "voice.coach_room", "voice.coach_room_closed",
+    "directory.message", "directory.unread", "voice.coach_room", "voice.coach_room_closed", "message.delivery",
 })
 
 

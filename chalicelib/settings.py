@@ -52,6 +52,13 @@ class Settings(msgspec.Struct, frozen=True):
     default_escalation_seconds: int = 120
     escalation_shards: int = 4
     log_level: str = "INFO"
+    # Outbound webhooks and channel delivery (docs/webhooks.md).
+    delivery_queue_url: str = ""
+    delivery_dlq_url: str = ""
+    # "public": https to public addresses only (AWS); "local": http and loopback/private allowed too.
+    webhook_targets: str = "public"
+    webhook_retry_base_seconds: int = 30
+    webhook_cache_seconds: int = 30
 
     def __repr__(self) -> str:
         """Every setting but the secret values (they may reach a log line)."""
@@ -116,4 +123,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         default_escalation_seconds=_int(e, "DEFAULT_ESCALATION_SECONDS", d.default_escalation_seconds),
         escalation_shards=_int(e, "ESCALATION_SHARDS", d.escalation_shards),
         log_level=e.get("LOG_LEVEL", d.log_level),
+        delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
+        delivery_dlq_url=e.get("DELIVERY_DLQ_URL", ""),
+        webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
+        webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),
+        webhook_cache_seconds=_int(e, "WEBHOOK_CACHE_SECONDS", d.webhook_cache_seconds),
     )

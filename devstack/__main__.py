@@ -39,6 +39,7 @@ from chalice.app import Chalice
 from chalice.local import LambdaContext
 
 from devstack.console import ConsoleSite
+from devstack.delivery import DELIVERY_HANDLER, LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.gateway import Gateway, bind_socket, start_management_site, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
@@ -88,6 +89,7 @@ def _configure_app_environment(store_endpoint: str, management_url: str) -> None
             "WEBSOCKET_ENDPOINT": management_url,
             "MEETING_PROVIDER": "fake",
             "COACHING_STAGE": "local",
+            "WEBHOOK_TARGETS": "local",  # receivers on 127.0.0.1 and over http are fine here
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "local",
@@ -140,6 +142,28 @@ def _stream_pump(app: Chalice, store_endpoint: str, moto: bool) -> StreamPump | 
         handler(event, context)
 
     return StreamPump(tail, invoke).start()
+
+
+def _delivery(app: Chalice, gateway: Gateway) -> QueuePump | None:
+    """The services with the local delivery queue and SMS recorder (``GET /_local/outbound`` shows
+    what would have been texted), and the pump that runs the app's ``deliver_webhooks`` function on
+    that queue as Lambda's SQS event source does."""
+    from chalicelib import bootstrap
+    from chalicelib import settings as settings_module
+
+    queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
+    sms = RecordingSms()
+    bootstrap.install(bootstrap.build(settings_module.load(), queue=queue, sms=sms))
+    gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
+    handler = app.handler_map.get(DELIVERY_HANDLER)
+    if handler is None:
+        log.info("no %s function in the app: webhook deliveries stay queued", DELIVERY_HANDLER)
+        return None
+
+    def invoke(event: dict[str, Any]) -> None:
+        handler(event, LambdaContext(function_name=DELIVERY_HANDLER, memory_size=1024, max_runtime_ms=60_000))
+
+    return QueuePump(queue, invoke).start()
 
 
 def _scheduled_event(rule: str) -> dict[str, Any]:
@@ -264,7 +288,7 @@ def _exit_watchdog(seconds: float, store: EmbeddedStore) -> None:
     timer.start()
 
 
-async def _serve(port: int) -> None:
+async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every local component starts and stops
     sock = bind_socket("127.0.0.1", port)
     actual_port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{actual_port}"
@@ -285,6 +309,7 @@ async def _serve(port: int) -> None:
     sweep: asyncio.Task[None] | None = None
     watch: asyncio.Task[None] | None = None
     gateway: Gateway | None = None
+    deliveries: QueuePump | None = None
     stop = asyncio.Event()
     try:
         _configure_app_environment(endpoint, management_url)
@@ -294,6 +319,7 @@ async def _serve(port: int) -> None:
         console = ConsoleSite(jwt_secret)
         gateway = Gateway(app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware],
                           management_key=management_key)
+        deliveries = _delivery(app, gateway)
         runner = await start_site(gateway, sock)
         management_runner = await start_management_site(gateway, management_sock)
         log.info("gateway: %s (REST), %s/ws (WebSocket); @connections only on a private loopback port",
@@ -318,6 +344,8 @@ async def _serve(port: int) -> None:
         await _until_stopped(stop, watch, store)
         log.info("shutting down")
     finally:
+        if deliveries is not None:
+            deliveries.stop()
         await _shutdown(sweep, watch, runner, management_runner, sock, management_sock, gateway, pump, store)
 
 

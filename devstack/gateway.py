@@ -325,6 +325,8 @@ class Gateway:
         self.fast_executor: Executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-fast")
         # Set by the stack when its store is down: GET /health answers 503 with this reason.
         self.unhealthy: str | None = None
+        # Local-only GET routes answered with JSON (what the stack would have sent, e.g. SMS).
+        self.local_routes: dict[str, Callable[[], Any]] = {}
 
     # -- aiohttp wiring ----------------------------------------------------------------------------
 
@@ -352,6 +354,8 @@ class Gateway:
             return await self._management(request, connection_id)
         if self.unhealthy is not None and request.method == "GET" and path == "/health":
             return web.json_response({"status": "unavailable", "reason": self.unhealthy}, status=503)
+        if path in self.local_routes and request.method == "GET":
+            return web.json_response(self.local_routes[path]())
         return await self._rest_request(request)
 
     async def _dispatch_management(self, request: web.Request) -> web.StreamResponse:

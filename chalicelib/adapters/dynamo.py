@@ -195,6 +195,36 @@ class AdminItem(Model):
     sk = UnicodeAttribute(range_key=True)  # user id
 
 
+class WebhookSubscriptionItem(Model):
+    """An outbound webhook subscription (``pk = T#t#WHSUB``, ``sk`` = subscription id): one Query
+    lists a tenant's subscriptions, one GetItem reads one for a delivery."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    url = UnicodeAttribute()
+    events = ListAttribute(of=UnicodeAttribute, default=list)
+    enabled = BooleanAttribute(default=True)
+    secret = UnicodeAttribute()
+    updated_at = UnicodeAttribute(null=True)
+
+
+class ChannelSettingsItem(Model):
+    """A tenant's channel settings (``pk = T#t#CHANNELS``, ``sk = SMS``): the SMS origination identity."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="SMS")
+    origination_identity = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
 # --- workitems ---------------------------------------------------------------------------------
 
 
@@ -291,6 +321,7 @@ class EntryItem(Model):
     forwarded_from = UnicodeAttribute(null=True)
     reaction = UnicodeAttribute(null=True)
     extra = MapAttribute[str, Any](null=True)
+    delivery = UnicodeAttribute(null=True)  # agent messages to SMS/social customers: sent | failed
     ttl = TTLAttribute(null=True)
     customer_view = CustomerViewIndex()
 
@@ -403,7 +434,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
 }
 _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
     "directory": [DirectoryTable, EndpointItem, TeamItem, DirectoryEdge, TemplateItem, PolicyItem, UnreadItem,
-                  DirectoryMessageItem, AdminItem],
+                  DirectoryMessageItem, AdminItem, WebhookSubscriptionItem, ChannelSettingsItem],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],
     "assistance": [AssistItem],

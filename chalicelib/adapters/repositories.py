@@ -34,6 +34,7 @@ from chalicelib.adapters.storage_errors import response_code
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Status, Workitem
 from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.services.fanout import encode_note
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
     AlreadyExists,
@@ -161,7 +162,7 @@ def _to_entry(item: EntryItem, workitem_id: str) -> TimelineEntry:
         text=item.text,
         forwarded_from=item.forwarded_from,
         reaction=item.reaction,
-        extra=dict(item.extra.as_dict()) if item.extra else {},
+        extra={**(dict(item.extra.as_dict()) if item.extra else {}), **({"delivery": item.delivery} if item.delivery else {})},
     )
 
 
@@ -230,6 +231,7 @@ class DynamoWorkitemStore:
                counters: Iterable[CounterDelta] = ()) -> None:
         """1 TransactWriteItems: the workitem, its agent's counter and the event id."""
         item = _to_workitem_item(workitem, workitem.retention_days)
+        item.fanout = encode_note(Change(workitem, workitem), None)  # outbound webhooks learn of it from the stream
         with_idem = idempotency is not None
         try:
             with TransactWrite(connection=_connection(WorkitemItem)) as tx:

@@ -10,7 +10,7 @@ requests are keyed by id. The escalation sweep finds due requests through a shar
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from chalicelib.domain import assistance as rules
@@ -67,6 +67,8 @@ class AssistanceService:
         self.notifier = notifier
         self.clock = clock
         self._store = store
+        # Called with (tenant, event type, data) for assist.requested / claimed / escalated (outbound webhooks).
+        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
 
     @property
     def store(self) -> AssistanceStore:
@@ -139,6 +141,7 @@ class AssistanceService:
         box = self._outbox(tenant, conn)
         self._deliver(box, request, delivery, endpoints, "assist.requested", request.event_data())
         self.notifier.flush(box)
+        self._emit(tenant, "assist.requested", request.event_data())
         return {"assistId": request.assist_id, "recipients": delivery.recipients}
 
     def claim(self, caller: Principal, assist_id: str, conn: str | None = None) -> dict[str, Any]:
@@ -171,6 +174,7 @@ class AssistanceService:
             box.to_endpoint(endpoints.get(user_id), "assist.claimed",
                             {"assistId": assist_id, "supervisorId": caller.user_id})
         self.notifier.flush(box)
+        self._emit(caller.tenant_id, "assist.claimed", {**request.event_data(), "supervisorId": caller.user_id})
         return {"assistId": assist_id}
 
     # --- escalation (B4) --------------------------------------------------------------------
@@ -228,6 +232,7 @@ class AssistanceService:
         self._deliver(box, after, delivery, endpoints, "assist.escalated",
                       {**after.event_data(), "stage": stage.label})
         self.notifier.flush(box)
+        self._emit(tenant, "assist.escalated", {**after.event_data(), "stage": stage.label})
         return True
 
     # --- directory messages (S19, S20) --------------------------------------------------------
@@ -267,6 +272,10 @@ class AssistanceService:
         return {"count": self.directory.mark_read(caller.tenant_id, caller.user_id, with_user_id)}
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _emit(self, tenant_id: str, kind: str, data: dict[str, Any]) -> None:
+        for listener in self.on_event:
+            listener(tenant_id, kind, data)
 
     def _outbox(self, tenant_id: str, exclude: str | None) -> Outbox:
         at, now_ms = now_pair(self.clock)

@@ -28,7 +28,6 @@ from chalicelib.services.ports import (
     Directory,
     Endpoint,
     Idempotency,
-    OutboundChannel,
     StaleWorkitem,
     WorkitemStore,
 )
@@ -52,13 +51,11 @@ ChangeListener = Callable[[Change], None]
 
 
 class CoachingService:
-    def __init__(self, store: WorkitemStore, directory: Directory, notifier: Notifier, clock: Clock,
-                 outbound: OutboundChannel) -> None:
+    def __init__(self, store: WorkitemStore, directory: Directory, notifier: Notifier, clock: Clock) -> None:
         self.store = store
         self.directory = directory
         self.notifier = notifier
         self.clock = clock
-        self.outbound = outbound
         # Called after a committed change ended coaching (voice teardown plugs in here).
         self.on_coaching_ended: list[ChangeListener] = []
         # Called after a supervisor's own monitor.stop (voice drops their attendees).
@@ -125,6 +122,8 @@ class CoachingService:
     def recipients(change: Change) -> list[str]:
         """Endpoint keys of everyone who may need an event about this change."""
         w = change.after
+        if w.version == 0 and not change.entries:
+            return []  # a new workitem: its agent was told by the handler that created it
         keys = [user_endpoint(u) for u in rules_staff(change)]
         if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
             keys.append(customer_endpoint(w.workitem_id))
@@ -196,14 +195,6 @@ class CoachingService:
         elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
             box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
         self.notifier.flush(box)
-
-    def deliver_outbound(self, change: Change) -> None:
-        """The agent's replies on SMS and social workitems go out through the provider."""
-        w = change.after
-        for entry in change.entries:
-            if entry.kind is EntryKind.AGENT_MESSAGE and w.channel not in rules.WEB_CHANNELS \
-                    and w.channel in rules.TEXT_COACHING_CHANNELS:
-                self.outbound.deliver(w, entry)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -366,7 +357,6 @@ class CoachingService:
         new_message_id = new_id("msg")
         change = self._with_message(caller, workitem_id, message_id,
                                     lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), conn)
-        self.deliver_outbound(change)  # a forward is the agent's message to the customer
         return {"entry": change.entry.to_wire()}
 
     def message_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
@@ -375,7 +365,6 @@ class CoachingService:
         message_id = new_id("msg")
         change = self.mutate(caller.tenant_id, workitem_id,
                              lambda w: rules.send_message(caller, w, text, message_id, self._now()), push=True, exclude=conn)
-        self.deliver_outbound(change)
         body = view(change.entry, caller.role)
         return {"entry": body}
 

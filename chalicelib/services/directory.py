@@ -47,6 +47,8 @@ class DirectoryService:
         # Called with (tenant, supervisor, agent) once a supervisor no longer supervises an agent
         # (the coaching use cases end their monitors there).
         self.on_supervision_lost: list[Callable[[str, str, str], None]] = []
+        # Called with (tenant, "presence.changed", data) on every presence change (outbound webhooks).
+        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
 
     def _box(self, tenant_id: str, exclude: str | None = None) -> Outbox:
         at, now_ms = now_pair(self.clock)
@@ -88,6 +90,8 @@ class DirectoryService:
             self._presence_changed(caller.tenant_id, endpoint, Presence.OFFLINE, connection.connection_id)
 
     def _presence_changed(self, tenant_id: str, endpoint: Endpoint, state: Presence, exclude: str | None) -> None:
+        for listener in self.on_event:
+            listener(tenant_id, "presence.changed", {"userId": endpoint.user_id, "state": state.value})
         if not endpoint.watchers:
             return
         box = self._box(tenant_id, exclude)

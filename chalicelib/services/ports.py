@@ -248,9 +248,3 @@ class Pusher(Protocol):
 
     def close(self, connection_id: str) -> None:
         """Close the connection from the server side (``DeleteConnection``)."""
-
-
-class OutboundChannel(Protocol):
-    """Delivers agent messages to customers on channels without a customer WebSocket (SMS, social)."""
-
-    def deliver(self, workitem: Workitem, entry: TimelineEntry) -> None: ...

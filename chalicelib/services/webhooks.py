@@ -126,11 +126,10 @@ class WebhookService:
                 counters: Callable[[Change], list[CounterDelta]] | None = None,
                 missing: type[Exception] = NotFound) -> None:
         try:
-            change = self.coaching.mutate(tenant_id, workitem_id, decide, idempotency=idem, counters=counters,
+            self.coaching.mutate(tenant_id, workitem_id, decide, idempotency=idem, counters=counters,
                                           push=True)
         except NotFound as exc:
             raise missing(f"workitem {workitem_id} is not known (yet)") from exc
-        self.coaching.deliver_outbound(change)
 
     def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         message_id = new_id("msg")

@@ -132,6 +132,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         "COACHING_JWT_SECRET": JWT_SECRET,
         "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DEVSTACK_SWEEP_SECONDS": "1",
+        "WEBHOOK_RETRY_BASE_SECONDS": "1",  # outbound webhook retries after 1 s, 2 s ... instead of 30 s
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DYNAMODB_ENDPOINT", None)

@@ -73,7 +73,8 @@ LEFT_OUT = {
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 # Functions the scenario invokes, by logical id.
-INVOKED = ("APIHandler", "WsAuthorizer", "WebsocketConnect", "Fanout", "EscalateAssistance", "WebsocketDisconnect")
+INVOKED = ("APIHandler", "WsAuthorizer", "WebsocketConnect", "Fanout", "EscalateAssistance", "WebsocketDisconnect",
+           "DeliverWebhooks")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -298,6 +299,10 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
                         path_parameters={"userId": "x"}, body={"name": "X", "role": "agent"}),
             _rest_event("POST", "/webhooks/events", "/webhooks/events", body=assignment,
                         headers={"X-Coaching-Signature": signature}),
+            # .invalid never resolves (RFC 6761): deliveries to it fail and are retried later.
+            _rest_event("PUT", "/admin/webhook-subscriptions/{subscriptionId}", "/admin/webhook-subscriptions/crm",
+                        token=admin, path_parameters={"subscriptionId": "crm"},
+                        body={"url": "https://hooks.invalid/in", "events": ["*"], "enabled": True}),
         ])
         connect_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:wsapi/api/$connect"
         record["authorizer"] = invoke("WsAuthorizer", [
@@ -326,6 +331,13 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
         record["stream_events"] = stream_events
         record["fanout"] = invoke("Fanout", stream_events)
         record["fanout_posts"] = recorder.posts[posts_before:]
+
+        # -- the webhook delivery queue: what Fanout queued, as moto's SQS event source mapping
+        # (DeliverWebhooksSqsEventSource) handed it to the function; those events are what it runs on.
+        queue_events = [event for name, event in delivered if name == created["DeliverWebhooks"][1]]
+        record["queued"] = [json.loads(r["body"]) for event in queue_events for r in event.get("Records", [])]
+        record["queued_kinds"] = [[json.loads(r["body"])["k"] for r in event.get("Records", [])] for event in queue_events]
+        record["deliver"] = invoke("DeliverWebhooks", queue_events)
 
         record["escalation"] = invoke("EscalateAssistance", [
             {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
@@ -390,7 +402,8 @@ def test_the_stack_is_created_with_everything_moto_can_create(emulated: dict[str
 def test_every_function_runs_the_uploaded_zip_on_the_runtime(emulated: dict[str, Any]) -> None:
     for name, config in emulated["functions"].items():
         assert config["Runtime"] == _package_module().LAMBDA_RUNTIME, name
-    for step in ("rest", "rest_after_connect", "authorizer", "connect", "fanout", "escalation", "disconnect"):
+    for step in ("rest", "rest_after_connect", "authorizer", "connect", "fanout", "escalation", "disconnect",
+                 "deliver"):
         run = emulated[step]
         assert "crash" not in run, run["crash"]
         assert run["python"] == _package_module().RUNTIME_VERSION
@@ -444,6 +457,21 @@ def test_fanout_pushes_the_committed_change_to_the_connected_agent(emulated: dic
     assert any("Where is my refund?" in p["body"] for p in posts), posts
 
 
+def test_fanout_queues_signed_deliveries_and_the_delivery_function_retries_them(emulated: dict[str, Any]) -> None:
+    created = _ok(_results(emulated, "rest")[6])
+    assert created["statusCode"] == 201, created
+    queued = emulated["queued"]
+    assert {(q["k"], q["type"], q.get("sub")) for q in queued} >= {("post", "workitem.assigned", "crm"),
+                                                              ("post", "timeline.entry", "crm")}
+    results = _results(emulated, "deliver")
+    assert len(results) == len(emulated["queued_kinds"])
+    for kinds, result in zip(emulated["queued_kinds"], results, strict=True):
+        if "post" in kinds:  # hooks.invalid does not resolve: the post goes back for its retry
+            assert result["error"].startswith("DeliveryRetry"), result
+        else:  # presence.changed from $connect, expanded into a post per subscription
+            assert _ok(result) == {"delivered": len(kinds)}
+
+
 def test_the_escalation_job_runs(emulated: dict[str, Any]) -> None:
     result = _ok(_results(emulated, "escalation")[0])
     assert isinstance(result, dict)
@@ -468,6 +496,8 @@ def _iam_actions_for(service: str, operation: str) -> set[str]:
         return {"execute-api:ManageConnections"}
     if service == "dynamodb" and operation == "TransactWriteItems":  # authorized item by item
         return {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"}
+    if service == "sqs" and operation.endswith("Batch"):  # authorized as the single-message action
+        return {f"sqs:{operation.removesuffix('Batch')}"}
     if service == "dynamodb" and operation == "TransactGetItems":
         return {"dynamodb:GetItem"}
     return {f"{service}:{operation}"}
@@ -478,7 +508,7 @@ def test_every_call_a_function_made_is_granted_to_its_role(emulated: dict[str, A
     functions = packaged.transformed["Resources"]
     for step, logical_id in (("rest", "APIHandler"), ("rest_after_connect", "APIHandler"),
                              ("authorizer", "WsAuthorizer"), ("connect", "WebsocketConnect"),
-                             ("fanout", "Fanout"), ("escalation", "EscalateAssistance"),
+                             ("fanout", "Fanout"), ("escalation", "EscalateAssistance"), ("deliver", "DeliverWebhooks"),
                              ("disconnect", "WebsocketDisconnect")):
         role = functions[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
         calls = {tuple(c) for c in emulated[step]["calls"]}

@@ -343,6 +343,8 @@ def _arn_of(build: Build, name: str, attribute: str = "Arn") -> str:
         return f"arn:aws:s3:::stack-{name.lower()}-abc"
     if kind == "AWS::Logs::LogGroup":
         return base.format("logs") + f"log-group:/aws/lambda/stack-{name}-ABC:*"
+    if kind == "AWS::SQS::Queue":
+        return base.format("sqs") + f"stack-{name}-ABC"
     raise AssertionError(f"no sample ARN for {name} ({kind})")
 
 
@@ -672,10 +674,14 @@ def test_fanout_reads_the_workitems_stream_in_order_and_only_noted_changes(packa
 # AWS authorizes every operation of the @connections API (post, get, delete a connection) as one
 # IAM action; every other service's operations are authorized under their own names.
 IAM_ACTION_FOR_EVERY_OPERATION = {"execute-api": "ManageConnections"}
+# SQS authorizes its batch operations as the single-message action.
+IAM_ACTION_OF_OPERATION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+                           "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
 # Granted for AWS services acting on the functions' behalf, not for a call in the code: Lambda
 # reading the workitems stream for FanoutStreamMapping (the actions of AWS's managed policy
-# AWSLambdaDynamoDBExecutionRole), and SSM decrypting a SecureString with a customer managed key.
-GRANTED_FOR_AWS_SERVICES = STREAM_READ | {"kms:Decrypt"}
+# AWSLambdaDynamoDBExecutionRole), Lambda reading the delivery queue for DeliverWebhooks (it also
+# receives and deletes, which the code calls itself), and SSM decrypting with a customer managed key.
+GRANTED_FOR_AWS_SERVICES = STREAM_READ | {"kms:Decrypt"} | {"sqs:GetQueueAttributes"}
 
 
 def _client_calls() -> dict[str, set[str]]:
@@ -705,8 +711,8 @@ def _client_calls() -> dict[str, set[str]]:
             model = session.get_service_model(service)
             prefix = model.signing_name
             for operation in model.operation_names:
-                action = IAM_ACTION_FOR_EVERY_OPERATION.get(prefix, operation)
-                operations[xform_name(operation)] = f"{prefix}:{action}"
+                action = f"{prefix}:{IAM_ACTION_FOR_EVERY_OPERATION.get(prefix, operation)}"
+                operations[xform_name(operation)] = IAM_ACTION_OF_OPERATION.get(action, action)
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in operations and "client" in ast.unparse(node.func.value).lower()):
@@ -783,3 +789,24 @@ def test_recordings_bucket_is_versioned_and_old_versions_expire(packaged: Build)
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     rule = props["LifecycleConfiguration"]["Rules"][0]
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": _ref("RecordingRetentionDays")}
+
+
+def test_webhook_deliveries_retry_for_a_day_then_rest_in_the_dead_letter_queue(packaged: Build) -> None:
+    from chalicelib.domain.webhooks import attempts_for
+
+    resources = packaged.resources
+    queue = resources["WebhookDeliveryQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": attempts_for(24)}
+    function = resources["DeliverWebhooks"]["Properties"]
+    assert queue["VisibilityTimeout"] >= function["Timeout"]
+    assert queue["MessageRetentionPeriod"] > 2 * 24 * 3600  # the last attempt is about 27 h after the first
+    assert queue["SqsManagedSseEnabled"] and resources["WebhookDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"]
+    assert function["Handler"] == "app.deliver_webhooks"
+    assert function["Role"] == {"Fn::GetAtt": ["DeliveryRole", "Arn"]}
+    source = function["Events"]["DeliverWebhooksSqsEventSource"]["Properties"]
+    assert source["Queue"] == {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+                                          "${WebhookDeliveryQueue.QueueName}"}
+    assert source["BatchSize"] == 1
+    env = _environment(packaged, "Fanout")
+    assert env["DELIVERY_QUEUE_URL"] == _ref("WebhookDeliveryQueue") and env["WEBHOOK_TARGETS"] == "public"

@@ -336,12 +336,18 @@ def test_webhook_tenant_secret_message_order_and_unknown(w: World) -> None:
 
 
 def test_sms_agent_messages_go_out_through_the_outbound_channel(w: World) -> None:
+    w.admin("PUT", "/admin/sms-settings", {"originationIdentity": "+15550000001"})
     w.assign("wi-sms", channel="sms")
     agent = w.connect("agent-1", "agent")
     agent.ok("message.send", workitemId="wi-sms", text="Your refund is on its way")
-    delivered = list(w.services.outbound.delivered)
-    assert delivered[-1]["workitemId"] == "wi-sms" and delivered[-1]["entry"]["text"] == "Your refund is on its way"
-    assert delivered[-1]["entry"]["seq"] == 1
+    assert w.deliver() >= 1
+    sent = w.sms.snapshot()
+    assert [(s["to"], s["from"], s["text"], s["workitemId"]) for s in sent] == [
+        ("cust-wi-sms", "+15550000001", "Your refund is on its way", "wi-sms")]
+    status = agent.events("message.delivery")
+    assert [(e["data"]["seq"], e["data"]["delivery"]) for e in status] == [(1, "sent")]
+    entries = agent.ok("timeline.get", workitemId="wi-sms", after=0)["entries"]
+    assert entries[-1]["delivery"] == "sent"
 
 
 def test_a_forwarded_coach_message_on_sms_goes_out_to_the_customer(w: World) -> None:
@@ -349,16 +355,18 @@ def test_a_forwarded_coach_message_on_sms_goes_out_to_the_customer(w: World) -> 
     agent = w.connect("agent-1", "agent")
     sup = w.connect("sup-1", "supervisor")
     sup.ok("monitor.start", workitemId="wi-sms")
+    w.admin("PUT", "/admin/sms-settings", {"originationIdentity": "+15550000001"})
     tip = sup.ok("coach.send", workitemId="wi-sms", text="We can waive the fee")["entry"]
-    before = len(w.services.outbound.delivered)
+    w.deliver()
+    assert w.sms.snapshot() == []  # a coach message never reaches the customer
 
     forwarded = agent.ok("coach.forward", workitemId="wi-sms", messageId=tip["messageId"])["entry"]
 
-    sent = list(w.services.outbound.delivered)[before:]
-    # In the customer's view: their own numbering (the first entry they may see), no coaching trace.
-    assert [(d["workitemId"], d["entry"]["text"], d["entry"]["seq"]) for d in sent] == [
-        ("wi-sms", "We can waive the fee", 1)]
-    assert "forwardedFrom" not in sent[0]["entry"]
+    w.deliver()
+    sent = w.sms.snapshot()
+    # Only the text goes out: no coaching trace.
+    assert [(s["workitemId"], s["text"]) for s in sent] == [("wi-sms", "We can waive the fee")]
+    assert set(sent[0]) == {"channel", "messageId", "from", "to", "text", "tenantId", "workitemId"}
     assert [e["data"]["entry"]["seq"] for e in sup.events("coach.forwarded")] == [forwarded["seq"]]
 
 

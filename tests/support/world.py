@@ -25,6 +25,7 @@ from chalicelib.adapters.fake_meetings import FakeMeetingProvider
 from chalicelib.adapters.tokens import mint
 from chalicelib.services.webhooks import sign
 from chalicelib.settings import Settings
+from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.streams import StreamTail
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
@@ -34,7 +35,8 @@ MAX_POSTED_BYTES = 128 * 1024
 
 def test_settings(**overrides: Any) -> Settings:
     base = dict(region="us-east-1", jwt_secret=JWT_SECRET, webhook_secret=WEBHOOK_SECRET, meeting_provider="fake",
-                websocket_endpoint="http://127.0.0.1:1", default_escalation_seconds=60)
+                websocket_endpoint="http://127.0.0.1:1", default_escalation_seconds=60, webhook_targets="local",
+                webhook_cache_seconds=3600)
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
@@ -190,7 +192,14 @@ class World:
         self.pusher = RecordingPusher()
         self.clock = FakeClock()
         self.meetings = FakeMeetingProvider(media_region=settings.media_region)
-        self.services = bootstrap.build(settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings)
+        # The webhook delivery queue: deliveries run when a test calls ``deliver()`` (``queue_time``
+        # is the queue's clock, so a test can let a backoff delay pass).
+        self.queue_time = 0.0
+        self.queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.sms = RecordingSms()
+        self.deliveries = QueuePump(self.queue, lambda event: entrypoints.deliver_webhooks(event["Records"]))
+        self.services = bootstrap.build(settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings,
+                                        queue=self.queue, sms=self.sms)
         bootstrap.install(self.services)
         self.events_sent = 0
         self._http: Any = None
@@ -205,6 +214,11 @@ class World:
             if not records:
                 return 0
             return int(entrypoints.fan_out({"Records": records})["pushed"])
+
+    def deliver(self, after_seconds: float = 0.0) -> int:
+        """Let ``after_seconds`` pass on the queue's clock, then run every visible delivery."""
+        self.queue_time += after_seconds
+        return self.deliveries.drain()
 
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)

@@ -1,0 +1,46 @@
+"""SMS to customers through AWS End User Messaging SMS (``pinpoint-sms-voice-v2`` SendTextMessage)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.services.integrations import ChannelFailed
+
+
+class EndUserMessagingSms:
+    def __init__(self, region: str, client: Any = None) -> None:
+        self._region = region
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+
+                    self._client = boto3.client("pinpoint-sms-voice-v2", region_name=self._region,
+                                                config=Config(connect_timeout=2, read_timeout=5,
+                                                              retries={"max_attempts": 2}))
+        return self._client
+
+    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str:
+        """The message id; :class:`ChannelFailed` when the service refused or could not be reached."""
+        try:
+            out = self.client.send_text_message(
+                DestinationPhoneNumber=destination,
+                OriginationIdentity=origination,
+                MessageBody=text,
+                MessageType="TRANSACTIONAL",
+                Context=context,
+            )
+        except ClientError as exc:
+            raise ChannelFailed(exc.response.get("Error", {}).get("Code", "ClientError")) from exc
+        except BotoCoreError as exc:
+            raise ChannelFailed(type(exc).__name__) from exc
+        return str(out.get("MessageId", ""))

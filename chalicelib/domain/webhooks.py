@@ -1,0 +1,153 @@
+"""Outbound webhooks: subscriptions, the events they carry, and which targets may receive them
+(docs/product.md W8, docs/webhooks.md).
+
+Pure rules: no network, no storage. Resolving a host name is the adapter's job; it hands the
+addresses back to :func:`check_address`, so a name that resolves to a forbidden address is refused
+at delivery time even when it passed when the subscription was saved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import Invalid
+
+EVENT_TYPES: tuple[str, ...] = (
+    "timeline.entry",
+    "workitem.assigned",
+    "workitem.transferred",
+    "workitem.ended",
+    "assist.requested",
+    "assist.claimed",
+    "assist.escalated",
+    "presence.changed",
+)
+ALL_EVENTS = "*"
+MAX_SUBSCRIPTIONS = 20
+MAX_URL_LENGTH = 2048
+# Retries: the first within 30 s, doubling, never more than 6 h apart (SQS allows 12 h).
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 6 * 3600
+DELIVERY_TIMEOUT_SECONDS = 10.0
+
+# Never a target, wherever the stack runs: link-local (instance metadata lives at 169.254.169.254
+# and fd00:ec2::254), and the ranges an IPv4 address can hide in.
+_ALWAYS_REFUSED = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+    ipaddress.ip_network("fd00:ec2::254/128"),
+    ipaddress.ip_network("0.0.0.0/8"),
+    ipaddress.ip_network("::/128"),
+)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    tenant_id: str
+    subscription_id: str
+    url: str
+    events: tuple[str, ...]
+    enabled: bool
+    secret: str = field(repr=False)  # never in a log line
+
+    def wants(self, event_type: str) -> bool:
+        return self.enabled and (ALL_EVENTS in self.events or event_type in self.events)
+
+    def to_wire(self, with_secret: bool = False) -> dict[str, object]:
+        body: dict[str, object] = {"subscriptionId": self.subscription_id, "url": self.url,
+                                   "events": list(self.events), "enabled": self.enabled}
+        if with_secret:
+            body["secret"] = self.secret
+        return body
+
+
+def check_events(events: list[str]) -> tuple[str, ...]:
+    if not events:
+        raise Invalid("events must name at least one event type, or be [\"*\"]")
+    unknown = [e for e in events if e != ALL_EVENTS and e not in EVENT_TYPES]
+    if unknown:
+        raise Invalid(f"unknown event type(s) {', '.join(sorted(set(unknown)))}; known: {', '.join(EVENT_TYPES)} or *")
+    if ALL_EVENTS in events and len(set(events)) > 1:
+        raise Invalid('"*" stands alone: it already means every event type')
+    return tuple(dict.fromkeys(events))
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query, as sent in the request line
+
+
+def check_url(url: str, allow_private: bool) -> Target:
+    """The target of ``url`` if it may receive deliveries (``https`` only unless ``allow_private``,
+    the local stack's setting); :class:`Invalid` otherwise. A literal address is checked here; a
+    host name is checked again on every delivery, once resolved (:func:`check_address`)."""
+    if len(url) > MAX_URL_LENGTH:
+        raise Invalid(f"url may have at most {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise Invalid("url is not a valid URL") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise Invalid("url must be an https URL" if not allow_private else "url must be an http(s) URL")
+    if scheme == "http" and not allow_private:
+        raise Invalid("url must be an https URL")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid("url must not carry credentials")
+    if parts.fragment:
+        raise Invalid("url must not have a fragment")
+    host = (parts.hostname or "").rstrip(".")
+    if not host or any(c.isspace() for c in url):
+        raise Invalid("url must name a host")
+    literal = _literal(host)
+    if literal is not None:
+        check_address(str(literal), allow_private)
+    elif not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        raise Invalid("url must not point at this machine")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return Target(scheme, host, port or (443 if scheme == "https" else 80), path)
+
+
+def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def check_address(address: str, allow_private: bool) -> None:
+    """Refuse an address no delivery may reach: link-local and metadata always; on AWS (not
+    ``allow_private``) anything that is not a public unicast address (loopback, private ranges)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _ALWAYS_REFUSED if net.version == ip.version) or ip.is_link_local or ip.is_multicast:
+        raise Invalid("url points at a link-local or metadata address")
+    if allow_private:
+        return
+    if not ip.is_global:
+        raise Invalid("url points at a loopback, private or reserved address")
+
+
+def retry_delay(attempt: int, base: int = RETRY_BASE_SECONDS) -> int:
+    """Seconds before attempt ``attempt + 1`` (``attempt`` counts from 1): base, 2 base, 4 base ..."""
+    exponent = max(0, min(attempt - 1, 30))
+    return int(min(RETRY_MAX_SECONDS, base * math.pow(2, exponent)))
+
+
+def attempts_for(hours: float, base: int = RETRY_BASE_SECONDS) -> int:
+    """How many attempts keep retrying for at least ``hours`` (the dead-letter queue's redrive count)."""
+    total, attempt = 0, 0
+    while total < hours * 3600:
+        attempt += 1
+        total += retry_delay(attempt, base)
+    return attempt + 1

@@ -1,0 +1,85 @@
+"""Outbound webhook rules (chalicelib/domain/webhooks.py): targets, event filters, backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.domain.errors import Invalid
+from chalicelib.domain.webhooks import (
+    EVENT_TYPES,
+    Subscription,
+    attempts_for,
+    check_address,
+    check_events,
+    check_url,
+    retry_delay,
+)
+
+pytestmark = pytest.mark.unit
+
+NEVER = ["http://169.254.169.254/latest/meta-data/", "https://169.254.0.1/", "https://[fe80::1%25eth0]/",
+         "https://[fe80::abcd]/", "https://[::ffff:169.254.169.254]/", "https://[fd00:ec2::254]/",
+         "https://0.0.0.0/", "ftp://example.com/", "file:///etc/passwd", "data:text/plain,hi", "//example.com/x",
+         "https://user@example.com/", "https:///path", "https://example.com/#frag"]
+ON_AWS_ONLY = ["http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/", "https://192.168.0.10/",
+               "https://172.16.0.1/", "https://[::1]/", "https://[fc00::1]/", "https://localhost/hook",
+               "https://100.64.0.1/"]
+
+
+@pytest.mark.parametrize("url", NEVER)
+def test_never_a_target(url: str) -> None:
+    for allow_private in (False, True):
+        with pytest.raises(Invalid):
+            check_url(url, allow_private)
+
+
+@pytest.mark.parametrize("url", ON_AWS_ONLY)
+def test_private_and_plain_http_targets_only_on_the_local_stack(url: str) -> None:
+    with pytest.raises(Invalid):
+        check_url(url, allow_private=False)
+    check_url(url, allow_private=True)
+
+
+def test_a_public_https_target() -> None:
+    target = check_url("https://hooks.example.com:8443/in?x=1", allow_private=False)
+    assert (target.scheme, target.host, target.port, target.path) == ("https", "hooks.example.com", 8443, "/in?x=1")
+    assert check_url("https://8.8.8.8", allow_private=False).path == "/"
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254", "fd00:ec2::254",
+                                     "224.0.0.1", "0.0.0.0"])
+def test_resolved_addresses_never_reached(address: str) -> None:
+    for allow_private in (False, True):
+        with pytest.raises(Invalid):
+            check_address(address, allow_private)
+
+
+def test_resolved_private_addresses_only_locally() -> None:
+    for address in ("127.0.0.1", "10.0.0.5", "::1", "::ffff:127.0.0.1"):
+        with pytest.raises(Invalid):
+            check_address(address, allow_private=False)
+        check_address(address, allow_private=True)
+    check_address("93.184.216.34", allow_private=False)
+
+
+def test_event_filters() -> None:
+    assert check_events(["*"]) == ("*",)
+    assert check_events(["timeline.entry", "timeline.entry", "presence.changed"]) == ("timeline.entry",
+                                                                                      "presence.changed")
+    for bad in ([], ["nope"], ["*", "timeline.entry"]):
+        with pytest.raises(Invalid):
+            check_events(bad)
+    sub = Subscription("t1", "s", "https://x.example", ("workitem.ended",), True, "whsec_x")
+    assert sub.wants("workitem.ended") and not sub.wants("timeline.entry")
+    assert not Subscription("t1", "s", "https://x.example", ("*",), False, "whsec_x").wants("workitem.ended")
+    assert all(Subscription("t1", "s", "u", ("*",), True, "k").wants(t) for t in EVENT_TYPES)
+    assert "whsec_x" not in repr(sub)
+
+
+def test_backoff_doubles_from_30_seconds_and_keeps_trying_for_a_day() -> None:
+    assert [retry_delay(n) for n in range(1, 6)] == [30, 60, 120, 240, 480]
+    assert retry_delay(40) == 6 * 3600
+    attempts = attempts_for(24)
+    assert sum(retry_delay(n) for n in range(1, attempts)) >= 24 * 3600
+    assert sum(retry_delay(n) for n in range(1, attempts - 1)) < 24 * 3600
+    assert attempts == 14
