@@ -52,6 +52,13 @@ class Settings(msgspec.Struct, frozen=True):
     default_escalation_seconds: int = 120
     escalation_shards: int = 4
     log_level: str = "INFO"
+    # One OIDC issuer whose RS256/ES256 tokens are accepted beside the HS256 ones (docs/product.md W9);
+    # '' = none. The JWKS URL defaults to the one the issuer's discovery document names.
+    oidc_issuer: str = ""
+    oidc_jwks_url: str = ""
+    oidc_audience: str = ""
+    oidc_tenant_claim: str = "tid"
+    oidc_role_claim: str = "role"
 
     def __repr__(self) -> str:
         """Every setting but the secret values (they may reach a log line)."""
@@ -116,4 +123,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         default_escalation_seconds=_int(e, "DEFAULT_ESCALATION_SECONDS", d.default_escalation_seconds),
         escalation_shards=_int(e, "ESCALATION_SHARDS", d.escalation_shards),
         log_level=e.get("LOG_LEVEL", d.log_level),
+        oidc_issuer=e.get("COACHING_OIDC_ISSUER", ""),
+        oidc_jwks_url=e.get("COACHING_OIDC_JWKS_URL", ""),
+        oidc_audience=e.get("COACHING_OIDC_AUDIENCE", ""),
+        oidc_tenant_claim=e.get("COACHING_OIDC_TENANT_CLAIM", "") or d.oidc_tenant_claim,
+        oidc_role_claim=e.get("COACHING_OIDC_ROLE_CLAIM", "") or d.oidc_role_claim,
     )
