@@ -166,29 +166,20 @@ def principal_from_issuer_claims(claims: dict[str, Any], config: OidcConfig) -> 
 class IssuerKeys:
     """The issuer's signing keys: fetched on first use, cached for the life of the process (across
     invocations), fetched again when a token names an unknown ``kid``. At most one fetch (discovery
-    or JWKS, successful or not) per ``refetch_interval``; each has a short timeout."""
+    or JWKS, each counted on its own, successful or not) per ``refetch_interval``; each has a short
+    timeout."""
 
     def __init__(self, config: OidcConfig, *, refetch_interval: float, timeout: float) -> None:
         self._config = config
-        self._interval = refetch_interval
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._last_fetch: float | None = None
+        self.discovery_gate = FetchGate(refetch_interval)
+        self.jwks_gate = FetchGate(refetch_interval)
         self._jwks_url = config.jwks_url
         self._client: PyJWKClient | None = None
 
     @property
     def timeout(self) -> float:
         return self._timeout
-
-    def may_fetch(self) -> bool:
-        """Take the next fetch slot, if a fetch is allowed now."""
-        with self._lock:
-            now = time.monotonic()
-            if self._last_fetch is not None and now - self._last_fetch < self._interval:
-                return False
-            self._last_fetch = now
-            return True
 
     def key_for(self, token: str) -> PyJWK:
         import jwt
@@ -211,7 +202,7 @@ class IssuerKeys:
             return self._jwks_url
         import jwt
 
-        if not self.may_fetch():
+        if not self.discovery_gate.take():
             raise jwt.PyJWKClientConnectionError("the issuer's discovery document was fetched moments ago")
         url = self._config.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
@@ -223,6 +214,24 @@ class IssuerKeys:
             raise jwt.PyJWKClientConnectionError(f"{url} names no jwks_uri")
         self._jwks_url = jwks_url
         return jwks_url
+
+
+class FetchGate:
+    """At most one fetch per ``interval`` seconds, whatever its outcome."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last: float | None = None
+
+    def take(self) -> bool:
+        """Take the next fetch slot, if a fetch is allowed now."""
+        with self._lock:
+            now = time.monotonic()
+            if self._last is not None and now - self._last < self._interval:
+                return False
+            self._last = now
+            return True
 
 
 def fetch(url: str, timeout: float) -> bytes:
@@ -247,7 +256,7 @@ def _keys_client(url: str, gate: IssuerKeys) -> PyJWKClient:
         good: tuple[float, Any] | None = None
 
         def fetch_data(self) -> Any:
-            if not gate.may_fetch():
+            if not gate.jwks_gate.take():
                 return self._stale(PyJWKClientConnectionError("the issuer's keys were fetched moments ago"))
             try:
                 data = super().fetch_data()

@@ -255,3 +255,12 @@ def test_known_keys_outlive_a_broken_endpoint(fresh: Issuer) -> None:
     with pytest.raises(Unauthorized):  # refetched: garbage, and the kid is still unknown
         v.verify(with_header(fresh.token("k1"), alg="RS256", kid="k9"))
     assert v.verify(fresh.token("k1")).federated
+
+
+def test_discovery_then_keys_with_the_deployed_interval(fresh: Issuer) -> None:
+    """The discovery document and the key set each get their own fetch slot (a first token needs both)."""
+    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching"))
+    assert v.verify(fresh.token("k1")).federated
+    assert (fresh.discovery_requests, fresh.jwks_requests) == (1, 1)
+    assert v.verify(fresh.token("k1")).federated
+    assert (fresh.discovery_requests, fresh.jwks_requests) == (1, 1)
