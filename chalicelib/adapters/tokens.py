@@ -2,20 +2,26 @@
 
 Two kinds of token are accepted, told apart by the header's ``alg`` and never mixed:
 
-* ``HS256`` tokens signed with the shared secret (the integration, the local stack, customers);
-* ``RS256`` / ``ES256`` tokens of one configured OIDC issuer, verified with the issuer's public keys
-  from its JWKS (PyJWT's ``PyJWKClient``). The key's type must match ``alg``; a symmetric key in the
-  JWKS is never used, and the shared secret never verifies an issuer token.
+* ``HS256`` tokens signed with the shared secret (the integration, the local stack, customers):
+  checked with the standard library's ``hmac`` (:func:`decode_hs256`), so verifying them never
+  imports PyJWT or the cryptography package it loads (about 50-170 ms on a cold start);
+* ``RS256`` / ``ES256`` tokens of one configured OIDC issuer, verified by PyJWT with the issuer's
+  public keys from its JWKS (``PyJWKClient``). The key's type must match ``alg``; a symmetric key in
+  the JWKS is never used, and the shared secret never verifies an issuer token.
 
-PyJWT (and the cryptography package it loads) is imported where a token is verified or minted, not
-with this module: ``import app``, the WebSocket frame and ``$disconnect`` handlers, the schedule, the
-stream and the SIP handler never verify tokens.
+Nothing here is imported at ``import app`` beyond the standard library.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 import logging
+import math
+import re
 import threading
 import time
 import urllib.request
@@ -73,24 +79,21 @@ class TokenVerifier:
     def verify(self, token: str | None) -> Principal:
         if not token:
             raise Unauthorized("a bearer token is required")
-        import jwt
-
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
-            raise Unauthorized("the token is not valid") from exc
-        alg = header.get("alg")
+        alg = unverified_header(token).get("alg")
         if alg == "HS256":
-            return self._verify_shared(jwt, token)
+            return self._verify_shared(token)
         if alg in ISSUER_ALGORITHMS:
+            import jwt
+
             return self._verify_issuer(jwt, token, str(alg))
         raise Unauthorized("the token's algorithm is not accepted")
 
-    def _verify_shared(self, jwt: Any, token: str) -> Principal:
+    def _verify_shared(self, token: str) -> Principal:
         secret = self._secret()
         if not secret:
             raise Unauthorized("token verification is not configured")
-        claims = self._decode(jwt, token, secret, "HS256", options={"require": _REQUIRED})
+        claims = decode_hs256(token, secret, leeway=self._leeway)
+        check_claims(claims, required=_REQUIRED, leeway=self._leeway)
         return principal_from_claims(claims)
 
     def _verify_issuer(self, jwt: Any, token: str, alg: str) -> Principal:
@@ -126,14 +129,84 @@ class TokenVerifier:
             raise Unauthorized("the token's issuer is not accepted") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized("the token is not valid") from exc
-        for claim in ("exp", "iat", "nbf"):
-            value = claims.get(claim)
-            # PyJWT accepts numeric strings ("1735689600"); the claims are JSON numbers (RFC 7519).
-            if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise Unauthorized(f"the token's {claim} claim must be a JSON number")
-        if claims["exp"] > time.time() + MAX_TOKEN_LIFETIME_SECONDS:
-            raise Unauthorized("the token's exp lies more than 24 h ahead")
+        check_claims(claims, required=options["require"], leeway=self._leeway)
         return claims
+
+
+# --- HS256 with the standard library ------------------------------------------------------------
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _segment(text: str) -> bytes:
+    """A base64url segment (no padding, no other characters), decoded."""
+    if not _SEGMENT.fullmatch(text) or len(text) % 4 == 1:
+        raise Unauthorized("the token is not valid")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise Unauthorized("the token is not valid") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant)  # no NaN / Infinity
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Unauthorized(f"the token's {what} is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise Unauthorized(f"the token's {what} is not a JSON object")
+    return value
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS (three dot-separated segments), not yet trusted."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Unauthorized("the token is not valid")
+    return _json_object(_segment(parts[0]), "header")
+
+
+def decode_hs256(token: str, secret: str, *, leeway: int) -> dict[str, Any]:
+    """The claims of an HS256 token whose signature ``secret`` makes (constant-time compare). Only
+    HS256: the header must say so and name no critical extension."""
+    header_b64, payload_b64, signature_b64 = token.split(".") if token.count(".") == 2 else ("", "", "")
+    header = unverified_header(token)
+    if header.get("alg") != "HS256" or "crit" in header or ("kid" in header and not isinstance(header["kid"], str)):
+        raise Unauthorized("the token is not valid")
+    expected = hmac.new(secret.encode(), f"{header_b64}.{payload_b64}".encode("ascii"), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, _segment(signature_b64)):
+        raise Unauthorized("the token is not valid")
+    claims = _json_object(_segment(payload_b64), "payload")
+    if claims.get("aud"):  # a token meant for some audience is not one of ours (as PyJWT refuses it)
+        raise Unauthorized("the token is not valid")
+    return claims
+
+
+def check_claims(claims: dict[str, Any], *, required: list[str], leeway: int) -> None:
+    """The checks every token gets, whoever signed it: required claims present; ``exp``, ``iat`` and
+    ``nbf`` JSON numbers (RFC 7519); not expired, not before its time, ``exp`` at most 24 h ahead."""
+    for claim in required:
+        if claims.get(claim) is None:
+            raise Unauthorized(f"the token lacks the {claim} claim")
+    for claim in ("exp", "iat", "nbf"):
+        value = claims.get(claim)
+        if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                or not math.isfinite(value)):
+            raise Unauthorized(f"the token's {claim} claim must be a JSON number")
+    if "jti" in claims and not isinstance(claims["jti"], str):
+        raise Unauthorized("the token is not valid")
+    now = time.time()
+    if claims["exp"] <= now - leeway:
+        raise Unauthorized("the token has expired")
+    for claim in ("iat", "nbf"):
+        if claim in claims and claims[claim] > now + leeway:
+            raise Unauthorized(f"the token is not valid yet ({claim})")
+    if claims["exp"] > now + MAX_TOKEN_LIFETIME_SECONDS:
+        raise Unauthorized("the token's exp lies more than 24 h ahead")
 
 
 def _audience_matches(claims: dict[str, Any], audience: str) -> bool:
