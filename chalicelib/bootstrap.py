@@ -19,7 +19,7 @@ from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDirectory, DynamoWorkitemStore
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.storage_errors import translate
-from chalicelib.adapters.tokens import TokenVerifier
+from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.protocol import Router
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Clock, Notifier, SystemClock
@@ -65,6 +65,16 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
     return ChimeMeetingProvider(media_region=settings.media_region)
 
 
+def oidc_config(settings: Settings) -> OidcConfig | None:
+    """The OIDC issuer whose tokens are accepted (docs/product.md W9), if one is configured."""
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_audience:
+        log.error("COACHING_OIDC_ISSUER is set without COACHING_OIDC_AUDIENCE: the issuer's tokens are refused")
+    return OidcConfig(issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url,
+                      tenant_claim=settings.oidc_tenant_claim, role_claim=settings.oidc_role_claim)
+
+
 def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | None = None,
           meetings: MeetingProvider | None = None, queue: DeliveryQueue | None = None,
           sms: SmsSender | None = None) -> Services:
@@ -82,7 +92,7 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
     assistance = AssistanceService(settings, directory, coaching, notifier, clock, DynamoAssistStore(settings))
     voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
-    tokens = TokenVerifier(jwt_secret)
+    tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     directory_service = DirectoryService(directory, registry, store, notifier, clock)
     directory_service.on_supervision_lost.append(coaching.supervision_lost)
     outbound = integrations(settings, notifier, directory, clock, queue, sms)

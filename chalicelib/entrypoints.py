@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -52,7 +53,10 @@ def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
     claims = {"sub": auth.get("userId"), "tid": auth.get("tenantId"), "role": auth.get("role"),
               "wid": auth.get("workitemId") or None, "name": auth.get("name") or None,
               "exp": auth.get("exp"), "iat": auth.get("iat")}
-    return principal_from_claims(claims)
+    principal = principal_from_claims(claims)
+    if auth.get("federated"):
+        principal = dataclasses.replace(principal, federated=True)
+    return principal
 
 
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +72,9 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
                "workitemId": principal.workitem_id or "", "name": principal.name or "",
                # The session's end and the token's issue time, checked on every frame (sessions.py).
                "exp": principal.expires_at if principal.expires_at is not None else "",
-               "iat": principal.issued_at if principal.issued_at is not None else ""}
+               "iat": principal.issued_at if principal.issued_at is not None else "",
+               # A user of the OIDC issuer: $connect adds them to the directory on first sight (W9.3).
+               "federated": "1" if principal.federated else ""}
     return {
         "principalId": f"{principal.tenant_id}/{principal.user_id}",
         "policyDocument": {"Version": "2012-10-17", "Statement": [

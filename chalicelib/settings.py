@@ -59,6 +59,13 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_targets: str = "public"
     webhook_retry_base_seconds: int = 30
     webhook_cache_seconds: int = 30
+    # One OIDC issuer whose RS256/ES256 tokens are accepted beside the HS256 ones (docs/product.md W9);
+    # '' = none. The JWKS URL defaults to the one the issuer's discovery document names.
+    oidc_issuer: str = ""
+    oidc_jwks_url: str = ""
+    oidc_audience: str = ""
+    oidc_tenant_claim: str = "tid"
+    oidc_role_claim: str = "role"
 
     def __repr__(self) -> str:
         """Every setting but the secret values (they may reach a log line)."""
@@ -128,4 +135,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
         webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),
         webhook_cache_seconds=_int(e, "WEBHOOK_CACHE_SECONDS", d.webhook_cache_seconds),
+        oidc_issuer=e.get("COACHING_OIDC_ISSUER", ""),
+        oidc_jwks_url=e.get("COACHING_OIDC_JWKS_URL", ""),
+        oidc_audience=e.get("COACHING_OIDC_AUDIENCE", ""),
+        oidc_tenant_claim=e.get("COACHING_OIDC_TENANT_CLAIM", "") or d.oidc_tenant_claim,
+        oidc_role_claim=e.get("COACHING_OIDC_ROLE_CLAIM", "") or d.oidc_role_claim,
     )

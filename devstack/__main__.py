@@ -7,7 +7,9 @@ Environment: ``PORT`` (8000; 0 picks a free port), ``COACHING_JWT_SECRET``, ``CO
 (local-only defaults, printed), ``DEVSTACK_SWEEP_SECONDS`` (5), ``DYNAMODB_ENDPOINT`` (use a running
 store instead of the embedded one), ``DEVSTACK_STORE`` (auto: DynamoDB Local when Java and its jar are installed, else moto),
 ``DEVSTACK_SEED`` (1; 0 skips the demo tenant), ``DEVSTACK_APP``
-(``app:app``), ``LOG_LEVEL`` (INFO).
+(``app:app``), ``LOG_LEVEL`` (INFO). ``COACHING_OIDC_ISSUER``, ``COACHING_OIDC_AUDIENCE``,
+``COACHING_OIDC_JWKS_URL``, ``COACHING_OIDC_TENANT_CLAIM`` and ``COACHING_OIDC_ROLE_CLAIM`` point it at
+an OIDC issuer, as on AWS (docs/product.md W9); they reach the app unchanged.
 
 Faults (docs/faults.md): the stack watches its store. If the store process dies, it logs one line
 saying so, answers ``GET /health`` with 503 and the reason for a moment, and exits with code 3 (restart
@@ -288,6 +290,13 @@ def _exit_watchdog(seconds: float, store: EmbeddedStore) -> None:
     timer.start()
 
 
+def _log_issuer() -> None:
+    """Say which OIDC issuer's tokens are accepted besides the HS256 ones, if any (docs/product.md W9)."""
+    if os.environ.get("COACHING_OIDC_ISSUER"):
+        log.info("OIDC issuer: %s (audience %r)", os.environ["COACHING_OIDC_ISSUER"],
+                 os.environ.get("COACHING_OIDC_AUDIENCE", ""))
+
+
 async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every local component starts and stops
     sock = bind_socket("127.0.0.1", port)
     actual_port = sock.getsockname()[1]
@@ -324,6 +333,7 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
         management_runner = await start_management_site(gateway, management_sock)
         log.info("gateway: %s (REST), %s/ws (WebSocket); @connections only on a private loopback port",
                  base_url, base_url.replace("http", "ws", 1))
+        _log_issuer()
 
         loop = asyncio.get_running_loop()
         if os.environ.get("DEVSTACK_SEED", "1") != "0":

@@ -448,6 +448,26 @@ class DynamoDirectory:
         """1 UpdateItem (ALL_NEW: the connections to close come back with it)."""
         return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.revoked_at.set(at)])
 
+    def enroll(self, principal: Principal, now: str) -> bool:
+        """A user of the OIDC issuer joins the directory with the token's role and name (docs/product.md
+        W9.3): 1 UpdateItem, conditional on the user not being a directory user yet (so a repeat, or an
+        admin's own record, changes nothing), + 1 PutItem on the admin index for an admin."""
+        key = user_endpoint(principal.user_id)
+        name = principal.name or principal.user_id
+        try:
+            EndpointItem(endpoint_pk(principal.tenant_id, key), "U").update(actions=[
+                EndpointItem.tenant_id.set(principal.tenant_id), EndpointItem.user_id.set(principal.user_id),
+                EndpointItem.name.set(name), EndpointItem.role.set(principal.role.value),
+                EndpointItem.in_directory.set(True), EndpointItem.updated_at.set(now),
+            ], condition=EndpointItem.in_directory.does_not_exist() | (EndpointItem.in_directory == False))  # noqa: E712
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        if principal.role is Role.ADMIN:
+            AdminItem(f"{_t(principal.tenant_id)}#ADMINS", principal.user_id).save()
+        return True
+
     def connect(self, principal: Principal, connection: Connection) -> Endpoint:
         """1 UpdateItem (ADD to the connection set; creates the endpoint on first connect)."""
         key = principal.endpoint_key

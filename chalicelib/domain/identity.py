@@ -29,6 +29,9 @@ class Principal:
     # issued (revocation refuses tokens issued up to it). Not part of who the caller is.
     expires_at: int | None = field(default=None, compare=False)
     issued_at: int | None = field(default=None, compare=False)
+    # Whether the token came from the OIDC issuer (docs/product.md W9): such users are added to the
+    # directory the first time they are seen.
+    federated: bool = field(default=False, compare=False)
 
     def same_identity(self, other: Principal) -> bool:
         """Whether ``other`` is the same caller (tenant, user, role and, for customers, workitem)."""

@@ -64,6 +64,8 @@ class DirectoryService:
         endpoint = self.directory.connect(caller, connection)
         if caller.is_customer:
             return
+        if caller.federated and not endpoint.in_directory:  # first sight of an issuer's user (W9.3)
+            self.directory.enroll(caller, self._now())
         if caller.revoked_by(endpoint.revoked_at):
             # Read back from the update that added the connection, so a revocation racing this
             # $connect either saw the connection (and closed it) or is seen here.

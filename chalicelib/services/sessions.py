@@ -84,6 +84,9 @@ class SessionService:
         does not give the user another role (supervisors are checked per agent by every action)."""
         principal = self.tokens.verify(token)
         endpoint = self.require_not_revoked(principal)
+        if principal.federated and (endpoint is None or not endpoint.in_directory):
+            # An issuer's user seen for the first time joins the directory (docs/product.md W9.3).
+            self.directory.enroll(principal, now_pair(self.clock)[0])
         if principal.role is Role.ADMIN and endpoint is not None and endpoint.in_directory \
                 and endpoint.role not in (None, Role.ADMIN):
             raise Forbidden(f"you are no longer an admin (the directory says {endpoint.role.value})")

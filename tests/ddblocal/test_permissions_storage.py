@@ -42,3 +42,22 @@ def test_revocation_is_stamped_and_returns_the_connections(ddb_world: Any) -> No
     assert [c.connection_id for c in endpoint.connections] == ["c1="]
     again = d.connect(principal, Connection("c2=", 1_700_000_200_000))
     assert again.revoked_at == 1_700_000_100  # $connect reads it back from its own update
+
+
+def test_an_issuers_user_joins_the_directory_once(ddb_world: Any) -> None:
+    """docs/product.md W9.3 on the real engine: the enrolment's condition (not yet a directory user)
+    holds for a new user and for one known only from a connection, and fails for a directory user."""
+    w, d = ddb_world, ddb_world.directory
+    ann = Principal(w.tid, "ann", Role.AGENT, name="ann@example.com", federated=True)
+    d.connect(ann, Connection("c1=", 1_700_000_000_000))  # known from a connection only: not in the directory
+    assert d.enroll(ann, "2026-01-01T00:00:00.000Z") is True
+    endpoint = d.endpoint(w.tid, "U#ann")
+    assert (endpoint.in_directory, endpoint.role, endpoint.name) == (True, Role.AGENT, "ann@example.com")
+    assert [c.connection_id for c in endpoint.connections] == ["c1="]  # the connection is kept
+    assert d.enroll(ann, "2026-01-01T00:00:01.000Z") is False  # once only
+    d.put_user(w.tid, "ann", "Ann", Role.SUPERVISOR, "2026-01-01T00:00:02.000Z")
+    assert d.enroll(ann, "2026-01-01T00:00:03.000Z") is False  # the admin's record stands
+    assert d.endpoint(w.tid, "U#ann").role is Role.SUPERVISOR
+    ada = Principal(w.tid, "ada", Role.ADMIN, federated=True)
+    assert d.enroll(ada, "2026-01-01T00:00:04.000Z") is True
+    assert "ada" in d.admins(w.tid)

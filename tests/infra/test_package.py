@@ -24,6 +24,7 @@ import graphlib
 import importlib.util
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -644,10 +645,29 @@ def test_zip_carries_bytecode_for_every_module(zip_names: list[str]) -> None:
         assert pyc in names, f"{pyc} is missing"
 
 
-def test_zip_has_lambda_compatible_native_code(zip_names: list[str]) -> None:
+# The Lambda Python runtimes from python3.12 on run on Amazon Linux 2023: glibc 2.34.
+LAMBDA_GLIBC = (2, 34)
+
+
+def test_zip_has_lambda_compatible_native_code(packaged: Build, zip_names: list[str]) -> None:
     native = [n for n in zip_names if n.endswith(".so")]
     assert native, "msgspec ships a compiled extension (msgspec/_core)"
+    assert packaged.zip_path is not None
+    with zipfile.ZipFile(packaged.zip_path) as zf:
+        wheel_tags = {n.split("/")[0].split("-")[0].lower(): re.findall(r"^Tag: (\S+)$", zf.read(n).decode(), re.M)
+                      for n in zip_names if n.endswith(".dist-info/WHEEL")}
     for name in native:
+        if name.endswith(".abi3.so"):
+            # CPython's stable ABI (cryptography's Rust bindings): loads on any CPython from the
+            # wheel's minimum on; the wheel's tags must still be x86_64 Linux within Lambda's glibc.
+            tags = wheel_tags.get(name.split("/")[0].lower(), [])
+            assert tags, f"{name}: no wheel metadata for its distribution"
+            for tag in tags:
+                python, abi, platform = tag.split("-")
+                assert abi == "abi3" and int(python.removeprefix("cp3")) <= int(RUNTIME.removeprefix("python3.")), tag
+                match = re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform)
+                assert match and (int(match[1]), int(match[2])) <= LAMBDA_GLIBC, f"{name}: {tag} will not load on Lambda"
+            continue
         assert f"{BYTECODE_TAG}-x86_64-linux-gnu" in name, f"{name} will not load on Lambda {RUNTIME} x86_64"
 
 

@@ -226,7 +226,7 @@ def test_authorizer_allows_good_tokens_with_context(w: World, role: str, wid: st
     assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
     claims = jwt.decode(event["queryStringParameters"]["token"], options={"verify_signature": False})
     assert policy["context"] == {"tenantId": "t1", "userId": f"{role}-9", "role": role, "workitemId": wid or "",
-                                 "name": "Pat", "exp": claims["exp"], "iat": claims["iat"]}
+                                 "name": "Pat", "exp": claims["exp"], "iat": claims["iat"], "federated": ""}
     # API Gateway only passes string, number and boolean context values.
     assert all(isinstance(v, (str, int, bool)) for v in policy["context"].values())
     assert snapshot() == before  # the authorizer never writes
