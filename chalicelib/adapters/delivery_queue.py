@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from botocore.config import Config
+from chalicelib.adapters.sdk_budget import SQS
 
 SQS_BATCH = 10
 
@@ -37,7 +37,7 @@ class SqsDeliveryQueue:
 
                     self._client = boto3.client(
                         "sqs", region_name=self._region, endpoint_url=self._endpoint or None,
-                        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3}))
+                        config=SQS.config())
         return self._client
 
     def send(self, bodies: list[str]) -> None:

@@ -56,7 +56,15 @@ CHIME = SdkBudget(connect=2, read=5, attempts=2)
 # SSM Parameter Store: secrets, read once per cold start and every few minutes after.
 SSM = SdkBudget(connect=1, read=2, attempts=2)
 
+# The webhook delivery queue (SQS): sends from the fan-out and from handlers, which log a failure and
+# go on, so a short budget.
+SQS = SdkBudget(connect=2, read=5, attempts=3)
+# AWS End User Messaging SMS: one attempt, because a send whose answer was lost may have texted the
+# customer already; a retry could text them twice. A failure is shown to the agent as `failed`.
+SMS = SdkBudget(connect=2, read=5, attempts=1)
+
 # Creating tables (local stack and tests only, never on a request path): a cold store is slow.
 TABLE_ADMIN = SdkBudget(connect=2, read=30, attempts=3)
 
-ALL: dict[str, SdkBudget] = {"dynamodb": DYNAMODB, "apigatewaymanagementapi": PUSH, "chime": CHIME, "ssm": SSM}
+ALL: dict[str, SdkBudget] = {"dynamodb": DYNAMODB, "apigatewaymanagementapi": PUSH, "chime": CHIME, "ssm": SSM,
+                             "sqs": SQS, "pinpoint-sms-voice-v2": SMS}

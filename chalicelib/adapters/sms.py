@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.sdk_budget import SMS
 from chalicelib.services.integrations import ChannelFailed
 
 
@@ -25,8 +25,7 @@ class EndUserMessagingSms:
                     import boto3
 
                     self._client = boto3.client("pinpoint-sms-voice-v2", region_name=self._region,
-                                                config=Config(connect_timeout=2, read_timeout=5,
-                                                              retries={"max_attempts": 2}))
+                                                config=SMS.config())
         return self._client
 
     def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str:
