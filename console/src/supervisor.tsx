@@ -108,7 +108,7 @@ class SupervisorModel extends Observable {
     this.changed();
   }
 
-  /** After a reconnect: presence and counts may have changed while away (watches are resumed by the client). */
+  /** Presence, counts and unread as they are now: after the first watches, and after a reconnect. */
   private async refresh(): Promise<void> {
     const agents = (await this.client.requestAll<{ agents: AgentCard[] }>("agents.list")).agents;
     for (const agent of agents) {
@@ -137,9 +137,9 @@ class SupervisorModel extends Observable {
         if (card) card.workitemCount = agent.workitemCount;
       }),
     );
-    const count = await this.client.request<{ count: number }>("directory.unread.get");
-    this.unread = count.count;
-    this.changed();
+    // Presence is pushed only to watchers: a change between agents.list and the watches above would
+    // be missed, so read the board once more now that every watch is in place.
+    await this.refresh();
   }
 
   findWorkitem(id: string): Workitem | undefined {
