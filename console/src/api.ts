@@ -1,4 +1,5 @@
 /** Configuration, sign-in tokens and REST calls shared by every role's screen. */
+import type { OidcSettings } from "./oidc";
 import { type Role, tokenClaims } from "./protocol";
 
 /** `config.json` next to index.html: where the APIs are and how to sign in. */
@@ -11,7 +12,8 @@ export interface ConsoleConfig {
   signIn: "local" | "oidc";
   /** "fake": show room state only (local stack); "chime": join with amazon-chime-sdk-js. */
   voice: "fake" | "chime";
-  oidc?: { issuer: string; clientId: string; scopes?: string };
+  /** For `signIn: "oidc"`; `roleClaim`/`tenantClaim` name the claims the API reads (default `role`, `tid`). */
+  oidc?: OidcSettings & { roleClaim?: string; tenantClaim?: string };
 }
 
 export const DEFAULT_CONFIG: ConsoleConfig = { apiUrl: "", wsUrl: "", signIn: "local", voice: "fake" };
@@ -41,16 +43,21 @@ export interface Session {
   wid?: string;
 }
 
-export function sessionFromToken(token: string): Session | null {
+const ROLES: Role[] = ["admin", "supervisor", "agent", "customer"];
+
+/** The session a token stands for; a list role claim (e.g. `cognito:groups`) maps to its first known role. */
+export function sessionFromToken(token: string, roleClaim = "role", tenantClaim = "tid"): Session | null {
   const claims = tokenClaims(token);
-  const role = claims.role as Role | undefined;
-  if (!claims.sub || !role || !["admin", "supervisor", "agent", "customer"].includes(role)) return null;
+  const rawRole = claims[roleClaim];
+  const candidates = Array.isArray(rawRole) ? rawRole : [rawRole];
+  const role = candidates.find((r): r is Role => ROLES.includes(r as Role));
+  if (!claims.sub || !role) return null;
   return {
     token,
     userId: String(claims.sub),
-    tenantId: String(claims.tid ?? ""),
+    tenantId: String(claims[tenantClaim] ?? ""),
     role,
-    name: String(claims.name ?? claims.sub),
+    name: String(claims.name ?? claims.email ?? claims.sub),
     wid: claims.wid ? String(claims.wid) : undefined,
   };
 }
@@ -68,6 +75,11 @@ export function initialToken(): string | null {
     history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
     return fromUrl;
   }
+  return sessionStorage.getItem(STORAGE_KEY);
+}
+
+/** This tab's stored token (OIDC sign-in: no `/?token=`). */
+export function storedToken(): string | null {
   return sessionStorage.getItem(STORAGE_KEY);
 }
 

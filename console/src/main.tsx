@@ -12,10 +12,12 @@ import {
   renewLocalToken,
   type Session,
   sessionFromToken,
+  storedToken,
   storeToken,
   wsUrl,
 } from "./api";
 import { CustomerScreen } from "./customer";
+import { beginSignIn, browserDeps, completeSignIn, forgetTokens, refreshTokens } from "./oidc";
 import { CoachingClient } from "./protocol";
 import { Timelines } from "./store";
 import { SupervisorScreen } from "./supervisor";
@@ -38,7 +40,7 @@ function SignIn({ config, onToken }: { config: ConsoleConfig; onToken: (token: s
     <main class="sign-in">
       <h1>Coaching console</h1>
       {config.signIn === "oidc" ? (
-        <p>Sign-in through your identity provider is not configured for this build yet.</p>
+        <OidcSignIn config={config} />
       ) : (
         <>
           <h2>Sign in as a demo user</h2>
@@ -71,13 +73,54 @@ function SignIn({ config, onToken }: { config: ConsoleConfig; onToken: (token: s
   );
 }
 
+/** The page itself, without query or fragment: where the identity provider sends the browser back. */
+const here = () => location.origin + location.pathname;
+
+function OidcSignIn({ config }: { config: ConsoleConfig }) {
+  const [error, setError] = useState("");
+  if (!config.oidc) return <p role="alert">Sign-in is not configured: config.json has no `oidc` settings.</p>;
+  const settings = config.oidc;
+  return (
+    <>
+      <p>Sign in with your organization's account.</p>
+      <button
+        type="button"
+        data-testid="oidc-sign-in"
+        onClick={() =>
+          beginSignIn(settings, here(), browserDeps()).then(
+            (url) => location.assign(url),
+            (e) => setError(String(e)),
+          )
+        }
+      >
+        Sign in
+      </button>
+      {error && <p role="alert">{error}</p>}
+    </>
+  );
+}
+
+/** Turn a token into a session with the claim names this deployment uses. */
+function sessionFor(config: ConsoleConfig, token: string): Session | null {
+  if (config.signIn === "oidc" && config.oidc) return sessionFromToken(token, config.oidc.roleClaim, config.oidc.tenantClaim);
+  return sessionFromToken(token);
+}
+
 function Console({ config, session, onSignOut }: { config: ConsoleConfig; session: Session; onSignOut: () => void }) {
   const client = useMemo(
     () =>
       new CoachingClient({
         url: wsUrl(config),
         token: session.token,
-        renewToken: config.signIn === "local" ? renewLocalToken : undefined,
+        renewToken:
+          config.signIn === "local"
+            ? renewLocalToken
+            : config.oidc
+              ? (() => {
+                  const settings = config.oidc;
+                  return () => refreshTokens(settings, browserDeps());
+                })()
+              : undefined,
       }),
     [session.token],
   );
@@ -125,23 +168,43 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
 function App() {
   const [config, setConfig] = useState<ConsoleConfig | null>(null);
   const [session, setSession] = useState<Session | null>(null);
+  const [signInError, setSignInError] = useState("");
   useEffect(() => {
-    loadConfig().then((c) => {
+    loadConfig().then(async (c) => {
+      if (c.signIn === "oidc" && c.oidc) {
+        try {
+          const tokens = await completeSignIn(location.search, c.oidc, browserDeps());
+          if (tokens) {
+            storeToken(tokens.bearer);
+            history.replaceState(null, "", location.pathname);
+          }
+        } catch (e) {
+          history.replaceState(null, "", location.pathname);
+          setSignInError(String(e));
+        }
+      }
       setConfig(c);
-      const token = initialToken();
-      if (token) setSession(sessionFromToken(token));
+      const token = c.signIn === "oidc" ? storedToken() : initialToken();
+      if (token) setSession(sessionFor(c, token));
     });
   }, []);
   if (!config) return <p class="loading">Loading…</p>;
   if (!session) {
     return (
-      <SignIn
-        config={config}
-        onToken={(token) => {
-          storeToken(token);
-          setSession(sessionFromToken(token));
-        }}
-      />
+      <>
+        {signInError && (
+          <p role="alert" class="error">
+            {signInError}
+          </p>
+        )}
+        <SignIn
+          config={config}
+          onToken={(token) => {
+            storeToken(token);
+            setSession(sessionFor(config, token));
+          }}
+        />
+      </>
     );
   }
   return (
@@ -151,6 +214,7 @@ function App() {
       session={session}
       onSignOut={() => {
         storeToken(null);
+        forgetTokens(browserDeps());
         setSession(null);
       }}
     />
