@@ -67,6 +67,8 @@ LEFT_OUT = {
     "AWS::ApiGateway::Account": "not a moto CloudFormation resource type",
     "AWS::S3::BucketPolicy": "not a moto CloudFormation resource type",
     "AWS::IAM::ServiceLinkedRole": "not a moto CloudFormation resource type (and off by default)",
+    "AWS::CloudFront::Distribution": "not a moto CloudFormation resource type",
+    "AWS::CloudFront::OriginAccessControl": "not a moto CloudFormation resource type",
 }
 
 # What the Lambda runtime provides besides the standard library (and nothing else is available).

@@ -56,7 +56,9 @@ def test_the_console_client_uses_the_code_flow_with_pkce_and_cannot_write_its_te
     assert client["GenerateSecret"] is False  # a public client: PKCE, no secret in the browser
     assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
     assert "openid" in client["AllowedOAuthScopes"]
-    assert client["CallbackURLs"] == [_ref("ConsoleCallbackUrl")]
+    # The stack's own console is always a callback; the parameter adds another one only when given.
+    console_url = {"Fn::Sub": "https://${ConsoleDistribution.DomainName}/"}
+    assert client["CallbackURLs"] == {"Fn::If": ["HasExtraCallback", [console_url, _ref("ConsoleCallbackUrl")], [console_url]]}
     assert "custom:tid" in client["ReadAttributes"]
     assert client["WriteAttributes"] == ["name"]  # never custom:tid: a user cannot move tenant
     assert "ALLOW_USER_PASSWORD_AUTH" not in client.get("ExplicitAuthFlows", [])
