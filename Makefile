@@ -8,8 +8,10 @@
 #   make lint      ruff, mypy, import-linter; the console's TypeScript check and lint
 #   make test      lint, then every test tier, then a summary; non-zero on any failure
 #   make bench     the benchmarks
-#   make package   CloudFormation template + Lambda zip for the prod stage into dist/ (no AWS access needed)
+#   make package   CloudFormation template + Lambda zip for the prod stage into dist/, and the console into
+#                  console/dist (no AWS access needed)
 #   make publish   upload dist/ to S3 and print the console link that deploys it: make publish BUCKET=b [REGION=r]
+#   make publish-console  after a deploy: upload the web console with its config.json: make publish-console STACK=s
 #   make clean     caches, reports and dist/; `make distclean` also removes .venv and .ddblocal
 
 SHELL := /bin/bash
@@ -47,7 +49,7 @@ ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install install-package run console lint test test-fast test-ddblocal test-e2e test-faults test-console test-browser bench package publish clean distclean
+.PHONY: help install install-package run console lint test test-fast test-ddblocal test-e2e test-faults test-console test-browser bench package publish publish-console clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -201,13 +203,20 @@ bench: install
 
 # Chalice refuses to package without a region, though the template only uses AWS::Region; any
 # region given in the environment wins (infra/package.py sets one).
-package: install-package
+# The console's static files are built too (console/dist); publish-console uploads them.
+package: install-package console
 	$(PY) infra/package.py --stage prod --out dist
 
 # BUCKET: an S3 bucket of yours in the stack's Region; REGION defaults to your AWS configuration's.
 publish: package
 	@if [ -z "$(BUCKET)" ]; then echo "usage: make publish BUCKET=<bucket in the stack's Region> [REGION=<region>] [STACK=<name>]"; exit 2; fi
 	$(PY) scripts/publish.py --bucket "$(BUCKET)" $(if $(REGION),--region "$(REGION)") $(if $(STACK),--stack "$(STACK)")
+
+# After each deploy: the console's files and a config.json from the stack's outputs, to the stack's
+# console bucket (CLIENT_ID: the console's client id at your own OIDC issuer, default OidcAudience).
+publish-console: install-package console
+	@if [ -z "$(STACK)" ]; then echo "usage: make publish-console STACK=<stack name> [REGION=<region>] [CLIENT_ID=<id>]"; exit 2; fi
+	$(PY) scripts/publish_console.py --stack "$(STACK)" $(if $(REGION),--region "$(REGION)") $(if $(CLIENT_ID),--client-id "$(CLIENT_ID)")
 
 clean:
 	-$(DDBLOCAL) stop 2>/dev/null

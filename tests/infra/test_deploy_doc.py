@@ -11,7 +11,8 @@ from tests.infra.build import ROOT, Build
 pytestmark = pytest.mark.infra
 
 DOC = ROOT / "docs" / "deploy.md"
-BUILT = {"dist/sam.yaml", "dist/deployment.zip", "sam.yaml", "deployment.zip", "dist/"}
+BUILT = {"dist/sam.yaml", "dist/deployment.zip", "sam.yaml", "deployment.zip", "dist/",
+         "config.json"}  # written by `make console` and by `make publish-console`
 
 
 def _text() -> str:
