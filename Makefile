@@ -5,7 +5,7 @@
 #                  the console's npm packages, and Debian's chromium when missing (as root, via apt-get)
 #   make run       the local stack and the web console on http://127.0.0.1:PORT (PORT=8000 unless given)
 #   make console   build the web console into console/dist (static files)
-#   make lint      ruff, mypy, import-linter; the console's TypeScript check and lint
+#   make lint      ruff (check and format --check), mypy, import-linter; the console's TypeScript check and lint
 #   make test      lint, then every test tier, then a summary; non-zero on any failure
 #   make bench     the benchmarks
 #   make package   CloudFormation template + Lambda zip for the prod stage into dist/, and the console into
@@ -112,6 +112,7 @@ run: install console
 lint: install
 	@rc=0; \
 	echo "== ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
+	echo "== ruff format --check ."; $(VENV)/bin/ruff format --check . || rc=1; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
 	echo "== lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
 	echo "== console: tsc"; $(NPM) run --silent typecheck || rc=1; \

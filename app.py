@@ -21,8 +21,11 @@ logs.configure()
 
 def _json(result: tuple[int, Any]) -> Response:
     status, body = result
-    return Response(body=body if body is not None else "", status_code=status,
-                    headers={"Content-Type": "application/json"} if body is not None else {})
+    return Response(
+        body=body if body is not None else "",
+        status_code=status,
+        headers={"Content-Type": "application/json"} if body is not None else {},
+    )
 
 
 def _req() -> Any:
@@ -87,8 +90,9 @@ def health() -> Response:
 
 @app.route("/admin/users/{userId}", methods=["PUT"])
 def put_user(userId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_user(c, ep.check_id(userId, "userId"), b.name,
-                                                                          b.role), ep.UserBody))
+    return _json(
+        ep.rest(_req(), lambda s, c, b: s.directory.put_user(c, ep.check_id(userId, "userId"), b.name, b.role), ep.UserBody)
+    )
 
 
 @app.route("/admin/users/{userId}/revoke", methods=["POST"])
@@ -98,8 +102,13 @@ def revoke_user(userId: str) -> Response:
 
 @app.route("/admin/teams/{teamId}", methods=["PUT"])
 def put_team(teamId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_team(c, ep.check_id(teamId, "teamId"), b.name,
-                                                                          b.supervisors, b.agents), ep.TeamBody))
+    return _json(
+        ep.rest(
+            _req(),
+            lambda s, c, b: s.directory.put_team(c, ep.check_id(teamId, "teamId"), b.name, b.supervisors, b.agents),
+            ep.TeamBody,
+        )
+    )
 
 
 @app.route("/admin/templates", methods=["GET"])
@@ -109,14 +118,18 @@ def list_templates() -> Response:
 
 @app.route("/admin/templates/{templateId}", methods=["PUT"])
 def put_template(templateId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_template(
-        c, ep.check_id(templateId, "templateId"), b.text, b.enabled), ep.TemplateBody))
+    return _json(
+        ep.rest(
+            _req(),
+            lambda s, c, b: s.directory.put_template(c, ep.check_id(templateId, "templateId"), b.text, b.enabled),
+            ep.TemplateBody,
+        )
+    )
 
 
 @app.route("/admin/templates/{templateId}", methods=["DELETE"])
 def delete_template(templateId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.directory.delete_template(c, ep.check_id(templateId,
-                                                                                                "templateId"))))
+    return _json(ep.rest(_req(), lambda s, c, b: s.directory.delete_template(c, ep.check_id(templateId, "templateId"))))
 
 
 @app.route("/admin/policy", methods=["GET"])
@@ -126,8 +139,13 @@ def get_policy() -> Response:
 
 @app.route("/admin/policy", methods=["PUT"])
 def put_policy() -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_policy(
-        c, b.recordCoaching, b.escalationSeconds, b.retentionDays), ep.PolicyBody))
+    return _json(
+        ep.rest(
+            _req(),
+            lambda s, c, b: s.directory.put_policy(c, b.recordCoaching, b.escalationSeconds, b.retentionDays),
+            ep.PolicyBody,
+        )
+    )
 
 
 @app.route("/admin/webhook-secret", methods=["PUT"])
@@ -142,8 +160,7 @@ def get_settings() -> Response:
 
 @app.route("/me/settings", methods=["PUT"])
 def put_settings() -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_settings(c, b.agentMessageNotification),
-                         ep.SettingsBody))
+    return _json(ep.rest(_req(), lambda s, c, b: s.directory.put_settings(c, b.agentMessageNotification), ep.SettingsBody))
 
 
 @app.route("/agents/{agentId}/workitems", methods=["GET"])
@@ -153,8 +170,11 @@ def agent_workitems(agentId: str) -> Response:
 
 @app.route("/workitems/{workitemId}/timeline", methods=["GET"])
 def timeline(workitemId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.coaching.timeline(
-        c, ep.check_id(workitemId, "workitemId"), *ep.page(_req().query_params))))
+    return _json(
+        ep.rest(
+            _req(), lambda s, c, b: s.coaching.timeline(c, ep.check_id(workitemId, "workitemId"), *ep.page(_req().query_params))
+        )
+    )
 
 
 @app.route("/workitems/{workitemId}/export", methods=["GET"])
@@ -182,20 +202,27 @@ def list_webhook_subscriptions() -> Response:
 
 @app.route("/admin/webhook-subscriptions/{subscriptionId}", methods=["PUT"])
 def put_webhook_subscription(subscriptionId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.put_subscription(
-        c, ep.check_id(subscriptionId, "subscriptionId"), b.url, b.events, b.enabled), ep.SubscriptionBody))
+    return _json(
+        ep.rest(
+            _req(),
+            lambda s, c, b: s.integrations.put_subscription(
+                c, ep.check_id(subscriptionId, "subscriptionId"), b.url, b.events, b.enabled
+            ),
+            ep.SubscriptionBody,
+        )
+    )
 
 
 @app.route("/admin/webhook-subscriptions/{subscriptionId}", methods=["DELETE"])
 def delete_webhook_subscription(subscriptionId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.delete_subscription(
-        c, ep.check_id(subscriptionId, "subscriptionId"))))
+    return _json(
+        ep.rest(_req(), lambda s, c, b: s.integrations.delete_subscription(c, ep.check_id(subscriptionId, "subscriptionId")))
+    )
 
 
 @app.route("/admin/webhook-subscriptions/{subscriptionId}/rotate-secret", methods=["POST"])
 def rotate_webhook_secret(subscriptionId: str) -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.rotate_secret(
-        c, ep.check_id(subscriptionId, "subscriptionId"))))
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.rotate_secret(c, ep.check_id(subscriptionId, "subscriptionId"))))
 
 
 @app.route("/admin/webhook-deliveries/replay", methods=["POST"])
@@ -210,5 +237,4 @@ def get_sms_settings() -> Response:
 
 @app.route("/admin/sms-settings", methods=["PUT"])
 def put_sms_settings() -> Response:
-    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.put_sms_settings(c, b.originationIdentity),
-                         ep.SmsSettingsBody))
+    return _json(ep.rest(_req(), lambda s, c, b: s.integrations.put_sms_settings(c, b.originationIdentity), ep.SmsSettingsBody))

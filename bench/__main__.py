@@ -49,9 +49,16 @@ def run_step(name: str, quick: bool, shared: Path) -> tuple[dict[str, Any], dict
         status = "ok"
         detail = ""
         try:
-            done = subprocess.run(cmd, cwd=ROOT, env={**bench_env(), "BENCH_ZIP": str(shared / "deployment.zip")},
-                                  timeout=timeout, check=False,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            done = subprocess.run(
+                cmd,
+                cwd=ROOT,
+                env={**bench_env(), "BENCH_ZIP": str(shared / "deployment.zip")},
+                timeout=timeout,
+                check=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             if done.returncode != 0:
                 status, detail = "failed", done.stdout[-3000:]
         except subprocess.TimeoutExpired as exc:
@@ -92,24 +99,43 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         fan = results.get(key) or {}
         if fan.get("ratio_p99") is not None:
             label = "fan-out p99 / echo p99, 200 conns" + (", moto fallback store" if key.endswith("moto") else "")
-            rows.append((label, f"{fan['p99_ms']} / {fan['echo_p99_ms']} ms = {fan['ratio_p99']}x", "<= 2x",
-                         fan["ratio_p99"] <= 2))
+            rows.append(
+                (label, f"{fan['p99_ms']} / {fan['echo_p99_ms']} ms = {fan['ratio_p99']}x", "<= 2x", fan["ratio_p99"] <= 2)
+            )
     cold = results.get("cold_start") or {}
     if cold.get("ratio") is not None:
-        rows.append(("import app / bare Chalice+boto3", f"{cold['app_s']} / {cold['bare_s']} s = {cold['ratio']}x",
-                     "<= 1.3x", cold["ratio"] <= 1.3))
+        rows.append(
+            (
+                "import app / bare Chalice+boto3",
+                f"{cold['app_s']} / {cold['bare_s']} s = {cold['ratio']}x",
+                "<= 1.3x",
+                cold["ratio"] <= 1.3,
+            )
+        )
     if "zip_mb" in results:
         zip_mb = results["zip_mb"]
-        rows.append(("Lambda zip", f"{zip_mb} MB" if zip_mb is not None else "not built", "<= 15 MB",
-                     None if zip_mb is None else zip_mb <= 15))
+        rows.append(
+            (
+                "Lambda zip",
+                f"{zip_mb} MB" if zip_mb is not None else "not built",
+                "<= 15 MB",
+                None if zip_mb is None else zip_mb <= 15,
+            )
+        )
     load = results.get("load") or {}
     if load:
         for key in ("lost", "duplicated", "out_of_order", "leaked_to_customers"):
             rows.append((f"load: {key}", str(load[key]), "0", load[key] == 0))
     contention = results.get("contention") or {}
     if contention:
-        rows.append((f"contention: refused of {contention['acked'] + contention['refused']} (10 writers)",
-                     str(contention["refused"]), "0", contention["refused"] == 0))
+        rows.append(
+            (
+                f"contention: refused of {contention['acked'] + contention['refused']} (10 writers)",
+                str(contention["refused"]),
+                "0",
+                contention["refused"] == 0,
+            )
+        )
         rows.append(("contention: seq gapless", str(contention["seq_gapless"]), "True", contention["seq_gapless"]))
     return rows
 
@@ -127,36 +153,55 @@ def table(results: dict[str, Any]) -> str:
             flag = "" if row["small"] == row["large"] and (row["budget"] is None or row["small"] <= row["budget"]) else "  <--"
             lines.append(f"  {action:<30} {_fmt(row['small']):>6} {_fmt(row['large']):>6} {_fmt(row['budget']):>7}{flag}")
         lines.append("")
-    fans = [(k, t) for k, t in (("fanout_20", "DynamoDB Local, 20"), ("fanout", "DynamoDB Local, 200"),
-                                ("fanout_20_moto", "moto server, 20"), ("fanout_moto", "moto server, 200"))
-            if (results.get(k) or {}).get("p50_ms") is not None]
+    fans = [
+        (k, t)
+        for k, t in (
+            ("fanout_20", "DynamoDB Local, 20"),
+            ("fanout", "DynamoDB Local, 200"),
+            ("fanout_20_moto", "moto server, 20"),
+            ("fanout_moto", "moto server, 200"),
+        )
+        if (results.get(k) or {}).get("p50_ms") is not None
+    ]
     if fans:
         lines.append("Fan-out: coach.send -> coach.message on each of 8 recipients, vs ping -> ack (echo), in ms")
-        lines.append(f"  {'store, live connections':<26} {'p50':>8} {'p99':>9} {'echo p50':>9} {'echo p99':>9} "
-                     f"{'p99 ratio':>10} {'ack p50':>8}")
+        lines.append(
+            f"  {'store, live connections':<26} {'p50':>8} {'p99':>9} {'echo p50':>9} {'echo p99':>9} "
+            f"{'p99 ratio':>10} {'ack p50':>8}"
+        )
         for key, title in fans:
             fan = results[key]
-            lines.append(f"  {title:<26} {fan['p50_ms']:>8} {fan['p99_ms']:>9} {fan['echo_p50_ms']:>9} "
-                         f"{fan['echo_p99_ms']:>9} {str(fan['ratio_p99']) + 'x':>10} "
-                         f"{fan.get('coach_send_ack', {}).get('p50_ms'):>8}")
-    for key, title in (("cold_start", "virtualenv"), ("cold_start_lambda", "Lambda layout, zip as packaged"),
-                       ("cold_start_lambda_pyc", "Lambda layout, zip + .pyc")):
+            lines.append(
+                f"  {title:<26} {fan['p50_ms']:>8} {fan['p99_ms']:>9} {fan['echo_p50_ms']:>9} "
+                f"{fan['echo_p99_ms']:>9} {str(fan['ratio_p99']) + 'x':>10} "
+                f"{fan.get('coach_send_ack', {}).get('p50_ms'):>8}"
+            )
+    for key, title in (
+        ("cold_start", "virtualenv"),
+        ("cold_start_lambda", "Lambda layout, zip as packaged"),
+        ("cold_start_lambda_pyc", "Lambda layout, zip + .pyc"),
+    ):
         cold = results.get(key) or {}
         if cold.get("app_s") is not None:
-            lines.append(f"Cold start ({title}): import app {cold['app_s']} s, bare Chalice + boto3 {cold['bare_s']} s, "
-                         f"ratio {cold['ratio']}x")
+            lines.append(
+                f"Cold start ({title}): import app {cold['app_s']} s, bare Chalice + boto3 {cold['bare_s']} s, "
+                f"ratio {cold['ratio']}x"
+            )
     if results.get("zip_mb") is not None:
         lines.append(f"Lambda zip: {results['zip_mb']} MB ({results['zip_detail'].get('unzipped_mb')} MB unzipped)")
     load = results.get("load") or {}
     if load:
         detail = results.get("load_detail") or {}
-        lines.append(f"Load ({detail.get('clients')} clients, {detail.get('store')}): " +
-                     ", ".join(f"{k} {v}" for k, v in load.items()))
+        lines.append(
+            f"Load ({detail.get('clients')} clients, {detail.get('store')}): " + ", ".join(f"{k} {v}" for k, v in load.items())
+        )
     contention = results.get("contention") or {}
     if contention:
-        lines.append(f"Contention ({contention['writers']} writers x {contention['per_writer']} on one workitem, "
-                     f"{contention['store']}): refused {contention['refused']}, ack p50 {contention['ack_p50_ms']} ms, "
-                     f"p99 {contention['ack_p99_ms']} ms, {contention['writes_per_s']} writes/s")
+        lines.append(
+            f"Contention ({contention['writers']} writers x {contention['per_writer']} on one workitem, "
+            f"{contention['store']}): refused {contention['refused']}, ack p50 {contention['ack_p50_ms']} ms, "
+            f"p99 {contention['ack_p99_ms']} ms, {contention['writes_per_s']} writes/s"
+        )
     lines.append("")
     lines.append(f"  {'target':<44} {'measured':<34} {'limit':<9} result")
     for name, measured, limit, met in targets(results):
@@ -169,8 +214,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks and write bench/results.json")
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     parser.add_argument("--only", default="", help=f"comma-separated steps among: {', '.join(STEPS)}")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results file (default: bench/results.json; with --quick, a file in the temp folder)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default: bench/results.json; with --quick, a file in the temp folder)",
+    )
     parser.add_argument("--table", action="store_true", help="only print the table of the existing results file")
     args = parser.parse_args()
     if args.out is None:  # a smoke run never overwrites the results of record
@@ -203,8 +252,7 @@ def main() -> int:
     ordered.update({k: v for k, v in results.items() if k not in ordered})
     args.out.write_text(json.dumps(ordered, indent=2) + "\n")
     print("\n" + table(ordered))
-    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} "
-          f"in {results['runtime_s']}s")
+    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} in {results['runtime_s']}s")
     failed = [n for n in chosen if steps[n]["status"] != "ok"]
     if failed:
         print(f"steps that did not complete: {', '.join(failed)}", file=sys.stderr)

@@ -53,14 +53,14 @@ WARMUP = 2
 # What the Lambda Python runtime provides next to the function's code (infra/package.py: RUNTIME_PROVIDED).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
-BARE_APP = '''import boto3
+BARE_APP = """import boto3
 from chalice import Chalice
 
 app = Chalice(app_name="bare")
-'''
+"""
 
 # The timed probe: nothing but the clock around the import.
-PROBE = '''
+PROBE = """
 import json, sys, time
 sys.path[:0] = {paths!r}
 before = set(sys.modules)
@@ -71,10 +71,10 @@ loaded = sorted(set(sys.modules) - before)
 print(json.dumps({{"seconds": elapsed, "modules": len(loaded), "boto3": "boto3" in sys.modules,
                   "jwt": "jwt" in sys.modules, "pydantic": "pydantic" in sys.modules,
                   "chime": [m for m in loaded if "chime" in m.lower() or "mediapipeline" in m.lower()]}}))
-'''
+"""
 
 # Run once, untimed: does importing create any botocore client (e.g. a Chime or DynamoDB client)?
-CLIENTS_PROBE = '''
+CLIENTS_PROBE = """
 import json, sys
 sys.path[:0] = {paths!r}
 import botocore.session
@@ -86,11 +86,11 @@ def _counting(self, *a, **k):
 botocore.session.Session.create_client = _counting
 import {module}
 print(json.dumps({{"clients": created}}))
-'''
+"""
 
 
 # Run a few times, untimed by the target: where the app's import time goes, one import after another.
-BREAKDOWN_PROBE = '''
+BREAKDOWN_PROBE = """
 import json, sys, time
 sys.path[:0] = {paths!r}
 steps = {{}}
@@ -100,7 +100,7 @@ for name in ("chalice.app", "pynamodb.models", "msgspec", "chalicelib.protocol",
     __import__(name)
     steps[name] = time.perf_counter() - started
 print(json.dumps(steps))
-'''
+"""
 BREAKDOWN_LABELS = {
     "chalice.app": "chalice (the bare app pays this too)",
     "pynamodb.models": "pynamodb + botocore (the bare app pays botocore via boto3)",
@@ -114,8 +114,9 @@ BREAKDOWN_LABELS = {
 
 def breakdown(samples: list[dict[str, float]]) -> dict[str, float]:
     """Median incremental import time (ms) of each layer, from BREAKDOWN_PROBE runs."""
-    layers = {BREAKDOWN_LABELS.get(name, name): round(statistics.median(s[name] for s in samples) * 1000, 1)
-              for name in samples[0]}
+    layers = {
+        BREAKDOWN_LABELS.get(name, name): round(statistics.median(s[name] for s in samples) * 1000, 1) for name in samples[0]
+    }
     layers["sum of the medians"] = round(sum(layers.values()), 1)
     return layers
 
@@ -157,7 +158,7 @@ def compare(app: Probe, bare: Probe, runs: int, *, layers: bool = False) -> dict
     samples: dict[str, list[dict[str, Any]]] = {"app": [], "bare": []}
     layer_samples: list[dict[str, float]] = []
     for i in range(runs):
-        for name, probe in ((("app", app), ("bare", bare)) if i % 2 == 0 else (("bare", bare), ("app", app))):
+        for name, probe in (("app", app), ("bare", bare)) if i % 2 == 0 else (("bare", bare), ("app", app)):
             samples[name].append(probe.run())
         if layers:
             layer_samples.append(app.run(BREAKDOWN_PROBE))
@@ -206,8 +207,9 @@ def lambda_layouts(zip_path: Path, tmp: Path, runs: int) -> dict[str, Any]:
         raise RuntimeError("the deployment zip holds bytecode; the as-packaged layout would not compile from source")
     result = {"cold_start_lambda": compare(app_probe, bare_probe, runs)}
     for folder in (task, bare):
-        if not compileall.compile_dir(str(folder), quiet=1, workers=1,
-                                      invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH):
+        if not compileall.compile_dir(
+            str(folder), quiet=1, workers=1, invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH
+        ):
             raise RuntimeError(f"could not compile {folder}")
     result["cold_start_lambda_pyc"] = compare(app_probe, bare_probe, runs, layers=True)
     return result
@@ -225,8 +227,10 @@ def run(quick: bool, zip_path: Path | None) -> dict[str, Any]:
         venv["app_clients_created_at_import"] = app.run(CLIENTS_PROBE)["clients"]
         result: dict[str, Any] = {
             "cold_start": {k: venv[k] for k in ("app_s", "bare_s", "ratio")},
-            "cold_start_detail": {"layout": "project virtualenv, warm bytecode caches",
-                                  **{k: v for k, v in venv.items() if k not in ("app_s", "bare_s", "ratio")}},
+            "cold_start_detail": {
+                "layout": "project virtualenv, warm bytecode caches",
+                **{k: v for k, v in venv.items() if k not in ("app_s", "bare_s", "ratio")},
+            },
         }
         if zip_path is not None and zip_path.exists():
             try:
@@ -242,8 +246,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--zip", type=Path, default=Path(os.environ.get("BENCH_ZIP", "")) if os.environ.get("BENCH_ZIP")
-                        else None, help="the deployment zip for the Lambda layouts (default: $BENCH_ZIP)")
+    parser.add_argument(
+        "--zip",
+        type=Path,
+        default=Path(os.environ.get("BENCH_ZIP", "")) if os.environ.get("BENCH_ZIP") else None,
+        help="the deployment zip for the Lambda layouts (default: $BENCH_ZIP)",
+    )
     args = parser.parse_args()
     emit(run(args.quick, args.zip), args.out)
 

@@ -65,10 +65,15 @@ def cli(description: str, *, stores: bool = False) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--quick", action="store_true", help="fewer samples / smaller tenant, for a smoke run")
     if stores:
-        parser.add_argument("--store", choices=("moto", "ddblocal"), default="ddblocal",
-                            help="the stack's store: its embedded moto server, or DynamoDB Local via DYNAMODB_ENDPOINT")
-        parser.add_argument("--trace", action="store_true",
-                            help="run the stack under bench.stack_trace: per-SDK-call timings and GC pauses")
+        parser.add_argument(
+            "--store",
+            choices=("moto", "ddblocal"),
+            default="ddblocal",
+            help="the stack's store: its embedded moto server, or DynamoDB Local via DYNAMODB_ENDPOINT",
+        )
+        parser.add_argument(
+            "--trace", action="store_true", help="run the stack under bench.stack_trace: per-SDK-call timings and GC pauses"
+        )
     return parser.parse_args()
 
 

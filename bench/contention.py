@@ -80,13 +80,21 @@ async def run_async(quick: bool, endpoint: str | None) -> dict[str, Any]:
     finally:
         await loop.run_in_executor(None, stack.stop)
     acks = summary_ms(latencies)
-    return {"contention": {
-        "writers": WRITERS, "per_writer": per_writer, "acked": acked, "refused": sum(refused.values()),
-        "refused_by_code": refused, "ack_p50_ms": acks["p50_ms"], "ack_p99_ms": acks["p99_ms"],
-        "ack_max_ms": acks["max_ms"], "writes_per_s": round(acked / seconds, 1),
-        "seq_gapless": seqs == list(range(1, len(seqs) + 1)),
-        "store": "ddblocal" if endpoint else "moto",
-    }}
+    return {
+        "contention": {
+            "writers": WRITERS,
+            "per_writer": per_writer,
+            "acked": acked,
+            "refused": sum(refused.values()),
+            "refused_by_code": refused,
+            "ack_p50_ms": acks["p50_ms"],
+            "ack_p99_ms": acks["p99_ms"],
+            "ack_max_ms": acks["max_ms"],
+            "writes_per_s": round(acked / seconds, 1),
+            "seq_gapless": seqs == list(range(1, len(seqs) + 1)),
+            "store": "ddblocal" if endpoint else "moto",
+        }
+    }
 
 
 def run(quick: bool, store: str = "ddblocal") -> dict[str, Any]:

@@ -31,13 +31,22 @@ LARGE_USERS = 10_000
 QUICK_LARGE_USERS = 1_000
 
 # Rows measured under another name than their budget row in docs/data-model.md.
-BUDGET_ROW = {"$connect (customer)": "$connect", "$disconnect (customer)": "$disconnect",
-              "assist.request (with workitem)": "assist.request", "assist.claim (with workitem)": "assist.claim"}
+BUDGET_ROW = {
+    "$connect (customer)": "$connect",
+    "$disconnect (customer)": "$disconnect",
+    "assist.request (with workitem)": "assist.request",
+    "assist.claim (with workitem)": "assist.claim",
+}
 
 
 def _environment() -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_REGION": "us-east-1", "LOG_LEVEL": "WARNING"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "LOG_LEVEL": "WARNING",
+    }.items():
         os.environ[key] = value
     for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "DYNAMODB_ENDPOINT"):
         os.environ.pop(key, None)
@@ -89,8 +98,9 @@ def _extras(world: Any, cast: Any, tid: str, meter: Meter) -> None:
 
         services.assistance.store = DynamoAssistStore(world.settings)
         world.notes.add("bootstrap.build does not wire the assistance store: the bench wires DynamoAssistStore")
-    ack = meter("assist.request (with workitem)",
-                lambda: a.ok("assist.request", templateId="tpl-1", workitemId="wi-1", to="supervisors"))
+    ack = meter(
+        "assist.request (with workitem)", lambda: a.ok("assist.request", templateId="tpl-1", workitemId="wi-1", to="supervisors")
+    )
     if ack is not None:
         meter("assist.claim (with workitem)", lambda: s.ok("assist.claim", assistId=ack["assistId"]))
 
@@ -107,9 +117,11 @@ def measure(world: Any, tid: str, bulk_users: int) -> tuple[dict[str, dict[str, 
         meter(name, call)
 
     meter("webhook workitem.assigned", lambda: world.assign("wi-new", tid=tid))
-    for kind, data in (("workitem.message", {"workitemId": "wi-new", "from": "customer", "text": "hi"}),
-                       ("workitem.transferred", {"workitemId": "wi-new", "toAgentId": "agent-2"}),
-                       ("workitem.ended", {"workitemId": "wi-new", "endedBy": "system"})):
+    for kind, data in (
+        ("workitem.message", {"workitemId": "wi-new", "from": "customer", "text": "hi"}),
+        ("workitem.transferred", {"workitemId": "wi-new", "toAgentId": "agent-2"}),
+        ("workitem.ended", {"workitemId": "wi-new", "endedBy": "system"}),
+    ):
 
         def call(kind: str = kind, data: dict[str, Any] = data) -> Any:
             status, body = world.webhook(kind, data, tid=tid)
@@ -176,8 +188,12 @@ def run(quick: bool, store: str = "moto") -> dict[str, Any]:
         s, big = small[name], large.get(name, {})
         limit = budget.get(BUDGET_ROW.get(name, name))
         table[name] = {"small": s["count"], "large": big.get("count"), "budget": limit}
-        detail[name] = {"ops_small": s["ops"], "ops_large": big.get("ops"), "http_attempts_small": s["attempts"],
-                        "http_attempts_large": big.get("attempts")}
+        detail[name] = {
+            "ops_small": s["ops"],
+            "ops_large": big.get("ops"),
+            "http_attempts_small": s["attempts"],
+            "http_attempts_large": big.get("attempts"),
+        }
         for key in ("error", "mismatch"):
             for size, row in (("small", s), ("large", big)):
                 if key in row:

@@ -37,8 +37,9 @@ from bench.wsclient import Conn, Frame, close_all, open_all
 
 SUPERVISORS_PER_WORKITEM = 8
 PER_WORKITEM = SUPERVISORS_PER_WORKITEM + 2  # + agent + customer
-COACHING_EVENTS = frozenset({"coach.message", "coach.reaction", "coach.forwarded", "coaching.joined", "coaching.left",
-                             "coaching.ended"})
+COACHING_EVENTS = frozenset(
+    {"coach.message", "coach.reaction", "coach.forwarded", "coaching.joined", "coaching.left", "coaching.ended"}
+)
 DELIVERY_TIMEOUT = 10.0
 SAMPLES = 200  # measured coach.send (x 8 recipients) and pings per connection count
 WARMUP = 20  # unmeasured rounds first: the stack's thread pools create their SDK clients
@@ -112,7 +113,7 @@ async def open_rooms(stack: stack_module.Stack, indexes: range, deliveries: Deli
         conn.on_event = deliveries.on_event
     rooms = []
     for n, i in enumerate(indexes):
-        chunk = conns[n * PER_WORKITEM:(n + 1) * PER_WORKITEM]
+        chunk = conns[n * PER_WORKITEM : (n + 1) * PER_WORKITEM]
         rooms.append(Room(people(i)[3], chunk[0], chunk[1:-1], chunk[-1]))
 
     async def monitor(room: Room) -> None:
@@ -124,8 +125,9 @@ async def open_rooms(stack: stack_module.Stack, indexes: range, deliveries: Deli
     return rooms
 
 
-async def measure(rooms: list[Room], deliveries: Deliveries, samples: int, warmup: int, label: str,
-                  rng: random.Random) -> dict[str, Any]:
+async def measure(
+    rooms: list[Room], deliveries: Deliveries, samples: int, warmup: int, label: str, rng: random.Random
+) -> dict[str, Any]:
     everyone = [c for r in rooms for c in r.all]
     echo: list[float] = []
     fan: list[float] = []

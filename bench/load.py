@@ -47,8 +47,9 @@ QUIET_MAX = 60.0  # ... or after this long
 MARKER = "COACH-ONLY"
 MESSAGE_KINDS = frozenset({"coach_message", "customer_message", "agent_message"})
 CUSTOMER_KINDS = frozenset({"customer_message", "agent_message"})
-COACHING_EVENTS = frozenset({"coach.message", "coach.reaction", "coach.forwarded", "coaching.joined", "coaching.left",
-                             "coaching.ended"})
+COACHING_EVENTS = frozenset(
+    {"coach.message", "coach.reaction", "coach.forwarded", "coaching.joined", "coaching.left", "coaching.ended"}
+)
 
 
 def people(i: int) -> tuple[str, list[str], str, str]:
@@ -71,8 +72,9 @@ async def coach_sender(conn: Conn, count: int, rng: random.Random, stats: Stats,
         if time.perf_counter() > deadline:
             return
         try:
-            sent_at, replied_at, frame = await conn.request("coach.send", timeout=60, workitemId=conn.workitem,
-                                                            text=f"{MARKER} {conn.name} #{n}")
+            sent_at, replied_at, frame = await conn.request(
+                "coach.send", timeout=60, workitemId=conn.workitem, text=f"{MARKER} {conn.name} #{n}"
+            )
         except (TimeoutError, ConnectionError):
             stats.unanswered += 1
             continue
@@ -91,8 +93,9 @@ async def talker(conn: Conn, count: int, spread: float, rng: random.Random, stat
         if time.perf_counter() > deadline:
             return
         try:
-            frame = (await conn.request("message.send", timeout=60, workitemId=conn.workitem,
-                                        text=f"conversation {conn.name} #{n}"))[2]
+            frame = (
+                await conn.request("message.send", timeout=60, workitemId=conn.workitem, text=f"conversation {conn.name} #{n}")
+            )[2]
         except (TimeoutError, ConnectionError):
             stats.unanswered += 1
             continue
@@ -142,16 +145,26 @@ def check_receiver(conn: Conn, truth: list[dict[str, Any]], kinds: frozenset[str
             out_of_order += 1
             delays.append(at - highest_at)
             early, late = by_seq.get(seq, {}), by_seq.get(highest, {})
-            inversions.append(f"{conn.name}@{conn.workitem}: seq {seq} ({early.get('kind')} by {early.get('authorId')}, "
-                              f"at {early.get('at')}) arrived {1000 * (at - highest_at):.1f} ms after seq {highest} "
-                              f"({late.get('kind')} by {late.get('authorId')}, at {late.get('at')})")
+            inversions.append(
+                f"{conn.name}@{conn.workitem}: seq {seq} ({early.get('kind')} by {early.get('authorId')}, "
+                f"at {early.get('at')}) arrived {1000 * (at - highest_at):.1f} ms after seq {highest} "
+                f"({late.get('kind')} by {late.get('authorId')}, at {late.get('at')})"
+            )
         if seq > highest:
             highest, highest_at = seq, at
     got = {seq for _, seq in received}
-    return ({"expected": len(expected), "received": len(received), "lost": len(expected - got),
-             "duplicated": len(received) - len(got), "out_of_order": out_of_order, "unexpected": len(got - expected),
-             "max_inversion_ms": round(1000 * max(delays), 1) if delays else 0.0},
-            inversions)
+    return (
+        {
+            "expected": len(expected),
+            "received": len(received),
+            "lost": len(expected - got),
+            "duplicated": len(received) - len(got),
+            "out_of_order": out_of_order,
+            "unexpected": len(got - expected),
+            "max_inversion_ms": round(1000 * max(delays), 1) if delays else 0.0,
+        },
+        inversions,
+    )
 
 
 def leaks(conn: Conn) -> int:
@@ -160,8 +173,11 @@ def leaks(conn: Conn) -> int:
         if frame.get("type") != "event":
             continue
         entry = (frame.get("data") or {}).get("entry") or {}
-        if (frame.get("event") in COACHING_EVENTS or (entry and entry.get("kind") not in CUSTOMER_KINDS)
-                or MARKER in json.dumps(frame)):
+        if (
+            frame.get("event") in COACHING_EVENTS
+            or (entry and entry.get("kind") not in CUSTOMER_KINDS)
+            or MARKER in json.dumps(frame)
+        ):
             count += 1
     return count
 
@@ -212,8 +228,11 @@ async def run_async(quick: bool, endpoint: str | None) -> dict[str, Any]:
         deadline = t + SEND_DEADLINE
         spread = per_sender * PAUSE / (CONVERSATION_PER_PERSON + 1)
         tasks = [coach_sender(c, per_sender, random.Random(rng.random()), stats, deadline) for c in staff]
-        tasks += [talker(c, CONVERSATION_PER_PERSON, spread, random.Random(rng.random()), stats, deadline)
-                  for c in conns if c.role in ("customer", "agent")]
+        tasks += [
+            talker(c, CONVERSATION_PER_PERSON, spread, random.Random(rng.random()), stats, deadline)
+            for c in conns
+            if c.role in ("customer", "agent")
+        ]
         await asyncio.gather(*tasks)
         phases["traffic_s"] = time.perf_counter() - t
         phases["quiesce_s"] = await quiesce(conns)
@@ -247,8 +266,7 @@ async def run_async(quick: bool, endpoint: str | None) -> dict[str, Any]:
                     totals[key] += value
             if any(result[k] for k in ("lost", "duplicated", "out_of_order", "unexpected")):
                 worst.append({"receiver": c.name, "workitem": c.workitem, **result})
-        coach_entries = {e["messageId"]: wid for wid, entries in truth.items() for e in entries
-                         if e["kind"] == "coach_message"}
+        coach_entries = {e["messageId"]: wid for wid, entries in truth.items() for e in entries if e["kind"] == "coach_message"}
         delivered = sum(len(c.events("coach.message")) for c in staff)
         result = {
             "load": {

@@ -37,8 +37,7 @@ START_TIMEOUT = 90
 #  LOG_LEVEL=WARNING  the gateway's and app's per-request INFO lines are not written (same for echo and fan-out)
 #  DEVSTACK_SEED=0    the demo tenant is not created; the benchmark seeds its own
 #  DEVSTACK_SWEEP_SECONDS=0  no escalation sweep competing for the thread pool
-STACK_ENV = {"LOG_LEVEL": "WARNING", "DEVSTACK_SEED": "0", "DEVSTACK_SWEEP_SECONDS": "0", "PORT": "0",
-             "PYTHONUNBUFFERED": "1"}
+STACK_ENV = {"LOG_LEVEL": "WARNING", "DEVSTACK_SEED": "0", "DEVSTACK_SWEEP_SECONDS": "0", "PORT": "0", "PYTHONUNBUFFERED": "1"}
 
 
 class StackError(RuntimeError):
@@ -62,8 +61,9 @@ class Stack:
 
     # -- REST ----------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None, *, token: str | None = None,
-                headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         data = body if isinstance(body, bytes) else (None if body is None else json.dumps(body).encode())
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
@@ -79,13 +79,15 @@ class Stack:
 
     def webhook(self, event_type: str, data: dict[str, Any], event_id: str) -> Any:
         raw = json.dumps({"eventId": event_id, "tenantId": TENANT, "type": event_type, "data": data}).encode()
-        return self.request("POST", "/webhooks/events", raw,
-                            headers={"X-Coaching-Signature": webhook_signature(WEBHOOK_SECRET, raw)})
+        return self.request(
+            "POST", "/webhooks/events", raw, headers={"X-Coaching-Signature": webhook_signature(WEBHOOK_SECRET, raw)}
+        )
 
     # -- seeding -------------------------------------------------------------------------------
 
-    def seed(self, teams: Iterable[tuple[str, list[str], list[str]]], workitems: Iterable[tuple[str, str]],
-             workers: int = 8) -> None:
+    def seed(
+        self, teams: Iterable[tuple[str, list[str], list[str]]], workitems: Iterable[tuple[str, str]], workers: int = 8
+    ) -> None:
         """``teams``: (team id, supervisors, agents); ``workitems``: (workitem id, agent id), chat channel."""
         teams = list(teams)
         admin = self.token("bench-admin", "admin")
@@ -94,15 +96,36 @@ class Stack:
             users.update(dict.fromkeys(sups, "supervisor"))
             users.update(dict.fromkeys(agents, "agent"))
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda u: self.request("PUT", f"/admin/users/{u[0]}", {"name": u[0], "role": u[1]},
-                                                 token=admin), users.items()))
-            list(pool.map(lambda t: self.request("PUT", f"/admin/teams/{t[0]}",
-                                                 {"name": t[0], "supervisors": t[1], "agents": t[2]}, token=admin),
-                          teams))
-            list(pool.map(lambda w: self.webhook("workitem.assigned", {
-                "workitemId": w[0], "channel": "chat", "agentId": w[1],
-                "customer": {"id": f"cust-{w[0]}", "name": "Casey Customer"}, "subject": "Benchmark"},
-                f"bench-assign-{w[0]}"), workitems))
+            list(
+                pool.map(
+                    lambda u: self.request("PUT", f"/admin/users/{u[0]}", {"name": u[0], "role": u[1]}, token=admin),
+                    users.items(),
+                )
+            )
+            list(
+                pool.map(
+                    lambda t: self.request(
+                        "PUT", f"/admin/teams/{t[0]}", {"name": t[0], "supervisors": t[1], "agents": t[2]}, token=admin
+                    ),
+                    teams,
+                )
+            )
+            list(
+                pool.map(
+                    lambda w: self.webhook(
+                        "workitem.assigned",
+                        {
+                            "workitemId": w[0],
+                            "channel": "chat",
+                            "agentId": w[1],
+                            "customer": {"id": f"cust-{w[0]}", "name": "Casey Customer"},
+                            "subject": "Benchmark",
+                        },
+                        f"bench-assign-{w[0]}",
+                    ),
+                    workitems,
+                )
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -128,8 +151,7 @@ def dynamodb_local() -> Iterator[str | None]:
     on a free port, for as long as the block runs; yields its endpoint, or None when it cannot start
     (no Java or no jar: the reason is printed)."""
     script = ROOT / "scripts" / "ddblocal.sh"
-    started = subprocess.run([str(script), "start", "auto"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                             check=False)
+    started = subprocess.run([str(script), "start", "auto"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     endpoint = started.stdout.strip().splitlines()[-1] if started.returncode == 0 and started.stdout.strip() else ""
     if not endpoint.startswith("http://"):
         print(f"DynamoDB Local unavailable: {started.stderr.strip()[-500:]}", file=sys.stderr)
@@ -144,11 +166,15 @@ def dynamodb_local() -> Iterator[str | None]:
 
 def start(command: list[str] | None = None, extra_env: dict[str, str] | None = None) -> Stack:
     """Start ``python -m devstack`` on a free port and wait for its ``ready`` line."""
-    env = {**bench_env(), **STACK_ENV, "COACHING_JWT_SECRET": JWT_SECRET, "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
-           **(extra_env or {})}
+    env = {
+        **bench_env(),
+        **STACK_ENV,
+        "COACHING_JWT_SECRET": JWT_SECRET,
+        "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        **(extra_env or {}),
+    }
     command = command or [sys.executable, "-m", "devstack"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     output: deque[str] = deque(maxlen=400)
     ready: list[str] = []
     event = threading.Event()

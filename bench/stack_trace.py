@@ -73,11 +73,20 @@ def _dump() -> None:
     pauses = [p for _, p in _gc]
     full = [p for g, p in _gc if g == 2]
     with open(target, "w") as handle:
-        json.dump({"sdk_calls": calls,
-                   "gc_pauses_over_20ms": {"count": len(pauses), "total_s": round(sum(pauses), 2),
-                                           "max_s": round(max(pauses), 3) if pauses else 0,
-                                           "full_collections": len(full),
-                                           "full_collections_total_s": round(sum(full), 2)}}, handle, indent=2)
+        json.dump(
+            {
+                "sdk_calls": calls,
+                "gc_pauses_over_20ms": {
+                    "count": len(pauses),
+                    "total_s": round(sum(pauses), 2),
+                    "max_s": round(max(pauses), 3) if pauses else 0,
+                    "full_collections": len(full),
+                    "full_collections_total_s": round(sum(full), 2),
+                },
+            },
+            handle,
+            indent=2,
+        )
 
 
 def _reset(*_: Any) -> None:

@@ -53,8 +53,10 @@ class _Receiver:
 
 def _stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 1),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 1)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 1),
+    }
 
 
 async def run_async(samples: int) -> dict[str, Any]:
@@ -64,11 +66,19 @@ async def run_async(samples: int) -> dict[str, Any]:
     try:
         await loop.run_in_executor(None, stack.seed, [("t1", ["sup-1"], ["agent-1"])], [("wi-1", "agent-1")])
         admin = stack.token("bench-admin", "admin")
-        await loop.run_in_executor(None, lambda: stack.request(
-            "PUT", "/admin/webhook-subscriptions/bench", {"url": receiver.url, "events": ["timeline.entry"]},
-            token=admin))
-        sup, agent = await open_all(stack.ws_url, [("sup-1", "supervisor", None, stack.token("sup-1", "supervisor")),
-                                                   ("agent-1", "agent", None, stack.token("agent-1", "agent"))])
+        await loop.run_in_executor(
+            None,
+            lambda: stack.request(
+                "PUT", "/admin/webhook-subscriptions/bench", {"url": receiver.url, "events": ["timeline.entry"]}, token=admin
+            ),
+        )
+        sup, agent = await open_all(
+            stack.ws_url,
+            [
+                ("sup-1", "supervisor", None, stack.token("sup-1", "supervisor")),
+                ("agent-1", "agent", None, stack.token("agent-1", "agent")),
+            ],
+        )
         await sup.ok("monitor.start", workitemId="wi-1")
         committed: dict[int, float] = {}
         for i in range(samples):

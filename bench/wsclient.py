@@ -94,15 +94,21 @@ class Conn:
         self._reader.cancel()
 
 
-async def open_all(ws_url: str, people: Iterable[tuple[str, str, str | None, str]],
-                   concurrency: int = 16) -> list[Conn]:
+async def open_all(ws_url: str, people: Iterable[tuple[str, str, str | None, str]], concurrency: int = 16) -> list[Conn]:
     """Open one connection per (name, role, workitem, token), ``concurrency`` handshakes at a time."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(name: str, role: str, workitem: str | None, token: str) -> Conn:
         async with gate:
-            ws = await connect(f"{ws_url}?token={quote(token, safe='')}", compression=None, max_size=None,
-                               ping_interval=None, open_timeout=60, close_timeout=5, max_queue=None)
+            ws = await connect(
+                f"{ws_url}?token={quote(token, safe='')}",
+                compression=None,
+                max_size=None,
+                ping_interval=None,
+                open_timeout=60,
+                close_timeout=5,
+                max_queue=None,
+            )
             return Conn(name, role, ws, workitem)
 
     return list(await asyncio.gather(*(one(*p) for p in people)))

@@ -45,8 +45,14 @@ def run(quick: bool) -> dict[str, Any]:
         out = Path(tmp) / "dist"
         started = time.perf_counter()
         try:
-            done = subprocess.run([sys.executable, "infra/package.py", "--stage", "prod", "--out", str(out)], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+            done = subprocess.run(
+                [sys.executable, "infra/package.py", "--stage", "prod", "--out", str(out)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+                check=False,
+            )
             failure = None if done.returncode == 0 else (done.stdout + done.stderr)[-1500:]
         except subprocess.TimeoutExpired:
             failure = f"infra/package.py did not finish within {BUILD_TIMEOUT}s"
@@ -55,8 +61,7 @@ def run(quick: bool) -> dict[str, Any]:
             keep = os.environ.get("BENCH_ZIP")
             if keep:  # bench.cold_start unpacks it for the Lambda layouts
                 shutil.copyfile(built, keep)
-            return measure(built, "infra/package.py --stage prod (built by the bench)",
-                           round(time.perf_counter() - started, 1))
+            return measure(built, "infra/package.py --stage prod (built by the bench)", round(time.perf_counter() - started, 1))
     existing = ROOT / "dist" / "deployment.zip"
     if existing.exists():
         result = measure(existing, "dist/deployment.zip (existing; the bench's build failed)", None)

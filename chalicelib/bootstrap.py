@@ -71,13 +71,24 @@ def oidc_config(settings: Settings) -> OidcConfig | None:
         return None
     if not settings.oidc_audience:
         log.error("COACHING_OIDC_ISSUER is set without COACHING_OIDC_AUDIENCE: the issuer's tokens are refused")
-    return OidcConfig(issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url,
-                      tenant_claim=settings.oidc_tenant_claim, role_claim=settings.oidc_role_claim)
+    return OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.oidc_jwks_url,
+        tenant_claim=settings.oidc_tenant_claim,
+        role_claim=settings.oidc_role_claim,
+    )
 
 
-def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | None = None,
-          meetings: MeetingProvider | None = None, queue: DeliveryQueue | None = None,
-          sms: SmsSender | None = None) -> Services:
+def build(
+    settings: Settings,
+    *,
+    pusher: Pusher | None = None,
+    clock: Clock | None = None,
+    meetings: MeetingProvider | None = None,
+    queue: DeliveryQueue | None = None,
+    sms: SmsSender | None = None,
+) -> Services:
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
@@ -117,8 +128,14 @@ def build(settings: Settings, *, pusher: Pusher | None = None, clock: Clock | No
     return services
 
 
-def integrations(settings: Settings, notifier: Notifier, directory: DynamoDirectory, clock: Clock,
-                 queue: DeliveryQueue | None, sms: SmsSender | None) -> Integrations:
+def integrations(
+    settings: Settings,
+    notifier: Notifier,
+    directory: DynamoDirectory,
+    clock: Clock,
+    queue: DeliveryQueue | None,
+    sms: SmsSender | None,
+) -> Integrations:
     """Outbound webhooks and channel delivery: SQS and End User Messaging SMS unless the local
     stack or a test passes its own queue and SMS sender."""
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
@@ -132,8 +149,12 @@ def integrations(settings: Settings, notifier: Notifier, directory: DynamoDirect
         queue or SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region),
         HttpPoster(allow_private),
         sms or EndUserMessagingSms(settings.region),
-        notifier, directory, clock, allow_private=allow_private,
-        cache_seconds=settings.webhook_cache_seconds, retry_base=settings.webhook_retry_base_seconds,
+        notifier,
+        directory,
+        clock,
+        allow_private=allow_private,
+        cache_seconds=settings.webhook_cache_seconds,
+        retry_base=settings.webhook_retry_base_seconds,
     )
 
 

@@ -50,9 +50,15 @@ def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
     auth = _context(event).get("authorizer") or {}
     if not auth.get("tenantId"):
         return None
-    claims = {"sub": auth.get("userId"), "tid": auth.get("tenantId"), "role": auth.get("role"),
-              "wid": auth.get("workitemId") or None, "name": auth.get("name") or None,
-              "exp": auth.get("exp"), "iat": auth.get("iat")}
+    claims = {
+        "sub": auth.get("userId"),
+        "tid": auth.get("tenantId"),
+        "role": auth.get("role"),
+        "wid": auth.get("workitemId") or None,
+        "name": auth.get("name") or None,
+        "exp": auth.get("exp"),
+        "iat": auth.get("iat"),
+    }
     principal = principal_from_claims(claims)
     if auth.get("federated"):
         principal = dataclasses.replace(principal, federated=True)
@@ -68,17 +74,24 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
         raise Exception("Unauthorized") from None
-    context = {"tenantId": principal.tenant_id, "userId": principal.user_id, "role": principal.role.value,
-               "workitemId": principal.workitem_id or "", "name": principal.name or "",
-               # The session's end and the token's issue time, checked on every frame (sessions.py).
-               "exp": principal.expires_at if principal.expires_at is not None else "",
-               "iat": principal.issued_at if principal.issued_at is not None else "",
-               # A user of the OIDC issuer: $connect adds them to the directory on first sight (W9.3).
-               "federated": "1" if principal.federated else ""}
+    context = {
+        "tenantId": principal.tenant_id,
+        "userId": principal.user_id,
+        "role": principal.role.value,
+        "workitemId": principal.workitem_id or "",
+        "name": principal.name or "",
+        # The session's end and the token's issue time, checked on every frame (sessions.py).
+        "exp": principal.expires_at if principal.expires_at is not None else "",
+        "iat": principal.issued_at if principal.issued_at is not None else "",
+        # A user of the OIDC issuer: $connect adds them to the directory on first sight (W9.3).
+        "federated": "1" if principal.federated else "",
+    }
     return {
         "principalId": f"{principal.tenant_id}/{principal.user_id}",
-        "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event.get("methodArn", "*")}]},
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event.get("methodArn", "*")}],
+        },
         "context": context,
     }
 
@@ -160,8 +173,9 @@ def ws_disconnect(event: dict[str, Any]) -> dict[str, Any]:
         # The socket is gone either way; its records go on the next push that meets them (410).
         if translate(exc) is None:
             raise
-        log.warning("disconnect of %s not recorded: the store is unavailable (%s)",
-                    _connection(event).connection_id, type(exc).__name__)
+        log.warning(
+            "disconnect of %s not recorded: the store is unavailable (%s)", _connection(event).connection_id, type(exc).__name__
+        )
     return {"statusCode": 200}
 
 
@@ -360,8 +374,7 @@ def webhook(request: Any) -> tuple[int, Any]:
         # The signature is checked with the tenant's own secret before the body is validated.
         tenant_id = tenant if is_id(tenant) else None
         validate = (lambda: validate_webhook(data)) if data is not None else None
-        return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id,
-                                                    validate)
+        return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validate)
 
     return respond(call)
 

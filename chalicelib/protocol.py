@@ -162,41 +162,45 @@ def _a(schema: type[Frame], handler: Handler, customers: bool = False) -> Action
 
 TABLE: dict[str, Action] = {
     "ping": _a(Empty, lambda s, c: {}, customers=True),
-    "auth.refresh": _a(AuthRefresh, lambda s, c: s.sessions.refresh(c.caller, c.connection, c.frame.token),
-                       customers=True),
+    "auth.refresh": _a(AuthRefresh, lambda s, c: s.sessions.refresh(c.caller, c.connection, c.frame.token), customers=True),
     "presence.set": _a(PresenceSet, lambda s, c: s.directory.set_presence(c.caller, c.frame.state, c.conn)),
     "agents.list": _a(PageFrame, lambda s, c: s.directory.agents(c.caller, c.frame.limit, c.frame.cursor)),
-    "agent.watch": _a(AgentPage, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, True,
-                                                                 c.frame.limit, c.frame.cursor)),
+    "agent.watch": _a(
+        AgentPage, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, True, c.frame.limit, c.frame.cursor)
+    ),
     "agent.unwatch": _a(AgentFrame, lambda s, c: s.directory.watch(c.caller, c.frame.agentId, c.connection, False)),
-    "workitems.list": _a(AgentPage, lambda s, c: s.coaching.workitems(c.caller, c.frame.agentId, c.frame.limit,
-                                                                       c.frame.cursor)),
+    "workitems.list": _a(AgentPage, lambda s, c: s.coaching.workitems(c.caller, c.frame.agentId, c.frame.limit, c.frame.cursor)),
     "monitor.start": _a(WorkitemFrame, lambda s, c: s.coaching.monitor_start(c.caller, c.frame.workitemId, c.conn)),
     "monitor.stop": _a(WorkitemFrame, lambda s, c: s.coaching.monitor_stop(c.caller, c.frame.workitemId, c.conn)),
     "coaching.end": _a(WorkitemFrame, lambda s, c: s.coaching.coaching_end(c.caller, c.frame.workitemId, c.conn)),
-    "coach.send": _a(CoachSend, lambda s, c: s.coaching.coach_send(c.caller, c.frame.workitemId, c.frame.text,
-                                                                    c.conn)),
-    "coach.react": _a(CoachReact, lambda s, c: s.coaching.coach_react(
-        c.caller, c.frame.workitemId, c.frame.messageId, c.frame.reaction, c.conn)),
-    "coach.forward": _a(MessageRef, lambda s, c: s.coaching.coach_forward(
-        c.caller, c.frame.workitemId, c.frame.messageId, c.conn)),
-    "message.send": _a(CoachSend, lambda s, c: s.coaching.message_send(c.caller, c.frame.workitemId, c.frame.text,
-                                                                        c.conn), customers=True),
-    "workitem.transfer": _a(Transfer, lambda s, c: s.coaching.transfer(c.caller, c.frame.workitemId,
-                                                                        c.frame.toAgentId, c.conn)),
+    "coach.send": _a(CoachSend, lambda s, c: s.coaching.coach_send(c.caller, c.frame.workitemId, c.frame.text, c.conn)),
+    "coach.react": _a(
+        CoachReact, lambda s, c: s.coaching.coach_react(c.caller, c.frame.workitemId, c.frame.messageId, c.frame.reaction, c.conn)
+    ),
+    "coach.forward": _a(
+        MessageRef, lambda s, c: s.coaching.coach_forward(c.caller, c.frame.workitemId, c.frame.messageId, c.conn)
+    ),
+    "message.send": _a(
+        CoachSend, lambda s, c: s.coaching.message_send(c.caller, c.frame.workitemId, c.frame.text, c.conn), customers=True
+    ),
+    "workitem.transfer": _a(Transfer, lambda s, c: s.coaching.transfer(c.caller, c.frame.workitemId, c.frame.toAgentId, c.conn)),
     "workitem.end": _a(WorkitemFrame, lambda s, c: s.coaching.end(c.caller, c.frame.workitemId, c.conn)),
-    "consult.start": _a(Consult, lambda s, c: s.coaching.consult(c.caller, c.frame.workitemId, c.frame.userId,
-                                                                  c.conn)),
-    "timeline.get": _a(TimelineGet, lambda s, c: s.coaching.timeline(c.caller, c.frame.workitemId, c.frame.after,
-                                                                       c.frame.limit), customers=True),
+    "consult.start": _a(Consult, lambda s, c: s.coaching.consult(c.caller, c.frame.workitemId, c.frame.userId, c.conn)),
+    "timeline.get": _a(
+        TimelineGet, lambda s, c: s.coaching.timeline(c.caller, c.frame.workitemId, c.frame.after, c.frame.limit), customers=True
+    ),
     "assist.templates": _a(Empty, lambda s, c: s.assistance.templates(c.caller)),
     "assist.recipients": _a(PageFrame, lambda s, c: s.assistance.recipients(c.caller, c.frame.limit, c.frame.cursor)),
-    "assist.request": _a(AssistRequest, lambda s, c: s.assistance.request(
-        c.caller, c.frame.templateId, c.frame.workitemId,
-        None if isinstance(c.frame.to, str) else c.frame.to.userId, c.conn)),
+    "assist.request": _a(
+        AssistRequest,
+        lambda s, c: s.assistance.request(
+            c.caller, c.frame.templateId, c.frame.workitemId, None if isinstance(c.frame.to, str) else c.frame.to.userId, c.conn
+        ),
+    ),
     "assist.claim": _a(AssistClaim, lambda s, c: s.assistance.claim(c.caller, c.frame.assistId, c.conn)),
-    "directory.send": _a(DirectorySend, lambda s, c: s.assistance.directory_send(
-        c.caller, c.frame.toUserId, c.frame.text, c.frame.replyTo, c.conn)),
+    "directory.send": _a(
+        DirectorySend, lambda s, c: s.assistance.directory_send(c.caller, c.frame.toUserId, c.frame.text, c.frame.replyTo, c.conn)
+    ),
     "directory.unread.get": _a(Empty, lambda s, c: s.assistance.unread(c.caller)),
     "directory.read": _a(DirectoryRead, lambda s, c: s.assistance.read(c.caller, c.frame.withUserId)),
     "voice.join": _a(WorkitemFrame, lambda s, c: s.voice.join(c.caller, c.frame.workitemId)),
@@ -208,12 +212,30 @@ TABLE: dict[str, Action] = {
 
 ACTIONS: dict[str, type[Frame]] = {name: action.schema for name, action in TABLE.items()}
 
-EVENTS: frozenset[str] = frozenset({
-    "presence.changed", "workitem.assigned", "workitem.updated", "workitem.ended",
-    "coaching.joined", "coaching.left", "coaching.ended", "coach.message", "coach.reaction", "coach.forwarded",
-    "message.received", "consult.requested", "assist.requested", "assist.claimed", "assist.escalated",
-    "directory.message", "directory.unread", "voice.coach_room", "voice.coach_room_closed", "message.delivery",
-})
+EVENTS: frozenset[str] = frozenset(
+    {
+        "presence.changed",
+        "workitem.assigned",
+        "workitem.updated",
+        "workitem.ended",
+        "coaching.joined",
+        "coaching.left",
+        "coaching.ended",
+        "coach.message",
+        "coach.reaction",
+        "coach.forwarded",
+        "message.received",
+        "consult.requested",
+        "assist.requested",
+        "assist.claimed",
+        "assist.escalated",
+        "directory.message",
+        "directory.unread",
+        "voice.coach_room",
+        "voice.coach_room_closed",
+        "message.delivery",
+    }
+)
 
 
 class Router:
@@ -260,7 +282,10 @@ class Router:
                 return error(request_id, translated.to_dict())
             log.exception(
                 "action %s failed (request %s, connection %s, tenant %s)",
-                action_name, request_id, connection.connection_id, caller.tenant_id if caller else "?",
+                action_name,
+                request_id,
+                connection.connection_id,
+                caller.tenant_id if caller else "?",
             )
             return error(request_id, {"code": "internal", "message": "internal error; the action was not applied"})
 

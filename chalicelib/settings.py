@@ -69,8 +69,9 @@ class Settings(msgspec.Struct, frozen=True):
 
     def __repr__(self) -> str:
         """Every setting but the secret values (they may reach a log line)."""
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__
-                          if name not in ("jwt_secret", "webhook_secret"))
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name not in ("jwt_secret", "webhook_secret")
+        )
         return f"Settings({shown})"
 
     @property

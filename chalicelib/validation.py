@@ -164,8 +164,9 @@ def _fields(cls: type[msgspec.Struct]) -> tuple[_Field, ...]:
         names, wires, defaults = cls.__struct_fields__, cls.__struct_encode_fields__, cls.__struct_defaults__
         first_default = len(names) - len(defaults)
         found = tuple(
-            _Field(name, wire, hints[name], _kind(hints[name]),
-                   i < first_default or defaults[i - first_default] is msgspec.NODEFAULT)
+            _Field(
+                name, wire, hints[name], _kind(hints[name]), i < first_default or defaults[i - first_default] is msgspec.NODEFAULT
+            )
             for i, (name, wire) in enumerate(zip(names, wires, strict=True))
         )
         _FIELDS[cls] = found
@@ -230,8 +231,7 @@ def _from_msgspec(error: msgspec.ValidationError, path: tuple[str, ...], hint: A
         return _problem((*path, *steps, quoted.group(1)[:64]), "Extra inputs are not permitted", root)
     if text.startswith("Invalid enum value"):
         allowed = _allowed(hint) if not steps else None
-        return _problem((*path, *steps), f"Input should be {allowed}" if allowed else "Input is not an allowed value",
-                        root)
+        return _problem((*path, *steps), f"Input should be {allowed}" if allowed else "Input is not an allowed value", root)
     if text.startswith("Expected `str` matching regex"):
         for regex, problem in _PATTERNS.items():
             if repr(regex) in text:
@@ -264,8 +264,9 @@ def _problems(cls: type[msgspec.Struct], data: dict[str, Any], path: tuple[str, 
                 found.append(_problem(at, "Input should be valid Unicode text", root))
     if cls.__struct_config__.forbid_unknown_fields:
         known = {field.wire for field in fields}
-        found.extend(_problem((*path, _printable(key)[:64]), "Extra inputs are not permitted", root) for key in data
-                     if key not in known)
+        found.extend(
+            _problem((*path, _printable(key)[:64]), "Extra inputs are not permitted", root) for key in data if key not in known
+        )
     return found
 
 

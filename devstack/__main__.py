@@ -135,8 +135,7 @@ def _stream_pump(app: Chalice, store_endpoint: str, moto: bool) -> StreamPump | 
     from chalicelib.adapters.sdk_budget import DYNAMODB
 
     dynamodb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=store_endpoint, config=DYNAMODB.config())
-    streams = boto3.client("dynamodbstreams", region_name=settings.region, endpoint_url=store_endpoint,
-                           config=DYNAMODB.config())
+    streams = boto3.client("dynamodbstreams", region_name=settings.region, endpoint_url=store_endpoint, config=DYNAMODB.config())
     tail = StreamTail.for_table(dynamodb, streams, settings.workitems_table, start="TRIM_HORIZON", reposition=moto)
 
     def invoke(event: dict[str, Any]) -> None:
@@ -227,10 +226,18 @@ def _probe(endpoint: str) -> Callable[[], bool]:
     import boto3
     from botocore.config import Config
 
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local",
-                          aws_secret_access_key="local",  # noqa: S106 - the local store takes any key
-                          config=Config(connect_timeout=PROBE_TIMEOUT_SECONDS, read_timeout=PROBE_TIMEOUT_SECONDS,
-                                        retries={"mode": "standard", "total_max_attempts": 1}))
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the local store takes any key
+        config=Config(
+            connect_timeout=PROBE_TIMEOUT_SECONDS,
+            read_timeout=PROBE_TIMEOUT_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
 
     def answers() -> bool:
         try:
@@ -253,8 +260,9 @@ async def _watch_store(store: EmbeddedStore, gateway: Gateway, stop: asyncio.Eve
         died = store.failure()
         if died is not None:
             gateway.unhealthy = died
-            log.error("%s; the local stack cannot serve without it and exits with code %d (restart `make run`)",
-                      died, EXIT_STORE_DIED)
+            log.error(
+                "%s; the local stack cannot serve without it and exits with code %d (restart `make run`)", died, EXIT_STORE_DIED
+            )
             await asyncio.sleep(STORE_DIED_GRACE_SECONDS)
             raise StoreDied(died)
         if probing is None:
@@ -293,8 +301,9 @@ def _exit_watchdog(seconds: float, store: EmbeddedStore) -> None:
 def _log_issuer() -> None:
     """Say which OIDC issuer's tokens are accepted besides the HS256 ones, if any (docs/product.md W9)."""
     if os.environ.get("COACHING_OIDC_ISSUER"):
-        log.info("OIDC issuer: %s (audience %r)", os.environ["COACHING_OIDC_ISSUER"],
-                 os.environ.get("COACHING_OIDC_AUDIENCE", ""))
+        log.info(
+            "OIDC issuer: %s (audience %r)", os.environ["COACHING_OIDC_ISSUER"], os.environ.get("COACHING_OIDC_AUDIENCE", "")
+        )
 
 
 async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every local component starts and stops
@@ -326,13 +335,17 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
         _create_tables()
         pump = _stream_pump(app, endpoint, store.kind == "moto")
         console = ConsoleSite(jwt_secret)
-        gateway = Gateway(app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware],
-                          management_key=management_key)
+        gateway = Gateway(
+            app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware], management_key=management_key
+        )
         deliveries = _delivery(app, gateway)
         runner = await start_site(gateway, sock)
         management_runner = await start_management_site(gateway, management_sock)
-        log.info("gateway: %s (REST), %s/ws (WebSocket); @connections only on a private loopback port",
-                 base_url, base_url.replace("http", "ws", 1))
+        log.info(
+            "gateway: %s (REST), %s/ws (WebSocket); @connections only on a private loopback port",
+            base_url,
+            base_url.replace("http", "ws", 1),
+        )
         _log_issuer()
 
         loop = asyncio.get_running_loop()
@@ -378,9 +391,17 @@ async def _until_stopped(stop: asyncio.Event, watch: asyncio.Task[None] | None, 
         watch.result()  # raises StoreDied
 
 
-async def _shutdown(sweep: asyncio.Task[None] | None, watch: asyncio.Task[None] | None, runner: web.AppRunner | None,
-                    management_runner: web.AppRunner | None, sock: socket.socket, management_sock: socket.socket,
-                    gateway: Gateway | None, pump: StreamPump | None, store: EmbeddedStore) -> None:
+async def _shutdown(
+    sweep: asyncio.Task[None] | None,
+    watch: asyncio.Task[None] | None,
+    runner: web.AppRunner | None,
+    management_runner: web.AppRunner | None,
+    sock: socket.socket,
+    management_sock: socket.socket,
+    gateway: Gateway | None,
+    pump: StreamPump | None,
+    store: EmbeddedStore,
+) -> None:
     """Stop everything within a few seconds, whatever clients or the store do (each step is bounded)."""
     for task in (sweep, watch):
         if task is not None:

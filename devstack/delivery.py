@@ -36,8 +36,9 @@ class _Message:
 
 
 class LocalDeliveryQueue:
-    def __init__(self, *, max_receives: int = 14, visibility_seconds: float = 30.0,
-                 now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, max_receives: int = 14, visibility_seconds: float = 30.0, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self._now = now
         self._max = max_receives
         self._visibility = visibility_seconds
@@ -101,16 +102,22 @@ class LocalDeliveryQueue:
                 if m.receives >= self._max:
                     del self._messages[m.message_id]
                     self.dead.append(m)
-                    log.warning("delivery message %s moved to the dead-letter queue after %d attempts",
-                                m.message_id, m.receives)
+                    log.warning("delivery message %s moved to the dead-letter queue after %d attempts", m.message_id, m.receives)
                     continue
                 m.receives += 1
                 m.visible_at = now + self._visibility
                 m.receipt = f"{m.message_id}#{m.receives}"
                 self._by_receipt[m.receipt] = m
-                out.append({"messageId": m.message_id, "receiptHandle": m.receipt, "body": m.body,
-                            "attributes": {"ApproximateReceiveCount": str(m.receives)},
-                            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:local:000000000000:deliveries"})
+                out.append(
+                    {
+                        "messageId": m.message_id,
+                        "receiptHandle": m.receipt,
+                        "body": m.body,
+                        "attributes": {"ApproximateReceiveCount": str(m.receives)},
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:local:000000000000:deliveries",
+                    }
+                )
         return out
 
     def delete(self, receipt: str) -> None:
@@ -207,11 +214,17 @@ class RecordingSms:
     def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str:
         message_id = f"local-sms-{int(time.time() * 1000)}"
         with self._lock:
-            self.recorded.append({"channel": "sms", "messageId": message_id, "from": origination,
-                                  "to": destination, "text": text, **context})
+            self.recorded.append(
+                {"channel": "sms", "messageId": message_id, "from": origination, "to": destination, "text": text, **context}
+            )
         # A warning, so it shows at every log level: nothing was texted.
-        log.warning("local stack: would send SMS %s from %s to %s (%d characters); see GET /_local/outbound",
-                    message_id, origination, destination, len(text))
+        log.warning(
+            "local stack: would send SMS %s from %s to %s (%d characters); see GET /_local/outbound",
+            message_id,
+            origination,
+            destination,
+            len(text),
+        )
         return message_id
 
     def snapshot(self) -> list[dict[str, Any]]:

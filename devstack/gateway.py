@@ -739,9 +739,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         executor = self.fast_executor if path.split("?", 1)[0] in self.fast_rest_paths else self.executor
         try:
-            result = await loop.run_in_executor(
-                executor, self._rest.handle_request, request.method, path, headers, body or None
-            )
+            result = await loop.run_in_executor(executor, self._rest.handle_request, request.method, path, headers, body or None)
             self._after_invoke()
             response = _to_aiohttp(result)
         except LocalGatewayException as exc:
@@ -771,8 +769,7 @@ def _rest_path(raw_path: str) -> str:
 
 # The answers API Gateway itself gives (no route, no such method, a failed integration), in the
 # product's error shape, as the stack's gateway responses configure them on AWS. Never echoes a header.
-_GATEWAY_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large",
-                  429: "rate_limited"}
+_GATEWAY_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large", 429: "rate_limited"}
 
 
 def _error_response(status: int, code: str, message: str) -> web.Response:
@@ -885,12 +882,14 @@ class _QuietRequestHandler(RequestHandler):
     over 8 KB is 431 and anything else malformed 400, as JSON, without echoing the offending bytes
     (aiohttp's own text/plain answer quotes part of the header, e.g. a token) and without a traceback."""
 
-    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         if status >= 500 or not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
-        too_long = isinstance(exc, LineTooLong) or "too long" in str(exc.message).lower() \
-            or "too large" in str(exc.message).lower()
+        too_long = (
+            isinstance(exc, LineTooLong) or "too long" in str(exc.message).lower() or "too large" in str(exc.message).lower()
+        )
         status, text = (431, "Request Header Fields Too Large") if too_long else (400, "Bad Request")
         log.info("HTTP request from %s refused: %d %s", request.remote, status, text)
         response = web.json_response({"message": text}, status=status)

@@ -108,9 +108,21 @@ class EmbeddedStore:
         self.kind = "ddblocal"
         port = _free_port()
         self._process = subprocess.Popen(  # noqa: S603 - a fixed command line, no user input
-            [shutil.which("java") or "java", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", jar.name,
-             "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)],
-            cwd=jar.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("java") or "java",
+                "-Djava.library.path=./DynamoDBLocal_lib",
+                "-jar",
+                jar.name,
+                "-inMemory",
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                str(port),
+            ],
+            cwd=jar.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -48,8 +48,9 @@ class StreamTail:
             self._describe(initial_type=start)
 
     @classmethod
-    def for_table(cls, dynamodb: Any, streams: Any, table_name: str, *, start: str = "LATEST",
-                  reposition: bool = False) -> StreamTail:
+    def for_table(
+        cls, dynamodb: Any, streams: Any, table_name: str, *, start: str = "LATEST", reposition: bool = False
+    ) -> StreamTail:
         arn = dynamodb.describe_table(TableName=table_name)["Table"].get("LatestStreamArn")
         if not arn:
             raise RuntimeError(f"table {table_name} has no stream")
@@ -76,7 +77,8 @@ class StreamTail:
             # closed shard, or new partitions) are read from their first record.
             kind = initial_type or "TRIM_HORIZON"
             self._iterators[shard_id] = self._client.get_shard_iterator(
-                StreamArn=self._arn, ShardId=shard_id, ShardIteratorType=kind)["ShardIterator"]
+                StreamArn=self._arn, ShardId=shard_id, ShardIteratorType=kind
+            )["ShardIterator"]
 
     def _renew(self, shard_id: str) -> str:
         """A fresh iterator just after the last record read (iterators expire after 15 minutes)."""
@@ -114,8 +116,7 @@ class StreamTail:
         while position is not None:
             try:
                 page = self._client.get_records(ShardIterator=position, Limit=1000)
-            except (self._client.exceptions.ExpiredIteratorException,
-                    self._client.exceptions.TrimmedDataAccessException):
+            except (self._client.exceptions.ExpiredIteratorException, self._client.exceptions.TrimmedDataAccessException):
                 # Expired (15 minutes), or DynamoDB Local refusing an iterator it handed out while
                 # a transaction was being written: start again after the last record read, once.
                 if renewed:
@@ -139,8 +140,15 @@ class StreamPump:
     each lane hands its records to the handler in order, one batch at a time, and the lanes run side
     by side. The reader reads right after every nudge, and every ``idle_seconds`` otherwise."""
 
-    def __init__(self, tail: StreamTail, handler: Callable[[dict[str, Any]], Any], *, idle_seconds: float = 0.25,
-                 lanes: int = 8, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        tail: StreamTail,
+        handler: Callable[[dict[str, Any]], Any],
+        *,
+        idle_seconds: float = 0.25,
+        lanes: int = 8,
+        batch_size: int = 100,
+    ) -> None:
         self._tail = tail
         self._handler = handler
         self._idle = idle_seconds
@@ -149,8 +157,10 @@ class StreamPump:
         self._stop = threading.Event()
         self._lanes: list[queue.SimpleQueue[Record | None]] = [queue.SimpleQueue() for _ in range(lanes)]
         self._threads = [threading.Thread(target=self._read, name="stream-reader", daemon=True)]
-        self._threads += [threading.Thread(target=self._lane, args=(q,), name=f"stream-lane-{i}", daemon=True)
-                          for i, q in enumerate(self._lanes)]
+        self._threads += [
+            threading.Thread(target=self._lane, args=(q,), name=f"stream-lane-{i}", daemon=True)
+            for i, q in enumerate(self._lanes)
+        ]
 
     def start(self) -> StreamPump:
         for thread in self._threads:

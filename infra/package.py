@@ -66,22 +66,54 @@ LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the file names t
 # Top-level zip entries provided by the Lambda Python runtime (boto3, botocore and the packages
 # they depend on). Matched case-insensitively against the first path component, with or without
 # a ``-<version>.dist-info`` suffix.
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil",
-                    "urllib3", "six")
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
 
 # First path components that must never be in the zip: project directories that are not part of
 # the application, and development-only distributions.
-FORBIDDEN_TOP_LEVEL = ("tests", "devstack", "infra", "bench", "docs", "scripts", "seeds", "dist",
-                       ".chalice", ".git", "node_modules", "moto", "pytest", "_pytest", "pluggy",
-                       "hypothesis", "mypy", "ruff", "cfnlint", "websockets", "aiohttp", "importlinter",
-                       "mypy_boto3_dynamodb", "boto3_stubs", "botocore_stubs", "flask", "werkzeug",
-                       "samtranslator", "policy_sentry", "pydantic", "pydantic_core")
+FORBIDDEN_TOP_LEVEL = (
+    "tests",
+    "devstack",
+    "infra",
+    "bench",
+    "docs",
+    "scripts",
+    "seeds",
+    "dist",
+    ".chalice",
+    ".git",
+    "node_modules",
+    "moto",
+    "pytest",
+    "_pytest",
+    "pluggy",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "cfnlint",
+    "websockets",
+    "aiohttp",
+    "importlinter",
+    "mypy_boto3_dynamodb",
+    "boto3_stubs",
+    "botocore_stubs",
+    "flask",
+    "werkzeug",
+    "samtranslator",
+    "policy_sentry",
+    "pydantic",
+    "pydantic_core",
+)
 
 # Resources whose content decides what the WebSocket API's deployment holds.
 WEBSOCKET_DEPLOYMENT = "WebsocketAPIDeployment"
-WEBSOCKET_DEPLOYED_TYPES = ("AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
-                            "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::RouteResponse",
-                            "AWS::ApiGatewayV2::IntegrationResponse", "AWS::ApiGatewayV2::Model")
+WEBSOCKET_DEPLOYED_TYPES = (
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::RouteResponse",
+    "AWS::ApiGatewayV2::IntegrationResponse",
+    "AWS::ApiGatewayV2::Model",
+)
 
 
 def _distribution(top: str) -> str:
@@ -94,8 +126,12 @@ def is_runtime_provided(path: str) -> bool:
     return _distribution(path.split("/", 1)[0]) in RUNTIME_PROVIDED
 
 
-CHALICE_RUNTIME = ("chalice/app.py", "chalice/__init__.py", f"chalice/__pycache__/app.{BYTECODE_TAG}.pyc",
-                   f"chalice/__pycache__/__init__.{BYTECODE_TAG}.pyc")
+CHALICE_RUNTIME = (
+    "chalice/app.py",
+    "chalice/__init__.py",
+    f"chalice/__pycache__/app.{BYTECODE_TAG}.pyc",
+    f"chalice/__pycache__/__init__.{BYTECODE_TAG}.pyc",
+)
 
 
 def problems_in_zip(names: list[str]) -> list[str]:
@@ -123,8 +159,7 @@ def runtime_python() -> str | None:
         return os.environ["LAMBDA_PYTHON"]
     candidates = [shutil.which(f"python{RUNTIME_VERSION}")]
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{RUNTIME_VERSION}.*/bin/python{RUNTIME_VERSION}"),
-                         reverse=True)
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{RUNTIME_VERSION}.*/bin/python{RUNTIME_VERSION}"), reverse=True)
     for candidate in candidates:
         if candidate and _python_version(candidate) == RUNTIME_VERSION:
             return candidate
@@ -133,8 +168,13 @@ def runtime_python() -> str | None:
 
 def _python_version(python: str) -> str | None:
     try:
-        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],  # noqa: S603
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(  # noqa: S603
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except OSError:
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
@@ -222,9 +262,25 @@ def _compile(root: Path, python: str) -> dict[str, tuple[str, bytes]]:
     """Compile every module under ``root`` with ``python``: {source name: (pyc name, bytes)}.
 
     A module that does not compile (a test fixture of a dependency, say) simply gets no pyc."""
-    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",  # noqa: S603
-                    "-s", str(root), "-p", LAMBDA_TASK_ROOT, str(root)],
-                   check=False, capture_output=True)
+    subprocess.run(  # noqa: S603
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(root),
+            "-p",
+            LAMBDA_TASK_ROOT,
+            str(root),
+        ],
+        check=False,
+        capture_output=True,
+    )
     compiled = {}
     for pyc in root.rglob(f"*.{BYTECODE_TAG}.pyc"):
         source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
@@ -270,8 +326,9 @@ def _rename(node: Any, old: str, new: str) -> Any:
 
 def websocket_deployment_id(resources: dict[str, Any]) -> str:
     """``WebsocketAPIDeployment`` + a hash of everything the deployment publishes to the stage."""
-    deployed = {name: resource for name, resource in sorted(resources.items())
-                if resource.get("Type") in WEBSOCKET_DEPLOYED_TYPES}
+    deployed = {
+        name: resource for name, resource in sorted(resources.items()) if resource.get("Type") in WEBSOCKET_DEPLOYED_TYPES
+    }
     digest = hashlib.sha256(json.dumps(deployed, sort_keys=True).encode()).hexdigest()[:10]
     return WEBSOCKET_DEPLOYMENT + digest
 
@@ -312,10 +369,25 @@ def package(out: Path, stage: str = "prod", project: Path = PROJECT) -> tuple[Pa
     # Chalice caches the vendored dependencies here, including a build where a wheel could not be
     # had: never reuse one, a zip without msgspec deploys and fails on the first request.
     shutil.rmtree(project / ".chalice" / "deployments", ignore_errors=True)
-    cmd = [*chalice_command(LAMBDA_RUNTIME), "package", "--pkg-format", "cloudformation", "--stage", stage,
-           "--merge-template", str(MERGE_TEMPLATE), str(out)]
-    proc = subprocess.run(cmd, cwd=project, env=offline_env(), check=False,  # noqa: S603 - fixed arguments
-                          capture_output=True, text=True)
+    cmd = [
+        *chalice_command(LAMBDA_RUNTIME),
+        "package",
+        "--pkg-format",
+        "cloudformation",
+        "--stage",
+        stage,
+        "--merge-template",
+        str(MERGE_TEMPLATE),
+        str(out),
+    ]
+    proc = subprocess.run(  # noqa: S603 - fixed arguments
+        cmd,
+        cwd=project,
+        env=offline_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     sys.stdout.write(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"chalice package failed (exit {proc.returncode})")
@@ -349,12 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{template}: {template_size:,} bytes")
     print(f"{zip_path}: {size / 1024 / 1024:.1f} MB, sha256 {digest}, runtime {LAMBDA_RUNTIME}")
     if python is None:
-        print(f"WARNING: no Python {RUNTIME_VERSION} found (set LAMBDA_PYTHON): the zip carries no bytecode, so "
-              "every cold start compiles the modules")
+        print(
+            f"WARNING: no Python {RUNTIME_VERSION} found (set LAMBDA_PYTHON): the zip carries no bytecode, so "
+            "every cold start compiles the modules"
+        )
     print("publish it with: make publish BUCKET=<a bucket of yours in the stack's Region>")
     if template_size > MAX_INLINE_TEMPLATE_BYTES:
-        print(f"note: the template is over {MAX_INLINE_TEMPLATE_BYTES:,} bytes; with the AWS CLI pass "
-              "--s3-bucket to `aws cloudformation deploy` (the console and `make publish` use S3)")
+        print(
+            f"note: the template is over {MAX_INLINE_TEMPLATE_BYTES:,} bytes; with the AWS CLI pass "
+            "--s3-bucket to `aws cloudformation deploy` (the console and `make publish` use S3)"
+        )
     failed = False
     if bad:
         print("ERROR: the zip holds files that must not be deployed:", *bad[:20], sep="\n  ")

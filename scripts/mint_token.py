@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="display name (optional)")
     parser.add_argument("--workitem", default=None, help="workitem id (wid claim; customers only, required for them)")
     parser.add_argument("--ttl", type=int, default=3600, help=f"seconds the token is valid (at most {MAX_TTL_SECONDS})")
-    parser.add_argument("--parameter", default="/supervisor-coaching/prod/jwt-secret",
-                        help="the stack's JwtSecretParameterName")
+    parser.add_argument("--parameter", default="/supervisor-coaching/prod/jwt-secret", help="the stack's JwtSecretParameterName")
     parser.add_argument("--region", default="", help="the stack's Region (default: your AWS configuration's)")
     args = parser.parse_args(argv)
 
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--ttl must be between 1 and {MAX_TTL_SECONDS}")
 
     secret = read_secret(args.parameter, args.region)
-    print(mint(secret, sub=args.user, tid=args.tenant, role=args.role, name=args.name, wid=args.workitem,
-               ttl_seconds=args.ttl))
+    print(mint(secret, sub=args.user, tid=args.tenant, role=args.role, name=args.name, wid=args.workitem, ttl_seconds=args.ttl))
     return 0
 
 

@@ -29,8 +29,9 @@ def bucket_region(s3: object, bucket: str) -> str:
 
 
 def quick_create_url(region: str, template_url: str, stack: str, bucket: str, key: str) -> str:
-    query = urlencode({"templateURL": template_url, "stackName": stack, "param_CodeBucket": bucket,
-                       "param_CodeKey": key}, quote_via=quote)
+    query = urlencode(
+        {"templateURL": template_url, "stackName": stack, "param_CodeBucket": bucket, "param_CodeKey": key}, quote_via=quote
+    )
     return f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}#/stacks/create/review?{query}"
 
 
@@ -45,8 +46,10 @@ def publish(bucket: str, region: str, stack: str, dist: Path) -> tuple[str, str,
     s3 = boto3.client("s3", region_name=region)
     where = bucket_region(s3, bucket)
     if where != region:
-        raise SystemExit(f"bucket {bucket} is in {where}, not {region}: Lambda reads its code from a bucket in "
-                         "the stack's own Region (pass REGION=..., or use a bucket there)")
+        raise SystemExit(
+            f"bucket {bucket} is in {where}, not {region}: Lambda reads its code from a bucket in "
+            "the stack's own Region (pass REGION=..., or use a bucket there)"
+        )
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()[:12]
     code_key = f"{PREFIX}/{digest}/deployment.zip"
     template_key = f"{PREFIX}/{digest}/sam.yaml"

@@ -65,14 +65,17 @@ def console_config(outputs: dict[str, str], parameters: dict[str, str], client_i
         client = client_id or parameters.get("OidcAudience", "")
         if not client:
             raise SystemExit("the stack names an OIDC issuer but no client id: pass --client-id (CLIENT_ID=...)")
-        config["signIn"], config["oidc"] = "oidc", {
-            "issuer": parameters["OidcIssuer"],
-            "clientId": client,
-            "redirectUri": redirect,
-            "scopes": "openid email profile",
-            "roleClaim": parameters.get("OidcRoleClaim") or "role",
-            "tenantClaim": parameters.get("OidcTenantClaim") or "tid",
-        }
+        config["signIn"], config["oidc"] = (
+            "oidc",
+            {
+                "issuer": parameters["OidcIssuer"],
+                "clientId": client,
+                "redirectUri": redirect,
+                "scopes": "openid email profile",
+                "roleClaim": parameters.get("OidcRoleClaim") or "role",
+                "tenantClaim": parameters.get("OidcTenantClaim") or "tid",
+            },
+        )
     return config
 
 
@@ -89,8 +92,13 @@ def upload(s3: Any, bucket: str, dist: Path, config: dict[str, Any]) -> list[str
         cache = NO_CACHE if key == "index.html" else ASSET_CACHE
         s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type, "CacheControl": cache})
         keys.append(key)
-    s3.put_object(Bucket=bucket, Key="config.json", Body=json.dumps(config, indent=2).encode(),
-                  ContentType="application/json", CacheControl=NO_CACHE)
+    s3.put_object(
+        Bucket=bucket,
+        Key="config.json",
+        Body=json.dumps(config, indent=2).encode(),
+        ContentType="application/json",
+        CacheControl=NO_CACHE,
+    )
     keys.append("config.json")
     return keys
 

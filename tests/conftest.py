@@ -11,8 +11,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "LOG_LEVEL": "WARNING"}.items():
+for key, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "LOG_LEVEL": "WARNING",
+}.items():
     os.environ.setdefault(key, value)
 
 
@@ -40,5 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     silently never run it."""
     untiered = [item.nodeid for item in items if not TIERS & {m.name for m in item.iter_markers()}]
     if untiered:
-        raise pytest.UsageError("tests without a tier marker (unit, integration, ddblocal, e2e, infra, browser, faults): "
-                                + ", ".join(untiered[:10]))
+        raise pytest.UsageError(
+            "tests without a tier marker (unit, integration, ddblocal, e2e, infra, browser, faults): " + ", ".join(untiered[:10])
+        )

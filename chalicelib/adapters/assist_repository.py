@@ -55,12 +55,22 @@ class DynamoAssistStore:
         """1 PutItem (conditional: a request id is never reused)."""
         created = datetime.fromisoformat(request.created_at.replace("Z", "+00:00"))
         item = AssistItem(
-            assist_pk(request.tenant_id, request.assist_id), SK,
-            tenant_id=request.tenant_id, assist_id=request.assist_id, agent_id=request.agent_id,
-            template_id=request.template_id, text=request.text, workitem_id=request.workitem_id,
-            target=request.target, recipients=list(request.recipients), status=request.status.value,
-            stage=int(request.stage), claimed_by=request.claimed_by, created_at=request.created_at,
-            due_at=request.due_at, escalation_seconds=request.escalation_seconds,
+            assist_pk(request.tenant_id, request.assist_id),
+            SK,
+            tenant_id=request.tenant_id,
+            assist_id=request.assist_id,
+            agent_id=request.agent_id,
+            template_id=request.template_id,
+            text=request.text,
+            workitem_id=request.workitem_id,
+            target=request.target,
+            recipients=list(request.recipients),
+            status=request.status.value,
+            stage=int(request.stage),
+            claimed_by=request.claimed_by,
+            created_at=request.created_at,
+            due_at=request.due_at,
+            escalation_seconds=request.escalation_seconds,
             ttl=created + timedelta(days=retention_days),
         )
         if request.escalates and request.due_at is not None:
@@ -127,8 +137,10 @@ class DynamoAssistStore:
         else:
             actions += [AssistItem.due_at.remove(), AssistItem.duepk.remove(), AssistItem.duesk.remove()]
         try:
-            item.update(actions=actions, condition=(AssistItem.status == AssistStatus.PENDING.value)
-                        & (AssistItem.stage == int(before.stage)))
+            item.update(
+                actions=actions,
+                condition=(AssistItem.status == AssistStatus.PENDING.value) & (AssistItem.stage == int(before.stage)),
+            )
         except UpdateError as exc:
             if _conditional_failed(exc):
                 return False

@@ -107,8 +107,8 @@ def _raise_translated(operation: str, exc: Exception) -> NoReturn:
     if code in _UNAVAILABLE:
         log.warning("chime %s unavailable: %s (request id %s)", operation, code, _request_id(exc))
         raise Unavailable(
-            f"the voice service did not answer in time ({operation}); try again shortly", service="chime",
-            operation=operation) from exc
+            f"the voice service did not answer in time ({operation}); try again shortly", service="chime", operation=operation
+        ) from exc
     if code in _RETRYABLE:
         log.warning("chime %s pushed back: %s (request id %s)", operation, code, _request_id(exc))
         raise RateLimited(
@@ -159,6 +159,7 @@ class ChimeMeetingProvider:
 
     def _client(self, service: str) -> Any:
         import boto3
+
         config = sdk_budget.CHIME.config()
         factory = self._session.client if self._session is not None else boto3.client
         return factory(service, region_name=self._api_region, config=config)  # type: ignore[call-overload]

@@ -36,16 +36,17 @@ class SqsDeliveryQueue:
                     import boto3
 
                     self._client = boto3.client(
-                        "sqs", region_name=self._region, endpoint_url=self._endpoint or None,
-                        config=SQS.config())
+                        "sqs", region_name=self._region, endpoint_url=self._endpoint or None, config=SQS.config()
+                    )
         return self._client
 
     def send(self, bodies: list[str]) -> None:
         """SendMessageBatch, 10 messages per request; raises when any message was refused."""
         for start in range(0, len(bodies), SQS_BATCH):
-            chunk = bodies[start:start + SQS_BATCH]
+            chunk = bodies[start : start + SQS_BATCH]
             out = self.client.send_message_batch(
-                QueueUrl=self._url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)])
+                QueueUrl=self._url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
+            )
             if out.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(out['Failed'])} webhook deliveries: {out['Failed'][0].get('Code')}")
 
@@ -53,8 +54,9 @@ class SqsDeliveryQueue:
         self.client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt, VisibilityTimeout=seconds)
 
     def dead_letters(self, limit: int) -> list[tuple[str, str]]:
-        out = self.client.receive_message(QueueUrl=self._dlq, MaxNumberOfMessages=min(limit, SQS_BATCH),
-                                          VisibilityTimeout=30, WaitTimeSeconds=0)
+        out = self.client.receive_message(
+            QueueUrl=self._dlq, MaxNumberOfMessages=min(limit, SQS_BATCH), VisibilityTimeout=30, WaitTimeSeconds=0
+        )
         return [(m["ReceiptHandle"], m["Body"]) for m in out.get("Messages", [])]
 
     def requeue_dead(self, items: list[tuple[str, str]]) -> None:
@@ -62,11 +64,14 @@ class SqsDeliveryQueue:
         if not items:
             return
         self.send([body for _, body in items])
-        self.client.delete_message_batch(QueueUrl=self._dlq, Entries=[
-            {"Id": str(i), "ReceiptHandle": r} for i, (r, _) in enumerate(items)])
+        self.client.delete_message_batch(
+            QueueUrl=self._dlq, Entries=[{"Id": str(i), "ReceiptHandle": r} for i, (r, _) in enumerate(items)]
+        )
 
     def release_dead(self, receipts: list[str]) -> None:
         """Other tenants' dead letters: visible again at once."""
         if receipts:
-            self.client.change_message_visibility_batch(QueueUrl=self._dlq, Entries=[
-                {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0} for i, r in enumerate(receipts)])
+            self.client.change_message_visibility_batch(
+                QueueUrl=self._dlq,
+                Entries=[{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0} for i, r in enumerate(receipts)],
+            )

@@ -433,8 +433,19 @@ TABLE_MODELS: dict[str, type[Model]] = {
     "idempotency": IdempotencyItem,
 }
 _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
-    "directory": [DirectoryTable, EndpointItem, TeamItem, DirectoryEdge, TemplateItem, PolicyItem, UnreadItem,
-                  DirectoryMessageItem, AdminItem, WebhookSubscriptionItem, ChannelSettingsItem],
+    "directory": [
+        DirectoryTable,
+        EndpointItem,
+        TeamItem,
+        DirectoryEdge,
+        TemplateItem,
+        PolicyItem,
+        UnreadItem,
+        DirectoryMessageItem,
+        AdminItem,
+        WebhookSubscriptionItem,
+        ChannelSettingsItem,
+    ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],
     "assistance": [AssistItem],

@@ -38,15 +38,22 @@ class HttpPoster:
         timeout = urllib3.Timeout(total=self._timeout)
         pool: urllib3.HTTPConnectionPool
         if target.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(addresses[0], target.port, timeout=timeout, retries=False,
-                                               server_hostname=target.host, assert_hostname=target.host)
+            pool = urllib3.HTTPSConnectionPool(
+                addresses[0],
+                target.port,
+                timeout=timeout,
+                retries=False,
+                server_hostname=target.host,
+                assert_hostname=target.host,
+            )
         else:
             pool = urllib3.HTTPConnectionPool(addresses[0], target.port, timeout=timeout, retries=False)
         host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
         try:
             # Only the status matters: the answer's body is never read (a receiver cannot make it cost).
-            response = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": host_header},
-                                    redirect=False, preload_content=False)
+            response = pool.urlopen(
+                "POST", target.path, body=body, headers={**headers, "Host": host_header}, redirect=False, preload_content=False
+            )
             return response.status, ""
         except urllib3.exceptions.HTTPError as exc:
             return None, f"no answer: {type(exc).__name__}"

@@ -39,8 +39,9 @@ class ApiGatewayPusher:
     """Posts frames to connections: several connections in parallel, one connection's frames one
     after another in the order given (so a receiver sees a change's entries in ``seq`` order)."""
 
-    def __init__(self, endpoint: str, region: str, client: ApiGatewayManagementApiClient | None = None,
-                 max_workers: int = 16) -> None:
+    def __init__(
+        self, endpoint: str, region: str, client: ApiGatewayManagementApiClient | None = None, max_workers: int = 16
+    ) -> None:
         self._endpoint = endpoint
         self._region = region
         self._client = client
@@ -128,8 +129,11 @@ class ApiGatewayPusher:
                 self._cond.wait(min(0.05, deadline - now))
             late = sorted(c for c, n in ticket.pending.items() if n)
         if dropped:
-            log.warning("push backlog full for %d connection(s); frames skipped (clients catch up by seq): %s",
-                        len(set(dropped)), ", ".join(sorted(set(dropped))))
+            log.warning(
+                "push backlog full for %d connection(s); frames skipped (clients catch up by seq): %s",
+                len(set(dropped)),
+                ", ".join(sorted(set(dropped))),
+            )
         if late:
             log.info("pushes to %s still in flight; not waited for", ", ".join(late))
         return sorted(ticket.gone)
@@ -162,8 +166,11 @@ class ApiGatewayPusher:
                         _, other = lane.queue.popleft()
                         other.done(connection_id, gone=outcome == "gone")
                     if outcome == "slow" and skipped:
-                        log.warning("push to %s timed out or was throttled; %d queued frame(s) skipped "
-                                    "(the client catches up by seq)", connection_id, skipped)
+                        log.warning(
+                            "push to %s timed out or was throttled; %d queued frame(s) skipped (the client catches up by seq)",
+                            connection_id,
+                            skipped,
+                        )
                 self._cond.notify_all()
 
     def _attempt(self, connection_id: str, data: bytes) -> str:

@@ -197,9 +197,7 @@ class DynamoWorkitemStore:
             return None
         return to_workitem(item)
 
-    def get_with_message(
-        self, tenant_id: str, workitem_id: str, message_id: str
-    ) -> tuple[Workitem | None, TimelineEntry | None]:
+    def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         """1 BatchGetItem: the workitem and the message index item together."""
         pk = workitem_pk(tenant_id, workitem_id)
         workitem: Workitem | None = None
@@ -209,8 +207,7 @@ class DynamoWorkitemStore:
         raw_items: list[dict[str, Any]] = []
         for _ in range(3):  # unprocessed keys are rare; retry them a few times
             client: Any = _connection(WorkitemItem).client
-            out = client.batch_get_item(
-                RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+            out = client.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
             raw_items.extend(out.get("Responses", {}).get(table, []))
             keys = out.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             if not keys:
@@ -221,14 +218,20 @@ class DynamoWorkitemStore:
             else:
                 ref = MessageRefItem.from_raw_data(raw)
                 message = TimelineEntry(
-                    workitem_id=workitem_id, seq=int(ref.seq), kind=EntryKind(ref.kind), at=ref.at,
-                    author_id=ref.author_id, author_role=Role(ref.author_role), message_id=message_id,
+                    workitem_id=workitem_id,
+                    seq=int(ref.seq),
+                    kind=EntryKind(ref.kind),
+                    at=ref.at,
+                    author_id=ref.author_id,
+                    author_role=Role(ref.author_role),
+                    message_id=message_id,
                     text=ref.text,
                 )
         return workitem, message
 
-    def create(self, workitem: Workitem, *, idempotency: Idempotency | None = None,
-               counters: Iterable[CounterDelta] = ()) -> None:
+    def create(
+        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
+    ) -> None:
         """1 TransactWriteItems: the workitem, its agent's counter and the event id."""
         item = _to_workitem_item(workitem, workitem.retention_days)
         item.fanout = encode_note(Change(workitem, workitem), None)  # outbound webhooks learn of it from the stream
@@ -247,8 +250,14 @@ class DynamoWorkitemStore:
                 raise AlreadyExists(workitem.workitem_id) from exc
             raise
 
-    def commit(self, change: Change, *, idempotency: Idempotency | None = None,
-               counters: Iterable[CounterDelta] = (), fanout: str | None = None) -> None:
+    def commit(
+        self,
+        change: Change,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
+    ) -> None:
         """1 TransactWriteItems: the workitem (conditional on its version, with the change's fan-out
         note for the stream), new entries, message index items, agents' counters and the inbound
         event id, all or nothing."""
@@ -263,21 +272,31 @@ class DynamoWorkitemStore:
                 tx.save(item, condition=WorkitemItem.version == change.before.version)
                 for e in change.entries:
                     tx.save(_to_entry_item(w.tenant_id, e, retention_days), condition=EntryItem.sk.does_not_exist())
-                    if e.message_id and e.kind in (EntryKind.COACH_MESSAGE, EntryKind.AGENT_MESSAGE,
-                                                   EntryKind.CUSTOMER_MESSAGE):
-                        tx.save(MessageRefItem(
-                            pk=workitem_pk(w.tenant_id, w.workitem_id), sk=f"M#{e.message_id}", seq=e.seq,
-                            kind=e.kind.value, author_id=e.author_id, author_role=e.author_role.value,
-                            text=e.text, at=e.at, ttl=_expiry(e.at, retention_days),
-                        ))
+                    if e.message_id and e.kind in (EntryKind.COACH_MESSAGE, EntryKind.AGENT_MESSAGE, EntryKind.CUSTOMER_MESSAGE):
+                        tx.save(
+                            MessageRefItem(
+                                pk=workitem_pk(w.tenant_id, w.workitem_id),
+                                sk=f"M#{e.message_id}",
+                                seq=e.seq,
+                                kind=e.kind.value,
+                                author_id=e.author_id,
+                                author_role=e.author_role.value,
+                                text=e.text,
+                                at=e.at,
+                                ttl=_expiry(e.at, retention_days),
+                            )
+                        )
                 _add_counters(tx, counters)
         except TransactWriteError as exc:
             codes = _cancel_codes(exc)
             if idempotency and codes and codes[0] == "ConditionalCheckFailed":
                 raise DuplicateEvent(idempotency.event_id) from exc
             code = response_code(exc)
-            if "ConditionalCheckFailed" in codes or (code == "TransactionCanceledException" and "TransactionConflict" in codes) \
-                    or code in ("TransactionConflictException", "TransactionInProgressException"):
+            if (
+                "ConditionalCheckFailed" in codes
+                or (code == "TransactionCanceledException" and "TransactionConflict" in codes)
+                or code in ("TransactionConflictException", "TransactionInProgressException")
+            ):
                 raise StaleWorkitem(w.workitem_id) from exc  # a lost race: the caller reads again
             raise
 
@@ -290,25 +309,38 @@ class DynamoWorkitemStore:
                 raise DuplicateEvent(idempotency.event_id) from exc
             raise
 
-    def timeline(self, tenant_id: str, workitem_id: str, *, after: int, limit: int,
-                 customer: bool) -> tuple[list[TimelineEntry], bool]:
+    def timeline(
+        self, tenant_id: str, workitem_id: str, *, after: int, limit: int, customer: bool
+    ) -> tuple[list[TimelineEntry], bool]:
         """1 Query: on the table (staff view) or on the customer-view LSI."""
         pk = workitem_pk(tenant_id, workitem_id)
         if customer:
-            items = list(EntryItem.customer_view.query(
-                pk, EntryItem.lsi1sk > _customer_sk(after), limit=limit + 1, consistent_read=True))
+            items = list(
+                EntryItem.customer_view.query(pk, EntryItem.lsi1sk > _customer_sk(after), limit=limit + 1, consistent_read=True)
+            )
         else:
-            items = list(EntryItem.query(
-                pk, EntryItem.sk.between(_entry_sk(after + 1), _entry_sk(9_999_999_999)),
-                limit=limit + 1, consistent_read=True))
+            items = list(
+                EntryItem.query(
+                    pk,
+                    EntryItem.sk.between(_entry_sk(after + 1), _entry_sk(9_999_999_999)),
+                    limit=limit + 1,
+                    consistent_read=True,
+                )
+            )
         entries = [_to_entry(i, workitem_id) for i in items[:limit]]
         return entries, len(items) > limit
 
     def latest(self, tenant_id: str, workitem_id: str, limit: int) -> tuple[list[TimelineEntry], bool]:
         """1 Query, newest first, returned oldest first."""
-        items = list(EntryItem.query(
-            workitem_pk(tenant_id, workitem_id), EntryItem.sk.startswith("E#"),
-            scan_index_forward=False, limit=limit + 1, consistent_read=True))
+        items = list(
+            EntryItem.query(
+                workitem_pk(tenant_id, workitem_id),
+                EntryItem.sk.startswith("E#"),
+                scan_index_forward=False,
+                limit=limit + 1,
+                consistent_read=True,
+            )
+        )
         entries = [_to_entry(i, workitem_id) for i in items[:limit]]
         entries.reverse()
         return entries, len(items) > limit
@@ -417,11 +449,19 @@ class DynamoDirectory:
         """1 UpdateItem (ALL_OLD: the previous role) + 1 Put/DeleteItem on the admin index."""
         key = user_endpoint(user_id)
         out = _connection(EndpointItem).update_item(
-            EndpointItem.Meta.table_name, endpoint_pk(tenant_id, key), "U", return_values="ALL_OLD", actions=[
-                EndpointItem.tenant_id.set(tenant_id), EndpointItem.user_id.set(user_id),
-                EndpointItem.name.set(name), EndpointItem.role.set(role.value),
-                EndpointItem.in_directory.set(True), EndpointItem.updated_at.set(now),
-            ])
+            EndpointItem.Meta.table_name,
+            endpoint_pk(tenant_id, key),
+            "U",
+            return_values="ALL_OLD",
+            actions=[
+                EndpointItem.tenant_id.set(tenant_id),
+                EndpointItem.user_id.set(user_id),
+                EndpointItem.name.set(name),
+                EndpointItem.role.set(role.value),
+                EndpointItem.in_directory.set(True),
+                EndpointItem.updated_at.set(now),
+            ],
+        )
         old = _role(out.get("Attributes", {}).get("role", {}).get("S"))
         admin = AdminItem(f"{_t(tenant_id)}#ADMINS", user_id)
         if role is Role.ADMIN:
@@ -455,11 +495,17 @@ class DynamoDirectory:
         key = user_endpoint(principal.user_id)
         name = principal.name or principal.user_id
         try:
-            EndpointItem(endpoint_pk(principal.tenant_id, key), "U").update(actions=[
-                EndpointItem.tenant_id.set(principal.tenant_id), EndpointItem.user_id.set(principal.user_id),
-                EndpointItem.name.set(name), EndpointItem.role.set(principal.role.value),
-                EndpointItem.in_directory.set(True), EndpointItem.updated_at.set(now),
-            ], condition=EndpointItem.in_directory.does_not_exist() | (EndpointItem.in_directory == False))  # noqa: E712
+            EndpointItem(endpoint_pk(principal.tenant_id, key), "U").update(
+                actions=[
+                    EndpointItem.tenant_id.set(principal.tenant_id),
+                    EndpointItem.user_id.set(principal.user_id),
+                    EndpointItem.name.set(name),
+                    EndpointItem.role.set(principal.role.value),
+                    EndpointItem.in_directory.set(True),
+                    EndpointItem.updated_at.set(now),
+                ],
+                condition=EndpointItem.in_directory.does_not_exist() | (EndpointItem.in_directory == False),  # noqa: E712
+            )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
@@ -481,13 +527,13 @@ class DynamoDirectory:
     def disconnect(self, principal: Principal, connection: Connection) -> Endpoint | None:
         """1 UpdateItem (DELETE from the connection set)."""
         try:
-            return self._update(principal.tenant_id, principal.endpoint_key, principal.user_id,
-                                [EndpointItem.conns.delete({connection.token})])
+            return self._update(
+                principal.tenant_id, principal.endpoint_key, principal.user_id, [EndpointItem.conns.delete({connection.token})]
+            )
         except UpdateError:
             return None
 
-    def forget(self, tenant_id: str, key: str, connections: Iterable[Connection],
-               watchers: Iterable[Watcher]) -> None:
+    def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None:
         """1 UpdateItem removing gone connections and their watches."""
         conns = {c.token for c in connections}
         watches = {w.token for w in watchers}
@@ -497,8 +543,7 @@ class DynamoDirectory:
         if watches:
             actions.append(EndpointItem.watchers.delete(watches))
         if actions:
-            EndpointItem(endpoint_pk(tenant_id, key), "U").update(
-                actions=actions, condition=EndpointItem.pk.exists())
+            EndpointItem(endpoint_pk(tenant_id, key), "U").update(actions=actions, condition=EndpointItem.pk.exists())
 
     def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Endpoint:
         """1 UpdateItem (ALL_NEW: the watchers come back with it)."""
@@ -515,8 +560,9 @@ class DynamoDirectory:
 
     # teams
 
-    def put_team(self, tenant_id: str, team: Team, now: str,
-                 removed: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+    def put_team(
+        self, tenant_id: str, team: Team, now: str, removed: Callable[[list[tuple[str, str]]], None] | None = None
+    ) -> None:
         """1 GetItem (the old membership) + BatchWriteItem of the changed edges + 1 PutItem.
 
         New edges are written before removed ones are deleted, and the team item last, so a retry
@@ -539,28 +585,47 @@ class DynamoDirectory:
                 batch.delete(self._edge(tenant_id, team.team_id, sup, agent))
         if removed is not None and old_edges - new_edges:
             removed(sorted(old_edges - new_edges))
-        TeamItem(pk, "TEAM", tenant_id=tenant_id, team_id=team.team_id, name=team.name,
-                 supervisors=team.supervisors, agents=team.agents, updated_at=now).save()
+        TeamItem(
+            pk,
+            "TEAM",
+            tenant_id=tenant_id,
+            team_id=team.team_id,
+            name=team.name,
+            supervisors=team.supervisors,
+            agents=team.agents,
+            updated_at=now,
+        ).save()
 
     @staticmethod
     def _edge(tenant_id: str, team_id: str, supervisor_id: str, agent_id: str) -> DirectoryEdge:
         return DirectoryEdge(
-            pk=f"{_t(tenant_id)}#A#{agent_id}", sk=f"S#{supervisor_id}#T#{team_id}",
-            gsi1pk=f"{_t(tenant_id)}#S#{supervisor_id}", gsi1sk=f"A#{agent_id}#T#{team_id}",
-            tenant_id=tenant_id, agent_id=agent_id, supervisor_id=supervisor_id, team_id=team_id,
+            pk=f"{_t(tenant_id)}#A#{agent_id}",
+            sk=f"S#{supervisor_id}#T#{team_id}",
+            gsi1pk=f"{_t(tenant_id)}#S#{supervisor_id}",
+            gsi1sk=f"A#{agent_id}#T#{team_id}",
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            supervisor_id=supervisor_id,
+            team_id=team_id,
         )
 
     def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool:
         """1 Query (limit 1)."""
         # All of one supervisor's edges are suspended together, so the first one decides.
-        hits = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith(f"S#{supervisor_id}#"),
-                                   filter_condition=_ACTIVE_EDGE, limit=1, consistent_read=True)
+        hits = DirectoryEdge.query(
+            f"{_t(tenant_id)}#A#{agent_id}",
+            DirectoryEdge.sk.startswith(f"S#{supervisor_id}#"),
+            filter_condition=_ACTIVE_EDGE,
+            limit=1,
+            consistent_read=True,
+        )
         return any(True for _ in hits)
 
     def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]:
         """1 Query."""
-        edges = DirectoryEdge.query(f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith("S#"),
-                                    filter_condition=_ACTIVE_EDGE)
+        edges = DirectoryEdge.query(
+            f"{_t(tenant_id)}#A#{agent_id}", DirectoryEdge.sk.startswith("S#"), filter_condition=_ACTIVE_EDGE
+        )
         return list(dict.fromkeys(e.supervisor_id for e in edges))
 
     def agents_of(self, tenant_id: str, supervisor_id: str) -> list[str]:
@@ -576,45 +641,48 @@ class DynamoDirectory:
 
     def put_template(self, tenant_id: str, template: Template, now: str) -> None:
         """1 PutItem."""
-        TemplateItem(f"{_t(tenant_id)}#TPL", template.template_id, text=template.text, enabled=template.enabled,
-                     updated_at=now).save()
+        TemplateItem(
+            f"{_t(tenant_id)}#TPL", template.template_id, text=template.text, enabled=template.enabled, updated_at=now
+        ).save()
 
     def delete_template(self, tenant_id: str, template_id: str) -> bool:
         """1 DeleteItem (ALL_OLD tells whether it existed)."""
         conn = _connection(TemplateItem)
-        out = conn.delete_item(TemplateItem.Meta.table_name, f"{_t(tenant_id)}#TPL", template_id,
-                               return_values="ALL_OLD")
+        out = conn.delete_item(TemplateItem.Meta.table_name, f"{_t(tenant_id)}#TPL", template_id, return_values="ALL_OLD")
         return bool(out.get("Attributes"))
 
     def policy(self, tenant_id: str) -> Policy:
         """1 GetItem; defaults come from the deployment's settings."""
-        d = Policy(escalation_seconds=self._settings.default_escalation_seconds,
-                   retention_days=self._settings.default_retention_days)
+        d = Policy(
+            escalation_seconds=self._settings.default_escalation_seconds, retention_days=self._settings.default_retention_days
+        )
         try:
             item = PolicyItem.get(f"{_t(tenant_id)}#POLICY", "POLICY")
         except DoesNotExist:
             return d
         return Policy(
             record_coaching=bool(item.record_coaching),
-            escalation_seconds=int(item.escalation_seconds) if item.escalation_seconds is not None
-            else d.escalation_seconds,
+            escalation_seconds=int(item.escalation_seconds) if item.escalation_seconds is not None else d.escalation_seconds,
             retention_days=int(item.retention_days) if item.retention_days is not None else d.retention_days,
             webhook_secret=item.webhook_secret,
         )
 
     def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
         """1 UpdateItem (keeps the webhook secret)."""
-        PolicyItem(f"{_t(tenant_id)}#POLICY", "POLICY").update(actions=[
-            PolicyItem.record_coaching.set(policy.record_coaching),
-            PolicyItem.escalation_seconds.set(policy.escalation_seconds),
-            PolicyItem.retention_days.set(policy.retention_days),
-            PolicyItem.updated_at.set(now),
-        ])
+        PolicyItem(f"{_t(tenant_id)}#POLICY", "POLICY").update(
+            actions=[
+                PolicyItem.record_coaching.set(policy.record_coaching),
+                PolicyItem.escalation_seconds.set(policy.escalation_seconds),
+                PolicyItem.retention_days.set(policy.retention_days),
+                PolicyItem.updated_at.set(now),
+            ]
+        )
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None:
         """1 UpdateItem."""
-        PolicyItem(f"{_t(tenant_id)}#POLICY", "POLICY").update(actions=[
-            PolicyItem.webhook_secret.set(secret), PolicyItem.updated_at.set(now)])
+        PolicyItem(f"{_t(tenant_id)}#POLICY", "POLICY").update(
+            actions=[PolicyItem.webhook_secret.set(secret), PolicyItem.updated_at.set(now)]
+        )
 
     def admins(self, tenant_id: str) -> list[str]:
         """1 Query."""
@@ -626,27 +694,31 @@ class DynamoDirectory:
         """2 UpdateItem: the per-sender count, then the total (ALL_NEW returns it)."""
         pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
         UnreadItem(pk, f"UNREAD#{sender_id}").update(actions=[UnreadItem.unread_count.add(1)])
-        return self._update(tenant_id, user_endpoint(recipient_id), recipient_id,
-                            [EndpointItem.unread_total.add(1)]).unread_total
+        return self._update(tenant_id, user_endpoint(recipient_id), recipient_id, [EndpointItem.unread_total.add(1)]).unread_total
 
     def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
         """1 DeleteItem (ALL_OLD gives the count) + 1 UpdateItem on the total (ALL_NEW)."""
         pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
-        out = _connection(UnreadItem).delete_item(UnreadItem.Meta.table_name, pk, f"UNREAD#{sender_id}",
-                                                  return_values="ALL_OLD")
+        out = _connection(UnreadItem).delete_item(UnreadItem.Meta.table_name, pk, f"UNREAD#{sender_id}", return_values="ALL_OLD")
         count = int(out.get("Attributes", {}).get("count", {}).get("N", "0"))
         if count == 0:
             endpoint = self.endpoint(tenant_id, user_endpoint(recipient_id))
             return endpoint.unread_total if endpoint else 0
-        return self._update(tenant_id, user_endpoint(recipient_id), recipient_id,
-                            [EndpointItem.unread_total.add(-count)]).unread_total
+        return self._update(
+            tenant_id, user_endpoint(recipient_id), recipient_id, [EndpointItem.unread_total.add(-count)]
+        ).unread_total
 
     def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None:
         """1 PutItem."""
         DirectoryMessageItem(
-            f"{_t(tenant_id)}#INBOX#{recipient_id}", f"{message['at']}#{message['messageId']}",
-            message_id=message["messageId"], from_user_id=message["fromUserId"], text=message["text"],
-            reply_to=message.get("replyTo"), assist_id=message.get("assistId"), at=message["at"],
+            f"{_t(tenant_id)}#INBOX#{recipient_id}",
+            f"{message['at']}#{message['messageId']}",
+            message_id=message["messageId"],
+            from_user_id=message["fromUserId"],
+            text=message["text"],
+            reply_to=message.get("replyTo"),
+            assist_id=message.get("assistId"),
+            at=message["at"],
             ttl=_expiry(message["at"], retention_days),
         ).save()
 
@@ -660,9 +732,15 @@ class DynamoConnectionRegistry:
     def put(self, principal: Principal, connection: Connection) -> None:
         """1 PutItem (expires with API Gateway's 2 h connection limit)."""
         ConnectionItem(
-            connection.connection_id, tenant_id=principal.tenant_id, user_id=principal.user_id,
-            role=principal.role.value, workitem_id=principal.workitem_id, name=principal.name,
-            connected_at=connection.connected_at, exp=principal.expires_at, iat=principal.issued_at,
+            connection.connection_id,
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            role=principal.role.value,
+            workitem_id=principal.workitem_id,
+            name=principal.name,
+            connected_at=connection.connected_at,
+            exp=principal.expires_at,
+            iat=principal.issued_at,
             ttl=datetime.fromtimestamp((connection.connected_at + CONNECTION_LIFETIME_MS) / 1000).astimezone(),
         ).save()
 
@@ -682,9 +760,15 @@ class DynamoConnectionRegistry:
             return None
         if item.connected_at + CONNECTION_LIFETIME_MS < time.time() * 1000:
             return None
-        return Principal(item.tenant_id, item.user_id, Role(item.role), item.workitem_id, item.name,
-                         expires_at=int(item.exp) if item.exp is not None else None,
-                         issued_at=int(item.iat) if item.iat is not None else None)
+        return Principal(
+            item.tenant_id,
+            item.user_id,
+            Role(item.role),
+            item.workitem_id,
+            item.name,
+            expires_at=int(item.exp) if item.exp is not None else None,
+            issued_at=int(item.iat) if item.iat is not None else None,
+        )
 
     def delete(self, connection_id: str) -> None:
         """1 DeleteItem."""

@@ -42,8 +42,12 @@ class SdkBudget(msgspec.Struct, frozen=True):
     def config(self, **extra: Any) -> Config:
         from botocore.config import Config
 
-        return Config(connect_timeout=self.connect, read_timeout=self.read,
-                      retries={"mode": "standard", "total_max_attempts": self.attempts}, **extra)
+        return Config(
+            connect_timeout=self.connect,
+            read_timeout=self.read,
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
+            **extra,
+        )
 
 
 # DynamoDB answers in milliseconds; 3 s without a byte means it is not going to answer soon.
@@ -66,5 +70,11 @@ SMS = SdkBudget(connect=2, read=5, attempts=1)
 # Creating tables (local stack and tests only, never on a request path): a cold store is slow.
 TABLE_ADMIN = SdkBudget(connect=2, read=30, attempts=3)
 
-ALL: dict[str, SdkBudget] = {"dynamodb": DYNAMODB, "apigatewaymanagementapi": PUSH, "chime": CHIME, "ssm": SSM,
-                             "sqs": SQS, "pinpoint-sms-voice-v2": SMS}
+ALL: dict[str, SdkBudget] = {
+    "dynamodb": DYNAMODB,
+    "apigatewaymanagementapi": PUSH,
+    "chime": CHIME,
+    "ssm": SSM,
+    "sqs": SQS,
+    "pinpoint-sms-voice-v2": SMS,
+}

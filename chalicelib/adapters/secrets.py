@@ -13,8 +13,14 @@ if TYPE_CHECKING:
 class Secret:
     """A secret value, fetched on first use and refreshed every ``ttl_seconds`` (rotation)."""
 
-    def __init__(self, value: str = "", parameter_name: str = "", region: str = "us-east-1",
-                 ttl_seconds: int = 300, client: SSMClient | None = None) -> None:
+    def __init__(
+        self,
+        value: str = "",
+        parameter_name: str = "",
+        region: str = "us-east-1",
+        ttl_seconds: int = 300,
+        client: SSMClient | None = None,
+    ) -> None:
         self._value = value
         self._parameter = parameter_name
         self._region = region

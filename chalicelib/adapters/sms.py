@@ -24,8 +24,7 @@ class EndUserMessagingSms:
                 if self._client is None:
                     import boto3
 
-                    self._client = boto3.client("pinpoint-sms-voice-v2", region_name=self._region,
-                                                config=SMS.config())
+                    self._client = boto3.client("pinpoint-sms-voice-v2", region_name=self._region, config=SMS.config())
         return self._client
 
     def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str:

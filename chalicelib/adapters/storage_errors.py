@@ -26,21 +26,23 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from chalicelib.domain.errors import DomainError, RateLimited, Unavailable
 
 # Codes of answers that mean "not now": throttling and the service's own failures.
-UNAVAILABLE_CODES = frozenset({
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-})
+UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
 # A transaction cancelled because another one touched the same item at the same time: a race.
 RACE_CODES = frozenset({"TransactionConflictException", "TransactionInProgressException"})
@@ -89,7 +91,8 @@ def _translate(exc: BaseException) -> DomainError | None:
 def _no_response(exc: Any) -> bool:
     """A failure in reaching the service: timeouts, refused or reset connections, cut responses."""
     return isinstance(exc, SdkConnectionError | HTTPClientError | TimeoutError) or (
-        isinstance(exc, BotoCoreError) and "timeout" in type(exc).__name__.lower())
+        isinstance(exc, BotoCoreError) and "timeout" in type(exc).__name__.lower()
+    )
 
 
 def _code(exc: Any) -> str | None:

@@ -68,9 +68,15 @@ class TokenVerifier:
     """Verifies bearer tokens: HS256 with a secret fetched lazily (it may live in SSM), and, when an
     issuer is configured, its RS256/ES256 tokens."""
 
-    def __init__(self, secret: Callable[[], str], leeway_seconds: int = 30, oidc: OidcConfig | None = None,
-                 *, refetch_interval: float = REFETCH_INTERVAL_SECONDS,
-                 fetch_timeout: float = FETCH_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        secret: Callable[[], str],
+        leeway_seconds: int = 30,
+        oidc: OidcConfig | None = None,
+        *,
+        refetch_interval: float = REFETCH_INTERVAL_SECONDS,
+        fetch_timeout: float = FETCH_TIMEOUT_SECONDS,
+    ) -> None:
         self._secret = secret
         self._leeway = leeway_seconds
         self._oidc = oidc
@@ -104,14 +110,16 @@ class TokenVerifier:
         # give the header's. A symmetric ("oct") key never does.
         if key.algorithm_name != alg or key.public_key_use not in (None, "sig"):
             raise Unauthorized("the token's algorithm does not match the issuer's key")
-        claims = self._decode(jwt, token, key.key, alg, options={"require": ["sub", "iss", "exp"], "verify_aud": False},
-                              issuer=self._oidc.issuer)
+        claims = self._decode(
+            jwt, token, key.key, alg, options={"require": ["sub", "iss", "exp"], "verify_aud": False}, issuer=self._oidc.issuer
+        )
         if not _audience_matches(claims, self._oidc.audience):
             raise Unauthorized("the token is not meant for this service (aud)")
         return principal_from_issuer_claims(claims, self._oidc)
 
-    def _decode(self, jwt: Any, token: str, key: Any, alg: str, *, options: dict[str, Any],
-                issuer: str | None = None) -> dict[str, Any]:
+    def _decode(
+        self, jwt: Any, token: str, key: Any, alg: str, *, options: dict[str, Any], issuer: str | None = None
+    ) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -194,8 +202,7 @@ def check_claims(claims: dict[str, Any], *, required: list[str], leeway: int) ->
             raise Unauthorized(f"the token lacks the {claim} claim")
     for claim in ("exp", "iat", "nbf"):
         value = claims.get(claim)
-        if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                or not math.isfinite(value)):
+        if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
             raise Unauthorized(f"the token's {claim} claim must be a JSON number")
     if "jti" in claims and not isinstance(claims["jti"], str):
         raise Unauthorized("the token is not valid")
@@ -229,11 +236,24 @@ def principal_from_issuer_claims(claims: dict[str, Any], config: OidcConfig) -> 
     if not isinstance(tid, str) or not ID_PATTERN.match(tid):
         raise Unauthorized(f"the token's {config.tenant_claim} claim is missing or malformed")
     name = claims.get("name") or claims.get("email")
-    mapped = {"sub": claims.get("sub"), "tid": tid, "role": known[0].value, "exp": claims.get("exp"),
-              "iat": claims.get("iat"), "name": name if isinstance(name, str) else None}
+    mapped = {
+        "sub": claims.get("sub"),
+        "tid": tid,
+        "role": known[0].value,
+        "exp": claims.get("exp"),
+        "iat": claims.get("iat"),
+        "name": name if isinstance(name, str) else None,
+    }
     principal = principal_from_claims(mapped)
-    return Principal(principal.tenant_id, principal.user_id, principal.role, name=principal.name,
-                     expires_at=principal.expires_at, issued_at=principal.issued_at, federated=True)
+    return Principal(
+        principal.tenant_id,
+        principal.user_id,
+        principal.role,
+        name=principal.name,
+        expires_at=principal.expires_at,
+        issued_at=principal.issued_at,
+        federated=True,
+    )
 
 
 class IssuerKeys:
@@ -335,8 +355,11 @@ def _keys_client(url: str, gate: IssuerKeys) -> PyJWKClient:
                 data = super().fetch_data()
             except Exception as exc:  # noqa: BLE001 - garbage, timeouts and HTTP errors alike
                 log.warning("could not fetch the issuer's keys from %s: %s", self.uri, exc)
-                return self._stale(exc if isinstance(exc, PyJWKClientConnectionError)
-                                   else PyJWKClientConnectionError(f"the issuer's keys are not valid: {exc}"))
+                return self._stale(
+                    exc
+                    if isinstance(exc, PyJWKClientConnectionError)
+                    else PyJWKClientConnectionError(f"the issuer's keys are not valid: {exc}")
+                )
             self.good = (time.monotonic(), data)
             return data
 
@@ -345,8 +368,7 @@ def _keys_client(url: str, gate: IssuerKeys) -> PyJWKClient:
                 return self.good[1]
             raise exc
 
-    return Client(url, cache_jwk_set=True, lifespan=KEYS_LIFESPAN_SECONDS, timeout=gate.timeout,
-                  cooldown_duration=0)
+    return Client(url, cache_jwk_set=True, lifespan=KEYS_LIFESPAN_SECONDS, timeout=gate.timeout, cooldown_duration=0)
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -386,8 +408,9 @@ def _seconds(value: Any) -> int | None:
         return None
 
 
-def mint(secret: str, *, sub: str, tid: str, role: str, name: str | None = None, wid: str | None = None,
-         ttl_seconds: int = 3600) -> str:
+def mint(
+    secret: str, *, sub: str, tid: str, role: str, name: str | None = None, wid: str | None = None, ttl_seconds: int = 3600
+) -> str:
     """Issue a token (local stack, tests, and integrations that hold the shared secret)."""
     import jwt
 

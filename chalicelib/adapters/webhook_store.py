@@ -21,8 +21,7 @@ def _pk(tenant_id: str) -> str:
 
 
 def _to_subscription(tenant_id: str, item: WebhookSubscriptionItem) -> Subscription:
-    return Subscription(tenant_id, item.sk, item.url, tuple(str(e) for e in item.events or ()), bool(item.enabled),
-                        item.secret)
+    return Subscription(tenant_id, item.sk, item.url, tuple(str(e) for e in item.events or ()), bool(item.enabled), item.secret)
 
 
 class DynamoWebhookStore:
@@ -39,8 +38,15 @@ class DynamoWebhookStore:
 
     def put(self, sub: Subscription, now: str) -> None:
         """1 PutItem."""
-        WebhookSubscriptionItem(_pk(sub.tenant_id), sub.subscription_id, url=sub.url, events=list(sub.events),
-                                enabled=sub.enabled, secret=sub.secret, updated_at=now).save()
+        WebhookSubscriptionItem(
+            _pk(sub.tenant_id),
+            sub.subscription_id,
+            url=sub.url,
+            events=list(sub.events),
+            enabled=sub.enabled,
+            secret=sub.secret,
+            updated_at=now,
+        ).save()
 
     def delete(self, tenant_id: str, subscription_id: str) -> bool:
         """1 DeleteItem (ALL_OLD tells whether it existed)."""
@@ -57,8 +63,9 @@ class DynamoWebhookStore:
 
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None:
         """1 UpdateItem."""
-        ChannelSettingsItem(f"{_t(tenant_id)}#CHANNELS", "SMS").update(actions=[
-            ChannelSettingsItem.origination_identity.set(identity), ChannelSettingsItem.updated_at.set(now)])
+        ChannelSettingsItem(f"{_t(tenant_id)}#CHANNELS", "SMS").update(
+            actions=[ChannelSettingsItem.origination_identity.set(identity), ChannelSettingsItem.updated_at.set(now)]
+        )
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """1 UpdateItem of the entry (ALL_NEW). ``failed`` never replaces ``sent`` (a retry that

@@ -147,8 +147,9 @@ def online_peers(agent_id: str, contacts: Iterable[Contact]) -> list[Contact]:
     return [c for c in contacts if c.user_id != agent_id and c.role is Role.AGENT and c.online]
 
 
-def choose_recipients(agent_id: str, to_user_id: str | None, team_supervisors: Iterable[Contact],
-                      target: Contact | None) -> list[Contact]:
+def choose_recipients(
+    agent_id: str, to_user_id: str | None, team_supervisors: Iterable[Contact], target: Contact | None
+) -> list[Contact]:
     """Who receives a new request (S18).
 
     ``to_user_id`` None means "supervisors": every supervisor of the agent's teams who is online and
@@ -183,18 +184,35 @@ def deliver(contacts: Iterable[Contact]) -> Delivery:
     return Delivery(tuple(popup), tuple(unread))
 
 
-def new_request(tenant_id: str, assist_id: str, agent_id: str, template_id: str, text: str,
-                workitem_id: str | None, to_user_id: str | None, recipients: Iterable[Contact],
-                created_at: str, now_epoch: int, escalation_seconds: int) -> AssistanceRequest:
+def new_request(
+    tenant_id: str,
+    assist_id: str,
+    agent_id: str,
+    template_id: str,
+    text: str,
+    workitem_id: str | None,
+    to_user_id: str | None,
+    recipients: Iterable[Contact],
+    created_at: str,
+    now_epoch: int,
+    escalation_seconds: int,
+) -> AssistanceRequest:
     """A fresh request. It escalates unless it was addressed to a fellow agent."""
     chosen = list(recipients)
     to_peer = to_user_id is not None and any(c.role is Role.AGENT for c in chosen)
     delay = max(1, int(escalation_seconds))
     return AssistanceRequest(
-        tenant_id=tenant_id, assist_id=assist_id, agent_id=agent_id, template_id=template_id, text=text,
-        workitem_id=workitem_id, target=to_user_id or SUPERVISORS,
-        recipients=tuple(dict.fromkeys(c.user_id for c in chosen)), created_at=created_at,
-        escalation_seconds=delay, due_at=None if to_peer else now_epoch + delay,
+        tenant_id=tenant_id,
+        assist_id=assist_id,
+        agent_id=agent_id,
+        template_id=template_id,
+        text=text,
+        workitem_id=workitem_id,
+        target=to_user_id or SUPERVISORS,
+        recipients=tuple(dict.fromkeys(c.user_id for c in chosen)),
+        created_at=created_at,
+        escalation_seconds=delay,
+        due_at=None if to_peer else now_epoch + delay,
     )
 
 
@@ -249,8 +267,9 @@ def escalation_audience(contacts: Iterable[Contact], agent_id: str) -> list[Cont
 # --- directory messages (S19, S20) ----------------------------------------------------------------
 
 
-def check_direct_message(principal: Principal, to_user_id: str, text: str, recipient: Contact | None,
-                         recipient_in_directory: bool) -> None:
+def check_direct_message(
+    principal: Principal, to_user_id: str, text: str, recipient: Contact | None, recipient_in_directory: bool
+) -> None:
     if principal.is_customer:
         raise Forbidden("customers cannot send directory messages")
     if to_user_id == principal.user_id:

@@ -256,10 +256,8 @@ def revoke_monitoring(workitem: Workitem, supervisor_id: str, now: str) -> Chang
     rec = _Recorder(workitem, now)
     del rec.after.monitors[supervisor_id]
     reason = EndReason.PERMISSIONS.value
-    rec.append(EntryKind.SUPERVISOR_LEFT, supervisor_id, Role.SUPERVISOR,
-               extra={"supervisorId": supervisor_id, "reason": reason})
-    rec.append(EntryKind.COACHING_ENDED, supervisor_id, Role.SUPERVISOR,
-               extra={"reason": reason, "supervisors": [supervisor_id]})
+    rec.append(EntryKind.SUPERVISOR_LEFT, supervisor_id, Role.SUPERVISOR, extra={"supervisorId": supervisor_id, "reason": reason})
+    rec.append(EntryKind.COACHING_ENDED, supervisor_id, Role.SUPERVISOR, extra={"reason": reason, "supervisors": [supervisor_id]})
     return rec.change([supervisor_id], EndReason.PERMISSIONS)
 
 
@@ -276,8 +274,9 @@ def end_coaching(principal: Principal, workitem: Workitem, now: str) -> Change:
 # --- messages (S7, S9, S10) --------------------------------------------------------------------
 
 
-def send_coach_message(principal: Principal, workitem: Workitem, text: str, message_id: str, now: str,
-                       supervises_agent: bool = False) -> Change:
+def send_coach_message(
+    principal: Principal, workitem: Workitem, text: str, message_id: str, now: str, supervises_agent: bool = False
+) -> Change:
     """S5, S7: the agent or a monitoring supervisor. Permission first (a supervisor of another team is
     forbidden whatever the state), then the channel (S3), then the state (somebody must monitor)."""
     is_agent = principal.role is Role.AGENT and principal.user_id == workitem.agent_id
@@ -290,9 +289,7 @@ def send_coach_message(principal: Principal, workitem: Workitem, text: str, mess
     if not is_agent and not is_monitor:
         raise Conflict("start monitoring the workitem before coaching on it")
     rec = _Recorder(workitem, now)
-    rec.append(
-        EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text)
-    )
+    rec.append(EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text))
     return rec.change()
 
 
@@ -408,9 +405,7 @@ def check_consult(principal: Principal, workitem: Workitem, target_user_id: str)
 # --- entries recorded on behalf of other features (voice, assistance) ------------------------------
 
 
-def record(
-    workitem: Workitem, kind: EntryKind, author_id: str, author_role: Role, now: str, **extra: Any
-) -> Change:
+def record(workitem: Workitem, kind: EntryKind, author_id: str, author_role: Role, now: str, **extra: Any) -> Change:
     rec = _Recorder(workitem, now)
     rec.append(kind, author_id, author_role, extra=extra)
     return rec.change()

@@ -35,8 +35,12 @@ class Principal:
 
     def same_identity(self, other: Principal) -> bool:
         """Whether ``other`` is the same caller (tenant, user, role and, for customers, workitem)."""
-        return (self.tenant_id, self.user_id, self.role, self.workitem_id) == \
-            (other.tenant_id, other.user_id, other.role, other.workitem_id)
+        return (self.tenant_id, self.user_id, self.role, self.workitem_id) == (
+            other.tenant_id,
+            other.user_id,
+            other.role,
+            other.workitem_id,
+        )
 
     def revoked_by(self, revoked_at: int | None) -> bool:
         """A revocation at ``revoked_at`` (whole seconds) refuses tokens issued up to that second,

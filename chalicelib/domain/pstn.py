@@ -321,9 +321,7 @@ def decide(invocation: SmaInvocation) -> CallDecision:
 # ------------------------------------------------------------------------------------------- responses
 
 
-def sma_response(
-    *actions: Mapping[str, Any], transaction_attributes: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def sma_response(*actions: Mapping[str, Any], transaction_attributes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A Lambda response for the SIP media application: ``{"SchemaVersion": "1.0", "Actions": [...]}``."""
     body: dict[str, Any] = {"SchemaVersion": SCHEMA_VERSION, "Actions": [dict(a) for a in actions]}
     if transaction_attributes:
@@ -359,9 +357,7 @@ def join_meeting_response(
     transaction_attributes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Answer the call by joining the customer's leg to the contact room."""
-    return sma_response(
-        join_meeting_action(call_id, join_token, meeting_id), transaction_attributes=transaction_attributes
-    )
+    return sma_response(join_meeting_action(call_id, join_token, meeting_id), transaction_attributes=transaction_attributes)
 
 
 def hangup_response(

@@ -231,23 +231,31 @@ class RoomState:
         )
 
     def dump(self) -> dict[str, Any]:
-        return _compact({
-            "meetingId": self.meeting_id,
-            "mediaRegion": self.media_region,
-            "meetingArn": self.meeting_arn,
-            "mediaPlacement": dict(self.media_placement),
-            "agentId": self.agent_id,
-            "agentAttendeeId": self.agent_attendee_id,
-            "pipelineId": self.pipeline_id,
-        })
+        return _compact(
+            {
+                "meetingId": self.meeting_id,
+                "mediaRegion": self.media_region,
+                "meetingArn": self.meeting_arn,
+                "mediaPlacement": dict(self.media_placement),
+                "agentId": self.agent_id,
+                "agentAttendeeId": self.agent_attendee_id,
+                "pipelineId": self.pipeline_id,
+            }
+        )
 
     def meeting(self) -> Meeting:
         return Meeting(self.meeting_id, self.media_region, self.meeting_arn, dict(self.media_placement))
 
     def room(self, attendee: Attendee, audio: Audio) -> Room:
         """The wire room for ``attendee`` in this meeting, with the capability we gave it."""
-        return Room(self.meeting_id, attendee.attendee_id, attendee.join_token, self.media_region, audio,
-                    dict(self.media_placement) or None)
+        return Room(
+            self.meeting_id,
+            attendee.attendee_id,
+            attendee.join_token,
+            self.media_region,
+            audio,
+            dict(self.media_placement) or None,
+        )
 
 
 @dataclass
@@ -269,8 +277,9 @@ class SupervisorVoice:
         return cls(mode, _str(raw.get("contactAttendeeId")), _str(raw.get("coachAttendeeId")))
 
     def dump(self) -> dict[str, Any]:
-        return _compact({"mode": self.mode.value, "contactAttendeeId": self.contact_attendee_id,
-                         "coachAttendeeId": self.coach_attendee_id})
+        return _compact(
+            {"mode": self.mode.value, "contactAttendeeId": self.contact_attendee_id, "coachAttendeeId": self.coach_attendee_id}
+        )
 
 
 @dataclass
@@ -473,8 +482,7 @@ def reconcile(workitem: Workitem, state: VoiceState, cleanup: Cleanup) -> str | 
     return coach_agent if coach_closed and coach_agent else None
 
 
-def voice_change(workitem: Workitem, state: VoiceState, now: str,
-                 mode: tuple[str, VoiceMode] | None = None) -> Change:
+def voice_change(workitem: Workitem, state: VoiceState, now: str, mode: tuple[str, VoiceMode] | None = None) -> Change:
     """The committed form of a voice decision: the new state, plus a ``voice_mode`` entry when a
     supervisor's mode changed (B6 audit; customers never see it). Nothing changed: no commit."""
     voice = state.dump()
@@ -486,7 +494,8 @@ def voice_change(workitem: Workitem, state: VoiceState, now: str,
         after.voice = voice
         return Change(workitem, after)
     supervisor_id, new_mode = mode
-    change = record(workitem, EntryKind.VOICE_MODE, supervisor_id, Role.SUPERVISOR, now,
-                    supervisorId=supervisor_id, mode=new_mode.value)
+    change = record(
+        workitem, EntryKind.VOICE_MODE, supervisor_id, Role.SUPERVISOR, now, supervisorId=supervisor_id, mode=new_mode.value
+    )
     change.after.voice = voice
     return change

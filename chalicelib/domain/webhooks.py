@@ -57,8 +57,12 @@ class Subscription:
         return self.enabled and (ALL_EVENTS in self.events or event_type in self.events)
 
     def to_wire(self, with_secret: bool = False) -> dict[str, object]:
-        body: dict[str, object] = {"subscriptionId": self.subscription_id, "url": self.url,
-                                   "events": list(self.events), "enabled": self.enabled}
+        body: dict[str, object] = {
+            "subscriptionId": self.subscription_id,
+            "url": self.url,
+            "events": list(self.events),
+            "enabled": self.enabled,
+        }
         if with_secret:
             body["secret"] = self.secret
         return body
@@ -66,7 +70,7 @@ class Subscription:
 
 def check_events(events: list[str]) -> tuple[str, ...]:
     if not events:
-        raise Invalid("events must name at least one event type, or be [\"*\"]")
+        raise Invalid('events must name at least one event type, or be ["*"]')
     unknown = [e for e in events if e != ALL_EVENTS and e not in EVENT_TYPES]
     if unknown:
         raise Invalid(f"unknown event type(s) {', '.join(sorted(set(unknown)))}; known: {', '.join(EVENT_TYPES)} or *")

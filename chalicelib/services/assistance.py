@@ -59,8 +59,15 @@ class AssistanceStore(Protocol):
 
 
 class AssistanceService:
-    def __init__(self, settings: Settings, directory: Directory, coaching: CoachingService, notifier: Notifier,
-                 clock: Clock, store: AssistanceStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: Directory,
+        coaching: CoachingService,
+        notifier: Notifier,
+        clock: Clock,
+        store: AssistanceStore | None = None,
+    ) -> None:
         self.settings = settings
         self.directory = directory
         self.coaching = coaching
@@ -86,8 +93,7 @@ class AssistanceService:
         """``assist.templates``: 1 Query."""
         rules.require_agent(caller)
         enabled = [t for t in self.directory.templates(caller.tenant_id) if t.enabled]
-        return {"available": bool(enabled),
-                "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
+        return {"available": bool(enabled), "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
 
     def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
         """``assist.recipients``: 1 Query (the caller's supervisors) + 1 Query per supervisor (their
@@ -104,23 +110,31 @@ class AssistanceService:
         peers = rules.online_peers(caller.user_id, (contacts[p] for p in peer_ids))
         # One ordered list, supervisors first, each by name: a page may hold some of each.
         people = [("s", c) for c in supervisors] + [("a", c) for c in peers]
-        rows, next_cursor = page(people, lambda p: (p[0], p[1].name.lower(), p[1].user_id),
-                                 lambda p: {"userId": p[1].user_id, "name": p[1].name},
-                                 scope_of("assist.recipients", tenant, caller.user_id), limit, cursor)
-        return {"supervisors": [body for (kind, _), body in rows if kind == "s"],
-                "agents": [body for (kind, _), body in rows if kind == "a"], "nextCursor": next_cursor}
+        rows, next_cursor = page(
+            people,
+            lambda p: (p[0], p[1].name.lower(), p[1].user_id),
+            lambda p: {"userId": p[1].user_id, "name": p[1].name},
+            scope_of("assist.recipients", tenant, caller.user_id),
+            limit,
+            cursor,
+        )
+        return {
+            "supervisors": [body for (kind, _), body in rows if kind == "s"],
+            "agents": [body for (kind, _), body in rows if kind == "a"],
+            "nextCursor": next_cursor,
+        }
 
     # --- requests (S18, S19) ----------------------------------------------------------------
 
-    def request(self, caller: Principal, template_id: str, workitem_id: str | None, to_user_id: str | None,
-                conn: str | None = None) -> dict[str, Any]:
+    def request(
+        self, caller: Principal, template_id: str, workitem_id: str | None, to_user_id: str | None, conn: str | None = None
+    ) -> dict[str, Any]:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
         (their endpoints and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
-        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.directory.templates(tenant)),
-                                   template_id)
+        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.directory.templates(tenant)), template_id)
         supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
         wanted = [*supervisor_ids, *([to_user_id] if to_user_id else [])]
         endpoints = self._endpoints(tenant, wanted)
@@ -129,14 +143,33 @@ class AssistanceService:
         target = contacts.get(to_user_id) if to_user_id else None
         chosen = rules.choose_recipients(caller.user_id, to_user_id, (contacts[s] for s in supervisor_ids), target)
         policy = self.directory.policy(tenant)
-        request = rules.new_request(tenant, new_id("as"), caller.user_id, template_id, text, workitem_id, to_user_id,
-                                    chosen, at, _ceil_seconds(now_ms), policy.escalation_seconds)
+        request = rules.new_request(
+            tenant,
+            new_id("as"),
+            caller.user_id,
+            template_id,
+            text,
+            workitem_id,
+            to_user_id,
+            chosen,
+            at,
+            _ceil_seconds(now_ms),
+            policy.escalation_seconds,
+        )
         delivery = rules.deliver(chosen)
         if workitem_id:
             # Checks the caller is the workitem's agent before anything is stored or sent.
-            self._on_timeline(caller, workitem_id, EntryKind.ASSIST_REQUESTED, caller.user_id, Role.AGENT,
-                              require_agent=True, assistId=request.assist_id, text=text,
-                              recipients=delivery.recipients)
+            self._on_timeline(
+                caller,
+                workitem_id,
+                EntryKind.ASSIST_REQUESTED,
+                caller.user_id,
+                Role.AGENT,
+                require_agent=True,
+                assistId=request.assist_id,
+                text=text,
+                recipients=delivery.recipients,
+            )
         self.store.create(request, policy.retention_days)
         box = self._outbox(tenant, conn)
         self._deliver(box, request, delivery, endpoints, "assist.requested", request.event_data())
@@ -163,16 +196,16 @@ class AssistanceService:
             raise
         if request.workitem_id:
             try:
-                self._on_timeline(caller, request.workitem_id, EntryKind.ASSIST_CLAIMED, caller.user_id, caller.role,
-                                  assistId=assist_id)
+                self._on_timeline(
+                    caller, request.workitem_id, EntryKind.ASSIST_CLAIMED, caller.user_id, caller.role, assistId=assist_id
+                )
             except NotFound:  # the workitem expired (retention) since the request: the claim stands
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
         endpoints = self._endpoints(caller.tenant_id, audience)
         box = self._outbox(caller.tenant_id, conn)
         for user_id in audience:
-            box.to_endpoint(endpoints.get(user_id), "assist.claimed",
-                            {"assistId": assist_id, "supervisorId": caller.user_id})
+            box.to_endpoint(endpoints.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
         self.notifier.flush(box)
         self._emit(caller.tenant_id, "assist.claimed", {**request.event_data(), "supervisorId": caller.user_id})
         return {"assistId": assist_id}
@@ -195,8 +228,9 @@ class AssistanceService:
                 try:
                     done = self._escalate(request, now_epoch)
                 except Exception as exc:
-                    log.exception("escalation of %s (tenant %s, stage %s) failed",
-                                  request.assist_id, request.tenant_id, request.stage.label)
+                    log.exception(
+                        "escalation of %s (tenant %s, stage %s) failed", request.assist_id, request.tenant_id, request.stage.label
+                    )
                     summary["failed"] += 1
                     first_error = first_error or exc
                     continue
@@ -210,8 +244,7 @@ class AssistanceService:
         if stage is None or not request.is_due(now_epoch):
             return False
         tenant = request.tenant_id
-        ids = self.directory.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM \
-            else self.directory.admins(tenant)
+        ids = self.directory.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM else self.directory.admins(tenant)
         endpoints = self._endpoints(tenant, ids)
         at, now_ms = now_pair(self.clock)
         contacts = [_contact(u, endpoints.get(u), now_ms) for u in ids]
@@ -222,23 +255,29 @@ class AssistanceService:
         delivery = rules.deliver(audience)
         if request.workitem_id:
             try:
-                self._on_timeline_of(tenant, request.workitem_id, EntryKind.ASSIST_REQUESTED, request.agent_id,
-                                     Role.AGENT, assistId=request.assist_id, escalation=stage.label,
-                                     recipients=delivery.recipients)
+                self._on_timeline_of(
+                    tenant,
+                    request.workitem_id,
+                    EntryKind.ASSIST_REQUESTED,
+                    request.agent_id,
+                    Role.AGENT,
+                    assistId=request.assist_id,
+                    escalation=stage.label,
+                    recipients=delivery.recipients,
+                )
             except NotFound:
-                log.warning("escalation of %s: workitem %s is gone, no timeline entry",
-                            request.assist_id, request.workitem_id)
+                log.warning("escalation of %s: workitem %s is gone, no timeline entry", request.assist_id, request.workitem_id)
         box = Outbox(tenant, at, now_ms)
-        self._deliver(box, after, delivery, endpoints, "assist.escalated",
-                      {**after.event_data(), "stage": stage.label})
+        self._deliver(box, after, delivery, endpoints, "assist.escalated", {**after.event_data(), "stage": stage.label})
         self.notifier.flush(box)
         self._emit(tenant, "assist.escalated", {**after.event_data(), "stage": stage.label})
         return True
 
     # --- directory messages (S19, S20) --------------------------------------------------------
 
-    def directory_send(self, caller: Principal, to_user_id: str, text: str, reply_to: str | None,
-                       conn: str | None = None) -> dict[str, Any]:
+    def directory_send(
+        self, caller: Principal, to_user_id: str, text: str, reply_to: str | None, conn: str | None = None
+    ) -> dict[str, Any]:
         """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
         plus 2 UpdateItem when the recipient gets an unread count."""
         tenant = caller.tenant_id
@@ -257,8 +296,7 @@ class AssistanceService:
         delivery = rules.deliver([contact] if contact else [])
         box = self._outbox(tenant, conn)
         data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
-        self._deliver_from(box, caller.user_id, delivery, {to_user_id: endpoint} if endpoint else {},
-                           "directory.message", data)
+        self._deliver_from(box, caller.user_id, delivery, {to_user_id: endpoint} if endpoint else {}, "directory.message", data)
         self.notifier.flush(box)
         return {"messageId": message["messageId"]}
 
@@ -286,7 +324,7 @@ class AssistanceService:
         ids = list(dict.fromkeys(user_ids))
         out: dict[str, Endpoint] = {}
         for i in range(0, len(ids), BATCH_GET_MAX):
-            found = self.directory.endpoints(tenant_id, [user_endpoint(u) for u in ids[i:i + BATCH_GET_MAX]])
+            found = self.directory.endpoints(tenant_id, [user_endpoint(u) for u in ids[i : i + BATCH_GET_MAX]])
             out.update({ep.user_id: ep for ep in found.values()})
         return out
 
@@ -295,12 +333,20 @@ class AssistanceService:
         _, now_ms = now_pair(self.clock)
         return {u: _contact(u, endpoints.get(u), now_ms) for u in user_ids}
 
-    def _deliver(self, box: Outbox, request: AssistanceRequest, delivery: Delivery, endpoints: dict[str, Endpoint],
-                 event: str, data: dict[str, Any]) -> None:
+    def _deliver(
+        self,
+        box: Outbox,
+        request: AssistanceRequest,
+        delivery: Delivery,
+        endpoints: dict[str, Endpoint],
+        event: str,
+        data: dict[str, Any],
+    ) -> None:
         self._deliver_from(box, request.agent_id, delivery, endpoints, event, data)
 
-    def _deliver_from(self, box: Outbox, sender_id: str, delivery: Delivery, endpoints: dict[str, Endpoint],
-                      event: str, data: dict[str, Any]) -> None:
+    def _deliver_from(
+        self, box: Outbox, sender_id: str, delivery: Delivery, endpoints: dict[str, Endpoint], event: str, data: dict[str, Any]
+    ) -> None:
         """Pop-up recipients get ``event``; the others get their unread count from ``sender_id``
         raised (it survives reconnects) and, on any live connection, ``directory.unread``."""
         for user_id in delivery.popup:
@@ -309,8 +355,17 @@ class AssistanceService:
             count = self.directory.add_unread(box.tenant_id, user_id, sender_id)
             box.to_endpoint(endpoints.get(user_id), "directory.unread", {"count": count})
 
-    def _on_timeline(self, caller: Principal, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role,
-                     *, require_agent: bool = False, **extra: Any) -> Change:
+    def _on_timeline(
+        self,
+        caller: Principal,
+        workitem_id: str,
+        kind: EntryKind,
+        author_id: str,
+        author_role: Role,
+        *,
+        require_agent: bool = False,
+        **extra: Any,
+    ) -> Change:
         """Append an assistance entry to the workitem's coaching timeline (1 GetItem + 1 transaction)."""
 
         def decide(w: Workitem) -> Change:
@@ -320,8 +375,9 @@ class AssistanceService:
 
         return self.coaching.mutate(caller.tenant_id, workitem_id, decide)
 
-    def _on_timeline_of(self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role,
-                        **extra: Any) -> Change:
+    def _on_timeline_of(
+        self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any
+    ) -> Change:
         return self.coaching.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
 
 
@@ -329,8 +385,14 @@ def _contact(user_id: str, endpoint: Endpoint | None, now_ms: int) -> Contact:
     if endpoint is None:  # never connected and not in the directory (an admin, say): reachable by unread only
         return Contact(user_id, user_id, None, online=False, available=False, notify=True)
     online = bool(endpoint.live(now_ms))
-    return Contact(user_id, endpoint.name or user_id, endpoint.role, online=online,
-                   available=online and endpoint.presence(now_ms) is Presence.AVAILABLE, notify=endpoint.notify)
+    return Contact(
+        user_id,
+        endpoint.name or user_id,
+        endpoint.role,
+        online=online,
+        available=online and endpoint.presence(now_ms) is Presence.AVAILABLE,
+        notify=endpoint.notify,
+    )
 
 
 def _ceil_seconds(now_ms: int) -> int:

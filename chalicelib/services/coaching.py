@@ -72,10 +72,17 @@ class CoachingService:
             raise NotFound(f"workitem {workitem_id} not found")
         return workitem
 
-    def mutate(self, tenant_id: str, workitem_id: str, decide: Callable[[Workitem], Change], *,
-               idempotency: Idempotency | None = None,
-               counters: Callable[[Change], Iterable[CounterDelta]] | None = None,
-               push: bool = False, exclude: str | None = None) -> Change:
+    def mutate(
+        self,
+        tenant_id: str,
+        workitem_id: str,
+        decide: Callable[[Workitem], Change],
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Callable[[Change], Iterable[CounterDelta]] | None = None,
+        push: bool = False,
+        exclude: str | None = None,
+    ) -> Change:
         """Read, decide, commit conditionally; on a lost race read again and decide again.
 
         With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
@@ -88,9 +95,12 @@ class CoachingService:
                     self.store.mark_event(idempotency)
                 return change
             try:
-                self.store.commit(change, idempotency=idempotency,
-                                  counters=list(counters(change)) if counters else (),
-                                  fanout=encode_note(change, exclude) if push else None)
+                self.store.commit(
+                    change,
+                    idempotency=idempotency,
+                    counters=list(counters(change)) if counters else (),
+                    fanout=encode_note(change, exclude) if push else None,
+                )
             except StaleWorkitem:
                 budget.lost(attempt)
                 continue
@@ -136,12 +146,10 @@ class CoachingService:
         try:
             return self.directory.endpoints(tenant_id, keys)
         except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
-            log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id,
-                        type(exc).__name__)
+            log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id, type(exc).__name__)
             return {}
 
-    def fan_out(self, change: Change, exclude: str | None = None,
-                endpoints: dict[str, Endpoint] | None = None) -> None:
+    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None:
         """Push the events that follow from a committed change (1 BatchGetItem unless ``endpoints``
         holds the recipients already, then posts). Called by the stream consumer, one workitem's
         changes in commit order."""
@@ -171,8 +179,13 @@ class CoachingService:
                     box.entry_to(ep, "coach.reaction", entry, Role.SUPERVISOR)
             elif kind is EntryKind.COACHING_ENDED:
                 for sup in change.ended_for:
-                    box.entry_to(endpoints.get(user_endpoint(sup)), "coaching.ended", entry, Role.SUPERVISOR,
-                                 {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")})
+                    box.entry_to(
+                        endpoints.get(user_endpoint(sup)),
+                        "coaching.ended",
+                        entry,
+                        Role.SUPERVISOR,
+                        {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")},
+                    )
             elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
                 if entry.forwarded_from:
                     for ep in monitors:
@@ -211,14 +224,14 @@ class CoachingService:
             raise Forbidden("customers may only read their own workitem")
         workitem = self.load(caller.tenant_id, workitem_id)
         self.require_view(caller, workitem)
-        entries, has_more = self.store.timeline(caller.tenant_id, workitem_id, after=after,
-                                                limit=min(limit, TIMELINE_PAGE_MAX), customer=caller.is_customer)
+        entries, has_more = self.store.timeline(
+            caller.tenant_id, workitem_id, after=after, limit=min(limit, TIMELINE_PAGE_MAX), customer=caller.is_customer
+        )
         wire = [v for v in (view(e, caller.role) for e in entries) if v is not None]
         wire, cut = fit_forward(wire)
         return {"entries": wire, "hasMore": has_more or cut}
 
-    def workitems(self, caller: Principal, agent_id: str, limit: int | None = None,
-                  cursor: str | None = None) -> dict[str, Any]:
+    def workitems(self, caller: Principal, agent_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """The agent's open workitems: all of them (REST), or one page with ``nextCursor`` (``limit`` given)."""
         if caller.role is Role.AGENT:
             if caller.user_id != agent_id:
@@ -231,8 +244,7 @@ class CoachingService:
         items = self.store.open_for_agent(caller.tenant_id, agent_id)
         if limit is None:
             return {"workitems": [w.to_wire() for w in items]}
-        return workitem_page(items, scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id), limit,
-                             cursor)
+        return workitem_page(items, scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id), limit, cursor)
 
     def export(self, caller: Principal, workitem_id: str) -> dict[str, Any]:
         """B6: the full coaching timeline of a workitem, for audit (admins and its supervisors)."""
@@ -300,8 +312,9 @@ class CoachingService:
         workitems (1 Query on the open-workitems GSI, then per workitem 1 consistent GetItem, since
         the index may lag, + 1 TransactWriteItems where they monitor)."""
         for w in self.store.open_for_agent(tenant_id, agent_id):
-            self.mutate(tenant_id, w.workitem_id,
-                        lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True)
+            self.mutate(
+                tenant_id, w.workitem_id, lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True
+            )
 
     def coaching_end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
         self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=conn)
@@ -317,14 +330,19 @@ class CoachingService:
             # The supervision Query runs only on the refusal path (a supervisor who is not monitoring):
             # a monitor's standing is kept in step with the directory (supervision_lost).
             outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
-            return rules.send_coach_message(caller, w, text, message_id, self._now(),
-                                            supervises_agent=outsider and supervises(w))
+            return rules.send_coach_message(caller, w, text, message_id, self._now(), supervises_agent=outsider and supervises(w))
 
         change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
         return {"entry": change.entry.to_wire()}
 
-    def _with_message(self, caller: Principal, workitem_id: str, message_id: str,
-                      decide: Callable[[Workitem, TimelineEntry], Change], conn: str | None) -> Change:
+    def _with_message(
+        self,
+        caller: Principal,
+        workitem_id: str,
+        message_id: str,
+        decide: Callable[[Workitem, TimelineEntry], Change],
+        conn: str | None,
+    ) -> Change:
         budget = _CommitBudget()
         for attempt in budget:
             workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
@@ -342,29 +360,36 @@ class CoachingService:
             return change
         raise budget.exhausted()
 
-    def coach_react(self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None,
-                    conn: str | None = None) -> dict[str, Any]:
+    def coach_react(
+        self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None, conn: str | None = None
+    ) -> dict[str, Any]:
         try:
             value = Reaction(reaction) if reaction is not None else None
         except ValueError as exc:
             raise Invalid("reaction must be thumbs_up, thumbs_down or null") from exc
-        change = self._with_message(caller, workitem_id, message_id,
-                                    lambda w, m: rules.react(caller, w, m, value, self._now()), conn)
+        change = self._with_message(
+            caller, workitem_id, message_id, lambda w, m: rules.react(caller, w, m, value, self._now()), conn
+        )
         return {"entry": change.entry.to_wire()}
 
-    def coach_forward(self, caller: Principal, workitem_id: str, message_id: str,
-                      conn: str | None = None) -> dict[str, Any]:
+    def coach_forward(self, caller: Principal, workitem_id: str, message_id: str, conn: str | None = None) -> dict[str, Any]:
         new_message_id = new_id("msg")
-        change = self._with_message(caller, workitem_id, message_id,
-                                    lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), conn)
+        change = self._with_message(
+            caller, workitem_id, message_id, lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), conn
+        )
         return {"entry": change.entry.to_wire()}
 
     def message_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
         if caller.is_customer and caller.workitem_id != workitem_id:
             raise Forbidden("customers may only write on their own workitem")
         message_id = new_id("msg")
-        change = self.mutate(caller.tenant_id, workitem_id,
-                             lambda w: rules.send_message(caller, w, text, message_id, self._now()), push=True, exclude=conn)
+        change = self.mutate(
+            caller.tenant_id,
+            workitem_id,
+            lambda w: rules.send_message(caller, w, text, message_id, self._now()),
+            push=True,
+            exclude=conn,
+        )
         body = view(change.entry, caller.role)
         return {"entry": body}
 
@@ -399,16 +424,17 @@ class CoachingService:
             raise NotFound(f"user {user_id} not found")
         consult_id = new_id("cs")
         box = self.outbox(caller.tenant_id, conn)
-        box.to_endpoint(target, "consult.requested",
-                        {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id})
+        box.to_endpoint(
+            target, "consult.requested", {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
+        )
         self.notifier.flush(box)
         return {"consultId": consult_id}
 
-    def record(self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role,
-               **extra: Any) -> Change:
+    def record(
+        self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any
+    ) -> Change:
         """Append an entry for another feature (voice modes, assistance)."""
-        return self.mutate(tenant_id, workitem_id,
-                           lambda w: rules.record(w, kind, author_id, author_role, self._now(), **extra))
+        return self.mutate(tenant_id, workitem_id, lambda w: rules.record(w, kind, author_id, author_role, self._now(), **extra))
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

@@ -129,8 +129,9 @@ class Outbox(msgspec.Struct):
             self.frames.append((cid, payload))
             self.owners.setdefault(cid, []).append((endpoint.key, None, w))
 
-    def entry_to(self, endpoint: Endpoint | None, name: str, entry: TimelineEntry, role: Role,
-                 extra: dict[str, Any] | None = None) -> None:
+    def entry_to(
+        self, endpoint: Endpoint | None, name: str, entry: TimelineEntry, role: Role, extra: dict[str, Any] | None = None
+    ) -> None:
         """Push ``entry`` in the view of ``role``; nothing when that role must not see it."""
         body = view(entry, role)
         if body is not None:
@@ -181,8 +182,12 @@ class Notifier:
         data = encode(frame)
         if len(data) > MAX_FRAME_BYTES:
             log.warning("reply of %d bytes replaced by too_large", len(data))
-            data = encode(error(frame.get("requestId"), TooLarge(
-                f"the reply would exceed {MAX_FRAME_BYTES} bytes; ask for fewer items (limit)").to_dict()))
+            data = encode(
+                error(
+                    frame.get("requestId"),
+                    TooLarge(f"the reply would exceed {MAX_FRAME_BYTES} bytes; ask for fewer items (limit)").to_dict(),
+                )
+            )
         self._post([(connection_id, data)])
 
     def close(self, connection_id: str) -> None:

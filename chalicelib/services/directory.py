@@ -37,8 +37,9 @@ def require_admin(caller: Principal) -> None:
 
 
 class DirectoryService:
-    def __init__(self, directory: Directory, registry: ConnectionRegistry, store: WorkitemStore,
-                 notifier: Notifier, clock: Clock) -> None:
+    def __init__(
+        self, directory: Directory, registry: ConnectionRegistry, store: WorkitemStore, notifier: Notifier, clock: Clock
+    ) -> None:
         self.directory = directory
         self.registry = registry
         self.store = store
@@ -121,31 +122,45 @@ class DirectoryService:
             raise Forbidden("only supervisors may list their agents")
         scope = scope_of("agents.list", caller.tenant_id, caller.user_id)
         # The page is cut by id first (names and presence are not needed to order it) ...
-        ids, next_cursor = page(self.directory.agents_of(caller.tenant_id, caller.user_id), lambda a: (a,),
-                                lambda a: {"userId": a}, scope, limit, cursor)
+        ids, next_cursor = page(
+            self.directory.agents_of(caller.tenant_id, caller.user_id),
+            lambda a: (a,),
+            lambda a: {"userId": a},
+            scope,
+            limit,
+            cursor,
+        )
         agent_ids = [a for a, _ in ids]
         endpoints: dict[str, Endpoint] = {}
         for i in range(0, len(agent_ids), 100):
-            endpoints.update(self.directory.endpoints(caller.tenant_id,
-                                                      [user_endpoint(a) for a in agent_ids[i:i + 100]]))
+            endpoints.update(self.directory.endpoints(caller.tenant_id, [user_endpoint(a) for a in agent_ids[i : i + 100]]))
         _, now_ms = now_pair(self.clock)
         out = []
         for agent_id in agent_ids:
             ep = endpoints.get(user_endpoint(agent_id))
-            out.append({
-                "userId": agent_id,
-                "name": (ep.name if ep else None) or agent_id,
-                "presence": (ep.presence(now_ms) if ep else Presence.OFFLINE).value,
-                "workitemCount": ep.workitem_count if ep else 0,
-            })
+            out.append(
+                {
+                    "userId": agent_id,
+                    "name": (ep.name if ep else None) or agent_id,
+                    "presence": (ep.presence(now_ms) if ep else Presence.OFFLINE).value,
+                    "workitemCount": ep.workitem_count if ep else 0,
+                }
+            )
         # ... and shortened when the names make it too large for one reply (names are at most 256 characters).
         rows, short_cursor = page(out, lambda a: (str(a["userId"]),), lambda a: a, scope, limit, None)
         if short_cursor is not None:
             next_cursor = short_cursor
         return {"agents": [body for _, body in rows], "nextCursor": next_cursor}
 
-    def watch(self, caller: Principal, agent_id: str, connection: Connection, add: bool,
-              limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def watch(
+        self,
+        caller: Principal,
+        agent_id: str,
+        connection: Connection,
+        add: bool,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
         """``agent.watch`` / ``agent.unwatch``. The first page of workitems is built (and a bad cursor or an
         item too large for a reply refused) before the watch is registered: a refused watch registers nothing."""
         if caller.role is not Role.SUPERVISOR:
@@ -155,8 +170,12 @@ class DirectoryService:
         watcher = Watcher(connection, caller.user_id)
         reply: dict[str, Any] = {}
         if add:  # the page is built (a bad cursor refused) before the watch is registered
-            reply = workitem_page(self.store.open_for_agent(caller.tenant_id, agent_id),
-                                  scope_of("agent.watch", caller.tenant_id, caller.user_id, agent_id), limit, cursor)
+            reply = workitem_page(
+                self.store.open_for_agent(caller.tenant_id, agent_id),
+                scope_of("agent.watch", caller.tenant_id, caller.user_id, agent_id),
+                limit,
+                cursor,
+            )
         self.directory.watch(caller.tenant_id, agent_id, watcher, add)
         if not add:
             return {}
@@ -182,20 +201,25 @@ class DirectoryService:
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
         return {"userId": user_id, "name": name, "role": value.value}
 
-    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str],
-                 agents: list[str]) -> dict[str, Any]:
+    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> dict[str, Any]:
         require_admin(caller)
         sups, ags = list(dict.fromkeys(supervisors)), list(dict.fromkeys(agents))
-        if (len(sups) > MAX_TEAM_SUPERVISORS or len(ags) > MAX_TEAM_AGENTS or len(sups) + len(ags) > MAX_TEAM_USERS
-                or len(sups) * len(ags) > MAX_TEAM_EDGES):
-            raise Invalid(f"a team has at most {MAX_TEAM_USERS} users: {MAX_TEAM_SUPERVISORS} supervisors, "
-                          f"{MAX_TEAM_AGENTS} agents and {MAX_TEAM_EDGES} supervisor-agent pairs")
+        if (
+            len(sups) > MAX_TEAM_SUPERVISORS
+            or len(ags) > MAX_TEAM_AGENTS
+            or len(sups) + len(ags) > MAX_TEAM_USERS
+            or len(sups) * len(ags) > MAX_TEAM_EDGES
+        ):
+            raise Invalid(
+                f"a team has at most {MAX_TEAM_USERS} users: {MAX_TEAM_SUPERVISORS} supervisors, "
+                f"{MAX_TEAM_AGENTS} agents and {MAX_TEAM_EDGES} supervisor-agent pairs"
+            )
         # Every member is checked, whatever the team's size: 1 BatchGetItem per 100 members (no Scan).
         members = [(u, Role.SUPERVISOR) for u in sups] + [(u, Role.AGENT) for u in ags]
         keys = list(dict.fromkeys(user_endpoint(u) for u, _ in members))
         known: dict[str, Endpoint] = {}
         for i in range(0, len(keys), 100):
-            known.update(self.directory.endpoints(caller.tenant_id, keys[i:i + 100]))
+            known.update(self.directory.endpoints(caller.tenant_id, keys[i : i + 100]))
         for uid, want in members:
             ep = known.get(user_endpoint(uid))
             if ep is None or not ep.in_directory:
@@ -203,16 +227,18 @@ class DirectoryService:
             if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
                 raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
-        self.directory.put_team(caller.tenant_id, team, self._now(),
-                                 removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs))
+        self.directory.put_team(
+            caller.tenant_id, team, self._now(), removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs)
+        )
         return team.to_wire()
 
     def _pairs_removed(self, tenant_id: str, removed: list[tuple[str, str]]) -> None:
         """A pair a team no longer links may still be linked by another team: 1 strongly consistent
         Query per removed pair (the index by supervisor could still show the edges just deleted),
         then the clean-up of the pairs that are gone."""
-        self._supervision_lost(tenant_id, [(sup, agent) for sup, agent in removed
-                                           if not self.directory.supervises(tenant_id, sup, agent)])
+        self._supervision_lost(
+            tenant_id, [(sup, agent) for sup, agent in removed if not self.directory.supervises(tenant_id, sup, agent)]
+        )
 
     def _supervision_lost(self, tenant_id: str, pairs: list[tuple[str, str]]) -> None:
         """Live permissions, applied before the admin's request returns: each supervisor's watch of
@@ -223,7 +249,7 @@ class DirectoryService:
         keys = list(dict.fromkeys(user_endpoint(agent_id) for _, agent_id in pairs))
         endpoints: dict[str, Endpoint] = {}
         for i in range(0, len(keys), 100):
-            endpoints.update(self.directory.endpoints(tenant_id, keys[i:i + 100], consistent=True))
+            endpoints.update(self.directory.endpoints(tenant_id, keys[i : i + 100], consistent=True))
         for supervisor_id, agent_id in pairs:
             key = user_endpoint(agent_id)
             endpoint = endpoints.get(key)
@@ -250,8 +276,9 @@ class DirectoryService:
         require_admin(caller)
         return {"templates": [t.to_wire() for t in self.directory.templates(caller.tenant_id)]}
 
-    def put_policy(self, caller: Principal, record_coaching: bool, escalation_seconds: int,
-                   retention_days: int) -> dict[str, Any]:
+    def put_policy(
+        self, caller: Principal, record_coaching: bool, escalation_seconds: int, retention_days: int
+    ) -> dict[str, Any]:
         require_admin(caller)
         policy = Policy(record_coaching, escalation_seconds, retention_days)
         self.directory.put_policy(caller.tenant_id, policy, self._now())

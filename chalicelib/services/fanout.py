@@ -48,13 +48,17 @@ class Note(msgspec.Struct, frozen=True):
 
 
 def encode_note(change: Change, exclude: str | None) -> str:
-    return json.dumps({
-        "v": NOTE_VERSION,
-        "x": exclude,
-        "end": change.ended_for,
-        "why": change.end_reason.value if change.end_reason else None,
-        "e": [_entry(e) for e in change.entries],
-    }, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        {
+            "v": NOTE_VERSION,
+            "x": exclude,
+            "end": change.ended_for,
+            "why": change.end_reason.value if change.end_reason else None,
+            "e": [_entry(e) for e in change.entries],
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def decode_note(text: str, workitem_id: str) -> Note:
@@ -71,17 +75,32 @@ def decode_note(text: str, workitem_id: str) -> Note:
 
 def _entry(e: TimelineEntry) -> dict[str, Any]:
     body: dict[str, Any] = {"s": e.seq, "k": e.kind.value, "at": e.at, "a": e.author_id, "r": e.author_role.value}
-    optional = {"cs": e.customer_seq, "m": e.message_id, "t": e.text, "f": e.forwarded_from, "re": e.reaction,
-                "x": e.extra or None}
+    optional = {
+        "cs": e.customer_seq,
+        "m": e.message_id,
+        "t": e.text,
+        "f": e.forwarded_from,
+        "re": e.reaction,
+        "x": e.extra or None,
+    }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
 
 
 def _parse_entry(raw: dict[str, Any], workitem_id: str) -> TimelineEntry:
     return TimelineEntry(
-        workitem_id=workitem_id, seq=int(raw["s"]), kind=EntryKind(raw["k"]), at=raw["at"], author_id=raw["a"],
-        author_role=Role(raw["r"]), customer_seq=raw.get("cs"), message_id=raw.get("m"), text=raw.get("t"),
-        forwarded_from=raw.get("f"), reaction=raw.get("re"), extra=dict(raw.get("x") or {}),
+        workitem_id=workitem_id,
+        seq=int(raw["s"]),
+        kind=EntryKind(raw["k"]),
+        at=raw["at"],
+        author_id=raw["a"],
+        author_role=Role(raw["r"]),
+        customer_seq=raw.get("cs"),
+        message_id=raw.get("m"),
+        text=raw.get("t"),
+        forwarded_from=raw.get("f"),
+        reaction=raw.get("re"),
+        extra=dict(raw.get("x") or {}),
     )
 
 
@@ -97,8 +116,7 @@ class Committed(msgspec.Struct, frozen=True):
         return self.after.tenant_id, self.after.workitem_id
 
     def change(self) -> Change:
-        return Change(self.before, self.after, list(self.note.entries), list(self.note.ended_for),
-                      self.note.end_reason)
+        return Change(self.before, self.after, list(self.note.entries), list(self.note.ended_for), self.note.end_reason)
 
 
 class Publisher(Protocol):
@@ -108,8 +126,7 @@ class Publisher(Protocol):
 
     def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]: ...
 
-    def fan_out(self, change: Change, exclude: str | None = None,
-                endpoints: dict[str, Endpoint] | None = None) -> None: ...
+    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None: ...
 
 
 class FanoutService:
@@ -129,8 +146,7 @@ class FanoutService:
             return 0
         if len(groups) == 1:
             return self._in_order(next(iter(groups.values())))
-        with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)),
-                                thread_name_prefix="fanout") as pool:
+        with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)), thread_name_prefix="fanout") as pool:
             return sum(pool.map(self._in_order, groups.values()))
 
     def _in_order(self, committed: list[Committed]) -> int:

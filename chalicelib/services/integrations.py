@@ -133,9 +133,20 @@ def outbound_channel(workitem: Workitem) -> str | None:
 
 
 class Integrations:
-    def __init__(self, store: SubscriptionStore, queue: DeliveryQueue, poster: Poster, sms: SmsSender,
-                 notifier: Notifier, directory: Directory, clock: Clock, *, allow_private: bool,
-                 cache_seconds: float = 30.0, retry_base: int = RETRY_BASE_SECONDS) -> None:
+    def __init__(
+        self,
+        store: SubscriptionStore,
+        queue: DeliveryQueue,
+        poster: Poster,
+        sms: SmsSender,
+        notifier: Notifier,
+        directory: Directory,
+        clock: Clock,
+        *,
+        allow_private: bool,
+        cache_seconds: float = 30.0,
+        retry_base: int = RETRY_BASE_SECONDS,
+    ) -> None:
         self.store = store
         self.queue = queue
         self.poster = poster
@@ -151,8 +162,9 @@ class Integrations:
 
     # --- admin ---------------------------------------------------------------------------------
 
-    def put_subscription(self, caller: Principal, subscription_id: str, url: str, events: list[str],
-                         enabled: bool) -> dict[str, Any]:
+    def put_subscription(
+        self, caller: Principal, subscription_id: str, url: str, events: list[str], enabled: bool
+    ) -> dict[str, Any]:
         _require_admin(caller)
         check_url(url, self.allow_private)
         wanted = check_events(events)
@@ -160,8 +172,7 @@ class Integrations:
         existing = self.store.get(tenant, subscription_id)
         if existing is None and len(self.store.list(tenant)) >= MAX_SUBSCRIPTIONS:
             raise Conflict(f"a tenant may have at most {MAX_SUBSCRIPTIONS} webhook subscriptions")
-        sub = Subscription(tenant, subscription_id, url, wanted, enabled,
-                           existing.secret if existing else new_secret())
+        sub = Subscription(tenant, subscription_id, url, wanted, enabled, existing.secret if existing else new_secret())
         self.store.put(sub, self._now())
         self._forget(tenant)
         if existing is None:
@@ -183,8 +194,9 @@ class Integrations:
         existing = self.store.get(caller.tenant_id, subscription_id)
         if existing is None:
             raise NotFound(f"subscription {subscription_id} not found")
-        sub = Subscription(existing.tenant_id, existing.subscription_id, existing.url, existing.events,
-                           existing.enabled, new_secret())
+        sub = Subscription(
+            existing.tenant_id, existing.subscription_id, existing.url, existing.events, existing.enabled, new_secret()
+        )
         self.store.put(sub, self._now())
         self._forget(caller.tenant_id)
         return sub.to_wire(with_secret=True)
@@ -242,8 +254,7 @@ class Integrations:
             try:
                 bodies.extend(self._deliveries(c))
             except Exception:
-                log.exception("could not queue the deliveries of version %d of workitem %s",
-                              c.after.version, c.after.workitem_id)
+                log.exception("could not queue the deliveries of version %d of workitem %s", c.after.version, c.after.workitem_id)
         if bodies:
             try:
                 self.queue.send(bodies)
@@ -262,8 +273,9 @@ class Integrations:
             n = 0
             for s in subs:
                 if s.wants(kind):
-                    out.append(_message("post", w.tenant_id, sub=s.subscription_id, id=eid, type=kind, ts=ts,
-                                        data=data, st=status))
+                    out.append(
+                        _message("post", w.tenant_id, sub=s.subscription_id, id=eid, type=kind, ts=ts, data=data, st=status)
+                    )
                     n += 1
             return n
 
@@ -274,19 +286,34 @@ class Integrations:
             channel = outbound_channel(w) if entry.kind is EntryKind.AGENT_MESSAGE else None
             status = {"wid": w.workitem_id, "seq": entry.seq, "agent": w.agent_id} if channel else None
             eid = event_id(w.tenant_id, w.workitem_id, entry.seq, "timeline.entry")
-            reached = post("timeline.entry", eid, {"entry": entry.to_wire(), "workitem": workitem},
-                           status if channel == "webhook" else None)
+            reached = post(
+                "timeline.entry", eid, {"entry": entry.to_wire(), "workitem": workitem}, status if channel == "webhook" else None
+            )
             if channel == "sms":
-                out.append(_message("sms", w.tenant_id, id=eid, wid=w.workitem_id, seq=entry.seq,
-                                    agent=w.agent_id, to=w.customer_id, text=entry.text or "",
-                                    mid=entry.message_id))
+                out.append(
+                    _message(
+                        "sms",
+                        w.tenant_id,
+                        id=eid,
+                        wid=w.workitem_id,
+                        seq=entry.seq,
+                        agent=w.agent_id,
+                        to=w.customer_id,
+                        text=entry.text or "",
+                        mid=entry.message_id,
+                    )
+                )
             elif channel == "webhook" and not reached:
-                self._record(w.tenant_id, w.workitem_id, entry.seq, w.agent_id, FAILED,
-                             "no connector subscribed to timeline.entry")
+                self._record(
+                    w.tenant_id, w.workitem_id, entry.seq, w.agent_id, FAILED, "no connector subscribed to timeline.entry"
+                )
         before = c.before
         if before.agent_id != w.agent_id:
-            post("workitem.transferred", event_id(w.tenant_id, w.workitem_id, w.version, "transferred"),
-                 {"workitem": workitem, "fromAgentId": before.agent_id})
+            post(
+                "workitem.transferred",
+                event_id(w.tenant_id, w.workitem_id, w.version, "transferred"),
+                {"workitem": workitem, "fromAgentId": before.agent_id},
+            )
         if before.status is not w.status and w.status is rules.Status.ENDED:
             post("workitem.ended", event_id(w.tenant_id, w.workitem_id, w.version, "ended"), {"workitem": workitem})
         return out
@@ -299,8 +326,7 @@ class Integrations:
         if hit is not None and hit[0] > time.monotonic() and not any(s.wants(kind) for s in hit[1]):
             return  # known: nobody wants it
         try:
-            self.queue.send([_message("event", tenant_id, id=new_id("evt"), type=kind, ts=iso(self.clock.now()),
-                                      data=data)])
+            self.queue.send([_message("event", tenant_id, id=new_id("evt"), type=kind, ts=iso(self.clock.now()), data=data)])
         except Exception:
             log.exception("could not queue %s event of tenant %s", kind, tenant_id)
 
@@ -343,9 +369,20 @@ class Integrations:
 
     def _expand(self, message: dict[str, Any]) -> bool:
         tenant = message["tid"]
-        bodies = [_message("post", tenant, sub=s.subscription_id, id=message["id"], type=message["type"],
-                           ts=message["ts"], data=message["data"], st=None)
-                  for s in self.subscriptions(tenant) if s.wants(message["type"])]
+        bodies = [
+            _message(
+                "post",
+                tenant,
+                sub=s.subscription_id,
+                id=message["id"],
+                type=message["type"],
+                ts=message["ts"],
+                data=message["data"],
+                st=None,
+            )
+            for s in self.subscriptions(tenant)
+            if s.wants(message["type"])
+        ]
         if bodies:
             self.queue.send(bodies)
         return True
@@ -359,8 +396,9 @@ class Integrations:
             if status:
                 self._record(tenant, status["wid"], status["seq"], status["agent"], FAILED, "subscription removed")
             return True
-        body = json.dumps({"type": kind, "timestamp": message["ts"], "data": message["data"]},
-                          separators=(",", ":"), ensure_ascii=False)
+        body = json.dumps(
+            {"type": kind, "timestamp": message["ts"], "data": message["data"]}, separators=(",", ":"), ensure_ascii=False
+        )
         moment = self.clock.now()
         headers = {
             "content-type": "application/json",
@@ -374,31 +412,50 @@ class Integrations:
         if ok:
             log.info("delivery %s (%s) to subscription %s: HTTP %s", message["id"], kind, sub_id, code)
         else:
-            log.warning("delivery %s (%s) to subscription %s failed on attempt %d: %s", message["id"], kind, sub_id,
-                        attempt, f"HTTP {code}" if code is not None else detail)
+            log.warning(
+                "delivery %s (%s) to subscription %s failed on attempt %d: %s",
+                message["id"],
+                kind,
+                sub_id,
+                attempt,
+                f"HTTP {code}" if code is not None else detail,
+            )
         if status and (ok or attempt == 1):
-            self._record(tenant, status["wid"], status["seq"], status["agent"], SENT if ok else FAILED,
-                         "" if ok else (f"HTTP {code}" if code is not None else detail))
+            self._record(
+                tenant,
+                status["wid"],
+                status["seq"],
+                status["agent"],
+                SENT if ok else FAILED,
+                "" if ok else (f"HTTP {code}" if code is not None else detail),
+            )
         return ok
 
     def _sms(self, message: dict[str, Any]) -> None:
         tenant = message["tid"]
         origination = self.store.sms_origination(tenant)
         if not origination:
-            self._record(tenant, message["wid"], message["seq"], message["agent"], FAILED,
-                         "no SMS origination identity is configured for the tenant")
+            self._record(
+                tenant,
+                message["wid"],
+                message["seq"],
+                message["agent"],
+                FAILED,
+                "no SMS origination identity is configured for the tenant",
+            )
             return
         try:
-            sent_id = self.sms.send_text(origination, message["to"], message["text"],
-                                         {"tenantId": tenant, "workitemId": message["wid"],
-                                          "messageId": str(message.get("mid") or "")})
+            sent_id = self.sms.send_text(
+                origination,
+                message["to"],
+                message["text"],
+                {"tenantId": tenant, "workitemId": message["wid"], "messageId": str(message.get("mid") or "")},
+            )
         except ChannelFailed as exc:
-            log.warning("SMS for message %s of workitem %s refused: %s", message.get("mid"), message["wid"],
-                        exc.reason)
+            log.warning("SMS for message %s of workitem %s refused: %s", message.get("mid"), message["wid"], exc.reason)
             self._record(tenant, message["wid"], message["seq"], message["agent"], FAILED, exc.reason)
             return
-        log.info("SMS for message %s of workitem %s accepted by the provider as %s", message.get("mid"),
-                 message["wid"], sent_id)
+        log.info("SMS for message %s of workitem %s accepted by the provider as %s", message.get("mid"), message["wid"], sent_id)
         self._record(tenant, message["wid"], message["seq"], message["agent"], SENT, "")
 
     def _record(self, tenant_id: str, workitem_id: str, seq: int, agent_id: str, status: str, reason: str) -> None:
@@ -409,8 +466,13 @@ class Integrations:
         agent = self.directory.endpoint(tenant_id, user_endpoint(agent_id))
         at, now_ms = now_pair(self.clock)
         box = Outbox(tenant_id, at, now_ms)
-        data: dict[str, Any] = {"workitemId": workitem_id, "messageId": entry.message_id, "seq": seq,
-                                "delivery": status, "entry": entry.to_wire()}
+        data: dict[str, Any] = {
+            "workitemId": workitem_id,
+            "messageId": entry.message_id,
+            "seq": seq,
+            "delivery": status,
+            "entry": entry.to_wire(),
+        }
         if reason:
             data["reason"] = reason
         box.to_endpoint(agent, "message.delivery", data)
@@ -430,4 +492,3 @@ def _tenant_of(body: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
-

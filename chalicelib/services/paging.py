@@ -62,8 +62,14 @@ def decode_cursor(cursor: str, scope: str) -> tuple[str, ...]:
     return tuple(key)
 
 
-def page(items: Sequence[T], key: Callable[[T], tuple[str, ...]], wire: Callable[[T], dict[str, Any]],
-         scope: str, limit: int, cursor: str | None) -> tuple[list[tuple[T, dict[str, Any]]], str | None]:
+def page(
+    items: Sequence[T],
+    key: Callable[[T], tuple[str, ...]],
+    wire: Callable[[T], dict[str, Any]],
+    scope: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[tuple[T, dict[str, Any]]], str | None]:
     """One page of ``items`` (ordered by ``key``) after ``cursor``: (item, wire form) pairs and the next
     cursor (None on the last page). :class:`TooLarge` only when one item alone cannot fit a page."""
     after = decode_cursor(cursor, scope) if cursor is not None else None

@@ -155,17 +155,25 @@ class WorkitemStore(Protocol):
         self, tenant_id: str, workitem_id: str, message_id: str
     ) -> tuple[Workitem | None, TimelineEntry | None]: ...
 
-    def create(self, workitem: Workitem, *, idempotency: Idempotency | None = None,
-               counters: Iterable[CounterDelta] = ()) -> None: ...
+    def create(
+        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
+    ) -> None: ...
 
-    def commit(self, change: Change, *, idempotency: Idempotency | None = None,
-               counters: Iterable[CounterDelta] = (), fanout: str | None = None) -> None:
+    def commit(
+        self,
+        change: Change,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
+    ) -> None:
         """Write the change; ``fanout`` is its note for the stream consumer (None: push nothing)."""
 
     def mark_event(self, idempotency: Idempotency) -> None: ...
 
-    def timeline(self, tenant_id: str, workitem_id: str, *, after: int, limit: int,
-                 customer: bool) -> tuple[list[TimelineEntry], bool]: ...
+    def timeline(
+        self, tenant_id: str, workitem_id: str, *, after: int, limit: int, customer: bool
+    ) -> tuple[list[TimelineEntry], bool]: ...
 
     def latest(self, tenant_id: str, workitem_id: str, limit: int) -> tuple[list[TimelineEntry], bool]: ...
 
@@ -182,8 +190,9 @@ class Directory(Protocol):
 
     def revoke(self, tenant_id: str, user_id: str, at: int) -> Endpoint: ...
 
-    def put_team(self, tenant_id: str, team: Team, now: str,
-                 removed: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+    def put_team(
+        self, tenant_id: str, team: Team, now: str, removed: Callable[[list[tuple[str, str]]], None] | None = None
+    ) -> None:
         """Store the team; ``removed`` gets the (supervisor, agent) pairs it no longer links, after
         their edges are gone and before the team is stored (so a failure there is retried)."""
 
@@ -203,8 +212,7 @@ class Directory(Protocol):
 
     def disconnect(self, principal: Principal, connection: Connection) -> Endpoint | None: ...
 
-    def forget(self, tenant_id: str, key: str, connections: Iterable[Connection],
-               watchers: Iterable[Watcher]) -> None: ...
+    def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None: ...
 
     def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Endpoint: ...
 

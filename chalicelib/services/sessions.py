@@ -43,8 +43,15 @@ class SessionUnchecked(DomainError):
 
 
 class SessionService:
-    def __init__(self, tokens: Verifier, directory: Directory, registry: ConnectionRegistry, notifier: Notifier,
-                 clock: Clock, leeway_seconds: int = LEEWAY_SECONDS) -> None:
+    def __init__(
+        self,
+        tokens: Verifier,
+        directory: Directory,
+        registry: ConnectionRegistry,
+        notifier: Notifier,
+        clock: Clock,
+        leeway_seconds: int = LEEWAY_SECONDS,
+    ) -> None:
         self.tokens = tokens
         self.directory = directory
         self.registry = registry
@@ -87,8 +94,12 @@ class SessionService:
         if principal.federated and (endpoint is None or not endpoint.in_directory):
             # An issuer's user seen for the first time joins the directory (docs/product.md W9.3).
             self.directory.enroll(principal, now_pair(self.clock)[0])
-        if principal.role is Role.ADMIN and endpoint is not None and endpoint.in_directory \
-                and endpoint.role not in (None, Role.ADMIN):
+        if (
+            principal.role is Role.ADMIN
+            and endpoint is not None
+            and endpoint.in_directory
+            and endpoint.role not in (None, Role.ADMIN)
+        ):
             raise Forbidden(f"you are no longer an admin (the directory says {endpoint.role.value})")
         return principal
 
@@ -122,7 +133,6 @@ class SessionService:
             try:
                 self.notifier.close(conn.connection_id)
             except Exception:  # logged; the connection also fails its next auth.refresh
-                log.warning("could not close connection %s of revoked user %s", conn.connection_id, user_id,
-                            exc_info=True)
+                log.warning("could not close connection %s of revoked user %s", conn.connection_id, user_id, exc_info=True)
         if endpoint.connections:
             self.directory.forget(caller.tenant_id, endpoint.key, endpoint.connections, [])

@@ -81,8 +81,9 @@ class VoiceService:
 
         def act(w: Workitem, state: VoiceState, plan: _Plan) -> None:
             rules.check_agent_action(caller, w)
-            room, attendee = self._in_contact(w, state, rules.staff_external_id(w.tenant_id, w.agent_id),
-                                              Audio.SEND_RECEIVE, plan)
+            room, attendee = self._in_contact(
+                w, state, rules.staff_external_id(w.tenant_id, w.agent_id), Audio.SEND_RECEIVE, plan
+            )
             room.agent_id, room.agent_attendee_id = w.agent_id, attendee.attendee_id
             plan.result = {"contactRoom": room.room(attendee, Audio.SEND_RECEIVE).to_wire()}
             coach = self._agent_in_coach(w, state)
@@ -111,7 +112,8 @@ class VoiceService:
             contact, contact_attendee = self._in_contact(w, state, staff_id, Audio.RECEIVE, plan)
             coach, coach_attendee, agent_attendee = self._in_coach(w, state, staff_id, plan)
             state.supervisors[caller.user_id] = SupervisorVoice(
-                VoiceMode.WHISPER, contact_attendee.attendee_id, coach_attendee.attendee_id)
+                VoiceMode.WHISPER, contact_attendee.attendee_id, coach_attendee.attendee_id
+            )
             plan.result = {
                 "coachRoom": coach.room(coach_attendee, Audio.SEND).to_wire(),
                 "contactRoom": contact.room(contact_attendee, Audio.RECEIVE).to_wire(),
@@ -132,8 +134,9 @@ class VoiceService:
     def _listen(self, caller: Principal, workitem_id: str, mode: VoiceMode, conn: str | None) -> dict[str, Any]:
         return self._contact_mode(caller, workitem_id, mode, Audio.RECEIVE, conn, defer=False)
 
-    def _contact_mode(self, caller: Principal, workitem_id: str, mode: VoiceMode, audio: Audio, conn: str | None,
-                      *, defer: bool) -> dict[str, Any]:
+    def _contact_mode(
+        self, caller: Principal, workitem_id: str, mode: VoiceMode, audio: Audio, conn: str | None, *, defer: bool
+    ) -> dict[str, Any]:
         """Leave the coach room (telling the agent) and take ``audio`` in the contact room."""
         supervises = self._supervises(caller)
 
@@ -143,8 +146,9 @@ class VoiceService:
             coach_agent = state.coach.agent_id if state.coach else ""
             if rules.leave_coach(state, caller.user_id, plan.cleanup) and coach_agent:
                 plan.coach_closed_for = coach_agent
-            contact, attendee = self._in_contact(w, state, rules.staff_external_id(w.tenant_id, caller.user_id),
-                                                 audio, plan, defer=defer)
+            contact, attendee = self._in_contact(
+                w, state, rules.staff_external_id(w.tenant_id, caller.user_id), audio, plan, defer=defer
+            )
             state.supervisors[caller.user_id] = SupervisorVoice(mode, attendee.attendee_id)
             plan.result = {"contactRoom": contact.room(attendee, audio).to_wire()}
             return _mode_change(caller.user_id, previous, mode)
@@ -191,8 +195,9 @@ class VoiceService:
             # Unknown workitem, not a voice workitem, or already ended: hang up unanswered (not billed).
             log.info("hanging up a call for workitem %s: %s", routing.workitem_id, exc.code)
             return pstn.hangup_response(call_id, pstn.SIP_UNAVAILABLE)
-        return pstn.join_meeting_response(call_id, plan.result["joinToken"], plan.result["meetingId"],
-                                          transaction_attributes=routing.transaction_attributes())
+        return pstn.join_meeting_response(
+            call_id, plan.result["joinToken"], plan.result["meetingId"], transaction_attributes=routing.transaction_attributes()
+        )
 
     def _caller_left(self, routing: pstn.CallRouting, call_id: str) -> None:
         """The phone leg hung up: its attendee goes. Ending coaching is the routing engine's
@@ -313,8 +318,7 @@ class VoiceService:
             state.coach = room
         return room, True
 
-    def _attendee(self, meeting_id: str, external_user_id: str, audio: Audio,
-                  defer_to: _Plan | None = None) -> Attendee:
+    def _attendee(self, meeting_id: str, external_user_id: str, audio: Audio, defer_to: _Plan | None = None) -> Attendee:
         """The attendee for ``external_user_id`` (created or found again) with exactly ``audio``;
         with ``defer_to``, an existing attendee's capability changes only after the commit."""
         attendee = self.meetings.create_attendee(meeting_id, external_user_id, audio)
@@ -322,12 +326,12 @@ class VoiceService:
             if defer_to is None:
                 self.meetings.update_attendee_audio(meeting_id, attendee.attendee_id, audio)
             else:
-                defer_to.after_clean.append(
-                    lambda: self.meetings.update_attendee_audio(meeting_id, attendee.attendee_id, audio))
+                defer_to.after_clean.append(lambda: self.meetings.update_attendee_audio(meeting_id, attendee.attendee_id, audio))
         return Attendee(attendee.attendee_id, attendee.join_token, audio)
 
-    def _in_contact(self, w: Workitem, state: VoiceState, external_user_id: str, audio: Audio,
-                    plan: _Plan, *, defer: bool = False) -> tuple[RoomState, Attendee]:
+    def _in_contact(
+        self, w: Workitem, state: VoiceState, external_user_id: str, audio: Audio, plan: _Plan, *, defer: bool = False
+    ) -> tuple[RoomState, Attendee]:
         """An attendee in the contact room; a room that ended under us is replaced by a new incarnation."""
         for retry in (False, True):
             room, _ = self._ensure_room(w, state, RoomKind.CONTACT)
@@ -340,8 +344,9 @@ class VoiceService:
                 rules.drop_contact(state, plan.cleanup)
         raise AssertionError("unreachable")
 
-    def _in_coach(self, w: Workitem, state: VoiceState, external_user_id: str,
-                  plan: _Plan) -> tuple[RoomState, Attendee, Attendee | None]:
+    def _in_coach(
+        self, w: Workitem, state: VoiceState, external_user_id: str, plan: _Plan
+    ) -> tuple[RoomState, Attendee, Attendee | None]:
         """The supervisor's Send attendee in the coach room, opening the room (with the agent's
         Receive attendee and, by policy, a recording) when there is none. Returns the agent's
         attendee when it is new, so the agent can be told to join."""
@@ -350,8 +355,7 @@ class VoiceService:
             try:
                 agent: Attendee | None = None
                 if created or room.agent_id != w.agent_id or not room.agent_attendee_id:
-                    agent = self._attendee(room.meeting_id, rules.staff_external_id(w.tenant_id, w.agent_id),
-                                           Audio.RECEIVE)
+                    agent = self._attendee(room.meeting_id, rules.staff_external_id(w.tenant_id, w.agent_id), Audio.RECEIVE)
                     room.agent_id, room.agent_attendee_id = w.agent_id, agent.attendee_id
                 self._record(w, room)
                 return room, self._attendee(room.meeting_id, external_user_id, Audio.SEND), agent
@@ -405,8 +409,7 @@ class VoiceService:
         return now_pair(self.coaching.clock)[0]
 
 
-def _mode_change(supervisor_id: str, previous: SupervisorVoice | None,
-                 mode: VoiceMode) -> tuple[str, VoiceMode] | None:
+def _mode_change(supervisor_id: str, previous: SupervisorVoice | None, mode: VoiceMode) -> tuple[str, VoiceMode] | None:
     """A ``voice_mode`` entry is due when the supervisor's mode actually changes."""
     if previous is not None and previous.mode is mode:
         return None

@@ -51,8 +51,7 @@ def verify_signature(header: str | None, body: bytes, secrets: list[str], now: i
             continue
         expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
         # Compared as bytes: a header may carry any text, and compare_digest refuses non-ASCII str.
-        if any(hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
-               for candidate in parts.get("v1", [])):
+        if any(hmac.compare_digest(expected, candidate.encode("utf-8", "replace")) for candidate in parts.get("v1", [])):
             return
     raise Unauthorized("signature does not match")
 
@@ -62,8 +61,9 @@ class WebhookService:
         self.coaching = coaching
         self.default_secret = default_secret
 
-    def handle(self, body: bytes, signature: str | None, tenant_id: str | None,
-               validate: Callable[[], dict[str, Any]] | None) -> dict[str, Any]:
+    def handle(
+        self, body: bytes, signature: str | None, tenant_id: str | None, validate: Callable[[], dict[str, Any]] | None
+    ) -> dict[str, Any]:
         """Verify the signature (with the tenant's secret when it has one), then validate and apply.
 
         ``tenant_id`` is the tenant read from the body (None when it has none); ``validate`` returns
@@ -102,14 +102,19 @@ class WebhookService:
         at, _ = now_pair(self.coaching.clock)
         customer = data["customer"]
         workitem = Workitem(
-            tenant_id=tenant_id, workitem_id=data["workitemId"], channel=Channel(data["channel"]),
-            agent_id=data["agentId"], customer_id=customer["id"], customer_name=customer["name"],
-            created_at=at, subject=data.get("subject") or "", retention_days=policy.retention_days,
+            tenant_id=tenant_id,
+            workitem_id=data["workitemId"],
+            channel=Channel(data["channel"]),
+            agent_id=data["agentId"],
+            customer_id=customer["id"],
+            customer_name=customer["name"],
+            created_at=at,
+            subject=data.get("subject") or "",
+            retention_days=policy.retention_days,
             record_coaching=policy.record_coaching,
         )
         try:
-            self.coaching.store.create(workitem, idempotency=idem,
-                                       counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
+            self.coaching.store.create(workitem, idempotency=idem, counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
         except AlreadyExists as exc:
             existing = self.coaching.load(tenant_id, workitem.workitem_id)
             if existing.agent_id == workitem.agent_id and existing.channel is workitem.channel:
@@ -122,21 +127,30 @@ class WebhookService:
         box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
         self.coaching.notifier.flush(box)
 
-    def _mutate(self, tenant_id: str, workitem_id: str, decide: Callable[[Workitem], Change], idem: Idempotency,
-                counters: Callable[[Change], list[CounterDelta]] | None = None,
-                missing: type[Exception] = NotFound) -> None:
+    def _mutate(
+        self,
+        tenant_id: str,
+        workitem_id: str,
+        decide: Callable[[Workitem], Change],
+        idem: Idempotency,
+        counters: Callable[[Change], list[CounterDelta]] | None = None,
+        missing: type[Exception] = NotFound,
+    ) -> None:
         try:
-            self.coaching.mutate(tenant_id, workitem_id, decide, idempotency=idem, counters=counters,
-                                          push=True)
+            self.coaching.mutate(tenant_id, workitem_id, decide, idempotency=idem, counters=counters, push=True)
         except NotFound as exc:
             raise missing(f"workitem {workitem_id} is not known (yet)") from exc
 
     def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         message_id = new_id("msg")
         at = now_pair(self.coaching.clock)[0]
-        self._mutate(tenant_id, data["workitemId"],
-                     lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
-                     idem, missing=Conflict)
+        self._mutate(
+            tenant_id,
+            data["workitemId"],
+            lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
+            idem,
+            missing=Conflict,
+        )
 
     def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         """The target must be an agent of the tenant (1 GetItem), else 409 and nothing applied; a redelivered
@@ -162,8 +176,7 @@ class WebhookService:
         def decide(w: Workitem) -> Change:
             if w.status is rules.Status.ENDED:
                 return Change(w, w)  # already ended: applying it again changes nothing
-            author = w.customer_id if ended_by is EndedBy.CUSTOMER else (w.agent_id if ended_by is EndedBy.AGENT
-                                                                         else "system")
+            author = w.customer_id if ended_by is EndedBy.CUSTOMER else (w.agent_id if ended_by is EndedBy.AGENT else "system")
             role = {EndedBy.CUSTOMER: Role.CUSTOMER, EndedBy.AGENT: Role.AGENT}.get(ended_by, Role.ADMIN)
             return rules.end_workitem(w, ended_by, author, role, at)
 

@@ -32,7 +32,6 @@ def _open_workitem(supervisor: Page, agent_id: str, workitem_id: str) -> None:
     supervisor.locator(f"[data-testid=workitem-row][data-workitem-id={workitem_id}]").click()
 
 
-
 def test_coached_chat_across_supervisor_agent_and_customer(tenant: Tenant, open_as: OpenAs) -> None:
     _front_line(tenant)
     wid = tenant.assign("wi-chat", "chat", "agent1")

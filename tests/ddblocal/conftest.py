@@ -39,8 +39,9 @@ DUMMY_CREDENTIALS = {
 def _endpoint() -> str:
     endpoint = os.environ.get(ENDPOINT_VARIABLE, "").strip()
     if not endpoint:
-        pytest.fail(f"{ENDPOINT_VARIABLE} is not set, so there is no DynamoDB Local to test against: {HOW_TO_RUN}.",
-                    pytrace=False)
+        pytest.fail(
+            f"{ENDPOINT_VARIABLE} is not set, so there is no DynamoDB Local to test against: {HOW_TO_RUN}.", pytrace=False
+        )
     return endpoint
 
 
@@ -48,13 +49,19 @@ def _check_answers(endpoint: str) -> None:
     import boto3
     from botocore.config import Config
 
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                          config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}))
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}),
+    )
     try:
         client.list_tables(Limit=1)
     except Exception as exc:
-        pytest.fail(f"DynamoDB Local does not answer at {ENDPOINT_VARIABLE}={endpoint} ({type(exc).__name__}: {exc}); "
-                    f"{HOW_TO_RUN}.", pytrace=False)
+        pytest.fail(
+            f"DynamoDB Local does not answer at {ENDPOINT_VARIABLE}={endpoint} ({type(exc).__name__}: {exc}); {HOW_TO_RUN}.",
+            pytrace=False,
+        )
 
 
 def ddb_client(settings: Any) -> Any:
@@ -103,22 +110,21 @@ class TenantWorld(World):
     def token(self, sub: str, role: str, tid: str | None = None, **extra: Any) -> str:
         return super().token(sub, role, tid or self.tid, **extra)
 
-    def connect(self, sub: str, role: str, tid: str | None = None, name: str | None = None,
-                wid: str | None = None) -> Any:
+    def connect(self, sub: str, role: str, tid: str | None = None, name: str | None = None, wid: str | None = None) -> Any:
         return super().connect(sub, role, tid or self.tid, name, wid)
 
     def admin(self, method: str, path: str, body: Any = None, tid: str | None = None) -> Any:
         return super().admin(method, path, body, tid or self.tid)
 
-    def webhook(self, type_: str, data: dict[str, Any], tid: str | None = None, event_id: str | None = None,
-                **kwargs: Any) -> tuple[int, Any]:
+    def webhook(
+        self, type_: str, data: dict[str, Any], tid: str | None = None, event_id: str | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
         return super().webhook(type_, data, tid or self.tid, event_id, **kwargs)
 
     def team(self, tid: str | None = None, **kwargs: Any) -> None:
         super().team(tid or self.tid, **kwargs)
 
-    def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1",
-               tid: str | None = None) -> None:
+    def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1", tid: str | None = None) -> None:
         super().assign(workitem_id, channel, agent_id, tid or self.tid)
 
     @property

@@ -40,8 +40,16 @@ MESSAGE_KINDS = {"customer_message", "agent_message"}
 
 
 def _workitem(tid: str, wid: str = "wi-1", agent: str = "agent-1", channel: Channel = Channel.CHAT) -> Workitem:
-    return Workitem(tenant_id=tid, workitem_id=wid, channel=channel, agent_id=agent, customer_id=f"cust-{wid}",
-                    customer_name="Casey Customer", created_at=NOW, subject="Refund")
+    return Workitem(
+        tenant_id=tid,
+        workitem_id=wid,
+        channel=channel,
+        agent_id=agent,
+        customer_id=f"cust-{wid}",
+        customer_name="Casey Customer",
+        created_at=NOW,
+        subject="Refund",
+    )
 
 
 def _agent(tid: str, uid: str = "agent-1") -> Principal:
@@ -55,8 +63,7 @@ def _sup(tid: str, uid: str = "sup-1") -> Principal:
 def _raw_item(world: Any, table: str, pk: str, sk: str | None) -> dict[str, Any] | None:
     key = {"pk": {"S": pk}} if sk is None else {"pk": {"S": pk}, "sk": {"S": sk}}
     name = table_names(world.settings)[table]
-    item: dict[str, Any] | None = ddb_client(world.settings).get_item(TableName=name, Key=key,
-                                                                      ConsistentRead=True).get("Item")
+    item: dict[str, Any] | None = ddb_client(world.settings).get_item(TableName=name, Key=key, ConsistentRead=True).get("Item")
     return item
 
 
@@ -86,10 +93,8 @@ def test_every_table_has_ttl_enabled_and_the_indexes_the_queries_need(ddb_settin
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}, name
 
     workitems = client.describe_table(TableName=names["workitems"])["Table"]
-    assert {(i["IndexName"], i["Projection"]["ProjectionType"]) for i in workitems["GlobalSecondaryIndexes"]} \
-        == {("gsi1", "ALL")}
-    assert {(i["IndexName"], i["Projection"]["ProjectionType"]) for i in workitems["LocalSecondaryIndexes"]} \
-        == {("lsi1", "ALL")}
+    assert {(i["IndexName"], i["Projection"]["ProjectionType"]) for i in workitems["GlobalSecondaryIndexes"]} == {("gsi1", "ALL")}
+    assert {(i["IndexName"], i["Projection"]["ProjectionType"]) for i in workitems["LocalSecondaryIndexes"]} == {("lsi1", "ALL")}
     directory = client.describe_table(TableName=names["directory"])["Table"]
     assert [i["IndexName"] for i in directory["GlobalSecondaryIndexes"]] == ["gsi1"]
     assistance = client.describe_table(TableName=names["assistance"])["Table"]
@@ -149,8 +154,10 @@ def test_workitem_create_and_commit_are_conditional_on_the_version(ddb_world: An
     assert (counts["U#agent-1"].workitem_count, counts["U#agent-2"].workitem_count) == (0, 1)
     # A stale transfer leaves the counters alone.
     with pytest.raises(StaleWorkitem):
-        store.commit(rules.transfer(v2, "agent-3", "agent-1", Role.AGENT, NOW),
-                     counters=[CounterDelta(tid, "agent-1", -1), CounterDelta(tid, "agent-3", 1)])
+        store.commit(
+            rules.transfer(v2, "agent-3", "agent-1", Role.AGENT, NOW),
+            counters=[CounterDelta(tid, "agent-1", -1), CounterDelta(tid, "agent-3", 1)],
+        )
     counts = w.directory.endpoints(tid, ["U#agent-1", "U#agent-2", "U#agent-3"])
     assert (counts["U#agent-1"].workitem_count, counts["U#agent-2"].workitem_count) == (0, 1)
     assert "U#agent-3" not in counts
@@ -231,8 +238,7 @@ def test_timeline_pages_in_the_staff_view_and_in_the_customers_own_numbering(ddb
     assert [e["seq"] for e in seen] == list(range(1, len(expected_customer) + 1))
     assert [e["text"] for e in seen] == expected_customer
     assert {e["kind"] for e in seen} == MESSAGE_KINDS
-    assert all(set(e) == {"workitemId", "seq", "kind", "at", "authorId", "authorRole", "messageId", "text"}
-               for e in seen)
+    assert all(set(e) == {"workitemId", "seq", "kind", "at", "authorId", "authorRole", "messageId", "text"} for e in seen)
 
     # Reading from the middle of either numbering.
     middle = cust.ok("timeline.get", workitemId="wi-1", after=5, limit=200)["entries"]
@@ -366,8 +372,7 @@ def test_endpoint_connection_sets_add_and_delete(ddb_world: Any) -> None:
     # Through the entry points: two tabs of one user, one closes.
     first = w.connect("sup-1", "supervisor")
     second = w.connect("sup-1", "supervisor")
-    assert {c.connection_id for c in d.endpoint(tid, "U#sup-1").connections} == {first.connection_id,
-                                                                                   second.connection_id}
+    assert {c.connection_id for c in d.endpoint(tid, "U#sup-1").connections} == {first.connection_id, second.connection_id}
     first.disconnect()
     assert [c.connection_id for c in d.endpoint(tid, "U#sup-1").connections] == [second.connection_id]
 
@@ -455,11 +460,21 @@ def test_full_coaching_flow(ddb_world: Any) -> None:
     agent.fails("message.send", "forbidden", workitemId="wi-1", text="not mine any more")
 
     kinds = [e["kind"] for e in sup.ok("timeline.get", workitemId="wi-1", after=0)["entries"]]
-    assert kinds == ["supervisor_joined", "customer_message", "coach_message", "reaction", "agent_message",
-                     "agent_message", "coaching_ended"]
+    assert kinds == [
+        "supervisor_joined",
+        "customer_message",
+        "coach_message",
+        "reaction",
+        "agent_message",
+        "agent_message",
+        "coaching_ended",
+    ]
     customer_view = cust.ok("timeline.get", workitemId="wi-1", after=0)["entries"]
     assert [(e["seq"], e["text"]) for e in customer_view] == [
-        (1, "my order is late"), (2, "Offer a voucher"), (3, "Anything else?")]
+        (1, "my order is late"),
+        (2, "Offer a voucher"),
+        (3, "Anything else?"),
+    ]
     counts = {a["userId"]: a["workitemCount"] for a in sup.ok("agents.list")["agents"]}
     assert counts == {"agent-1": 0, "agent-2": 1}
 
@@ -467,8 +482,7 @@ def test_full_coaching_flow(ddb_world: Any) -> None:
 def test_webhook_redeliveries_change_nothing(ddb_world: Any) -> None:
     w = ddb_world
     w.team()
-    assigned = {"workitemId": "wi-1", "channel": "sms", "agentId": "agent-1",
-                "customer": {"id": "cust-1", "name": "Casey"}}
+    assigned = {"workitemId": "wi-1", "channel": "sms", "agentId": "agent-1", "customer": {"id": "cust-1", "name": "Casey"}}
     assert w.webhook("workitem.assigned", assigned, event_id="evt-a") == (200, {"status": "applied"})
     assert w.webhook("workitem.assigned", assigned, event_id="evt-a") == (200, {"status": "duplicate"})
     # The same assignment under a new event id is recognised as already applied.
@@ -477,8 +491,7 @@ def test_webhook_redeliveries_change_nothing(ddb_world: Any) -> None:
     status, body = w.webhook("workitem.assigned", {**assigned, "agentId": "agent-2"}, event_id="evt-a3")
     assert status == 409 and body["error"]["code"] == "conflict"
     assert w.directory.endpoint(w.tid, "U#agent-1").workitem_count == 1
-    assert w.directory.endpoint(w.tid, "U#agent-2") is None or \
-        w.directory.endpoint(w.tid, "U#agent-2").workitem_count == 0
+    assert w.directory.endpoint(w.tid, "U#agent-2") is None or w.directory.endpoint(w.tid, "U#agent-2").workitem_count == 0
 
     message = {"workitemId": "wi-1", "from": "customer", "text": "hi by sms"}
     assert w.webhook("workitem.message", message, event_id="evt-m")[1] == {"status": "applied"}
@@ -520,8 +533,7 @@ def _run_together(*jobs: Any) -> None:
 
 
 @pytest.mark.parametrize("transfer_delay", [0.0, 0.03, 0.12])
-def test_coach_send_racing_a_transfer_is_before_coaching_ended_or_refused(ddb_world: Any,
-                                                                           transfer_delay: float) -> None:
+def test_coach_send_racing_a_transfer_is_before_coaching_ended_or_refused(ddb_world: Any, transfer_delay: float) -> None:
     w = ddb_world
     w.team()
     w.assign("wi-1")
@@ -561,7 +573,7 @@ def test_coach_send_racing_a_transfer_is_before_coaching_ended_or_refused(ddb_wo
     # Once refused for the transfer, never accepted again.
     results = [r for r, _ in outcomes]
     if "conflict" in results:
-        assert "ack" not in results[results.index("conflict"):]
+        assert "ack" not in results[results.index("conflict") :]
 
 
 def test_concurrent_writers_keep_both_numberings_contiguous(ddb_world: Any) -> None:
@@ -581,10 +593,12 @@ def test_concurrent_writers_keep_both_numberings_contiguous(ddb_world: Any) -> N
                         acked.append(f"{label} {i}")
                     else:  # writers on one workitem are serialized, never refused
                         refused.append(f"{label} {i}: {reply['error']}")
+
         return run
 
-    _run_together(writer(agent, "message.send", "agent"), writer(cust, "message.send", "customer"),
-                  writer(sup, "coach.send", "coach"))
+    _run_together(
+        writer(agent, "message.send", "agent"), writer(cust, "message.send", "customer"), writer(sup, "coach.send", "coach")
+    )
     entries = _staff_timeline(w)
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     assert sorted(e.text for e in entries if e.text) == sorted(acked)
@@ -592,5 +606,4 @@ def test_concurrent_writers_keep_both_numberings_contiguous(ddb_world: Any) -> N
     assert len(acked) == 24
     visible = [e for e in entries if e.customer_seq is not None]
     assert [e.customer_seq for e in visible] == list(range(1, len(visible) + 1))
-    assert [e["text"] for e in cust.ok("timeline.get", workitemId="wi-1", after=0)["entries"]] == \
-        [e.text for e in visible]
+    assert [e["text"] for e in cust.ok("timeline.get", workitemId="wi-1", after=0)["entries"]] == [e.text for e in visible]

@@ -31,17 +31,18 @@ class Tenant:
     def users(self, *users: tuple[str, str]) -> None:
         """``(userId, role)`` each, in parallel."""
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda u: self.admin("PUT", f"/admin/users/{u[0]}", {"name": u[0].title(), "role": u[1]}),
-                          users))
+            list(pool.map(lambda u: self.admin("PUT", f"/admin/users/{u[0]}", {"name": u[0].title(), "role": u[1]}), users))
 
     def team(self, team_id: str, supervisors: tuple[str, ...], agents: tuple[str, ...]) -> None:
-        self.admin("PUT", f"/admin/teams/{team_id}",
-                   {"name": team_id.title(), "supervisors": list(supervisors), "agents": list(agents)})
+        self.admin(
+            "PUT", f"/admin/teams/{team_id}", {"name": team_id.title(), "supervisors": list(supervisors), "agents": list(agents)}
+        )
 
     def teams(self, *teams: tuple[str, tuple[str, ...], tuple[str, ...]]) -> None:
         """``(teamId, supervisors, agents)`` each: the users first, then the teams (requests in parallel)."""
-        self.users(*[(u, "supervisor") for _, sups, _ in teams for u in sups],
-                   *[(u, "agent") for _, _, agents in teams for u in agents])
+        self.users(
+            *[(u, "supervisor") for _, sups, _ in teams for u in sups], *[(u, "agent") for _, _, agents in teams for u in agents]
+        )
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda team: self.team(*team), teams))
 
@@ -50,13 +51,19 @@ class Tenant:
 
     def webhook(self, type_: str, data: dict[str, Any]) -> tuple[int, Any]:
         """A routing-engine event for this tenant, signed with the stack's webhook secret."""
-        return self.stack.post_webhook({"eventId": f"ev-{uuid.uuid4().hex}", "tenantId": self.tid, "type": type_,
-                                        "data": data})
+        return self.stack.post_webhook({"eventId": f"ev-{uuid.uuid4().hex}", "tenantId": self.tid, "type": type_, "data": data})
 
     def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1") -> str:
-        status, body = self.webhook("workitem.assigned", {
-            "workitemId": workitem_id, "channel": channel, "agentId": agent_id,
-            "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"}, "subject": "Order 1042"})
+        status, body = self.webhook(
+            "workitem.assigned",
+            {
+                "workitemId": workitem_id,
+                "channel": channel,
+                "agentId": agent_id,
+                "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"},
+                "subject": "Order 1042",
+            },
+        )
         assert status == 200, (status, body)
         return workitem_id
 

@@ -38,8 +38,16 @@ ESCALATION_WAIT = 10  # seconds: policy 1 s + sweep every 1 s, with a generous m
 def bare(stack: Stack) -> Iterator[Tenant]:
     """A tenant with its team but no template at all."""
     tenant = Tenant(stack)
-    tenant.users(("sup-1", "supervisor"), ("sup-2", "supervisor"), ("sup-3", "supervisor"), ("sup-9", "supervisor"),
-                 ("agent-1", "agent"), ("agent-2", "agent"), ("agent-3", "agent"), ("admin-2", "admin"))
+    tenant.users(
+        ("sup-1", "supervisor"),
+        ("sup-2", "supervisor"),
+        ("sup-3", "supervisor"),
+        ("sup-9", "supervisor"),
+        ("agent-1", "agent"),
+        ("agent-2", "agent"),
+        ("agent-3", "agent"),
+        ("admin-2", "admin"),
+    )
     tenant.team("team-1", ("sup-1", "sup-2", "sup-3"), ("agent-1", "agent-2"))
     tenant.team("team-2", ("sup-9",), ("agent-3",))
     tenant.assign("chat")
@@ -79,7 +87,9 @@ def test_s17_no_template_means_assistance_is_unavailable_then_templates_are_list
     listed = agent.ok("assist.templates")
     assert listed["available"] is True
     assert sorted(listed["templates"], key=lambda x: x["templateId"]) == [
-        {"templateId": "tpl-2", "text": "Customer is escalating"}, {"templateId": "tpl-3", "text": HELP}]
+        {"templateId": "tpl-2", "text": "Customer is escalating"},
+        {"templateId": "tpl-3", "text": HELP},
+    ]
     bare.admin("DELETE", "/admin/templates/tpl-2")
     bare.admin("DELETE", "/admin/templates/tpl-3")
     assert agent.ok("assist.templates") == {"available": False, "templates": []}
@@ -127,10 +137,12 @@ def test_s16_s18_who_receives_a_request(t: Tenant) -> None:
     one = agent.ok("assist.request", templateId="tpl-help", to={"userId": "sup-1"})
     assert one["recipients"] == ["sup-1"]
     assert sup1.wait_event("assist.requested")["data"]["assistId"] == one["assistId"]
-    assert "not ready" in agent.error("assist.request", "conflict", templateId="tpl-help",
-                                      to={"userId": "sup-2"})["message"].lower()
-    assert "offline" in agent.error("assist.request", "conflict", templateId="tpl-help",
-                                    to={"userId": "sup-3"})["message"].lower()
+    assert (
+        "not ready" in agent.error("assist.request", "conflict", templateId="tpl-help", to={"userId": "sup-2"})["message"].lower()
+    )
+    assert (
+        "offline" in agent.error("assist.request", "conflict", templateId="tpl-help", to={"userId": "sup-3"})["message"].lower()
+    )
     agent.error("assist.request", "forbidden", templateId="tpl-help", to={"userId": "sup-9"})
     agent.error("assist.request", "forbidden", templateId="tpl-help", to={"userId": "admin-2"})
     agent.error("assist.request", "forbidden", templateId="tpl-help", to={"userId": "agent-1"})
@@ -201,10 +213,18 @@ def test_s20_reply_round_trip(t: Tenant) -> None:
     # The supervisor answers in place, from the pop-up; the agent answers back in place.
     reply = sup1.ok("directory.send", toUserId="agent-1", text="On my way", replyTo=assist_id)
     assert agent.wait_event("directory.message")["data"] == {
-        "messageId": reply["messageId"], "fromUserId": "sup-1", "text": "On my way", "replyTo": assist_id}
+        "messageId": reply["messageId"],
+        "fromUserId": "sup-1",
+        "text": "On my way",
+        "replyTo": assist_id,
+    }
     answer = agent.ok("directory.send", toUserId="sup-1", text="Thanks!", replyTo=reply["messageId"])
     assert sup1.wait_event("directory.message")["data"] == {
-        "messageId": answer["messageId"], "fromUserId": "agent-1", "text": "Thanks!", "replyTo": reply["messageId"]}
+        "messageId": answer["messageId"],
+        "fromUserId": "agent-1",
+        "text": "Thanks!",
+        "replyTo": reply["messageId"],
+    }
 
     # With notifications off the agent gets only the count, and reading clears it.
     t.notify("agent-1", "agent", on=False)
@@ -283,20 +303,18 @@ def test_b4_an_unclaimed_request_escalates_to_the_team_then_to_admins(t: Tenant)
     mine = about(assist_id)
     base = {"assistId": assist_id, "agentId": "agent-1", "text": HELP, "workitemId": "chat"}
     # Stage "team": every supervisor of the agent's teams, whatever their presence (Not Ready too).
-    assert sup1.wait_event("assist.escalated", timeout=ESCALATION_WAIT, predicate=mine)["data"] == {
-        **base, "stage": "team"}
-    assert sup2.wait_event("assist.escalated", timeout=ESCALATION_WAIT, predicate=mine)["data"] == {
-        **base, "stage": "team"}
+    assert sup1.wait_event("assist.escalated", timeout=ESCALATION_WAIT, predicate=mine)["data"] == {**base, "stage": "team"}
+    assert sup2.wait_event("assist.escalated", timeout=ESCALATION_WAIT, predicate=mine)["data"] == {**base, "stage": "team"}
     # Stage "admins", after the delay again.
-    assert admin.wait_event("assist.escalated", timeout=ESCALATION_WAIT, predicate=mine)["data"] == {
-        **base, "stage": "admins"}
+    assert admin.wait_event("assist.escalated", timeout=ESCALATION_WAIT, predicate=mine)["data"] == {**base, "stage": "admins"}
     assert time.monotonic() - started < ESCALATION_WAIT
 
     # Nothing else escalated, nothing went twice, another team heard nothing.
     time.sleep(1.5)  # more than one sweep interval
     for client in (sup1, sup2, admin, peer, agent):
         assert [f["data"]["assistId"] for f in client.events("assist.escalated")] == (
-            [assist_id] if client in (sup1, sup2, admin) else []), client.frames
+            [assist_id] if client in (sup1, sup2, admin) else []
+        ), client.frames
     assert [f["data"]["stage"] for f in admin.events("assist.escalated")] == ["admins"]
     assert pushed(sup9) == []
     assert claimed_id != to_peer_id
@@ -310,6 +328,9 @@ def test_b4_an_unclaimed_request_escalates_to_the_team_then_to_admins(t: Tenant)
     for client in (agent, sup1, sup2):
         assert client.wait_event("assist.claimed", predicate=mine)["data"] == claimed
     sup3.error("assist.claim", "conflict", assistId=assist_id)
-    escalations = [e.get("escalation") for e in sup1.ok("timeline.get", workitemId="chat", after=0)["entries"]
-                   if e["kind"] == "assist_requested"]
+    escalations = [
+        e.get("escalation")
+        for e in sup1.ok("timeline.get", workitemId="chat", after=0)["entries"]
+        if e["kind"] == "assist_requested"
+    ]
     assert escalations == [None, "team", "admins"]

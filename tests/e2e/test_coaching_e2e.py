@@ -33,8 +33,16 @@ from tests.e2e.tenant import Tenant
 
 pytestmark = pytest.mark.e2e
 
-COACHING_KINDS = {"coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction", "voice_mode",
-                  "assist_requested", "assist_claimed"}
+COACHING_KINDS = {
+    "coach_message",
+    "supervisor_joined",
+    "supervisor_left",
+    "coaching_ended",
+    "reaction",
+    "voice_mode",
+    "assist_requested",
+    "assist_claimed",
+}
 # Nothing of these may ever appear in a frame the customer's socket receives (S8).
 COACHING_WORDS = ("coach", "supervisor", "sup-", "forwardedFrom", "reaction", "thumbs")
 
@@ -55,8 +63,11 @@ def on(workitem_id: str) -> Any:
 
     def match(frame: Frame) -> bool:
         data = frame["data"]
-        return bool(data.get("workitemId") == workitem_id or data.get("entry", {}).get("workitemId") == workitem_id
-                    or data.get("workitem", {}).get("workitemId") == workitem_id)
+        return bool(
+            data.get("workitemId") == workitem_id
+            or data.get("entry", {}).get("workitemId") == workitem_id
+            or data.get("workitem", {}).get("workitemId") == workitem_id
+        )
 
     return match
 
@@ -86,8 +97,7 @@ def test_s1_supervisor_sees_every_workitem_of_their_agent_on_any_channel(t: Tena
     t.assign("mail", channel="email")
     sup = t.connect("sup-1", "supervisor")
     listed = sup.ok("workitems.list", agentId="agent-1")["workitems"]
-    assert {(x["workitemId"], x["channel"]) for x in listed} == {("chat", "chat"), ("voice", "voice"),
-                                                                 ("mail", "email")}
+    assert {(x["workitemId"], x["channel"]) for x in listed} == {("chat", "chat"), ("voice", "voice"), ("mail", "email")}
     for workitem in listed:
         assert workitem["agentId"] == "agent-1" and workitem["status"] == "active"
         assert workitem["customer"] == {"id": f"cust-{workitem['workitemId']}", "name": "Casey Customer"}
@@ -101,8 +111,7 @@ def test_s1_supervisor_sees_every_workitem_of_their_agent_on_any_channel(t: Tena
     assert status == 200 and {x["workitemId"] for x in body["workitems"]} == {"chat", "voice", "mail"}
     # The agent sees their own list too.
     agent = t.connect("agent-1", "agent")
-    assert {x["workitemId"] for x in agent.ok("workitems.list", agentId="agent-1")["workitems"]} == {
-        "chat", "voice", "mail"}
+    assert {x["workitemId"] for x in agent.ok("workitems.list", agentId="agent-1")["workitems"]} == {"chat", "voice", "mail"}
 
 
 def test_s2_a_supervisor_of_another_team_is_refused(t: Tenant) -> None:
@@ -154,8 +163,7 @@ def test_s3_text_coaching_refused_on_voice_and_email_but_visible(t: Tenant) -> N
         error = sup.error("coach.send", "forbidden", workitemId=wid, text="psst")
         assert error["message"] and "Traceback" not in error["message"]
         agent.error("coach.send", "forbidden", workitemId=wid, text="help")
-        assert [e["kind"] for e in sup.ok("timeline.get", workitemId=wid, after=0)["entries"]] == [
-            "supervisor_joined"]
+        assert [e["kind"] for e in sup.ok("timeline.get", workitemId=wid, after=0)["entries"]] == ["supervisor_joined"]
         sup.ok("monitor.stop", workitemId=wid)
     assert agent.events("coach.message") == []
 
@@ -175,8 +183,7 @@ def test_s4_monitor_start_returns_details_and_timeline(t: Tenant) -> None:
     assert workitem["subject"] == "Order 1042" and workitem["status"] == "active"
     assert workitem["coaching"] == {"active": True, "supervisors": ["sup-1"]}
     entries = data["entries"]
-    assert [(e["seq"], e["kind"]) for e in entries] == [
-        (1, "customer_message"), (2, "agent_message"), (3, "supervisor_joined")]
+    assert [(e["seq"], e["kind"]) for e in entries] == [(1, "customer_message"), (2, "agent_message"), (3, "supervisor_joined")]
     assert [e.get("text") for e in entries[:2]] == ["my order is late", "let me check"]
     assert [e["authorRole"] for e in entries] == ["customer", "agent", "supervisor"]
     assert all(e["workitemId"] == "chat" for e in entries)
@@ -217,7 +224,9 @@ def test_s6_agent_is_notified_of_join_and_leave_with_timestamped_lines(t: Tenant
     # The lines are on the workitem's coaching timeline; the caller got its results in acks only.
     timeline = agent.ok("timeline.get", workitemId="chat", after=0)["entries"]
     assert [(e["seq"], e["kind"], e["authorId"]) for e in timeline] == [
-        (1, "supervisor_joined", "sup-1"), (2, "supervisor_left", "sup-1")]
+        (1, "supervisor_joined", "sup-1"),
+        (2, "supervisor_left", "sup-1"),
+    ]
     assert [f for f in sup.frames if f.get("type") == "event"] == []
     sup.error("monitor.stop", "conflict", workitemId="chat")
 
@@ -241,11 +250,12 @@ def test_s7_b3_two_supervisors_and_coach_messages_both_ways(t: Tenant) -> None:
     reply = agent.ok("coach.send", workitemId="chat", text="which one?")["entry"]
     assert reply["authorRole"] == "agent" and reply["authorId"] == "agent-1"
     for client in (s1, s2):  # the agent's coach messages reach every monitoring supervisor
-        assert client.wait_event("coach.message", predicate=lambda f: f["data"]["entry"]["authorRole"] == "agent")[
-            "data"]["entry"] == reply
+        assert (
+            client.wait_event("coach.message", predicate=lambda f: f["data"]["entry"]["authorRole"] == "agent")["data"]["entry"]
+            == reply
+        )
     tip2 = s2.ok("coach.send", workitemId="chat", text="the 10% one")["entry"]
-    assert s1.wait_event("coach.message", predicate=lambda f: f["data"]["entry"]["authorId"] == "sup-2")["data"][
-        "entry"] == tip2
+    assert s1.wait_event("coach.message", predicate=lambda f: f["data"]["entry"]["authorId"] == "sup-2")["data"]["entry"] == tip2
     assert agent.wait_event("coach.message")["data"]["entry"] == tip2
 
     # A customer message reaches the agent and both monitors; the agent's coaching view shows all three roles.
@@ -254,8 +264,13 @@ def test_s7_b3_two_supervisors_and_coach_messages_both_ways(t: Tenant) -> None:
         assert client.wait_event("message.received")["data"]["entry"]["text"] == "still there?"
     view = agent.ok("timeline.get", workitemId="chat", after=0)["entries"]
     assert [(e["kind"], e["authorRole"]) for e in view] == [
-        ("supervisor_joined", "supervisor"), ("supervisor_joined", "supervisor"), ("coach_message", "supervisor"),
-        ("coach_message", "agent"), ("coach_message", "supervisor"), ("customer_message", "customer")]
+        ("supervisor_joined", "supervisor"),
+        ("supervisor_joined", "supervisor"),
+        ("coach_message", "supervisor"),
+        ("coach_message", "agent"),
+        ("coach_message", "supervisor"),
+        ("customer_message", "customer"),
+    ]
     assert [e["seq"] for e in view] == list(range(1, 7))
 
     # S12: a supervisor who stops monitoring is dropped; the other one carries on.
@@ -288,8 +303,7 @@ def test_s9_reactions_set_change_and_clear(t: Tenant) -> None:
         for sup in (s1, s2):
             assert sup.wait_event("coach.reaction")["data"]["entry"] == entry
     for sup in (s1, s2):
-        assert [e["data"]["entry"]["reaction"] for e in sup.events("coach.reaction")] == [
-            "thumbs_up", "thumbs_down", None]
+        assert [e["data"]["entry"]["reaction"] for e in sup.events("coach.reaction")] == ["thumbs_up", "thumbs_down", None]
     agent.error("coach.react", "invalid", workitemId="chat", messageId=mid, reaction="heart")
     own = agent.ok("coach.send", workitemId="chat", text="ok")["entry"]["messageId"]
     agent.error("coach.react", "invalid", workitemId="chat", messageId=own, reaction="thumbs_up")
@@ -317,8 +331,9 @@ def test_s10_forward_is_verbatim_immediate_and_immutable(t: Tenant) -> None:
     assert forwarded["forwardedFrom"] == mid and forwarded["text"] == text
     # Immutable: no action edits it, and the stored entry still reads the same.
     agent.error("message.edit", "invalid", workitemId="chat", messageId=entry["messageId"], text="changed")
-    stored = [e for e in agent.ok("timeline.get", workitemId="chat", after=0)["entries"]
-              if e.get("messageId") == entry["messageId"]]
+    stored = [
+        e for e in agent.ok("timeline.get", workitemId="chat", after=0)["entries"] if e.get("messageId") == entry["messageId"]
+    ]
     assert stored == [entry]
     history = customer.ok("timeline.get", workitemId="chat", after=0)["entries"]
     assert [(e["kind"], e["text"]) for e in history] == [("agent_message", text)]
@@ -364,11 +379,17 @@ def test_s8_the_customer_never_sees_any_coaching(t: Tenant) -> None:
     time.sleep(0.3)
     _assert_customer_saw_no_coaching(customer)
     assert [(e["data"]["entry"]["seq"], e["data"]["entry"]["text"]) for e in customer.events("message.received")] == [
-        (2, "hi there"), (3, "be kind"), (4, "anything else?")]
+        (2, "hi there"),
+        (3, "be kind"),
+        (4, "anything else?"),
+    ]
     history = customer.ok("timeline.get", workitemId="chat", after=0)
     assert [(e["seq"], e["kind"], e["text"]) for e in history["entries"]] == [
-        (1, "customer_message", "hello"), (2, "agent_message", "hi there"), (3, "agent_message", "be kind"),
-        (4, "agent_message", "anything else?")]
+        (1, "customer_message", "hello"),
+        (2, "agent_message", "hi there"),
+        (3, "agent_message", "be kind"),
+        (4, "agent_message", "anything else?"),
+    ]
     assert history["hasMore"] is False
     assert [e["seq"] for e in customer.ok("timeline.get", workitemId="chat", after=2)["entries"]] == [3, 4]
     _assert_customer_saw_no_coaching(customer)
@@ -378,7 +399,11 @@ def test_s8_the_customer_never_sees_any_coaching(t: Tenant) -> None:
     assert not any(word.lower() in json.dumps(body).lower() for word in COACHING_WORDS)
     # A customer may call nothing coaching-related (checked last: these replies are its own refusals).
     refused: list[tuple[str, dict[str, Any]]] = [
-        ("monitor.start", {}), ("coach.send", {"text": "x"}), ("workitems.list", {}), ("coaching.end", {})]
+        ("monitor.start", {}),
+        ("coach.send", {"text": "x"}),
+        ("workitems.list", {}),
+        ("coaching.end", {}),
+    ]
     for action, fields in refused:
         customer.error(action, "forbidden", workitemId="chat", **fields)
     # Nor another workitem.
@@ -393,8 +418,11 @@ def test_s11_no_consult_while_coaching(t: Tenant) -> None:
     agent = t.connect("agent-1", "agent")
     peer = t.connect("agent-2", "agent")
     data = agent.ok("consult.start", workitemId="chat", userId="agent-2")
-    assert peer.wait_event("consult.requested")["data"] == {"consultId": data["consultId"], "workitemId": "chat",
-                                                            "agentId": "agent-1"}
+    assert peer.wait_event("consult.requested")["data"] == {
+        "consultId": data["consultId"],
+        "workitemId": "chat",
+        "agentId": "agent-1",
+    }
     sup = t.connect("sup-1", "supervisor")
     sup.ok("monitor.start", workitemId="chat")
     error = agent.error("consult.start", "conflict", workitemId="chat", userId="agent-2")
@@ -549,8 +577,9 @@ def test_b2_reconnect_and_catch_up_gets_exactly_the_missed_entries(t: Tenant) ->
     agent.wait_event("coaching.joined")
     sup.ok("coach.send", workitemId="chat", text="tip 0")
     customer.ok("message.send", workitemId="chat", text="question 0")
-    last_seen = max(agent.wait_event("coach.message")["data"]["entry"]["seq"],
-                    agent.wait_event("message.received")["data"]["entry"]["seq"])
+    last_seen = max(
+        agent.wait_event("coach.message")["data"]["entry"]["seq"], agent.wait_event("message.received")["data"]["entry"]["seq"]
+    )
     customer_last_seen = 1  # its own message, from its ack
     agent.close()
     customer.close()
@@ -585,14 +614,15 @@ def test_b2_reconnect_and_catch_up_gets_exactly_the_missed_entries(t: Tenant) ->
     assert paged == caught["entries"]
     status, body = t.stack.rest("GET", f"/workitems/chat/timeline?after={last_seen + 2}", t.token("agent-1", "agent"))
     assert status == 200 and body["entries"] == caught["entries"][2:]
-    assert again.ok("timeline.get", workitemId="chat", after=caught["entries"][-1]["seq"]) == {
-        "entries": [], "hasMore": False}
+    assert again.ok("timeline.get", workitemId="chat", after=caught["entries"][-1]["seq"]) == {"entries": [], "hasMore": False}
 
     # The customer catches up in its own numbering: just the conversation it missed.
     back = t.customer("chat")
     missed = back.ok("timeline.get", workitemId="chat", after=customer_last_seen)["entries"]
     assert [(e["seq"], e["kind"], e["text"]) for e in missed] == [
-        (2, "customer_message", "question 1"), (3, "agent_message", "answer 1")]
+        (2, "customer_message", "question 1"),
+        (3, "agent_message", "answer 1"),
+    ]
     _assert_customer_saw_no_coaching(back)
 
 

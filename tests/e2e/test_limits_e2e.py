@@ -32,9 +32,16 @@ def tenant(stack: Stack) -> Any:
 
 def test_a_list_of_110_long_workitems_is_answered_in_pages_never_silence(tenant: Tenant) -> None:
     def assign(i: int) -> None:
-        status, body = tenant.webhook("workitem.assigned", {
-            "workitemId": f"wi-{i:03d}", "channel": "chat", "agentId": "agent-1",
-            "customer": {"id": f"c-{i}", "name": "N" * 256}, "subject": LONG_SUBJECT})
+        status, body = tenant.webhook(
+            "workitem.assigned",
+            {
+                "workitemId": f"wi-{i:03d}",
+                "channel": "chat",
+                "agentId": "agent-1",
+                "customer": {"id": f"c-{i}", "name": "N" * 256},
+                "subject": LONG_SUBJECT,
+            },
+        )
         assert status == 200, body
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -66,17 +73,20 @@ def test_a_message_over_the_frame_limit_is_answered_too_large(tenant: Tenant) ->
     agent = tenant.connect("agent-1", "agent")
     big = '{"action":"ping","requestId":"big","pad":"' + "x" * (40 * 1024) + '"}'
     # in fragments of 16 KB (API Gateway closes a socket on a single frame over 32 KB)
-    agent._ws.send([big[i:i + 16 * 1024] for i in range(0, len(big), 16 * 1024)])
+    agent._ws.send([big[i : i + 16 * 1024] for i in range(0, len(big), 16 * 1024)])
     reply = agent.reply("big", timeout=10)
     assert reply["type"] == "error" and reply["error"]["code"] == "too_large", reply
     assert agent.ok("ping") == {}
 
 
-@pytest.mark.parametrize("body", [
-    "[" * 1000 + "]" * 1000,
-    '{"action":"timeline.get","requestId":"r","workitemId":"wi-1","after":' + "9" * 4400 + "}",
-    '{"action":"ping","requestId":"\\ud800"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"action":"timeline.get","requestId":"r","workitemId":"wi-1","after":' + "9" * 4400 + "}",
+        '{"action":"ping","requestId":"\\ud800"}',
+    ],
+)
 def test_odd_frames_get_exactly_one_invalid_reply(tenant: Tenant, body: str) -> None:
     agent = tenant.connect("agent-1", "agent")
     before = len(agent.frames)
@@ -102,9 +112,11 @@ def test_gateway_and_framework_refusals_are_in_the_error_shape(tenant: Tenant, s
     assert tenant.admin_token not in str(payload)
     status, payload = stack.rest("POST", "/health", None, {})
     assert status == 405 and payload["error"]["code"] == "method_not_allowed", payload
-    status, payload = stack._http("PUT", "/admin/policy", b"{}", {"Content-Type": "text/plain",
-                                                                 "Authorization": f"Bearer {tenant.admin_token}"})
+    status, payload = stack._http(
+        "PUT", "/admin/policy", b"{}", {"Content-Type": "text/plain", "Authorization": f"Bearer {tenant.admin_token}"}
+    )
     assert status == 415 and payload["error"]["code"] == "unsupported_media_type", payload
-    status, payload = stack._http("POST", "/webhooks/events", ("[" * 2000 + "]" * 2000).encode(),
-                                  {"Content-Type": "application/json"})
+    status, payload = stack._http(
+        "POST", "/webhooks/events", ("[" * 2000 + "]" * 2000).encode(), {"Content-Type": "application/json"}
+    )
     assert status == 401 and set(payload) == {"error"}, payload

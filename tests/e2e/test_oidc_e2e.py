@@ -29,11 +29,19 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture(scope="module")
 def oidc_stack(issuer: Issuer) -> Iterator[Stack]:
-    env = {**os.environ, "PORT": "0", "COACHING_JWT_SECRET": JWT_SECRET, "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
-           "PYTHONUNBUFFERED": "1", "DEVSTACK_SEED": "0",
-           # The same variables a deployed stack reads; the JWKS URL comes from discovery.
-           "COACHING_OIDC_ISSUER": issuer.url, "COACHING_OIDC_AUDIENCE": "coaching",
-           "COACHING_OIDC_TENANT_CLAIM": "custom:tid", "COACHING_OIDC_ROLE_CLAIM": "cognito:groups"}
+    env = {
+        **os.environ,
+        "PORT": "0",
+        "COACHING_JWT_SECRET": JWT_SECRET,
+        "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PYTHONUNBUFFERED": "1",
+        "DEVSTACK_SEED": "0",
+        # The same variables a deployed stack reads; the JWKS URL comes from discovery.
+        "COACHING_OIDC_ISSUER": issuer.url,
+        "COACHING_OIDC_AUDIENCE": "coaching",
+        "COACHING_OIDC_TENANT_CLAIM": "custom:tid",
+        "COACHING_OIDC_ROLE_CLAIM": "cognito:groups",
+    }
     env.pop("DYNAMODB_ENDPOINT", None)
     env.pop("COACHING_OIDC_JWKS_URL", None)
     process, output, base_url = _start(env)
@@ -48,8 +56,17 @@ def oidc_stack(issuer: Issuer) -> Iterator[Stack]:
 
 def cognito(issuer: Issuer, kid: str, sub: str, groups: list[str], **claims: object) -> str:
     """A Cognito-style access token: no ``aud``, ``client_id``, ``custom:tid`` and ``cognito:groups``."""
-    return issuer.token(kid, sub=sub, aud=None, tid=None, role=None, token_use="access", client_id="coaching",
-                        **{"custom:tid": "acme", "cognito:groups": groups}, **claims)
+    return issuer.token(
+        kid,
+        sub=sub,
+        aud=None,
+        tid=None,
+        role=None,
+        token_use="access",
+        client_id="coaching",
+        **{"custom:tid": "acme", "cognito:groups": groups},
+        **claims,
+    )
 
 
 def test_rest_and_websocket_accept_the_issuers_tokens_and_rotated_keys(oidc_stack: Stack, issuer: Issuer) -> None:
@@ -59,8 +76,9 @@ def test_rest_and_websocket_accept_the_issuers_tokens_and_rotated_keys(oidc_stac
     sup_ws = oidc_stack.connect(cognito(issuer, "k1", "sam", ["supervisor"], name="Sam"))
     agent_ws = oidc_stack.connect(cognito(issuer, "k1", "ann", ["agent"], email="ann@example.com"))
     # Both joined the directory on connect: the admin builds a team of them straight away.
-    status, body = oidc_stack.rest("PUT", "/admin/teams/team-1", admin,
-                                   {"name": "Team", "supervisors": ["sam"], "agents": ["ann"]})
+    status, body = oidc_stack.rest(
+        "PUT", "/admin/teams/team-1", admin, {"name": "Team", "supervisors": ["sam"], "agents": ["ann"]}
+    )
     assert status == 200, body
     agents = sup_ws.ok("agents.list")["agents"]
     assert [(a["userId"], a.get("name")) for a in agents] == [("ann", "ann@example.com")]

@@ -68,8 +68,11 @@ def test_tokens_too_far_ahead_or_with_string_claims_are_refused(t: Tenant) -> No
     import jwt
 
     far = token(t, "agent-1", "agent", exp_in=25 * 3600)
-    stringy = jwt.encode({"sub": "agent-1", "tid": t.tid, "role": "agent", "exp": str(int(time.time()) + 600)},
-                         t.stack.jwt_secret, algorithm="HS256")
+    stringy = jwt.encode(
+        {"sub": "agent-1", "tid": t.tid, "role": "agent", "exp": str(int(time.time()) + 600)},
+        t.stack.jwt_secret,
+        algorithm="HS256",
+    )
     for raw in (far, stringy):
         with pytest.raises(WsRefused) as refused:
             t.stack.connect(raw)

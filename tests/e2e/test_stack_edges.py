@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 
-def _raw(stack: Stack, method: str, path: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def _raw(
+    stack: Stack, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(stack.base_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:

@@ -20,16 +20,23 @@ TENANT = "demo"
 
 
 def _webhook(stack: Stack, type_: str, data: dict[str, Any]) -> None:
-    status, body = stack.post_webhook({"eventId": f"e2e-{uuid.uuid4().hex}", "tenantId": TENANT, "type": type_,
-                                       "data": data})
+    status, body = stack.post_webhook({"eventId": f"e2e-{uuid.uuid4().hex}", "tenantId": TENANT, "type": type_, "data": data})
     assert status == 200, (status, body)
 
 
 def _assign(stack: Stack, channel: str = "voice") -> str:
     workitem_id = f"wi-{channel}-e2e-{uuid.uuid4().hex[:8]}"
-    _webhook(stack, "workitem.assigned", {
-        "workitemId": workitem_id, "channel": channel, "agentId": "agent-1",
-        "customer": {"id": f"cust-{workitem_id}", "name": "Drew Caller"}, "subject": "Billing question"})
+    _webhook(
+        stack,
+        "workitem.assigned",
+        {
+            "workitemId": workitem_id,
+            "channel": channel,
+            "agentId": "agent-1",
+            "customer": {"id": f"cust-{workitem_id}", "name": "Drew Caller"},
+            "subject": "Billing question",
+        },
+    )
     return workitem_id
 
 
@@ -72,8 +79,7 @@ def test_listen_whisper_barge_listen_then_customer_hang_up(stack: Stack) -> None
         back = sup.ok("voice.listen", workitemId=wid)["contactRoom"]
         assert _audio(back) == "Receive" and back["attendeeId"] == listening["attendeeId"]
 
-        modes = [e["mode"] for e in sup.ok("timeline.get", workitemId=wid, after=0)["entries"]
-                 if e["kind"] == "voice_mode"]
+        modes = [e["mode"] for e in sup.ok("timeline.get", workitemId=wid, after=0)["entries"] if e["kind"] == "voice_mode"]
         assert modes == ["monitor", "whisper", "barge", "listen"]
 
         # The customer hangs up: the routing engine ends the workitem and voice coaching ends (S14).

@@ -34,8 +34,9 @@ def hook() -> Iterator[Receiver]:
 
 
 def subscribe(tenant: Tenant, url: str, events: list[str], sub: str = "crm") -> str:
-    status, body = tenant.stack.rest("PUT", f"/admin/webhook-subscriptions/{sub}", tenant.admin_token,
-                                     {"url": url, "events": events, "enabled": True})
+    status, body = tenant.stack.rest(
+        "PUT", f"/admin/webhook-subscriptions/{sub}", tenant.admin_token, {"url": url, "events": events, "enabled": True}
+    )
     assert status == 201, body
     secret: str = body["secret"]
     return secret
@@ -83,8 +84,7 @@ def test_other_tenants_and_other_types_are_not_delivered(stack: Stack, tenant: T
         assert tenant.webhook("workitem.ended", {"workitemId": "wi-3", "endedBy": "agent"})[0] == 200
         got = hook.wait_for(1)
         time.sleep(1.0)
-        assert [(r.json["type"], r.json["data"]["workitem"]["workitemId"]) for r in hook.requests] == [
-            ("workitem.ended", "wi-3")]
+        assert [(r.json["type"], r.json["data"]["workitem"]["workitemId"]) for r in hook.requests] == [("workitem.ended", "wi-3")]
         assert got
     finally:
         other.close()
@@ -95,8 +95,7 @@ def test_only_admins_and_only_allowed_targets(stack: Stack, tenant: Tenant, hook
     status, answer = stack.rest("PUT", "/admin/webhook-subscriptions/x", tenant.token("sup-1", "supervisor"), body)
     assert (status, answer["error"]["code"]) == (403, "forbidden")
     for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "ftp://127.0.0.1/x"):
-        status, answer = stack.rest("PUT", "/admin/webhook-subscriptions/x", tenant.admin_token,
-                                    {**body, "url": url})
+        status, answer = stack.rest("PUT", "/admin/webhook-subscriptions/x", tenant.admin_token, {**body, "url": url})
         assert (status, answer["error"]["code"]) == (400, "invalid"), url
     assert tenant.admin("GET", "/admin/webhook-subscriptions") == {"subscriptions": []}
 

@@ -119,9 +119,20 @@ def open_chat(stack: FaultStack) -> Chat:
     team = {"name": "Front line", "supervisors": ["sup-1", "sup-2"], "agents": ["agent-1", "agent-2"]}
     assert stack.rest("PUT", "/admin/teams/team-1", admin, team)[0] == 200
     wid = f"wi-fault-{next(_ids)}-{int(time.time())}"
-    status, _ = stack.post_webhook({"eventId": f"evt-{wid}", "tenantId": "demo", "type": "workitem.assigned",
-                                    "data": {"workitemId": wid, "channel": "chat", "agentId": "agent-1",
-                                             "customer": {"id": f"c-{wid}", "name": "Casey"}, "subject": "Faults"}})
+    status, _ = stack.post_webhook(
+        {
+            "eventId": f"evt-{wid}",
+            "tenantId": "demo",
+            "type": "workitem.assigned",
+            "data": {
+                "workitemId": wid,
+                "channel": "chat",
+                "agentId": "agent-1",
+                "customer": {"id": f"c-{wid}", "name": "Casey"},
+                "subject": "Faults",
+            },
+        }
+    )
     assert status == 200
     agent = stack.connect(stack.token("agent-1", "agent"))
     customer = stack.connect(stack.token(f"c-{wid}", "customer", wid=wid))
@@ -204,9 +215,15 @@ def check_delivery(chat: Chat, sent: list[Sent], timeout: float = 30) -> dict[st
     entries = timeline(chat)
     seqs = [e["seq"] for e in entries]
     on_timeline = {e.get("text") for e in entries if e["kind"] == "customer_message"}
-    return {"frames": len(sent), "missing": missing, "doubled": doubled, "acked": len(acked),
-            "acked_lost": sorted(acked - on_timeline), "errors": codes,
-            "seq_contiguous": seqs == list(range(1, len(seqs) + 1))}
+    return {
+        "frames": len(sent),
+        "missing": missing,
+        "doubled": doubled,
+        "acked": len(acked),
+        "acked_lost": sorted(acked - on_timeline),
+        "errors": codes,
+        "seq_contiguous": seqs == list(range(1, len(seqs) + 1)),
+    }
 
 
 def timeline(chat: Chat) -> list[dict[str, Any]]:
@@ -246,7 +263,7 @@ class ArrivalClock:
         while not self._stop.wait(0.02):
             frames = self.receiver.frames
             now = time.monotonic()
-            for frame in frames[self._seen:]:
+            for frame in frames[self._seen :]:
                 if frame.get("type") == "event" and frame.get("event") == self.event:
                     text = frame["data"]["entry"].get("text")
                     if text is not None:
@@ -277,9 +294,13 @@ def raw_websocket(stack: FaultStack, token: str, rcvbuf: int = 4096) -> socket.s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.connect((parts.hostname or "127.0.0.1", parts.port or 80))
     key = b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /ws?token={quote(token, safe='')} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET /ws?token={quote(token, safe='')} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)

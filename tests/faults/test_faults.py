@@ -72,11 +72,17 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
     finally:
         chat.close()
 
-    record("store frozen 8 s", frames=result["frames"], replies_missing=len(result["missing"]),
-           acked_lost=len(result["acked_lost"]), unavailable=result["errors"].get("unavailable", 0),
-           ping_max_s=round(max(ping_seconds), 3), health_max_s=round(health_seconds, 3),
-           health_503_after_s=round(health_detect, 2),
-           recovery_s=round(recovery, 2))
+    record(
+        "store frozen 8 s",
+        frames=result["frames"],
+        replies_missing=len(result["missing"]),
+        acked_lost=len(result["acked_lost"]),
+        unavailable=result["errors"].get("unavailable", 0),
+        ping_max_s=round(max(ping_seconds), 3),
+        health_max_s=round(health_seconds, 3),
+        health_503_after_s=round(health_detect, 2),
+        recovery_s=round(recovery, 2),
+    )
     _assert_delivery(result)
     assert all(p["type"] == "ack" for p in pings)
     assert max(ping_seconds) < STORE_FREE_LIMIT and health_seconds < STORE_FREE_LIMIT
@@ -111,8 +117,10 @@ def test_a_client_that_never_reads_stalls_nobody_and_is_closed(stack: FaultStack
     chat = open_chat(stack)
     slow = raw_websocket(stack, stack.token("sup-1", "supervisor"))
     mark = len(stack.output)
-    clocks = {name: ArrivalClock(client) for name, client in
-              (("agent", chat.agent), ("sup-2", chat.sup2), ("sup-1 (reading)", chat.sup1))}
+    clocks = {
+        name: ArrivalClock(client)
+        for name, client in (("agent", chat.agent), ("sup-2", chat.sup2), ("sup-1 (reading)", chat.sup1))
+    }
     try:
         with Traffic(chat, rate=8, size=6000) as traffic:
             time.sleep(14)
@@ -126,9 +134,15 @@ def test_a_client_that_never_reads_stalls_nobody_and_is_closed(stack: FaultStack
     evicted = [line for line in stack.log_since(mark) if "with 1008" in line]
     everyone = [v for values in latencies.values() for v in values]
 
-    record("client that never reads", frames=result["frames"], replies_missing=len(result["missing"]),
-           acked_lost=len(result["acked_lost"]), others_push_p95_s=round(p95(everyone), 3),
-           others_push_max_s=round(max(everyone), 3), closed_1008=bool(evicted))
+    record(
+        "client that never reads",
+        frames=result["frames"],
+        replies_missing=len(result["missing"]),
+        acked_lost=len(result["acked_lost"]),
+        others_push_p95_s=round(p95(everyone), 3),
+        others_push_max_s=round(max(everyone), 3),
+        closed_1008=bool(evicted),
+    )
     _assert_delivery(result)
     assert result["errors"] == {}
     for name, values in latencies.items():
@@ -173,8 +187,13 @@ def test_clients_that_vanish_mid_traffic_disturb_nobody(stack: FaultStack) -> No
     finally:
         chat.close()
     logged = stack.log_since(mark)
-    record("abrupt disconnects (18 sockets reset)", frames=result["frames"], replies_missing=len(result["missing"]),
-           acked_lost=len(result["acked_lost"]), others_push_p95_s=round(p95(latencies), 3))
+    record(
+        "abrupt disconnects (18 sockets reset)",
+        frames=result["frames"],
+        replies_missing=len(result["missing"]),
+        acked_lost=len(result["acked_lost"]),
+        others_push_p95_s=round(p95(latencies), 3),
+    )
     _assert_delivery(result)
     assert result["errors"] == {}
     assert p95(latencies) < PUSH_P95_LIMIT
@@ -206,10 +225,15 @@ def test_a_killed_store_is_reported_once_and_the_stack_exits_non_zero(fresh_stac
     before_kill = [s for s in traffic.sent if s.at < killed_at - 0.5]
     answered_after = [s for s in traffic.sent if s.at >= killed_at and s.request_id in got]
     codes = {frame["error"]["code"] for s in answered_after for frame in got[s.request_id] if frame["type"] == "error"}
-    record("store killed", exit_code=stack.process.returncode, exit_s=round(exit_seconds, 2),
-           health=f"{status} {body and body.get('reason')}", replies_missing_before_kill=sum(
-               1 for s in before_kill if s.request_id not in got),
-           answered_after_kill=len(answered_after), tracebacks=sum("Traceback" in line for line in logged))
+    record(
+        "store killed",
+        exit_code=stack.process.returncode,
+        exit_s=round(exit_seconds, 2),
+        health=f"{status} {body and body.get('reason')}",
+        replies_missing_before_kill=sum(1 for s in before_kill if s.request_id not in got),
+        answered_after_kill=len(answered_after),
+        tracebacks=sum("Traceback" in line for line in logged),
+    )
     assert status == 503 and "exited with code" in body["reason"]
     assert len(died) == 1, died
     assert stack.process.returncode == 3
@@ -243,9 +267,14 @@ def test_sigterm_under_load_with_a_client_that_never_reads_exits_within_5s(fresh
     while _alive(stack.store_pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # SIGKILL and reaping take a moment
     store_gone = not _alive(stack.store_pid)
-    record("SIGTERM under load (store frozen, one client not reading)", exit_code=stack.process.returncode,
-           exit_s=round(exit_seconds, 2), store_child_gone=store_gone,
-           doubled=sum(1 for frames in got.values() if len(frames) > 1), frames=len(traffic.sent))
+    record(
+        "SIGTERM under load (store frozen, one client not reading)",
+        exit_code=stack.process.returncode,
+        exit_s=round(exit_seconds, 2),
+        store_child_gone=store_gone,
+        doubled=sum(1 for frames in got.values() if len(frames) > 1),
+        frames=len(traffic.sent),
+    )
     assert exit_seconds < 5
     assert store_gone
     assert all(len(frames) == 1 for frames in got.values())
@@ -261,4 +290,3 @@ def _alive(pid: int) -> bool:
         return True
     with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for good; only its parent may reap it
         return stat.read().split(") ", 1)[1][0] != "Z"
-

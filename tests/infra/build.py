@@ -37,28 +37,92 @@ SAMPLE_PARAMETERS = {"CodeBucket": "code-bucket", "CodeKey": "supervisor-coachin
 
 # cfn-lint checks resource types and properties per Region; these are commercial Regions where the
 # product can run (Chime SDK meetings, API Gateway WebSockets, DynamoDB PITR).
-LINT_REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
-                "eu-central-1", "eu-north-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1",
-                "ap-south-1", "sa-east-1"]
+LINT_REGIONS = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "ap-south-1",
+    "sa-east-1",
+]
 
 # Copied into the scratch project: everything but VCS, tool installs, caches and build output, so
 # the "nothing but the app in the zip" checks mean something.
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", ".ddblocal", "node_modules", "dist", "deployments",
-                                     "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis",
-                                     ".import_linter_cache", ".test-reports", "*.pyc")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "venv",
+    ".ddblocal",
+    "node_modules",
+    "dist",
+    "deployments",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    ".import_linter_cache",
+    ".test-reports",
+    "*.pyc",
+)
 
 # Settings read from the environment that a deployed stack must not set: local-stack endpoints and
 # literal secrets (in AWS only parameter *names* are configured), and what Lambda itself provides.
-NOT_FROM_TEMPLATE = {"DYNAMODB_ENDPOINT", "WEBSOCKET_ENDPOINT", "COACHING_JWT_SECRET", "COACHING_WEBHOOK_SECRET",
-                     "AWS_REGION", "AWS_DEFAULT_REGION"}
+NOT_FROM_TEMPLATE = {
+    "DYNAMODB_ENDPOINT",
+    "WEBSOCKET_ENDPOINT",
+    "COACHING_JWT_SECRET",
+    "COACHING_WEBHOOK_SECRET",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+}
 
 # Zip entries (first path component) that are never part of the Lambda: project directories
 # outside the app, and development-only distributions (requirements-dev.txt).
-NOT_IN_ZIP = {"tests", "devstack", "infra", "bench", "docs", "scripts", "seeds", ".chalice", "dist", "moto",
-              "pytest", "_pytest", "pluggy", "hypothesis", "mypy", "ruff", "cfnlint", "websockets", "aiohttp",
-              "importlinter", "boto3", "botocore", "s3transfer", "flask", "werkzeug", "mypy_boto3_dynamodb",
-              "boto3_stubs", "botocore_stubs", "yaml", "xdist", "pydantic", "pydantic_core", "samtranslator",
-              "policy_sentry"}
+NOT_IN_ZIP = {
+    "tests",
+    "devstack",
+    "infra",
+    "bench",
+    "docs",
+    "scripts",
+    "seeds",
+    ".chalice",
+    "dist",
+    "moto",
+    "pytest",
+    "_pytest",
+    "pluggy",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "cfnlint",
+    "websockets",
+    "aiohttp",
+    "importlinter",
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "flask",
+    "werkzeug",
+    "mypy_boto3_dynamodb",
+    "boto3_stubs",
+    "botocore_stubs",
+    "yaml",
+    "xdist",
+    "pydantic",
+    "pydantic_core",
+    "samtranslator",
+    "policy_sentry",
+}
 
 
 # ------------------------------------------------------------------------------------ the build
@@ -127,8 +191,15 @@ def _build(shared: Path) -> None:
     project, out = shared / "project", shared / "project" / "dist"
     shutil.copytree(ROOT, project, ignore=COPY_IGNORE, symlinks=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.run([sys.executable, "infra/package.py", "--stage", "prod", "--out", str(out)],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "infra/package.py", "--stage", "prod", "--out", str(out)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     result: dict[str, Any] = {"returncode": proc.returncode, "output": proc.stdout + proc.stderr}
     template = out / "sam.yaml"
     if template.exists():
@@ -140,9 +211,13 @@ def _build(shared: Path) -> None:
         except Exception as exc:  # reported by the test that needs it
             result["transform_error"] = f"{type(exc).__name__}: {exc}"
         cfn_lint = Path(sys.executable).with_name("cfn-lint")
-        lint = subprocess.run([str(cfn_lint) if cfn_lint.exists() else "cfn-lint", "--format", "json",
-                               "--regions", *LINT_REGIONS, "--", *linted],
-                              capture_output=True, text=True, timeout=300, check=False)
+        lint = subprocess.run(
+            [str(cfn_lint) if cfn_lint.exists() else "cfn-lint", "--format", "json", "--regions", *LINT_REGIONS, "--", *linted],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         try:
             result["lint"] = json.loads(lint.stdout or "[]")
         except json.JSONDecodeError:
@@ -313,5 +388,3 @@ def transformed(packaged: Build) -> Build:
     if not packaged.transformed:
         pytest.fail(f"aws-sam-translator refused the template: {packaged.transform_error}")
     return packaged
-
-

@@ -63,13 +63,26 @@ from chalicelib import settings  # noqa: E402
 without_override = {k: v for k, v in os.environ.items() if k != "WEBSOCKET_ENDPOINT"}
 allowed_roots = [os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep)]
 allowed_roots += [os.path.abspath(p) for p in (sys.base_prefix, sys.base_exec_prefix)]
-foreign = sorted({name for name, module in list(sys.modules.items())
-                  if name not in ("__main__", "__mp_main__") and getattr(module, "__file__", None)
-                  and not any(os.path.abspath(module.__file__).startswith(root + os.sep) for root in allowed_roots)})
+foreign = sorted(
+    {
+        name
+        for name, module in list(sys.modules.items())
+        if name not in ("__main__", "__mp_main__")
+        and getattr(module, "__file__", None)
+        and not any(os.path.abspath(module.__file__).startswith(root + os.sep) for root in allowed_roots)
+    }
+)
 app_module = sys.modules["app"]
 with open(request["out"], "w") as f:
-    json.dump({"results": results, "calls": calls, "foreign_modules": foreign,
-               "management_endpoint": settings.load(without_override).management_endpoint,
-               "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-               "app_bytecode": app_module.__cached__ if os.path.exists(app_module.__cached__ or "") else None},
-              f, default=str)
+    json.dump(
+        {
+            "results": results,
+            "calls": calls,
+            "foreign_modules": foreign,
+            "management_endpoint": settings.load(without_override).management_endpoint,
+            "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+            "app_bytecode": app_module.__cached__ if os.path.exists(app_module.__cached__ or "") else None,
+        },
+        f,
+        default=str,
+    )

@@ -17,8 +17,12 @@ def test_the_console_bucket_is_private_and_encrypted(packaged: Build) -> None:
     bucket = packaged.resources["ConsoleBucket"]
     assert bucket["Type"] == "AWS::S3::Bucket"
     props = bucket["Properties"]
-    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]  # no ACLs at all
     assert "WebsiteConfiguration" not in props  # never the public website endpoint

@@ -11,8 +11,14 @@ from tests.infra.build import ROOT, Build
 pytestmark = pytest.mark.infra
 
 DOC = ROOT / "docs" / "deploy.md"
-BUILT = {"dist/sam.yaml", "dist/deployment.zip", "sam.yaml", "deployment.zip", "dist/",
-         "config.json"}  # written by `make console` and by `make publish-console`
+BUILT = {
+    "dist/sam.yaml",
+    "dist/deployment.zip",
+    "sam.yaml",
+    "deployment.zip",
+    "dist/",
+    "config.json",
+}  # written by `make console` and by `make publish-console`
 
 
 def _text() -> str:
@@ -39,8 +45,7 @@ def test_every_stack_parameter_is_explained(packaged: Build) -> None:
 
 
 def test_the_guide_names_the_runtime_the_package_builds_for(packaged: Build) -> None:
-    runtimes = {f["Properties"]["Runtime"] for f in packaged.resources.values()
-                if f.get("Type") == "AWS::Serverless::Function"}
+    runtimes = {f["Properties"]["Runtime"] for f in packaged.resources.values() if f.get("Type") == "AWS::Serverless::Function"}
     assert len(runtimes) == 1
     assert f"`{runtimes.pop()}`" in _text()
 
@@ -49,6 +54,12 @@ def test_every_output_the_guide_names_exists(packaged: Build) -> None:
     outputs = set(packaged.template["Outputs"])
     named = set(re.findall(r"`(\w+(?:Url|Name|Arn|Endpoint))`", _text()))
     parameters = set(packaged.template["Parameters"])
-    unknown = sorted(n for n in named if n.endswith(("Url", "TableName", "BucketName", "Endpoint")) and n not in outputs
-                     and n not in parameters and n not in ("EndpointURL",))
+    unknown = sorted(
+        n
+        for n in named
+        if n.endswith(("Url", "TableName", "BucketName", "Endpoint"))
+        and n not in outputs
+        and n not in parameters
+        and n not in ("EndpointURL",)
+    )
     assert not unknown, f"docs/deploy.md names outputs the stack does not have: {unknown}"

@@ -62,7 +62,7 @@ LEFT_OUT = {
     "AWS::ApiGatewayV2::Deployment": "idem",
     "AWS::ApiGatewayV2::Stage": "idem",
     "AWS::ApiGateway::Deployment": "moto creates the REST API but ignores its OpenAPI Body, and refuses to deploy "
-                                   "an API without methods",
+    "an API without methods",
     "AWS::ApiGateway::Stage": "not a moto CloudFormation resource type",
     "AWS::ApiGateway::Account": "not a moto CloudFormation resource type",
     "AWS::S3::BucketPolicy": "not a moto CloudFormation resource type",
@@ -75,8 +75,15 @@ LEFT_OUT = {
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 # Functions the scenario invokes, by logical id.
-INVOKED = ("APIHandler", "WsAuthorizer", "WebsocketConnect", "Fanout", "EscalateAssistance", "WebsocketDisconnect",
-           "DeliverWebhooks")
+INVOKED = (
+    "APIHandler",
+    "WsAuthorizer",
+    "WebsocketConnect",
+    "Fanout",
+    "EscalateAssistance",
+    "WebsocketDisconnect",
+    "DeliverWebhooks",
+)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -104,8 +111,13 @@ class _RecorderHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        self.server.posts.append({"path": self.path, "body": body.decode("utf-8", "replace"),
-                                  "signed": "Credential=" in (self.headers.get("Authorization") or "")})
+        self.server.posts.append(
+            {
+                "path": self.path,
+                "body": body.decode("utf-8", "replace"),
+                "signed": "Credential=" in (self.headers.get("Authorization") or ""),
+            }
+        )
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -114,20 +126,42 @@ class _RecorderHandler(BaseHTTPRequestHandler):
         pass
 
 
-def _rest_event(method: str, resource: str, path: str, *, token: str | None = None, body: Any = None,
-                path_parameters: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def _rest_event(
+    method: str,
+    resource: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    path_parameters: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         all_headers["Authorization"] = f"Bearer {token}"
     raw = body if isinstance(body, str) or body is None else json.dumps(body)
     return {
-        "resource": resource, "path": path, "httpMethod": method,
-        "headers": all_headers, "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": path_parameters, "stageVariables": None, "body": raw, "isBase64Encoded": False,
-        "requestContext": {"resourcePath": resource, "httpMethod": method, "stage": "api", "path": f"/api{path}",
-                           "requestId": str(uuid.uuid4()), "accountId": ACCOUNT, "apiId": "restapi",
-                           "identity": {"sourceIp": "203.0.113.9"}},
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "body": raw,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "stage": "api",
+            "path": f"/api{path}",
+            "requestId": str(uuid.uuid4()),
+            "accountId": ACCOUNT,
+            "apiId": "restapi",
+            "identity": {"sourceIp": "203.0.113.9"},
+        },
     }
 
 
@@ -138,10 +172,16 @@ def _ws_context(connection_id: str, route: str, event_type: str, authorizer: dic
     """A WebSocket event's requestContext; a connection keeps its connectedAt, as on API Gateway."""
     now = int(time.time() * 1000)
     context: dict[str, Any] = {
-        "routeKey": route, "eventType": event_type, "stage": "api", "requestTimeEpoch": now,
+        "routeKey": route,
+        "eventType": event_type,
+        "stage": "api",
+        "requestTimeEpoch": now,
         "connectedAt": _CONNECTED_AT.setdefault(connection_id, now),
-        "requestId": str(uuid.uuid4()), "domainName": "wsapi.execute-api.us-east-1.amazonaws.com",
-        "connectionId": connection_id, "apiId": "wsapi", "identity": {"sourceIp": "203.0.113.9"},
+        "requestId": str(uuid.uuid4()),
+        "domainName": "wsapi.execute-api.us-east-1.amazonaws.com",
+        "connectionId": connection_id,
+        "apiId": "wsapi",
+        "identity": {"sourceIp": "203.0.113.9"},
     }
     if authorizer is not None:
         context["authorizer"] = authorizer
@@ -174,8 +214,9 @@ def _emulated_template(transformed: dict[str, Any]) -> tuple[dict[str, Any], lis
         del template["Resources"][name]
         # A parameter of the same name: Ref and ${Name} still resolve (to a stand-in id).
         template.setdefault("Parameters", {})[name] = {"Type": "String", "Default": f"emulated{name.lower()}"[:30]}
-    template["Outputs"] = {k: v for k, v in template.get("Outputs", {}).items()
-                           if not any(name in json.dumps(v) for name in left_out)}
+    template["Outputs"] = {
+        k: v for k, v in template.get("Outputs", {}).items() if not any(name in json.dumps(v) for name in left_out)
+    }
     return template, left_out
 
 
@@ -184,8 +225,10 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
 
     python = _package_module().runtime_python()
     if python is None:
-        return {"error": f"no Python interpreter of the Lambda runtime's version ({_package_module().RUNTIME_VERSION}) "
-                         "found: put python3.X on PATH or set LAMBDA_PYTHON"}
+        return {
+            "error": f"no Python interpreter of the Lambda runtime's version ({_package_module().RUNTIME_VERSION}) "
+            "found: put python3.X on PATH or set LAMBDA_PYTHON"
+        }
     from moto.awslambda.models import LambdaFunction
 
     started = time.monotonic()
@@ -208,8 +251,9 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
         endpoint = f"http://{host}:{port}"
 
         def client(service: str) -> Any:
-            return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing",
-                                aws_secret_access_key="testing")
+            return boto3.client(
+                service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
 
         # -- what an operator does before creating the stack
         assert build.zip_path is not None
@@ -218,33 +262,52 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
         s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=build.zip_path.read_bytes())
         ssm = client("ssm")
         parameters = build.template["Parameters"]
-        for name, value in ((parameters["JwtSecretParameterName"]["Default"], JWT_SECRET),
-                            (parameters["WebhookSecretParameterName"]["Default"], WEBHOOK_SECRET)):
+        for name, value in (
+            (parameters["JwtSecretParameterName"]["Default"], JWT_SECRET),
+            (parameters["WebhookSecretParameterName"]["Default"], WEBHOOK_SECRET),
+        ):
             ssm.put_parameter(Name=name, Value=value, Type="SecureString")
 
         # -- the stack
         template, left_out = _emulated_template(build.transformed)
         cloudformation = client("cloudformation")
-        cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template),
-                                    Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
-                                    Parameters=[{"ParameterKey": "CodeBucket", "ParameterValue": CODE_BUCKET},
-                                                {"ParameterKey": "CodeKey", "ParameterValue": CODE_KEY}])
+        cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+            Parameters=[
+                {"ParameterKey": "CodeBucket", "ParameterValue": CODE_BUCKET},
+                {"ParameterKey": "CodeKey", "ParameterValue": CODE_KEY},
+            ],
+        )
         stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
         # moto lists a resource whose Condition is false (the optional user pool) without a logical id.
-        created = {r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""), r["ResourceStatus"])
-                   for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
-                   if "LogicalResourceId" in r}
-        record: dict[str, Any] = {"stack_status": stack["StackStatus"], "created": created, "left_out": left_out,
-                                  "transformed_count": len(build.transformed["Resources"]),
-                                  "websocket_api_parameter": template["Parameters"]["WebsocketAPI"]["Default"]}
+        created = {
+            r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""), r["ResourceStatus"])
+            for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
+            if "LogicalResourceId" in r
+        }
+        record: dict[str, Any] = {
+            "stack_status": stack["StackStatus"],
+            "created": created,
+            "left_out": left_out,
+            "transformed_count": len(build.transformed["Resources"]),
+            "websocket_api_parameter": template["Parameters"]["WebsocketAPI"]["Default"],
+        }
         lambda_client = client("lambda")
         functions = {}
         for logical_id in INVOKED:
             config = lambda_client.get_function_configuration(FunctionName=created[logical_id][1])
             functions[logical_id] = config
-        record["functions"] = {k: {"Runtime": v["Runtime"], "Handler": v["Handler"],
-                                   "Role": v["Role"], "Variables": v.get("Environment", {}).get("Variables", {})}
-                               for k, v in functions.items()}
+        record["functions"] = {
+            k: {
+                "Runtime": v["Runtime"],
+                "Handler": v["Handler"],
+                "Role": v["Role"],
+                "Variables": v.get("Environment", {}).get("Variables", {}),
+            }
+            for k, v in functions.items()
+        }
         record["stored_code_sha256"] = functions["APIHandler"]["CodeSha256"]
 
         # -- the runtime: the unpacked zip, and the packages the Lambda runtime provides
@@ -261,24 +324,38 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
         def invoke(logical_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
             config = functions[logical_id]
             env = {
-                "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
-                "PYTHONPATH": f"{task}{os.pathsep}{runtime}", "LAMBDA_TASK_ROOT": str(task),
-                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "PYTHONPATH": f"{task}{os.pathsep}{runtime}",
+                "LAMBDA_TASK_ROOT": str(task),
+                "AWS_REGION": REGION,
+                "AWS_DEFAULT_REGION": REGION,
                 "AWS_LAMBDA_FUNCTION_NAME": config["FunctionName"],
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 512)),
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{config['Runtime']}",
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
                 **{k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()},
                 # the emulation: AWS APIs are moto's, @connections is the recorder
-                "AWS_ENDPOINT_URL": endpoint, "WEBSOCKET_ENDPOINT": f"http://127.0.0.1:{recorder.server_port}/api",
-                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_ENDPOINT_URL": endpoint,
+                "WEBSOCKET_ENDPOINT": f"http://127.0.0.1:{recorder.server_port}/api",
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             }
             request = work / f"{logical_id}-{uuid.uuid4().hex[:6]}.json"
             out = request.with_suffix(".out.json")
             request.write_text(json.dumps({"handler": config["Handler"], "events": events, "out": str(out)}))
-            proc = subprocess.run([python, "-S", "-B", str(ROOT / "tests" / "infra" / "lambda_driver.py"),
-                                   str(request)], env=env, cwd=task, capture_output=True, text=True, timeout=120,
-                                  check=False)
+            proc = subprocess.run(
+                [python, "-S", "-B", str(ROOT / "tests" / "infra" / "lambda_driver.py"), str(request)],
+                env=env,
+                cwd=task,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             if proc.returncode != 0 or not out.exists():
                 return {"crash": f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"}
             result: dict[str, Any] = json.loads(out.read_text())
@@ -287,44 +364,116 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
 
         admin = mint(JWT_SECRET, sub="admin-1", tid="t1", role="admin")
         agent = mint(JWT_SECRET, sub="agent-1", tid="t1", role="agent")
-        assignment, signature = _signed({"eventId": "evt-1", "tenantId": "t1", "type": "workitem.assigned",
-                                         "data": {"workitemId": "W1", "channel": "chat", "agentId": "agent-1",
-                                                  "customer": {"id": "cust-1", "name": "Casey"}, "subject": "Refund"}})
-        record["rest"] = invoke("APIHandler", [
-            _rest_event("GET", "/health", "/health"),
-            _rest_event("PUT", "/admin/users/{userId}", "/admin/users/sup-1", token=admin,
-                        path_parameters={"userId": "sup-1"}, body={"name": "Sam", "role": "supervisor"}),
-            _rest_event("PUT", "/admin/users/{userId}", "/admin/users/agent-1", token=admin,
-                        path_parameters={"userId": "agent-1"}, body={"name": "Alex", "role": "agent"}),
-            _rest_event("PUT", "/admin/teams/{teamId}", "/admin/teams/team-1", token=admin,
-                        path_parameters={"teamId": "team-1"},
-                        body={"name": "Team one", "supervisors": ["sup-1"], "agents": ["agent-1"]}),
-            _rest_event("PUT", "/admin/users/{userId}", "/admin/users/x", token=agent,
-                        path_parameters={"userId": "x"}, body={"name": "X", "role": "agent"}),
-            _rest_event("POST", "/webhooks/events", "/webhooks/events", body=assignment,
-                        headers={"X-Coaching-Signature": signature}),
-            # .invalid never resolves (RFC 6761): deliveries to it fail and are retried later.
-            _rest_event("PUT", "/admin/webhook-subscriptions/{subscriptionId}", "/admin/webhook-subscriptions/crm",
-                        token=admin, path_parameters={"subscriptionId": "crm"},
-                        body={"url": "https://hooks.invalid/in", "events": ["*"], "enabled": True}),
-        ])
+        assignment, signature = _signed(
+            {
+                "eventId": "evt-1",
+                "tenantId": "t1",
+                "type": "workitem.assigned",
+                "data": {
+                    "workitemId": "W1",
+                    "channel": "chat",
+                    "agentId": "agent-1",
+                    "customer": {"id": "cust-1", "name": "Casey"},
+                    "subject": "Refund",
+                },
+            }
+        )
+        record["rest"] = invoke(
+            "APIHandler",
+            [
+                _rest_event("GET", "/health", "/health"),
+                _rest_event(
+                    "PUT",
+                    "/admin/users/{userId}",
+                    "/admin/users/sup-1",
+                    token=admin,
+                    path_parameters={"userId": "sup-1"},
+                    body={"name": "Sam", "role": "supervisor"},
+                ),
+                _rest_event(
+                    "PUT",
+                    "/admin/users/{userId}",
+                    "/admin/users/agent-1",
+                    token=admin,
+                    path_parameters={"userId": "agent-1"},
+                    body={"name": "Alex", "role": "agent"},
+                ),
+                _rest_event(
+                    "PUT",
+                    "/admin/teams/{teamId}",
+                    "/admin/teams/team-1",
+                    token=admin,
+                    path_parameters={"teamId": "team-1"},
+                    body={"name": "Team one", "supervisors": ["sup-1"], "agents": ["agent-1"]},
+                ),
+                _rest_event(
+                    "PUT",
+                    "/admin/users/{userId}",
+                    "/admin/users/x",
+                    token=agent,
+                    path_parameters={"userId": "x"},
+                    body={"name": "X", "role": "agent"},
+                ),
+                _rest_event(
+                    "POST", "/webhooks/events", "/webhooks/events", body=assignment, headers={"X-Coaching-Signature": signature}
+                ),
+                # .invalid never resolves (RFC 6761): deliveries to it fail and are retried later.
+                _rest_event(
+                    "PUT",
+                    "/admin/webhook-subscriptions/{subscriptionId}",
+                    "/admin/webhook-subscriptions/crm",
+                    token=admin,
+                    path_parameters={"subscriptionId": "crm"},
+                    body={"url": "https://hooks.invalid/in", "events": ["*"], "enabled": True},
+                ),
+            ],
+        )
         connect_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:wsapi/api/$connect"
-        record["authorizer"] = invoke("WsAuthorizer", [
-            {"type": "REQUEST", "methodArn": connect_arn, "queryStringParameters": {"token": agent},
-             "requestContext": _ws_context("conn-agent", "$connect", "CONNECT", None)},
-            {"type": "REQUEST", "methodArn": connect_arn, "queryStringParameters": {"token": agent[:-4] + "AAAA"},
-             "requestContext": _ws_context("conn-x", "$connect", "CONNECT", None)},
-        ])
+        record["authorizer"] = invoke(
+            "WsAuthorizer",
+            [
+                {
+                    "type": "REQUEST",
+                    "methodArn": connect_arn,
+                    "queryStringParameters": {"token": agent},
+                    "requestContext": _ws_context("conn-agent", "$connect", "CONNECT", None),
+                },
+                {
+                    "type": "REQUEST",
+                    "methodArn": connect_arn,
+                    "queryStringParameters": {"token": agent[:-4] + "AAAA"},
+                    "requestContext": _ws_context("conn-x", "$connect", "CONNECT", None),
+                },
+            ],
+        )
         granted = (record["authorizer"].get("results") or [{}])[0].get("result") or {}
-        record["connect"] = invoke("WebsocketConnect", [
-            {"requestContext": _ws_context("conn-agent", "$connect", "CONNECT", granted.get("context")),
-             "headers": {}, "isBase64Encoded": False}])
+        record["connect"] = invoke(
+            "WebsocketConnect",
+            [
+                {
+                    "requestContext": _ws_context("conn-agent", "$connect", "CONNECT", granted.get("context")),
+                    "headers": {},
+                    "isBase64Encoded": False,
+                }
+            ],
+        )
         record["connection_after_connect"] = _holding(client("dynamodb"), created, "conn-agent")
-        message, signature = _signed({"eventId": "evt-2", "tenantId": "t1", "type": "workitem.message",
-                                      "data": {"workitemId": "W1", "from": "customer", "text": "Where is my refund?"}})
-        record["rest_after_connect"] = invoke("APIHandler", [
-            _rest_event("POST", "/webhooks/events", "/webhooks/events", body=message,
-                        headers={"X-Coaching-Signature": signature})])
+        message, signature = _signed(
+            {
+                "eventId": "evt-2",
+                "tenantId": "t1",
+                "type": "workitem.message",
+                "data": {"workitemId": "W1", "from": "customer", "text": "Where is my refund?"},
+            }
+        )
+        record["rest_after_connect"] = invoke(
+            "APIHandler",
+            [
+                _rest_event(
+                    "POST", "/webhooks/events", "/webhooks/events", body=message, headers={"X-Coaching-Signature": signature}
+                )
+            ],
+        )
 
         # -- the workitems stream: moto's event source mapping (FanoutStreamMapping) handed the
         # committed changes to a function; those events, in order, are what Fanout runs on.
@@ -343,14 +492,36 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
         record["queued_kinds"] = [[json.loads(r["body"])["k"] for r in event.get("Records", [])] for event in queue_events]
         record["deliver"] = invoke("DeliverWebhooks", queue_events)
 
-        record["escalation"] = invoke("EscalateAssistance", [
-            {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-             "account": ACCOUNT, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": REGION,
-             "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/escalate"], "detail": {}}])
-        record["disconnect"] = invoke("WebsocketDisconnect", [
-            {"requestContext": {**_ws_context("conn-agent", "$disconnect", "DISCONNECT", granted.get("context")),
-                                "disconnectStatusCode": 1000, "disconnectReason": ""},
-             "headers": {}, "isBase64Encoded": False}])
+        record["escalation"] = invoke(
+            "EscalateAssistance",
+            [
+                {
+                    "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "account": ACCOUNT,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "region": REGION,
+                    "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/escalate"],
+                    "detail": {},
+                }
+            ],
+        )
+        record["disconnect"] = invoke(
+            "WebsocketDisconnect",
+            [
+                {
+                    "requestContext": {
+                        **_ws_context("conn-agent", "$disconnect", "DISCONNECT", granted.get("context")),
+                        "disconnectStatusCode": 1000,
+                        "disconnectReason": "",
+                    },
+                    "headers": {},
+                    "isBase64Encoded": False,
+                }
+            ],
+        )
         record["connection_after_disconnect"] = _holding(client("dynamodb"), created, "conn-agent")
         record["seconds"] = round(time.monotonic() - started, 1)
         return record
@@ -397,8 +568,9 @@ def test_the_stack_is_created_with_everything_moto_can_create(emulated: dict[str
     assert emulated["stack_status"] == "CREATE_COMPLETE"
     resources = transformed.transformed["Resources"]
     # Off with the default parameters: the service-linked role and the optional Cognito user pool.
-    conditional_off = {n for n, r in resources.items()
-                       if r.get("Condition") in ("CreatePipelinesRole", "MakeUserPool", "MakeUserPoolDomain")}
+    conditional_off = {
+        n for n, r in resources.items() if r.get("Condition") in ("CreatePipelinesRole", "MakeUserPool", "MakeUserPoolDomain")
+    }
     expected = {n for n, r in resources.items() if r["Type"] not in LEFT_OUT} - conditional_off
     assert set(emulated["created"]) == expected
     assert all(status == "CREATE_COMPLETE" for _, _, status in emulated["created"].values())
@@ -408,8 +580,7 @@ def test_the_stack_is_created_with_everything_moto_can_create(emulated: dict[str
 def test_every_function_runs_the_uploaded_zip_on_the_runtime(emulated: dict[str, Any]) -> None:
     for name, config in emulated["functions"].items():
         assert config["Runtime"] == _package_module().LAMBDA_RUNTIME, name
-    for step in ("rest", "rest_after_connect", "authorizer", "connect", "fanout", "escalation", "disconnect",
-                 "deliver"):
+    for step in ("rest", "rest_after_connect", "authorizer", "connect", "fanout", "escalation", "disconnect", "deliver"):
         run = emulated[step]
         assert "crash" not in run, run["crash"]
         assert run["python"] == _package_module().RUNTIME_VERSION
@@ -467,8 +638,10 @@ def test_fanout_queues_signed_deliveries_and_the_delivery_function_retries_them(
     created = _ok(_results(emulated, "rest")[6])
     assert created["statusCode"] == 201, created
     queued = emulated["queued"]
-    assert {(q["k"], q["type"], q.get("sub")) for q in queued} >= {("post", "workitem.assigned", "crm"),
-                                                              ("post", "timeline.entry", "crm")}
+    assert {(q["k"], q["type"], q.get("sub")) for q in queued} >= {
+        ("post", "workitem.assigned", "crm"),
+        ("post", "timeline.entry", "crm"),
+    }
     results = _results(emulated, "deliver")
     assert len(results) == len(emulated["queued_kinds"])
     for kinds, result in zip(emulated["queued_kinds"], results, strict=True):
@@ -512,13 +685,20 @@ def _iam_actions_for(service: str, operation: str) -> set[str]:
 def test_every_call_a_function_made_is_granted_to_its_role(emulated: dict[str, Any], packaged: Build) -> None:
     roles = _role_actions(packaged)
     functions = packaged.transformed["Resources"]
-    for step, logical_id in (("rest", "APIHandler"), ("rest_after_connect", "APIHandler"),
-                             ("authorizer", "WsAuthorizer"), ("connect", "WebsocketConnect"),
-                             ("fanout", "Fanout"), ("escalation", "EscalateAssistance"), ("deliver", "DeliverWebhooks"),
-                             ("disconnect", "WebsocketDisconnect")):
+    for step, logical_id in (
+        ("rest", "APIHandler"),
+        ("rest_after_connect", "APIHandler"),
+        ("authorizer", "WsAuthorizer"),
+        ("connect", "WebsocketConnect"),
+        ("fanout", "Fanout"),
+        ("escalation", "EscalateAssistance"),
+        ("deliver", "DeliverWebhooks"),
+        ("disconnect", "WebsocketDisconnect"),
+    ):
         role = functions[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
         calls = {tuple(c) for c in emulated[step]["calls"]}
         assert calls or step == "escalation", f"{logical_id} made no AWS call at all"
         for service, operation in calls:
             assert _iam_actions_for(service, operation) & roles.get(role, set()), (
-                f"{logical_id} called {service}:{operation}, which its role {role} is not granted")
+                f"{logical_id} called {service}:{operation}, which its role {role} is not granted"
+            )

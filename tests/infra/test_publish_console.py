@@ -58,12 +58,20 @@ def _stack(session: boto3.session.Session, outputs: dict[str, str], parameters: 
     """A stack whose outputs and parameters look like the real one's (moto echoes literal outputs)."""
     s3 = session.client("s3")
     s3.create_bucket(Bucket="console-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
-    distribution = session.client("cloudfront").create_distribution(DistributionConfig={
-        "CallerReference": "test", "Comment": "", "Enabled": True,
-        "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "console-bucket.s3.amazonaws.com",
-                                              "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-        "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "redirect-to-https"},
-    })["Distribution"]
+    distribution = session.client("cloudfront").create_distribution(
+        DistributionConfig={
+            "CallerReference": "test",
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {"Id": "o", "DomainName": "console-bucket.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}
+                ],
+            },
+            "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "redirect-to-https"},
+        }
+    )["Distribution"]
     base = {
         "RestApiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/api/",
         "WebsocketUrl": "wss://def.execute-api.eu-west-1.amazonaws.com/api",
@@ -77,7 +85,8 @@ def _stack(session: boto3.session.Session, outputs: dict[str, str], parameters: 
         "Outputs": {k: {"Value": v} for k, v in {**base, **outputs}.items()},
     }
     session.client("cloudformation").create_stack(
-        StackName="coaching", TemplateBody=json.dumps(template),
+        StackName="coaching",
+        TemplateBody=json.dumps(template),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
     )
     return str(distribution["Id"])
@@ -88,11 +97,15 @@ def _object(session: boto3.session.Session, key: str) -> dict[str, Any]:
 
 
 def test_uploads_the_build_with_a_config_for_the_stacks_user_pool(aws: boto3.session.Session, dist: Path) -> None:
-    distribution_id = _stack(aws, {
-        "OidcIssuerUrl": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc",
-        "ConsoleClientId": "client123",
-        "SignInUrl": "https://coach.auth.eu-west-1.amazoncognito.com",
-    }, {"OidcIssuer": "", "OidcRoleClaim": "role", "OidcTenantClaim": "tid"})
+    distribution_id = _stack(
+        aws,
+        {
+            "OidcIssuerUrl": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc",
+            "ConsoleClientId": "client123",
+            "SignInUrl": "https://coach.auth.eu-west-1.amazoncognito.com",
+        },
+        {"OidcIssuer": "", "OidcRoleClaim": "role", "OidcTenantClaim": "tid"},
+    )
     url, config, keys = publish_console.publish_console(aws, "coaching", dist)
     assert url == "https://d111.cloudfront.net/"
     assert sorted(keys) == ["assets/app.css", "assets/main.js", "config.json", "index.html"]  # no size report
@@ -122,8 +135,16 @@ def test_uploads_the_build_with_a_config_for_the_stacks_user_pool(aws: boto3.ses
 
 
 def test_an_issuer_you_bring_uses_discovery_and_the_stacks_claim_names(aws: boto3.session.Session, dist: Path) -> None:
-    _stack(aws, {}, {"OidcIssuer": "https://login.example.com/tenant", "OidcAudience": "aud-client",
-                     "OidcRoleClaim": "roles", "OidcTenantClaim": "org"})
+    _stack(
+        aws,
+        {},
+        {
+            "OidcIssuer": "https://login.example.com/tenant",
+            "OidcAudience": "aud-client",
+            "OidcRoleClaim": "roles",
+            "OidcTenantClaim": "org",
+        },
+    )
     _, config, _ = publish_console.publish_console(aws, "coaching", dist)
     assert config["signIn"] == "oidc"
     assert config["oidc"]["issuer"] == "https://login.example.com/tenant"
@@ -134,8 +155,9 @@ def test_an_issuer_you_bring_uses_discovery_and_the_stacks_claim_names(aws: boto
     assert config["oidc"]["clientId"] == "other-client"
 
 
-def test_no_issuer_means_pasted_tokens_and_a_missing_build_is_refused(aws: boto3.session.Session, dist: Path,
-                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_no_issuer_means_pasted_tokens_and_a_missing_build_is_refused(
+    aws: boto3.session.Session, dist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     _stack(aws, {}, {"OidcIssuer": ""})
     _, config, _ = publish_console.publish_console(aws, "coaching", dist)
     assert config["signIn"] == "local" and "oidc" not in config

@@ -58,13 +58,15 @@ def dist(tmp_path: Path) -> Path:
 
 
 def test_publish_uploads_both_files_and_prints_a_quick_create_link(
-        aws: None, dist: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    aws: None, dist: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     s3 = boto3.client("s3", region_name="eu-west-1")
     s3.create_bucket(Bucket="code-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     publish = _load("publish")
 
-    assert publish.main(["--bucket", "code-bucket", "--region", "eu-west-1", "--stack", "coaching-test",
-                         "--dist", str(dist)]) == 0
+    assert (
+        publish.main(["--bucket", "code-bucket", "--region", "eu-west-1", "--stack", "coaching-test", "--dist", str(dist)]) == 0
+    )
 
     digest = hashlib.sha256((dist / "deployment.zip").read_bytes()).hexdigest()[:12]
     code_key = f"supervisor-coaching/{digest}/deployment.zip"
@@ -108,17 +110,31 @@ def secret_parameter(aws: None) -> str:
 
 
 def test_mint_token_prints_a_token_the_stack_accepts_and_never_the_secret(
-        secret_parameter: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code = _load("mint_token").main(["--tenant", "acme", "--user", "alice", "--role", "admin", "--name", "Alice",
-                                     "--region", "eu-west-1", "--parameter", secret_parameter])
+    secret_parameter: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _load("mint_token").main(
+        [
+            "--tenant",
+            "acme",
+            "--user",
+            "alice",
+            "--role",
+            "admin",
+            "--name",
+            "Alice",
+            "--region",
+            "eu-west-1",
+            "--parameter",
+            secret_parameter,
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err
     token = captured.out.strip()
     assert "\n" not in token
     principal = TokenVerifier(lambda: SECRET).verify(token)
-    assert (principal.tenant_id, principal.user_id, principal.role, principal.name) == ("acme", "alice", Role.ADMIN,
-                                                                                        "Alice")
+    assert (principal.tenant_id, principal.user_id, principal.role, principal.name) == ("acme", "alice", Role.ADMIN, "Alice")
     with pytest.raises(Unauthorized):
         TokenVerifier(lambda: "another-secret-of-the-same-length-0123456789abcdef").verify(token)
 
@@ -127,22 +143,46 @@ def test_mint_token_customer_tokens_name_their_workitem(secret_parameter: str, c
     mint_token = _load("mint_token")
     with pytest.raises(SystemExit):
         mint_token.main(["--tenant", "acme", "--user", "c1", "--role", "customer", "--region", "eu-west-1"])
-    assert mint_token.main(["--tenant", "acme", "--user", "c1", "--role", "customer", "--workitem", "W1",
-                            "--region", "eu-west-1", "--parameter", secret_parameter]) == 0
+    assert (
+        mint_token.main(
+            [
+                "--tenant",
+                "acme",
+                "--user",
+                "c1",
+                "--role",
+                "customer",
+                "--workitem",
+                "W1",
+                "--region",
+                "eu-west-1",
+                "--parameter",
+                secret_parameter,
+            ]
+        )
+        == 0
+    )
     principal = TokenVerifier(lambda: SECRET).verify(capsys.readouterr().out.strip())
     assert principal.workitem_id == "W1" and principal.role is Role.CUSTOMER
 
 
 def test_mint_token_explains_a_missing_parameter_without_a_traceback(aws: None) -> None:
     with pytest.raises(SystemExit) as exc:
-        _load("mint_token").main(["--tenant", "acme", "--user", "alice", "--role", "admin", "--region", "eu-west-1",
-                                  "--parameter", "/nope"])
+        _load("mint_token").main(
+            ["--tenant", "acme", "--user", "alice", "--role", "admin", "--region", "eu-west-1", "--parameter", "/nope"]
+        )
     assert "cannot read SSM parameter /nope: ParameterNotFound" in str(exc.value)
 
 
 def test_mint_token_wrapper_runs(tmp_path: Path) -> None:
-    proc = subprocess.run([str(ROOT / "scripts" / "mint-token"), "--help"], capture_output=True, text=True,
-                          timeout=60, check=False, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "mint-token"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "--tenant" in proc.stdout
 
@@ -171,8 +211,11 @@ def test_packaging_and_publishing_import_only_what_requirements_package_installs
     for script in ("infra/package.py", "scripts/publish.py", "scripts/mint_token.py"):
         tree = ast.parse((ROOT / script).read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top in sys.stdlib_module_names or top == "__future__":

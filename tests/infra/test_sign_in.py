@@ -12,9 +12,13 @@ from tests.infra.build import Build, _allowed, _environment, _functions, _ref
 
 pytestmark = pytest.mark.infra
 
-OIDC = {"COACHING_OIDC_ISSUER": "OidcIssuer", "COACHING_OIDC_JWKS_URL": "OidcJwksUrl",
-        "COACHING_OIDC_AUDIENCE": "OidcAudience", "COACHING_OIDC_TENANT_CLAIM": "OidcTenantClaim",
-        "COACHING_OIDC_ROLE_CLAIM": "OidcRoleClaim"}
+OIDC = {
+    "COACHING_OIDC_ISSUER": "OidcIssuer",
+    "COACHING_OIDC_JWKS_URL": "OidcJwksUrl",
+    "COACHING_OIDC_AUDIENCE": "OidcAudience",
+    "COACHING_OIDC_TENANT_CLAIM": "OidcTenantClaim",
+    "COACHING_OIDC_ROLE_CLAIM": "OidcRoleClaim",
+}
 POOL = ("UserPool", "AdminGroup", "SupervisorGroup", "AgentGroup", "ConsoleUserPoolClient")
 
 
@@ -33,8 +37,13 @@ def test_issuer_settings_come_from_the_parameters_or_the_user_pool(packaged: Bui
     assert issuer == "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}"
     assert env["COACHING_OIDC_JWKS_URL"]["Fn::If"][1]["Fn::Sub"] == issuer + "/.well-known/jwks.json"
     defaults = {p: packaged.template["Parameters"][p].get("Default") for p in OIDC.values()}
-    assert defaults == {"OidcIssuer": "", "OidcJwksUrl": "", "OidcAudience": "", "OidcTenantClaim": "tid",
-                        "OidcRoleClaim": "role"}
+    assert defaults == {
+        "OidcIssuer": "",
+        "OidcJwksUrl": "",
+        "OidcAudience": "",
+        "OidcTenantClaim": "tid",
+        "OidcRoleClaim": "role",
+    }
     assert packaged.template["Parameters"]["CreateUserPool"]["Default"] == "false"
 
 
@@ -46,8 +55,10 @@ def test_the_user_pool_is_optional_and_holds_staff_only(packaged: Build) -> None
     pool = resources["UserPool"]["Properties"]
     assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True  # no self sign-up
     assert [(a["Name"], a["AttributeDataType"]) for a in pool["Schema"]] == [("tid", "String")]
-    groups = {resources[g]["Properties"]["GroupName"]: resources[g]["Properties"]["Precedence"]
-              for g in ("AdminGroup", "SupervisorGroup", "AgentGroup")}
+    groups = {
+        resources[g]["Properties"]["GroupName"]: resources[g]["Properties"]["Precedence"]
+        for g in ("AdminGroup", "SupervisorGroup", "AgentGroup")
+    }
     assert groups == {"admin": 0, "supervisor": 1, "agent": 2}
 
 

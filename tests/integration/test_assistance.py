@@ -41,8 +41,7 @@ def w(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     world.admin("PUT", "/admin/users/admin-2", {"name": "Ada Admin", "role": "admin"})
     world.admin("PUT", "/admin/templates/tpl-help", {"text": "I need help with a refund", "enabled": True})
     world.admin("PUT", "/admin/templates/tpl-off", {"text": "Old template", "enabled": False})
-    world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": ESCALATION_SECONDS,
-                                        "retentionDays": 30})
+    world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": ESCALATION_SECONDS, "retentionDays": 30})
     world.assign("wi-1")
     return world
 
@@ -57,8 +56,7 @@ def names(events: list[dict[str, Any]]) -> list[str]:
 
 
 def timeline(world: Any, workitem_id: str = "wi-1") -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = world.services.coaching.export(
-        _principal("admin-1", "admin"), workitem_id)["entries"]
+    entries: list[dict[str, Any]] = world.services.coaching.export(_principal("admin-1", "admin"), workitem_id)["entries"]
     return entries
 
 
@@ -86,7 +84,9 @@ def test_no_enabled_template_means_assistance_is_hidden(world: Any) -> None:
     assert agent.ok("assist.templates") == {"available": False, "templates": []}
     world.admin("PUT", "/admin/templates/tpl-2", {"text": "Customer is escalating", "enabled": True})
     assert agent.ok("assist.templates") == {
-        "available": True, "templates": [{"templateId": "tpl-2", "text": "Customer is escalating"}]}
+        "available": True,
+        "templates": [{"templateId": "tpl-2", "text": "Customer is escalating"}],
+    }
     world.admin("DELETE", "/admin/templates/tpl-2")
     assert agent.ok("assist.templates")["available"] is False
 
@@ -138,8 +138,9 @@ def test_request_to_supervisors_reaches_only_online_available_supervisors_of_the
 
     assert ack["recipients"] == ["sup-1"]
     popups = sup1.events("assist.requested")
-    assert [e["data"] for e in popups] == [{"assistId": ack["assistId"], "agentId": "agent-1",
-                                            "text": "I need help with a refund", "workitemId": "wi-1"}]
+    assert [e["data"] for e in popups] == [
+        {"assistId": ack["assistId"], "agentId": "agent-1", "text": "I need help with a refund", "workitemId": "wi-1"}
+    ]
     assert sup2.events() == [] and sup9.events() == [] and peer.events() == []
     assert agent.events() == []  # the caller gets the ack, not an event
     # sup-3 is offline: not a recipient, no unread count either.
@@ -168,10 +169,8 @@ def test_request_to_one_user(w: Any) -> None:
     ack = agent.ok("assist.request", templateId="tpl-help", to={"userId": "sup-1"})
     assert ack["recipients"] == ["sup-1"] and len(sup1.events("assist.requested")) == 1
 
-    assert "not ready" in agent.fails("assist.request", "conflict", templateId="tpl-help",
-                                      to={"userId": "sup-2"})["message"]
-    assert "offline" in agent.fails("assist.request", "conflict", templateId="tpl-help",
-                                    to={"userId": "sup-3"})["message"]
+    assert "not ready" in agent.fails("assist.request", "conflict", templateId="tpl-help", to={"userId": "sup-2"})["message"]
+    assert "offline" in agent.fails("assist.request", "conflict", templateId="tpl-help", to={"userId": "sup-3"})["message"]
     agent.fails("assist.request", "forbidden", templateId="tpl-help", to={"userId": "sup-9"})  # other team
     agent.fails("assist.request", "forbidden", templateId="tpl-help", to={"userId": "admin-2"})
     agent.fails("assist.request", "forbidden", templateId="tpl-help", to={"userId": "nobody"})
@@ -232,12 +231,14 @@ def test_reply_round_trip(w: Any) -> None:
     # The supervisor answers in place, from the pop-up.
     reply = sup1.ok("directory.send", toUserId="agent-1", text="On my way", replyTo=assist_id)
     got = agent.events("directory.message")
-    assert [e["data"] for e in got] == [{"messageId": reply["messageId"], "fromUserId": "sup-1",
-                                         "text": "On my way", "replyTo": assist_id}]
+    assert [e["data"] for e in got] == [
+        {"messageId": reply["messageId"], "fromUserId": "sup-1", "text": "On my way", "replyTo": assist_id}
+    ]
     # The agent answers back.
     answer = agent.ok("directory.send", toUserId="sup-1", text="Thanks!", replyTo=reply["messageId"])
     assert [e["data"] for e in sup1.events("directory.message")] == [
-        {"messageId": answer["messageId"], "fromUserId": "agent-1", "text": "Thanks!", "replyTo": reply["messageId"]}]
+        {"messageId": answer["messageId"], "fromUserId": "agent-1", "text": "Thanks!", "replyTo": reply["messageId"]}
+    ]
 
     # With notifications off the agent gets only the count, and reading clears it.
     notify(w, "agent-1", "agent", on=False)
@@ -374,8 +375,13 @@ def test_unclaimed_request_escalates_to_the_whole_team_then_to_admins(w: Any) ->
     # Stage "team": every supervisor of the agent's teams, whatever their presence.
     w.clock.advance(2)
     assert assistance.escalate_due()["escalated"] == 1
-    team = {"assistId": assist_id, "agentId": "agent-1", "text": "I need help with a refund", "workitemId": "wi-1",
-            "stage": "team"}
+    team = {
+        "assistId": assist_id,
+        "agentId": "agent-1",
+        "text": "I need help with a refund",
+        "workitemId": "wi-1",
+        "stage": "team",
+    }
     assert [e["data"] for e in sup1.events("assist.escalated")] == [team]
     assert [e["data"] for e in sup2.new_events("assist.escalated")] == [team]  # Not Ready, still reached
     assert sup9.events() == [] and admin.events() == []
@@ -421,16 +427,14 @@ def test_escalation_after_a_claim_raced_it_is_skipped(w: Any) -> None:
     assist_id = agent.ok("assist.request", templateId="tpl-help", to="supervisors")["assistId"]
     w.clock.advance(ESCALATION_SECONDS + 1)
     store = w.services.assistance.store
-    due_now = [r for shard in range(w.settings.escalation_shards)
-               for r in store.due(shard, int(w.clock.now().timestamp()), 10)]
+    due_now = [r for shard in range(w.settings.escalation_shards) for r in store.due(shard, int(w.clock.now().timestamp()), 10)]
     assert [r.assist_id for r in due_now] == [assist_id]
     sup1.ok("assist.claim", assistId=assist_id)
     assert w.services.assistance._escalate(due_now[0], int(w.clock.now().timestamp())) is False
     assert sup1.events("assist.escalated") == []
 
 
-def test_a_claim_that_read_before_an_escalation_still_withdraws_every_popup(w: Any,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_claim_that_read_before_an_escalation_still_withdraws_every_popup(w: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The claim read the request, then the sweep added the whole team, then the claim committed:
     the claim's own write returns the recipients, so the newly reached supervisors hear of it too."""
     agent = w.connect("agent-1", "agent")
@@ -483,9 +487,17 @@ def test_scheduled_handler_runs_the_sweep(w: Any) -> None:
     w.connect("sup-1", "supervisor")
     agent.ok("assist.request", templateId="tpl-help", to="supervisors")
     w.clock.advance(ESCALATION_SECONDS + 1)
-    event = {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
-             "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
-             "resources": ["arn:aws:events:us-east-1:123456789012:rule/escalate"], "detail": {}}
+    event = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/escalate"],
+        "detail": {},
+    }
     result = escalate_assistance(event, None)
     assert result == {"escalated": 1, "skipped": 0, "failed": 0}
 
@@ -533,21 +545,48 @@ def _populate(world: Any, tid: str, others: int) -> None:
     with EndpointItem.batch_write() as batch:
         for i in range(others):
             role = "supervisor" if i % 4 < 2 else "agent"
-            batch.save(EndpointItem(f"T#{tid}#U#u{i}", "U", tenant_id=tid, user_id=f"u{i}", role=role,
-                                    name=f"User {i}", in_directory=True, conns={f"cx{i}|{10**12}"}))
+            batch.save(
+                EndpointItem(
+                    f"T#{tid}#U#u{i}",
+                    "U",
+                    tenant_id=tid,
+                    user_id=f"u{i}",
+                    role=role,
+                    name=f"User {i}",
+                    in_directory=True,
+                    conns={f"cx{i}|{10**12}"},
+                )
+            )
     with DirectoryEdge.batch_write() as batch:
         for team in range(others // 4):
             sups, agents = [f"u{4 * team}", f"u{4 * team + 1}"], [f"u{4 * team + 2}", f"u{4 * team + 3}"]
             for s in sups:
                 for a in agents:
-                    batch.save(DirectoryEdge(
-                        pk=f"T#{tid}#A#{a}", sk=f"S#{s}#T#x{team}", gsi1pk=f"T#{tid}#S#{s}",
-                        gsi1sk=f"A#{a}#T#x{team}", tenant_id=tid, agent_id=a, supervisor_id=s, team_id=f"x{team}"))
+                    batch.save(
+                        DirectoryEdge(
+                            pk=f"T#{tid}#A#{a}",
+                            sk=f"S#{s}#T#x{team}",
+                            gsi1pk=f"T#{tid}#S#{s}",
+                            gsi1sk=f"A#{a}#T#x{team}",
+                            tenant_id=tid,
+                            agent_id=a,
+                            supervisor_id=s,
+                            team_id=f"x{team}",
+                        )
+                    )
     with TeamItem.batch_write() as batch:
         for team in range(others // 4):
-            batch.save(TeamItem(f"T#{tid}#TEAM#x{team}", "TEAM", tenant_id=tid, team_id=f"x{team}", name=f"x{team}",
-                                supervisors=[f"u{4 * team}", f"u{4 * team + 1}"],
-                                agents=[f"u{4 * team + 2}", f"u{4 * team + 3}"]))
+            batch.save(
+                TeamItem(
+                    f"T#{tid}#TEAM#x{team}",
+                    "TEAM",
+                    tenant_id=tid,
+                    team_id=f"x{team}",
+                    name=f"x{team}",
+                    supervisors=[f"u{4 * team}", f"u{4 * team + 1}"],
+                    agents=[f"u{4 * team + 2}", f"u{4 * team + 3}"],
+                )
+            )
 
 
 def _measure(world: Any, tid: str) -> dict[str, int]:
@@ -557,8 +596,7 @@ def _measure(world: Any, tid: str) -> dict[str, int]:
     sup1 = world.connect("sup-1", "supervisor", tid=tid)
     sup2 = world.connect("sup-2", "supervisor", tid=tid)
     world.connect("admin-2", "admin", tid=tid)
-    status, _ = world.rest("PUT", "/me/settings", world.token("sup-2", "supervisor", tid),
-                           {"agentMessageNotification": False})
+    status, _ = world.rest("PUT", "/me/settings", world.token("sup-2", "supervisor", tid), {"agentMessageNotification": False})
     assert status == 200
     world.assign("wi-1", tid=tid)
 
@@ -573,8 +611,7 @@ def _measure(world: Any, tid: str) -> dict[str, int]:
     count("assist.recipients", agent, "assist.recipients")
     first = count("assist.request", agent, "assist.request", templateId="tpl-help", to="supervisors")
     assert sorted(first["recipients"]) == ["sup-1", "sup-2"]
-    count("assist.request+workitem", agent, "assist.request", templateId="tpl-help", workitemId="wi-1",
-          to="supervisors")
+    count("assist.request+workitem", agent, "assist.request", templateId="tpl-help", workitemId="wi-1", to="supervisors")
     count("assist.request to one", agent, "assist.request", templateId="tpl-help", to={"userId": "sup-1"})
     count("assist.request to a peer", agent, "assist.request", templateId="tpl-help", to={"userId": "agent-2"})
     count("assist.claim", sup1, "assist.claim", assistId=first["assistId"])
@@ -600,10 +637,8 @@ def _measure(world: Any, tid: str) -> dict[str, int]:
 def test_request_counts_do_not_grow_with_tenant_size(world: Any) -> None:
     if world.services.assistance._store is None:
         world.services.assistance.store = DynamoAssistStore(world.settings)
-    world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": 30, "retentionDays": 30},
-                tid="small")
-    world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": 30, "retentionDays": 30},
-                tid="large")
+    world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": 30, "retentionDays": 30}, tid="small")
+    world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": 30, "retentionDays": 30}, tid="large")
     _populate(world, "small", 8)
     # 5,000 more users: the directory table then spans several 1 MB pages, so a Scan or an
     # unbounded read would show in the counts (and is refused outright above).

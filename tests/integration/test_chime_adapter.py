@@ -32,9 +32,7 @@ def _meetings_client() -> Any:
 
 
 def _pipelines_client() -> Any:
-    return boto3.client(
-        "chime-sdk-media-pipelines", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
+    return boto3.client("chime-sdk-media-pipelines", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 
 
 @pytest.fixture
@@ -119,8 +117,12 @@ def test_create_meeting_sends_the_exact_request(meetings: Stubber, provider: Chi
         },
     )
     meeting = provider.create_meeting(client_request_token="t1-w1-contact-1", external_meeting_id="t1:w1:contact")
-    assert meeting == Meeting(meeting_id=MEETING_ID, media_region="us-east-1", meeting_arn=ARN,
-                              media_placement={"AudioHostUrl": "example.k.m2.ue1.app.chime.aws:3478"})
+    assert meeting == Meeting(
+        meeting_id=MEETING_ID,
+        media_region="us-east-1",
+        meeting_arn=ARN,
+        media_placement={"AudioHostUrl": "example.k.m2.ue1.app.chime.aws:3478"},
+    )
 
 
 def test_create_meeting_without_audio_only_features(meetings: Stubber) -> None:
@@ -149,9 +151,7 @@ def test_meeting_arn_partitions() -> None:
     assert meeting_arn("cn-north-1", "1", "m").startswith("arn:aws-cn:")
 
 
-def test_meeting_arn_stays_empty_without_response_field_or_account(
-    meetings: Stubber, provider: ChimeMeetingProvider
-) -> None:
+def test_meeting_arn_stays_empty_without_response_field_or_account(meetings: Stubber, provider: ChimeMeetingProvider) -> None:
     meetings.add_response("create_meeting", _meeting_response(arn=None), None)
     meeting = provider.create_meeting(client_request_token="tok-1", external_meeting_id="t1:w1:contact")
     assert meeting.meeting_arn == ""
@@ -186,9 +186,7 @@ def test_delete_meeting_that_is_gone_succeeds(meetings: Stubber, provider: Chime
 
 
 @pytest.mark.parametrize("audio", list(Audio))
-def test_create_attendee_with_each_audio_capability(
-    meetings: Stubber, provider: ChimeMeetingProvider, audio: Audio
-) -> None:
+def test_create_attendee_with_each_audio_capability(meetings: Stubber, provider: ChimeMeetingProvider, audio: Audio) -> None:
     capabilities = {"Audio": audio.value, "Video": "None", "Content": "None"}
     meetings.add_response(
         "create_attendee",
@@ -273,9 +271,7 @@ def test_delete_attendee_that_is_gone_succeeds(meetings: Stubber, provider: Chim
         ("LimitExceededException", 400, "rate_limited"),
     ],
 )
-def test_push_back_is_retryable(
-    meetings: Stubber, provider: ChimeMeetingProvider, code: str, status: int, expected: str
-) -> None:
+def test_push_back_is_retryable(meetings: Stubber, provider: ChimeMeetingProvider, code: str, status: int, expected: str) -> None:
     """Throttling that outlasted the SDK's retries is `unavailable`; an account quota `rate_limited`."""
     meetings.add_client_error("create_attendee", code, "slow down, secret-ish detail", status)
     with pytest.raises((RateLimited, Unavailable)) as caught:
@@ -335,9 +331,7 @@ _CAPTURE_REQUEST = {
 }
 
 
-def test_start_recording_creates_an_audio_only_capture_pipeline(
-    pipelines: Stubber, provider: ChimeMeetingProvider
-) -> None:
+def test_start_recording_creates_an_audio_only_capture_pipeline(pipelines: Stubber, provider: ChimeMeetingProvider) -> None:
     pipelines.add_response(
         "create_media_capture_pipeline",
         {
@@ -367,9 +361,7 @@ def test_start_recording_refuses_a_sink_that_is_not_an_arn(provider: ChimeMeetin
     ("code", "status"),
     [("ThrottledClientException", 429), ("ResourceLimitExceededException", 400), ("ServiceFailureException", 500)],
 )
-def test_pipeline_push_back_is_retryable(
-    pipelines: Stubber, provider: ChimeMeetingProvider, code: str, status: int
-) -> None:
+def test_pipeline_push_back_is_retryable(pipelines: Stubber, provider: ChimeMeetingProvider, code: str, status: int) -> None:
     pipelines.add_client_error("create_media_capture_pipeline", code, "slow down", status)
     meeting = Meeting(meeting_id=MEETING_ID, media_region="us-east-1", meeting_arn=ARN)
     with pytest.raises((RateLimited, Unavailable)) as caught:

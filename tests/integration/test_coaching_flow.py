@@ -12,8 +12,16 @@ from tests.support.world import WEBHOOK_SECRET, World
 
 pytestmark = pytest.mark.integration
 
-COACHING_KINDS = {"coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction", "voice_mode",
-                  "assist_requested", "assist_claimed"}
+COACHING_KINDS = {
+    "coach_message",
+    "supervisor_joined",
+    "supervisor_left",
+    "coaching_ended",
+    "reaction",
+    "voice_mode",
+    "assist_requested",
+    "assist_claimed",
+}
 
 
 @pytest.fixture
@@ -131,7 +139,10 @@ def test_s8_customer_never_sees_coaching(w: World) -> None:
         assert word not in frames
     history = customer.ok("timeline.get", workitemId="wi-1", after=0)["entries"]
     assert [(e["seq"], e["kind"], e["text"]) for e in history] == [
-        (1, "customer_message", "hello"), (2, "agent_message", "hi there"), (3, "agent_message", "be kind")]
+        (1, "customer_message", "hello"),
+        (2, "agent_message", "hi there"),
+        (3, "agent_message", "be kind"),
+    ]
     assert [e["data"]["entry"]["seq"] for e in customer.events("message.received")] == [2, 3]
     customer.fails("monitor.start", "forbidden", workitemId="wi-1")
     customer.fails("coach.send", "forbidden", workitemId="wi-1", text="x")
@@ -171,8 +182,11 @@ def test_s11_no_consult_while_coaching(w: World) -> None:
     agent = w.connect("agent-1", "agent")
     peer = w.connect("agent-2", "agent")
     data = agent.ok("consult.start", workitemId="wi-1", userId="agent-2")
-    assert peer.events("consult.requested")[0]["data"] == {"consultId": data["consultId"], "workitemId": "wi-1",
-                                                           "agentId": "agent-1"}
+    assert peer.events("consult.requested")[0]["data"] == {
+        "consultId": data["consultId"],
+        "workitemId": "wi-1",
+        "agentId": "agent-1",
+    }
     w.connect("sup-1", "supervisor").ok("monitor.start", workitemId="wi-1")
     agent.fails("consult.start", "conflict", workitemId="wi-1", userId="agent-2")
 
@@ -296,8 +310,14 @@ def test_presence_follows_connections(w: World) -> None:
 
 
 def test_webhook_signature_and_idempotency(w: World) -> None:
-    body = json.dumps({"eventId": "e-1", "tenantId": "t1", "type": "workitem.assigned", "data": {
-        "workitemId": "wi-9", "channel": "sms", "agentId": "agent-1", "customer": {"id": "c9", "name": "N"}}}).encode()
+    body = json.dumps(
+        {
+            "eventId": "e-1",
+            "tenantId": "t1",
+            "type": "workitem.assigned",
+            "data": {"workitemId": "wi-9", "channel": "sms", "agentId": "agent-1", "customer": {"id": "c9", "name": "N"}},
+        }
+    ).encode()
     from chalice.test import Client
 
     from app import app
@@ -328,8 +348,9 @@ def test_webhook_tenant_secret_message_order_and_unknown(w: World) -> None:
     assert status == 400 and body["error"]["code"] == "invalid"
     w.admin("PUT", "/admin/webhook-secret", {"secret": "tenant-own-secret-123456"})
     assert w.webhook("workitem.message", {"workitemId": "wi-1", "from": "customer", "text": "hi"})[0] == 401
-    status, _ = w.webhook("workitem.message", {"workitemId": "wi-1", "from": "customer", "text": "hi"},
-                          secret="tenant-own-secret-123456")
+    status, _ = w.webhook(
+        "workitem.message", {"workitemId": "wi-1", "from": "customer", "text": "hi"}, secret="tenant-own-secret-123456"
+    )
     assert status == 200
     entries = w.connect("agent-1", "agent").ok("timeline.get", workitemId="wi-1", after=0)["entries"]
     assert [(e["kind"], e["text"]) for e in entries] == [("customer_message", "hi")]
@@ -343,7 +364,8 @@ def test_sms_agent_messages_go_out_through_the_outbound_channel(w: World) -> Non
     assert w.deliver() >= 1
     sent = w.sms.snapshot()
     assert [(s["to"], s["from"], s["text"], s["workitemId"]) for s in sent] == [
-        ("cust-wi-sms", "+15550000001", "Your refund is on its way", "wi-sms")]
+        ("cust-wi-sms", "+15550000001", "Your refund is on its way", "wi-sms")
+    ]
     status = agent.events("message.delivery")
     assert [(e["data"]["seq"], e["data"]["delivery"]) for e in status] == [(1, "sent")]
     entries = agent.ok("timeline.get", workitemId="wi-sms", after=0)["entries"]
@@ -378,16 +400,14 @@ def test_admin_rest(w: World) -> None:
     assert w.rest("PUT", "/admin/users/u1", None, {"name": "U", "role": "agent"})[0] == 401
     status, body = w.rest("PUT", "/admin/teams/t-x", admin, {"name": "X", "supervisors": ["ghost"], "agents": []})
     assert status == 400 and "ghost" in body["error"]["message"]
-    assert w.rest("PUT", "/admin/policy", admin, {"recordCoaching": True, "escalationSeconds": 30,
-                                                   "retentionDays": 7})[0] == 200
-    assert w.rest("GET", "/admin/policy", admin)[1] == {"recordCoaching": True, "escalationSeconds": 30,
-                                                       "retentionDays": 7}
+    assert w.rest("PUT", "/admin/policy", admin, {"recordCoaching": True, "escalationSeconds": 30, "retentionDays": 7})[0] == 200
+    assert w.rest("GET", "/admin/policy", admin)[1] == {"recordCoaching": True, "escalationSeconds": 30, "retentionDays": 7}
     assert w.rest("GET", "/me/settings", w.token("agent-1", "agent"))[1] == {"agentMessageNotification": True}
     assert w.rest("PUT", "/me/settings", w.token("agent-1", "agent"), {"agentMessageNotification": False})[1] == {
-        "agentMessageNotification": False}
+        "agentMessageNotification": False
+    }
     assert w.rest("PUT", "/admin/templates/tp1", admin, {"text": "Help", "enabled": True})[0] == 200
-    assert w.rest("GET", "/admin/templates", admin)[1]["templates"] == [
-        {"templateId": "tp1", "text": "Help", "enabled": True}]
+    assert w.rest("GET", "/admin/templates", admin)[1]["templates"] == [{"templateId": "tp1", "text": "Help", "enabled": True}]
     assert w.rest("DELETE", "/admin/templates/tp1", admin)[0] == 204
     assert w.rest("DELETE", "/admin/templates/tp1", admin)[0] == 404
 

@@ -93,7 +93,12 @@ def test_token_renewal_keeps_the_claims_and_the_lifetime(server: GatewayThread) 
     assert status == 200
     claims = jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])
     assert {k: claims[k] for k in ("sub", "role", "tid", "name", "wid")} == {
-        "sub": "cust-9", "role": "customer", "tid": "t1", "name": "Casey", "wid": "wi-9"}
+        "sub": "cust-9",
+        "role": "customer",
+        "tid": "t1",
+        "name": "Casey",
+        "wid": "wi-9",
+    }
     assert claims["exp"] - claims["iat"] == 60
 
 

@@ -91,8 +91,10 @@ def test_concurrent_handlers_reach_every_receiver_in_seq_order(world: World) -> 
             if reply["type"] != "ack":
                 errors.append(reply)
 
-    threads = [threading.Thread(target=writer, args=(c, a)) for c, a in
-               ((agent, "coach.send"), (sup, "coach.send"), (sup2, "coach.send"), (cust, "message.send"))]
+    threads = [
+        threading.Thread(target=writer, args=(c, a))
+        for c, a in ((agent, "coach.send"), (sup, "coach.send"), (sup2, "coach.send"), (cust, "message.send"))
+    ]
     with atomic_aws_calls():
         for t in threads:
             t.start()

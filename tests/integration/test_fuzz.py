@@ -28,11 +28,24 @@ from tests.support.world import WEBHOOK_SECRET, Client, World
 
 pytestmark = pytest.mark.integration
 
-FUZZ = settings(max_examples=60, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-CODES = {"invalid": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
-         "conflict": 409, "too_large": 413, "unsupported_media_type": 415, "rate_limited": 429}
+CODES = {
+    "invalid": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "rate_limited": 429,
+}
 REST_STATUSES = {200, 204, 400, 401, 403, 404, 405, 409, 413, 415}
 LEAKS = ("Traceback", 'File "', "botocore", "pynamodb", "msgspec", "pydantic", "Exception")
 READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
@@ -60,8 +73,23 @@ class Bench:
         }
         self.clients["supervisor"].ok("monitor.start", workitemId="wi-1")
         tip = self.clients["supervisor"].ok("coach.send", workitemId="wi-1", text="offer a voucher")
-        self.ids = ["wi-1", "wi-s", "wi-v", "wi-e", "wi-none", "agent-1", "agent-2", "agent-3", "sup-1", "sup-2",
-                    "sup-3", "tp-1", "as-1", "cust-wi-1", tip["entry"]["messageId"]]
+        self.ids = [
+            "wi-1",
+            "wi-s",
+            "wi-v",
+            "wi-e",
+            "wi-none",
+            "agent-1",
+            "agent-2",
+            "agent-3",
+            "sup-1",
+            "sup-2",
+            "sup-3",
+            "tp-1",
+            "as-1",
+            "cust-wi-1",
+            tip["entry"]["messageId"],
+        ]
         self.ddb = boto3.client("dynamodb", region_name=world.settings.region)
         self.tables = sorted(self.ddb.list_tables()["TableNames"])
         self.last = self.snapshot()
@@ -111,8 +139,11 @@ def bench(world: World) -> Bench:
 # --- strategies -----------------------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=10,
 )
@@ -127,8 +158,13 @@ def mostly(usual: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.S
 
 
 def hostile(ids: list[str]) -> st.SearchStrategy[Any]:
-    return st.one_of(st.sampled_from(BAD_IDS), st.sampled_from(KEYWORDS), st.integers(min_value=-3, max_value=300),
-                     st.fixed_dictionaries({"userId": st.sampled_from(ids + BAD_IDS)}), json_values)
+    return st.one_of(
+        st.sampled_from(BAD_IDS),
+        st.sampled_from(KEYWORDS),
+        st.integers(min_value=-3, max_value=300),
+        st.fixed_dictionaries({"userId": st.sampled_from(ids + BAD_IDS)}),
+        json_values,
+    )
 
 
 def plausible(field: str, ids: list[str]) -> st.SearchStrategy[Any]:
@@ -152,8 +188,9 @@ def action_frames(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     def for_action(name: str) -> st.SearchStrategy[dict[str, Any]]:
         fields = {f: plausible(f, ids) for f in ACTIONS[name].__struct_fields__ if f not in ("action", "requestId")}
         complete = st.fixed_dictionaries({"action": st.just(name), "requestId": st.text(max_size=20), **fields})
-        partial = st.fixed_dictionaries({"action": st.just(name)},
-                                        optional={**fields, "requestId": request_ids, "extra": json_values})
+        partial = st.fixed_dictionaries(
+            {"action": st.just(name)}, optional={**fields, "requestId": request_ids, "extra": json_values}
+        )
         return mostly(complete, partial)
 
     return st.sampled_from(sorted(ACTIONS)).flatmap(for_action)
@@ -167,15 +204,22 @@ def nested_json(depth: int, leaf: str = "1") -> str:
 edge_frames = st.one_of(
     st.integers(min_value=30, max_value=3000).map(nested_json),
     st.integers(min_value=1, max_value=5000).map(
-        lambda n: '{"action":"timeline.get","requestId":"r","workitemId":"wi-1","after":' + "9" * n + "}"),
+        lambda n: '{"action":"timeline.get","requestId":"r","workitemId":"wi-1","after":' + "9" * n + "}"
+    ),
     st.sampled_from(["\\ud800", "\\udfff", "a\\ud800b", "\\ud83d"]).map(
-        lambda rid: '{"action":"ping","requestId":"' + rid + '"}'),
-    st.sampled_from(sorted(ACTIONS)).flatmap(lambda name: st.fixed_dictionaries({
-        "action": st.just(name), "requestId": st.text(max_size=8),
-        "limit": st.one_of(st.integers(-5, 600), st.text(max_size=4), st.booleans(), st.floats()),
-        "cursor": st.one_of(st.text(max_size=60), st.binary(max_size=40).map(lambda b: b.hex()), st.integers()),
-        "after": st.one_of(st.integers(min_value=-(2**80), max_value=2**80), st.text(max_size=6)),
-    }).map(json.dumps)),
+        lambda rid: '{"action":"ping","requestId":"' + rid + '"}'
+    ),
+    st.sampled_from(sorted(ACTIONS)).flatmap(
+        lambda name: st.fixed_dictionaries(
+            {
+                "action": st.just(name),
+                "requestId": st.text(max_size=8),
+                "limit": st.one_of(st.integers(-5, 600), st.text(max_size=4), st.booleans(), st.floats()),
+                "cursor": st.one_of(st.text(max_size=60), st.binary(max_size=40).map(lambda b: b.hex()), st.integers()),
+                "after": st.one_of(st.integers(min_value=-(2**80), max_value=2**80), st.text(max_size=6)),
+            }
+        ).map(json.dumps)
+    ),
 )
 
 raw_frames = st.one_of(
@@ -185,8 +229,18 @@ raw_frames = st.one_of(
     st.text(max_size=200),
     st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
     st.binary(max_size=200).map(lambda b: b.decode("utf-8", errors="replace")),
-    st.sampled_from([BIG, json.dumps({"action": "coach.send", "workitemId": "wi-1", "text": BIG}), "", "{}", "[]",
-                     "null", '{"action": "ping"', '{"action": "ping", "requestId": "r"}']),
+    st.sampled_from(
+        [
+            BIG,
+            json.dumps({"action": "coach.send", "workitemId": "wi-1", "text": BIG}),
+            "",
+            "{}",
+            "[]",
+            "null",
+            '{"action": "ping"',
+            '{"action": "ping", "requestId": "r"}',
+        ]
+    ),
 )
 roles = st.sampled_from(["agent", "other-agent", "supervisor", "other-supervisor", "customer"])
 
@@ -254,23 +308,36 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
     """Fields that pass validation for every action, aimed at the bench's real objects."""
     tip = b.ids[-1]
     return {
-        "ping": {}, "auth.refresh": {"token": "not-a-token"},
-        "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
-        "agent.unwatch": {"agentId": "agent-1"}, "workitems.list": {"agentId": "agent-1"},
-        "monitor.start": {"workitemId": "wi-s"}, "monitor.stop": {"workitemId": "wi-s"},
-        "coaching.end": {"workitemId": "wi-s"}, "coach.send": {"workitemId": "wi-1", "text": "hi"},
+        "ping": {},
+        "auth.refresh": {"token": "not-a-token"},
+        "presence.set": {"state": "not_ready"},
+        "agents.list": {},
+        "agent.watch": {"agentId": "agent-1"},
+        "agent.unwatch": {"agentId": "agent-1"},
+        "workitems.list": {"agentId": "agent-1"},
+        "monitor.start": {"workitemId": "wi-s"},
+        "monitor.stop": {"workitemId": "wi-s"},
+        "coaching.end": {"workitemId": "wi-s"},
+        "coach.send": {"workitemId": "wi-1", "text": "hi"},
         "coach.react": {"workitemId": "wi-1", "messageId": tip, "reaction": "thumbs_up"},
         "coach.forward": {"workitemId": "wi-1", "messageId": tip},
         "message.send": {"workitemId": "wi-1", "text": "hi"},
-        "workitem.transfer": {"workitemId": "wi-e", "toAgentId": "agent-2"}, "workitem.end": {"workitemId": "wi-e"},
+        "workitem.transfer": {"workitemId": "wi-e", "toAgentId": "agent-2"},
+        "workitem.end": {"workitemId": "wi-e"},
         "consult.start": {"workitemId": "wi-s", "userId": "agent-2"},
-        "timeline.get": {"workitemId": "wi-1", "after": 0}, "assist.templates": {}, "assist.recipients": {},
+        "timeline.get": {"workitemId": "wi-1", "after": 0},
+        "assist.templates": {},
+        "assist.recipients": {},
         "assist.request": {"templateId": "tp-1", "to": "supervisors", "workitemId": "wi-1"},
         "assist.claim": {"assistId": "as-1"},
-        "directory.send": {"toUserId": "sup-1", "text": "hi"}, "directory.unread.get": {},
-        "directory.read": {"withUserId": "agent-1"}, "voice.join": {"workitemId": "wi-v"},
-        "voice.monitor": {"workitemId": "wi-v"}, "voice.whisper": {"workitemId": "wi-v"},
-        "voice.barge": {"workitemId": "wi-v"}, "voice.listen": {"workitemId": "wi-1"},
+        "directory.send": {"toUserId": "sup-1", "text": "hi"},
+        "directory.unread.get": {},
+        "directory.read": {"withUserId": "agent-1"},
+        "voice.join": {"workitemId": "wi-v"},
+        "voice.monitor": {"workitemId": "wi-v"},
+        "voice.whisper": {"workitemId": "wi-v"},
+        "voice.barge": {"workitemId": "wi-v"},
+        "voice.listen": {"workitemId": "wi-1"},
     }
 
 
@@ -311,18 +378,24 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
     if route.startswith("/admin/teams/"):
         shaped = {"name": st.text(min_size=1, max_size=20), "supervisors": people, "agents": people}
     elif route == "/admin/policy":
-        shaped = {"recordCoaching": st.booleans(), "escalationSeconds": st.integers(-10, 100_000),
-                  "retentionDays": st.integers(-10, 5000)}
+        shaped = {
+            "recordCoaching": st.booleans(),
+            "escalationSeconds": st.integers(-10, 100_000),
+            "retentionDays": st.integers(-10, 5000),
+        }
     else:
         shaped = {"agentMessageNotification": st.booleans()}
     anything = {k: mostly(v, hostile(ids)) for k, v in shaped.items()}
-    return mostly(st.fixed_dictionaries(anything), st.one_of(
-        st.fixed_dictionaries({}, optional=anything),
-        json_values,
-        st.binary(max_size=100),
-        st.text(max_size=100),
-        st.just("x" * (129 * 1024)),
-    ))
+    return mostly(
+        st.fixed_dictionaries(anything),
+        st.one_of(
+            st.fixed_dictionaries({}, optional=anything),
+            json_values,
+            st.binary(max_size=100),
+            st.text(max_size=100),
+            st.just("x" * (129 * 1024)),
+        ),
+    )
 
 
 def _rest_token(world: World, kind: str) -> str | None:
@@ -366,10 +439,48 @@ def test_rest_bodies(world: World, data: st.DataObject, route: str, who: str) ->
 
 # Every route, every method, odd path parameters (encoded '#', '/', '%' included), odd query strings,
 # content types and bodies.
-PATH_VALUES = ["agent-1", "wi-1", "tp-1", "team-1", "sup-1", "tpl-1%23evil", "a%2Fb", "a%25", "a%2523b", "%00", "..",
-               "a%20b", "%C3%A9", "%F0%9F%98%80", "%ED%A0%80", "x" * 129, "a+b", "a@b:c.d_e-f", "-a", "%FF", "%"]
-QUERY_VALUES = ["0", "5", "200", "201", "-1", " 5", "+5", "1_0", "%D9%A5", "%EF%BC%95", "9" * 11, "9" * 1100,
-                "9" * 5000, "", "5.0", "0x5", "true"]
+PATH_VALUES = [
+    "agent-1",
+    "wi-1",
+    "tp-1",
+    "team-1",
+    "sup-1",
+    "tpl-1%23evil",
+    "a%2Fb",
+    "a%25",
+    "a%2523b",
+    "%00",
+    "..",
+    "a%20b",
+    "%C3%A9",
+    "%F0%9F%98%80",
+    "%ED%A0%80",
+    "x" * 129,
+    "a+b",
+    "a@b:c.d_e-f",
+    "-a",
+    "%FF",
+    "%",
+]
+QUERY_VALUES = [
+    "0",
+    "5",
+    "200",
+    "201",
+    "-1",
+    " 5",
+    "+5",
+    "1_0",
+    "%D9%A5",
+    "%EF%BC%95",
+    "9" * 11,
+    "9" * 1100,
+    "9" * 5000,
+    "",
+    "5.0",
+    "0x5",
+    "true",
+]
 
 
 def rest_requests() -> st.SearchStrategy[tuple[str, str, dict[str, str], Any]]:
@@ -381,14 +492,19 @@ def rest_requests() -> st.SearchStrategy[tuple[str, str, dict[str, str], Any]]:
         path, method = route
         params = [p for p in path.split("/") if p.startswith("{")]
         values = st.lists(st.sampled_from(PATH_VALUES), min_size=len(params), max_size=len(params))
-        query = st.dictionaries(st.sampled_from(["after", "limit", "cursor", "x"]), st.sampled_from(QUERY_VALUES),
-                                max_size=3)
+        query = st.dictionaries(st.sampled_from(["after", "limit", "cursor", "x"]), st.sampled_from(QUERY_VALUES), max_size=3)
         methods = st.sampled_from([method, method, method, "GET", "PUT", "POST", "DELETE", "PATCH"])
-        content = st.sampled_from(["application/json", "application/json", "application/json; charset=utf-8",
-                                   "text/plain", "application/xml", ""])
-        bodies = st.one_of(json_values.map(json.dumps), st.just(nested_json(1000)), st.just(nested_json(40)),
-                           st.integers(1, 5000).map(lambda n: '{"x":' + "9" * n + "}"),
-                           st.binary(max_size=60), st.none())
+        content = st.sampled_from(
+            ["application/json", "application/json", "application/json; charset=utf-8", "text/plain", "application/xml", ""]
+        )
+        bodies = st.one_of(
+            json_values.map(json.dumps),
+            st.just(nested_json(1000)),
+            st.just(nested_json(40)),
+            st.integers(1, 5000).map(lambda n: '{"x":' + "9" * n + "}"),
+            st.binary(max_size=60),
+            st.none(),
+        )
 
         def assemble(parts: tuple[list[str], dict[str, str], str, str, Any]) -> tuple[str, str, dict[str, str], Any]:
             vals, q, verb, ctype, body = parts
@@ -407,8 +523,7 @@ def rest_requests() -> st.SearchStrategy[tuple[str, str, dict[str, str], Any]]:
 
 @FUZZ
 @given(request=rest_requests(), who=st.sampled_from(REST_TOKENS))
-def test_every_rest_route_method_and_parameter(world: World, request: tuple[str, str, dict[str, str], Any],
-                                               who: str) -> None:
+def test_every_rest_route_method_and_parameter(world: World, request: tuple[str, str, dict[str, str], Any], who: str) -> None:
     b = bench(world)
     method, url, headers, body = request
     token = _rest_token(world, who)
@@ -433,6 +548,7 @@ def test_every_rest_route_method_and_parameter(world: World, request: tuple[str,
 
 # --- webhooks --------------------------------------------------------------------------------------------
 
+
 def webhook_bodies(ids: list[str]) -> st.SearchStrategy[bytes]:
     """An event shaped for its type (values mostly of the right type), or anything at all."""
     wids = st.sampled_from([*ids[:5], "wi-new", "wi-new-2"])
@@ -442,41 +558,55 @@ def webhook_bodies(ids: list[str]) -> st.SearchStrategy[bytes]:
         return mostly(strategy, hostile(ids))
 
     shapes = {
-        "workitem.assigned": {"workitemId": wids, "agentId": agents,
-                              "channel": st.sampled_from(["chat", "sms", "social", "voice", "email", "fax"]),
-                              "customer": st.fixed_dictionaries({"id": st.sampled_from(["c-1", "c 2"]),
-                                                                 "name": st.text(max_size=10)})},
-        "workitem.message": {"workitemId": wids, "from": st.sampled_from(["customer", "agent", "supervisor"]),
-                             "text": st.text(max_size=20)},
+        "workitem.assigned": {
+            "workitemId": wids,
+            "agentId": agents,
+            "channel": st.sampled_from(["chat", "sms", "social", "voice", "email", "fax"]),
+            "customer": st.fixed_dictionaries({"id": st.sampled_from(["c-1", "c 2"]), "name": st.text(max_size=10)}),
+        },
+        "workitem.message": {
+            "workitemId": wids,
+            "from": st.sampled_from(["customer", "agent", "supervisor"]),
+            "text": st.text(max_size=20),
+        },
         "workitem.transferred": {"workitemId": wids, "toAgentId": agents},
         "workitem.ended": {"workitemId": wids, "endedBy": st.sampled_from(["customer", "agent", "system", "alien"])},
     }
 
     def event(kind: str) -> st.SearchStrategy[dict[str, Any]]:
         data = st.fixed_dictionaries({k: loose(v) for k, v in shapes[kind].items()})
-        return st.fixed_dictionaries({
-            "eventId": loose(st.text(alphabet="abcdef0123456789", min_size=1, max_size=8)),
-            "tenantId": loose(st.sampled_from(["t1", "t1", "t1", "t2"])),
-            "type": loose(st.just(kind)),
-            "data": loose(data),
-        })
+        return st.fixed_dictionaries(
+            {
+                "eventId": loose(st.text(alphabet="abcdef0123456789", min_size=1, max_size=8)),
+                "tenantId": loose(st.sampled_from(["t1", "t1", "t1", "t2"])),
+                "type": loose(st.just(kind)),
+                "data": loose(data),
+            }
+        )
 
     shaped = st.sampled_from(sorted(shapes)).flatmap(event)
-    return mostly(shaped.map(lambda e: json.dumps(e).encode()), st.one_of(
-        st.fixed_dictionaries({}, optional={"eventId": json_values, "tenantId": json_values, "type": json_values,
-                                            "data": json_values}).map(lambda e: json.dumps(e).encode()),
-        json_values.map(lambda v: json.dumps(v).encode()),
-        st.binary(max_size=200),
-        st.just(b"{" + b" " * (129 * 1024) + b"}"),
-        st.integers(30, 5000).map(lambda n: nested_json(n).encode()),
-        st.integers(1, 5000).map(lambda n: ('{"eventId":"e","tenantId":"t1","type":"workitem.ended","data":'
-                                            '{"workitemId":' + "9" * n + ',"endedBy":"system"}}').encode()),
-        st.just(b'{"eventId":"\\ud800","tenantId":"t1","type":"workitem.ended","data":{}}'),
-    ))
+    return mostly(
+        shaped.map(lambda e: json.dumps(e).encode()),
+        st.one_of(
+            st.fixed_dictionaries(
+                {}, optional={"eventId": json_values, "tenantId": json_values, "type": json_values, "data": json_values}
+            ).map(lambda e: json.dumps(e).encode()),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            st.binary(max_size=200),
+            st.just(b"{" + b" " * (129 * 1024) + b"}"),
+            st.integers(30, 5000).map(lambda n: nested_json(n).encode()),
+            st.integers(1, 5000).map(
+                lambda n: (
+                    '{"eventId":"e","tenantId":"t1","type":"workitem.ended","data":'
+                    '{"workitemId":' + "9" * n + ',"endedBy":"system"}}'
+                ).encode()
+            ),
+            st.just(b'{"eventId":"\\ud800","tenantId":"t1","type":"workitem.ended","data":{}}'),
+        ),
+    )
 
 
-SIGNATURES = ["valid", "valid", "valid", "valid", "missing", "wrong-secret", "stale", "future", "garbage", "no-v1",
-              "empty-v1"]
+SIGNATURES = ["valid", "valid", "valid", "valid", "missing", "wrong-secret", "stale", "future", "garbage", "no-v1", "empty-v1"]
 
 
 def _signature(kind: str, raw: bytes) -> str | None:

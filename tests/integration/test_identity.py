@@ -92,9 +92,16 @@ BAD_TOKENS: dict[str, str | None] = {
 def connect_event(token: str | None, connection_id: str = "raw-conn-1=", *, query: bool = True) -> dict[str, Any]:
     """A $connect event as API Gateway sends it when no authorizer is attached (the fallback path)."""
     event: dict[str, Any] = {
-        "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": connection_id,
-                           "connectedAt": int(time.time() * 1000), "apiId": "test", "stage": "test",
-                           "domainName": "test.local", "requestId": "req-1"},
+        "requestContext": {
+            "routeKey": "$connect",
+            "eventType": "CONNECT",
+            "connectionId": connection_id,
+            "connectedAt": int(time.time() * 1000),
+            "apiId": "test",
+            "stage": "test",
+            "domainName": "test.local",
+            "requestId": "req-1",
+        },
         "headers": {"Host": "test.local"},
         "isBase64Encoded": False,
     }
@@ -104,15 +111,26 @@ def connect_event(token: str | None, connection_id: str = "raw-conn-1=", *, quer
 
 
 def message_event(connection_id: str, body: str) -> dict[str, Any]:
-    return {"requestContext": {"routeKey": "$default", "eventType": "MESSAGE", "connectionId": connection_id,
-                               "connectedAt": int(time.time() * 1000), "requestId": "req-2"},
-            "body": body, "isBase64Encoded": False}
+    return {
+        "requestContext": {
+            "routeKey": "$default",
+            "eventType": "MESSAGE",
+            "connectionId": connection_id,
+            "connectedAt": int(time.time() * 1000),
+            "requestId": "req-2",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
 
 
 def authorizer_event(token: str | None) -> dict[str, Any]:
-    return {"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/test/$connect",
-            "queryStringParameters": {"token": token} if token is not None else {},
-            "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "auth-conn="}}
+    return {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/test/$connect",
+        "queryStringParameters": {"token": token} if token is not None else {},
+        "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "auth-conn="},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +187,9 @@ def test_connect_with_a_good_token_registers_the_connection(w: World) -> None:
     # Frames on that connection carry no authorizer context: the registry says who it is.
     entrypoints.ws_message(message_event("raw-ok=", json.dumps({"action": "ping", "requestId": "p"})))
     assert w.pusher.frames["raw-ok="][-1] == {"type": "ack", "requestId": "p", "data": {}}
-    entrypoints.ws_message(message_event("raw-ok=", json.dumps({"action": "timeline.get", "requestId": "t",
-                                                                "workitemId": "wi-1", "after": 0})))
+    entrypoints.ws_message(
+        message_event("raw-ok=", json.dumps({"action": "timeline.get", "requestId": "t", "workitemId": "wi-1", "after": 0}))
+    )
     assert w.pusher.frames["raw-ok="][-1]["type"] == "ack"
     entrypoints.ws_disconnect(message_event("raw-ok=", ""))
     assert w.services.registry.get("raw-ok=") is None
@@ -215,8 +234,7 @@ def test_authorizer_refuses_bad_tokens(w: World) -> None:
     assert snapshot() == before
 
 
-@pytest.mark.parametrize(("role", "wid"), [("agent", None), ("supervisor", None), ("admin", None),
-                                           ("customer", "wi-1")])
+@pytest.mark.parametrize(("role", "wid"), [("agent", None), ("supervisor", None), ("admin", None), ("customer", "wi-1")])
 def test_authorizer_allows_good_tokens_with_context(w: World, role: str, wid: str | None) -> None:
     before = snapshot()
     event = authorizer_event(w.token(f"{role}-9", role, wid=wid, name="Pat"))
@@ -225,8 +243,16 @@ def test_authorizer_allows_good_tokens_with_context(w: World, role: str, wid: st
     (statement,) = policy["policyDocument"]["Statement"]
     assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
     claims = jwt.decode(event["queryStringParameters"]["token"], options={"verify_signature": False})
-    assert policy["context"] == {"tenantId": "t1", "userId": f"{role}-9", "role": role, "workitemId": wid or "",
-                                 "name": "Pat", "exp": claims["exp"], "iat": claims["iat"], "federated": ""}
+    assert policy["context"] == {
+        "tenantId": "t1",
+        "userId": f"{role}-9",
+        "role": role,
+        "workitemId": wid or "",
+        "name": "Pat",
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "federated": "",
+    }
     # API Gateway only passes string, number and boolean context values.
     assert all(isinstance(v, (str, int, bool)) for v in policy["context"].values())
     assert snapshot() == before  # the authorizer never writes
@@ -374,9 +400,14 @@ ADMIN_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/admin/policy", None),
     ("PUT", "/admin/webhook-secret", {"secret": "s" * 32}),
 ]
-ALL_ROUTES = [*ADMIN_ROUTES, ("GET", "/me/settings", None), ("PUT", "/me/settings", {"agentMessageNotification": False}),
-              ("GET", "/agents/agent-1/workitems", None), ("GET", "/workitems/wi-1/timeline", None),
-              ("GET", "/workitems/wi-1/export", None)]
+ALL_ROUTES = [
+    *ADMIN_ROUTES,
+    ("GET", "/me/settings", None),
+    ("PUT", "/me/settings", {"agentMessageNotification": False}),
+    ("GET", "/agents/agent-1/workitems", None),
+    ("GET", "/workitems/wi-1/timeline", None),
+    ("GET", "/workitems/wi-1/export", None),
+]
 
 
 def _error(status: int, body: Any, code: str) -> None:
@@ -386,15 +417,22 @@ def _error(status: int, body: Any, code: str) -> None:
 
 def test_rest_without_a_valid_token_is_401(w: World) -> None:
     before = snapshot()
-    headers_tried = [None, "", "Bearer", "Bearer ", "Basic YWRtaW46YWRtaW4=", "Bearer not-a-jwt",
-                     f"Bearer {alg_none(role='admin', sub='admin-1')}", f"Bearer {signed(exp=NOW - 3600, role='admin')}",
-                     f"Token {w.token('admin-1', 'admin')}"]
+    headers_tried = [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic YWRtaW46YWRtaW4=",
+        "Bearer not-a-jwt",
+        f"Bearer {alg_none(role='admin', sub='admin-1')}",
+        f"Bearer {signed(exp=NOW - 3600, role='admin')}",
+        f"Token {w.token('admin-1', 'admin')}",
+    ]
     for (method, path, body), header in itertools.product(ALL_ROUTES, headers_tried):
         headers = {"Content-Type": "application/json"}
         if header is not None:
             headers["Authorization"] = header
-        response = getattr(w.http, method.lower())(path, headers=headers,
-                                                   body=json.dumps(body) if body is not None else None)
+        response = getattr(w.http, method.lower())(path, headers=headers, body=json.dumps(body) if body is not None else None)
         assert response.status_code == 401, (method, path, header, response.status_code, response.body)
         _error(401, json.loads(response.body), "unauthorized")
     assert snapshot() == before

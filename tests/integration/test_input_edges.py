@@ -56,8 +56,9 @@ def test_deeply_nested_webhooks_are_4xx_before_and_after_the_signature(world: Wo
     assert signed_post(world, raw, signature=None)[0] == 401  # unsigned: refused at the signature
     status, payload = signed_post(world, raw)
     assert status == 400 and payload["error"]["code"] == "invalid", payload
-    event = json.dumps({"eventId": "e-deep", "tenantId": "t1", "type": "workitem.ended",
-                        "data": json.loads(deep_object(40))}).encode()
+    event = json.dumps(
+        {"eventId": "e-deep", "tenantId": "t1", "type": "workitem.ended", "data": json.loads(deep_object(40))}
+    ).encode()
     status, payload = signed_post(world, event)
     assert status == 400 and payload["error"]["code"] == "invalid", payload
 
@@ -91,8 +92,27 @@ def test_huge_after_in_timeline_get_is_invalid(world: World, digits: int) -> Non
     assert reply["requestId"] in ("r1", None)
 
 
-@pytest.mark.parametrize("after", ["1" + "0" * 9, "9" * 11, "9" * 17, "9" * 1022, "9" * 4300, "9" * 5000, " 5",
-                                   "5 ", "+5", "-1", "1_0", "\u0665", "\uff15", "5.0", "0x5", ""])
+@pytest.mark.parametrize(
+    "after",
+    [
+        "1" + "0" * 9,
+        "9" * 11,
+        "9" * 17,
+        "9" * 1022,
+        "9" * 4300,
+        "9" * 5000,
+        " 5",
+        "5 ",
+        "+5",
+        "-1",
+        "1_0",
+        "\u0665",
+        "\uff15",
+        "5.0",
+        "0x5",
+        "",
+    ],
+)
 def test_huge_or_lax_after_in_the_timeline_route_is_400(world: World, after: str) -> None:
     world.team()
     world.assign("wi-1")
@@ -114,14 +134,17 @@ def test_plain_ascii_query_integers_are_accepted(world: World) -> None:
 # --- lone surrogates and the reply encoder ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    '{"action":"ping","requestId":"\\ud800"}',
-    '{"action":"nope","requestId":"\\udfff"}',
-    '{"action":"coach.send","requestId":"\\ud800x","workitemId":"wi-1","text":"hi"}',
-    '{"action":"ping","requestId":"r","text":"\\ud800"}',
-    '{"\\ud800":1}',
-    '{"action":"ping","requestId":"\ud800"}',  # a real lone surrogate in the body text
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"action":"ping","requestId":"\\ud800"}',
+        '{"action":"nope","requestId":"\\udfff"}',
+        '{"action":"coach.send","requestId":"\\ud800x","workitemId":"wi-1","text":"hi"}',
+        '{"action":"ping","requestId":"r","text":"\\ud800"}',
+        '{"\\ud800":1}',
+        '{"action":"ping","requestId":"\ud800"}',  # a real lone surrogate in the body text
+    ],
+)
 def test_a_lone_surrogate_still_gets_exactly_one_reply(world: World, body: str) -> None:
     client = world.connect("agent-1", "agent")
     reply = client.send_raw(body)  # asserts exactly one ack/error
@@ -150,17 +173,20 @@ def test_a_failure_before_routing_is_still_answered_once(world: World, monkeypat
 # --- strict types -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/me/settings", {"agentMessageNotification": 0}),
-    ("/me/settings", {"agentMessageNotification": "yes"}),
-    ("/me/settings", {"agentMessageNotification": "off"}),
-    ("/admin/policy", {"recordCoaching": True, "escalationSeconds": " 120 ", "retentionDays": 30}),
-    ("/admin/policy", {"recordCoaching": True, "escalationSeconds": "9_0", "retentionDays": 30}),
-    ("/admin/policy", {"recordCoaching": True, "escalationSeconds": "\u0661\u0662\u0660", "retentionDays": 30}),
-    ("/admin/policy", {"recordCoaching": "true", "escalationSeconds": 120, "retentionDays": 30}),
-    ("/admin/policy", {"recordCoaching": True, "escalationSeconds": 120.0, "retentionDays": 30}),
-    ("/admin/templates/tpl-1", {"text": "Need help", "enabled": "on"}),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/me/settings", {"agentMessageNotification": 0}),
+        ("/me/settings", {"agentMessageNotification": "yes"}),
+        ("/me/settings", {"agentMessageNotification": "off"}),
+        ("/admin/policy", {"recordCoaching": True, "escalationSeconds": " 120 ", "retentionDays": 30}),
+        ("/admin/policy", {"recordCoaching": True, "escalationSeconds": "9_0", "retentionDays": 30}),
+        ("/admin/policy", {"recordCoaching": True, "escalationSeconds": "\u0661\u0662\u0660", "retentionDays": 30}),
+        ("/admin/policy", {"recordCoaching": "true", "escalationSeconds": 120, "retentionDays": 30}),
+        ("/admin/policy", {"recordCoaching": True, "escalationSeconds": 120.0, "retentionDays": 30}),
+        ("/admin/templates/tpl-1", {"text": "Need help", "enabled": "on"}),
+    ],
+)
 def test_lax_types_are_refused(world: World, path: str, body: dict[str, Any]) -> None:
     with count_dynamodb() as log:
         status, payload = world.rest("PUT", path, admin_token(world), body)
@@ -179,8 +205,18 @@ def test_lax_types_are_refused_in_frames(world: World) -> None:
 
 # --- text, names, secrets --------------------------------------------------------------------------------
 
-INVISIBLE = ["", " ", "   \t\n", "\u200b", "\u2060", "\ufeff", "\u200b\u2060\ufeff \u00a0", "\u3000", "\u180e\u200d",
-             "\U000e0020"]
+INVISIBLE = [
+    "",
+    " ",
+    "   \t\n",
+    "\u200b",
+    "\u2060",
+    "\ufeff",
+    "\u200b\u2060\ufeff \u00a0",
+    "\u3000",
+    "\u180e\u200d",
+    "\U000e0020",
+]
 
 
 @pytest.mark.parametrize("text", INVISIBLE)
@@ -235,8 +271,15 @@ def test_weak_or_blank_webhook_secrets_are_refused(world: World, secret: str) ->
 # --- ids -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/admin/templates/tpl-1%23evil", "/admin/templates/tpl-1%2523evil",
-                                  "/admin/templates/tpl-1%25", "/admin/templates/tpl-1%2Fevil"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/templates/tpl-1%23evil",
+        "/admin/templates/tpl-1%2523evil",
+        "/admin/templates/tpl-1%25",
+        "/admin/templates/tpl-1%2Fevil",
+    ],
+)
 def test_ids_with_hash_slash_or_percent_are_refused_on_rest_routes(world: World, path: str) -> None:
     world.admin("PUT", "/admin/templates/tpl-1", {"text": "original", "enabled": True})
     status, payload = world.rest("PUT", path, admin_token(world), {"text": "evil", "enabled": True})
@@ -255,10 +298,12 @@ def test_an_encoded_hash_is_refused_through_the_local_gateway(world: World) -> N
 
     world.admin("PUT", "/admin/templates/tpl-1", {"text": "original", "enabled": True})
     with GatewayThread(Gateway(app)) as server:
-        request = urllib.request.Request(server.base_url + "/admin/templates/tpl-1%23evil", method="PUT",
-                                         data=b'{"text": "evil", "enabled": true}',
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {admin_token(world)}"})
+        request = urllib.request.Request(
+            server.base_url + "/admin/templates/tpl-1%23evil",
+            method="PUT",
+            data=b'{"text": "evil", "enabled": true}',
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token(world)}"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status, body = response.status, response.read()
@@ -276,10 +321,12 @@ def test_an_encoded_hash_is_refused_through_the_local_gateway(world: World) -> N
 def test_wrong_method_and_media_type_answer_in_the_error_shape(world: World) -> None:
     response = world.http.post("/health", body="{}", headers={"Content-Type": "application/json"})
     assert response.status_code == 405
-    assert json.loads(response.body) == {"error": {"code": "method_not_allowed",
-                                                   "message": "this route does not take this method"}}
-    response = world.http.put("/admin/policy", body="{}", headers={"Content-Type": "text/plain",
-                                                                   "Authorization": f"Bearer {admin_token(world)}"})
+    assert json.loads(response.body) == {
+        "error": {"code": "method_not_allowed", "message": "this route does not take this method"}
+    }
+    response = world.http.put(
+        "/admin/policy", body="{}", headers={"Content-Type": "text/plain", "Authorization": f"Bearer {admin_token(world)}"}
+    )
     assert response.status_code == 415
     payload = json.loads(response.body)
     assert payload["error"]["code"] == "unsupported_media_type" and "text/plain" not in payload["error"]["message"]
@@ -300,11 +347,16 @@ def bulk_users(world: World, role: str, count: int, prefix: str) -> list[str]:
 def test_a_large_team_with_a_ghost_is_refused_and_nothing_is_written(world: World) -> None:
     sups = bulk_users(world, "supervisor", 2, "s")
     agents = bulk_users(world, "agent", 150, "a")
-    status, payload = world.rest("PUT", "/admin/teams/team-big", admin_token(world),
-                                 {"name": "Big", "supervisors": sups, "agents": [*agents, "ghost-1"]})
+    status, payload = world.rest(
+        "PUT", "/admin/teams/team-big", admin_token(world), {"name": "Big", "supervisors": sups, "agents": [*agents, "ghost-1"]}
+    )
     assert status == 400 and "ghost-1" in payload["error"]["message"], payload
-    status, payload = world.rest("PUT", "/admin/teams/team-big", admin_token(world),
-                                 {"name": "Big", "supervisors": [*sups, agents[120]], "agents": agents[:100]})
+    status, payload = world.rest(
+        "PUT",
+        "/admin/teams/team-big",
+        admin_token(world),
+        {"name": "Big", "supervisors": [*sups, agents[120]], "agents": agents[:100]},
+    )
     assert status == 400 and "not a supervisor" in payload["error"]["message"], payload
     sup = world.connect(sups[0], "supervisor")
     assert sup.ok("agents.list")["agents"] == []
@@ -314,12 +366,14 @@ def test_a_team_of_500_is_checked_in_chunks_and_501_is_refused(world: World) -> 
     sups = bulk_users(world, "supervisor", 4, "s")
     agents = bulk_users(world, "agent", 497, "a")
     with count_dynamodb() as log:
-        status, payload = world.rest("PUT", "/admin/teams/team-big", admin_token(world),
-                                     {"name": "Big", "supervisors": sups, "agents": agents[:496]})
+        status, payload = world.rest(
+            "PUT", "/admin/teams/team-big", admin_token(world), {"name": "Big", "supervisors": sups, "agents": agents[:496]}
+        )
     assert status == 200, payload
     assert log.calls.count("BatchGetItem") == 5 and "Scan" not in log.calls
-    status, payload = world.rest("PUT", "/admin/teams/team-big", admin_token(world),
-                                 {"name": "Big", "supervisors": sups, "agents": agents})
+    status, payload = world.rest(
+        "PUT", "/admin/teams/team-big", admin_token(world), {"name": "Big", "supervisors": sups, "agents": agents}
+    )
     assert status == 400 and "500" in payload["error"]["message"], payload
 
 
@@ -349,13 +403,26 @@ def test_a_transfer_webhook_to_an_agent_of_another_tenant_is_409(world: World) -
     assert status == 409
 
 
-@pytest.mark.parametrize("header", ["t={now},v1=\u00e9\u00e9", "t={now},v1=\u2603", "t=\u0661\u0662,v1=ab",
-                                    "t=" + "9" * 5000 + ",v1=ab", "t= {now} ,v1=ab", "t=+{now},v1=ab",
-                                    "t={now}_0,v1=ab", "t=,v1=", "\u00ff"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t={now},v1=\u00e9\u00e9",
+        "t={now},v1=\u2603",
+        "t=\u0661\u0662,v1=ab",
+        "t=" + "9" * 5000 + ",v1=ab",
+        "t= {now} ,v1=ab",
+        "t=+{now},v1=ab",
+        "t={now}_0,v1=ab",
+        "t=,v1=",
+        "\u00ff",
+    ],
+)
 def test_odd_signature_headers_are_401_never_500(world: World, header: str) -> None:
-    raw = json.dumps({"eventId": "e-1", "tenantId": "t1", "type": "workitem.ended",
-                      "data": {"workitemId": "wi-1", "endedBy": "system"}}).encode()
+    raw = json.dumps(
+        {"eventId": "e-1", "tenantId": "t1", "type": "workitem.ended", "data": {"workitemId": "wi-1", "endedBy": "system"}}
+    ).encode()
     value = header.replace("{now}", str(int(time.time())))
-    response = world.http.post("/webhooks/events", body=raw, headers={
-        "Content-Type": "application/json", "X-Coaching-Signature": value})
+    response = world.http.post(
+        "/webhooks/events", body=raw, headers={"Content-Type": "application/json", "X-Coaching-Signature": value}
+    )
     assert response.status_code == 401, response.body

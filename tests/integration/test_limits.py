@@ -19,13 +19,19 @@ pytestmark = pytest.mark.integration
 LONG_SUBJECT = "\U0001f600" * 1000  # 1,000 characters, 4,000 bytes of UTF-8
 
 
-def assign_many(world: World, count: int, agent: str = "agent-1", subject: str = LONG_SUBJECT,
-                prefix: str = "wi") -> list[str]:
+def assign_many(world: World, count: int, agent: str = "agent-1", subject: str = LONG_SUBJECT, prefix: str = "wi") -> list[str]:
     ids = [f"{prefix}-{i:03d}" for i in range(count)]
     for wid in ids:
-        status, body = world.webhook("workitem.assigned", {
-            "workitemId": wid, "channel": "chat", "agentId": agent,
-            "customer": {"id": f"c-{wid}", "name": "N" * 256}, "subject": subject})
+        status, body = world.webhook(
+            "workitem.assigned",
+            {
+                "workitemId": wid,
+                "channel": "chat",
+                "agentId": agent,
+                "customer": {"id": f"c-{wid}", "name": "N" * 256},
+                "subject": subject,
+            },
+        )
         assert status == 200, body
     return ids
 
@@ -80,8 +86,10 @@ def test_items_added_between_pages_never_repeat_an_item(world: World) -> None:
     assign_many(world, 4, subject="s")
     agent = world.connect("agent-1", "agent")
     first = agent.ok("workitems.list", agentId="agent-1", limit=2)
-    world.webhook("workitem.assigned", {"workitemId": "wi-new", "channel": "chat", "agentId": "agent-1",
-                                        "customer": {"id": "c", "name": "C"}})
+    world.webhook(
+        "workitem.assigned",
+        {"workitemId": "wi-new", "channel": "chat", "agentId": "agent-1", "customer": {"id": "c", "name": "C"}},
+    )
     seen = [w["workitemId"] for w in first["workitems"]]
     cursor = first["nextCursor"]
     while cursor:
@@ -95,10 +103,21 @@ def tampered(cursor: str) -> list[str]:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     scope, key = json.loads(raw)
     forged = base64.urlsafe_b64encode(json.dumps(["0" * 16, key]).encode()).decode().rstrip("=")
-    return [cursor[:-2], cursor + "x", "A" * 40, "", "%%%", "é", "\x00", "x" * 2000, forged,
-            base64.urlsafe_b64encode(b"[1,2]").decode(), base64.urlsafe_b64encode(b"\xff\xfe").decode(),
-            base64.urlsafe_b64encode(json.dumps([scope, []]).encode()).decode(),
-            base64.urlsafe_b64encode(json.dumps([scope, [{"a": 1}]]).encode()).decode()]
+    return [
+        cursor[:-2],
+        cursor + "x",
+        "A" * 40,
+        "",
+        "%%%",
+        "é",
+        "\x00",
+        "x" * 2000,
+        forged,
+        base64.urlsafe_b64encode(b"[1,2]").decode(),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        base64.urlsafe_b64encode(json.dumps([scope, []]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps([scope, [{"a": 1}]]).encode()).decode(),
+    ]
 
 
 def test_a_bad_or_foreign_cursor_is_invalid_never_an_error_of_ours(world: World) -> None:
@@ -106,8 +125,11 @@ def test_a_bad_or_foreign_cursor_is_invalid_never_an_error_of_ours(world: World)
     world.team(tid="t2")
     assign_many(world, 3, subject="s")
     assign_many(world, 3, agent="agent-2", subject="s", prefix="b")
-    world.webhook("workitem.assigned", {"workitemId": "wi-x", "channel": "chat", "agentId": "agent-1",
-                                        "customer": {"id": "c", "name": "C"}}, tid="t2")
+    world.webhook(
+        "workitem.assigned",
+        {"workitemId": "wi-x", "channel": "chat", "agentId": "agent-1", "customer": {"id": "c", "name": "C"}},
+        tid="t2",
+    )
     sup = world.connect("sup-1", "supervisor")
     cursor = sup.ok("workitems.list", agentId="agent-1", limit=1)["nextCursor"]
     for bad in tampered(cursor):
@@ -116,8 +138,7 @@ def test_a_bad_or_foreign_cursor_is_invalid_never_an_error_of_ours(world: World)
     sup.fails("agent.watch", "invalid", agentId="agent-1", limit=1, cursor=cursor)
     sup.fails("workitems.list", "invalid", agentId="agent-2", limit=1, cursor=cursor)
     world.connect("sup-2", "supervisor").fails("workitems.list", "invalid", agentId="agent-1", limit=1, cursor=cursor)
-    world.connect("sup-1", "supervisor", tid="t2").fails("workitems.list", "invalid", agentId="agent-1", limit=1,
-                                                         cursor=cursor)
+    world.connect("sup-1", "supervisor", tid="t2").fails("workitems.list", "invalid", agentId="agent-1", limit=1, cursor=cursor)
 
 
 def test_a_refused_watch_registers_nothing(world: World) -> None:

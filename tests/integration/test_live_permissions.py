@@ -44,8 +44,7 @@ def assert_locked_out(world: World, sup: Client, token: str) -> None:
 
 def test_removed_from_team_ends_monitors_and_watch(world: World) -> None:
     agent, sup1, sup2, customer = coached(world)
-    world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"],
-                                                "agents": ["agent-1", "agent-2"]})
+    world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"], "agents": ["agent-1", "agent-2"]})
 
     ended = sup1.new_events("coaching.ended")
     assert [e["data"]["workitemId"] for e in ended] == ["wi-1"]
@@ -75,8 +74,7 @@ def test_removed_from_team_ends_monitors_and_watch(world: World) -> None:
 def test_kept_when_still_supervising_through_another_team(world: World) -> None:
     _, sup1, _, _ = coached(world)
     world.admin("PUT", "/admin/teams/team-2", {"name": "team-2", "supervisors": ["sup-1"], "agents": ["agent-1"]})
-    world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"],
-                                                "agents": ["agent-1", "agent-2"]})
+    world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"], "agents": ["agent-1", "agent-2"]})
     assert sup1.new_events("coaching.ended") == []
     sup1.ok("coach.send", workitemId="wi-1", text="still my agent")
     world.assign("wi-2")
@@ -108,8 +106,7 @@ def test_a_demotion_retried_after_a_failed_clean_up_finishes_it(world: World) ->
         raise RuntimeError("the Lambda timed out here")
 
     world.services.directory.on_supervision_lost[:] = [crash]
-    assert world.rest("PUT", "/admin/users/sup-1", world.token("admin-1", "admin"),
-                      {"name": "Sup-1", "role": "agent"})[0] == 500
+    assert world.rest("PUT", "/admin/users/sup-1", world.token("admin-1", "admin"), {"name": "Sup-1", "role": "agent"})[0] == 500
     world.services.directory.on_supervision_lost[:] = [real]
     world.admin("PUT", "/admin/users/sup-1", {"name": "Sup-1", "role": "agent"})
     assert [e["data"]["reason"] for e in sup1.new_events("coaching.ended")] == ["permissions"]

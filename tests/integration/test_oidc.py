@@ -49,8 +49,7 @@ def endpoint(world: World, user_id: str, tid: str = "t1") -> Any:
     return world.services.directory.directory.endpoint(tid, user_endpoint(user_id))
 
 
-def test_websocket_accepts_issuer_tokens_and_the_user_joins_the_directory_once(oidc_world: World,
-                                                                              issuer: Issuer) -> None:
+def test_websocket_accepts_issuer_tokens_and_the_user_joins_the_directory_once(oidc_world: World, issuer: Issuer) -> None:
     token = issuer.token("rsa-1", sub="ann", role="agent", email="ann@example.com")
     with count_dynamodb() as first:
         status, client = oidc_world.connect_token(token)

@@ -31,8 +31,12 @@ def hook() -> Iterator[Receiver]:
 
 
 def subscribe(w: World, url: str, events: list[str], sub: str = "crm", tid: str = "t1") -> dict[str, Any]:
-    status, body = w.rest("PUT", f"/admin/webhook-subscriptions/{sub}", w.token("admin-1", "admin", tid),
-                          {"url": url, "events": events, "enabled": True})
+    status, body = w.rest(
+        "PUT",
+        f"/admin/webhook-subscriptions/{sub}",
+        w.token("admin-1", "admin", tid),
+        {"url": url, "events": events, "enabled": True},
+    )
     assert status == 201, body
     return body
 
@@ -96,8 +100,7 @@ def test_subscriptions_get_only_the_event_types_they_name(w: World, hook: Receiv
         assert {r.json["type"] for r in hook.requests} == {"workitem.transferred"}
         transferred = hook.requests[0].json["data"]
         assert transferred["workitem"]["agentId"] == "agent-2" and transferred["fromAgentId"] == "agent-1"
-        assert {r.json["type"] for r in everything.requests} == {"timeline.entry", "workitem.transferred",
-                                                                 "presence.changed"}
+        assert {r.json["type"] for r in everything.requests} == {"timeline.entry", "workitem.transferred", "presence.changed"}
         w.assign("wi-2")
         w.deliver()
         assert [r.json["data"]["workitem"]["workitemId"] for r in everything.of_type("workitem.assigned")] == ["wi-2"]
@@ -143,8 +146,12 @@ def test_only_admins_manage_subscriptions(w: World, hook: Receiver) -> None:
 def test_secret_only_on_create_and_rotate(w: World, hook: Receiver) -> None:
     created = subscribe(w, hook.url, ["*"])
     assert set(created) == {"subscriptionId", "url", "events", "enabled", "secret"}
-    status, updated = w.rest("PUT", "/admin/webhook-subscriptions/crm", w.token("admin-1", "admin"),
-                             {"url": hook.url, "events": ["timeline.entry"], "enabled": True})
+    status, updated = w.rest(
+        "PUT",
+        "/admin/webhook-subscriptions/crm",
+        w.token("admin-1", "admin"),
+        {"url": hook.url, "events": ["timeline.entry"], "enabled": True},
+    )
     assert status == 200 and "secret" not in updated and updated["events"] == ["timeline.entry"]
     listed = w.admin("GET", "/admin/webhook-subscriptions")["subscriptions"]
     assert listed == [{"subscriptionId": "crm", "url": hook.url, "events": ["timeline.entry"], "enabled": True}]
@@ -171,31 +178,48 @@ def test_a_disabled_or_deleted_subscription_gets_nothing(w: World, hook: Receive
     assert hook.requests == []
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://127.0.0.1/hook", "file:///etc/passwd", "gopher://127.0.0.1/", "javascript:alert(1)",
-    "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/hook", "http://[::ffff:169.254.169.254]/",
-    "http://[fd00:ec2::254]/", "http://0.0.0.0:80/", "http://user:pw@127.0.0.1/hook", "not a url", "https://",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/hook",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/",
+        "javascript:alert(1)",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fd00:ec2::254]/",
+        "http://0.0.0.0:80/",
+        "http://user:pw@127.0.0.1/hook",
+        "not a url",
+        "https://",
+    ],
+)
 def test_refused_targets_are_400_and_nothing_is_saved(w: World, url: str) -> None:
-    status, body = w.rest("PUT", "/admin/webhook-subscriptions/bad", w.token("admin-1", "admin"),
-                          {"url": url, "events": ["*"], "enabled": True})
+    status, body = w.rest(
+        "PUT", "/admin/webhook-subscriptions/bad", w.token("admin-1", "admin"), {"url": url, "events": ["*"], "enabled": True}
+    )
     assert status == 400 and body["error"]["code"] == "invalid", body
     assert w.admin("GET", "/admin/webhook-subscriptions") == {"subscriptions": []}
 
 
-@pytest.mark.parametrize("body", [
-    {"url": "http://127.0.0.1:9/h", "events": []},
-    {"url": "http://127.0.0.1:9/h", "events": ["coach.secret"]},
-    {"url": "http://127.0.0.1:9/h", "events": ["*", "timeline.entry"]},
-    {"events": ["*"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": "http://127.0.0.1:9/h", "events": []},
+        {"url": "http://127.0.0.1:9/h", "events": ["coach.secret"]},
+        {"url": "http://127.0.0.1:9/h", "events": ["*", "timeline.entry"]},
+        {"events": ["*"]},
+    ],
+)
 def test_bad_subscription_bodies_are_400(w: World, body: dict[str, Any]) -> None:
     status, answer = w.rest("PUT", "/admin/webhook-subscriptions/bad", w.token("admin-1", "admin"), body)
     assert status == 400 and answer["error"]["code"] == "invalid", answer
 
 
-def test_a_name_resolving_to_a_metadata_address_is_refused_at_delivery(w: World, monkeypatch: pytest.MonkeyPatch,
-                                                                       hook: Receiver) -> None:
+def test_a_name_resolving_to_a_metadata_address_is_refused_at_delivery(
+    w: World, monkeypatch: pytest.MonkeyPatch, hook: Receiver
+) -> None:
     import socket
 
     subscribe(w, "http://hooks.example.test/in", ["workitem.ended"])
@@ -248,8 +272,7 @@ def test_social_agent_messages_go_out_as_timeline_entries_and_report_their_statu
     assert [(e["data"]["seq"], e["data"]["delivery"]) for e in first] == [(2, "failed")]
     w.deliver(after_seconds=31)
     retried = agent.new_events("message.delivery")
-    assert [(e["data"]["seq"], e["data"]["delivery"], e["data"]["entry"]["delivery"]) for e in retried] == [
-        (2, "sent", "sent")]
+    assert [(e["data"]["seq"], e["data"]["delivery"], e["data"]["entry"]["delivery"]) for e in retried] == [(2, "sent", "sent")]
     out = [r.json["data"] for r in hook.requests]
     assert out[-1]["entry"]["text"] == "Here is your tracking link" and out[-1]["workitem"]["channel"] == "social"
     assert out[-1]["workitem"]["customer"]["id"] == "cust-wi-social"
@@ -269,12 +292,10 @@ def test_an_sms_without_an_origination_identity_is_failed_not_silent(w: World) -
 
 
 def test_sms_settings_are_admin_only_and_validated(w: World) -> None:
-    assert w.rest("PUT", "/admin/sms-settings", w.token("sup-1", "supervisor"),
-                  {"originationIdentity": "+15550000001"})[0] == 403
+    assert w.rest("PUT", "/admin/sms-settings", w.token("sup-1", "supervisor"), {"originationIdentity": "+15550000001"})[0] == 403
     assert w.rest("PUT", "/admin/sms-settings", w.token("admin-1", "admin"), {"originationIdentity": ""})[0] == 400
     assert w.rest("PUT", "/admin/sms-settings", w.token("admin-1", "admin"), {"originationIdentity": 5})[0] == 400
-    assert w.admin("PUT", "/admin/sms-settings", {"originationIdentity": "pool-abc"}) == {
-        "originationIdentity": "pool-abc"}
+    assert w.admin("PUT", "/admin/sms-settings", {"originationIdentity": "pool-abc"}) == {"originationIdentity": "pool-abc"}
     assert w.admin("GET", "/admin/sms-settings") == {"originationIdentity": "pool-abc"}
     assert w.admin("GET", "/admin/sms-settings", tid="t2") == {"originationIdentity": None}
 
@@ -311,8 +332,7 @@ def test_assistance_and_presence_events_reach_their_subscribers(w: World, hook: 
         Webhook(secret).verify(r.body, r.headers)
     assert got["assist.requested"].json["data"]["assistId"] == assist_id
     assert got["assist.claimed"].json["data"]["supervisorId"] == "sup-1"
-    states = [(r.json["data"]["userId"], r.json["data"]["state"]) for r in hook.requests
-              if r.json["type"] == "presence.changed"]
+    states = [(r.json["data"]["userId"], r.json["data"]["state"]) for r in hook.requests if r.json["type"] == "presence.changed"]
     assert ("sup-1", "not_ready") in states
     assert "timeline.entry" not in got  # not subscribed
 

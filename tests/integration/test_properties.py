@@ -23,15 +23,19 @@ _wids = itertools.count(1)
 
 STEP = st.one_of(
     st.tuples(st.just("sup"), st.sampled_from(["monitor.start", "monitor.stop", "coach.send"]), st.integers(0, 1)),
-    st.tuples(st.just("agent"), st.sampled_from(["coach.send", "message.send", "coach.react", "coach.forward",
-                                                 "coaching.end", "consult.start", "timeline.get"]), st.integers(0, 1)),
+    st.tuples(
+        st.just("agent"),
+        st.sampled_from(
+            ["coach.send", "message.send", "coach.react", "coach.forward", "coaching.end", "consult.start", "timeline.get"]
+        ),
+        st.integers(0, 1),
+    ),
     st.tuples(st.just("customer"), st.sampled_from(["message.send", "timeline.get"]), st.integers(0, 1)),
     st.tuples(st.just("hook"), st.sampled_from(["customer", "agent", "end-customer"]), st.integers(0, 1)),
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(STEP, min_size=1, max_size=25))
 def test_random_interleavings_keep_coaching_silent_and_timelines_contiguous(world: World, steps: list) -> None:
     if not hasattr(world, "_prop_team"):

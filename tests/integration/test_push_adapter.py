@@ -27,8 +27,13 @@ REGION = "eu-west-1"
 
 
 def _client() -> Any:
-    return boto3.client("apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=ENDPOINT,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @pytest.fixture
@@ -53,8 +58,12 @@ def test_gone_connections_are_reported_gone() -> None:
     client = _client()
     pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client)
     with Stubber(client) as stub:
-        stub.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410,
-                              expected_params={"ConnectionId": "old=", "Data": b"x"})
+        stub.add_client_error(
+            "post_to_connection",
+            service_error_code="GoneException",
+            http_status_code=410,
+            expected_params={"ConnectionId": "old=", "Data": b"x"},
+        )
         assert pusher.post("old=", b"x") is False
         stub.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410)
         assert pusher.post_many([("old=", b"x")]) == ["old="]
@@ -64,15 +73,14 @@ def test_gone_connections_are_reported_gone() -> None:
         stub.assert_no_pending_responses()
 
 
-@pytest.mark.parametrize(("code", "status"), [("LimitExceededException", 429), ("ForbiddenException", 403),
-                                               ("InternalServerError", 500)])
-def test_other_failures_are_logged_not_raised_and_not_gone(push_logs: pytest.LogCaptureFixture, code: str,
-                                                           status: int) -> None:
+@pytest.mark.parametrize(
+    ("code", "status"), [("LimitExceededException", 429), ("ForbiddenException", 403), ("InternalServerError", 500)]
+)
+def test_other_failures_are_logged_not_raised_and_not_gone(push_logs: pytest.LogCaptureFixture, code: str, status: int) -> None:
     client = _client()
     pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client)
     with Stubber(client) as stub:
-        stub.add_client_error("post_to_connection", service_error_code=code, service_message="slow down",
-                              http_status_code=status)
+        stub.add_client_error("post_to_connection", service_error_code=code, service_message="slow down", http_status_code=status)
         assert pusher.post_many([("busy=", b"x")]) == []
         stub.assert_no_pending_responses()
         # post() alone raises: only post_many decides that one failure must not stop the others.
@@ -113,8 +121,7 @@ class _Answers:
 
 def test_post_many_fans_out_in_parallel_and_reports_only_the_gone(push_logs: pytest.LogCaptureFixture) -> None:
     client = _client()
-    outcomes = {"gone-1=": (410, "GoneException"), "busy=": (429, "LimitExceededException"),
-                "gone-2=": (410, "GoneException")}
+    outcomes = {"gone-1=": (410, "GoneException"), "busy=": (429, "LimitExceededException"), "gone-2=": (410, "GoneException")}
     ids = ["ok-1=", "gone-1=", "busy=", "ok-2=", "gone-2=", "ok/3="]
     answers = _Answers(len(ids), outcomes)
     client.meta.events.register("before-call.apigatewaymanagementapi.PostToConnection", answers)
@@ -126,7 +133,8 @@ def test_post_many_fans_out_in_parallel_and_reports_only_the_gone(push_logs: pyt
     assert answers.posted == {cid: f"frame for {cid}".encode() for cid in ids}
     assert len(answers.threads) == len(ids) and all(t.startswith("push") for t in answers.threads)
     assert [r.getMessage() for r in push_logs.records if r.levelno == logging.WARNING] == [
-        "push to busy= failed: LimitExceededException: stubbed"]
+        "push to busy= failed: LimitExceededException: stubbed"
+    ]
     # The pool is kept for the next fan-out (a warm Lambda reuses it).
     answers.barrier = threading.Barrier(2, timeout=10)
     assert pusher.post_many([("ok-1=", b"again"), ("gone-2=", b"again")]) == ["gone-2="]
@@ -151,7 +159,8 @@ def test_one_connections_frames_go_out_in_order_while_connections_run_in_paralle
         with lock:
             posted.append((connection_id, params["body"], threading.current_thread().name))
         return AWSResponse(f"{ENDPOINT}/@connections/{connection_id}", 200, {}, None), {
-            "ResponseMetadata": {"HTTPStatusCode": 200}}
+            "ResponseMetadata": {"HTTPStatusCode": 200}
+        }
 
     client.meta.events.register("before-call.apigatewaymanagementapi.PostToConnection", answer)
     pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client, max_workers=8)
@@ -169,8 +178,12 @@ def test_a_gone_connection_is_not_posted_to_again_in_the_same_fan_out() -> None:
     client = _client()
     pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client)
     with Stubber(client) as stub:
-        stub.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410,
-                              expected_params={"ConnectionId": "old=", "Data": b"1"})
+        stub.add_client_error(
+            "post_to_connection",
+            service_error_code="GoneException",
+            http_status_code=410,
+            expected_params={"ConnectionId": "old=", "Data": b"1"},
+        )
         assert pusher.post_many([("old=", b"1"), ("old=", b"2")]) == ["old="]
         stub.assert_no_pending_responses()
 

@@ -17,8 +17,13 @@ ENDPOINT = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 
 
 def _pusher() -> tuple[ApiGatewayPusher, Any]:
-    client = boto3.client("apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name="eu-west-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=ENDPOINT,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     return ApiGatewayPusher(ENDPOINT, "eu-west-1", client=client), client
 
 

@@ -28,9 +28,11 @@ def measure(world: World, tid: str, bulk_users: int) -> dict[str, int]:
     with count_dynamodb() as log:
         world.assign("wi-new", tid=tid)
     counts["webhook workitem.assigned"] = log.total
-    for kind, data in (("workitem.message", {"workitemId": "wi-new", "from": "customer", "text": "hi"}),
-                       ("workitem.transferred", {"workitemId": "wi-new", "toAgentId": "agent-2"}),
-                       ("workitem.ended", {"workitemId": "wi-new", "endedBy": "system"})):
+    for kind, data in (
+        ("workitem.message", {"workitemId": "wi-new", "from": "customer", "text": "hi"}),
+        ("workitem.transferred", {"workitemId": "wi-new", "toAgentId": "agent-2"}),
+        ("workitem.ended", {"workitemId": "wi-new", "endedBy": "system"}),
+    ):
         with count_dynamodb() as log:
             status, body = world.webhook(kind, data, tid=tid)
         assert status == 200, body
@@ -88,8 +90,9 @@ def test_the_permission_clean_up_follows_the_change_not_the_tenant(world: World)
         sup.ok("agent.watch", agentId="agent-1")
         sup.ok("monitor.start", workitemId="wi-1")
         with count_dynamodb() as log:
-            world.admin("PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"],
-                                                        "agents": ["agent-1", "agent-2"]}, tid)
+            world.admin(
+                "PUT", "/admin/teams/team-1", {"name": "team-1", "supervisors": ["sup-2"], "agents": ["agent-1", "agent-2"]}, tid
+            )
         assert [e["data"]["reason"] for e in sup.events("coaching.ended")] == ["permissions"]
         counts.append(log.by_operation())
     assert counts[0] == counts[1], counts
@@ -98,8 +101,7 @@ def test_the_permission_clean_up_follows_the_change_not_the_tenant(world: World)
 def test_delivery_requests_per_event(world: World) -> None:
     """What one event costs in the delivery function: 1 GetItem (the subscription) per delivery."""
     world.team()
-    world.admin("PUT", "/admin/webhook-subscriptions/sub-1",
-                {**SUBSCRIPTION, "events": ["timeline.entry", "workitem.assigned"]})
+    world.admin("PUT", "/admin/webhook-subscriptions/sub-1", {**SUBSCRIPTION, "events": ["timeline.entry", "workitem.assigned"]})
     world.assign("wi-1")
     world.queue_time += 10**6
     world.deliver()  # the assignment's delivery (refused by the closed port: it waits for its retry)

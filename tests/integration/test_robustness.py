@@ -69,8 +69,9 @@ class StoreFault:
     built exactly as botocore builds it from a service answer, the modelled exception carrying the
     parsed response, which PynamoDB then wraps as usual."""
 
-    def __init__(self, operation: str, code: str, *, reasons: list[str] | None = None, status: int = 400,
-                 times: int | None = None) -> None:
+    def __init__(
+        self, operation: str, code: str, *, reasons: list[str] | None = None, status: int = 400, times: int | None = None
+    ) -> None:
         self.operation = operation
         self.code = code
         self.reasons = reasons
@@ -85,8 +86,10 @@ class StoreFault:
                 return None
             self.remaining -= 1
         self.calls += 1
-        parsed: dict[str, Any] = {"Error": {"Code": self.code, "Message": f"injected {self.code}"},
-                                  "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}}}
+        parsed: dict[str, Any] = {
+            "Error": {"Code": self.code, "Message": f"injected {self.code}"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}},
+        }
         if self.reasons is not None:
             parsed["CancellationReasons"] = [{"Code": r, "Message": r} for r in self.reasons]
         return parsed
@@ -145,7 +148,10 @@ def test_a_gone_agent_connection_is_forgotten_and_the_timeline_replays_what_it_m
     missed = again.ok("timeline.get", workitemId=WID, after=last_seen)
     assert not missed["hasMore"]
     assert [(e["seq"], e["kind"], e.get("text")) for e in missed["entries"]] == [
-        (3, "coach_message", "tip one"), (4, "coach_message", "tip two"), (5, "customer_message", "second")]
+        (3, "coach_message", "tip one"),
+        (4, "coach_message", "tip two"),
+        (5, "customer_message", "second"),
+    ]
     assert [c.connection_id for c in _endpoint(world, "U#agent-1").connections] == [again.connection_id]
     sup.ok("coach.send", workitemId=WID, text="tip three")
     assert [e["data"]["entry"]["seq"] for e in again.events("coach.message")] == [6]
@@ -203,13 +209,18 @@ THROTTLES = {
     "request-limit": dict(operation="TransactWriteItems", code="RequestLimitExceeded"),
     "transaction-conflict": dict(operation="TransactWriteItems", code="TransactionConflictException"),
     "transaction-in-progress": dict(operation="TransactWriteItems", code="TransactionInProgressException"),
-    "canceled-throttling": dict(operation="TransactWriteItems", code="TransactionCanceledException",
-                                reasons=["None", "ThrottlingError", "None"]),
-    "canceled-throughput": dict(operation="TransactWriteItems", code="TransactionCanceledException",
-                                reasons=["ProvisionedThroughputExceeded", "None", "None"]),
+    "canceled-throttling": dict(
+        operation="TransactWriteItems", code="TransactionCanceledException", reasons=["None", "ThrottlingError", "None"]
+    ),
+    "canceled-throughput": dict(
+        operation="TransactWriteItems",
+        code="TransactionCanceledException",
+        reasons=["ProvisionedThroughputExceeded", "None", "None"],
+    ),
     # A conflict cancellation is retried as a lost race; one that never clears ends up refused.
-    "canceled-conflict-forever": dict(operation="TransactWriteItems", code="TransactionCanceledException",
-                                      reasons=["TransactionConflict", "None", "None"]),
+    "canceled-conflict-forever": dict(
+        operation="TransactWriteItems", code="TransactionCanceledException", reasons=["TransactionConflict", "None", "None"]
+    ),
     "internal-server-error": dict(operation="TransactWriteItems", code="InternalServerError", status=500),
     "read-throttled": dict(operation="GetItem", code="ProvisionedThroughputExceededException"),
 }
@@ -245,8 +256,7 @@ def test_a_throttled_transfer_moves_no_counter(world: Any) -> None:
     agent, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     before = _snapshot(world)
-    with StoreFault("TransactWriteItems", "TransactionCanceledException",
-                    reasons=["None", "None", "ThrottlingError", "None"]):
+    with StoreFault("TransactWriteItems", "TransactionCanceledException", reasons=["None", "None", "ThrottlingError", "None"]):
         _assert_retryable(agent.request("workitem.transfer", workitemId=WID, toAgentId="agent-2"), agent.connection_id)
     assert _snapshot(world) == before
     counts = {a["userId"]: a["workitemCount"] for a in sup.ok("agents.list")["agents"]}
@@ -307,8 +317,9 @@ def test_a_push_failure_after_the_commit_is_not_reported_as_not_applied(world: A
 # --- (c) handler bugs ------------------------------------------------------------------------------
 
 
-def test_an_unexpected_exception_is_answered_internal_without_details_and_logged(world: Any, app_logs: Any,
-                                                                                monkeypatch: Any) -> None:
+def test_an_unexpected_exception_is_answered_internal_without_details_and_logged(
+    world: Any, app_logs: Any, monkeypatch: Any
+) -> None:
     _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
 
@@ -354,8 +365,10 @@ def test_an_unexpected_exception_in_a_webhook_is_a_bare_500(world: Any, app_logs
         raise RuntimeError("secret-internal-detail")
 
     monkeypatch.setattr(_store(world), "create", broken)
-    status, body = world.webhook("workitem.assigned", {"workitemId": WID, "channel": "chat", "agentId": "agent-1",
-                                                        "customer": {"id": "c-1", "name": "Casey"}})
+    status, body = world.webhook(
+        "workitem.assigned",
+        {"workitemId": WID, "channel": "chat", "agentId": "agent-1", "customer": {"id": "c-1", "name": "Casey"}},
+    )
     assert status == 500
     assert body == {"error": {"code": "internal", "message": "internal error; nothing was applied"}}
     assert any(r.levelno >= logging.ERROR and r.exc_info for r in app_logs.records)
@@ -391,17 +404,16 @@ def test_a_commit_that_loses_a_race_is_retried_transparently(world: Any, monkeyp
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     interleaved: list[dict[str, Any]] = []
-    attempts = _interleave(world, monkeypatch,
-                           lambda n: interleaved.append(cust.ok("message.send", workitemId=WID, text=f"cust {n}")),
-                           losses=1)
+    attempts = _interleave(
+        world, monkeypatch, lambda n: interleaved.append(cust.ok("message.send", workitemId=WID, text=f"cust {n}")), losses=1
+    )
 
     entry = sup.ok("coach.send", workitemId=WID, text="coach")["entry"]
 
     assert attempts == [1, 1, 2]  # the coach message lost once to the customer's message, then won
     assert interleaved[0]["entry"]["seq"] == 1  # the customer's own numbering
     timeline = _timeline(world)
-    assert [(e["seq"], e["kind"]) for e in timeline] == [(1, "supervisor_joined"), (2, "customer_message"),
-                                                         (3, "coach_message")]
+    assert [(e["seq"], e["kind"]) for e in timeline] == [(1, "supervisor_joined"), (2, "customer_message"), (3, "coach_message")]
     assert entry["seq"] == 3 and timeline[2]["messageId"] == entry["messageId"]
     # The agent was told about both, in order, and the coach message once.
     assert [e["data"]["entry"]["seq"] for e in agent.events() if e["event"] != "coaching.joined"] == [2, 3]
@@ -411,8 +423,7 @@ def test_forward_retries_against_a_racing_customer_message(world: Any, monkeypat
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     coach = sup.ok("coach.send", workitemId=WID, text="say sorry")["entry"]
-    attempts = _interleave(world, monkeypatch,
-                           lambda n: cust.ok("message.send", workitemId=WID, text=f"hurry {n}"), losses=2)
+    attempts = _interleave(world, monkeypatch, lambda n: cust.ok("message.send", workitemId=WID, text=f"hurry {n}"), losses=2)
 
     forwarded = agent.ok("coach.forward", workitemId=WID, messageId=coach["messageId"])["entry"]
 
@@ -427,8 +438,7 @@ def test_forward_retries_against_a_racing_customer_message(world: Any, monkeypat
 def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(world: Any, monkeypatch: Any) -> None:
     _, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
-    attempts = _interleave(world, monkeypatch,
-                           lambda n: cust.ok("message.send", workitemId=WID, text=f"msg {n}"), losses=100)
+    attempts = _interleave(world, monkeypatch, lambda n: cust.ok("message.send", workitemId=WID, text=f"msg {n}"), losses=100)
 
     monkeypatch.setattr(coaching_service, "MAX_COMMIT_ATTEMPTS", 6)
     _assert_retryable(sup.request("coach.send", workitemId=WID, text="never lands"), sup.connection_id, "rate_limited")
@@ -444,8 +454,9 @@ def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(wor
 def test_a_transaction_conflict_cancellation_is_retried_like_a_lost_race(world: Any) -> None:
     agent, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
-    with StoreFault("TransactWriteItems", "TransactionCanceledException",
-                    reasons=["TransactionConflict", "None", "None"], times=1) as injected:
+    with StoreFault(
+        "TransactWriteItems", "TransactionCanceledException", reasons=["TransactionConflict", "None", "None"], times=1
+    ) as injected:
         entry = sup.ok("coach.send", workitemId=WID, text="after one conflict")["entry"]
     assert injected.calls == 1
     assert entry["seq"] == 2

@@ -27,12 +27,15 @@ def connected(world: World, raw: str) -> Client:
     return client
 
 
-@pytest.mark.parametrize("claims", [
-    {"exp": int(time.time()) + 25 * 3600},          # more than 24 h ahead
-    {"exp": 10**13},                                # the year 30000
-    {"exp": str(int(time.time()) + 600)},           # a numeric string
-    {"iat": str(int(time.time()))},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) + 25 * 3600},  # more than 24 h ahead
+        {"exp": 10**13},  # the year 30000
+        {"exp": str(int(time.time()) + 600)},  # a numeric string
+        {"iat": str(int(time.time()))},
+    ],
+)
 def test_refused_tokens_at_connect_and_on_rest(world: World, claims: dict[str, Any]) -> None:
     raw = token(**claims)
     assert world.connect_token(raw) == (401, None)
@@ -68,8 +71,9 @@ def test_refresh_for_someone_else_or_invalid(world: World) -> None:
     client.fails("auth.refresh", "forbidden", token=token(tid="t2"))
     client.fails("auth.refresh", "unauthorized", token="not-a-token")
     client.fails("auth.refresh", "unauthorized", token=token(exp=int(time.time()) - 120))
-    forged = jwt.encode({"sub": "agent-1", "tid": "t1", "role": "agent", "exp": int(time.time()) + 60},
-                        "wrong-secret-0123456789abcdef0123456789")
+    forged = jwt.encode(
+        {"sub": "agent-1", "tid": "t1", "role": "agent", "exp": int(time.time()) + 60}, "wrong-secret-0123456789abcdef0123456789"
+    )
     client.fails("auth.refresh", "unauthorized", token=forged)
     client.ok("ping")  # a refused refresh leaves the session as it was
     assert world.pusher.closed == []
@@ -133,8 +137,7 @@ def test_the_expiry_check_is_free_until_exp_and_one_read_after(world: World) -> 
     assert log.by_operation() == {"GetItem": 1}  # past the token's own exp: the refreshed end
 
 
-def test_a_failed_session_lookup_refuses_the_frame_but_keeps_the_socket(world: World,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_session_lookup_refuses_the_frame_but_keeps_the_socket(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     client = connected(world, token(exp=int(time.time()) + 60))
     world.clock.advance(120)
 

@@ -26,11 +26,21 @@ def stubbed() -> Iterator[tuple[EndUserMessagingSms, Stubber]]:
 
 def test_send_text_message_exact_parameters(stubbed: tuple[EndUserMessagingSms, Stubber]) -> None:
     sms, stub = stubbed
-    stub.add_response("send_text_message", {"MessageId": "m-123"}, {
-        "DestinationPhoneNumber": "+15551234567", "OriginationIdentity": "pool-abc", "MessageBody": "On its way",
-        "MessageType": "TRANSACTIONAL", "Context": {"tenantId": "t1", "workitemId": "wi-1", "messageId": "msg_1"}})
-    assert sms.send_text("pool-abc", "+15551234567", "On its way",
-                         {"tenantId": "t1", "workitemId": "wi-1", "messageId": "msg_1"}) == "m-123"
+    stub.add_response(
+        "send_text_message",
+        {"MessageId": "m-123"},
+        {
+            "DestinationPhoneNumber": "+15551234567",
+            "OriginationIdentity": "pool-abc",
+            "MessageBody": "On its way",
+            "MessageType": "TRANSACTIONAL",
+            "Context": {"tenantId": "t1", "workitemId": "wi-1", "messageId": "msg_1"},
+        },
+    )
+    assert (
+        sms.send_text("pool-abc", "+15551234567", "On its way", {"tenantId": "t1", "workitemId": "wi-1", "messageId": "msg_1"})
+        == "m-123"
+    )
 
 
 def test_a_refusal_is_a_channel_failure(stubbed: tuple[EndUserMessagingSms, Stubber]) -> None:
@@ -44,8 +54,9 @@ def test_a_refusal_is_a_channel_failure(stubbed: tuple[EndUserMessagingSms, Stub
 def _world_with(world: World, sms: EndUserMessagingSms) -> World:
     from chalicelib import bootstrap
 
-    world.services = bootstrap.build(world.settings, pusher=world.pusher, clock=world.clock, meetings=world.meetings,
-                                     queue=world.queue, sms=sms)
+    world.services = bootstrap.build(
+        world.settings, pusher=world.pusher, clock=world.clock, meetings=world.meetings, queue=world.queue, sms=sms
+    )
     bootstrap.install(world.services)
     return world
 
@@ -58,17 +69,26 @@ def test_an_sms_agent_message_is_sent_and_marked_sent(world: World, stubbed: tup
     w.assign("wi-sms", channel="sms")
     agent = w.connect("agent-1", "agent")
     entry = agent.ok("message.send", workitemId="wi-sms", text="Your refund is on its way")["entry"]
-    stub.add_response("send_text_message", {"MessageId": "m-1"}, {
-        "DestinationPhoneNumber": "cust-wi-sms", "OriginationIdentity": "+15550000001",
-        "MessageBody": "Your refund is on its way", "MessageType": "TRANSACTIONAL",
-        "Context": {"tenantId": "t1", "workitemId": "wi-sms", "messageId": entry["messageId"]}})
+    stub.add_response(
+        "send_text_message",
+        {"MessageId": "m-1"},
+        {
+            "DestinationPhoneNumber": "cust-wi-sms",
+            "OriginationIdentity": "+15550000001",
+            "MessageBody": "Your refund is on its way",
+            "MessageType": "TRANSACTIONAL",
+            "Context": {"tenantId": "t1", "workitemId": "wi-sms", "messageId": entry["messageId"]},
+        },
+    )
     w.deliver()
     assert [(e["data"]["messageId"], e["data"]["delivery"]) for e in agent.events("message.delivery")] == [
-        (entry["messageId"], "sent")]
+        (entry["messageId"], "sent")
+    ]
 
 
 def test_a_refused_sms_becomes_a_failed_status_pushed_to_the_agent(
-        world: World, stubbed: tuple[EndUserMessagingSms, Stubber]) -> None:
+    world: World, stubbed: tuple[EndUserMessagingSms, Stubber]
+) -> None:
     sms, stub = stubbed
     w = _world_with(world, sms)
     w.team()
@@ -82,7 +102,8 @@ def test_a_refused_sms_becomes_a_failed_status_pushed_to_the_agent(
     w.deliver()
     pushed = agent.events("message.delivery")
     assert [(e["data"]["seq"], e["data"]["delivery"], e["data"]["reason"]) for e in pushed] == [
-        (2, "failed", "ConflictException")]
+        (2, "failed", "ConflictException")
+    ]
     assert pushed[0]["data"]["entry"]["delivery"] == "failed"
     entries = sup.ok("timeline.get", workitemId="wi-sms", after=0)["entries"]
     assert entries[-1]["kind"] == "agent_message" and entries[-1]["delivery"] == "failed"

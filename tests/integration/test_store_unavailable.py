@@ -45,8 +45,10 @@ URL = "http://store.invalid:8000/"
 
 
 def _throttled(client: Any, operation: str) -> Exception:
-    parsed = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
-              "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}, "MaxAttemptsReached": True}}
+    parsed = {
+        "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+        "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}, "MaxAttemptsReached": True},
+    }
     error_class = client.exceptions.from_code("ThrottlingException")
     return error_class(parsed, operation)  # type: ignore[no-any-return]
 
@@ -63,8 +65,7 @@ FAILURES: dict[str, Callable[[Any, str], Exception]] = {
 class SdkFault:
     """The next ``times`` calls of ``operation`` on ``service`` raise the failure (all when None)."""
 
-    def __init__(self, service: str, operation: str, failure: Callable[[Any, str], Exception],
-                 times: int | None = 1) -> None:
+    def __init__(self, service: str, operation: str, failure: Callable[[Any, str], Exception], times: int | None = 1) -> None:
         self.service, self.operation, self.failure, self.remaining = service, operation, failure, times
         self.raised = 0
         self._patch = pytest.MonkeyPatch()
@@ -119,10 +120,20 @@ def _timeline(world: Any) -> list[dict[str, Any]]:
 CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
     ("workitems: read", "GetItem", "sup", "coach.send", lambda c: {"workitemId": WID, "text": "tip"}),
     ("workitems: commit", "TransactWriteItems", "sup", "coach.send", lambda c: {"workitemId": WID, "text": "tip"}),
-    ("workitems: message lookup", "BatchGetItem", "agent", "coach.react",
-     lambda c: {"workitemId": WID, "messageId": c["coach"]["messageId"], "reaction": "thumbs_up"}),
-    ("workitems: commit with message", "TransactWriteItems", "agent", "coach.forward",
-     lambda c: {"workitemId": WID, "messageId": c["coach"]["messageId"]}),
+    (
+        "workitems: message lookup",
+        "BatchGetItem",
+        "agent",
+        "coach.react",
+        lambda c: {"workitemId": WID, "messageId": c["coach"]["messageId"], "reaction": "thumbs_up"},
+    ),
+    (
+        "workitems: commit with message",
+        "TransactWriteItems",
+        "agent",
+        "coach.forward",
+        lambda c: {"workitemId": WID, "messageId": c["coach"]["messageId"]},
+    ),
     ("workitems: timeline", "Query", "sup", "timeline.get", lambda c: {"workitemId": WID, "after": 0}),
     ("directory: team query", "Query", "sup", "agents.list", lambda c: {}),
     ("directory: endpoints", "BatchGetItem", "sup", "agents.list", lambda c: {}),
@@ -135,8 +146,7 @@ CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @pytest.mark.parametrize("failure", FAILURES)
-def test_every_store_failure_at_every_adapter_gets_exactly_one_unavailable_reply(world: Any, failure: str,
-                                                                                  app_logs: Any) -> None:
+def test_every_store_failure_at_every_adapter_gets_exactly_one_unavailable_reply(world: Any, failure: str, app_logs: Any) -> None:
     clients = _chat(world)
     for adapter, operation, who, action, fields in CASES:
         client = clients[who]
@@ -167,15 +177,19 @@ def test_rest_and_webhooks_during_a_store_outage_answer_503(world: Any, failure:
     world.team()
     world.assign(WID)
     with SdkFault("dynamodb", "UpdateItem", FAILURES[failure]):
-        status, body = world.rest("PUT", "/admin/users/agent-9", world.token("admin-1", "admin"),
-                                  {"name": "Nine", "role": "agent"})
+        status, body = world.rest(
+            "PUT", "/admin/users/agent-9", world.token("admin-1", "admin"), {"name": "Nine", "role": "agent"}
+        )
     assert status == 503 and body["error"]["code"] == "unavailable" and body["error"]["retryable"] is True
     with SdkFault("dynamodb", "TransactWriteItems", FAILURES[failure]):
-        status, body = world.webhook("workitem.message", {"workitemId": WID, "from": "customer", "text": "hi"},
-                                     event_id="evt-outage")
+        status, body = world.webhook(
+            "workitem.message", {"workitemId": WID, "from": "customer", "text": "hi"}, event_id="evt-outage"
+        )
     assert status == 503 and body["error"]["code"] == "unavailable"
-    assert world.webhook("workitem.message", {"workitemId": WID, "from": "customer", "text": "hi"},
-                         event_id="evt-outage") == (200, {"status": "applied"})
+    assert world.webhook("workitem.message", {"workitemId": WID, "from": "customer", "text": "hi"}, event_id="evt-outage") == (
+        200,
+        {"status": "applied"},
+    )
 
 
 # --- the other adapters: @connections, Chime, SSM --------------------------------------------------
@@ -183,8 +197,13 @@ def test_rest_and_webhooks_during_a_store_outage_answer_503(world: Any, failure:
 
 @pytest.mark.parametrize("failure", FAILURES)
 def test_a_push_that_fails_is_skipped_and_never_holds_up_the_others(failure: str) -> None:
-    client = boto3.client("apigatewaymanagementapi", endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/p",
-                          region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/p",
+        region_name="eu-west-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     delivered: list[tuple[str, bytes]] = []
     slow = threading.Event()
 
@@ -212,8 +231,7 @@ def test_a_push_that_fails_is_skipped_and_never_holds_up_the_others(failure: str
 
 @pytest.mark.parametrize("failure", FAILURES)
 def test_chime_and_ssm_failures_become_unavailable(failure: str) -> None:
-    meetings = boto3.client("chime-sdk-meetings", region_name="us-east-1", aws_access_key_id="x",
-                            aws_secret_access_key="x")
+    meetings = boto3.client("chime-sdk-meetings", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     provider = ChimeMeetingProvider("us-east-1", meetings_client=meetings)
     with SdkFault("chime-sdk-meetings", "CreateAttendee", FAILURES[failure]), pytest.raises(Exception) as caught:
         provider.create_attendee("11111111-1111-4111-8111-111111111111", "t1:agent-1", Audio.SEND_RECEIVE)
@@ -231,7 +249,8 @@ def test_chime_and_ssm_failures_become_unavailable(failure: str) -> None:
 
 
 def test_a_commit_loop_that_runs_out_of_time_because_the_store_is_slow_is_unavailable(
-        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clients = _chat(world)
     store = world.services.coaching.store
     monkeypatch.setattr(coaching_service, "COMMIT_BUDGET_SECONDS", 0.6)

@@ -48,15 +48,30 @@ def audio_of(w: World, room: dict[str, Any]) -> Audio:
     return found.audio
 
 
-def sma_event(event_type: str, *, tenant: str = "t1", workitem: str = WID, call_id: str = "call-1",
-              headers: bool = True) -> dict[str, Any]:
-    participant: dict[str, Any] = {"CallId": call_id, "ParticipantTag": "LEG-A", "To": "+12065550100",
-                                   "From": "+15105550101", "Direction": "Inbound", "Status": "Connected"}
+def sma_event(
+    event_type: str, *, tenant: str = "t1", workitem: str = WID, call_id: str = "call-1", headers: bool = True
+) -> dict[str, Any]:
+    participant: dict[str, Any] = {
+        "CallId": call_id,
+        "ParticipantTag": "LEG-A",
+        "To": "+12065550100",
+        "From": "+15105550101",
+        "Direction": "Inbound",
+        "Status": "Connected",
+    }
     if headers:
         participant["SipHeaders"] = {"X-Tenant-Id": tenant, "X-Workitem-Id": workitem}
-    return {"SchemaVersion": "1.0", "Sequence": 1, "InvocationEventType": event_type,
-            "CallDetails": {"TransactionId": f"tx-{call_id}", "AwsRegion": "us-east-1",
-                            "SipMediaApplicationId": "sma-1", "Participants": [participant]}}
+    return {
+        "SchemaVersion": "1.0",
+        "Sequence": 1,
+        "InvocationEventType": event_type,
+        "CallDetails": {
+            "TransactionId": f"tx-{call_id}",
+            "AwsRegion": "us-east-1",
+            "SipMediaApplicationId": "sma-1",
+            "Participants": [participant],
+        },
+    }
 
 
 def sma(event: dict[str, Any]) -> dict[str, Any]:
@@ -156,8 +171,11 @@ def test_listen_whisper_barge_listen_then_customer_hangs_up(w: World) -> None:
     assert voice_state(w).contact is None and voice_state(w).supervisors == {}
 
     # The SMA then reports the phone leg's HANGUP: harmless.
-    assert sma(sma_event("HANGUP")) == {"SchemaVersion": "1.0", "Actions": [],
-                                         "TransactionAttributes": {"tenantId": "t1", "workitemId": WID}}
+    assert sma(sma_event("HANGUP")) == {
+        "SchemaVersion": "1.0",
+        "Actions": [],
+        "TransactionAttributes": {"tenantId": "t1", "workitemId": WID},
+    }
 
 
 def test_repeated_mode_is_idempotent_and_records_no_new_entry(w: World) -> None:
@@ -512,28 +530,32 @@ def test_inbound_call_joins_the_contact_room_of_its_workitem(w: World) -> None:
 def test_call_routed_by_arguments_on_call_update(w: World) -> None:
     w.assign(WID, channel="voice")
     event = sma_event("CALL_UPDATE_REQUESTED", headers=False)
-    event["ActionData"] = {"Type": "CallUpdateRequest",
-                           "Parameters": {"Arguments": {"tenantId": "t1", "workitemId": WID}}}
+    event["ActionData"] = {"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"tenantId": "t1", "workitemId": WID}}}
     answer = sma(event)
     assert answer["Actions"][0]["Type"] == "JoinChimeMeeting"
     state = voice_state(w)
     assert state.contact is not None and answer["Actions"][0]["Parameters"]["MeetingId"] == state.contact.meeting_id
 
 
-@pytest.mark.parametrize(("tenant", "workitem", "setup"), [
-    ("t1", "wi-missing", None),  # unknown workitem
-    ("t2", WID, "voice"),  # the workitem exists in another tenant only
-    ("t1", WID, "chat"),  # not a voice workitem
-    ("t1", WID, "ended"),  # the call's workitem has ended
-])
+@pytest.mark.parametrize(
+    ("tenant", "workitem", "setup"),
+    [
+        ("t1", "wi-missing", None),  # unknown workitem
+        ("t2", WID, "voice"),  # the workitem exists in another tenant only
+        ("t1", WID, "chat"),  # not a voice workitem
+        ("t1", WID, "ended"),  # the call's workitem has ended
+    ],
+)
 def test_unroutable_calls_hang_up_480(w: World, tenant: str, workitem: str, setup: str | None) -> None:
     if setup is not None:
         w.assign(WID, channel="chat" if setup == "chat" else "voice")
     if setup == "ended":
         w.webhook("workitem.ended", {"workitemId": WID, "endedBy": "agent"})
     answer = sma(sma_event("NEW_INBOUND_CALL", tenant=tenant, workitem=workitem))
-    assert answer == {"SchemaVersion": "1.0",
-                      "Actions": [{"Type": "Hangup", "Parameters": {"SipResponseCode": "480", "CallId": "call-1"}}]}
+    assert answer == {
+        "SchemaVersion": "1.0",
+        "Actions": [{"Type": "Hangup", "Parameters": {"SipResponseCode": "480", "CallId": "call-1"}}],
+    }
     assert w.meetings.meetings == {}
 
 

@@ -28,10 +28,15 @@ def example(title: str) -> dict[str, Any]:
 def test_the_inbound_sender_example_is_accepted(world: World) -> None:
     signed_event = example("inbound sender")["signed_event"]
     world.team()
-    body, headers = signed_event(WEBHOOK_SECRET, {
-        "eventId": "doc-1", "tenantId": "t1", "type": "workitem.assigned",
-        "data": {"workitemId": "wi-doc", "channel": "chat", "agentId": "agent-1",
-                 "customer": {"id": "c1", "name": "Casey"}}})
+    body, headers = signed_event(
+        WEBHOOK_SECRET,
+        {
+            "eventId": "doc-1",
+            "tenantId": "t1",
+            "type": "workitem.assigned",
+            "data": {"workitemId": "wi-doc", "channel": "chat", "agentId": "agent-1", "customer": {"id": "c1", "name": "Casey"}},
+        },
+    )
     response = world.http.post("/webhooks/events", headers=headers, body=body)
     assert response.status_code == 200, response.body
     again = world.http.post("/webhooks/events", headers=headers, body=body)
@@ -43,8 +48,12 @@ def test_the_outbound_receiver_example_verifies_and_deduplicates(world: World) -
     world.team()
     world.assign("wi-1")
     with receiver() as hook:
-        status, sub = world.rest("PUT", "/admin/webhook-subscriptions/doc", world.token("admin-1", "admin"),
-                                 {"url": hook.url, "events": ["*"], "enabled": True})
+        status, sub = world.rest(
+            "PUT",
+            "/admin/webhook-subscriptions/doc",
+            world.token("admin-1", "admin"),
+            {"url": hook.url, "events": ["*"], "enabled": True},
+        )
         assert status == 201
         sup = world.connect("sup-1", "supervisor")
         sup.ok("monitor.start", workitemId="wi-1")

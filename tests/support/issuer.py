@@ -68,8 +68,11 @@ class Issuer:
 
     def add_key(self, kty: str = "RSA", kid: str | None = None, publish: bool = True) -> str:
         kid = kid or f"{kty.lower()}-{len(self.private) + 1}"
-        self.private[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048) if kty == "RSA" \
+        self.private[kid] = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if kty == "RSA"
             else ec.generate_private_key(ec.SECP256R1())
+        )
         if publish:
             self.published.append(kid)
         return kid
@@ -83,8 +86,15 @@ class Issuer:
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
-        claims: dict[str, Any] = {"iss": self.url, "aud": "coaching", "sub": "u-1", "tid": "t1", "role": "agent",
-                                  "iat": now, "exp": now + 600}
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "aud": "coaching",
+            "sub": "u-1",
+            "tid": "t1",
+            "role": "agent",
+            "iat": now,
+            "exp": now + 600,
+        }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 

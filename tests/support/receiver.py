@@ -40,8 +40,9 @@ class Receiver:
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 with receiver._lock:
-                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                      body, time.time()))
+                    receiver.requests.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                    )
                     status = receiver.script.popleft() if receiver.script else 200
                     receiver._lock.notify_all()
                 self.send_response(status)

@@ -13,24 +13,66 @@ from tests.support.world import Client, World
 def bulk_tenant(world: World, tid: str, users: int) -> None:
     """Fill ``tid`` with ``users`` agents (each with one open workitem) in teams of 4 agents + 1 supervisor,
     written directly with batch writes so a large tenant is cheap to build."""
-    with EndpointItem.batch_write() as users_batch, DirectoryEdge.batch_write() as edges, \
-            WorkitemItem.batch_write() as items:
+    with EndpointItem.batch_write() as users_batch, DirectoryEdge.batch_write() as edges, WorkitemItem.batch_write() as items:
         for i in range(users):
             agent = f"bulk-agent-{i}"
             sup = f"bulk-sup-{i // 4}"
-            users_batch.save(EndpointItem(endpoint_pk(tid, f"U#{agent}"), "U", tenant_id=tid, user_id=agent,
-                                          role="agent", name=agent, in_directory=True, workitem_count=1))
+            users_batch.save(
+                EndpointItem(
+                    endpoint_pk(tid, f"U#{agent}"),
+                    "U",
+                    tenant_id=tid,
+                    user_id=agent,
+                    role="agent",
+                    name=agent,
+                    in_directory=True,
+                    workitem_count=1,
+                )
+            )
             if i % 4 == 0:
-                users_batch.save(EndpointItem(endpoint_pk(tid, f"U#{sup}"), "U", tenant_id=tid, user_id=sup,
-                                              role="supervisor", name=sup, in_directory=True))
-            edges.save(DirectoryEdge(pk=f"T#{tid}#A#{agent}", sk=f"S#{sup}#T#bulk-{i // 4}",
-                                     gsi1pk=f"T#{tid}#S#{sup}", gsi1sk=f"A#{agent}#T#bulk-{i // 4}",
-                                     tenant_id=tid, agent_id=agent, supervisor_id=sup, team_id=f"bulk-{i // 4}"))
+                users_batch.save(
+                    EndpointItem(
+                        endpoint_pk(tid, f"U#{sup}"),
+                        "U",
+                        tenant_id=tid,
+                        user_id=sup,
+                        role="supervisor",
+                        name=sup,
+                        in_directory=True,
+                    )
+                )
+            edges.save(
+                DirectoryEdge(
+                    pk=f"T#{tid}#A#{agent}",
+                    sk=f"S#{sup}#T#bulk-{i // 4}",
+                    gsi1pk=f"T#{tid}#S#{sup}",
+                    gsi1sk=f"A#{agent}#T#bulk-{i // 4}",
+                    tenant_id=tid,
+                    agent_id=agent,
+                    supervisor_id=sup,
+                    team_id=f"bulk-{i // 4}",
+                )
+            )
             wid = f"bulk-wi-{i}"
-            items.save(WorkitemItem(workitem_pk(tid, wid), "W", tenant_id=tid, workitem_id=wid, channel="chat",
-                                    agent_id=agent, customer_id=f"c{i}", customer_name="C", status="active",
-                                    created_at="2026-01-01T00:00:00.000Z", gsi1pk=f"T#{tid}#AGENT#{agent}",
-                                    gsi1sk=f"2026-01-01T00:00:00.000Z#{wid}", seq=0, customer_seq=0, version=0))
+            items.save(
+                WorkitemItem(
+                    workitem_pk(tid, wid),
+                    "W",
+                    tenant_id=tid,
+                    workitem_id=wid,
+                    channel="chat",
+                    agent_id=agent,
+                    customer_id=f"c{i}",
+                    customer_name="C",
+                    status="active",
+                    created_at="2026-01-01T00:00:00.000Z",
+                    gsi1pk=f"T#{tid}#AGENT#{agent}",
+                    gsi1sk=f"2026-01-01T00:00:00.000Z#{wid}",
+                    seq=0,
+                    customer_seq=0,
+                    version=0,
+                )
+            )
 
 
 class Cast:

@@ -34,9 +34,16 @@ MAX_POSTED_BYTES = 128 * 1024
 
 
 def test_settings(**overrides: Any) -> Settings:
-    base = dict(region="us-east-1", jwt_secret=JWT_SECRET, webhook_secret=WEBHOOK_SECRET, meeting_provider="fake",
-                websocket_endpoint="http://127.0.0.1:1", default_escalation_seconds=60, webhook_targets="local",
-                webhook_cache_seconds=3600)
+    base = dict(
+        region="us-east-1",
+        jwt_secret=JWT_SECRET,
+        webhook_secret=WEBHOOK_SECRET,
+        meeting_provider="fake",
+        websocket_endpoint="http://127.0.0.1:1",
+        default_escalation_seconds=60,
+        webhook_targets="local",
+        webhook_cache_seconds=3600,
+    )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
@@ -49,8 +56,11 @@ def _stream_tail(settings: Settings) -> StreamTail:
     dynamodb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=endpoint)
     # moto answers the Streams API only on its regional host, not on the account-specific one
     # botocore picks from the stream's ARN.
-    streams = boto3.client("dynamodbstreams", region_name=settings.region,
-                           endpoint_url=endpoint or f"https://streams.dynamodb.{settings.region}.amazonaws.com")
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name=settings.region,
+        endpoint_url=endpoint or f"https://streams.dynamodb.{settings.region}.amazonaws.com",
+    )
     return StreamTail.for_table(dynamodb, streams, settings.workitems_table, reposition=not endpoint)
 
 
@@ -134,13 +144,24 @@ class Client:
 
     def event(self, route: str, body: str | None = None) -> dict[str, Any]:
         ctx = {
-            "routeKey": route, "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
-            "connectionId": self.connection_id, "connectedAt": self.connected_at, "apiId": "test", "stage": "test",
-            "domainName": "test.local", "requestId": f"r{next(_ids)}", "requestTimeEpoch": int(time.time() * 1000),
-            "authorizer": self.authorizer or {
-                "principalId": self.claims["sub"], "tenantId": self.claims["tid"], "userId": self.claims["sub"],
-                "role": self.claims["role"], "workitemId": self.claims.get("wid", ""),
-                "name": self.claims.get("name", "")},
+            "routeKey": route,
+            "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
+            "connectionId": self.connection_id,
+            "connectedAt": self.connected_at,
+            "apiId": "test",
+            "stage": "test",
+            "domainName": "test.local",
+            "requestId": f"r{next(_ids)}",
+            "requestTimeEpoch": int(time.time() * 1000),
+            "authorizer": self.authorizer
+            or {
+                "principalId": self.claims["sub"],
+                "tenantId": self.claims["tid"],
+                "userId": self.claims["sub"],
+                "role": self.claims["role"],
+                "workitemId": self.claims.get("wid", ""),
+                "name": self.claims.get("name", ""),
+            },
         }
         return {"requestContext": ctx, "body": body, "isBase64Encoded": False}
 
@@ -177,7 +198,7 @@ class Client:
     def new_events(self, name: str | None = None) -> list[dict[str, Any]]:
         """Events that arrived since the last call."""
         frames = self.frames()
-        fresh = frames[self.seen:]
+        fresh = frames[self.seen :]
         self.seen = len(frames)
         return [f for f in fresh if f["type"] == "event" and (name is None or f["event"] == name)]
 
@@ -198,8 +219,9 @@ class World:
         self.queue = LocalDeliveryQueue(now=lambda: self.queue_time)
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: entrypoints.deliver_webhooks(event["Records"]))
-        self.services = bootstrap.build(settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings,
-                                        queue=self.queue, sms=self.sms)
+        self.services = bootstrap.build(
+            settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings, queue=self.queue, sms=self.sms
+        )
         bootstrap.install(self.services)
         self.events_sent = 0
         self._http: Any = None
@@ -244,8 +266,7 @@ class World:
             return 401, None
         context = {**{k: str(v) for k, v in auth["context"].items()}, "principalId": auth["principalId"]}
         claims = {"sub": context["userId"], "tid": context["tenantId"], "role": context["role"]}
-        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000),
-                        authorizer=context)
+        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000), authorizer=context)
         status = int(entrypoints.ws_connect(client.event("$connect"))["statusCode"])
         self.pump()
         return status, client if status == 200 else None
@@ -278,30 +299,45 @@ class World:
         assert status < 300, (status, payload)
         return payload
 
-    def webhook(self, type_: str, data: dict[str, Any], tid: str = "t1", event_id: str | None = None,
-                secret: str = WEBHOOK_SECRET) -> tuple[int, Any]:
+    def webhook(
+        self, type_: str, data: dict[str, Any], tid: str = "t1", event_id: str | None = None, secret: str = WEBHOOK_SECRET
+    ) -> tuple[int, Any]:
         self.events_sent += 1
-        body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_,
-                           "data": data}).encode()
+        body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_, "data": data}).encode()
         signature = sign(secret, int(time.time()), body)
-        response = self.http.post("/webhooks/events", body=body,
-                                  headers={"Content-Type": "application/json", "X-Coaching-Signature": signature})
+        response = self.http.post(
+            "/webhooks/events", body=body, headers={"Content-Type": "application/json", "X-Coaching-Signature": signature}
+        )
         self.pump()
         return response.status_code, json.loads(response.body) if response.body else None
 
     # --- scenario helpers ---
 
-    def team(self, tid: str = "t1", team_id: str = "team-1", supervisors: tuple[str, ...] = ("sup-1", "sup-2"),
-             agents: tuple[str, ...] = ("agent-1", "agent-2")) -> None:
+    def team(
+        self,
+        tid: str = "t1",
+        team_id: str = "team-1",
+        supervisors: tuple[str, ...] = ("sup-1", "sup-2"),
+        agents: tuple[str, ...] = ("agent-1", "agent-2"),
+    ) -> None:
         for s in supervisors:
             self.admin("PUT", f"/admin/users/{s}", {"name": s.title(), "role": "supervisor"}, tid)
         for a in agents:
             self.admin("PUT", f"/admin/users/{a}", {"name": a.title(), "role": "agent"}, tid)
-        self.admin("PUT", f"/admin/teams/{team_id}", {"name": team_id, "supervisors": list(supervisors),
-                                                       "agents": list(agents)}, tid)
+        self.admin(
+            "PUT", f"/admin/teams/{team_id}", {"name": team_id, "supervisors": list(supervisors), "agents": list(agents)}, tid
+        )
 
     def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1", tid: str = "t1") -> None:
-        status, body = self.webhook("workitem.assigned", {
-            "workitemId": workitem_id, "channel": channel, "agentId": agent_id,
-            "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"}, "subject": "Refund"}, tid)
+        status, body = self.webhook(
+            "workitem.assigned",
+            {
+                "workitemId": workitem_id,
+                "channel": channel,
+                "agentId": agent_id,
+                "customer": {"id": f"cust-{workitem_id}", "name": "Casey Customer"},
+                "subject": "Refund",
+            },
+            tid,
+        )
         assert status == 200, body

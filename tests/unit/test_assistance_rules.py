@@ -29,8 +29,9 @@ def who(contacts: list[Contact]) -> list[str]:
 
 
 def request(**overrides: object) -> rules.AssistanceRequest:
-    base = rules.new_request("t1", "as_1", "agent-1", "tpl-1", "Help", "wi-1", None, [sup("sup-1"), sup("sup-2")],
-                             "2026-01-01T00:00:00.000Z", NOW, 60)
+    base = rules.new_request(
+        "t1", "as_1", "agent-1", "tpl-1", "Help", "wi-1", None, [sup("sup-1"), sup("sup-2")], "2026-01-01T00:00:00.000Z", NOW, 60
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -188,8 +189,7 @@ def test_escalation_stages_team_then_admins_then_exhausted() -> None:
 
 
 def test_escalation_audience_excludes_the_agent_and_duplicates() -> None:
-    audience = rules.escalation_audience([sup("sup-1"), sup("sup-1"), agent("agent-1"), sup("sup-3", online=False)],
-                                         "agent-1")
+    audience = rules.escalation_audience([sup("sup-1"), sup("sup-1"), agent("agent-1"), sup("sup-3", online=False)], "agent-1")
     assert who(audience) == ["sup-1", "sup-3"]
     # Presence does not matter at this stage; the offline one is reached by unread count.
     assert rules.deliver(audience).unread == ("sup-3",)

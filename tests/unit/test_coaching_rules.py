@@ -36,8 +36,15 @@ OTHER_CUSTOMER = Principal("t1", "cust-2", Role.CUSTOMER, workitem_id="wi-2")
 
 
 def make(channel: Channel = Channel.CHAT, **overrides: Any) -> Workitem:
-    base: dict[str, Any] = dict(tenant_id="t1", workitem_id="wi-1", channel=channel, agent_id="agent-1",
-                                customer_id="cust-1", customer_name="Casey", created_at=NOW)
+    base: dict[str, Any] = dict(
+        tenant_id="t1",
+        workitem_id="wi-1",
+        channel=channel,
+        agent_id="agent-1",
+        customer_id="cust-1",
+        customer_name="Casey",
+        created_at=NOW,
+    )
     base.update(overrides)
     return Workitem(**base)
 
@@ -207,8 +214,12 @@ def test_b3_many_supervisors_monitor_at_once(run: Run) -> None:
     assert run.w.coaching_active and set(run.w.monitors) == {"sup-2"}
     run.stop(SUP2)
     assert not run.w.coaching_active
-    assert [e.kind for e in run.entries] == [EntryKind.SUPERVISOR_JOINED, EntryKind.SUPERVISOR_JOINED,
-                                             EntryKind.SUPERVISOR_LEFT, EntryKind.SUPERVISOR_LEFT]
+    assert [e.kind for e in run.entries] == [
+        EntryKind.SUPERVISOR_JOINED,
+        EntryKind.SUPERVISOR_JOINED,
+        EntryKind.SUPERVISOR_LEFT,
+        EntryKind.SUPERVISOR_LEFT,
+    ]
     assert_contiguous(run.entries)
     assert run.w.version == 4
 
@@ -321,8 +332,9 @@ def test_the_agent_reacts_changes_and_clears(run: Run) -> None:
     assert_contiguous(run.entries)
 
 
-@pytest.mark.parametrize("who", [SUP1, SUP2, OTHER_AGENT, CUSTOMER, ADMIN],
-                         ids=["monitoring-sup", "sup", "other-agent", "customer", "admin"])
+@pytest.mark.parametrize(
+    "who", [SUP1, SUP2, OTHER_AGENT, CUSTOMER, ADMIN], ids=["monitoring-sup", "sup", "other-agent", "customer", "admin"]
+)
 def test_only_the_agent_reacts(run: Run, who: Principal) -> None:
     run.start()
     message = run.coach(SUP1).entry
@@ -469,8 +481,9 @@ def test_after_a_transfer_the_new_agent_owns_the_workitem(run: Run) -> None:
 # --- end of the interaction (S13, S14) -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ended_by", "actor", "role"),
-                         [(EndedBy.AGENT, "agent-1", Role.AGENT), (EndedBy.SYSTEM, "system", Role.ADMIN)])
+@pytest.mark.parametrize(
+    ("ended_by", "actor", "role"), [(EndedBy.AGENT, "agent-1", Role.AGENT), (EndedBy.SYSTEM, "system", Role.ADMIN)]
+)
 @pytest.mark.parametrize("channel", list(Channel))
 def test_agent_or_system_end_stops_coaching(ended_by: EndedBy, actor: str, role: Role, channel: Channel) -> None:
     run = Run(make(channel))
@@ -592,8 +605,13 @@ def test_record_appends_one_numbered_entry(run: Run) -> None:
 def test_wire_form_of_a_workitem() -> None:
     w = make(Channel.SMS, subject="Refund", monitors={"sup-2": NOW, "sup-1": NOW})
     assert w.to_wire() == {
-        "workitemId": "wi-1", "channel": "sms", "agentId": "agent-1", "customer": {"id": "cust-1", "name": "Casey"},
-        "subject": "Refund", "status": "active", "createdAt": NOW,
+        "workitemId": "wi-1",
+        "channel": "sms",
+        "agentId": "agent-1",
+        "customer": {"id": "cust-1", "name": "Casey"},
+        "subject": "Refund",
+        "status": "active",
+        "createdAt": NOW,
         "coaching": {"active": True, "supervisors": ["sup-1", "sup-2"]},
     }
 
@@ -601,18 +619,37 @@ def test_wire_form_of_a_workitem() -> None:
 # --- property: any sequence of rule calls keeps both numberings contiguous ---------------------------
 
 ACTORS: dict[str, Principal] = {
-    "agent-2": OTHER_AGENT, "sup-1": SUP1, "sup-2": SUP2, "sup-3": Principal("t1", "sup-3", Role.SUPERVISOR),
-    "admin": ADMIN, "customer": CUSTOMER, "other-customer": OTHER_CUSTOMER,
+    "agent-2": OTHER_AGENT,
+    "sup-1": SUP1,
+    "sup-2": SUP2,
+    "sup-3": Principal("t1", "sup-3", Role.SUPERVISOR),
+    "admin": ADMIN,
+    "customer": CUSTOMER,
+    "other-customer": OTHER_CUSTOMER,
 }
 SUPERVISED_BY = {"sup-1", "sup-2"}  # sup-3 supervises nobody
 # Repeated names weight the draw so that most runs coach, react and forward before anything ends.
-OPS = ["start"] * 3 + ["coach"] * 5 + ["say"] * 2 + ["react"] * 3 + ["forward"] * 3 + [
-    "stop", "transfer", "end", "end_coaching", "consult", "record"]
+OPS = (
+    ["start"] * 3
+    + ["coach"] * 5
+    + ["say"] * 2
+    + ["react"] * 3
+    + ["forward"] * 3
+    + ["stop", "transfer", "end", "end_coaching", "consult", "record"]
+)
 # Who normally calls each operation; one step in five picks any other caller instead (to be refused).
 USUAL: dict[str, list[str]] = {
-    "start": ["sup-1", "sup-2"], "stop": ["sup-1", "sup-2"], "coach": ["sup-1", "sup-2", "agent"],
-    "say": ["agent", "customer"], "react": ["agent"], "forward": ["agent"], "transfer": ["agent"],
-    "end": ["agent", "customer"], "end_coaching": ["agent"], "consult": ["agent"], "record": ["sup-1", "agent"],
+    "start": ["sup-1", "sup-2"],
+    "stop": ["sup-1", "sup-2"],
+    "coach": ["sup-1", "sup-2", "agent"],
+    "say": ["agent", "customer"],
+    "react": ["agent"],
+    "forward": ["agent"],
+    "transfer": ["agent"],
+    "end": ["agent", "customer"],
+    "end_coaching": ["agent"],
+    "consult": ["agent"],
+    "record": ["sup-1", "agent"],
 }
 
 step = st.tuples(
@@ -707,7 +744,9 @@ def test_revoking_a_monitor_ends_their_coaching_with_the_usual_entries(run: Run)
     change = run.do(lambda: rules.revoke_monitoring(run.w, "sup-1", NOW))
     assert change.ended_for == ["sup-1"] and change.end_reason is EndReason.PERMISSIONS
     assert [(e.kind, e.extra.get("reason")) for e in change.entries] == [
-        (EntryKind.SUPERVISOR_LEFT, "permissions"), (EntryKind.COACHING_ENDED, "permissions")]
+        (EntryKind.SUPERVISOR_LEFT, "permissions"),
+        (EntryKind.COACHING_ENDED, "permissions"),
+    ]
     assert change.entries[-1].extra["supervisors"] == ["sup-1"]
     assert list(run.w.monitors) == ["sup-2"] and run.w.coaching_active
 

@@ -282,9 +282,7 @@ def test_every_reference_resolves_inside_its_document(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SHARED_SCHEMAS)
-def test_shared_schemas_are_identical_in_both_documents(
-    name: str, asyncapi: dict[str, Any], openapi: dict[str, Any]
-) -> None:
+def test_shared_schemas_are_identical_in_both_documents(name: str, asyncapi: dict[str, Any], openapi: dict[str, Any]) -> None:
     assert _schema(asyncapi, name) == _schema(openapi, name)
 
 
@@ -343,9 +341,7 @@ def test_action_fields_of_the_models_are_documented(
     assert not missing, missing
 
 
-def test_each_action_frame_names_its_action_and_envelope(
-    asyncapi: dict[str, Any], actions: dict[str, dict[str, Any]]
-) -> None:
+def test_each_action_frame_names_its_action_and_envelope(asyncapi: dict[str, Any], actions: dict[str, dict[str, Any]]) -> None:
     for name, op in actions.items():
         assert op["action"] == "send", name
         assert len(op["messages"]) == 1, name
@@ -354,9 +350,7 @@ def test_each_action_frame_names_its_action_and_envelope(
         assert required >= ENVELOPE, f"{name}: the envelope fields must be required"
 
 
-def test_each_action_is_answered_by_its_ack_or_an_error(
-    asyncapi: dict[str, Any], actions: dict[str, dict[str, Any]]
-) -> None:
+def test_each_action_is_answered_by_its_ack_or_an_error(asyncapi: dict[str, Any], actions: dict[str, dict[str, Any]]) -> None:
     for name, op in actions.items():
         replies = [_payload(asyncapi, ref) for ref in op["reply"]["messages"]]
         kinds = sorted(_const(properties, "type") for properties, _ in replies)
@@ -412,9 +406,7 @@ def test_asyncapi_reusable_objects(asyncapi: dict[str, Any]) -> None:
 
 
 def _documented_routes(openapi: dict[str, Any]) -> set[tuple[str, str]]:
-    return {
-        (method.upper(), path) for path, item in openapi["paths"].items() for method in item if method in HTTP_METHODS
-    }
+    return {(method.upper(), path) for path, item in openapi["paths"].items() for method in item if method in HTTP_METHODS}
 
 
 def test_openapi_version(openapi: dict[str, Any]) -> None:

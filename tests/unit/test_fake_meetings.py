@@ -194,8 +194,7 @@ def test_concurrent_creates_with_one_token_make_one_meeting(fake: FakeMeetingPro
 def test_concurrent_attendees_all_land(fake: FakeMeetingProvider) -> None:
     meeting = fake.create_meeting(client_request_token="tok-1", external_meeting_id="t1:w1:contact")
     threads = [
-        threading.Thread(target=fake.create_attendee, args=(meeting.meeting_id, f"t1:sup-{i}", Audio.RECEIVE))
-        for i in range(32)
+        threading.Thread(target=fake.create_attendee, args=(meeting.meeting_id, f"t1:sup-{i}", Audio.RECEIVE)) for i in range(32)
     ]
     for t in threads:
         t.start()

@@ -21,14 +21,28 @@ pytestmark = pytest.mark.unit
 
 
 def _workitem(wid: str = "wi-1", version: int = 1, tenant: str = "t1") -> Workitem:
-    return Workitem(tenant_id=tenant, workitem_id=wid, channel=Channel.CHAT, agent_id="agent-1",
-                    customer_id="cust-1", customer_name="Casey", created_at="2026-11-22T08:00:00.000Z",
-                    version=version, seq=version)
+    return Workitem(
+        tenant_id=tenant,
+        workitem_id=wid,
+        channel=Channel.CHAT,
+        agent_id="agent-1",
+        customer_id="cust-1",
+        customer_name="Casey",
+        created_at="2026-11-22T08:00:00.000Z",
+        version=version,
+        seq=version,
+    )
 
 
 def _entry(seq: int, **fields: Any) -> TimelineEntry:
-    base: dict[str, Any] = dict(workitem_id="wi-1", seq=seq, kind=EntryKind.COACH_MESSAGE,
-                                at="2026-11-22T08:00:00.000Z", author_id="sup-1", author_role=Role.SUPERVISOR)
+    base: dict[str, Any] = dict(
+        workitem_id="wi-1",
+        seq=seq,
+        kind=EntryKind.COACH_MESSAGE,
+        at="2026-11-22T08:00:00.000Z",
+        author_id="sup-1",
+        author_role=Role.SUPERVISOR,
+    )
     base.update(fields)
     return TimelineEntry(**base)
 
@@ -37,19 +51,45 @@ texts = st.text(max_size=200)
 optional_ids = st.none() | st.from_regex(r"[A-Za-z0-9_]{1,20}", fullmatch=True)
 
 
-@given(seq=st.integers(1, 10**9), customer_seq=st.none() | st.integers(1, 10**9), message_id=optional_ids,
-       text=st.none() | texts, forwarded=optional_ids, reaction=st.none() | st.sampled_from(["thumbs_up", "thumbs_down"]),
-       extra=st.dictionaries(st.sampled_from(["mode", "reason", "assistId"]), st.text(max_size=20), max_size=3),
-       kind=st.sampled_from(list(EntryKind)), role=st.sampled_from(list(Role)),
-       exclude=optional_ids, ended_for=st.lists(st.from_regex(r"sup-[0-9]{1,3}", fullmatch=True), max_size=3),
-       reason=st.none() | st.sampled_from(list(EndReason)))
-def test_a_note_reads_back_exactly_what_was_written(seq: int, customer_seq: int | None, message_id: str | None,
-                                                    text: str | None, forwarded: str | None, reaction: str | None,
-                                                    extra: dict[str, str], kind: EntryKind, role: Role,
-                                                    exclude: str | None, ended_for: list[str],
-                                                    reason: EndReason | None) -> None:
-    entry = _entry(seq, kind=kind, author_role=role, customer_seq=customer_seq, message_id=message_id, text=text,
-                   forwarded_from=forwarded, reaction=reaction, extra=extra)
+@given(
+    seq=st.integers(1, 10**9),
+    customer_seq=st.none() | st.integers(1, 10**9),
+    message_id=optional_ids,
+    text=st.none() | texts,
+    forwarded=optional_ids,
+    reaction=st.none() | st.sampled_from(["thumbs_up", "thumbs_down"]),
+    extra=st.dictionaries(st.sampled_from(["mode", "reason", "assistId"]), st.text(max_size=20), max_size=3),
+    kind=st.sampled_from(list(EntryKind)),
+    role=st.sampled_from(list(Role)),
+    exclude=optional_ids,
+    ended_for=st.lists(st.from_regex(r"sup-[0-9]{1,3}", fullmatch=True), max_size=3),
+    reason=st.none() | st.sampled_from(list(EndReason)),
+)
+def test_a_note_reads_back_exactly_what_was_written(
+    seq: int,
+    customer_seq: int | None,
+    message_id: str | None,
+    text: str | None,
+    forwarded: str | None,
+    reaction: str | None,
+    extra: dict[str, str],
+    kind: EntryKind,
+    role: Role,
+    exclude: str | None,
+    ended_for: list[str],
+    reason: EndReason | None,
+) -> None:
+    entry = _entry(
+        seq,
+        kind=kind,
+        author_role=role,
+        customer_seq=customer_seq,
+        message_id=message_id,
+        text=text,
+        forwarded_from=forwarded,
+        reaction=reaction,
+        extra=extra,
+    )
     w = _workitem()
     change = Change(w, replace(w, version=2), [entry, _entry(seq + 1)], ended_for, reason)
 
@@ -83,8 +123,7 @@ class FakePublisher:
             self.lookups.append((tenant_id, keys))
         return {k: Endpoint(key=k, tenant_id=tenant_id, user_id=k[2:]) for k in keys}
 
-    def fan_out(self, change: Change, exclude: str | None = None,
-                endpoints: dict[str, Endpoint] | None = None) -> None:
+    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None:
         assert endpoints is not None and set(self.recipients(change)) <= set(endpoints)
         with self.lock:
             self.concurrent += 1
@@ -109,8 +148,11 @@ def _committed(wid: str, version: int, monitors: dict[str, str] | None = None, e
 def test_one_workitems_changes_are_pushed_oldest_first_with_one_lookup() -> None:
     publisher = FakePublisher()
     # Handed over out of order (a retried batch can do that): pushed by version all the same.
-    batch = [_committed("wi-1", 3), _committed("wi-1", 1, exclude="c1="),
-             _committed("wi-1", 2, monitors={"sup-9": "2026-11-22T08:00:00.000Z"})]
+    batch = [
+        _committed("wi-1", 3),
+        _committed("wi-1", 1, exclude="c1="),
+        _committed("wi-1", 2, monitors={"sup-9": "2026-11-22T08:00:00.000Z"}),
+    ]
 
     assert FanoutService(publisher).deliver(batch) == 3
 

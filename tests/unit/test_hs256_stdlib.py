@@ -76,32 +76,38 @@ class At(float):
 
 
 # Times well away from every boundary (leeway, 24 h), so the clock moving during the test changes nothing.
-times = st.sampled_from([At(-7200), At(-100), At(600), At(3600.5), At(2 * 86400), At(10 ** 12)])
+times = st.sampled_from([At(-7200), At(-100), At(600), At(3600.5), At(2 * 86400), At(10**12)])
 
 
 def resolve(claims: dict[str, Any]) -> dict[str, Any]:
     now = int(time.time())
     return {k: (now + (int(v) if v.is_integer() else float(v)) if isinstance(v, At) else v) for k, v in claims.items()}
-odd = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.just(str(NOW + 600)), st.lists(st.integers(), max_size=2),
-                st.just({"a": 1}))
+
+
+odd = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=5), st.just(str(NOW + 600)), st.lists(st.integers(), max_size=2), st.just({"a": 1})
+)
 VALID = {"sub": "agent-1", "tid": "t1", "role": "agent", "exp": At(600), "iat": At(-100)}
 # A valid token's claims with at most two changed and at most one removed, so both outcomes are common.
 claims_st = st.builds(
     lambda changed, removed: {k: v for k, v in {**VALID, **changed}.items() if k not in removed},
-    st.dictionaries(st.sampled_from(["sub", "exp", "iat", "nbf", "aud", "jti", "name"]),
-                    st.one_of(times, odd, st.just("x")), max_size=2),
+    st.dictionaries(
+        st.sampled_from(["sub", "exp", "iat", "nbf", "aud", "jti", "name"]), st.one_of(times, odd, st.just("x")), max_size=2
+    ),
     st.sets(st.sampled_from(["sub", "exp", "iat"]), max_size=1),
 )
 header_st = st.builds(
     lambda changed: {"alg": "HS256", "typ": "JWT", **changed},
-    st.dictionaries(st.sampled_from(["alg", "typ", "kid", "crit"]),
-                    st.sampled_from(["HS256", "HS512", "none", "hs256", "RS256", "JWT", 1, ["exp"], "k1"]), max_size=1),
+    st.dictionaries(
+        st.sampled_from(["alg", "typ", "kid", "crit"]),
+        st.sampled_from(["HS256", "HS512", "none", "hs256", "RS256", "JWT", 1, ["exp"], "k1"]),
+        max_size=1,
+    ),
 )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(header=header_st, claims=claims_st,
-       tamper=st.sampled_from(["none", "none", "none", "secret", "signature", "payload"]))
+@given(header=header_st, claims=claims_st, tamper=st.sampled_from(["none", "none", "none", "secret", "signature", "payload"]))
 def test_the_stdlib_check_agrees_with_pyjwt(header: dict[str, Any], claims: dict[str, Any], tamper: str) -> None:
     claims = resolve(claims)
     token = sign(header, claims, "another-secret-0123456789abcdef0123" if tamper == "secret" else SECRET)
@@ -113,10 +119,21 @@ def test_the_stdlib_check_agrees_with_pyjwt(header: dict[str, Any], claims: dict
     assert ours(token) == reference(token), (header, claims, tamper)
 
 
-@pytest.mark.parametrize("token", [
-    "", ".", "..", "a.b.c", "a.b", "a.b.c.d", "e30.e30.", "eyJhbGciOiJIUzI1NiJ9.e30.x", "eyJhbGciOiJIUzI1NiJ9..",
-    sign({"alg": "HS256"}, {"sub": "a", "tid": "t1", "role": "agent", "exp": NOW + 60}).replace(".", ".+", 1),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        ".",
+        "..",
+        "a.b.c",
+        "a.b",
+        "a.b.c.d",
+        "e30.e30.",
+        "eyJhbGciOiJIUzI1NiJ9.e30.x",
+        "eyJhbGciOiJIUzI1NiJ9..",
+        sign({"alg": "HS256"}, {"sub": "a", "tid": "t1", "role": "agent", "exp": NOW + 60}).replace(".", ".+", 1),
+    ],
+)
 def test_malformed_tokens_are_refused_by_both(token: str) -> None:
     assert not ours(token) and not reference(token)
 
@@ -138,8 +155,10 @@ def test_nan_and_infinity_are_not_json_numbers() -> None:
 
 def test_verifying_an_hs256_token_loads_neither_pyjwt_nor_cryptography() -> None:
     token = sign({"alg": "HS256", "typ": "JWT"}, {"sub": "a", "tid": "t1", "role": "agent", "exp": int(time.time()) + 600})
-    probe = ("import json, sys; import app; from chalicelib.adapters.tokens import TokenVerifier; "
-             f"p = TokenVerifier(lambda: {SECRET!r}).verify({token!r}); assert p.user_id == 'a'; "
-             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography'})))")
+    probe = (
+        "import json, sys; import app; from chalicelib.adapters.tokens import TokenVerifier; "
+        f"p = TokenVerifier(lambda: {SECRET!r}).verify({token!r}); assert p.user_id == 'a'; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography'})))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(done.stdout) == []

@@ -18,8 +18,26 @@ from chalicelib.protocol import Id
 pytestmark = pytest.mark.unit
 
 GOOD = ["a", "wi-1", "agent.2", "15551234567+1", "user+tag@example.com", "urn:x:1", "A_b", "9" * 128]
-BAD = ["", "-a", "+", "+15551234567", "a#b", "a/b", "a%23b", "a%2Fb", "a b", "é", "a\n", "a\x00", "x" * 129, "a?b", "a\\b",
-       "tpl-1#evil", "a\u202eb", "a\uff03b"]
+BAD = [
+    "",
+    "-a",
+    "+",
+    "+15551234567",
+    "a#b",
+    "a/b",
+    "a%23b",
+    "a%2Fb",
+    "a b",
+    "é",
+    "a\n",
+    "a\x00",
+    "x" * 129,
+    "a?b",
+    "a\\b",
+    "tpl-1#evil",
+    "a\u202eb",
+    "a\uff03b",
+]
 
 
 def by_token(value: str) -> bool:
@@ -48,12 +66,26 @@ def by_path(value: str) -> bool:
 
 def by_phone_call(value: str) -> bool:
     event: dict[str, Any] = {
-        "SchemaVersion": "1.0", "Sequence": 1, "InvocationEventType": "NEW_INBOUND_CALL",
-        "CallDetails": {"TransactionId": "tx-1", "AwsAccountId": "1", "AwsRegion": "us-east-1",
-                        "SipMediaApplicationId": "sma-1",
-                        "Participants": [{"CallId": "call-1", "ParticipantTag": "LEG-A", "To": "+12065550100",
-                                          "From": "+15105550101", "Direction": "Inbound", "StartTimeInMilliseconds": "1",
-                                          "SipHeaders": {"X-Workitem-Id": value, "X-Tenant-Id": value}}]},
+        "SchemaVersion": "1.0",
+        "Sequence": 1,
+        "InvocationEventType": "NEW_INBOUND_CALL",
+        "CallDetails": {
+            "TransactionId": "tx-1",
+            "AwsAccountId": "1",
+            "AwsRegion": "us-east-1",
+            "SipMediaApplicationId": "sma-1",
+            "Participants": [
+                {
+                    "CallId": "call-1",
+                    "ParticipantTag": "LEG-A",
+                    "To": "+12065550100",
+                    "From": "+15105550101",
+                    "Direction": "Inbound",
+                    "StartTimeInMilliseconds": "1",
+                    "SipHeaders": {"X-Workitem-Id": value, "X-Tenant-Id": value},
+                }
+            ],
+        },
     }
     routing = pstn.route(pstn.parse_event(event))
     return routing is not None and routing.workitem_id == value
@@ -79,8 +111,11 @@ def test_the_rule_is_defined_once() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    spelled = [p.relative_to(root).as_posix() for p in (root / "chalicelib").rglob("*.py")
-               if "A-Za-z0-9._:@" in p.read_text() or "A-Za-z0-9_.:@" in p.read_text()]
+    spelled = [
+        p.relative_to(root).as_posix()
+        for p in (root / "chalicelib").rglob("*.py")
+        if "A-Za-z0-9._:@" in p.read_text() or "A-Za-z0-9_.:@" in p.read_text()
+    ]
     assert spelled == ["chalicelib/domain/ids.py"]
     assert ID_REGEX.endswith("\\Z")
 

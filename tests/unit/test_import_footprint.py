@@ -20,11 +20,12 @@ NOT_AT_IMPORT = {"pydantic", "pydantic_core", "jwt", "cryptography", "boto3"}
 
 
 def test_importing_app_loads_no_library_the_handlers_do_not_all_need() -> None:
-    probe = ("import json, sys; import app; "
-             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} | "
-             "{m for m in sys.modules if 'chime' in m.lower() or 'mediapipeline' in m.lower()})))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          check=True)
+    probe = (
+        "import json, sys; import app; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} | "
+        "{m for m in sys.modules if 'chime' in m.lower() or 'mediapipeline' in m.lower()})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     loaded = set(json.loads(done.stdout))
     assert "msgspec" in loaded and "pynamodb" in loaded
     assert not loaded & NOT_AT_IMPORT, sorted(loaded & NOT_AT_IMPORT)

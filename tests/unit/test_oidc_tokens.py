@@ -62,8 +62,9 @@ def hand_signed(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> s
 
 
 def public_pem(issuer: Issuer, kid: str) -> bytes:
-    return issuer.private[kid].public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return (
+        issuer.private[kid].public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def with_header(token: str, **header: Any) -> str:
@@ -74,25 +75,49 @@ def with_header(token: str, **header: Any) -> str:
 
 ACCEPTED: list[tuple[str, dict[str, Any], dict[str, Any], tuple[str, str, Role, str | None]]] = [
     ("RS256, aud a string", {"kid": "rsa-1"}, {}, ("t1", "u-1", Role.AGENT, None)),
-    ("ES256, aud a list naming us", {"kid": "ec-1", "aud": ["other", "coaching"], "role": "supervisor"}, {},
-     ("t1", "u-1", Role.SUPERVISOR, None)),
-    ("name from the name claim", {"kid": "rsa-1", "name": "Ann", "email": "ann@example.com"}, {},
-     ("t1", "u-1", Role.AGENT, "Ann")),
+    (
+        "ES256, aud a list naming us",
+        {"kid": "ec-1", "aud": ["other", "coaching"], "role": "supervisor"},
+        {},
+        ("t1", "u-1", Role.SUPERVISOR, None),
+    ),
+    (
+        "name from the name claim",
+        {"kid": "rsa-1", "name": "Ann", "email": "ann@example.com"},
+        {},
+        ("t1", "u-1", Role.AGENT, "Ann"),
+    ),
     ("name from email", {"kid": "rsa-1", "email": "ann@example.com"}, {}, ("t1", "u-1", Role.AGENT, "ann@example.com")),
-    ("Cognito access token: client_id, custom:tid, cognito:groups", {
-        "kid": "rsa-1", "aud": None, "token_use": "access", "client_id": "coaching", "tid": None, "role": None,
-        "custom:tid": "acme", "cognito:groups": ["billing", "supervisor", "admin"]},
-     {"tenant_claim": "custom:tid", "role_claim": "cognito:groups"}, ("acme", "u-1", Role.SUPERVISOR, None)),
-    ("list role claim: the first known role", {"kid": "ec-1", "roles": ["x", "admin", "agent"], "role": None},
-     {"role_claim": "roles"}, ("t1", "u-1", Role.ADMIN, None)),
+    (
+        "Cognito access token: client_id, custom:tid, cognito:groups",
+        {
+            "kid": "rsa-1",
+            "aud": None,
+            "token_use": "access",
+            "client_id": "coaching",
+            "tid": None,
+            "role": None,
+            "custom:tid": "acme",
+            "cognito:groups": ["billing", "supervisor", "admin"],
+        },
+        {"tenant_claim": "custom:tid", "role_claim": "cognito:groups"},
+        ("acme", "u-1", Role.SUPERVISOR, None),
+    ),
+    (
+        "list role claim: the first known role",
+        {"kid": "ec-1", "roles": ["x", "admin", "agent"], "role": None},
+        {"role_claim": "roles"},
+        ("t1", "u-1", Role.ADMIN, None),
+    ),
     ("nbf in the past", {"kid": "rsa-1", "nbf": int(time.time()) - 60}, {}, ("t1", "u-1", Role.AGENT, None)),
     ("JWKS URL from the discovery document", {"kid": "rsa-1"}, {"jwks_url": ""}, ("t1", "u-1", Role.AGENT, None)),
 ]
 
 
 @pytest.mark.parametrize(("case", "claims", "config", "expected"), ACCEPTED, ids=[c[0] for c in ACCEPTED])
-def test_accepted(issuer: Issuer, case: str, claims: dict[str, Any], config: dict[str, Any],
-                  expected: tuple[str, str, Role, str | None]) -> None:
+def test_accepted(
+    issuer: Issuer, case: str, claims: dict[str, Any], config: dict[str, Any], expected: tuple[str, str, Role, str | None]
+) -> None:
     claims = dict(claims)
     kid = claims.pop("kid")
     principal = verifier(issuer, **config).verify(issuer.token(kid, **claims))
@@ -121,12 +146,21 @@ def _refused_tokens(issuer: Issuer, other: Issuer) -> list[tuple[str, str, dict[
         ("unknown kid", issuer.token("unpublished"), {}),
         ("no kid", jwt.encode(issuer.claims(), issuer.private["rsa-1"], algorithm="RS256"), {}),
         ("key of another issuer (same kid)", other.token("rsa-1", iss=issuer.url), {}),
-        ("HS256 signed with the issuer's public key (PEM)",
-         hand_signed({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}, issuer.claims(), pem), {}),
-        ("HS256 signed with the issuer's public JWK",
-         hand_signed({"alg": "HS256", "kid": "rsa-1"}, issuer.claims(), json.dumps(issuer.jwk("rsa-1")).encode()), {}),
-        ("RS256 header, signed with the shared secret",
-         hand_signed({"alg": "RS256", "kid": "rsa-1"}, issuer.claims(), SECRET.encode()), {}),
+        (
+            "HS256 signed with the issuer's public key (PEM)",
+            hand_signed({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}, issuer.claims(), pem),
+            {},
+        ),
+        (
+            "HS256 signed with the issuer's public JWK",
+            hand_signed({"alg": "HS256", "kid": "rsa-1"}, issuer.claims(), json.dumps(issuer.jwk("rsa-1")).encode()),
+            {},
+        ),
+        (
+            "RS256 header, signed with the shared secret",
+            hand_signed({"alg": "RS256", "kid": "rsa-1"}, issuer.claims(), SECRET.encode()),
+            {},
+        ),
         ("alg mismatch: ES256 header on an RSA key", with_header(issuer.token("rsa-1"), alg="ES256", kid="rsa-1"), {}),
         ("alg mismatch: RS256 header on an EC key", with_header(issuer.token("ec-1"), alg="RS256", kid="ec-1"), {}),
         ("RS384 is not accepted", issuer.token("rsa-1", alg="RS384"), {}),
@@ -137,8 +171,11 @@ def _refused_tokens(issuer: Issuer, other: Issuer) -> list[tuple[str, str, dict[
         ("tenant under another claim", issuer.token("rsa-1", tid="t1"), {"tenant_claim": "custom:tid"}),
         ("missing role claim", issuer.token("rsa-1", role=None), {}),
         ("role claim naming no known role", issuer.token("rsa-1", role="superuser"), {}),
-        ("list role claim naming no known role", issuer.token("rsa-1", role=None, **{"cognito:groups": ["billing"]}),
-         {"role_claim": "cognito:groups"}),
+        (
+            "list role claim naming no known role",
+            issuer.token("rsa-1", role=None, **{"cognito:groups": ["billing"]}),
+            {"role_claim": "cognito:groups"},
+        ),
         ("an issuer never makes a customer", issuer.token("rsa-1", role="customer", wid="wi-1"), {}),
         ("no audience configured", issuer.token("rsa-1"), {"audience": ""}),
         ("garbage", "not.a.token", {}),
@@ -248,8 +285,9 @@ def test_a_broken_jwks_endpoint_refuses_quickly(fresh: Issuer, mode: str) -> Non
 
 
 def test_known_keys_outlive_a_broken_endpoint(fresh: Issuer) -> None:
-    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0,
-                      fetch_timeout=0.5)
+    v = TokenVerifier(
+        lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0, fetch_timeout=0.5
+    )
     v.verify(fresh.token("k1"))
     fresh.mode = "garbage"
     with pytest.raises(Unauthorized):  # refetched: garbage, and the kid is still unknown

@@ -51,10 +51,20 @@ def test_an_item_too_large_for_any_page_is_too_large() -> None:
         page(items(1, PAGE_BYTES + 1), lambda r: (r["id"],), lambda r: r, SCOPE, 10, None)
 
 
-@pytest.mark.parametrize("cursor", ["", "x", "!!!!", "é", "A" * 5000, encode_cursor("0" * 16, ["i-0001"]),
-                                    encode_cursor(scope_of("agent.watch", "t1", "sup-1", "agent-1"), ["i-0001"]),
-                                    encode_cursor(scope_of("workitems.list", "t2", "sup-1", "agent-1"), ["i-0001"]),
-                                    encode_cursor(SCOPE, [])])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "x",
+        "!!!!",
+        "é",
+        "A" * 5000,
+        encode_cursor("0" * 16, ["i-0001"]),
+        encode_cursor(scope_of("agent.watch", "t1", "sup-1", "agent-1"), ["i-0001"]),
+        encode_cursor(scope_of("workitems.list", "t2", "sup-1", "agent-1"), ["i-0001"]),
+        encode_cursor(SCOPE, []),
+    ],
+)
 def test_cursors_of_other_lists_or_not_cursors_at_all_are_invalid(cursor: str) -> None:
     with pytest.raises(Invalid):
         decode_cursor(cursor, SCOPE)

@@ -100,16 +100,20 @@ def test_the_checks_catch_planted_mistakes() -> None:
     files = ["docs/product.md", "chalicelib/protocol.py", "README.md"]
     spec, contract = "SP" + "EC", "CONTR" + "ACT"
     assert outside_citations(f"rule ({spec} S14)\nok line\n{contract}.md section 4\nsee ../sha" + "red/x") == [
-        f"rule ({spec} S14)", f"{contract}.md section 4", "see ../sha" + "red/x"]
+        f"rule ({spec} S14)",
+        f"{contract}.md section 4",
+        "see ../sha" + "red/x",
+    ]
     assert outside_citations("CONTRACT_ACTIONS = frozenset()  # openapi-spec-validator, contracts") == []
-    assert cited_ids("S1-S14, B3; W4.14 and W4.x; Amazon S3; noqa: S101, B904") == {
-        "S1", "S14", "B3", "W4.14", "W4", "S3"}
+    assert cited_ids("S1-S14, B3; W4.14 and W4.x; Amazon S3; noqa: S101, B904") == {"S1", "S14", "B3", "W4.14", "W4", "S3"}
     assert "S" + "21" not in defined_ids(PRODUCT.read_text(encoding="utf-8"))
     typo = "chalicelib/protoc" + "l.py"
     assert missing_paths(f"see chalicelib/protocol.py and {typo}; /admin/users/x.json", files) == [typo]
     doc = ROOT / "docs" / "example.md"
-    text = ("[ok](product.md) [gone](nowhere.md#x) [web](https://example.org/a.md) "
-            "`protocol.py` `proto.py` `docs/` `chalicelib/nope/`")
+    text = (
+        "[ok](product.md) [gone](nowhere.md#x) [web](https://example.org/a.md) "
+        "`protocol.py` `proto.py` `docs/` `chalicelib/nope/`"
+    )
     assert broken_doc_references(doc, text, files) == ["nowhere.md#x", "proto.py", "chalicelib/nope/"]
 
 
@@ -150,6 +154,9 @@ def test_every_repo_relative_path_named_in_a_tracked_file_exists() -> None:
 def test_docs_link_and_name_only_what_exists() -> None:
     files = tracked_files()
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    broken = {str(doc.relative_to(ROOT)): found for doc in docs
-              if (found := broken_doc_references(doc, doc.read_text(encoding="utf-8"), files))}
+    broken = {
+        str(doc.relative_to(ROOT)): found
+        for doc in docs
+        if (found := broken_doc_references(doc, doc.read_text(encoding="utf-8"), files))
+    }
     assert not broken, broken

@@ -151,9 +151,7 @@ def test_route_from_inbound_sip_headers() -> None:
 
 
 def test_route_from_outbound_call_arguments() -> None:
-    inv = pstn.parse_event(
-        with_arguments("NEW_OUTBOUND_CALL", {"workitemId": "w-7", "tenantId": "acme"}, "CallCreateRequest")
-    )
+    inv = pstn.parse_event(with_arguments("NEW_OUTBOUND_CALL", {"workitemId": "w-7", "tenantId": "acme"}, "CallCreateRequest"))
     assert pstn.route(inv) == pstn.CallRouting("acme", "w-7", "arguments")
 
 
@@ -205,9 +203,7 @@ def test_routed_inbound_call_joins_the_contact_room() -> None:
 
 def test_outbound_call_remembers_routing_then_joins_when_answered() -> None:
     placed = pstn.decide(
-        pstn.parse_event(
-            with_arguments("NEW_OUTBOUND_CALL", {"workitemId": "w-7", "tenantId": "acme"}, "CallCreateRequest")
-        )
+        pstn.parse_event(with_arguments("NEW_OUTBOUND_CALL", {"workitemId": "w-7", "tenantId": "acme"}, "CallCreateRequest"))
     )
     assert placed.action is CallAction.REMEMBER_ROUTING
     assert placed.default_response() == {
@@ -238,9 +234,7 @@ def test_failed_join_hangs_up() -> None:
 
 
 def test_hangup_means_the_customer_left() -> None:
-    event = _event(
-        "HANGUP", ActionData={"Type": "Hangup", "Parameters": {"CallId": CALL_ID, "ParticipantTag": "LEG-A"}}
-    )
+    event = _event("HANGUP", ActionData={"Type": "Hangup", "Parameters": {"CallId": CALL_ID, "ParticipantTag": "LEG-A"}})
     event["CallDetails"]["Participants"][0]["Status"] = "Disconnected"
     event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "workitemId": "w-1"}
     decision = pstn.decide(pstn.parse_event(event))

@@ -97,22 +97,36 @@ def error_of(reply: dict[str, Any], code: str) -> dict[str, Any]:
 
 # Valid fields for every action, so each one can be shown to reach its handler.
 VALID: dict[str, dict[str, Any]] = {
-    "ping": {}, "auth.refresh": {"token": "a.b.c"},
-    "presence.set": {"state": "not_ready"}, "agents.list": {}, "agent.watch": {"agentId": "agent-1"},
-    "agent.unwatch": {"agentId": "agent-1"}, "workitems.list": {"agentId": "agent-1"},
-    "monitor.start": {"workitemId": "wi-1"}, "monitor.stop": {"workitemId": "wi-1"},
-    "coaching.end": {"workitemId": "wi-1"}, "coach.send": {"workitemId": "wi-1", "text": "hi"},
+    "ping": {},
+    "auth.refresh": {"token": "a.b.c"},
+    "presence.set": {"state": "not_ready"},
+    "agents.list": {},
+    "agent.watch": {"agentId": "agent-1"},
+    "agent.unwatch": {"agentId": "agent-1"},
+    "workitems.list": {"agentId": "agent-1"},
+    "monitor.start": {"workitemId": "wi-1"},
+    "monitor.stop": {"workitemId": "wi-1"},
+    "coaching.end": {"workitemId": "wi-1"},
+    "coach.send": {"workitemId": "wi-1", "text": "hi"},
     "coach.react": {"workitemId": "wi-1", "messageId": "m-1", "reaction": None},
     "coach.forward": {"workitemId": "wi-1", "messageId": "m-1"},
     "message.send": {"workitemId": "wi-1", "text": "hi"},
-    "workitem.transfer": {"workitemId": "wi-1", "toAgentId": "agent-2"}, "workitem.end": {"workitemId": "wi-1"},
+    "workitem.transfer": {"workitemId": "wi-1", "toAgentId": "agent-2"},
+    "workitem.end": {"workitemId": "wi-1"},
     "consult.start": {"workitemId": "wi-1", "userId": "sup-1"},
-    "timeline.get": {"workitemId": "wi-1", "after": 0}, "assist.templates": {}, "assist.recipients": {},
-    "assist.request": {"templateId": "tp-1", "to": "supervisors"}, "assist.claim": {"assistId": "as-1"},
-    "directory.send": {"toUserId": "sup-1", "text": "hi"}, "directory.unread.get": {},
-    "directory.read": {"withUserId": "sup-1"}, "voice.join": {"workitemId": "wi-1"},
-    "voice.monitor": {"workitemId": "wi-1"}, "voice.whisper": {"workitemId": "wi-1"},
-    "voice.barge": {"workitemId": "wi-1"}, "voice.listen": {"workitemId": "wi-1"},
+    "timeline.get": {"workitemId": "wi-1", "after": 0},
+    "assist.templates": {},
+    "assist.recipients": {},
+    "assist.request": {"templateId": "tp-1", "to": "supervisors"},
+    "assist.claim": {"assistId": "as-1"},
+    "directory.send": {"toUserId": "sup-1", "text": "hi"},
+    "directory.unread.get": {},
+    "directory.read": {"withUserId": "sup-1"},
+    "voice.join": {"workitemId": "wi-1"},
+    "voice.monitor": {"workitemId": "wi-1"},
+    "voice.whisper": {"workitemId": "wi-1"},
+    "voice.barge": {"workitemId": "wi-1"},
+    "voice.listen": {"workitemId": "wi-1"},
 }
 
 
@@ -142,23 +156,34 @@ def test_assist_request_to_one_user(router: Router, services: FakeServices) -> N
 # --- malformed frames ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", ["not json", "{", "{'action': 'ping'}", "", None, b"\xff\xfe\x00", b"\x80",
-                                  "{\"action\": \"ping\"} trailing", "NaN-ish", "\x00"])
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "{", "{'action': 'ping'}", "", None, b"\xff\xfe\x00", b"\x80", '{"action": "ping"} trailing', "NaN-ish", "\x00"],
+)
 def test_non_json(router: Router, services: FakeServices, body: Any) -> None:
     error_of(send(router, body), "invalid")
     assert services.calls == []
 
 
-@pytest.mark.parametrize("body", ["[]", "[{\"action\": \"ping\"}]", "\"ping\"", "42", "null", "true", "1.5e9"])
+@pytest.mark.parametrize("body", ["[]", '[{"action": "ping"}]', '"ping"', "42", "null", "true", "1.5e9"])
 def test_json_that_is_not_an_object(router: Router, body: str) -> None:
     reply = send(router, body)
     error_of(reply, "invalid")
     assert reply["requestId"] is None
 
 
-@pytest.mark.parametrize("frame", [{}, {"requestId": "r"}, {"action": None, "requestId": "r"}, {"action": "", "requestId": "r"},
-                                   {"action": 5, "requestId": "r"}, {"action": ["ping"], "requestId": "r"},
-                                   {"Action": "ping", "requestId": "r"}])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {},
+        {"requestId": "r"},
+        {"action": None, "requestId": "r"},
+        {"action": "", "requestId": "r"},
+        {"action": 5, "requestId": "r"},
+        {"action": ["ping"], "requestId": "r"},
+        {"Action": "ping", "requestId": "r"},
+    ],
+)
 def test_missing_action(router: Router, frame: dict[str, Any]) -> None:
     reply = send(router, frame)
     error_of(reply, "invalid")
@@ -205,8 +230,12 @@ def test_an_oversize_frame_keeps_its_request_id(router: Router, services: FakeSe
     pad = "x" * (MAX_FRAME_BYTES + 10)
     assert send(router, json.dumps({"action": "ping", "requestId": "big-1", "pad": pad}))["requestId"] == "big-1"
     assert send(router, json.dumps({"pad": pad, "requestId": "big-2"}).encode())["requestId"] == "big-2"
-    for odd in ('{"requestId": 5, "pad": "' + pad + '"}', '{"requestId": "' + "r" * 129 + '", "p": "' + pad + '"}',
-                '{"requestId": "r", "pad": "' + pad, "[" * 40_000):
+    for odd in (
+        '{"requestId": 5, "pad": "' + pad + '"}',
+        '{"requestId": "' + "r" * 129 + '", "p": "' + pad + '"}',
+        '{"requestId": "r", "pad": "' + pad,
+        "[" * 40_000,
+    ):
         reply = send(router, odd)
         error_of(reply, "too_large")
         assert reply["requestId"] is None
@@ -257,10 +286,12 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("action", "fields", "field"), BAD_FIELDS, ids=[f"{a}-{f}-{i}" for i, (a, _, f) in
-                                                                          enumerate(BAD_FIELDS)])
-def test_invalid_fields_are_named(router: Router, services: FakeServices, action: str, fields: dict[str, Any],
-                                  field: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "fields", "field"), BAD_FIELDS, ids=[f"{a}-{f}-{i}" for i, (a, _, f) in enumerate(BAD_FIELDS)]
+)
+def test_invalid_fields_are_named(
+    router: Router, services: FakeServices, action: str, fields: dict[str, Any], field: str
+) -> None:
     frame = {"action": action, "requestId": "r-3", **fields}
     reply = send(router, frame)
     err = error_of(reply, "invalid")
@@ -270,8 +301,9 @@ def test_invalid_fields_are_named(router: Router, services: FakeServices, action
     assert field in err["message"]
     assert services.calls == []
     # the client's correlation id comes back whenever it is usable
-    assert reply["requestId"] == (frame["requestId"] if isinstance(frame["requestId"], str)
-                                  and len(frame["requestId"]) <= 128 else None)
+    assert reply["requestId"] == (
+        frame["requestId"] if isinstance(frame["requestId"], str) and len(frame["requestId"]) <= 128 else None
+    )
 
 
 def test_the_rejected_value_is_not_echoed(router: Router) -> None:
@@ -320,8 +352,9 @@ def test_customer_actions_table_matches_the_contract() -> None:
 # --- failures in the handler ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("error", [Conflict("nobody is monitoring this workitem"), NotFound("workitem wi-9 not found"),
-                                   RateLimited("slow down")])
+@pytest.mark.parametrize(
+    "error", [Conflict("nobody is monitoring this workitem"), NotFound("workitem wi-9 not found"), RateLimited("slow down")]
+)
 def test_domain_errors_become_their_code(router: Router, services: FakeServices, error: DomainError) -> None:
     services.fail_with(error)
     reply = send(router, {"action": "coach.send", "requestId": "r-5", "workitemId": "wi-1", "text": "hi"})
@@ -337,10 +370,19 @@ def logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> p
     return caplog
 
 
-@pytest.mark.parametrize("exc", [Boom(SECRET_TEXT), KeyError(SECRET_TEXT), ZeroDivisionError(SECRET_TEXT),
-                                 AttributeError(SECRET_TEXT), NotImplementedError(SECRET_TEXT)])
-def test_unexpected_exception_is_internal_without_details(router: Router, services: FakeServices,
-                                                          logs: pytest.LogCaptureFixture, exc: Exception) -> None:
+@pytest.mark.parametrize(
+    "exc",
+    [
+        Boom(SECRET_TEXT),
+        KeyError(SECRET_TEXT),
+        ZeroDivisionError(SECRET_TEXT),
+        AttributeError(SECRET_TEXT),
+        NotImplementedError(SECRET_TEXT),
+    ],
+)
+def test_unexpected_exception_is_internal_without_details(
+    router: Router, services: FakeServices, logs: pytest.LogCaptureFixture, exc: Exception
+) -> None:
     services.fail_with(exc)
     reply = send(router, {"action": "monitor.start", "requestId": "r-6", "workitemId": "wi-1"}, SUPERVISOR)
     err = error_of(reply, "internal")
@@ -370,7 +412,10 @@ def test_the_router_recovers_after_a_failure(router: Router, services: FakeServi
     error_of(send(router, {"action": "agents.list", "requestId": "a"}, SUPERVISOR), "internal")
     services.fail_with(None)  # type: ignore[arg-type]
     assert send(router, {"action": "agents.list", "requestId": "b"}, SUPERVISOR) == {
-        "type": "ack", "requestId": "b", "data": {"ok": True}}
+        "type": "ack",
+        "requestId": "b",
+        "data": {"ok": True},
+    }
 
 
 # --- property: any input, one well-formed reply, nothing raised ------------------------------------
@@ -396,10 +441,12 @@ bodies = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(body=bodies, caller=st.sampled_from([AGENT, SUPERVISOR, CUSTOMER, None]),
-       failure=st.sampled_from([None, Boom("x"), TimeoutError("t"), Conflict("c")]))
-def test_property_exactly_one_well_formed_reply(body: str | bytes, caller: Principal | None,
-                                                failure: Exception | None) -> None:
+@given(
+    body=bodies,
+    caller=st.sampled_from([AGENT, SUPERVISOR, CUSTOMER, None]),
+    failure=st.sampled_from([None, Boom("x"), TimeoutError("t"), Conflict("c")]),
+)
+def test_property_exactly_one_well_formed_reply(body: str | bytes, caller: Principal | None, failure: Exception | None) -> None:
     services = FakeServices()
     services.fail_with(failure)  # type: ignore[arg-type]
     router = Router(services, translate)  # type: ignore[arg-type]

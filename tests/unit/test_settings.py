@@ -27,8 +27,13 @@ def test_a_malformed_number_names_the_setting() -> None:
 
 
 def test_secret_values_never_appear_in_its_text() -> None:
-    s = load({"COACHING_JWT_SECRET": "jwt-value-0123456789", "COACHING_WEBHOOK_SECRET": "hook-value-0123456789",
-              "JWT_SECRET_PARAM": "/coaching/jwt"})
+    s = load(
+        {
+            "COACHING_JWT_SECRET": "jwt-value-0123456789",
+            "COACHING_WEBHOOK_SECRET": "hook-value-0123456789",
+            "JWT_SECRET_PARAM": "/coaching/jwt",
+        }
+    )
     assert s.jwt_secret == "jwt-value-0123456789"
     for text in (repr(s), str(s), f"{s}", repr([s])):
         assert "value-0123456789" not in text

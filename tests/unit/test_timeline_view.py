@@ -28,8 +28,15 @@ CUSTOMER_KEYS = {"workitemId", "seq", "kind", "at", "authorId", "authorRole", "m
 
 
 def _workitem(channel: Channel = Channel.CHAT) -> Workitem:
-    return Workitem(tenant_id="t1", workitem_id="wi-1", channel=channel, agent_id="agent-1", customer_id="cust-1",
-                    customer_name="Casey", created_at=NOW)
+    return Workitem(
+        tenant_id="t1",
+        workitem_id="wi-1",
+        channel=channel,
+        agent_id="agent-1",
+        customer_id="cust-1",
+        customer_name="Casey",
+        created_at=NOW,
+    )
 
 
 def _full_story() -> list[TimelineEntry]:
@@ -99,14 +106,32 @@ def test_a_forward_looks_like_any_agent_message_to_the_customer() -> None:
     staff = view(forwarded, Role.AGENT)
     customer = view(forwarded, Role.CUSTOMER)
     assert staff is not None and staff["forwardedFrom"] == "m2"
-    assert customer == {"workitemId": "wi-1", "seq": 2, "kind": "agent_message", "at": NOW, "authorId": "agent-1",
-                        "authorRole": "agent", "messageId": "m4", "text": "offer 10% off"}
+    assert customer == {
+        "workitemId": "wi-1",
+        "seq": 2,
+        "kind": "agent_message",
+        "at": NOW,
+        "authorId": "agent-1",
+        "authorRole": "agent",
+        "messageId": "m4",
+        "text": "offer 10% off",
+    }
 
 
 @pytest.mark.parametrize("kind", sorted(COACHING_KINDS, key=lambda k: k.value))
 def test_coaching_kinds_are_never_shown_to_customers(kind: EntryKind) -> None:
-    entry = TimelineEntry("wi-1", 7, kind, NOW, "sup-1", Role.SUPERVISOR, message_id="m", text="secret",
-                          reaction="thumbs_up" if kind is EntryKind.REACTION else None, extra={"supervisorId": "sup-1"})
+    entry = TimelineEntry(
+        "wi-1",
+        7,
+        kind,
+        NOW,
+        "sup-1",
+        Role.SUPERVISOR,
+        message_id="m",
+        text="secret",
+        reaction="thumbs_up" if kind is EntryKind.REACTION else None,
+        extra={"supervisorId": "sup-1"},
+    )
     assert view(entry, Role.CUSTOMER) is None
     with pytest.raises(ValueError):
         entry.to_customer_wire()
@@ -114,8 +139,19 @@ def test_coaching_kinds_are_never_shown_to_customers(kind: EntryKind) -> None:
 
 
 def test_extra_fields_never_reach_the_customer() -> None:
-    entry = TimelineEntry("wi-1", 9, EntryKind.AGENT_MESSAGE, NOW, "agent-1", Role.AGENT, customer_seq=3,
-                          message_id="m9", text="hi", forwarded_from="m2", extra={"supervisorId": "sup-1"})
+    entry = TimelineEntry(
+        "wi-1",
+        9,
+        EntryKind.AGENT_MESSAGE,
+        NOW,
+        "agent-1",
+        Role.AGENT,
+        customer_seq=3,
+        message_id="m9",
+        text="hi",
+        forwarded_from="m2",
+        extra={"supervisorId": "sup-1"},
+    )
     wire = entry.to_customer_wire()
     assert wire["seq"] == 3 and set(wire) == CUSTOMER_KEYS
     assert "sup-1" not in json.dumps(wire) and "m2" not in json.dumps(wire)
@@ -168,10 +204,14 @@ def test_property_customer_view_reveals_no_coaching(ops: list[str], channel: Cha
             elif op == "leave":
                 change = rules.stop_monitoring(SUP1, w, NOW)
             elif op in ("react", "forward"):
-                source = next(e for e in reversed(entries) if e.kind is EntryKind.COACH_MESSAGE
-                              and e.author_role is Role.SUPERVISOR)
-                change = (rules.react(AGENT, w, source, Reaction.THUMBS_DOWN, NOW) if op == "react"
-                          else rules.forward(AGENT, w, source, mid, NOW))
+                source = next(
+                    e for e in reversed(entries) if e.kind is EntryKind.COACH_MESSAGE and e.author_role is Role.SUPERVISOR
+                )
+                change = (
+                    rules.react(AGENT, w, source, Reaction.THUMBS_DOWN, NOW)
+                    if op == "react"
+                    else rules.forward(AGENT, w, source, mid, NOW)
+                )
             else:
                 change = rules.record(w, EntryKind.VOICE_MODE, "sup-1", Role.SUPERVISOR, NOW, mode="barge")
         except (DomainError, StopIteration):

@@ -36,8 +36,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def handmade(header: dict[str, Any], payload: dict[str, Any], signature: bytes | None = None,
-             hmac_key: str | None = None) -> str:
+def handmade(header: dict[str, Any], payload: dict[str, Any], signature: bytes | None = None, hmac_key: str | None = None) -> str:
     """A token assembled by hand (PyJWT refuses to produce the malicious ones)."""
     signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
     if hmac_key is not None:
@@ -211,8 +210,23 @@ def test_customer_needs_a_clean_wid(verifier: TokenVerifier, wid: Any) -> None:
 
 
 # Ids become parts of DynamoDB keys joined with '#': anything outside the safe alphabet is refused.
-BAD_IDS = ["a#b", "T#t2", "t1#U#admin-1", "a b", " agent-1", "agent-1 ", "", "-agent", ".hidden", "a/b", "a\tb",
-           "é", "x" * 129, "agent-1\x00", "agent-1\r\n"]
+BAD_IDS = [
+    "a#b",
+    "T#t2",
+    "t1#U#admin-1",
+    "a b",
+    " agent-1",
+    "agent-1 ",
+    "",
+    "-agent",
+    ".hidden",
+    "a/b",
+    "a\tb",
+    "é",
+    "x" * 129,
+    "agent-1\x00",
+    "agent-1\r\n",
+]
 
 
 @pytest.mark.parametrize("claim", ["sub", "tid"])
@@ -242,8 +256,9 @@ def test_non_string_ids(value: Any) -> None:
 
 
 def test_principal_from_claims_is_the_same_check_for_authorizer_context() -> None:
-    assert principal_from_claims({"sub": "sup-1", "tid": "t1", "role": "supervisor", "wid": None, "name": None}) == \
-        Principal("t1", "sup-1", Role.SUPERVISOR)
+    assert principal_from_claims({"sub": "sup-1", "tid": "t1", "role": "supervisor", "wid": None, "name": None}) == Principal(
+        "t1", "sup-1", Role.SUPERVISOR
+    )
     with pytest.raises(Unauthorized):
         principal_from_claims({"sub": "cust-1", "tid": "t1", "role": "customer", "wid": None})
     with pytest.raises(Unauthorized):

@@ -23,17 +23,54 @@ pytestmark = pytest.mark.unit
 MAX_SEQ = protocol.MAX_SEQ
 # Strict types: an int field takes only a JSON integer, a bool field only true/false.
 INTS: list[tuple[Any, int | None]] = [
-    (5, 5), (0, 0), (MAX_SEQ, MAX_SEQ), (MAX_SEQ + 1, None), (10**1022, None), (-1, None),
-    (True, None), (False, None), (5.0, None), (-0.0, None), (1e3, None), (5.5, None), (float("nan"), None),
-    ("5", None), (" 120 ", None), ("\t5\n", None), ("+5", None), ("05", None), ("9_0", None), ("1_000", None),
-    ("5.0", None), ("\u0665", None), ("\u0661\u0662", None), ("\uff15", None), ("", None), (None, None), ([], None),
+    (5, 5),
+    (0, 0),
+    (MAX_SEQ, MAX_SEQ),
+    (MAX_SEQ + 1, None),
+    (10**1022, None),
+    (-1, None),
+    (True, None),
+    (False, None),
+    (5.0, None),
+    (-0.0, None),
+    (1e3, None),
+    (5.5, None),
+    (float("nan"), None),
+    ("5", None),
+    (" 120 ", None),
+    ("\t5\n", None),
+    ("+5", None),
+    ("05", None),
+    ("9_0", None),
+    ("1_000", None),
+    ("5.0", None),
+    ("\u0665", None),
+    ("\u0661\u0662", None),
+    ("\uff15", None),
+    ("", None),
+    (None, None),
+    ([], None),
     ({}, None),
 ]
 
 BOOLS: list[tuple[Any, bool | None]] = [
-    (True, True), (False, False), (0, None), (1, None), (0.0, None), (1.0, None), ("0", None), ("1", None),
-    ("yes", None), ("no", None), ("on", None), ("off", None), ("true", None), ("false", None), ("", None),
-    (None, None), ([], None),
+    (True, True),
+    (False, False),
+    (0, None),
+    (1, None),
+    (0.0, None),
+    (1.0, None),
+    ("0", None),
+    ("1", None),
+    ("yes", None),
+    ("no", None),
+    ("on", None),
+    ("off", None),
+    ("true", None),
+    ("false", None),
+    ("", None),
+    (None, None),
+    ([], None),
 ]
 
 
@@ -62,9 +99,16 @@ def test_bool_fields_take_only_json_booleans(value: Any, expected: bool | None) 
 def test_strict_types_in_every_body() -> None:
     good = {"recordCoaching": True, "escalationSeconds": 120, "retentionDays": 30}
     assert validate(ep.PolicyBody, good, "body").escalationSeconds == 120
-    for field, value in (("recordCoaching", 0), ("recordCoaching", "yes"), ("recordCoaching", "off"),
-                         ("escalationSeconds", " 120 "), ("escalationSeconds", "9_0"), ("escalationSeconds", 120.0),
-                         ("retentionDays", "\u0663\u0660"), ("retentionDays", True)):
+    for field, value in (
+        ("recordCoaching", 0),
+        ("recordCoaching", "yes"),
+        ("recordCoaching", "off"),
+        ("escalationSeconds", " 120 "),
+        ("escalationSeconds", "9_0"),
+        ("escalationSeconds", 120.0),
+        ("retentionDays", "\u0663\u0660"),
+        ("retentionDays", True),
+    ):
         with pytest.raises(Invalid) as refused:
             validate(ep.PolicyBody, {**good, field: value}, "body")
         assert [p["field"] for p in refused.value.details["problems"]] == [field]
@@ -82,21 +126,45 @@ def test_a_renamed_field_is_read_by_either_name() -> None:
 
 
 def test_a_webhook_payload_keeps_its_wire_names() -> None:
-    event = ep.validate_webhook({"eventId": "e-1", "tenantId": "t1", "type": "workitem.message",
-                                 "data": {"workitemId": "wi-1", "from": "customer", "text": "hi", "extra": 1}})
+    event = ep.validate_webhook(
+        {
+            "eventId": "e-1",
+            "tenantId": "t1",
+            "type": "workitem.message",
+            "data": {"workitemId": "wi-1", "from": "customer", "text": "hi", "extra": 1},
+        }
+    )
     assert event["data"] == {"workitemId": "wi-1", "from": "customer", "text": "hi"}
-    assigned = ep.validate_webhook({"eventId": "e-2", "tenantId": "t1", "type": "workitem.assigned", "data": {
-        "workitemId": "wi-2", "channel": "chat", "agentId": "agent-1", "customer": {"id": "c-1", "name": "Ann", "x": 1}}})
-    assert assigned["data"] == {"workitemId": "wi-2", "channel": "chat", "agentId": "agent-1",
-                                "customer": {"id": "c-1", "name": "Ann"}, "subject": None}
+    assigned = ep.validate_webhook(
+        {
+            "eventId": "e-2",
+            "tenantId": "t1",
+            "type": "workitem.assigned",
+            "data": {
+                "workitemId": "wi-2",
+                "channel": "chat",
+                "agentId": "agent-1",
+                "customer": {"id": "c-1", "name": "Ann", "x": 1},
+            },
+        }
+    )
+    assert assigned["data"] == {
+        "workitemId": "wi-2",
+        "channel": "chat",
+        "agentId": "agent-1",
+        "customer": {"id": "c-1", "name": "Ann"},
+        "subject": None,
+    }
 
 
 def test_constrained_strings_refuse_lone_surrogates_elsewhere_they_pass() -> None:
-    for frame, field in (({"action": "coach.send", "workitemId": "wi-1", "text": "a\ud800"}, "text"),
-                         ({"action": "ping", "requestId": "\udfff"}, "requestId"),
-                         ({"action": "presence.set", "state": "\ud800"}, "state"),
-                         ({"action": "timeline.get", "workitemId": "wi-1", "after": "\ud800"}, "after"),
-                         ({"action": "assist.request", "templateId": "t", "to": {"userId": "u", "\ud800": 1}}, "to")):
+    for frame, field in (
+        ({"action": "coach.send", "workitemId": "wi-1", "text": "a\ud800"}, "text"),
+        ({"action": "ping", "requestId": "\udfff"}, "requestId"),
+        ({"action": "presence.set", "state": "\ud800"}, "state"),
+        ({"action": "timeline.get", "workitemId": "wi-1", "after": "\ud800"}, "after"),
+        ({"action": "assist.request", "templateId": "t", "to": {"userId": "u", "\ud800": 1}}, "to"),
+    ):
         schema = protocol.ACTIONS[frame["action"]]
         with pytest.raises(Invalid) as refused:
             validate(schema, frame, "frame")
@@ -104,11 +172,15 @@ def test_constrained_strings_refuse_lone_surrogates_elsewhere_they_pass() -> Non
         json.dumps(refused.value.to_dict())  # the refusal itself can always be sent
     # an unconstrained string, an ignored key, a free-form payload: taken as they are
     assert validate(protocol.Empty, {"action": "ping\ud800", "\ud800": 1, "x": "\ud800"}, "frame").action == "ping\ud800"
-    body = validate(ep.WebhookBody, {"eventId": "e", "tenantId": "t", "type": "workitem.ended", "data": {"\ud800": "\ud800"}},
-                    "body")
+    body = validate(
+        ep.WebhookBody, {"eventId": "e", "tenantId": "t", "type": "workitem.ended", "data": {"\ud800": "\ud800"}}, "body"
+    )
     assert body.data == {"\ud800": "\ud800"}
-    nested = validate(ep.AssignedData, {"workitemId": "w", "channel": "chat", "agentId": "a",
-                                        "customer": {"id": "c", "name": "n", "\ud800": 1}}, "body")
+    nested = validate(
+        ep.AssignedData,
+        {"workitemId": "w", "channel": "chat", "agentId": "a", "customer": {"id": "c", "name": "n", "\ud800": 1}},
+        "body",
+    )
     assert nested.customer.name == "n"
 
 
@@ -120,21 +192,24 @@ def test_every_offending_field_is_named_in_field_order() -> None:
     assert refused.value.message.startswith("name: ")
     with pytest.raises(Invalid) as missing:
         validate(ep.AssignedData, {"channel": "fax", "customer": {"id": "c"}}, "body")
-    assert [p["field"] for p in missing.value.details["problems"]] == [
-        "workitemId", "channel", "agentId", "customer.name"]
+    assert [p["field"] for p in missing.value.details["problems"]] == ["workitemId", "channel", "agentId", "customer.name"]
 
 
 def test_refusals_name_the_allowed_values_and_never_echo_the_value() -> None:
     with pytest.raises(Invalid) as refused:
-        validate(protocol.CoachReact, {"action": "coach.react", "workitemId": "w", "messageId": "m",
-                                       "reaction": "<b>heart</b>"}, "frame")
+        validate(
+            protocol.CoachReact,
+            {"action": "coach.react", "workitemId": "w", "messageId": "m", "reaction": "<b>heart</b>"},
+            "frame",
+        )
     assert refused.value.message == "reaction: Input should be 'thumbs_up' or 'thumbs_down'"
     with pytest.raises(Invalid) as target:
         validate(protocol.AssistRequest, {"action": "assist.request", "templateId": "t", "to": "<b>all</b>"}, "frame")
     assert target.value.message == "to: Input should be 'supervisors' or an object"
     with pytest.raises(Invalid) as extra:
-        validate(protocol.AssistRequest, {"action": "assist.request", "templateId": "t",
-                                          "to": {"userId": "u", "admin": True}}, "frame")
+        validate(
+            protocol.AssistRequest, {"action": "assist.request", "templateId": "t", "to": {"userId": "u", "admin": True}}, "frame"
+        )
     assert extra.value.details["problems"] == [{"field": "to.admin", "problem": "Extra inputs are not permitted"}]
     for err in (refused.value, target.value):
         assert "<b>" not in json.dumps(err.to_dict())
@@ -149,8 +224,19 @@ def test_anything_but_an_object_is_refused_as_a_whole(data: Any) -> None:
 
 
 def test_every_frame_and_body_is_a_frozen_struct() -> None:
-    models = [*protocol.ACTIONS.values(), protocol.UserTarget, ep.WebhookBody, *ep.WEBHOOK_DATA.values(), ep.UserBody,
-              ep.TeamBody, ep.TemplateBody, ep.PolicyBody, ep.WebhookSecretBody, ep.SettingsBody, ep.CustomerBody]
+    models = [
+        *protocol.ACTIONS.values(),
+        protocol.UserTarget,
+        ep.WebhookBody,
+        *ep.WEBHOOK_DATA.values(),
+        ep.UserBody,
+        ep.TeamBody,
+        ep.TemplateBody,
+        ep.PolicyBody,
+        ep.WebhookSecretBody,
+        ep.SettingsBody,
+        ep.CustomerBody,
+    ]
     for model in models:
         assert issubclass(model, msgspec.Struct) and model.__struct_config__.frozen, model
     assert protocol.UserTarget.__struct_config__.forbid_unknown_fields

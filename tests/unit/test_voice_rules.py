@@ -44,8 +44,15 @@ NOW = "2025-01-01T00:00:00.000Z"
 
 
 def workitem(**overrides: Any) -> Workitem:
-    base: dict[str, Any] = dict(tenant_id="t1", workitem_id="wi-v", channel=Channel.VOICE, agent_id="agent-1",
-                                customer_id="c1", customer_name="C", created_at=NOW)
+    base: dict[str, Any] = dict(
+        tenant_id="t1",
+        workitem_id="wi-v",
+        channel=Channel.VOICE,
+        agent_id="agent-1",
+        customer_id="c1",
+        customer_name="C",
+        created_at=NOW,
+    )
     base.update(overrides)
     return Workitem(**base)
 
@@ -118,8 +125,13 @@ def test_room_and_attendee_external_ids() -> None:
 
 def test_room_wire_shape_with_and_without_media_placement() -> None:
     room = Room("m1", "a1", "tok", "eu-west-1", Audio.RECEIVE)
-    assert room.to_wire() == {"meetingId": "m1", "attendeeId": "a1", "joinToken": "tok", "mediaRegion": "eu-west-1",
-                              "capabilities": {"audio": "Receive", "video": "None", "content": "None"}}
+    assert room.to_wire() == {
+        "meetingId": "m1",
+        "attendeeId": "a1",
+        "joinToken": "tok",
+        "mediaRegion": "eu-west-1",
+        "capabilities": {"audio": "Receive", "video": "None", "content": "None"},
+    }
     placed = Room("m1", "a1", "tok", "eu-west-1", Audio.SEND, {"AudioHostUrl": "h"})
     assert placed.to_wire()["mediaPlacement"] == {"AudioHostUrl": "h"}
     assert hash(placed) == hash(Room("m1", "a1", "tok", "eu-west-1", Audio.SEND, {"AudioHostUrl": "h"}))
@@ -166,7 +178,8 @@ def test_empty_state_dumps_to_an_empty_map_and_loads_garbage_safely() -> None:
     assert VoiceState().dump() == {}
     assert VoiceState.load(None) == VoiceState()
     assert VoiceState.load({"contact": "x", "supervisors": {"s": {"mode": "shout"}}, "contactGen": "7"}) == VoiceState(
-        contact_generation=7, supervisors={"s": SupervisorVoice(VoiceMode.MONITOR)})
+        contact_generation=7, supervisors={"s": SupervisorVoice(VoiceMode.MONITOR)}
+    )
 
 
 def test_whisperers() -> None:
@@ -318,8 +331,7 @@ def test_voice_change_with_a_mode_appends_a_voice_mode_entry() -> None:
     change = voice_change(w, state, NOW, ("sup-1", VoiceMode.BARGE))
     assert change.changed and change.after.version == 8 and change.after.voice == state.dump()
     entry = change.entry
-    assert (entry.kind, entry.seq, entry.author_id, entry.author_role) == (EntryKind.VOICE_MODE, 5, "sup-1",
-                                                                          Role.SUPERVISOR)
+    assert (entry.kind, entry.seq, entry.author_id, entry.author_role) == (EntryKind.VOICE_MODE, 5, "sup-1", Role.SUPERVISOR)
     assert entry.extra == {"supervisorId": "sup-1", "mode": "barge"}
     assert not entry.customer_visible and entry.customer_seq is None
     assert w.voice == {} and w.version == 7  # the rule never mutates its input

@@ -17,13 +17,33 @@ from chalicelib.domain.webhooks import (
 
 pytestmark = pytest.mark.unit
 
-NEVER = ["http://169.254.169.254/latest/meta-data/", "https://169.254.0.1/", "https://[fe80::1%25eth0]/",
-         "https://[fe80::abcd]/", "https://[::ffff:169.254.169.254]/", "https://[fd00:ec2::254]/",
-         "https://0.0.0.0/", "ftp://example.com/", "file:///etc/passwd", "data:text/plain,hi", "//example.com/x",
-         "https://user@example.com/", "https:///path", "https://example.com/#frag"]
-ON_AWS_ONLY = ["http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/", "https://192.168.0.10/",
-               "https://172.16.0.1/", "https://[::1]/", "https://[fc00::1]/", "https://localhost/hook",
-               "https://100.64.0.1/"]
+NEVER = [
+    "http://169.254.169.254/latest/meta-data/",
+    "https://169.254.0.1/",
+    "https://[fe80::1%25eth0]/",
+    "https://[fe80::abcd]/",
+    "https://[::ffff:169.254.169.254]/",
+    "https://[fd00:ec2::254]/",
+    "https://0.0.0.0/",
+    "ftp://example.com/",
+    "file:///etc/passwd",
+    "data:text/plain,hi",
+    "//example.com/x",
+    "https://user@example.com/",
+    "https:///path",
+    "https://example.com/#frag",
+]
+ON_AWS_ONLY = [
+    "http://example.com/hook",
+    "https://127.0.0.1/hook",
+    "https://10.1.2.3/",
+    "https://192.168.0.10/",
+    "https://172.16.0.1/",
+    "https://[::1]/",
+    "https://[fc00::1]/",
+    "https://localhost/hook",
+    "https://100.64.0.1/",
+]
 
 
 @pytest.mark.parametrize("url", NEVER)
@@ -46,8 +66,9 @@ def test_a_public_https_target() -> None:
     assert check_url("https://8.8.8.8", allow_private=False).path == "/"
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254", "fd00:ec2::254",
-                                     "224.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "address", ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254", "fd00:ec2::254", "224.0.0.1", "0.0.0.0"]
+)
 def test_resolved_addresses_never_reached(address: str) -> None:
     for allow_private in (False, True):
         with pytest.raises(Invalid):
@@ -64,8 +85,7 @@ def test_resolved_private_addresses_only_locally() -> None:
 
 def test_event_filters() -> None:
     assert check_events(["*"]) == ("*",)
-    assert check_events(["timeline.entry", "timeline.entry", "presence.changed"]) == ("timeline.entry",
-                                                                                      "presence.changed")
+    assert check_events(["timeline.entry", "timeline.entry", "presence.changed"]) == ("timeline.entry", "presence.changed")
     for bad in ([], ["nope"], ["*", "timeline.entry"]):
         with pytest.raises(Invalid):
             check_events(bad)
