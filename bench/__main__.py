@@ -35,6 +35,7 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "fanout_moto": ("bench.fanout", ["--store", "moto"], 420),
     "load": ("bench.load", ["--store", "ddblocal"], 600),
     "contention": ("bench.contention", ["--store", "ddblocal"], 300),
+    "webhook_latency": ("bench.webhook_latency", [], 300),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
 }
 
@@ -137,6 +138,24 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             )
         )
         rows.append(("contention: seq gapless", str(contention["seq_gapless"]), "True", contention["seq_gapless"]))
+    hooks = results.get("webhook_latency") or {}
+    if hooks:
+        rows.append(
+            (
+                "webhooks: delivered of sent",
+                f"{hooks['delivered']} of {hooks['samples']}",
+                "all",
+                hooks["delivered"] == hooks["samples"],
+            )
+        )
+        rows.append(
+            (
+                "webhook p50 / WebSocket push p50",
+                f"{hooks['webhook']['p50_ms']} / {hooks['push']['p50_ms']} ms = {hooks['webhook_to_push_p50']}x",
+                "-",
+                None,
+            )
+        )
     return rows
 
 
@@ -201,6 +220,13 @@ def table(results: dict[str, Any]) -> str:
             f"Contention ({contention['writers']} writers x {contention['per_writer']} on one workitem, "
             f"{contention['store']}): refused {contention['refused']}, ack p50 {contention['ack_p50_ms']} ms, "
             f"p99 {contention['ack_p99_ms']} ms, {contention['writes_per_s']} writes/s"
+        )
+    hooks = results.get("webhook_latency") or {}
+    if hooks:
+        lines.append(
+            f"Outbound webhooks ({hooks['samples']} coach messages, local stack): commit -> receiver p50 "
+            f"{hooks['webhook']['p50_ms']} ms, p95 {hooks['webhook']['p95_ms']} ms; commit -> WebSocket push p50 "
+            f"{hooks['push']['p50_ms']} ms, p95 {hooks['push']['p95_ms']} ms"
         )
     lines.append("")
     lines.append(f"  {'target':<44} {'measured':<34} {'limit':<9} result")
