@@ -62,6 +62,35 @@ export function sessionFromToken(token: string, roleClaim = "role", tenantClaim 
   };
 }
 
+/** Seconds until the token's `exp` (Infinity for a token without one). */
+export function secondsLeft(token: string, nowMs: number = Date.now()): number {
+  const exp = Number(tokenClaims(token).exp ?? 0);
+  return exp ? exp - nowMs / 1000 : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * The token to start a session with: the stored one while it has more than `marginSeconds` left,
+ * otherwise a renewed one from `renew` (or the stored one while it is still valid, when renewal fails);
+ * null when it has expired and cannot be renewed (sign in again). A reload after the token expired
+ * thus never opens a socket or calls REST with a dead token.
+ */
+export async function startingToken(
+  token: string,
+  renew: ((current: string) => Promise<string>) | undefined,
+  nowMs: number = Date.now(),
+  marginSeconds = 30,
+): Promise<string | null> {
+  if (secondsLeft(token, nowMs) > marginSeconds) return token;
+  const stillValid = secondsLeft(token, nowMs) > 0 ? token : null;
+  if (!renew) return stillValid;
+  try {
+    const fresh = await renew(token);
+    return secondsLeft(fresh, nowMs) > 0 ? fresh : stillValid;
+  } catch {
+    return stillValid;
+  }
+}
+
 const STORAGE_KEY = "coaching-console-token";
 
 /** `/?token=` wins (and is taken out of the address bar), then this tab's stored token. */

@@ -12,6 +12,7 @@ import {
   renewLocalToken,
   type Session,
   sessionFromToken,
+  startingToken,
   storedToken,
   storeToken,
   wsUrl,
@@ -106,22 +107,16 @@ function sessionFor(config: ConsoleConfig, token: string): Session | null {
   return sessionFromToken(token);
 }
 
+/** Where a fresh token comes from: the local stack's token helper, or the issuer's refresh token grant. */
+function tokenSource(config: ConsoleConfig): ((current: string) => Promise<string>) | undefined {
+  if (config.signIn === "local") return renewLocalToken;
+  const settings = config.oidc;
+  return settings ? () => refreshTokens(settings, browserDeps()) : undefined;
+}
+
 function Console({ config, session, onSignOut }: { config: ConsoleConfig; session: Session; onSignOut: () => void }) {
   const client = useMemo(
-    () =>
-      new CoachingClient({
-        url: wsUrl(config),
-        token: session.token,
-        renewToken:
-          config.signIn === "local"
-            ? renewLocalToken
-            : config.oidc
-              ? (() => {
-                  const settings = config.oidc;
-                  return () => refreshTokens(settings, browserDeps());
-                })()
-              : undefined,
-      }),
+    () => new CoachingClient({ url: wsUrl(config), token: session.token, renewToken: tokenSource(config) }),
     [session.token],
   );
   const timelines = useMemo(() => new Timelines(client), [client]);
@@ -132,7 +127,9 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
       storeToken(client.token);
       setToken(client.token);
     });
-    if (session.role !== "admin") client.connect();
+    // The admin's screen uses REST only: its token is renewed all the same, without a socket.
+    if (session.role === "admin") client.keepTokenFresh();
+    else client.connect();
     return () => {
       off();
       client.close();
@@ -183,8 +180,16 @@ function App() {
           setSignInError(String(e));
         }
       }
+      const stored = c.signIn === "oidc" ? storedToken() : initialToken();
+      // A token that expired while the tab was closed is renewed first, or the user signs in again.
+      const token = stored ? await startingToken(stored, tokenSource(c)) : null;
+      if (stored && !token) {
+        storeToken(null);
+        setSignInError("Your session has expired: sign in again.");
+      } else if (token && token !== stored) {
+        storeToken(token);
+      }
       setConfig(c);
-      const token = c.signIn === "oidc" ? storedToken() : initialToken();
       if (token) setSession(sessionFor(c, token));
     });
   }, []);

@@ -594,8 +594,18 @@ export class CoachingClient {
   }
 
   /**
+   * Renew the token before it expires without opening a socket (a screen that only uses REST, such
+   * as the admin's, reads `token` or listens for `token.renewed`).
+   */
+  keepTokenFresh(): this {
+    this.scheduleRefresh();
+    return this;
+  }
+
+  /**
    * Get a new token and extend this connection with `auth.refresh`. A server without that action
    * (`invalid`) gets the new token on a fresh connection instead (then the usual catch-up runs).
+   * Without an open socket the new token is simply adopted (the next connection uses it).
    */
   async refresh(): Promise<string> {
     if (!this.opts.renewToken) return "no token source";
@@ -605,6 +615,13 @@ export class CoachingClient {
     } catch (error) {
       this.lastRefresh = `failed: ${String(error)}`;
       this.refreshTimer = setTimeout(() => void this.refresh(), 10_000);
+      return this.lastRefresh;
+    }
+    if (this.state !== "live") {
+      this.token = fresh;
+      this.lastRefresh = "adopted";
+      this.scheduleRefresh();
+      this.emit("token.renewed", { how: this.lastRefresh });
       return this.lastRefresh;
     }
     try {

@@ -246,6 +246,25 @@ test("token renewal: auth.refresh keeps the socket; a server without it gets a n
   }
 });
 
+test("without a socket (the admin's screen) the token is still renewed before it expires, and no socket opens", async () => {
+  const server = new FakeServer();
+  const now = Math.floor(Date.now() / 1000);
+  const fresh = jwt({ sub: "a", exp: now + 7200, iat: now });
+  const renewed: unknown[] = [];
+  // The clock reads one minute before the first token's renewal lead: the timer fires after its 1 s floor.
+  const { c } = client(server, {
+    renewToken: async () => fresh,
+    now: () => Date.now() + (3600 - 120 - 60) * 1000 + 59_000,
+  });
+  c.on("token.renewed", (data) => renewed.push(data.how));
+  c.keepTokenFresh();
+  await tick(1300);
+  assert.equal(c.token, fresh);
+  assert.deepEqual(renewed, ["adopted"]);
+  assert.equal(server.sockets.length, 0);
+  c.close();
+});
+
 test("requestAll follows nextCursor and concatenates every list", async () => {
   const server = new FakeServer();
   const { c } = client(server);

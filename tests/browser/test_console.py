@@ -301,6 +301,44 @@ def test_demo_user_picker_signs_in_and_sign_out_returns_to_it(open_as: OpenAs) -
     expect(page.locator("[data-testid=demo-user]")).to_have_count(5)
 
 
+def test_a_token_that_expired_while_the_tab_was_closed_leads_to_sign_in_not_to_a_dead_socket(
+    tenant: Tenant, open_as: OpenAs, stack
+) -> None:
+    _front_line(tenant, template=False)
+    expired = stack.token("agent1", "agent", tid=tenant.tid, exp_in=-60)
+    page = open_as(expired, wait_live=False)
+    # The local token helper rightly refuses to renew an expired token: the sign-in screen says why.
+    expect(page.get_by_role("alert")).to_contain_text("session has expired")
+    expect(page.locator("[data-testid=demo-user]").first).to_be_visible()
+    assert page.evaluate("() => window.coachingClient === undefined"), "a client was created with a dead token"
+    assert page.evaluate("() => sessionStorage.getItem('coaching-console-token')") is None
+
+
+def test_a_token_about_to_expire_is_renewed_before_the_socket_opens(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    _front_line(tenant, template=False)
+    short = stack.token("agent1", "agent", tid=tenant.tid, exp_in=20)  # under the 30 s margin at load
+    agent = open_as(short)
+    url = agent.evaluate("() => window.coachingClient.token")
+    assert url != short, "the socket was opened with the token that was about to expire"
+    assert agent.evaluate("() => sessionStorage.getItem('coaching-console-token')") == url
+
+
+def test_the_admin_screen_renews_its_token_without_a_socket(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    ttl = 6
+    short = stack.token("admin-1", "admin", tid=tenant.tid, exp_in=ttl)
+    issued = time.time()
+    admin = open_as(short, wait_live=False)
+    expect(admin.get_by_role("heading", name="Raise-hand templates")).to_be_visible()
+    admin.wait_for_function("() => window.coachingClient.lastRefresh === 'adopted'", timeout=(ttl + 5) * 1000)
+    time.sleep(max(0.0, issued + ttl + 2 - time.time()))  # the token the page opened with has expired now
+    admin.get_by_label("Template id").fill("tpl-late")
+    admin.get_by_label("Text", exact=True).fill("Asked after the first token expired")
+    admin.get_by_role("button", name="Add template").click()
+    expect(admin.locator("[data-testid=template-row]")).to_contain_text("Asked after the first token expired")
+    expect(admin.get_by_role("alert")).to_have_count(0)
+    assert admin.evaluate("() => window.coachingClient.state") != "live", "the admin's screen opened a socket"
+
+
 def test_agent_transfers_one_workitem_and_ends_another(tenant: Tenant, open_as: OpenAs) -> None:
     _front_line(tenant, template=False)
     moving = tenant.assign("wi-move", "chat", "agent1")
