@@ -9,7 +9,8 @@ store instead of the embedded one), ``DEVSTACK_STORE`` (auto: DynamoDB Local whe
 ``DEVSTACK_SEED`` (1; 0 skips the demo tenant), ``DEVSTACK_APP``
 (``app:app``), ``LOG_LEVEL`` (INFO). ``COACHING_OIDC_ISSUER``, ``COACHING_OIDC_AUDIENCE``,
 ``COACHING_OIDC_JWKS_URL``, ``COACHING_OIDC_TENANT_CLAIM`` and ``COACHING_OIDC_ROLE_CLAIM`` point it at
-an OIDC issuer, as on AWS (docs/product.md W9); they reach the app unchanged.
+an OIDC issuer, as on AWS (docs/product.md W9); they reach the app unchanged. With them,
+``COACHING_CONSOLE_CLIENT_ID`` (the console's client id at that issuer) makes the web console sign in there.
 
 Faults (docs/faults.md): the stack watches its store. If the store process dies, it logs one line
 saying so, answers ``GET /health`` with 503 and the reason for a moment, and exits with code 3 (restart
@@ -40,7 +41,7 @@ from aiohttp import web
 from chalice.app import Chalice
 from chalice.local import LambdaContext
 
-from devstack.console import ConsoleSite
+from devstack.console import ConsoleSite, console_config
 from devstack.delivery import DELIVERY_HANDLER, LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.gateway import Gateway, bind_socket, start_management_site, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
@@ -334,7 +335,9 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
         app = _load_app(os.environ.get("DEVSTACK_APP", "app:app"))
         _create_tables()
         pump = _stream_pump(app, endpoint, store.kind == "moto")
-        console = ConsoleSite(jwt_secret)
+        console = ConsoleSite(jwt_secret, config=console_config(os.environ))
+        if console.config["signIn"] == "oidc":
+            log.info("console sign-in: the OIDC issuer, client id %r", console.config["oidc"]["clientId"])
         gateway = Gateway(
             app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware], management_key=management_key
         )

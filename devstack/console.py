@@ -3,7 +3,8 @@
 Served on the gateway's own port (an aiohttp middleware in front of the REST/WebSocket routes):
 
 - ``GET /``, ``/index.html``, ``/assets/…``: ``console/dist`` (``make console`` builds it);
-- ``GET /config.json``: the console's configuration for this stack (same origin, local sign-in, fake voice);
+- ``GET /config.json``: the console's configuration for this stack (same origin, fake voice; local sign-in,
+  or sign-in at the OIDC issuer when ``COACHING_CONSOLE_CLIENT_ID`` is set with ``COACHING_OIDC_ISSUER``);
 - ``GET /console/demo-users``: the demo tenant's users, each with a freshly minted token (the picker);
 - ``POST /console/token`` ``{"token"}``: a new token with the same claims and lifetime for a valid one
   signed by this stack (what an identity provider's refresh does; the console then sends ``auth.refresh``).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,29 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+def console_config(env: Mapping[str, str]) -> dict[str, Any]:
+    """``config.json``: local sign-in, or the OIDC issuer's sign-in page for the console's client id
+    (``COACHING_CONSOLE_CLIENT_ID``) with the claim names the app reads, as ``make publish-console`` writes
+    it on AWS."""
+    issuer, client_id = env.get("COACHING_OIDC_ISSUER", ""), env.get("COACHING_CONSOLE_CLIENT_ID", "")
+    if not (issuer and client_id):
+        return dict(LOCAL_CONFIG)
+    oidc = {
+        "issuer": issuer,
+        "clientId": client_id,
+        "roleClaim": env.get("COACHING_OIDC_ROLE_CLAIM") or "role",
+        "tenantClaim": env.get("COACHING_OIDC_TENANT_CLAIM") or "tid",
+    }
+    return {**LOCAL_CONFIG, "signIn": "oidc", "oidc": oidc}
+
+
 class ConsoleSite:
     """Serves ``dist`` and the local sign-in helpers; every other request goes on to the gateway."""
 
-    def __init__(self, jwt_secret: str, dist: Path = DIST) -> None:
+    def __init__(self, jwt_secret: str, dist: Path = DIST, config: dict[str, Any] | None = None) -> None:
         self._secret = jwt_secret
         self._dist = dist.resolve()
+        self.config = config or dict(LOCAL_CONFIG)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -55,7 +73,7 @@ class ConsoleSite:
             if path in _PAGES:
                 return self._file("index.html")
             if path == "/config.json":
-                return web.json_response(LOCAL_CONFIG, headers={"Cache-Control": "no-store"})
+                return web.json_response(self.config, headers={"Cache-Control": "no-store"})
             if path.startswith("/assets/"):
                 return self._file(path.removeprefix("/"))
             if path == "/console/demo-users":

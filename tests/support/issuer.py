@@ -2,15 +2,24 @@
 
 ``mode`` makes the JWKS endpoint misbehave: ``"hang"`` (never answers until stopped) or ``"garbage"``
 (answers 200 with something that is not a key set).
+
+For a browser's sign-in it also plays the provider's part of the authorization code flow with PKCE
+(RFC 7636, S256 only): ``/authorize`` signs in ``sign_in_as`` at once and redirects back with a one-time
+code; ``/token`` exchanges the code (checking client, redirect URI and verifier) or a refresh token
+(rotated on every use) for an id token signed with ``sign_in_kid`` that lives ``id_token_seconds``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -24,6 +33,13 @@ class Issuer:
         self.mode = "ok"
         self.jwks_requests = 0
         self.discovery_requests = 0
+        # The sign-in flow: who signs in, with which key, for how long; what the token endpoint was asked.
+        self.sign_in_as: dict[str, Any] = {}
+        self.sign_in_kid = ""
+        self.id_token_seconds = 600
+        self.grants: list[str] = []
+        self._codes: dict[str, dict[str, str]] = {}
+        self._refresh_tokens: set[str] = set()
         self._stop = threading.Event()
         issuer = self
 
@@ -34,7 +50,13 @@ class Issuer:
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
                     issuer.discovery_requests += 1
-                    self._send(json.dumps({"issuer": issuer.url, "jwks_uri": issuer.jwks_url}).encode())
+                    self._send(json.dumps(issuer.discovery()).encode())
+                elif self.path.startswith("/authorize?"):
+                    status, location = issuer.authorize(parse_qs(urlsplit(self.path).query))
+                    self.send_response(status)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif self.path == "/jwks":
                     issuer.jwks_requests += 1
                     if issuer.mode == "hang":
@@ -47,8 +69,25 @@ class Issuer:
                 else:
                     self.send_error(404)
 
-            def _send(self, body: bytes) -> None:
-                self.send_response(200)
+            def do_POST(self) -> None:
+                if self.path != "/token":
+                    self.send_error(404)
+                    return
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+                status, body = issuer.exchange({k: v[0] for k, v in form.items()})
+                self._send(json.dumps(body).encode(), status)
+
+            def do_OPTIONS(self) -> None:  # a CORS preflight (the console is on another origin)
+                self.send_response(204)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Access-Control-Allow-Headers", "Content-Type")
+                self.send_header("Access-Control-Allow-Methods", "GET, POST")
+                self.end_headers()
+
+            def _send(self, body: bytes, status: int = 200) -> None:
+                self.send_response(status)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Cache-Control", "no-store")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -102,3 +141,68 @@ class Issuer:
         key = self.private[kid]
         alg = alg or ("RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256")
         return jwt.encode(self.claims(**overrides), key, algorithm=alg, headers={"kid": kid})
+
+    # --- the authorization code flow with PKCE -------------------------------------------------
+
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.url,
+            "jwks_uri": self.jwks_url,
+            "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token",
+            "code_challenge_methods_supported": ["S256"],
+        }
+
+    def authorize(self, query: dict[str, list[str]]) -> tuple[int, str]:
+        """The user is ``sign_in_as`` and consents at once: 302 back to the client with a one-time code."""
+        q = {k: v[0] for k, v in query.items()}
+        redirect = q.get("redirect_uri", "")
+        refused = None
+        if q.get("response_type") != "code":
+            refused = "unsupported_response_type"
+        elif q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+            refused = "invalid_request"
+        if refused:
+            return 302, f"{redirect}?{urlencode({'error': refused, 'state': q.get('state', '')})}"
+        code = secrets.token_urlsafe(24)
+        self._codes[code] = {
+            "client_id": q.get("client_id", ""),
+            "redirect_uri": redirect,
+            "challenge": q["code_challenge"],
+            "nonce": q.get("nonce", ""),
+        }
+        return 302, f"{redirect}?{urlencode({'code': code, 'state': q.get('state', '')})}"
+
+    def exchange(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        grant = form.get("grant_type", "")
+        self.grants.append(grant)
+        nonce: str | None = None
+        if grant == "authorization_code":
+            pending = self._codes.pop(form.get("code", ""), None)  # a code works once
+            verifier = form.get("code_verifier", "")
+            digest = hashlib.sha256(verifier.encode()).digest()
+            challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            if (
+                pending is None
+                or pending["client_id"] != form.get("client_id")
+                or pending["redirect_uri"] != form.get("redirect_uri")
+                or pending["challenge"] != challenge
+            ):
+                return 400, {"error": "invalid_grant"}
+            nonce = pending["nonce"]
+        elif grant == "refresh_token":
+            used = form.get("refresh_token", "")
+            if used not in self._refresh_tokens:
+                return 400, {"error": "invalid_grant"}
+            self._refresh_tokens.discard(used)  # rotated: the old one never works again
+        else:
+            return 400, {"error": "unsupported_grant_type"}
+        refresh = secrets.token_urlsafe(24)
+        self._refresh_tokens.add(refresh)
+        now = int(time.time())
+        client_id = form.get("client_id", "")
+        id_token = self.token(
+            self.sign_in_kid,
+            **{**self.sign_in_as, "aud": client_id, "nonce": nonce, "iat": now, "exp": now + self.id_token_seconds},
+        )
+        return 200, {"id_token": id_token, "refresh_token": refresh, "token_type": "Bearer", "expires_in": self.id_token_seconds}
