@@ -357,6 +357,27 @@ def test_agent_transfers_one_workitem_and_ends_another(tenant: Tenant, open_as: 
     expect(agent1.get_by_test_id("message-input")).to_have_count(0)
 
 
+def test_agent_consults_a_colleague_and_is_refused_while_coached(tenant: Tenant, open_as: OpenAs) -> None:
+    _front_line(tenant, template=False)
+    wid = tenant.assign("wi-consult", "chat", "agent1")
+    agent1 = open_as(tenant.token("agent1", "agent"))
+    agent2 = open_as(tenant.token("agent2", "agent"))
+    agent1.locator(f"[data-testid=workitem-row][data-workitem-id={wid}]").click()
+    agent1.get_by_label("Transfer to").fill("agent2")
+    agent1.get_by_test_id("consult-button").click()
+    expect(agent2.get_by_role("status").filter(has_text="asks to consult")).to_contain_text(f"Agent1 asks to consult on {wid}")
+    expect(agent1.locator(".error-bar")).to_have_count(0)
+
+    # While a supervisor coaches the workitem, consulting is refused with the reason (S11).
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    _open_workitem(supervisor, "agent1", wid)
+    supervisor.get_by_test_id("monitor-button").click()
+    expect(agent1.locator(".coaching-panel [data-testid=timeline-entry][data-kind=supervisor_joined]")).to_have_count(1)
+    agent1.get_by_test_id("consult-button").click()
+    expect(agent1.locator(".error-bar")).to_contain_text("coaching")
+    expect(agent2.get_by_role("status").filter(has_text="asks to consult")).to_have_count(1)
+
+
 def test_directory_message_and_reply_between_supervisor_and_agent(tenant: Tenant, open_as: OpenAs) -> None:
     _front_line(tenant, template=False)
     supervisor = open_as(tenant.token("sup1", "supervisor"))
