@@ -94,8 +94,8 @@ BREAKDOWN_PROBE = """
 import json, sys, time
 sys.path[:0] = {paths!r}
 steps = {{}}
-for name in ("chalice.app", "pynamodb.models", "msgspec", "chalicelib.protocol", "chalicelib.bootstrap",
-             "chalicelib.entrypoints", "{module}"):
+for name in ("chalice.app", "pynamodb.models", "msgspec", "chalicelib.bootstrap", "chalicelib.entrypoints.ws",
+             "chalicelib.entrypoints.rest", "{module}"):
     started = time.perf_counter()
     __import__(name)
     steps[name] = time.perf_counter() - started
@@ -105,9 +105,9 @@ BREAKDOWN_LABELS = {
     "chalice.app": "chalice (the bare app pays this too)",
     "pynamodb.models": "pynamodb + botocore (the bare app pays botocore via boto3)",
     "msgspec": "msgspec",
-    "chalicelib.protocol": "chalicelib.protocol (frame Structs, validation, the domain modules and ports it imports)",
-    "chalicelib.bootstrap": "chalicelib.bootstrap (services, adapters, DynamoDB models)",
-    "chalicelib.entrypoints": "chalicelib.entrypoints (REST body Structs)",
+    "chalicelib.bootstrap": "chalicelib.bootstrap (services, adapters, DynamoDB models, the domain modules and ports)",
+    "chalicelib.entrypoints.ws": "chalicelib.entrypoints.ws (frame Structs, validation, the router)",
+    "chalicelib.entrypoints.rest": "chalicelib.entrypoints.rest (REST body Structs)",
     "app": "app.py (routes)",
 }
 

@@ -18,9 +18,7 @@ from chalicelib.adapters.assist_repository import DynamoAssistStore
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDirectory, DynamoWorkitemStore
 from chalicelib.adapters.secrets import Secret
-from chalicelib.adapters.storage_errors import translate
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
-from chalicelib.protocol import Router
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Clock, Notifier, SystemClock
 from chalicelib.services.directory import DirectoryService
@@ -48,7 +46,6 @@ class Services(msgspec.Struct):
     webhooks: WebhookService
     assistance: AssistanceService
     voice: VoiceService
-    router: Router
     sessions: SessionService
     notifier: Notifier
     registry: DynamoConnectionRegistry
@@ -109,7 +106,7 @@ def build(
     outbound = integrations(settings, notifier, directory, clock, queue, sms)
     directory_service.on_event.append(outbound.emit)  # presence.changed
     assistance.on_event.append(outbound.emit)  # assist.requested, assist.claimed, assist.escalated
-    services = Services(
+    return Services(
         settings=settings,
         tokens=tokens,
         directory=directory_service,
@@ -118,14 +115,11 @@ def build(
         webhooks=WebhookService(coaching, webhook_secret),
         assistance=assistance,
         voice=voice,
-        router=None,  # type: ignore[arg-type]  # set just below: the router needs the services
         sessions=SessionService(tokens, directory, registry, notifier, clock),
         notifier=notifier,
         registry=registry,
         integrations=outbound,
     )
-    services.router = Router(services, translate)
-    return services
 
 
 def integrations(

@@ -12,7 +12,8 @@ Two kinds, kept apart so that an error says what really happened:
 * ``rate_limited`` (429, retryable): a lost race between transactions (``TransactionConflict``) that
   the caller did not retry itself. The coaching commit loop retries these and never lets one out.
 
-:func:`translate` never raises: it is called on the error path of every handler, which must answer.
+:func:`retryable_error` never raises: it is called on the error path of every handler, which must answer
+(``chalicelib/entrypoints/errors.py``).
 """
 
 from __future__ import annotations
@@ -53,15 +54,16 @@ SERVICE_UNAVAILABLE = "a downstream service did not answer in time; retry the re
 RACE_LOST = "another change to the same data won the race; retry the request"
 
 
-def translate(exc: BaseException) -> DomainError | None:
-    """The client error for ``exc``, or None for a real failure (answered ``internal``)."""
+def retryable_error(exc: BaseException) -> DomainError | None:
+    """The retryable client error (``unavailable`` or ``rate_limited``) for ``exc``, or None for a real
+    failure (answered ``internal``)."""
     try:
-        return _translate(exc)
+        return _retryable_error(exc)
     except Exception:  # noqa: BLE001 - the error path must answer; an odd exception is just "internal"
         return None
 
 
-def _translate(exc: BaseException) -> DomainError | None:
+def _retryable_error(exc: BaseException) -> DomainError | None:
     if isinstance(exc, PynamoDBException):
         cause = exc.cause
         if _no_response(cause):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from chalicelib.domain.errors import DomainError, Forbidden, Unauthorized
+from chalicelib.domain.errors import Forbidden, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.services.delivery import Clock, Notifier, now_pair
 from chalicelib.services.directory import require_admin
@@ -33,13 +33,6 @@ class Verifier(Protocol):
 
 class SessionExpired(Unauthorized):
     """The connection's session has ended: the frame is refused and the connection closed."""
-
-
-class SessionUnchecked(DomainError):
-    """The session could not be checked (storage failed): the frame is refused, the socket kept."""
-
-    code = "internal"
-    status = 500
 
 
 class SessionService:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.protocol import MAX_SEQ
+from chalicelib.entrypoints.validation import MAX_SEQ
 
 pytestmark = pytest.mark.ddblocal
 

@@ -675,7 +675,7 @@ def test_zip_holds_the_app_and_its_runtime_dependencies_only(zip_names: list[str
 def test_zip_carries_bytecode_for_every_module(zip_names: list[str]) -> None:
     """Lambda cannot write __pycache__, so the zip brings modules compiled by the runtime's Python."""
     names = set(zip_names)
-    for module in ("app.py", "chalicelib/protocol.py", "chalicelib/entrypoints.py", "msgspec/__init__.py"):
+    for module in ("app.py", "chalicelib/entrypoints/ws.py", "chalicelib/entrypoints/rest.py", "msgspec/__init__.py"):
         folder, _, file = module.rpartition("/")
         pyc = f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}.{BYTECODE_TAG}.pyc"
         assert pyc in names, f"{pyc} is missing"

@@ -1,6 +1,6 @@
 """Raise hand end to end on moto, through the real Lambda entry points (docs/product.md S16-S20, B4).
 
-Each test drives WebSocket frames through ``chalicelib.entrypoints`` with the ``world`` fixture and
+Each test drives WebSocket frames through ``chalicelib.entrypoints.ws`` with the ``world`` fixture and
 checks what every party receives: acks, pop-ups, unread counts, claims and escalation steps.
 """
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import entrypoints
 from chalicelib.adapters.stream import committed_changes
+from chalicelib.entrypoints import events
 from tests.support.world import World, _stream_tail, atomic_aws_calls
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_records_that_are_not_noted_changes_are_skipped(world: World, caplog: py
     caplog.set_level(logging.INFO)
     logging.getLogger("chalicelib").propagate = True
     try:
-        result = entrypoints.fan_out({"Records": [without_note, removed, garbled, workitem_record]})
+        result = events.fan_out({"Records": [without_note, removed, garbled, workitem_record]})
     finally:
         logging.getLogger("chalicelib").propagate = False
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.protocol import ACTIONS
+from chalicelib.entrypoints.ws import ACTIONS
 from chalicelib.services.webhooks import sign
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import WEBHOOK_SECRET, Client, World

@@ -16,7 +16,7 @@ import boto3
 import jwt
 import pytest
 
-from chalicelib import entrypoints
+from chalicelib.entrypoints import ws
 from tests.support.world import JWT_SECRET, World
 
 pytestmark = pytest.mark.integration
@@ -172,32 +172,32 @@ def fresh(w: World) -> str:
 def test_connect_with_a_bad_token_is_401_and_writes_nothing(w: World) -> None:
     before, posts = snapshot(), w.pusher.posts  # one snapshot around all of them: Scans are slow on moto
     for name, token in BAD_TOKENS.items():
-        assert entrypoints.ws_connect(connect_event(token, f"bad-{name}=")) == {"statusCode": 401}, name
+        assert ws.connect(connect_event(token, f"bad-{name}=")) == {"statusCode": 401}, name
         assert w.services.registry.get(f"bad-{name}=") is None, name
-    assert entrypoints.ws_connect(connect_event(None, query=False)) == {"statusCode": 401}
+    assert ws.connect(connect_event(None, query=False)) == {"statusCode": 401}
     assert snapshot() == before
     assert w.pusher.posts == posts
 
 
 def test_connect_with_a_good_token_registers_the_connection(w: World) -> None:
     token = w.token("agent-1", "agent")
-    assert entrypoints.ws_connect(connect_event(token, "raw-ok=")) == {"statusCode": 200}
+    assert ws.connect(connect_event(token, "raw-ok=")) == {"statusCode": 200}
     principal = w.services.registry.get("raw-ok=")
     assert principal is not None and (principal.tenant_id, principal.user_id) == ("t1", "agent-1")
     # Frames on that connection carry no authorizer context: the registry says who it is.
-    entrypoints.ws_message(message_event("raw-ok=", json.dumps({"action": "ping", "requestId": "p"})))
+    ws.message(message_event("raw-ok=", json.dumps({"action": "ping", "requestId": "p"})))
     assert w.pusher.frames["raw-ok="][-1] == {"type": "ack", "requestId": "p", "data": {}}
-    entrypoints.ws_message(
+    ws.message(
         message_event("raw-ok=", json.dumps({"action": "timeline.get", "requestId": "t", "workitemId": "wi-1", "after": 0}))
     )
     assert w.pusher.frames["raw-ok="][-1]["type"] == "ack"
-    entrypoints.ws_disconnect(message_event("raw-ok=", ""))
+    ws.disconnect(message_event("raw-ok=", ""))
     assert w.services.registry.get("raw-ok=") is None
 
 
 def test_a_frame_on_an_unknown_connection_is_refused_and_writes_nothing(w: World) -> None:
     before = snapshot()
-    entrypoints.ws_message(message_event("never-connected=", json.dumps({"action": "ping", "requestId": "x"})))
+    ws.message(message_event("never-connected=", json.dumps({"action": "ping", "requestId": "x"})))
     (reply,) = w.pusher.frames["never-connected="]
     assert reply["type"] == "error" and reply["error"]["code"] == "invalid" and reply["requestId"] == "x"
     assert snapshot() == before
@@ -207,18 +207,18 @@ def test_a_frame_on_an_unknown_connection_is_refused_and_writes_nothing(w: World
 def test_a_customer_token_for_a_missing_workitem_is_403(w: World, tid: str, wid: str) -> None:
     before = snapshot()
     token = w.token("cust-x", "customer", tid=tid, wid=wid)
-    assert entrypoints.ws_connect(connect_event(token, "raw-cust=")) == {"statusCode": 403}
+    assert ws.connect(connect_event(token, "raw-cust=")) == {"statusCode": 403}
     assert snapshot() == before
     # The same through the authorizer: it admits the token, $connect refuses the workitem.
     event = connect_event(None, "auth-cust=", query=False)
-    event["requestContext"]["authorizer"] = entrypoints.authorize(authorizer_event(token))["context"]
-    assert entrypoints.ws_connect(event) == {"statusCode": 403}
+    event["requestContext"]["authorizer"] = ws.authorize(authorizer_event(token))["context"]
+    assert ws.connect(event) == {"statusCode": 403}
     assert snapshot() == before
 
 
 def test_a_customer_token_for_an_existing_workitem_connects(w: World) -> None:
     token = w.token("cust-wi-1", "customer", wid="wi-1")
-    assert entrypoints.ws_connect(connect_event(token, "raw-cust-ok=")) == {"statusCode": 200}
+    assert ws.connect(connect_event(token, "raw-cust-ok=")) == {"statusCode": 200}
 
 
 # --- the Lambda REQUEST authorizer ---------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_authorizer_refuses_bad_tokens(w: World) -> None:
     before = snapshot()
     for name, token in BAD_TOKENS.items():
         with pytest.raises(Exception) as info:  # API Gateway needs exactly Exception("Unauthorized")
-            entrypoints.authorize(authorizer_event(token))
+            ws.authorize(authorizer_event(token))
         assert type(info.value) is Exception and str(info.value) == "Unauthorized", name
         assert info.value.__cause__ is None and info.value.__suppress_context__, name  # no token detail leaks
     assert snapshot() == before
@@ -238,7 +238,7 @@ def test_authorizer_refuses_bad_tokens(w: World) -> None:
 def test_authorizer_allows_good_tokens_with_context(w: World, role: str, wid: str | None) -> None:
     before = snapshot()
     event = authorizer_event(w.token(f"{role}-9", role, wid=wid, name="Pat"))
-    policy = entrypoints.authorize(event)
+    policy = ws.authorize(event)
     assert policy["principalId"] == f"t1/{role}-9"
     (statement,) = policy["policyDocument"]["Statement"]
     assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
@@ -259,14 +259,14 @@ def test_authorizer_allows_good_tokens_with_context(w: World, role: str, wid: st
 
 
 def test_authorizer_context_round_trips_through_connect(w: World) -> None:
-    context = entrypoints.authorize(authorizer_event(w.token("agent-1", "agent")))["context"]
+    context = ws.authorize(authorizer_event(w.token("agent-1", "agent")))["context"]
     event = connect_event(None, "ctx-conn=", query=False)
     event["requestContext"]["authorizer"] = context
-    assert entrypoints.ws_connect(event) == {"statusCode": 200}
+    assert ws.connect(event) == {"statusCode": 200}
     body = json.dumps({"action": "workitems.list", "requestId": "l", "agentId": "agent-1"})
     msg = message_event("ctx-conn=", body)
     msg["requestContext"]["authorizer"] = context
-    entrypoints.ws_message(msg)
+    ws.message(msg)
     reply = w.pusher.frames["ctx-conn="][-1]
     assert reply["type"] == "ack" and "wi-1" in [x["workitemId"] for x in reply["data"]["workitems"]]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import entrypoints
+from chalicelib.entrypoints import ws
 from chalicelib.services.webhooks import sign
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import WEBHOOK_SECRET, World
@@ -71,7 +71,7 @@ def test_deeply_nested_frames_are_invalid(world: World, body: str) -> None:
 
 
 def test_nesting_up_to_the_limit_is_decoded() -> None:
-    from chalicelib.validation import MAX_DEPTH, decode
+    from chalicelib.entrypoints.validation import MAX_DEPTH, decode
 
     assert decode(nested(MAX_DEPTH), "body", 1 << 20) is not None
     with pytest.raises(Exception) as refused:
@@ -165,7 +165,7 @@ def test_a_failure_before_routing_is_still_answered_once(world: World, monkeypat
     def broken(*_: Any) -> Any:
         raise RuntimeError("registry unavailable")
 
-    monkeypatch.setattr(entrypoints, "_caller", broken)
+    monkeypatch.setattr(ws, "_caller", broken)
     reply = client.send_raw('{"action":"ping","requestId":"r1"}')
     assert reply["type"] == "error" and reply["error"]["code"] == "internal"
 

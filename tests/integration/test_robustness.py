@@ -334,7 +334,7 @@ def test_an_unexpected_exception_is_answered_internal_without_details_and_logged
     for leak in ("Traceback", "KeyError", "secret-internal-detail", "chalicelib", ".py"):
         assert leak not in text
 
-    errors = [r for r in app_logs.records if r.levelno >= logging.ERROR and r.name == "chalicelib.protocol"]
+    errors = [r for r in app_logs.records if r.levelno >= logging.ERROR and r.name == "chalicelib.entrypoints.errors"]
     assert len(errors) == 1
     message = errors[0].getMessage()
     assert "timeline.get" in message and sup.connection_id in message and "t1" in message

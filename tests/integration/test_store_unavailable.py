@@ -28,13 +28,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from chalicelib import entrypoints
 from chalicelib.adapters.chime import ChimeMeetingProvider
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
-from chalicelib.adapters.storage_errors import translate
+from chalicelib.adapters.storage_errors import retryable_error
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.voice import Audio
+from chalicelib.entrypoints import ws
 from chalicelib.services import coaching as coaching_service
 from chalicelib.services.ports import StaleWorkitem
 
@@ -168,8 +168,8 @@ def test_connect_during_a_store_outage_answers_503_and_disconnect_does_not_fail(
     agent = world.connect("agent-1", "agent")
     with SdkFault("dynamodb", "UpdateItem", FAILURES[failure], times=None):
         pending = type(agent)(world, {"sub": "agent-2", "tid": "t1", "role": "agent"}, "new-conn=", 0)
-        assert entrypoints.ws_connect(pending.event("$connect")) == {"statusCode": 503}
-        assert entrypoints.ws_disconnect(agent.event("$disconnect")) == {"statusCode": 200}
+        assert ws.connect(pending.event("$connect")) == {"statusCode": 503}
+        assert ws.disconnect(agent.event("$disconnect")) == {"statusCode": 200}
 
 
 @pytest.mark.parametrize("failure", FAILURES)
@@ -235,14 +235,14 @@ def test_chime_and_ssm_failures_become_unavailable(failure: str) -> None:
     provider = ChimeMeetingProvider("us-east-1", meetings_client=meetings)
     with SdkFault("chime-sdk-meetings", "CreateAttendee", FAILURES[failure]), pytest.raises(Exception) as caught:
         provider.create_attendee("11111111-1111-4111-8111-111111111111", "t1:agent-1", Audio.SEND_RECEIVE)
-    err = caught.value if isinstance(caught.value, Unavailable) else translate(caught.value)
+    err = caught.value if isinstance(caught.value, Unavailable) else retryable_error(caught.value)
     assert isinstance(err, Unavailable) and err.retryable, (failure, caught.value)
 
     ssm = boto3.client("ssm", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     secret = Secret(parameter_name="/coaching/jwt", client=ssm)
     with SdkFault("ssm", "GetParameter", FAILURES[failure]), pytest.raises(Exception) as caught:
         secret()
-    assert isinstance(translate(caught.value), Unavailable), failure
+    assert isinstance(retryable_error(caught.value), Unavailable), failure
 
 
 # --- the commit loop: contention vs a slow store -------------------------------------------------
@@ -278,8 +278,8 @@ def test_a_commit_loop_that_only_loses_races_is_contention(world: Any, monkeypat
 
 
 def test_a_client_error_without_a_response_body_is_still_translated() -> None:
-    """PynamoDB's ``cause_response_code`` raises for a cause without ``response``; translate never does."""
+    """PynamoDB's ``cause_response_code`` raises for a cause without ``response``; retryable_error never does."""
     odd = ClientError({}, "GetItem")
     odd.response = None  # type: ignore[assignment]
-    assert translate(odd) is None
-    assert isinstance(translate(ReadTimeoutError(endpoint_url=URL)), Unavailable)
+    assert retryable_error(odd) is None
+    assert isinstance(retryable_error(ReadTimeoutError(endpoint_url=URL)), Unavailable)

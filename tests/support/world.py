@@ -1,6 +1,6 @@
 """A whole product on moto (or DynamoDB Local) driven through the real Lambda entry points.
 
-WebSocket frames go through ``chalicelib.entrypoints`` with API Gateway-shaped events (the same
+WebSocket frames go through ``chalicelib.entrypoints.ws`` with API Gateway-shaped events (the same
 ones the local stack and AWS send); pushes land in a :class:`RecordingPusher` instead of sockets.
 After every invocation the world reads the workitems table's stream and hands the new records to
 the ``fanout`` entry point, as the event source mapping does on AWS (synchronously here, so a test
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import bootstrap, entrypoints
+from chalicelib import bootstrap
 from chalicelib.adapters.fake_meetings import FakeMeetingProvider
 from chalicelib.adapters.tokens import mint
+from chalicelib.entrypoints import events, ws
 from chalicelib.services.webhooks import sign
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
@@ -167,7 +168,7 @@ class Client:
 
     def send_raw(self, body: str) -> dict[str, Any]:
         before = len(self.world.pusher.frames[self.connection_id])
-        entrypoints.ws_message(self.event("$default", body))
+        ws.message(self.event("$default", body))
         self.world.pump()
         replies = [f for f in self.world.pusher.frames[self.connection_id][before:] if f["type"] != "event"]
         assert len(replies) == 1, f"expected exactly one reply, got {replies}"
@@ -203,7 +204,7 @@ class Client:
         return [f for f in fresh if f["type"] == "event" and (name is None or f["event"] == name)]
 
     def disconnect(self) -> None:
-        entrypoints.ws_disconnect(self.event("$disconnect"))
+        ws.disconnect(self.event("$disconnect"))
         self.world.pump()
 
 
@@ -218,7 +219,7 @@ class World:
         self.queue_time = 0.0
         self.queue = LocalDeliveryQueue(now=lambda: self.queue_time)
         self.sms = RecordingSms()
-        self.deliveries = QueuePump(self.queue, lambda event: entrypoints.deliver_webhooks(event["Records"]))
+        self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings, queue=self.queue, sms=self.sms
         )
@@ -235,7 +236,7 @@ class World:
             records = self._tail.read()
             if not records:
                 return 0
-            return int(entrypoints.fan_out({"Records": records})["pushed"])
+            return int(events.fan_out({"Records": records})["pushed"])
 
     def deliver(self, after_seconds: float = 0.0) -> int:
         """Let ``after_seconds`` pass on the queue's clock, then run every visible delivery."""
@@ -252,7 +253,7 @@ class World:
         if wid:
             claims["wid"] = wid
         client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000))
-        result = entrypoints.ws_connect(client.event("$connect"))
+        result = ws.connect(client.event("$connect"))
         assert result["statusCode"] == 200, result
         self.pump()
         return client
@@ -261,13 +262,13 @@ class World:
         """Connect as API Gateway does: the ``$connect`` authorizer verifies ``token`` and its context
         comes with every later frame. Returns the status and the client (None when refused)."""
         try:
-            auth = entrypoints.authorize({"queryStringParameters": {"token": token}, "methodArn": "arn:test"})
+            auth = ws.authorize({"queryStringParameters": {"token": token}, "methodArn": "arn:test"})
         except Exception:  # the authorizer's "Unauthorized": API Gateway answers 401
             return 401, None
         context = {**{k: str(v) for k, v in auth["context"].items()}, "principalId": auth["principalId"]}
         claims = {"sub": context["userId"], "tid": context["tenantId"], "role": context["role"]}
         client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000), authorizer=context)
-        status = int(entrypoints.ws_connect(client.event("$connect"))["statusCode"])
+        status = int(ws.connect(client.event("$connect"))["statusCode"])
         self.pump()
         return status, client if status == 200 else None
 

@@ -2,7 +2,7 @@
 
 ``docs/asyncapi.yaml`` (WebSocket) and ``docs/openapi.yaml`` (REST) are what clients generate code
 from, so they must name exactly what the code serves: the actions and events of
-``chalicelib.protocol`` and the routes of the Chalice app. The wire rules W3-W5 are the floor: every name they
+``chalicelib.entrypoints.ws`` and the routes of the Chalice app. The wire rules W3-W5 are the floor: every name they
 fixes must be documented, whatever else is added.
 """
 
@@ -253,7 +253,7 @@ def openapi() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def protocol() -> Any:
-    return importlib.import_module("chalicelib.protocol")
+    return importlib.import_module("chalicelib.entrypoints.ws")
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from chalicelib import entrypoints
 from chalicelib.adapters.tokens import principal_from_claims
 from chalicelib.domain import pstn
 from chalicelib.domain.errors import Invalid, Unauthorized
 from chalicelib.domain.ids import ID_REGEX, is_id
-from chalicelib.protocol import Id
+from chalicelib.entrypoints import rest
+from chalicelib.entrypoints.validation import Id
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def by_frame(value: str) -> bool:
 
 def by_path(value: str) -> bool:
     try:
-        entrypoints.check_id(value, "id")
+        rest.check_id(value, "id")
     except Invalid:
         return False
     return True
@@ -144,14 +144,14 @@ def test_the_rest_document_gives_every_path_parameter_the_id_rule_and_limit_a_ma
 def test_the_websocket_document_gives_every_id_field_the_id_rule_and_every_integer_its_bounds() -> None:
     """Every field the frame schemas check with the id rule, and every bounded integer, says so in the
     AsyncAPI document (msgspec derives the schemas the frames are checked with)."""
-    from chalicelib import protocol
+    from chalicelib.entrypoints import ws
     from tests.unit.test_contract_docs import _load, _model_schema, _operations, _payload
 
     doc = _load("asyncapi.yaml")
     actions = _operations(doc, "x-action")
     ecma = ID_REGEX.removesuffix("\\Z") + "$"
     problems: list[str] = []
-    for name, model in protocol.ACTIONS.items():
+    for name, model in ws.ACTIONS.items():
         documented, _ = _payload(doc, actions[name]["messages"][0])
         for field, schema in _model_schema(model).get("properties", {}).items():
             variants = schema.get("anyOf", [schema])

@@ -97,7 +97,7 @@ def broken_doc_references(doc: Path, text: str, files: list[str]) -> list[str]:
 
 
 def test_the_checks_catch_planted_mistakes() -> None:
-    files = ["docs/product.md", "chalicelib/protocol.py", "README.md"]
+    files = ["docs/product.md", "chalicelib/entrypoints/ws.py", "README.md"]
     spec, contract = "SP" + "EC", "CONTR" + "ACT"
     assert outside_citations(f"rule ({spec} S14)\nok line\n{contract}.md section 4\nsee ../sha" + "red/x") == [
         f"rule ({spec} S14)",
@@ -107,14 +107,11 @@ def test_the_checks_catch_planted_mistakes() -> None:
     assert outside_citations("CONTRACT_ACTIONS = frozenset()  # openapi-spec-validator, contracts") == []
     assert cited_ids("S1-S14, B3; W4.14 and W4.x; Amazon S3; noqa: S101, B904") == {"S1", "S14", "B3", "W4.14", "W4", "S3"}
     assert "S" + "21" not in defined_ids(PRODUCT.read_text(encoding="utf-8"))
-    typo = "chalicelib/protoc" + "l.py"
-    assert missing_paths(f"see chalicelib/protocol.py and {typo}; /admin/users/x.json", files) == [typo]
+    typo = "chalicelib/entrypoints/w" + "x.py"
+    assert missing_paths(f"see chalicelib/entrypoints/ws.py and {typo}; /admin/users/x.json", files) == [typo]
     doc = ROOT / "docs" / "example.md"
-    text = (
-        "[ok](product.md) [gone](nowhere.md#x) [web](https://example.org/a.md) "
-        "`protocol.py` `proto.py` `docs/` `chalicelib/nope/`"
-    )
-    assert broken_doc_references(doc, text, files) == ["nowhere.md#x", "proto.py", "chalicelib/nope/"]
+    text = "[ok](product.md) [gone](nowhere.md#x) [web](https://example.org/a.md) `ws.py` `wx.py` `docs/` `chalicelib/nope/`"
+    assert broken_doc_references(doc, text, files) == ["nowhere.md#x", "wx.py", "chalicelib/nope/"]
 
 
 # -- the repository ----------------------------------------------------------------------------------------

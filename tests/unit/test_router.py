@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import Conflict, DomainError, NotFound, RateLimited
 from chalicelib.domain.identity import Principal, Role
-from chalicelib.protocol import ACTIONS, MAX_FRAME_BYTES, TABLE, Call, Router
+from chalicelib.entrypoints.ws import ACTIONS, MAX_FRAME_BYTES, TABLE, Call, Router
 from chalicelib.services.ports import Connection
 
 pytestmark = pytest.mark.unit
@@ -392,7 +392,7 @@ def test_unexpected_exception_is_internal_without_details(
         assert leak not in dumped, leak
     # ... but the operator gets everything, with context.
     (record,) = [r for r in logs.records if r.levelno >= logging.ERROR]
-    assert record.name == "chalicelib.protocol" and record.exc_info is not None and record.exc_info[1] is exc
+    assert record.name == "chalicelib.entrypoints.errors" and record.exc_info is not None and record.exc_info[1] is exc
     message = record.getMessage()
     assert "monitor.start" in message and "r-6" in message and "conn-1=" in message and "t1" in message
 
@@ -450,7 +450,7 @@ def test_property_exactly_one_well_formed_reply(body: str | bytes, caller: Princ
     services = FakeServices()
     services.fail_with(failure)  # type: ignore[arg-type]
     router = Router(services, translate)  # type: ignore[arg-type]
-    logger = logging.getLogger("chalicelib.protocol")
+    logger = logging.getLogger("chalicelib.entrypoints.errors")
     level = logger.level
     logger.setLevel(logging.CRITICAL)  # the Boom cases log a stack trace on purpose
     try:
@@ -473,4 +473,4 @@ def test_property_exactly_one_well_formed_reply(body: str | bytes, caller: Princ
 
 
 def test_call_exposes_the_connection_id() -> None:
-    assert Call(AGENT, CONN, None).conn == "conn-1="
+    assert Call(AGENT, CONN, None).connection_id == "conn-1="

@@ -1,4 +1,4 @@
-"""Decoding frames and bodies into msgspec Structs (chalicelib.validation).
+"""Decoding frames and bodies into msgspec Structs (chalicelib.entrypoints.validation).
 
 Types are strict (msgspec's strict mode): these tables pin what is accepted and refused, the
 ``from``/``from_`` alias, strings that are not valid Unicode, the rules for text, names and secrets, and
@@ -13,14 +13,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from chalicelib import entrypoints as ep
-from chalicelib import protocol
 from chalicelib.domain.errors import Invalid
-from chalicelib.validation import validate
+from chalicelib.entrypoints import rest, ws
+from chalicelib.entrypoints.validation import MAX_SEQ, validate
 
 pytestmark = pytest.mark.unit
 
-MAX_SEQ = protocol.MAX_SEQ
 # Strict types: an int field takes only a JSON integer, a bool field only true/false.
 INTS: list[tuple[Any, int | None]] = [
     (5, 5),
@@ -79,10 +77,10 @@ def test_int_fields_take_only_json_integers_within_bounds(value: Any, expected: 
     frame = {"action": "timeline.get", "workitemId": "wi-1", "after": value}
     if expected is None:
         with pytest.raises(Invalid) as refused:
-            validate(protocol.TimelineGet, frame, "frame")
+            validate(ws.TimelineGet, frame, "frame")
         assert [p["field"] for p in refused.value.details["problems"]] == ["after"]
     else:
-        parsed = validate(protocol.TimelineGet, frame, "frame")
+        parsed = validate(ws.TimelineGet, frame, "frame")
         assert parsed.after == expected and type(parsed.after) is int
 
 
@@ -90,15 +88,15 @@ def test_int_fields_take_only_json_integers_within_bounds(value: Any, expected: 
 def test_bool_fields_take_only_json_booleans(value: Any, expected: bool | None) -> None:
     if expected is None:
         with pytest.raises(Invalid) as refused:
-            validate(ep.SettingsBody, {"agentMessageNotification": value}, "body")
+            validate(rest.SettingsBody, {"agentMessageNotification": value}, "body")
         assert refused.value.details["problems"][0]["field"] == "agentMessageNotification"
     else:
-        assert validate(ep.SettingsBody, {"agentMessageNotification": value}, "body").agentMessageNotification is expected
+        assert validate(rest.SettingsBody, {"agentMessageNotification": value}, "body").agentMessageNotification is expected
 
 
 def test_strict_types_in_every_body() -> None:
     good = {"recordCoaching": True, "escalationSeconds": 120, "retentionDays": 30}
-    assert validate(ep.PolicyBody, good, "body").escalationSeconds == 120
+    assert validate(rest.PolicyBody, good, "body").escalationSeconds == 120
     for field, value in (
         ("recordCoaching", 0),
         ("recordCoaching", "yes"),
@@ -110,23 +108,23 @@ def test_strict_types_in_every_body() -> None:
         ("retentionDays", True),
     ):
         with pytest.raises(Invalid) as refused:
-            validate(ep.PolicyBody, {**good, field: value}, "body")
+            validate(rest.PolicyBody, {**good, field: value}, "body")
         assert [p["field"] for p in refused.value.details["problems"]] == [field]
     with pytest.raises(Invalid, match="enabled"):
-        validate(ep.TemplateBody, {"text": "hi", "enabled": 1}, "body")
+        validate(rest.TemplateBody, {"text": "hi", "enabled": 1}, "body")
 
 
 def test_a_renamed_field_is_read_by_either_name() -> None:
     base = {"workitemId": "wi-1", "text": "hi"}
-    assert validate(ep.MessageData, {**base, "from": "agent"}, "body").from_ == "agent"
-    assert validate(ep.MessageData, {**base, "from_": "agent"}, "body").from_ == "agent"
-    assert validate(ep.MessageData, {**base, "from": "customer", "from_": "agent"}, "body").from_ == "customer"
+    assert validate(rest.MessageData, {**base, "from": "agent"}, "body").from_ == "agent"
+    assert validate(rest.MessageData, {**base, "from_": "agent"}, "body").from_ == "agent"
+    assert validate(rest.MessageData, {**base, "from": "customer", "from_": "agent"}, "body").from_ == "customer"
     with pytest.raises(Invalid, match="from"):
-        validate(ep.MessageData, {**base, "from": "supervisor", "from_": "agent"}, "body")
+        validate(rest.MessageData, {**base, "from": "supervisor", "from_": "agent"}, "body")
 
 
 def test_a_webhook_payload_keeps_its_wire_names() -> None:
-    event = ep.validate_webhook(
+    event = rest.validate_webhook(
         {
             "eventId": "e-1",
             "tenantId": "t1",
@@ -135,7 +133,7 @@ def test_a_webhook_payload_keeps_its_wire_names() -> None:
         }
     )
     assert event["data"] == {"workitemId": "wi-1", "from": "customer", "text": "hi"}
-    assigned = ep.validate_webhook(
+    assigned = rest.validate_webhook(
         {
             "eventId": "e-2",
             "tenantId": "t1",
@@ -165,19 +163,19 @@ def test_constrained_strings_refuse_lone_surrogates_elsewhere_they_pass() -> Non
         ({"action": "timeline.get", "workitemId": "wi-1", "after": "\ud800"}, "after"),
         ({"action": "assist.request", "templateId": "t", "to": {"userId": "u", "\ud800": 1}}, "to"),
     ):
-        schema = protocol.ACTIONS[frame["action"]]
+        schema = ws.ACTIONS[frame["action"]]
         with pytest.raises(Invalid) as refused:
             validate(schema, frame, "frame")
         assert refused.value.details["problems"][0]["field"].split(".")[0] == field
         json.dumps(refused.value.to_dict())  # the refusal itself can always be sent
     # an unconstrained string, an ignored key, a free-form payload: taken as they are
-    assert validate(protocol.Empty, {"action": "ping\ud800", "\ud800": 1, "x": "\ud800"}, "frame").action == "ping\ud800"
+    assert validate(ws.Empty, {"action": "ping\ud800", "\ud800": 1, "x": "\ud800"}, "frame").action == "ping\ud800"
     body = validate(
-        ep.WebhookBody, {"eventId": "e", "tenantId": "t", "type": "workitem.ended", "data": {"\ud800": "\ud800"}}, "body"
+        rest.WebhookBody, {"eventId": "e", "tenantId": "t", "type": "workitem.ended", "data": {"\ud800": "\ud800"}}, "body"
     )
     assert body.data == {"\ud800": "\ud800"}
     nested = validate(
-        ep.AssignedData,
+        rest.AssignedData,
         {"workitemId": "w", "channel": "chat", "agentId": "a", "customer": {"id": "c", "name": "n", "\ud800": 1}},
         "body",
     )
@@ -186,30 +184,28 @@ def test_constrained_strings_refuse_lone_surrogates_elsewhere_they_pass() -> Non
 
 def test_every_offending_field_is_named_in_field_order() -> None:
     with pytest.raises(Invalid) as refused:
-        validate(ep.TeamBody, {"name": "", "supervisors": ["ok", "a#b"], "agents": [1], "x": "ignored"}, "body")
+        validate(rest.TeamBody, {"name": "", "supervisors": ["ok", "a#b"], "agents": [1], "x": "ignored"}, "body")
     problems = refused.value.details["problems"]
     assert [p["field"] for p in problems] == ["name", "supervisors.1", "agents.0"]
     assert refused.value.message.startswith("name: ")
     with pytest.raises(Invalid) as missing:
-        validate(ep.AssignedData, {"channel": "fax", "customer": {"id": "c"}}, "body")
+        validate(rest.AssignedData, {"channel": "fax", "customer": {"id": "c"}}, "body")
     assert [p["field"] for p in missing.value.details["problems"]] == ["workitemId", "channel", "agentId", "customer.name"]
 
 
 def test_refusals_name_the_allowed_values_and_never_echo_the_value() -> None:
     with pytest.raises(Invalid) as refused:
         validate(
-            protocol.CoachReact,
+            ws.CoachReact,
             {"action": "coach.react", "workitemId": "w", "messageId": "m", "reaction": "<b>heart</b>"},
             "frame",
         )
     assert refused.value.message == "reaction: Input should be 'thumbs_up' or 'thumbs_down'"
     with pytest.raises(Invalid) as target:
-        validate(protocol.AssistRequest, {"action": "assist.request", "templateId": "t", "to": "<b>all</b>"}, "frame")
+        validate(ws.AssistRequest, {"action": "assist.request", "templateId": "t", "to": "<b>all</b>"}, "frame")
     assert target.value.message == "to: Input should be 'supervisors' or an object"
     with pytest.raises(Invalid) as extra:
-        validate(
-            protocol.AssistRequest, {"action": "assist.request", "templateId": "t", "to": {"userId": "u", "admin": True}}, "frame"
-        )
+        validate(ws.AssistRequest, {"action": "assist.request", "templateId": "t", "to": {"userId": "u", "admin": True}}, "frame")
     assert extra.value.details["problems"] == [{"field": "to.admin", "problem": "Extra inputs are not permitted"}]
     for err in (refused.value, target.value):
         assert "<b>" not in json.dumps(err.to_dict())
@@ -218,25 +214,25 @@ def test_refusals_name_the_allowed_values_and_never_echo_the_value() -> None:
 @pytest.mark.parametrize("data", [[1], "x", 5, None, True, 1.5])
 def test_anything_but_an_object_is_refused_as_a_whole(data: Any) -> None:
     with pytest.raises(Invalid) as refused:
-        validate(ep.UserBody, data, "body")
+        validate(rest.UserBody, data, "body")
     assert refused.value.details["problems"][0]["field"] == "body"
     assert refused.value.message.startswith("body: Expected `object`")
 
 
 def test_every_frame_and_body_is_a_frozen_struct() -> None:
     models = [
-        *protocol.ACTIONS.values(),
-        protocol.UserTarget,
-        ep.WebhookBody,
-        *ep.WEBHOOK_DATA.values(),
-        ep.UserBody,
-        ep.TeamBody,
-        ep.TemplateBody,
-        ep.PolicyBody,
-        ep.WebhookSecretBody,
-        ep.SettingsBody,
-        ep.CustomerBody,
+        *ws.ACTIONS.values(),
+        ws.UserTarget,
+        rest.WebhookBody,
+        *rest.WEBHOOK_DATA.values(),
+        rest.UserBody,
+        rest.TeamBody,
+        rest.TemplateBody,
+        rest.PolicyBody,
+        rest.WebhookSecretBody,
+        rest.SettingsBody,
+        rest.CustomerBody,
     ]
     for model in models:
         assert issubclass(model, msgspec.Struct) and model.__struct_config__.frozen, model
-    assert protocol.UserTarget.__struct_config__.forbid_unknown_fields
+    assert ws.UserTarget.__struct_config__.forbid_unknown_fields

@@ -1,5 +1,5 @@
-"""The one JSON decoder (WebSocket frames, REST bodies, webhook events) and decoded JSON into
-``msgspec.Struct`` types.
+"""The one JSON decoder (WebSocket frames, REST bodies, webhook events), the field types frames and
+bodies share, and decoded JSON into ``msgspec.Struct`` types.
 
 :func:`decode` bounds what it reads: at most ``max_bytes`` bytes, nested at most :data:`MAX_DEPTH`
 arrays/objects deep, UTF-8 only, no lone UTF-16 surrogate (``"\\ud800"``), numbers in range (a float's
@@ -31,6 +31,18 @@ from chalicelib.domain.text import NAME_REGEX, SECRET_REGEX, VISIBLE_REGEX
 S = TypeVar("S", bound=msgspec.Struct)
 
 MAX_DEPTH = 32
+MAX_TEXT_CHARS = 8000
+
+# The largest ``after``: timeline keys hold 10-digit seq numbers, so after + 1 must stay below 10**10 (and a
+# workitem never nears a billion entries). Larger numbers are refused before they reach DynamoDB.
+MAX_SEQ = 999_999_999
+
+Id = Annotated[str, msgspec.Meta(pattern=ID_REGEX)]
+# Text with at least one visible character (whitespace and invisible characters alone are refused).
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, pattern=VISIBLE_REGEX)]
+# A display name: visible, without control or bidirectional-override characters.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NAME_REGEX)]
+
 # Patterns of rare paths (a refusal): compiled on first use, ``re`` caches them.
 _AT = r"(?s)(.*?)(?: - at `\$(.*)`)?"
 _STEP = r"\.([^.\[]+)|\[(\d+)\]"

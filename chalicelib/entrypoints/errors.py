@@ -1,0 +1,50 @@
+"""The one place an exception becomes the contract's error (REST bodies, WebSocket error frames, $connect).
+
+:func:`contract_error` answers every exception the entry layer catches:
+
+* a :class:`DomainError` is the client's error as it is (logged by nobody: it is an answer, not a fault);
+* a failure of the store or of an AWS SDK call that means "not now" becomes ``unavailable`` or
+  ``rate_limited`` with ``retryable: true`` (``adapters/storage_errors.py`` decides which), logged as a
+  warning;
+* anything else is logged once, with its traceback and the caller's context, and answered ``internal``
+  with a fixed message: the client never sees a stack trace, a class name or a value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from chalicelib.adapters.storage_errors import retryable_error
+from chalicelib.domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+# The client error for a failure that a retry may cure, or None for a real failure.
+RetryableError = Callable[[BaseException], DomainError | None]
+
+NOTHING_APPLIED = "internal error; nothing was applied"
+
+
+class Internal(DomainError):
+    """A failure of this service, not of the request: a 500 with a fixed message."""
+
+    code = "internal"
+    status = 500
+
+
+def contract_error(
+    exc: BaseException, context: str, message: str = NOTHING_APPLIED, retryable: RetryableError | None = None
+) -> DomainError:
+    """The contract's error for ``exc``, raised while handling ``context`` (what and for whom, for the log).
+
+    ``message`` is what an ``internal`` answer says (each channel words what was not applied);
+    ``retryable`` replaces the storage adapter's :func:`retryable_error` (unit tests of the router)."""
+    if isinstance(exc, DomainError):
+        return exc
+    refusal = (retryable or retryable_error)(exc)
+    if refusal is not None:
+        log.warning("%s refused: %s (%s)", context, refusal.message, type(exc).__name__)
+        return refusal
+    log.error("%s failed", context, exc_info=exc)
+    return Internal(message)

@@ -1,0 +1,38 @@
+"""Lambda functions that are not API calls: the workitems table's stream, the schedule, the webhook
+delivery queue and the SIP media application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import bootstrap
+
+
+def fan_out(event: dict[str, Any]) -> dict[str, Any]:
+    """The workitems table's stream (Lambda event source mapping): push committed changes in order.
+
+    Never fails the batch for one change (a retried batch would push its other changes twice);
+    what could not be pushed is in the timeline for ``timeline.get``."""
+    from chalicelib.adapters.stream import committed_changes
+
+    services = bootstrap.services()
+    committed = committed_changes(event.get("Records") or [])
+    pushed = services.fanout.deliver(committed)
+    services.integrations.publish(committed)  # outbound webhooks and channel delivery: queued, never posted here
+    return {"pushed": pushed, "batchItemFailures": []}
+
+
+def escalate() -> dict[str, Any]:
+    """Scheduled sweep: escalate assistance requests whose delay has passed."""
+    return bootstrap.services().assistance.escalate_due()
+
+
+def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The webhook delivery queue (Lambda's SQS event source): sign and post, SMS, statuses.
+    Raises when a message must come back after its backoff delay."""
+    return bootstrap.services().integrations.handle(records)
+
+
+def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
+    """SIP media application invocations (PSTN callers joining a contact room)."""
+    return bootstrap.services().voice.sma(event)

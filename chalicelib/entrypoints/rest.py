@@ -1,0 +1,379 @@
+"""The REST API (docs/openapi.yaml): request bodies, authentication of REST callers, one named handler
+per route, webhook intake, query parsing, and the contract's error shape for Chalice's own refusals.
+
+Every handler takes the Chalice request (and the route's path parameters) and returns
+``(status, body)``; ``app.py`` only turns that into a Response.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, Concatenate, Literal, ParamSpec
+
+import msgspec
+
+from chalicelib import bootstrap
+from chalicelib.bootstrap import Services
+from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
+from chalicelib.domain.identity import Principal
+from chalicelib.domain.ids import is_id
+from chalicelib.domain.text import SECRET_REGEX
+from chalicelib.entrypoints.errors import contract_error
+from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
+from chalicelib.entrypoints.validation import validate as validate_struct
+from chalicelib.services.integrations import Created
+
+log = logging.getLogger(__name__)
+
+MAX_REST_BODY_BYTES = 128 * 1024
+
+Reply = tuple[int, Any]
+P = ParamSpec("P")
+
+
+# --- bodies ----------------------------------------------------------------------------------------
+
+
+class Body(msgspec.Struct, frozen=True, kw_only=True):
+    """A REST body or webhook payload; unknown extra fields are ignored. Every body class is
+    ``kw_only`` so that its fields keep their declaration order."""
+
+
+class UserBody(Body, frozen=True, kw_only=True):
+    name: Name
+    role: Literal["admin", "supervisor", "agent"]
+
+
+class TeamBody(Body, frozen=True, kw_only=True):
+    name: Name
+    supervisors: Annotated[list[Id], msgspec.Meta(max_length=500)]
+    agents: Annotated[list[Id], msgspec.Meta(max_length=500)]
+
+
+class TemplateBody(Body, frozen=True, kw_only=True):
+    text: Text
+    enabled: bool = True
+
+
+class PolicyBody(Body, frozen=True, kw_only=True):
+    recordCoaching: bool
+    escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
+    retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+
+
+class WebhookSecretBody(Body, frozen=True, kw_only=True):
+    secret: Annotated[str, msgspec.Meta(pattern=SECRET_REGEX)]
+
+
+class SubscriptionBody(Body, frozen=True, kw_only=True):
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    events: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=20)]
+    enabled: bool = True
+
+
+class SmsSettingsBody(Body, frozen=True, kw_only=True):
+    originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
+
+
+class SettingsBody(Body, frozen=True, kw_only=True):
+    agentMessageNotification: bool
+
+
+class CustomerBody(Body, frozen=True, kw_only=True):
+    id: Id
+    name: Name
+
+
+class AssignedData(Body, frozen=True, kw_only=True):
+    workitemId: Id
+    channel: Literal["chat", "sms", "social", "voice", "email"]
+    agentId: Id
+    customer: CustomerBody
+    subject: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class MessageData(Body, frozen=True, kw_only=True):
+    workitemId: Id
+    from_: Literal["customer", "agent"] = msgspec.field(name="from")  # "from_" is accepted too
+    text: Text
+
+
+class TransferredData(Body, frozen=True, kw_only=True):
+    workitemId: Id
+    toAgentId: Id
+
+
+class EndedData(Body, frozen=True, kw_only=True):
+    workitemId: Id
+    endedBy: Literal["customer", "agent", "system"]
+
+
+WEBHOOK_DATA: dict[str, type[Body]] = {
+    "workitem.assigned": AssignedData,
+    "workitem.message": MessageData,
+    "workitem.transferred": TransferredData,
+    "workitem.ended": EndedData,
+}
+
+
+class WebhookBody(Body, frozen=True, kw_only=True):
+    eventId: Id
+    tenantId: Id
+    type: Literal["workitem.assigned", "workitem.message", "workitem.transferred", "workitem.ended"]
+    data: dict[str, Any]
+
+
+def parse(model: type[Body], raw: bytes | None) -> Any:
+    return validate(model, decode(raw, "body", MAX_REST_BODY_BYTES))
+
+
+def validate(model: type[Body], data: Any) -> Any:
+    return validate_struct(model, data, "body")
+
+
+def check_id(value: str, label: str) -> str:
+    """A path parameter that must be an id."""
+    if not is_id(value):
+        raise Invalid(f"{label} is not a valid id")
+    return value
+
+
+def query_int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A query-string integer: ASCII digits only (no sign, blanks, ``_`` or other scripts' digits), within bounds."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)) or not low <= int(text) <= high:
+        raise Invalid(f"{name} must be an integer from {low} to {high} (ASCII digits only)")
+    return int(text)
+
+
+def page(query: dict[str, str] | None) -> tuple[int, int]:
+    """``after`` and ``limit`` from a query string, validated."""
+    q = query or {}
+    return query_int(q, "after", 0, 0, MAX_SEQ), query_int(q, "limit", 100, 1, 200)
+
+
+# --- authentication and errors -------------------------------------------------------------------
+
+
+def rest_caller(headers: dict[str, str]) -> Principal:
+    header = headers.get("authorization") or headers.get("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    return bootstrap.services().sessions.authenticate(token.strip())
+
+
+def respond(request: Any, call: Callable[[], Any], status: int = 200) -> Reply:
+    """Run a REST use case and map its outcome to (status, body) in the contract's error shape."""
+    try:
+        result = call()
+    except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
+        refusal = contract_error(exc, f"REST request {request.method} {request.context.get('resourcePath', '?')}")
+        return refusal.status, {"error": refusal.to_dict()}
+    if isinstance(result, Created):
+        return 201, dict(result)
+    return (204, None) if result is None and status == 200 else (status, result)
+
+
+# Chalice answers some requests itself, as {"Code": ..., "Message": ...}; they get the contract's shape and
+# a fixed message (Chalice's own would echo the request's Content-Type).
+_CHALICE_ERRORS = {
+    400: ("invalid", "the request is not valid"),
+    404: ("not_found", "no such route"),
+    405: ("method_not_allowed", "this route does not take this method"),
+    415: ("unsupported_media_type", "send the body as Content-Type: application/json"),
+    500: ("internal", "internal error; nothing was applied"),
+}
+
+
+def error_shape(response: Any) -> Any:
+    """``response`` (a Chalice Response) with a Chalice-made error body rewritten in the contract's shape."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body and "error" not in body:
+        status = response.status_code if response.status_code in _CHALICE_ERRORS else 500
+        code, message = _CHALICE_ERRORS[status]
+        response.status_code = status
+        response.body = {"error": {"code": code, "message": message}}
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
+UseCase = Callable[Concatenate[Services, Principal, Any, P], Any]
+
+
+def authenticated(body: type[Body] | None = None) -> Callable[[UseCase[P]], Callable[Concatenate[Any, P], Reply]]:
+    """A route handler from ``use_case(services, caller, body, *path_parameters)``: authenticate the caller,
+    validate the body (``None`` for a route without one), run the use case, map errors."""
+
+    def handler_of(use_case: UseCase[P]) -> Callable[Concatenate[Any, P], Reply]:
+        def handler(request: Any, /, *args: P.args, **kwargs: P.kwargs) -> Reply:
+            def call() -> Any:
+                caller = rest_caller(dict(request.headers))
+                parsed = parse(body, request.raw_body) if body is not None else None
+                return use_case(bootstrap.services(), caller, parsed, *args, **kwargs)
+
+            return respond(request, call)
+
+        handler.__name__ = handler.__qualname__ = use_case.__name__
+        handler.__doc__ = use_case.__doc__
+        return handler
+
+    return handler_of
+
+
+# --- routes ----------------------------------------------------------------------------------------
+
+
+def health() -> Reply:
+    return 200, {"status": "ok"}
+
+
+@authenticated(UserBody)
+def put_user(services: Services, caller: Principal, body: UserBody, user_id: str) -> Any:
+    return services.directory.put_user(caller, check_id(user_id, "userId"), body.name, body.role)
+
+
+@authenticated()
+def revoke_user(services: Services, caller: Principal, body: None, user_id: str) -> Any:
+    return services.sessions.revoke(caller, check_id(user_id, "userId"))
+
+
+@authenticated(TeamBody)
+def put_team(services: Services, caller: Principal, body: TeamBody, team_id: str) -> Any:
+    return services.directory.put_team(caller, check_id(team_id, "teamId"), body.name, body.supervisors, body.agents)
+
+
+@authenticated()
+def list_templates(services: Services, caller: Principal, body: None) -> Any:
+    return services.directory.list_templates(caller)
+
+
+@authenticated(TemplateBody)
+def put_template(services: Services, caller: Principal, body: TemplateBody, template_id: str) -> Any:
+    return services.directory.put_template(caller, check_id(template_id, "templateId"), body.text, body.enabled)
+
+
+@authenticated()
+def delete_template(services: Services, caller: Principal, body: None, template_id: str) -> Any:
+    return services.directory.delete_template(caller, check_id(template_id, "templateId"))
+
+
+@authenticated()
+def get_policy(services: Services, caller: Principal, body: None) -> Any:
+    return services.directory.get_policy(caller)
+
+
+@authenticated(PolicyBody)
+def put_policy(services: Services, caller: Principal, body: PolicyBody) -> Any:
+    return services.directory.put_policy(caller, body.recordCoaching, body.escalationSeconds, body.retentionDays)
+
+
+@authenticated(WebhookSecretBody)
+def put_webhook_secret(services: Services, caller: Principal, body: WebhookSecretBody) -> Any:
+    return services.directory.set_webhook_secret(caller, body.secret)
+
+
+@authenticated()
+def get_settings(services: Services, caller: Principal, body: None) -> Any:
+    return services.directory.get_settings(caller)
+
+
+@authenticated(SettingsBody)
+def put_settings(services: Services, caller: Principal, body: SettingsBody) -> Any:
+    return services.directory.put_settings(caller, body.agentMessageNotification)
+
+
+@authenticated()
+def list_agent_workitems(services: Services, caller: Principal, body: None, agent_id: str) -> Any:
+    return services.coaching.workitems(caller, check_id(agent_id, "agentId"))
+
+
+def get_timeline(request: Any, workitem_id: str) -> Reply:
+    return _timeline_page(request, workitem_id, request.query_params)
+
+
+@authenticated()
+def _timeline_page(services: Services, caller: Principal, body: None, workitem_id: str, query: dict[str, str] | None) -> Any:
+    return services.coaching.timeline(caller, check_id(workitem_id, "workitemId"), *page(query))
+
+
+@authenticated()
+def export_workitem(services: Services, caller: Principal, body: None, workitem_id: str) -> Any:
+    return services.coaching.export(caller, check_id(workitem_id, "workitemId"))
+
+
+@authenticated()
+def list_webhook_subscriptions(services: Services, caller: Principal, body: None) -> Any:
+    return services.integrations.list_subscriptions(caller)
+
+
+@authenticated(SubscriptionBody)
+def put_webhook_subscription(services: Services, caller: Principal, body: SubscriptionBody, subscription_id: str) -> Any:
+    subscription = check_id(subscription_id, "subscriptionId")
+    return services.integrations.put_subscription(caller, subscription, body.url, body.events, body.enabled)
+
+
+@authenticated()
+def delete_webhook_subscription(services: Services, caller: Principal, body: None, subscription_id: str) -> Any:
+    return services.integrations.delete_subscription(caller, check_id(subscription_id, "subscriptionId"))
+
+
+@authenticated()
+def rotate_webhook_secret(services: Services, caller: Principal, body: None, subscription_id: str) -> Any:
+    return services.integrations.rotate_secret(caller, check_id(subscription_id, "subscriptionId"))
+
+
+@authenticated()
+def replay_webhook_deliveries(services: Services, caller: Principal, body: None) -> Any:
+    return services.integrations.replay(caller)
+
+
+@authenticated()
+def get_sms_settings(services: Services, caller: Principal, body: None) -> Any:
+    return services.integrations.get_sms_settings(caller)
+
+
+@authenticated(SmsSettingsBody)
+def put_sms_settings(services: Services, caller: Principal, body: SmsSettingsBody) -> Any:
+    return services.integrations.put_sms_settings(caller, body.originationIdentity)
+
+
+# --- inbound webhook events (signed by the tenant's secret, not a bearer token) ---------------------
+
+
+def parse_webhook(raw: bytes) -> dict[str, Any] | None:
+    """The webhook body decoded (bounded like every body: size, depth, numbers), before its signature is
+    checked; None when it is not a JSON object within those bounds (then the signature is checked with
+    the default secret, and a signed body is refused 400). Too large is refused 413 at once."""
+    try:
+        data = decode(raw, "body", MAX_REST_BODY_BYTES)
+    except TooLarge:
+        raise
+    except Invalid:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def validate_webhook(data: dict[str, Any]) -> dict[str, Any]:
+    body = validate(WebhookBody, data)
+    payload = msgspec.to_builtins(validate(WEBHOOK_DATA[body.type], body.data))
+    return {"eventId": body.eventId, "tenantId": body.tenantId, "type": body.type, "data": payload}
+
+
+def receive_webhook(request: Any) -> Reply:
+    """``POST /webhooks/events``: the signature is checked with the tenant's own secret before the body
+    is validated."""
+
+    def call() -> Any:
+        raw: bytes = request.raw_body or b""
+        data = parse_webhook(raw)
+        tenant = data.get("tenantId") if data else None
+        tenant_id = tenant if is_id(tenant) else None
+        validated = functools.partial(validate_webhook, data) if data is not None else None
+        return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
+
+    return respond(request, call)
