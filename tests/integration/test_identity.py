@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -219,6 +220,29 @@ def test_a_customer_token_for_a_missing_workitem_is_403(w: World, tid: str, wid:
 def test_a_customer_token_for_an_existing_workitem_connects(w: World) -> None:
     token = w.token("cust-wi-1", "customer", wid="wi-1")
     assert ws.connect(connect_event(token, "raw-cust-ok=")) == {"statusCode": 200}
+
+
+def test_an_unexpected_failure_of_connect_or_disconnect_is_logged_once_not_raised(
+    w: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """$connect answers 500 and $disconnect 200 (the socket is gone either way); each logs the failure once."""
+    failure = RuntimeError("secret-internal-detail")
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise failure
+
+    services = w.services
+    monkeypatch.setattr(services.directory, "connect", broken)
+    monkeypatch.setattr(services.directory, "disconnect", broken)
+    token = w.token("agent-1", "agent")
+    with caplog.at_level(logging.INFO, "chalicelib"):
+        assert ws.connect(connect_event(token, "raw-broken=")) == {"statusCode": 500}
+        event = connect_event(None, "auth-broken=", query=False)
+        event["requestContext"]["authorizer"] = ws.authorize(authorizer_event(token))["context"]
+        assert ws.disconnect(event) == {"statusCode": 200}
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.exc_info[1] if r.exc_info else None for r in errors] == [failure, failure]
+    assert "raw-broken=" in errors[0].getMessage() and "auth-broken=" in errors[1].getMessage()
 
 
 # --- the Lambda REQUEST authorizer ---------------------------------------------------------------

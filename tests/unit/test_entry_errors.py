@@ -1,0 +1,75 @@
+"""The one exception-to-error mapper of the entry layer (chalicelib/entrypoints/errors.py) and the shape of
+the entry layer: named handlers only, in app.py and in the action table."""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from chalicelib.domain.errors import Forbidden, RateLimited, Unavailable
+from chalicelib.entrypoints import ws
+from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGGER = "chalicelib.entrypoints.errors"
+
+
+def test_a_domain_error_is_the_answer_as_it_is_and_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    refusal = Forbidden("not yours")
+    with caplog.at_level(logging.DEBUG, LOGGER):
+        assert contract_error(refusal, "action x") is refusal
+    assert not caplog.records
+
+
+def test_a_timeout_of_the_sdk_is_unavailable_and_retryable_logged_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, LOGGER):
+        refusal = contract_error(ReadTimeoutError(endpoint_url="http://dynamodb"), "action coach.send")
+    assert isinstance(refusal, Unavailable) and refusal.to_dict()["retryable"] is True
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and "action coach.send" in record.getMessage()
+
+
+def test_a_throttled_call_is_unavailable_and_a_lost_race_is_rate_limited() -> None:
+    def client_error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}}, "TransactWriteItems")
+
+    assert isinstance(contract_error(client_error("ThrottlingException"), "x"), Unavailable)
+    assert isinstance(contract_error(client_error("TransactionConflictException"), "x"), RateLimited)
+
+
+def test_anything_else_is_internal_with_a_fixed_message_and_logged_once_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failure = KeyError("secret-detail")
+    with caplog.at_level(logging.DEBUG, LOGGER):
+        refusal = contract_error(failure, "REST request PUT /admin/policy")
+        other = contract_error(ValueError("v"), "frame", "internal error; not applied")
+    assert refusal.to_dict() == {"code": "internal", "message": NOTHING_APPLIED} and refusal.status == 500
+    assert other.to_dict() == {"code": "internal", "message": "internal error; not applied"}
+    first = caplog.records[0]
+    assert first.levelno == logging.ERROR and "PUT /admin/policy" in first.getMessage()
+    assert first.exc_info is not None and first.exc_info[1] is failure
+    assert len(caplog.records) == 2
+
+
+def test_a_non_sdk_failure_of_a_client_error_shape_is_internal() -> None:
+    """A ClientError whose code means a bad request (a bug, not an outage) is not retryable."""
+    bad = ClientError({"Error": {"Code": "ValidationException", "Message": "m"}}, "Query")
+    assert contract_error(bad, "x").to_dict()["code"] == "internal"
+
+
+def test_the_action_table_maps_every_action_to_a_named_function() -> None:
+    for name, action in ws.TABLE.items():
+        assert action.handler.__name__ != "<lambda>", name
+        assert getattr(ws, action.handler.__name__) is action.handler, name
+
+
+def test_app_py_is_wiring_only_without_lambdas() -> None:
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    assert not [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
