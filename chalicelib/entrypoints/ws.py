@@ -464,10 +464,6 @@ def connect(event: dict[str, Any]) -> dict[str, Any]:
         if principal is None:
             token = (event.get("queryStringParameters") or {}).get("token")
             principal = services.tokens.verify(token)
-        if principal.is_customer:
-            workitem = services.coaching.store.get(principal.tenant_id, principal.workitem_id or "")
-            if workitem is None:
-                return {"statusCode": 403}
         services.directory.connect(principal, connection, register=register)
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
         refusal = contract_error(exc, f"connection {connection.connection_id}")
@@ -481,7 +477,7 @@ def _caller(services: Services, event: dict[str, Any]) -> tuple[Principal | None
     principal = _principal_from_authorizer(event)
     if principal is not None:
         return principal, False
-    return services.registry.get(_connection(event).connection_id), True
+    return services.directory.registered_caller(_connection(event)), True
 
 
 def _session_refusal(services: Services, caller: Principal | None, connection: Connection) -> DomainError | None:

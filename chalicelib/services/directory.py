@@ -59,7 +59,10 @@ class DirectoryService:
 
     def connect(self, caller: Principal, connection: Connection, *, register: bool) -> None:
         """$connect: remember the connection on the caller's endpoint (and in the registry when
-        frames will arrive without the authorizer's context)."""
+        frames will arrive without the authorizer's context). A customer's token must name a workitem
+        of its tenant that exists (1 GetItem, before anything is written): Forbidden otherwise."""
+        if caller.is_customer and self.store.get(caller.tenant_id, caller.workitem_id or "") is None:
+            raise Forbidden("the workitem of this customer token does not exist")
         if register:
             self.registry.put(caller, connection)
         endpoint = self.directory.connect(caller, connection)
@@ -81,6 +84,11 @@ class DirectoryService:
             if endpoint.presence_state is not Presence.AVAILABLE:
                 endpoint = self.directory.set_presence(caller.tenant_id, caller.user_id, Presence.AVAILABLE)
             self._presence_changed(caller.tenant_id, endpoint, Presence.AVAILABLE, connection.connection_id)
+
+    def registered_caller(self, connection: Connection) -> Principal | None:
+        """The caller $connect registered for a connection whose frames carry no authorizer context
+        (1 GetItem), or None when it never connected."""
+        return self.registry.get(connection.connection_id)
 
     def disconnect(self, caller: Principal, connection: Connection, *, registered: bool) -> None:
         endpoint = self.directory.disconnect(caller, connection)
