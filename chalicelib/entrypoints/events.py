@@ -35,4 +35,4 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
     """SIP media application invocations (PSTN callers joining a contact room)."""
-    return bootstrap.services().voice.sma(event)
+    return bootstrap.services().voice.on_sip_media_event(event)

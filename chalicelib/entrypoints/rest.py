@@ -152,8 +152,8 @@ def query_int(query: dict[str, str], name: str, default: int, low: int, high: in
 
 def page(query: dict[str, str] | None) -> tuple[int, int]:
     """``after`` and ``limit`` from a query string, validated."""
-    q = query or {}
-    return query_int(q, "after", 0, 0, MAX_SEQ), query_int(q, "limit", 100, 1, 200)
+    params = query or {}
+    return query_int(params, "after", 0, 0, MAX_SEQ), query_int(params, "limit", 100, 1, 200)
 
 
 # --- authentication and errors -------------------------------------------------------------------

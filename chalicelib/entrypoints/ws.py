@@ -360,8 +360,8 @@ class Router:
                 raise
             if not isinstance(data, dict):
                 raise Invalid("the frame must be a JSON object")
-            rid = data.get("requestId")
-            request_id = rid if isinstance(rid, str) and len(rid) <= 128 else None
+            given_id = data.get("requestId")
+            request_id = given_id if isinstance(given_id, str) and len(given_id) <= 128 else None
             name = data.get("action")
             if not isinstance(name, str) or not name:
                 raise Invalid("the frame has no action")
@@ -392,19 +392,19 @@ class Router:
 # --- the Lambda handlers ---------------------------------------------------------------------------------
 
 
-def _context(event: dict[str, Any]) -> dict[str, Any]:
-    ctx: dict[str, Any] = event.get("requestContext") or {}
-    return ctx
+def _request_context(event: dict[str, Any]) -> dict[str, Any]:
+    request_context: dict[str, Any] = event.get("requestContext") or {}
+    return request_context
 
 
 def _connection(event: dict[str, Any]) -> Connection:
-    ctx = _context(event)
-    connected_at = ctx.get("connectedAt") or int(time.time() * 1000)
-    return Connection(str(ctx.get("connectionId", "")), int(connected_at))
+    request_context = _request_context(event)
+    connected_at = request_context.get("connectedAt") or int(time.time() * 1000)
+    return Connection(str(request_context.get("connectionId", "")), int(connected_at))
 
 
 def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
-    auth = _context(event).get("authorizer") or {}
+    auth = _request_context(event).get("authorizer") or {}
     if not auth.get("tenantId"):
         return None
     claims = {

@@ -157,7 +157,7 @@ class VoiceService:
 
     # --- the customer's phone leg (SIP media application Lambda) ---------------------------------
 
-    def sma(self, event: dict[str, Any]) -> dict[str, Any]:
+    def on_sip_media_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Answer one SIP media application invocation. Never raises: a live call must get an answer."""
         try:
             invocation = pstn.parse_event(event)
