@@ -194,6 +194,15 @@ def test_lax_types_are_refused(world: World, path: str, body: dict[str, Any]) ->
     assert not [op for op in log.calls if op not in ("GetItem", "Query", "BatchGetItem")]
 
 
+def test_a_refused_rest_body_names_every_offending_field_as_a_frame_does(world: World) -> None:
+    """REST and WebSocket refusals come from the same mapper: ``details.problems`` on both, no value echoed."""
+    body = {"name": "", "supervisors": ["ok", "a#b"], "agents": [1]}
+    status, payload = world.rest("PUT", "/admin/teams/team-9", admin_token(world), body)
+    assert status == 400 and payload["error"]["code"] == "invalid", payload
+    assert [p["field"] for p in payload["error"]["details"]["problems"]] == ["name", "supervisors.1", "agents.0"]
+    assert "a#b" not in json.dumps(payload)
+
+
 def test_lax_types_are_refused_in_frames(world: World) -> None:
     world.team()
     world.assign("wi-1")
