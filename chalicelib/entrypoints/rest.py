@@ -167,8 +167,9 @@ def rest_caller(headers: dict[str, str]) -> Principal:
     return bootstrap.services().sessions.authenticate(token.strip())
 
 
-def respond(request: Any, call: Callable[[], Any], status: int = 200) -> Reply:
-    """Run a REST use case and map its outcome to (status, body) in the contract's error shape."""
+def respond(request: Any, call: Callable[[], Any]) -> Reply:
+    """Run a REST use case and map its outcome to (status, body): 201 for a creation, 204 for nothing to
+    return, 200 otherwise; any exception in the contract's error shape (``errors.contract_error``)."""
     try:
         result = call()
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
@@ -176,7 +177,7 @@ def respond(request: Any, call: Callable[[], Any], status: int = 200) -> Reply:
         return refusal.status, {"error": refusal.to_dict()}
     if isinstance(result, Created):
         return 201, dict(result)
-    return (204, None) if result is None and status == 200 else (status, result)
+    return (204, None) if result is None else (200, result)
 
 
 # Chalice answers some requests itself, as {"Code": ..., "Message": ...}; they get the contract's shape and

@@ -522,5 +522,5 @@ def disconnect(event: dict[str, Any]) -> dict[str, Any]:
         if caller is not None:
             services.directory.disconnect(caller, connection, registered=registered)
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
-        contract_error(exc, f"disconnect of {connection.connection_id} not recorded")
+        contract_error(exc, f"disconnect of {connection.connection_id}")
     return {"statusCode": 200}

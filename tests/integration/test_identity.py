@@ -235,7 +235,7 @@ def test_an_unexpected_failure_of_connect_or_disconnect_is_logged_once_not_raise
     monkeypatch.setattr(services.directory, "connect", broken)
     monkeypatch.setattr(services.directory, "disconnect", broken)
     token = w.token("agent-1", "agent")
-    with caplog.at_level(logging.INFO, "chalicelib"):
+    with caplog.at_level(logging.INFO, "chalicelib.entrypoints.errors"):
         assert ws.connect(connect_event(token, "raw-broken=")) == {"statusCode": 500}
         event = connect_event(None, "auth-broken=", query=False)
         event["requestContext"]["authorizer"] = ws.authorize(authorizer_event(token))["context"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +21,40 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGGER = "chalicelib.entrypoints.errors"
 
 
-def test_a_domain_error_is_the_answer_as_it_is_and_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+class Records(logging.Handler):
+    """Every record of the mapper's logger, whatever propagation ``chalicelib.logs`` set up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def mapper_logs() -> Iterator[Records]:
+    records, logger = Records(), logging.getLogger(LOGGER)
+    level = logger.level
+    logger.addHandler(records)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+
+
+def test_a_domain_error_is_the_answer_as_it_is_and_is_not_logged(mapper_logs: Records) -> None:
     refusal = Forbidden("not yours")
-    with caplog.at_level(logging.DEBUG, LOGGER):
-        assert contract_error(refusal, "action x") is refusal
-    assert not caplog.records
+    assert contract_error(refusal, "action x") is refusal
+    assert not mapper_logs.records
 
 
-def test_a_timeout_of_the_sdk_is_unavailable_and_retryable_logged_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, LOGGER):
-        refusal = contract_error(ReadTimeoutError(endpoint_url="http://dynamodb"), "action coach.send")
+def test_a_timeout_of_the_sdk_is_unavailable_and_retryable_logged_as_a_warning(mapper_logs: Records) -> None:
+    refusal = contract_error(ReadTimeoutError(endpoint_url="http://dynamodb"), "action coach.send")
     assert isinstance(refusal, Unavailable) and refusal.to_dict()["retryable"] is True
-    (record,) = caplog.records
+    (record,) = mapper_logs.records
     assert record.levelno == logging.WARNING and "action coach.send" in record.getMessage()
 
 
@@ -44,18 +67,17 @@ def test_a_throttled_call_is_unavailable_and_a_lost_race_is_rate_limited() -> No
 
 
 def test_anything_else_is_internal_with_a_fixed_message_and_logged_once_with_its_traceback(
-    caplog: pytest.LogCaptureFixture,
+    mapper_logs: Records,
 ) -> None:
     failure = KeyError("secret-detail")
-    with caplog.at_level(logging.DEBUG, LOGGER):
-        refusal = contract_error(failure, "REST request PUT /admin/policy")
-        other = contract_error(ValueError("v"), "frame", "internal error; not applied")
+    refusal = contract_error(failure, "REST request PUT /admin/policy")
+    other = contract_error(ValueError("v"), "frame", "internal error; not applied")
     assert refusal.to_dict() == {"code": "internal", "message": NOTHING_APPLIED} and refusal.status == 500
     assert other.to_dict() == {"code": "internal", "message": "internal error; not applied"}
-    first = caplog.records[0]
+    first = mapper_logs.records[0]
     assert first.levelno == logging.ERROR and "PUT /admin/policy" in first.getMessage()
     assert first.exc_info is not None and first.exc_info[1] is failure
-    assert len(caplog.records) == 2
+    assert len(mapper_logs.records) == 2
 
 
 def test_a_non_sdk_failure_of_a_client_error_shape_is_internal() -> None:
