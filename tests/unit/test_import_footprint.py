@@ -30,3 +30,13 @@ def test_importing_app_loads_no_library_the_handlers_do_not_all_need() -> None:
     assert "msgspec" in loaded and "pynamodb" in loaded
     assert not loaded & NOT_AT_IMPORT, sorted(loaded & NOT_AT_IMPORT)
     assert not [m for m in loaded if "chime" in m.lower() or "mediapipeline" in m.lower()]
+
+
+def test_the_structured_logs_cost_no_import_beyond_the_standard_library() -> None:
+    probe = (
+        "import json, sys; before = set(sys.modules); import chalicelib.logs; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(json.loads(done.stdout)) - {"chalicelib"}
+    assert loaded <= sys.stdlib_module_names, sorted(loaded - sys.stdlib_module_names)
