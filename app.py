@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, Rate, Response, WebsocketEvent
+from chalice.app import Chalice, Rate, Request, Response, WebsocketEvent
 
 from chalicelib import logs
 from chalicelib.entrypoints import events, rest, ws
@@ -18,6 +18,21 @@ app = Chalice(app_name="supervisor-coaching")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.api.binary_types = []
 logs.configure()
+
+
+@app.middleware("all")
+def log_context(event: Any, get_response: Any) -> Any:
+    """Every handler's log lines carry its invocation's Lambda context and API Gateway's keys, and only
+    its own (docs/logs.md)."""
+    request_context: Any = None
+    if isinstance(event, Request):
+        lambda_context, request_context = event.lambda_context, event.context
+    else:
+        lambda_context = getattr(event, "context", None)
+        raw = event.to_dict() if event is not None else None
+        request_context = raw.get("requestContext") if isinstance(raw, dict) else None
+    with logs.invocation(lambda_context, **logs.gateway_fields(request_context)):
+        return get_response(event)
 
 
 def _json(result: tuple[int, Any]) -> Response:

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line, for CloudWatch Logs and the local stack.
+"""Structured logs: one JSON object per line, for CloudWatch Logs and the local stack (docs/logs.md).
 
 Every line carries the keys AWS Lambda Powertools' Logger emits (``timestamp``, ``level``, ``location``,
 ``message``, ``service``, ``cold_start``, ``function_name``, ``function_memory_size``, ``function_arn``,

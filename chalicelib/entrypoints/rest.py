@@ -14,7 +14,7 @@ from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
 import msgspec
 
-from chalicelib import bootstrap
+from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
@@ -214,6 +214,7 @@ def authenticated(body: type[Body] | None = None) -> Callable[[UseCase[P]], Call
         def handler(request: Any, /, *args: P.args, **kwargs: P.kwargs) -> Reply:
             def call() -> Any:
                 caller = rest_caller(dict(request.headers))
+                logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
                 parsed = parse(body, request.raw_body) if body is not None else None
                 return use_case(bootstrap.services(), caller, parsed, *args, **kwargs)
 
@@ -374,6 +375,7 @@ def receive_webhook(request: Any) -> Reply:
         data = parse_webhook(raw)
         tenant = data.get("tenantId") if data else None
         tenant_id = tenant if is_id(tenant) else None
+        logs.bind(tenant_id=tenant_id)
         validated = functools.partial(validate_webhook, data) if data is not None else None
         return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
 

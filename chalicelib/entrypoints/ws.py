@@ -17,11 +17,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from chalicelib import bootstrap
+from chalicelib import bootstrap, logs
 from chalicelib.adapters.tokens import principal_from_claims
 from chalicelib.bootstrap import Services
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.ids import is_id
 from chalicelib.entrypoints.errors import RetryableError, contract_error
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Text, decode, request_id_of, validate
 from chalicelib.services.delivery import ack, error
@@ -369,6 +370,8 @@ class Router:
             if action is None:
                 raise Invalid(f"unknown action {name[:64]!r}")
             action_name = name
+            wid = data.get("workitemId")
+            logs.bind(action=name, workitem_id=wid if isinstance(wid, str) and is_id(wid) else None)
             if caller is None:
                 raise Invalid("this connection is not registered; reconnect")
             if caller.role is Role.CUSTOMER and not action.customers:
@@ -428,6 +431,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
         principal = bootstrap.services().tokens.verify(token)
+        logs.bind(tenant_id=principal.tenant_id, user_id=principal.user_id)
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
         raise Exception("Unauthorized") from None
@@ -464,6 +468,7 @@ def connect(event: dict[str, Any]) -> dict[str, Any]:
         if principal is None:
             token = (event.get("queryStringParameters") or {}).get("token")
             principal = services.tokens.verify(token)
+            logs.bind(tenant_id=principal.tenant_id, user_id=principal.user_id)
         services.directory.connect(principal, connection, register=register)
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
         refusal = contract_error(exc, f"connection {connection.connection_id}")
@@ -500,6 +505,8 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
     refusal: DomainError | None = None
     try:
         caller, _ = _caller(services, event)
+        if caller is not None:
+            logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
         refusal = _session_refusal(services, caller, connection)
         frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
     except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
