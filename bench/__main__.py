@@ -274,7 +274,9 @@ def main() -> int:
     results["generated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results["runtime_s"] = round(time.perf_counter() - started, 1)
     results["targets"] = [{"target": n, "measured": m, "limit": lim, "met": met} for n, m, lim, met in targets(results)]
-    ordered = {k: results[k] for k in ("generated_at", "machine", "runtime_s", "quick", "targets", "steps") if k in results}
+    ordered: dict[str, Any] = {
+        k: results[k] for k in ("generated_at", "machine", "runtime_s", "quick", "targets", "steps") if k in results
+    }
     ordered.update({k: v for k, v in results.items() if k not in ordered})
     args.out.write_text(json.dumps(ordered, indent=2) + "\n")
     print("\n" + table(ordered))

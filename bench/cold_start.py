@@ -37,6 +37,7 @@ import compileall
 import importlib.util
 import json
 import os
+import py_compile
 import shutil
 import statistics
 import subprocess
@@ -208,7 +209,7 @@ def lambda_layouts(zip_path: Path, tmp: Path, runs: int) -> dict[str, Any]:
     result = {"cold_start_lambda": compare(app_probe, bare_probe, runs)}
     for folder in (task, bare):
         if not compileall.compile_dir(
-            str(folder), quiet=1, workers=1, invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH
+            str(folder), quiet=1, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
         ):
             raise RuntimeError(f"could not compile {folder}")
     result["cold_start_lambda_pyc"] = compare(app_probe, bare_probe, runs, layers=True)

@@ -93,8 +93,7 @@ class Deliveries:
         if name != "coach.message":
             return
         text = ((frame.get("data") or {}).get("entry") or {}).get("text")
-        got = self.arrivals.get(text)
-        if got is None:
+        if not isinstance(text, str) or (got := self.arrivals.get(text)) is None:
             return
         got.setdefault(conn.name, at)
         if len(got) >= self.expected[text]:

@@ -126,7 +126,7 @@ async def read_timeline(conn: Conn, workitem: str) -> list[dict[str, Any]]:
         after = page["entries"][-1]["seq"]
 
 
-def check_receiver(conn: Conn, truth: list[dict[str, Any]], kinds: frozenset[str]) -> tuple[dict[str, int], list[str]]:
+def check_receiver(conn: Conn, truth: list[dict[str, Any]], kinds: frozenset[str]) -> tuple[dict[str, float], list[str]]:
     """Loss / duplication / order of one receiver on its workitem, against the timeline it should follow;
     and a description of each inversion (which entries, by whom, how far apart)."""
     by_seq = {e["seq"]: e for e in truth}
@@ -247,8 +247,8 @@ async def run_async(quick: bool, endpoint: str | None) -> dict[str, Any]:
         for wid, members in by_workitem.items():
             reader = next(c for c in members if c.role == "supervisor")
             truth[wid] = await read_timeline(reader, wid)
-            customer = next(c for c in members if c.role == "customer")
-            customer_truth[wid] = await read_timeline(customer, wid)
+            customer_conn = next(c for c in members if c.role == "customer")
+            customer_truth[wid] = await read_timeline(customer_conn, wid)
         phases["verify_s"] = time.perf_counter() - t
 
         totals: dict[str, float] = defaultdict(int)
@@ -257,18 +257,18 @@ async def run_async(quick: bool, endpoint: str | None) -> dict[str, Any]:
         for c in conns:
             kinds = CUSTOMER_KINDS if c.role == "customer" else MESSAGE_KINDS
             source = customer_truth if c.role == "customer" else truth
-            result, found = check_receiver(c, source[str(c.workitem)], kinds)
+            counts, found = check_receiver(c, source[str(c.workitem)], kinds)
             inversions.extend(found)
-            for key, value in result.items():
+            for key, value in counts.items():
                 if key == "max_inversion_ms":
                     totals[key] = max(totals[key], value)
                 else:
                     totals[key] += value
-            if any(result[k] for k in ("lost", "duplicated", "out_of_order", "unexpected")):
-                worst.append({"receiver": c.name, "workitem": c.workitem, **result})
+            if any(counts[k] for k in ("lost", "duplicated", "out_of_order", "unexpected")):
+                worst.append({"receiver": c.name, "workitem": c.workitem, **counts})
         coach_entries = {e["messageId"]: wid for wid, entries in truth.items() for e in entries if e["kind"] == "coach_message"}
         delivered = sum(len(c.events("coach.message")) for c in staff)
-        result = {
+        result: dict[str, Any] = {
             "load": {
                 "sent": stats.acked,
                 "delivered": delivered,

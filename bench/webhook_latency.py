@@ -95,7 +95,7 @@ async def run_async(samples: int) -> dict[str, Any]:
         push = [pushed[s] - c for s, c in committed.items() if s in pushed]
         await sup.close()
         await agent.close()
-        result = {"samples": samples, "delivered": len(webhook), "webhook": _stats(webhook), "push": _stats(push)}
+        result: dict[str, Any] = {"samples": samples, "delivered": len(webhook), "webhook": _stats(webhook), "push": _stats(push)}
         result["webhook_to_push_p50"] = round(result["webhook"]["p50_ms"] / max(result["push"]["p50_ms"], 0.1), 2)
         return {"webhook_latency": result}
     finally:

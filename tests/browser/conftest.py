@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
 from tests.e2e.conftest import REPO_ROOT, Stack, stack  # noqa: F401 - the session's local stack fixture
 from tests.e2e.tenant import Tenant
@@ -30,7 +30,7 @@ CHROMIUM_FLAGS = [
 ]
 DIST = REPO_ROOT / "console" / "dist"
 AXE = REPO_ROOT / "console" / "node_modules" / "axe-core" / "axe.min.js"
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 LIVE = re.compile(r"\blive\b")
 TIMEOUT_MS = 10_000
 
@@ -67,7 +67,7 @@ def open_as(browser: Browser, stack: Stack) -> Iterator[OpenAs]:  # noqa: F811
     """``open_as(token)``: a new browser context signed in with ``/?token=``, waiting until it is live."""
     contexts: list[BrowserContext] = []
 
-    def open_page(token: str, *, viewport: dict[str, int] | None = None, wait_live: bool = True) -> Page:
+    def open_page(token: str, *, viewport: ViewportSize | None = None, wait_live: bool = True) -> Page:
         context = browser.new_context(viewport=viewport or DESKTOP)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)

@@ -15,11 +15,14 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.world import World, test_settings
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 ENDPOINT_VARIABLE = "DDB_LOCAL_ENDPOINT"
 HOW_TO_RUN = (
@@ -116,12 +119,12 @@ class TenantWorld(World):
     def admin(self, method: str, path: str, body: Any = None, tid: str | None = None) -> Any:
         return super().admin(method, path, body, tid or self.tid)
 
-    def webhook(
+    def webhook(  # type: ignore[override]  # World's later arguments pass through, by keyword only
         self, type_: str, data: dict[str, Any], tid: str | None = None, event_id: str | None = None, **kwargs: Any
     ) -> tuple[int, Any]:
         return super().webhook(type_, data, tid or self.tid, event_id, **kwargs)
 
-    def team(self, tid: str | None = None, **kwargs: Any) -> None:
+    def team(self, tid: str | None = None, **kwargs: Any) -> None:  # type: ignore[override]  # likewise
         super().team(tid or self.tid, **kwargs)
 
     def assign(self, workitem_id: str, channel: str = "chat", agent_id: str = "agent-1", tid: str | None = None) -> None:
@@ -144,7 +147,7 @@ class TenantWorld(World):
 _warm_connections: dict[type, Any] = {}
 
 
-def _models() -> list[type]:
+def _models() -> list[type[Model]]:
     from chalicelib.adapters import dynamo
 
     return [m for models in dynamo._MODELS_BY_TABLE.values() for m in models]

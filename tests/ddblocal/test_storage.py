@@ -60,10 +60,11 @@ def _sup(tid: str, uid: str = "sup-1") -> Principal:
     return Principal(tid, uid, Role.SUPERVISOR)
 
 
-def _raw_item(world: Any, table: str, pk: str, sk: str | None) -> dict[str, Any] | None:
+def _raw_item(world: Any, table: str, pk: str, sk: str | None) -> dict[str, Any]:
     key = {"pk": {"S": pk}} if sk is None else {"pk": {"S": pk}, "sk": {"S": sk}}
     name = table_names(world.settings)[table]
     item: dict[str, Any] | None = ddb_client(world.settings).get_item(TableName=name, Key=key, ConsistentRead=True).get("Item")
+    assert item is not None, (table, pk, sk)
     return item
 
 
@@ -566,7 +567,7 @@ def test_coach_send_racing_a_transfer_is_before_coaching_ended_or_refused(ddb_wo
     coached = [e for e in entries if e.kind is EntryKind.COACH_MESSAGE]
     assert all(e.seq < ended[0].seq for e in coached)
     # Every acknowledged message is on the timeline exactly once; every other one was refused.
-    assert sorted(e.message_id for e in coached) == sorted(m for r, m in outcomes if r == "ack")
+    assert sorted(str(e.message_id) for e in coached) == sorted(str(m) for r, m in outcomes if r == "ack")
     assert {r for r, _ in outcomes} <= {"ack", "conflict", "rate_limited"}
     refused = [r for r, _ in outcomes if r != "ack"]
     assert len(coached) + len(refused) == 15

@@ -58,6 +58,7 @@ def cognito(issuer: Issuer, kid: str, sub: str, groups: list[str], **claims: obj
     """A Cognito-style access token: no ``aud``, ``client_id``, ``custom:tid`` and ``cognito:groups``."""
     return issuer.token(
         kid,
+        None,
         sub=sub,
         aud=None,
         tid=None,

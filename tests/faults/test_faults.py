@@ -234,7 +234,7 @@ def test_a_killed_store_is_reported_once_and_the_stack_exits_non_zero(fresh_stac
         answered_after_kill=len(answered_after),
         tracebacks=sum("Traceback" in line for line in logged),
     )
-    assert status == 503 and "exited with code" in body["reason"]
+    assert status == 503 and body is not None and "exited with code" in body["reason"]
     assert len(died) == 1, died
     assert stack.process.returncode == 3
     assert exit_seconds < 8

@@ -23,8 +23,8 @@ with open(request_path) as f:
 
 import botocore.client  # noqa: E402 - the runtime's botocore, recorded before the app imports it
 
-calls = []
-_make_api_call = botocore.client.BaseClient._make_api_call
+calls: list[list[str]] = []
+_make_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]  # private in botocore-stubs
 
 
 def _recording(self, operation_name, api_params):
@@ -32,7 +32,7 @@ def _recording(self, operation_name, api_params):
     return _make_api_call(self, operation_name, api_params)
 
 
-botocore.client.BaseClient._make_api_call = _recording
+botocore.client.BaseClient._make_api_call = _recording  # type: ignore[attr-defined]
 
 
 class LambdaContext:
@@ -69,7 +69,7 @@ foreign = sorted(
         for name, module in list(sys.modules.items())
         if name not in ("__main__", "__mp_main__")
         and getattr(module, "__file__", None)
-        and not any(os.path.abspath(module.__file__).startswith(root + os.sep) for root in allowed_roots)
+        and not any(os.path.abspath(str(module.__file__)).startswith(root + os.sep) for root in allowed_roots)
     }
 )
 app_module = sys.modules["app"]

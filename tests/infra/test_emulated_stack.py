@@ -250,7 +250,7 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
         host, port = moto_server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
 
-        def client(service: str) -> Any:
+        def client(service: Any) -> Any:  # Any: boto3-stubs type each service name as a Literal
             return boto3.client(
                 service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
             )

@@ -206,7 +206,7 @@ def test_table_matches_its_pynamodb_model(packaged: Build, key: str) -> None:
     assert props["BillingMode"] == "PAY_PER_REQUEST" == model.Meta.billing_mode
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
-    ttl = model._ttl_attribute()  # type: ignore[no-untyped-call]
+    ttl = model._ttl_attribute()
     if ttl is not None:
         assert props["TimeToLiveSpecification"] == {"AttributeName": ttl.attr_name, "Enabled": True}
     assert "TableName" not in props, "let CloudFormation name tables so two stacks can share an account"
@@ -768,7 +768,7 @@ def _client_calls() -> dict[str, set[str]]:
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
                 and isinstance(node.args[0].value, str)
-                and (getattr(node.func, "attr", None) or getattr(node.func, "id", "")).endswith("client")
+                and str(getattr(node.func, "attr", None) or getattr(node.func, "id", "")).endswith("client")
                 and node.args[0].value in session.get_available_services()
             ):
                 services.add(node.args[0].value)

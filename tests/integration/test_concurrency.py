@@ -72,7 +72,7 @@ def test_two_supervisors_joining_at_once_both_get_contiguous_lines(world: World)
     barrier = threading.Barrier(2)
     replies: list[dict] = []
 
-    def join(client) -> None:  # type: ignore[no-untyped-def]
+    def join(client) -> None:
         barrier.wait()
         replies.append(client.request("monitor.start", workitemId="wi-1"))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import jwt
 import pytest
-from chalice import Chalice
+from chalice.app import Chalice
 
 from devstack.console import ConsoleSite
 from devstack.gateway import Gateway, GatewayThread

@@ -133,7 +133,7 @@ def bench(world: World) -> Bench:
     if existing is None:
         existing = Bench(world)
         world._fuzz_bench = existing  # type: ignore[attr-defined]
-    return existing  # type: ignore[no-any-return]
+    return existing
 
 
 # --- strategies -----------------------------------------------------------------------------------
@@ -376,7 +376,11 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
     """A body shaped for ``route`` (values mostly of the right type), or anything at all."""
     people = st.lists(st.sampled_from(ids), max_size=4)
     if route.startswith("/admin/teams/"):
-        shaped = {"name": st.text(min_size=1, max_size=20), "supervisors": people, "agents": people}
+        shaped: dict[str, st.SearchStrategy[Any]] = {
+            "name": st.text(min_size=1, max_size=20),
+            "supervisors": people,
+            "agents": people,
+        }
     elif route == "/admin/policy":
         shaped = {
             "recordCoaching": st.booleans(),
@@ -557,7 +561,7 @@ def webhook_bodies(ids: list[str]) -> st.SearchStrategy[bytes]:
     def loose(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return mostly(strategy, hostile(ids))
 
-    shapes = {
+    shapes: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "workitem.assigned": {
             "workitemId": wids,
             "agentId": agents,

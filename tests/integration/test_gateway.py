@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
-from chalice import Chalice, Response
+from chalice.app import Chalice, Response
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -125,13 +125,17 @@ def ws_disconnect(event: Any) -> None:
 
 @toy.route("/hello")
 def hello() -> dict[str, Any]:
-    return {"hello": "world", "query": toy.current_request.query_params}
+    request = toy.current_request
+    assert request is not None
+    return {"hello": "world", "query": request.query_params}
 
 
 @toy.route("/items/{item_id}", methods=["PUT"])
 def put_item(item_id: str) -> Response:
+    request = toy.current_request
+    assert request is not None
     return Response(
-        body={"id": item_id, "body": toy.current_request.json_body},
+        body={"id": item_id, "body": request.json_body},
         status_code=201,
         headers={"X-Item": item_id},
     )
@@ -140,7 +144,9 @@ def put_item(item_id: str) -> Response:
 @toy.route("/whoami/{n}")
 def whoami(n: str) -> dict[str, Any]:
     time.sleep(0.05)  # overlap with the other requests: current_request must stay per thread
-    return {"n": toy.current_request.uri_params["n"], "param": n}
+    request = toy.current_request
+    assert request is not None and request.uri_params is not None
+    return {"n": request.uri_params["n"], "param": n}
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
@@ -495,7 +501,7 @@ def test_oversized_post_is_payload_too_large(gateway: GatewayThread) -> None:
 def test_management_accepts_stage_prefixed_and_encoded_paths(gateway: GatewayThread) -> None:
     with _open(gateway) as ws:
         connection_id = _connection_id(ws)
-        encoded = urllib.request.quote(connection_id, safe="")
+        encoded = urllib.parse.quote(connection_id, safe="")
         status, _, _ = _http(gateway, "POST", f"/%40connections/{encoded}", body=b'{"raw": 1}')
         assert status == 200
         assert _recv(ws) == {"raw": 1}
@@ -594,7 +600,7 @@ def test_frame_guard_finds_the_oversized_frame_across_chunk_boundaries(chunk: in
         + _client_frame(0x2, b"d" * 2000)
     )
     stream = allowed + _client_frame(0x1, b"e" * 2001) + _client_frame(0x1, b"never")
-    inner, violations = _Recorder(), []
+    inner, violations = _Recorder(), list[int]()
     guard = _FrameGuard(inner, 2000, violations.append)
     results = [guard.feed_data(stream[i : i + chunk]) for i in range(0, len(stream), chunk)]
     assert violations == [2001]
@@ -604,7 +610,7 @@ def test_frame_guard_finds_the_oversized_frame_across_chunk_boundaries(chunk: in
 
 def test_frame_guard_reads_64_bit_lengths() -> None:
 
-    inner, violations = _Recorder(), []
+    inner, violations = _Recorder(), list[int]()
     guard = _FrameGuard(inner, 32 * 1024, violations.append)
     ok = _client_frame(0x1, b"x" * 70_000)
     assert _FrameGuard(_Recorder(), 80_000, violations.append).feed_data(ok) == (False, b"")

@@ -401,7 +401,8 @@ def test_a_transfer_webhook_to_a_non_agent_is_409_and_applies_nothing(world: Wor
     assert after == before
     status, payload = world.webhook("workitem.transferred", {"workitemId": "wi-1", "toAgentId": "agent-2"})
     assert status == 200, payload
-    assert world.services.coaching.store.get("t1", "wi-1").agent_id == "agent-2"
+    stored = world.services.coaching.store.get("t1", "wi-1")
+    assert stored is not None and stored.agent_id == "agent-2"
 
 
 def test_a_transfer_webhook_to_an_agent_of_another_tenant_is_409(world: World) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -49,12 +50,12 @@ def test_random_interleavings_keep_coaching_silent_and_timelines_contiguous(worl
     tips: list[str] = []
     for who, action, n in steps:
         if who == "sup":
-            fields = {"text": f"tip {n}"} if action == "coach.send" else {}
+            fields: dict[str, Any] = {"text": f"tip {n}"} if action == "coach.send" else {}
             reply = sups[n].request(action, workitemId=wid, **fields)
             if action == "coach.send" and reply["type"] == "ack":
                 tips.append(reply["data"]["entry"]["messageId"])
         elif who == "agent":
-            fields: dict = {}
+            fields = {}
             if action in ("coach.send", "message.send"):
                 fields = {"text": f"agent says {n}"}
             elif action == "coach.react":

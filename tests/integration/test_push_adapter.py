@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
@@ -116,12 +116,16 @@ class _Answers:
         parsed: dict[str, Any] = {"ResponseMetadata": {"HTTPStatusCode": status}}
         if code:
             parsed["Error"] = {"Code": code, "Message": "stubbed"}
-        return AWSResponse(f"{ENDPOINT}/@connections/{connection_id}", status, {}, None), parsed
+        return AWSResponse(f"{ENDPOINT}/@connections/{connection_id}", status, HTTPHeaders(), None), parsed
 
 
 def test_post_many_fans_out_in_parallel_and_reports_only_the_gone(push_logs: pytest.LogCaptureFixture) -> None:
     client = _client()
-    outcomes = {"gone-1=": (410, "GoneException"), "busy=": (429, "LimitExceededException"), "gone-2=": (410, "GoneException")}
+    outcomes: dict[str, tuple[int, str | None]] = {
+        "gone-1=": (410, "GoneException"),
+        "busy=": (429, "LimitExceededException"),
+        "gone-2=": (410, "GoneException"),
+    }
     ids = ["ok-1=", "gone-1=", "busy=", "ok-2=", "gone-2=", "ok/3="]
     answers = _Answers(len(ids), outcomes)
     client.meta.events.register("before-call.apigatewaymanagementapi.PostToConnection", answers)
@@ -158,7 +162,7 @@ def test_one_connections_frames_go_out_in_order_while_connections_run_in_paralle
             both_started.wait()
         with lock:
             posted.append((connection_id, params["body"], threading.current_thread().name))
-        return AWSResponse(f"{ENDPOINT}/@connections/{connection_id}", 200, {}, None), {
+        return AWSResponse(f"{ENDPOINT}/@connections/{connection_id}", 200, HTTPHeaders(), None), {
             "ResponseMetadata": {"HTTPStatusCode": 200}
         }
 
@@ -198,8 +202,9 @@ def test_the_client_is_created_lazily_and_only_once() -> None:
     assert client.meta.endpoint_url == ENDPOINT
     assert client.meta.region_name == REGION
     assert client.meta.service_model.service_name == "apigatewaymanagementapi"
-    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (PUSH.connect, PUSH.read)
-    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": PUSH.attempts}
+    config: Any = client.meta.config  # botocore-stubs' Config declares no attributes
+    assert (config.connect_timeout, config.read_timeout) == (PUSH.connect, PUSH.read)
+    assert config.retries == {"mode": "standard", "total_max_attempts": PUSH.attempts}
 
     with Stubber(client) as stub:
         stub.add_response("post_to_connection", {}, {"ConnectionId": "abc=", "Data": b"hi"})

@@ -95,7 +95,7 @@ class StoreFault:
         return parsed
 
     def __enter__(self) -> StoreFault:
-        original = BaseClient._make_api_call
+        original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private in botocore-stubs
         fault = self
 
         def make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
@@ -203,7 +203,7 @@ def test_a_gone_connection_that_is_both_a_monitor_and_a_watcher_is_forgotten_eve
 # --- (b) the store pushes back ---------------------------------------------------------------
 
 
-THROTTLES = {
+THROTTLES: dict[str, dict[str, Any]] = {
     "provisioned-throughput": dict(operation="TransactWriteItems", code="ProvisionedThroughputExceededException"),
     "throttling": dict(operation="TransactWriteItems", code="ThrottlingException"),
     "request-limit": dict(operation="TransactWriteItems", code="RequestLimitExceeded"),
@@ -269,14 +269,15 @@ def test_a_throttled_transfer_moves_no_counter(world: Any) -> None:
 def test_throttled_reads_and_directory_writes_are_retryable(world: Any) -> None:
     _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
-    for operation, action, fields in [
+    cases: list[tuple[str, str, dict[str, Any]]] = [
         ("UpdateItem", "presence.set", {"state": "not_ready"}),
         ("Query", "agents.list", {}),
         ("BatchGetItem", "agents.list", {}),
         ("GetItem", "timeline.get", {"workitemId": WID, "after": 0}),
         ("Query", "timeline.get", {"workitemId": WID, "after": 0}),
         ("Query", "workitems.list", {"agentId": "agent-1"}),
-    ]:
+    ]
+    for operation, action, fields in cases:
         with StoreFault(operation, "ProvisionedThroughputExceededException") as injected:
             _assert_retryable(sup.request(action, **fields), sup.connection_id)
         assert injected.calls == 1, (operation, action)

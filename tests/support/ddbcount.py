@@ -26,15 +26,15 @@ class RequestLog:
 def count_dynamodb() -> Iterator[RequestLog]:
     """Every DynamoDB operation made inside the block, in order (retries of one call count once)."""
     log = RequestLog()
-    original = BaseClient._make_api_call
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private in botocore-stubs
 
     def counting(self: BaseClient, operation_name: str, api_params: Any) -> Any:
         if self.meta.service_model.service_name == "dynamodb":
             log.calls.append(operation_name)
         return original(self, operation_name, api_params)
 
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    BaseClient._make_api_call = counting  # type: ignore[attr-defined]
     try:
         yield log
     finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        BaseClient._make_api_call = original  # type: ignore[attr-defined]

@@ -164,7 +164,7 @@ def _refused_tokens(issuer: Issuer, other: Issuer) -> list[tuple[str, str, dict[
         ("alg mismatch: ES256 header on an RSA key", with_header(issuer.token("rsa-1"), alg="ES256", kid="rsa-1"), {}),
         ("alg mismatch: RS256 header on an EC key", with_header(issuer.token("ec-1"), alg="RS256", kid="ec-1"), {}),
         ("RS384 is not accepted", issuer.token("rsa-1", alg="RS384"), {}),
-        ("alg none", jwt.encode(issuer.claims(), None, algorithm="none", headers={"kid": "rsa-1"}), {}),
+        ("alg none", jwt.encode(issuer.claims(), None, algorithm="none", headers={"kid": "rsa-1"}), {}),  # type: ignore[arg-type]
         ("signature stripped", issuer.token("rsa-1").rsplit(".", 1)[0] + ".", {}),
         ("missing tenant claim", issuer.token("rsa-1", tid=None), {}),
         ("malformed tenant claim", issuer.token("rsa-1", tid="a#b"), {}),
@@ -173,7 +173,7 @@ def _refused_tokens(issuer: Issuer, other: Issuer) -> list[tuple[str, str, dict[
         ("role claim naming no known role", issuer.token("rsa-1", role="superuser"), {}),
         (
             "list role claim naming no known role",
-            issuer.token("rsa-1", role=None, **{"cognito:groups": ["billing"]}),
+            issuer.token("rsa-1", None, role=None, **{"cognito:groups": ["billing"]}),
             {"role_claim": "cognito:groups"},
         ),
         ("an issuer never makes a customer", issuer.token("rsa-1", role="customer", wid="wi-1"), {}),

@@ -163,7 +163,7 @@ def test_constrained_strings_refuse_lone_surrogates_elsewhere_they_pass() -> Non
         ({"action": "timeline.get", "workitemId": "wi-1", "after": "\ud800"}, "after"),
         ({"action": "assist.request", "templateId": "t", "to": {"userId": "u", "\ud800": 1}}, "to"),
     ):
-        schema = ws.ACTIONS[frame["action"]]
+        schema = ws.ACTIONS[str(frame["action"])]
         with pytest.raises(Invalid) as refused:
             validate(schema, frame, "frame")
         assert refused.value.details["problems"][0]["field"].split(".")[0] == field
@@ -220,7 +220,7 @@ def test_anything_but_an_object_is_refused_as_a_whole(data: Any) -> None:
 
 
 def test_every_frame_and_body_is_a_frozen_struct() -> None:
-    models = [
+    models: list[type[Any]] = [
         *ws.ACTIONS.values(),
         ws.UserTarget,
         rest.WebhookBody,
