@@ -49,7 +49,8 @@ class WsClient:
         """Open ``url?token=...``; raise :class:`WsRefused` with the HTTP status if the upgrade is refused."""
         target = url if token is None else f"{url}{'&' if '?' in url else '?'}token={quote(token, safe='')}"
         try:
-            ws = connect(target, open_timeout=timeout, compression=None, max_size=None, close_timeout=2)
+            # legacy=True: the connection outlives this call (websockets' explicit opt-in, no DeprecationWarning).
+            ws = connect(target, open_timeout=timeout, compression=None, max_size=None, close_timeout=2, legacy=True)
         except InvalidStatus as refused:
             raise WsRefused(refused.response.status_code, bytes(refused.response.body or b"")) from None
         return cls(ws)

@@ -178,7 +178,9 @@ def gateway() -> Iterator[GatewayThread]:
 
 
 def _open(gateway: GatewayThread, token: str = "good", **kwargs: Any) -> ClientConnection:
-    return connect(f"{gateway.ws_url}?token={token}", open_timeout=5, compression=None, **kwargs)
+    """A connection the test closes itself, or drops (``legacy=True``: websockets' explicit opt-in to
+    ``connect()`` returning the connection rather than only serving as a context manager)."""
+    return connect(f"{gateway.ws_url}?token={token}", open_timeout=5, compression=None, legacy=True, **kwargs)
 
 
 def _recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
@@ -236,7 +238,7 @@ def test_authorizer_refusals_answer_http_status_without_upgrade(gateway: Gateway
 
 def test_missing_token_is_401(gateway: GatewayThread) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        connect(gateway.ws_url, open_timeout=5)
+        connect(gateway.ws_url, open_timeout=5, legacy=True)
     assert refused.value.response.status_code == 401
 
 
