@@ -20,18 +20,17 @@ from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDir
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.services.coaching import CoachingService
-from chalicelib.services.delivery import Clock, Notifier, SystemClock
+from chalicelib.services.delivery import Notifier, SystemClock
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
-from chalicelib.services.integrations import DeliveryQueue, Integrations, SmsSender
+from chalicelib.services.integrations import Integrations
+from chalicelib.services.ports import Clock, DeliveryQueue, MeetingProvider, Pusher, SmsSender
 from chalicelib.services.sessions import SessionService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
-    from chalicelib.domain.voice import MeetingProvider
     from chalicelib.services.assistance import AssistanceService
-    from chalicelib.services.ports import Pusher
     from chalicelib.services.voice import VoiceService
 
 log = logging.getLogger(__name__)

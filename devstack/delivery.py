@@ -49,7 +49,7 @@ class LocalDeliveryQueue:
         self._dead_hidden: dict[str, _Message] = {}
         self._lock = threading.Condition()
 
-    # the DeliveryQueue port (chalicelib.services.integrations)
+    # the DeliveryQueue port (chalicelib.services.ports)
 
     def send(self, bodies: list[str]) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The Amazon Chime SDK behind the voice port (:class:`chalicelib.domain.voice.MeetingProvider`).
+"""The Amazon Chime SDK behind the voice port (:class:`chalicelib.services.ports.MeetingProvider`).
 
 Voice coaching needs two kinds of rooms (contact room, coach room; see docs/voice.md) and, when a
 tenant's policy asks for it, a recording of the coach room. This adapter is the only code that

@@ -79,7 +79,7 @@ class FakePipeline:
 
 
 class FakeMeetingProvider:
-    """In-memory :class:`chalicelib.domain.voice.MeetingProvider`.
+    """In-memory :class:`chalicelib.services.ports.MeetingProvider`.
 
     Inspect ``meetings`` / ``attendees`` / ``pipelines`` (live objects by id), ``deleted_meetings`` /
     ``deleted_attendees`` / ``deleted_pipelines`` (ids), and ``calls`` (operation names in order).

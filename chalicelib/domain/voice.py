@@ -1,4 +1,4 @@
-"""Voice coaching (docs/product.md V1-V8, S15, B5): rooms, modes and the meeting-provider port.
+"""Voice coaching (docs/product.md V1-V8, S15, B5): rooms, modes and the meeting records (the port is in services/ports.py).
 
 Chime SDK meetings mix audio centrally, so a whisper cannot be routed inside one meeting: everyone
 who can send is heard by everyone. Whisper therefore uses a second *coach room* per coaching session
@@ -11,7 +11,7 @@ import copy
 import enum
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .coaching import Change, Channel, Status, Workitem, record
 from .errors import Conflict, Forbidden, Invalid
@@ -73,27 +73,6 @@ class Room:
         if self.media_placement:
             body["mediaPlacement"] = dict(self.media_placement)
         return body
-
-
-class MeetingProvider(Protocol):
-    """The port the voice service drives; a boto3 Chime SDK adapter and a local fake implement it.
-
-    Deleting something that is already gone is not an error (teardown is idempotent).
-    """
-
-    def create_meeting(self, *, client_request_token: str, external_meeting_id: str) -> Meeting: ...
-
-    def create_attendee(self, meeting_id: str, external_user_id: str, audio: Audio) -> Attendee: ...
-
-    def update_attendee_audio(self, meeting_id: str, attendee_id: str, audio: Audio) -> None: ...
-
-    def delete_attendee(self, meeting_id: str, attendee_id: str) -> None: ...
-
-    def delete_meeting(self, meeting_id: str) -> None: ...
-
-    def start_recording(self, meeting: Meeting, sink_arn: str) -> str: ...
-
-    def delete_pipeline(self, pipeline_id: str) -> None: ...
 
 
 _MAX_EXTERNAL_ID = 64

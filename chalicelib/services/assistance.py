@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.domain import assistance as rules
 from chalicelib.domain import coaching as coaching_rules
@@ -21,9 +21,9 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.identity import Principal, Role, user_endpoint
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services.coaching import CoachingService
-from chalicelib.services.delivery import Clock, Notifier, Outbox, new_id, now_pair
+from chalicelib.services.delivery import Notifier, Outbox, new_id, now_pair
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
-from chalicelib.services.ports import Directory, Endpoint, Presence
+from chalicelib.services.ports import AssistanceStore, Clock, Directory, Endpoint, Presence
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,28 +34,6 @@ BATCH_GET_MAX = 100
 MAX_PEER_CANDIDATES = 300
 # Due requests handled per shard and sweep; the rest wait for the next sweep (one minute later).
 SWEEP_BATCH = 200
-
-
-class AssistanceStore(Protocol):
-    """Where assistance requests live (``chalicelib.adapters.assist_repository`` on DynamoDB)."""
-
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
-        """Store a new request; a due one enters the escalation index."""
-
-    def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
-        """The request as last written (strongly consistent)."""
-
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
-        """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
-        Returns the request as written (an escalation may have added recipients since it was read).
-        Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
-
-    def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
-        """Requests of one index shard whose next escalation step is due at ``now_epoch``."""
-
-    def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
-        """Write an escalation step, conditional on the stored request still being ``before``'s
-        pending stage. False when a claim or another sweep got there first."""
 
 
 class AssistanceService:

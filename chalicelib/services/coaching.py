@@ -20,10 +20,11 @@ from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from chalicelib.domain.identity import Principal, Role, customer_endpoint, user_endpoint
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
-from chalicelib.services.delivery import Clock, Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
+from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
 from chalicelib.services.fanout import encode_note
 from chalicelib.services.paging import scope_of, workitem_page
 from chalicelib.services.ports import (
+    Clock,
     CounterDelta,
     Directory,
     Endpoint,

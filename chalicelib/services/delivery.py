@@ -12,14 +12,14 @@ import json
 import logging
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
-from chalicelib.services.ports import Connection, Directory, Endpoint, Pusher, Watcher
+from chalicelib.services.ports import Clock, Connection, Directory, Endpoint, Pusher, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 # is ever posted (Notifier is the one place frames are sent). Timeline pages aim at MAX_PUSH_BYTES.
 MAX_FRAME_BYTES = 128 * 1024
 MAX_PUSH_BYTES = 120 * 1024
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class SystemClock:

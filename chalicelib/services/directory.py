@@ -8,9 +8,10 @@ from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_endpoint
-from chalicelib.services.delivery import Clock, Notifier, Outbox, now_pair
+from chalicelib.services.delivery import Notifier, Outbox, now_pair
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of, workitem_page
 from chalicelib.services.ports import (
+    Clock,
     Connection,
     ConnectionRegistry,
     Directory,

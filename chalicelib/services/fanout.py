@@ -23,14 +23,14 @@ import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.ports import Endpoint
+from chalicelib.services.ports import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +117,6 @@ class Committed(msgspec.Struct, frozen=True):
 
     def change(self) -> Change:
         return Change(self.before, self.after, list(self.note.entries), list(self.note.ended_for), self.note.end_reason)
-
-
-class Publisher(Protocol):
-    """What the fan-out needs from the coaching use cases (``CoachingService``)."""
-
-    def recipients(self, change: Change) -> list[str]: ...
-
-    def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]: ...
-
-    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None: ...
 
 
 class FanoutService:

@@ -26,13 +26,13 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Channel, Workitem
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
 from chalicelib.domain.identity import Principal, Role, user_endpoint
-from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.domain.timeline import EntryKind
 from chalicelib.domain.webhooks import (
     MAX_SUBSCRIPTIONS,
     RETRY_BASE_SECONDS,
@@ -41,9 +41,9 @@ from chalicelib.domain.webhooks import (
     check_url,
     retry_delay,
 )
-from chalicelib.services.delivery import Clock, Notifier, Outbox, iso, new_id, now_pair
+from chalicelib.services.delivery import Notifier, Outbox, iso, new_id, now_pair
 from chalicelib.services.fanout import Committed
-from chalicelib.services.ports import Directory
+from chalicelib.services.ports import Clock, DeliveryQueue, Directory, Poster, SmsSender, SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -62,42 +62,6 @@ class ChannelFailed(Exception):
 
 class Created(dict[str, Any]):
     """A REST result answered 201."""
-
-
-class DeliveryQueue(Protocol):
-    def send(self, bodies: list[str]) -> None: ...
-
-    def retry_later(self, receipt: str, seconds: int) -> None: ...
-
-    def dead_letters(self, limit: int) -> list[tuple[str, str]]: ...
-
-    def requeue_dead(self, items: list[tuple[str, str]]) -> None: ...
-
-    def release_dead(self, receipts: list[str]) -> None: ...
-
-
-class SubscriptionStore(Protocol):
-    def list(self, tenant_id: str) -> list[Subscription]: ...
-
-    def get(self, tenant_id: str, subscription_id: str) -> Subscription | None: ...
-
-    def put(self, sub: Subscription, now: str) -> None: ...
-
-    def delete(self, tenant_id: str, subscription_id: str) -> bool: ...
-
-    def sms_origination(self, tenant_id: str) -> str | None: ...
-
-    def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None: ...
-
-    def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None: ...
-
-
-class Poster(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]: ...
-
-
-class SmsSender(Protocol):
-    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str: ...
 
 
 class DeliveryRetry(Exception):

@@ -1,7 +1,7 @@
-"""The ports the use cases drive, and the plain records that cross them.
+"""The ports the use cases drive, and the plain records that cross them: every port is here.
 
-Adapters in ``chalicelib.adapters`` implement these with DynamoDB, API Gateway and the Chime SDK;
-tests may implement them in memory. The records are ``msgspec.Struct`` classes rather than
+Adapters in ``chalicelib.adapters`` implement these with DynamoDB, API Gateway, SQS, the Chime SDK
+and the clock; tests and the local stack may implement them in memory. The records are ``msgspec.Struct`` classes rather than
 dataclasses: a Struct class is created in C in microseconds, where a dataclass costs about a
 millisecond of every cold start (docs/performance.md, section 3).
 """
@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
+from chalicelib.domain.assistance import AssistanceRequest
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
+from chalicelib.domain.voice import Attendee, Audio, Meeting
+from chalicelib.domain.webhooks import Subscription
 
 # API Gateway closes every WebSocket connection after 2 hours.
 CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000
@@ -258,3 +262,100 @@ class Pusher(Protocol):
 
     def close(self, connection_id: str) -> None:
         """Close the connection from the server side (``DeleteConnection``)."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Verifier(Protocol):
+    def verify(self, token: str | None) -> Principal: ...
+
+
+class AssistanceStore(Protocol):
+    """Where assistance requests live (``chalicelib.adapters.assist_repository`` on DynamoDB)."""
+
+    def create(self, request: AssistanceRequest, retention_days: int) -> None:
+        """Store a new request; a due one enters the escalation index."""
+
+    def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
+        """The request as last written (strongly consistent)."""
+
+    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
+        """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
+        Returns the request as written (an escalation may have added recipients since it was read).
+        Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
+
+    def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
+        """Requests of one index shard whose next escalation step is due at ``now_epoch``."""
+
+    def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
+        """Write an escalation step, conditional on the stored request still being ``before``'s
+        pending stage. False when a claim or another sweep got there first."""
+
+
+class DeliveryQueue(Protocol):
+    def send(self, bodies: list[str]) -> None: ...
+
+    def retry_later(self, receipt: str, seconds: int) -> None: ...
+
+    def dead_letters(self, limit: int) -> list[tuple[str, str]]: ...
+
+    def requeue_dead(self, items: list[tuple[str, str]]) -> None: ...
+
+    def release_dead(self, receipts: list[str]) -> None: ...
+
+
+class SubscriptionStore(Protocol):
+    def list(self, tenant_id: str) -> list[Subscription]: ...
+
+    def get(self, tenant_id: str, subscription_id: str) -> Subscription | None: ...
+
+    def put(self, sub: Subscription, now: str) -> None: ...
+
+    def delete(self, tenant_id: str, subscription_id: str) -> bool: ...
+
+    def sms_origination(self, tenant_id: str) -> str | None: ...
+
+    def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None: ...
+
+    def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None: ...
+
+
+class Poster(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]: ...
+
+
+class SmsSender(Protocol):
+    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str: ...
+
+
+class Publisher(Protocol):
+    """What the fan-out needs from the coaching use cases (``CoachingService``)."""
+
+    def recipients(self, change: Change) -> list[str]: ...
+
+    def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]: ...
+
+    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None: ...
+
+
+class MeetingProvider(Protocol):
+    """The port the voice service drives; a boto3 Chime SDK adapter and a local fake implement it.
+
+    Deleting something that is already gone is not an error (teardown is idempotent).
+    """
+
+    def create_meeting(self, *, client_request_token: str, external_meeting_id: str) -> Meeting: ...
+
+    def create_attendee(self, meeting_id: str, external_user_id: str, audio: Audio) -> Attendee: ...
+
+    def update_attendee_audio(self, meeting_id: str, attendee_id: str, audio: Audio) -> None: ...
+
+    def delete_attendee(self, meeting_id: str, attendee_id: str) -> None: ...
+
+    def delete_meeting(self, meeting_id: str) -> None: ...
+
+    def start_recording(self, meeting: Meeting, sink_arn: str) -> str: ...
+
+    def delete_pipeline(self, pipeline_id: str) -> None: ...

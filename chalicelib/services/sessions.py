@@ -13,22 +13,18 @@ the user's endpoint: tokens issued up to it are refused on REST (1 GetItem per r
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_endpoint
-from chalicelib.services.delivery import Clock, Notifier, now_pair
+from chalicelib.services.delivery import Notifier, now_pair
 from chalicelib.services.directory import require_admin
-from chalicelib.services.ports import Connection, ConnectionRegistry, Directory, Endpoint
+from chalicelib.services.ports import Clock, Connection, ConnectionRegistry, Directory, Endpoint, Verifier
 
 log = logging.getLogger(__name__)
 
 # How far past ``exp`` a token still counts (clock skew between issuer and server).
 LEEWAY_SECONDS = 30
-
-
-class Verifier(Protocol):
-    def verify(self, token: str | None) -> Principal: ...
 
 
 class SessionExpired(Unauthorized):

@@ -35,7 +35,6 @@ from chalicelib.domain.voice import (
     Attendee,
     Audio,
     Cleanup,
-    MeetingProvider,
     Room,
     RoomKind,
     RoomState,
@@ -45,6 +44,7 @@ from chalicelib.domain.voice import (
 )
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import now_pair
+from chalicelib.services.ports import MeetingProvider
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)

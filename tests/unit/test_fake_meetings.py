@@ -11,7 +11,8 @@ import pytest
 
 from chalicelib.adapters.fake_meetings import FakeMeetingProvider
 from chalicelib.domain.errors import Invalid, NotFound, RateLimited
-from chalicelib.domain.voice import Audio, MeetingProvider
+from chalicelib.domain.voice import Audio
+from chalicelib.services.ports import MeetingProvider
 
 pytestmark = pytest.mark.unit
 
