@@ -2,7 +2,7 @@
 
 Five tables, each with a generic ``pk``/``sk`` schema so one table can hold several entities:
 
-* **directory** - users and customer endpoints (with their live connections), teams, supervision
+* **directory** - users and customer recipients (with their live connections), teams, supervision
   edges, templates, tenant policy, unread counters, directory messages.
 * **workitems** - the workitem, its timeline entries and a message index, in one partition per
   workitem; a sparse GSI lists each agent's open workitems; a sparse LSI numbers the customer view.
@@ -63,8 +63,8 @@ class DirectoryTable(Model):
     by_supervisor = SupervisionIndex()
 
 
-class EndpointItem(Model):
-    """A directory user (``pk = T#t#U#<user>``) or a customer endpoint (``pk = T#t#C#<workitem>``).
+class RecipientItem(Model):
+    """A directory user (``pk = T#t#U#<user>``) or a customer recipient (``pk = T#t#C#<workitem>``).
 
     ``conns`` holds ``<connectionId>|<connectedAt ms>`` for each live connection: a set, so connect
     and disconnect are single ADD/DELETE updates that work whether or not the item exists yet.
@@ -435,7 +435,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
 _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
     "directory": [
         DirectoryTable,
-        EndpointItem,
+        RecipientItem,
         TeamItem,
         DirectoryEdge,
         TemplateItem,

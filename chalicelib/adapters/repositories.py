@@ -20,11 +20,11 @@ from chalicelib.adapters.dynamo import (
     ConnectionItem,
     DirectoryEdge,
     DirectoryMessageItem,
-    EndpointItem,
     EntryItem,
     IdempotencyItem,
     MessageRefItem,
     PolicyItem,
+    RecipientItem,
     TeamItem,
     TemplateItem,
     UnreadItem,
@@ -32,7 +32,7 @@ from chalicelib.adapters.dynamo import (
 )
 from chalicelib.adapters.storage_errors import response_code
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Status, Workitem
-from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.services.fanout import encode_note
 from chalicelib.services.ports import (
@@ -41,10 +41,10 @@ from chalicelib.services.ports import (
     Connection,
     CounterDelta,
     DuplicateEvent,
-    Endpoint,
     Idempotency,
     Policy,
     Presence,
+    Recipient,
     StaleWorkitem,
     Team,
     Template,
@@ -63,7 +63,7 @@ def workitem_pk(tenant_id: str, workitem_id: str) -> str:
     return f"{_t(tenant_id)}#W#{workitem_id}"
 
 
-def endpoint_pk(tenant_id: str, key: str) -> str:
+def recipient_pk(tenant_id: str, key: str) -> str:
     return f"{_t(tenant_id)}#{key}"
 
 
@@ -363,11 +363,11 @@ def _idempotency_item(idem: Idempotency) -> IdempotencyItem:
 def _add_counters(tx: TransactWrite, counters: Iterable[CounterDelta]) -> None:
     for c in counters:
         tx.update(
-            EndpointItem(endpoint_pk(c.tenant_id, user_endpoint(c.user_id)), "U"),
+            RecipientItem(recipient_pk(c.tenant_id, user_key(c.user_id)), "U"),
             actions=[
-                EndpointItem.workitem_count.add(c.delta),
-                EndpointItem.tenant_id.set(c.tenant_id),
-                EndpointItem.user_id.set(c.user_id),
+                RecipientItem.workitem_count.add(c.delta),
+                RecipientItem.tenant_id.set(c.tenant_id),
+                RecipientItem.user_id.set(c.user_id),
             ],
         )
 
@@ -375,7 +375,7 @@ def _add_counters(tx: TransactWrite, counters: Iterable[CounterDelta]) -> None:
 # --- directory ---------------------------------------------------------------------------------
 
 
-def _to_endpoint(item: EndpointItem, key: str) -> Endpoint:
+def _to_recipient(item: RecipientItem, key: str) -> Recipient:
     try:
         presence = Presence(item.presence) if item.presence else Presence.AVAILABLE
     except ValueError:
@@ -386,7 +386,7 @@ def _to_endpoint(item: EndpointItem, key: str) -> Endpoint:
             role = Role(item.role)
         except ValueError:
             role = None
-    return Endpoint(
+    return Recipient(
         tenant_id=item.tenant_id,
         key=key,
         user_id=item.user_id,
@@ -416,50 +416,50 @@ _ACTIVE_EDGE = DirectoryEdge.suspended.does_not_exist()
 
 
 class DynamoDirectory:
-    """Users, customer endpoints, teams and supervision edges, templates, policy, unread counts."""
+    """Users, customer recipients, teams and supervision edges, templates, policy, unread counts."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    # endpoints and users
+    # recipients and users
 
-    def endpoints(self, tenant_id: str, keys: Iterable[str], consistent: bool = False) -> dict[str, Endpoint]:
+    def recipients(self, tenant_id: str, keys: Iterable[str], consistent: bool = False) -> dict[str, Recipient]:
         """1 BatchGetItem (up to 100 keys; the ports never ask for more)."""
-        wanted = {endpoint_pk(tenant_id, k): k for k in dict.fromkeys(keys)}
+        wanted = {recipient_pk(tenant_id, k): k for k in dict.fromkeys(keys)}
         if not wanted:
             return {}
-        out: dict[str, Endpoint] = {}
-        for item in EndpointItem.batch_get([(pk, "U") for pk in wanted], consistent_read=consistent):
-            out[wanted[item.pk]] = _to_endpoint(item, wanted[item.pk])
+        out: dict[str, Recipient] = {}
+        for item in RecipientItem.batch_get([(pk, "U") for pk in wanted], consistent_read=consistent):
+            out[wanted[item.pk]] = _to_recipient(item, wanted[item.pk])
         return out
 
-    def endpoint(self, tenant_id: str, key: str) -> Endpoint | None:
+    def recipient(self, tenant_id: str, key: str) -> Recipient | None:
         """1 GetItem."""
         try:
-            return _to_endpoint(EndpointItem.get(endpoint_pk(tenant_id, key), "U"), key)
+            return _to_recipient(RecipientItem.get(recipient_pk(tenant_id, key), "U"), key)
         except DoesNotExist:
             return None
 
-    def _update(self, tenant_id: str, key: str, user_id: str, actions: list[Any]) -> Endpoint:
-        item = EndpointItem(endpoint_pk(tenant_id, key), "U")
-        item.update(actions=[EndpointItem.tenant_id.set(tenant_id), EndpointItem.user_id.set(user_id), *actions])
-        return _to_endpoint(item, key)
+    def _update(self, tenant_id: str, key: str, user_id: str, actions: list[Any]) -> Recipient:
+        item = RecipientItem(recipient_pk(tenant_id, key), "U")
+        item.update(actions=[RecipientItem.tenant_id.set(tenant_id), RecipientItem.user_id.set(user_id), *actions])
+        return _to_recipient(item, key)
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Endpoint]:
+    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
         """1 UpdateItem (ALL_OLD: the previous role) + 1 Put/DeleteItem on the admin index."""
-        key = user_endpoint(user_id)
-        out = _connection(EndpointItem).update_item(
-            EndpointItem.Meta.table_name,
-            endpoint_pk(tenant_id, key),
+        key = user_key(user_id)
+        out = _connection(RecipientItem).update_item(
+            RecipientItem.Meta.table_name,
+            recipient_pk(tenant_id, key),
             "U",
             return_values="ALL_OLD",
             actions=[
-                EndpointItem.tenant_id.set(tenant_id),
-                EndpointItem.user_id.set(user_id),
-                EndpointItem.name.set(name),
-                EndpointItem.role.set(role.value),
-                EndpointItem.in_directory.set(True),
-                EndpointItem.updated_at.set(now),
+                RecipientItem.tenant_id.set(tenant_id),
+                RecipientItem.user_id.set(user_id),
+                RecipientItem.name.set(name),
+                RecipientItem.role.set(role.value),
+                RecipientItem.in_directory.set(True),
+                RecipientItem.updated_at.set(now),
             ],
         )
         old = _role(out.get("Attributes", {}).get("role", {}).get("S"))
@@ -468,7 +468,7 @@ class DynamoDirectory:
             admin.save()
         else:
             admin.delete()
-        return old, Endpoint(tenant_id, key, user_id, role=role, name=name, in_directory=True)
+        return old, Recipient(tenant_id, key, user_id, role=role, name=name, in_directory=True)
 
     def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
         """1 Query on the supervision GSI (the user's edges as a supervisor) + BatchWriteItem re-putting
@@ -484,27 +484,27 @@ class DynamoDirectory:
                     batch.save(edge)
         return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Endpoint:
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient:
         """1 UpdateItem (ALL_NEW: the connections to close come back with it)."""
-        return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.revoked_at.set(at)])
+        return self._update(tenant_id, user_key(user_id), user_id, [RecipientItem.revoked_at.set(at)])
 
     def enroll(self, principal: Principal, now: str) -> bool:
         """A user of the OIDC issuer joins the directory with the token's role and name (docs/product.md
         W9.3): 1 UpdateItem, conditional on the user not being a directory user yet (so a repeat, or an
         admin's own record, changes nothing), + 1 PutItem on the admin index for an admin."""
-        key = user_endpoint(principal.user_id)
+        key = user_key(principal.user_id)
         name = principal.name or principal.user_id
         try:
-            EndpointItem(endpoint_pk(principal.tenant_id, key), "U").update(
+            RecipientItem(recipient_pk(principal.tenant_id, key), "U").update(
                 actions=[
-                    EndpointItem.tenant_id.set(principal.tenant_id),
-                    EndpointItem.user_id.set(principal.user_id),
-                    EndpointItem.name.set(name),
-                    EndpointItem.role.set(principal.role.value),
-                    EndpointItem.in_directory.set(True),
-                    EndpointItem.updated_at.set(now),
+                    RecipientItem.tenant_id.set(principal.tenant_id),
+                    RecipientItem.user_id.set(principal.user_id),
+                    RecipientItem.name.set(name),
+                    RecipientItem.role.set(principal.role.value),
+                    RecipientItem.in_directory.set(True),
+                    RecipientItem.updated_at.set(now),
                 ],
-                condition=EndpointItem.in_directory.does_not_exist() | (EndpointItem.in_directory == False),  # noqa: E712
+                condition=RecipientItem.in_directory.does_not_exist() | (RecipientItem.in_directory == False),  # noqa: E712
             )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
@@ -514,21 +514,21 @@ class DynamoDirectory:
             AdminItem(f"{_t(principal.tenant_id)}#ADMINS", principal.user_id).save()
         return True
 
-    def connect(self, principal: Principal, connection: Connection) -> Endpoint:
-        """1 UpdateItem (ADD to the connection set; creates the endpoint on first connect)."""
-        key = principal.endpoint_key
-        actions: list[Any] = [EndpointItem.conns.add({connection.token})]
+    def connect(self, principal: Principal, connection: Connection) -> Recipient:
+        """1 UpdateItem (ADD to the connection set; creates the recipient on first connect)."""
+        key = principal.recipient_key
+        actions: list[Any] = [RecipientItem.conns.add({connection.token})]
         if not principal.is_customer:
-            actions.append(EndpointItem.role.set(EndpointItem.role | principal.role.value))
+            actions.append(RecipientItem.role.set(RecipientItem.role | principal.role.value))
             if principal.name:
-                actions.append(EndpointItem.name.set(EndpointItem.name | principal.name))
+                actions.append(RecipientItem.name.set(RecipientItem.name | principal.name))
         return self._update(principal.tenant_id, key, principal.user_id, actions)
 
-    def disconnect(self, principal: Principal, connection: Connection) -> Endpoint | None:
+    def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None:
         """1 UpdateItem (DELETE from the connection set)."""
         try:
             return self._update(
-                principal.tenant_id, principal.endpoint_key, principal.user_id, [EndpointItem.conns.delete({connection.token})]
+                principal.tenant_id, principal.recipient_key, principal.user_id, [RecipientItem.conns.delete({connection.token})]
             )
         except UpdateError:
             return None
@@ -539,24 +539,24 @@ class DynamoDirectory:
         watches = {w.token for w in watchers}
         actions: list[Any] = []
         if conns:
-            actions.append(EndpointItem.conns.delete(conns))
+            actions.append(RecipientItem.conns.delete(conns))
         if watches:
-            actions.append(EndpointItem.watchers.delete(watches))
+            actions.append(RecipientItem.watchers.delete(watches))
         if actions:
-            EndpointItem(endpoint_pk(tenant_id, key), "U").update(actions=actions, condition=EndpointItem.pk.exists())
+            RecipientItem(recipient_pk(tenant_id, key), "U").update(actions=actions, condition=RecipientItem.pk.exists())
 
-    def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Endpoint:
+    def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Recipient:
         """1 UpdateItem (ALL_NEW: the watchers come back with it)."""
-        return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.presence.set(state.value)])
+        return self._update(tenant_id, user_key(user_id), user_id, [RecipientItem.presence.set(state.value)])
 
     def watch(self, tenant_id: str, agent_id: str, watcher: Watcher, add: bool) -> None:
-        """1 UpdateItem on the agent's endpoint."""
-        op = EndpointItem.watchers.add if add else EndpointItem.watchers.delete
-        self._update(tenant_id, user_endpoint(agent_id), agent_id, [op({watcher.token})])
+        """1 UpdateItem on the agent's recipient."""
+        op = RecipientItem.watchers.add if add else RecipientItem.watchers.delete
+        self._update(tenant_id, user_key(agent_id), agent_id, [op({watcher.token})])
 
-    def set_notify(self, tenant_id: str, user_id: str, notify: bool) -> Endpoint:
+    def set_notify(self, tenant_id: str, user_id: str, notify: bool) -> Recipient:
         """1 UpdateItem."""
-        return self._update(tenant_id, user_endpoint(user_id), user_id, [EndpointItem.notify.set(notify)])
+        return self._update(tenant_id, user_key(user_id), user_id, [RecipientItem.notify.set(notify)])
 
     # teams
 
@@ -692,20 +692,20 @@ class DynamoDirectory:
 
     def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
         """2 UpdateItem: the per-sender count, then the total (ALL_NEW returns it)."""
-        pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
+        pk = recipient_pk(tenant_id, user_key(recipient_id))
         UnreadItem(pk, f"UNREAD#{sender_id}").update(actions=[UnreadItem.unread_count.add(1)])
-        return self._update(tenant_id, user_endpoint(recipient_id), recipient_id, [EndpointItem.unread_total.add(1)]).unread_total
+        return self._update(tenant_id, user_key(recipient_id), recipient_id, [RecipientItem.unread_total.add(1)]).unread_total
 
     def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
         """1 DeleteItem (ALL_OLD gives the count) + 1 UpdateItem on the total (ALL_NEW)."""
-        pk = endpoint_pk(tenant_id, user_endpoint(recipient_id))
+        pk = recipient_pk(tenant_id, user_key(recipient_id))
         out = _connection(UnreadItem).delete_item(UnreadItem.Meta.table_name, pk, f"UNREAD#{sender_id}", return_values="ALL_OLD")
         count = int(out.get("Attributes", {}).get("count", {}).get("N", "0"))
         if count == 0:
-            endpoint = self.endpoint(tenant_id, user_endpoint(recipient_id))
-            return endpoint.unread_total if endpoint else 0
+            recipient = self.recipient(tenant_id, user_key(recipient_id))
+            return recipient.unread_total if recipient else 0
         return self._update(
-            tenant_id, user_endpoint(recipient_id), recipient_id, [EndpointItem.unread_total.add(-count)]
+            tenant_id, user_key(recipient_id), recipient_id, [RecipientItem.unread_total.add(-count)]
         ).unread_total
 
     def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None:

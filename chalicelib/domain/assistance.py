@@ -1,7 +1,7 @@
 """Raise hand: who may receive an assistance request, how it reaches them, claims and escalation
 (S16-S20, B4 in docs/product.md).
 
-Pure rules over plain facts. The service layer looks the facts up (directory endpoints, the stored
+Pure rules over plain facts. The service layer looks the facts up (directory recipients, the stored
 request) and commits what these functions decide with conditional writes, so a rule always judges
 the state the write is conditioned on.
 

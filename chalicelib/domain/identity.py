@@ -52,14 +52,14 @@ class Principal:
         return self.role is Role.CUSTOMER
 
     @property
-    def endpoint_key(self) -> str:
+    def recipient_key(self) -> str:
         """Key of the record that holds this caller's live connections."""
-        return customer_endpoint(self.workitem_id or "") if self.is_customer else user_endpoint(self.user_id)
+        return customer_key(self.workitem_id or "") if self.is_customer else user_key(self.user_id)
 
 
-def user_endpoint(user_id: str) -> str:
+def user_key(user_id: str) -> str:
     return f"U#{user_id}"
 
 
-def customer_endpoint(workitem_id: str) -> str:
+def customer_key(workitem_id: str) -> str:
     return f"C#{workitem_id}"

@@ -2,7 +2,7 @@
 directory messages recipients answer with.
 
 Every action reads a constant number of items whatever the tenant's size: the supervisors of the
-caller come from the supervision edges (1 Query), their endpoints from one BatchGetItem, and
+caller come from the supervision edges (1 Query), their recipients from one BatchGetItem, and
 requests are keyed by id. The escalation sweep finds due requests through a sharded, sparse index
 (1 Query per shard), never a Scan. The request budget of each action is in docs/assistance.md.
 """
@@ -18,12 +18,12 @@ from chalicelib.domain import coaching as coaching_rules
 from chalicelib.domain.assistance import AssistanceRequest, Contact, Delivery, Stage
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.delivery import Notifier, Outbox, new_id, now_pair
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
-from chalicelib.services.ports import AssistanceStore, Clock, Directory, Endpoint, Presence
+from chalicelib.services.ports import AssistanceStore, Clock, Directory, Presence, Recipient
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,16 +108,16 @@ class AssistanceService:
         self, caller: Principal, template_id: str, workitem_id: str | None, to_user_id: str | None, conn: str | None = None
     ) -> dict[str, Any]:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
-        (their endpoints and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
+        (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
         text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.directory.templates(tenant)), template_id)
         supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
         wanted = [*supervisor_ids, *([to_user_id] if to_user_id else [])]
-        endpoints = self._endpoints(tenant, wanted)
+        recipients = self._recipients(tenant, wanted)
         at, now_ms = now_pair(self.clock)
-        contacts = {u: _contact(u, endpoints.get(u), now_ms) for u in wanted}
+        contacts = {u: _contact(u, recipients.get(u), now_ms) for u in wanted}
         target = contacts.get(to_user_id) if to_user_id else None
         chosen = rules.choose_recipients(caller.user_id, to_user_id, (contacts[s] for s in supervisor_ids), target)
         policy = self.directory.policy(tenant)
@@ -150,7 +150,7 @@ class AssistanceService:
             )
         self.store.create(request, policy.retention_days)
         box = self._outbox(tenant, conn)
-        self._deliver(box, request, delivery, endpoints, "assist.requested", request.event_data())
+        self._deliver(box, request, delivery, recipients, "assist.requested", request.event_data())
         self.notifier.flush(box)
         self._emit(tenant, "assist.requested", request.event_data())
         return {"assistId": request.assist_id, "recipients": delivery.recipients}
@@ -180,10 +180,10 @@ class AssistanceService:
             except NotFound:  # the workitem expired (retention) since the request: the claim stands
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
-        endpoints = self._endpoints(caller.tenant_id, audience)
+        recipients = self._recipients(caller.tenant_id, audience)
         box = self._outbox(caller.tenant_id, conn)
         for user_id in audience:
-            box.to_endpoint(endpoints.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
+            box.to_recipient(recipients.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
         self.notifier.flush(box)
         self._emit(caller.tenant_id, "assist.claimed", {**request.event_data(), "supervisorId": caller.user_id})
         return {"assistId": assist_id}
@@ -223,9 +223,9 @@ class AssistanceService:
             return False
         tenant = request.tenant_id
         ids = self.directory.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM else self.directory.admins(tenant)
-        endpoints = self._endpoints(tenant, ids)
+        recipients = self._recipients(tenant, ids)
         at, now_ms = now_pair(self.clock)
-        contacts = [_contact(u, endpoints.get(u), now_ms) for u in ids]
+        contacts = [_contact(u, recipients.get(u), now_ms) for u in ids]
         audience = rules.escalation_audience(contacts, request.agent_id)
         after = rules.escalated(request, stage, (c.user_id for c in audience), _ceil_seconds(now_ms))
         if not self.store.escalate(request, after):
@@ -246,7 +246,7 @@ class AssistanceService:
             except NotFound:
                 log.warning("escalation of %s: workitem %s is gone, no timeline entry", request.assist_id, request.workitem_id)
         box = Outbox(tenant, at, now_ms)
-        self._deliver(box, after, delivery, endpoints, "assist.escalated", {**after.event_data(), "stage": stage.label})
+        self._deliver(box, after, delivery, recipients, "assist.escalated", {**after.event_data(), "stage": stage.label})
         self.notifier.flush(box)
         self._emit(tenant, "assist.escalated", {**after.event_data(), "stage": stage.label})
         return True
@@ -259,11 +259,11 @@ class AssistanceService:
         """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
         plus 2 UpdateItem when the recipient gets an unread count."""
         tenant = caller.tenant_id
-        endpoint = self.directory.endpoint(tenant, user_endpoint(to_user_id))
+        recipient = self.directory.recipient(tenant, user_key(to_user_id))
         at, now_ms = now_pair(self.clock)
-        contact = _contact(to_user_id, endpoint, now_ms) if endpoint is not None else None
+        contact = _contact(to_user_id, recipient, now_ms) if recipient is not None else None
         # Admins need not be directory users (W2.2) but must be able to answer.
-        known = endpoint is not None and (endpoint.in_directory or endpoint.role is Role.ADMIN)
+        known = recipient is not None and (recipient.in_directory or recipient.role is Role.ADMIN)
         rules.check_direct_message(caller, to_user_id, text, contact, known)
         message: dict[str, Any] = {"messageId": new_id("dm"), "fromUserId": caller.user_id, "text": text, "at": at}
         if reply_to:
@@ -274,14 +274,14 @@ class AssistanceService:
         delivery = rules.deliver([contact] if contact else [])
         box = self._outbox(tenant, conn)
         data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
-        self._deliver_from(box, caller.user_id, delivery, {to_user_id: endpoint} if endpoint else {}, "directory.message", data)
+        self._deliver_from(box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, "directory.message", data)
         self.notifier.flush(box)
         return {"messageId": message["messageId"]}
 
     def unread(self, caller: Principal) -> dict[str, Any]:
         """``directory.unread.get``: 1 GetItem."""
-        endpoint = self.directory.endpoint(caller.tenant_id, user_endpoint(caller.user_id))
-        return {"count": endpoint.unread_total if endpoint else 0}
+        recipient = self.directory.recipient(caller.tenant_id, user_key(caller.user_id))
+        return {"count": recipient.unread_total if recipient else 0}
 
     def read(self, caller: Principal, with_user_id: str) -> dict[str, Any]:
         """``directory.read``: 1 DeleteItem + 1 UpdateItem (or GetItem when nothing was unread)."""
@@ -297,41 +297,41 @@ class AssistanceService:
         at, now_ms = now_pair(self.clock)
         return Outbox(tenant_id, at, now_ms, exclude)
 
-    def _endpoints(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, Endpoint]:
+    def _recipients(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, Recipient]:
         """Endpoints by user id, 1 BatchGetItem per 100 (the port's limit)."""
         ids = list(dict.fromkeys(user_ids))
-        out: dict[str, Endpoint] = {}
+        out: dict[str, Recipient] = {}
         for i in range(0, len(ids), BATCH_GET_MAX):
-            found = self.directory.endpoints(tenant_id, [user_endpoint(u) for u in ids[i : i + BATCH_GET_MAX]])
-            out.update({ep.user_id: ep for ep in found.values()})
+            found = self.directory.recipients(tenant_id, [user_key(u) for u in ids[i : i + BATCH_GET_MAX]])
+            out.update({recipient.user_id: recipient for recipient in found.values()})
         return out
 
     def _contacts(self, tenant_id: str, user_ids: list[str]) -> dict[str, Contact]:
-        endpoints = self._endpoints(tenant_id, user_ids)
+        recipients = self._recipients(tenant_id, user_ids)
         _, now_ms = now_pair(self.clock)
-        return {u: _contact(u, endpoints.get(u), now_ms) for u in user_ids}
+        return {u: _contact(u, recipients.get(u), now_ms) for u in user_ids}
 
     def _deliver(
         self,
         box: Outbox,
         request: AssistanceRequest,
         delivery: Delivery,
-        endpoints: dict[str, Endpoint],
+        recipients: dict[str, Recipient],
         event: str,
         data: dict[str, Any],
     ) -> None:
-        self._deliver_from(box, request.agent_id, delivery, endpoints, event, data)
+        self._deliver_from(box, request.agent_id, delivery, recipients, event, data)
 
     def _deliver_from(
-        self, box: Outbox, sender_id: str, delivery: Delivery, endpoints: dict[str, Endpoint], event: str, data: dict[str, Any]
+        self, box: Outbox, sender_id: str, delivery: Delivery, recipients: dict[str, Recipient], event: str, data: dict[str, Any]
     ) -> None:
         """Pop-up recipients get ``event``; the others get their unread count from ``sender_id``
         raised (it survives reconnects) and, on any live connection, ``directory.unread``."""
         for user_id in delivery.popup:
-            box.to_endpoint(endpoints.get(user_id), event, data)
+            box.to_recipient(recipients.get(user_id), event, data)
         for user_id in delivery.unread:
             count = self.directory.add_unread(box.tenant_id, user_id, sender_id)
-            box.to_endpoint(endpoints.get(user_id), "directory.unread", {"count": count})
+            box.to_recipient(recipients.get(user_id), "directory.unread", {"count": count})
 
     def _on_timeline(
         self,
@@ -359,17 +359,17 @@ class AssistanceService:
         return self.coaching.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
 
 
-def _contact(user_id: str, endpoint: Endpoint | None, now_ms: int) -> Contact:
-    if endpoint is None:  # never connected and not in the directory (an admin, say): reachable by unread only
+def _contact(user_id: str, recipient: Recipient | None, now_ms: int) -> Contact:
+    if recipient is None:  # never connected and not in the directory (an admin, say): reachable by unread only
         return Contact(user_id, user_id, None, online=False, available=False, notify=True)
-    online = bool(endpoint.live(now_ms))
+    online = bool(recipient.live(now_ms))
     return Contact(
         user_id,
-        endpoint.name or user_id,
-        endpoint.role,
+        recipient.name or user_id,
+        recipient.role,
         online=online,
-        available=online and endpoint.presence(now_ms) is Presence.AVAILABLE,
-        notify=endpoint.notify,
+        available=online and recipient.presence(now_ms) is Presence.AVAILABLE,
+        notify=recipient.notify,
     )
 
 

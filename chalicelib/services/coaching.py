@@ -4,7 +4,7 @@ Each mutating use case reads the workitem (1 GetItem), lets a domain rule decide
 change in one conditional transaction (1 TransactWriteItems) that also writes its fan-out note. A
 commit that loses a race re-reads and decides again, so the rules always judge the latest state.
 The events are pushed by :meth:`CoachingService.fan_out`, called from the workitems table's stream
-in commit order (``services/fanout.py``): 1 BatchGetItem of the recipients' endpoints, then posts.
+in commit order (``services/fanout.py``): 1 BatchGetItem of the recipients, then posts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
-from chalicelib.domain.identity import Principal, Role, customer_endpoint, user_endpoint
+from chalicelib.domain.identity import Principal, Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
 from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
 from chalicelib.services.fanout import encode_note
@@ -27,8 +27,8 @@ from chalicelib.services.ports import (
     Clock,
     CounterDelta,
     Directory,
-    Endpoint,
     Idempotency,
+    Recipient,
     StaleWorkitem,
     WorkitemStore,
 )
@@ -131,57 +131,57 @@ class CoachingService:
 
     @staticmethod
     def recipients(change: Change) -> list[str]:
-        """Endpoint keys of everyone who may need an event about this change."""
+        """Recipient keys of everyone who may need an event about this change."""
         w = change.after
         if w.version == 0 and not change.entries:
             return []  # a new workitem: its agent was told by the handler that created it
-        keys = [user_endpoint(u) for u in rules_staff(change)]
+        keys = [user_key(u) for u in rules_staff(change)]
         if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
-            keys.append(customer_endpoint(w.workitem_id))
+            keys.append(customer_key(w.workitem_id))
         return keys
 
-    def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]:
+    def recipients_of(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
         """1 BatchGetItem. Committed already: pushes are best effort, clients catch up with timeline.get."""
         if not keys:
             return {}
         try:
-            return self.directory.endpoints(tenant_id, keys)
+            return self.directory.recipients(tenant_id, keys)
         except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
             log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id, type(exc).__name__)
             return {}
 
-    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None:
-        """Push the events that follow from a committed change (1 BatchGetItem unless ``endpoints``
+    def fan_out(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None:
+        """Push the events that follow from a committed change (1 BatchGetItem unless ``recipients``
         holds the recipients already, then posts). Called by the stream consumer, one workitem's
         changes in commit order."""
         w = change.after
         before = change.before
-        if endpoints is None:
-            endpoints = self.endpoints_of(w.tenant_id, self.recipients(change))
-        if not endpoints:
+        if recipients is None:
+            recipients = self.recipients_of(w.tenant_id, self.recipients(change))
+        if not recipients:
             return
         box = self.outbox(w.tenant_id, exclude)
-        agent = endpoints.get(user_endpoint(w.agent_id))
-        customer = endpoints.get(customer_endpoint(w.workitem_id))
-        monitors = [endpoints.get(user_endpoint(s)) for s in w.monitors]
+        agent = recipients.get(user_key(w.agent_id))
+        customer = recipients.get(customer_key(w.workitem_id))
+        monitors = [recipients.get(user_key(s)) for s in w.monitors]
 
         for entry in change.entries:
             kind = entry.kind
             if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
                 name = "coaching.joined" if kind is EntryKind.SUPERVISOR_JOINED else "coaching.left"
                 extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
-                for ep in [agent, *monitors]:
-                    box.entry_to(ep, name, entry, Role.SUPERVISOR, extra)
+                for recipient in [agent, *monitors]:
+                    box.entry_to(recipient, name, entry, Role.SUPERVISOR, extra)
             elif kind is EntryKind.COACH_MESSAGE:
-                for ep in [agent, *monitors]:
-                    box.entry_to(ep, "coach.message", entry, Role.SUPERVISOR)
+                for recipient in [agent, *monitors]:
+                    box.entry_to(recipient, "coach.message", entry, Role.SUPERVISOR)
             elif kind is EntryKind.REACTION:
-                for ep in monitors:
-                    box.entry_to(ep, "coach.reaction", entry, Role.SUPERVISOR)
+                for recipient in monitors:
+                    box.entry_to(recipient, "coach.reaction", entry, Role.SUPERVISOR)
             elif kind is EntryKind.COACHING_ENDED:
                 for sup in change.ended_for:
                     box.entry_to(
-                        endpoints.get(user_endpoint(sup)),
+                        recipients.get(user_key(sup)),
                         "coaching.ended",
                         entry,
                         Role.SUPERVISOR,
@@ -189,20 +189,20 @@ class CoachingService:
                     )
             elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
                 if entry.forwarded_from:
-                    for ep in monitors:
-                        box.entry_to(ep, "coach.forwarded", entry, Role.SUPERVISOR)
+                    for recipient in monitors:
+                        box.entry_to(recipient, "coach.forwarded", entry, Role.SUPERVISOR)
                 else:
-                    for ep in monitors:
-                        box.entry_to(ep, "message.received", entry, Role.SUPERVISOR)
+                    for recipient in monitors:
+                        box.entry_to(recipient, "message.received", entry, Role.SUPERVISOR)
                 if kind is EntryKind.CUSTOMER_MESSAGE:
                     box.entry_to(agent, "message.received", entry, Role.AGENT)
                 elif customer is not None:
                     box.entry_to(customer, "message.received", entry, Role.CUSTOMER)
         # B1: watching dashboards learn about every change of the agent's workitems.
         if before.agent_id != w.agent_id:
-            box.to_watchers(endpoints.get(user_endpoint(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
-            new_agent = endpoints.get(user_endpoint(w.agent_id))
-            box.to_endpoint(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+            box.to_watchers(recipients.get(user_key(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
+            new_agent = recipients.get(user_key(w.agent_id))
+            box.to_recipient(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
             box.to_watchers(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
         elif before.status is not w.status:
             box.to_watchers(agent, "workitem.ended", {"workitem": w.to_wire()})
@@ -397,7 +397,7 @@ class CoachingService:
     # --- transfer, end, consult ------------------------------------------------------------
 
     def transfer(self, caller: Principal, workitem_id: str, to_agent_id: str, conn: str | None = None) -> dict[str, Any]:
-        target = self.directory.endpoint(caller.tenant_id, user_endpoint(to_agent_id))
+        target = self.directory.recipient(caller.tenant_id, user_key(to_agent_id))
         target_is_agent = target is not None and target.role is Role.AGENT
 
         def decide(w: Workitem) -> Change:
@@ -420,12 +420,12 @@ class CoachingService:
     def consult(self, caller: Principal, workitem_id: str, user_id: str, conn: str | None = None) -> dict[str, Any]:
         workitem = self.load(caller.tenant_id, workitem_id)
         rules.check_consult(caller, workitem, user_id)
-        target = self.directory.endpoint(caller.tenant_id, user_endpoint(user_id))
+        target = self.directory.recipient(caller.tenant_id, user_key(user_id))
         if target is None or target.role not in (Role.AGENT, Role.SUPERVISOR):
             raise NotFound(f"user {user_id} not found")
         consult_id = new_id("cs")
         box = self.outbox(caller.tenant_id, conn)
-        box.to_endpoint(
+        box.to_recipient(
             target, "consult.requested", {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
         )
         self.notifier.flush(box)

@@ -19,7 +19,7 @@ import msgspec
 from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
-from chalicelib.services.ports import Clock, Connection, Directory, Endpoint, Pusher, Watcher
+from chalicelib.services.ports import Clock, Connection, Directory, Pusher, Recipient, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -102,36 +102,36 @@ class Outbox(msgspec.Struct):
     frames: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
     owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = msgspec.field(default_factory=dict)
 
-    def to_endpoint(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
-        if endpoint is None:
+    def to_recipient(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
+        if recipient is None:
             return
         payload = encode(event(name, data, self.at))
-        for conn in endpoint.live(self.now_ms):
+        for conn in recipient.live(self.now_ms):
             if conn.connection_id == self.exclude:
                 continue
             self.frames.append((conn.connection_id, payload))
-            self.owners.setdefault(conn.connection_id, []).append((endpoint.key, conn, None))
+            self.owners.setdefault(conn.connection_id, []).append((recipient.key, conn, None))
 
-    def to_watchers(self, endpoint: Endpoint | None, name: str, data: dict[str, Any]) -> None:
-        if endpoint is None:
+    def to_watchers(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
+        if recipient is None:
             return
         payload = encode(event(name, data, self.at))
         seen: set[str] = set()
-        for w in endpoint.watchers:
+        for w in recipient.watchers:
             cid = w.connection.connection_id
             if not w.connection.alive(self.now_ms) or cid in seen or cid == self.exclude:
                 continue
             seen.add(cid)
             self.frames.append((cid, payload))
-            self.owners.setdefault(cid, []).append((endpoint.key, None, w))
+            self.owners.setdefault(cid, []).append((recipient.key, None, w))
 
     def entry_to(
-        self, endpoint: Endpoint | None, name: str, entry: TimelineEntry, role: Role, extra: dict[str, Any] | None = None
+        self, recipient: Recipient | None, name: str, entry: TimelineEntry, role: Role, extra: dict[str, Any] | None = None
     ) -> None:
         """Push ``entry`` in the view of ``role``; nothing when that role must not see it."""
         body = view(entry, role)
         if body is not None:
-            self.to_endpoint(endpoint, name, {**(extra or {}), "entry": body})
+            self.to_recipient(recipient, name, {**(extra or {}), "entry": body})
 
     def to_connection(self, connection_id: str, frame: dict[str, Any]) -> None:
         self.frames.append((connection_id, encode(frame)))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
-from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.delivery import Notifier, Outbox, now_pair
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of, workitem_page
 from chalicelib.services.ports import (
@@ -15,9 +15,9 @@ from chalicelib.services.ports import (
     Connection,
     ConnectionRegistry,
     Directory,
-    Endpoint,
     Policy,
     Presence,
+    Recipient,
     Team,
     Template,
     Watcher,
@@ -59,19 +59,19 @@ class DirectoryService:
     # --- connections and presence -------------------------------------------------------------
 
     def connect(self, caller: Principal, connection: Connection, *, register: bool) -> None:
-        """$connect: remember the connection on the caller's endpoint (and in the registry when
+        """$connect: remember the connection on the caller's recipient (and in the registry when
         frames will arrive without the authorizer's context). A customer's token must name a workitem
         of its tenant that exists (1 GetItem, before anything is written): Forbidden otherwise."""
         if caller.is_customer and self.store.get(caller.tenant_id, caller.workitem_id or "") is None:
             raise Forbidden("the workitem of this customer token does not exist")
         if register:
             self.registry.put(caller, connection)
-        endpoint = self.directory.connect(caller, connection)
+        recipient = self.directory.connect(caller, connection)
         if caller.is_customer:
             return
-        if caller.federated and not endpoint.in_directory:  # first sight of an issuer's user (W9.3)
+        if caller.federated and not recipient.in_directory:  # first sight of an issuer's user (W9.3)
             self.directory.enroll(caller, self._now())
-        if caller.revoked_by(endpoint.revoked_at):
+        if caller.revoked_by(recipient.revoked_at):
             # Read back from the update that added the connection, so a revocation racing this
             # $connect either saw the connection (and closed it) or is seen here.
             self.directory.disconnect(caller, connection)
@@ -79,12 +79,12 @@ class DirectoryService:
                 self.registry.delete(connection.connection_id)
             raise Unauthorized("the token was revoked; sign in again")
         _, now_ms = now_pair(self.clock)
-        others = [c for c in endpoint.live(now_ms) if c.connection_id != connection.connection_id]
+        others = [c for c in recipient.live(now_ms) if c.connection_id != connection.connection_id]
         if not others:
             # Coming online: "available until they set otherwise" (docs/product.md W4.7).
-            if endpoint.presence_state is not Presence.AVAILABLE:
-                endpoint = self.directory.set_presence(caller.tenant_id, caller.user_id, Presence.AVAILABLE)
-            self._presence_changed(caller.tenant_id, endpoint, Presence.AVAILABLE, connection.connection_id)
+            if recipient.presence_state is not Presence.AVAILABLE:
+                recipient = self.directory.set_presence(caller.tenant_id, caller.user_id, Presence.AVAILABLE)
+            self._presence_changed(caller.tenant_id, recipient, Presence.AVAILABLE, connection.connection_id)
 
     def registered_caller(self, connection: Connection) -> Principal | None:
         """The caller $connect registered for a connection whose frames carry no authorizer context
@@ -92,22 +92,22 @@ class DirectoryService:
         return self.registry.get(connection.connection_id)
 
     def disconnect(self, caller: Principal, connection: Connection, *, registered: bool) -> None:
-        endpoint = self.directory.disconnect(caller, connection)
+        recipient = self.directory.disconnect(caller, connection)
         if registered:
             self.registry.delete(connection.connection_id)
-        if endpoint is None or caller.is_customer:
+        if recipient is None or caller.is_customer:
             return
         _, now_ms = now_pair(self.clock)
-        if not endpoint.live(now_ms):
-            self._presence_changed(caller.tenant_id, endpoint, Presence.OFFLINE, connection.connection_id)
+        if not recipient.live(now_ms):
+            self._presence_changed(caller.tenant_id, recipient, Presence.OFFLINE, connection.connection_id)
 
-    def _presence_changed(self, tenant_id: str, endpoint: Endpoint, state: Presence, exclude: str | None) -> None:
+    def _presence_changed(self, tenant_id: str, recipient: Recipient, state: Presence, exclude: str | None) -> None:
         for listener in self.on_event:
-            listener(tenant_id, "presence.changed", {"userId": endpoint.user_id, "state": state.value})
-        if not endpoint.watchers:
+            listener(tenant_id, "presence.changed", {"userId": recipient.user_id, "state": state.value})
+        if not recipient.watchers:
             return
         box = self._box(tenant_id, exclude)
-        box.to_watchers(endpoint, "presence.changed", {"userId": endpoint.user_id, "state": state.value})
+        box.to_watchers(recipient, "presence.changed", {"userId": recipient.user_id, "state": state.value})
         self.notifier.flush(box)
 
     def set_presence(self, caller: Principal, state: str, conn: str | None = None) -> dict[str, Any]:
@@ -119,8 +119,8 @@ class DirectoryService:
             raise Invalid("state must be available or not_ready") from exc
         if value is Presence.OFFLINE:
             raise Invalid("state must be available or not_ready")
-        endpoint = self.directory.set_presence(caller.tenant_id, caller.user_id, value)
-        self._presence_changed(caller.tenant_id, endpoint, value, conn)
+        recipient = self.directory.set_presence(caller.tenant_id, caller.user_id, value)
+        self._presence_changed(caller.tenant_id, recipient, value, conn)
         return {"state": value.value}
 
     # --- supervisors' views ----------------------------------------------------------------
@@ -140,19 +140,19 @@ class DirectoryService:
             cursor,
         )
         agent_ids = [a for a, _ in ids]
-        endpoints: dict[str, Endpoint] = {}
+        recipients: dict[str, Recipient] = {}
         for i in range(0, len(agent_ids), 100):
-            endpoints.update(self.directory.endpoints(caller.tenant_id, [user_endpoint(a) for a in agent_ids[i : i + 100]]))
+            recipients.update(self.directory.recipients(caller.tenant_id, [user_key(a) for a in agent_ids[i : i + 100]]))
         _, now_ms = now_pair(self.clock)
         out = []
         for agent_id in agent_ids:
-            ep = endpoints.get(user_endpoint(agent_id))
+            recipient = recipients.get(user_key(agent_id))
             out.append(
                 {
                     "userId": agent_id,
-                    "name": (ep.name if ep else None) or agent_id,
-                    "presence": (ep.presence(now_ms) if ep else Presence.OFFLINE).value,
-                    "workitemCount": ep.workitem_count if ep else 0,
+                    "name": (recipient.name if recipient else None) or agent_id,
+                    "presence": (recipient.presence(now_ms) if recipient else Presence.OFFLINE).value,
+                    "workitemCount": recipient.workitem_count if recipient else 0,
                 }
             )
         # ... and shortened when the names make it too large for one reply (names are at most 256 characters).
@@ -225,16 +225,16 @@ class DirectoryService:
             )
         # Every member is checked, whatever the team's size: 1 BatchGetItem per 100 members (no Scan).
         members = [(u, Role.SUPERVISOR) for u in sups] + [(u, Role.AGENT) for u in ags]
-        keys = list(dict.fromkeys(user_endpoint(u) for u, _ in members))
-        known: dict[str, Endpoint] = {}
+        keys = list(dict.fromkeys(user_key(u) for u, _ in members))
+        known: dict[str, Recipient] = {}
         for i in range(0, len(keys), 100):
-            known.update(self.directory.endpoints(caller.tenant_id, keys[i : i + 100]))
+            known.update(self.directory.recipients(caller.tenant_id, keys[i : i + 100]))
         for uid, want in members:
-            ep = known.get(user_endpoint(uid))
-            if ep is None or not ep.in_directory:
+            recipient = known.get(user_key(uid))
+            if recipient is None or not recipient.in_directory:
                 raise Invalid(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
-            if ep.role is not want and not (want is Role.SUPERVISOR and ep.role is Role.ADMIN):
-                raise Invalid(f"user {uid} is a {ep.role.value if ep.role else 'user'}, not a {want.value}")
+            if recipient.role is not want and not (want is Role.SUPERVISOR and recipient.role is Role.ADMIN):
+                raise Invalid(f"user {uid} is a {recipient.role.value if recipient.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
         self.directory.put_team(
             caller.tenant_id, team, self._now(), removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs)
@@ -251,18 +251,18 @@ class DirectoryService:
 
     def _supervision_lost(self, tenant_id: str, pairs: list[tuple[str, str]]) -> None:
         """Live permissions, applied before the admin's request returns: each supervisor's watch of
-        the agent stops (the agents' endpoints in one BatchGetItem per 100, + 1 UpdateItem per pair
+        the agent stops (the agents' recipients in one BatchGetItem per 100, + 1 UpdateItem per pair
         with watchers) and their monitors of the agent's workitems end. Costs follow the pairs that
         changed, never the tenant's size; a failed or retried admin request runs it again for the
         same pairs."""
-        keys = list(dict.fromkeys(user_endpoint(agent_id) for _, agent_id in pairs))
-        endpoints: dict[str, Endpoint] = {}
+        keys = list(dict.fromkeys(user_key(agent_id) for _, agent_id in pairs))
+        recipients: dict[str, Recipient] = {}
         for i in range(0, len(keys), 100):
-            endpoints.update(self.directory.endpoints(tenant_id, keys[i : i + 100], consistent=True))
+            recipients.update(self.directory.recipients(tenant_id, keys[i : i + 100], consistent=True))
         for supervisor_id, agent_id in pairs:
-            key = user_endpoint(agent_id)
-            endpoint = endpoints.get(key)
-            stale = [w for w in endpoint.watchers if w.supervisor_id == supervisor_id] if endpoint else []
+            key = user_key(agent_id)
+            recipient = recipients.get(key)
+            stale = [w for w in recipient.watchers if w.supervisor_id == supervisor_id] if recipient else []
             if stale:
                 self.directory.forget(tenant_id, key, [], stale)
             for listener in self.on_supervision_lost:
@@ -306,14 +306,14 @@ class DirectoryService:
     def get_settings(self, caller: Principal) -> dict[str, Any]:
         if caller.is_customer:
             raise Forbidden("customers have no directory settings")
-        ep = self.directory.endpoint(caller.tenant_id, user_endpoint(caller.user_id))
-        return {"agentMessageNotification": ep.notify if ep else True}
+        recipient = self.directory.recipient(caller.tenant_id, user_key(caller.user_id))
+        return {"agentMessageNotification": recipient.notify if recipient else True}
 
     def put_settings(self, caller: Principal, notify: bool) -> dict[str, Any]:
         if caller.is_customer:
             raise Forbidden("customers have no directory settings")
-        ep = self.directory.set_notify(caller.tenant_id, caller.user_id, notify)
-        return {"agentMessageNotification": ep.notify}
+        recipient = self.directory.set_notify(caller.tenant_id, caller.user_id, notify)
+        return {"agentMessageNotification": recipient.notify}
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

@@ -8,7 +8,7 @@ supervisors whose coaching it ended), and the consumer of the workitems table's 
 DynamoDB Streams yields the changes of one item in the order they were written, and this consumer
 works through one workitem's changes one after another, so every receiver gets a workitem's
 entries in ``seq`` order. Changes of different workitems are pushed concurrently, and the changes
-of one workitem that arrive in one batch share one lookup of their recipients' endpoints (so a
+of one workitem that arrive in one batch share one lookup of their recipients (so a
 backlog costs fewer requests per change, not more).
 
 A slow or throttled receiver never holds up a change: the pusher waits for a batch of posts at
@@ -144,11 +144,11 @@ class FanoutService:
         ordered = sorted(committed, key=lambda c: c.after.version)
         changes = [c.change() for c in ordered]
         keys = list(dict.fromkeys(k for change in changes for k in self._publisher.recipients(change)))
-        endpoints = self._publisher.endpoints_of(ordered[0].after.tenant_id, keys)
+        recipients = self._publisher.recipients_of(ordered[0].after.tenant_id, keys)
         pushed = 0
         for c, change in zip(ordered, changes, strict=True):
             try:
-                self._publisher.fan_out(change, c.note.exclude, endpoints)
+                self._publisher.fan_out(change, c.note.exclude, recipients)
                 pushed += 1
             except Exception:  # one bad change must not hold back the workitem's later ones
                 log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)

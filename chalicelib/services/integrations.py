@@ -31,7 +31,7 @@ from typing import Any
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Channel, Workitem
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
-from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.domain.webhooks import (
     MAX_SUBSCRIPTIONS,
@@ -427,7 +427,7 @@ class Integrations:
         entry = self.store.set_delivery(tenant_id, workitem_id, seq, status)
         if entry is None:
             return
-        agent = self.directory.endpoint(tenant_id, user_endpoint(agent_id))
+        agent = self.directory.recipient(tenant_id, user_key(agent_id))
         at, now_ms = now_pair(self.clock)
         box = Outbox(tenant_id, at, now_ms)
         data: dict[str, Any] = {
@@ -439,7 +439,7 @@ class Integrations:
         }
         if reason:
             data["reason"] = reason
-        box.to_endpoint(agent, "message.delivery", data)
+        box.to_recipient(agent, "message.delivery", data)
         self.notifier.flush(box)
 
     def _now(self) -> str:

@@ -5,7 +5,7 @@ The ``$connect`` authorizer puts the token's ``exp`` and ``iat`` into the contex
 with every frame, so the expiry check of a frame costs nothing while the token is young. After it,
 the frame is allowed only if ``auth.refresh`` stored a later end for the connection (1 GetItem on the
 connections table, for frames past the token's own ``exp`` only). Revocation is a second stamped on
-the user's endpoint: tokens issued up to it are refused on REST (1 GetItem per request), at
+the user's recipient: tokens issued up to it are refused on REST (1 GetItem per request), at
 ``$connect`` (read back from the update that registers the connection, so it costs nothing) and by
 ``auth.refresh``; the user's open connections are closed when it is written.
 """
@@ -16,10 +16,10 @@ import logging
 from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Unauthorized
-from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.delivery import Notifier, now_pair
 from chalicelib.services.directory import require_admin
-from chalicelib.services.ports import Clock, Connection, ConnectionRegistry, Directory, Endpoint, Verifier
+from chalicelib.services.ports import Clock, Connection, ConnectionRegistry, Directory, Recipient, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -79,27 +79,27 @@ class SessionService:
         (1 GetItem for directory users): not revoked, and an admin token only while the directory
         does not give the user another role (supervisors are checked per agent by every action)."""
         principal = self.tokens.verify(token)
-        endpoint = self.require_not_revoked(principal)
-        if principal.federated and (endpoint is None or not endpoint.in_directory):
+        recipient = self.require_not_revoked(principal)
+        if principal.federated and (recipient is None or not recipient.in_directory):
             # An issuer's user seen for the first time joins the directory (docs/product.md W9.3).
             self.directory.enroll(principal, now_pair(self.clock)[0])
         if (
             principal.role is Role.ADMIN
-            and endpoint is not None
-            and endpoint.in_directory
-            and endpoint.role not in (None, Role.ADMIN)
+            and recipient is not None
+            and recipient.in_directory
+            and recipient.role not in (None, Role.ADMIN)
         ):
-            raise Forbidden(f"you are no longer an admin (the directory says {endpoint.role.value})")
+            raise Forbidden(f"you are no longer an admin (the directory says {recipient.role.value})")
         return principal
 
-    def require_not_revoked(self, principal: Principal) -> Endpoint | None:
+    def require_not_revoked(self, principal: Principal) -> Recipient | None:
         """The caller's directory record (1 GetItem), once it is clear the token was not revoked."""
         if principal.is_customer:  # customers are not directory users; their tokens are per workitem
             return None
-        endpoint = self.directory.endpoint(principal.tenant_id, user_endpoint(principal.user_id))
-        if endpoint is not None and principal.revoked_by(endpoint.revoked_at):
+        recipient = self.directory.recipient(principal.tenant_id, user_key(principal.user_id))
+        if recipient is not None and principal.revoked_by(recipient.revoked_at):
             raise Unauthorized("the token was revoked; sign in again")
-        return endpoint
+        return recipient
 
     def refresh(self, caller: Principal, connection: Connection, token: str) -> dict[str, Any]:
         """``auth.refresh``: a new token of the same caller extends the connection (1 GetItem
@@ -117,11 +117,11 @@ class SessionService:
         """``POST /admin/users/{id}/revoke``: 1 UpdateItem (stamps the second, returns the open
         connections), a DeleteConnection per connection, 1 UpdateItem forgetting them."""
         require_admin(caller)
-        endpoint = self.directory.revoke(caller.tenant_id, user_id, self._now())
-        for conn in endpoint.connections:
+        recipient = self.directory.revoke(caller.tenant_id, user_id, self._now())
+        for conn in recipient.connections:
             try:
                 self.notifier.close(conn.connection_id)
             except Exception:  # logged; the connection also fails its next auth.refresh
                 log.warning("could not close connection %s of revoked user %s", conn.connection_id, user_id, exc_info=True)
-        if endpoint.connections:
-            self.directory.forget(caller.tenant_id, endpoint.key, endpoint.connections, [])
+        if recipient.connections:
+            self.directory.forget(caller.tenant_id, recipient.key, recipient.connections, [])

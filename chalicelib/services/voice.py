@@ -30,7 +30,7 @@ from chalicelib.domain import pstn
 from chalicelib.domain import voice as rules
 from chalicelib.domain.coaching import Change, Channel, Workitem
 from chalicelib.domain.errors import DomainError, Invalid, NotFound
-from chalicelib.domain.identity import Principal, Role, user_endpoint
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.voice import (
     Attendee,
     Audio,
@@ -291,10 +291,10 @@ class VoiceService:
         if not pushes:
             return
         try:
-            endpoints = self.coaching.directory.endpoints(tenant_id, list({user_endpoint(u) for u, _, _ in pushes}))
+            recipients = self.coaching.directory.recipients(tenant_id, list({user_key(u) for u, _, _ in pushes}))
             box = self.coaching.outbox(tenant_id, conn)
             for user_id, name, data in pushes:
-                box.to_endpoint(endpoints.get(user_endpoint(user_id)), name, data)
+                box.to_recipient(recipients.get(user_key(user_id)), name, data)
             self.coaching.notifier.flush(box)
         except Exception:  # the change is committed; the agent's client also sees the room end in the SDK
             log.exception("could not push voice events for workitem %s", workitem_id)

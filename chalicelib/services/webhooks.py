@@ -16,7 +16,7 @@ from typing import Any
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, NotFound, Unauthorized
-from chalicelib.domain.identity import Role, user_endpoint
+from chalicelib.domain.identity import Role, user_key
 from chalicelib.services.coaching import CoachingService, _end_counters, _transfer_counters
 from chalicelib.services.delivery import new_id, now_pair
 from chalicelib.services.ports import AlreadyExists, CounterDelta, DuplicateEvent, Idempotency, Policy
@@ -121,9 +121,9 @@ class WebhookService:
                 self.coaching.store.mark_event(idem)
                 return
             raise Conflict(f"workitem {workitem.workitem_id} is already assigned") from exc
-        agent = self.coaching.directory.endpoint(tenant_id, user_endpoint(workitem.agent_id))
+        agent = self.coaching.directory.recipient(tenant_id, user_key(workitem.agent_id))
         box = self.coaching.outbox(tenant_id)
-        box.to_endpoint(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
+        box.to_recipient(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
         box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
         self.coaching.notifier.flush(box)
 
@@ -157,7 +157,7 @@ class WebhookService:
         event (already with that agent) changes nothing."""
         at = now_pair(self.coaching.clock)[0]
         to_agent = data["toAgentId"]
-        target = self.coaching.directory.endpoint(tenant_id, user_endpoint(to_agent))
+        target = self.coaching.directory.recipient(tenant_id, user_key(to_agent))
         target_is_agent = target is not None and target.in_directory and target.role is Role.AGENT
 
         def decide(w: Workitem) -> Change:

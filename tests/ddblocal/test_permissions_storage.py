@@ -37,9 +37,9 @@ def test_revocation_is_stamped_and_returns_the_connections(ddb_world: Any) -> No
     w, d = ddb_world, ddb_world.directory
     principal = Principal(w.tid, "sup-1", Role.SUPERVISOR)
     d.connect(principal, Connection("c1=", 1_700_000_000_000))
-    endpoint = d.revoke(w.tid, "sup-1", 1_700_000_100)
-    assert endpoint.revoked_at == 1_700_000_100
-    assert [c.connection_id for c in endpoint.connections] == ["c1="]
+    recipient = d.revoke(w.tid, "sup-1", 1_700_000_100)
+    assert recipient.revoked_at == 1_700_000_100
+    assert [c.connection_id for c in recipient.connections] == ["c1="]
     again = d.connect(principal, Connection("c2=", 1_700_000_200_000))
     assert again.revoked_at == 1_700_000_100  # $connect reads it back from its own update
 
@@ -51,13 +51,13 @@ def test_an_issuers_user_joins_the_directory_once(ddb_world: Any) -> None:
     ann = Principal(w.tid, "ann", Role.AGENT, name="ann@example.com", federated=True)
     d.connect(ann, Connection("c1=", 1_700_000_000_000))  # known from a connection only: not in the directory
     assert d.enroll(ann, "2026-01-01T00:00:00.000Z") is True
-    endpoint = d.endpoint(w.tid, "U#ann")
-    assert (endpoint.in_directory, endpoint.role, endpoint.name) == (True, Role.AGENT, "ann@example.com")
-    assert [c.connection_id for c in endpoint.connections] == ["c1="]  # the connection is kept
+    recipient = d.recipient(w.tid, "U#ann")
+    assert (recipient.in_directory, recipient.role, recipient.name) == (True, Role.AGENT, "ann@example.com")
+    assert [c.connection_id for c in recipient.connections] == ["c1="]  # the connection is kept
     assert d.enroll(ann, "2026-01-01T00:00:01.000Z") is False  # once only
     d.put_user(w.tid, "ann", "Ann", Role.SUPERVISOR, "2026-01-01T00:00:02.000Z")
     assert d.enroll(ann, "2026-01-01T00:00:03.000Z") is False  # the admin's record stands
-    assert d.endpoint(w.tid, "U#ann").role is Role.SUPERVISOR
+    assert d.recipient(w.tid, "U#ann").role is Role.SUPERVISOR
     ada = Principal(w.tid, "ada", Role.ADMIN, federated=True)
     assert d.enroll(ada, "2026-01-01T00:00:04.000Z") is True
     assert "ada" in d.admins(w.tid)

@@ -127,8 +127,8 @@ def test_workitem_create_and_commit_are_conditional_on_the_version(ddb_world: An
     with pytest.raises(AlreadyExists):
         store.create(_workitem(tid, agent="agent-2"), counters=[CounterDelta(tid, "agent-2", 1)])
     # The refused create wrote nothing, its counter included.
-    assert w.directory.endpoint(tid, "U#agent-2") is None
-    assert w.directory.endpoint(tid, "U#agent-1").workitem_count == 1
+    assert w.directory.recipient(tid, "U#agent-2") is None
+    assert w.directory.recipient(tid, "U#agent-1").workitem_count == 1
 
     v0 = store.get(tid, "wi-1")
     assert (v0.version, v0.seq, v0.agent_id) == (0, 0, "agent-1")
@@ -151,7 +151,7 @@ def test_workitem_create_and_commit_are_conditional_on_the_version(ddb_world: An
     # A transfer moves both counters in the same transaction.
     change = rules.transfer(v2, "agent-2", "agent-1", Role.AGENT, NOW)
     store.commit(change, counters=[CounterDelta(tid, "agent-1", -1), CounterDelta(tid, "agent-2", 1)])
-    counts = w.directory.endpoints(tid, ["U#agent-1", "U#agent-2"])
+    counts = w.directory.recipients(tid, ["U#agent-1", "U#agent-2"])
     assert (counts["U#agent-1"].workitem_count, counts["U#agent-2"].workitem_count) == (0, 1)
     # A stale transfer leaves the counters alone.
     with pytest.raises(StaleWorkitem):
@@ -159,7 +159,7 @@ def test_workitem_create_and_commit_are_conditional_on_the_version(ddb_world: An
             rules.transfer(v2, "agent-3", "agent-1", Role.AGENT, NOW),
             counters=[CounterDelta(tid, "agent-1", -1), CounterDelta(tid, "agent-3", 1)],
         )
-    counts = w.directory.endpoints(tid, ["U#agent-1", "U#agent-2", "U#agent-3"])
+    counts = w.directory.recipients(tid, ["U#agent-1", "U#agent-2", "U#agent-3"])
     assert (counts["U#agent-1"].workitem_count, counts["U#agent-2"].workitem_count) == (0, 1)
     assert "U#agent-3" not in counts
 
@@ -171,7 +171,7 @@ def test_idempotency_keys_are_written_in_the_same_transaction(ddb_world: Any) ->
     with pytest.raises(DuplicateEvent):
         store.create(_workitem(tid, "wi-2"), idempotency=assigned, counters=[CounterDelta(tid, "agent-1", 1)])
     assert store.get(tid, "wi-2") is None
-    assert w.directory.endpoint(tid, "U#agent-1").workitem_count == 1
+    assert w.directory.recipient(tid, "U#agent-1").workitem_count == 1
     item = _raw_item(w, "idempotency", f"T#{tid}#EVT#evt-1", None)
     assert item is not None and item["event_type"] == {"S": "workitem.assigned"} and "ttl" in item
 
@@ -338,44 +338,44 @@ def test_endpoint_connection_sets_add_and_delete(ddb_world: Any) -> None:
     assert [c.token for c in d.connect(p, a).connections] == ["conn-a=|2000"]
     assert d.connect(p, b).connections == [b, a]  # ordered by connection time
     assert d.connect(p, a).connections == [b, a]  # a set: the same connection once
-    ep = d.endpoint(tid, "U#agent-1")
-    assert (ep.role, ep.name, ep.in_directory) == (Role.AGENT, "Agent One", False)
+    recipient = d.recipient(tid, "U#agent-1")
+    assert (recipient.role, recipient.name, recipient.in_directory) == (Role.AGENT, "Agent One", False)
     assert d.disconnect(p, a).connections == [b]
     assert d.disconnect(p, b).connections == []
     assert "conns" not in _raw_item(w, "directory", f"T#{tid}#U#agent-1", "U")  # an empty set is removed
 
     # Connecting does not overwrite an admin's name and role.
     w.admin("PUT", "/admin/users/agent-2", {"name": "Official Name", "role": "agent"})
-    ep = d.connect(Principal(tid, "agent-2", Role.AGENT, name="Token Name"), a)
-    assert (ep.name, ep.in_directory) == ("Official Name", True)
+    recipient = d.connect(Principal(tid, "agent-2", Role.AGENT, name="Token Name"), a)
+    assert (recipient.name, recipient.in_directory) == ("Official Name", True)
 
-    # forget() drops gone connections and watches together, and never creates an endpoint.
+    # forget() drops gone connections and watches together, and never creates a recipient.
     watcher = Watcher(Connection("conn-s=", 3_000), "sup-1")
     d.connect(p, a)
     d.connect(p, b)
     d.watch(tid, "agent-1", watcher, True)
-    assert d.endpoint(tid, "U#agent-1").watchers == [watcher]
+    assert d.recipient(tid, "U#agent-1").watchers == [watcher]
     d.forget(tid, "U#agent-1", [a], [watcher])
-    ep = d.endpoint(tid, "U#agent-1")
-    assert (ep.connections, ep.watchers) == ([b], [])
+    recipient = d.recipient(tid, "U#agent-1")
+    assert (recipient.connections, recipient.watchers) == ([b], [])
     with contextlib.suppress(Exception):
         d.forget(tid, "U#nobody", [a], [])
-    assert d.endpoint(tid, "U#nobody") is None
+    assert d.recipient(tid, "U#nobody") is None
 
-    # Customers' endpoints are keyed by workitem.
+    # Customers' recipients are keyed by workitem.
     w.assign("wi-1")
     cust = w.connect("cust-wi-1", "customer", wid="wi-1")
-    ep = d.endpoint(tid, "C#wi-1")
-    assert [c.connection_id for c in ep.connections] == [cust.connection_id] and ep.role is None
+    recipient = d.recipient(tid, "C#wi-1")
+    assert [c.connection_id for c in recipient.connections] == [cust.connection_id] and recipient.role is None
     cust.disconnect()
-    assert d.endpoint(tid, "C#wi-1").connections == []
+    assert d.recipient(tid, "C#wi-1").connections == []
 
     # Through the entry points: two tabs of one user, one closes.
     first = w.connect("sup-1", "supervisor")
     second = w.connect("sup-1", "supervisor")
-    assert {c.connection_id for c in d.endpoint(tid, "U#sup-1").connections} == {first.connection_id, second.connection_id}
+    assert {c.connection_id for c in d.recipient(tid, "U#sup-1").connections} == {first.connection_id, second.connection_id}
     first.disconnect()
-    assert [c.connection_id for c in d.endpoint(tid, "U#sup-1").connections] == [second.connection_id]
+    assert [c.connection_id for c in d.recipient(tid, "U#sup-1").connections] == [second.connection_id]
 
 
 def test_unread_counters_per_sender_and_in_total(ddb_world: Any) -> None:
@@ -387,8 +387,8 @@ def test_unread_counters_per_sender_and_in_total(ddb_world: Any) -> None:
     assert d.add_unread(tid, "agent-1", "sup-1") == 2
     assert d.mark_read(tid, "agent-1", "sup-2") == 1
     assert d.mark_read(tid, "agent-1", "sup-1") == 0
-    assert d.endpoint(tid, "U#agent-1").unread_total == 0
-    assert d.mark_read(tid, "agent-9", "sup-1") == 0  # never had an endpoint
+    assert d.recipient(tid, "U#agent-1").unread_total == 0
+    assert d.mark_read(tid, "agent-9", "sup-1") == 0  # never had a recipient
 
 
 def test_template_delete_reports_whether_it_existed(ddb_world: Any) -> None:
@@ -409,15 +409,15 @@ def test_template_delete_reports_whether_it_existed(ddb_world: Any) -> None:
 
 def test_batch_get_of_endpoints(ddb_world: Any) -> None:
     tid, d = ddb_world.tid, ddb_world.directory
-    assert d.endpoints(tid, []) == {}
+    assert d.recipients(tid, []) == {}
     for i in range(30):
         d.put_user(tid, f"user-{i:02d}", f"User {i}", Role.AGENT, NOW)
     keys = [f"U#user-{i:02d}" for i in range(100)]
     # Duplicate keys would make DynamoDB refuse the whole BatchGetItem; they are asked once.
-    found = d.endpoints(tid, [*keys[:70], "U#user-00", "U#user-05", *keys[70:]][:100])
+    found = d.recipients(tid, [*keys[:70], "U#user-00", "U#user-05", *keys[70:]][:100])
     assert sorted(found) == [f"U#user-{i:02d}" for i in range(30)]
     assert found["U#user-07"].name == "User 7" and found["U#user-07"].role is Role.AGENT
-    assert d.endpoints(f"{tid}-other", keys[:10]) == {}
+    assert d.recipients(f"{tid}-other", keys[:10]) == {}
 
 
 # --- the product, end to end on the real engine ---------------------------------------------------
@@ -491,8 +491,8 @@ def test_webhook_redeliveries_change_nothing(ddb_world: Any) -> None:
     assert w.webhook("workitem.assigned", assigned, event_id="evt-a2") == (200, {"status": "duplicate"})
     status, body = w.webhook("workitem.assigned", {**assigned, "agentId": "agent-2"}, event_id="evt-a3")
     assert status == 409 and body["error"]["code"] == "conflict"
-    assert w.directory.endpoint(w.tid, "U#agent-1").workitem_count == 1
-    assert w.directory.endpoint(w.tid, "U#agent-2") is None or w.directory.endpoint(w.tid, "U#agent-2").workitem_count == 0
+    assert w.directory.recipient(w.tid, "U#agent-1").workitem_count == 1
+    assert w.directory.recipient(w.tid, "U#agent-2") is None or w.directory.recipient(w.tid, "U#agent-2").workitem_count == 0
 
     message = {"workitemId": "wi-1", "from": "customer", "text": "hi by sms"}
     assert w.webhook("workitem.message", message, event_id="evt-m")[1] == {"status": "applied"}
@@ -506,7 +506,7 @@ def test_webhook_redeliveries_change_nothing(ddb_world: Any) -> None:
     assert w.webhook("workitem.ended", ended, event_id="evt-e2")[1] == {"status": "applied"}  # no-op, recorded
     assert w.webhook("workitem.ended", ended, event_id="evt-e2")[1] == {"status": "duplicate"}
     assert w.store.get(w.tid, "wi-1").version == version
-    assert w.directory.endpoint(w.tid, "U#agent-1").workitem_count == 0
+    assert w.directory.recipient(w.tid, "U#agent-1").workitem_count == 0
     assert [e.kind for e in _staff_timeline(w)] == [EntryKind.CUSTOMER_MESSAGE]
 
 

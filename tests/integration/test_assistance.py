@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
-from chalicelib.adapters.dynamo import DirectoryEdge, EndpointItem, TeamItem
+from chalicelib.adapters.dynamo import DirectoryEdge, RecipientItem, TeamItem
 
 pytestmark = pytest.mark.integration
 
@@ -542,11 +542,11 @@ def _populate(world: Any, tid: str, others: int) -> None:
     world.team(tid=tid, supervisors=("sup-1", "sup-2"), agents=("agent-1", "agent-2"))
     world.admin("PUT", "/admin/users/admin-2", {"name": "Ada", "role": "admin"}, tid)
     world.admin("PUT", "/admin/templates/tpl-help", {"text": "Help", "enabled": True}, tid)
-    with EndpointItem.batch_write() as batch:
+    with RecipientItem.batch_write() as batch:
         for i in range(others):
             role = "supervisor" if i % 4 < 2 else "agent"
             batch.save(
-                EndpointItem(
+                RecipientItem(
                     f"T#{tid}#U#u{i}",
                     "U",
                     tenant_id=tid,

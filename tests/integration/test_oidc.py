@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.domain.identity import Role, user_endpoint
+from chalicelib.domain.identity import Role, user_key
 from tests.integration.test_identity import snapshot
 from tests.support import world as world_support
 from tests.support.ddbcount import count_dynamodb
@@ -45,8 +45,8 @@ def oidc_world(issuer: Issuer) -> Iterator[World]:
         bootstrap.install(None)
 
 
-def endpoint(world: World, user_id: str, tid: str = "t1") -> Any:
-    return world.services.directory.directory.endpoint(tid, user_endpoint(user_id))
+def recipient(world: World, user_id: str, tid: str = "t1") -> Any:
+    return world.services.directory.directory.recipient(tid, user_key(user_id))
 
 
 def test_websocket_accepts_issuer_tokens_and_the_user_joins_the_directory_once(oidc_world: World, issuer: Issuer) -> None:
@@ -54,7 +54,7 @@ def test_websocket_accepts_issuer_tokens_and_the_user_joins_the_directory_once(o
     with count_dynamodb() as first:
         status, client = oidc_world.connect_token(token)
     assert status == 200 and client is not None
-    ann = endpoint(oidc_world, "ann")
+    ann = recipient(oidc_world, "ann")
     assert (ann.in_directory, ann.role, ann.name) == (True, Role.AGENT, "ann@example.com")
     assert first.by_operation()["UpdateItem"] >= 2  # the connection, and joining the directory
     client.ok("ping")
@@ -64,7 +64,7 @@ def test_websocket_accepts_issuer_tokens_and_the_user_joins_the_directory_once(o
     with count_dynamodb() as again:
         status, client = oidc_world.connect_token(issuer.token("ec-1", sub="ann", role="agent", name="Someone"))
     assert status == 200
-    assert endpoint(oidc_world, "ann").name == "Ann Agent"
+    assert recipient(oidc_world, "ann").name == "Ann Agent"
     with count_dynamodb() as baseline:
         assert oidc_world.connect_token(oidc_world.token("bob", "agent"))[0] == 200  # an HS256 user
     assert again.total == baseline.total
@@ -84,7 +84,7 @@ def test_rest_accepts_issuer_tokens_and_enrols_on_the_first_call_only(oidc_world
     with count_dynamodb() as first:
         status, _ = oidc_world.rest("GET", "/admin/policy", token)
     assert status == 200
-    ada = endpoint(oidc_world, "ada")
+    ada = recipient(oidc_world, "ada")
     assert (ada.in_directory, ada.role, ada.name) == (True, Role.ADMIN, "Ada")
     with count_dynamodb() as second:
         status, _ = oidc_world.rest("GET", "/admin/policy", token)

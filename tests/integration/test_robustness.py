@@ -49,7 +49,7 @@ def _store(world: Any) -> Any:
 
 
 def _endpoint(world: Any, key: str) -> Any:
-    return world.services.directory.directory.endpoint("t1", key)
+    return world.services.directory.directory.recipient("t1", key)
 
 
 def _timeline(world: Any, wid: str = WID) -> list[dict[str, Any]]:

@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.adapters.dynamo import DirectoryEdge, EndpointItem, WorkitemItem
-from chalicelib.adapters.repositories import endpoint_pk, workitem_pk
+from chalicelib.adapters.dynamo import DirectoryEdge, RecipientItem, WorkitemItem
+from chalicelib.adapters.repositories import recipient_pk, workitem_pk
 from tests.support.world import Client, World
 
 
 def bulk_tenant(world: World, tid: str, users: int) -> None:
     """Fill ``tid`` with ``users`` agents (each with one open workitem) in teams of 4 agents + 1 supervisor,
     written directly with batch writes so a large tenant is cheap to build."""
-    with EndpointItem.batch_write() as users_batch, DirectoryEdge.batch_write() as edges, WorkitemItem.batch_write() as items:
+    with RecipientItem.batch_write() as users_batch, DirectoryEdge.batch_write() as edges, WorkitemItem.batch_write() as items:
         for i in range(users):
             agent = f"bulk-agent-{i}"
             sup = f"bulk-sup-{i // 4}"
             users_batch.save(
-                EndpointItem(
-                    endpoint_pk(tid, f"U#{agent}"),
+                RecipientItem(
+                    recipient_pk(tid, f"U#{agent}"),
                     "U",
                     tenant_id=tid,
                     user_id=agent,
@@ -31,8 +31,8 @@ def bulk_tenant(world: World, tid: str, users: int) -> None:
             )
             if i % 4 == 0:
                 users_batch.save(
-                    EndpointItem(
-                        endpoint_pk(tid, f"U#{sup}"),
+                    RecipientItem(
+                        recipient_pk(tid, f"U#{sup}"),
                         "U",
                         tenant_id=tid,
                         user_id=sup,

@@ -15,7 +15,7 @@ from chalicelib.domain.coaching import Change, Channel, EndReason, Workitem
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.services.fanout import Committed, FanoutService, Note, decode_note, encode_note
-from chalicelib.services.ports import Endpoint
+from chalicelib.services.ports import Recipient
 
 pytestmark = pytest.mark.unit
 
@@ -118,13 +118,13 @@ class FakePublisher:
     def recipients(self, change: Change) -> list[str]:
         return [f"U#{change.after.agent_id}", *[f"U#{m}" for m in change.after.monitors]]
 
-    def endpoints_of(self, tenant_id: str, keys: list[str]) -> dict[str, Endpoint]:
+    def recipients_of(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
         with self.lock:
             self.lookups.append((tenant_id, keys))
-        return {k: Endpoint(key=k, tenant_id=tenant_id, user_id=k[2:]) for k in keys}
+        return {k: Recipient(key=k, tenant_id=tenant_id, user_id=k[2:]) for k in keys}
 
-    def fan_out(self, change: Change, exclude: str | None = None, endpoints: dict[str, Endpoint] | None = None) -> None:
-        assert endpoints is not None and set(self.recipients(change)) <= set(endpoints)
+    def fan_out(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None:
+        assert recipients is not None and set(self.recipients(change)) <= set(recipients)
         with self.lock:
             self.concurrent += 1
             self.max_concurrent = max(self.max_concurrent, self.concurrent)

@@ -72,7 +72,7 @@ def test_every_staff_role(verifier: TokenVerifier, role: str) -> None:
 def test_a_customer_token_is_bound_to_its_workitem(verifier: TokenVerifier) -> None:
     principal = verifier.verify(token(role="customer", sub="cust-1", wid="wi-1"))
     assert principal.is_customer and principal.workitem_id == "wi-1"
-    assert principal.endpoint_key == "C#wi-1"
+    assert principal.recipient_key == "C#wi-1"
 
 
 def test_staff_tokens_ignore_wid(verifier: TokenVerifier) -> None:
