@@ -384,16 +384,16 @@ class Gateway:
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
         """Close every live socket (each then gets its ``$disconnect``); a client that does not
         answer the close within CLOSE_GRACE_SECONDS is dropped."""
-        await asyncio.gather(*(self._close(conn, code) for conn in list(self.connections.values())))
+        await asyncio.gather(*(self._close(connection, code) for connection in list(self.connections.values())))
 
-    async def _close(self, conn: _Connection, code: int, reason: str = "") -> None:
-        if conn.close_code is None:
-            conn.close_code = code
-        conn.wakeup.set()
+    async def _close(self, connection: _Connection, code: int, reason: str = "") -> None:
+        if connection.close_code is None:
+            connection.close_code = code
+        connection.wakeup.set()
         with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
-            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_SECONDS)
-        if not conn.ws.closed or conn.evicted:
-            _abort(conn)
+            await asyncio.wait_for(connection.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_SECONDS)
+        if not connection.ws.closed or connection.evicted:
+            _abort(connection)
 
     def shutdown_executor(self, wait: bool = True) -> None:
         if self._own_executor:
@@ -412,7 +412,7 @@ class Gateway:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def _request_context(self, conn: _Connection, route_key: str, event_type: str) -> dict[str, Any]:
+    def _request_context(self, connection: _Connection, route_key: str, event_type: str) -> dict[str, Any]:
         """``requestContext`` of a WebSocket event; ``authorizer`` only once the authorizer has answered."""
         now = _now_ms()
         context: dict[str, Any] = {
@@ -422,16 +422,16 @@ class Gateway:
             "requestTime": _request_time(now),
             "messageDirection": "IN",
             "stage": self.stage,
-            "connectedAt": conn.connected_at,
+            "connectedAt": connection.connected_at,
             "requestTimeEpoch": now,
-            "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent},
+            "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
             "requestId": aws_id(),
-            "domainName": conn.domain_name,
-            "connectionId": conn.connection_id,
+            "domainName": connection.domain_name,
+            "connectionId": connection.connection_id,
             "apiId": self.api_id,
         }
-        if conn.authorizer is not None:
-            context["authorizer"] = dict(conn.authorizer)
+        if connection.authorizer is not None:
+            context["authorizer"] = dict(connection.authorizer)
         return context
 
     @property
@@ -452,7 +452,7 @@ class Gateway:
             return web.json_response({"message": "Upgrade Required"}, status=426)
 
         connected_at = _now_ms()
-        conn = _Connection(
+        connection = _Connection(
             connection_id=self._unused_connection_id(),
             ws=ws,
             connected_at=connected_at,
@@ -471,69 +471,69 @@ class Gateway:
             "multiValueQueryStringParameters": multi_query or None,
         }
         try:
-            conn.authorizer = await self._authorize(
+            connection.authorizer = await self._authorize(
                 {
                     "type": "REQUEST",
                     "methodArn": self.connect_arn,
                     **base,
                     "stageVariables": {},
-                    "requestContext": self._request_context(conn, "$connect", "CONNECT"),
+                    "requestContext": self._request_context(connection, "$connect", "CONNECT"),
                 },
-                conn.connection_id,
+                connection.connection_id,
             )
             await self._connect(
                 {
                     **base,
-                    "requestContext": self._request_context(conn, "$connect", "CONNECT"),
+                    "requestContext": self._request_context(connection, "$connect", "CONNECT"),
                     "isBase64Encoded": False,
                 },
-                conn.connection_id,
+                connection.connection_id,
             )
         except _Refused as refused:
-            log.info("connect %s refused: HTTP %d", conn.connection_id, refused.status)
+            log.info("connect %s refused: HTTP %d", connection.connection_id, refused.status)
             return refused.response()
 
         await ws.prepare(request)
-        conn.transport = request.transport
+        connection.transport = request.transport
         _bound_socket_buffer(request.transport)
-        conn.writer = asyncio.create_task(self._write_loop(conn), name=f"ws-writer-{conn.connection_id}")
-        self.connections[conn.connection_id] = conn
-        log.info("connect %s principal=%s", conn.connection_id, (conn.authorizer or {}).get("principalId", "-"))
+        connection.writer = asyncio.create_task(self._write_loop(connection), name=f"ws-writer-{connection.connection_id}")
+        self.connections[connection.connection_id] = connection
+        log.info("connect %s principal=%s", connection.connection_id, (connection.authorizer or {}).get("principalId", "-"))
         try:
-            await self._read_messages(conn)
+            await self._read_messages(connection)
         finally:
-            self.connections.pop(conn.connection_id, None)
-            conn.wakeup.set()
-            await self._disconnect(conn)
+            self.connections.pop(connection.connection_id, None)
+            connection.wakeup.set()
+            await self._disconnect(connection)
         return ws
 
-    async def _write_loop(self, conn: _Connection) -> None:
+    async def _write_loop(self, connection: _Connection) -> None:
         """Write the connection's queued frames in order; close (1008) a client that takes none."""
-        while not conn.ws.closed and conn.close_code is None:
-            if not conn.outbox:
-                conn.wakeup.clear()
-                await conn.wakeup.wait()
+        while not connection.ws.closed and connection.close_code is None:
+            if not connection.outbox:
+                connection.wakeup.clear()
+                await connection.wakeup.wait()
                 continue
-            frame = conn.outbox.popleft()
-            conn.outbox_bytes -= len(frame)
+            frame = connection.outbox.popleft()
+            connection.outbox_bytes -= len(frame)
             try:
-                send = conn.ws.send_str(frame) if isinstance(frame, str) else conn.ws.send_bytes(frame)
+                send = connection.ws.send_str(frame) if isinstance(frame, str) else connection.ws.send_bytes(frame)
                 await asyncio.wait_for(send, self.write_timeout)
             except TimeoutError:
-                self._evict(conn, f"the client read nothing for {self.write_timeout:g} s")
+                self._evict(connection, f"the client read nothing for {self.write_timeout:g} s")
                 return
             except (ConnectionError, RuntimeError):
                 return
 
-    def _evict(self, conn: _Connection, why: str) -> None:
+    def _evict(self, connection: _Connection, why: str) -> None:
         """Close a client that does not read, as API Gateway does: 1008, then its posts answer 410."""
-        if conn.evicted:
+        if connection.evicted:
             return
-        conn.evicted = True
-        conn.outbox.clear()
-        conn.outbox_bytes = 0
-        log.warning("closing connection %s with 1008: %s", conn.connection_id, why)
-        asyncio.get_running_loop().create_task(self._close(conn, WSCloseCode.POLICY_VIOLATION, "client not reading"))
+        connection.evicted = True
+        connection.outbox.clear()
+        connection.outbox_bytes = 0
+        log.warning("closing connection %s with 1008: %s", connection.connection_id, why)
+        asyncio.get_running_loop().create_task(self._close(connection, WSCloseCode.POLICY_VIOLATION, "client not reading"))
 
     def _unused_connection_id(self) -> str:
         while True:
@@ -616,10 +616,10 @@ class Gateway:
                     body = parsed
             raise _Refused(status, body)
 
-    async def _read_messages(self, conn: _Connection) -> None:
+    async def _read_messages(self, connection: _Connection) -> None:
         handler = self._handler(self.message_name)
         loop = asyncio.get_running_loop()
-        async for msg in conn.ws:
+        async for msg in connection.ws:
             if msg.type == WSMsgType.TEXT:
                 body, is_base64 = msg.data, False
             elif msg.type == WSMsgType.BINARY:
@@ -628,17 +628,17 @@ class Gateway:
                 # aiohttp has already closed the socket (e.g. with 1009 for an oversized frame/message).
                 if msg.type == WSMsgType.ERROR:
                     if isinstance(msg.data, WebSocketError):
-                        conn.close_code = msg.data.code
-                    log.info("connection %s closed on error: %s", conn.connection_id, msg.data)
+                        connection.close_code = msg.data.code
+                    log.info("connection %s closed on error: %s", connection.connection_id, msg.data)
                 break
-            conn.last_active_at = _now_ms()
-            conn.messages += 1
+            connection.last_active_at = _now_ms()
+            connection.messages += 1
             if handler is None:
-                log.warning("no %s handler: message on %s dropped", self.message_name, conn.connection_id)
+                log.warning("no %s handler: message on %s dropped", self.message_name, connection.connection_id)
                 continue
             event: Event = {
                 "requestContext": {
-                    **self._request_context(conn, "$default", "MESSAGE"),
+                    **self._request_context(connection, "$default", "MESSAGE"),
                     "messageId": aws_id(),
                 },
                 "body": body,
@@ -670,18 +670,18 @@ class Gateway:
         # A route response ({"statusCode", "body"}) would be sent back by API Gateway only with a
         # two-way route; the app answers through @connections, so the return value is dropped.
 
-    async def _disconnect(self, conn: _Connection) -> None:
-        code = next((c for c in (conn.close_code, conn.ws.close_code) if c is not None), WSCloseCode.ABNORMAL_CLOSURE)
-        duration = (_now_ms() - conn.connected_at) / 1000
-        log.info("disconnect %s code=%d messages=%d after %.1fs", conn.connection_id, code, conn.messages, duration)
+    async def _disconnect(self, connection: _Connection) -> None:
+        code = next((c for c in (connection.close_code, connection.ws.close_code) if c is not None), WSCloseCode.ABNORMAL_CLOSURE)
+        duration = (_now_ms() - connection.connected_at) / 1000
+        log.info("disconnect %s code=%d messages=%d after %.1fs", connection.connection_id, code, connection.messages, duration)
         handler = self._handler(self.disconnect_name)
         if handler is None:
             return
         event: Event = {
-            "headers": {"Host": conn.domain_name, "X-Forwarded-For": conn.source_ip},
-            "multiValueHeaders": {"Host": [conn.domain_name], "X-Forwarded-For": [conn.source_ip]},
+            "headers": {"Host": connection.domain_name, "X-Forwarded-For": connection.source_ip},
+            "multiValueHeaders": {"Host": [connection.domain_name], "X-Forwarded-For": [connection.source_ip]},
             "requestContext": {
-                **self._request_context(conn, "$disconnect", "DISCONNECT"),
+                **self._request_context(connection, "$disconnect", "DISCONNECT"),
                 "disconnectStatusCode": int(code),
                 "disconnectReason": "",
             },
@@ -693,38 +693,38 @@ class Gateway:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("$disconnect handler %s failed for connection %s", self.disconnect_name, conn.connection_id)
+            log.exception("$disconnect handler %s failed for connection %s", self.disconnect_name, connection.connection_id)
 
     # -- @connections ------------------------------------------------------------------------------
 
     async def _management(self, request: web.Request, connection_id: str) -> web.StreamResponse:
-        conn = self.connections.get(connection_id)
-        if conn is None or conn.ws.closed or conn.close_code is not None:
+        connection = self.connections.get(connection_id)
+        if connection is None or connection.ws.closed or connection.close_code is not None:
             return _aws_error(410, "GoneException", "Gone")
         if request.method == "POST":
             data = await request.read()
             if len(data) > self.max_message_bytes:
                 return _aws_error(413, "PayloadTooLargeException", "Request entity too large")
-            if conn.outbox_bytes + len(data) > self.send_buffer_bytes:
-                self._evict(conn, f"over {self.send_buffer_bytes} bytes waiting: the client does not read")
+            if connection.outbox_bytes + len(data) > self.send_buffer_bytes:
+                self._evict(connection, f"over {self.send_buffer_bytes} bytes waiting: the client does not read")
                 return _aws_error(410, "GoneException", "Gone")
             try:
                 frame: str | bytes = data.decode("utf-8")
             except UnicodeDecodeError:
                 frame = data
-            conn.outbox.append(frame)
-            conn.outbox_bytes += len(frame)
-            conn.wakeup.set()
+            connection.outbox.append(frame)
+            connection.outbox_bytes += len(frame)
+            connection.wakeup.set()
             return web.Response(status=200)
         if request.method == "DELETE":
-            await self._close(conn, WSCloseCode.OK)
+            await self._close(connection, WSCloseCode.OK)
             return web.Response(status=204)
         if request.method == "GET":
             return web.json_response(
                 {
-                    "connectedAt": _iso_ms(conn.connected_at),
-                    "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent},
-                    "lastActiveAt": _iso_ms(conn.last_active_at),
+                    "connectedAt": _iso_ms(connection.connected_at),
+                    "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
+                    "lastActiveAt": _iso_ms(connection.last_active_at),
                 }
             )
         return _aws_error(403, "ForbiddenException", "Missing Authentication Token")
@@ -827,9 +827,9 @@ def _bound_socket_buffer(transport: Any) -> None:
         transport.set_write_buffer_limits(high=SOCKET_SEND_BUFFER_BYTES)
 
 
-def _abort(conn: _Connection) -> None:
+def _abort(connection: _Connection) -> None:
     """Drop the TCP connection (a client that does not read cannot receive a close frame)."""
-    transport = conn.transport
+    transport = connection.transport
     if transport is not None and not transport.is_closing():
         transport.abort()
 

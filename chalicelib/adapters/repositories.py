@@ -75,17 +75,13 @@ def _customer_sk(seq: int) -> str:
     return f"C#{seq:010d}"
 
 
-def _epoch(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
-
-
 def _expiry(iso: str, days: int) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")) + timedelta(days=days)
 
 
-def _connection(model: Any) -> DdbConnection:
-    conn: DdbConnection = model._get_connection().connection
-    return conn
+def _ddb(model: Any) -> DdbConnection:
+    ddb: DdbConnection = model._get_connection().connection
+    return ddb
 
 
 def _cancel_codes(exc: TransactWriteError) -> list[str | None]:
@@ -206,7 +202,7 @@ class DynamoWorkitemStore:
         keys = [{"pk": {"S": pk}, "sk": {"S": "W"}}, {"pk": {"S": pk}, "sk": {"S": f"M#{message_id}"}}]
         raw_items: list[dict[str, Any]] = []
         for _ in range(3):  # unprocessed keys are rare; retry them a few times
-            client: Any = _connection(WorkitemItem).client
+            client: Any = _ddb(WorkitemItem).client
             out = client.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
             raw_items.extend(out.get("Responses", {}).get(table, []))
             keys = out.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
@@ -237,7 +233,7 @@ class DynamoWorkitemStore:
         item.fanout = encode_note(Change(workitem, workitem), None)  # outbound webhooks learn of it from the stream
         with_idem = idempotency is not None
         try:
-            with TransactWrite(connection=_connection(WorkitemItem)) as tx:
+            with TransactWrite(connection=_ddb(WorkitemItem)) as tx:
                 if idempotency:
                     tx.save(_idempotency_item(idempotency), condition=IdempotencyItem.pk.does_not_exist())
                 tx.save(item, condition=WorkitemItem.pk.does_not_exist())
@@ -266,7 +262,7 @@ class DynamoWorkitemStore:
         item = _to_workitem_item(w, retention_days)
         item.fanout = fanout
         try:
-            with TransactWrite(connection=_connection(WorkitemItem)) as tx:
+            with TransactWrite(connection=_ddb(WorkitemItem)) as tx:
                 if idempotency:
                     tx.save(_idempotency_item(idempotency), condition=IdempotencyItem.pk.does_not_exist())
                 tx.save(item, condition=WorkitemItem.version == change.before.version)
@@ -448,7 +444,7 @@ class DynamoDirectory:
     def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
         """1 UpdateItem (ALL_OLD: the previous role) + 1 Put/DeleteItem on the admin index."""
         key = user_key(user_id)
-        out = _connection(RecipientItem).update_item(
+        out = _ddb(RecipientItem).update_item(
             RecipientItem.Meta.table_name,
             recipient_pk(tenant_id, key),
             "U",
@@ -535,11 +531,11 @@ class DynamoDirectory:
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None:
         """1 UpdateItem removing gone connections and their watches."""
-        conns = {c.token for c in connections}
+        tokens = {c.token for c in connections}
         watches = {w.token for w in watchers}
         actions: list[Any] = []
-        if conns:
-            actions.append(RecipientItem.conns.delete(conns))
+        if tokens:
+            actions.append(RecipientItem.conns.delete(tokens))
         if watches:
             actions.append(RecipientItem.watchers.delete(watches))
         if actions:
@@ -647,8 +643,8 @@ class DynamoDirectory:
 
     def delete_template(self, tenant_id: str, template_id: str) -> bool:
         """1 DeleteItem (ALL_OLD tells whether it existed)."""
-        conn = _connection(TemplateItem)
-        out = conn.delete_item(TemplateItem.Meta.table_name, f"{_t(tenant_id)}#TPL", template_id, return_values="ALL_OLD")
+        ddb = _ddb(TemplateItem)
+        out = ddb.delete_item(TemplateItem.Meta.table_name, f"{_t(tenant_id)}#TPL", template_id, return_values="ALL_OLD")
         return bool(out.get("Attributes"))
 
     def policy(self, tenant_id: str) -> Policy:
@@ -699,7 +695,7 @@ class DynamoDirectory:
     def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int:
         """1 DeleteItem (ALL_OLD gives the count) + 1 UpdateItem on the total (ALL_NEW)."""
         pk = recipient_pk(tenant_id, user_key(recipient_id))
-        out = _connection(UnreadItem).delete_item(UnreadItem.Meta.table_name, pk, f"UNREAD#{sender_id}", return_values="ALL_OLD")
+        out = _ddb(UnreadItem).delete_item(UnreadItem.Meta.table_name, pk, f"UNREAD#{sender_id}", return_values="ALL_OLD")
         count = int(out.get("Attributes", {}).get("count", {}).get("N", "0"))
         if count == 0:
             recipient = self.recipient(tenant_id, user_key(recipient_id))

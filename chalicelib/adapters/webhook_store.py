@@ -50,8 +50,8 @@ class DynamoWebhookStore:
 
     def delete(self, tenant_id: str, subscription_id: str) -> bool:
         """1 DeleteItem (ALL_OLD tells whether it existed)."""
-        conn = WebhookSubscriptionItem._get_connection()
-        out = conn.delete_item(_pk(tenant_id), subscription_id, return_values="ALL_OLD")
+        ddb = WebhookSubscriptionItem._get_connection()
+        out = ddb.delete_item(_pk(tenant_id), subscription_id, return_values="ALL_OLD")
         return bool(out.get("Attributes"))
 
     def sms_origination(self, tenant_id: str) -> str | None:

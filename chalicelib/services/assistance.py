@@ -105,7 +105,12 @@ class AssistanceService:
     # --- requests (S18, S19) ----------------------------------------------------------------
 
     def request(
-        self, caller: Principal, template_id: str, workitem_id: str | None, to_user_id: str | None, conn: str | None = None
+        self,
+        caller: Principal,
+        template_id: str,
+        workitem_id: str | None,
+        to_user_id: str | None,
+        connection_id: str | None = None,
     ) -> dict[str, Any]:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
         (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
@@ -149,13 +154,13 @@ class AssistanceService:
                 recipients=delivery.recipients,
             )
         self.store.create(request, policy.retention_days)
-        box = self._outbox(tenant, conn)
+        box = self._outbox(tenant, connection_id)
         self._deliver(box, request, delivery, recipients, "assist.requested", request.event_data())
         self.notifier.flush(box)
         self._emit(tenant, "assist.requested", request.event_data())
         return {"assistId": request.assist_id, "recipients": delivery.recipients}
 
-    def claim(self, caller: Principal, assist_id: str, conn: str | None = None) -> dict[str, Any]:
+    def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> dict[str, Any]:
         """``assist.claim`` (B4): 1 GetItem + 1 conditional UpdateItem + 1 BatchGetItem per 100
         recipients, plus 1 GetItem + 1 TransactWriteItems with a workitem. The first claim wins."""
         request = self.store.get(caller.tenant_id, assist_id)
@@ -181,7 +186,7 @@ class AssistanceService:
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
         recipients = self._recipients(caller.tenant_id, audience)
-        box = self._outbox(caller.tenant_id, conn)
+        box = self._outbox(caller.tenant_id, connection_id)
         for user_id in audience:
             box.to_recipient(recipients.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
         self.notifier.flush(box)
@@ -254,7 +259,7 @@ class AssistanceService:
     # --- directory messages (S19, S20) --------------------------------------------------------
 
     def directory_send(
-        self, caller: Principal, to_user_id: str, text: str, reply_to: str | None, conn: str | None = None
+        self, caller: Principal, to_user_id: str, text: str, reply_to: str | None, connection_id: str | None = None
     ) -> dict[str, Any]:
         """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
         plus 2 UpdateItem when the recipient gets an unread count."""
@@ -272,7 +277,7 @@ class AssistanceService:
                 message["assistId"] = reply_to
         self.directory.store_message(tenant, to_user_id, message, self.directory.policy(tenant).retention_days)
         delivery = rules.deliver([contact] if contact else [])
-        box = self._outbox(tenant, conn)
+        box = self._outbox(tenant, connection_id)
         data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
         self._deliver_from(box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, "directory.message", data)
         self.notifier.flush(box)

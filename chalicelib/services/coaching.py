@@ -278,7 +278,7 @@ class CoachingService:
 
         return supervises
 
-    def monitor_start(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def monitor_start(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may monitor")
         supervises = self.supervision(caller)
@@ -286,7 +286,7 @@ class CoachingService:
         def decide(w: Workitem) -> Change:
             return rules.start_monitoring(caller, w, supervises(w), self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
         if change.changed and not self.directory.supervises(caller.tenant_id, caller.user_id, change.after.agent_id):
             # An admin took the agent away between the check and the commit, and the admin's clean-up
             # may have looked before the commit: undo the join (1 Query, only when a join was written).
@@ -296,14 +296,14 @@ class CoachingService:
         wire, cut = fit_entries([e.to_wire() for e in entries])
         return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
 
-    def monitor_stop(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def monitor_stop(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         supervises = self.supervision(caller)
 
         def decide(w: Workitem) -> Change:
             monitoring = caller.user_id in w.monitors
             return rules.stop_monitoring(caller, w, self._now(), supervises_agent=not monitoring and supervises(w))
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
         for listener in self.on_supervisor_left:
             listener(change, caller.user_id)
         return {}
@@ -317,13 +317,15 @@ class CoachingService:
                 tenant_id, w.workitem_id, lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True
             )
 
-    def coaching_end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
-        self.mutate(caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=conn)
+    def coaching_end(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+        self.mutate(
+            caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=connection_id
+        )
         return {}
 
     # --- messages --------------------------------------------------------------------------
 
-    def coach_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
+    def coach_send(self, caller: Principal, workitem_id: str, text: str, connection_id: str | None = None) -> dict[str, Any]:
         message_id = new_id("msg")
         supervises = self.supervision(caller)
 
@@ -333,7 +335,7 @@ class CoachingService:
             outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
             return rules.send_coach_message(caller, w, text, message_id, self._now(), supervises_agent=outsider and supervises(w))
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
         return {"entry": change.entry.to_wire()}
 
     def _with_message(
@@ -342,7 +344,7 @@ class CoachingService:
         workitem_id: str,
         message_id: str,
         decide: Callable[[Workitem, TimelineEntry], Change],
-        conn: str | None,
+        connection_id: str | None,
     ) -> Change:
         budget = _CommitBudget()
         for attempt in budget:
@@ -354,7 +356,7 @@ class CoachingService:
                 raise NotFound(f"message {message_id} not found on this workitem")
             change = decide(workitem, message)
             try:
-                self.store.commit(change, fanout=encode_note(change, conn))
+                self.store.commit(change, fanout=encode_note(change, connection_id))
             except StaleWorkitem:
                 budget.lost(attempt)
                 continue
@@ -362,25 +364,27 @@ class CoachingService:
         raise budget.exhausted()
 
     def coach_react(
-        self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None, conn: str | None = None
+        self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None, connection_id: str | None = None
     ) -> dict[str, Any]:
         try:
             value = Reaction(reaction) if reaction is not None else None
         except ValueError as exc:
             raise Invalid("reaction must be thumbs_up, thumbs_down or null") from exc
         change = self._with_message(
-            caller, workitem_id, message_id, lambda w, m: rules.react(caller, w, m, value, self._now()), conn
+            caller, workitem_id, message_id, lambda w, m: rules.react(caller, w, m, value, self._now()), connection_id
         )
         return {"entry": change.entry.to_wire()}
 
-    def coach_forward(self, caller: Principal, workitem_id: str, message_id: str, conn: str | None = None) -> dict[str, Any]:
+    def coach_forward(
+        self, caller: Principal, workitem_id: str, message_id: str, connection_id: str | None = None
+    ) -> dict[str, Any]:
         new_message_id = new_id("msg")
         change = self._with_message(
-            caller, workitem_id, message_id, lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), conn
+            caller, workitem_id, message_id, lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), connection_id
         )
         return {"entry": change.entry.to_wire()}
 
-    def message_send(self, caller: Principal, workitem_id: str, text: str, conn: str | None = None) -> dict[str, Any]:
+    def message_send(self, caller: Principal, workitem_id: str, text: str, connection_id: str | None = None) -> dict[str, Any]:
         if caller.is_customer and caller.workitem_id != workitem_id:
             raise Forbidden("customers may only write on their own workitem")
         message_id = new_id("msg")
@@ -389,14 +393,14 @@ class CoachingService:
             workitem_id,
             lambda w: rules.send_message(caller, w, text, message_id, self._now()),
             push=True,
-            exclude=conn,
+            exclude=connection_id,
         )
         body = view(change.entry, caller.role)
         return {"entry": body}
 
     # --- transfer, end, consult ------------------------------------------------------------
 
-    def transfer(self, caller: Principal, workitem_id: str, to_agent_id: str, conn: str | None = None) -> dict[str, Any]:
+    def transfer(self, caller: Principal, workitem_id: str, to_agent_id: str, connection_id: str | None = None) -> dict[str, Any]:
         target = self.directory.recipient(caller.tenant_id, user_key(to_agent_id))
         target_is_agent = target is not None and target.role is Role.AGENT
 
@@ -406,25 +410,25 @@ class CoachingService:
                 raise NotFound(f"agent {to_agent_id} not found")
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters, push=True, exclude=conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters, push=True, exclude=connection_id)
         return {"workitem": change.after.to_wire()}
 
-    def end(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def end(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         def decide(w: Workitem) -> Change:
             rules.require_agent_of(caller, w)
             return rules.end_workitem(w, EndedBy.AGENT, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_end_counters, push=True, exclude=conn)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_end_counters, push=True, exclude=connection_id)
         return {"workitem": change.after.to_wire()}
 
-    def consult(self, caller: Principal, workitem_id: str, user_id: str, conn: str | None = None) -> dict[str, Any]:
+    def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> dict[str, Any]:
         workitem = self.load(caller.tenant_id, workitem_id)
         rules.check_consult(caller, workitem, user_id)
         target = self.directory.recipient(caller.tenant_id, user_key(user_id))
         if target is None or target.role not in (Role.AGENT, Role.SUPERVISOR):
             raise NotFound(f"user {user_id} not found")
         consult_id = new_id("cs")
-        box = self.outbox(caller.tenant_id, conn)
+        box = self.outbox(caller.tenant_id, connection_id)
         box.to_recipient(
             target, "consult.requested", {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
         )

@@ -106,11 +106,11 @@ class Outbox(msgspec.Struct):
         if recipient is None:
             return
         payload = encode(event(name, data, self.at))
-        for conn in recipient.live(self.now_ms):
-            if conn.connection_id == self.exclude:
+        for connection in recipient.live(self.now_ms):
+            if connection.connection_id == self.exclude:
                 continue
-            self.frames.append((conn.connection_id, payload))
-            self.owners.setdefault(conn.connection_id, []).append((recipient.key, conn, None))
+            self.frames.append((connection.connection_id, payload))
+            self.owners.setdefault(connection.connection_id, []).append((recipient.key, connection, None))
 
     def to_watchers(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
         if recipient is None:
@@ -160,15 +160,15 @@ class Notifier:
             return
         by_key: dict[str, tuple[list[Connection], list[Watcher]]] = {}
         for cid in dict.fromkeys(gone):
-            for key, conn, watcher in outbox.owners.get(cid, []):
-                conns, watchers = by_key.setdefault(key, ([], []))
-                if conn is not None:
-                    conns.append(conn)
+            for key, connection, watcher in outbox.owners.get(cid, []):
+                connections, watchers = by_key.setdefault(key, ([], []))
+                if connection is not None:
+                    connections.append(connection)
                 if watcher is not None:
                     watchers.append(watcher)
-        for key, (conns, watchers) in by_key.items():
+        for key, (connections, watchers) in by_key.items():
             try:
-                self._directory.forget(outbox.tenant_id, key, conns, watchers)
+                self._directory.forget(outbox.tenant_id, key, connections, watchers)
             except Exception:  # clean-up is best effort: the next push retries it
                 log.warning("could not forget gone connections of %s", key, exc_info=True)
 

@@ -110,7 +110,7 @@ class DirectoryService:
         box.to_watchers(recipient, "presence.changed", {"userId": recipient.user_id, "state": state.value})
         self.notifier.flush(box)
 
-    def set_presence(self, caller: Principal, state: str, conn: str | None = None) -> dict[str, Any]:
+    def set_presence(self, caller: Principal, state: str, connection_id: str | None = None) -> dict[str, Any]:
         if caller.is_customer:
             raise Forbidden("customers have no presence")
         try:
@@ -120,7 +120,7 @@ class DirectoryService:
         if value is Presence.OFFLINE:
             raise Invalid("state must be available or not_ready")
         recipient = self.directory.set_presence(caller.tenant_id, caller.user_id, value)
-        self._presence_changed(caller.tenant_id, recipient, value, conn)
+        self._presence_changed(caller.tenant_id, recipient, value, connection_id)
         return {"state": value.value}
 
     # --- supervisors' views ----------------------------------------------------------------

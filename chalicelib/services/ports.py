@@ -47,8 +47,8 @@ class Connection(msgspec.Struct, frozen=True):
 
     @staticmethod
     def parse(token: str) -> Connection:
-        conn_id, _, at = token.rpartition("|")
-        return Connection(conn_id, int(at) if at.isdigit() else 0)
+        connection_id, _, at = token.rpartition("|")
+        return Connection(connection_id, int(at) if at.isdigit() else 0)
 
 
 class Watcher(msgspec.Struct, frozen=True):

@@ -118,10 +118,10 @@ class SessionService:
         connections), a DeleteConnection per connection, 1 UpdateItem forgetting them."""
         require_admin(caller)
         recipient = self.directory.revoke(caller.tenant_id, user_id, self._now())
-        for conn in recipient.connections:
+        for connection in recipient.connections:
             try:
-                self.notifier.close(conn.connection_id)
+                self.notifier.close(connection.connection_id)
             except Exception:  # logged; the connection also fails its next auth.refresh
-                log.warning("could not close connection %s of revoked user %s", conn.connection_id, user_id, exc_info=True)
+                log.warning("could not close connection %s of revoked user %s", connection.connection_id, user_id, exc_info=True)
         if recipient.connections:
             self.directory.forget(caller.tenant_id, recipient.key, recipient.connections, [])

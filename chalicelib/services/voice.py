@@ -92,15 +92,15 @@ class VoiceService:
 
         return self._run(caller.tenant_id, workitem_id, act).result
 
-    def monitor(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def monitor(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         """Silent monitor: the supervisor hears agent and customer, nobody hears them."""
-        return self._listen(caller, workitem_id, VoiceMode.MONITOR, conn)
+        return self._listen(caller, workitem_id, VoiceMode.MONITOR, connection_id)
 
-    def listen(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def listen(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         """Back to listening only: out of the coach room, Receive in the contact room."""
-        return self._listen(caller, workitem_id, VoiceMode.LISTEN, conn)
+        return self._listen(caller, workitem_id, VoiceMode.LISTEN, connection_id)
 
-    def whisper(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def whisper(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         """The supervisor speaks to the agent only, through the coach room (the customer is never in it)."""
         supervises = self._supervises(caller)
 
@@ -122,20 +122,20 @@ class VoiceService:
                 plan.coach_room_for = (w.agent_id, coach.room(agent_attendee, Audio.RECEIVE))
             return _mode_change(caller.user_id, previous, VoiceMode.WHISPER)
 
-        return self._run(caller.tenant_id, workitem_id, act, conn).result
+        return self._run(caller.tenant_id, workitem_id, act, connection_id).result
 
-    def barge(self, caller: Principal, workitem_id: str, conn: str | None = None) -> dict[str, Any]:
+    def barge(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         """B5: the supervisor speaks to agent and customer (SendReceive in the contact room).
 
         Speaking in the contact room starts only once the coach room is gone (after the commit), or
         the agent would hear the supervisor twice."""
-        return self._contact_mode(caller, workitem_id, VoiceMode.BARGE, Audio.SEND_RECEIVE, conn, defer=True)
+        return self._contact_mode(caller, workitem_id, VoiceMode.BARGE, Audio.SEND_RECEIVE, connection_id, defer=True)
 
-    def _listen(self, caller: Principal, workitem_id: str, mode: VoiceMode, conn: str | None) -> dict[str, Any]:
-        return self._contact_mode(caller, workitem_id, mode, Audio.RECEIVE, conn, defer=False)
+    def _listen(self, caller: Principal, workitem_id: str, mode: VoiceMode, connection_id: str | None) -> dict[str, Any]:
+        return self._contact_mode(caller, workitem_id, mode, Audio.RECEIVE, connection_id, defer=False)
 
     def _contact_mode(
-        self, caller: Principal, workitem_id: str, mode: VoiceMode, audio: Audio, conn: str | None, *, defer: bool
+        self, caller: Principal, workitem_id: str, mode: VoiceMode, audio: Audio, connection_id: str | None, *, defer: bool
     ) -> dict[str, Any]:
         """Leave the coach room (telling the agent) and take ``audio`` in the contact room."""
         supervises = self._supervises(caller)
@@ -153,7 +153,7 @@ class VoiceService:
             plan.result = {"contactRoom": contact.room(attendee, audio).to_wire()}
             return _mode_change(caller.user_id, previous, mode)
 
-        return self._run(caller.tenant_id, workitem_id, act, conn).result
+        return self._run(caller.tenant_id, workitem_id, act, connection_id).result
 
     # --- the customer's phone leg (SIP media application Lambda) ---------------------------------
 
@@ -247,7 +247,7 @@ class VoiceService:
 
     # --- the decide / commit / clean-up cycle ----------------------------------------------------
 
-    def _run(self, tenant_id: str, workitem_id: str, act: Act, conn: str | None = None) -> _Plan:
+    def _run(self, tenant_id: str, workitem_id: str, act: Act, connection_id: str | None = None) -> _Plan:
         attempt: list[_Plan] = []
 
         def decide(w: Workitem) -> Change:
@@ -260,7 +260,7 @@ class VoiceService:
         self.coaching.mutate(tenant_id, workitem_id, decide)
         plan = attempt[0]
         self._clean(workitem_id, plan.cleanup)
-        self._notify(tenant_id, workitem_id, plan, conn)
+        self._notify(tenant_id, workitem_id, plan, connection_id)
         for call in plan.after_clean:  # errors reach the caller, whose retry repeats the call
             call()
         return plan
@@ -281,7 +281,7 @@ class VoiceService:
         except Exception:  # logged, never raised: the state change it follows is committed
             log.exception("voice clean-up %s failed for workitem %s", operation, workitem_id)
 
-    def _notify(self, tenant_id: str, workitem_id: str, plan: _Plan, conn: str | None) -> None:
+    def _notify(self, tenant_id: str, workitem_id: str, plan: _Plan, connection_id: str | None) -> None:
         pushes: list[tuple[str, str, dict[str, Any]]] = []
         if plan.coach_closed_for:
             pushes.append((plan.coach_closed_for, "voice.coach_room_closed", {"workitemId": workitem_id}))
@@ -292,7 +292,7 @@ class VoiceService:
             return
         try:
             recipients = self.coaching.directory.recipients(tenant_id, list({user_key(u) for u, _, _ in pushes}))
-            box = self.coaching.outbox(tenant_id, conn)
+            box = self.coaching.outbox(tenant_id, connection_id)
             for user_id, name, data in pushes:
                 box.to_recipient(recipients.get(user_key(user_id)), name, data)
             self.coaching.notifier.flush(box)

@@ -202,9 +202,9 @@ def test_a_reply_too_large_to_post_becomes_too_large_with_its_request_id() -> No
     pusher = SizePusher()
     notifier = Notifier(pusher, NoDirectory())  # type: ignore[arg-type]
     notifier.send("c1", {"type": "ack", "requestId": "r-7", "data": {"blob": "x" * MAX_FRAME_BYTES}})
-    [(conn, data)] = pusher.posted
+    [(connection_id, data)] = pusher.posted
     reply = json.loads(data)
-    assert conn == "c1" and reply["type"] == "error" and reply["requestId"] == "r-7"
+    assert connection_id == "c1" and reply["type"] == "error" and reply["requestId"] == "r-7"
     assert reply["error"]["code"] == TooLarge.code
     notifier.send("c1", {"type": "ack", "requestId": "r-8", "data": {"blob": "x" * (MAX_FRAME_BYTES - 100)}})
     assert len(pusher.posted[-1][1]) <= MAX_FRAME_BYTES and json.loads(pusher.posted[-1][1])["type"] == "ack"

@@ -133,7 +133,7 @@ def test_a_gone_agent_connection_is_forgotten_and_the_timeline_replays_what_it_m
     record = world.pusher.post_many
 
     def post_many(frames: list[tuple[str, bytes]]) -> list[str]:
-        attempts.extend(conn for conn, _ in frames)
+        attempts.extend(connection_id for connection_id, _ in frames)
         return record(frames)
 
     world.pusher.post_many = post_many

@@ -105,14 +105,14 @@ class RecordingPusher:
     def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
         gone = []
         with self.lock:
-            for conn, data in frames:
+            for connection_id, data in frames:
                 # API Gateway drops a post over 128 KB (PayloadTooLargeException): no test may see one posted.
-                assert len(data) <= MAX_POSTED_BYTES, f"a frame of {len(data)} bytes was posted to {conn}"
+                assert len(data) <= MAX_POSTED_BYTES, f"a frame of {len(data)} bytes was posted to {connection_id}"
                 self.posts += 1
-                if conn in self.gone:
-                    gone.append(conn)
+                if connection_id in self.gone:
+                    gone.append(connection_id)
                     continue
-                self.frames[conn].append(json.loads(data))
+                self.frames[connection_id].append(json.loads(data))
         return gone
 
 
