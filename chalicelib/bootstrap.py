@@ -110,7 +110,7 @@ def build(
         tokens=tokens,
         directory=directory_service,
         coaching=coaching,
-        fanout=FanoutService(coaching),
+        fanout=FanoutService(directory, notifier, clock),
         webhooks=WebhookService(coaching, webhook_secret),
         assistance=assistance,
         voice=voice,

@@ -33,6 +33,11 @@ from pynamodb.models import Model
 from chalicelib.adapters import sdk_budget
 from chalicelib.settings import Settings
 
+# The workitem item's attribute holding the fan-out note of the change written with its version. The
+# stream reader (adapters/stream.py) looks for it, and the stack's event source mapping filters on it
+# (infra/merge-template.yaml; tests/infra/test_package.py checks the two agree).
+FANOUT_NOTE_ATTRIBUTE = "fo"
+
 # --- directory ---------------------------------------------------------------------------------
 
 
@@ -297,7 +302,7 @@ class WorkitemItem(Model):
     record_coaching = BooleanAttribute(null=True)
     # What the change written with this version pushes (entries, who is left out, who stopped
     # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
-    fanout = UnicodeAttribute(null=True, attr_name="fo")
+    fanout = UnicodeAttribute(null=True, attr_name=FANOUT_NOTE_ATTRIBUTE)
     ttl = TTLAttribute(null=True)
     open_by_agent = OpenWorkitemsIndex()
 

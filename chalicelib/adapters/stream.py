@@ -11,13 +11,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.adapters.dynamo import WorkitemItem
+from chalicelib.adapters.dynamo import FANOUT_NOTE_ATTRIBUTE, WorkitemItem
 from chalicelib.adapters.repositories import to_workitem
 from chalicelib.services.fanout import Committed, decode_note
 
 log = logging.getLogger(__name__)
-
-NOTE_ATTRIBUTE = "fo"
 
 
 def committed_changes(records: Iterable[dict[str, Any]]) -> list[Committed]:
@@ -28,13 +26,13 @@ def committed_changes(records: Iterable[dict[str, Any]]) -> list[Committed]:
             continue
         data = record.get("dynamodb") or {}
         new = data.get("NewImage") or {}
-        if (data.get("Keys") or {}).get("sk", {}).get("S") != "W" or NOTE_ATTRIBUTE not in new:
+        if (data.get("Keys") or {}).get("sk", {}).get("S") != "W" or FANOUT_NOTE_ATTRIBUTE not in new:
             continue
         try:
             after = to_workitem(WorkitemItem.from_raw_data(new))
             old = data.get("OldImage")
             before = to_workitem(WorkitemItem.from_raw_data(old)) if old else after
-            note = decode_note(new[NOTE_ATTRIBUTE]["S"], after.workitem_id)
+            note = decode_note(new[FANOUT_NOTE_ATTRIBUTE]["S"], after.workitem_id)
         except Exception:  # a record this code cannot read must not block the ones behind it
             log.exception("skipping unreadable stream record %s", data.get("SequenceNumber"))
             continue

@@ -3,8 +3,8 @@
 Each mutating use case reads the workitem (1 GetItem), lets a domain rule decide and commits the
 change in one conditional transaction (1 TransactWriteItems) that also writes its fan-out note. A
 commit that loses a race re-reads and decides again, so the rules always judge the latest state.
-The events are pushed by :meth:`CoachingService.fan_out`, called from the workitems table's stream
-in commit order (``services/fanout.py``): 1 BatchGetItem of the recipients, then posts.
+The events are pushed by the fan-out (``services/fanout.py``), called from the workitems table's
+stream in commit order: 1 BatchGetItem of the recipients, then posts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
-from chalicelib.domain.identity import Principal, Role, customer_key, user_key
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
 from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
 from chalicelib.services.fanout import encode_note
@@ -28,7 +28,6 @@ from chalicelib.services.ports import (
     CounterDelta,
     Directory,
     Idempotency,
-    Recipient,
     StaleWorkitem,
     WorkitemStore,
 )
@@ -128,87 +127,6 @@ class CoachingService:
     def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
         at, now_ms = now_pair(self.clock)
         return Outbox(tenant_id, at, now_ms, exclude)
-
-    @staticmethod
-    def recipients(change: Change) -> list[str]:
-        """Recipient keys of everyone who may need an event about this change."""
-        w = change.after
-        if w.version == 0 and not change.entries:
-            return []  # a new workitem: its agent was told by the handler that created it
-        keys = [user_key(u) for u in rules_staff(change)]
-        if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
-            keys.append(customer_key(w.workitem_id))
-        return keys
-
-    def recipients_of(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
-        """1 BatchGetItem. Committed already: pushes are best effort, clients catch up with timeline.get."""
-        if not keys:
-            return {}
-        try:
-            return self.directory.recipients(tenant_id, keys)
-        except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
-            log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id, type(exc).__name__)
-            return {}
-
-    def fan_out(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None:
-        """Push the events that follow from a committed change (1 BatchGetItem unless ``recipients``
-        holds the recipients already, then posts). Called by the stream consumer, one workitem's
-        changes in commit order."""
-        w = change.after
-        before = change.before
-        if recipients is None:
-            recipients = self.recipients_of(w.tenant_id, self.recipients(change))
-        if not recipients:
-            return
-        box = self.outbox(w.tenant_id, exclude)
-        agent = recipients.get(user_key(w.agent_id))
-        customer = recipients.get(customer_key(w.workitem_id))
-        monitors = [recipients.get(user_key(s)) for s in w.monitors]
-
-        for entry in change.entries:
-            kind = entry.kind
-            if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
-                name = "coaching.joined" if kind is EntryKind.SUPERVISOR_JOINED else "coaching.left"
-                extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
-                for recipient in [agent, *monitors]:
-                    box.entry_to(recipient, name, entry, Role.SUPERVISOR, extra)
-            elif kind is EntryKind.COACH_MESSAGE:
-                for recipient in [agent, *monitors]:
-                    box.entry_to(recipient, "coach.message", entry, Role.SUPERVISOR)
-            elif kind is EntryKind.REACTION:
-                for recipient in monitors:
-                    box.entry_to(recipient, "coach.reaction", entry, Role.SUPERVISOR)
-            elif kind is EntryKind.COACHING_ENDED:
-                for sup in change.ended_for:
-                    box.entry_to(
-                        recipients.get(user_key(sup)),
-                        "coaching.ended",
-                        entry,
-                        Role.SUPERVISOR,
-                        {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")},
-                    )
-            elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
-                if entry.forwarded_from:
-                    for recipient in monitors:
-                        box.entry_to(recipient, "coach.forwarded", entry, Role.SUPERVISOR)
-                else:
-                    for recipient in monitors:
-                        box.entry_to(recipient, "message.received", entry, Role.SUPERVISOR)
-                if kind is EntryKind.CUSTOMER_MESSAGE:
-                    box.entry_to(agent, "message.received", entry, Role.AGENT)
-                elif customer is not None:
-                    box.entry_to(customer, "message.received", entry, Role.CUSTOMER)
-        # B1: watching dashboards learn about every change of the agent's workitems.
-        if before.agent_id != w.agent_id:
-            box.to_watchers(recipients.get(user_key(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
-            new_agent = recipients.get(user_key(w.agent_id))
-            box.to_recipient(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
-            box.to_watchers(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
-        elif before.status is not w.status:
-            box.to_watchers(agent, "workitem.ended", {"workitem": w.to_wire()})
-        elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
-            box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
-        self.notifier.flush(box)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -472,12 +390,6 @@ class _CommitBudget:
         if self._out_of_time:
             return Unavailable("the store was too slow to commit this change in time; nothing was applied, retry")
         return RateLimited("the workitem kept changing under this request; nothing was applied, retry")
-
-
-def rules_staff(change: Change) -> list[str]:
-    """Directory users who may need an event about this change."""
-    ids = [change.after.agent_id, change.before.agent_id, *change.before.monitors, *change.after.monitors]
-    return list(dict.fromkeys(ids))
 
 
 def _transfer_counters(change: Change) -> list[CounterDelta]:

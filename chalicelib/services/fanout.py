@@ -1,4 +1,4 @@
-"""Pushing committed workitem changes in the order they were committed.
+"""Pushing committed workitem changes in the order they were committed, and what each recipient gets.
 
 Two handlers that commit ``seq`` 85 and 86 of one workitem a few milliseconds apart cannot order
 their own posts: the second one's can reach a receiver first. So a change is not pushed by the
@@ -27,10 +27,12 @@ from typing import Any
 
 import msgspec
 
+from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndReason, Workitem
-from chalicelib.domain.identity import Role
+from chalicelib.domain.identity import Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.ports import Publisher
+from chalicelib.services.delivery import Notifier, Outbox, now_pair
+from chalicelib.services.ports import Clock, Directory, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +121,78 @@ class Committed(msgspec.Struct, frozen=True):
         return Change(self.before, self.after, list(self.note.entries), list(self.note.ended_for), self.note.end_reason)
 
 
+def concerned(change: Change) -> list[str]:
+    """Recipient keys of everyone who may need an event about this change."""
+    w = change.after
+    if w.version == 0 and not change.entries:
+        return []  # a new workitem: its agent was told by the handler that created it
+    staff = [w.agent_id, change.before.agent_id, *change.before.monitors, *w.monitors]
+    keys = [user_key(u) for u in dict.fromkeys(staff)]
+    if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
+        keys.append(customer_key(w.workitem_id))
+    return keys
+
+
+def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> None:
+    """Put into ``box`` the events that follow from a committed change, each in the view of the
+    role of the recipient it goes to (``domain.timeline.view``)."""
+    w = change.after
+    before = change.before
+    agent = recipients.get(user_key(w.agent_id))
+    customer = recipients.get(customer_key(w.workitem_id))
+    monitors = [recipients.get(user_key(s)) for s in w.monitors]
+
+    for entry in change.entries:
+        kind = entry.kind
+        if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
+            name = "coaching.joined" if kind is EntryKind.SUPERVISOR_JOINED else "coaching.left"
+            extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
+            for recipient in [agent, *monitors]:
+                box.entry_to(recipient, name, entry, Role.SUPERVISOR, extra)
+        elif kind is EntryKind.COACH_MESSAGE:
+            for recipient in [agent, *monitors]:
+                box.entry_to(recipient, "coach.message", entry, Role.SUPERVISOR)
+        elif kind is EntryKind.REACTION:
+            for recipient in monitors:
+                box.entry_to(recipient, "coach.reaction", entry, Role.SUPERVISOR)
+        elif kind is EntryKind.COACHING_ENDED:
+            for sup in change.ended_for:
+                box.entry_to(
+                    recipients.get(user_key(sup)),
+                    "coaching.ended",
+                    entry,
+                    Role.SUPERVISOR,
+                    {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")},
+                )
+        elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
+            name = "coach.forwarded" if entry.forwarded_from else "message.received"
+            for recipient in monitors:
+                box.entry_to(recipient, name, entry, Role.SUPERVISOR)
+            if kind is EntryKind.CUSTOMER_MESSAGE:
+                box.entry_to(agent, "message.received", entry, Role.AGENT)
+            elif customer is not None:
+                box.entry_to(customer, "message.received", entry, Role.CUSTOMER)
+    # B1: watching dashboards learn about every change of the agent's workitems.
+    if before.agent_id != w.agent_id:
+        box.to_watchers(recipients.get(user_key(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
+        new_agent = recipients.get(user_key(w.agent_id))
+        box.to_recipient(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+        box.to_watchers(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+    elif before.status is not w.status:
+        box.to_watchers(agent, "workitem.ended", {"workitem": w.to_wire()})
+    elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
+        box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
+
+
 class FanoutService:
     """Pushes committed changes: one workitem's in order, different workitems side by side."""
 
-    def __init__(self, publisher: Publisher, max_parallel: int = MAX_PARALLEL_WORKITEMS) -> None:
-        self._publisher = publisher
+    def __init__(
+        self, directory: Directory, notifier: Notifier, clock: Clock, max_parallel: int = MAX_PARALLEL_WORKITEMS
+    ) -> None:
+        self._directory = directory
+        self._notifier = notifier
+        self._clock = clock
         self._max_parallel = max_parallel
 
     def deliver(self, committed: Iterable[Committed]) -> int:
@@ -139,17 +208,40 @@ class FanoutService:
         with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)), thread_name_prefix="fanout") as pool:
             return sum(pool.map(self._in_order, groups.values()))
 
+    def push(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None:
+        """Push the events that follow from a committed change (1 BatchGetItem unless ``recipients``
+        holds them already, then posts) to everyone concerned but the connection ``exclude``."""
+        w = change.after
+        if recipients is None:
+            recipients = self._look_up(w.tenant_id, concerned(change))
+        if not recipients:
+            return
+        at, now_ms = now_pair(self._clock)
+        box = Outbox(w.tenant_id, at, now_ms, exclude)
+        render(change, recipients, box)
+        self._notifier.flush(box)
+
     def _in_order(self, committed: list[Committed]) -> int:
         """One workitem's changes, oldest first, with one lookup of everybody they concern."""
         ordered = sorted(committed, key=lambda c: c.after.version)
         changes = [c.change() for c in ordered]
-        keys = list(dict.fromkeys(k for change in changes for k in self._publisher.recipients(change)))
-        recipients = self._publisher.recipients_of(ordered[0].after.tenant_id, keys)
+        keys = list(dict.fromkeys(k for change in changes for k in concerned(change)))
+        recipients = self._look_up(ordered[0].after.tenant_id, keys)
         pushed = 0
         for c, change in zip(ordered, changes, strict=True):
             try:
-                self._publisher.fan_out(change, c.note.exclude, recipients)
+                self.push(change, c.note.exclude, recipients)
                 pushed += 1
             except Exception:  # one bad change must not hold back the workitem's later ones
                 log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)
         return pushed
+
+    def _look_up(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
+        """1 BatchGetItem. Committed already: pushes are best effort, clients catch up with timeline.get."""
+        if not keys:
+            return {}
+        try:
+            return self._directory.recipients(tenant_id, keys)
+        except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
+            log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id, type(exc).__name__)
+            return {}

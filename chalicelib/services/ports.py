@@ -330,16 +330,6 @@ class SmsSender(Protocol):
     def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str: ...
 
 
-class Publisher(Protocol):
-    """What the fan-out needs from the coaching use cases (``CoachingService``)."""
-
-    def recipients(self, change: Change) -> list[str]: ...
-
-    def recipients_of(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]: ...
-
-    def fan_out(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None: ...
-
-
 class MeetingProvider(Protocol):
     """The port the voice service drives; a boto3 Chime SDK adapter and a local fake implement it.
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.dynamo import FANOUT_NOTE_ATTRIBUTE
 from chalicelib.adapters.stream import committed_changes
 from chalicelib.entrypoints import events
 from tests.support.world import World, _stream_tail, atomic_aws_calls
@@ -57,10 +58,10 @@ def test_records_that_are_not_noted_changes_are_skipped(world: World, caplog: py
     sup.ok("coach.send", workitemId=WID, text="one")
     [workitem_record] = [r for r in tail.read() if r["dynamodb"]["Keys"]["sk"]["S"] == "W"]
     without_note = json.loads(json.dumps(workitem_record, default=str))
-    del without_note["dynamodb"]["NewImage"]["fo"]  # a commit that pushes nothing (a voice mode entry)
+    del without_note["dynamodb"]["NewImage"][FANOUT_NOTE_ATTRIBUTE]  # a commit that pushes nothing (a voice mode entry)
     removed = {**without_note, "eventName": "REMOVE"}  # TTL deleting an ended workitem
     garbled = json.loads(json.dumps(workitem_record, default=str))
-    garbled["dynamodb"]["NewImage"]["fo"] = {"S": '{"v": 1, "e": [{"s": "not a number"}]}'}
+    garbled["dynamodb"]["NewImage"][FANOUT_NOTE_ATTRIBUTE] = {"S": '{"v": 1, "e": [{"s": "not a number"}]}'}
     garbled["dynamodb"]["SequenceNumber"] = "garbled-1"
     before = len(agent.events("coach.message"))
     caplog.set_level(logging.INFO)

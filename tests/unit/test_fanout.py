@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,8 +16,9 @@ from hypothesis import strategies as st
 from chalicelib.domain.coaching import Change, Channel, EndReason, Workitem
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed, FanoutService, Note, decode_note, encode_note
-from chalicelib.services.ports import Recipient
+from chalicelib.services.ports import Connection, Recipient
 
 pytestmark = pytest.mark.unit
 
@@ -103,40 +106,72 @@ def test_a_note_of_an_unknown_version_is_refused() -> None:
         decode_note('{"v": 99, "e": []}', "wi-1")
 
 
-class FakePublisher:
-    """Records pushes and lookups; ``slow`` workitems take a while per change, ``broken`` versions fail."""
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class FakeDirectory:
+    """Every recipient has two live connections, ``<user>-a=`` and ``<user>-b=``; lookups are recorded."""
+
+    def __init__(self) -> None:
+        self.lookups: list[tuple[str, list[str]]] = []
+        self.lock = threading.Lock()
+
+    def recipients(self, tenant_id: str, keys: list[str], consistent: bool = False) -> dict[str, Recipient]:
+        with self.lock:
+            self.lookups.append((tenant_id, list(keys)))
+        at = int(NOW.timestamp() * 1000)
+        return {
+            k: Recipient(tenant_id, k, k[2:], connections=[Connection(f"{k[2:]}-a=", at), Connection(f"{k[2:]}-b=", at)])
+            for k in keys
+        }
+
+    def forget(self, *args: Any) -> None:
+        raise AssertionError("no connection is gone in these tests")
+
+
+class FakePusher:
+    """Records (connection, event, workitem, seq) per post; ``slow`` seconds per batch, ``broken`` entry seqs fail."""
 
     def __init__(self, slow: float = 0.0, broken: frozenset[int] = frozenset()) -> None:
-        self.pushed: list[tuple[str, int, str | None]] = []
-        self.lookups: list[tuple[str, list[str]]] = []
+        self.posted: list[tuple[str, str, str, int]] = []
         self.lock = threading.Lock()
         self.slow = slow
         self.broken = broken
         self.concurrent = 0
         self.max_concurrent = 0
 
-    def recipients(self, change: Change) -> list[str]:
-        return [f"U#{change.after.agent_id}", *[f"U#{m}" for m in change.after.monitors]]
-
-    def recipients_of(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
-        with self.lock:
-            self.lookups.append((tenant_id, keys))
-        return {k: Recipient(key=k, tenant_id=tenant_id, user_id=k[2:]) for k in keys}
-
-    def fan_out(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None:
-        assert recipients is not None and set(self.recipients(change)) <= set(recipients)
+    def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
+        decoded = [(cid, json.loads(data)) for cid, data in frames]
+        if any(f["data"]["entry"]["seq"] in self.broken for _, f in decoded):
+            raise RuntimeError("post failed")
         with self.lock:
             self.concurrent += 1
             self.max_concurrent = max(self.max_concurrent, self.concurrent)
         try:
             time.sleep(self.slow)
-            if change.after.version in self.broken:
-                raise RuntimeError("post failed")
             with self.lock:
-                self.pushed.append((change.after.workitem_id, change.after.version, exclude))
+                self.posted.extend(
+                    (cid, f["event"], f["data"]["entry"]["workitemId"], f["data"]["entry"]["seq"]) for cid, f in decoded
+                )
         finally:
             with self.lock:
                 self.concurrent -= 1
+        return []
+
+    def close(self, connection_id: str) -> None:
+        raise AssertionError("nothing is closed by the fan-out")
+
+    def seqs(self, connection_id: str, workitem_id: str = "wi-1") -> list[int]:
+        return [seq for cid, _, wid, seq in self.posted if cid == connection_id and wid == workitem_id]
+
+
+def _fanout(pusher: FakePusher, directory: FakeDirectory, max_parallel: int = 8) -> FanoutService:
+    return FanoutService(directory, Notifier(pusher, directory), FixedClock(), max_parallel=max_parallel)  # type: ignore[arg-type]
 
 
 def _committed(wid: str, version: int, monitors: dict[str, str] | None = None, exclude: str | None = None) -> Committed:
@@ -146,46 +181,49 @@ def _committed(wid: str, version: int, monitors: dict[str, str] | None = None, e
 
 
 def test_one_workitems_changes_are_pushed_oldest_first_with_one_lookup() -> None:
-    publisher = FakePublisher()
+    pusher, directory = FakePusher(), FakeDirectory()
     # Handed over out of order (a retried batch can do that): pushed by version all the same.
     batch = [
         _committed("wi-1", 3),
-        _committed("wi-1", 1, exclude="c1="),
+        _committed("wi-1", 1, exclude="agent-1-a="),
         _committed("wi-1", 2, monitors={"sup-9": "2026-11-22T08:00:00.000Z"}),
     ]
 
-    assert FanoutService(publisher).deliver(batch) == 3
+    assert _fanout(pusher, directory).deliver(batch) == 3
 
-    assert publisher.pushed == [("wi-1", 1, "c1="), ("wi-1", 2, None), ("wi-1", 3, None)]
+    assert pusher.seqs("agent-1-b=") == [1, 2, 3]
+    assert pusher.seqs("agent-1-a=") == [2, 3]  # version 1's caller got the ack instead
+    assert pusher.seqs("sup-9-a=") == [2]  # a monitor in version 2 only
+    assert {event for _, event, _, _ in pusher.posted} == {"coach.message"}
     # Everybody any of the three concerns, looked up once (sup-9 joined in version 2).
-    assert publisher.lookups == [("t1", ["U#agent-1", "U#sup-9"])]
+    assert directory.lookups == [("t1", ["U#agent-1", "U#sup-9"])]
 
 
 def test_different_workitems_are_pushed_side_by_side_each_in_order() -> None:
-    publisher = FakePublisher(slow=0.05)
+    pusher, directory = FakePusher(slow=0.05), FakeDirectory()
     batch = [_committed(f"wi-{w}", v) for v in range(1, 4) for w in range(4)]
 
     started = time.perf_counter()
-    assert FanoutService(publisher, max_parallel=4).deliver(batch) == 12
+    assert _fanout(pusher, directory, max_parallel=4).deliver(batch) == 12
     elapsed = time.perf_counter() - started
 
-    assert publisher.max_concurrent == 4
+    assert pusher.max_concurrent == 4
     assert elapsed < 12 * 0.05  # not one after another
     for w in range(4):
-        assert [v for wid, v, _ in publisher.pushed if wid == f"wi-{w}"] == [1, 2, 3]
-    assert len(publisher.lookups) == 4
+        assert pusher.seqs("agent-1-a=", f"wi-{w}") == [1, 2, 3]
+    assert len(directory.lookups) == 4
 
 
 def test_a_change_that_cannot_be_pushed_does_not_hold_back_the_later_ones(caplog: pytest.LogCaptureFixture) -> None:
-    publisher = FakePublisher(broken=frozenset({2}))
+    pusher, directory = FakePusher(broken=frozenset({2})), FakeDirectory()
 
-    assert FanoutService(publisher).deliver([_committed("wi-1", v) for v in (1, 2, 3)]) == 2
+    assert _fanout(pusher, directory).deliver([_committed("wi-1", v) for v in (1, 2, 3)]) == 2
 
-    assert [v for _, v, _ in publisher.pushed] == [1, 3]
+    assert pusher.seqs("agent-1-a=") == [1, 3]
     assert "could not push version 2 of workitem wi-1" in caplog.text
 
 
 def test_nothing_to_deliver_makes_no_lookup() -> None:
-    publisher = FakePublisher()
-    assert FanoutService(publisher).deliver([]) == 0
-    assert publisher.lookups == []
+    pusher, directory = FakePusher(), FakeDirectory()
+    assert _fanout(pusher, directory).deliver([]) == 0
+    assert directory.lookups == [] and pusher.posted == []
