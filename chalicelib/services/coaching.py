@@ -10,16 +10,15 @@ stream in commit order: 1 BatchGetItem of the recipients, then posts.
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
-from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
+from chalicelib.services.commits import commit_with_retry
 from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
 from chalicelib.services.fanout import encode_note
 from chalicelib.services.paging import scope_of, workitem_page
@@ -28,22 +27,11 @@ from chalicelib.services.ports import (
     CounterDelta,
     Directory,
     Idempotency,
-    StaleWorkitem,
     WorkitemStore,
 )
 
 log = logging.getLogger(__name__)
 
-# Writers on one workitem are serialized by optimistic concurrency: each commit is conditional on
-# the version it read, and a loser reads again, decides again and retries after a jittered pause.
-# With 10 writers in a closed loop each round has one winner, so a writer may lose several rounds in
-# a row; the budget below lets every one of them through (docs/performance.md, ``contention``).
-# Only a race lost MAX_COMMIT_ATTEMPTS times in a row is refused ``rate_limited``. A commit that runs
-# out of COMMIT_BUDGET_SECONDS first is ``unavailable``: the store could not take the change in time
-# (a slow store, or the backlog a stall leaves behind), which is not contention between callers.
-MAX_COMMIT_ATTEMPTS = 100
-COMMIT_BUDGET_SECONDS = 10.0
-BACKOFF_CAP_SECONDS = 0.04
 MONITOR_START_ENTRIES = 200
 TIMELINE_PAGE_MAX = 200
 
@@ -66,10 +54,10 @@ class CoachingService:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def load(self, tenant_id: str, workitem_id: str) -> Workitem:
+    def load(self, tenant_id: str, workitem_id: str, missing: type[DomainError] = NotFound) -> Workitem:
         workitem = self.store.get(tenant_id, workitem_id)
         if workitem is None:
-            raise NotFound(f"workitem {workitem_id} not found")
+            raise missing(f"workitem {workitem_id} not found")
         return workitem
 
     def mutate(
@@ -82,33 +70,34 @@ class CoachingService:
         counters: Callable[[Change], Iterable[CounterDelta]] | None = None,
         push: bool = False,
         exclude: str | None = None,
+        missing: type[DomainError] = NotFound,
     ) -> Change:
-        """Read, decide, commit conditionally; on a lost race read again and decide again.
+        """Read, decide, commit conditionally; on a lost race read again and decide again
+        (``services/commits.py``). A workitem that does not exist raises ``missing``.
 
         With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
         everyone concerned but the connection ``exclude``, which gets the ack instead)."""
-        budget = _CommitBudget()
-        for attempt in budget:
-            change = decide(self.load(tenant_id, workitem_id))
+
+        def attempt() -> Change:
+            change = decide(self.load(tenant_id, workitem_id, missing))
             if not change.changed:
                 if idempotency is not None:
                     self.store.mark_event(idempotency)
                 return change
-            try:
-                self.store.commit(
-                    change,
-                    idempotency=idempotency,
-                    counters=list(counters(change)) if counters else (),
-                    fanout=encode_note(change, exclude) if push else None,
-                )
-            except StaleWorkitem:
-                budget.lost(attempt)
-                continue
+            self.store.commit(
+                change,
+                idempotency=idempotency,
+                counters=list(counters(change)) if counters else (),
+                fanout=encode_note(change, exclude) if push else None,
+            )
+            return change
+
+        change = commit_with_retry(attempt)
+        if change.changed:
             if change.ended_for:
                 self._coaching_ended(change)
             self._committed(change)
-            return change
-        raise budget.exhausted()
+        return change
 
     def _coaching_ended(self, change: Change) -> None:
         for listener in self.on_coaching_ended:
@@ -264,8 +253,8 @@ class CoachingService:
         decide: Callable[[Workitem, TimelineEntry], Change],
         connection_id: str | None,
     ) -> Change:
-        budget = _CommitBudget()
-        for attempt in budget:
+
+        def attempt() -> Change:
             workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
             if workitem is None:
                 raise NotFound(f"workitem {workitem_id} not found")
@@ -273,13 +262,10 @@ class CoachingService:
             if message is None:
                 raise NotFound(f"message {message_id} not found on this workitem")
             change = decide(workitem, message)
-            try:
-                self.store.commit(change, fanout=encode_note(change, connection_id))
-            except StaleWorkitem:
-                budget.lost(attempt)
-                continue
+            self.store.commit(change, fanout=encode_note(change, connection_id))
             return change
-        raise budget.exhausted()
+
+        return commit_with_retry(attempt)
 
     def coach_react(
         self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None, connection_id: str | None = None
@@ -328,7 +314,7 @@ class CoachingService:
                 raise NotFound(f"agent {to_agent_id} not found")
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_transfer_counters, push=True, exclude=connection_id)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=transfer_counters, push=True, exclude=connection_id)
         return {"workitem": change.after.to_wire()}
 
     def end(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
@@ -336,7 +322,7 @@ class CoachingService:
             rules.require_agent_of(caller, w)
             return rules.end_workitem(w, EndedBy.AGENT, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=_end_counters, push=True, exclude=connection_id)
+        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=end_counters, push=True, exclude=connection_id)
         return {"workitem": change.after.to_wire()}
 
     def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> dict[str, Any]:
@@ -363,39 +349,12 @@ class CoachingService:
         return now_pair(self.clock)[0]
 
 
-class _CommitBudget:
-    """Attempts of one commit loop: at most MAX_COMMIT_ATTEMPTS, and none started after
-    COMMIT_BUDGET_SECONDS, so the handler answers well within its function timeout."""
-
-    def __init__(self) -> None:
-        self._deadline = time.monotonic() + COMMIT_BUDGET_SECONDS
-        self._out_of_time = False
-
-    def __iter__(self) -> Iterator[int]:
-        for attempt in range(MAX_COMMIT_ATTEMPTS):
-            if attempt and time.monotonic() >= self._deadline:
-                self._out_of_time = True
-                return
-            yield attempt
-
-    def lost(self, attempt: int) -> None:
-        """A short random pause after a lost race, so writers on one workitem spread out. It shrinks
-        as a caller keeps losing, so those who have waited longest get the next turn first (the
-        tail of the ack latency stays short; exponential backoff would favour newcomers)."""
-        ceiling = BACKOFF_CAP_SECONDS / (1 + attempt)
-        pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
-        time.sleep(max(0.0, min(pause, self._deadline - time.monotonic())))
-
-    def exhausted(self) -> DomainError:
-        if self._out_of_time:
-            return Unavailable("the store was too slow to commit this change in time; nothing was applied, retry")
-        return RateLimited("the workitem kept changing under this request; nothing was applied, retry")
-
-
-def _transfer_counters(change: Change) -> list[CounterDelta]:
+def transfer_counters(change: Change) -> list[CounterDelta]:
+    """A workitem that changed hands: one fewer open workitem for its old agent, one more for the new."""
     w = change.after
     return [CounterDelta(w.tenant_id, change.before.agent_id, -1), CounterDelta(w.tenant_id, w.agent_id, 1)]
 
 
-def _end_counters(change: Change) -> list[CounterDelta]:
+def end_counters(change: Change) -> list[CounterDelta]:
+    """An ended workitem: one fewer open workitem for its agent."""
     return [CounterDelta(change.after.tenant_id, change.after.agent_id, -1)]

@@ -15,9 +15,9 @@ from typing import Any
 
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
-from chalicelib.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
 from chalicelib.domain.identity import Role, user_key
-from chalicelib.services.coaching import CoachingService, _end_counters, _transfer_counters
+from chalicelib.services.coaching import CoachingService, end_counters, transfer_counters
 from chalicelib.services.delivery import new_id, now_pair
 from chalicelib.services.ports import AlreadyExists, CounterDelta, DuplicateEvent, Idempotency, Policy
 
@@ -127,29 +127,16 @@ class WebhookService:
         box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
         self.coaching.notifier.flush(box)
 
-    def _mutate(
-        self,
-        tenant_id: str,
-        workitem_id: str,
-        decide: Callable[[Workitem], Change],
-        idem: Idempotency,
-        counters: Callable[[Change], list[CounterDelta]] | None = None,
-        missing: type[Exception] = NotFound,
-    ) -> None:
-        try:
-            self.coaching.mutate(tenant_id, workitem_id, decide, idempotency=idem, counters=counters, push=True)
-        except NotFound as exc:
-            raise missing(f"workitem {workitem_id} is not known (yet)") from exc
-
     def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         message_id = new_id("msg")
         at = now_pair(self.coaching.clock)[0]
-        self._mutate(
+        self.coaching.mutate(
             tenant_id,
             data["workitemId"],
             lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
-            idem,
-            missing=Conflict,
+            idempotency=idem,
+            push=True,
+            missing=Conflict,  # it arrived before its workitem.assigned
         )
 
     def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
@@ -167,7 +154,7 @@ class WebhookService:
                 raise Conflict(f"{to_agent} is not an agent of this tenant")
             return rules.transfer(w, to_agent, "system", Role.ADMIN, at)
 
-        self._mutate(tenant_id, data["workitemId"], decide, idem, counters=_transfer_counters)
+        self.coaching.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=transfer_counters, push=True)
 
     def _ended(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         at = now_pair(self.coaching.clock)[0]
@@ -180,4 +167,4 @@ class WebhookService:
             role = {EndedBy.CUSTOMER: Role.CUSTOMER, EndedBy.AGENT: Role.AGENT}.get(ended_by, Role.ADMIN)
             return rules.end_workitem(w, ended_by, author, role, at)
 
-        self._mutate(tenant_id, data["workitemId"], decide, idem, counters=_end_counters)
+        self.coaching.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=end_counters, push=True)

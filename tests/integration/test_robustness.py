@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
-from chalicelib.services import coaching as coaching_service
+from chalicelib.services import commits
 
 pytestmark = pytest.mark.integration
 
@@ -441,7 +441,7 @@ def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(wor
     sup.ok("monitor.start", workitemId=WID)
     attempts = _interleave(world, monkeypatch, lambda n: cust.ok("message.send", workitemId=WID, text=f"msg {n}"), losses=100)
 
-    monkeypatch.setattr(coaching_service, "MAX_COMMIT_ATTEMPTS", 6)
+    monkeypatch.setattr(commits, "MAX_COMMIT_ATTEMPTS", 6)
     _assert_retryable(sup.request("coach.send", workitemId=WID, text="never lands"), sup.connection_id, "rate_limited")
 
     assert len(attempts) == 6 * 2  # six attempts, each preceded by the interloper's own commit

@@ -35,7 +35,7 @@ from chalicelib.adapters.storage_errors import retryable_error
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.voice import Audio
 from chalicelib.entrypoints import ws
-from chalicelib.services import coaching as coaching_service
+from chalicelib.services import commits
 from chalicelib.services.ports import StaleWorkitem
 
 pytestmark = pytest.mark.integration
@@ -253,7 +253,7 @@ def test_a_commit_loop_that_runs_out_of_time_because_the_store_is_slow_is_unavai
 ) -> None:
     clients = _chat(world)
     store = world.services.coaching.store
-    monkeypatch.setattr(coaching_service, "COMMIT_BUDGET_SECONDS", 0.6)
+    monkeypatch.setattr(commits, "COMMIT_BUDGET_SECONDS", 0.6)
 
     def slow_and_stale(change: Any, **_: Any) -> None:
         time.sleep(0.3)  # each round takes longer than a healthy store ever would
@@ -266,7 +266,7 @@ def test_a_commit_loop_that_runs_out_of_time_because_the_store_is_slow_is_unavai
 
 def test_a_commit_loop_that_only_loses_races_is_contention(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     clients = _chat(world)
-    monkeypatch.setattr(coaching_service, "MAX_COMMIT_ATTEMPTS", 5)
+    monkeypatch.setattr(commits, "MAX_COMMIT_ATTEMPTS", 5)
 
     def stale(change: Any, **_: Any) -> None:
         raise StaleWorkitem(change.after.workitem_id)

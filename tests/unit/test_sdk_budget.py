@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.adapters import sdk_budget
 from chalicelib.adapters.push import BATCH_WAIT_SECONDS
-from chalicelib.services import coaching
+from chalicelib.services import commits
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ def test_a_frame_answers_before_its_function_and_api_gateway_give_up() -> None:
     limit = min(_timeouts()["default"], API_GATEWAY_INTEGRATION_SECONDS)
     dynamo = sdk_budget.DYNAMODB.worst_case_seconds
     # The commit loop starts no attempt after its budget; the round in flight is one read and one commit.
-    assert coaching.COMMIT_BUDGET_SECONDS + 2 * dynamo < limit
+    assert commits.COMMIT_BUDGET_SECONDS + 2 * dynamo < limit
     # A voice action: a Chime call and a store call, either of which ends the action when it fails.
     assert sdk_budget.CHIME.worst_case_seconds + dynamo < limit
     # An ack is posted once: the handler waits for it at most BATCH_WAIT_SECONDS.
