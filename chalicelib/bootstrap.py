@@ -15,12 +15,15 @@ import msgspec
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
+from chalicelib.adapters.connection_registry import DynamoConnectionRegistry
+from chalicelib.adapters.directory_store import DynamoDirectory
 from chalicelib.adapters.push import ApiGatewayPusher
-from chalicelib.adapters.repositories import DynamoConnectionRegistry, DynamoDirectory, DynamoWorkitemStore
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
+from chalicelib.adapters.workitem_store import DynamoWorkitemStore
+from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
-from chalicelib.services.delivery import Notifier, SystemClock
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.integrations import Integrations

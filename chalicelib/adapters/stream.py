@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.adapters.dynamo import FANOUT_NOTE_ATTRIBUTE, WorkitemItem
-from chalicelib.adapters.repositories import to_workitem
+from chalicelib.adapters.workitem_store import to_workitem
 from chalicelib.services.fanout import Committed, decode_note
 
 log = logging.getLogger(__name__)

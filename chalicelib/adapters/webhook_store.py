@@ -11,13 +11,14 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.adapters.dynamo import ChannelSettingsItem, EntryItem, WebhookSubscriptionItem
-from chalicelib.adapters.repositories import _entry_sk, _t, _to_entry, workitem_pk
+from chalicelib.adapters.store_keys import entry_sk, tenant_prefix, workitem_pk
+from chalicelib.adapters.workitem_store import to_entry
 from chalicelib.domain.timeline import TimelineEntry
 from chalicelib.domain.webhooks import Subscription
 
 
 def _pk(tenant_id: str) -> str:
-    return f"{_t(tenant_id)}#WHSUB"
+    return f"{tenant_prefix(tenant_id)}#WHSUB"
 
 
 def _to_subscription(tenant_id: str, item: WebhookSubscriptionItem) -> Subscription:
@@ -57,20 +58,20 @@ class DynamoWebhookStore:
     def sms_origination(self, tenant_id: str) -> str | None:
         """1 GetItem."""
         try:
-            return ChannelSettingsItem.get(f"{_t(tenant_id)}#CHANNELS", "SMS").origination_identity
+            return ChannelSettingsItem.get(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS").origination_identity
         except DoesNotExist:
             return None
 
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None:
         """1 UpdateItem."""
-        ChannelSettingsItem(f"{_t(tenant_id)}#CHANNELS", "SMS").update(
+        ChannelSettingsItem(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS").update(
             actions=[ChannelSettingsItem.origination_identity.set(identity), ChannelSettingsItem.updated_at.set(now)]
         )
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """1 UpdateItem of the entry (ALL_NEW). ``failed`` never replaces ``sent`` (a retry that
         failed after another attempt got through); None when the entry is gone or already sent."""
-        item = EntryItem(workitem_pk(tenant_id, workitem_id), _entry_sk(seq))
+        item = EntryItem(workitem_pk(tenant_id, workitem_id), entry_sk(seq))
         condition: Any = EntryItem.pk.exists()
         if status == "failed":
             condition &= EntryItem.delivery.does_not_exist() | (EntryItem.delivery != "sent")
@@ -80,4 +81,4 @@ class DynamoWebhookStore:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return None
             raise
-        return _to_entry(item, workitem_id)
+        return to_entry(item, workitem_id)

@@ -20,8 +20,9 @@ from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
+from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.coaching import CoachingService
-from chalicelib.services.delivery import Notifier, Outbox, new_id, now_pair
+from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
 from chalicelib.services.ports import AssistanceStore, Clock, Directory, Presence, Recipient
 from chalicelib.settings import Settings

@@ -18,8 +18,9 @@ from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
+from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.commits import commit_with_retry
-from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward, new_id, now_pair
+from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward
 from chalicelib.services.fanout import encode_note
 from chalicelib.services.paging import scope_of, workitem_page
 from chalicelib.services.ports import (

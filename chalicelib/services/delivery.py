@@ -1,4 +1,4 @@
-"""Frames, clocks and ids shared by the use cases, and the outbox that pushes events.
+"""Frames shared by the use cases, and the outbox and notifier that push them.
 
 Every use case collects what it has to push in an :class:`Outbox` and flushes it once, after its
 state change has committed: a refused or failed action pushes nothing. Connections that answer
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -19,7 +17,7 @@ import msgspec
 from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
-from chalicelib.services.ports import Clock, Connection, Directory, Pusher, Recipient, Watcher
+from chalicelib.services.ports import Connection, Directory, Pusher, Recipient, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +25,6 @@ log = logging.getLogger(__name__)
 # is ever posted (Notifier is the one place frames are sent). Timeline pages aim at MAX_PUSH_BYTES.
 MAX_FRAME_BYTES = 128 * 1024
 MAX_PUSH_BYTES = 120 * 1024
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def new_id(prefix: str) -> str:
-    """A random, URL-safe id with a readable prefix (``msg_``, ``as_`` ...)."""
-    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
 
 
 def encode(frame: dict[str, Any]) -> bytes:
@@ -189,8 +169,3 @@ class Notifier:
     def close(self, connection_id: str) -> None:
         """Close one connection from the server side (an ended or revoked session)."""
         self._pusher.close(connection_id)
-
-
-def now_pair(clock: Clock) -> tuple[str, int]:
-    moment = clock.now()
-    return iso(moment), epoch_ms(moment)

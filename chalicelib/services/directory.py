@@ -8,7 +8,8 @@ from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_key
-from chalicelib.services.delivery import Notifier, Outbox, now_pair
+from chalicelib.services.clock import now_pair
+from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of, workitem_page
 from chalicelib.services.ports import (
     Clock,

@@ -31,7 +31,8 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.delivery import Notifier, Outbox, now_pair
+from chalicelib.services.clock import now_pair
+from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.ports import Clock, Directory, Recipient
 
 log = logging.getLogger(__name__)

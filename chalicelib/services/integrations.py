@@ -41,7 +41,8 @@ from chalicelib.domain.webhooks import (
     check_url,
     retry_delay,
 )
-from chalicelib.services.delivery import Notifier, Outbox, iso, new_id, now_pair
+from chalicelib.services.clock import iso, new_id, now_pair
+from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.fanout import Committed
 from chalicelib.services.ports import Clock, DeliveryQueue, Directory, Poster, SmsSender, SubscriptionStore
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_key
-from chalicelib.services.delivery import Notifier, now_pair
+from chalicelib.services.clock import now_pair
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import require_admin
 from chalicelib.services.ports import Clock, Connection, ConnectionRegistry, Directory, Recipient, Verifier
 

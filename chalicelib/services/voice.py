@@ -42,8 +42,8 @@ from chalicelib.domain.voice import (
     VoiceMode,
     VoiceState,
 )
+from chalicelib.services.clock import now_pair
 from chalicelib.services.coaching import CoachingService
-from chalicelib.services.delivery import now_pair
 from chalicelib.services.ports import MeetingProvider
 from chalicelib.settings import Settings
 

@@ -17,8 +17,8 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
 from chalicelib.domain.identity import Role, user_key
+from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.coaching import CoachingService, end_counters, transfer_counters
-from chalicelib.services.delivery import new_id, now_pair
 from chalicelib.services.ports import AlreadyExists, CounterDelta, DuplicateEvent, Idempotency, Policy
 
 log = logging.getLogger(__name__)

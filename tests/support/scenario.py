@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.adapters.dynamo import DirectoryEdge, RecipientItem, WorkitemItem
-from chalicelib.adapters.repositories import recipient_pk, workitem_pk
+from chalicelib.adapters.store_keys import recipient_pk, workitem_pk
 from tests.support.world import Client, World
 
 
