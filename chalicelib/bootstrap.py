@@ -55,10 +55,7 @@ class Services(msgspec.Struct):
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
-    if settings.meeting_provider == "fake":
-        from chalicelib.adapters.fake_meetings import FakeMeetingProvider
-
-        return FakeMeetingProvider(media_region=settings.media_region)
+    """The Chime SDK (the local stack and the tests pass their own ``meetings`` to :func:`build`)."""
     from chalicelib.adapters.chime import ChimeMeetingProvider
 
     return ChimeMeetingProvider(media_region=settings.media_region)

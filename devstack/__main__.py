@@ -90,7 +90,6 @@ def _configure_app_environment(store_endpoint: str, management_url: str) -> None
         {
             "DYNAMODB_ENDPOINT": store_endpoint,
             "WEBSOCKET_ENDPOINT": management_url,
-            "MEETING_PROVIDER": "fake",
             "COACHING_STAGE": "local",
             "WEBHOOK_TARGETS": "local",  # receivers on 127.0.0.1 and over http are fine here
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -147,7 +146,7 @@ def _stream_pump(app: Chalice, store_endpoint: str, moto: bool) -> StreamPump | 
 
 
 def _delivery(app: Chalice, gateway: Gateway) -> QueuePump | None:
-    """The services with the local delivery queue and SMS recorder (``GET /_local/outbound`` shows
+    """The services with the local delivery queue, SMS recorder and meeting fake (``GET /_local/outbound`` shows
     what would have been texted), and the pump that runs the app's ``deliver_webhooks`` function on
     that queue as Lambda's SQS event source does."""
     from chalicelib import bootstrap
@@ -155,7 +154,11 @@ def _delivery(app: Chalice, gateway: Gateway) -> QueuePump | None:
 
     queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
     sms = RecordingSms()
-    bootstrap.install(bootstrap.build(settings_module.load(), queue=queue, sms=sms))
+    settings = settings_module.load()
+    from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
+
+    meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
+    bootstrap.install(bootstrap.build(settings, queue=queue, sms=sms, meetings=meetings))
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:

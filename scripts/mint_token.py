@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(PROJECT))
-    from chalicelib.adapters.tokens import mint
     from chalicelib.domain.ids import ID_PATTERN
+    from devstack.tokens import mint
 
     for label, value in (("--tenant", args.tenant), ("--user", args.user)):
         if not ID_PATTERN.match(value):

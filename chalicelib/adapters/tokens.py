@@ -406,18 +406,3 @@ def _seconds(value: Any) -> int | None:
         return int(float(value))
     except (TypeError, ValueError, OverflowError):
         return None
-
-
-def mint(
-    secret: str, *, sub: str, tid: str, role: str, name: str | None = None, wid: str | None = None, ttl_seconds: int = 3600
-) -> str:
-    """Issue a token (local stack, tests, and integrations that hold the shared secret)."""
-    import jwt
-
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role, "iat": now, "exp": now + ttl_seconds}
-    if name:
-        claims["name"] = name
-    if wid:
-        claims["wid"] = wid
-    return jwt.encode(claims, secret, algorithm="HS256")

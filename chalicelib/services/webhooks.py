@@ -26,12 +26,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Coaching-Signature`` header value for ``body`` (used by tests and integrators)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
 def verify_signature(header: str | None, body: bytes, secrets: list[str], now: int) -> None:
     if not header:
         raise Unauthorized("missing X-Coaching-Signature header")

@@ -41,7 +41,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from chalicelib.adapters.tokens import mint
+from devstack.tokens import mint
 from tests.infra.build import ROOT, Build, _as_list, _exclusive, _shared_dir, _statements
 
 pytestmark = pytest.mark.infra

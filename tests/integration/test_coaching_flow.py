@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chalicelib.services.webhooks import sign
+from devstack.tokens import webhook_signature
 from tests.support.world import WEBHOOK_SECRET, World
 
 pytestmark = pytest.mark.integration
@@ -331,11 +331,11 @@ def test_webhook_signature_and_idempotency(w: World) -> None:
 
     now = int(time.time())
     assert post(None) == 401
-    assert post(sign("wrong-secret-wrong-secret", now, body)) == 401
-    assert post(sign(WEBHOOK_SECRET, now - 301, body)) == 401
+    assert post(webhook_signature("wrong-secret-wrong-secret", body, now)) == 401
+    assert post(webhook_signature(WEBHOOK_SECRET, body, now - 301)) == 401
     assert w.services.coaching.store.get("t1", "wi-9") is None
-    assert post(sign(WEBHOOK_SECRET, now, body)) == 200
-    assert post(sign(WEBHOOK_SECRET, now, body)) == 200
+    assert post(webhook_signature(WEBHOOK_SECRET, body, now)) == 200
+    assert post(webhook_signature(WEBHOOK_SECRET, body, now)) == 200
     sup = w.connect("sup-1", "supervisor")
     assert {a["userId"]: a["workitemCount"] for a in sup.ok("agents.list")["agents"]}["agent-1"] == 2
 

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.entrypoints.ws import ACTIONS
-from chalicelib.services.webhooks import sign
+from devstack.tokens import webhook_signature
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import WEBHOOK_SECRET, Client, World
 
@@ -616,11 +616,11 @@ SIGNATURES = ["valid", "valid", "valid", "valid", "missing", "wrong-secret", "st
 def _signature(kind: str, raw: bytes) -> str | None:
     now = int(time.time())
     return {
-        "valid": sign(WEBHOOK_SECRET, now, raw),
+        "valid": webhook_signature(WEBHOOK_SECRET, raw, now),
         "missing": None,
-        "wrong-secret": sign("not-the-secret-" + "x" * 20, now, raw),
-        "stale": sign(WEBHOOK_SECRET, now - 301, raw),
-        "future": sign(WEBHOOK_SECRET, now + 301, raw),
+        "wrong-secret": webhook_signature("not-the-secret-" + "x" * 20, raw, now),
+        "stale": webhook_signature(WEBHOOK_SECRET, raw, now - 301),
+        "future": webhook_signature(WEBHOOK_SECRET, raw, now + 301),
         "garbage": "garbage",
         "no-v1": f"t={now}",
         "empty-v1": f"t={now},v1=",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.entrypoints import ws
-from chalicelib.services.webhooks import sign
+from devstack.tokens import webhook_signature
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import WEBHOOK_SECRET, World
 
@@ -30,7 +30,7 @@ def deep_object(depth: int) -> str:
 def signed_post(world: World, raw: bytes, signature: str | None = "valid") -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if signature == "valid":
-        headers["X-Coaching-Signature"] = sign(WEBHOOK_SECRET, int(time.time()), raw)
+        headers["X-Coaching-Signature"] = webhook_signature(WEBHOOK_SECRET, raw, int(time.time()))
     response = world.http.post("/webhooks/events", body=raw, headers=headers)
     return response.status_code, json.loads(response.body) if response.body else None
 

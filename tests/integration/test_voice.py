@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from chalicelib.adapters.fake_meetings import FakeAttendee
 from chalicelib.domain.errors import RateLimited
 from chalicelib.domain.voice import Audio, VoiceState
+from devstack.fake_meetings import FakeAttendee
 from tests.support.world import Client, World
 
 pytestmark = pytest.mark.integration

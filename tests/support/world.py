@@ -21,13 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib import bootstrap
-from chalicelib.adapters.fake_meetings import FakeMeetingProvider
-from chalicelib.adapters.tokens import mint
 from chalicelib.entrypoints import events, ws
-from chalicelib.services.webhooks import sign
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
+from devstack.fake_meetings import FakeMeetingProvider
 from devstack.streams import StreamTail
+from devstack.tokens import mint, webhook_signature
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
@@ -39,7 +38,6 @@ def test_settings(**overrides: Any) -> Settings:
         region="us-east-1",
         jwt_secret=JWT_SECRET,
         webhook_secret=WEBHOOK_SECRET,
-        meeting_provider="fake",
         websocket_endpoint="http://127.0.0.1:1",
         default_escalation_seconds=60,
         webhook_targets="local",
@@ -244,6 +242,7 @@ class World:
         return self.deliveries.drain()
 
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
+        extra.setdefault("ttl_seconds", 3600)
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
 
     def connect(self, sub: str, role: str, tid: str = "t1", name: str | None = None, wid: str | None = None) -> Client:
@@ -305,7 +304,7 @@ class World:
     ) -> tuple[int, Any]:
         self.events_sent += 1
         body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_, "data": data}).encode()
-        signature = sign(secret, int(time.time()), body)
+        signature = webhook_signature(secret, body, int(time.time()))
         response = self.http.post(
             "/webhooks/events", body=body, headers={"Content-Type": "application/json", "X-Coaching-Signature": signature}
         )

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from chalicelib.adapters.fake_meetings import FakeMeetingProvider
 from chalicelib.domain.errors import Invalid, NotFound, RateLimited
 from chalicelib.domain.voice import Audio
 from chalicelib.services.ports import MeetingProvider
+from devstack.fake_meetings import FakeMeetingProvider
 
 pytestmark = pytest.mark.unit
 

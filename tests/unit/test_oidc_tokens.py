@@ -16,9 +16,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from chalicelib.adapters.tokens import OidcConfig, TokenVerifier, mint
+from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.identity import Role
+from devstack.tokens import mint
 from tests.support.issuer import Issuer
 
 pytestmark = pytest.mark.unit

@@ -13,9 +13,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib.adapters.tokens import TokenVerifier, mint, principal_from_claims
+from chalicelib.adapters.tokens import TokenVerifier, principal_from_claims
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.identity import Principal, Role
+from devstack.tokens import mint
 
 pytestmark = pytest.mark.unit
 

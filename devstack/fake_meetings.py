@@ -1,8 +1,9 @@
-"""An in-memory Chime SDK stand-in, so voice coaching works with no AWS account (B8, ``MEETING_PROVIDER=fake``).
+"""An in-memory Chime SDK stand-in, so voice coaching works with no AWS account (B8).
 
-The local stack and the unit tests drive the voice service against this fake instead of
-:class:`chalicelib.adapters.chime.ChimeMeetingProvider`. It behaves like the Chime SDK where the
-service could notice the difference, and keeps everything it did inspectable:
+Never packaged: the local stack and the tests pass it to ``bootstrap.build(meetings=...)`` and drive
+the voice service against this fake instead of :class:`chalicelib.adapters.chime.ChimeMeetingProvider`.
+It behaves like the Chime SDK where the service could notice the difference, and keeps everything it
+did inspectable:
 
 - ids are uuid4 strings and join tokens look like Chime's (unpadded base64 of ``attendeeId:secret``,
   about 135 characters, matching the ``[a-zA-Z0-9+/]+`` pattern Chime documents for join tokens);
