@@ -214,6 +214,9 @@ class WebhookSubscriptionItem(Model):
     events = ListAttribute(of=UnicodeAttribute, default=list)
     enabled = BooleanAttribute(default=True)
     secret = UnicodeAttribute()
+    # The secret a rotation replaced and until when (epoch seconds) it still signs beside the new one.
+    previous_secret = UnicodeAttribute(null=True)
+    previous_until = NumberAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
 
 

@@ -22,7 +22,16 @@ def _pk(tenant_id: str) -> str:
 
 
 def _to_subscription(tenant_id: str, item: WebhookSubscriptionItem) -> Subscription:
-    return Subscription(tenant_id, item.sk, item.url, tuple(str(e) for e in item.events or ()), bool(item.enabled), item.secret)
+    return Subscription(
+        tenant_id,
+        item.sk,
+        item.url,
+        tuple(str(e) for e in item.events or ()),
+        bool(item.enabled),
+        item.secret,
+        previous_secret=item.previous_secret,
+        previous_until=int(item.previous_until) if item.previous_until is not None else None,
+    )
 
 
 class DynamoWebhookStore:
@@ -46,6 +55,8 @@ class DynamoWebhookStore:
             events=list(sub.events),
             enabled=sub.enabled,
             secret=sub.secret,
+            previous_secret=sub.previous_secret,
+            previous_until=sub.previous_until,
             updated_at=now,
         ).save()
 

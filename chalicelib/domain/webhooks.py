@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from .errors import Invalid
@@ -32,6 +33,10 @@ MAX_URL_LENGTH = 2048
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 6 * 3600
 DELIVERY_TIMEOUT_SECONDS = 10.0
+# After a rotation the previous secret keeps signing (beside the new one) this long by default, so that
+# receivers can switch over without losing a delivery; 0 retires it at once (a leaked secret).
+ROTATION_OVERLAP_SECONDS = 24 * 3600
+MAX_ROTATION_OVERLAP_SECONDS = 7 * 24 * 3600
 
 # Never a target, wherever the stack runs: link-local (instance metadata lives at 169.254.169.254
 # and fd00:ec2::254), and the ranges an IPv4 address can hide in.
@@ -52,17 +57,45 @@ class Subscription:
     events: tuple[str, ...]
     enabled: bool
     secret: str = field(repr=False)  # never in a log line
+    # The secret a rotation replaced, still signing until ``previous_until`` (epoch seconds).
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_until: int | None = None
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and (ALL_EVENTS in self.events or event_type in self.events)
 
-    def to_wire(self, with_secret: bool = False) -> dict[str, object]:
+    def signing_secrets(self, now_epoch: float) -> tuple[str, ...]:
+        """The secrets a delivery is signed with now: the current one, then the previous one while its
+        overlap lasts (the receiver accepts a delivery when any signature verifies)."""
+        if self.previous_secret and self.previous_until is not None and now_epoch < self.previous_until:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+    def rotated(self, secret: str, now_epoch: int, keep_previous_seconds: int) -> Subscription:
+        """This subscription with a new secret; the current one keeps signing ``keep_previous_seconds``."""
+        if not 0 <= keep_previous_seconds <= MAX_ROTATION_OVERLAP_SECONDS:
+            raise Invalid(f"keepPreviousSeconds must be from 0 to {MAX_ROTATION_OVERLAP_SECONDS}")
+        keep = keep_previous_seconds > 0
+        return Subscription(
+            self.tenant_id,
+            self.subscription_id,
+            self.url,
+            self.events,
+            self.enabled,
+            secret,
+            previous_secret=self.secret if keep else None,
+            previous_until=now_epoch + keep_previous_seconds if keep else None,
+        )
+
+    def to_wire(self, with_secret: bool = False, now_epoch: float | None = None) -> dict[str, object]:
         body: dict[str, object] = {
             "subscriptionId": self.subscription_id,
             "url": self.url,
             "events": list(self.events),
             "enabled": self.enabled,
         }
+        if now_epoch is not None and len(self.signing_secrets(now_epoch)) > 1 and self.previous_until is not None:
+            body["previousSecretUntil"] = datetime.fromtimestamp(self.previous_until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if with_secret:
             body["secret"] = self.secret
         return body

@@ -20,6 +20,7 @@ from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
+from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
 from chalicelib.entrypoints.errors import contract_error
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
@@ -71,6 +72,12 @@ class SubscriptionBody(Body, frozen=True, kw_only=True):
     url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
     events: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=20)]
     enabled: bool = True
+
+
+class RotateSecretBody(Body, frozen=True, kw_only=True):
+    """Optional: without a body the previous secret keeps signing for the default overlap."""
+
+    keepPreviousSeconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_ROTATION_OVERLAP_SECONDS)] = ROTATION_OVERLAP_SECONDS
 
 
 class SmsSettingsBody(Body, frozen=True, kw_only=True):
@@ -206,16 +213,24 @@ def error_shape(response: Any) -> Any:
 UseCase = Callable[Concatenate[Services, Principal, Any, P], Any]
 
 
-def authenticated(body: type[Body] | None = None) -> Callable[[UseCase[P]], Callable[Concatenate[Any, P], Reply]]:
+def authenticated(
+    body: type[Body] | None = None, *, optional: bool = False
+) -> Callable[[UseCase[P]], Callable[Concatenate[Any, P], Reply]]:
     """A route handler from ``use_case(services, caller, body, *path_parameters)``: authenticate the caller,
-    validate the body (``None`` for a route without one), run the use case, map errors."""
+    validate the body (``None`` for a route without one; with ``optional``, an empty body stands for the
+    body's defaults), run the use case, map errors."""
 
     def handler_of(use_case: UseCase[P]) -> Callable[Concatenate[Any, P], Reply]:
         def handler(request: Any, /, *args: P.args, **kwargs: P.kwargs) -> Reply:
             def call() -> Any:
                 caller = rest_caller(dict(request.headers))
                 logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
-                parsed = parse(body, request.raw_body) if body is not None else None
+                if body is None:
+                    parsed = None
+                elif optional and not request.raw_body:
+                    parsed = body()
+                else:
+                    parsed = parse(body, request.raw_body)
                 return use_case(bootstrap.services(), caller, parsed, *args, **kwargs)
 
             return respond(request, call)
@@ -324,9 +339,10 @@ def delete_webhook_subscription(services: Services, caller: Principal, body: Non
     return services.integrations.delete_subscription(caller, check_id(subscription_id, "subscriptionId"))
 
 
-@authenticated()
-def rotate_webhook_secret(services: Services, caller: Principal, body: None, subscription_id: str) -> Any:
-    return services.integrations.rotate_secret(caller, check_id(subscription_id, "subscriptionId"))
+@authenticated(RotateSecretBody, optional=True)
+def rotate_webhook_secret(services: Services, caller: Principal, body: RotateSecretBody, subscription_id: str) -> Any:
+    subscription = check_id(subscription_id, "subscriptionId")
+    return services.integrations.rotate_secret(caller, subscription, body.keepPreviousSeconds)
 
 
 @authenticated()

@@ -18,6 +18,7 @@ outcome is written on the entry (``delivery: sent|failed``) and pushed to the ag
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +37,7 @@ from chalicelib.domain.timeline import EntryKind
 from chalicelib.domain.webhooks import (
     MAX_SUBSCRIPTIONS,
     RETRY_BASE_SECONDS,
+    ROTATION_OVERLAP_SECONDS,
     Subscription,
     check_events,
     check_url,
@@ -137,16 +139,20 @@ class Integrations:
         existing = self.store.get(tenant, subscription_id)
         if existing is None and len(self.store.list(tenant)) >= MAX_SUBSCRIPTIONS:
             raise Conflict(f"a tenant may have at most {MAX_SUBSCRIPTIONS} webhook subscriptions")
-        sub = Subscription(tenant, subscription_id, url, wanted, enabled, existing.secret if existing else new_secret())
+        if existing is None:
+            sub = Subscription(tenant, subscription_id, url, wanted, enabled, new_secret())
+        else:  # the secrets (and a rotation's overlap) stay as they are
+            sub = dataclasses.replace(existing, url=url, events=wanted, enabled=enabled)
         self.store.put(sub, self._now())
         self._forget(tenant)
         if existing is None:
             return Created(sub.to_wire(with_secret=True))
-        return sub.to_wire()
+        return sub.to_wire(now_epoch=self._epoch())
 
     def list_subscriptions(self, caller: Principal) -> dict[str, Any]:
         _require_admin(caller)
-        return {"subscriptions": [s.to_wire() for s in self.store.list(caller.tenant_id)]}
+        now = self._epoch()
+        return {"subscriptions": [s.to_wire(now_epoch=now) for s in self.store.list(caller.tenant_id)]}
 
     def delete_subscription(self, caller: Principal, subscription_id: str) -> None:
         _require_admin(caller)
@@ -154,17 +160,19 @@ class Integrations:
             raise NotFound(f"subscription {subscription_id} not found")
         self._forget(caller.tenant_id)
 
-    def rotate_secret(self, caller: Principal, subscription_id: str) -> dict[str, Any]:
+    def rotate_secret(
+        self, caller: Principal, subscription_id: str, keep_previous_seconds: int = ROTATION_OVERLAP_SECONDS
+    ) -> dict[str, Any]:
+        """A new secret; the current one keeps signing beside it for ``keep_previous_seconds`` (0: never again)."""
         _require_admin(caller)
         existing = self.store.get(caller.tenant_id, subscription_id)
         if existing is None:
             raise NotFound(f"subscription {subscription_id} not found")
-        sub = Subscription(
-            existing.tenant_id, existing.subscription_id, existing.url, existing.events, existing.enabled, new_secret()
-        )
+        now = self._epoch()
+        sub = existing.rotated(new_secret(), int(now), keep_previous_seconds)
         self.store.put(sub, self._now())
         self._forget(caller.tenant_id)
-        return sub.to_wire(with_secret=True)
+        return sub.to_wire(with_secret=True, now_epoch=now)
 
     def put_sms_settings(self, caller: Principal, origination_identity: str) -> dict[str, Any]:
         if caller.role is not Role.ADMIN:
@@ -370,7 +378,10 @@ class Integrations:
             "user-agent": "supervisor-coaching-webhooks",
             "webhook-id": message["id"],
             "webhook-timestamp": str(int(moment.timestamp())),
-            "webhook-signature": sign(sub.secret, message["id"], moment, body),
+            # Several signatures while a rotation overlaps: the receiver accepts any that verifies.
+            "webhook-signature": " ".join(
+                sign(secret, message["id"], moment, body) for secret in sub.signing_secrets(moment.timestamp())
+            ),
         }
         code, detail = self.poster.post(sub.url, body.encode(), headers)
         ok = code is not None and 200 <= code < 300
@@ -442,6 +453,9 @@ class Integrations:
             data["reason"] = reason
         box.to_recipient(agent, "message.delivery", data)
         self.notifier.flush(box)
+
+    def _epoch(self) -> float:
+        return self.clock.now().timestamp()
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -155,14 +156,87 @@ def test_secret_only_on_create_and_rotate(w: World, hook: Receiver) -> None:
     assert status == 200 and "secret" not in updated and updated["events"] == ["timeline.entry"]
     listed = w.admin("GET", "/admin/webhook-subscriptions")["subscriptions"]
     assert listed == [{"subscriptionId": "crm", "url": hook.url, "events": ["timeline.entry"], "enabled": True}]
-    rotated = w.admin("POST", "/admin/webhook-subscriptions/crm/rotate-secret")
+    rotated = w.admin("POST", "/admin/webhook-subscriptions/crm/rotate-secret", {"keepPreviousSeconds": 0})
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != created["secret"]
+    assert "previousSecretUntil" not in rotated
     coach(w)
     w.deliver()
     for r in hook.requests:
         Webhook(rotated["secret"]).verify(r.body, r.headers)
         with pytest.raises(WebhookVerificationError):
             Webhook(created["secret"]).verify(r.body, r.headers)
+
+
+def signers(request: Any, *secrets: str) -> list[str]:
+    """Which of ``secrets`` signed the delivery (read from its headers, whatever the clock says now)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    sent = set(headers["webhook-signature"].split(" "))
+    moment = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+    body = request.body.decode()
+    return [s for s in secrets if Webhook(s).sign(headers["webhook-id"], moment, body) in sent]
+
+
+def test_a_rotated_secret_keeps_signing_beside_the_new_one_for_a_day_by_default(w: World, hook: Receiver) -> None:
+    created = subscribe(w, hook.url, ["timeline.entry"])
+    before = w.clock.now()
+    rotated = w.admin("POST", "/admin/webhook-subscriptions/crm/rotate-secret")
+    until = datetime.fromisoformat(rotated["previousSecretUntil"].replace("Z", "+00:00"))
+    assert abs((until - before).total_seconds() - 24 * 3600) < 5
+    listed = w.admin("GET", "/admin/webhook-subscriptions")["subscriptions"]
+    assert listed[0]["previousSecretUntil"] == rotated["previousSecretUntil"] and "secret" not in listed[0]
+    coach(w)
+    assert w.deliver() >= 2
+    for r in hook.requests:  # a receiver that still has the old secret accepts every delivery, as does one with the new
+        Webhook(created["secret"]).verify(r.body, r.headers)
+        Webhook(rotated["secret"]).verify(r.body, r.headers)
+        assert len(r.headers["webhook-signature"].split(" ")) == 2
+
+
+def test_the_overlap_ends_on_time_and_zero_retires_the_old_secret_at_once(w: World, hook: Receiver) -> None:
+    first = subscribe(w, hook.url, ["timeline.entry"])["secret"]
+    second = w.admin("POST", "/admin/webhook-subscriptions/crm/rotate-secret", {"keepPreviousSeconds": 3600})["secret"]
+    sup = w.connect("sup-1", "supervisor")
+    sup.ok("monitor.start", workitemId="wi-1")
+    w.deliver()
+    assert [signers(r, first, second) for r in hook.requests] == [[first, second]]
+    w.clock.advance(3601)
+    sup.ok("coach.send", workitemId="wi-1", text="after the overlap")
+    w.deliver()
+    assert signers(hook.requests[-1], first, second) == [second]
+    assert "previousSecretUntil" not in w.admin("GET", "/admin/webhook-subscriptions")["subscriptions"][0]
+    third = w.admin("POST", "/admin/webhook-subscriptions/crm/rotate-secret", {"keepPreviousSeconds": 0})["secret"]
+    sup.ok("coach.send", workitemId="wi-1", text="a leaked secret is retired at once")
+    w.deliver()
+    assert signers(hook.requests[-1], first, second, third) == [third]
+    # Editing the subscription keeps its secrets (and an overlap in progress).
+    fourth = w.admin("POST", "/admin/webhook-subscriptions/crm/rotate-secret")["secret"]
+    w.admin("PUT", "/admin/webhook-subscriptions/crm", {"url": hook.url, "events": ["*"], "enabled": True})
+    sup.ok("coach.send", workitemId="wi-1", text="after an edit")
+    w.deliver()
+    assert signers(hook.requests[-1], third, fourth) == [third, fourth]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"keepPreviousSeconds": -1},
+        {"keepPreviousSeconds": 604801},
+        {"keepPreviousSeconds": "60"},
+        {"keepPreviousSeconds": True},
+        {"keepPreviousSeconds": 1.5},
+        [],
+        "not json",
+    ],
+)
+def test_a_bad_rotation_body_is_400_and_changes_nothing(w: World, hook: Receiver, body: Any) -> None:
+    secret = subscribe(w, hook.url, ["timeline.entry"])["secret"]
+    token = w.token("admin-1", "admin")
+    status, reply = w.rest("POST", "/admin/webhook-subscriptions/crm/rotate-secret", token, body)
+    assert status == 400 and reply["error"]["code"] == "invalid", reply
+    coach(w)
+    w.deliver()
+    assert hook.requests and all(signers(r, secret) == [secret] for r in hook.requests)
+    assert all(" " not in r.headers["webhook-signature"] for r in hook.requests)
 
 
 def test_a_disabled_or_deleted_subscription_gets_nothing(w: World, hook: Receiver) -> None:
