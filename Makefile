@@ -7,6 +7,9 @@
 #   make console   build the web console into console/dist (static files)
 #   make lint      ruff (check and format --check), mypy, import-linter; the console's TypeScript check and lint
 #   make test      lint, then every test tier, then a summary; non-zero on any failure
+#   make test-fast the inner loop (under 30 s): unit tests and the service tests on in-memory fakes
+#   make test-integration  the adapters and the service tests on moto (DynamoDB requests, streams, faults)
+#   make test-infra / test-ddblocal / test-e2e / test-browser / test-faults  one tier each (see README)
 #   make bench     the benchmarks
 #   make package   CloudFormation template + Lambda zip for the prod stage into dist/, and the console into
 #                  console/dist (no AWS access needed)
@@ -49,7 +52,7 @@ ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install install-package run console lint test test-fast test-ddblocal test-e2e test-faults test-console test-browser bench package publish publish-console clean distclean
+.PHONY: help install install-package run console lint test test-fast test-integration test-infra test-ddblocal test-e2e test-faults test-console test-browser bench package publish publish-console clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -127,9 +130,22 @@ run_tier = rc=0; $(2) --junitxml=$(REPORTS)/$(1).xml || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "[$(1)] no tests selected in this tier"; rc=0; fi; \
 	exit $$rc
 
+# The inner loop: pure tests and every service test on the in-memory stores (tests/support/fakes.py).
 test-fast: install
 	@mkdir -p $(REPORTS)
-	@$(call run_tier,fast,$(PYTEST) -m "unit or integration or infra" -n $(XDIST_WORKERS))
+	@$(call run_tier,fast,$(PYTEST) -m "unit or service" -n $(XDIST_WORKERS))
+
+# The same service tests on the DynamoDB adapters on moto (which holds the fakes to the adapters'
+# behaviour), the adapters' own tests, and the moto-only runs: request counts, stream, SDK faults,
+# fuzzing (the long ones are marked slow: `-m "integration and not slow"` skips them).
+test-integration: install
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,integration,$(PYTEST) -m integration -n $(XDIST_WORKERS))
+
+# Packaging, the CloudFormation template on moto's emulated stack, the deploy scripts.
+test-infra: install
+	@mkdir -p $(REPORTS)
+	@$(call run_tier,infra,$(PYTEST) -m infra -n $(XDIST_WORKERS))
 
 # DynamoDB Local is started on a free port and always stopped, whatever pytest does. A missing Java
 # or jar makes ddblocal.sh exit 2 with the reason: this tier fails, it never skips.
@@ -181,7 +197,7 @@ endef
 export TEST_SUMMARY_PY
 
 # Runs every step even after a failure, so one run shows every problem, then prints a summary.
-TEST_TIERS := fast ddblocal e2e browser faults
+TEST_TIERS := fast integration infra ddblocal e2e browser faults
 TEST_STEPS := lint $(addprefix test-,$(TEST_TIERS))
 test: install
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS); \

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -27,7 +27,18 @@ from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.integrations import Integrations
-from chalicelib.services.ports import Clock, DeliveryQueue, MeetingProvider, Pusher, SmsSender
+from chalicelib.services.ports import (
+    AssistanceStore,
+    Clock,
+    ConnectionRegistry,
+    DeliveryQueue,
+    Directory,
+    MeetingProvider,
+    Pusher,
+    SmsSender,
+    SubscriptionStore,
+    WorkitemStore,
+)
 from chalicelib.services.sessions import SessionService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
@@ -50,8 +61,40 @@ class Services(msgspec.Struct):
     voice: VoiceService
     sessions: SessionService
     notifier: Notifier
-    registry: DynamoConnectionRegistry
+    registry: ConnectionRegistry
     integrations: Integrations
+
+
+class Storage(Protocol):
+    """Where the services keep their state: one store per storage port."""
+
+    @property
+    def workitems(self) -> WorkitemStore: ...
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def registry(self) -> ConnectionRegistry: ...
+
+    @property
+    def assistance(self) -> AssistanceStore: ...
+
+    @property
+    def webhooks(self) -> SubscriptionStore: ...
+
+
+class DynamoStorage:
+    """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from chalicelib.adapters.webhook_store import DynamoWebhookStore
+
+        self.workitems = DynamoWorkitemStore()
+        self.directory = DynamoDirectory(settings)
+        self.registry = DynamoConnectionRegistry()
+        self.assistance = DynamoAssistStore(settings)
+        self.webhooks = DynamoWebhookStore()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -84,25 +127,29 @@ def build(
     meetings: MeetingProvider | None = None,
     queue: DeliveryQueue | None = None,
     sms: SmsSender | None = None,
+    storage: Storage | None = None,
 ) -> Services:
+    """The services on DynamoDB, or on ``storage`` (the in-memory stores of tests/support/fakes.py)."""
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
-    dynamo.configure(settings)
+    if storage is None:
+        dynamo.configure(settings)
     clock = clock or SystemClock()
-    directory = DynamoDirectory(settings)
-    store = DynamoWorkitemStore()
-    registry = DynamoConnectionRegistry()
+    stores = storage or DynamoStorage(settings)
+    directory = stores.directory
+    store = stores.workitems
+    registry = stores.registry
     notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory)
     coaching = CoachingService(store, directory, notifier, clock)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
-    assistance = AssistanceService(settings, directory, coaching, notifier, clock, DynamoAssistStore(settings))
+    assistance = AssistanceService(settings, directory, coaching, notifier, clock, stores.assistance)
     voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     directory_service = DirectoryService(directory, registry, store, notifier, clock)
     directory_service.on_supervision_lost.append(coaching.supervision_lost)
-    outbound = integrations(settings, notifier, directory, clock, queue, sms)
+    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks)
     directory_service.on_event.append(outbound.emit)  # presence.changed
     assistance.on_event.append(outbound.emit)  # assist.requested, assist.claimed, assist.escalated
     return Services(
@@ -124,21 +171,21 @@ def build(
 def integrations(
     settings: Settings,
     notifier: Notifier,
-    directory: DynamoDirectory,
+    directory: Directory,
     clock: Clock,
     queue: DeliveryQueue | None,
     sms: SmsSender | None,
+    subscriptions: SubscriptionStore,
 ) -> Integrations:
     """Outbound webhooks and channel delivery: SQS and End User Messaging SMS unless the local
     stack or a test passes its own queue and SMS sender."""
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.http_target import HttpPoster
     from chalicelib.adapters.sms import EndUserMessagingSms
-    from chalicelib.adapters.webhook_store import DynamoWebhookStore
 
     allow_private = settings.webhook_targets == "local"
     return Integrations(
-        DynamoWebhookStore(),
+        subscriptions,
         queue or SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region),
         HttpPoster(allow_private),
         sms or EndUserMessagingSms(settings.region),

@@ -1,4 +1,10 @@
-"""Shared fixtures: every storage test runs on moto; ``ddblocal`` tests on AWS's DynamoDB Local."""
+"""Shared fixtures and the test tiers.
+
+``world`` (a whole product, tests/support/world.py) comes in two backends: ``memory`` (the in-memory
+stores of tests/support/fakes.py; the ``service`` tier, in ``make test-fast``) and ``moto`` (the
+DynamoDB adapters on moto; the ``integration`` tier). A test that uses it runs on both, so the fakes
+are held to the adapters' behaviour, unless it is marked ``moto`` (it counts DynamoDB requests,
+reads the stream or injects SDK faults). ``ddblocal`` tests run on AWS's DynamoDB Local."""
 
 from __future__ import annotations
 
@@ -6,8 +12,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -22,14 +32,35 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 
+BACKENDS = {
+    "memory": pytest.param("memory", marks=pytest.mark.service, id="memory"),
+    "moto": pytest.param("moto", marks=pytest.mark.integration, id="moto"),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``world`` (directly or through a fixture) runs on each backend it may."""
+    if "world" in metafunc.fixturenames:
+        names = ["moto"] if metafunc.definition.get_closest_marker("moto") else ["memory", "moto"]
+        metafunc.parametrize("world", [BACKENDS[n] for n in names], indirect=True)
+
+
 @pytest.fixture
-def world() -> Iterator[object]:
-    """A fresh product on moto: tables created inside ``mock_aws`` for the whole test."""
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    """A fresh product: on in-memory stores, or on moto with the tables created inside ``mock_aws``
+    for the whole test."""
+    from chalicelib import bootstrap
+    from tests.support.fakes import MemoryStorage
+    from tests.support.world import World, test_settings
+
+    if request.param == "memory":
+        settings = test_settings()
+        yield World(settings, MemoryStorage(settings))
+        bootstrap.install(None)
+        return
     from moto import mock_aws
 
-    from chalicelib import bootstrap
     from chalicelib.adapters.dynamo import create_tables
-    from tests.support.world import World, test_settings
 
     with mock_aws():
         settings = test_settings()
@@ -38,14 +69,24 @@ def world() -> Iterator[object]:
         bootstrap.install(None)
 
 
-TIERS = {"unit", "integration", "ddblocal", "e2e", "infra", "browser", "faults"}
+TIERS = ("unit", "service", "integration", "ddblocal", "e2e", "infra", "browser", "faults")
+# ``slow`` marks a long run (request counts on big tenants, fuzzing): never in `make test-fast`'s tiers.
+SLOW_TIERS = {"integration", "ddblocal"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test belongs to exactly one tier, or `make test` (which selects tiers by marker) would
-    silently never run it."""
-    untiered = [item.nodeid for item in items if not TIERS & {m.name for m in item.iter_markers()}]
-    if untiered:
+    silently never run it, or run it twice."""
+    wrong = []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        tiers = marks & set(TIERS)
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid} ({', '.join(sorted(tiers)) or 'no tier'})")
+        elif "slow" in marks and not tiers & SLOW_TIERS:
+            wrong.append(f"{item.nodeid} (slow, in the inner loop's {', '.join(tiers)} tier)")
+    if wrong:
         raise pytest.UsageError(
-            "tests without a tier marker (unit, integration, ddblocal, e2e, infra, browser, faults): " + ", ".join(untiered[:10])
+            f"tests need exactly one tier marker ({', '.join(TIERS)}), and slow ones a tier outside the inner loop "
+            f"({', '.join(sorted(SLOW_TIERS))}): " + "; ".join(wrong[:10])
         )

@@ -16,15 +16,16 @@ import pytest
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
 from chalicelib.adapters.dynamo import DirectoryEdge, RecipientItem, TeamItem
+from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 ESCALATION_SECONDS = 30
 LARGE_TENANT = 5_000
 
 
 @pytest.fixture
-def w(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def w(world: World, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The world with two teams, templates and a short escalation delay.
 
     team-1: supervisors sup-1, sup-2, sup-3; agents agent-1, agent-2
@@ -46,7 +47,7 @@ def w(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return world
 
 
-def notify(world: Any, user: str, role: str, on: bool) -> None:
+def notify(world: World, user: str, role: str, on: bool) -> None:
     status, body = world.rest("PUT", "/me/settings", world.token(user, role), {"agentMessageNotification": on})
     assert status == 200, body
 
@@ -55,7 +56,7 @@ def names(events: list[dict[str, Any]]) -> list[str]:
     return [e["event"] for e in events]
 
 
-def timeline(world: Any, workitem_id: str = "wi-1") -> list[dict[str, Any]]:
+def timeline(world: World, workitem_id: str = "wi-1") -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = world.services.coaching.export(_principal("admin-1", "admin"), workitem_id)["entries"]
     return entries
 
@@ -69,7 +70,8 @@ def _principal(user: str, role: str, tid: str = "t1") -> Any:
 # --- wiring --------------------------------------------------------------------------------------
 
 
-def test_bootstrap_wires_the_store(world: Any) -> None:
+@pytest.mark.moto  # the production wiring
+def test_bootstrap_wires_the_store(world: World) -> None:
     """bootstrap.build must hand AssistanceService a DynamoAssistStore (services cannot import adapters)."""
     assert isinstance(world.services.assistance._store, DynamoAssistStore)
 
@@ -77,7 +79,7 @@ def test_bootstrap_wires_the_store(world: Any) -> None:
 # --- templates (S17) --------------------------------------------------------------------------
 
 
-def test_no_enabled_template_means_assistance_is_hidden(world: Any) -> None:
+def test_no_enabled_template_means_assistance_is_hidden(world: World) -> None:
     agent = world.connect("agent-1", "agent")
     assert agent.ok("assist.templates") == {"available": False, "templates": []}
     world.admin("PUT", "/admin/templates/tpl-1", {"text": "Help", "enabled": False})
@@ -536,7 +538,7 @@ class DynamoCalls:
         return "Scan" in self.calls
 
 
-def _populate(world: Any, tid: str, others: int) -> None:
+def _populate(world: World, tid: str, others: int) -> None:
     """A tenant whose asking agent sits in the same-size team as everywhere, plus ``others`` users in
     teams of four (two supervisors, two agents), written straight to the table."""
     world.team(tid=tid, supervisors=("sup-1", "sup-2"), agents=("agent-1", "agent-2"))
@@ -589,7 +591,7 @@ def _populate(world: Any, tid: str, others: int) -> None:
             )
 
 
-def _measure(world: Any, tid: str) -> dict[str, int]:
+def _measure(world: World, tid: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     agent = world.connect("agent-1", "agent", tid=tid)
     peer = world.connect("agent-2", "agent", tid=tid)
@@ -634,7 +636,8 @@ def _measure(world: Any, tid: str) -> dict[str, int]:
 
 
 @pytest.mark.timeout(600)
-def test_request_counts_do_not_grow_with_tenant_size(world: Any) -> None:
+@pytest.mark.moto
+def test_request_counts_do_not_grow_with_tenant_size(world: World) -> None:
     if world.services.assistance._store is None:
         world.services.assistance.store = DynamoAssistStore(world.settings)
     world.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": 30, "retentionDays": 30}, tid="small")

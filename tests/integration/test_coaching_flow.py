@@ -10,7 +10,7 @@ import pytest
 from devstack.tokens import webhook_signature
 from tests.support.world import WEBHOOK_SECRET, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 COACHING_KINDS = {
     "coach_message",

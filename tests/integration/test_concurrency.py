@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.world import World, atomic_aws_calls
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.moto]
 
 
 @pytest.fixture(autouse=True)

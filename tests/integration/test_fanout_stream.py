@@ -19,7 +19,7 @@ from chalicelib.adapters.stream import committed_changes
 from chalicelib.entrypoints import events
 from tests.support.world import World, _stream_tail, atomic_aws_calls
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.moto]
 
 WID = "wi-stream"
 

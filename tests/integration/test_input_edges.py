@@ -14,7 +14,7 @@ from devstack.tokens import webhook_signature
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import WEBHOOK_SECRET, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 DEEP = 1000
 
@@ -70,6 +70,7 @@ def test_deeply_nested_frames_are_invalid(world: World, body: str) -> None:
     assert reply["type"] == "error" and reply["error"]["code"] == "invalid", reply
 
 
+@pytest.mark.unit
 def test_nesting_up_to_the_limit_is_decoded() -> None:
     from chalicelib.entrypoints.validation import MAX_DEPTH, decode
 
@@ -151,6 +152,7 @@ def test_a_lone_surrogate_still_gets_exactly_one_reply(world: World, body: str) 
     assert reply["type"] == "error" and reply["error"]["code"] == "invalid", reply
 
 
+@pytest.mark.unit
 def test_the_reply_encoder_copes_with_lone_surrogates() -> None:
     from chalicelib.services.delivery import encode, error
 
@@ -371,6 +373,7 @@ def test_a_large_team_with_a_ghost_is_refused_and_nothing_is_written(world: Worl
     assert sup.ok("agents.list")["agents"] == []
 
 
+@pytest.mark.moto
 def test_a_team_of_500_is_checked_in_chunks_and_501_is_refused(world: World) -> None:
     sups = bulk_users(world, "supervisor", 4, "s")
     agents = bulk_users(world, "agent", 497, "a")

@@ -14,7 +14,7 @@ from chalicelib.domain.errors import TooLarge
 from chalicelib.services.delivery import MAX_FRAME_BYTES, Notifier, encode
 from tests.support.world import Client, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 LONG_SUBJECT = "\U0001f600" * 1000  # 1,000 characters, 4,000 bytes of UTF-8
 
@@ -198,6 +198,7 @@ class NoDirectory:
         raise AssertionError("nothing is gone")
 
 
+@pytest.mark.unit
 def test_a_reply_too_large_to_post_becomes_too_large_with_its_request_id() -> None:
     pusher = SizePusher()
     notifier = Notifier(pusher, NoDirectory())  # type: ignore[arg-type]
@@ -210,6 +211,7 @@ def test_a_reply_too_large_to_post_becomes_too_large_with_its_request_id() -> No
     assert len(pusher.posted[-1][1]) <= MAX_FRAME_BYTES and json.loads(pusher.posted[-1][1])["type"] == "ack"
 
 
+@pytest.mark.unit
 def test_a_push_too_large_to_post_is_never_posted(caplog: pytest.LogCaptureFixture) -> None:
     from chalicelib.services.delivery import Outbox
 

@@ -12,7 +12,7 @@ import pytest
 from chalicelib.adapters.dynamo import DirectoryEdge
 from tests.support.world import Client, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 
 def coached(world: World) -> tuple[Client, Client, Client, Client]:
@@ -112,6 +112,7 @@ def test_a_demotion_retried_after_a_failed_clean_up_finishes_it(world: World) ->
     assert [e["data"]["reason"] for e in sup1.new_events("coaching.ended")] == ["permissions"]
 
 
+@pytest.mark.moto
 def test_monitor_start_racing_a_team_change_is_undone(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The supervisor passed the check, then the admin removed them and cleaned up before the join
     was committed: the join is undone after the commit and the supervisor refused."""
@@ -170,6 +171,7 @@ def test_an_admin_demoted_in_the_directory_loses_admin_routes(world: World) -> N
     assert world.rest("GET", "/admin/templates", world.token("admin-1", "admin"))[0] == 200
 
 
+@pytest.mark.moto
 def test_agent_watch_racing_a_team_change_is_taken_back(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     world.team(supervisors=("sup-1", "sup-2"), agents=("agent-1",))
     sup1 = world.connect("sup-1", "supervisor")

@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.support.receiver import Receiver, receiver
 from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 
 @pytest.fixture
@@ -411,6 +411,7 @@ def test_assistance_and_presence_events_reach_their_subscribers(w: World, hook: 
     assert "timeline.entry" not in got  # not subscribed
 
 
+@pytest.mark.moto
 def test_assistance_events_cost_no_dynamodb_request_on_the_handler(w: World, hook: Receiver) -> None:
     from tests.support.ddbcount import count_dynamodb
 

@@ -11,13 +11,12 @@ import itertools
 import json
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 CUSTOMER_KINDS = {"customer_message", "agent_message"}
 _wids = itertools.count(1)

@@ -18,8 +18,9 @@ import pytest
 from botocore.client import BaseClient
 
 from chalicelib.services import commits
+from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 WID = "wi-1"
 
@@ -35,7 +36,7 @@ def app_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) 
     return caplog
 
 
-def _chat(world: Any) -> tuple[Any, Any, Any]:
+def _chat(world: World) -> tuple[Any, Any, Any]:
     world.team()
     world.assign(WID)
     agent = world.connect("agent-1", "agent")
@@ -44,21 +45,21 @@ def _chat(world: Any) -> tuple[Any, Any, Any]:
     return agent, sup, cust
 
 
-def _store(world: Any) -> Any:
+def _store(world: World) -> Any:
     return world.services.coaching.store
 
 
-def _endpoint(world: Any, key: str) -> Any:
+def _endpoint(world: World, key: str) -> Any:
     return world.services.directory.directory.recipient("t1", key)
 
 
-def _timeline(world: Any, wid: str = WID) -> list[dict[str, Any]]:
+def _timeline(world: World, wid: str = WID) -> list[dict[str, Any]]:
     entries, more = _store(world).timeline("t1", wid, after=0, limit=1000, customer=False)
     assert not more
     return [e.to_wire() for e in entries]
 
 
-def _snapshot(world: Any) -> tuple[int, int, list[dict[str, Any]]]:
+def _snapshot(world: World) -> tuple[int, int, list[dict[str, Any]]]:
     w = _store(world).get("t1", WID)
     return w.version, w.seq, _timeline(world)
 
@@ -122,7 +123,7 @@ def _assert_retryable(reply: dict[str, Any], request_id_prefix: str, code: str =
 # --- (a) gone connections ---------------------------------------------------------------------
 
 
-def test_a_gone_agent_connection_is_forgotten_and_the_timeline_replays_what_it_missed(world: Any) -> None:
+def test_a_gone_agent_connection_is_forgotten_and_the_timeline_replays_what_it_missed(world: World) -> None:
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     cust.ok("message.send", workitemId=WID, text="first")
@@ -158,7 +159,7 @@ def test_a_gone_agent_connection_is_forgotten_and_the_timeline_replays_what_it_m
     assert agent.events("coach.message") == []  # the dead connection really got nothing
 
 
-def test_a_gone_customer_connection_is_forgotten_and_replayed_in_the_customer_numbering(world: Any) -> None:
+def test_a_gone_customer_connection_is_forgotten_and_replayed_in_the_customer_numbering(world: World) -> None:
     agent, sup, cust = _chat(world)
     agent.ok("message.send", workitemId=WID, text="hello")
     last_seen = cust.events("message.received")[-1]["data"]["entry"]["seq"]
@@ -175,7 +176,7 @@ def test_a_gone_customer_connection_is_forgotten_and_replayed_in_the_customer_nu
     assert all(e["kind"] == "agent_message" for e in missed)
 
 
-def test_a_gone_watcher_is_forgotten(world: Any) -> None:
+def test_a_gone_watcher_is_forgotten(world: World) -> None:
     world.team()
     agent = world.connect("agent-1", "agent")
     sup = world.connect("sup-1", "supervisor")
@@ -187,7 +188,7 @@ def test_a_gone_watcher_is_forgotten(world: Any) -> None:
     assert [c.connection_id for c in _endpoint(world, "U#agent-1").connections] == [agent.connection_id]
 
 
-def test_a_gone_connection_that_is_both_a_monitor_and_a_watcher_is_forgotten_everywhere(world: Any) -> None:
+def test_a_gone_connection_that_is_both_a_monitor_and_a_watcher_is_forgotten_everywhere(world: World) -> None:
     _, sup, _ = _chat(world)
     sup.ok("agent.watch", agentId="agent-1")
     sup.ok("monitor.start", workitemId=WID)
@@ -228,7 +229,8 @@ THROTTLES: dict[str, dict[str, Any]] = {
 RACES = {name: "rate_limited" for name in ("transaction-conflict", "transaction-in-progress", "canceled-conflict-forever")}
 
 
-def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(world: Any) -> None:
+@pytest.mark.moto
+def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(world: World) -> None:
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     for name, fault in THROTTLES.items():
@@ -252,7 +254,8 @@ def test_a_throttled_coach_message_is_refused_retryable_and_applies_nothing(worl
     assert texts == [t for name in THROTTLES for t in (f"before {name}", f"during {name}")]
 
 
-def test_a_throttled_transfer_moves_no_counter(world: Any) -> None:
+@pytest.mark.moto
+def test_a_throttled_transfer_moves_no_counter(world: World) -> None:
     agent, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     before = _snapshot(world)
@@ -266,7 +269,8 @@ def test_a_throttled_transfer_moves_no_counter(world: Any) -> None:
     assert counts == {"agent-1": 0, "agent-2": 1}
 
 
-def test_throttled_reads_and_directory_writes_are_retryable(world: Any) -> None:
+@pytest.mark.moto
+def test_throttled_reads_and_directory_writes_are_retryable(world: World) -> None:
     _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     cases: list[tuple[str, str, dict[str, Any]]] = [
@@ -284,7 +288,8 @@ def test_throttled_reads_and_directory_writes_are_retryable(world: Any) -> None:
         assert sup.ok(action, **fields) is not None
 
 
-def test_a_throttled_webhook_answers_503_and_its_redelivery_applies_once(world: Any) -> None:
+@pytest.mark.moto
+def test_a_throttled_webhook_answers_503_and_its_redelivery_applies_once(world: World) -> None:
     world.team()
     world.assign(WID)
     before = _snapshot(world)
@@ -298,7 +303,7 @@ def test_a_throttled_webhook_answers_503_and_its_redelivery_applies_once(world: 
     assert [e["text"] for e in _timeline(world)] == ["via sms"]
 
 
-def test_a_push_failure_after_the_commit_is_not_reported_as_not_applied(world: Any) -> None:
+def test_a_push_failure_after_the_commit_is_not_reported_as_not_applied(world: World) -> None:
     """Recipients are looked up (BatchGetItem) after the commit. If that read is throttled, the
     change is already on the timeline: answering "rate_limited, retry" makes the client send the
     coach message twice. Either the action is acknowledged (pushes are best effort, clients catch
@@ -319,7 +324,7 @@ def test_a_push_failure_after_the_commit_is_not_reported_as_not_applied(world: A
 
 
 def test_an_unexpected_exception_is_answered_internal_without_details_and_logged(
-    world: Any, app_logs: Any, monkeypatch: Any
+    world: World, app_logs: Any, monkeypatch: Any
 ) -> None:
     _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
@@ -346,7 +351,8 @@ def test_an_unexpected_exception_is_answered_internal_without_details_and_logged
     assert sup.ok("timeline.get", workitemId=WID, after=0)["entries"]
 
 
-def test_a_non_retryable_store_error_is_internal_and_applies_nothing(world: Any, app_logs: Any) -> None:
+@pytest.mark.moto
+def test_a_non_retryable_store_error_is_internal_and_applies_nothing(world: World, app_logs: Any) -> None:
     _, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     before = _snapshot(world)
@@ -359,7 +365,7 @@ def test_a_non_retryable_store_error_is_internal_and_applies_nothing(world: Any,
     assert sup.ok("coach.send", workitemId=WID, text="hello")["entry"]["seq"] == before[1] + 1
 
 
-def test_an_unexpected_exception_in_a_webhook_is_a_bare_500(world: Any, app_logs: Any, monkeypatch: Any) -> None:
+def test_an_unexpected_exception_in_a_webhook_is_a_bare_500(world: World, app_logs: Any, monkeypatch: Any) -> None:
     world.team()
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -378,7 +384,7 @@ def test_an_unexpected_exception_in_a_webhook_is_a_bare_500(world: Any, app_logs
 # --- (d) lost races are retried --------------------------------------------------------------------
 
 
-def _interleave(world: Any, monkeypatch: Any, interloper: Callable[[int], None], losses: int) -> list[int]:
+def _interleave(world: World, monkeypatch: Any, interloper: Callable[[int], None], losses: int) -> list[int]:
     """Before each of the first ``losses`` commits of the request under test, another client's
     request commits first. Returns the ``before.version`` of every commit attempt, in order."""
     store = _store(world)
@@ -401,7 +407,7 @@ def _interleave(world: Any, monkeypatch: Any, interloper: Callable[[int], None],
     return attempts
 
 
-def test_a_commit_that_loses_a_race_is_retried_transparently(world: Any, monkeypatch: Any) -> None:
+def test_a_commit_that_loses_a_race_is_retried_transparently(world: World, monkeypatch: Any) -> None:
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     interleaved: list[dict[str, Any]] = []
@@ -420,7 +426,7 @@ def test_a_commit_that_loses_a_race_is_retried_transparently(world: Any, monkeyp
     assert [e["data"]["entry"]["seq"] for e in agent.events() if e["event"] != "coaching.joined"] == [2, 3]
 
 
-def test_forward_retries_against_a_racing_customer_message(world: Any, monkeypatch: Any) -> None:
+def test_forward_retries_against_a_racing_customer_message(world: World, monkeypatch: Any) -> None:
     agent, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     coach = sup.ok("coach.send", workitemId=WID, text="say sorry")["entry"]
@@ -436,7 +442,7 @@ def test_forward_retries_against_a_racing_customer_message(world: Any, monkeypat
     assert [(e["seq"], e["text"]) for e in customer_view] == [(1, "hurry 1"), (2, "hurry 2"), (3, "say sorry")]
 
 
-def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(world: Any, monkeypatch: Any) -> None:
+def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(world: World, monkeypatch: Any) -> None:
     _, sup, cust = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     attempts = _interleave(world, monkeypatch, lambda n: cust.ok("message.send", workitemId=WID, text=f"msg {n}"), losses=100)
@@ -452,7 +458,8 @@ def test_a_commit_that_keeps_losing_is_refused_retryable_and_applies_nothing(wor
     assert sup.ok("coach.send", workitemId=WID, text="lands now")["entry"]["seq"] == 8
 
 
-def test_a_transaction_conflict_cancellation_is_retried_like_a_lost_race(world: Any) -> None:
+@pytest.mark.moto
+def test_a_transaction_conflict_cancellation_is_retried_like_a_lost_race(world: World) -> None:
     agent, sup, _ = _chat(world)
     sup.ok("monitor.start", workitemId=WID)
     with StoreFault(

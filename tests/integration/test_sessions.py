@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.world import JWT_SECRET, Client, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 
 def token(sub: str = "agent-1", role: str = "agent", tid: str = "t1", **claims: Any) -> str:
@@ -120,6 +120,7 @@ def test_revoke_is_for_admins_of_the_tenant(world: World) -> None:
     assert world.rest("POST", "/admin/users/bad%23id/revoke", world.token("admin-1", "admin"))[0] == 400
 
 
+@pytest.mark.moto
 def test_the_expiry_check_is_free_until_exp_and_one_read_after(world: World) -> None:
     from tests.support.ddbcount import count_dynamodb
 

@@ -13,7 +13,7 @@ from chalicelib.adapters.sms import EndUserMessagingSms
 from chalicelib.services.integrations import ChannelFailed
 from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 
 @pytest.fixture
@@ -24,6 +24,7 @@ def stubbed() -> Iterator[tuple[EndUserMessagingSms, Stubber]]:
         stub.assert_no_pending_responses()
 
 
+@pytest.mark.integration
 def test_send_text_message_exact_parameters(stubbed: tuple[EndUserMessagingSms, Stubber]) -> None:
     sms, stub = stubbed
     stub.add_response(
@@ -43,6 +44,7 @@ def test_send_text_message_exact_parameters(stubbed: tuple[EndUserMessagingSms, 
     )
 
 
+@pytest.mark.integration
 def test_a_refusal_is_a_channel_failure(stubbed: tuple[EndUserMessagingSms, Stubber]) -> None:
     sms, stub = stubbed
     stub.add_client_error("send_text_message", service_error_code="ValidationException", http_status_code=400)
@@ -55,7 +57,13 @@ def _world_with(world: World, sms: EndUserMessagingSms) -> World:
     from chalicelib import bootstrap
 
     world.services = bootstrap.build(
-        world.settings, pusher=world.pusher, clock=world.clock, meetings=world.meetings, queue=world.queue, sms=sms
+        world.settings,
+        pusher=world.pusher,
+        clock=world.clock,
+        meetings=world.meetings,
+        queue=world.queue,
+        sms=sms,
+        storage=world.storage,
     )
     bootstrap.install(world.services)
     return world

@@ -37,8 +37,9 @@ from chalicelib.domain.voice import Audio
 from chalicelib.entrypoints import ws
 from chalicelib.services import commits
 from chalicelib.services.ports import StaleWorkitem
+from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.moto]
 
 WID = "wi-1"
 URL = "http://store.invalid:8000/"
@@ -101,7 +102,7 @@ def app_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) 
     return caplog
 
 
-def _chat(world: Any) -> dict[str, Any]:
+def _chat(world: World) -> dict[str, Any]:
     world.team()
     world.assign(WID)
     agent = world.connect("agent-1", "agent")
@@ -111,7 +112,7 @@ def _chat(world: Any) -> dict[str, Any]:
     return {"agent": agent, "sup": sup, "coach": coach}
 
 
-def _timeline(world: Any) -> list[dict[str, Any]]:
+def _timeline(world: World) -> list[dict[str, Any]]:
     entries, _ = world.services.coaching.store.timeline("t1", WID, after=0, limit=200, customer=False)
     return [e.to_wire() for e in entries]
 
@@ -146,7 +147,9 @@ CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @pytest.mark.parametrize("failure", FAILURES)
-def test_every_store_failure_at_every_adapter_gets_exactly_one_unavailable_reply(world: Any, failure: str, app_logs: Any) -> None:
+def test_every_store_failure_at_every_adapter_gets_exactly_one_unavailable_reply(
+    world: World, failure: str, app_logs: Any
+) -> None:
     clients = _chat(world)
     for adapter, operation, who, action, fields in CASES:
         client = clients[who]
@@ -163,7 +166,7 @@ def test_every_store_failure_at_every_adapter_gets_exactly_one_unavailable_reply
 
 
 @pytest.mark.parametrize("failure", FAILURES)
-def test_connect_during_a_store_outage_answers_503_and_disconnect_does_not_fail(world: Any, failure: str) -> None:
+def test_connect_during_a_store_outage_answers_503_and_disconnect_does_not_fail(world: World, failure: str) -> None:
     world.team()
     agent = world.connect("agent-1", "agent")
     with SdkFault("dynamodb", "UpdateItem", FAILURES[failure], times=None):
@@ -173,7 +176,7 @@ def test_connect_during_a_store_outage_answers_503_and_disconnect_does_not_fail(
 
 
 @pytest.mark.parametrize("failure", FAILURES)
-def test_rest_and_webhooks_during_a_store_outage_answer_503(world: Any, failure: str) -> None:
+def test_rest_and_webhooks_during_a_store_outage_answer_503(world: World, failure: str) -> None:
     world.team()
     world.assign(WID)
     with SdkFault("dynamodb", "UpdateItem", FAILURES[failure]):
@@ -249,7 +252,7 @@ def test_chime_and_ssm_failures_become_unavailable(failure: str) -> None:
 
 
 def test_a_commit_loop_that_runs_out_of_time_because_the_store_is_slow_is_unavailable(
-    world: Any, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clients = _chat(world)
     store = world.services.coaching.store
@@ -264,7 +267,7 @@ def test_a_commit_loop_that_runs_out_of_time_because_the_store_is_slow_is_unavai
     assert reply["error"]["code"] == "unavailable", reply
 
 
-def test_a_commit_loop_that_only_loses_races_is_contention(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_commit_loop_that_only_loses_races_is_contention(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     clients = _chat(world)
     monkeypatch.setattr(commits, "MAX_COMMIT_ATTEMPTS", 5)
 

@@ -18,7 +18,7 @@ from chalicelib.domain.voice import Audio, VoiceState
 from devstack.fake_meetings import FakeAttendee
 from tests.support.world import Client, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 WID = "wi-v"
 SINK = "arn:aws:s3:::coaching-recordings"

@@ -7,12 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.receiver import receiver
 from tests.support.world import WEBHOOK_SECRET, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 

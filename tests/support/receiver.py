@@ -70,7 +70,8 @@ class Receiver:
 @contextmanager
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: a short interval keeps each test's teardown short.
+    thread = threading.Thread(target=r.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield r

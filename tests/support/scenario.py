@@ -7,6 +7,7 @@ from typing import Any
 
 from chalicelib.adapters.dynamo import DirectoryEdge, RecipientItem, WorkitemItem
 from chalicelib.adapters.store_keys import recipient_pk, workitem_pk
+from tests.support.ddbcount import count_dynamodb
 from tests.support.world import Client, World
 
 
@@ -136,3 +137,33 @@ def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
         ("voice.barge", ok(s, "voice.barge", workitemId="wi-voice")),
         ("voice.listen", ok(s, "voice.listen", workitemId="wi-voice")),
     ]
+
+
+SUBSCRIPTION = {"url": "http://127.0.0.1:9/hook", "events": ["*"], "enabled": True}
+
+
+def measure(world: World, tid: str, bulk_users: int) -> dict[str, int]:
+    """The DynamoDB requests of one call of every action (and of every inbound webhook) in ``tid``,
+    filled with ``bulk_users`` more users first."""
+    bulk_tenant(world, tid, bulk_users)
+    # Outbound webhooks must cost no request on any action's path (fan-out reads them once, cached).
+    world.admin("PUT", "/admin/webhook-subscriptions/all", SUBSCRIPTION, tid)
+    cast = Cast(world, tid)
+    counts: dict[str, int] = {}
+    for name, call in actions(cast):
+        with count_dynamodb() as log:
+            call()
+        counts[name] = log.total
+    with count_dynamodb() as log:
+        world.assign("wi-new", tid=tid)
+    counts["webhook workitem.assigned"] = log.total
+    for kind, data in (
+        ("workitem.message", {"workitemId": "wi-new", "from": "customer", "text": "hi"}),
+        ("workitem.transferred", {"workitemId": "wi-new", "toAgentId": "agent-2"}),
+        ("workitem.ended", {"workitemId": "wi-new", "endedBy": "system"}),
+    ):
+        with count_dynamodb() as log:
+            status, body = world.webhook(kind, data, tid=tid)
+        assert status == 200, body
+        counts[f"webhook {kind}"] = log.total
+    return counts

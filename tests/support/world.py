@@ -1,10 +1,12 @@
-"""A whole product on moto (or DynamoDB Local) driven through the real Lambda entry points.
+"""A whole product on moto, DynamoDB Local or in-memory stores, driven through the real Lambda entry points.
 
 WebSocket frames go through ``chalicelib.entrypoints.ws`` with API Gateway-shaped events (the same
 ones the local stack and AWS send); pushes land in a :class:`RecordingPusher` instead of sockets.
 After every invocation the world reads the workitems table's stream and hands the new records to
 the ``fanout`` entry point, as the event source mapping does on AWS (synchronously here, so a test
-sees a change's events as soon as its action returns).
+sees a change's events as soon as its action returns). On the in-memory stores
+(``tests/support/fakes.py``) it takes the changes the fake store committed with a fan-out note
+instead, and hands them to the same fan-out and outbound-webhook services the entry point calls.
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.entrypoints import events, ws
+from chalicelib.services.fanout import Committed, decode_note
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.fake_meetings import FakeMeetingProvider
 from devstack.streams import StreamTail
 from devstack.tokens import mint, webhook_signature
+from tests.support.fakes import MemoryStorage
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
@@ -71,17 +75,18 @@ def atomic_aws_calls() -> Iterator[None]:
     from botocore.client import BaseClient
 
     lock = threading.Lock()
-    original = BaseClient._make_api_call
+    # A private method of botocore's (not in its type stubs), hence getattr/setattr.
+    original: Callable[[BaseClient, str, Any], Any] = getattr(BaseClient, "_make_api_call")
 
     def locked(self: BaseClient, operation: str, params: Any) -> Any:
         with lock:
             return original(self, operation, params)
 
-    BaseClient._make_api_call = locked  # type: ignore[method-assign]
+    setattr(BaseClient, "_make_api_call", locked)
     try:
         yield
     finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        setattr(BaseClient, "_make_api_call", original)
 
 
 class RecordingPusher:
@@ -207,8 +212,12 @@ class Client:
 
 
 class World:
-    def __init__(self, settings: Settings) -> None:
+    """One product. ``storage``: the in-memory stores to build it on (None: the DynamoDB adapters,
+    on moto or DynamoDB Local as ``settings`` say)."""
+
+    def __init__(self, settings: Settings, storage: MemoryStorage | None = None) -> None:
         self.settings = settings
+        self.storage = storage
         self.pusher = RecordingPusher()
         self.clock = FakeClock()
         self.meetings = FakeMeetingProvider(media_region=settings.media_region)
@@ -219,22 +228,46 @@ class World:
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
-            settings, pusher=self.pusher, clock=self.clock, meetings=self.meetings, queue=self.queue, sms=self.sms
+            settings,
+            pusher=self.pusher,
+            clock=self.clock,
+            meetings=self.meetings,
+            queue=self.queue,
+            sms=self.sms,
+            storage=storage,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
         self._http: Any = None
-        self._tail = _stream_tail(settings)
+        self._tail = _stream_tail(settings) if storage is None else None
         self._pump_lock = threading.RLock()
+
+    @property
+    def backend(self) -> str:
+        return "memory" if self.storage is not None else "dynamodb"
 
     def pump(self) -> int:
         """Hand the stream's new records to the ``fanout`` entry point; returns how many changes it
         pushed. One reader at a time, like one event source mapping per shard."""
         with self._pump_lock:
+            if self.storage is not None:
+                return self._pump_memory()
+            assert self._tail is not None
             records = self._tail.read()
             if not records:
                 return 0
             return int(events.fan_out({"Records": records})["pushed"])
+
+    def _pump_memory(self) -> int:
+        """What ``entrypoints.events.fan_out`` does with the stream's records, on the fake store's commits."""
+        assert self.storage is not None
+        taken = self.storage.tables.take_stream()
+        if not taken:
+            return 0
+        committed = [Committed(c.before, c.after, decode_note(c.note, c.after.workitem_id)) for c in taken]
+        pushed = self.services.fanout.deliver(committed)
+        self.services.integrations.publish(committed)
+        return pushed
 
     def deliver(self, after_seconds: float = 0.0) -> int:
         """Let ``after_seconds`` pass on the queue's clock, then run every visible delivery."""
