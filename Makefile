@@ -130,6 +130,11 @@ run_tier = rc=0; $(2) --junitxml=$(REPORTS)/$(1).xml || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "[$(1)] no tests selected in this tier"; rc=0; fi; \
 	exit $$rc
 
+# pytest keeps its assertion-rewritten test modules as bytecode in __pycache__; an environment that
+# sets PYTHONDONTWRITEBYTECODE would make every run re-parse and rewrite every test module (about
+# 3 s of CPU per worker), so the test targets write bytecode (an empty value turns the setting off).
+test test-fast test-integration test-infra test-ddblocal test-e2e test-browser test-faults: export PYTHONDONTWRITEBYTECODE :=
+
 # The inner loop: pure tests and every service test on the in-memory stores (tests/support/fakes.py).
 test-fast: install
 	@mkdir -p $(REPORTS)

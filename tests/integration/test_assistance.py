@@ -637,6 +637,7 @@ def _measure(world: World, tid: str) -> dict[str, int]:
 
 @pytest.mark.timeout(600)
 @pytest.mark.moto
+@pytest.mark.slow
 def test_request_counts_do_not_grow_with_tenant_size(world: World) -> None:
     if world.services.assistance._store is None:
         world.services.assistance.store = DynamoAssistStore(world.settings)

@@ -26,7 +26,7 @@ from devstack.tokens import webhook_signature
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import WEBHOOK_SECRET, Client, World
 
-pytestmark = [pytest.mark.integration, pytest.mark.moto]  # counts the DynamoDB writes each request attempts
+pytestmark = [pytest.mark.integration, pytest.mark.moto, pytest.mark.slow]  # counts the DynamoDB writes each request attempts
 
 FUZZ = settings(
     max_examples=60,

@@ -374,6 +374,7 @@ def test_a_large_team_with_a_ghost_is_refused_and_nothing_is_written(world: Worl
 
 
 @pytest.mark.moto
+@pytest.mark.slow
 def test_a_team_of_500_is_checked_in_chunks_and_501_is_refused(world: World) -> None:
     sups = bulk_users(world, "supervisor", 4, "s")
     agents = bulk_users(world, "agent", 497, "a")
