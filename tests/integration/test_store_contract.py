@@ -164,13 +164,16 @@ def test_directory_users_connections_and_edges(world: World) -> None:
 
 
 def test_assistance_claims_and_escalations_are_conditional(world: World) -> None:
-    store = world.services.assistance._store
+    store = world.services.assistance.store
+
+    def due(now: int) -> list[str]:  # every shard of the due index
+        return [r.assist_id for shard in range(world.settings.escalation_shards) for r in store.due(shard, now, 10)]
+
     request = AssistanceRequest("t1", "as-1", "agent-1", "tpl-1", "Help", None, "supervisors", ("sup-1",), AT, 60, due_at=100)
     store.create(request, 90)
     with pytest.raises(AlreadyExists):
         store.create(request, 90)
-    shard = store.shard_of("as-1")
-    assert store.due(shard, 99, 10) == [] and [r.assist_id for r in store.due(shard, 100, 10)] == ["as-1"]
+    assert due(99) == [] and due(100) == ["as-1"]
     later = replace(request, stage=Stage(1), recipients=("sup-1", "sup-2"), due_at=160)
     assert store.escalate(request, later) and not store.escalate(request, later)  # the stage moved on
     claimed = store.claim(request, "sup-2")
@@ -182,4 +185,4 @@ def test_assistance_claims_and_escalations_are_conditional(world: World) -> None
     )
     with pytest.raises(AlreadyClaimed):
         store.claim(request, "sup-1")
-    assert store.due(shard, 10**6, 10) == [] and not store.escalate(later, replace(later, stage=Stage(2)))
+    assert due(10**6) == [] and not store.escalate(later, replace(later, stage=Stage(2)))
