@@ -137,7 +137,7 @@ def test_a_gone_agent_connection_is_forgotten_and_the_timeline_replays_what_it_m
         attempts.extend(connection_id for connection_id, _ in frames)
         return record(frames)
 
-    world.pusher.post_many = post_many
+    world.pusher.post_many = post_many  # type: ignore[method-assign]
     world.pusher.gone.add(agent.connection_id)  # the agent's network died without a $disconnect
     sup.ok("coach.send", workitemId=WID, text="tip one")
     assert _endpoint(world, "U#agent-1").connections == []  # forgotten on the first 410

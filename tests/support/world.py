@@ -186,12 +186,14 @@ class Client:
     def ok(self, action: str, **fields: Any) -> dict[str, Any]:
         reply = self.request(action, **fields)
         assert reply["type"] == "ack", reply
-        return reply["data"]  # type: ignore[no-any-return]
+        data: dict[str, Any] = reply["data"]
+        return data
 
     def fails(self, action: str, code: str, **fields: Any) -> dict[str, Any]:
         reply = self.request(action, **fields)
         assert reply["type"] == "error" and reply["error"]["code"] == code, reply
-        return reply["error"]  # type: ignore[no-any-return]
+        error: dict[str, Any] = reply["error"]
+        return error
 
     def frames(self) -> list[dict[str, Any]]:
         return list(self.world.pusher.frames[self.connection_id])
