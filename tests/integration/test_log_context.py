@@ -15,7 +15,7 @@ from chalicelib import logs
 from tests.support.receiver import receiver
 from tests.support.world import JWT_SECRET, WEBHOOK_SECRET, World
 
-pytestmark = pytest.mark.integration
+# Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
 
 class RawText(logging.Handler):
