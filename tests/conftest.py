@@ -88,5 +88,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if wrong:
         raise pytest.UsageError(
             f"tests need exactly one tier marker ({', '.join(TIERS)}), and slow ones a tier outside the inner loop "
-            f"({', '.join(sorted(SLOW_TIERS))}): " + "; ".join(wrong[:10])
+            f"({', '.join(sorted(SLOW_TIERS))}); a test that uses `world` gets its tier from the backend (no "
+            "`integration` mark of its own, or `moto` to run on moto only): " + "; ".join(wrong[:10])
         )
