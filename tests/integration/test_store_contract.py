@@ -65,7 +65,7 @@ def test_create_is_conditional_and_checks_the_event_id_first(world: World) -> No
         store.mark_event(Idempotency("t1", "evt-2", "workitem.assigned"))
     assert store.get("t1", "wi-2") is None
     # The counter created the agent's endpoint, with no role: an update creates what it writes to.
-    endpoint = world.services.directory.directory.endpoint("t1", "U#agent-1")
+    endpoint = world.services.directory.directory.recipient("t1", "U#agent-1")
     assert endpoint is not None and endpoint.workitem_count == 1 and endpoint.role is None and not endpoint.in_directory
 
 
@@ -160,7 +160,7 @@ def test_directory_users_connections_and_edges(world: World) -> None:
     # Forgetting a connection of an endpoint that is not there fails and creates nothing.
     with pytest.raises(Exception):
         d.forget("t1", "U#ghost", [Connection("c9", 1)], [])
-    assert d.endpoint("t1", "U#ghost") is None
+    assert d.recipient("t1", "U#ghost") is None
 
 
 def test_assistance_claims_and_escalations_are_conditional(world: World) -> None:
