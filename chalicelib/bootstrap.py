@@ -129,7 +129,7 @@ def build(
     sms: SmsSender | None = None,
     storage: Storage | None = None,
 ) -> Services:
-    """The services on DynamoDB, or on ``storage`` (the in-memory stores of tests/support/fakes.py)."""
+    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores)."""
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
