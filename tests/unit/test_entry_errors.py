@@ -95,15 +95,3 @@ def test_the_action_table_maps_every_action_to_a_named_function() -> None:
 def test_app_py_is_wiring_only_without_lambdas() -> None:
     tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
     assert not [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
-
-
-def test_the_entry_layer_calls_use_cases_and_never_reads_a_repository() -> None:
-    """No ``services.coaching.store`` or ``services.registry`` in chalicelib/entrypoints: a repository is a
-    service's own (a use case method reads it)."""
-    repositories = {"store", "registry", "directory_store", "repository"}
-    found = []
-    for path in sorted((ROOT / "chalicelib" / "entrypoints").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Attribute) and node.attr in repositories:
-                found.append(f"{path.name}:{node.lineno} .{node.attr}")
-    assert not found, found
