@@ -7,7 +7,6 @@ verifier, and hands out short-lived id tokens so that renewal happens within the
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -15,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import DESKTOP, LIVE, TIMEOUT_MS
-from tests.e2e.conftest import JWT_SECRET, START_TIMEOUT, WEBHOOK_SECRET, Stack, _start, _stop
+from tests.e2e.conftest import Stack, running_stack
 from tests.support.issuer import Issuer
 
 pytestmark = pytest.mark.browser
@@ -32,28 +31,18 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture(scope="module")
-def oidc_stack(issuer: Issuer) -> Iterator[Stack]:
-    env = {
-        **os.environ,
-        "PORT": "0",
-        "COACHING_JWT_SECRET": JWT_SECRET,
-        "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PYTHONUNBUFFERED": "1",
-        "DEVSTACK_SEED": "0",
-        "COACHING_OIDC_ISSUER": issuer.url,
-        "COACHING_OIDC_AUDIENCE": CLIENT_ID,  # the console bears the id token: its audience is the client id
-        "COACHING_CONSOLE_CLIENT_ID": CLIENT_ID,
-    }
-    for key in ("DYNAMODB_ENDPOINT", "COACHING_OIDC_JWKS_URL", "COACHING_OIDC_TENANT_CLAIM", "COACHING_OIDC_ROLE_CLAIM"):
-        env.pop(key, None)
-    process, output, base_url = _start(env)
-    if base_url is None:
-        _stop(process)
-        pytest.fail(f"the local stack did not start within {START_TIMEOUT}s:\n" + "\n".join(output), pytrace=False)
-    try:
-        yield Stack(base_url=base_url, output=output)
-    finally:
-        _stop(process)
+def oidc_stack(request: pytest.FixtureRequest, issuer: Issuer) -> Iterator[Stack]:
+    with running_stack(
+        request,
+        DEVSTACK_SEED="0",
+        COACHING_OIDC_ISSUER=issuer.url,
+        COACHING_OIDC_AUDIENCE=CLIENT_ID,  # the console bears the id token: its audience is the client id
+        COACHING_CONSOLE_CLIENT_ID=CLIENT_ID,
+        COACHING_OIDC_JWKS_URL="",
+        COACHING_OIDC_TENANT_CLAIM="",
+        COACHING_OIDC_ROLE_CLAIM="",
+    ) as running:
+        yield running
 
 
 @pytest.fixture

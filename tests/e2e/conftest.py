@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -124,19 +125,20 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.wait(5)
 
 
-@pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(request: pytest.FixtureRequest, **env_vars: str) -> Iterator[Stack]:
+    """A local stack of its own (a free port, the test secrets, no outside store), with ``env_vars`` on
+    top; ``""`` removes a variable. Its output is printed when a test of the session failed."""
     env = {
         **os.environ,
         "PORT": "0",  # the stack binds a free port and announces it in its ready line
         "COACHING_JWT_SECRET": JWT_SECRET,
         "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "DEVSTACK_SWEEP_SECONDS": "1",
-        "WEBHOOK_RETRY_BASE_SECONDS": "1",  # outbound webhook retries after 1 s, 2 s ... instead of 30 s
         "PYTHONUNBUFFERED": "1",
+        "DYNAMODB_ENDPOINT": "",
+        **env_vars,
     }
-    env.pop("DYNAMODB_ENDPOINT", None)
-    process, output, base_url = _start(env)
+    process, output, base_url = _start({k: v for k, v in env.items() if v != ""})
     if base_url is None:
         _stop(process)
         pytest.fail(
@@ -144,10 +146,16 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
             f"(exit code {process.returncode}):\n" + "\n".join(output),
             pytrace=False,
         )
-    running = Stack(base_url=base_url, output=output)
     try:
-        yield running
+        yield Stack(base_url=base_url, output=output)
     finally:
         _stop(process)
         if request.session.testsfailed:
             print("\n===== local stack output =====\n" + "\n".join(output), file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    # Sweeps every second and webhook retries after 1 s, 2 s ... instead of 30 s.
+    with running_stack(request, DEVSTACK_SWEEP_SECONDS="1", WEBHOOK_RETRY_BASE_SECONDS="1") as running:
+        yield running

@@ -4,13 +4,12 @@ hangs or answers garbage makes ``$connect`` answer 401 quickly."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import JWT_SECRET, START_TIMEOUT, WEBHOOK_SECRET, Stack, _start, _stop
+from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.wsclient import WsRefused
 from tests.support.issuer import Issuer
 
@@ -28,30 +27,18 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture(scope="module")
-def oidc_stack(issuer: Issuer) -> Iterator[Stack]:
-    env = {
-        **os.environ,
-        "PORT": "0",
-        "COACHING_JWT_SECRET": JWT_SECRET,
-        "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PYTHONUNBUFFERED": "1",
-        "DEVSTACK_SEED": "0",
-        # The same variables a deployed stack reads; the JWKS URL comes from discovery.
-        "COACHING_OIDC_ISSUER": issuer.url,
-        "COACHING_OIDC_AUDIENCE": "coaching",
-        "COACHING_OIDC_TENANT_CLAIM": "custom:tid",
-        "COACHING_OIDC_ROLE_CLAIM": "cognito:groups",
-    }
-    env.pop("DYNAMODB_ENDPOINT", None)
-    env.pop("COACHING_OIDC_JWKS_URL", None)
-    process, output, base_url = _start(env)
-    if base_url is None:
-        _stop(process)
-        pytest.fail(f"the local stack did not start within {START_TIMEOUT}s:\n" + "\n".join(output), pytrace=False)
-    try:
-        yield Stack(base_url=base_url, output=output)
-    finally:
-        _stop(process)
+def oidc_stack(request: pytest.FixtureRequest, issuer: Issuer) -> Iterator[Stack]:
+    # The same variables a deployed stack reads; the JWKS URL comes from discovery.
+    with running_stack(
+        request,
+        DEVSTACK_SEED="0",
+        COACHING_OIDC_ISSUER=issuer.url,
+        COACHING_OIDC_AUDIENCE="coaching",
+        COACHING_OIDC_TENANT_CLAIM="custom:tid",
+        COACHING_OIDC_ROLE_CLAIM="cognito:groups",
+        COACHING_OIDC_JWKS_URL="",
+    ) as running:
+        yield running
 
 
 def cognito(issuer: Issuer, kid: str, sub: str, groups: list[str], **claims: object) -> str:
