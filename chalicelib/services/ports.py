@@ -11,16 +11,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from chalicelib.domain.assistance import AssistanceRequest
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
-from chalicelib.domain.voice import Attendee, Audio, Meeting
-from chalicelib.domain.webhooks import Subscription
+
+if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
+    from chalicelib.domain.assistance import AssistanceRequest
+    from chalicelib.domain.voice import Attendee, Audio, Meeting
+    from chalicelib.domain.webhooks import Subscription
 
 # API Gateway closes every WebSocket connection after 2 hours.
 CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000

@@ -32,6 +32,16 @@ def test_importing_app_loads_no_library_the_handlers_do_not_all_need() -> None:
     assert not [m for m in loaded if "chime" in m.lower() or "mediapipeline" in m.lower()]
 
 
+def test_importing_app_loads_no_voice_rules() -> None:
+    """Only voice actions and SIP media events need the voice rules: the ports name their records in
+    signatures only (a TYPE_CHECKING import), so the other handlers' cold start does not pay for them."""
+    probe = "import json, sys; import app; print(json.dumps(sorted(m for m in sys.modules if m.startswith('chalicelib'))))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(json.loads(done.stdout))
+    assert "chalicelib.services.ports" in loaded
+    assert not loaded & {"chalicelib.domain.voice", "chalicelib.domain.pstn", "chalicelib.services.voice"}
+
+
 def test_the_structured_logs_cost_no_import_beyond_the_standard_library() -> None:
     probe = (
         "import json, sys; before = set(sys.modules); import chalicelib.logs; "
