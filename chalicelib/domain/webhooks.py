@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from .errors import Invalid
@@ -76,26 +75,24 @@ class Subscription:
         if not 0 <= keep_previous_seconds <= MAX_ROTATION_OVERLAP_SECONDS:
             raise Invalid(f"keepPreviousSeconds must be from 0 to {MAX_ROTATION_OVERLAP_SECONDS}")
         keep = keep_previous_seconds > 0
-        return Subscription(
-            self.tenant_id,
-            self.subscription_id,
-            self.url,
-            self.events,
-            self.enabled,
-            secret,
+        return replace(
+            self,
+            secret=secret,
             previous_secret=self.secret if keep else None,
             previous_until=now_epoch + keep_previous_seconds if keep else None,
         )
 
-    def to_wire(self, with_secret: bool = False, now_epoch: float | None = None) -> dict[str, object]:
+    def overlap_until(self, now_epoch: float) -> int | None:
+        """When the previous secret stops signing, while it still does (None otherwise)."""
+        return self.previous_until if len(self.signing_secrets(now_epoch)) > 1 else None
+
+    def to_wire(self, with_secret: bool = False) -> dict[str, object]:
         body: dict[str, object] = {
             "subscriptionId": self.subscription_id,
             "url": self.url,
             "events": list(self.events),
             "enabled": self.enabled,
         }
-        if now_epoch is not None and len(self.signing_secrets(now_epoch)) > 1 and self.previous_until is not None:
-            body["previousSecretUntil"] = datetime.fromtimestamp(self.previous_until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if with_secret:
             body["secret"] = self.secret
         return body

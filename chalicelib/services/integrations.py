@@ -26,7 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain import coaching as rules
@@ -146,13 +146,12 @@ class Integrations:
         self.store.put(sub, self._now())
         self._forget(tenant)
         if existing is None:
-            return Created(sub.to_wire(with_secret=True))
-        return sub.to_wire(now_epoch=self._epoch())
+            return Created(self._wire(sub, with_secret=True))
+        return self._wire(sub)
 
     def list_subscriptions(self, caller: Principal) -> dict[str, Any]:
         _require_admin(caller)
-        now = self._epoch()
-        return {"subscriptions": [s.to_wire(now_epoch=now) for s in self.store.list(caller.tenant_id)]}
+        return {"subscriptions": [self._wire(s) for s in self.store.list(caller.tenant_id)]}
 
     def delete_subscription(self, caller: Principal, subscription_id: str) -> None:
         _require_admin(caller)
@@ -168,11 +167,10 @@ class Integrations:
         existing = self.store.get(caller.tenant_id, subscription_id)
         if existing is None:
             raise NotFound(f"subscription {subscription_id} not found")
-        now = self._epoch()
-        sub = existing.rotated(new_secret(), int(now), keep_previous_seconds)
+        sub = existing.rotated(new_secret(), int(self._epoch()), keep_previous_seconds)
         self.store.put(sub, self._now())
         self._forget(caller.tenant_id)
-        return sub.to_wire(with_secret=True, now_epoch=now)
+        return self._wire(sub, with_secret=True)
 
     def put_sms_settings(self, caller: Principal, origination_identity: str) -> dict[str, Any]:
         if caller.role is not Role.ADMIN:
@@ -456,6 +454,14 @@ class Integrations:
 
     def _epoch(self) -> float:
         return self.clock.now().timestamp()
+
+    def _wire(self, sub: Subscription, with_secret: bool = False) -> dict[str, Any]:
+        """The subscription on the wire, with ``previousSecretUntil`` while a rotation's overlap lasts."""
+        body = sub.to_wire(with_secret)
+        until = sub.overlap_until(self._epoch())
+        if until is not None:
+            body["previousSecretUntil"] = iso(datetime.fromtimestamp(until, UTC))
+        return body
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]
