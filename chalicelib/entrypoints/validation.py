@@ -20,15 +20,13 @@ from __future__ import annotations
 import re
 import types
 import typing
-from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import msgspec
 
 from chalicelib.domain.errors import Invalid, TooLarge
 from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.text import NAME_REGEX, SECRET_REGEX, VISIBLE_REGEX
-
-S = TypeVar("S", bound=msgspec.Struct)
 
 MAX_DEPTH = 32
 MAX_TEXT_CHARS = 8000
@@ -298,7 +296,7 @@ def _without_undecodable_keys(cls: type[msgspec.Struct], data: Any) -> Any:
     return out
 
 
-def _convert(cls: type[S], data: dict[str, Any]) -> S:
+def _convert[S: msgspec.Struct](cls: type[S], data: dict[str, Any]) -> S:
     try:
         return msgspec.convert(data, cls)
     except UnicodeEncodeError:
@@ -310,7 +308,7 @@ def _convert(cls: type[S], data: dict[str, Any]) -> S:
 _JSON_TYPES = {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool", type(None): "null"}
 
 
-def validate(cls: type[S], data: Any, root: str) -> S:
+def validate[S: msgspec.Struct](cls: type[S], data: Any, root: str) -> S:
     """``data`` (decoded JSON) as ``cls``; :class:`Invalid` naming the offending fields otherwise.
 
     ``root`` names the whole input (``frame``, ``body``) when the problem is not one field's."""

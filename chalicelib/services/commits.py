@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 from chalicelib.domain.errors import DomainError, RateLimited, Unavailable
 from chalicelib.services.ports import StaleWorkitem
@@ -23,10 +22,8 @@ MAX_COMMIT_ATTEMPTS = 100
 COMMIT_BUDGET_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 0.04
 
-T = TypeVar("T")
 
-
-def commit_with_retry(attempt: Callable[[], T]) -> T:
+def commit_with_retry[T](attempt: Callable[[], T]) -> T:
     """Run ``attempt`` (read, decide, commit conditionally) until it does not raise
     :class:`StaleWorkitem`; every other error ends the loop at once."""
     budget = _CommitBudget()

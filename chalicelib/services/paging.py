@@ -19,14 +19,12 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from chalicelib.domain.coaching import Workitem
 from chalicelib.domain.errors import Invalid, TooLarge
-
-T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -62,7 +60,7 @@ def decode_cursor(cursor: str, scope: str) -> tuple[str, ...]:
     return tuple(key)
 
 
-def page(
+def page[T](
     items: Sequence[T],
     key: Callable[[T], tuple[str, ...]],
     wire: Callable[[T], dict[str, Any]],

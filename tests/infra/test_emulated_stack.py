@@ -227,7 +227,7 @@ def _run_scenario(build: Build, work: Path) -> dict[str, Any]:
     if python is None:
         return {
             "error": f"no Python interpreter of the Lambda runtime's version ({_package_module().RUNTIME_VERSION}) "
-            "found: put python3.X on PATH or set LAMBDA_PYTHON"
+            "runs these tests: make the .venv with it (make install)"
         }
     from moto.awslambda.models import LambdaFunction
 
