@@ -23,10 +23,25 @@ from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
+from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.integrations import Integrations
+from chalicelib.services.messagebus import (
+    AssistClaimed,
+    AssistEscalated,
+    AssistRequested,
+    ChangesCommitted,
+    CoachingEnded,
+    Event,
+    Handler,
+    MessageBus,
+    PresenceChanged,
+    SupervisionLost,
+    SupervisorLeft,
+    WorkitemCommitted,
+)
 from chalicelib.services.ports import (
     AssistanceStore,
     Clock,
@@ -35,6 +50,7 @@ from chalicelib.services.ports import (
     Directory,
     MeetingProvider,
     Pusher,
+    RecipientLookup,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
@@ -51,7 +67,6 @@ log = logging.getLogger(__name__)
 
 
 class Services(msgspec.Struct):
-    settings: Settings
     tokens: TokenVerifier
     directory: DirectoryService
     coaching: CoachingService
@@ -61,8 +76,8 @@ class Services(msgspec.Struct):
     voice: VoiceService
     sessions: SessionService
     notifier: Notifier
-    registry: ConnectionRegistry
     integrations: Integrations
+    bus: MessageBus
 
 
 class Storage(Protocol):
@@ -138,40 +153,71 @@ def build(
     clock = clock or SystemClock()
     stores = storage or DynamoStorage(settings)
     directory = stores.directory
-    store = stores.workitems
-    registry = stores.registry
-    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory)
-    coaching = CoachingService(store, directory, notifier, clock)
+    bus = MessageBus()
+    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory, clock)
+    workitems = Workitems(stores.workitems, clock, bus)
+    coaching = CoachingService(workitems, directory, directory, notifier, bus)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
-    assistance = AssistanceService(settings, directory, coaching, notifier, clock, stores.assistance)
-    voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
+    assistance = AssistanceService(
+        settings, workitems, directory, directory, directory, directory, directory, notifier, clock, bus, stores.assistance
+    )
+    voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
-    directory_service = DirectoryService(directory, registry, store, notifier, clock)
-    directory_service.on_supervision_lost.append(coaching.supervision_lost)
-    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks)
-    directory_service.on_event.append(outbound.emit)  # presence.changed
-    assistance.on_event.append(outbound.emit)  # assist.requested, assist.claimed, assist.escalated
-    return Services(
-        settings=settings,
+    built = Services(
         tokens=tokens,
-        directory=directory_service,
+        directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
-        fanout=FanoutService(directory, notifier, clock),
-        webhooks=WebhookService(coaching, webhook_secret),
+        fanout=FanoutService(directory, notifier),
+        webhooks=WebhookService(workitems, directory, directory, notifier, clock, webhook_secret),
         assistance=assistance,
         voice=voice,
-        sessions=SessionService(tokens, directory, registry, notifier, clock),
+        sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        registry=registry,
-        integrations=outbound,
+        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks),
+        bus=bus,
     )
+    bus.handlers = event_handlers(built)
+    return built
+
+
+def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
+    """EVENT_HANDLERS: every reaction to an event, in the order it runs (docs: README, "Adding a reaction").
+
+    A new reaction is one line here: a handler taking the event (``messagebus`` says the error policy).
+    Handlers of :class:`ChangesCommitted` run in the workitems stream's consumer (``fanout``) with the
+    committed changes of one batch, and must be idempotent under redelivery."""
+    outbound = s.integrations
+    return {
+        # On a request's path, after its commit:
+        WorkitemCommitted: [s.voice.on_committed],
+        CoachingEnded: [s.voice.on_coaching_ended],
+        SupervisorLeft: [s.voice.on_supervisor_left],
+        SupervisionLost: [s.coaching.on_supervision_lost],
+        PresenceChanged: [
+            lambda e: outbound.emit(e.tenant_id, "presence.changed", {"userId": e.user_id, "state": e.state.value})
+        ],
+        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", e.request.event_data())],
+        AssistClaimed: [
+            lambda e: outbound.emit(
+                e.request.tenant_id, "assist.claimed", {**e.request.event_data(), "supervisorId": e.supervisor_id}
+            )
+        ],
+        AssistEscalated: [
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", {**e.request.event_data(), "stage": e.stage})
+        ],
+        # In the workitems stream's consumer (fanout), one batch at a time:
+        ChangesCommitted: [
+            lambda e: e.tally.__setitem__("pushed", s.fanout.deliver(e.batch)),  # pushes, one workitem's in commit order
+            lambda e: e.tally.__setitem__("queued", outbound.publish(e.batch)),  # outbound webhooks and channels
+        ],
+    }
 
 
 def integrations(
     settings: Settings,
     notifier: Notifier,
-    directory: Directory,
+    directory: RecipientLookup,
     clock: Clock,
     queue: DeliveryQueue | None,
     sms: SmsSender | None,

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.sdk_budget import SMS
-from chalicelib.services.integrations import ChannelFailed
+from chalicelib.services.ports import ChannelFailed
 
 
 class EndUserMessagingSms:

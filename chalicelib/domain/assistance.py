@@ -230,10 +230,6 @@ def check_claim(principal: Principal, request: AssistanceRequest) -> None:
         raise AlreadyClaimed(f"the assistance request was already claimed by {who}")
 
 
-def claimed(request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
-    return replace(request, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None)
-
-
 def claim_audience(request: AssistanceRequest) -> list[str]:
     """Who learns that the request was claimed, so their pop-up goes away: the agent and every
     recipient (the claimer too: their other connections; the claiming one gets the ack)."""

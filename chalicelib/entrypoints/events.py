@@ -3,23 +3,32 @@ delivery queue and the SIP media application."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import bootstrap
+from chalicelib.bootstrap import Services
+from chalicelib.services.fanout import Committed
+from chalicelib.services.messagebus import ChangesCommitted
 
 
 def fan_out(event: dict[str, Any]) -> dict[str, Any]:
-    """The workitems table's stream (Lambda event source mapping): push committed changes in order.
+    """The workitems table's stream (Lambda event source mapping): the committed changes of the batch
+    go to the stream's handlers in ``bootstrap.event_handlers`` (pushes in commit order, outbound
+    webhooks and channel delivery queued).
 
     Never fails the batch for one change (a retried batch would push its other changes twice);
     what could not be pushed is in the timeline for ``timeline.get``."""
     from chalicelib.adapters.stream import committed_changes
 
-    services = bootstrap.services()
-    committed = committed_changes(event.get("Records") or [])
-    pushed = services.fanout.deliver(committed)
-    services.integrations.publish(committed)  # outbound webhooks and channel delivery: queued, never posted here
-    return {"pushed": pushed, "batchItemFailures": []}
+    return consume(bootstrap.services(), committed_changes(event.get("Records") or []))
+
+
+def consume(services: Services, committed: Sequence[Committed]) -> dict[str, Any]:
+    """Hand one batch of committed changes to the stream's handlers; the answer Lambda gets."""
+    batch = ChangesCommitted(committed)
+    services.bus.publish(batch)
+    return {"pushed": batch.tally.get("pushed", 0), "batchItemFailures": []}
 
 
 def escalate() -> dict[str, Any]:

@@ -10,7 +10,7 @@ requests are keyed by id. The escalation sweep finds due requests through a shar
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.domain import assistance as rules
@@ -21,10 +21,21 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services.clock import new_id, now_pair
-from chalicelib.services.coaching import CoachingService
+from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier, Outbox
+from chalicelib.services.messagebus import AssistClaimed, AssistEscalated, AssistRequested, Publisher
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
-from chalicelib.services.ports import AssistanceStore, Clock, Directory, Presence, Recipient
+from chalicelib.services.ports import (
+    AssistanceStore,
+    Clock,
+    Inbox,
+    Presence,
+    Recipient,
+    RecipientLookup,
+    Supervision,
+    TenantConfig,
+    UserDirectory,
+)
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,20 +52,28 @@ class AssistanceService:
     def __init__(
         self,
         settings: Settings,
-        directory: Directory,
-        coaching: CoachingService,
+        workitems: Workitems,
+        supervision: Supervision,
+        users: UserDirectory,
+        recipients: RecipientLookup,
+        config: TenantConfig,
+        inbox: Inbox,
         notifier: Notifier,
         clock: Clock,
+        publish: Publisher,
         store: AssistanceStore | None = None,
     ) -> None:
         self.settings = settings
-        self.directory = directory
-        self.coaching = coaching
+        self.workitems = workitems
+        self.supervision = supervision
+        self.users = users
+        self.recipients_of = recipients
+        self.config = config
+        self.inbox = inbox
         self.notifier = notifier
         self.clock = clock
+        self._publish = publish
         self._store = store
-        # Called with (tenant, event type, data) for assist.requested / claimed / escalated (outbound webhooks).
-        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
 
     @property
     def store(self) -> AssistanceStore:
@@ -71,7 +90,7 @@ class AssistanceService:
     def templates(self, caller: Principal) -> dict[str, Any]:
         """``assist.templates``: 1 Query."""
         rules.require_agent(caller)
-        enabled = [t for t in self.directory.templates(caller.tenant_id) if t.enabled]
+        enabled = [t for t in self.config.templates(caller.tenant_id) if t.enabled]
         return {"available": bool(enabled), "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
 
     def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
@@ -79,10 +98,10 @@ class AssistanceService:
         agents) + 1 BatchGetItem per 100 people."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
-        supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
+        supervisor_ids = self.supervision.supervisors_of(tenant, caller.user_id)
         peer_ids: list[str] = []
         for supervisor_id in supervisor_ids:
-            peer_ids.extend(self.directory.agents_of(tenant, supervisor_id))
+            peer_ids.extend(self.supervision.agents_of(tenant, supervisor_id))
         peer_ids = [p for p in dict.fromkeys(peer_ids) if p != caller.user_id][:MAX_PEER_CANDIDATES]
         contacts = self._contacts(tenant, [*supervisor_ids, *peer_ids])
         supervisors = rules.available_supervisors(contacts[s] for s in supervisor_ids)
@@ -118,15 +137,15 @@ class AssistanceService:
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
-        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.directory.templates(tenant)), template_id)
-        supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
+        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.config.templates(tenant)), template_id)
+        supervisor_ids = self.supervision.supervisors_of(tenant, caller.user_id)
         wanted = [*supervisor_ids, *([to_user_id] if to_user_id else [])]
         recipients = self._recipients(tenant, wanted)
         at, now_ms = now_pair(self.clock)
         contacts = {u: _contact(u, recipients.get(u), now_ms) for u in wanted}
         target = contacts.get(to_user_id) if to_user_id else None
         chosen = rules.choose_recipients(caller.user_id, to_user_id, (contacts[s] for s in supervisor_ids), target)
-        policy = self.directory.policy(tenant)
+        policy = self.config.policy(tenant)
         request = rules.new_request(
             tenant,
             new_id("as"),
@@ -155,10 +174,10 @@ class AssistanceService:
                 recipients=delivery.recipients,
             )
         self.store.create(request, policy.retention_days)
-        box = self._outbox(tenant, connection_id)
+        box = self.notifier.outbox(tenant, connection_id)
         self._deliver(box, request, delivery, recipients, "assist.requested", request.event_data())
         self.notifier.flush(box)
-        self._emit(tenant, "assist.requested", request.event_data())
+        self._publish(AssistRequested(request))
         return {"assistId": request.assist_id, "recipients": delivery.recipients}
 
     def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> dict[str, Any]:
@@ -187,11 +206,11 @@ class AssistanceService:
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
         recipients = self._recipients(caller.tenant_id, audience)
-        box = self._outbox(caller.tenant_id, connection_id)
+        box = self.notifier.outbox(caller.tenant_id, connection_id)
         for user_id in audience:
             box.to_recipient(recipients.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
         self.notifier.flush(box)
-        self._emit(caller.tenant_id, "assist.claimed", {**request.event_data(), "supervisorId": caller.user_id})
+        self._publish(AssistClaimed(request, caller.user_id))
         return {"assistId": assist_id}
 
     # --- escalation (B4) --------------------------------------------------------------------
@@ -228,9 +247,9 @@ class AssistanceService:
         if stage is None or not request.is_due(now_epoch):
             return False
         tenant = request.tenant_id
-        ids = self.directory.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM else self.directory.admins(tenant)
+        ids = self.supervision.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM else self.users.admins(tenant)
         recipients = self._recipients(tenant, ids)
-        at, now_ms = now_pair(self.clock)
+        _, now_ms = now_pair(self.clock)
         contacts = [_contact(u, recipients.get(u), now_ms) for u in ids]
         audience = rules.escalation_audience(contacts, request.agent_id)
         after = rules.escalated(request, stage, (c.user_id for c in audience), _ceil_seconds(now_ms))
@@ -251,10 +270,10 @@ class AssistanceService:
                 )
             except NotFound:
                 log.warning("escalation of %s: workitem %s is gone, no timeline entry", request.assist_id, request.workitem_id)
-        box = Outbox(tenant, at, now_ms)
+        box = self.notifier.outbox(tenant)
         self._deliver(box, after, delivery, recipients, "assist.escalated", {**after.event_data(), "stage": stage.label})
         self.notifier.flush(box)
-        self._emit(tenant, "assist.escalated", {**after.event_data(), "stage": stage.label})
+        self._publish(AssistEscalated(after, stage.label))
         return True
 
     # --- directory messages (S19, S20) --------------------------------------------------------
@@ -265,7 +284,7 @@ class AssistanceService:
         """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
         plus 2 UpdateItem when the recipient gets an unread count."""
         tenant = caller.tenant_id
-        recipient = self.directory.recipient(tenant, user_key(to_user_id))
+        recipient = self.recipients_of.recipient(tenant, user_key(to_user_id))
         at, now_ms = now_pair(self.clock)
         contact = _contact(to_user_id, recipient, now_ms) if recipient is not None else None
         # Admins need not be directory users (W2.2) but must be able to answer.
@@ -276,9 +295,9 @@ class AssistanceService:
             message["replyTo"] = reply_to
             if reply_to.startswith("as_"):
                 message["assistId"] = reply_to
-        self.directory.store_message(tenant, to_user_id, message, self.directory.policy(tenant).retention_days)
+        self.inbox.store_message(tenant, to_user_id, message, self.config.policy(tenant).retention_days)
         delivery = rules.deliver([contact] if contact else [])
-        box = self._outbox(tenant, connection_id)
+        box = self.notifier.outbox(tenant, connection_id)
         data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
         self._deliver_from(box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, "directory.message", data)
         self.notifier.flush(box)
@@ -286,29 +305,21 @@ class AssistanceService:
 
     def unread(self, caller: Principal) -> dict[str, Any]:
         """``directory.unread.get``: 1 GetItem."""
-        recipient = self.directory.recipient(caller.tenant_id, user_key(caller.user_id))
+        recipient = self.recipients_of.recipient(caller.tenant_id, user_key(caller.user_id))
         return {"count": recipient.unread_total if recipient else 0}
 
     def read(self, caller: Principal, with_user_id: str) -> dict[str, Any]:
         """``directory.read``: 1 DeleteItem + 1 UpdateItem (or GetItem when nothing was unread)."""
-        return {"count": self.directory.mark_read(caller.tenant_id, caller.user_id, with_user_id)}
+        return {"count": self.inbox.mark_read(caller.tenant_id, caller.user_id, with_user_id)}
 
     # --- helpers ------------------------------------------------------------------------------
-
-    def _emit(self, tenant_id: str, kind: str, data: dict[str, Any]) -> None:
-        for listener in self.on_event:
-            listener(tenant_id, kind, data)
-
-    def _outbox(self, tenant_id: str, exclude: str | None) -> Outbox:
-        at, now_ms = now_pair(self.clock)
-        return Outbox(tenant_id, at, now_ms, exclude)
 
     def _recipients(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, Recipient]:
         """Endpoints by user id, 1 BatchGetItem per 100 (the port's limit)."""
         ids = list(dict.fromkeys(user_ids))
         out: dict[str, Recipient] = {}
         for i in range(0, len(ids), BATCH_GET_MAX):
-            found = self.directory.recipients(tenant_id, [user_key(u) for u in ids[i : i + BATCH_GET_MAX]])
+            found = self.recipients_of.recipients(tenant_id, [user_key(u) for u in ids[i : i + BATCH_GET_MAX]])
             out.update({recipient.user_id: recipient for recipient in found.values()})
         return out
 
@@ -336,7 +347,7 @@ class AssistanceService:
         for user_id in delivery.popup:
             box.to_recipient(recipients.get(user_id), event, data)
         for user_id in delivery.unread:
-            count = self.directory.add_unread(box.tenant_id, user_id, sender_id)
+            count = self.inbox.add_unread(box.tenant_id, user_id, sender_id)
             box.to_recipient(recipients.get(user_id), "directory.unread", {"count": count})
 
     def _on_timeline(
@@ -355,14 +366,14 @@ class AssistanceService:
         def decide(w: Workitem) -> Change:
             if require_agent:
                 coaching_rules.require_agent_of(caller, w)
-            return coaching_rules.record(w, kind, author_id, author_role, now_pair(self.clock)[0], **extra)
+            return coaching_rules.record(w, kind, author_id, author_role, self.workitems.now(), **extra)
 
-        return self.coaching.mutate(caller.tenant_id, workitem_id, decide)
+        return self.workitems.mutate(caller.tenant_id, workitem_id, decide)
 
     def _on_timeline_of(
         self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any
     ) -> Change:
-        return self.coaching.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
+        return self.workitems.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
 
 
 def _contact(user_id: str, recipient: Recipient | None, now_ms: int) -> Contact:

@@ -17,7 +17,8 @@ import msgspec
 from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
-from chalicelib.services.ports import Connection, Directory, Pusher, Recipient, Watcher
+from chalicelib.services.clock import now_pair
+from chalicelib.services.ports import Clock, Connection, ConnectionGone, Pusher, Recipient, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,19 @@ class Outbox(msgspec.Struct):
         if body is not None:
             self.to_recipient(recipient, name, {**(extra or {}), "entry": body})
 
-    def to_connection(self, connection_id: str, frame: dict[str, Any]) -> None:
-        self.frames.append((connection_id, encode(frame)))
-
 
 class Notifier:
-    """Flushes outboxes through the pusher and forgets connections that are gone."""
+    """Makes outboxes, flushes them through the pusher and forgets connections that are gone."""
 
-    def __init__(self, pusher: Pusher, directory: Directory) -> None:
+    def __init__(self, pusher: Pusher, gone: ConnectionGone, clock: Clock) -> None:
         self._pusher = pusher
-        self._directory = directory
+        self._gone = gone
+        self._clock = clock
+
+    def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
+        """An empty outbox stamped now: the one way a use case starts collecting its pushes."""
+        at, now_ms = now_pair(self._clock)
+        return Outbox(tenant_id, at, now_ms, exclude)
 
     def _post(self, frames: list[tuple[str, bytes]]) -> list[str]:
         """The one place frames leave: a frame over MAX_FRAME_BYTES is never posted (API Gateway would
@@ -148,7 +152,7 @@ class Notifier:
                     watchers.append(watcher)
         for key, (connections, watchers) in by_key.items():
             try:
-                self._directory.forget(outbox.tenant_id, key, connections, watchers)
+                self._gone.forget(outbox.tenant_id, key, connections, watchers)
             except Exception:  # clean-up is best effort: the next push retries it
                 log.warning("could not forget gone connections of %s", key, exc_info=True)
 

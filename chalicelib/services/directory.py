@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.clock import now_pair
-from chalicelib.services.delivery import Notifier, Outbox
+from chalicelib.services.delivery import Notifier
+from chalicelib.services.messagebus import PresenceChanged, Publisher, SupervisionLost
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of, workitem_page
 from chalicelib.services.ports import (
     Clock,
@@ -40,22 +40,20 @@ def require_admin(caller: Principal) -> None:
 
 class DirectoryService:
     def __init__(
-        self, directory: Directory, registry: ConnectionRegistry, store: WorkitemStore, notifier: Notifier, clock: Clock
+        self,
+        directory: Directory,
+        registry: ConnectionRegistry,
+        store: WorkitemStore,
+        notifier: Notifier,
+        clock: Clock,
+        publish: Publisher,
     ) -> None:
         self.directory = directory
         self.registry = registry
         self.store = store
         self.notifier = notifier
         self.clock = clock
-        # Called with (tenant, supervisor, agent) once a supervisor no longer supervises an agent
-        # (the coaching use cases end their monitors there).
-        self.on_supervision_lost: list[Callable[[str, str, str], None]] = []
-        # Called with (tenant, "presence.changed", data) on every presence change (outbound webhooks).
-        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
-
-    def _box(self, tenant_id: str, exclude: str | None = None) -> Outbox:
-        at, now_ms = now_pair(self.clock)
-        return Outbox(tenant_id, at, now_ms, exclude)
+        self._publish = publish
 
     # --- connections and presence -------------------------------------------------------------
 
@@ -103,11 +101,10 @@ class DirectoryService:
             self._presence_changed(caller.tenant_id, recipient, Presence.OFFLINE, connection.connection_id)
 
     def _presence_changed(self, tenant_id: str, recipient: Recipient, state: Presence, exclude: str | None) -> None:
-        for listener in self.on_event:
-            listener(tenant_id, "presence.changed", {"userId": recipient.user_id, "state": state.value})
+        self._publish(PresenceChanged(tenant_id, recipient.user_id, state))
         if not recipient.watchers:
             return
-        box = self._box(tenant_id, exclude)
+        box = self.notifier.outbox(tenant_id, exclude)
         box.to_watchers(recipient, "presence.changed", {"userId": recipient.user_id, "state": state.value})
         self.notifier.flush(box)
 
@@ -266,8 +263,7 @@ class DirectoryService:
             stale = [w for w in recipient.watchers if w.supervisor_id == supervisor_id] if recipient else []
             if stale:
                 self.directory.forget(tenant_id, key, [], stale)
-            for listener in self.on_supervision_lost:
-                listener(tenant_id, supervisor_id, agent_id)
+            self._publish(SupervisionLost(tenant_id, supervisor_id, agent_id))
 
     def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> dict[str, Any]:
         require_admin(caller)

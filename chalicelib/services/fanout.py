@@ -31,9 +31,8 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.clock import now_pair
 from chalicelib.services.delivery import Notifier, Outbox
-from chalicelib.services.ports import Clock, Directory, Recipient
+from chalicelib.services.ports import Recipient, RecipientLookup
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +187,9 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
 class FanoutService:
     """Pushes committed changes: one workitem's in order, different workitems side by side."""
 
-    def __init__(
-        self, directory: Directory, notifier: Notifier, clock: Clock, max_parallel: int = MAX_PARALLEL_WORKITEMS
-    ) -> None:
-        self._directory = directory
+    def __init__(self, recipients: RecipientLookup, notifier: Notifier, max_parallel: int = MAX_PARALLEL_WORKITEMS) -> None:
+        self._recipients = recipients
         self._notifier = notifier
-        self._clock = clock
         self._max_parallel = max_parallel
 
     def deliver(self, committed: Iterable[Committed]) -> int:
@@ -217,8 +213,7 @@ class FanoutService:
             recipients = self._look_up(w.tenant_id, concerned(change))
         if not recipients:
             return
-        at, now_ms = now_pair(self._clock)
-        box = Outbox(w.tenant_id, at, now_ms, exclude)
+        box = self._notifier.outbox(w.tenant_id, exclude)
         render(change, recipients, box)
         self._notifier.flush(box)
 
@@ -242,7 +237,7 @@ class FanoutService:
         if not keys:
             return {}
         try:
-            return self._directory.recipients(tenant_id, keys)
+            return self._recipients.recipients(tenant_id, keys)
         except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
             log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id, type(exc).__name__)
             return {}

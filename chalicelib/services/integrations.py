@@ -44,23 +44,23 @@ from chalicelib.domain.webhooks import (
     retry_delay,
 )
 from chalicelib.services.clock import iso, new_id, now_pair
-from chalicelib.services.delivery import Notifier, Outbox
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed
-from chalicelib.services.ports import Clock, DeliveryQueue, Directory, Poster, SmsSender, SubscriptionStore
+from chalicelib.services.ports import (
+    ChannelFailed,
+    Clock,
+    DeliveryQueue,
+    Poster,
+    RecipientLookup,
+    SmsSender,
+    SubscriptionStore,
+)
 
 log = logging.getLogger(__name__)
 
 SENT = "sent"
 FAILED = "failed"
 REPLAY_ROUNDS = 10
-
-
-class ChannelFailed(Exception):
-    """The channel provider refused a message or could not be reached (``reason`` is safe to log)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Created(dict[str, Any]):
@@ -107,7 +107,7 @@ class Integrations:
         poster: Poster,
         sms: SmsSender,
         notifier: Notifier,
-        directory: Directory,
+        directory: RecipientLookup,
         clock: Clock,
         *,
         allow_private: bool,
@@ -438,8 +438,7 @@ class Integrations:
         if entry is None:
             return
         agent = self.directory.recipient(tenant_id, user_key(agent_id))
-        at, now_ms = now_pair(self.clock)
-        box = Outbox(tenant_id, at, now_ms)
+        box = self.notifier.outbox(tenant_id)
         data: dict[str, Any] = {
             "workitemId": workitem_id,
             "messageId": entry.message_id,

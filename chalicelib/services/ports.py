@@ -142,6 +142,14 @@ class CounterDelta(msgspec.Struct, frozen=True):
     delta: int
 
 
+class ChannelFailed(Exception):
+    """The channel provider refused a message or could not be reached (``reason`` is safe to log)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class StaleWorkitem(Exception):
     """The workitem changed since it was read; re-read and decide again."""
 
@@ -162,8 +170,14 @@ class WorkitemStore(Protocol):
     ) -> tuple[Workitem | None, TimelineEntry | None]: ...
 
     def create(
-        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
-    ) -> None: ...
+        self,
+        workitem: Workitem,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
+    ) -> None:
+        """Store a new workitem; ``fanout`` is its note for the stream consumer (None: nothing follows)."""
 
     def commit(
         self,
@@ -186,15 +200,33 @@ class WorkitemStore(Protocol):
     def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]: ...
 
 
-class Directory(Protocol):
+class RecipientLookup(Protocol):
+    """Who can receive pushes, with their live connections, presence and counters."""
+
     def recipients(self, tenant_id: str, keys: Iterable[str], consistent: bool = False) -> dict[str, Recipient]: ...
 
     def recipient(self, tenant_id: str, key: str) -> Recipient | None: ...
 
+
+class UserDirectory(Protocol):
+    """The tenant's users: who they are, their role, their revocations."""
+
     def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
         """Store the user; returns their previous directory role and the recipient."""
 
+    def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
+        """Suspend or restore the user's supervision edges to match ``role``; returns the agents of a
+        user whose role may not supervise."""
+
     def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient: ...
+
+    def enroll(self, principal: Principal, now: str) -> bool: ...
+
+    def admins(self, tenant_id: str) -> list[str]: ...
+
+
+class Supervision(Protocol):
+    """Teams, read as who supervises whom."""
 
     def put_team(
         self, tenant_id: str, team: Team, now: str, removed: Callable[[list[tuple[str, str]]], None] | None = None
@@ -202,29 +234,35 @@ class Directory(Protocol):
         """Store the team; ``removed`` gets the (supervisor, agent) pairs it no longer links, after
         their edges are gone and before the team is stored (so a failure there is retried)."""
 
-    def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
-        """Suspend or restore the user's supervision edges to match ``role``; returns the agents of a
-        user whose role may not supervise."""
-
     def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool: ...
 
     def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]: ...
 
     def agents_of(self, tenant_id: str, supervisor_id: str) -> list[str]: ...
 
-    def connect(self, principal: Principal, connection: Connection) -> Recipient: ...
 
-    def enroll(self, principal: Principal, now: str) -> bool: ...
-
-    def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None: ...
+class ConnectionGone(Protocol):
+    """Forgetting connections (and watches) that API Gateway answered Gone for."""
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None: ...
+
+
+class Presences(ConnectionGone, Protocol):
+    """A recipient's connections, presence, watches and notification setting."""
+
+    def connect(self, principal: Principal, connection: Connection) -> Recipient: ...
+
+    def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None: ...
 
     def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Recipient: ...
 
     def watch(self, tenant_id: str, agent_id: str, watcher: Watcher, add: bool) -> None: ...
 
     def set_notify(self, tenant_id: str, user_id: str, notify: bool) -> Recipient: ...
+
+
+class TenantConfig(Protocol):
+    """What an admin sets for the tenant: assistance templates, the policy, the webhook secret."""
 
     def templates(self, tenant_id: str) -> list[Template]: ...
 
@@ -238,13 +276,20 @@ class Directory(Protocol):
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None: ...
 
-    def admins(self, tenant_id: str) -> list[str]: ...
+
+class Inbox(Protocol):
+    """Directory messages and the unread counters per sender."""
 
     def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
 
     def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
 
     def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None: ...
+
+
+class Directory(RecipientLookup, UserDirectory, Supervision, Presences, TenantConfig, Inbox, Protocol):
+    """Every port of the directory table together: what its one DynamoDB adapter (and the fake)
+    implements. Services take the small ports above, each the one their use needs."""
 
 
 class ConnectionRegistry(Protocol):

@@ -42,9 +42,10 @@ from chalicelib.domain.voice import (
     VoiceMode,
     VoiceState,
 )
-from chalicelib.services.clock import now_pair
-from chalicelib.services.coaching import CoachingService
-from chalicelib.services.ports import MeetingProvider
+from chalicelib.services.commits import Workitems
+from chalicelib.services.delivery import Notifier
+from chalicelib.services.messagebus import CoachingEnded, SupervisorLeft, WorkitemCommitted
+from chalicelib.services.ports import MeetingProvider, RecipientLookup, Supervision
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,21 @@ Act = Callable[[Workitem, VoiceState, _Plan], "tuple[str, VoiceMode] | None"]
 
 
 class VoiceService:
-    def __init__(self, settings: Settings, coaching: CoachingService, meetings: MeetingProvider) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workitems: Workitems,
+        supervision: Supervision,
+        recipients: RecipientLookup,
+        notifier: Notifier,
+        meetings: MeetingProvider,
+    ) -> None:
         self.settings = settings
-        self.coaching = coaching
+        self.workitems = workitems
+        self.supervision = supervision
+        self.recipients = recipients
+        self.notifier = notifier
         self.meetings = meetings
-        coaching.on_coaching_ended.append(self._on_coaching_ended)
-        coaching.on_supervisor_left.append(self._on_supervisor_left)
-        coaching.on_committed.append(self._on_committed)
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -215,16 +224,21 @@ class VoiceService:
 
     # --- teardown --------------------------------------------------------------------------------
 
-    def _on_coaching_ended(self, change: Change) -> None:
+    # The handlers of the bus's events (bootstrap.EVENT_HANDLERS); reconcile never raises.
+
+    def on_coaching_ended(self, event: CoachingEnded) -> None:
+        change = event.change
         if change.after.channel is Channel.VOICE and change.after.voice:
             self.reconcile(change.after.tenant_id, change.after.workitem_id)
 
-    def _on_supervisor_left(self, change: Change, supervisor_id: str) -> None:
+    def on_supervisor_left(self, event: SupervisorLeft) -> None:
+        change = event.change
         if change.after.channel is Channel.VOICE and change.after.voice:
             self.reconcile(change.after.tenant_id, change.after.workitem_id)
 
-    def _on_committed(self, change: Change) -> None:
-        """A voice workitem ended or changed hands with nobody coaching (else _on_coaching_ended runs)."""
+    def on_committed(self, event: WorkitemCommitted) -> None:
+        """A voice workitem ended or changed hands with nobody coaching (else on_coaching_ended runs)."""
+        change = event.change
         before, after = change.before, change.after
         if after.channel is not Channel.VOICE or not after.voice or change.ended_for:
             return
@@ -257,7 +271,7 @@ class VoiceService:
             mode = act(w, state, plan)
             return rules.voice_change(w, state, self._now(), mode)
 
-        self.coaching.mutate(tenant_id, workitem_id, decide)
+        self.workitems.mutate(tenant_id, workitem_id, decide)
         plan = attempt[0]
         self._clean(workitem_id, plan.cleanup)
         self._notify(tenant_id, workitem_id, plan, connection_id)
@@ -291,11 +305,11 @@ class VoiceService:
         if not pushes:
             return
         try:
-            recipients = self.coaching.directory.recipients(tenant_id, list({user_key(u) for u, _, _ in pushes}))
-            box = self.coaching.outbox(tenant_id, connection_id)
+            recipients = self.recipients.recipients(tenant_id, list({user_key(u) for u, _, _ in pushes}))
+            box = self.notifier.outbox(tenant_id, connection_id)
             for user_id, name, data in pushes:
                 box.to_recipient(recipients.get(user_key(user_id)), name, data)
-            self.coaching.notifier.flush(box)
+            self.notifier.flush(box)
         except Exception:  # the change is committed; the agent's client also sees the room end in the SDK
             log.exception("could not push voice events for workitem %s", workitem_id)
 
@@ -400,13 +414,13 @@ class VoiceService:
             if caller.user_id in w.monitors:
                 return True
             if w.agent_id not in checked:
-                checked[w.agent_id] = self.coaching.directory.supervises(caller.tenant_id, caller.user_id, w.agent_id)
+                checked[w.agent_id] = self.supervision.supervises(caller.tenant_id, caller.user_id, w.agent_id)
             return checked[w.agent_id]
 
         return supervises
 
     def _now(self) -> str:
-        return now_pair(self.coaching.clock)[0]
+        return self.workitems.now()
 
 
 def _mode_change(supervisor_id: str, previous: SupervisorVoice | None, mode: VoiceMode) -> tuple[str, VoiceMode] | None:

@@ -18,8 +18,19 @@ from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
 from chalicelib.domain.identity import Role, user_key
 from chalicelib.services.clock import new_id, now_pair
-from chalicelib.services.coaching import CoachingService, end_counters, transfer_counters
-from chalicelib.services.ports import AlreadyExists, CounterDelta, DuplicateEvent, Idempotency, Policy
+from chalicelib.services.coaching import end_counters, transfer_counters
+from chalicelib.services.commits import Workitems
+from chalicelib.services.delivery import Notifier
+from chalicelib.services.ports import (
+    AlreadyExists,
+    Clock,
+    CounterDelta,
+    DuplicateEvent,
+    Idempotency,
+    Policy,
+    RecipientLookup,
+    TenantConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +62,20 @@ def verify_signature(header: str | None, body: bytes, secrets: list[str], now: i
 
 
 class WebhookService:
-    def __init__(self, coaching: CoachingService, default_secret: Callable[[], str]) -> None:
-        self.coaching = coaching
+    def __init__(
+        self,
+        workitems: Workitems,
+        config: TenantConfig,
+        recipients: RecipientLookup,
+        notifier: Notifier,
+        clock: Clock,
+        default_secret: Callable[[], str],
+    ) -> None:
+        self.workitems = workitems
+        self.config = config
+        self.recipients = recipients
+        self.notifier = notifier
+        self.clock = clock
         self.default_secret = default_secret
 
     def handle(
@@ -64,9 +87,9 @@ class WebhookService:
         the validated event (None when the body is not a JSON object). Nothing is validated or
         written before the signature holds.
         """
-        policy = self.coaching.directory.policy(tenant_id) if tenant_id else None
+        policy = self.config.policy(tenant_id) if tenant_id else None
         secret = policy.webhook_secret if policy and policy.webhook_secret else self.default_secret()
-        _, now_ms = now_pair(self.coaching.clock)
+        _, now_ms = now_pair(self.clock)
         verify_signature(signature, body, [secret], now_ms // 1000)
         if policy is None or validate is None:
             raise Invalid("body must be a JSON object with eventId, tenantId, type and data")
@@ -93,7 +116,7 @@ class WebhookService:
         return {"status": "applied"}
 
     def _assigned(self, tenant_id: str, data: dict[str, Any], idem: Idempotency, policy: Policy) -> None:
-        at, _ = now_pair(self.coaching.clock)
+        at, _ = now_pair(self.clock)
         customer = data["customer"]
         workitem = Workitem(
             tenant_id=tenant_id,
@@ -108,23 +131,23 @@ class WebhookService:
             record_coaching=policy.record_coaching,
         )
         try:
-            self.coaching.store.create(workitem, idempotency=idem, counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
+            self.workitems.create(workitem, idempotency=idem, counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
         except AlreadyExists as exc:
-            existing = self.coaching.load(tenant_id, workitem.workitem_id)
+            existing = self.workitems.load(tenant_id, workitem.workitem_id)
             if existing.agent_id == workitem.agent_id and existing.channel is workitem.channel:
-                self.coaching.store.mark_event(idem)
+                self.workitems.mark_event(idem)
                 return
             raise Conflict(f"workitem {workitem.workitem_id} is already assigned") from exc
-        agent = self.coaching.directory.recipient(tenant_id, user_key(workitem.agent_id))
-        box = self.coaching.outbox(tenant_id)
+        agent = self.recipients.recipient(tenant_id, user_key(workitem.agent_id))
+        box = self.notifier.outbox(tenant_id)
         box.to_recipient(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
         box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
-        self.coaching.notifier.flush(box)
+        self.notifier.flush(box)
 
     def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         message_id = new_id("msg")
-        at = now_pair(self.coaching.clock)[0]
-        self.coaching.mutate(
+        at = now_pair(self.clock)[0]
+        self.workitems.mutate(
             tenant_id,
             data["workitemId"],
             lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
@@ -136,9 +159,9 @@ class WebhookService:
     def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
         """The target must be an agent of the tenant (1 GetItem), else 409 and nothing applied; a redelivered
         event (already with that agent) changes nothing."""
-        at = now_pair(self.coaching.clock)[0]
+        at = now_pair(self.clock)[0]
         to_agent = data["toAgentId"]
-        target = self.coaching.directory.recipient(tenant_id, user_key(to_agent))
+        target = self.recipients.recipient(tenant_id, user_key(to_agent))
         target_is_agent = target is not None and target.in_directory and target.role is Role.AGENT
 
         def decide(w: Workitem) -> Change:
@@ -148,10 +171,10 @@ class WebhookService:
                 raise Conflict(f"{to_agent} is not an agent of this tenant")
             return rules.transfer(w, to_agent, "system", Role.ADMIN, at)
 
-        self.coaching.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=transfer_counters, push=True)
+        self.workitems.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=transfer_counters, push=True)
 
     def _ended(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
-        at = now_pair(self.coaching.clock)[0]
+        at = now_pair(self.clock)[0]
         ended_by = EndedBy(data["endedBy"])
 
         def decide(w: Workitem) -> Change:
@@ -161,4 +184,4 @@ class WebhookService:
             role = {EndedBy.CUSTOMER: Role.CUSTOMER, EndedBy.AGENT: Role.AGENT}.get(ended_by, Role.ADMIN)
             return rules.end_workitem(w, ended_by, author, role, at)
 
-        self.coaching.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=end_counters, push=True)
+        self.workitems.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=end_counters, push=True)

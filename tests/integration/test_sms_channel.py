@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.adapters.sms import EndUserMessagingSms
-from chalicelib.services.integrations import ChannelFailed
+from chalicelib.services.ports import ChannelFailed
 from tests.support.world import World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).

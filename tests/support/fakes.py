@@ -28,7 +28,6 @@ from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.domain.webhooks import Subscription
-from chalicelib.services.fanout import encode_note
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
     AlreadyExists,
@@ -151,7 +150,12 @@ class MemoryWorkitemStore:
             return self.get(tenant_id, workitem_id), copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
 
     def create(
-        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
+        self,
+        workitem: Workitem,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
     ) -> None:
         key = (workitem.tenant_id, workitem.workitem_id)
         with self._t.lock:
@@ -162,10 +166,8 @@ class MemoryWorkitemStore:
             self._mark(idempotency)
             self._t.workitems[key] = copy.deepcopy(workitem)
             self._add_counters(counters)
-            # The adapter writes a note with the new item: outbound webhooks learn of it from the stream.
-            self._t.stream.append(
-                Committed(copy.deepcopy(workitem), copy.deepcopy(workitem), encode_note(Change(workitem, workitem), None))
-            )
+            if fanout is not None:
+                self._t.stream.append(Committed(copy.deepcopy(workitem), copy.deepcopy(workitem), fanout))
 
     def commit(
         self,

@@ -267,9 +267,7 @@ class World:
         if not taken:
             return 0
         committed = [Committed(c.before, c.after, decode_note(c.note, c.after.workitem_id)) for c in taken]
-        pushed = self.services.fanout.deliver(committed)
-        self.services.integrations.publish(committed)
-        return pushed
+        return int(events.consume(self.services, committed)["pushed"])
 
     def deliver(self, after_seconds: float = 0.0) -> int:
         """Let ``after_seconds`` pass on the queue's clock, then run every visible delivery."""

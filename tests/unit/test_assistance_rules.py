@@ -147,7 +147,7 @@ def test_delay_is_at_least_one_second() -> None:
 def test_a_recipient_supervisor_claims() -> None:
     r = request()
     rules.check_claim(P_SUP1, r)
-    done = rules.claimed(r, "sup-1")
+    done = replace(r, status=AssistStatus.CLAIMED, claimed_by="sup-1", due_at=None)
     assert done.status is AssistStatus.CLAIMED and done.claimed_by == "sup-1" and not done.escalates
     with pytest.raises(AlreadyClaimed, match="sup-1"):
         rules.check_claim(P_SUP2, done)
@@ -184,7 +184,7 @@ def test_escalation_stages_team_then_admins_then_exhausted() -> None:
     admins = rules.escalated(team, Stage.ADMINS, ["adm"], NOW + 130)
     assert admins.recipients[-1] == "adm" and admins.due_at is None and not admins.escalates
     assert rules.next_stage(admins) is None
-    assert rules.next_stage(rules.claimed(r, "sup-1")) is None
+    assert rules.next_stage(replace(r, status=AssistStatus.CLAIMED, claimed_by="sup-1", due_at=None)) is None
     assert Stage.TEAM.label == "team" and Stage.ADMINS.label == "admins"
 
 
