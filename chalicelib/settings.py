@@ -101,6 +101,12 @@ def partition_dns_suffix(region: str) -> str:
     return str(partitions[0]["dnsSuffix"])
 
 
+def trace_header() -> str | None:
+    """X-Ray's trace header of the current invocation (Lambda sets ``_X_AMZN_TRACE_ID`` anew for each
+    one, so it is read every time rather than loaded once with the settings)."""
+    return os.environ.get("_X_AMZN_TRACE_ID")
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment (or any mapping, for tests)."""
     e = os.environ if env is None else env

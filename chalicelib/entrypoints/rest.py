@@ -21,7 +21,7 @@ from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
-from chalicelib.entrypoints.errors import contract_error
+from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, status_of
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.services.integrations import Created
@@ -181,7 +181,7 @@ def respond(request: Any, call: Callable[[], Any]) -> Reply:
         result = call()
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
         refusal = contract_error(exc, f"REST request {request.method} {request.context.get('resourcePath', '?')}")
-        return refusal.status, {"error": refusal.to_dict()}
+        return status_of(refusal), {"error": refusal.to_dict()}
     if isinstance(result, Created):
         return 201, dict(result)
     return (204, None) if result is None else (200, result)
@@ -194,7 +194,7 @@ _CHALICE_ERRORS = {
     404: ("not_found", "no such route"),
     405: ("method_not_allowed", "this route does not take this method"),
     415: ("unsupported_media_type", "send the body as Content-Type: application/json"),
-    500: ("internal", "internal error; nothing was applied"),
+    500: ("internal", NOTHING_APPLIED),
 }
 
 

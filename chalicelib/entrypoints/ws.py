@@ -9,7 +9,6 @@ never sees a stack trace, and the connection stays usable after any error.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -18,12 +17,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from chalicelib import bootstrap, logs
-from chalicelib.adapters.tokens import principal_from_claims
 from chalicelib.bootstrap import Services
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.ids import is_id
-from chalicelib.entrypoints.errors import RetryableError, contract_error
+from chalicelib.entrypoints.errors import RetryableError, contract_error, status_of
+from chalicelib.entrypoints.identity import authorizer_context, principal_from_context
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Text, decode, request_id_of, validate
 from chalicelib.services.delivery import ack, error
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # API Gateway: 32 KB per frame, 128 KB per message. No action needs more than one frame.
 MAX_FRAME_BYTES = 32 * 1024
-ACTION_NOT_APPLIED = "internal error; the action was not applied"
 
 
 # --- frames --------------------------------------------------------------------------------------------
@@ -316,31 +314,6 @@ TABLE: dict[str, Action] = {
 
 ACTIONS: dict[str, type[Frame]] = {name: action.schema for name, action in TABLE.items()}
 
-EVENTS: frozenset[str] = frozenset(
-    {
-        "presence.changed",
-        "workitem.assigned",
-        "workitem.updated",
-        "workitem.ended",
-        "coaching.joined",
-        "coaching.left",
-        "coaching.ended",
-        "coach.message",
-        "coach.reaction",
-        "coach.forwarded",
-        "message.received",
-        "consult.requested",
-        "assist.requested",
-        "assist.claimed",
-        "assist.escalated",
-        "directory.message",
-        "directory.unread",
-        "voice.coach_room",
-        "voice.coach_room_closed",
-        "message.delivery",
-    }
-)
-
 
 class Router:
     """Turns one WebSocket message into exactly one ack or error frame."""
@@ -384,7 +357,7 @@ class Router:
                 f"action {action_name} (request {request_id}, connection {connection.connection_id}, "
                 f"tenant {caller.tenant_id if caller else '?'})"
             )
-            return error(request_id, contract_error(exc, context, ACTION_NOT_APPLIED, self.retryable).to_dict())
+            return error(request_id, contract_error(exc, context, self.retryable).to_dict())
 
     def refuse(self, body: str | bytes | None, exc: DomainError) -> dict[str, Any]:
         """The error frame refusing a whole frame before it is routed (an ended session), with its
@@ -407,22 +380,7 @@ def _connection(event: dict[str, Any]) -> Connection:
 
 
 def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
-    auth = _request_context(event).get("authorizer") or {}
-    if not auth.get("tenantId"):
-        return None
-    claims = {
-        "sub": auth.get("userId"),
-        "tid": auth.get("tenantId"),
-        "role": auth.get("role"),
-        "wid": auth.get("workitemId") or None,
-        "name": auth.get("name") or None,
-        "exp": auth.get("exp"),
-        "iat": auth.get("iat"),
-    }
-    principal = principal_from_claims(claims)
-    if auth.get("federated"):
-        principal = dataclasses.replace(principal, federated=True)
-    return principal
+    return principal_from_context(_request_context(event).get("authorizer") or {})
 
 
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
@@ -435,18 +393,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
         raise Exception("Unauthorized") from None
-    context = {
-        "tenantId": principal.tenant_id,
-        "userId": principal.user_id,
-        "role": principal.role.value,
-        "workitemId": principal.workitem_id or "",
-        "name": principal.name or "",
-        # The session's end and the token's issue time, checked on every frame (sessions.py).
-        "exp": principal.expires_at if principal.expires_at is not None else "",
-        "iat": principal.issued_at if principal.issued_at is not None else "",
-        # A user of the OIDC issuer: $connect adds them to the directory on first sight (W9.3).
-        "federated": "1" if principal.federated else "",
-    }
+    context = authorizer_context(principal)
     return {
         "principalId": f"{principal.tenant_id}/{principal.user_id}",
         "policyDocument": {
@@ -472,9 +419,10 @@ def connect(event: dict[str, Any]) -> dict[str, Any]:
         services.directory.connect(principal, connection, register=register)
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
         refusal = contract_error(exc, f"connection {connection.connection_id}")
-        if not refusal.retryable and refusal.status < 500:
+        status = status_of(refusal)
+        if not refusal.retryable and status < 500:
             log.info("connection refused: %s", refusal.message)
-        return {"statusCode": refusal.status}
+        return {"statusCode": status}
     return {"statusCode": 200}
 
 
@@ -492,7 +440,7 @@ def _session_refusal(services: Services, caller: Principal | None, connection: C
     try:
         services.sessions.require_live(caller, connection)
     except Exception as exc:  # noqa: BLE001 - ended, or not checked: the frame is refused (errors.py)
-        return contract_error(exc, f"session check (connection {connection.connection_id})", ACTION_NOT_APPLIED)
+        return contract_error(exc, f"session check (connection {connection.connection_id})")
     return None
 
 
@@ -511,7 +459,7 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
         frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
     except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
         context = f"frame on connection {connection.connection_id} before routing"
-        refusal = contract_error(exc, context, "internal error; not applied")
+        refusal = contract_error(exc, context)
         frame = router.refuse(body, refusal)
     services.notifier.send(connection.connection_id, frame)
     if isinstance(refusal, SessionExpired):

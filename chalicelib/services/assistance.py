@@ -20,6 +20,7 @@ from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier, Outbox
@@ -175,7 +176,7 @@ class AssistanceService:
             )
         self.store.create(request, policy.retention_days)
         box = self.notifier.outbox(tenant, connection_id)
-        self._deliver(box, request, delivery, recipients, "assist.requested", request.event_data())
+        self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, request.event_data())
         self.notifier.flush(box)
         self._publish(AssistRequested(request))
         return {"assistId": request.assist_id, "recipients": delivery.recipients}
@@ -208,7 +209,7 @@ class AssistanceService:
         recipients = self._recipients(caller.tenant_id, audience)
         box = self.notifier.outbox(caller.tenant_id, connection_id)
         for user_id in audience:
-            box.to_recipient(recipients.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
+            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, {"assistId": assist_id, "supervisorId": caller.user_id})
         self.notifier.flush(box)
         self._publish(AssistClaimed(request, caller.user_id))
         return {"assistId": assist_id}
@@ -271,7 +272,7 @@ class AssistanceService:
             except NotFound:
                 log.warning("escalation of %s: workitem %s is gone, no timeline entry", request.assist_id, request.workitem_id)
         box = self.notifier.outbox(tenant)
-        self._deliver(box, after, delivery, recipients, "assist.escalated", {**after.event_data(), "stage": stage.label})
+        self._deliver(box, after, delivery, recipients, ev.ASSIST_ESCALATED, {**after.event_data(), "stage": stage.label})
         self.notifier.flush(box)
         self._publish(AssistEscalated(after, stage.label))
         return True
@@ -299,7 +300,9 @@ class AssistanceService:
         delivery = rules.deliver([contact] if contact else [])
         box = self.notifier.outbox(tenant, connection_id)
         data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
-        self._deliver_from(box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, "directory.message", data)
+        self._deliver_from(
+            box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, ev.DIRECTORY_MESSAGE, data
+        )
         self.notifier.flush(box)
         return {"messageId": message["messageId"]}
 
@@ -348,7 +351,7 @@ class AssistanceService:
             box.to_recipient(recipients.get(user_id), event, data)
         for user_id in delivery.unread:
             count = self.inbox.add_unread(box.tenant_id, user_id, sender_id)
-            box.to_recipient(recipients.get(user_id), "directory.unread", {"count": count})
+            box.to_recipient(recipients.get(user_id), ev.DIRECTORY_UNREAD, {"count": count})
 
     def _on_timeline(
         self,

@@ -18,6 +18,7 @@ from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import TimelineEntry, view
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id
 from chalicelib.services.commits import Workitems, commit_with_retry
 from chalicelib.services.delivery import Notifier, fit_entries, fit_forward
@@ -275,7 +276,7 @@ class CoachingService:
         consult_id = new_id("cs")
         box = self.notifier.outbox(caller.tenant_id, connection_id)
         box.to_recipient(
-            target, "consult.requested", {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
+            target, ev.CONSULT_REQUESTED, {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
         )
         self.notifier.flush(box)
         return {"consultId": consult_id}

@@ -19,6 +19,7 @@ from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
 from chalicelib.services.clock import now_pair
 from chalicelib.services.ports import Clock, Connection, ConnectionGone, Pusher, Recipient, Watcher
+from chalicelib.services.push_events import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,15 @@ class Outbox(msgspec.Struct):
     frames: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
     owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = msgspec.field(default_factory=dict)
 
+    def _payload(self, name: str, data: dict[str, Any]) -> bytes:
+        if name not in EVENTS:  # the registry is the contract's list: a new event is added there first
+            raise ValueError(f"{name!r} is not an event of services/push_events.py")
+        return encode(event(name, data, self.at))
+
     def to_recipient(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
         if recipient is None:
             return
-        payload = encode(event(name, data, self.at))
+        payload = self._payload(name, data)
         for connection in recipient.live(self.now_ms):
             if connection.connection_id == self.exclude:
                 continue
@@ -96,7 +102,7 @@ class Outbox(msgspec.Struct):
     def to_watchers(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
         if recipient is None:
             return
-        payload = encode(event(name, data, self.at))
+        payload = self._payload(name, data)
         seen: set[str] = set()
         for w in recipient.watchers:
             cid = w.connection.connection_id

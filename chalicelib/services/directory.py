@@ -7,6 +7,7 @@ from typing import Any
 
 from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import now_pair
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.messagebus import PresenceChanged, Publisher, SupervisionLost
@@ -105,7 +106,7 @@ class DirectoryService:
         if not recipient.watchers:
             return
         box = self.notifier.outbox(tenant_id, exclude)
-        box.to_watchers(recipient, "presence.changed", {"userId": recipient.user_id, "state": state.value})
+        box.to_watchers(recipient, ev.PRESENCE_CHANGED, {"userId": recipient.user_id, "state": state.value})
         self.notifier.flush(box)
 
     def set_presence(self, caller: Principal, state: str, connection_id: str | None = None) -> dict[str, Any]:

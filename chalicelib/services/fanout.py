@@ -31,6 +31,7 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.services import push_events as ev
 from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.ports import Recipient, RecipientLookup
 
@@ -145,43 +146,43 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
     for entry in change.entries:
         kind = entry.kind
         if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
-            name = "coaching.joined" if kind is EntryKind.SUPERVISOR_JOINED else "coaching.left"
+            name = ev.COACHING_JOINED if kind is EntryKind.SUPERVISOR_JOINED else ev.COACHING_LEFT
             extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
             for recipient in [agent, *monitors]:
                 box.entry_to(recipient, name, entry, Role.SUPERVISOR, extra)
         elif kind is EntryKind.COACH_MESSAGE:
             for recipient in [agent, *monitors]:
-                box.entry_to(recipient, "coach.message", entry, Role.SUPERVISOR)
+                box.entry_to(recipient, ev.COACH_MESSAGE, entry, Role.SUPERVISOR)
         elif kind is EntryKind.REACTION:
             for recipient in monitors:
-                box.entry_to(recipient, "coach.reaction", entry, Role.SUPERVISOR)
+                box.entry_to(recipient, ev.COACH_REACTION, entry, Role.SUPERVISOR)
         elif kind is EntryKind.COACHING_ENDED:
             for sup in change.ended_for:
                 box.entry_to(
                     recipients.get(user_key(sup)),
-                    "coaching.ended",
+                    ev.COACHING_ENDED,
                     entry,
                     Role.SUPERVISOR,
                     {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")},
                 )
         elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
-            name = "coach.forwarded" if entry.forwarded_from else "message.received"
+            name = ev.COACH_FORWARDED if entry.forwarded_from else ev.MESSAGE_RECEIVED
             for recipient in monitors:
                 box.entry_to(recipient, name, entry, Role.SUPERVISOR)
             if kind is EntryKind.CUSTOMER_MESSAGE:
-                box.entry_to(agent, "message.received", entry, Role.AGENT)
+                box.entry_to(agent, ev.MESSAGE_RECEIVED, entry, Role.AGENT)
             elif customer is not None:
-                box.entry_to(customer, "message.received", entry, Role.CUSTOMER)
+                box.entry_to(customer, ev.MESSAGE_RECEIVED, entry, Role.CUSTOMER)
     # B1: watching dashboards learn about every change of the agent's workitems.
     if before.agent_id != w.agent_id:
-        box.to_watchers(recipients.get(user_key(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
+        box.to_watchers(recipients.get(user_key(before.agent_id)), ev.WORKITEM_UPDATED, {"workitem": w.to_wire()})
         new_agent = recipients.get(user_key(w.agent_id))
-        box.to_recipient(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
-        box.to_watchers(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+        box.to_recipient(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w.to_wire()})
+        box.to_watchers(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w.to_wire()})
     elif before.status is not w.status:
-        box.to_watchers(agent, "workitem.ended", {"workitem": w.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_ENDED, {"workitem": w.to_wire()})
     elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
-        box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_UPDATED, {"workitem": w.to_wire()})
 
 
 class FanoutService:

@@ -42,6 +42,7 @@ from chalicelib.domain.voice import (
     VoiceMode,
     VoiceState,
 )
+from chalicelib.services import push_events as ev
 from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.messagebus import CoachingEnded, SupervisorLeft, WorkitemCommitted
@@ -298,10 +299,10 @@ class VoiceService:
     def _notify(self, tenant_id: str, workitem_id: str, plan: _Plan, connection_id: str | None) -> None:
         pushes: list[tuple[str, str, dict[str, Any]]] = []
         if plan.coach_closed_for:
-            pushes.append((plan.coach_closed_for, "voice.coach_room_closed", {"workitemId": workitem_id}))
+            pushes.append((plan.coach_closed_for, ev.VOICE_COACH_ROOM_CLOSED, {"workitemId": workitem_id}))
         if plan.coach_room_for is not None:
             agent_id, room = plan.coach_room_for
-            pushes.append((agent_id, "voice.coach_room", {"workitemId": workitem_id, **room.to_wire()}))
+            pushes.append((agent_id, ev.VOICE_COACH_ROOM, {"workitemId": workitem_id, **room.to_wire()}))
         if not pushes:
             return
         try:

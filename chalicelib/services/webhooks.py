@@ -17,6 +17,7 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
 from chalicelib.domain.identity import Role, user_key
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.coaching import end_counters, transfer_counters
 from chalicelib.services.commits import Workitems
@@ -140,8 +141,8 @@ class WebhookService:
             raise Conflict(f"workitem {workitem.workitem_id} is already assigned") from exc
         agent = self.recipients.recipient(tenant_id, user_key(workitem.agent_id))
         box = self.notifier.outbox(tenant_id)
-        box.to_recipient(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
-        box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
+        box.to_recipient(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem.to_wire()})
         self.notifier.flush(box)
 
     def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:

@@ -335,7 +335,7 @@ def test_an_unexpected_exception_is_answered_internal_without_details_and_logged
     monkeypatch.setattr(_store(world), "timeline", broken)
     reply = sup.request("timeline.get", workitemId=WID, after=0)
     assert reply["type"] == "error" and reply["requestId"].startswith(sup.connection_id)
-    assert reply["error"] == {"code": "internal", "message": "internal error; the action was not applied"}
+    assert reply["error"] == {"code": "internal", "message": "internal error; nothing was applied"}
     text = json.dumps(reply)
     for leak in ("Traceback", "KeyError", "secret-internal-detail", "chalicelib", ".py"):
         assert leak not in text
