@@ -23,9 +23,9 @@ from chalicelib.adapters.dynamo import (
     TemplateItem,
     UnreadItem,
 )
+from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.store_keys import (
     expiry,
-    low_level,
     recipient_pk,
     tenant_prefix,
 )

@@ -21,13 +21,13 @@ from chalicelib.adapters.dynamo import (
     RecipientItem,
     WorkitemItem,
 )
+from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.storage_errors import response_code
 from chalicelib.adapters.store_keys import (
     cancel_codes,
     customer_sk,
     entry_sk,
     expiry,
-    low_level,
     recipient_pk,
     tenant_prefix,
     workitem_pk,
