@@ -51,6 +51,7 @@ from chalicelib.services.ports import (
     MeetingProvider,
     Pusher,
     RecipientLookup,
+    Renderer,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
@@ -137,6 +138,7 @@ def oidc_config(settings: Settings) -> OidcConfig | None:
 def build(
     settings: Settings,
     *,
+    wire: Renderer,
     pusher: Pusher | None = None,
     clock: Clock | None = None,
     meetings: MeetingProvider | None = None,
@@ -144,7 +146,8 @@ def build(
     sms: SmsSender | None = None,
     storage: Storage | None = None,
 ) -> Services:
-    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores)."""
+    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
+    for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``)."""
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
@@ -154,7 +157,7 @@ def build(
     stores = storage or DynamoStorage(settings)
     directory = stores.directory
     bus = MessageBus()
-    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory, clock)
+    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory, clock, wire)
     workitems = Workitems(stores.workitems, clock, bus)
     coaching = CoachingService(workitems, directory, directory, notifier, bus)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
@@ -248,13 +251,13 @@ _lock = threading.Lock()
 _services: Services | None = None
 
 
-def services() -> Services:
-    """The process-wide services, built on first use."""
+def services(wire: Renderer) -> Services:
+    """The process-wide services, built on first use (the entry layer passes its wire)."""
     global _services  # noqa: PLW0603 - one container per Lambda execution environment
     if _services is None:
         with _lock:
             if _services is None:
-                _services = build(settings_module.load())
+                _services = build(settings_module.load(), wire=wire)
     return _services
 
 

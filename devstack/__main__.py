@@ -152,6 +152,7 @@ def _delivery(app: Chalice, gateway: Gateway) -> QueuePump | None:
     that queue as Lambda's SQS event source does."""
     from chalicelib import bootstrap
     from chalicelib import settings as settings_module
+    from chalicelib.entrypoints.wire import WIRE
 
     queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
     sms = RecordingSms()
@@ -159,7 +160,7 @@ def _delivery(app: Chalice, gateway: Gateway) -> QueuePump | None:
     from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
 
     meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
-    bootstrap.install(bootstrap.build(settings, queue=queue, sms=sms, meetings=meetings))
+    bootstrap.install(bootstrap.build(settings, wire=WIRE, queue=queue, sms=sms, meetings=meetings))
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:

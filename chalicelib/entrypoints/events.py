@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.fanout import Committed
 from chalicelib.services.messagebus import ChangesCommitted
 
@@ -21,7 +22,7 @@ def fan_out(event: dict[str, Any]) -> dict[str, Any]:
     what could not be pushed is in the timeline for ``timeline.get``."""
     from chalicelib.adapters.stream import committed_changes
 
-    return consume(bootstrap.services(), committed_changes(event.get("Records") or []))
+    return consume(bootstrap.services(WIRE), committed_changes(event.get("Records") or []))
 
 
 def consume(services: Services, committed: Sequence[Committed]) -> dict[str, Any]:
@@ -33,15 +34,15 @@ def consume(services: Services, committed: Sequence[Committed]) -> dict[str, Any
 
 def escalate() -> dict[str, Any]:
     """Scheduled sweep: escalate assistance requests whose delay has passed."""
-    return bootstrap.services().assistance.escalate_due()
+    return bootstrap.services(WIRE).assistance.escalate_due()
 
 
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The webhook delivery queue (Lambda's SQS event source): sign and post, SMS, statuses.
     Raises when a message must come back after its backoff delay."""
-    return bootstrap.services().integrations.handle(records)
+    return bootstrap.services(WIRE).integrations.handle(records)
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
     """SIP media application invocations (PSTN callers joining a contact room)."""
-    return bootstrap.services().voice.on_sip_media_event(event)
+    return bootstrap.services(WIRE).voice.on_sip_media_event(event)

@@ -24,7 +24,8 @@ from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OV
 from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, status_of
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
-from chalicelib.services.integrations import Created
+from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.ports import Created
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def rest_caller(headers: dict[str, str]) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    return bootstrap.services().sessions.authenticate(token.strip())
+    return bootstrap.services(WIRE).sessions.authenticate(token.strip())
 
 
 def respond(request: Any, call: Callable[[], Any]) -> Reply:
@@ -183,8 +184,8 @@ def respond(request: Any, call: Callable[[], Any]) -> Reply:
         refusal = contract_error(exc, f"REST request {request.method} {request.context.get('resourcePath', '?')}")
         return status_of(refusal), {"error": refusal.to_dict()}
     if isinstance(result, Created):
-        return 201, dict(result)
-    return (204, None) if result is None else (200, result)
+        return 201, WIRE.plain(result.record)
+    return (204, None) if result is None else (200, WIRE.plain(result))
 
 
 # Chalice answers some requests itself, as {"Code": ..., "Message": ...}; they get the contract's shape and
@@ -231,7 +232,7 @@ def authenticated(
                     parsed = body()
                 else:
                     parsed = parse(body, request.raw_body)
-                return use_case(bootstrap.services(), caller, parsed, *args, **kwargs)
+                return use_case(bootstrap.services(WIRE), caller, parsed, *args, **kwargs)
 
             return respond(request, call)
 
@@ -393,6 +394,6 @@ def receive_webhook(request: Any) -> Reply:
         tenant_id = tenant if is_id(tenant) else None
         logs.bind(tenant_id=tenant_id)
         validated = functools.partial(validate_webhook, data) if data is not None else None
-        return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
+        return bootstrap.services(WIRE).webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
 
     return respond(request, call)

@@ -24,7 +24,7 @@ from chalicelib.domain.ids import is_id
 from chalicelib.entrypoints.errors import RetryableError, contract_error, status_of
 from chalicelib.entrypoints.identity import authorizer_context, principal_from_context
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Text, decode, request_id_of, validate
-from chalicelib.services.delivery import ack, error
+from chalicelib.entrypoints.wire import WIRE, ack, error
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 from chalicelib.services.ports import Connection
 from chalicelib.services.sessions import SessionExpired
@@ -388,7 +388,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     with every frame of the connection, so frames need no identity lookup."""
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
-        principal = bootstrap.services().tokens.verify(token)
+        principal = bootstrap.services(WIRE).tokens.verify(token)
         logs.bind(tenant_id=principal.tenant_id, user_id=principal.user_id)
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
@@ -407,7 +407,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
 def connect(event: dict[str, Any]) -> dict[str, Any]:
     """``$connect``: the caller (from the authorizer, or the token when there is none) joins the directory.
     A refusal is its status (401, 403); a store that does not answer is 503 (the client retries)."""
-    services = bootstrap.services()
+    services = bootstrap.services(WIRE)
     connection = _connection(event)
     try:
         principal = _principal_from_authorizer(event)
@@ -446,7 +446,7 @@ def _session_refusal(services: Services, caller: Principal | None, connection: C
 
 def message(event: dict[str, Any]) -> dict[str, Any]:
     """``$default``: exactly one reply per frame; even when finding the caller fails, the frame gets an error."""
-    services = bootstrap.services()
+    services = bootstrap.services(WIRE)
     connection = _connection(event)
     router = Router(services)
     body = event.get("body")
@@ -470,7 +470,7 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
 def disconnect(event: dict[str, Any]) -> dict[str, Any]:
     """``$disconnect``: the socket is gone either way; records the store could not drop now go on the next
     push that meets them (410)."""
-    services = bootstrap.services()
+    services = bootstrap.services(WIRE)
     connection = _connection(event)
     try:
         caller, registered = _caller(services, event)

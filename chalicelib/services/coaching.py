@@ -21,7 +21,7 @@ from chalicelib.domain.timeline import TimelineEntry, view
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id
 from chalicelib.services.commits import Workitems, commit_with_retry
-from chalicelib.services.delivery import Notifier, fit_entries, fit_forward
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import encode_note
 from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft
 from chalicelib.services.paging import scope_of, workitem_page
@@ -70,9 +70,9 @@ class CoachingService:
         entries, has_more = self.store.timeline(
             caller.tenant_id, workitem_id, after=after, limit=min(limit, TIMELINE_PAGE_MAX), customer=caller.is_customer
         )
-        wire = [v for v in (view(e, caller.role) for e in entries) if v is not None]
-        wire, cut = fit_forward(wire)
-        return {"entries": wire, "hasMore": has_more or cut}
+        seen = [v for v in (view(e, caller.role) for e in entries) if v is not None]
+        kept, cut = self.notifier.fit_forward(seen)
+        return {"entries": kept, "hasMore": has_more or cut}
 
     def workitems(self, caller: Principal, agent_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """The agent's open workitems: all of them (REST), or one page with ``nextCursor`` (``limit`` given)."""
@@ -86,8 +86,9 @@ class CoachingService:
             raise Forbidden("customers cannot list workitems")
         items = self.store.open_for_agent(caller.tenant_id, agent_id)
         if limit is None:
-            return {"workitems": [w.to_wire() for w in items]}
-        return workitem_page(items, scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id), limit, cursor)
+            return {"workitems": items}
+        scope = scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id)
+        return workitem_page(items, scope, limit, cursor, self.notifier.wire.plain)
 
     def export(self, caller: Principal, workitem_id: str) -> dict[str, Any]:
         """B6: the full coaching timeline of a workitem, for audit (admins and its supervisors)."""
@@ -95,15 +96,15 @@ class CoachingService:
             raise Forbidden("only admins and supervisors may export a timeline")
         workitem = self.load(caller.tenant_id, workitem_id)
         self.require_view(caller, workitem)
-        entries: list[dict[str, Any]] = []
+        entries: list[TimelineEntry] = []
         after = 0
         while True:
             page, more = self.store.timeline(caller.tenant_id, workitem_id, after=after, limit=500, customer=False)
-            entries.extend(e.to_wire() for e in page)
+            entries.extend(page)
             if not more or not page:
                 break
             after = page[-1].seq
-        return {"workitem": workitem.to_wire(), "entries": entries}
+        return {"workitem": workitem, "entries": entries}
 
     # --- monitoring ------------------------------------------------------------------------
 
@@ -135,8 +136,8 @@ class CoachingService:
             self.supervision_lost(caller.tenant_id, caller.user_id, change.after.agent_id)
             raise Forbidden("you no longer supervise this workitem's agent")
         entries, has_more = self.store.latest(caller.tenant_id, workitem_id, MONITOR_START_ENTRIES)
-        wire, cut = fit_entries([e.to_wire() for e in entries])
-        return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
+        kept, cut = self.notifier.fit_entries(entries)
+        return {"workitem": change.after, "entries": kept, "hasMore": has_more or cut}
 
     def monitor_stop(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         supervises = self.supervision(caller)
@@ -181,7 +182,7 @@ class CoachingService:
             return rules.send_coach_message(caller, w, text, message_id, self._now(), supervises_agent=outsider and supervises(w))
 
         change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
-        return {"entry": change.entry.to_wire()}
+        return {"entry": change.entry}
 
     def _with_message(
         self,
@@ -215,7 +216,7 @@ class CoachingService:
         change = self._with_message(
             caller, workitem_id, message_id, lambda w, m: rules.react(caller, w, m, value, self._now()), connection_id
         )
-        return {"entry": change.entry.to_wire()}
+        return {"entry": change.entry}
 
     def coach_forward(
         self, caller: Principal, workitem_id: str, message_id: str, connection_id: str | None = None
@@ -224,7 +225,7 @@ class CoachingService:
         change = self._with_message(
             caller, workitem_id, message_id, lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), connection_id
         )
-        return {"entry": change.entry.to_wire()}
+        return {"entry": change.entry}
 
     def message_send(self, caller: Principal, workitem_id: str, text: str, connection_id: str | None = None) -> dict[str, Any]:
         if caller.is_customer and caller.workitem_id != workitem_id:
@@ -255,7 +256,7 @@ class CoachingService:
         change = self.commits.mutate(
             caller.tenant_id, workitem_id, decide, counters=transfer_counters, push=True, exclude=connection_id
         )
-        return {"workitem": change.after.to_wire()}
+        return {"workitem": change.after}
 
     def end(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         def decide(w: Workitem) -> Change:
@@ -265,7 +266,7 @@ class CoachingService:
         change = self.commits.mutate(
             caller.tenant_id, workitem_id, decide, counters=end_counters, push=True, exclude=connection_id
         )
-        return {"workitem": change.after.to_wire()}
+        return {"workitem": change.after}
 
     def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> dict[str, Any]:
         workitem = self.load(caller.tenant_id, workitem_id)

@@ -183,6 +183,7 @@ class DirectoryService:
                 scope_of("agent.watch", caller.tenant_id, caller.user_id, agent_id),
                 limit,
                 cursor,
+                self.notifier.wire.plain,
             )
         self.directory.watch(caller.tenant_id, agent_id, watcher, add)
         if not add:
@@ -209,7 +210,7 @@ class DirectoryService:
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
         return {"userId": user_id, "name": name, "role": value.value}
 
-    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> dict[str, Any]:
+    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> Team:
         require_admin(caller)
         sups, ags = list(dict.fromkeys(supervisors)), list(dict.fromkeys(agents))
         if (
@@ -238,7 +239,7 @@ class DirectoryService:
         self.directory.put_team(
             caller.tenant_id, team, self._now(), removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs)
         )
-        return team.to_wire()
+        return team
 
     def _pairs_removed(self, tenant_id: str, removed: list[tuple[str, str]]) -> None:
         """A pair a team no longer links may still be linked by another team: 1 strongly consistent
@@ -266,13 +267,13 @@ class DirectoryService:
                 self.directory.forget(tenant_id, key, [], stale)
             self._publish(SupervisionLost(tenant_id, supervisor_id, agent_id))
 
-    def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> dict[str, Any]:
+    def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> Template:
         require_admin(caller)
         if not text.strip():
             raise Invalid("text must not be empty")
         template = Template(template_id, text, enabled)
         self.directory.put_template(caller.tenant_id, template, self._now())
-        return template.to_wire()
+        return template
 
     def delete_template(self, caller: Principal, template_id: str) -> None:
         require_admin(caller)
@@ -281,19 +282,17 @@ class DirectoryService:
 
     def list_templates(self, caller: Principal) -> dict[str, Any]:
         require_admin(caller)
-        return {"templates": [t.to_wire() for t in self.directory.templates(caller.tenant_id)]}
+        return {"templates": self.directory.templates(caller.tenant_id)}
 
-    def put_policy(
-        self, caller: Principal, record_coaching: bool, escalation_seconds: int, retention_days: int
-    ) -> dict[str, Any]:
+    def put_policy(self, caller: Principal, record_coaching: bool, escalation_seconds: int, retention_days: int) -> Policy:
         require_admin(caller)
         policy = Policy(record_coaching, escalation_seconds, retention_days)
         self.directory.put_policy(caller.tenant_id, policy, self._now())
-        return policy.to_wire()
+        return policy
 
-    def get_policy(self, caller: Principal) -> dict[str, Any]:
+    def get_policy(self, caller: Principal) -> Policy:
         require_admin(caller)
-        return self.directory.policy(caller.tenant_id).to_wire()
+        return self.directory.policy(caller.tenant_id)
 
     def set_webhook_secret(self, caller: Principal, secret: str) -> None:
         require_admin(caller)

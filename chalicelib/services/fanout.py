@@ -175,14 +175,14 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
                 box.entry_to(customer, ev.MESSAGE_RECEIVED, entry, Role.CUSTOMER)
     # B1: watching dashboards learn about every change of the agent's workitems.
     if before.agent_id != w.agent_id:
-        box.to_watchers(recipients.get(user_key(before.agent_id)), ev.WORKITEM_UPDATED, {"workitem": w.to_wire()})
+        box.to_watchers(recipients.get(user_key(before.agent_id)), ev.WORKITEM_UPDATED, {"workitem": w})
         new_agent = recipients.get(user_key(w.agent_id))
-        box.to_recipient(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w.to_wire()})
-        box.to_watchers(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w.to_wire()})
+        box.to_recipient(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w})
+        box.to_watchers(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w})
     elif before.status is not w.status:
-        box.to_watchers(agent, ev.WORKITEM_ENDED, {"workitem": w.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_ENDED, {"workitem": w})
     elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
-        box.to_watchers(agent, ev.WORKITEM_UPDATED, {"workitem": w.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_UPDATED, {"workitem": w})
 
 
 class FanoutService:

@@ -39,6 +39,7 @@ from chalicelib.domain.webhooks import (
     RETRY_BASE_SECONDS,
     ROTATION_OVERLAP_SECONDS,
     Subscription,
+    SubscriptionView,
     check_events,
     check_url,
     retry_delay,
@@ -49,6 +50,7 @@ from chalicelib.services.fanout import Committed
 from chalicelib.services.ports import (
     ChannelFailed,
     Clock,
+    Created,
     DeliveryQueue,
     Poster,
     RecipientLookup,
@@ -61,10 +63,6 @@ log = logging.getLogger(__name__)
 SENT = "sent"
 FAILED = "failed"
 REPLAY_ROUNDS = 10
-
-
-class Created(dict[str, Any]):
-    """A REST result answered 201."""
 
 
 class DeliveryRetry(Exception):
@@ -131,7 +129,7 @@ class Integrations:
 
     def put_subscription(
         self, caller: Principal, subscription_id: str, url: str, events: list[str], enabled: bool
-    ) -> dict[str, Any]:
+    ) -> SubscriptionView | Created:
         _require_admin(caller)
         check_url(url, self.allow_private)
         wanted = check_events(events)
@@ -161,7 +159,7 @@ class Integrations:
 
     def rotate_secret(
         self, caller: Principal, subscription_id: str, keep_previous_seconds: int = ROTATION_OVERLAP_SECONDS
-    ) -> dict[str, Any]:
+    ) -> SubscriptionView:
         """A new secret; the current one keeps signing beside it for ``keep_previous_seconds`` (0: never again)."""
         _require_admin(caller)
         existing = self.store.get(caller.tenant_id, subscription_id)
@@ -250,7 +248,7 @@ class Integrations:
                     n += 1
             return n
 
-        workitem = w.to_wire()
+        workitem = self.notifier.wire.plain(w)
         if w.version == 0 and not c.note.entries:
             post("workitem.assigned", event_id(w.tenant_id, w.workitem_id, 0, "assigned"), {"workitem": workitem})
         for entry in c.note.entries:
@@ -258,7 +256,10 @@ class Integrations:
             status = {"wid": w.workitem_id, "seq": entry.seq, "agent": w.agent_id} if channel else None
             eid = event_id(w.tenant_id, w.workitem_id, entry.seq, "timeline.entry")
             reached = post(
-                "timeline.entry", eid, {"entry": entry.to_wire(), "workitem": workitem}, status if channel == "webhook" else None
+                "timeline.entry",
+                eid,
+                {"entry": self.notifier.wire.plain(entry), "workitem": workitem},
+                status if channel == "webhook" else None,
             )
             if channel == "sms":
                 out.append(
@@ -444,7 +445,7 @@ class Integrations:
             "messageId": entry.message_id,
             "seq": seq,
             "delivery": status,
-            "entry": entry.to_wire(),
+            "entry": entry,
         }
         if reason:
             data["reason"] = reason
@@ -454,13 +455,10 @@ class Integrations:
     def _epoch(self) -> float:
         return self.clock.now().timestamp()
 
-    def _wire(self, sub: Subscription, with_secret: bool = False) -> dict[str, Any]:
-        """The subscription on the wire, with ``previousSecretUntil`` while a rotation's overlap lasts."""
-        body = sub.to_wire(with_secret)
+    def _wire(self, sub: Subscription, with_secret: bool = False) -> SubscriptionView:
+        """The subscription as shown, with until when the previous secret signs while a rotation's overlap lasts."""
         until = sub.overlap_until(self._epoch())
-        if until is not None:
-            body["previousSecretUntil"] = iso(datetime.fromtimestamp(until, UTC))
-        return body
+        return SubscriptionView(sub, with_secret, iso(datetime.fromtimestamp(until, UTC)) if until is not None else None)
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.errors import DomainError
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
 
@@ -99,17 +100,11 @@ class Team(msgspec.Struct, frozen=True):
     supervisors: list[str]
     agents: list[str]
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"teamId": self.team_id, "name": self.name, "supervisors": self.supervisors, "agents": self.agents}
-
 
 class Template(msgspec.Struct, frozen=True):
     template_id: str
     text: str
     enabled: bool
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"templateId": self.template_id, "text": self.text, "enabled": self.enabled}
 
 
 class Policy(msgspec.Struct, frozen=True):
@@ -117,13 +112,6 @@ class Policy(msgspec.Struct, frozen=True):
     escalation_seconds: int = 120
     retention_days: int = 90
     webhook_secret: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "recordCoaching": self.record_coaching,
-            "escalationSeconds": self.escalation_seconds,
-            "retentionDays": self.retention_days,
-        }
 
 
 class Idempotency(msgspec.Struct, frozen=True):
@@ -148,6 +136,12 @@ class ChannelFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Created(msgspec.Struct, frozen=True):
+    """A use case's result that is a new resource (the REST edge answers it 201)."""
+
+    record: Any
 
 
 class StaleWorkitem(Exception):
@@ -309,6 +303,23 @@ class Pusher(Protocol):
 
     def close(self, connection_id: str) -> None:
         """Close the connection from the server side (``DeleteConnection``)."""
+
+
+class Renderer(Protocol):
+    """How records look on the wire (``chalicelib/entrypoints/wire.py``, handed to bootstrap by the entry
+    layer): the use cases put records in frames and results, the wire renders them."""
+
+    def default(self, obj: Any, /) -> Any:
+        """``json.dumps``' hook: the wire form of a record (TypeError for anything else)."""
+
+    def plain(self, value: Any, /) -> Any:
+        """``value`` with every record in it rendered (JSON-ready builtins)."""
+
+    def event(self, name: str, data: dict[str, Any], at: str) -> dict[str, Any]:
+        """The frame that pushes event ``name``."""
+
+    def refused(self, frame: dict[str, Any], error: DomainError) -> dict[str, Any]:
+        """The error frame that answers ``frame``'s request instead of ``frame``."""
 
 
 class Clock(Protocol):

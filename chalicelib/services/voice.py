@@ -95,10 +95,10 @@ class VoiceService:
                 w, state, rules.staff_external_id(w.tenant_id, w.agent_id), Audio.SEND_RECEIVE, plan
             )
             room.agent_id, room.agent_attendee_id = w.agent_id, attendee.attendee_id
-            plan.result = {"contactRoom": room.room(attendee, Audio.SEND_RECEIVE).to_wire()}
+            plan.result = {"contactRoom": room.room(attendee, Audio.SEND_RECEIVE)}
             coach = self._agent_in_coach(w, state)
             if coach is not None:  # a rejoining agent gets back into a whisper already on
-                plan.result["coachRoom"] = coach.to_wire()
+                plan.result["coachRoom"] = coach
 
         return self._run(caller.tenant_id, workitem_id, act).result
 
@@ -125,8 +125,8 @@ class VoiceService:
                 VoiceMode.WHISPER, contact_attendee.attendee_id, coach_attendee.attendee_id
             )
             plan.result = {
-                "coachRoom": coach.room(coach_attendee, Audio.SEND).to_wire(),
-                "contactRoom": contact.room(contact_attendee, Audio.RECEIVE).to_wire(),
+                "coachRoom": coach.room(coach_attendee, Audio.SEND),
+                "contactRoom": contact.room(contact_attendee, Audio.RECEIVE),
             }
             if agent_attendee is not None:
                 plan.coach_room_for = (w.agent_id, coach.room(agent_attendee, Audio.RECEIVE))
@@ -160,7 +160,7 @@ class VoiceService:
                 w, state, rules.staff_external_id(w.tenant_id, caller.user_id), audio, plan, defer=defer
             )
             state.supervisors[caller.user_id] = SupervisorVoice(mode, attendee.attendee_id)
-            plan.result = {"contactRoom": contact.room(attendee, audio).to_wire()}
+            plan.result = {"contactRoom": contact.room(attendee, audio)}
             return _mode_change(caller.user_id, previous, mode)
 
         return self._run(caller.tenant_id, workitem_id, act, connection_id).result
@@ -302,7 +302,7 @@ class VoiceService:
             pushes.append((plan.coach_closed_for, ev.VOICE_COACH_ROOM_CLOSED, {"workitemId": workitem_id}))
         if plan.coach_room_for is not None:
             agent_id, room = plan.coach_room_for
-            pushes.append((agent_id, ev.VOICE_COACH_ROOM, {"workitemId": workitem_id, **room.to_wire()}))
+            pushes.append((agent_id, ev.VOICE_COACH_ROOM, {"workitemId": workitem_id, **self.notifier.wire.plain(room)}))
         if not pushes:
             return
         try:

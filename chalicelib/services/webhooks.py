@@ -141,8 +141,8 @@ class WebhookService:
             raise Conflict(f"workitem {workitem.workitem_id} is already assigned") from exc
         agent = self.recipients.recipient(tenant_id, user_key(workitem.agent_id))
         box = self.notifier.outbox(tenant_id)
-        box.to_recipient(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem.to_wire()})
-        box.to_watchers(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem.to_wire()})
+        box.to_recipient(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem})
+        box.to_watchers(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem})
         self.notifier.flush(box)
 
     def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import TooLarge
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.delivery import MAX_FRAME_BYTES, Notifier, encode
 from tests.support.world import Client, FakeClock, World
 
@@ -201,7 +202,7 @@ class NoDirectory:
 @pytest.mark.unit
 def test_a_reply_too_large_to_post_becomes_too_large_with_its_request_id() -> None:
     pusher = SizePusher()
-    notifier = Notifier(pusher, NoDirectory(), FakeClock())  # type: ignore[arg-type]
+    notifier = Notifier(pusher, NoDirectory(), FakeClock(), WIRE)  # type: ignore[arg-type]
     notifier.send("c1", {"type": "ack", "requestId": "r-7", "data": {"blob": "x" * MAX_FRAME_BYTES}})
     [(connection_id, data)] = pusher.posted
     reply = json.loads(data)
@@ -216,7 +217,7 @@ def test_a_push_too_large_to_post_is_never_posted(caplog: pytest.LogCaptureFixtu
     from chalicelib.services.delivery import Outbox
 
     pusher = SizePusher()
-    notifier = Notifier(pusher, NoDirectory(), FakeClock())  # type: ignore[arg-type]
+    notifier = Notifier(pusher, NoDirectory(), FakeClock(), WIRE)  # type: ignore[arg-type]
     box = Outbox("t1", "2026-01-01T00:00:00.000Z", 0)
     box.frames.append(("c1", encode({"type": "event", "event": "x", "data": {"blob": "x" * MAX_FRAME_BYTES}})))
     box.frames.append(("c2", encode({"type": "event", "event": "x", "data": {}})))

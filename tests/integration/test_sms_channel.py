@@ -55,9 +55,11 @@ def test_a_refusal_is_a_channel_failure(stubbed: tuple[EndUserMessagingSms, Stub
 
 def _world_with(world: World, sms: EndUserMessagingSms) -> World:
     from chalicelib import bootstrap
+    from chalicelib.entrypoints.wire import WIRE
 
     world.services = bootstrap.build(
         world.settings,
+        wire=WIRE,
         pusher=world.pusher,
         clock=world.clock,
         meetings=world.meetings,

@@ -24,6 +24,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.entrypoints import events, ws
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.fanout import Committed, decode_note
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
@@ -231,6 +232,7 @@ class World:
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings,
+            wire=WIRE,
             pusher=self.pusher,
             clock=self.clock,
             meetings=self.meetings,

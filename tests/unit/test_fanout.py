@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from chalicelib.domain.coaching import Change, Channel, EndReason, Workitem
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed, FanoutService, Note, decode_note, encode_note
 from chalicelib.services.ports import Connection, Recipient
@@ -171,7 +172,7 @@ class FakePusher:
 
 
 def _fanout(pusher: FakePusher, directory: FakeDirectory, max_parallel: int = 8) -> FanoutService:
-    return FanoutService(directory, Notifier(pusher, directory, FixedClock()), max_parallel=max_parallel)  # type: ignore[arg-type]
+    return FanoutService(directory, Notifier(pusher, directory, FixedClock(), WIRE), max_parallel=max_parallel)  # type: ignore[arg-type]
 
 
 def _committed(wid: str, version: int, monitors: dict[str, str] | None = None, exclude: str | None = None) -> Committed:
