@@ -42,13 +42,13 @@ export function lazy<P extends object>(importer: () => Promise<ComponentType<P>>
   };
 
   function LazyComponent(props: P) {
-    const [, setShown] = useState(loaded);
+    const [, setArrived] = useState(false);
     const [failure, setFailure] = useState<unknown>(null);
     useEffect(() => {
       if (loaded || failure) return;
       let current = true;
       load().then(
-        (component) => current && setShown(() => component),
+        () => current && setArrived(true),
         (error: unknown) => current && setFailure(error ?? "unknown error"),
       );
       return () => {
