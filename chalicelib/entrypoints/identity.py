@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.errors import Unauthorized
-from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.identity import Principal, Role, epoch_seconds
 from chalicelib.domain.ids import is_id
 
 
@@ -53,17 +53,7 @@ def principal_from_context(context: dict[str, Any]) -> Principal | None:
         role=role,
         workitem_id=str(workitem_id) if role is Role.CUSTOMER else None,
         name=name if isinstance(name, str) and name else None,
-        expires_at=_seconds(context.get("exp")),
-        issued_at=_seconds(context.get("iat")),
+        expires_at=epoch_seconds(context.get("exp")),
+        issued_at=epoch_seconds(context.get("iat")),
         federated=bool(context.get("federated")),
     )
-
-
-def _seconds(value: Any) -> int | None:
-    """An epoch second: a number, or the string API Gateway makes of it."""
-    if isinstance(value, bool) or value is None or value == "":
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        return None
