@@ -21,6 +21,7 @@ from chalicelib.domain.errors import DomainError
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import CustomerEntry, EntryKind, TimelineEntry
 from chalicelib.domain.timeline import view as visible
+from chalicelib.services import results
 from chalicelib.services.ports import Policy, Team, Template
 
 
@@ -117,7 +118,41 @@ def subscription(v: Any) -> dict[str, Any]:
     return body
 
 
+# --- the use cases' results (services/results.py) ----------------------------------------------------
+
+
+def _timeline_page(r: results.TimelinePage) -> dict[str, Any]:
+    return {"entries": r.entries, "hasMore": r.has_more}
+
+
+def _monitor_started(r: results.MonitorStarted) -> dict[str, Any]:
+    return {"workitem": r.workitem, "entries": r.entries, "hasMore": r.has_more}
+
+
+def _consult_request(r: results.ConsultRequest) -> dict[str, Any]:
+    return {"consultId": r.consult_id, "workitemId": r.workitem_id, "agentId": r.agent_id}
+
+
+def _agent_row(r: results.AgentRow) -> dict[str, Any]:
+    return {"userId": r.user_id, "name": r.name, "presence": r.presence, "workitemCount": r.workitem_count}
+
+
+def _presence(r: results.PresenceState) -> dict[str, Any]:
+    return {"state": r.state} if r.user_id is None else {"userId": r.user_id, "state": r.state}
+
+
 _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    results.TimelinePage: _timeline_page,
+    results.MonitorStarted: _monitor_started,
+    results.ConsultStarted: lambda r: {"consultId": r.consult_id},
+    results.ConsultRequest: _consult_request,
+    results.WorkitemPage: lambda r: {"workitems": r.workitems, "nextCursor": r.next_cursor},
+    results.AgentId: lambda r: {"userId": r.user_id},
+    results.AgentRow: _agent_row,
+    results.AgentPage: lambda r: {"agents": r.agents, "nextCursor": r.next_cursor},
+    results.UserSaved: lambda r: {"userId": r.user_id, "name": r.name, "role": r.role},
+    results.PresenceState: _presence,
+    results.NotificationSetting: lambda r: {"agentMessageNotification": r.agent_messages},
     Workitem: workitem,
     TimelineEntry: entry,
     CustomerEntry: customer_entry,
@@ -163,7 +198,7 @@ def plain(value: Any) -> Any:
 # --- frames ------------------------------------------------------------------------------------------
 
 
-def ack(request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+def ack(request_id: str | None, data: Any) -> dict[str, Any]:
     return {"type": "ack", "requestId": request_id, "data": data}
 
 
@@ -171,7 +206,7 @@ def error(request_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
     return {"type": "error", "requestId": request_id, "error": body}
 
 
-def event(name: str, data: dict[str, Any], at: str) -> dict[str, Any]:
+def event(name: str, data: Any, at: str) -> dict[str, Any]:
     return {"type": "event", "event": name, "data": data, "at": at}
 
 

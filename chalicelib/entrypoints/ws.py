@@ -142,7 +142,7 @@ class Call(msgspec.Struct, frozen=True):
         return self.connection.connection_id
 
 
-Handler = Callable[[Services, Call], dict[str, Any]]
+Handler = Callable[[Services, Call], Any]  # a result the wire renders (wire.py)
 
 
 class Action(msgspec.Struct, frozen=True):
@@ -154,128 +154,128 @@ class Action(msgspec.Struct, frozen=True):
 # --- the actions: one named function each --------------------------------------------------------------
 
 
-def ping(services: Services, call: Call) -> dict[str, Any]:
+def ping(services: Services, call: Call) -> Any:
     return {}
 
 
-def refresh_session(services: Services, call: Call) -> dict[str, Any]:
+def refresh_session(services: Services, call: Call) -> Any:
     return services.sessions.refresh(call.caller, call.connection, call.frame.token)
 
 
-def set_presence(services: Services, call: Call) -> dict[str, Any]:
+def set_presence(services: Services, call: Call) -> Any:
     return services.directory.set_presence(call.caller, call.frame.state, call.connection_id)
 
 
-def list_agents(services: Services, call: Call) -> dict[str, Any]:
+def list_agents(services: Services, call: Call) -> Any:
     return services.directory.agents(call.caller, call.frame.limit, call.frame.cursor)
 
 
-def watch_agent(services: Services, call: Call) -> dict[str, Any]:
+def watch_agent(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.directory.watch(call.caller, frame.agentId, call.connection, True, frame.limit, frame.cursor)
 
 
-def unwatch_agent(services: Services, call: Call) -> dict[str, Any]:
+def unwatch_agent(services: Services, call: Call) -> Any:
     return services.directory.watch(call.caller, call.frame.agentId, call.connection, False)
 
 
-def list_workitems(services: Services, call: Call) -> dict[str, Any]:
+def list_workitems(services: Services, call: Call) -> Any:
     return services.coaching.workitems(call.caller, call.frame.agentId, call.frame.limit, call.frame.cursor)
 
 
-def start_monitoring(services: Services, call: Call) -> dict[str, Any]:
+def start_monitoring(services: Services, call: Call) -> Any:
     return services.coaching.monitor_start(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def stop_monitoring(services: Services, call: Call) -> dict[str, Any]:
+def stop_monitoring(services: Services, call: Call) -> Any:
     return services.coaching.monitor_stop(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def end_coaching(services: Services, call: Call) -> dict[str, Any]:
+def end_coaching(services: Services, call: Call) -> Any:
     return services.coaching.coaching_end(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def send_coach_message(services: Services, call: Call) -> dict[str, Any]:
+def send_coach_message(services: Services, call: Call) -> Any:
     return services.coaching.coach_send(call.caller, call.frame.workitemId, call.frame.text, call.connection_id)
 
 
-def react_to_coach_message(services: Services, call: Call) -> dict[str, Any]:
+def react_to_coach_message(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.coaching.coach_react(call.caller, frame.workitemId, frame.messageId, frame.reaction, call.connection_id)
 
 
-def forward_coach_message(services: Services, call: Call) -> dict[str, Any]:
+def forward_coach_message(services: Services, call: Call) -> Any:
     return services.coaching.coach_forward(call.caller, call.frame.workitemId, call.frame.messageId, call.connection_id)
 
 
-def send_message(services: Services, call: Call) -> dict[str, Any]:
+def send_message(services: Services, call: Call) -> Any:
     return services.coaching.message_send(call.caller, call.frame.workitemId, call.frame.text, call.connection_id)
 
 
-def transfer_workitem(services: Services, call: Call) -> dict[str, Any]:
+def transfer_workitem(services: Services, call: Call) -> Any:
     return services.coaching.transfer(call.caller, call.frame.workitemId, call.frame.toAgentId, call.connection_id)
 
 
-def end_workitem(services: Services, call: Call) -> dict[str, Any]:
+def end_workitem(services: Services, call: Call) -> Any:
     return services.coaching.end(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def start_consult(services: Services, call: Call) -> dict[str, Any]:
+def start_consult(services: Services, call: Call) -> Any:
     return services.coaching.consult(call.caller, call.frame.workitemId, call.frame.userId, call.connection_id)
 
 
-def get_timeline(services: Services, call: Call) -> dict[str, Any]:
+def get_timeline(services: Services, call: Call) -> Any:
     return services.coaching.timeline(call.caller, call.frame.workitemId, call.frame.after, call.frame.limit)
 
 
-def list_assist_templates(services: Services, call: Call) -> dict[str, Any]:
+def list_assist_templates(services: Services, call: Call) -> Any:
     return services.assistance.templates(call.caller)
 
 
-def list_assist_recipients(services: Services, call: Call) -> dict[str, Any]:
+def list_assist_recipients(services: Services, call: Call) -> Any:
     return services.assistance.recipients(call.caller, call.frame.limit, call.frame.cursor)
 
 
-def request_assistance(services: Services, call: Call) -> dict[str, Any]:
+def request_assistance(services: Services, call: Call) -> Any:
     frame: AssistRequest = call.frame
     user_id = None if isinstance(frame.to, str) else frame.to.userId
     return services.assistance.request(call.caller, frame.templateId, frame.workitemId, user_id, call.connection_id)
 
 
-def claim_assistance(services: Services, call: Call) -> dict[str, Any]:
+def claim_assistance(services: Services, call: Call) -> Any:
     return services.assistance.claim(call.caller, call.frame.assistId, call.connection_id)
 
 
-def send_directory_message(services: Services, call: Call) -> dict[str, Any]:
+def send_directory_message(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.assistance.directory_send(call.caller, frame.toUserId, frame.text, frame.replyTo, call.connection_id)
 
 
-def get_unread_counts(services: Services, call: Call) -> dict[str, Any]:
+def get_unread_counts(services: Services, call: Call) -> Any:
     return services.assistance.unread(call.caller)
 
 
-def mark_directory_read(services: Services, call: Call) -> dict[str, Any]:
+def mark_directory_read(services: Services, call: Call) -> Any:
     return services.assistance.read(call.caller, call.frame.withUserId)
 
 
-def join_voice(services: Services, call: Call) -> dict[str, Any]:
+def join_voice(services: Services, call: Call) -> Any:
     return services.voice.join(call.caller, call.frame.workitemId)
 
 
-def monitor_voice(services: Services, call: Call) -> dict[str, Any]:
+def monitor_voice(services: Services, call: Call) -> Any:
     return services.voice.monitor(call.caller, call.frame.workitemId)
 
 
-def whisper_voice(services: Services, call: Call) -> dict[str, Any]:
+def whisper_voice(services: Services, call: Call) -> Any:
     return services.voice.whisper(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def barge_voice(services: Services, call: Call) -> dict[str, Any]:
+def barge_voice(services: Services, call: Call) -> Any:
     return services.voice.barge(call.caller, call.frame.workitemId)
 
 
-def listen_voice(services: Services, call: Call) -> dict[str, Any]:
+def listen_voice(services: Services, call: Call) -> Any:
     return services.voice.listen(call.caller, call.frame.workitemId, call.connection_id)
 
 

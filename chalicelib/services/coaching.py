@@ -26,6 +26,7 @@ from chalicelib.services.fanout import encode_note
 from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft
 from chalicelib.services.paging import scope_of, workitem_page
 from chalicelib.services.ports import CounterDelta, RecipientLookup, Supervision
+from chalicelib.services.results import ConsultRequest, ConsultStarted, MonitorStarted, TimelinePage, WorkitemPage
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class CoachingService:
             supervises = self.directory.supervises(caller.tenant_id, caller.user_id, workitem.agent_id)
         rules.require_view(caller, workitem, supervises)
 
-    def timeline(self, caller: Principal, workitem_id: str, after: int, limit: int) -> dict[str, Any]:
+    def timeline(self, caller: Principal, workitem_id: str, after: int, limit: int) -> TimelinePage:
         if caller.is_customer and caller.workitem_id != workitem_id:
             raise Forbidden("customers may only read their own workitem")
         workitem = self.load(caller.tenant_id, workitem_id)
@@ -72,9 +73,11 @@ class CoachingService:
         )
         seen = [v for v in (view(e, caller.role) for e in entries) if v is not None]
         kept, cut = self.notifier.fit_forward(seen)
-        return {"entries": kept, "hasMore": has_more or cut}
+        return TimelinePage(kept, has_more or cut)
 
-    def workitems(self, caller: Principal, agent_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    def workitems(
+        self, caller: Principal, agent_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any] | WorkitemPage:
         """The agent's open workitems: all of them (REST), or one page with ``nextCursor`` (``limit`` given)."""
         if caller.role is Role.AGENT:
             if caller.user_id != agent_id:
@@ -121,7 +124,7 @@ class CoachingService:
 
         return supervises
 
-    def monitor_start(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def monitor_start(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> MonitorStarted:
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may monitor")
         supervises = self.supervision(caller)
@@ -137,7 +140,7 @@ class CoachingService:
             raise Forbidden("you no longer supervise this workitem's agent")
         entries, has_more = self.store.latest(caller.tenant_id, workitem_id, MONITOR_START_ENTRIES)
         kept, cut = self.notifier.fit_entries(entries)
-        return {"workitem": change.after, "entries": kept, "hasMore": has_more or cut}
+        return MonitorStarted(change.after, kept, has_more or cut)
 
     def monitor_stop(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         supervises = self.supervision(caller)
@@ -268,7 +271,7 @@ class CoachingService:
         )
         return {"workitem": change.after}
 
-    def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> ConsultStarted:
         workitem = self.load(caller.tenant_id, workitem_id)
         rules.check_consult(caller, workitem, user_id)
         target = self.recipients.recipient(caller.tenant_id, user_key(user_id))
@@ -276,11 +279,9 @@ class CoachingService:
             raise NotFound(f"user {user_id} not found")
         consult_id = new_id("cs")
         box = self.notifier.outbox(caller.tenant_id, connection_id)
-        box.to_recipient(
-            target, ev.CONSULT_REQUESTED, {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
-        )
+        box.to_recipient(target, ev.CONSULT_REQUESTED, ConsultRequest(consult_id, workitem_id, caller.user_id))
         self.notifier.flush(box)
-        return {"consultId": consult_id}
+        return ConsultStarted(consult_id)
 
     def _now(self) -> str:
         return self.commits.now()

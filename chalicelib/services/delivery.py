@@ -75,14 +75,14 @@ class Outbox(msgspec.Struct):
     frames: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
     owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = msgspec.field(default_factory=dict)
 
-    def _payload(self, name: str, data: dict[str, Any]) -> bytes:
+    def _payload(self, name: str, data: Any) -> bytes:
         if name not in EVENTS:  # the registry is the contract's list: a new event is added there first
             raise ValueError(f"{name!r} is not an event of services/push_events.py")
         if self.wire is None:
             return encode({"type": "event", "event": name, "data": data, "at": self.at})
         return encode(self.wire.event(name, data, self.at), self.wire.default)
 
-    def to_recipient(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
+    def to_recipient(self, recipient: Recipient | None, name: str, data: Any) -> None:
         if recipient is None:
             return
         payload = self._payload(name, data)
@@ -92,7 +92,7 @@ class Outbox(msgspec.Struct):
             self.frames.append((connection.connection_id, payload))
             self.owners.setdefault(connection.connection_id, []).append((recipient.key, connection, None))
 
-    def to_watchers(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
+    def to_watchers(self, recipient: Recipient | None, name: str, data: Any) -> None:
         if recipient is None:
             return
         payload = self._payload(name, data)

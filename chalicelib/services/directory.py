@@ -25,6 +25,15 @@ from chalicelib.services.ports import (
     Watcher,
     WorkitemStore,
 )
+from chalicelib.services.results import (
+    AgentId,
+    AgentPage,
+    AgentRow,
+    NotificationSetting,
+    PresenceState,
+    UserSaved,
+    WorkitemPage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +115,10 @@ class DirectoryService:
         if not recipient.watchers:
             return
         box = self.notifier.outbox(tenant_id, exclude)
-        box.to_watchers(recipient, ev.PRESENCE_CHANGED, {"userId": recipient.user_id, "state": state.value})
+        box.to_watchers(recipient, ev.PRESENCE_CHANGED, PresenceState(recipient.user_id, state.value))
         self.notifier.flush(box)
 
-    def set_presence(self, caller: Principal, state: str, connection_id: str | None = None) -> dict[str, Any]:
+    def set_presence(self, caller: Principal, state: str, connection_id: str | None = None) -> PresenceState:
         if caller.is_customer:
             raise Forbidden("customers have no presence")
         try:
@@ -120,11 +129,11 @@ class DirectoryService:
             raise Invalid("state must be available or not_ready")
         recipient = self.directory.set_presence(caller.tenant_id, caller.user_id, value)
         self._presence_changed(caller.tenant_id, recipient, value, connection_id)
-        return {"state": value.value}
+        return PresenceState(None, value.value)
 
     # --- supervisors' views ----------------------------------------------------------------
 
-    def agents(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def agents(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> AgentPage:
         """``agents.list``, one page by agent id: 1 Query (edges) + 1 BatchGetItem per 100 agents of the page."""
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may list their agents")
@@ -133,7 +142,7 @@ class DirectoryService:
         ids, next_cursor = page(
             self.directory.agents_of(caller.tenant_id, caller.user_id),
             lambda a: (a,),
-            lambda a: {"userId": a},
+            lambda a: self.notifier.wire.plain(AgentId(a)),
             scope,
             limit,
             cursor,
@@ -147,18 +156,18 @@ class DirectoryService:
         for agent_id in agent_ids:
             recipient = recipients.get(user_key(agent_id))
             out.append(
-                {
-                    "userId": agent_id,
-                    "name": (recipient.name if recipient else None) or agent_id,
-                    "presence": (recipient.presence(now_ms) if recipient else Presence.OFFLINE).value,
-                    "workitemCount": recipient.workitem_count if recipient else 0,
-                }
+                AgentRow(
+                    agent_id,
+                    (recipient.name if recipient else None) or agent_id,
+                    (recipient.presence(now_ms) if recipient else Presence.OFFLINE).value,
+                    recipient.workitem_count if recipient else 0,
+                )
             )
         # ... and shortened when the names make it too large for one reply (names are at most 256 characters).
-        rows, short_cursor = page(out, lambda a: (str(a["userId"]),), lambda a: a, scope, limit, None)
+        rows, short_cursor = page(out, lambda a: (a.user_id,), self.notifier.wire.plain, scope, limit, None)
         if short_cursor is not None:
             next_cursor = short_cursor
-        return {"agents": [body for _, body in rows], "nextCursor": next_cursor}
+        return AgentPage([body for _, body in rows], next_cursor)
 
     def watch(
         self,
@@ -168,7 +177,7 @@ class DirectoryService:
         add: bool,
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | WorkitemPage:
         """``agent.watch`` / ``agent.unwatch``. The first page of workitems is built (and a bad cursor or an
         item too large for a reply refused) before the watch is registered: a refused watch registers nothing."""
         if caller.role is not Role.SUPERVISOR:
@@ -176,7 +185,7 @@ class DirectoryService:
         if add and not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
             raise Forbidden("you do not supervise this agent")
         watcher = Watcher(connection, caller.user_id)
-        reply: dict[str, Any] = {}
+        reply: dict[str, Any] | WorkitemPage = {}
         if add:  # the page is built (a bad cursor refused) before the watch is registered
             reply = workitem_page(
                 self.store.open_for_agent(caller.tenant_id, agent_id),
@@ -197,7 +206,7 @@ class DirectoryService:
 
     # --- admin ------------------------------------------------------------------------------
 
-    def put_user(self, caller: Principal, user_id: str, name: str, role: str) -> dict[str, Any]:
+    def put_user(self, caller: Principal, user_id: str, name: str, role: str) -> UserSaved:
         require_admin(caller)
         try:
             value = Role(role)
@@ -208,7 +217,7 @@ class DirectoryService:
         self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
         lost = self.directory.role_changed(caller.tenant_id, user_id, value)
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
-        return {"userId": user_id, "name": name, "role": value.value}
+        return UserSaved(user_id, name, value.value)
 
     def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> Team:
         require_admin(caller)
@@ -300,17 +309,17 @@ class DirectoryService:
 
     # --- settings ---------------------------------------------------------------------------
 
-    def get_settings(self, caller: Principal) -> dict[str, Any]:
+    def get_settings(self, caller: Principal) -> NotificationSetting:
         if caller.is_customer:
             raise Forbidden("customers have no directory settings")
         recipient = self.directory.recipient(caller.tenant_id, user_key(caller.user_id))
-        return {"agentMessageNotification": recipient.notify if recipient else True}
+        return NotificationSetting(recipient.notify if recipient else True)
 
-    def put_settings(self, caller: Principal, notify: bool) -> dict[str, Any]:
+    def put_settings(self, caller: Principal, notify: bool) -> NotificationSetting:
         if caller.is_customer:
             raise Forbidden("customers have no directory settings")
         recipient = self.directory.set_notify(caller.tenant_id, caller.user_id, notify)
-        return {"agentMessageNotification": recipient.notify}
+        return NotificationSetting(recipient.notify)
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

@@ -315,7 +315,7 @@ class Renderer(Protocol):
     def plain(self, value: Any, /) -> Any:
         """``value`` with every record in it rendered (JSON-ready builtins)."""
 
-    def event(self, name: str, data: dict[str, Any], at: str) -> dict[str, Any]:
+    def event(self, name: str, data: Any, at: str) -> dict[str, Any]:
         """The frame that pushes event ``name``."""
 
     def refused(self, frame: dict[str, Any], error: DomainError) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""What the use cases answer and push, as records: the entry layer's wire module
+(``chalicelib/entrypoints/wire.py``) renders each one, so the names and the casing of the wire live
+there. A page's items are already rendered (a page is cut by the size its items take on the wire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class TimelinePage(msgspec.Struct, frozen=True):
+    """``timeline.get``: entries in the caller's view, oldest first, and whether more follow."""
+
+    entries: list[Any]
+    has_more: bool
+
+
+class MonitorStarted(msgspec.Struct, frozen=True):
+    """``monitor.start``: the workitem and its latest entries (staff view)."""
+
+    workitem: Any
+    entries: list[Any]
+    has_more: bool
+
+
+class ConsultStarted(msgspec.Struct, frozen=True):
+    consult_id: str
+
+
+class ConsultRequest(msgspec.Struct, frozen=True):
+    """``consult.requested``: who asks whom about which workitem."""
+
+    consult_id: str
+    workitem_id: str
+    agent_id: str
+
+
+class WorkitemPage(msgspec.Struct, frozen=True):
+    workitems: list[Any]
+    next_cursor: str | None
+
+
+class AgentId(msgspec.Struct, frozen=True):
+    """An agent of a page cut by id only (``agents.list``, before names are read)."""
+
+    user_id: str
+
+
+class AgentRow(msgspec.Struct, frozen=True):
+    """One agent on a supervisor's board."""
+
+    user_id: str
+    name: str
+    presence: str
+    workitem_count: int
+
+
+class AgentPage(msgspec.Struct, frozen=True):
+    agents: list[Any]
+    next_cursor: str | None
+
+
+class UserSaved(msgspec.Struct, frozen=True):
+    user_id: str
+    name: str
+    role: str
+
+
+class PresenceState(msgspec.Struct, frozen=True):
+    """A user's presence (``presence.changed``; a ``presence.set`` answer names the state only)."""
+
+    user_id: str | None
+    state: str
+
+
+class NotificationSetting(msgspec.Struct, frozen=True):
+    """Whether an agent's messages pop up for the user (``agentMessageNotification``)."""
+
+    agent_messages: bool
