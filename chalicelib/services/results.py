@@ -79,3 +79,36 @@ class NotificationSetting(msgspec.Struct, frozen=True):
     """Whether an agent's messages pop up for the user (``agentMessageNotification``)."""
 
     agent_messages: bool
+
+
+class VoiceJoined(msgspec.Struct, frozen=True):
+    """``voice.join``: the agent's place in the contact room, and in the coach room while a whisper is on."""
+
+    contact_room: Any
+    coach_room: Any | None = None
+
+
+class Whispering(msgspec.Struct, frozen=True):
+    """``voice.whisper``: the supervisor speaks in the coach room and keeps hearing the contact room."""
+
+    coach_room: Any
+    contact_room: Any
+
+
+class InContactRoom(msgspec.Struct, frozen=True):
+    """``voice.monitor``, ``voice.listen``, ``voice.barge``: the supervisor's place in the contact room."""
+
+    contact_room: Any
+
+
+class CoachRoomOpened(msgspec.Struct, frozen=True):
+    """``voice.coach_room``: the agent is to join the coach room a supervisor whispers in."""
+
+    workitem_id: str
+    room: Any
+
+
+class CoachRoomClosed(msgspec.Struct, frozen=True):
+    """``voice.coach_room_closed``."""
+
+    workitem_id: str
