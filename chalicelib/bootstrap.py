@@ -56,6 +56,7 @@ from chalicelib.services.ports import (
     SubscriptionStore,
     WorkitemStore,
 )
+from chalicelib.services.results import AssistNote, PresenceState
 from chalicelib.services.sessions import SessionService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
@@ -190,7 +191,7 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
     A new reaction is one line here: a handler taking the event (``messagebus`` says the error policy).
     Handlers of :class:`ChangesCommitted` run in the workitems stream's consumer (``fanout``) with the
     committed changes of one batch, and must be idempotent under redelivery."""
-    outbound = s.integrations
+    outbound, wire = s.integrations, s.notifier.wire
     return {
         # On a request's path, after its commit:
         WorkitemCommitted: [s.voice.on_committed],
@@ -198,16 +199,16 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         SupervisorLeft: [s.voice.on_supervisor_left],
         SupervisionLost: [s.coaching.on_supervision_lost],
         PresenceChanged: [
-            lambda e: outbound.emit(e.tenant_id, "presence.changed", {"userId": e.user_id, "state": e.state.value})
+            lambda e: outbound.emit(e.tenant_id, "presence.changed", wire.plain(PresenceState(e.user_id, e.state.value)))
         ],
-        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", e.request.event_data())],
+        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request)))],
         AssistClaimed: [
             lambda e: outbound.emit(
-                e.request.tenant_id, "assist.claimed", {**e.request.event_data(), "supervisorId": e.supervisor_id}
+                e.request.tenant_id, "assist.claimed", wire.plain(AssistNote(e.request, supervisor_id=e.supervisor_id))
             )
         ],
         AssistEscalated: [
-            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", {**e.request.event_data(), "stage": e.stage})
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage)))
         ],
         # In the workitems stream's consumer (fanout), one batch at a time:
         ChangesCommitted: [

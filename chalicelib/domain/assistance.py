@@ -108,13 +108,6 @@ class AssistanceRequest:
     def is_due(self, now_epoch: int) -> bool:
         return self.escalates and self.due_at is not None and self.due_at <= now_epoch
 
-    def event_data(self) -> dict[str, object]:
-        """The payload of ``assist.requested`` (and the base of ``assist.escalated``)."""
-        data: dict[str, object] = {"assistId": self.assist_id, "agentId": self.agent_id, "text": self.text}
-        if self.workitem_id:
-            data["workitemId"] = self.workitem_id
-        return data
-
 
 # --- templates (S17) ----------------------------------------------------------------------------
 

@@ -141,6 +141,27 @@ def _presence(r: results.PresenceState) -> dict[str, Any]:
     return {"state": r.state} if r.user_id is None else {"userId": r.user_id, "state": r.state}
 
 
+def _assist_note(r: results.AssistNote) -> dict[str, Any]:
+    """``assist.requested``, and as ``assist.claimed`` / ``assist.escalated`` with the claimer / stage."""
+    request = r.request
+    body: dict[str, Any] = {"assistId": request.assist_id, "agentId": request.agent_id, "text": request.text}
+    if request.workitem_id:
+        body["workitemId"] = request.workitem_id
+    if r.supervisor_id is not None:
+        body["supervisorId"] = r.supervisor_id
+    if r.stage is not None:
+        body["stage"] = r.stage
+    return body
+
+
+def _direct_message(r: results.DirectMessage) -> dict[str, Any]:
+    """``directory.message`` as pushed."""
+    body: dict[str, Any] = {"messageId": r.message_id, "fromUserId": r.from_user_id, "text": r.text}
+    if r.reply_to:
+        body["replyTo"] = r.reply_to
+    return body
+
+
 _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.TimelinePage: _timeline_page,
     results.MonitorStarted: _monitor_started,
@@ -158,6 +179,19 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.InContactRoom: lambda r: {"contactRoom": r.contact_room},
     results.CoachRoomOpened: lambda r: {"workitemId": r.workitem_id, **room(r.room)},
     results.CoachRoomClosed: lambda r: {"workitemId": r.workitem_id},
+    results.AssistTemplates: lambda r: {
+        "available": bool(r.templates),
+        "templates": [{"templateId": template_id, "text": text} for template_id, text in r.templates],
+    },
+    results.Person: lambda r: {"userId": r.user_id, "name": r.name},
+    results.RecipientsPage: lambda r: {"supervisors": r.supervisors, "agents": r.agents, "nextCursor": r.next_cursor},
+    results.AssistSent: lambda r: {"assistId": r.assist_id, "recipients": r.recipients},
+    results.AssistId: lambda r: {"assistId": r.assist_id},
+    results.AssistNote: _assist_note,
+    results.ClaimNote: lambda r: {"assistId": r.assist_id, "supervisorId": r.supervisor_id},
+    results.DirectMessage: _direct_message,
+    results.MessageSent: lambda r: {"messageId": r.message_id},
+    results.Count: lambda r: {"count": r.count},
     Workitem: workitem,
     TimelineEntry: entry,
     CustomerEntry: customer_entry,

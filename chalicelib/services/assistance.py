@@ -37,6 +37,18 @@ from chalicelib.services.ports import (
     TenantConfig,
     UserDirectory,
 )
+from chalicelib.services.results import (
+    AssistId,
+    AssistNote,
+    AssistSent,
+    AssistTemplates,
+    ClaimNote,
+    Count,
+    DirectMessage,
+    MessageSent,
+    Person,
+    RecipientsPage,
+)
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,13 +100,13 @@ class AssistanceService:
 
     # --- templates and recipients (S17, S18) ------------------------------------------------
 
-    def templates(self, caller: Principal) -> dict[str, Any]:
+    def templates(self, caller: Principal) -> AssistTemplates:
         """``assist.templates``: 1 Query."""
         rules.require_agent(caller)
         enabled = [t for t in self.config.templates(caller.tenant_id) if t.enabled]
-        return {"available": bool(enabled), "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
+        return AssistTemplates([(t.template_id, t.text) for t in enabled])
 
-    def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> RecipientsPage:
         """``assist.recipients``: 1 Query (the caller's supervisors) + 1 Query per supervisor (their
         agents) + 1 BatchGetItem per 100 people."""
         rules.require_agent(caller)
@@ -112,16 +124,14 @@ class AssistanceService:
         rows, next_cursor = page(
             people,
             lambda p: (p[0], p[1].name.lower(), p[1].user_id),
-            lambda p: {"userId": p[1].user_id, "name": p[1].name},
+            lambda p: self.notifier.wire.plain(Person(p[1].user_id, p[1].name)),
             scope_of("assist.recipients", tenant, caller.user_id),
             limit,
             cursor,
         )
-        return {
-            "supervisors": [body for (kind, _), body in rows if kind == "s"],
-            "agents": [body for (kind, _), body in rows if kind == "a"],
-            "nextCursor": next_cursor,
-        }
+        return RecipientsPage(
+            [body for (kind, _), body in rows if kind == "s"], [body for (kind, _), body in rows if kind == "a"], next_cursor
+        )
 
     # --- requests (S18, S19) ----------------------------------------------------------------
 
@@ -132,7 +142,7 @@ class AssistanceService:
         workitem_id: str | None,
         to_user_id: str | None,
         connection_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> AssistSent:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
         (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
@@ -176,12 +186,12 @@ class AssistanceService:
             )
         self.store.create(request, policy.retention_days)
         box = self.notifier.outbox(tenant, connection_id)
-        self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, request.event_data())
+        self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, AssistNote(request))
         self.notifier.flush(box)
         self._publish(AssistRequested(request))
-        return {"assistId": request.assist_id, "recipients": delivery.recipients}
+        return AssistSent(request.assist_id, delivery.recipients)
 
-    def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> AssistId:
         """``assist.claim`` (B4): 1 GetItem + 1 conditional UpdateItem + 1 BatchGetItem per 100
         recipients, plus 1 GetItem + 1 TransactWriteItems with a workitem. The first claim wins."""
         request = self.store.get(caller.tenant_id, assist_id)
@@ -209,10 +219,10 @@ class AssistanceService:
         recipients = self._recipients(caller.tenant_id, audience)
         box = self.notifier.outbox(caller.tenant_id, connection_id)
         for user_id in audience:
-            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, {"assistId": assist_id, "supervisorId": caller.user_id})
+            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, ClaimNote(assist_id, caller.user_id))
         self.notifier.flush(box)
         self._publish(AssistClaimed(request, caller.user_id))
-        return {"assistId": assist_id}
+        return AssistId(assist_id)
 
     # --- escalation (B4) --------------------------------------------------------------------
 
@@ -272,7 +282,7 @@ class AssistanceService:
             except NotFound:
                 log.warning("escalation of %s: workitem %s is gone, no timeline entry", request.assist_id, request.workitem_id)
         box = self.notifier.outbox(tenant)
-        self._deliver(box, after, delivery, recipients, ev.ASSIST_ESCALATED, {**after.event_data(), "stage": stage.label})
+        self._deliver(box, after, delivery, recipients, ev.ASSIST_ESCALATED, AssistNote(after, stage=stage.label))
         self.notifier.flush(box)
         self._publish(AssistEscalated(after, stage.label))
         return True
@@ -281,7 +291,7 @@ class AssistanceService:
 
     def directory_send(
         self, caller: Principal, to_user_id: str, text: str, reply_to: str | None, connection_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> MessageSent:
         """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
         plus 2 UpdateItem when the recipient gets an unread count."""
         tenant = caller.tenant_id
@@ -291,29 +301,25 @@ class AssistanceService:
         # Admins need not be directory users (W2.2) but must be able to answer.
         known = recipient is not None and (recipient.in_directory or recipient.role is Role.ADMIN)
         rules.check_direct_message(caller, to_user_id, text, contact, known)
-        message: dict[str, Any] = {"messageId": new_id("dm"), "fromUserId": caller.user_id, "text": text, "at": at}
-        if reply_to:
-            message["replyTo"] = reply_to
-            if reply_to.startswith("as_"):
-                message["assistId"] = reply_to
+        assist_id = reply_to if reply_to and reply_to.startswith("as_") else None
+        message = DirectMessage(new_id("dm"), caller.user_id, text, at, reply_to or None, assist_id)
         self.inbox.store_message(tenant, to_user_id, message, self.config.policy(tenant).retention_days)
         delivery = rules.deliver([contact] if contact else [])
         box = self.notifier.outbox(tenant, connection_id)
-        data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
         self._deliver_from(
-            box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, ev.DIRECTORY_MESSAGE, data
+            box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, ev.DIRECTORY_MESSAGE, message
         )
         self.notifier.flush(box)
-        return {"messageId": message["messageId"]}
+        return MessageSent(message.message_id)
 
-    def unread(self, caller: Principal) -> dict[str, Any]:
+    def unread(self, caller: Principal) -> Count:
         """``directory.unread.get``: 1 GetItem."""
         recipient = self.recipients_of.recipient(caller.tenant_id, user_key(caller.user_id))
-        return {"count": recipient.unread_total if recipient else 0}
+        return Count(recipient.unread_total if recipient else 0)
 
-    def read(self, caller: Principal, with_user_id: str) -> dict[str, Any]:
+    def read(self, caller: Principal, with_user_id: str) -> Count:
         """``directory.read``: 1 DeleteItem + 1 UpdateItem (or GetItem when nothing was unread)."""
-        return {"count": self.inbox.mark_read(caller.tenant_id, caller.user_id, with_user_id)}
+        return Count(self.inbox.mark_read(caller.tenant_id, caller.user_id, with_user_id))
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -338,12 +344,12 @@ class AssistanceService:
         delivery: Delivery,
         recipients: dict[str, Recipient],
         event: str,
-        data: dict[str, Any],
+        data: Any,
     ) -> None:
         self._deliver_from(box, request.agent_id, delivery, recipients, event, data)
 
     def _deliver_from(
-        self, box: Outbox, sender_id: str, delivery: Delivery, recipients: dict[str, Recipient], event: str, data: dict[str, Any]
+        self, box: Outbox, sender_id: str, delivery: Delivery, recipients: dict[str, Recipient], event: str, data: Any
     ) -> None:
         """Pop-up recipients get ``event``; the others get their unread count from ``sender_id``
         raised (it survives reconnects) and, on any live connection, ``directory.unread``."""
@@ -351,7 +357,7 @@ class AssistanceService:
             box.to_recipient(recipients.get(user_id), event, data)
         for user_id in delivery.unread:
             count = self.inbox.add_unread(box.tenant_id, user_id, sender_id)
-            box.to_recipient(recipients.get(user_id), ev.DIRECTORY_UNREAD, {"count": count})
+            box.to_recipient(recipients.get(user_id), ev.DIRECTORY_UNREAD, Count(count))
 
     def _on_timeline(
         self,

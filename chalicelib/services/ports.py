@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voic
     from chalicelib.domain.assistance import AssistanceRequest
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
+    from chalicelib.services.results import DirectMessage
 
 # API Gateway closes every WebSocket connection after 2 hours.
 CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000
@@ -278,7 +279,7 @@ class Inbox(Protocol):
 
     def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
 
-    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None: ...
+    def store_message(self, tenant_id: str, recipient_id: str, message: DirectMessage, retention_days: int) -> None: ...
 
 
 class Directory(RecipientLookup, UserDirectory, Supervision, Presences, TenantConfig, Inbox, Protocol):

@@ -112,3 +112,67 @@ class CoachRoomClosed(msgspec.Struct, frozen=True):
     """``voice.coach_room_closed``."""
 
     workitem_id: str
+
+
+class AssistTemplates(msgspec.Struct, frozen=True):
+    """``assist.templates``: the enabled templates, as (template id, text)."""
+
+    templates: list[tuple[str, str]]
+
+
+class Person(msgspec.Struct, frozen=True):
+    user_id: str
+    name: str
+
+
+class RecipientsPage(msgspec.Struct, frozen=True):
+    """``assist.recipients``: one page of supervisors and fellow agents (rendered), and the next cursor."""
+
+    supervisors: list[Any]
+    agents: list[Any]
+    next_cursor: str | None
+
+
+class AssistSent(msgspec.Struct, frozen=True):
+    assist_id: str
+    recipients: list[str]
+
+
+class AssistId(msgspec.Struct, frozen=True):
+    assist_id: str
+
+
+class AssistNote(msgspec.Struct, frozen=True):
+    """``assist.requested`` (and ``assist.claimed`` with the claimer, ``assist.escalated`` with the stage)."""
+
+    request: Any  # domain.assistance.AssistanceRequest
+    supervisor_id: str | None = None
+    stage: str | None = None
+
+
+class DirectMessage(msgspec.Struct, frozen=True):
+    """A directory message (``directory.send``), as stored and pushed (``directory.message``)."""
+
+    message_id: str
+    from_user_id: str
+    text: str
+    at: str
+    reply_to: str | None = None
+    assist_id: str | None = None
+
+
+class MessageSent(msgspec.Struct, frozen=True):
+    message_id: str
+
+
+class Count(msgspec.Struct, frozen=True):
+    """An unread count (``directory.unread``, ``directory.unread.get``, ``directory.read``)."""
+
+    count: int
+
+
+class ClaimNote(msgspec.Struct, frozen=True):
+    """``assist.claimed`` as pushed: which request, and who claimed it."""
+
+    assist_id: str
+    supervisor_id: str

@@ -43,6 +43,7 @@ from chalicelib.services.ports import (
     Template,
     Watcher,
 )
+from chalicelib.services.results import DirectMessage
 from chalicelib.settings import Settings
 
 # Message kinds that get a message index item (reactions and forwards find their message by id).
@@ -276,7 +277,7 @@ class MemoryDirectory:
         self._policies: dict[str, dict[str, Any]] = {}
         self._admins: dict[str, set[str]] = {}
         self._unread: dict[tuple[str, str, str], int] = {}
-        self.inbox: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.inbox: dict[tuple[str, str], list[DirectMessage]] = {}
 
     # endpoints and users
 
@@ -482,7 +483,7 @@ class MemoryDirectory:
             record.unread_total -= count
             return record.to_recipient(user_key(recipient_id)).unread_total
 
-    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None:
+    def store_message(self, tenant_id: str, recipient_id: str, message: DirectMessage, retention_days: int) -> None:
         with self._t.lock:
             self.inbox.setdefault((tenant_id, recipient_id), []).append(copy.deepcopy(message))
 

@@ -10,6 +10,8 @@ from chalicelib.domain import assistance as rules
 from chalicelib.domain.assistance import AlreadyClaimed, AssistStatus, Contact, Stage
 from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.results import AssistNote
 
 pytestmark = pytest.mark.unit
 
@@ -120,8 +122,8 @@ def test_a_request_to_supervisors_is_due_after_the_delay() -> None:
     assert r.status is AssistStatus.PENDING and r.stage is Stage.INITIAL
     assert r.due_at == NOW + 60 and r.recipients == ("sup-1", "sup-2") and r.target == "supervisors"
     assert not r.is_due(NOW + 59) and r.is_due(NOW + 60)
-    assert r.event_data() == {"assistId": "as_1", "agentId": "agent-1", "text": "Help", "workitemId": "wi-1"}
-    assert "workitemId" not in replace(r, workitem_id=None).event_data()
+    assert WIRE.plain(AssistNote(r)) == {"assistId": "as_1", "agentId": "agent-1", "text": "Help", "workitemId": "wi-1"}
+    assert "workitemId" not in WIRE.plain(AssistNote(replace(r, workitem_id=None)))
 
 
 def test_even_an_unheard_request_escalates() -> None:
