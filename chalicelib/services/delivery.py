@@ -21,6 +21,7 @@ from chalicelib.domain.timeline import TimelineEntry, view
 from chalicelib.services.clock import now_pair
 from chalicelib.services.ports import Clock, Connection, ConnectionGone, Pusher, Recipient, Renderer, Watcher
 from chalicelib.services.push_events import EVENTS
+from chalicelib.services.results import EntryNote
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,18 @@ class Outbox(msgspec.Struct):
             self.owners.setdefault(cid, []).append((recipient.key, None, w))
 
     def entry_to(
-        self, recipient: Recipient | None, name: str, entry: TimelineEntry, role: Role, extra: dict[str, Any] | None = None
+        self,
+        recipient: Recipient | None,
+        name: str,
+        entry: TimelineEntry,
+        role: Role,
+        note: Callable[[Any], Any] = EntryNote,
     ) -> None:
-        """Push ``entry`` in the view of ``role``; nothing when that role must not see it."""
-        body = view(entry, role)
-        if body is not None:
-            self.to_recipient(recipient, name, {**(extra or {}), "entry": body})
+        """Push ``entry`` in the view of ``role``, in the event's ``note`` (a record of
+        ``services/results.py``); nothing when that role must not see it."""
+        seen = view(entry, role)
+        if seen is not None:
+            self.to_recipient(recipient, name, note(seen))
 
 
 class Notifier:

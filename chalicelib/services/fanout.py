@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -34,6 +35,7 @@ from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.services import push_events as ev
 from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.ports import Recipient, RecipientLookup
+from chalicelib.services.results import CoachingEndedNote, SupervisorNote
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +149,8 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
         kind = entry.kind
         if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
             name = ev.COACHING_JOINED if kind is EntryKind.SUPERVISOR_JOINED else ev.COACHING_LEFT
-            extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
             for recipient in [agent, *monitors]:
-                box.entry_to(recipient, name, entry, Role.SUPERVISOR, extra)
+                box.entry_to(recipient, name, entry, Role.SUPERVISOR, partial(SupervisorNote, w.workitem_id, entry.author_id))
         elif kind is EntryKind.COACH_MESSAGE:
             for recipient in [agent, *monitors]:
                 box.entry_to(recipient, ev.COACH_MESSAGE, entry, Role.SUPERVISOR)
@@ -163,7 +164,7 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
                     ev.COACHING_ENDED,
                     entry,
                     Role.SUPERVISOR,
-                    {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")},
+                    partial(CoachingEndedNote, w.workitem_id, entry.extra.get("reason")),
                 )
         elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
             name = ev.COACH_FORWARDED if entry.forwarded_from else ev.MESSAGE_RECEIVED

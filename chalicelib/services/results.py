@@ -176,3 +176,25 @@ class ClaimNote(msgspec.Struct, frozen=True):
 
     assist_id: str
     supervisor_id: str
+
+
+class EntryNote(msgspec.Struct, frozen=True):
+    """An event carrying one timeline entry, in the view of the role it goes to."""
+
+    entry: Any
+
+
+class SupervisorNote(msgspec.Struct, frozen=True):
+    """``coaching.joined`` / ``coaching.left``: which supervisor, on which workitem, and the entry."""
+
+    workitem_id: str
+    supervisor_id: str
+    entry: Any
+
+
+class CoachingEndedNote(msgspec.Struct, frozen=True):
+    """``coaching.ended``: on which workitem, why, and the entry."""
+
+    workitem_id: str
+    reason: Any
+    entry: Any
