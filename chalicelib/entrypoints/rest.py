@@ -7,7 +7,6 @@ Every handler takes the Chalice request (and the route's path parameters) and re
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
@@ -26,6 +25,7 @@ from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.ports import Created
+from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, InboundMessage, Transferred
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +383,25 @@ def validate_webhook(data: dict[str, Any]) -> dict[str, Any]:
     return {"eventId": body.eventId, "tenantId": body.tenantId, "type": body.type, "data": payload}
 
 
+def inbound(event: dict[str, Any]) -> InboundEvent:
+    """A validated webhook event (:func:`validate_webhook`) as the service's record."""
+    data = event["data"]
+    kind = event["type"]
+    record: Assigned | InboundMessage | Transferred | Ended
+    if kind == "workitem.assigned":
+        customer = data["customer"]
+        record = Assigned(
+            data["workitemId"], data["channel"], data["agentId"], customer["id"], customer["name"], data.get("subject")
+        )
+    elif kind == "workitem.message":
+        record = InboundMessage(data["workitemId"], data["from"], data["text"])
+    elif kind == "workitem.transferred":
+        record = Transferred(data["workitemId"], data["toAgentId"])
+    else:
+        record = Ended(data["workitemId"], data["endedBy"])
+    return InboundEvent(event["eventId"], event["tenantId"], kind, record)
+
+
 def receive_webhook(request: Any) -> Reply:
     """``POST /webhooks/events``: the signature is checked with the tenant's own secret before the body
     is validated."""
@@ -393,7 +412,7 @@ def receive_webhook(request: Any) -> Reply:
         tenant = data.get("tenantId") if data else None
         tenant_id = tenant if is_id(tenant) else None
         logs.bind(tenant_id=tenant_id)
-        validated = functools.partial(validate_webhook, data) if data is not None else None
+        validated = (lambda: inbound(validate_webhook(data))) if data is not None else None
         return bootstrap.services(WIRE).webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
 
     return respond(request, call)

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
@@ -62,6 +64,44 @@ def verify_signature(header: str | None, body: bytes, secrets: list[str], now: i
     raise Unauthorized("signature does not match")
 
 
+class Assigned(msgspec.Struct, frozen=True):
+    """``workitem.assigned``: a new workitem for an agent."""
+
+    workitem_id: str
+    channel: str
+    agent_id: str
+    customer_id: str
+    customer_name: str
+    subject: str | None = None
+
+
+class InboundMessage(msgspec.Struct, frozen=True):
+    """``workitem.message``: the customer or the agent wrote on a channel the provider carries."""
+
+    workitem_id: str
+    sender: str  # "customer" or "agent"
+    text: str
+
+
+class Transferred(msgspec.Struct, frozen=True):
+    workitem_id: str
+    to_agent_id: str
+
+
+class Ended(msgspec.Struct, frozen=True):
+    workitem_id: str
+    ended_by: str  # "customer", "agent" or "system"
+
+
+class InboundEvent(msgspec.Struct, frozen=True):
+    """A validated inbound event (the entry layer reads it off the wire)."""
+
+    event_id: str
+    tenant_id: str
+    type: str
+    data: Assigned | InboundMessage | Transferred | Ended
+
+
 class WebhookService:
     def __init__(
         self,
@@ -80,7 +120,7 @@ class WebhookService:
         self.default_secret = default_secret
 
     def handle(
-        self, body: bytes, signature: str | None, tenant_id: str | None, validate: Callable[[], dict[str, Any]] | None
+        self, body: bytes, signature: str | None, tenant_id: str | None, validate: Callable[[], InboundEvent] | None
     ) -> dict[str, Any]:
         """Verify the signature (with the tenant's secret when it has one), then validate and apply.
 
@@ -96,38 +136,34 @@ class WebhookService:
             raise Invalid("body must be a JSON object with eventId, tenantId, type and data")
         return self.apply(validate(), policy)
 
-    def apply(self, event: dict[str, Any], policy: Policy) -> dict[str, Any]:
-        tenant_id: str = event["tenantId"]
-        kind: str = event["type"]
-        data: dict[str, Any] = event["data"]
-        idem = Idempotency(tenant_id, event["eventId"], kind)
+    def apply(self, event: InboundEvent, policy: Policy) -> dict[str, Any]:
+        tenant_id = event.tenant_id
+        data = event.data
+        idem = Idempotency(tenant_id, event.event_id, event.type)
         try:
-            if kind == "workitem.assigned":
+            if isinstance(data, Assigned):
                 self._assigned(tenant_id, data, idem, policy)
-            elif kind == "workitem.message":
+            elif isinstance(data, InboundMessage):
                 self._message(tenant_id, data, idem)
-            elif kind == "workitem.transferred":
+            elif isinstance(data, Transferred):
                 self._transferred(tenant_id, data, idem)
-            elif kind == "workitem.ended":
+            else:
                 self._ended(tenant_id, data, idem)
-            else:  # the schema already refuses other types
-                raise Invalid(f"unknown event type {kind}")
         except DuplicateEvent:
             return {"status": "duplicate"}
         return {"status": "applied"}
 
-    def _assigned(self, tenant_id: str, data: dict[str, Any], idem: Idempotency, policy: Policy) -> None:
+    def _assigned(self, tenant_id: str, data: Assigned, idem: Idempotency, policy: Policy) -> None:
         at, _ = now_pair(self.clock)
-        customer = data["customer"]
         workitem = Workitem(
             tenant_id=tenant_id,
-            workitem_id=data["workitemId"],
-            channel=Channel(data["channel"]),
-            agent_id=data["agentId"],
-            customer_id=customer["id"],
-            customer_name=customer["name"],
+            workitem_id=data.workitem_id,
+            channel=Channel(data.channel),
+            agent_id=data.agent_id,
+            customer_id=data.customer_id,
+            customer_name=data.customer_name,
             created_at=at,
-            subject=data.get("subject") or "",
+            subject=data.subject or "",
             retention_days=policy.retention_days,
             record_coaching=policy.record_coaching,
         )
@@ -145,23 +181,23 @@ class WebhookService:
         box.to_watchers(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem})
         self.notifier.flush(box)
 
-    def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+    def _message(self, tenant_id: str, data: InboundMessage, idem: Idempotency) -> None:
         message_id = new_id("msg")
         at = now_pair(self.clock)[0]
         self.workitems.mutate(
             tenant_id,
-            data["workitemId"],
-            lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
+            data.workitem_id,
+            lambda w: rules.integration_message(w, data.sender, data.text, message_id, at),
             idempotency=idem,
             push=True,
             missing=Conflict,  # it arrived before its workitem.assigned
         )
 
-    def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+    def _transferred(self, tenant_id: str, data: Transferred, idem: Idempotency) -> None:
         """The target must be an agent of the tenant (1 GetItem), else 409 and nothing applied; a redelivered
         event (already with that agent) changes nothing."""
         at = now_pair(self.clock)[0]
-        to_agent = data["toAgentId"]
+        to_agent = data.to_agent_id
         target = self.recipients.recipient(tenant_id, user_key(to_agent))
         target_is_agent = target is not None and target.in_directory and target.role is Role.AGENT
 
@@ -172,11 +208,11 @@ class WebhookService:
                 raise Conflict(f"{to_agent} is not an agent of this tenant")
             return rules.transfer(w, to_agent, "system", Role.ADMIN, at)
 
-        self.workitems.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=transfer_counters, push=True)
+        self.workitems.mutate(tenant_id, data.workitem_id, decide, idempotency=idem, counters=transfer_counters, push=True)
 
-    def _ended(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+    def _ended(self, tenant_id: str, data: Ended, idem: Idempotency) -> None:
         at = now_pair(self.clock)[0]
-        ended_by = EndedBy(data["endedBy"])
+        ended_by = EndedBy(data.ended_by)
 
         def decide(w: Workitem) -> Change:
             if w.status is rules.Status.ENDED:
@@ -185,4 +221,4 @@ class WebhookService:
             role = {EndedBy.CUSTOMER: Role.CUSTOMER, EndedBy.AGENT: Role.AGENT}.get(ended_by, Role.ADMIN)
             return rules.end_workitem(w, ended_by, author, role, at)
 
-        self.workitems.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=end_counters, push=True)
+        self.workitems.mutate(tenant_id, data.workitem_id, decide, idempotency=idem, counters=end_counters, push=True)
