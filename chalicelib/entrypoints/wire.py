@@ -162,6 +162,19 @@ def _direct_message(r: results.DirectMessage) -> dict[str, Any]:
     return body
 
 
+def _delivery_note(r: results.DeliveryNote) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "workitemId": r.workitem_id,
+        "messageId": r.message_id,
+        "seq": r.seq,
+        "delivery": r.delivery,
+        "entry": r.entry,
+    }
+    if r.reason:
+        body["reason"] = r.reason
+    return body
+
+
 _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.TimelinePage: _timeline_page,
     results.MonitorStarted: _monitor_started,
@@ -195,6 +208,9 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.EntryNote: lambda r: {"entry": r.entry},
     results.SupervisorNote: lambda r: {"workitemId": r.workitem_id, "supervisorId": r.supervisor_id, "entry": r.entry},
     results.CoachingEndedNote: lambda r: {"workitemId": r.workitem_id, "reason": r.reason, "entry": r.entry},
+    results.SmsSettings: lambda r: {"originationIdentity": r.origination_identity},
+    results.TransferNote: lambda r: {"workitem": r.workitem, "fromAgentId": r.from_agent_id},
+    results.DeliveryNote: _delivery_note,
     Workitem: workitem,
     TimelineEntry: entry,
     CustomerEntry: customer_entry,

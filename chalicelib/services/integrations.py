@@ -44,6 +44,7 @@ from chalicelib.domain.webhooks import (
     check_url,
     retry_delay,
 )
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import iso, new_id, now_pair
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed
@@ -57,6 +58,7 @@ from chalicelib.services.ports import (
     SmsSender,
     SubscriptionStore,
 )
+from chalicelib.services.results import DeliveryNote, SmsSettings, TransferNote
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +172,16 @@ class Integrations:
         self._forget(caller.tenant_id)
         return self._wire(sub, with_secret=True)
 
-    def put_sms_settings(self, caller: Principal, origination_identity: str) -> dict[str, Any]:
+    def put_sms_settings(self, caller: Principal, origination_identity: str) -> SmsSettings:
         if caller.role is not Role.ADMIN:
             raise Forbidden("only admins may change SMS settings")
         self.store.set_sms_origination(caller.tenant_id, origination_identity, self._now())
-        return {"originationIdentity": origination_identity}
+        return SmsSettings(origination_identity)
 
-    def get_sms_settings(self, caller: Principal) -> dict[str, Any]:
+    def get_sms_settings(self, caller: Principal) -> SmsSettings:
         if caller.role is not Role.ADMIN:
             raise Forbidden("only admins may read SMS settings")
-        return {"originationIdentity": self.store.sms_origination(caller.tenant_id)}
+        return SmsSettings(self.store.sms_origination(caller.tenant_id))
 
     def replay(self, caller: Principal) -> dict[str, Any]:
         """Move this tenant's dead letters back onto the delivery queue (up to 100 per call)."""
@@ -284,7 +286,7 @@ class Integrations:
             post(
                 "workitem.transferred",
                 event_id(w.tenant_id, w.workitem_id, w.version, "transferred"),
-                {"workitem": workitem, "fromAgentId": before.agent_id},
+                self.notifier.wire.plain(TransferNote(w, before.agent_id)),
             )
         if before.status is not w.status and w.status is rules.Status.ENDED:
             post("workitem.ended", event_id(w.tenant_id, w.workitem_id, w.version, "ended"), {"workitem": workitem})
@@ -440,16 +442,7 @@ class Integrations:
             return
         agent = self.directory.recipient(tenant_id, user_key(agent_id))
         box = self.notifier.outbox(tenant_id)
-        data: dict[str, Any] = {
-            "workitemId": workitem_id,
-            "messageId": entry.message_id,
-            "seq": seq,
-            "delivery": status,
-            "entry": entry,
-        }
-        if reason:
-            data["reason"] = reason
-        box.to_recipient(agent, "message.delivery", data)
+        box.to_recipient(agent, ev.MESSAGE_DELIVERY, DeliveryNote(workitem_id, entry.message_id, seq, status, entry, reason))
         self.notifier.flush(box)
 
     def _epoch(self) -> float:

@@ -198,3 +198,27 @@ class CoachingEndedNote(msgspec.Struct, frozen=True):
     workitem_id: str
     reason: Any
     entry: Any
+
+
+class SmsSettings(msgspec.Struct, frozen=True):
+    """The tenant's SMS origination identity (None: not configured)."""
+
+    origination_identity: str | None
+
+
+class TransferNote(msgspec.Struct, frozen=True):
+    """``workitem.transferred`` (a webhook): the workitem as it is now, and the agent it came from."""
+
+    workitem: Any
+    from_agent_id: str
+
+
+class DeliveryNote(msgspec.Struct, frozen=True):
+    """``message.delivery``: what became of an agent message on an SMS or social workitem."""
+
+    workitem_id: str
+    message_id: str | None
+    seq: int
+    delivery: str
+    entry: Any
+    reason: str = ""
