@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import Chalice, Rate, Request, Response, WebsocketEvent
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.entrypoints import events, rest, ws
 
 app = Chalice(app_name="supervisor-coaching")
@@ -23,7 +23,7 @@ logs.configure()
 @app.middleware("all")
 def log_context(event: Any, get_response: Any) -> Any:
     """Every handler's log lines carry its invocation's Lambda context and API Gateway's keys, and only
-    its own (docs/logs.md)."""
+    its own (docs/logs.md); what it recorded in metrics is written when it ends (docs/operations.md)."""
     request_context: Any = None
     if isinstance(event, Request):
         lambda_context, request_context = event.lambda_context, event.context
@@ -31,7 +31,7 @@ def log_context(event: Any, get_response: Any) -> Any:
         lambda_context = getattr(event, "context", None)
         raw = event.to_dict() if event is not None else None
         request_context = raw.get("requestContext") if isinstance(raw, dict) else None
-    with logs.invocation(lambda_context, **logs.gateway_fields(request_context)):
+    with logs.invocation(lambda_context, **logs.gateway_fields(request_context)), metrics.invocation():
         return get_response(event)
 
 

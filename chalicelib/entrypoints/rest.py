@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
@@ -21,7 +22,7 @@ from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
-from chalicelib.entrypoints.errors import contract_error
+from chalicelib.entrypoints.errors import contract_error, record
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.services.integrations import Created
@@ -177,11 +178,16 @@ def rest_caller(headers: dict[str, str]) -> Principal:
 def respond(request: Any, call: Callable[[], Any]) -> Reply:
     """Run a REST use case and map its outcome to (status, body): 201 for a creation, 204 for nothing to
     return, 200 otherwise; any exception in the contract's error shape (``errors.contract_error``)."""
+    started = time.perf_counter()
+    # The route's template ("PUT /admin/users/{userId}"), never the path a client sent: a bounded dimension.
+    route = f"{request.method} {request.context.get('resourcePath', '?')}"
     try:
         result = call()
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
-        refusal = contract_error(exc, f"REST request {request.method} {request.context.get('resourcePath', '?')}")
+        refusal = contract_error(exc, f"REST request {route}")
+        record(route, started, refusal)
         return refusal.status, {"error": refusal.to_dict()}
+    record(route, started, None)
     if isinstance(result, Created):
         return 201, dict(result)
     return (204, None) if result is None else (200, result)

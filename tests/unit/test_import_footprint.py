@@ -42,9 +42,10 @@ def test_importing_app_loads_no_voice_rules() -> None:
     assert not loaded & {"chalicelib.domain.voice", "chalicelib.domain.pstn", "chalicelib.services.voice"}
 
 
-def test_the_structured_logs_cost_no_import_beyond_the_standard_library() -> None:
+@pytest.mark.parametrize("module", ["chalicelib.logs", "chalicelib.metrics"])
+def test_the_structured_logs_and_metrics_cost_no_import_beyond_the_standard_library(module: str) -> None:
     probe = (
-        "import json, sys; before = set(sys.modules); import chalicelib.logs; "
+        f"import json, sys; before = set(sys.modules); import {module}; "
         "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
