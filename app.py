@@ -95,8 +95,9 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
 
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
-    """Chalice's own refusals (405, 415, ...) in the contract's error shape."""
-    response: Response = rest.error_shape(get_response(event))
+    """Chalice's own refusals (405, 415, ...) in the contract's error shape; every answer with the CORS
+    header when it goes to the web console's origin (docs/deploy.md)."""
+    response: Response = rest.with_cors(event, rest.error_shape(get_response(event)))
     return response
 
 
@@ -216,3 +217,17 @@ def get_sms_settings() -> Response:
 @app.route("/admin/sms-settings", methods=["PUT"])
 def put_sms_settings() -> Response:
     return _json(rest.put_sms_settings(app.current_request))
+
+
+# --- CORS preflight: every path answers OPTIONS, for the web console's origin only (docs/deploy.md) -------
+
+
+def preflight(**path_parameters: str) -> Response:
+    request = app.current_request
+    assert request is not None
+    status, headers = rest.preflight(request, list(app.routes[request.context["resourcePath"]]))
+    return Response(body="", status_code=status, headers=dict(headers))
+
+
+for _path in list(app.routes):
+    app.route(_path, methods=["OPTIONS"], name="preflight")(preflight)

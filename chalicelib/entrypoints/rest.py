@@ -216,6 +216,47 @@ def error_shape(response: Any) -> Any:
     return response
 
 
+# --- CORS: the web console calls this API from its own origin (CloudFront) --------------------------------
+# Only the console's origins (settings.console_origins: the stack's CloudFront domain, and the origin of
+# ConsoleCallbackUrl) get Access-Control-Allow-Origin, on every answer including errors; API Gateway's own
+# answers (gateway responses) carry the CloudFront origin from the template. Another origin gets no CORS
+# header, so a browser keeps the answer from that page (docs/deploy.md).
+
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE_SECONDS = 7200  # the longest Chromium honours
+
+
+def _allowed_origin(request: Any) -> str | None:
+    origins = bootstrap.services().settings.console_origins
+    if not origins:
+        return None
+    headers = request.headers if request is not None else {}
+    origin = headers.get("origin") or headers.get("Origin")
+    return origin if origin in origins else None
+
+
+def with_cors(request: Any, response: Any) -> Any:
+    """``response`` with ``Access-Control-Allow-Origin`` when the request comes from a console origin."""
+    if bootstrap.services().settings.console_origins:
+        response.headers["Vary"] = "Origin"
+        origin = _allowed_origin(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+def preflight(request: Any, methods: list[str]) -> tuple[int, dict[str, str | list[str]]]:
+    """A browser's CORS preflight for one path: which methods and headers the console may send (204).
+    The origin is added by :func:`with_cors`, only for a console origin."""
+    if _allowed_origin(request) is None:
+        return 204, {}
+    return 204, {
+        "Access-Control-Allow-Methods": ", ".join(sorted({*methods, "OPTIONS"})),
+        "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+        "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+    }
+
+
 UseCase = Callable[Concatenate[Services, Principal, Any, P], Any]
 
 

@@ -259,11 +259,17 @@ def test_every_function_runs_the_s3_code_on_the_runtime(packaged: Build) -> None
         )
 
 
+# Settings only some functions need, and which: the console's origins (CORS) only matter to the REST API,
+# and they come from the CloudFront distribution, which the other functions need not wait for.
+ONLY_FOR = {"CONSOLE_ORIGINS": {"APIHandler"}}
+
+
 def test_every_setting_is_wired_into_every_function(packaged: Build) -> None:
-    wanted = _settings_env_names() - NOT_FROM_TEMPLATE
     for name in _functions(packaged):
+        wanted = {s for s in _settings_env_names() - NOT_FROM_TEMPLATE if name in ONLY_FOR.get(s, {name})}
         env = _environment(packaged, name)
         assert wanted <= set(env), f"{name} lacks {sorted(wanted - set(env))}"
+        assert not {s for s, functions in ONLY_FOR.items() if name not in functions} & set(env), name
         assert not NOT_FROM_TEMPLATE & set(env), f"{name} sets {sorted(NOT_FROM_TEMPLATE & set(env))}"
     env = _environment(packaged, "APIHandler")
     for key in dynamo.TABLE_MODELS:
@@ -756,8 +762,11 @@ IAM_ACTION_OF_OPERATION = {
 # Granted for AWS services acting on the functions' behalf, not for a call in the code: Lambda
 # reading the workitems stream for FanoutStreamMapping (the actions of AWS's managed policy
 # AWSLambdaDynamoDBExecutionRole), Lambda reading the delivery queue for DeliverWebhooks (it also
-# receives and deletes, which the code calls itself), and SSM decrypting with a customer managed key.
-GRANTED_FOR_AWS_SERVICES = STREAM_READ | {"kms:Decrypt"} | {"sqs:GetQueueAttributes"}
+# receives and deletes, which the code calls itself), SSM decrypting with a customer managed key, and
+# Lambda sending a function's X-Ray segments (TracingPolicy, with EnableTracing).
+GRANTED_FOR_AWS_SERVICES = (
+    STREAM_READ | {"kms:Decrypt"} | {"sqs:GetQueueAttributes"} | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+)
 
 
 def _client_calls() -> dict[str, set[str]]:
