@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_AT_IMPORT = {"pydantic", "pydantic_core", "jwt", "cryptography", "boto3"}
+NOT_AT_IMPORT = {"pydantic", "pydantic_core", "jwt", "cryptography", "boto3", "aws_xray_sdk", "wrapt"}
 
 
 def test_importing_app_loads_no_library_the_handlers_do_not_all_need() -> None:
