@@ -225,8 +225,8 @@ def put_sms_settings() -> Response:
 def preflight(**path_parameters: str) -> Response:
     request = app.current_request
     assert request is not None
-    status, headers = rest.preflight(request, list(app.routes[request.context["resourcePath"]]))
-    return Response(body="", status_code=status, headers=dict(headers))
+    status, body, headers = rest.preflight(request, list(app.routes[request.context["resourcePath"]]), path_parameters)
+    return Response(body=body if body is not None else "", status_code=status, headers=dict(headers))
 
 
 for _path in list(app.routes):

@@ -5,6 +5,7 @@ sends no CORS header at all."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -59,6 +60,13 @@ def test_another_origin_gets_no_cors_header(w: World, origin: str | None) -> Non
     answer = _call(w, "GET", "/admin/policy", origin, Authorization=f"Bearer {w.token('admin-1', 'admin')}")
     assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers
     assert answer.headers["Vary"] == "Origin"  # a shared cache never serves one origin's answer to another
+
+
+def test_a_preflight_to_a_path_that_is_not_an_id_is_refused(w: World) -> None:
+    response = _call(w, "OPTIONS", "/admin/teams/tpl-1%23evil", CONSOLE)
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["code"] == "invalid"
+    assert response.headers["Access-Control-Allow-Origin"] == CONSOLE  # the console can read why
 
 
 def test_without_console_origins_no_cors_header_at_all(world: World) -> None:
