@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 
 class Services(msgspec.Struct):
+    settings: Settings  # the entry layer's own settings (the console's origins for CORS)
     tokens: TokenVerifier
     directory: DirectoryService
     coaching: CoachingService
@@ -121,6 +122,17 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
     return ChimeMeetingProvider(media_region=settings.media_region)
 
 
+def trace_sdk_calls() -> None:
+    """X-Ray subsegments for every AWS SDK call (boto3 and PynamoDB both go through botocore), when the
+    stack turns tracing on. Imported here, never at ``import app``: a stack without tracing pays nothing.
+    A call made where no segment is open (a worker thread of the fanout or push pools) is not traced,
+    silently, rather than logged as an error."""
+    from aws_xray_sdk.core import patch, xray_recorder
+
+    xray_recorder.configure(context_missing="IGNORE_ERROR")
+    patch(["botocore"])
+
+
 def oidc_config(settings: Settings) -> OidcConfig | None:
     """The OIDC issuer whose tokens are accepted (docs/product.md W9), if one is configured."""
     if not settings.oidc_issuer:
@@ -152,6 +164,8 @@ def build(
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
+    if settings.tracing:
+        trace_sdk_calls()
     if storage is None:
         dynamo.configure(settings)
     clock = clock or SystemClock()
@@ -169,10 +183,11 @@ def build(
     voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     built = Services(
+        settings=settings,
         tokens=tokens,
         directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
-        fanout=FanoutService(directory, notifier),
+        fanout=FanoutService(directory, notifier, clock),
         webhooks=WebhookService(workitems, directory, directory, notifier, clock, webhook_secret),
         assistance=assistance,
         voice=voice,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from chalicelib import metrics
 from chalicelib.adapters.storage_errors import retryable_error
 from chalicelib.domain.errors import (
     Conflict,
@@ -35,6 +36,21 @@ RetryableError = Callable[[BaseException], DomainError | None]
 
 # The one wording of a failure of this service, on every channel (REST, frames, $connect).
 NOTHING_APPLIED = "internal error; nothing was applied"
+
+
+def is_fault(error: DomainError) -> bool:
+    """Whether an answer is the service's failure (``internal``, ``unavailable``, ``rate_limited``: 5xx and
+    429) rather than a refusal of the request itself: the ``ActionErrors`` metric counts these."""
+    status = status_of(error)
+    return status >= 500 or status == 429
+
+
+def record(action: str, started: float, refusal: DomainError | None) -> None:
+    """The metrics of one handled action or request: its count and latency, and its error if any."""
+    metrics.ACTIONS.add(action=action)
+    metrics.ACTION_LATENCY.record(metrics.milliseconds_since(started), action=action)
+    if refusal is not None:
+        (metrics.ACTION_ERRORS if is_fault(refusal) else metrics.ACTION_REFUSALS).add(action=action)
 
 
 class Internal(DomainError):

@@ -172,7 +172,7 @@ class FakePusher:
 
 
 def _fanout(pusher: FakePusher, directory: FakeDirectory, max_parallel: int = 8) -> FanoutService:
-    return FanoutService(directory, Notifier(pusher, directory, FixedClock(), WIRE), max_parallel=max_parallel)  # type: ignore[arg-type]
+    return FanoutService(directory, Notifier(pusher, directory, FixedClock(), WIRE), FixedClock(), max_parallel=max_parallel)  # type: ignore[arg-type]
 
 
 def _committed(wid: str, version: int, monitors: dict[str, str] | None = None, exclude: str | None = None) -> Committed:
