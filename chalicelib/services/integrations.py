@@ -541,11 +541,11 @@ class Integrations:
             code, detail, seconds, health = self._attempt(sub, message, watched=door is Gate.POST)
         finally:
             if place is not None:
-                self.store.leave_lane(tenant, holder, place)
+                self._leave_lane(tenant, holder, place)
         ok = code is not None and 200 <= code < 300
         changed = after_attempt(health, ok, seconds, self._epoch())
         if changed is not None:
-            self.store.set_health(tenant, sub_id, changed)
+            self._set_health(sub, changed)
             if changed.broken:
                 log.warning(
                     "subscription %s: circuit open for %d s after %d failed attempts in a row",
@@ -600,7 +600,7 @@ class Integrations:
         slow = health._replace(fast=False)
         watchdog: threading.Timer | None = None
         if watched:
-            watchdog = threading.Timer(SLOW_SECONDS, self._mark_slow, (sub, slow))
+            watchdog = threading.Timer(SLOW_SECONDS, self._set_health, (sub, slow))
             watchdog.daemon = True
             watchdog.start()
         started = time.monotonic()
@@ -613,11 +613,19 @@ class Integrations:
                 watchdog.join()
         return code, detail, seconds, slow if watched and seconds > SLOW_SECONDS else health
 
-    def _mark_slow(self, sub: Subscription, slow: Health) -> None:
+    def _set_health(self, sub: Subscription, health: Health) -> None:
+        """Health is advice for the next deliveries: a store that fails to write it fails no delivery
+        (which would then be posted again)."""
         try:
-            self.store.set_health(sub.tenant_id, sub.subscription_id, slow)
+            self.store.set_health(sub.tenant_id, sub.subscription_id, health)
         except Exception:
-            log.warning("could not mark subscription %s slow", sub.subscription_id, exc_info=True)
+            log.warning("could not write the receiver health of subscription %s", sub.subscription_id, exc_info=True)
+
+    def _leave_lane(self, tenant_id: str, holder: str, place: int) -> None:
+        try:
+            self.store.leave_lane(tenant_id, holder, place)
+        except Exception:  # the place frees itself when its lease runs out
+            log.warning("could not leave slow-lane place %d of tenant %s", place, tenant_id, exc_info=True)
 
     def _sms(self, message: dict[str, Any]) -> None:
         """Sent once, never retried after the provider has it: a failure before the send raises (the

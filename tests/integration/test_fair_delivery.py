@@ -239,3 +239,27 @@ def test_a_change_whose_deliveries_cannot_be_kept_either_is_handed_back_to_the_s
     sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")
     assert len(w.handed_back) == 1
     assert [e["data"]["entry"]["text"] for e in agent.events("coach.message")] == ["Offer the refund"]
+
+
+@pytest.mark.moto  # a 3.5 s post: kept out of the fast tier
+def test_a_fast_receiver_that_stops_answering_is_marked_slow_while_the_post_still_runs(w: World, hook: Receiver) -> None:
+    """So the deliveries behind the hanging post take the slow lane at once, not after its 10 s."""
+    import threading
+    import time
+
+    subscribe(w, hook.url, ["workitem.assigned"])
+    w.assign("wi-1")
+    w.deliver()
+    assert health(w) == Health(fast=True)
+    hook.delay = 3.5
+    w.assign("wi-2")
+    running = threading.Thread(target=w.deliver)
+    running.start()
+    marked = False
+    deadline = time.monotonic() + 3.3
+    while time.monotonic() < deadline and not marked:
+        marked = not health(w).fast and len(hook.requests) == 1  # the second post has not returned yet
+        time.sleep(0.05)
+    running.join()
+    assert marked and len(hook.requests) == 2
+    assert health(w) == Health()  # it answered, slowly: not known to be fast any more
