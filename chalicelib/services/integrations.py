@@ -84,6 +84,9 @@ REPLAY_HIDE_SECONDS = 60
 ENQUEUE_PAUSES = (0.1, 0.5, 1.0)
 # A slow-lane place (and a probe's claim) lasts one attempt and a margin: a holder that dies frees it.
 LANE_LEASE_SECONDS = int(DELIVERY_TIMEOUT_SECONDS) + 5
+# A delivery that keeps finding its tenant's lane full waits at most this long between looks (SQS's
+# longest message delay).
+MAX_LANE_WAIT_SECONDS = 900
 
 
 class ChannelFailed(Exception):
@@ -441,16 +444,25 @@ class Integrations:
         outcome, wait = self._post(message, attempt)
         if outcome == _DONE:
             return True
-        if outcome == _WAIT:  # the tenant's slow lane is full: not an attempt, back in a few seconds
-            copy = Outgoing(_message_with(message, n=attempt - 1), message["tid"], "post", wait)
+        if outcome == _WAIT:  # the tenant's slow lane is full: not an attempt, back in a while
+            # Until a place frees, and twice as long each time it finds the lane full again: a tenant's
+            # backlog behind a full lane comes back ever more rarely instead of keeping the function busy.
+            waits = int(message.get("w") or 0)
+            delay = min(MAX_LANE_WAIT_SECONDS, wait * 2 ** min(waits, 10)) + secrets.randbelow(1 + min(wait, 30))
+            copy = Outgoing(_message_with(message, n=attempt - 1, w=waits + 1), message["tid"], "post", delay)
             try:
                 if not self.queue.send([copy]):
-                    log.info("delivery %s waits %d s for a place in its tenant's slow lane", message["id"], wait)
+                    log.info(
+                        "delivery %s waits %d s for a place in its tenant's slow lane",
+                        message["id"],
+                        delay,
+                        extra=_outcome("waiting"),
+                    )
                     return True
             except QueueUnavailable:
                 pass  # it comes back as a failed attempt instead
         if attempt >= self.max_attempts:
-            kept = Outgoing(_message_with(message, n=None), message["tid"], "post")
+            kept = Outgoing(_message_with(message, n=None, w=None), message["tid"], "post")
             try:
                 if not self.queue.dead_letter([kept]):
                     log.warning(
@@ -458,7 +470,7 @@ class Integrations:
                         message["id"],
                         message["sub"],
                         attempt,
-                        extra={"event": "webhook_dead_lettered"},
+                        extra=_outcome("dead_lettered"),
                     )
                     return True
             except QueueUnavailable:
@@ -500,7 +512,9 @@ class Integrations:
         status = message.get("st")
         sub = self.store.get(tenant, sub_id)
         if sub is None or not sub.wants(kind):
-            log.info("delivery %s dropped: subscription %s no longer wants %s", message["id"], sub_id, kind)
+            log.info(
+                "delivery %s dropped: subscription %s no longer wants %s", message["id"], sub_id, kind, extra=_outcome("dropped")
+            )
             if status:
                 self._record(tenant, status["wid"], status["seq"], status["agent"], FAILED, "subscription removed")
             return _DONE, 0
@@ -518,7 +532,7 @@ class Integrations:
                 sub_id,
                 wait,
                 health.failures,
-                extra={"event": "webhook_circuit_open"},
+                extra=_outcome("parked"),
             )
             if status and attempt == 1:
                 self._record(
@@ -536,7 +550,7 @@ class Integrations:
             now_ms = epoch_ms(self.clock.now())
             place, frees_at = self.store.take_lane(tenant, holder, now_ms, self.lane_places, LANE_LEASE_SECONDS * 1000)
             if place is None:
-                return _WAIT, max(1, math.ceil((frees_at - now_ms) / 1000)) + secrets.randbelow(3)
+                return _WAIT, max(1, math.ceil((frees_at - now_ms) / 1000))
         try:
             code, detail, seconds, health = self._attempt(sub, message, watched=door is Gate.POST)
         finally:
@@ -555,7 +569,15 @@ class Integrations:
                     extra={"event": "webhook_circuit_opened"},
                 )
         if ok:
-            log.info("delivery %s (%s) to subscription %s: HTTP %s in %.2f s", message["id"], kind, sub_id, code, seconds)
+            log.info(
+                "delivery %s (%s) to subscription %s: HTTP %s in %.2f s",
+                message["id"],
+                kind,
+                sub_id,
+                code,
+                seconds,
+                extra=_outcome("delivered"),
+            )
         else:
             log.warning(
                 "delivery %s (%s) to subscription %s failed on attempt %d: %s",
@@ -564,6 +586,7 @@ class Integrations:
                 sub_id,
                 attempt,
                 f"HTTP {code}" if code is not None else detail,
+                extra=_outcome("failed"),
             )
         if status and (ok or attempt == 1):
             self._record(
@@ -697,25 +720,35 @@ class Integrations:
 _DONE, _FAILED, _WAIT = "done", "failed", "wait"
 
 
+def _outcome(outcome: str) -> dict[str, str]:
+    """The keys of a delivery's log line (docs/logs.md): what a metric filter counts by outcome."""
+    return {"event": "webhook_delivery", "outcome": outcome}
+
+
 def _message(kind: str, tenant_id: str, **fields: Any) -> str:
     return json.dumps({"k": kind, "tid": tenant_id, **fields}, separators=(",", ":"), ensure_ascii=False)
 
 
-def _message_with(message: dict[str, Any], n: int | None) -> str:
-    """``message`` again, saying how many attempts were made before (``n``; None: a fresh start)."""
-    fields = {k: v for k, v in message.items() if k != "n"}
+def _message_with(message: dict[str, Any], n: int | None, w: int | None) -> str:
+    """``message`` again, saying how many attempts were made before (``n``) and how often it waited
+    for its tenant's slow lane (``w``); None: a fresh start."""
+    fields = {k: v for k, v in message.items() if k not in ("n", "w")}
     if n:
         fields["n"] = n
+    if w:
+        fields["w"] = w
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
 def _fresh(body: str) -> str:
-    """A dead letter's body with its attempts forgotten: a replay gets every attempt again."""
+    """A dead letter's body with its attempts and waits forgotten: a replay gets every attempt again."""
     try:
         message = json.loads(body)
     except ValueError:
         return body
-    return _message_with(message, None) if isinstance(message, dict) and "n" in message else body
+    if not isinstance(message, dict) or not ("n" in message or "w" in message):
+        return body
+    return _message_with(message, None, None)
 
 
 def _outgoing(body: str) -> Outgoing:
