@@ -12,16 +12,12 @@ the noise is the figure (target: at most 2, docs/product.md Q18).
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
-import threading
 import time
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench import stack as stack_module
 from bench.common import cli, emit, summary_ms
+from bench.receivers import CoachReceiver, SilentReceiver, epoch
 from bench.wsclient import open_all
 from devstack.tokens import mint
 
@@ -31,66 +27,11 @@ NOISE_EVERY = 0.2
 SEND_EVERY = 0.2
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-class _Receiver:
-    """Answers 204 at once and records when each coach message arrived."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}
-        arrivals = self.arrivals
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                at = time.time()
-                entry = json.loads(body)["data"].get("entry") or {}
-                if entry.get("kind") == "coach_message":
-                    arrivals[str(entry["text"])] = at
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-class _Blackhole:
-    """Accepts every connection, reads nothing, answers nothing."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0), backlog=1024)
-        self.server.settimeout(0.2)
-        self.held: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.held.append(self.server.accept()[0])
-            except OSError:
-                continue
-
-    def close(self) -> None:
-        self.stop.set()
-        for conn in self.held:
-            conn.close()
-        self.server.close()
-
-
-async def _measure(sup: Any, receiver: _Receiver, label: str, samples: int) -> tuple[list[float], int]:
-    committed: dict[str, float] = {}
+async def _measure(sup: Any, receiver: CoachReceiver, label: str, samples: int) -> tuple[list[float], int]:
+    committed: dict[int, float] = {}
     for i in range(samples):
-        text = f"{label} {i}"
-        entry = (await sup.ok("coach.send", workitemId="wi-1", text=text))["entry"]
-        committed[text] = _epoch(entry["at"])
+        entry = (await sup.ok("coach.send", workitemId="wi-1", text=f"{label} {i}"))["entry"]
+        committed[int(entry["seq"])] = epoch(entry["at"])
         await asyncio.sleep(SEND_EVERY)
     deadline = time.monotonic() + 60
     while any(t not in receiver.arrivals for t in committed) and time.monotonic() < deadline:
@@ -103,8 +44,8 @@ async def run_async(samples: int, endpoint: str | None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else {"DEVSTACK_STORE": "moto"}
     stack = await loop.run_in_executor(None, lambda: stack_module.start(None, extra))
-    receiver = _Receiver()
-    hole = _Blackhole()
+    receiver = CoachReceiver()
+    hole = SilentReceiver()
     try:
         await loop.run_in_executor(None, stack.seed, [("t1", ["sup-1"], ["agent-1"])], [("wi-1", "agent-1")])
         admin = stack.token("bench-admin", "admin")
@@ -172,7 +113,7 @@ async def run_async(samples: int, endpoint: str | None) -> dict[str, Any]:
         }
     finally:
         hole.close()
-        receiver.server.shutdown()
+        receiver.close()
         stack.stop()
 
 

@@ -238,6 +238,25 @@ def test_packaging_and_publishing_import_only_what_requirements_package_installs
 # ------------------------------------------------------------------------- replay_stream_failures
 
 
+class _Failures:
+    """A table with a stream on moto and ``count`` items written, and an SQS queue for the failures."""
+
+    def __init__(self, count: int) -> None:
+        self.streams, self.arn, self.records = _stream_with_records(count)
+        self.shard = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.url = self.sqs.create_queue(QueueName="fanout-failures")["QueueUrl"]
+
+    def fail(self, first: int, last: int, arrived: str) -> None:
+        """Lambda's failure record for the batch of records ``first`` to ``last``."""
+        body = _failure_record(self.arn, self.shard, self.records[first], self.records[last], arrived)
+        self.sqs.send_message(QueueUrl=self.url, MessageBody=body)
+
+    def left(self) -> int:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
 def _stream_with_records(count: int) -> tuple[Any, str, list[dict[str, Any]]]:
     """A table with a stream on moto, ``count`` items written: (streams client, stream ARN, records)."""
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
@@ -284,16 +303,11 @@ def test_replay_reads_a_failed_batch_back_from_the_stream_and_runs_fanout_on_it(
     from datetime import UTC, datetime, timedelta
 
     script = _load("replay_stream_failures")
-    streams, arn, records = _stream_with_records(4)
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    url = sqs.create_queue(QueueName="fanout-failures")["QueueUrl"]
+    f = _Failures(4)
     now = datetime.now(UTC)
-    recent = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    old = (now - timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sqs.send_message(QueueUrl=url, MessageBody=_failure_record(arn, shard, records[1], records[2], recent))
-    sqs.send_message(QueueUrl=url, MessageBody=_failure_record(arn, shard, records[0], records[0], old))
-    sqs.send_message(QueueUrl=url, MessageBody="not a failure record")
+    f.fail(1, 2, (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    f.fail(0, 0, (now - timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M:%SZ"))  # trimmed from the stream by now
+    f.sqs.send_message(QueueUrl=f.url, MessageBody="not a failure record")
     events: list[dict[str, Any]] = []
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
@@ -301,38 +315,24 @@ def test_replay_reads_a_failed_batch_back_from_the_stream_and_runs_fanout_on_it(
         return {"FunctionError": "", "Payload": {"batchItemFailures": []}}
 
     lines: list[str] = []
-    summary = script.replay(sqs, streams, invoke, url, now=now, out=lines.append)
+    summary = script.replay(f.sqs, f.streams, invoke, f.url, now=now, out=lines.append)
     # The batch's two records, as the event source mapping hands them to Fanout (JSON: numbers, not datetimes).
     assert [[r["dynamodb"]["Keys"]["pk"]["S"] for r in e["Records"]] for e in events] == [["W#1", "W#2"]]
     assert isinstance(events[0]["Records"][0]["dynamodb"]["ApproximateCreationDateTime"], int)
     assert len(summary.replayed) == 1 and len(summary.expired) == 1 and summary.unreadable == 1
     assert any("trimmed from the stream" in line for line in lines)
-    # The replayed message is gone; the expired and the unreadable ones stay for a person to look at.
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 2
+    assert f.left() == 2  # the replayed message is gone; the other two stay for a person to look at
 
 
 def test_a_batch_fanout_fails_again_stays_in_the_queue(aws: None) -> None:
     from datetime import UTC, datetime
 
     script = _load("replay_stream_failures")
-    streams, arn, records = _stream_with_records(2)
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    url = sqs.create_queue(QueueName="fanout-failures")["QueueUrl"]
+    f = _Failures(2)
     now = datetime.now(UTC)
-    sqs.send_message(
-        QueueUrl=url, MessageBody=_failure_record(arn, shard, records[0], records[1], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    )
-    seq = records[1]["dynamodb"]["SequenceNumber"]
+    f.fail(0, 1, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    handed_back = {"batchItemFailures": [{"itemIdentifier": f.records[1]["dynamodb"]["SequenceNumber"]}]}
     summary = script.replay(
-        sqs,
-        streams,
-        lambda event: {"FunctionError": "", "Payload": {"batchItemFailures": [{"itemIdentifier": seq}]}},
-        url,
-        now=now,
-        out=lambda _: None,
+        f.sqs, f.streams, lambda event: {"FunctionError": "", "Payload": handed_back}, f.url, now=now, out=lambda _: None
     )
-    assert summary.failed and not summary.replayed
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 1
+    assert summary.failed and not summary.replayed and f.left() == 1

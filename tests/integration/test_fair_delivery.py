@@ -153,9 +153,7 @@ def test_after_its_last_attempt_a_delivery_moves_to_the_dead_letters_and_a_repla
     subscribe(w, hook.url, ["workitem.assigned"])
     hook.script.extend([500] * 14)
     w.assign("wi-1")
-    w.deliver()
-    for _ in range(14):
-        w.deliver(after_seconds=6 * 3600 + 1)
+    w.deliver_for_a_day()
     assert len(w.queue.dead) == 1 and w.queue.pending() == 0
     [letter] = [m.body for m in w.queue.dead]
     assert "n" not in json.loads(letter)  # a replay gets every attempt again

@@ -314,9 +314,7 @@ def test_dead_letters_are_replayed_by_an_admin_of_their_tenant(w: World, hook: R
     subscribe(w, hook.url, ["workitem.ended"])
     hook.script.extend([500] * 14)
     assert w.webhook("workitem.ended", {"workitemId": "wi-1", "endedBy": "system"})[0] == 200
-    w.deliver()
-    for _ in range(14):
-        w.deliver(after_seconds=6 * 3600 + 1)
+    w.deliver_for_a_day()
     assert len(hook.requests) == 14 and w.queue.pending() == 0 and len(w.queue.dead) == 1
     assert w.rest("POST", "/admin/webhook-deliveries/replay", w.token("admin-1", "admin", "t2"))[1] == {"replayed": 0}
     assert len(w.queue.dead) == 1
@@ -336,16 +334,12 @@ def test_a_replay_reaches_its_letters_behind_another_tenants_backlog(w: World, h
     subscribe(w, "http://127.0.0.1:9/refused", ["workitem.ended"], sub="gone", tid="t2")
     for i in range(25):
         assert w.webhook("workitem.ended", {"workitemId": f"wi-t2-{i}", "endedBy": "system"}, tid="t2")[0] == 200
-    w.deliver()
-    for _ in range(14):
-        w.deliver(after_seconds=6 * 3600 + 1)
+    w.deliver_for_a_day()
     assert len(w.queue.dead) == 25
     subscribe(w, hook.url, ["workitem.ended"])
     hook.script.extend([500] * 14)
     assert w.webhook("workitem.ended", {"workitemId": "wi-1", "endedBy": "system"})[0] == 200
-    w.deliver()
-    for _ in range(14):
-        w.deliver(after_seconds=6 * 3600 + 1)
+    w.deliver_for_a_day()
     assert len(w.queue.dead) == 26 and len(hook.requests) == 14
     assert w.admin("POST", "/admin/webhook-deliveries/replay") == {"replayed": 1}
     w.deliver()

@@ -289,6 +289,14 @@ class World:
                 return ran
             ran += done
 
+    def deliver_for_a_day(self) -> None:
+        """Run what is queued now and every retry of it, to the last attempt (a little over a day)."""
+        from chalicelib.domain.webhooks import MAX_ATTEMPTS, RETRY_MAX_SECONDS
+
+        self.deliver()
+        for _ in range(MAX_ATTEMPTS):
+            self.deliver(after_seconds=RETRY_MAX_SECONDS + 1)
+
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
         extra.setdefault("ttl_seconds", 3600)
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
