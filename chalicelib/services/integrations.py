@@ -285,8 +285,8 @@ class Integrations:
                 log.exception("could not queue the deliveries of version %d of workitem %s", c.after.version, c.after.workitem_id)
         if not owned:
             return []
-        lost = self._enqueue([m for m, _ in owned], self._pauses)
-        changes = {id(c): c for m, c in owned if any(m is x for x in lost)}
+        lost = {id(m) for m in self._enqueue([m for m, _ in owned], self._pauses)}
+        changes = {id(c): c for m, c in owned if id(m) in lost}
         return list(changes.values())
 
     def _enqueue(self, messages: list[Outgoing], pauses: Sequence[float]) -> list[Outgoing]:
@@ -706,11 +706,15 @@ class Integrations:
         return self.clock.now().timestamp()
 
     def _wire(self, sub: Subscription, with_secret: bool = False) -> dict[str, Any]:
-        """The subscription on the wire, with ``previousSecretUntil`` while a rotation's overlap lasts."""
+        """The subscription on the wire, with ``previousSecretUntil`` while a rotation's overlap lasts
+        and ``deliveriesPausedUntil`` while its circuit is open."""
         body = sub.to_wire(with_secret)
-        until = sub.overlap_until(self._epoch())
+        now = self._epoch()
+        until = sub.overlap_until(now)
         if until is not None:
             body["previousSecretUntil"] = iso(datetime.fromtimestamp(until, UTC))
+        if sub.health.broken and sub.health.open_until > now:
+            body["deliveriesPausedUntil"] = iso(datetime.fromtimestamp(sub.health.open_until, UTC))
         return body
 
     def _now(self) -> str:

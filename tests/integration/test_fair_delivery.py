@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -72,12 +73,16 @@ def test_three_failures_in_a_row_open_the_circuit_and_one_probe_closes_it(w: Wor
         w.assign(f"wi-{i}")
     w.deliver()
     assert len(hook.requests) == BREAK_AFTER  # the circuit is open: nothing posted, nothing waits on the receiver
+    [listed] = w.admin("GET", "/admin/webhook-subscriptions")["subscriptions"]
+    paused = datetime.fromisoformat(listed["deliveriesPausedUntil"].replace("Z", "+00:00"))
+    assert 0 < (paused - w.clock.now()).total_seconds() <= BREAK_BASE_SECONDS
     w.deliver(after_seconds=BREAK_BASE_SECONDS + 5)
     # One probe went first; it was answered, the circuit closed, and everything waiting followed.
     w.deliver(after_seconds=3600)
     ids = {r.json["data"]["workitem"]["workitemId"] for r in hook.requests}
     assert ids == {f"wi-{i}" for i in range(BREAK_AFTER + 4)}
     assert health(w) == Health(fast=True)
+    assert "deliveriesPausedUntil" not in w.admin("GET", "/admin/webhook-subscriptions")["subscriptions"][0]
 
 
 def test_a_failed_probe_keeps_the_circuit_open_twice_as_long(w: World, hook: Receiver) -> None:
