@@ -67,6 +67,7 @@ LEFT_OUT = {
     "AWS::ApiGateway::Account": "not a moto CloudFormation resource type",
     "AWS::S3::BucketPolicy": "not a moto CloudFormation resource type",
     "AWS::IAM::ServiceLinkedRole": "not a moto CloudFormation resource type (and off by default)",
+    "AWS::CloudWatch::Alarm": "not a moto CloudFormation resource type",
     "AWS::CloudFront::Distribution": "not a moto CloudFormation resource type",
     "AWS::CloudFront::OriginAccessControl": "not a moto CloudFormation resource type",
 }
@@ -568,9 +569,12 @@ def _ok(result: dict[str, Any]) -> Any:
 def test_the_stack_is_created_with_everything_moto_can_create(emulated: dict[str, Any], transformed: Build) -> None:
     assert emulated["stack_status"] == "CREATE_COMPLETE"
     resources = transformed.transformed["Resources"]
-    # Off with the default parameters: the service-linked role and the optional Cognito user pool.
+    # Off with the default parameters: the service-linked role, the optional Cognito user pool and the alarm
+    # e-mail subscription.
     conditional_off = {
-        n for n, r in resources.items() if r.get("Condition") in ("CreatePipelinesRole", "MakeUserPool", "MakeUserPoolDomain")
+        n
+        for n, r in resources.items()
+        if r.get("Condition") in ("CreatePipelinesRole", "MakeUserPool", "MakeUserPoolDomain", "HasAlarmEmail")
     }
     expected = {n for n, r in resources.items() if r["Type"] not in LEFT_OUT} - conditional_off
     assert set(emulated["created"]) == expected

@@ -935,3 +935,21 @@ def test_fanout_failures_go_to_a_destination_and_records_are_handed_back_one_by_
         for r in _as_list(statement["Resource"])
     }
     assert json.dumps(_get_att_arn("FanoutFailureQueue"), sort_keys=True) in fanout_sends
+
+
+def test_every_alarm_notifies_the_topic_and_names_a_runbook_that_exists(packaged: Build) -> None:
+    """The queues fair delivery adds are watched (the SMS queue also stands for its event source), and
+    each alarm's description points at a section of docs/operations.md."""
+    import re
+
+    alarms = {n: r["Properties"] for n, r in packaged.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {json.dumps(d["Value"], sort_keys=True) for a in alarms.values() for d in a.get("Dimensions", [])}
+    for queue in ("FanoutFailureQueue", "SmsQueue"):
+        assert json.dumps({"Fn::GetAtt": [queue, "QueueName"]}, sort_keys=True) in watched, f"{queue} has no alarm"
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", runbook, re.M)}
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [_ref("AlarmTopic")], name
+        [anchor] = re.findall(r"docs/operations\.md#([a-z0-9-]+)", alarm["AlarmDescription"])
+        assert anchor in anchors, f"{name}: no section #{anchor} in docs/operations.md"
+    assert packaged.template["Outputs"]["AlarmTopicArn"]["Value"] == _ref("AlarmTopic")
