@@ -6,7 +6,7 @@ latency is from the entry's commit (its ``at``) to the webhook's arrival. First 
 going on (*quiet*), then while a noisy tenant has 20 subscriptions to a receiver that accepts TCP
 connections and never answers and changes a supervisor's presence every 200 ms, each change 20
 deliveries that hold a post for 10 s (*noisy*). The ratio of the quiet tenant's p99 with and without
-the noise is the figure (target: at most 2, docs/product.md Q18).
+the noise is the figure (target: at most 2, docs/product.md Q19).
 """
 
 from __future__ import annotations

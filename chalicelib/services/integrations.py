@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib import metrics
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Channel, Workitem
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
@@ -302,6 +303,7 @@ class Integrations:
                 break
         if not pending:
             return []
+        metrics.WEBHOOK_ENQUEUE_FAILURES.add(len(pending))
         tenants = sorted({m.group for m in pending})
         log.error(
             "could not queue %d deliveries (tenants %s); keeping them in the dead-letter queue",
@@ -313,6 +315,9 @@ class Integrations:
             left = self.queue.dead_letter(pending)
         except QueueUnavailable as exc:
             left = exc.unsent
+        except Exception:
+            log.exception("the dead-letter queue failed")
+            left = pending
         if left:
             log.error(
                 "could not keep %d deliveries in the dead-letter queue either",
@@ -336,6 +341,10 @@ class Integrations:
             except QueueUnavailable as exc:
                 log.warning("a delivery queue could not be reached (%s): %d messages not queued", exc.reason, len(exc.unsent))
                 refused += exc.unsent
+                reachable = False
+            except Exception:  # a queue that broke otherwise (not configured, a bug): as unreachable
+                log.exception("a delivery queue failed: %d messages not queued", len(batch))
+                refused += batch
                 reachable = False
         return refused, reachable
 
@@ -404,6 +413,7 @@ class Integrations:
         try:
             self._enqueue([Outgoing(body, tenant_id, "event")], ())
         except Exception:
+            metrics.WEBHOOK_ENQUEUE_FAILURES.add()
             log.exception("could not queue %s event of tenant %s", kind, tenant_id)
 
     # --- the delivery function -----------------------------------------------------------------
@@ -561,6 +571,7 @@ class Integrations:
         if changed is not None:
             self._set_health(sub, changed)
             if changed.broken:
+                metrics.WEBHOOK_CIRCUITS_OPENED.add()
                 log.warning(
                     "subscription %s: circuit open for %d s after %d failed attempts in a row",
                     sub_id,
@@ -725,7 +736,9 @@ _DONE, _FAILED, _WAIT = "done", "failed", "wait"
 
 
 def _outcome(outcome: str) -> dict[str, str]:
-    """The keys of a delivery's log line (docs/logs.md): what a metric filter counts by outcome."""
+    """Count a delivery by its outcome (the ``WebhookDeliveries`` metric) and give its log line's keys
+    (docs/logs.md)."""
+    metrics.WEBHOOK_DELIVERIES.add(outcome=outcome)
     return {"event": "webhook_delivery", "outcome": outcome}
 
 
