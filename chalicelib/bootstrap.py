@@ -158,9 +158,11 @@ def build(
     queue: DeliveryQueue | None = None,
     sms: SmsSender | None = None,
     storage: Storage | None = None,
+    sms_queue: DeliveryQueue | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
-    for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``)."""
+    for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
+    ``sms_queue`` carries the SMS too."""
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
@@ -193,7 +195,7 @@ def build(
         voice=voice,
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks),
+        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
         bus=bus,
     )
     bus.handlers = event_handlers(built)
@@ -227,8 +229,8 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         ],
         # In the workitems stream's consumer (fanout), one batch at a time:
         ChangesCommitted: [
-            lambda e: e.tally.__setitem__("pushed", s.fanout.deliver(e.batch)),  # pushes, one workitem's in commit order
-            lambda e: e.tally.__setitem__("queued", outbound.publish(e.batch)),  # outbound webhooks and channels
+            lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
+            lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
         ],
     }
 
@@ -241,25 +243,32 @@ def integrations(
     queue: DeliveryQueue | None,
     sms: SmsSender | None,
     subscriptions: SubscriptionStore,
+    sms_queue: DeliveryQueue | None = None,
 ) -> Integrations:
-    """Outbound webhooks and channel delivery: SQS and End User Messaging SMS unless the local
-    stack or a test passes its own queue and SMS sender."""
+    """Outbound webhooks and channel delivery: SQS (the delivery queue, the SMS queue and their
+    dead-letter queue) and End User Messaging SMS, unless the local stack or a test passes its own
+    queues and SMS sender."""
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.http_target import HttpPoster
     from chalicelib.adapters.sms import EndUserMessagingSms
 
     allow_private = settings.webhook_targets == "local"
+    if queue is None:
+        queue = SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region)
+        sms_queue = sms_queue or SqsDeliveryQueue(settings.sms_queue_url, settings.delivery_dlq_url, settings.region)
     return Integrations(
         subscriptions,
-        queue or SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region),
+        queue,
         HttpPoster(allow_private),
         sms or EndUserMessagingSms(settings.region),
         notifier,
         directory,
         clock,
         allow_private=allow_private,
+        sms_queue=sms_queue,
         cache_seconds=settings.webhook_cache_seconds,
         retry_base=settings.webhook_retry_base_seconds,
+        lane_places=settings.webhook_slow_lane,
     )
 
 

@@ -15,21 +15,26 @@ from chalicelib.services.messagebus import ChangesCommitted
 
 def fan_out(event: dict[str, Any]) -> dict[str, Any]:
     """The workitems table's stream (Lambda event source mapping): the committed changes of the batch
-    go to the stream's handlers in ``bootstrap.event_handlers`` (pushes in commit order, outbound
-    webhooks and channel delivery queued).
+    go to the stream's handlers in ``bootstrap.event_handlers``: pushes in commit order, then their
+    webhook deliveries queued.
 
-    Never fails the batch for one change (a retried batch would push its other changes twice);
-    what could not be pushed is in the timeline for ``timeline.get``."""
+    Never fails the batch for a push (a retried batch would push its other changes twice); what
+    could not be pushed is in the timeline for ``timeline.get``. Deliveries SQS refuses are sent
+    again within the invocation and otherwise kept in the dead-letter queue; only changes whose
+    deliveries could be neither queued nor kept are handed back (a partial batch response), and the
+    mapping retries from the first of them, then sends their coordinates to its failure destination."""
     from chalicelib.adapters.stream import committed_changes
 
-    return consume(bootstrap.services(WIRE), committed_changes(event.get("Records") or []))
+    batch = consume(bootstrap.services(WIRE), committed_changes(event.get("Records") or []))
+    return {"batchItemFailures": [{"itemIdentifier": c.sequence} for c in batch.handed_back if c.sequence]}
 
 
-def consume(services: Services, committed: Sequence[Committed]) -> dict[str, Any]:
-    """Hand one batch of committed changes to the stream's handlers; the answer Lambda gets."""
+def consume(services: Services, committed: Sequence[Committed]) -> ChangesCommitted:
+    """Hand one batch of committed changes to the stream's handlers; returns the event, with the
+    changes a handler handed back."""
     batch = ChangesCommitted(committed)
     services.bus.publish(batch)
-    return {"pushed": batch.tally.get("pushed", 0), "batchItemFailures": []}
+    return batch
 
 
 def escalate() -> dict[str, Any]:
@@ -38,8 +43,8 @@ def escalate() -> dict[str, Any]:
 
 
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The webhook delivery queue (Lambda's SQS event source): sign and post, SMS, statuses.
-    Raises when a message must come back after its backoff delay."""
+    """The delivery and SMS queues (Lambda's SQS event sources): sign and post, SMS, statuses. A
+    partial batch response names the messages that come back after their backoff delay."""
     return bootstrap.services(WIRE).integrations.handle(records)
 
 

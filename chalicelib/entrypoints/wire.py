@@ -115,6 +115,8 @@ def subscription(v: Any) -> dict[str, Any]:
         body["secret"] = s.secret
     if v.previous_until is not None:
         body["previousSecretUntil"] = v.previous_until
+    if v.paused_until is not None:
+        body["deliveriesPausedUntil"] = v.paused_until
     return body
 
 

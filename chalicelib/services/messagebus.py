@@ -93,10 +93,12 @@ class AssistEscalated(Event, frozen=True):
 class ChangesCommitted(Event, frozen=True):
     """The committed workitem changes of one batch of the workitems table's stream, in stream order.
 
-    ``tally`` is what the handlers report for the consumer's answer and logs (``pushed``, ``queued``)."""
+    A handler that could not finish with a change (and could not keep it anywhere for later) adds it to
+    ``handed_back``: the stream hands it over again (a partial batch response), with every change
+    behind it in its shard, to every handler."""
 
     batch: Sequence[Committed]
-    tally: dict[str, int] = msgspec.field(default_factory=dict)
+    handed_back: list[Committed] = msgspec.field(default_factory=list)
 
 
 Handler = Callable[[Any], object]

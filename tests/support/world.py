@@ -228,8 +228,10 @@ class World:
         # is the queue's clock, so a test can let a backoff delay pass).
         self.queue_time = 0.0
         self.queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.sms_queue = LocalDeliveryQueue(now=lambda: self.queue_time, dead_to=self.queue)
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
+        self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings,
             wire=WIRE,
@@ -239,9 +241,12 @@ class World:
             queue=self.queue,
             sms=self.sms,
             storage=storage,
+            sms_queue=self.sms_queue,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
+        # Stream records the fan-out handed back (a partial batch response): none, unless a test breaks the queues.
+        self.handed_back: list[str] = []
         self._http: Any = None
         self._tail = _stream_tail(settings) if storage is None else None
         self._pump_lock = threading.RLock()
@@ -251,16 +256,16 @@ class World:
         return "memory" if self.storage is not None else "dynamodb"
 
     def pump(self) -> int:
-        """Hand the stream's new records to the ``fanout`` entry point; returns how many changes it
-        pushed. One reader at a time, like one event source mapping per shard."""
+        """Hand the stream's new records to the ``fanout`` entry point; returns how many it handed
+        over. One reader at a time, like one event source mapping per shard."""
         with self._pump_lock:
             if self.storage is not None:
                 return self._pump_memory()
             assert self._tail is not None
             records = self._tail.read()
-            if not records:
-                return 0
-            return int(events.fan_out({"Records": records})["pushed"])
+            if records:
+                self.handed_back += [f["itemIdentifier"] for f in events.fan_out({"Records": records})["batchItemFailures"]]
+            return len(records)
 
     def _pump_memory(self) -> int:
         """What ``entrypoints.events.fan_out`` does with the stream's records, on the fake store's commits."""
@@ -269,12 +274,30 @@ class World:
         if not taken:
             return 0
         committed = [Committed(c.before, c.after, decode_note(c.note, c.after.workitem_id)) for c in taken]
-        return int(events.consume(self.services, committed)["pushed"])
+        batch = events.consume(self.services, committed)
+        self.handed_back += [f"{c.after.workitem_id}@{c.after.version}" for c in batch.handed_back]
+        return len(committed)
 
     def deliver(self, after_seconds: float = 0.0) -> int:
-        """Let ``after_seconds`` pass on the queue's clock, then run every visible delivery."""
+        """Let ``after_seconds`` pass (on the queues' clock and the services'), then run every visible
+        delivery and text; returns how many messages ran."""
         self.queue_time += after_seconds
-        return self.deliveries.drain()
+        if after_seconds:
+            self.clock.advance(after_seconds)
+        ran = 0
+        while True:
+            done = self.deliveries.drain() + self.texts.drain()
+            if not done:
+                return ran
+            ran += done
+
+    def deliver_for_a_day(self) -> None:
+        """Run what is queued now and every retry of it, to the last attempt (a little over a day)."""
+        from chalicelib.domain.webhooks import MAX_ATTEMPTS, RETRY_MAX_SECONDS
+
+        self.deliver()
+        for _ in range(MAX_ATTEMPTS):
+            self.deliver(after_seconds=RETRY_MAX_SECONDS + 1)
 
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
         extra.setdefault("ttl_seconds", 3600)
@@ -339,7 +362,8 @@ class World:
     ) -> tuple[int, Any]:
         self.events_sent += 1
         body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_, "data": data}).encode()
-        signature = webhook_signature(secret, body, int(time.time()))
+        # Signed at the world's own time (deliver() lets it pass), as the intake checks it.
+        signature = webhook_signature(secret, body, int(self.clock.now().timestamp()))
         response = self.http.post(
             "/webhooks/events", body=body, headers={"Content-Type": "application/json", "X-Coaching-Signature": signature}
         )
