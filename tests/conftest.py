@@ -51,13 +51,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def world(request: pytest.FixtureRequest) -> Iterator[World]:
     """A fresh product: on in-memory stores, or on moto with the tables created inside ``mock_aws``
-    for the whole test."""
+    for the whole test. Production settings, but for a test marked ``local_webhooks``."""
     from chalicelib import bootstrap
     from tests.support.fakes import MemoryStorage
     from tests.support.world import World, test_settings
 
+    overrides = {"webhook_targets": "local"} if request.node.get_closest_marker("local_webhooks") else {}
     if request.param == "memory":
-        settings = test_settings()
+        settings = test_settings(**overrides)
         yield World(settings, MemoryStorage(settings))
         bootstrap.install(None)
         return
@@ -69,7 +70,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
         # PynamoDB opens a botocore session per model connection, and each session loads DynamoDB's
         # service model from disk again (about 0.3 s per world, twice); one session serves them all.
         mp.setattr("pynamodb.connection.base.get_session", _botocore_session)
-        settings = test_settings()
+        settings = test_settings(**overrides)
         create_tables(settings, wait=False)
         yield World(settings)
         bootstrap.install(None)
