@@ -267,15 +267,31 @@ class World:
         self._http: Any = None
         self._tail = _stream_tail(settings) if storage is None else None
         self._pump_lock = threading.RLock()
+        self._held = 0
 
     @property
     def backend(self) -> str:
         return "memory" if self.storage is not None else "dynamodb"
 
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Hold the stream while the block runs, then hand everything it committed to the ``fanout``
+        entry point in one batch, as the event source mapping does with a backlog (up to 100 records)."""
+        with self._pump_lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._pump_lock:
+                self._held -= 1
+        self.pump()
+
     def pump(self) -> int:
         """Hand the stream's new records to the ``fanout`` entry point; returns how many changes it
         pushed. One reader at a time, like one event source mapping per shard."""
         with self._pump_lock:
+            if self._held:
+                return 0
             if self.storage is not None:
                 return self._pump_memory()
             assert self._tail is not None
