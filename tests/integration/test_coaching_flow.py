@@ -362,6 +362,7 @@ def test_webhook_signature_and_idempotency(w: World) -> None:
     assert post(None) == 401
     assert post(webhook_signature("wrong-secret-wrong-secret", body, now)) == 401
     assert post(webhook_signature(WEBHOOK_SECRET, body, now - 301)) == 401
+    assert post(webhook_signature(WEBHOOK_SECRET, body, now + 3600)) == 401  # dated in the future: refused too
     assert w.services.coaching.store.get("t1", "wi-9") is None
     assert post(webhook_signature(WEBHOOK_SECRET, body, now)) == 200
     assert post(webhook_signature(WEBHOOK_SECRET, body, now)) == 200
