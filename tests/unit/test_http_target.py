@@ -102,4 +102,94 @@ def test_a_name_that_does_not_resolve_is_not_delivered() -> None:
     with connections() as attempted, pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket, "getaddrinfo", fail)
         status, why = post(allow_private=False)
-    assert attempted == [] and status is None and "resolve" in why
+    assert attempted == [] and (status, why) == (None, "could not resolve the host: Name or service not known")
+
+
+def test_a_name_with_no_address_is_not_delivered() -> None:
+    with resolving({"hooks.example.test": []}), connections() as attempted:
+        assert post(allow_private=False) == (None, "the host has no address")
+    assert attempted == []
+
+
+class SpyPool:
+    """Stands in for urllib3's connection pools: records how it was built and what it was asked."""
+
+    built: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+    requests: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    closed = 0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        SpyPool.built.append((type(self).__name__, args, kwargs))
+
+    def urlopen(self, *args: object, **kwargs: object) -> object:
+        SpyPool.requests.append((args, kwargs))
+        return type("Response", (), {"status": 204})()
+
+    def close(self) -> None:
+        SpyPool.closed += 1
+
+
+class HTTPSConnectionPool(SpyPool):
+    pass
+
+
+class HTTPConnectionPool(SpyPool):
+    pass
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> type[SpyPool]:
+    import urllib3
+
+    SpyPool.built, SpyPool.requests, SpyPool.closed = [], [], 0
+    monkeypatch.setattr(urllib3, "HTTPSConnectionPool", HTTPSConnectionPool)
+    monkeypatch.setattr(urllib3, "HTTPConnectionPool", HTTPConnectionPool)
+    return SpyPool
+
+
+def test_https_goes_to_the_checked_address_verifying_the_host_name_without_retries_or_redirects(spy: type[SpyPool]) -> None:
+    body = b'{"type":"workitem.ended"}'
+    with resolving({"hooks.example.test": [PUBLIC, "93.184.216.35"]}), connections() as attempted:
+        status, why = HttpPoster(allow_private=False).post(
+            "https://hooks.example.test/in?tenant=t1", body, {"webhook-id": "evt_1", "content-type": "application/json"}
+        )
+    assert (status, why) == (204, "") and attempted == []
+    [(kind, args, kwargs)] = spy.built
+    # The connection goes to the first checked address, TLS checks the certificate against the name.
+    assert kind == "HTTPSConnectionPool" and args == (PUBLIC, 443)
+    assert kwargs["server_hostname"] == kwargs["assert_hostname"] == "hooks.example.test"
+    assert kwargs["retries"] is False and kwargs["timeout"].total == 10  # type: ignore[attr-defined]
+    [(request_args, request)] = spy.requests
+    assert request_args == ("POST", "/in?tenant=t1")
+    assert request["body"] == body
+    assert request["headers"] == {"webhook-id": "evt_1", "content-type": "application/json", "Host": "hooks.example.test"}
+    assert request["redirect"] is False and request["preload_content"] is False  # the answer's body is never read
+    assert spy.closed == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "host"),
+    [
+        ("http://hooks.example.test/in", 80, "hooks.example.test"),
+        ("http://hooks.example.test:8080/in", 8080, "hooks.example.test:8080"),
+        ("http://hooks.example.test:443/in", 443, "hooks.example.test"),
+    ],
+)
+def test_plain_http_of_the_local_stack_names_a_port_only_when_it_is_not_a_default_one(
+    spy: type[SpyPool], url: str, port: int, host: str
+) -> None:
+    with resolving({"hooks.example.test": ["127.0.0.1"]}), connections():
+        assert HttpPoster(allow_private=True, timeout=3).post(url, b"{}", {}) == (204, "")
+    [(kind, args, kwargs)] = spy.built
+    assert kind == "HTTPConnectionPool" and args == ("127.0.0.1", port)
+    assert kwargs["retries"] is False and kwargs["timeout"].total == 3  # type: ignore[attr-defined]
+    [(_, request)] = spy.requests
+    assert request["headers"] == {"Host": host}
+
+
+def test_an_https_url_on_another_port_names_it_in_the_host_header(spy: type[SpyPool]) -> None:
+    with resolving({"hooks.example.test": [PUBLIC]}), connections():
+        assert HttpPoster(allow_private=False).post("https://hooks.example.test:8443/", b"{}", {}) == (204, "")
+    [(_, args, _)] = spy.built
+    [(request_args, request)] = spy.requests
+    assert args == (PUBLIC, 8443) and request_args == ("POST", "/") and request["headers"] == {"Host": "hooks.example.test:8443"}
