@@ -318,15 +318,9 @@ class World:
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
 
     def connect(self, sub: str, role: str, tid: str = "t1", name: str | None = None, wid: str | None = None) -> Client:
-        claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role}
-        if name:
-            claims["name"] = name
-        if wid:
-            claims["wid"] = wid
-        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000))
-        result = ws.connect(client.event("$connect"))
-        assert result["statusCode"] == 200, result
-        self.pump()
+        """Connect with a token, through the ``$connect`` authorizer and handler (both must accept it)."""
+        status, client = self.connect_token(self.token(sub, role, tid, name=name, wid=wid))
+        assert status == 200 and client is not None, status
         return client
 
     def connect_token(self, token: str) -> tuple[int, Client | None]:
