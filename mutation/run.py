@@ -105,10 +105,9 @@ def setup_cfg(group: Group) -> str:
     lines += [f"    {f}" for f in group.files]
     lines += ["also_copy ="] + [f"    {p}" for p in PROJECT if p != "pyproject.toml"]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {a}" for a in group.tests]
-    # mutmut hands node ids back to pytest, which escapes non-ASCII parameters in them (a test id with
-    # "\u202e" would then select nothing): ids are kept as they are.
-    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -o"]
-    lines += ["    disable_test_id_escaping_and_forfeit_all_rights_to_community_support=true"]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider"]
+    if os.environ.get("MUTATE_DEBUG"):
+        lines += ["debug = true"]
     # Logging calls say what happened to operators; what they print is not a promise the tests hold.
     lines += ["do_not_mutate_patterns =", r"    \blog\.(debug|info|warning|error|exception)\("]
     return "\n".join(lines) + "\n"
