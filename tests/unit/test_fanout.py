@@ -170,7 +170,7 @@ class FakePusher:
         return [seq for cid, _, wid, seq in self.posted if cid == connection_id and wid == workitem_id]
 
 
-def _fanout(pusher: FakePusher, directory: FakeDirectory, max_parallel: int = 8) -> FanoutService:
+def _fanout(pusher: FakePusher | FramePusher, directory: FakeDirectory, max_parallel: int = 8) -> FanoutService:
     return FanoutService(directory, Notifier(pusher, directory), FixedClock(), max_parallel=max_parallel)  # type: ignore[arg-type]
 
 
