@@ -121,8 +121,10 @@ def setup_cfg(group: Group) -> str:
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider"]
     if os.environ.get("MUTATE_DEBUG"):
         lines += ["debug = true"]
-    # Logging calls say what happened to operators; what they print is not a promise the tests hold.
-    lines += ["do_not_mutate_patterns =", r"    \blog\.(debug|info|warning|error|exception)\("]
+    # Not mutated: logging calls (what happened, for operators) and the wording of an error raised with a
+    # literal message (the wire promises its code and a message; the prose is checked where a test names
+    # what it must say). The condition that raises, and which error it raises, are mutated as any code.
+    lines += ["do_not_mutate_patterns =", r"    \blog\.(debug|info|warning|error|exception)\(", r'    ^\s*raise \w+\(f?"']
     return "\n".join(lines) + "\n"
 
 
