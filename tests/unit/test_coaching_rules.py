@@ -755,3 +755,18 @@ def test_revoking_a_supervisor_who_is_not_monitoring_changes_nothing(run: Run) -
     run.start(SUP2)
     change = run.do(lambda: rules.revoke_monitoring(run.w, "sup-1", NOW))
     assert not change.changed
+
+
+def test_losing_the_right_to_supervise_ends_that_supervisors_monitoring_with_both_lines() -> None:
+    w = make(monitors={"sup-1": NOW, "sup-2": NOW}, seq=4, version=3)
+    change = rules.revoke_monitoring(w, "sup-1", LATER)
+    assert change.after.monitors == {"sup-2": NOW} and w.monitors == {"sup-1": NOW, "sup-2": NOW}
+    assert [(e.seq, e.kind, e.author_id, e.author_role, e.at, e.extra) for e in change.entries] == [
+        (5, EntryKind.SUPERVISOR_LEFT, "sup-1", Role.SUPERVISOR, LATER, {"supervisorId": "sup-1", "reason": "permissions"}),
+        (6, EntryKind.COACHING_ENDED, "sup-1", Role.SUPERVISOR, LATER, {"reason": "permissions", "supervisors": ["sup-1"]}),
+    ]
+    assert (change.ended_for, change.end_reason) == (["sup-1"], EndReason.PERMISSIONS)
+    assert change.after.seq == 6 and change.after.version == 4
+    # Someone who was not monitoring: nothing changes.
+    unchanged = rules.revoke_monitoring(w, "sup-9", LATER)
+    assert unchanged.after == w and unchanged.entries == [] and unchanged.ended_for == []

@@ -344,3 +344,31 @@ def test_voice_change_without_a_mode_only_stores_the_state() -> None:
     assert change.changed and change.entries == [] and change.after.version == 4
     same = voice_change(change.after, VoiceState.load(change.after.voice), NOW)
     assert not same.changed
+
+
+def test_a_cleanup_is_empty_only_when_it_holds_nothing_to_delete() -> None:
+    assert not Cleanup()
+    assert Cleanup(pipelines=["p"]) and Cleanup(meetings=["m"]) and Cleanup(attendees=[("m", "a")])
+    assert Cleanup(pipelines=["p"], meetings=["m"], attendees=[("m", "a")])
+
+
+def test_dropping_a_supervisor_without_a_contact_attendee_or_room_deletes_nothing_there() -> None:
+    state = full_state()
+    state.supervisors["sup-3"] = SupervisorVoice(VoiceMode.LISTEN, "")  # never joined the contact room
+    cleanup = Cleanup()
+    assert drop_supervisor(state, "sup-3", cleanup) is False
+    assert cleanup.remaining_attendees() == [] and "sup-3" not in state.supervisors
+    state.contact = None  # the contact room is gone already
+    cleanup = Cleanup()
+    drop_supervisor(state, "sup-2", cleanup)
+    assert cleanup.remaining_attendees() == []
+    assert drop_supervisor(state, "sup-9", Cleanup()) is False  # not in the call at all
+
+
+def test_reconcile_closing_the_coach_room_as_its_last_whisperer_leaves_is_reported_for_the_agent() -> None:
+    state = full_state()
+    state.coach = RoomState("mk", "us-east-1", agent_id="agent-1", agent_attendee_id="")  # the agent never joined
+    cleanup = Cleanup()
+    assert reconcile(workitem(monitors={"sup-2": NOW}), state, cleanup) is None  # nobody to tell
+    assert state.coach is None and cleanup.meetings == ["mk"]
+    assert all(s.coach_attendee_id == "" for s in state.supervisors.values())
