@@ -35,6 +35,18 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 
+# Property tests keep hypothesis's example counts but no per-example time limit: a deadline of 200 ms
+# fails on two loaded cores (and under make mutate) without anything being wrong; speed is make bench's.
+def _hypothesis_profile() -> None:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("project")
+
+
+_hypothesis_profile()
+
+
 BACKENDS = {
     "memory": pytest.param("memory", marks=pytest.mark.service, id="memory"),
     "moto": pytest.param("moto", marks=pytest.mark.integration, id="moto"),
