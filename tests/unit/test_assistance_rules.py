@@ -149,6 +149,7 @@ def test_a_recipient_supervisor_claims() -> None:
     rules.check_claim(P_SUP1, r)
     done = rules.claimed(r, "sup-1")
     assert done.status is AssistStatus.CLAIMED and done.claimed_by == "sup-1" and not done.escalates
+    assert r.due_at is not None and done.due_at is None  # off the escalation schedule (no due-index entry)
     with pytest.raises(AlreadyClaimed, match="sup-1"):
         rules.check_claim(P_SUP2, done)
     with pytest.raises(AlreadyClaimed, match="you"):

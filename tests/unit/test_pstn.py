@@ -305,3 +305,46 @@ def test_domain_module_is_pure() -> None:
     roots = {name.split(".")[0] for name in imported}
     assert not roots & {"boto3", "botocore", "chalice", "pynamodb", "jwt", "msgspec", "pydantic"}
     assert not any(name.startswith(("chalicelib.adapters", "chalicelib.services")) for name in imported)
+
+
+def test_the_customer_leg_is_found_by_its_tag_in_any_case_among_several() -> None:
+    event = _event("HANGUP")
+    other = {**event["CallDetails"]["Participants"][0], "CallId": "other-leg", "ParticipantTag": "LEG-B"}
+    event["CallDetails"]["Participants"] = [other, {**event["CallDetails"]["Participants"][0], "ParticipantTag": "leg-a"}]
+    invocation = pstn.parse_event(event)
+    assert invocation.call_id == CALL_ID  # LEG-A, though listed second and in lower case
+    assert invocation.participant("LEG-B") is not None and invocation.participant("leg-c") is None
+
+
+def test_a_failed_join_with_routing_hangs_up_and_keeps_the_routing_for_the_next_event() -> None:
+    event = _event("ACTION_FAILED", ActionData={"Type": "JoinChimeMeeting", "Parameters": {"CallId": CALL_ID}})
+    event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "workitemId": "w-1"}
+    decision = pstn.decide(pstn.parse_event(event))
+    assert (decision.action, decision.call_id, decision.routing) == (
+        CallAction.HANG_UP_FAILED,
+        CALL_ID,
+        pstn.CallRouting("acme", "w-1", "attributes"),
+    )
+    assert decision.default_response() == {
+        "SchemaVersion": "1.0",
+        "Actions": [{"Type": "Hangup", "Parameters": {"SipResponseCode": "0", "CallId": CALL_ID}}],
+        "TransactionAttributes": {"tenantId": "acme", "workitemId": "w-1"},
+    }
+
+
+def test_another_failed_action_needs_nothing_and_keeps_the_routing() -> None:
+    event = _event("ACTION_FAILED", ActionData={"Type": "PlayAudio", "Parameters": {"CallId": CALL_ID}})
+    event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "workitemId": "w-1"}
+    decision = pstn.decide(pstn.parse_event(event))
+    assert (decision.action, decision.call_id, decision.routing) == (
+        CallAction.NOTHING,
+        CALL_ID,
+        pstn.CallRouting("acme", "w-1", "attributes"),
+    )
+    assert decision.default_response() == {
+        "SchemaVersion": "1.0",
+        "Actions": [],
+        "TransactionAttributes": {"tenantId": "acme", "workitemId": "w-1"},
+    }
+    with pytest.raises(ValueError, match="JOIN_CONTACT_ROOM"):
+        pstn.CallDecision(CallAction.JOIN_CONTACT_ROOM, CALL_ID).default_response()
