@@ -309,3 +309,72 @@ def test_a_batch_mixing_customer_agent_and_coach_entries_tells_the_customer_only
         "coach.forwarded",
         "coaching.left",
     ]
+
+
+def test_who_a_change_concerns() -> None:
+    from chalicelib.domain.coaching import Status
+    from chalicelib.services.fanout import concerned
+
+    w = replace(_workitem(version=2), monitors={"sup-2": "t"})
+    before = replace(_workitem(version=1), agent_id="agent-0", monitors={"sup-1": "t", "sup-2": "t"})
+    said = _entry(3, kind=EntryKind.AGENT_MESSAGE, customer_seq=1, author_id="agent-1", author_role=Role.AGENT)
+    # Old and new agent, old and new monitors, once each; the customer of a chat when they can see an entry.
+    assert concerned(Change(before, w, [said])) == ["U#agent-1", "U#agent-0", "U#sup-1", "U#sup-2", "C#wi-1"]
+    assert concerned(Change(before, w, [_entry(3)])) == ["U#agent-1", "U#agent-0", "U#sup-1", "U#sup-2"]
+    sms = replace(w, channel=Channel.SMS)
+    assert "C#wi-1" not in concerned(Change(replace(before, channel=Channel.SMS), sms, [said]))  # SMS customers have no socket
+    new = _workitem(version=0)
+    assert concerned(Change(new, new)) == []  # a new workitem: its agent was told by the handler
+    assert concerned(Change(new, new, [said])) == ["U#agent-1", "C#wi-1"]
+    ended = replace(w, status=Status.ENDED)
+    assert concerned(Change(w, ended)) == ["U#agent-1", "U#sup-2"]
+
+
+class WatchedDirectory(FakeDirectory):
+    """Every recipient is watched on one connection, ``watch-<user>=``."""
+
+    def recipients(self, tenant_id: str, keys: list[str], consistent: bool = False) -> dict[str, Recipient]:
+        from chalicelib.services.ports import Watcher
+
+        found = super().recipients(tenant_id, keys, consistent)
+        at = int(NOW.timestamp() * 1000)
+        for key, r in found.items():
+            r.watchers = [Watcher(Connection(f"watch-{key[2:]}=", at), "sup-w")]
+        return found
+
+
+def _dashboard(change: Change) -> list[tuple[str, str, str]]:
+    pusher, directory = FramePusher(), WatchedDirectory()
+    fanout = FanoutService(directory, Notifier(pusher, directory), FixedClock())  # type: ignore[arg-type]
+    fanout.push(change)
+    return [(cid, f["event"], f["data"]["workitem"]["agentId"]) for cid, f in pusher.frames if "workitem" in f["data"]]
+
+
+def test_dashboards_learn_of_transfers_ends_and_coaching_changes() -> None:
+    from chalicelib.domain.coaching import Status
+
+    before = _workitem(version=1)
+    moved = replace(_workitem(version=2), agent_id="agent-2")
+    assert _dashboard(Change(before, moved)) == [
+        ("watch-agent-1=", "workitem.updated", "agent-2"),
+        ("agent-2-a=", "workitem.assigned", "agent-2"),
+        ("agent-2-b=", "workitem.assigned", "agent-2"),
+        ("watch-agent-2=", "workitem.assigned", "agent-2"),
+    ]
+    ended = replace(_workitem(version=2), status=Status.ENDED)
+    assert _dashboard(Change(before, ended)) == [("watch-agent-1=", "workitem.ended", "agent-1")]
+    monitored = replace(_workitem(version=2), monitors={"sup-1": "t"})
+    assert _dashboard(Change(before, monitored)) == [("watch-agent-1=", "workitem.updated", "agent-1")]
+    assert _dashboard(Change(before, _workitem(version=2))) == []  # nothing a dashboard shows changed
+
+
+def test_a_store_that_does_not_answer_the_lookup_costs_the_pushes_not_the_batch(caplog: pytest.LogCaptureFixture) -> None:
+    class Down(FakeDirectory):
+        def recipients(self, tenant_id: str, keys: list[str], consistent: bool = False) -> dict[str, Recipient]:
+            raise TimeoutError("no answer")
+
+    pusher = FramePusher()
+    down = Down()
+    assert FanoutService(down, Notifier(pusher, down), FixedClock()).deliver([_committed("wi-1", 1)]) == 1  # type: ignore[arg-type]
+    assert pusher.frames == []
+    assert "could not look up who to tell in tenant t1 (TimeoutError)" in caplog.text
