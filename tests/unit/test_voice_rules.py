@@ -372,3 +372,28 @@ def test_reconcile_closing_the_coach_room_as_its_last_whisperer_leaves_is_report
     assert reconcile(workitem(monitors={"sup-2": NOW}), state, cleanup) is None  # nobody to tell
     assert state.coach is None and cleanup.meetings == ["mk"]
     assert all(s.coach_attendee_id == "" for s in state.supervisors.values())
+
+
+def test_a_transfer_closes_the_coach_room_of_the_previous_agent_even_while_supervisors_whisper() -> None:
+    state = full_state()
+    cleanup = Cleanup()
+    closed_for = reconcile(workitem(agent_id="agent-2", monitors={"sup-1": NOW, "sup-2": NOW}), state, cleanup)
+    assert closed_for == "agent-1" and state.coach is None
+    assert cleanup.pipelines == ["p1"] and cleanup.meetings == ["mk"]
+    assert set(state.supervisors) == {"sup-1", "sup-2"} and state.supervisors["sup-1"].coach_attendee_id == ""
+    assert state.coach_generation == 4  # a later whisper makes a fresh room
+
+
+def test_dropping_the_contact_room_takes_everyone_out_of_it() -> None:
+    from chalicelib.domain.voice import drop_contact
+
+    state = full_state()
+    cleanup = Cleanup()
+    drop_contact(state, cleanup)
+    assert state.contact is None and state.contact_generation == 3 and state.callers == {}
+    assert cleanup.meetings == ["mc"]
+    assert [s.contact_attendee_id for s in state.supervisors.values()] == ["", ""]
+    assert state.coach is not None  # the coach room is another meeting
+    again = Cleanup()
+    drop_contact(state, again)
+    assert again.meetings == [] and state.contact_generation == 3
