@@ -162,6 +162,34 @@ def run_group(group: Group, children: int, fresh: bool) -> dict[str, Any]:
     return {"seconds": round(seconds, 1), "work": work}
 
 
+def recheck_group(group: Group, children: int) -> dict[str, Any]:
+    """Run again only the mutants that survived the group's last run (after tests were added): mutmut
+    maps the new tests first. Mutants killed before stay killed, as long as no test was taken away."""
+    work = prepare(group)
+    survivors = [
+        name
+        for meta in (work / "mutants").rglob("*.py.meta")
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items()
+        if code in SURVIVED and any(fnmatch.fnmatch(name, p) for p in group.mutants)
+    ]
+    if not survivors:
+        return last_run(group)
+    log = WORK / f"{group.name}.recheck.log"
+    mutmut = Path(sys.executable).with_name("mutmut")
+    with log.open("w") as out:
+        proc = subprocess.run(  # noqa: S603 - this virtualenv's mutmut, with the survivors' names
+            [str(mutmut), "run", "--max-children", str(children), *survivors],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"mutmut failed rechecking group {group.name} (exit {proc.returncode}); see {log}")
+    return last_run(group)
+
+
 def last_run(group: Group) -> dict[str, Any]:
     """The group's last run as it stands (``--report``): its time when it finished, else None."""
     work = WORK / group.name
@@ -230,6 +258,7 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants run at once")
     parser.add_argument("--keep", action="store_true", help="reuse the last run's mutants and test map (faster, for iterating)")
     parser.add_argument("--report", action="store_true", help="write results.json from the groups' last runs, running nothing")
+    parser.add_argument("--recheck", action="store_true", help="run only the last run's survivors again (after adding tests)")
     args = parser.parse_args()
     chosen = [g for g in GROUPS if not args.groups or g.name in args.groups]
     load_before = os.getloadavg()
@@ -241,7 +270,12 @@ def main() -> int:
     equivalent = load_equivalent()
     for group in chosen:
         print(f"== mutmut: {group.name} ({', '.join(group.files)})", flush=True)
-        ran = last_run(group) if args.report else run_group(group, args.children, fresh=not args.keep)
+        if args.report:
+            ran = last_run(group)
+        elif args.recheck:
+            ran = recheck_group(group, args.children)
+        else:
+            ran = run_group(group, args.children, fresh=not args.keep)
         group_files, group_survivors = collect(group, ran["work"])
         files.update(group_files)
         survivors += group_survivors
@@ -258,8 +292,9 @@ def main() -> int:
     result = {
         "tool": "mutmut " + _version(),
         "started": started.isoformat(timespec="seconds"),
-        "seconds": None if args.report else round(time.monotonic() - clock, 1),
-        "report_of_last_runs": args.report,
+        "seconds": None if args.report or args.recheck else round(time.monotonic() - clock, 1),
+        "report_of_last_runs": args.report or args.recheck,
+        "survivors_rechecked": args.recheck,
         "cores": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in load_before],
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
