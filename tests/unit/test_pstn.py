@@ -205,7 +205,7 @@ def test_outbound_call_remembers_routing_then_joins_when_answered() -> None:
     placed = pstn.decide(
         pstn.parse_event(with_arguments("NEW_OUTBOUND_CALL", {"workitemId": "w-7", "tenantId": "acme"}, "CallCreateRequest"))
     )
-    assert placed.action is CallAction.REMEMBER_ROUTING
+    assert placed.action is CallAction.REMEMBER_ROUTING and placed.call_id == CALL_ID
     assert placed.default_response() == {
         "SchemaVersion": "1.0",
         "Actions": [],
@@ -220,7 +220,7 @@ def test_outbound_call_remembers_routing_then_joins_when_answered() -> None:
 
 def test_outbound_call_without_routing_does_nothing_until_answered() -> None:
     decision = pstn.decide(pstn.parse_event(_event("NEW_OUTBOUND_CALL")))
-    assert decision.action is CallAction.NOTHING
+    assert (decision.action, decision.call_id, decision.routing) == (CallAction.NOTHING, CALL_ID, None)
     assert pstn.decide(pstn.parse_event(_event("CALL_ANSWERED"))).action is CallAction.REJECT_UNROUTED
 
 

@@ -348,6 +348,10 @@ def test_voice_change_without_a_mode_only_stores_the_state() -> None:
 
 def test_a_cleanup_is_empty_only_when_it_holds_nothing_to_delete() -> None:
     assert not Cleanup()
+    nothing = Cleanup()
+    nothing.attendee("", "a")  # an attendee of no meeting, or no attendee: nothing to delete
+    nothing.attendee("m", "")
+    assert not nothing
     assert Cleanup(pipelines=["p"]) and Cleanup(meetings=["m"]) and Cleanup(attendees=[("m", "a")])
     assert Cleanup(pipelines=["p"], meetings=["m"], attendees=[("m", "a")])
 
