@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,35 @@ def test_another_failed_action_needs_nothing_and_keeps_the_routing() -> None:
     }
     with pytest.raises(ValueError, match="JOIN_CONTACT_ROOM"):
         pstn.CallDecision(CallAction.JOIN_CONTACT_ROOM, CALL_ID).default_response()
+
+
+def test_fields_an_event_leaves_out_read_as_empty_not_as_a_word() -> None:
+    bare = {"CallDetails": {"TransactionId": "tx-1", "Participants": [{}]}}
+    invocation = pstn.parse_event(bare)
+    assert invocation.participants == (pstn.CallParticipant("", "", "", "", "", "", {}),)
+    assert (invocation.schema_version, invocation.sequence, invocation.raw_event_type) == ("", 0, "")
+    assert (invocation.sip_media_application_id, invocation.aws_region, invocation.action_type) == ("", "", "")
+    assert (invocation.error_type, invocation.error_message) == ("", "")
+    assert invocation.event is SmaEvent.OTHER and invocation.call_id == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        (("CallDetails",), "CallDetails"),
+        (("CallDetails", "Participants", 0), "CallDetails.Participants[]"),
+        (("CallDetails", "Participants", 0, "SipHeaders"), "Participants[].SipHeaders"),
+        (("CallDetails", "TransactionAttributes"), "CallDetails.TransactionAttributes"),
+        (("ActionData",), "ActionData"),
+        (("ActionData", "Parameters"), "ActionData.Parameters"),
+        (("ActionData", "Parameters", "Arguments"), "ActionData.Parameters.Arguments"),
+    ],
+)
+def test_a_field_that_is_not_an_object_is_named_in_the_refusal(path: tuple[Any, ...], where: str) -> None:
+    event = _event("HANGUP", ActionData={"Type": "Hangup", "Parameters": {"Arguments": {}}})
+    target: Any = event
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = ["not", "an", "object"]
+    with pytest.raises(Invalid, match=rf"^SMA event field {re.escape(where)} must be an object$"):
+        pstn.parse_event(event)
