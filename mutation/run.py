@@ -124,7 +124,7 @@ def setup_cfg(group: Group) -> str:
     # Not mutated: logging calls (what happened, for operators) and the wording of an error raised with a
     # literal message (the wire promises its code and a message; the prose is checked where a test names
     # what it must say). The condition that raises, and which error it raises, are mutated as any code.
-    lines += ["do_not_mutate_patterns =", r"    \blog\.(debug|info|warning|error|exception)\(", r'    ^\s*raise \w+\(f?"']
+    lines += ["do_not_mutate_patterns =", r"    \blog\.(debug|info|warning|error|exception)\(", r"""    ^\s*raise \w+\(f?["']"""]
     return "\n".join(lines) + "\n"
 
 

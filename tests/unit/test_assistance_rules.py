@@ -127,6 +127,14 @@ def test_a_request_to_supervisors_is_due_after_the_delay() -> None:
 def test_even_an_unheard_request_escalates() -> None:
     r = rules.new_request("t1", "as_1", "agent-1", "tpl", "Help", None, None, [], "now", NOW, 30)
     assert r.recipients == () and r.due_at == NOW + 30
+    assert (r.tenant_id, r.assist_id, r.agent_id, r.template_id, r.text, r.created_at) == (
+        "t1",
+        "as_1",
+        "agent-1",
+        "tpl",
+        "Help",
+        "now",
+    )
 
 
 def test_a_request_to_a_fellow_agent_never_escalates() -> None:

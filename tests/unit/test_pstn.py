@@ -381,3 +381,27 @@ def test_a_field_that_is_not_an_object_is_named_in_the_refusal(path: tuple[Any, 
     target[path[-1]] = ["not", "an", "object"]
     with pytest.raises(Invalid, match=rf"^SMA event field {re.escape(where)} must be an object$"):
         pstn.parse_event(event)
+
+
+def test_what_the_event_says_about_the_application_region_action_and_error() -> None:
+    event = _event(
+        "ACTION_FAILED",
+        ActionData={"Type": "JoinChimeMeeting", "Parameters": {"Arguments": {"workitemId": "w-1", "n": None}}},
+        ErrorType="InvalidActionParameter",
+        ErrorMessage="bad token",
+    )
+    event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "skip": None}
+    invocation = pstn.parse_event(event)
+    assert (invocation.sip_media_application_id, invocation.aws_region, invocation.action_type) == (
+        "sma-1",
+        "us-east-1",
+        "JoinChimeMeeting",
+    )
+    assert (invocation.error_type, invocation.error_message) == ("InvalidActionParameter", "bad token")
+    assert invocation.arguments == {"workitemId": "w-1"} and invocation.transaction_attributes == {"tenantId": "acme"}
+    older = _event("HANGUP")
+    del older["CallDetails"]["SipMediaApplicationId"]
+    older["CallDetails"]["SipApplicationId"] = "sma-old"
+    assert pstn.parse_event(older).sip_media_application_id == "sma-old"
+    del older["CallDetails"]["SipApplicationId"]
+    assert pstn.parse_event(older).sip_media_application_id == ""

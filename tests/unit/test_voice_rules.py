@@ -401,3 +401,12 @@ def test_dropping_the_contact_room_takes_everyone_out_of_it() -> None:
     again = Cleanup()
     drop_contact(state, again)
     assert again.meetings == [] and state.contact_generation == 3
+
+
+def test_leaving_the_coach_room_clears_the_supervisors_attendee_there() -> None:
+    state = full_state()
+    state.supervisors["sup-2"].coach_attendee_id = "k-sup2"  # two whisper: the room stays
+    cleanup = Cleanup()
+    assert leave_coach(state, "sup-1", cleanup) is False
+    assert state.supervisors["sup-1"].coach_attendee_id == "" and state.whisperers() == ["sup-2"]
+    assert cleanup.remaining_attendees() == [("mk", "k-sup1")]

@@ -131,3 +131,16 @@ def test_rotation_keeps_the_previous_secret_for_the_overlap_asked_within_a_week(
     for bad in (-1, week + 1):
         with pytest.raises(Invalid, match="keepPreviousSeconds must be from 0 to 604800"):
             sub.rotated("whsec_new", 1000, bad)
+
+
+def test_url_edges_the_rules_name() -> None:
+    longest = "https://hooks.example.com/" + "a" * (2048 - len("https://hooks.example.com/"))
+    assert check_url(longest, allow_private=False).host == "hooks.example.com"  # 2048 characters: allowed
+    with pytest.raises(Invalid, match="2048"):
+        check_url(longest + "a", allow_private=False)
+    assert check_url("https://hooks.example.com./in", allow_private=False).host == "hooks.example.com"
+    for url in ("https://localhost./in", "https://api.localhost/in", "https://API.LocalHost./in"):
+        with pytest.raises(Invalid, match="this machine"):
+            check_url(url, allow_private=False)
+        assert check_url(url, allow_private=True).host.endswith("localhost")
+    assert check_url("https://notlocalhost.example/in", allow_private=False).host == "notlocalhost.example"
