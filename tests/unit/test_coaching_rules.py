@@ -770,3 +770,14 @@ def test_losing_the_right_to_supervise_ends_that_supervisors_monitoring_with_bot
     # Someone who was not monitoring: nothing changes.
     unchanged = rules.revoke_monitoring(w, "sup-9", LATER)
     assert unchanged.after == w and unchanged.entries == [] and unchanged.ended_for == []
+
+
+def test_viewing_needs_the_right_standing_and_an_entry_is_dated_when_it_happens() -> None:
+    w = make()
+    rules.require_view(SUP1, w, True)  # supervises the agent
+    with pytest.raises(Forbidden):
+        rules.require_view(SUP1, w, False)
+    said = rules.integration_message(w, "customer", "hello", "m-1", LATER)
+    moved = rules.transfer(make(monitors={"sup-1": NOW}), "agent-2", "system", Role.ADMIN, LATER)
+    assert [e.at for e in said.entries] == [LATER] and said.entries[0].author_id == "cust-1"
+    assert moved.after.agent_id == "agent-2" and [e.at for e in moved.entries] == [LATER] * len(moved.entries) != []

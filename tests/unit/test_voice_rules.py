@@ -177,6 +177,9 @@ def test_voice_state_round_trips_through_a_json_simple_map() -> None:
 def test_empty_state_dumps_to_an_empty_map_and_loads_garbage_safely() -> None:
     assert VoiceState().dump() == {}
     assert VoiceState.load(None) == VoiceState()
+    # Maps of strings keep their non-empty strings only.
+    loaded = VoiceState.load({"callers": {"call-1": "a-1", "call-2": 7, "call-3": "", "call-4": None}})
+    assert loaded.callers == {"call-1": "a-1"}
     assert VoiceState.load({"contact": "x", "supervisors": {"s": {"mode": "shout"}}, "contactGen": "7"}) == VoiceState(
         contact_generation=7, supervisors={"s": SupervisorVoice(VoiceMode.MONITOR)}
     )
@@ -332,7 +335,7 @@ def test_voice_change_with_a_mode_appends_a_voice_mode_entry() -> None:
     assert change.changed and change.after.version == 8 and change.after.voice == state.dump()
     entry = change.entry
     assert (entry.kind, entry.seq, entry.author_id, entry.author_role) == (EntryKind.VOICE_MODE, 5, "sup-1", Role.SUPERVISOR)
-    assert entry.extra == {"supervisorId": "sup-1", "mode": "barge"}
+    assert entry.extra == {"supervisorId": "sup-1", "mode": "barge"} and entry.at == NOW
     assert not entry.customer_visible and entry.customer_seq is None
     assert w.voice == {} and w.version == 7  # the rule never mutates its input
 
@@ -410,3 +413,18 @@ def test_leaving_the_coach_room_clears_the_supervisors_attendee_there() -> None:
     assert leave_coach(state, "sup-1", cleanup) is False
     assert state.supervisors["sup-1"].coach_attendee_id == "" and state.whisperers() == ["sup-2"]
     assert cleanup.remaining_attendees() == [("mk", "k-sup1")]
+
+
+def test_request_tokens_and_external_ids_are_the_documented_functions_of_their_parts() -> None:
+    """Frozen values: a deployment that computed them differently would not recognise its own meetings
+    (CreateMeeting retries are idempotent only under the same ClientRequestToken)."""
+    import hashlib
+
+    expected = hashlib.sha256("meeting\x1ft1\x1fwi-1\x1fcontact\x1f3".encode()).hexdigest()[:48]
+    assert meeting_token("t1", "wi-1", RoomKind.CONTACT, 3) == expected
+    assert client_request_token("a", "b") == hashlib.sha256(b"a\x1fb").hexdigest()[:48]
+    exactly = "x" * 64
+    assert external_id(exactly) == exactly  # 64 characters fit as they are
+    longer = "x" * 65
+    assert external_id(longer) == "x" * 47 + "~" + hashlib.sha256(longer.encode()).hexdigest()[:16]
+    assert external_id("ab") == "ab" and external_id("a") == "a~"
