@@ -420,7 +420,7 @@ def test_request_tokens_and_external_ids_are_the_documented_functions_of_their_p
     (CreateMeeting retries are idempotent only under the same ClientRequestToken)."""
     import hashlib
 
-    expected = hashlib.sha256("meeting\x1ft1\x1fwi-1\x1fcontact\x1f3".encode()).hexdigest()[:48]
+    expected = hashlib.sha256(b"meeting\x1ft1\x1fwi-1\x1fcontact\x1f3").hexdigest()[:48]
     assert meeting_token("t1", "wi-1", RoomKind.CONTACT, 3) == expected
     assert client_request_token("a", "b") == hashlib.sha256(b"a\x1fb").hexdigest()[:48]
     exactly = "x" * 64
