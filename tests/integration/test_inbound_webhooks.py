@@ -129,3 +129,30 @@ def test_a_transfer_is_made_by_the_system_and_ends_coaching_with_its_reason(w: W
     status, body = w.webhook("workitem.transferred", {"workitemId": "wi-1", "toAgentId": "nobody"})
     assert status == 409 and "not an agent" in body["error"]["message"], body
     assert w.services.coaching.store.get("t1", "wi-1") == stored
+
+
+def test_what_each_event_writes_is_dated_now_pushed_and_counted(w: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    sup = w.connect("sup-1", "supervisor")
+    sup.ok("monitor.start", workitemId="wi-1")
+    before = datetime.now(UTC) - timedelta(seconds=5)
+
+    def dated(entry: TimelineEntry) -> bool:
+        at = datetime.fromisoformat(entry.at.replace("Z", "+00:00"))
+        return entry.at.endswith("Z") and before <= at <= datetime.now(UTC) + timedelta(seconds=5)
+
+    def counts() -> dict[str, int]:
+        return {a["userId"]: a["workitemCount"] for a in sup.ok("agents.list")["agents"]}
+
+    assert w.webhook("workitem.message", {"workitemId": "wi-1", "from": "customer", "text": "hello"})[0] == 200
+    assert [f["data"]["entry"]["text"] for f in sup.events("message.received")] == ["hello"]  # pushed to the monitor
+    assert w.webhook("workitem.transferred", {"workitemId": "wi-1", "toAgentId": "agent-2"})[0] == 200
+    assert counts() == {"agent-1": 0, "agent-2": 1}
+    assert w.webhook("workitem.ended", {"workitemId": "wi-1", "endedBy": "agent"})[0] == 200
+    assert counts() == {"agent-1": 0, "agent-2": 0}
+    written = entries(w)
+    assert [e.kind.value for e in written] == ["supervisor_joined", "customer_message", "coaching_ended"]
+    assert all(dated(e) for e in written), [e.at for e in written]
+    ended = w.services.coaching.store.get("t1", "wi-1")
+    assert ended is not None and ended.ended_at is not None and ended.ended_at.endswith("Z")

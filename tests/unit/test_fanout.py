@@ -293,6 +293,8 @@ def test_a_batch_mixing_customer_agent_and_coach_entries_tells_the_customer_only
         raw = json.dumps(frames)
         for never in ("sup-1", "coach", "supervisor", "thumbs_up", "m-2", '"seq": 4', '"seq": 6'):
             assert never not in raw, (never, frames)
+    joined = pusher.to("agent-1-a=")[0]["data"]
+    assert (joined["workitemId"], joined["supervisorId"], joined["entry"]["seq"]) == ("wi-1", "sup-1", 1)
     # The staff got theirs from the same batch: the agent every coaching entry, the monitor the conversation.
     assert [f["event"] for f in pusher.to("agent-1-a=")] == [
         "coaching.joined",
