@@ -72,6 +72,7 @@ def test_delivery_requests_per_event(world: World) -> None:
     assert log.by_operation() == {"GetItem": 2, "UpdateItem": 6}
 
 
+@pytest.mark.local_webhooks  # the receiver listens on 127.0.0.1
 def test_a_delivery_to_a_fast_receiver_is_one_get_item(world: World) -> None:
     from tests.support.receiver import receiver
 
