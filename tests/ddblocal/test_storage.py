@@ -8,13 +8,13 @@ the product's Lambda entry points (the ``ddb_world`` fixture, see conftest.py).
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.adapters.dynamo import create_tables, table_names
 from chalicelib.domain import coaching as rules
@@ -358,8 +358,10 @@ def test_endpoint_connection_sets_add_and_delete(ddb_world: Any) -> None:
     d.forget(tid, "U#agent-1", [a], [watcher])
     recipient = d.recipient(tid, "U#agent-1")
     assert (recipient.connections, recipient.watchers) == ([b], [])
-    with contextlib.suppress(Exception):
+    # On a recipient that does not exist the update's condition fails (and the caller logs it).
+    with pytest.raises(UpdateError) as refused:
         d.forget(tid, "U#nobody", [a], [])
+    assert refused.value.cause_response_code == "ConditionalCheckFailedException"
     assert d.recipient(tid, "U#nobody") is None
 
     # Customers' recipients are keyed by workitem.

@@ -19,6 +19,8 @@ from tests.support.receiver import Receiver, receiver
 from tests.support.world import World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
+# The receivers listen on 127.0.0.1, which only the local stack's targets allow.
+pytestmark = pytest.mark.local_webhooks
 
 
 @pytest.fixture

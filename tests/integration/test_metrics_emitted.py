@@ -106,6 +106,7 @@ def test_fanout_records_how_late_each_change_was_posted(w: World, captured: emf.
     assert 2000 <= delay < 2000 + 5_000, delay
 
 
+@pytest.mark.local_webhooks  # the receiver listens on 127.0.0.1
 def test_webhook_deliveries_are_counted_by_outcome(w: World, captured: emf.Capture, hook: Receiver) -> None:
     w.rest(
         "PUT",

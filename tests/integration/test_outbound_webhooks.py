@@ -16,6 +16,8 @@ from tests.support.receiver import Receiver, receiver
 from tests.support.world import World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
+# The receivers listen on 127.0.0.1: the world checks targets as the local stack does.
+pytestmark = pytest.mark.local_webhooks
 
 
 @pytest.fixture

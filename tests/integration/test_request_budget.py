@@ -60,7 +60,7 @@ def test_delivery_requests_per_event(world: World) -> None:
     world.admin("PUT", "/admin/webhook-subscriptions/sub-1", {**SUBSCRIPTION, "events": ["timeline.entry", "workitem.assigned"]})
     world.assign("wi-1")
     world.queue_time += 10**6
-    world.deliver()  # the assignment's delivery (refused by the closed port: it waits for its retry)
+    world.deliver()  # the assignment's delivery (its host does not resolve: it waits for its retry)
     world.queue_time += 10**6
     sup = world.connect("sup-1", "supervisor")
     sup.ok("monitor.start", workitemId="wi-1")
@@ -72,6 +72,7 @@ def test_delivery_requests_per_event(world: World) -> None:
     assert log.by_operation() == {"GetItem": 2, "UpdateItem": 6}
 
 
+@pytest.mark.local_webhooks  # the receiver listens on 127.0.0.1
 def test_a_delivery_to_a_fast_receiver_is_one_get_item(world: World) -> None:
     from tests.support.receiver import receiver
 

@@ -100,9 +100,10 @@ class RecipientRecord:
 
 @dataclass
 class Committed:
-    """One committed write of a workitem item that carries a fan-out note (what the stream yields)."""
+    """One committed write of a workitem item that carries a fan-out note (what the stream yields):
+    ``before`` is None for a new item (an INSERT record has no old image)."""
 
-    before: Workitem
+    before: Workitem | None
     after: Workitem
     note: str
 
@@ -169,7 +170,7 @@ class MemoryWorkitemStore:
             self._t.workitems[key] = copy.deepcopy(workitem)
             self._add_counters(counters)
             if fanout is not None:
-                self._t.stream.append(Committed(copy.deepcopy(workitem), copy.deepcopy(workitem), fanout))
+                self._t.stream.append(Committed(None, copy.deepcopy(workitem), fanout))  # an INSERT record has no old image
 
     def commit(
         self,

@@ -5,8 +5,14 @@ ones the local stack and AWS send); pushes land in a :class:`RecordingPusher` in
 After every invocation the world reads the workitems table's stream and hands the new records to
 the ``fanout`` entry point, as the event source mapping does on AWS (synchronously here, so a test
 sees a change's events as soon as its action returns). On the in-memory stores
-(``tests/support/fakes.py``) it takes the changes the fake store committed with a fan-out note
-instead, and hands them to the same fan-out and outbound-webhook services the entry point calls.
+(``tests/support/fakes.py``) it turns the changes the fake store committed with a fan-out note into
+the stream records DynamoDB would write for them (the item as the adapter writes it, new and old
+images) and hands those to the same entry point.
+
+The world is the production configuration unless a test says otherwise: webhook targets are checked
+as on AWS (``webhook_targets="public"``; a test that posts to a receiver on this machine asks for
+``test_settings(webhook_targets="local")``), and an exception the authorizer raises other than its
+"Unauthorized" is a failure of the test, not a refusal.
 """
 
 from __future__ import annotations
@@ -25,12 +31,12 @@ from typing import Any
 from chalicelib import bootstrap
 from chalicelib.entrypoints import events, ws
 from chalicelib.entrypoints.wire import WIRE
-from chalicelib.services.fanout import Committed, decode_note
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.fake_meetings import FakeMeetingProvider
 from devstack.streams import StreamTail
 from devstack.tokens import mint, webhook_signature
+from tests.support import fakes
 from tests.support.fakes import MemoryStorage
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
@@ -45,7 +51,7 @@ def test_settings(**overrides: Any) -> Settings:
         webhook_secret=WEBHOOK_SECRET,
         websocket_endpoint="http://127.0.0.1:1",
         default_escalation_seconds=60,
-        webhook_targets="local",
+        webhook_targets="public",
         webhook_cache_seconds=3600,
     )
     base.update(overrides)
@@ -88,6 +94,30 @@ def atomic_aws_calls() -> Iterator[None]:
         yield
     finally:
         setattr(BaseClient, "_make_api_call", original)
+
+
+def stream_record(committed: fakes.Committed) -> dict[str, Any]:
+    """The record DynamoDB Streams (NEW_AND_OLD_IMAGES) holds for a commit of the fake store: the
+    workitem item as the adapter writes it, with its fan-out note, and the item it replaced."""
+    from chalicelib.adapters.workitem_store import _to_workitem_item
+
+    def image(w: Any, note: str | None) -> dict[str, Any]:
+        item = _to_workitem_item(w, w.retention_days)
+        item.fanout = note
+        data: dict[str, Any] = item.serialize()
+        return data
+
+    new = image(committed.after, committed.note)
+    data: dict[str, Any] = {
+        "Keys": {"pk": new["pk"], "sk": new["sk"]},
+        "NewImage": new,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+        # What a record is handed back to the stream by (batchItemFailures): one per commit, as on AWS.
+        "SequenceNumber": f"{committed.after.workitem_id}@{committed.after.version}",
+    }
+    if committed.before is not None:
+        data["OldImage"] = image(committed.before, None)
+    return {"eventName": "MODIFY" if committed.before is not None else "INSERT", "eventSource": "aws:dynamodb", "dynamodb": data}
 
 
 class RecordingPusher:
@@ -250,15 +280,31 @@ class World:
         self._http: Any = None
         self._tail = _stream_tail(settings) if storage is None else None
         self._pump_lock = threading.RLock()
+        self._held = 0
 
     @property
     def backend(self) -> str:
         return "memory" if self.storage is not None else "dynamodb"
 
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Hold the stream while the block runs, then hand everything it committed to the ``fanout``
+        entry point in one batch, as the event source mapping does with a backlog (up to 100 records)."""
+        with self._pump_lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._pump_lock:
+                self._held -= 1
+        self.pump()
+
     def pump(self) -> int:
         """Hand the stream's new records to the ``fanout`` entry point; returns how many it handed
         over. One reader at a time, like one event source mapping per shard."""
         with self._pump_lock:
+            if self._held:
+                return 0
             if self.storage is not None:
                 return self._pump_memory()
             assert self._tail is not None
@@ -268,15 +314,14 @@ class World:
             return len(records)
 
     def _pump_memory(self) -> int:
-        """What ``entrypoints.events.fan_out`` does with the stream's records, on the fake store's commits."""
+        """The fake store's commits as stream records, through the ``fanout`` entry point."""
         assert self.storage is not None
         taken = self.storage.tables.take_stream()
         if not taken:
             return 0
-        committed = [Committed(c.before, c.after, decode_note(c.note, c.after.workitem_id)) for c in taken]
-        batch = events.consume(self.services, committed)
-        self.handed_back += [f"{c.after.workitem_id}@{c.after.version}" for c in batch.handed_back]
-        return len(committed)
+        result = events.fan_out({"Records": [stream_record(c) for c in taken]})
+        self.handed_back += [f["itemIdentifier"] for f in result["batchItemFailures"]]
+        return len(taken)
 
     def deliver(self, after_seconds: float = 0.0) -> int:
         """Let ``after_seconds`` pass (on the queues' clock and the services'), then run every visible
@@ -304,15 +349,9 @@ class World:
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
 
     def connect(self, sub: str, role: str, tid: str = "t1", name: str | None = None, wid: str | None = None) -> Client:
-        claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role}
-        if name:
-            claims["name"] = name
-        if wid:
-            claims["wid"] = wid
-        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000))
-        result = ws.connect(client.event("$connect"))
-        assert result["statusCode"] == 200, result
-        self.pump()
+        """Connect with a token, through the ``$connect`` authorizer and handler (both must accept it)."""
+        status, client = self.connect_token(self.token(sub, role, tid, name=name, wid=wid))
+        assert status == 200 and client is not None, status
         return client
 
     def connect_token(self, token: str) -> tuple[int, Client | None]:
@@ -320,7 +359,11 @@ class World:
         comes with every later frame. Returns the status and the client (None when refused)."""
         try:
             auth = ws.authorize({"queryStringParameters": {"token": token}, "methodArn": "arn:test"})
-        except Exception:  # the authorizer's "Unauthorized": API Gateway answers 401
+        except Exception as exc:
+            # Only the authorizer's "Unauthorized" is API Gateway's 401; anything else it raises is a crash
+            # (API Gateway answers 500), which must fail the test rather than pass as a refusal.
+            if type(exc) is not Exception or exc.args != ("Unauthorized",):
+                raise
             return 401, None
         context = {**{k: str(v) for k, v in auth["context"].items()}, "principalId": auth["principalId"]}
         claims = {"sub": context["userId"], "tid": context["tenantId"], "role": context["role"]}
