@@ -24,6 +24,7 @@ from chalicelib.services.ports import (
     Presence,
     StaleWorkitem,
     Team,
+    Watcher,
 )
 from tests.support.world import World
 
@@ -225,3 +226,152 @@ def test_receiver_health_probe_claims_and_the_slow_lane(world: World) -> None:
     webhooks.leave_lane("t1", "h1", places[1] or 0)
     assert webhooks.take_lane("t1", "h4", now + 3, 3, 15_000)[0] == places[1]
     assert webhooks.take_lane("t1", "h5", now + 15_001, 3, 15_000)[0] is not None  # a lease ran out
+
+
+def test_an_assistance_request_reads_back_as_written_through_its_escalations_and_claim(world: World) -> None:
+    store = world.services.assistance.store
+
+    def due(now: int) -> list[str]:
+        return sorted(r.assist_id for shard in range(world.settings.escalation_shards) for r in store.due(shard, now, 10))
+
+    raised = AssistanceRequest(
+        "t1", "as-1", "agent-1", "tpl-1", "Help", "wi-1", "supervisors", ("sup-1", "sup-2"), AT, 60, due_at=100
+    )
+    direct = AssistanceRequest("t1", "as-2", "agent-1", "tpl-2", "Look", None, "agent-2", ("agent-2",), AT, 0)
+    store.create(raised, 90)
+    store.create(direct, 90)
+    assert store.get("t1", "as-1") == raised and store.get("t1", "as-2") == direct
+    assert store.get("t2", "as-1") is None
+    assert due(10**6) == ["as-1"]  # a request that never escalates is not in the due index
+
+    team = replace(raised, stage=Stage(1), recipients=("sup-1", "sup-2", "sup-3"), due_at=160)
+    assert store.escalate(raised, team)
+    assert store.get("t1", "as-1") == team and due(159) == [] and due(160) == ["as-1"]
+    admins = replace(team, stage=Stage(2), recipients=(*team.recipients, "admin-1"), due_at=None)
+    assert store.escalate(team, admins)
+    assert store.get("t1", "as-1") == admins and due(10**6) == []  # the last step leaves the index
+
+    claimed = store.claim(admins, "admin-1")
+    assert claimed == replace(admins, status=AssistStatus.CLAIMED, claimed_by="admin-1")
+    assert store.get("t1", "as-1") == claimed
+
+
+@pytest.mark.moto
+def test_an_assistance_request_item_carries_its_expiry_and_due_keys(world: World) -> None:
+    """The items as DynamoDB holds them (the in-memory fake has no TTL or index keys): literal keys."""
+    import zlib
+    from datetime import UTC, datetime
+
+    from chalicelib.adapters.dynamo import AssistItem
+
+    store = world.services.assistance.store
+    request = AssistanceRequest("t1", "as-7", "agent-1", "tpl-1", "Help", None, "supervisors", ("sup-1",), AT, 60, due_at=100)
+    store.create(request, 90)
+    item = AssistItem.get("T#t1#AS#as-7", "AS", consistent_read=True)
+    assert item.ttl == datetime(2026, 4, 1, tzinfo=UTC)  # 90 days after 2026-01-01
+    assert (item.duepk, item.duesk) == (f"DUE#{zlib.crc32(b'as-7') % world.settings.escalation_shards}", "000000000100#t1#as-7")
+    later = replace(request, stage=Stage(1), due_at=160)
+    assert store.escalate(request, later)
+    item = AssistItem.get("T#t1#AS#as-7", "AS", consistent_read=True)
+    assert (item.duepk, item.duesk, item.due_at) == (
+        f"DUE#{zlib.crc32(b'as-7') % world.settings.escalation_shards}",
+        "000000000160#t1#as-7",
+        160,
+    )
+    store.claim(later, "sup-1")
+    item = AssistItem.get("T#t1#AS#as-7", "AS", consistent_read=True)
+    gone: tuple[object, ...] = (item.duepk, item.duesk, item.due_at)
+    assert gone == (None, None, None) and (item.status, item.claimed_by) == ("claimed", "sup-1")
+
+
+def test_a_delivery_status_lands_on_its_own_entry_and_failed_may_repeat(world: World) -> None:
+    store, webhooks = world.services.coaching.store, world.services.integrations.store
+    store.create(_workitem())
+    _append(world, _entry(1, EntryKind.AGENT_MESSAGE, 1, "m-1"), _entry(2, EntryKind.AGENT_MESSAGE, 2, "m-2"))
+    assert webhooks.set_delivery("t1", "wi-1", 9, "failed") is None  # no such entry: nothing is created
+    failed = webhooks.set_delivery("t1", "wi-1", 1, "failed")
+    assert failed is not None and (failed.workitem_id, failed.seq, failed.extra) == ("wi-1", 1, {"delivery": "failed"})
+    again = webhooks.set_delivery("t1", "wi-1", 1, "failed")  # a retry that failed again
+    assert again is not None and again.extra == {"delivery": "failed"}
+    sent = webhooks.set_delivery("t1", "wi-1", 1, "sent")  # a later attempt got through
+    assert sent is not None and (sent.workitem_id, sent.text, sent.extra) == ("wi-1", "text 1", {"delivery": "sent"})
+    entries, more = store.timeline("t1", "wi-1", after=0, limit=10, customer=False)
+    assert [(e.seq, e.extra) for e in entries] == [(1, {"delivery": "sent"}), (2, {})] and not more
+
+
+def test_a_workitem_its_entries_and_its_message_index_read_back_as_written(world: World) -> None:
+    store, directory = world.services.coaching.store, world.services.directory.directory
+    created = replace(_workitem(), subject="Refund", retention_days=30, record_coaching=True)
+    store.create(created, counters=[CounterDelta("t1", "agent-1", 1)], fanout="note-1")
+    assert store.get("t1", "wi-1") == created and store.get("t2", "wi-1") is None
+    coach = TimelineEntry("wi-1", 1, EntryKind.COACH_MESSAGE, AT, "sup-1", Role.SUPERVISOR, None, "m-1", "psst")
+    said = TimelineEntry("wi-1", 2, EntryKind.CUSTOMER_MESSAGE, AT, "cust-1", Role.CUSTOMER, 1, "m-2", "hello")
+    after = replace(created, version=1, seq=2, customer_seq=1, monitors={"sup-1": AT})
+    store.commit(Change(created, after, [coach, said]), counters=[CounterDelta("t1", "agent-1", -1)], fanout="note-2")
+    assert store.get("t1", "wi-1") == after
+    assert store.timeline("t1", "wi-1", after=0, limit=10, customer=False) == ([coach, said], False)
+    assert store.get_with_message("t1", "wi-1", "m-1") == (after, coach)
+    assert store.get_with_message("t1", "wi-1", "m-2") == (after, replace(said, customer_seq=None))  # staff numbering only
+    agent = directory.recipient("t1", "U#agent-1")
+    assert agent is not None and (agent.tenant_id, agent.user_id, agent.workitem_count) == ("t1", "agent-1", 0)
+
+
+@pytest.mark.moto
+def test_workitem_items_carry_their_fan_out_note_and_expiry(world: World) -> None:
+    """What the stream and DynamoDB's TTL read, as the table holds it (the in-memory fake has neither)."""
+    from datetime import UTC, datetime
+
+    from chalicelib.adapters.dynamo import EntryItem, IdempotencyItem, MessageRefItem, WorkitemItem
+
+    store = world.services.coaching.store
+    created = replace(_workitem(), retention_days=30)
+    store.create(created, idempotency=Idempotency("t1", "evt-1", "workitem.assigned"), fanout="note-1")
+    assert WorkitemItem.get("T#t1#W#wi-1", "W", consistent_read=True).fanout == "note-1"
+    event = IdempotencyItem.get("T#t1#EVT#evt-1", consistent_read=True)
+    assert event.event_type == "workitem.assigned"
+    coach = TimelineEntry("wi-1", 1, EntryKind.COACH_MESSAGE, AT, "sup-1", Role.SUPERVISOR, None, "m-1", "psst")
+    store.commit(Change(created, replace(created, version=1, seq=1), [coach]), fanout="note-2")
+    assert WorkitemItem.get("T#t1#W#wi-1", "W", consistent_read=True).fanout == "note-2"
+    expiry = datetime(2026, 1, 31, tzinfo=UTC)  # 30 days after the entry
+    assert EntryItem.get("T#t1#W#wi-1", "E#0000000001", consistent_read=True).ttl == expiry
+    assert MessageRefItem.get("T#t1#W#wi-1", "M#m-1", consistent_read=True).ttl == expiry
+    store.commit(Change(replace(created, version=1, seq=1), replace(created, version=2, seq=1)))  # no note: none left
+    assert WorkitemItem.get("T#t1#W#wi-1", "W", consistent_read=True).fanout is None
+
+
+def test_enrolling_writes_the_issuers_user_once_and_forgetting_removes_only_what_is_named(world: World) -> None:
+    d = world.services.directory.directory
+    assert d.enroll(Principal("t1", "ann", Role.SUPERVISOR, name="Ann"), AT)
+    assert d.enroll(Principal("t1", "bob", Role.AGENT), AT)  # no name in the token: the user id
+    ann, bob = d.recipient("t1", "U#ann"), d.recipient("t1", "U#bob")
+    assert ann is not None and (ann.tenant_id, ann.user_id, ann.name, ann.role, ann.in_directory) == (
+        "t1",
+        "ann",
+        "Ann",
+        Role.SUPERVISOR,
+        True,
+    )
+    assert bob is not None and (bob.name, bob.role, bob.in_directory) == ("bob", Role.AGENT, True)
+    assert d.admins("t1") == []
+    # A connected stranger (an endpoint, not a directory user) may still enrol.
+    d.connect(Principal("t1", "cy", Role.AGENT), Connection("c0", 1))
+    assert d.enroll(Principal("t1", "cy", Role.ADMIN, name="Cy"), AT) and d.admins("t1") == ["cy"]
+    cy = d.recipient("t1", "U#cy")
+    assert cy is not None and (cy.role, cy.name, cy.in_directory) == (Role.ADMIN, "Cy", True)
+    assert cy.connections == [Connection("c0", 1)]
+
+    c1, c2, c3 = Connection("c1", 10), Connection("c2", 20), Connection("c3", 30)
+    for c in (c1, c2, c3):
+        d.connect(Principal("t1", "ann", Role.SUPERVISOR), c)
+    w1, w2 = Watcher(c1, "sup-1"), Watcher(c2, "sup-2")
+    d.watch("t1", "ann", w1, True)
+    d.watch("t1", "ann", w2, True)
+    d.forget("t1", "U#ann", [c1, c3], [w2])
+    ann = d.recipient("t1", "U#ann")
+    assert ann is not None and (ann.connections, ann.watchers) == ([c2], [w1])
+    d.forget("t1", "U#ann", [], [w1])
+    d.forget("t1", "U#ann", [c2], [])
+    ann = d.recipient("t1", "U#ann")
+    assert ann is not None and (ann.connections, ann.watchers, ann.name) == ([], [], "Ann")
+    d.forget("t1", "U#nobody", [], [])  # nothing to remove: nothing written, nothing raised
+    assert d.recipient("t1", "U#nobody") is None
