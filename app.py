@@ -95,8 +95,9 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
 
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
-    """Chalice's own refusals (405, 415, ...) in the contract's error shape."""
-    response: Response = rest.error_shape(get_response(event))
+    """A body that is not UTF-8 refused before anything else; Chalice's own refusals (405, 415, ...) in the
+    contract's error shape."""
+    response: Response = rest.checked(event, get_response)
     return response
 
 
