@@ -151,9 +151,18 @@ class DynamoDirectory:
                     batch.save(edge)
         return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient:
-        """1 UpdateItem (ALL_NEW: the connections to close come back with it)."""
-        return self._update(tenant_id, user_key(user_id), user_id, [RecipientItem.revoked_at.set(at)])
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        """1 UpdateItem (ALL_NEW: the connections to close come back with it), conditional on the record
+        existing: a stranger gets None and no record."""
+        key = user_key(user_id)
+        item = RecipientItem(recipient_pk(tenant_id, key), "U")
+        try:
+            item.update(actions=[RecipientItem.revoked_at.set(at)], condition=RecipientItem.pk.exists())
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _to_recipient(item, key)
 
     def enroll(self, principal: Principal, now: str) -> bool:
         """A user of the OIDC issuer joins the directory with the token's role and name (docs/product.md

@@ -194,7 +194,9 @@ class Directory(Protocol):
     def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
         """Store the user; returns their previous directory role and the recipient."""
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient: ...
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        """Stamp the revocation on a user the tenant holds a record of (a directory user, an issuer's
+        enrolled user, anyone who has connected); None, and nothing written, for anyone else."""
 
     def put_team(
         self, tenant_id: str, team: Team, now: str, removed: Callable[[list[tuple[str, str]]], None] | None = None

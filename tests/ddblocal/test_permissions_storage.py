@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.ports import Connection
 
 pytestmark = pytest.mark.ddblocal
@@ -42,6 +42,12 @@ def test_revocation_is_stamped_and_returns_the_connections(ddb_world: Any) -> No
     assert [c.connection_id for c in recipient.connections] == ["c1="]
     again = d.connect(principal, Connection("c2=", 1_700_000_200_000))
     assert again.revoked_at == 1_700_000_100  # $connect reads it back from its own update
+
+
+def test_revoking_a_stranger_writes_nothing(ddb_world: Any) -> None:
+    w, d = ddb_world, ddb_world.directory
+    assert d.revoke(w.tid, "nobody-ever", 1_700_000_100) is None
+    assert d.recipient(w.tid, user_key("nobody-ever")) is None
 
 
 def test_an_issuers_user_joins_the_directory_once(ddb_world: Any) -> None:

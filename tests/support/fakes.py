@@ -320,8 +320,11 @@ class MemoryDirectory:
                 edge.suspended = suspend
             return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient:
-        return self._update(tenant_id, user_key(user_id), user_id, lambda r: setattr(r, "revoked_at", at))
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        with self._t.lock:
+            if (tenant_id, user_key(user_id)) not in self._t.recipients:
+                return None  # the condition: the record exists
+            return self._update(tenant_id, user_key(user_id), user_id, lambda r: setattr(r, "revoked_at", at))
 
     def enroll(self, principal: Principal, now: str) -> bool:
         key = user_key(principal.user_id)
