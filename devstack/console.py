@@ -7,7 +7,8 @@ Served on the gateway's own port (an aiohttp middleware in front of the REST/Web
   or sign-in at the OIDC issuer when ``COACHING_CONSOLE_CLIENT_ID`` is set with ``COACHING_OIDC_ISSUER``);
 - ``GET /console/demo-users``: the demo tenant's users, each with a freshly minted token (the picker);
 - ``POST /console/token`` ``{"token"}``: a new token with the same claims and lifetime for a valid one
-  signed by this stack (what an identity provider's refresh does; the console then sends ``auth.refresh``).
+  signed by this stack that the product still accepts (not revoked, an admin still an admin: the REST
+  authentication decides), as an identity provider's refresh would; the console then sends ``auth.refresh``.
 
 None of this exists on AWS: there the console is static files behind CloudFront and tokens come from the
 identity provider. Nothing here is imported by ``app`` or enters the Lambda package.
@@ -15,6 +16,7 @@ identity provider. Nothing here is imported by ``app`` or enters the Lambda pack
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import mimetypes
@@ -25,6 +27,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from chalicelib.domain.errors import DomainError
 from devstack.seed import CUSTOMER, TENANT, USERS
 from devstack.tokens import TWELVE_HOURS, mint
 
@@ -61,10 +64,19 @@ def console_config(env: Mapping[str, str]) -> dict[str, Any]:
 class ConsoleSite:
     """Serves ``dist`` and the local sign-in helpers; every other request goes on to the gateway."""
 
-    def __init__(self, jwt_secret: str, dist: Path = DIST, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        jwt_secret: str,
+        dist: Path = DIST,
+        config: dict[str, Any] | None = None,
+        authenticate: Callable[[str], object] | None = None,
+    ) -> None:
         self._secret = jwt_secret
         self._dist = dist.resolve()
         self.config = config or dict(LOCAL_CONFIG)
+        # The product's own check of a token (the REST authentication: revocation, live role); it raises
+        # the product's error (a DomainError) for a token it refuses. Blocking: run off the event loop.
+        self._authenticate = authenticate
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -106,6 +118,9 @@ class ConsoleSite:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["sub", "tid", "role", "exp"]})
         except jwt.PyJWTError as exc:
             return _error(401, "unauthorized", f"the token is not valid: {exc}")
+        refused = await asyncio.get_running_loop().run_in_executor(None, self._refusal, token)
+        if refused is not None:
+            return refused
         lifetime = int(claims["exp"]) - int(claims.get("iat") or claims["exp"] - TWELVE_HOURS)
         fresh = mint(
             self._secret,
@@ -117,6 +132,17 @@ class ConsoleSite:
             ttl_seconds=max(10, min(lifetime, TWELVE_HOURS)),
         )
         return web.json_response({"token": fresh}, headers={"Cache-Control": "no-store"})
+
+    def _refusal(self, token: str) -> web.Response | None:
+        """None when the product accepts ``token`` as it is now; its refusal otherwise (a revoked token is
+        never renewed into a working one)."""
+        if self._authenticate is None:
+            return None
+        try:
+            self._authenticate(token)
+        except DomainError as refused:
+            return _error(refused.status, refused.code, refused.message)
+        return None
 
     def _file(self, relative: str) -> web.StreamResponse:
         target = (self._dist / relative).resolve()
