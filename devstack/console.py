@@ -10,6 +10,12 @@ Served on the gateway's own port (an aiohttp middleware in front of the REST/Web
   signed by this stack that the product still accepts (not revoked, an admin still an admin: the REST
   authentication decides), as an identity provider's refresh would; the console then sends ``auth.refresh``.
 
+Every answer carries the console's security headers (docs/console.md): a Content-Security-Policy (scripts
+from this origin and the one inline script of ``index.html`` by its hash, no inline or eval'd code;
+connections to this origin, its WebSocket and the OIDC issuer; never framed), ``X-Frame-Options: DENY``,
+``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``. On AWS the CloudFront
+distribution sends the same policy (``ConsoleResponseHeadersPolicy`` in infra/merge-template.yaml).
+
 None of this exists on AWS: there the console is static files behind CloudFront and tokens come from the
 identity provider. Nothing here is imported by ``app`` or enters the Lambda package.
 """
@@ -17,9 +23,12 @@ identity provider. Nothing here is imported by ``app`` or enters the Lambda pack
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +52,45 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """The CSP hash source (``'sha256-…'``) of each inline script of ``html``."""
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(body).digest()).decode()}'" for body in _INLINE_SCRIPT.findall(html)]
+
+
+def _origin(url: str) -> str | None:
+    match = re.match(r"^(https?://[^/?#]+)", url)
+    return match.group(1) if match else None
+
+
+def content_security_policy(config: Mapping[str, Any], websocket_origin: str, script_hashes: list[str]) -> str:
+    """The console's policy: everything from this origin only, scripts without inline or eval'd code (but
+    ``index.html``'s own inline script, by its hash), connections to this origin (REST), its WebSocket and
+    the OIDC issuer's endpoints, never framed, no ``<base>``, no plugins."""
+    oidc = config.get("oidc") or {}
+    issuer_origins = [_origin(str(oidc.get(key) or "")) for key in ("issuer", "tokenEndpoint")]
+    connect = ["'self'", websocket_origin, *dict.fromkeys(o for o in issuer_origins if o)]
+    directives = {
+        "default-src": ["'none'"],
+        "script-src": ["'self'", *script_hashes],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": connect,
+        "media-src": ["'self'", "blob:"],
+        "worker-src": ["'self'", "blob:"],
+        "manifest-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
 def console_config(env: Mapping[str, str]) -> dict[str, Any]:
@@ -80,6 +128,21 @@ class ConsoleSite:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await self._console(request)
+        if response is None:
+            return await handler(request)
+        self._secure(request, response)
+        return response
+
+    def _secure(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The console's security headers, on every file and helper it serves."""
+        index = self._dist / "index.html"
+        hashes = inline_script_hashes(index.read_bytes()) if index.is_file() else []
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["Content-Security-Policy"] = content_security_policy(self.config, f"ws://{request.host}", hashes)
+
+    async def _console(self, request: web.Request) -> web.StreamResponse | None:
+        """The console's answer to ``request``, or None for a request that is not the console's."""
         path = request.path
         if request.method in ("GET", "HEAD"):
             if path in _PAGES:
@@ -92,7 +155,7 @@ class ConsoleSite:
                 return web.json_response({"users": self.demo_users()}, headers={"Cache-Control": "no-store"})
         if path == "/console/token" and request.method == "POST":
             return await self._renew(request)
-        return await handler(request)
+        return None
 
     def demo_users(self) -> list[dict[str, Any]]:
         users = [

@@ -253,7 +253,9 @@ export function SupervisorScreen(props: {
                 }}
               >
                 <span class={`presence presence-${agent.presence}`} aria-hidden="true" />
-                <span class="agent-name">{agent.name}</span>
+                <span class="agent-name" title={agent.name}>
+                  {agent.name}
+                </span>
                 <span class="presence-text">{agent.presence.replace("_", " ")}</span>
                 <span class="count" title="Active workitems">
                   {agent.workitemCount} <span class="visually-hidden">active workitems</span>
