@@ -69,6 +69,7 @@ LEFT_OUT = {
     "AWS::IAM::ServiceLinkedRole": "not a moto CloudFormation resource type (and off by default)",
     "AWS::CloudFront::Distribution": "not a moto CloudFormation resource type",
     "AWS::CloudFront::OriginAccessControl": "not a moto CloudFormation resource type",
+    "AWS::CloudFront::ResponseHeadersPolicy": "not a moto CloudFormation resource type",
 }
 
 # What the Lambda runtime provides besides the standard library (and nothing else is available).
