@@ -37,6 +37,7 @@ import jwt
 from aiohttp import web
 
 from chalicelib.domain.errors import DomainError
+from devstack.apigw.rest import is_utf8
 from devstack.seed import CUSTOMER, TENANT, USERS
 from devstack.tokens import TWELVE_HOURS, mint
 
@@ -142,19 +143,32 @@ class ConsoleSite:
         response.headers["Content-Security-Policy"] = content_security_policy(self.config, f"ws://{request.host}", hashes)
 
     async def _console(self, request: web.Request) -> web.StreamResponse | None:
-        """The console's answer to ``request``, or None for a request that is not the console's."""
+        """The console's answer to ``request``, or None for a request that is not the console's. Bytes
+        are input here too: a body that is not UTF-8 is refused first, as the API refuses it."""
+        answer = self._route(request)
+        if answer is None:
+            return None
+        if request.can_read_body and not is_utf8(await request.read()):
+            return _error(400, "invalid", "the body is not valid UTF-8 text")
+        return await answer()
+
+    def _route(self, request: web.Request) -> Callable[[], Awaitable[web.StreamResponse]] | None:
         path = request.path
+
+        async def reply(response: web.StreamResponse) -> web.StreamResponse:
+            return response
+
         if request.method in ("GET", "HEAD"):
             if path in _PAGES:
-                return self._file("index.html")
+                return lambda: reply(self._file("index.html"))
             if path == "/config.json":
-                return web.json_response(self.config, headers={"Cache-Control": "no-store"})
+                return lambda: reply(web.json_response(self.config, headers={"Cache-Control": "no-store"}))
             if path.startswith("/assets/"):
-                return self._file(path.removeprefix("/"))
+                return lambda: reply(self._file(path.removeprefix("/")))
             if path == "/console/demo-users":
-                return web.json_response({"users": self.demo_users()}, headers={"Cache-Control": "no-store"})
+                return lambda: reply(web.json_response({"users": self.demo_users()}, headers={"Cache-Control": "no-store"}))
         if path == "/console/token" and request.method == "POST":
-            return await self._renew(request)
+            return lambda: self._renew(request)
         return None
 
     def demo_users(self) -> list[dict[str, Any]]:
