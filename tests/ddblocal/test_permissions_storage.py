@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.errors import Conflict
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.ports import Connection
 
@@ -42,6 +43,21 @@ def test_revocation_is_stamped_and_returns_the_connections(ddb_world: Any) -> No
     assert [c.connection_id for c in recipient.connections] == ["c1="]
     again = d.connect(principal, Connection("c2=", 1_700_000_200_000))
     assert again.revoked_at == 1_700_000_100  # $connect reads it back from its own update
+
+
+def test_a_demotion_conditional_on_another_admin_is_refused_once_that_admin_is_gone(ddb_world: Any) -> None:
+    """The last-admin rule's transaction on the real engine (docs/product.md W3.8): each demotion
+    depends on the other admin's index entry, so two crossing demotions cannot both commit."""
+    w, d = ddb_world, ddb_world.directory
+    for user in ("ann", "bob"):
+        d.put_user(w.tid, user, user.title(), Role.ADMIN, "2026-01-01T00:00:00.000Z")
+    assert d.admins(w.tid, limit=2) == ["ann", "bob"]
+    assert d.put_user(w.tid, "bob", "Bob", Role.AGENT, "2026-01-01T00:00:01.000Z", keep_admin="ann")[0] is Role.ADMIN
+    with pytest.raises(Conflict):
+        d.put_user(w.tid, "ann", "Ann", Role.AGENT, "2026-01-01T00:00:02.000Z", keep_admin="bob")
+    assert d.admins(w.tid) == ["ann"]
+    ann = d.recipient(w.tid, user_key("ann"))
+    assert ann is not None and ann.role is Role.ADMIN  # nothing of the refused demotion was written
 
 
 def test_revoking_a_stranger_writes_nothing(ddb_world: Any) -> None:
