@@ -206,6 +206,8 @@ class DirectoryService:
             raise Invalid("role must be admin, supervisor or agent") from exc
         if value is Role.CUSTOMER:
             raise Invalid("customers are not directory users")
+        if user_id == caller.user_id and value is not Role.ADMIN:  # W3.8: nobody locks themselves out
+            raise Conflict("you cannot take away your own admin role; another admin can")
         self._store_user(caller.tenant_id, user_id, name, value)
         lost = self.directory.role_changed(caller.tenant_id, user_id, value)
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
@@ -249,10 +251,11 @@ class DirectoryService:
             known.update(self.directory.recipients(caller.tenant_id, keys[i : i + 100]))
         for uid, want in members:
             recipient = known.get(user_key(uid))
+            # A well-formed team the directory does not allow (yet): a conflict with its state, not bad input.
             if recipient is None or not recipient.in_directory:
-                raise Invalid(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
+                raise Conflict(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
             if recipient.role is not want and not (want is Role.SUPERVISOR and recipient.role is Role.ADMIN):
-                raise Invalid(f"user {uid} is a {recipient.role.value if recipient.role else 'user'}, not a {want.value}")
+                raise Conflict(f"user {uid} is a {recipient.role.value if recipient.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
         self.directory.put_team(
             caller.tenant_id, team, self._now(), removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs)

@@ -402,14 +402,14 @@ def test_a_large_team_with_a_ghost_is_refused_and_nothing_is_written(world: Worl
     status, payload = world.rest(
         "PUT", "/admin/teams/team-big", admin_token(world), {"name": "Big", "supervisors": sups, "agents": [*agents, "ghost-1"]}
     )
-    assert status == 400 and "ghost-1" in payload["error"]["message"], payload
+    assert status == 409 and "ghost-1" in payload["error"]["message"], payload
     status, payload = world.rest(
         "PUT",
         "/admin/teams/team-big",
         admin_token(world),
         {"name": "Big", "supervisors": [*sups, agents[120]], "agents": agents[:100]},
     )
-    assert status == 400 and "not a supervisor" in payload["error"]["message"], payload
+    assert status == 409 and "not a supervisor" in payload["error"]["message"], payload
     sup = world.connect(sups[0], "supervisor")
     assert sup.ok("agents.list")["agents"] == []
 

@@ -26,14 +26,26 @@ def put(world: World, caller: str, user: str, role: str) -> tuple[int, Any]:
     return world.rest("PUT", f"/admin/users/{user}", world.token(caller, "admin"), {"name": user.title(), "role": role})
 
 
-def test_the_last_directory_admin_cannot_demote_themselves(world: World) -> None:
+def test_the_last_directory_admin_keeps_the_role(world: World) -> None:
     assert put(world, "boss", "boss", "admin")[0] == 200
-    status, body = put(world, "boss", "boss", "agent")
+    status, body = put(world, "other-admin", "boss", "agent")
     assert (status, body["error"]["code"]) == (409, "conflict"), body
     assert "last admin" in body["error"]["message"]
     assert world.rest("GET", "/admin/templates", world.token("boss", "admin"))[0] == 200  # still an admin
-    assert put(world, "boss", "boss", "supervisor")[0] == 409
+    assert put(world, "other-admin", "boss", "supervisor")[0] == 409
     assert put(world, "boss", "boss", "admin")[0] == 200  # renaming the last admin is fine
+
+
+def test_no_admin_takes_away_their_own_role(world: World) -> None:
+    """Not even one who is not a directory user (whose token a directory "agent" record would void),
+    nor one of several directory admins: another admin may, though."""
+    status, body = put(world, "minted", "minted", "agent")
+    assert (status, body["error"]["code"]) == (409, "conflict"), body
+    assert world.rest("GET", "/admin/templates", world.token("minted", "admin"))[0] == 200
+    for user in ("ann", "bob"):
+        assert put(world, "minted", user, "admin")[0] == 200
+    assert put(world, "ann", "ann", "supervisor")[0] == 409
+    assert put(world, "bob", "ann", "supervisor")[0] == 200
 
 
 def test_nor_can_an_admin_who_is_not_a_directory_user_demote_the_last_one(world: World) -> None:
@@ -47,7 +59,7 @@ def test_with_two_admins_one_may_go_then_the_other_stays(world: World) -> None:
         assert put(world, "operator", user, "admin")[0] == 200
     assert put(world, "ann", "bob", "agent")[0] == 200
     assert world.rest("GET", "/admin/templates", world.token("bob", "admin"))[0] == 403  # bob is an agent now
-    assert put(world, "ann", "ann", "agent")[0] == 409
+    assert put(world, "operator", "ann", "agent")[0] == 409
     assert put(world, "ann", "bob", "admin")[0] == 200  # promoted again: two admins
     assert put(world, "bob", "ann", "supervisor")[0] == 200
 
