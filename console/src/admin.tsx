@@ -1,7 +1,9 @@
 /** The admin screen: users, teams, assistance templates and the tenant policy (REST). */
 import { useEffect, useState } from "preact/hooks";
-import { type ConsoleConfig, rest } from "./api";
-import { ErrorBar, useErrors } from "./ui";
+import { rest } from "./api";
+import { DataTable } from "./kit/collections";
+import { ErrorBar, Notice, useNewFeedback } from "./kit/feedback";
+import type { ScreenProps } from "./screens";
 
 interface Template {
   templateId: string;
@@ -21,44 +23,37 @@ function ids(value: string): string[] {
     .filter(Boolean);
 }
 
-export function AdminScreen(props: { config: ConsoleConfig; token: string }) {
-  const call = <T,>(method: string, path: string, body?: unknown) => rest<T>(props.config, props.token, method, path, body);
-  const [error, setError, clearError] = useErrors();
-  const [notice, setNotice] = useState("");
+export function AdminScreen({ config, token }: ScreenProps) {
+  const call = <T,>(method: string, path: string, body?: unknown) => rest<T>(config, token, method, path, body);
+  const feedback = useNewFeedback();
   const [templates, setTemplates] = useState<Template[]>([]);
   const [policy, setPolicy] = useState<Policy | null>(null);
   const [user, setUser] = useState({ userId: "", name: "", role: "agent" });
   const [team, setTeam] = useState({ teamId: "", name: "", supervisors: "", agents: "" });
   const [template, setTemplate] = useState({ templateId: "", text: "" });
 
-  const reload = async () => {
-    try {
+  const reload = () =>
+    feedback.run(async () => {
       setTemplates((await call<{ templates: Template[] }>("GET", "/admin/templates")).templates);
       setPolicy(await call<Policy>("GET", "/admin/policy"));
-    } catch (e) {
-      setError(e);
-    }
-  };
+    });
   useEffect(() => {
     void reload();
   }, []);
 
+  /** Save, say so, and read the lists again. */
   const run = async (label: string, action: () => Promise<unknown>) => {
-    try {
+    const saved = await feedback.run(async () => {
       await action();
-      setNotice(`${label}: saved`);
-      await reload();
-    } catch (e) {
-      setError(e);
-    }
+      return true;
+    }, `${label}: saved`);
+    if (saved) await reload();
   };
 
   return (
     <main class="screen admin">
-      <ErrorBar message={error} onClose={clearError} />
-      <p class="notice" role="status">
-        {notice}
-      </p>
+      <ErrorBar feedback={feedback} />
+      <Notice feedback={feedback} />
       <section class="card" aria-labelledby="users-h">
         <h2 id="users-h">Users</h2>
         <form
@@ -123,39 +118,37 @@ export function AdminScreen(props: { config: ConsoleConfig; token: string }) {
       </section>
       <section class="card" aria-labelledby="templates-h">
         <h2 id="templates-h">Raise-hand templates</h2>
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Id</th>
-              <th scope="col">Text</th>
-              <th scope="col">Enabled</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {templates.map((t) => (
-              <tr key={t.templateId} data-testid="template-row">
-                <td>{t.templateId}</td>
-                <td>{t.text}</td>
-                <td>
-                  <input
-                    type="checkbox"
-                    aria-label={`Enable ${t.text}`}
-                    checked={t.enabled}
-                    onChange={() => run("Template", () => call("PUT", `/admin/templates/${encodeURIComponent(t.templateId)}`, { text: t.text, enabled: !t.enabled }))}
-                  />
-                </td>
-                <td>
-                  <button type="button" class="small danger" onClick={() => run("Template", () => call("DELETE", `/admin/templates/${encodeURIComponent(t.templateId)}`))}>
-                    Delete
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable
+          rows={templates}
+          rowKey={(t) => t.templateId}
+          rowHooks={() => ({ "data-testid": "template-row" })}
+          columns={[
+            { key: "id", label: "Id", value: (t) => t.templateId },
+            { key: "text", label: "Text", value: (t) => t.text },
+            {
+              key: "enabled",
+              label: "Enabled",
+              cell: (t) => (
+                <input
+                  type="checkbox"
+                  aria-label={`Enable ${t.text}`}
+                  checked={t.enabled}
+                  onChange={() => run("Template", () => call("PUT", `/admin/templates/${encodeURIComponent(t.templateId)}`, { text: t.text, enabled: !t.enabled }))}
+                />
+              ),
+            },
+            {
+              key: "actions",
+              label: "Actions",
+              hiddenLabel: true,
+              cell: (t) => (
+                <button type="button" class="small danger" onClick={() => run("Template", () => call("DELETE", `/admin/templates/${encodeURIComponent(t.templateId)}`))}>
+                  Delete
+                </button>
+              ),
+            },
+          ]}
+        />
         <form
           class="form-grid"
           onSubmit={(e) => {

@@ -1,31 +1,34 @@
 /** The customer's chat widget: one workitem, the customer view only (no coaching ever). */
 import { useEffect } from "preact/hooks";
-import type { CoachingClient } from "./protocol";
-import { type Timelines, useObservable } from "./store";
-import { Composer, ErrorBar, Timeline, useErrors } from "./ui";
+import { ErrorBar, useNewFeedback } from "./kit/feedback";
+import { useObservable } from "./kit/observable";
+import type { ScreenProps } from "./screens";
+import { Composer, Timeline } from "./ui";
 
-export function CustomerScreen(props: { client: CoachingClient; timelines: Timelines; workitemId: string; myName: string }) {
-  const { client, timelines, workitemId } = props;
+export function CustomerScreen({ client, timelines, session }: ScreenProps) {
+  const workitemId = session.wid ?? "";
   useObservable(timelines);
-  const [error, setError, clearError] = useErrors();
+  const feedback = useNewFeedback();
   useEffect(() => {
-    client.track(workitemId).catch(setError);
+    if (workitemId) void feedback.run(client.track(workitemId));
   }, [client, workitemId]);
+  // A customer token names its workitem (`wid`): without one there is nothing to show.
+  if (!workitemId) return null;
   return (
     <main class="screen customer">
       <section class="chat-widget" aria-label="Chat with us">
         <header>
           <h2>Chat with us</h2>
-          <p class="sub">Hi {props.myName}, an agent will answer here.</p>
+          <p class="sub">Hi {session.name}, an agent will answer here.</p>
         </header>
-        <ErrorBar message={error} onClose={clearError} />
+        <ErrorBar feedback={feedback} />
         <Timeline entries={timelines.of(workitemId)} viewer="customer" name={() => ""} label="Conversation" />
         <Composer
           inputTestId="message-input"
           sendTestId="message-send"
           label="Your message"
           placeholder="Type your message"
-          onSend={(text) => client.request("message.send", { workitemId, text }).catch(setError)}
+          onSend={(text) => feedback.run(client.request("message.send", { workitemId, text }))}
         />
       </section>
     </main>

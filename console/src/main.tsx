@@ -1,8 +1,6 @@
 /** Entry point: configuration, sign-in (`/?token=`, the local demo picker), then the role's screen. */
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { AdminScreen } from "./admin";
-import { AgentScreen } from "./agent";
 import {
   type ConsoleConfig,
   type DemoUser,
@@ -18,12 +16,12 @@ import {
   takeAddressToken,
   wsUrl,
 } from "./api";
-import { CustomerScreen } from "./customer";
+import { pick, useRoute } from "./kit/router";
 import { beginSignIn, browserDeps, completeSignIn, forgetTokens, refreshTokens } from "./oidc";
 import { CoachingClient } from "./protocol";
+import { SCREENS } from "./screens";
+import { ConnectionStatus } from "./status";
 import { Timelines } from "./store";
-import { SupervisorScreen } from "./supervisor";
-import { ConnectionStatus } from "./ui";
 
 declare global {
   interface Window {
@@ -122,7 +120,18 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
   );
   const timelines = useMemo(() => new Timelines(client), [client]);
   const [token, setToken] = useState(session.token);
+  const Screen = pick(SCREENS[session.role], useRoute());
+  // The first screen's code arrives before the socket opens: its model listens before any event can.
+  const [started, setStarted] = useState(false);
   useEffect(() => {
+    let current = true;
+    void Screen.ready.then(() => current && setStarted(true));
+    return () => {
+      current = false;
+    };
+  }, []);
+  useEffect(() => {
+    if (!started) return;
     window.coachingClient = client;
     const off = client.on("token.renewed", () => {
       storeToken(client.token);
@@ -135,7 +144,7 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
       off();
       client.close();
     };
-  }, [client]);
+  }, [client, started]);
   const roleTitle = { admin: "Admin", supervisor: "Supervisor", agent: "Agent", customer: "Customer" }[session.role];
   return (
     <div class={`app role-${session.role}`}>
@@ -153,14 +162,7 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
           </button>
         </div>
       </header>
-      {session.role === "supervisor" && (
-        <SupervisorScreen client={client} timelines={timelines} config={config} token={token} me={session.userId} myName={session.name} />
-      )}
-      {session.role === "agent" && <AgentScreen client={client} timelines={timelines} config={config} me={session.userId} myName={session.name} />}
-      {session.role === "customer" && session.wid && (
-        <CustomerScreen client={client} timelines={timelines} workitemId={session.wid} myName={session.name} />
-      )}
-      {session.role === "admin" && <AdminScreen config={config} token={token} />}
+      <Screen client={client} timelines={timelines} config={config} session={session} token={token} />
     </div>
   );
 }

@@ -47,7 +47,11 @@ export const ACTIONS = [
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
-/** Every pushed event this client understands. */
+/**
+ * Every event the server pushes (`docs/asyncapi.yaml`, `x-event`), one name a line. Unit tests compare
+ * it with the document and with the backend's list of event names; {@link EventData} gives each its
+ * payload type.
+ */
 export const EVENTS = [
   "presence.changed",
   "workitem.assigned",
@@ -60,6 +64,7 @@ export const EVENTS = [
   "coach.reaction",
   "coach.forwarded",
   "message.received",
+  "message.delivery",
   "consult.requested",
   "assist.requested",
   "assist.claimed",
@@ -70,10 +75,50 @@ export const EVENTS = [
   "voice.coach_room_closed",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
-/** What {@link CoachingClient.on} accepts: server events plus the client's own notices. */
-export type ClientEvent = EventName | "agent.watch.resumed" | "token.renewed";
 
-/** Events whose `data.entry` is a timeline entry of `data.entry.workitemId`. */
+/** The `data` of each pushed event (the schemas of docs/asyncapi.yaml). */
+export interface ServerEventData {
+  "presence.changed": { userId: string; state: Presence };
+  "workitem.assigned": { workitem: Workitem };
+  "workitem.updated": { workitem: Workitem };
+  "workitem.ended": { workitem: Workitem };
+  "coaching.joined": { workitemId: string; supervisorId: string; entry: Entry };
+  "coaching.left": { workitemId: string; supervisorId: string; entry: Entry };
+  "coaching.ended": { workitemId: string; reason: string; entry: Entry };
+  "coach.message": { entry: Entry };
+  "coach.reaction": { entry: Entry };
+  "coach.forwarded": { entry: Entry };
+  "message.received": { entry: Entry };
+  /** How an agent message to an SMS or social customer fared (its entry was delivered before). */
+  "message.delivery": { workitemId: string; messageId: string; seq: number; delivery: "sent" | "failed"; reason?: string; entry: Entry };
+  "consult.requested": { consultId: string; workitemId: string; agentId: string };
+  "assist.requested": { assistId: string; agentId: string; text: string; workitemId?: string };
+  "assist.claimed": { assistId: string; supervisorId: string };
+  "assist.escalated": { assistId: string; agentId: string; text: string; workitemId?: string; stage: "team" | "admins" };
+  "directory.message": { messageId: string; fromUserId: string; text: string; replyTo?: string };
+  "directory.unread": { count: number };
+  "voice.coach_room": Room & { workitemId: string };
+  "voice.coach_room_closed": { workitemId: string };
+}
+
+/** The client's own notices, delivered like events. */
+export interface LocalEventData {
+  /** `agent.watch` sent again after a reconnect, with its reply. */
+  "agent.watch.resumed": { agentId: string; workitems: Workitem[] };
+  /** A new token is in use (`how`: "auth.refresh", "reconnect", "adopted"). */
+  "token.renewed": { how: string };
+}
+
+/** What {@link CoachingClient.on} accepts: server events plus the client's own notices. */
+export type ClientEvent = EventName | keyof LocalEventData;
+/** The payload of each event {@link CoachingClient.on} delivers (every name in EVENTS must have one). */
+export type EventData = { [E in EventName]: ServerEventData[E] } & LocalEventData;
+export type EventListener<E extends ClientEvent> = (data: EventData[E], at?: string) => void;
+
+/**
+ * Events whose `data.entry` is a new timeline entry of `data.entry.workitemId`. Not `message.delivery`:
+ * its entry has been delivered already and only carries the channel's answer.
+ */
 export const ENTRY_EVENTS: ReadonlySet<string> = new Set([
   "coaching.joined",
   "coaching.left",
@@ -85,6 +130,7 @@ export const ENTRY_EVENTS: ReadonlySet<string> = new Set([
 ]);
 
 export type Channel = "chat" | "sms" | "social" | "voice" | "email";
+export type Presence = "available" | "not_ready" | "offline";
 export type Role = "admin" | "supervisor" | "agent" | "customer";
 
 export interface Workitem {
@@ -186,6 +232,8 @@ interface Pending {
 }
 
 type EntryListener = (workitemId: string, entries: Entry[]) => void;
+/** A listener as stored: frames are checked by the server against the schemas {@link EventData} names. */
+type RawListener = (data: Record<string, unknown>, at?: string) => void;
 
 /**
  * Per-workitem ordering: delivers each `seq` once, in order, with no gap.
@@ -256,7 +304,7 @@ export class CoachingClient {
   private readonly catchingUp = new Set<string>();
   private readonly watched = new Set<string>();
   private readonly stateListeners = new Set<(state: ConnectionState) => void>();
-  private readonly eventListeners = new Map<string, Set<(data: Record<string, unknown>, at?: string) => void>>();
+  private readonly eventListeners = new Map<string, Set<RawListener>>();
   private readonly entryListeners = new Set<EntryListener>();
   private attempts = 0;
   private stopped = false;
@@ -482,14 +530,19 @@ export class CoachingClient {
     return () => this.stateListeners.delete(listener);
   }
 
-  on(event: ClientEvent, listener: (data: Record<string, unknown>, at?: string) => void): () => void {
+  /**
+   * Listen to one event; `data` is typed by the event's name (its schema in docs/asyncapi.yaml).
+   * Returns the function that stops listening.
+   */
+  on<E extends ClientEvent>(event: E, listener: EventListener<E>): () => void {
     let set = this.eventListeners.get(event);
     if (!set) {
       set = new Set();
       this.eventListeners.set(event, set);
     }
-    set.add(listener);
-    return () => set?.delete(listener);
+    const untyped = listener as RawListener;
+    set.add(untyped);
+    return () => set?.delete(untyped);
   }
 
   private emit(event: string, data: Record<string, unknown>, at?: string): void {

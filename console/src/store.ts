@@ -1,26 +1,6 @@
-/** Small observable stores the screens render from (one re-render per change). */
-import { useEffect, useState } from "preact/hooks";
+/** The timelines every screen renders from, and what their entries say about each other. */
+import { Observable } from "./kit/observable";
 import type { CoachingClient, Entry } from "./protocol";
-
-export class Observable {
-  private readonly listeners = new Set<() => void>();
-  version = 0;
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  changed(): void {
-    this.version += 1;
-    for (const listener of this.listeners) listener();
-  }
-}
-
-/** Re-render the calling component whenever `store` changes. */
-export function useObservable(store: Observable): number {
-  const [, setVersion] = useState(store.version);
-  useEffect(() => store.subscribe(() => setVersion(store.version)), [store]);
-  return store.version;
-}
 
 /** Every tracked workitem's entries, in `seq` order, exactly once (fed by the client's ordering). */
 export class Timelines extends Observable {

@@ -1,10 +1,14 @@
 /** The supervisor's board: agents, their workitems, monitored tiles, assistance and directory. */
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { type ConsoleConfig, rest } from "./api";
-import type { CoachingClient, Room, Workitem } from "./protocol";
-import { Observable, type Timelines, useObservable } from "./store";
-import { ChannelBadge, Composer, ErrorBar, Timeline, useErrors } from "./ui";
-import { type AudioSession, joinAudio } from "./voice";
+import { List } from "./kit/collections";
+import { ErrorBar, FeedbackScope, useFeedback } from "./kit/feedback";
+import { Badge, Panel } from "./kit/panel";
+import { LiveModel, namer, useLiveScreen } from "./model";
+import type { CoachingClient, EventData, Room, Workitem } from "./protocol";
+import type { ScreenProps } from "./screens";
+import type { Timelines } from "./store";
+import { Composer, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
 
 interface AgentCard {
   userId: string;
@@ -13,19 +17,7 @@ interface AgentCard {
   workitemCount: number;
 }
 
-interface AssistPopup {
-  assistId: string;
-  agentId: string;
-  text: string;
-  workitemId?: string;
-  claimedBy?: string;
-}
-
-interface DirectoryMessage {
-  messageId: string;
-  fromUserId: string;
-  text: string;
-}
+type AssistPopup = EventData["assist.requested"] & { claimedBy?: string };
 
 type VoiceMode = "listen" | "whisper" | "barge";
 interface VoiceState {
@@ -34,7 +26,7 @@ interface VoiceState {
   media: string;
 }
 
-class SupervisorModel extends Observable {
+class SupervisorModel extends LiveModel {
   agents = new Map<string, AgentCard>();
   workitems = new Map<string, Map<string, Workitem>>();
   selectedAgent = "";
@@ -42,54 +34,37 @@ class SupervisorModel extends Observable {
   monitoring = new Set<string>();
   voice = new Map<string, VoiceState>();
   popups: AssistPopup[] = [];
-  unread = 0;
-  messages: DirectoryMessage[] = [];
   notifications = true;
-  audio = new Map<string, AudioSession>();
 
-  constructor(
-    readonly client: CoachingClient,
-    readonly me: string,
-  ) {
-    super();
+  constructor(client: CoachingClient, me: string) {
+    super(client, me);
     client.on("presence.changed", (d) => {
-      const card = this.agents.get(String(d.userId));
+      const card = this.agents.get(d.userId);
       if (card) {
-        card.presence = String(d.state);
+        card.presence = d.state;
         this.changed();
       }
     });
-    for (const name of ["workitem.assigned", "workitem.updated", "workitem.ended"] as const) {
-      client.on(name, (d) => this.upsert(d.workitem as Workitem));
-    }
     client.on("agent.watch.resumed", (d) => {
-      for (const w of (d.workitems as Workitem[]) ?? []) this.upsert(w);
+      for (const w of d.workitems ?? []) this.upsert(w);
     });
     client.on("coaching.ended", (d) => {
-      this.monitoring.delete(String(d.workitemId));
+      this.monitoring.delete(d.workitemId);
       this.changed();
     });
     client.on("assist.requested", (d) => {
-      this.popups = [...this.popups, d as unknown as AssistPopup];
+      this.popups = [...this.popups, d];
       this.changed();
     });
     client.on("assist.claimed", (d) => {
       const popup = this.popups.find((p) => p.assistId === d.assistId);
-      if (popup) popup.claimedBy = String(d.supervisorId);
+      if (popup) popup.claimedBy = d.supervisorId;
       this.changed();
     });
     client.on("assist.escalated", (d) => {
       if (d.assistId && !this.popups.some((p) => p.assistId === d.assistId)) {
-        this.popups = [...this.popups, d as unknown as AssistPopup];
+        this.popups = [...this.popups, d];
       }
-      this.changed();
-    });
-    client.on("directory.unread", (d) => {
-      this.unread = Number(d.count ?? 0);
-      this.changed();
-    });
-    client.on("directory.message", (d) => {
-      this.messages = [...this.messages, d as unknown as DirectoryMessage];
       this.changed();
     });
   }
@@ -109,23 +84,18 @@ class SupervisorModel extends Observable {
   }
 
   /** Presence, counts and unread as they are now: after the first watches, and after a reconnect. */
-  private async refresh(): Promise<void> {
+  protected async refresh(): Promise<void> {
     const agents = (await this.client.requestAll<{ agents: AgentCard[] }>("agents.list")).agents;
     for (const agent of agents) {
       const card = this.agents.get(agent.userId);
       if (card) card.presence = agent.presence;
       else this.agents.set(agent.userId, agent);
     }
-    this.unread = (await this.client.request<{ count: number }>("directory.unread.get")).count;
+    await this.readUnread();
     this.changed();
   }
 
-  async load(): Promise<void> {
-    let away = false;
-    this.client.onState((state) => {
-      if (state !== "live") away = true;
-      else if (away) void this.refresh().catch(() => undefined);
-    });
+  protected async start(): Promise<void> {
     const agents = (await this.client.requestAll<{ agents: AgentCard[] }>("agents.list")).agents;
     for (const agent of agents) this.agents.set(agent.userId, agent);
     this.changed();
@@ -181,30 +151,35 @@ class SupervisorModel extends Observable {
     this.changed();
   }
 
-  async leaveAudio(workitemId: string): Promise<void> {
-    const session = this.audio.get(workitemId);
-    this.audio.delete(workitemId);
-    await session?.leave();
+  /** Claim a raised hand, then monitor the workitem it is about. */
+  async claim(popup: AssistPopup): Promise<void> {
+    await this.client.request("assist.claim", { assistId: popup.assistId });
+    popup.claimedBy = this.me;
+    this.changed();
+    if (popup.workitemId) await this.monitor(popup.workitemId);
+  }
+
+  /** Listen, whisper or barge: the room to join comes with the reply. */
+  async setVoice(workitemId: string, mode: VoiceMode, config: ConsoleConfig, element: HTMLAudioElement | null): Promise<void> {
+    const action = mode === "listen" ? (this.voice.has(workitemId) ? "voice.listen" : "voice.monitor") : mode === "whisper" ? "voice.whisper" : "voice.barge";
+    const data = await this.client.request<{ contactRoom?: Room; coachRoom?: Room }>(action, { workitemId });
+    const room = (data.coachRoom ?? data.contactRoom) as Room;
+    const session = await this.joinAudio(workitemId, config, room, element);
+    this.voice.set(workitemId, { mode, room, media: session.media });
+    this.changed();
+  }
+
+  /** Mark every conversation with a message on the screen read. */
+  async readAll(): Promise<void> {
+    for (const from of new Set(this.messages.map((m) => m.fromUserId))) await this.markRead(from);
+    this.changed();
   }
 }
 
-export function SupervisorScreen(props: {
-  client: CoachingClient;
-  timelines: Timelines;
-  config: ConsoleConfig;
-  token: string;
-  me: string;
-  myName: string;
-}) {
-  const { client, timelines, config } = props;
-  const model = useMemo(() => new SupervisorModel(client, props.me), [client, props.me]);
-  useObservable(model);
-  useObservable(timelines);
-  const [error, setError, clearError] = useErrors();
-
+export function SupervisorScreen({ client, timelines, config, token, session }: ScreenProps) {
+  const [model, feedback] = useLiveScreen(() => new SupervisorModel(client, session.userId), [client, session.userId], timelines);
   useEffect(() => {
-    model.load().catch(setError);
-    rest<{ agentMessageNotification: boolean }>(config, props.token, "GET", "/me/settings")
+    rest<{ agentMessageNotification: boolean }>(config, token, "GET", "/me/settings")
       .then((s) => {
         model.notifications = s.agentMessageNotification;
         model.changed();
@@ -212,35 +187,27 @@ export function SupervisorScreen(props: {
       .catch(() => undefined);
   }, [model]);
 
-  const name = (id?: string) => {
-    if (!id) return "";
-    if (id === props.me) return `${props.myName} (you)`;
-    return model.agents.get(id)?.name ?? id;
-  };
-  const agents = [...model.agents.values()];
+  const name = namer(session.userId, `${session.name} (you)`, (id) => model.agents.get(id)?.name);
   const selected = model.selectedAgent;
-  const selectedItems = [...(model.workitems.get(selected)?.values() ?? [])];
 
-  const toggleNotifications = async () => {
-    try {
-      const next = !model.notifications;
-      await rest(config, props.token, "PUT", "/me/settings", { agentMessageNotification: next });
-      model.notifications = next;
-      model.changed();
-    } catch (e) {
-      setError(e);
-    }
-  };
+  const toggleNotifications = feedback.action(async () => {
+    const next = !model.notifications;
+    await rest(config, token, "PUT", "/me/settings", { agentMessageNotification: next });
+    model.notifications = next;
+    model.changed();
+  });
 
   return (
-    <div class="screen supervisor">
-      <ErrorBar message={error} onClose={clearError} />
-      <aside class="sidebar" aria-label="Agents">
-        <h2>My agents</h2>
-        {agents.length === 0 && <p class="empty">No agents on your teams.</p>}
-        <ul class="agent-board">
-          {agents.map((agent) => (
-            <li key={agent.userId}>
+    <FeedbackScope feedback={feedback}>
+      <div class="screen supervisor">
+        <ErrorBar feedback={feedback} />
+        <Panel as="aside" class="sidebar" label="Agents" title="My agents">
+          <List
+            items={[...model.agents.values()]}
+            itemKey={(agent) => agent.userId}
+            class="agent-board"
+            empty="No agents on your teams."
+            render={(agent) => (
               <button
                 type="button"
                 class={`agent-card ${selected === agent.userId ? "selected" : ""}`}
@@ -261,95 +228,66 @@ export function SupervisorScreen(props: {
                   {agent.workitemCount} <span class="visually-hidden">active workitems</span>
                 </span>
               </button>
-            </li>
-          ))}
-        </ul>
-        {selected && (
-          <section aria-label={`Workitems of ${name(selected)}`}>
-            <h3>{name(selected)}'s workitems</h3>
-            {selectedItems.length === 0 && <p class="empty">No workitems.</p>}
-            <ul class="workitem-list">
-              {selectedItems.map((w) => (
-                <li key={w.workitemId}>
-                  <button
-                    type="button"
-                    class={`workitem-row ${model.open.includes(w.workitemId) ? "selected" : ""}`}
-                    data-testid="workitem-row"
-                    data-workitem-id={w.workitemId}
-                    onClick={() => model.openTile(w.workitemId).catch(setError)}
-                  >
-                    <ChannelBadge channel={w.channel} />
-                    <span class="subject">{w.subject || w.customer.name}</span>
-                    <span class="sub">
-                      {w.customer.name} · {w.channel}
-                      {w.status === "ended" ? " · ended" : ""}
-                      {w.coaching.active ? " · coached" : ""}
-                    </span>
-                  </button>
-                </li>
-              ))}
-            </ul>
-          </section>
-        )}
-        <label class="toggle">
-          <input type="checkbox" checked={model.notifications} onChange={toggleNotifications} />
-          Agent message pop-ups
-        </label>
-      </aside>
-
-      <main class="tiles" aria-label="Monitored workitems">
-        {model.open.length === 0 && (
-          <div class="placeholder">
-            <h2>Nothing open</h2>
-            <p>Select an agent, then one of their workitems to monitor it. You can open several at once.</p>
-          </div>
-        )}
-        {model.open.map((id) => (
-          <WorkitemTile key={id} id={id} model={model} timelines={timelines} config={config} name={name} onError={setError} />
-        ))}
-      </main>
-
-      <aside class="sidebar right" aria-label="Assistance and messages">
-        <h2>
-          Assistance{" "}
-          {model.unread > 0 && (
-            <span class="badge" data-testid="unread-badge">
-              {model.unread}
-              <span class="visually-hidden"> unread</span>
-            </span>
-          )}
-        </h2>
-        {model.popups.length === 0 && <p class="empty">No requests.</p>}
-        {model.popups.map((popup) => (
-          <div class="assist-popup" data-testid="assist-popup" role="alert" key={popup.assistId}>
-            <p>
-              <strong>{name(popup.agentId)}</strong> raised a hand: {popup.text}
-            </p>
-            {popup.claimedBy ? (
-              <p class="hint">Claimed by {name(popup.claimedBy)}</p>
-            ) : (
-              <button
-                type="button"
-                data-testid="claim-button"
-                onClick={async () => {
-                  try {
-                    await client.request("assist.claim", { assistId: popup.assistId });
-                    popup.claimedBy = props.me;
-                    model.changed();
-                    if (popup.workitemId) await model.monitor(popup.workitemId);
-                  } catch (e) {
-                    setError(e);
-                  }
-                }}
-              >
-                Claim
-              </button>
             )}
-          </div>
-        ))}
-        <Directory client={client} model={model} name={name} onError={setError} />
-      </aside>
-    </div>
+          />
+          {selected && (
+            <Panel label={`Workitems of ${name(selected)}`} title={`${name(selected)}'s workitems`} level={3}>
+              <WorkitemList
+                workitems={[...(model.workitems.get(selected)?.values() ?? [])]}
+                selected={(w) => model.open.includes(w.workitemId)}
+                details={(w) => [w.customer.name, w.channel]}
+                onSelect={(w) => void feedback.run(model.openTile(w.workitemId))}
+                empty="No workitems."
+              />
+            </Panel>
+          )}
+          <label class="toggle">
+            <input type="checkbox" checked={model.notifications} onChange={toggleNotifications} />
+            Agent message pop-ups
+          </label>
+        </Panel>
+
+        <main class="tiles" aria-label="Monitored workitems">
+          {model.open.length === 0 && (
+            <div class="placeholder">
+              <h2>Nothing open</h2>
+              <p>Select an agent, then one of their workitems to monitor it. You can open several at once.</p>
+            </div>
+          )}
+          {model.open.map((id) => (
+            <WorkitemTile key={id} id={id} model={model} timelines={timelines} config={config} name={name} />
+          ))}
+        </main>
+
+        <Panel
+          as="aside"
+          class="sidebar right"
+          label="Assistance and messages"
+          title={
+            <>
+              Assistance <Badge count={model.unread} label="unread" testId="unread-badge" />
+            </>
+          }
+        >
+          {model.popups.length === 0 && <p class="empty">No requests.</p>}
+          {model.popups.map((popup) => (
+            <div class="assist-popup" data-testid="assist-popup" role="alert" key={popup.assistId}>
+              <p>
+                <strong>{name(popup.agentId)}</strong> raised a hand: {popup.text}
+              </p>
+              {popup.claimedBy ? (
+                <p class="hint">Claimed by {name(popup.claimedBy)}</p>
+              ) : (
+                <button type="button" data-testid="claim-button" onClick={feedback.action(() => model.claim(popup))}>
+                  Claim
+                </button>
+              )}
+            </div>
+          ))}
+          <Directory model={model} name={name} />
+        </Panel>
+      </div>
+    </FeedbackScope>
   );
 }
 
@@ -359,49 +297,31 @@ function WorkitemTile(props: {
   timelines: Timelines;
   config: ConsoleConfig;
   name: (id?: string) => string;
-  onError: (e: unknown) => void;
 }) {
-  const { id, model, timelines, name, onError } = props;
+  const { id, model, timelines, name } = props;
+  const feedback = useFeedback();
   const workitem = model.findWorkitem(id);
   const monitoring = model.monitoring.has(id);
   const voice = model.voice.get(id);
   const audioRef = useRef<HTMLAudioElement>(null);
   const canCoach = monitoring && workitem && workitem.channel !== "voice" && workitem.channel !== "email";
-
-  const setVoice = async (mode: VoiceMode) => {
-    try {
-      const action = mode === "listen" ? (voice ? "voice.listen" : "voice.monitor") : mode === "whisper" ? "voice.whisper" : "voice.barge";
-      const data = await model.client.request<{ contactRoom?: Room; coachRoom?: Room }>(action, { workitemId: id });
-      const room = (data.coachRoom ?? data.contactRoom) as Room;
-      await model.leaveAudio(id);
-      const session = await joinAudio(props.config, room, audioRef.current);
-      model.audio.set(id, session);
-      model.voice.set(id, { mode, room, media: session.media });
-      model.changed();
-    } catch (e) {
-      onError(e);
-    }
-  };
+  const setVoice = feedback.action((mode: VoiceMode) => model.setVoice(id, mode, props.config, audioRef.current));
 
   return (
     <section class="tile" aria-label={`Workitem ${workitem?.subject ?? id}`}>
       <header>
-        <div>
-          <h2>
-            <ChannelBadge channel={workitem?.channel ?? ""} /> {workitem?.subject || id}
-          </h2>
-          <p class="sub">
-            {workitem ? `${workitem.customer.name} · ${name(workitem.agentId)} · ${workitem.channel}` : ""}
-            {workitem?.status === "ended" ? " · ended" : ""}
-          </p>
-        </div>
+        <WorkitemTitle
+          workitem={workitem}
+          fallback={id}
+          details={workitem ? [workitem.customer.name, name(workitem.agentId), workitem.channel] : []}
+        />
         <div class="actions">
           {monitoring ? (
-            <button type="button" class="secondary" data-testid="stop-button" onClick={() => model.stop(id).catch(onError)}>
+            <button type="button" class="secondary" data-testid="stop-button" onClick={feedback.action(() => model.stop(id))}>
               Stop monitoring
             </button>
           ) : (
-            <button type="button" data-testid="monitor-button" onClick={() => model.monitor(id).catch(onError)}>
+            <button type="button" data-testid="monitor-button" onClick={feedback.action(() => model.monitor(id))}>
               Monitor
             </button>
           )}
@@ -412,8 +332,7 @@ function WorkitemTile(props: {
       </header>
       <Timeline entries={timelines.of(id)} viewer="supervisor" name={name} customerName={workitem?.customer.name} label="Timeline (as the agent sees it)" />
       {workitem?.channel === "voice" && monitoring && (
-        <fieldset class="voice">
-          <legend class="visually-hidden">Voice</legend>
+        <VoiceBox audioRef={audioRef}>
           <button type="button" data-testid="voice-listen" aria-pressed={voice?.mode === "listen"} onClick={() => setVoice("listen")}>
             Listen
           </button>
@@ -428,9 +347,7 @@ function WorkitemTile(props: {
               ? `${voice.mode} · meeting ${voice.room.meetingId} · audio ${voice.room.capabilities?.audio ?? "?"}${voice.media === "none" ? " (no media: local fake provider)" : ""}`
               : "Not connected to the call"}
           </p>
-          {/* biome-ignore lint/a11y/useMediaCaption: live call audio, there is no caption track to offer */}
-          <audio ref={audioRef} />
-        </fieldset>
+        </VoiceBox>
       )}
       {canCoach && (
         <Composer
@@ -438,7 +355,7 @@ function WorkitemTile(props: {
           sendTestId="coach-send"
           label="Coach message"
           placeholder="Coach the agent (the customer never sees this)"
-          onSend={(text) => model.client.request("coach.send", { workitemId: id, text }).catch(onError)}
+          onSend={(text) => feedback.run(model.client.request("coach.send", { workitemId: id, text }))}
         />
       )}
       {monitoring && !canCoach && workitem?.channel !== "voice" && <p class="hint">Coaching messages are not available on this channel.</p>}
@@ -446,40 +363,14 @@ function WorkitemTile(props: {
   );
 }
 
-function Directory(props: {
-  client: CoachingClient;
-  model: SupervisorModel;
-  name: (id?: string) => string;
-  onError: (e: unknown) => void;
-}) {
-  const { client, model, name, onError } = props;
+function Directory({ model, name }: { model: SupervisorModel; name: (id?: string) => string }) {
+  const feedback = useFeedback();
   const [to, setTo] = useState("");
   return (
-    <section class="directory" aria-label="Directory messages">
-      <h2>Messages</h2>
-      <ul class="messages">
-        {model.messages.map((m) => (
-          <li key={m.messageId} data-testid="directory-message">
-            <strong>{name(m.fromUserId)}:</strong> {m.text}
-          </li>
-        ))}
-      </ul>
+    <Panel class="directory" label="Directory messages" title="Messages">
+      <MessageList messages={model.messages} name={name} />
       {model.unread > 0 && (
-        <button
-          type="button"
-          class="secondary"
-          onClick={async () => {
-            try {
-              for (const from of new Set(model.messages.map((m) => m.fromUserId))) {
-                const left = await client.request<{ count: number }>("directory.read", { withUserId: from });
-                model.unread = left.count;
-              }
-              model.changed();
-            } catch (e) {
-              onError(e);
-            }
-          }}
-        >
+        <button type="button" class="secondary" onClick={feedback.action(() => model.readAll())}>
           Mark read
         </button>
       )}
@@ -498,8 +389,8 @@ function Directory(props: {
         label="Directory message"
         placeholder="Message"
         disabled={!to}
-        onSend={(text) => client.request("directory.send", { toUserId: to, text }).catch(onError)}
+        onSend={(text) => feedback.run(model.client.request("directory.send", { toUserId: to, text }))}
       />
-    </section>
+    </Panel>
   );
 }

@@ -1,65 +1,10 @@
-/** Pieces every screen shares: connection state, timeline rendering, errors. */
-import type { ComponentChildren } from "preact";
+/** Pieces the role screens share: timelines, composers, workitem rows and titles, voice, messages. */
+import type { ComponentChildren, Ref } from "preact";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
-import type { CoachingClient, ConnectionState, Entry } from "./protocol";
-import { ProtocolError } from "./protocol";
+import { List } from "./kit/collections";
+import type { DirectoryMessage } from "./model";
+import type { Entry, Workitem } from "./protocol";
 import { annotations, COACHING_KINDS } from "./store";
-
-export function useConnectionState(client: CoachingClient): ConnectionState {
-  const [state, setState] = useState(client.state);
-  useEffect(() => client.onState(setState), [client]);
-  return state;
-}
-
-const STATE_TEXT: Record<ConnectionState, string> = {
-  connecting: "connecting…",
-  live: "live",
-  reconnecting: "reconnecting…",
-  closed: "offline",
-};
-
-export function ConnectionStatus({ client }: { client: CoachingClient }) {
-  const state = useConnectionState(client);
-  return (
-    <span class={`status status-${state}`} data-testid="connection-status" role="status" aria-live="polite">
-      <span class="dot" aria-hidden="true" />
-      {STATE_TEXT[state]}
-    </span>
-  );
-}
-
-/** A message for the user when an action fails (shown in an alert region). */
-export function describeError(error: unknown): string {
-  if (error instanceof ProtocolError) {
-    const why: Record<string, string> = {
-      forbidden: "not allowed",
-      conflict: "not possible right now",
-      not_found: "not found",
-      invalid: "invalid request",
-      disconnected: "not connected: try again in a moment",
-      timeout: "no answer from the server",
-    };
-    return `${error.action}: ${why[error.code] ?? error.code} (${error.message})`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
-export function useErrors(): [string, (error: unknown) => void, () => void] {
-  const [message, setMessage] = useState("");
-  return [message, (error: unknown) => setMessage(describeError(error)), () => setMessage("")];
-}
-
-export function ErrorBar({ message, onClose }: { message: string; onClose: () => void }) {
-  if (!message) return null;
-  return (
-    <div class="error-bar" role="alert">
-      <span>{message}</span>
-      <button type="button" class="link" onClick={onClose} aria-label="Dismiss error">
-        ✕
-      </button>
-    </div>
-  );
-}
 
 const KIND_LABEL: Record<string, string> = {
   customer_message: "Customer",
@@ -227,4 +172,92 @@ export function Composer(props: {
 /** A small channel badge (text, so it renders with any font). */
 export function ChannelBadge({ channel }: { channel: string }) {
   return <span class="channel">{channel}</span>;
+}
+
+/** "Customer · agent · chat · ended · coached": the details of a workitem, then its state. */
+export function workitemLine(workitem: Workitem, details: string[], withCoaching: boolean): string {
+  return (
+    details.join(" · ") +
+    (workitem.status === "ended" ? " · ended" : "") +
+    (withCoaching && workitem.coaching.active ? " · coached" : "")
+  );
+}
+
+export interface WorkitemListProps {
+  workitems: readonly Workitem[];
+  /** The row drawn as selected (an open tile, the workitem shown). */
+  selected: (workitem: Workitem) => boolean;
+  /** Rows are toggle buttons (`aria-pressed`): one of them is the workitem shown. */
+  pressed?: boolean;
+  /** The details under the subject, before the state. */
+  details: (workitem: Workitem) => string[];
+  onSelect: (workitem: Workitem) => void;
+  empty: string;
+}
+
+/** A list of workitem buttons (`workitem-row`, `data-workitem-id`): channel, subject, details. */
+export function WorkitemList({ workitems, selected, pressed, details, onSelect, empty }: WorkitemListProps) {
+  return (
+    <List
+      items={workitems}
+      itemKey={(w) => w.workitemId}
+      class="workitem-list"
+      empty={empty}
+      render={(w) => (
+        <button
+          type="button"
+          class={`workitem-row ${selected(w) ? "selected" : ""}`}
+          data-testid="workitem-row"
+          data-workitem-id={w.workitemId}
+          aria-pressed={pressed ? selected(w) : undefined}
+          onClick={() => onSelect(w)}
+        >
+          <ChannelBadge channel={w.channel} />
+          <span class="subject">{w.subject || w.customer.name}</span>
+          <span class="sub">{workitemLine(w, details(w), true)}</span>
+        </button>
+      )}
+    />
+  );
+}
+
+/** The title block of an open workitem: channel, subject (or `fallback`), and a line of details. */
+export function WorkitemTitle({ workitem, fallback, details }: { workitem?: Workitem; fallback: string; details: string[] }) {
+  return (
+    <div>
+      <h2>
+        <ChannelBadge channel={workitem?.channel ?? ""} /> {workitem?.subject || fallback}
+      </h2>
+      <p class="sub">{workitem ? workitemLine(workitem, details, false) : ""}</p>
+    </div>
+  );
+}
+
+/** The voice controls' frame, with the element the call's audio plays in. */
+export function VoiceBox({ audioRef, children }: { audioRef: Ref<HTMLAudioElement>; children: ComponentChildren }) {
+  return (
+    <fieldset class="voice">
+      <legend class="visually-hidden">Voice</legend>
+      {children}
+      {/* biome-ignore lint/a11y/useMediaCaption: live call audio, there is no caption track to offer */}
+      <audio ref={audioRef} />
+    </fieldset>
+  );
+}
+
+/** Directory messages, oldest first (`directory-message`). */
+export function MessageList({ messages, name }: { messages: readonly DirectoryMessage[]; name: (id?: string) => string }) {
+  return (
+    <List
+      items={messages}
+      itemKey={(m) => m.messageId}
+      class="messages"
+      itemHooks={() => ({ "data-testid": "directory-message" })}
+      render={(m) => (
+        <>
+          <strong>{name(m.fromUserId)}:</strong> {m.text}
+        </>
+      )}
+    />
+  );
 }

@@ -143,6 +143,18 @@ test("names used by the client exist in docs/asyncapi.yaml", () => {
   for (const name of ENTRY_EVENTS) assert.ok((EVENTS as readonly string[]).includes(name), name);
 });
 
+test("the client's event list holds every event the server documents, each once", () => {
+  const doc = readFileSync(new URL("../../docs/asyncapi.yaml", import.meta.url), "utf8");
+  const documented = [...doc.matchAll(/^\s*x-event:\s*(\S+)/gm)].map((m) => m[1]);
+  const known = new Set<string>(EVENTS);
+  assert.deepEqual(
+    documented.filter((e) => !known.has(e)),
+    [],
+    "events in docs/asyncapi.yaml missing from EVENTS in src/protocol.ts",
+  );
+  assert.equal(known.size, EVENTS.length, "EVENTS names an event twice");
+});
+
 test("the buffer drops duplicates and holds entries after a gap until it is filled", () => {
   const buffer = new TimelineBuffer();
   assert.deepEqual(
@@ -193,6 +205,29 @@ test("pushed entries arrive once and in order; a gap is filled with timeline.get
   assert.deepEqual(delivered, [1, 2, 3, 4, 5]);
   const asked = server.sockets[0]?.sent.filter((f) => f.action === "timeline.get").map((f) => f.after);
   assert.deepEqual(asked, [1]);
+  c.close();
+});
+
+test("on() hands each listener its event's data and stops when asked; message.delivery is no new entry", async () => {
+  const server = new FakeServer();
+  server.timeline = [entry(1)];
+  const { c, delivered } = client(server);
+  c.connect();
+  await c.track("w1");
+  const deliveries: string[] = [];
+  const stop = c.on("message.delivery", (data, at) => deliveries.push(`${data.messageId}:${data.delivery}:${at}`));
+  const claims: string[] = [];
+  c.on("assist.claimed", (data) => claims.push(data.supervisorId));
+  const failed = { ...entry(1), messageId: "m1", delivery: "failed" };
+  server.event("message.delivery", { workitemId: "w1", messageId: "m1", seq: 1, delivery: "failed", entry: failed });
+  server.event("assist.claimed", { assistId: "a1", supervisorId: "sup1" });
+  await tick(5);
+  stop();
+  server.event("message.delivery", { workitemId: "w1", messageId: "m1", seq: 1, delivery: "sent", entry: failed });
+  await tick(5);
+  assert.deepEqual(deliveries, ["m1:failed:2026-01-01T00:00:00Z"]);
+  assert.deepEqual(claims, ["sup1"]);
+  assert.deepEqual(delivered, [1]); // the entry went through ordering once, from timeline.get
   c.close();
 });
 
