@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -58,6 +59,33 @@ def test_a_demotion_conditional_on_another_admin_is_refused_once_that_admin_is_g
     assert d.admins(w.tid) == ["ann"]
     ann = d.recipient(w.tid, user_key("ann"))
     assert ann is not None and ann.role is Role.ADMIN  # nothing of the refused demotion was written
+
+
+def test_crossing_demotions_of_the_last_two_admins_leave_one(ddb_world: Any) -> None:
+    """The same race without any lock: AWS's engine never lets both transactions commit."""
+    w, d = ddb_world, ddb_world.directory
+    for round_ in range(5):
+        ann, bob = f"ann-{round_}", f"bob-{round_}"
+        tid = f"{w.tid}-{round_}"
+        for user in (ann, bob):
+            d.put_user(tid, user, user, Role.ADMIN, "2026-01-01T00:00:00.000Z")
+        start, outcome = threading.Barrier(2), []
+
+        def demote(target: str, other: str) -> None:
+            start.wait()
+            try:
+                d.put_user(tid, target, target, Role.AGENT, "2026-01-01T00:00:01.000Z", keep_admin=other)
+                outcome.append("demoted")
+            except Conflict:
+                outcome.append("refused")
+
+        threads = [threading.Thread(target=demote, args=pair) for pair in ((ann, bob), (bob, ann))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcome) == ["demoted", "refused"], outcome
+        assert len(d.admins(tid)) == 1
 
 
 def test_revoking_a_stranger_writes_nothing(ddb_world: Any) -> None:
