@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import Chalice, Rate, Request, Response, WebsocketEvent
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.entrypoints import events, rest, ws
 
 app = Chalice(app_name="supervisor-coaching")
@@ -23,7 +23,7 @@ logs.configure()
 @app.middleware("all")
 def log_context(event: Any, get_response: Any) -> Any:
     """Every handler's log lines carry its invocation's Lambda context and API Gateway's keys, and only
-    its own (docs/logs.md)."""
+    its own (docs/logs.md); what it recorded in metrics is written when it ends (docs/operations.md)."""
     request_context: Any = None
     if isinstance(event, Request):
         lambda_context, request_context = event.lambda_context, event.context
@@ -31,7 +31,7 @@ def log_context(event: Any, get_response: Any) -> Any:
         lambda_context = getattr(event, "context", None)
         raw = event.to_dict() if event is not None else None
         request_context = raw.get("requestContext") if isinstance(raw, dict) else None
-    with logs.invocation(lambda_context, **logs.gateway_fields(request_context)):
+    with logs.invocation(lambda_context, **logs.gateway_fields(request_context)), metrics.invocation():
         return get_response(event)
 
 
@@ -96,7 +96,8 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
     """A body that is not UTF-8 refused before anything else; Chalice's own refusals (405, 415, ...) in the
-    contract's error shape."""
+    contract's error shape; every answer with the CORS header when it goes to the web console's origin
+    (docs/deploy.md)."""
     response: Response = rest.checked(event, get_response)
     return response
 
@@ -217,3 +218,17 @@ def get_sms_settings() -> Response:
 @app.route("/admin/sms-settings", methods=["PUT"])
 def put_sms_settings() -> Response:
     return _json(rest.put_sms_settings(app.current_request))
+
+
+# --- CORS preflight: every path answers OPTIONS, for the web console's origin only (docs/deploy.md) -------
+
+
+def preflight(**path_parameters: str) -> Response:
+    request = app.current_request
+    assert request is not None
+    status, body, headers = rest.preflight(request, list(app.routes[request.context["resourcePath"]]), path_parameters)
+    return Response(body=body if body is not None else "", status_code=status, headers=dict(headers))
+
+
+for _path in list(app.routes):
+    app.route(_path, methods=["OPTIONS"], name="preflight")(preflight)

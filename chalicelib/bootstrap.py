@@ -104,6 +104,17 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
     return ChimeMeetingProvider(media_region=settings.media_region)
 
 
+def trace_sdk_calls() -> None:
+    """X-Ray subsegments for every AWS SDK call (boto3 and PynamoDB both go through botocore), when the
+    stack turns tracing on. Imported here, never at ``import app``: a stack without tracing pays nothing.
+    A call made where no segment is open (a worker thread of the fanout or push pools) is not traced,
+    silently, rather than logged as an error."""
+    from aws_xray_sdk.core import patch, xray_recorder
+
+    xray_recorder.configure(context_missing="IGNORE_ERROR")
+    patch(["botocore"])
+
+
 def oidc_config(settings: Settings) -> OidcConfig | None:
     """The OIDC issuer whose tokens are accepted (docs/product.md W9), if one is configured."""
     if not settings.oidc_issuer:
@@ -133,6 +144,8 @@ def build(
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
+    if settings.tracing:
+        trace_sdk_calls()
     if storage is None:
         dynamo.configure(settings)
     clock = clock or SystemClock()

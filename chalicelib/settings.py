@@ -65,6 +65,11 @@ class Settings(msgspec.Struct, frozen=True):
     oidc_audience: str = ""
     oidc_tenant_claim: str = "tid"
     oidc_role_claim: str = "role"
+    # The web console's origins (https://<its CloudFront domain>, and the origin of ConsoleCallbackUrl)
+    # that may call the REST API from a browser (CORS, docs/deploy.md); none: no CORS headers at all.
+    console_origins: tuple[str, ...] = ()
+    # X-Ray: "active" patches the AWS SDK so its calls show in the function's trace (EnableTracing).
+    tracing: bool = False
 
     def __repr__(self) -> str:
         """Every setting but the secret values (they may reach a log line)."""
@@ -139,4 +144,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         oidc_audience=e.get("COACHING_OIDC_AUDIENCE", ""),
         oidc_tenant_claim=e.get("COACHING_OIDC_TENANT_CLAIM", "") or d.oidc_tenant_claim,
         oidc_role_claim=e.get("COACHING_OIDC_ROLE_CLAIM", "") or d.oidc_role_claim,
+        console_origins=tuple(o.strip().rstrip("/") for o in e.get("CONSOLE_ORIGINS", "").split(",") if o.strip()),
+        tracing=e.get("COACHING_TRACING", "") == "active",
     )

@@ -32,6 +32,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -438,7 +439,26 @@ async def _shutdown(
     store.stop(timeout=0.5)
 
 
+def _metrics_to_file() -> None:
+    """``DEVSTACK_METRICS_FILE=<path>``: the functions' metrics (EMF lines, docs/operations.md) are
+    appended there, one per line, as CloudWatch Logs would receive them; otherwise they are not written
+    (they would drown the terminal)."""
+    path = os.environ.get("DEVSTACK_METRICS_FILE")
+    if not path:
+        return
+    from chalicelib import metrics
+
+    lock = threading.Lock()
+
+    def append(line: str) -> None:
+        with lock, open(path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+    metrics.set_sink(append)
+
+
 def main() -> int:
+    _metrics_to_file()
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

@@ -65,17 +65,19 @@ def inline_script_hashes(html: bytes) -> list[str]:
 
 
 def _origin(url: str) -> str | None:
-    match = re.match(r"^(https?://[^/?#]+)", url)
+    match = re.match(r"^((?:https?|wss?)://[^/?#]+)", url)
     return match.group(1) if match else None
 
 
 def content_security_policy(config: Mapping[str, Any], websocket_origin: str, script_hashes: list[str]) -> str:
     """The console's policy: everything from this origin only, scripts without inline or eval'd code (but
-    ``index.html``'s own inline script, by its hash), connections to this origin (REST), its WebSocket and
-    the OIDC issuer's endpoints, never framed, no ``<base>``, no plugins."""
+    ``index.html``'s own inline script, by its hash), connections to this origin, its WebSocket, the APIs
+    ``config.json`` names on other origins and the OIDC issuer's endpoints, never framed, no ``<base>``,
+    no plugins."""
     oidc = config.get("oidc") or {}
-    issuer_origins = [_origin(str(oidc.get(key) or "")) for key in ("issuer", "tokenEndpoint")]
-    connect = ["'self'", websocket_origin, *dict.fromkeys(o for o in issuer_origins if o)]
+    named = [str(config.get("apiUrl") or ""), str(config.get("wsUrl") or "")]
+    named += [str(oidc.get(key) or "") for key in ("issuer", "tokenEndpoint")]
+    connect = ["'self'", websocket_origin, *dict.fromkeys(o for o in map(_origin, named) if o and o != websocket_origin)]
     directives = {
         "default-src": ["'none'"],
         "script-src": ["'self'", *script_hashes],

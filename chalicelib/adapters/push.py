@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as SdkConnectionError
 
+from chalicelib import metrics
 from chalicelib.adapters.sdk_budget import PUSH
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class ApiGatewayPusher:
                 self._cond.wait(min(0.05, deadline - now))
             late = sorted(c for c, n in ticket.pending.items() if n)
         if dropped:
+            metrics.PUSH_FAILURES.add(len(dropped))
             log.warning(
                 "push backlog full for %d connection(s); frames skipped (clients catch up by seq): %s",
                 len(set(dropped)),
@@ -165,6 +167,7 @@ class ApiGatewayPusher:
                     while lane.queue:  # the rest would be refused too, or would wait behind a slow receiver
                         _, other = lane.queue.popleft()
                         other.done(connection_id, gone=outcome == "gone")
+                    metrics.PUSH_FAILURES.add(skipped)
                     if outcome == "slow" and skipped:
                         log.warning(
                             "push to %s timed out or was throttled; %d queued frame(s) skipped (the client catches up by seq)",
@@ -174,6 +177,11 @@ class ApiGatewayPusher:
                 self._cond.notify_all()
 
     def _attempt(self, connection_id: str, data: bytes) -> str:
+        outcome = self._post_once(connection_id, data)
+        (metrics.PUSHES if outcome == "sent" else metrics.GONE_CONNECTIONS if outcome == "gone" else metrics.PUSH_FAILURES).add()
+        return outcome
+
+    def _post_once(self, connection_id: str, data: bytes) -> str:
         try:
             return "sent" if self.post(connection_id, data) else "gone"
         except (HTTPClientError, SdkConnectionError) as exc:  # read/connect timeout, cut or refused connection

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from chalicelib import metrics
 from chalicelib.adapters.storage_errors import retryable_error
 from chalicelib.domain.errors import DomainError
 
@@ -24,6 +25,20 @@ log = logging.getLogger(__name__)
 RetryableError = Callable[[BaseException], DomainError | None]
 
 NOTHING_APPLIED = "internal error; nothing was applied"
+
+
+def is_fault(error: DomainError) -> bool:
+    """Whether an answer is the service's failure (``internal``, ``unavailable``, ``rate_limited``: 5xx and
+    429) rather than a refusal of the request itself: the ``ActionErrors`` metric counts these."""
+    return error.status >= 500 or error.status == 429
+
+
+def record(action: str, started: float, refusal: DomainError | None) -> None:
+    """The metrics of one handled action or request: its count and latency, and its error if any."""
+    metrics.ACTIONS.add(action=action)
+    metrics.ACTION_LATENCY.record(metrics.milliseconds_since(started), action=action)
+    if refusal is not None:
+        (metrics.ACTION_ERRORS if is_fault(refusal) else metrics.ACTION_REFUSALS).add(action=action)
 
 
 class Internal(DomainError):

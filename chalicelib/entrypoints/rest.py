@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
@@ -21,7 +22,7 @@ from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
-from chalicelib.entrypoints.errors import contract_error
+from chalicelib.entrypoints.errors import contract_error, record
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.services.integrations import Created
@@ -177,11 +178,16 @@ def rest_caller(headers: dict[str, str]) -> Principal:
 def respond(request: Any, call: Callable[[], Any]) -> Reply:
     """Run a REST use case and map its outcome to (status, body): 201 for a creation, 204 for nothing to
     return, 200 otherwise; any exception in the contract's error shape (``errors.contract_error``)."""
+    started = time.perf_counter()
+    # The route's template ("PUT /admin/users/{userId}"), never the path a client sent: a bounded dimension.
+    route = f"{request.method} {request.context.get('resourcePath', '?')}"
     try:
         result = call()
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
-        refusal = contract_error(exc, f"REST request {request.method} {request.context.get('resourcePath', '?')}")
+        refusal = contract_error(exc, f"REST request {route}")
+        record(route, started, refusal)
         return refusal.status, {"error": refusal.to_dict()}
+    record(route, started, None)
     if isinstance(result, Created):
         return 201, dict(result)
     return (204, None) if result is None else (200, result)
@@ -201,14 +207,15 @@ _CHALICE_ERRORS = {
 def checked(request: Any, get_response: Callable[[Any], Any]) -> Any:
     """Every REST request, before anything else looks at it (authentication, the route's method and media
     type, a webhook's signature): a body that is not UTF-8 text is refused 400 ``invalid``. Then
-    Chalice's own refusals are put in the contract's shape (:func:`error_shape`)."""
+    Chalice's own refusals are put in the contract's shape (:func:`error_shape`); every answer gets the
+    CORS header for the console's origin (:func:`with_cors`)."""
     try:
         check_utf8(request.raw_body or b"", "body")
     except UnicodeEncodeError:  # a text body holding a lone surrogate cannot even be made bytes
-        return _refusal(Invalid("the body is not valid UTF-8 text"))
+        return with_cors(request, _refusal(Invalid("the body is not valid UTF-8 text")))
     except Invalid as exc:
-        return _refusal(exc)
-    return error_shape(get_response(request))
+        return with_cors(request, _refusal(exc))
+    return with_cors(request, error_shape(get_response(request)))
 
 
 def _refusal(exc: Invalid) -> Any:
@@ -227,6 +234,56 @@ def error_shape(response: Any) -> Any:
         response.body = {"error": {"code": code, "message": message}}
         response.headers["Content-Type"] = "application/json"
     return response
+
+
+# --- CORS: the web console calls this API from its own origin (CloudFront) --------------------------------
+# Only the console's origins (settings.console_origins: the stack's CloudFront domain, and the origin of
+# ConsoleCallbackUrl) get Access-Control-Allow-Origin, on every answer including errors; API Gateway's own
+# answers (gateway responses) carry the CloudFront origin from the template. Another origin gets no CORS
+# header, so a browser keeps the answer from that page (docs/deploy.md).
+
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE_SECONDS = 7200  # the longest Chromium honours
+
+
+def _allowed_origin(request: Any) -> str | None:
+    origins = bootstrap.services().settings.console_origins
+    if not origins:
+        return None
+    headers = request.headers if request is not None else {}
+    origin = headers.get("origin") or headers.get("Origin")
+    return origin if origin in origins else None
+
+
+def with_cors(request: Any, response: Any) -> Any:
+    """``response`` with ``Access-Control-Allow-Origin`` when the request comes from a console origin."""
+    if bootstrap.services().settings.console_origins:
+        response.headers["Vary"] = "Origin"
+        origin = _allowed_origin(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+def preflight(request: Any, methods: list[str], path_parameters: dict[str, str]) -> tuple[int, Any, dict[str, str | list[str]]]:
+    """A browser's CORS preflight for one path: which methods and headers the console may send (204, no
+    body). The origin is added by :func:`with_cors`, only for a console origin. A path whose parameters
+    are not ids is refused like the request itself would be (400 ``invalid``); preflights are not counted
+    in the metrics (they would double every route's)."""
+    for name, value in path_parameters.items():
+        if not is_id(value):
+            return 400, {"error": Invalid(f"{name} is not a valid id").to_dict()}, {"Content-Type": "application/json"}
+    if _allowed_origin(request) is None:
+        return 204, None, {}
+    return (
+        204,
+        None,
+        {
+            "Access-Control-Allow-Methods": ", ".join(sorted({*methods, "OPTIONS"})),
+            "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+            "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+        },
+    )
 
 
 UseCase = Callable[Concatenate[Services, Principal, Any, P], Any]

@@ -17,13 +17,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from chalicelib import bootstrap, logs
+from chalicelib import bootstrap, logs, metrics
 from chalicelib.adapters.tokens import principal_from_claims
 from chalicelib.bootstrap import Services
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.ids import is_id
-from chalicelib.entrypoints.errors import RetryableError, contract_error
+from chalicelib.entrypoints.errors import RetryableError, contract_error, record
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Text, decode, request_id_of, validate
 from chalicelib.services.delivery import ack, error
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # API Gateway: 32 KB per frame, 128 KB per message. No action needs more than one frame.
 MAX_FRAME_BYTES = 32 * 1024
 ACTION_NOT_APPLIED = "internal error; the action was not applied"
+# The Action dimension of frames that reached no action: unreadable, unknown, or refused before routing.
+UNROUTED = "(unrouted)"
 
 
 # --- frames --------------------------------------------------------------------------------------------
@@ -353,6 +355,7 @@ class Router:
         """Handle the frame and return the reply frame (the caller posts it)."""
         request_id: str | None = None
         action_name = "?"
+        started = time.perf_counter()
         try:
             try:
                 data = decode(body, "frame", MAX_FRAME_BYTES)
@@ -378,17 +381,23 @@ class Router:
                 raise Forbidden("customers may only use message.send and timeline.get")
             frame = validate(action.schema, data, "frame")
             result = action.handler(self.services, Call(caller, connection, frame))
+            record(action_name, started, None)
             return ack(request_id, result)
         except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
             context = (
                 f"action {action_name} (request {request_id}, connection {connection.connection_id}, "
                 f"tenant {caller.tenant_id if caller else '?'})"
             )
-            return error(request_id, contract_error(exc, context, ACTION_NOT_APPLIED, self.retryable).to_dict())
+            refusal = contract_error(exc, context, ACTION_NOT_APPLIED, self.retryable)
+            # A frame that names no known action is counted under UNROUTED: a dimension value never
+            # comes from what a client wrote.
+            record(action_name if action_name in TABLE else UNROUTED, started, refusal)
+            return error(request_id, refusal.to_dict())
 
     def refuse(self, body: str | bytes | None, exc: DomainError) -> dict[str, Any]:
-        """The error frame refusing a whole frame before it is routed (an ended session), with its
-        ``requestId`` when one can be read."""
+        """The error frame refusing a whole frame before it is routed (an ended session, or the caller
+        could not be looked up), with its ``requestId`` when one can be read."""
+        record(UNROUTED, time.perf_counter(), exc)
         return error(request_id_of(body), exc.to_dict())
 
 
@@ -434,7 +443,14 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         logs.bind(tenant_id=principal.tenant_id, user_id=principal.user_id)
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
+        metrics.CONNECTS.add(outcome="refused")
         raise Exception("Unauthorized") from None
+    except Exception:
+        # The secret could not be read (SSM or KMS denied, throttled), the issuer's keys not fetched...:
+        # API Gateway answers 500 to the client, and every connect fails alike (docs/operations.md).
+        metrics.CONNECTS.add(outcome="failed")
+        raise
+    metrics.CONNECTS.add(outcome="accepted")
     context = {
         "tenantId": principal.tenant_id,
         "userId": principal.user_id,

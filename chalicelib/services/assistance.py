@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from chalicelib import metrics
 from chalicelib.domain import assistance as rules
 from chalicelib.domain import coaching as coaching_rules
 from chalicelib.domain.assistance import AssistanceRequest, Contact, Delivery, Stage
@@ -207,18 +208,28 @@ class AssistanceService:
         now_epoch = now_ms // 1000
         summary = {"escalated": 0, "skipped": 0, "failed": 0}
         first_error: Exception | None = None
-        for shard in range(max(1, self.settings.escalation_shards)):
-            for request in self.store.due(shard, now_epoch, SWEEP_BATCH):
-                try:
-                    done = self._escalate(request, now_epoch)
-                except Exception as exc:
-                    log.exception(
-                        "escalation of %s (tenant %s, stage %s) failed", request.assist_id, request.tenant_id, request.stage.label
-                    )
-                    summary["failed"] += 1
-                    first_error = first_error or exc
-                    continue
-                summary["escalated" if done else "skipped"] += 1
+        try:
+            for shard in range(max(1, self.settings.escalation_shards)):
+                for request in self.store.due(shard, now_epoch, SWEEP_BATCH):
+                    try:
+                        done = self._escalate(request, now_epoch)
+                    except Exception as exc:
+                        log.exception(
+                            "escalation of %s (tenant %s, stage %s) failed",
+                            request.assist_id,
+                            request.tenant_id,
+                            request.stage.label,
+                        )
+                        summary["failed"] += 1
+                        first_error = first_error or exc
+                        continue
+                    summary["escalated" if done else "skipped"] += 1
+        except Exception:  # the due requests could not be read: the sweep failed as a whole
+            summary["failed"] += 1
+            raise
+        finally:
+            metrics.ESCALATIONS.add(summary["escalated"])
+            metrics.ESCALATION_FAILURES.add(summary["failed"])
         if first_error is not None:
             raise RuntimeError(f"{summary['failed']} escalation step(s) failed; they stay due") from first_error
         return summary

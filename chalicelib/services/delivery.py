@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from chalicelib import metrics
 from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
@@ -129,6 +130,7 @@ class Notifier:
         drop it); it is logged as not sent (its content stays in the timeline for ``timeline.get``)."""
         fitting = [(cid, data) for cid, data in frames if len(data) <= MAX_FRAME_BYTES]
         if len(fitting) < len(frames):
+            metrics.PUSH_FAILURES.add(len(frames) - len(fitting))
             log.error("not sent: %d frame(s) over %d bytes", len(frames) - len(fitting), MAX_FRAME_BYTES)
         return self._pusher.post_many(fitting) if fitting else []
 

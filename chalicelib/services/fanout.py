@@ -23,15 +23,17 @@ import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from chalicelib import metrics
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.clock import now_pair
+from chalicelib.services.clock import epoch_ms, now_pair
 from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.ports import Clock, Directory, Recipient
 
@@ -235,7 +237,20 @@ class FanoutService:
                 pushed += 1
             except Exception:  # one bad change must not hold back the workitem's later ones
                 log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)
+                continue
+            self._record_delay(change)
         return pushed
+
+    def _record_delay(self, change: Change) -> None:
+        """How late the change's events went out: from its newest entry's time (taken just before the
+        commit) to now, when its posts have been handed over (CommitToPostDelay)."""
+        if not change.entries:
+            return
+        try:
+            committed_ms = epoch_ms(datetime.fromisoformat(change.entries[-1].at))
+        except ValueError:  # not a time this service wrote: nothing to measure
+            return
+        metrics.COMMIT_TO_POST.record(now_pair(self._clock)[1] - committed_ms)
 
     def _look_up(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
         """1 BatchGetItem. Committed already: pushes are best effort, clients catch up with timeline.get."""

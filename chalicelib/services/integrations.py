@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib import metrics
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Channel, Workitem
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
@@ -230,6 +231,7 @@ class Integrations:
             try:
                 self.queue.send(bodies)
             except Exception:
+                metrics.WEBHOOK_ENQUEUE_FAILURES.add(len(bodies))
                 log.exception("could not queue %d webhook deliveries", len(bodies))
                 return 0
         return len(bodies)
@@ -299,6 +301,7 @@ class Integrations:
         try:
             self.queue.send([_message("event", tenant_id, id=new_id("evt"), type=kind, ts=iso(self.clock.now()), data=data)])
         except Exception:
+            metrics.WEBHOOK_ENQUEUE_FAILURES.add()
             log.exception("could not queue %s event of tenant %s", kind, tenant_id)
 
     # --- the delivery function -----------------------------------------------------------------
@@ -363,6 +366,7 @@ class Integrations:
         status = message.get("st")
         sub = self.store.get(tenant, sub_id)
         if sub is None or not sub.wants(kind):
+            metrics.WEBHOOK_DELIVERIES.add(outcome="dropped")
             log.info("delivery %s dropped: subscription %s no longer wants %s", message["id"], sub_id, kind)
             if status:
                 self._record(tenant, status["wid"], status["seq"], status["agent"], FAILED, "subscription removed")
@@ -383,6 +387,7 @@ class Integrations:
         }
         code, detail = self.poster.post(sub.url, body.encode(), headers)
         ok = code is not None and 200 <= code < 300
+        metrics.WEBHOOK_DELIVERIES.add(outcome="delivered" if ok else "failed")
         if ok:
             log.info("delivery %s (%s) to subscription %s: HTTP %s", message["id"], kind, sub_id, code)
         else:

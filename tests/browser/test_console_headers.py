@@ -1,4 +1,4 @@
-"""The console's security headers in a real browser (W10.4): its Content-Security-Policy holds in every
+"""The console's security headers in a real browser (W10.5): its Content-Security-Policy holds in every
 role's screen, a page on another origin cannot frame it, and a token given in the address never
 reaches a Referer (nor stays in the address)."""
 

@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import statistics
+import tempfile
 import threading
 import time
 import urllib.error
@@ -44,6 +45,8 @@ class FaultStack(Stack):
     store_pid: int = 0
     lines_seen: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where the stack writes its metrics (EMF lines, as its functions write them on AWS).
+    metrics_file: Path | None = None
 
     def health(self) -> tuple[int, Any, float]:
         started = time.monotonic()
@@ -65,8 +68,11 @@ class FaultStack(Stack):
 
 
 def start_stack() -> FaultStack:
+    fd, metrics_path = tempfile.mkstemp(prefix="faults-emf-", suffix=".jsonl")
+    os.close(fd)
     env = {
         **os.environ,
+        "DEVSTACK_METRICS_FILE": metrics_path,
         "PORT": "0",
         "COACHING_JWT_SECRET": JWT_SECRET,
         "COACHING_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -82,7 +88,9 @@ def start_stack() -> FaultStack:
         pytest.fail("the local stack did not start:\n" + "\n".join(output[-50:]), pytrace=False)
     pid = next((int(m.group(1)) for line in output if (m := re.search(r"store: .*pid (\d+)\)", line))), 0)
     assert pid, "the stack logs its store's pid"
-    return FaultStack(base_url=base_url, output=output, process=process, store_pid=pid)
+    running = FaultStack(base_url=base_url, output=output, process=process, store_pid=pid, metrics_file=Path(metrics_path))
+    STACKS.append(running)
+    return running
 
 
 def stop_stack(stack: FaultStack) -> None:
@@ -312,3 +320,57 @@ def raw_websocket(stack: FaultStack, token: str, rcvbuf: int = 4096) -> socket.s
 
 def record(name: str, **figures: Any) -> None:
     METRICS[name] = figures
+
+
+# --- what the dashboard shows: the stacks' metrics during one test ------------------------------------
+
+STACKS: list[FaultStack] = []
+EMF_REPORT = REPORT.with_name("faults-emf.jsonl")
+
+
+def metrics_marks() -> dict[Path, int]:
+    """How many metric lines each stack had written so far."""
+    return {s.metrics_file: _lines(s.metrics_file) for s in STACKS if s.metrics_file is not None}
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def metrics_since(marks: dict[Path, int]) -> list[str]:
+    """The EMF lines every stack wrote since ``marks`` (a stack started since then: all of its lines)."""
+    lines: list[str] = []
+    for stack in STACKS:
+        if stack.metrics_file is not None and stack.metrics_file.exists():
+            lines += stack.metrics_file.read_text().splitlines()[marks.get(stack.metrics_file, 0) :]
+    return lines
+
+
+def dashboard(lines: list[str]) -> dict[str, Any]:
+    """The figures a dashboard of the fault's minutes would show: counts summed, delays' p50/p99, and the
+    actions that answered errors."""
+    from tests.support.emf import parse
+
+    points = parse(lines)
+    totals: dict[str, float] = {}
+    samples: dict[str, list[float]] = {}
+    errors_by_action: dict[str, float] = {}
+    for p in points:
+        dims = dict(p.dimensions)
+        if p.unit == "Milliseconds" and set(dims) == {"Stack"}:
+            samples.setdefault(p.name, []).append(p.value)
+        elif p.unit == "Count":
+            key = p.name + "".join(f"[{v}]" for k, v in p.dimensions if k != "Stack")
+            if "Action" not in dims:
+                totals[key] = totals.get(key, 0) + p.value
+            elif p.name == "ActionErrors":
+                errors_by_action[dims["Action"]] = errors_by_action.get(dims["Action"], 0) + p.value
+    shown: dict[str, Any] = {k: int(v) for k, v in sorted(totals.items())}
+    for name, values in sorted(samples.items()):
+        ordered = sorted(values)
+        shown[f"{name} p50"] = ordered[len(ordered) // 2]
+        shown[f"{name} p99"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        shown[f"{name} max"] = ordered[-1]
+    if errors_by_action:
+        shown["ActionErrors by action"] = {k: int(v) for k, v in sorted(errors_by_action.items())}
+    return shown

@@ -197,7 +197,8 @@ def test_connect_src_admits_the_apis_the_issuer_and_the_chime_sdk(
 ) -> None:
     policy = _policy(packaged, **parameters)["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]
     assert _directives(policy)["connect-src"] == [
-        "'self'",  # the console's own origin, where CloudFront serves the REST API too
+        "'self'",  # the console's own origin
+        "https://*.execute-api.eu-west-1.amazonaws.com",  # the REST API (its id would close a cycle)
         "wss://ws456.execute-api.eu-west-1.amazonaws.com",  # the stack's WebsocketUrl output's origin
         *sign_in,  # the issuer (discovery) and the user pool's sign-in domain (token endpoint)
         "https://*.chime.aws",

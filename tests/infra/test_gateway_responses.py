@@ -51,3 +51,26 @@ def test_the_packaged_api_carries_them(packaged: Any) -> None:
 def test_sam_keeps_them_in_the_rest_apis_body(transformed: Any) -> None:
     api = transformed.transformed["Resources"]["RestAPI"]["Properties"]["Body"]
     assert api["x-amazon-apigateway-gateway-responses"]["DEFAULT_5XX"]["responseTemplates"]
+
+
+def test_gateway_responses_are_readable_by_the_console_only(transformed: Any) -> None:
+    """CORS on API Gateway's own answers: the console's CloudFront origin, never a wildcard or an echo."""
+    responses = transformed.transformed["Resources"]["RestAPI"]["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    for kind, response in responses.items():
+        origin = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert origin == {"Fn::Sub": "'https://${ConsoleDistribution.DomainName}'"}, kind
+
+
+def test_every_rest_path_answers_a_preflight(transformed: Any) -> None:
+    paths = transformed.transformed["Resources"]["RestAPI"]["Properties"]["Body"]["paths"]
+    assert paths
+    for path, methods in paths.items():
+        assert "options" in methods, f"{path} has no OPTIONS method: a browser's preflight would get 403"
+        assert methods["options"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy", path
+
+
+def test_only_the_rest_function_knows_the_consoles_origins(packaged: Any) -> None:
+    variables = packaged.resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    _, with_callback, alone = variables["CONSOLE_ORIGINS"]["Fn::If"]
+    assert alone == {"Fn::Sub": "https://${ConsoleDistribution.DomainName}"}
+    assert with_callback["Fn::Join"][1][0] == alone

@@ -259,11 +259,17 @@ def test_every_function_runs_the_s3_code_on_the_runtime(packaged: Build) -> None
         )
 
 
+# Settings only some functions need, and which: the console's origins (CORS) only matter to the REST API,
+# and they come from the CloudFront distribution, which the other functions need not wait for.
+ONLY_FOR = {"CONSOLE_ORIGINS": {"APIHandler"}}
+
+
 def test_every_setting_is_wired_into_every_function(packaged: Build) -> None:
-    wanted = _settings_env_names() - NOT_FROM_TEMPLATE
     for name in _functions(packaged):
+        wanted = {s for s in _settings_env_names() - NOT_FROM_TEMPLATE if name in ONLY_FOR.get(s, {name})}
         env = _environment(packaged, name)
         assert wanted <= set(env), f"{name} lacks {sorted(wanted - set(env))}"
+        assert not {s for s, functions in ONLY_FOR.items() if name not in functions} & set(env), name
         assert not NOT_FROM_TEMPLATE & set(env), f"{name} sets {sorted(NOT_FROM_TEMPLATE & set(env))}"
     env = _environment(packaged, "APIHandler")
     for key in dynamo.TABLE_MODELS:
@@ -756,8 +762,11 @@ IAM_ACTION_OF_OPERATION = {
 # Granted for AWS services acting on the functions' behalf, not for a call in the code: Lambda
 # reading the workitems stream for FanoutStreamMapping (the actions of AWS's managed policy
 # AWSLambdaDynamoDBExecutionRole), Lambda reading the delivery queue for DeliverWebhooks (it also
-# receives and deletes, which the code calls itself), and SSM decrypting with a customer managed key.
-GRANTED_FOR_AWS_SERVICES = STREAM_READ | {"kms:Decrypt"} | {"sqs:GetQueueAttributes"}
+# receives and deletes, which the code calls itself), SSM decrypting with a customer managed key, and
+# Lambda sending a function's X-Ray segments (TracingPolicy, with EnableTracing).
+GRANTED_FOR_AWS_SERVICES = (
+    STREAM_READ | {"kms:Decrypt"} | {"sqs:GetQueueAttributes"} | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+)
 
 
 def _client_calls() -> dict[str, set[str]]:
@@ -901,3 +910,50 @@ def test_webhook_deliveries_retry_for_a_day_then_rest_in_the_dead_letter_queue(p
     assert source["BatchSize"] == 1
     env = _environment(packaged, "Fanout")
     assert env["DELIVERY_QUEUE_URL"] == _ref("WebhookDeliveryQueue") and env["WEBHOOK_TARGETS"] == "public"
+
+
+# -------------------------------------------------------------------- one role per kind of function
+
+# What each function's role may do beyond DynamoDB and posting to connections, by the code paths that
+# reach it: Chime only from voice actions (WebsocketMessage) and SIP media events (SmaHandler); the
+# webhook secret and the dead letters only from REST; closing connections from a frame (an ended
+# session) and REST (a revoked user); no secret where no token is verified.
+ROLE_OF = {
+    "APIHandler": "RestRole",
+    "WebsocketMessage": "DefaultRole",
+    "WebsocketConnect": "ConnectionRole",
+    "WebsocketDisconnect": "ConnectionRole",
+    "EscalateAssistance": "EscalationRole",
+    "SmaHandler": "VoiceCallRole",
+    "WsAuthorizer": "AuthorizerRole",
+    "Fanout": "FanoutRole",
+    "DeliverWebhooks": "DeliveryRole",
+}
+
+
+def _granted(build: Build, role: str) -> set[str]:
+    return {a for owner, s in _allowed(build) if owner == role for a in _as_list(s["Action"])}
+
+
+def _resources_of(build: Build, role: str, action: str) -> list[Any]:
+    statements = [s for owner, s in _allowed(build) if owner == role and action in _as_list(s["Action"])]
+    return [r for s in statements for r in _as_list(s["Resource"])]
+
+
+def test_each_function_has_the_role_of_its_kind(packaged: Build) -> None:
+    for function, role in ROLE_OF.items():
+        assert packaged.resources[function]["Properties"]["Role"] == _get_att_arn(role), function
+    assert set(ROLE_OF) == set(_functions(packaged)), "a new function needs a role of its own here"
+
+
+def test_only_voice_reaches_chime_and_only_rest_the_dead_letters_and_the_webhook_secret(packaged: Build) -> None:
+    for role in set(ROLE_OF.values()):
+        granted = _granted(packaged, role)
+        assert bool({a for a in granted if a.startswith("chime:")}) == (role in ("DefaultRole", "VoiceCallRole")), role
+        assert ("sqs:ReceiveMessage" in granted) == (role in ("RestRole", "DeliveryRole")), role
+        deletes = [r for r in _resources_of(packaged, role, "execute-api:ManageConnections") if "/DELETE/" in json.dumps(r)]
+        assert bool(deletes) == (role in ("RestRole", "DefaultRole")), role
+        secrets = json.dumps(_resources_of(packaged, role, "ssm:GetParameter"))
+        assert ("WebhookSecretParameterName" in secrets) == (role == "RestRole"), role
+        assert ("JwtSecretParameterName" in secrets) == (role in ("RestRole", "DefaultRole", "ConnectionRole", "AuthorizerRole"))
+    assert not {a for a in _granted(packaged, "EscalationRole") if a.split(":")[0] in ("ssm", "kms", "chime", "s3")}

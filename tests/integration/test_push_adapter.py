@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.sdk_budget import PUSH
+from tests.support import emf
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +91,18 @@ def test_other_failures_are_logged_not_raised_and_not_gone(push_logs: pytest.Log
     warnings = [r for r in push_logs.records if r.name == "chalicelib.adapters.push" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "busy=" in warnings[0].getMessage() and code in warnings[0].getMessage()
+
+
+def test_posts_are_counted_sent_gone_or_failed() -> None:
+    """The Pushes, GoneConnections and PushFailures metrics (docs/operations.md) count what each post became."""
+    client = _client()
+    outcomes: dict[str, tuple[int, str | None]] = {"gone=": (410, "GoneException"), "busy=": (429, "LimitExceededException")}
+    ids = ["ok-1=", "gone=", "busy=", "ok-2="]
+    client.meta.events.register("before-call.apigatewaymanagementapi.PostToConnection", _Answers(len(ids), outcomes))
+    pusher = ApiGatewayPusher(ENDPOINT, REGION, client=client, max_workers=8)
+    with emf.capture() as captured:
+        assert pusher.post_many([(cid, b"x") for cid in ids]) == ["gone="]
+        assert (captured.total("Pushes"), captured.total("GoneConnections"), captured.total("PushFailures")) == (2, 1, 1)
 
 
 class _Answers:

@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_AT_IMPORT = {"pydantic", "pydantic_core", "jwt", "cryptography", "boto3"}
+NOT_AT_IMPORT = {"pydantic", "pydantic_core", "jwt", "cryptography", "boto3", "aws_xray_sdk", "wrapt"}
 
 
 def test_importing_app_loads_no_library_the_handlers_do_not_all_need() -> None:
@@ -42,9 +42,10 @@ def test_importing_app_loads_no_voice_rules() -> None:
     assert not loaded & {"chalicelib.domain.voice", "chalicelib.domain.pstn", "chalicelib.services.voice"}
 
 
-def test_the_structured_logs_cost_no_import_beyond_the_standard_library() -> None:
+@pytest.mark.parametrize("module", ["chalicelib.logs", "chalicelib.metrics"])
+def test_the_structured_logs_and_metrics_cost_no_import_beyond_the_standard_library(module: str) -> None:
     probe = (
-        "import json, sys; before = set(sys.modules); import chalicelib.logs; "
+        f"import json, sys; before = set(sys.modules); import {module}; "
         "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
