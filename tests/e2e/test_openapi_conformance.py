@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 10
 SEED = 20261207
 UNSIGNED = "POST /webhooks/events"
 
