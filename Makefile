@@ -16,6 +16,8 @@
 #   make test-integration the adapters and the service tests on moto (DynamoDB requests, streams, faults)
 #   make test-infra / test-ddblocal / test-e2e / test-browser / test-faults   one tier each (see README)
 #   make bench     the benchmarks (bench/results.json; see docs/performance.md)
+#   make mutate    mutation testing (mutmut) of the modules that hold the product's promises; writes
+#                  mutation/results.json and fails under a 90% kill rate (not part of make test; docs/mutation.md)
 #   make package   CloudFormation template + Lambda zip for the prod stage into dist/, and the console
 #                  into console/dist (no AWS access needed; needs Node.js and npm for the console)
 #   make publish   upload dist/ to S3 and print the console link that deploys it:
@@ -61,7 +63,7 @@ ifdef CI
 export PIP_PROGRESS_BAR := off
 endif
 
-.PHONY: help install install-python install-ddblocal install-console install-browser install-package run console lint lint-console test test-fast test-integration test-infra test-ddblocal test-e2e test-faults test-console test-browser bench package publish publish-console clean distclean
+.PHONY: help install install-python install-ddblocal install-console install-browser install-package run console lint lint-console test test-fast test-integration test-infra test-ddblocal test-e2e test-faults test-console test-browser bench mutate package publish publish-console clean distclean
 
 # The header above, whole: every target with every line of its description.
 help:
@@ -250,6 +252,10 @@ test: install
 bench: install
 	$(PY) -m bench
 
+# Each group of modules with the fast tests that cover it (mutation/run.py); MUTATE_GROUPS=domain runs one group.
+mutate: install-python
+	$(PY) mutation/run.py $(MUTATE_GROUPS)
+
 # Chalice refuses to package without a region, though the template only uses AWS::Region; any
 # region given in the environment wins (infra/package.py sets one).
 # The console's static files are built too (console/dist); publish-console uploads them.
@@ -269,7 +275,7 @@ publish-console: install-package console
 
 clean:
 	-$(DDBLOCAL) stop 2>/dev/null
-	rm -rf dist $(CONSOLE)/dist $(CONSOLE)/dist-test $(REPORTS) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache \
+	rm -rf dist $(CONSOLE)/dist $(CONSOLE)/dist-test $(REPORTS) mutation/.work mutants .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache \
 		$(DDB_LOCAL_PREFIX)/run
 	find . -path ./$(VENV) -prune -o -path ./$(DDB_LOCAL_PREFIX) -prune -o \
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 rm -rf

@@ -36,6 +36,7 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "load": ("bench.load", ["--store", "ddblocal"], 600),
     "contention": ("bench.contention", ["--store", "ddblocal"], 300),
     "webhook_latency": ("bench.webhook_latency", [], 300),
+    "fairness": ("bench.fairness", ["--store", "ddblocal"], 420),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
 }
 
@@ -156,6 +157,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                 None,
             )
         )
+    fair = results.get("fairness") or {}
+    if fair:
+        rows.append(
+            (
+                "other tenant's webhook p99, noisy / quiet",
+                f"{fair['noisy']['p99_ms']} / {fair['quiet']['p99_ms']} ms = {fair['ratio_p99']}x",
+                "<= 2x",
+                fair["ratio_p99"] <= 2,
+            )
+        )
+        rows.append(("fairness: webhooks lost", str(fair["lost"]), "0", fair["lost"] == 0))
     return rows
 
 
@@ -227,6 +239,14 @@ def table(results: dict[str, Any]) -> str:
             f"Outbound webhooks ({hooks['samples']} coach messages, local stack): commit -> receiver p50 "
             f"{hooks['webhook']['p50_ms']} ms, p95 {hooks['webhook']['p95_ms']} ms; commit -> WebSocket push p50 "
             f"{hooks['push']['p50_ms']} ms, p95 {hooks['push']['p95_ms']} ms"
+        )
+    fair = results.get("fairness") or {}
+    if fair:
+        lines.append(
+            f"Fair delivery ({fair['samples']} coach messages of a quiet tenant, {fair['store']}): commit -> receiver "
+            f"p50 {fair['quiet']['p50_ms']} ms, p99 {fair['quiet']['p99_ms']} ms alone; p50 {fair['noisy']['p50_ms']} ms, "
+            f"p99 {fair['noisy']['p99_ms']} ms while a noisy tenant queued {fair['noise']['deliveries_queued']} deliveries "
+            f"to a receiver that never answers (ratios {fair['ratio_p50']}x, {fair['ratio_p99']}x)"
         )
     lines.append("")
     lines.append(f"  {'target':<44} {'measured':<34} {'limit':<9} result")

@@ -11,44 +11,14 @@ latency to the push's (the webhook goes through the stream, the delivery queue a
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import threading
 import time
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench import stack as stack_module
 from bench.common import cli, emit
+from bench.receivers import CoachReceiver, epoch
 from bench.wsclient import open_all
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-class _Receiver:
-    def __init__(self) -> None:
-        self.arrivals: dict[int, float] = {}
-        arrivals = self.arrivals
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                at = time.time()
-                entry = json.loads(body)["data"].get("entry") or {}
-                if entry.get("kind") == "coach_message":
-                    arrivals[int(entry["seq"])] = at
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -62,7 +32,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 async def run_async(samples: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     stack = await loop.run_in_executor(None, lambda: stack_module.start(None, {"DEVSTACK_STORE": "moto"}))
-    receiver = _Receiver()
+    receiver = CoachReceiver()
     try:
         await loop.run_in_executor(None, stack.seed, [("t1", ["sup-1"], ["agent-1"])], [("wi-1", "agent-1")])
         admin = stack.token("bench-admin", "admin")
@@ -83,7 +53,7 @@ async def run_async(samples: int) -> dict[str, Any]:
         committed: dict[int, float] = {}
         for i in range(samples):
             entry = (await sup.ok("coach.send", workitemId="wi-1", text=f"tip {i}"))["entry"]
-            committed[int(entry["seq"])] = _epoch(entry["at"])
+            committed[int(entry["seq"])] = epoch(entry["at"])
             await asyncio.sleep(0.05)
         deadline = time.monotonic() + 30
         while len(receiver.arrivals) < samples and time.monotonic() < deadline:
@@ -99,7 +69,7 @@ async def run_async(samples: int) -> dict[str, Any]:
         result["webhook_to_push_p50"] = round(result["webhook"]["p50_ms"] / max(result["push"]["p50_ms"], 0.1), 2)
         return {"webhook_latency": result}
     finally:
-        receiver.server.shutdown()
+        receiver.close()
         stack.stop()
 
 

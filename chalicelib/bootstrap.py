@@ -139,8 +139,10 @@ def build(
     queue: DeliveryQueue | None = None,
     sms: SmsSender | None = None,
     storage: Storage | None = None,
+    sms_queue: DeliveryQueue | None = None,
 ) -> Services:
-    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores)."""
+    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores). A ``queue``
+    given without an ``sms_queue`` carries the SMS too."""
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
@@ -162,7 +164,7 @@ def build(
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     directory_service = DirectoryService(directory, registry, store, notifier, clock)
     directory_service.on_supervision_lost.append(coaching.supervision_lost)
-    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks)
+    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
     directory_service.on_event.append(outbound.emit)  # presence.changed
     assistance.on_event.append(outbound.emit)  # assist.requested, assist.claimed, assist.escalated
     return Services(
@@ -189,25 +191,32 @@ def integrations(
     queue: DeliveryQueue | None,
     sms: SmsSender | None,
     subscriptions: SubscriptionStore,
+    sms_queue: DeliveryQueue | None = None,
 ) -> Integrations:
-    """Outbound webhooks and channel delivery: SQS and End User Messaging SMS unless the local
-    stack or a test passes its own queue and SMS sender."""
+    """Outbound webhooks and channel delivery: SQS (the delivery queue, the SMS queue and their
+    dead-letter queue) and End User Messaging SMS, unless the local stack or a test passes its own
+    queues and SMS sender."""
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.http_target import HttpPoster
     from chalicelib.adapters.sms import EndUserMessagingSms
 
     allow_private = settings.webhook_targets == "local"
+    if queue is None:
+        queue = SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region)
+        sms_queue = sms_queue or SqsDeliveryQueue(settings.sms_queue_url, settings.delivery_dlq_url, settings.region)
     return Integrations(
         subscriptions,
-        queue or SqsDeliveryQueue(settings.delivery_queue_url, settings.delivery_dlq_url, settings.region),
+        queue,
         HttpPoster(allow_private),
         sms or EndUserMessagingSms(settings.region),
         notifier,
         directory,
         clock,
         allow_private=allow_private,
+        sms_queue=sms_queue,
         cache_seconds=settings.webhook_cache_seconds,
         retry_base=settings.webhook_retry_base_seconds,
+        lane_places=settings.webhook_slow_lane,
     )
 
 

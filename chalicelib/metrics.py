@@ -123,9 +123,17 @@ PUSHES = Counter("Pushes", "frames posted to WebSocket connections")
 GONE_CONNECTIONS = Counter("GoneConnections", "posts answered 410 Gone (the client left; its record is forgotten)")
 PUSH_FAILURES = Counter("PushFailures", "frames not posted: timed out, throttled, refused, or skipped behind a slow receiver")
 WEBHOOK_DELIVERIES = Counter(
-    "WebhookDeliveries", "outbound webhook posts by outcome: delivered, failed (retried later), dropped", ("Outcome",)
+    "WebhookDeliveries",
+    "outbound webhook deliveries by outcome: delivered, failed (retried later), dropped, parked (circuit open), "
+    "waiting (the tenant's slow lane is full), dead_lettered (the last attempt failed)",
+    ("Outcome",),
 )
-WEBHOOK_ENQUEUE_FAILURES = Counter("WebhookEnqueueFailures", "deliveries the delivery queue refused (not queued)")
+WEBHOOK_ENQUEUE_FAILURES = Counter(
+    "WebhookEnqueueFailures", "deliveries a queue kept refusing (kept in the dead-letter queue, or handed back to the stream)"
+)
+WEBHOOK_CIRCUITS_OPENED = Counter(
+    "WebhookCircuitsOpened", "subscriptions whose circuit opened: 3 failed attempts in a row, or a failed probe"
+)
 ESCALATIONS = Counter("Escalations", "assistance requests escalated by the scheduled sweep")
 ESCALATION_FAILURES = Counter("EscalationFailures", "escalation steps that failed (they stay due for the next sweep)")
 # The attention feature (rules that raise alerts to supervisors) records here; nothing does yet.

@@ -44,7 +44,7 @@ from chalice.local import LambdaContext
 
 from devstack.apigw.server import bind_socket
 from devstack.console import ConsoleSite, console_config
-from devstack.delivery import DELIVERY_HANDLER, LocalDeliveryQueue, QueuePump, RecordingSms
+from devstack.delivery import DELIVERY_HANDLER, DeliveryPumps, LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.gateway import Gateway, start_management_site, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
@@ -140,37 +140,38 @@ def _stream_pump(app: Chalice, store_endpoint: str, moto: bool) -> StreamPump | 
     streams = boto3.client("dynamodbstreams", region_name=settings.region, endpoint_url=store_endpoint, config=DYNAMODB.config())
     tail = StreamTail.for_table(dynamodb, streams, settings.workitems_table, start="TRIM_HORIZON", reposition=moto)
 
-    def invoke(event: dict[str, Any]) -> None:
+    def invoke(event: dict[str, Any]) -> Any:
         context = LambdaContext(function_name=FANOUT_HANDLER, memory_size=1024, max_runtime_ms=60_000)
-        handler(event, context)
+        return handler(event, context)
 
     return StreamPump(tail, invoke).start()
 
 
-def _delivery(app: Chalice, gateway: Gateway) -> QueuePump | None:
-    """The services with the local delivery queue, SMS recorder and meeting fake (``GET /_local/outbound`` shows
-    what would have been texted), and the pump that runs the app's ``deliver_webhooks`` function on
-    that queue as Lambda's SQS event source does."""
+def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
+    """The services with the local delivery and SMS queues, SMS recorder and meeting fake (``GET
+    /_local/outbound`` shows what would have been texted), and the pumps that run the app's
+    ``deliver_webhooks`` function on those queues as Lambda's SQS event sources do."""
     from chalicelib import bootstrap
     from chalicelib import settings as settings_module
 
     queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
+    sms_queue = LocalDeliveryQueue(max_receives=3, dead_to=queue)
     sms = RecordingSms()
     settings = settings_module.load()
     from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
 
     meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
-    bootstrap.install(bootstrap.build(settings, queue=queue, sms=sms, meetings=meetings))
+    bootstrap.install(bootstrap.build(settings, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue))
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:
         log.info("no %s function in the app: webhook deliveries stay queued", DELIVERY_HANDLER)
         return None
 
-    def invoke(event: dict[str, Any]) -> None:
-        handler(event, LambdaContext(function_name=DELIVERY_HANDLER, memory_size=1024, max_runtime_ms=60_000))
+    def invoke(event: dict[str, Any]) -> Any:
+        return handler(event, LambdaContext(function_name=DELIVERY_HANDLER, memory_size=1024, max_runtime_ms=60_000))
 
-    return QueuePump(queue, invoke).start()
+    return DeliveryPumps(QueuePump(queue, invoke).start(), QueuePump(sms_queue, invoke, workers=2).start())
 
 
 def _scheduled_event(rule: str) -> dict[str, Any]:
@@ -340,7 +341,7 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
     sweep: asyncio.Task[None] | None = None
     watch: asyncio.Task[None] | None = None
     gateway: Gateway | None = None
-    deliveries: QueuePump | None = None
+    deliveries: DeliveryPumps | None = None
     stop = asyncio.Event()
     try:
         _configure_app_environment(endpoint, management_url)

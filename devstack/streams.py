@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 # Shard iterators expire after 15 minutes; re-list the shards well before (and to find new ones).
 DESCRIBE_EVERY_SECONDS = 60.0
+# The event source mapping's MaximumRetryAttempts (infra/merge-template.yaml).
+RETRY_ATTEMPTS = 2
 
 
 class StreamTail:
@@ -223,7 +225,24 @@ class StreamPump:
             self._deliver(batch)
 
     def _deliver(self, batch: list[Record]) -> None:
-        try:
-            self._handler({"Records": batch})
-        except Exception:  # the function failed the whole batch; on AWS it would be retried
-            log.exception("the stream handler failed on a batch of %d records", len(batch))
+        """As the event source mapping does with ``ReportBatchItemFailures``: a partial batch
+        response is retried from its first named record, twice (``MaximumRetryAttempts``); what
+        still fails would go to the mapping's failure destination (here: an ERROR line)."""
+        for attempt in range(1 + RETRY_ATTEMPTS):
+            try:
+                result = self._handler({"Records": batch})
+            except Exception:  # the function failed the whole batch; on AWS it would be retried
+                log.exception("the stream handler failed on a batch of %d records", len(batch))
+                return
+            failed = {str(f.get("itemIdentifier")) for f in (result or {}).get("batchItemFailures") or []}
+            first = next((i for i, r in enumerate(batch) if (r.get("dynamodb") or {}).get("SequenceNumber") in failed), None)
+            if first is None:
+                return
+            batch = batch[first:]
+            if attempt < RETRY_ATTEMPTS:
+                log.warning("the stream handler handed back %d records; retrying from the first of them", len(batch))
+        log.error(
+            "%d stream records failed %d times: on AWS their coordinates go to the failure destination",
+            len(batch),
+            1 + RETRY_ATTEMPTS,
+        )

@@ -35,6 +35,18 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 
+# Property tests keep hypothesis's example counts but no per-example time limit: a deadline of 200 ms
+# fails on two loaded cores (and under make mutate) without anything being wrong; speed is make bench's.
+def _hypothesis_profile() -> None:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("project")
+
+
+_hypothesis_profile()
+
+
 BACKENDS = {
     "memory": pytest.param("memory", marks=pytest.mark.service, id="memory"),
     "moto": pytest.param("moto", marks=pytest.mark.integration, id="moto"),
@@ -51,13 +63,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def world(request: pytest.FixtureRequest) -> Iterator[World]:
     """A fresh product: on in-memory stores, or on moto with the tables created inside ``mock_aws``
-    for the whole test."""
+    for the whole test. Production settings, but for a test marked ``local_webhooks``."""
     from chalicelib import bootstrap
     from tests.support.fakes import MemoryStorage
     from tests.support.world import World, test_settings
 
+    overrides = {"webhook_targets": "local"} if request.node.get_closest_marker("local_webhooks") else {}
     if request.param == "memory":
-        settings = test_settings()
+        settings = test_settings(**overrides)
         yield World(settings, MemoryStorage(settings))
         bootstrap.install(None)
         return
@@ -69,7 +82,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
         # PynamoDB opens a botocore session per model connection, and each session loads DynamoDB's
         # service model from disk again (about 0.3 s per world, twice); one session serves them all.
         mp.setattr("pynamodb.connection.base.get_session", _botocore_session)
-        settings = test_settings()
+        settings = test_settings(**overrides)
         create_tables(settings, wait=False)
         yield World(settings)
         bootstrap.install(None)

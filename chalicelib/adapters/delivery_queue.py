@@ -1,20 +1,29 @@
-"""The webhook delivery queue on Amazon SQS, and its dead-letter queue.
+"""The webhook delivery queue and the SMS queue on Amazon SQS, and the dead-letter queue they share.
 
 Messages are sent from the ``fanout`` function (workitem events) and from handlers (assistance and
 presence events, as one message each); the ``deliver_webhooks`` function receives them through
-Lambda's SQS event source. A failed delivery's message is hidden for its backoff delay (visibility
-timeout) and comes back; after the queue's redrive count it moves to the dead-letter queue, from
-which an admin can replay it.
+Lambda's SQS event sources. Every message names its tenant as ``MessageGroupId``: on a standard
+queue that makes SQS a *fair queue*, which hands other tenants' messages out first while one
+tenant's are piling up or taking long (docs/webhooks.md, "Fair delivery"). A failed delivery's
+message is hidden for its backoff delay (visibility timeout) and comes back; after its last attempt
+it moves to the dead-letter queue, from which an admin can replay it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib.adapters.sdk_budget import SQS
+from chalicelib.services.ports import Outgoing, QueueUnavailable
+
+log = logging.getLogger(__name__)
 
 SQS_BATCH = 10
+MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
 
 
 class SqsDeliveryQueue:
@@ -32,7 +41,7 @@ class SqsDeliveryQueue:
             with self._lock:
                 if self._client is None:
                     if not self._url:
-                        raise RuntimeError("no webhook delivery queue is configured (DELIVERY_QUEUE_URL)")
+                        raise RuntimeError("no delivery queue is configured (DELIVERY_QUEUE_URL, SMS_QUEUE_URL)")
                     import boto3
 
                     self._client = boto3.client(
@@ -40,38 +49,64 @@ class SqsDeliveryQueue:
                     )
         return self._client
 
-    def send(self, bodies: list[str]) -> None:
-        """SendMessageBatch, 10 messages per request; raises when any message was refused."""
-        for start in range(0, len(bodies), SQS_BATCH):
-            chunk = bodies[start : start + SQS_BATCH]
-            out = self.client.send_message_batch(
-                QueueUrl=self._url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
-            )
-            if out.get("Failed"):
-                raise RuntimeError(f"SQS refused {len(out['Failed'])} webhook deliveries: {out['Failed'][0].get('Code')}")
+    def send(self, messages: list[Outgoing]) -> list[Outgoing]:
+        """SendMessageBatch, 10 messages per request; returns the messages SQS refused."""
+        return self._send(self._url, messages)
+
+    def dead_letter(self, messages: list[Outgoing]) -> list[Outgoing]:
+        return self._send(self._dlq, [Outgoing(m.body, m.group, m.kind) for m in messages])
+
+    def _send(self, url: str, messages: list[Outgoing]) -> list[Outgoing]:
+        refused: list[Outgoing] = []
+        for start in range(0, len(messages), SQS_BATCH):
+            chunk = messages[start : start + SQS_BATCH]
+            entries: list[dict[str, Any]] = []
+            for i, m in enumerate(chunk):
+                entry: dict[str, Any] = {"Id": str(i), "MessageBody": m.body, "MessageGroupId": m.group}
+                if m.delay > 0:
+                    entry["DelaySeconds"] = min(MAX_DELAY_SECONDS, m.delay)
+                entries.append(entry)
+            try:
+                out = self.client.send_message_batch(QueueUrl=url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                reason = (
+                    exc.response.get("Error", {}).get("Code", "ClientError")
+                    if isinstance(exc, ClientError)
+                    else type(exc).__name__
+                )
+                raise QueueUnavailable(refused + messages[start:], reason) from exc
+            for failed in out.get("Failed", []):
+                refused.append(chunk[int(failed["Id"])])
+                log.warning(
+                    "SQS refused a %s message of tenant %s: %s",
+                    chunk[int(failed["Id"])].kind,
+                    chunk[int(failed["Id"])].group,
+                    failed.get("Code"),
+                )
+        return refused
 
     def retry_later(self, receipt: str, seconds: int) -> None:
         self.client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt, VisibilityTimeout=seconds)
 
-    def dead_letters(self, limit: int) -> list[tuple[str, str]]:
+    def dead_letters(self, limit: int, hide_seconds: int) -> list[tuple[str, str]]:
+        """Long polling (1 s) asks every SQS server, so a letter is not missed while the queue is small."""
         out = self.client.receive_message(
-            QueueUrl=self._dlq, MaxNumberOfMessages=min(limit, SQS_BATCH), VisibilityTimeout=30, WaitTimeSeconds=0
+            QueueUrl=self._dlq, MaxNumberOfMessages=min(limit, SQS_BATCH), VisibilityTimeout=hide_seconds, WaitTimeSeconds=1
         )
         return [(m["ReceiptHandle"], m["Body"]) for m in out.get("Messages", [])]
 
-    def requeue_dead(self, items: list[tuple[str, str]]) -> None:
-        """Back onto the delivery queue, then off the dead-letter queue (at least once)."""
-        if not items:
-            return
-        self.send([body for _, body in items])
-        self.client.delete_message_batch(
-            QueueUrl=self._dlq, Entries=[{"Id": str(i), "ReceiptHandle": r} for i, (r, _) in enumerate(items)]
-        )
+    def delete_dead(self, receipts: list[str]) -> None:
+        for start in range(0, len(receipts), SQS_BATCH):
+            chunk = receipts[start : start + SQS_BATCH]
+            self.client.delete_message_batch(
+                QueueUrl=self._dlq, Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
+            )
 
     def release_dead(self, receipts: list[str]) -> None:
-        """Other tenants' dead letters: visible again at once."""
-        if receipts:
+        """Letters a replay looked at but did not take: visible again at once."""
+        for start in range(0, len(receipts), SQS_BATCH):
+            chunk = receipts[start : start + SQS_BATCH]
             self.client.change_message_visibility_batch(
                 QueueUrl=self._dlq,
-                Entries=[{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0} for i, r in enumerate(receipts)],
+                Entries=[{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0} for i, r in enumerate(chunk)],
             )

@@ -218,6 +218,25 @@ class WebhookSubscriptionItem(Model):
     previous_secret = UnicodeAttribute(null=True)
     previous_until = NumberAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    # The receiver's health (domain.fairness), written by the delivery function, reset by an admin's
+    # save: the last attempt was fast; failed attempts in a row; the open circuit's end (epoch s).
+    h_fast = BooleanAttribute(null=True)
+    h_failures = NumberAttribute(null=True)
+    h_open_until = NumberAttribute(null=True)
+
+
+class SlowLanePlace(Model):
+    """One place of a tenant's slow lane (``pk = T#t#WHLANE``, ``sk = P#<n>``): held by one post to a
+    receiver that is not known to be fast, until ``until`` (epoch ms) at the latest."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    until = NumberAttribute(null=True)
+    holder = UnicodeAttribute(null=True)
 
 
 class ChannelSettingsItem(Model):
@@ -452,6 +471,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         DirectoryMessageItem,
         AdminItem,
         WebhookSubscriptionItem,
+        SlowLanePlace,
         ChannelSettingsItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],

@@ -60,9 +60,10 @@ CHIME = SdkBudget(connect=2, read=5, attempts=2)
 # SSM Parameter Store: secrets, read once per cold start and every few minutes after.
 SSM = SdkBudget(connect=1, read=2, attempts=2)
 
-# The webhook delivery queue (SQS): sends from the fan-out and from handlers, which log a failure and
-# go on, so a short budget.
-SQS = SdkBudget(connect=2, read=5, attempts=3)
+# The delivery queues (SQS): sends from the fan-out, from handlers (one message after their store
+# work, inside their 29 s) and from the delivery function. SQS answers in milliseconds: the same
+# short budget as DynamoDB, so a handler's store call and its send fit in its timeout together.
+SQS = SdkBudget(connect=1, read=3, attempts=2)
 # AWS End User Messaging SMS: one attempt, because a send whose answer was lost may have texted the
 # customer already; a retry could text them twice. A failure is shown to the agent as `failed`.
 SMS = SdkBudget(connect=2, read=5, attempts=1)

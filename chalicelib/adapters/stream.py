@@ -36,5 +36,5 @@ def committed_changes(records: Iterable[dict[str, Any]]) -> list[Committed]:
         except Exception:  # a record this code cannot read must not block the ones behind it
             log.exception("skipping unreadable stream record %s", data.get("SequenceNumber"))
             continue
-        out.append(Committed(before, after, note))
+        out.append(Committed(before, after, note, str(data.get("SequenceNumber") or "")))
     return out

@@ -1,24 +1,37 @@
-"""DynamoDB storage of outbound webhook subscriptions, SMS settings and delivery statuses.
+"""DynamoDB storage of outbound webhook subscriptions, SMS settings and delivery statuses, and what
+fair delivery keeps: each receiver's health and each tenant's slow lane (domain.fairness).
 
 Subscriptions live in the directory table under ``pk = T#<tenant>#WHSUB``: listing a tenant's is one
-Query (never a Scan), reading one for a delivery one GetItem.
+Query (never a Scan), reading one for a delivery one GetItem, which brings the receiver's health with
+it. A tenant's slow lane is a handful of items under ``pk = T#<tenant>#WHLANE``, one per place, each
+taken with a conditional write that holds it until a deadline, so a holder that dies frees its place.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.adapters.dynamo import ChannelSettingsItem, EntryItem, WebhookSubscriptionItem
+from chalicelib.adapters.dynamo import ChannelSettingsItem, EntryItem, SlowLanePlace, WebhookSubscriptionItem
 from chalicelib.adapters.store_keys import entry_sk, tenant_prefix, workitem_pk
 from chalicelib.adapters.workitem_store import to_entry
+from chalicelib.domain.fairness import Health
 from chalicelib.domain.timeline import TimelineEntry
 from chalicelib.domain.webhooks import Subscription
 
 
 def _pk(tenant_id: str) -> str:
     return f"{tenant_prefix(tenant_id)}#WHSUB"
+
+
+def _lane_pk(tenant_id: str) -> str:
+    return f"{tenant_prefix(tenant_id)}#WHLANE"
+
+
+def _failed_condition(exc: UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
 
 
 def _to_subscription(tenant_id: str, item: WebhookSubscriptionItem) -> Subscription:
@@ -31,6 +44,7 @@ def _to_subscription(tenant_id: str, item: WebhookSubscriptionItem) -> Subscript
         item.secret,
         previous_secret=item.previous_secret,
         previous_until=int(item.previous_until) if item.previous_until is not None else None,
+        health=Health(bool(item.h_fast), int(item.h_failures or 0), int(item.h_open_until or 0)),
     )
 
 
@@ -47,7 +61,7 @@ class DynamoWebhookStore:
             return None
 
     def put(self, sub: Subscription, now: str) -> None:
-        """1 PutItem."""
+        """1 PutItem (the receiver's health starts afresh)."""
         WebhookSubscriptionItem(
             _pk(sub.tenant_id),
             sub.subscription_id,
@@ -93,3 +107,74 @@ class DynamoWebhookStore:
                 return None
             raise
         return to_entry(item, workitem_id)
+
+    # --- fair delivery ----------------------------------------------------------------------------
+
+    def set_health(self, tenant_id: str, subscription_id: str, health: Health) -> None:
+        """1 UpdateItem, conditional on the subscription still existing."""
+        item = WebhookSubscriptionItem(_pk(tenant_id), subscription_id)
+        S = WebhookSubscriptionItem
+        actions: list[Any] = [
+            S.h_fast.set(True) if health.fast else S.h_fast.remove(),
+            S.h_failures.set(health.failures) if health.failures else S.h_failures.remove(),
+            S.h_open_until.set(health.open_until) if health.open_until else S.h_open_until.remove(),
+        ]
+        try:
+            item.update(actions=actions, condition=S.pk.exists())
+        except UpdateError as exc:
+            if not _failed_condition(exc):
+                raise
+
+    def claim_probe(self, tenant_id: str, subscription_id: str, seen_open_until: int, until: int) -> bool:
+        """1 conditional UpdateItem: only one caller moves the circuit's end from what it read."""
+        S = WebhookSubscriptionItem
+        try:
+            S(_pk(tenant_id), subscription_id).update(
+                actions=[S.h_open_until.set(until)], condition=S.h_open_until == seen_open_until
+            )
+        except UpdateError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def take_lane(self, tenant_id: str, holder: str, now_ms: int, places: int, lease_ms: int) -> tuple[int | None, int]:
+        """1 conditional UpdateItem on the holder's first choice of place; when it is taken, 1
+        consistent Query of the lane and 1 conditional UpdateItem on a free place, if there is one."""
+        first = zlib.crc32(holder.encode()) % places
+        if self._take(tenant_id, first, holder, now_ms, lease_ms):
+            return first, 0
+        held = {
+            int(p.sk[2:]): int(p.until)
+            for p in SlowLanePlace.query(_lane_pk(tenant_id), consistent_read=True)
+            if p.until is not None and int(p.until) >= now_ms
+        }
+        free = [n for n in range(places) if n not in held and n != first]
+        if free and self._take(tenant_id, free[0], holder, now_ms, lease_ms):
+            return free[0], 0
+        busy = [until for n, until in held.items() if n < places]
+        return None, min(busy) if busy else now_ms + 1000
+
+    def _take(self, tenant_id: str, place: int, holder: str, now_ms: int, lease_ms: int) -> bool:
+        P = SlowLanePlace
+        try:
+            P(_lane_pk(tenant_id), f"P#{place}").update(
+                actions=[P.until.set(now_ms + lease_ms), P.holder.set(holder)],
+                condition=P.until.does_not_exist() | (P.until < now_ms),
+            )
+        except UpdateError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def leave_lane(self, tenant_id: str, holder: str, place: int) -> None:
+        """1 UpdateItem, conditional on the place still being the holder's (its lease may have run out)."""
+        P = SlowLanePlace
+        try:
+            P(_lane_pk(tenant_id), f"P#{place}").update(
+                actions=[P.until.remove(), P.holder.remove()], condition=P.holder == holder
+            )
+        except UpdateError as exc:
+            if not _failed_condition(exc):
+                raise

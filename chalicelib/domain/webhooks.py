@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .addresses import check_address
 from .errors import Invalid
+from .fairness import Health
 
 EVENT_TYPES: tuple[str, ...] = (
     "timeline.entry",
@@ -34,6 +35,8 @@ MAX_URL_LENGTH = 2048
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 6 * 3600
 DELIVERY_TIMEOUT_SECONDS = 10.0
+# Attempts before a delivery rests in the dead-letter queue: attempts_for(24), a little over a day.
+MAX_ATTEMPTS = 14
 # After a rotation the previous secret keeps signing (beside the new one) this long by default, so that
 # receivers can switch over without losing a delivery; 0 retires it at once (a leaked secret).
 ROTATION_OVERLAP_SECONDS = 24 * 3600
@@ -51,6 +54,8 @@ class Subscription:
     # The secret a rotation replaced, still signing until ``previous_until`` (epoch seconds).
     previous_secret: str | None = field(default=None, repr=False)
     previous_until: int | None = None
+    # How its receiver answered lately (domain.fairness): what the next delivery may do.
+    health: Health = field(default_factory=Health)
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and (ALL_EVENTS in self.events or event_type in self.events)

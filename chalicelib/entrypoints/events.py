@@ -9,17 +9,21 @@ from chalicelib import bootstrap
 
 
 def fan_out(event: dict[str, Any]) -> dict[str, Any]:
-    """The workitems table's stream (Lambda event source mapping): push committed changes in order.
+    """The workitems table's stream (Lambda event source mapping): push committed changes in order,
+    then queue their webhook deliveries.
 
-    Never fails the batch for one change (a retried batch would push its other changes twice);
-    what could not be pushed is in the timeline for ``timeline.get``."""
+    Never fails the batch for a push (a retried batch would push its other changes twice); what
+    could not be pushed is in the timeline for ``timeline.get``. Deliveries SQS refuses are sent
+    again within the invocation and otherwise kept in the dead-letter queue; only changes whose
+    deliveries could be neither queued nor kept are handed back (a partial batch response), and the
+    mapping retries from the first of them, then sends their coordinates to its failure destination."""
     from chalicelib.adapters.stream import committed_changes
 
     services = bootstrap.services()
     committed = committed_changes(event.get("Records") or [])
-    pushed = services.fanout.deliver(committed)
-    services.integrations.publish(committed)  # outbound webhooks and channel delivery: queued, never posted here
-    return {"pushed": pushed, "batchItemFailures": []}
+    services.fanout.deliver(committed)
+    lost = services.integrations.publish(committed)  # queued, never posted here
+    return {"batchItemFailures": [{"itemIdentifier": c.sequence} for c in lost if c.sequence]}
 
 
 def escalate() -> dict[str, Any]:
@@ -28,8 +32,8 @@ def escalate() -> dict[str, Any]:
 
 
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The webhook delivery queue (Lambda's SQS event source): sign and post, SMS, statuses.
-    Raises when a message must come back after its backoff delay."""
+    """The delivery and SMS queues (Lambda's SQS event sources): sign and post, SMS, statuses. A
+    partial batch response names the messages that come back after their backoff delay."""
     return bootstrap.services().integrations.handle(records)
 
 

@@ -115,6 +115,7 @@ class Committed(msgspec.Struct, frozen=True):
     before: Workitem
     after: Workitem
     note: Note
+    sequence: str = ""  # the stream record's sequence number (what a partial batch response names)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
     from chalicelib.domain.assistance import AssistanceRequest
+    from chalicelib.domain.fairness import Health
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
 
@@ -303,14 +304,45 @@ class AssistanceStore(Protocol):
         pending stage. False when a claim or another sweep got there first."""
 
 
+class Outgoing(msgspec.Struct, frozen=True):
+    """A message for a delivery queue: its body, its tenant (SQS fair queues' ``MessageGroupId``, so
+    one tenant's backlog never sits in front of another's), what it is (``post``, ``event``, ``sms``)
+    and how many seconds it stays hidden first (SQS allows 900 at most)."""
+
+    body: str
+    group: str
+    kind: str = "post"
+    delay: int = 0
+
+
+class QueueUnavailable(Exception):
+    """The queue could not be reached (or refused the call as a whole); ``unsent`` were not queued."""
+
+    def __init__(self, unsent: list[Outgoing], reason: str) -> None:
+        super().__init__(reason)
+        self.unsent = unsent
+        self.reason = reason
+
+
 class DeliveryQueue(Protocol):
-    def send(self, bodies: list[str]) -> None: ...
+    """The webhook delivery queue (or the SMS one) and the dead-letter queue they share."""
+
+    def send(self, messages: list[Outgoing]) -> list[Outgoing]:
+        """Queue ``messages``; returns those the queue refused (an empty list: all queued). Raises
+        :class:`QueueUnavailable` when the queue cannot be reached (the rest is not tried)."""
+        ...
 
     def retry_later(self, receipt: str, seconds: int) -> None: ...
 
-    def dead_letters(self, limit: int) -> list[tuple[str, str]]: ...
+    def dead_letter(self, messages: list[Outgoing]) -> list[Outgoing]:
+        """Put ``messages`` in the dead-letter queue; returns those it refused."""
+        ...
 
-    def requeue_dead(self, items: list[tuple[str, str]]) -> None: ...
+    def dead_letters(self, limit: int, hide_seconds: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` dead letters (receipt, body), hidden from other readers ``hide_seconds``."""
+        ...
+
+    def delete_dead(self, receipts: list[str]) -> None: ...
 
     def release_dead(self, receipts: list[str]) -> None: ...
 
@@ -320,7 +352,9 @@ class SubscriptionStore(Protocol):
 
     def get(self, tenant_id: str, subscription_id: str) -> Subscription | None: ...
 
-    def put(self, sub: Subscription, now: str) -> None: ...
+    def put(self, sub: Subscription, now: str) -> None:
+        """Save an admin's subscription; its receiver's health starts afresh."""
+        ...
 
     def delete(self, tenant_id: str, subscription_id: str) -> bool: ...
 
@@ -329,6 +363,24 @@ class SubscriptionStore(Protocol):
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None: ...
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None: ...
+
+    # Fair delivery (domain.fairness): the receiver's health, and the tenant's slow lane.
+
+    def set_health(self, tenant_id: str, subscription_id: str, health: Health) -> None:
+        """Store the receiver's health on the subscription (nothing when the subscription is gone)."""
+        ...
+
+    def claim_probe(self, tenant_id: str, subscription_id: str, seen_open_until: int, until: int) -> bool:
+        """Move the open circuit's end from ``seen_open_until`` to ``until``: True for the one caller
+        that did (it probes), False when another claimed it first or the subscription changed."""
+        ...
+
+    def take_lane(self, tenant_id: str, holder: str, now_ms: int, places: int, lease_ms: int) -> tuple[int | None, int]:
+        """One of the tenant's ``places`` slow-lane places for ``lease_ms`` (a holder that never
+        leaves frees it then): (the place, 0), or (None, when the first place frees, epoch ms)."""
+        ...
+
+    def leave_lane(self, tenant_id: str, holder: str, place: int) -> None: ...
 
 
 class Poster(Protocol):

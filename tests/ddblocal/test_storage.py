@@ -8,13 +8,13 @@ the product's Lambda entry points (the ``ddb_world`` fixture, see conftest.py).
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.adapters.dynamo import create_tables, table_names
 from chalicelib.domain import coaching as rules
@@ -358,8 +358,10 @@ def test_endpoint_connection_sets_add_and_delete(ddb_world: Any) -> None:
     d.forget(tid, "U#agent-1", [a], [watcher])
     recipient = d.recipient(tid, "U#agent-1")
     assert (recipient.connections, recipient.watchers) == ([b], [])
-    with contextlib.suppress(Exception):
+    # On a recipient that does not exist the update's condition fails (and the caller logs it).
+    with pytest.raises(UpdateError) as refused:
         d.forget(tid, "U#nobody", [a], [])
+    assert refused.value.cause_response_code == "ConditionalCheckFailedException"
     assert d.recipient(tid, "U#nobody") is None
 
     # Customers' recipients are keyed by workitem.
@@ -608,3 +610,33 @@ def test_concurrent_writers_keep_both_numberings_contiguous(ddb_world: Any) -> N
     visible = [e for e in entries if e.customer_seq is not None]
     assert [e.customer_seq for e in visible] == list(range(1, len(visible) + 1))
     assert [e["text"] for e in cust.ok("timeline.get", workitemId="wi-1", after=0)["entries"]] == [e.text for e in visible]
+
+
+def test_the_slow_lane_admits_exactly_its_places_when_posts_race_for_them(ddb_world: Any) -> None:
+    """Fair delivery's per-tenant lane on the real engine: conditional writes on the places, 10 posts
+    racing for 4; a circuit's probe claimed by exactly one of several deliveries."""
+    from chalicelib.domain.fairness import Health
+    from chalicelib.domain.webhooks import Subscription
+
+    w = ddb_world
+    store = w.services.integrations.store
+    now = int(time.time() * 1000)
+    results: dict[str, tuple[int | None, int]] = {}
+
+    def take(holder: str) -> None:
+        results[holder] = store.take_lane(w.tid, holder, now, 4, 15_000)
+
+    _run_together(*[lambda n=n: take(f"h{n}") for n in range(10)])
+    held = {holder: place for holder, (place, _) in results.items() if place is not None}
+    assert sorted(held.values()) == [0, 1, 2, 3]
+    assert {frees for place, frees in results.values() if place is None} == {now + 15_000}
+    holder, place = next(iter(held.items()))
+    store.leave_lane(w.tid, holder, place)
+    assert store.take_lane(w.tid, "late", now + 1, 4, 15_000)[0] == place
+
+    store.put(Subscription(w.tid, "crm", "https://example.com/h", ("*",), True, "whsec_" + "A" * 43 + "="), NOW)
+    store.set_health(w.tid, "crm", Health(failures=3, open_until=100))
+    claims: list[bool] = []
+    _run_together(*[lambda: claims.append(store.claim_probe(w.tid, "crm", 100, 115)) for _ in range(6)])
+    assert sorted(claims) == [False] * 5 + [True]
+    assert store.get(w.tid, "crm").health == Health(failures=3, open_until=115)

@@ -14,6 +14,7 @@ Each test creates its own tenant:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,6 +74,17 @@ def pushed(client: WsClient) -> list[Frame]:
     return [f for f in client.frames if f.get("type") == "event"]
 
 
+_sentinels = itertools.count(1)
+
+
+def sentinel(sender: WsClient, to: WsClient, to_user: str) -> Frame:
+    """The positive marker before asserting absence: a direct message pushed to ``to`` after the action
+    under test has replied (anything that action pushed to ``to`` was posted before it); waits for it."""
+    text = f"sentinel {next(_sentinels)}"
+    sender.ok("directory.send", toUserId=to_user, text=text)
+    return to.wait_event("directory.message", predicate=lambda f: f["data"]["text"] == text)
+
+
 # --- templates (S17) ----------------------------------------------------------------------------
 
 
@@ -98,6 +110,7 @@ def test_s17_no_template_means_assistance_is_unavailable_then_templates_are_list
 
 def test_assistance_is_for_agents(t: Tenant) -> None:
     sup = t.connect("sup-1", "supervisor")
+    agent = t.connect("agent-1", "agent")
     sup.error("assist.templates", "forbidden")
     sup.error("assist.recipients", "forbidden")
     sup.error("assist.request", "forbidden", templateId="tpl-help", to="supervisors")
@@ -105,8 +118,8 @@ def test_assistance_is_for_agents(t: Tenant) -> None:
     customer.error("assist.templates", "forbidden")
     customer.error("assist.request", "forbidden", templateId="tpl-help", to="supervisors")
     customer.error("directory.send", "forbidden", toUserId="agent-1", text="hi")
-    time.sleep(0.2)
-    assert pushed(sup) == []
+    marker = sentinel(agent, sup, "sup-1")
+    assert pushed(sup) == [marker]
 
 
 # --- recipients (S16, S18) ----------------------------------------------------------------------
@@ -155,9 +168,9 @@ def test_s16_s18_who_receives_a_request(t: Tenant) -> None:
     agent.error("assist.request", "not_found", templateId="tpl-help", workitemId="nope", to="supervisors")
     agent.error("assist.request", "not_found", templateId="tpl-nope", to="supervisors")
     agent.error("assist.request", "invalid", templateId="tpl-off", to="supervisors")
-    time.sleep(0.3)
-    for silent in (sup2, sup9, peer):
-        assert pushed(silent) == [], silent.frames
+    for silent, user in ((sup2, "sup-2"), (sup9, "sup-9"), (peer, "agent-2")):
+        marker = sentinel(agent, silent, user)
+        assert pushed(silent) == [marker], silent.frames
     assert pushed(agent) == []  # the caller gets acks, not events
     assert len(sup1.events("assist.requested")) == 2
     # sup-3 was offline when it was sent "to supervisors": not a recipient, no unread count.
@@ -172,7 +185,7 @@ def test_s18_nobody_available_is_a_valid_request(t: Tenant) -> None:
     sup9 = t.connect("sup-9", "supervisor")  # another team's supervisor does not count
     ack = agent.ok("assist.request", templateId="tpl-help", to="supervisors")
     assert ack["recipients"] == [] and ack["assistId"]
-    sup9.no_event("assist.requested", within=0.2)
+    sup9.no_event("assist.requested", after=sentinel(agent, sup9, "sup-9"))
 
 
 # --- pop-up or unread count (S19), replies (S20) ---------------------------------------------------
@@ -190,9 +203,10 @@ def test_s19_popup_or_unread_count_per_notification_setting(t: Tenant) -> None:
     assert sup1.wait_event("assist.requested")["data"]["assistId"] == ack["assistId"]
     assert sup2.wait_event("directory.unread")["data"] == {"count": 1}
     agent.ok("assist.request", templateId="tpl-help", to={"userId": "sup-2"})
+    # The second count came from the last request's own push: the first request's pushes came before it.
     assert sup2.wait_event("directory.unread")["data"] == {"count": 2}
-    time.sleep(0.2)
-    assert [f["event"] for f in pushed(sup1)] == ["assist.requested"]
+    sentinel(agent, sup1, "sup-1")
+    assert [f["event"] for f in pushed(sup1)] == ["assist.requested", "directory.message"]
     assert [f["event"] for f in pushed(sup2)] == ["directory.unread", "directory.unread"]  # nothing pops up
 
     # The count survives a reconnect; nothing is pushed at connect.
@@ -231,8 +245,9 @@ def test_s20_reply_round_trip(t: Tenant) -> None:
     sup1.ok("directory.send", toUserId="agent-1", text="ping")
     sup1.ok("directory.send", toUserId="agent-1", text="ping again")
     assert agent.wait_event("directory.unread")["data"] == {"count": 1}
-    assert agent.wait_event("directory.unread")["data"] == {"count": 2}
-    agent.no_event("directory.message", within=0.2)
+    last = agent.wait_event("directory.unread")
+    assert last["data"] == {"count": 2}
+    agent.no_event("directory.message", after=last)  # the count is that send's whole push
     assert agent.ok("directory.unread.get") == {"count": 2}
     assert agent.ok("directory.read", withUserId="sup-1") == {"count": 0}
     agent.error("directory.send", "invalid", toUserId="sup-1", text="   ")
@@ -264,7 +279,7 @@ def test_b4_two_supervisors_claiming_at_once_exactly_one_wins(t: Tenant) -> None
         of_this = about(assist_id)
         for client in (agent, sups[loser], sups["sup-3"]):  # every other recipient and the agent
             assert client.wait_event("assist.claimed", predicate=of_this)["data"] == claimed
-        time.sleep(0.2)
+        sentinel(agent, sups[winner], winner)
         assert [f for f in sups[winner].events("assist.claimed") if of_this(f)] == []
         for client in (agent, sups[loser], sups["sup-3"]):
             assert len([f for f in client.events("assist.claimed") if of_this(f)]) == 1

@@ -127,8 +127,17 @@ def test_taken_off_the_team_ends_monitoring_and_watching(t: Tenant) -> None:
     t.assign("chat-2")
     agent.wait_event("message.received")
     agent.wait_event("workitem.assigned")
-    sup.no_event("message.received", within=1)
-    sup.no_event("workitem.assigned", within=0.1)
+    # Markers: a later change of the chat (its pushes follow those of "hello?") and a later assignment
+    # (pushed by its handler after chat-2's), both reaching the agent.
+    customer.ok("message.send", workitemId="chat", text="marker")
+    t.assign("chat-3")
+    sup.no_event(
+        "message.received", after=agent.wait_event("message.received", predicate=lambda f: f["data"]["entry"]["text"] == "marker")
+    )
+    sup.no_event(
+        "workitem.assigned",
+        after=agent.wait_event("workitem.assigned", predicate=lambda f: f["data"]["workitem"]["workitemId"] == "chat-3"),
+    )
 
     sup.error("coach.send", "forbidden", workitemId="chat", text="still here?")
     sup.error("timeline.get", "forbidden", workitemId="chat", after=0)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.e2e.tenant import Tenant
-from tests.support.receiver import Receiver, receiver
+from tests.support.receiver import Receiver, blackhole, receiver
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Stack
@@ -122,3 +123,36 @@ def test_sms_messages_are_recorded_locally_and_reported_sent(stack: Stack, tenan
     mine = [s for s in recorded["sms"] if s["tenantId"] == tenant.tid]
     assert [(s["from"], s["to"], s["text"]) for s in mine] == [("+15550001111", "cust-wi-sms", "Your parcel ships today")]
     assert any("would send SMS" in line for line in stack.output)
+
+
+def test_a_tenant_whose_receivers_never_answer_delays_no_other_tenant(stack: Stack, hook: Receiver) -> None:
+    """W8.7: a delivery to a responsive receiver starts within 5 s of its event, whatever other tenants'
+    receivers do. The noisy tenant has 20 subscriptions to a receiver that accepts connections and never
+    answers, and 10 presence changes: 200 deliveries that each hold a post for 10 s."""
+    noisy, quiet = Tenant(stack), Tenant(stack)
+    try:
+        noisy.teams(("team-1", ("sup-1",), ("agent-1",)))
+        quiet.teams(("team-1", ("sup-1",), ("agent-1",)))
+        with blackhole() as hole:
+            for i in range(20):
+                subscribe(noisy, hole.url, ["presence.changed"], sub=f"dead-{i}")
+            subscribe(quiet, hook.url, ["presence.changed"])
+            loud = noisy.connect("sup-1", "supervisor")
+            calm = quiet.connect("sup-1", "supervisor")
+            for i in range(10):
+                loud.ok("presence.set", state=("not_ready", "available")[i % 2])
+            sent = 8
+            for i in range(sent):
+                calm.ok("presence.set", state=("not_ready", "available")[i % 2])
+                time.sleep(0.5)
+            got = hook.wait_for(sent, timeout=30)
+            assert hole.accepted > 0  # the noise was real: posts to the receiver that never answers were underway
+            late = sorted(
+                round(r.at - datetime.fromisoformat(r.json["timestamp"].replace("Z", "+00:00")).timestamp(), 2) for r in got
+            )
+            assert len(got) >= sent and late[-1] < 5.0, late
+    finally:
+        for i in range(20):  # what the noisy tenant still has queued is dropped at its next attempt
+            noisy.stack.rest("DELETE", f"/admin/webhook-subscriptions/dead-{i}", noisy.admin_token)
+        noisy.close()
+        quiet.close()

@@ -164,9 +164,13 @@ class WsClient:
         """Every ``event`` frame named ``name`` received so far, returned by wait_event or not."""
         return [f for f in self.frames if f.get("type") == "event" and f.get("event") == name]
 
-    def no_event(self, name: str, within: float = 0.5) -> None:
-        """Assert that no event ``name`` arrives within ``within`` s (and none is pending unread)."""
-        time.sleep(within)
+    def no_event(self, name: str, *, after: Frame) -> None:
+        """Assert that no event ``name`` has arrived that ``wait_event`` did not return already. ``after``
+        is the positive marker the caller waited for instead of a clock: a frame the server sent after
+        anything the action under test could have sent here (a later change of the same workitem, whose
+        pushes follow the earlier ones', or a direct push made after the action's reply), received by this
+        client or another one."""
+        assert after, "absence is asserted after a positive marker"
         with self._changed:
             pending = [
                 f

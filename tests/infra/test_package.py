@@ -907,9 +907,43 @@ def test_webhook_deliveries_retry_for_a_day_then_rest_in_the_dead_letter_queue(p
     assert source["Queue"] == {
         "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${WebhookDeliveryQueue.QueueName}"
     }
-    assert source["BatchSize"] == 1
+    assert source["BatchSize"] == 1  # one message per invocation: a post that hangs holds up no other
+    # A backoff is a partial batch response, not a function error (it would count as one in Errors).
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     env = _environment(packaged, "Fanout")
     assert env["DELIVERY_QUEUE_URL"] == _ref("WebhookDeliveryQueue") and env["WEBHOOK_TARGETS"] == "public"
+    assert env["SMS_QUEUE_URL"] == _ref("SmsQueue") and 1 <= int(env["WEBHOOK_SLOW_LANE"]) < 20
+
+
+def test_sms_have_a_queue_and_an_event_source_of_their_own(packaged: Build) -> None:
+    resources = packaged.resources
+    queue = resources["SmsQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] and queue["VisibilityTimeout"] >= resources["DeliverWebhooks"]["Properties"]["Timeout"]
+    # Received again only when the send never reached the provider; then the shared dead letters.
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": _get_att_arn("WebhookDeadLetterQueue"), "maxReceiveCount": 3}
+    mapping = resources["SmsEventSource"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == _get_att_arn("SmsQueue") and props["FunctionName"] == _ref("DeliverWebhooks")
+    assert props["BatchSize"] == 1 and props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] >= 2
+
+
+def test_fanout_failures_go_to_a_destination_and_records_are_handed_back_one_by_one(packaged: Build) -> None:
+    resources = packaged.resources
+    props = resources["FanoutStreamMapping"]["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": _get_att_arn("FanoutFailureQueue")}}
+    failures = resources["FanoutFailureQueue"]["Properties"]
+    assert failures["SqsManagedSseEnabled"] and failures["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # Lambda sends the failure record with the function's role.
+    fanout_sends = {
+        json.dumps(r, sort_keys=True)
+        for owner, statement in _allowed(packaged)
+        if owner == "FanoutRole" and "sqs:SendMessage" in _as_list(statement["Action"])
+        for r in _as_list(statement["Resource"])
+    }
+    assert json.dumps(_get_att_arn("FanoutFailureQueue"), sort_keys=True) in fanout_sends
 
 
 # -------------------------------------------------------------------- one role per kind of function

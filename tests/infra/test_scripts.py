@@ -1,9 +1,11 @@
-"""scripts/publish.py (make publish) against moto's S3, scripts/mint-token against moto's SSM."""
+"""scripts/publish.py (make publish) against moto's S3, scripts/mint-token against moto's SSM,
+scripts/replay_stream_failures.py against moto's SQS and DynamoDB Streams."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +32,7 @@ def _load(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
@@ -230,3 +233,106 @@ def test_packaging_and_publishing_import_only_what_requirements_package_installs
                 assert distribution.get(top, top) in allowed, f"{script} imports {name}, not in requirements-package.txt"
     assert {"chalice", "boto3", "pyyaml", "pynamodb", "pyjwt", "msgspec"} <= allowed
     assert not {"pytest", "moto", "cfn-lint", "aws-sam-translator", "policy-sentry"} & allowed
+
+
+# ------------------------------------------------------------------------- replay_stream_failures
+
+
+class _Failures:
+    """A table with a stream on moto and ``count`` items written, and an SQS queue for the failures."""
+
+    def __init__(self, count: int) -> None:
+        self.streams, self.arn, self.records = _stream_with_records(count)
+        self.shard = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.url = self.sqs.create_queue(QueueName="fanout-failures")["QueueUrl"]
+
+    def fail(self, first: int, last: int, arrived: str) -> None:
+        """Lambda's failure record for the batch of records ``first`` to ``last``."""
+        body = _failure_record(self.arn, self.shard, self.records[first], self.records[last], arrived)
+        self.sqs.send_message(QueueUrl=self.url, MessageBody=body)
+
+    def left(self) -> int:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _stream_with_records(count: int) -> tuple[Any, str, list[dict[str, Any]]]:
+    """A table with a stream on moto, ``count`` items written: (streams client, stream ARN, records)."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    arn = dynamodb.create_table(
+        TableName="workitems",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    for i in range(count):
+        dynamodb.put_item(TableName="workitems", Item={"pk": {"S": f"W#{i}"}, "n": {"N": str(i)}})
+    # moto answers the Streams API on its regional host only (botocore would pick one from the ARN).
+    streams = boto3.client(
+        "dynamodbstreams", region_name="us-east-1", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
+    )
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return streams, arn, streams.get_records(ShardIterator=iterator)["Records"]
+
+
+def _failure_record(arn: str, shard: str, first: dict[str, Any], last: dict[str, Any], arrived: str) -> str:
+    """What Lambda sends the stream mapping's on-failure destination (coordinates, not records)."""
+    return json.dumps(
+        {
+            "requestContext": {"requestId": "r-1", "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": arrived,
+            "DDBStreamBatchInfo": {
+                "shardId": shard,
+                "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": arrived,
+                "approximateArrivalOfLastRecord": arrived,
+                "batchSize": 2,
+                "streamArn": arn,
+            },
+        }
+    )
+
+
+def test_replay_reads_a_failed_batch_back_from_the_stream_and_runs_fanout_on_it(aws: None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    script = _load("replay_stream_failures")
+    f = _Failures(4)
+    now = datetime.now(UTC)
+    f.fail(1, 2, (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    f.fail(0, 0, (now - timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M:%SZ"))  # trimmed from the stream by now
+    f.sqs.send_message(QueueUrl=f.url, MessageBody="not a failure record")
+    events: list[dict[str, Any]] = []
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        events.append(event)
+        return {"FunctionError": "", "Payload": {"batchItemFailures": []}}
+
+    lines: list[str] = []
+    summary = script.replay(f.sqs, f.streams, invoke, f.url, now=now, out=lines.append)
+    # The batch's two records, as the event source mapping hands them to Fanout (JSON: numbers, not datetimes).
+    assert [[r["dynamodb"]["Keys"]["pk"]["S"] for r in e["Records"]] for e in events] == [["W#1", "W#2"]]
+    assert isinstance(events[0]["Records"][0]["dynamodb"]["ApproximateCreationDateTime"], int)
+    assert len(summary.replayed) == 1 and len(summary.expired) == 1 and summary.unreadable == 1
+    assert any("trimmed from the stream" in line for line in lines)
+    assert f.left() == 2  # the replayed message is gone; the other two stay for a person to look at
+
+
+def test_a_batch_fanout_fails_again_stays_in_the_queue(aws: None) -> None:
+    from datetime import UTC, datetime
+
+    script = _load("replay_stream_failures")
+    f = _Failures(2)
+    now = datetime.now(UTC)
+    f.fail(0, 1, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    handed_back = {"batchItemFailures": [{"itemIdentifier": f.records[1]["dynamodb"]["SequenceNumber"]}]}
+    summary = script.replay(
+        f.sqs, f.streams, lambda event: {"FunctionError": "", "Payload": handed_back}, f.url, now=now, out=lambda _: None
+    )
+    assert summary.failed and not summary.replayed and f.left() == 1

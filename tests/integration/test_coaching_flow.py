@@ -148,6 +148,35 @@ def test_s8_customer_never_sees_coaching(w: World) -> None:
     customer.fails("coach.send", "forbidden", workitemId="wi-1", text="x")
 
 
+def test_s8_one_stream_batch_of_conversation_and_coaching_reaches_the_customer_as_conversation_only(w: World) -> None:
+    """On AWS the stream is read in batches: one batch holds the customer's and the agent's messages
+    beside the coaching, so the customer is among the recipients looked up for it."""
+    customer = w.connect("cust-wi-1", "customer", wid="wi-1")
+    agent = w.connect("agent-1", "agent")
+    sup = w.connect("sup-1", "supervisor")
+    with w.batched():
+        customer.ok("message.send", workitemId="wi-1", text="hello")
+        sup.ok("monitor.start", workitemId="wi-1")
+        tip = sup.ok("coach.send", workitemId="wi-1", text="be kind")["entry"]
+        agent.ok("message.send", workitemId="wi-1", text="hi there")
+        agent.ok("coach.react", workitemId="wi-1", messageId=tip["messageId"], reaction="thumbs_up")
+        agent.ok("coach.send", workitemId="wi-1", text="will do")
+        agent.ok("coach.forward", workitemId="wi-1", messageId=tip["messageId"])
+        sup.ok("monitor.stop", workitemId="wi-1")
+        assert customer.events() == [] and agent.events() == []  # held: nothing pushed yet
+    received = customer.events()
+    assert [(f["event"], f["data"]["entry"]["seq"], f["data"]["entry"]["text"]) for f in received] == [
+        ("message.received", 2, "hi there"),
+        ("message.received", 3, "be kind"),
+    ]
+    frames = json.dumps(customer.frames())
+    for word in ("sup-1", "coach", "supervisor", "forwardedFrom", "reaction", "will do", "thumbs_up"):
+        assert word not in frames, word
+    # The same batch told the staff everything (so the customer was not left out by chance).
+    assert [f["event"] for f in agent.events()] == ["message.received", "coaching.joined", "coach.message", "coaching.left"]
+    assert "coach.message" in [f["event"] for f in sup.events()]
+
+
 def test_s9_reactions_set_change_and_clear(w: World) -> None:
     agent = w.connect("agent-1", "agent")
     sup = w.connect("sup-1", "supervisor")
@@ -333,6 +362,7 @@ def test_webhook_signature_and_idempotency(w: World) -> None:
     assert post(None) == 401
     assert post(webhook_signature("wrong-secret-wrong-secret", body, now)) == 401
     assert post(webhook_signature(WEBHOOK_SECRET, body, now - 301)) == 401
+    assert post(webhook_signature(WEBHOOK_SECRET, body, now + 3600)) == 401  # dated in the future: refused too
     assert w.services.coaching.store.get("t1", "wi-9") is None
     assert post(webhook_signature(WEBHOOK_SECRET, body, now)) == 200
     assert post(webhook_signature(WEBHOOK_SECRET, body, now)) == 200

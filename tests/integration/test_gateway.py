@@ -41,6 +41,7 @@ MESSAGES: list[dict[str, Any]] = []
 DISCONNECTS: list[dict[str, Any]] = []
 AUTHORIZER_EVENTS: list[dict[str, Any]] = []
 _management: dict[str, Any] = {}
+_release = threading.Event()
 
 
 def _client() -> Any:
@@ -100,6 +101,9 @@ def ws_message(event: Any) -> Any:
         _post(me, {"echo": frame.get("text"), "connectionId": me})
     elif action == "slow":
         time.sleep(frame.get("seconds", 1.5))
+        _post(me, {"slowDone": frame.get("tag")})
+    elif action == "held":  # busy until the test releases it
+        assert _release.wait(30), "never released"
         _post(me, {"slowDone": frame.get("tag")})
     elif action == "event":
         _post(me, {"event": raw})
@@ -208,6 +212,15 @@ def _wait_for(predicate: Any, timeout: float = 5) -> None:
     raise AssertionError("condition not met in time")
 
 
+def _sentinel_disconnect(gateway: GatewayThread) -> None:
+    """A positive marker for "nothing more came": a connection opened and closed after the action under
+    test, whose own $disconnect the test waits for; a $disconnect the action caused would have come first."""
+    sentinel = _open(gateway)
+    sentinel_id = _connection_id(sentinel)
+    sentinel.close()
+    _wait_for(lambda: _disconnects_of(sentinel_id))
+
+
 def _disconnects_of(connection_id: str) -> list[dict[str, Any]]:
     with _lock:
         return [e for e in DISCONNECTS if e["requestContext"]["connectionId"] == connection_id]
@@ -250,7 +263,7 @@ def test_connect_handler_status_is_the_http_answer(gateway: GatewayThread) -> No
     assert refused.value.response.status_code == 429
     with _lock:
         rejected_id = CONNECTS[-1]["requestContext"]["connectionId"]
-    time.sleep(0.2)
+    _sentinel_disconnect(gateway)
     assert _disconnects_of(rejected_id) == [], "a refused connection never existed: no $disconnect"
 
 
@@ -336,7 +349,7 @@ def test_disconnect_is_called_exactly_once(gateway: GatewayThread) -> None:
     connection_id = _connection_id(ws)
     ws.close()
     _wait_for(lambda: _disconnects_of(connection_id))
-    time.sleep(0.3)
+    _sentinel_disconnect(gateway)
     assert len(_disconnects_of(connection_id)) == 1
 
 
@@ -345,7 +358,7 @@ def test_abrupt_client_drop_still_disconnects_once(gateway: GatewayThread) -> No
     connection_id = _connection_id(ws)
     ws.socket.close()  # no close frame
     _wait_for(lambda: _disconnects_of(connection_id))
-    time.sleep(0.3)
+    _sentinel_disconnect(gateway)
     assert len(_disconnects_of(connection_id)) == 1
 
 
@@ -384,24 +397,32 @@ def test_shutdown_closes_sockets_with_1001_and_disconnects_them() -> None:
 # -- concurrency -------------------------------------------------------------------------------------
 
 
+# A handler that is still busy holds up nothing else: the other frame's answer arrives while it is still
+# running (it finishes only when the test releases it, after that answer), so no clock is involved.
+
+
 def test_slow_handler_does_not_block_another_socket(gateway: GatewayThread) -> None:
+    _release.clear()
     with _open(gateway) as slow, _open(gateway) as fast:
-        _send(slow, action="slow", seconds=1.5, tag="a")
-        time.sleep(0.1)
-        started = time.monotonic()
-        _send(fast, action="echo", text="quick")
-        assert _recv(fast)["echo"] == "quick"
-        assert time.monotonic() - started < 1.0
+        try:
+            _send(slow, action="held", tag="a")
+            _wait_for(lambda: any(m.get("body") and '"held"' in m["body"] for m in list(MESSAGES)))
+            _send(fast, action="echo", text="quick")
+            assert _recv(fast)["echo"] == "quick"
+        finally:
+            _release.set()
         assert _recv(slow)["slowDone"] == "a"
 
 
 def test_slow_handler_does_not_block_the_same_sockets_next_frame(gateway: GatewayThread) -> None:
+    _release.clear()
     with _open(gateway) as ws:
-        started = time.monotonic()
-        _send(ws, action="slow", seconds=1.5, tag="first")
-        _send(ws, action="echo", text="second")
-        assert _recv(ws)["echo"] == "second"
-        assert time.monotonic() - started < 1.0
+        try:
+            _send(ws, action="held", tag="first")
+            _send(ws, action="echo", text="second")
+            assert _recv(ws)["echo"] == "second"
+        finally:
+            _release.set()
         assert _recv(ws)["slowDone"] == "first"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import TooLarge
-from chalicelib.services.delivery import MAX_FRAME_BYTES, Notifier, encode
+from chalicelib.services.delivery import Notifier, encode
 from tests.support.world import Client, World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
@@ -184,11 +184,20 @@ def test_assist_recipients_pages_over_both_lists(world: World) -> None:
 # --- the send guard -------------------------------------------------------------------------------------------
 
 
+# API Gateway's limit on a frame posted to a connection (PostToConnection answers PayloadTooLarge above it):
+# written here as AWS documents it, not read from the code under test.
+API_GATEWAY_FRAME_BYTES = 128 * 1024
+
+
 class SizePusher:
+    """A pusher that behaves like @connections on size: a frame over 128 KiB is a failed test."""
+
     def __init__(self) -> None:
         self.posted: list[tuple[str, bytes]] = []
 
     def post_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
+        for connection_id, data in frames:
+            assert len(data) <= API_GATEWAY_FRAME_BYTES, f"{len(data)} bytes posted to {connection_id}"
         self.posted.extend(frames)
         return []
 
@@ -198,33 +207,49 @@ class NoDirectory:
         raise AssertionError("nothing is gone")
 
 
+def sized(frame: dict[str, Any], size: int) -> dict[str, Any]:
+    """``frame`` with a ``blob`` in its data that makes its compact UTF-8 JSON exactly ``size`` bytes."""
+    empty = len(json.dumps({**frame, "data": {**frame["data"], "blob": ""}}, separators=(",", ":")).encode())
+    return {**frame, "data": {**frame["data"], "blob": "x" * (size - empty)}}
+
+
 @pytest.mark.unit
-def test_a_reply_too_large_to_post_becomes_too_large_with_its_request_id() -> None:
+@pytest.mark.parametrize("size", [API_GATEWAY_FRAME_BYTES - 1, API_GATEWAY_FRAME_BYTES])
+def test_a_reply_up_to_exactly_128_kib_goes_out_as_it_is(size: int) -> None:
     pusher = SizePusher()
-    notifier = Notifier(pusher, NoDirectory())  # type: ignore[arg-type]
-    notifier.send("c1", {"type": "ack", "requestId": "r-7", "data": {"blob": "x" * MAX_FRAME_BYTES}})
+    Notifier(pusher, NoDirectory()).send("c1", sized({"type": "ack", "requestId": "r-7", "data": {}}, size))  # type: ignore[arg-type]
+    [(connection_id, data)] = pusher.posted
+    assert connection_id == "c1" and len(data) == size  # measured on the wire
+    reply = json.loads(data)
+    assert reply["type"] == "ack" and reply["requestId"] == "r-7"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("size", [API_GATEWAY_FRAME_BYTES + 1, 2 * API_GATEWAY_FRAME_BYTES + 1])
+def test_a_reply_over_128_kib_becomes_too_large_with_its_request_id(size: int) -> None:
+    pusher = SizePusher()
+    Notifier(pusher, NoDirectory()).send("c1", sized({"type": "ack", "requestId": "r-7", "data": {}}, size))  # type: ignore[arg-type]
     [(connection_id, data)] = pusher.posted
     reply = json.loads(data)
     assert connection_id == "c1" and reply["type"] == "error" and reply["requestId"] == "r-7"
-    assert reply["error"]["code"] == TooLarge.code
-    notifier.send("c1", {"type": "ack", "requestId": "r-8", "data": {"blob": "x" * (MAX_FRAME_BYTES - 100)}})
-    assert len(pusher.posted[-1][1]) <= MAX_FRAME_BYTES and json.loads(pusher.posted[-1][1])["type"] == "ack"
+    assert reply["error"]["code"] == TooLarge.code == "too_large"
+    assert "131072 bytes" in reply["error"]["message"]
 
 
 @pytest.mark.unit
-def test_a_push_too_large_to_post_is_never_posted(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_push_over_128_kib_is_never_posted_and_one_of_exactly_128_kib_is(caplog: pytest.LogCaptureFixture) -> None:
     from chalicelib.services.delivery import Outbox
 
     pusher = SizePusher()
     notifier = Notifier(pusher, NoDirectory())  # type: ignore[arg-type]
     box = Outbox("t1", "2026-01-01T00:00:00.000Z", 0)
-    box.to_connection("c1", {"type": "event", "event": "x", "data": {"blob": "x" * MAX_FRAME_BYTES}})
-    box.to_connection("c2", {"type": "event", "event": "x", "data": {}})
+    event = {"type": "event", "event": "x", "data": {}}
+    box.to_connection("over", sized(event, API_GATEWAY_FRAME_BYTES + 1))
+    box.to_connection("exact", sized(event, API_GATEWAY_FRAME_BYTES))
+    box.to_connection("small", event)
     notifier.flush(box)
-    assert [c for c, _ in pusher.posted] == ["c2"]
-    assert "not sent" in caplog.text
-    assert all(len(d) <= MAX_FRAME_BYTES for _, d in pusher.posted)
-    assert len(encode({"a": "b"})) < MAX_FRAME_BYTES
+    assert [(c, len(d)) for c, d in pusher.posted] == [("exact", API_GATEWAY_FRAME_BYTES), ("small", len(encode(event)))]
+    assert "not sent: 1 frame(s)" in caplog.text
 
 
 def test_recipients_with_the_longest_names_page_with_cursors_the_frame_accepts(world: World) -> None:

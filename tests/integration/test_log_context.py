@@ -136,6 +136,7 @@ def test_a_pure_lambda_function_has_its_own_context_and_no_earlier_caller(world:
     assert not {"tenant_id", "user_id", "connection_id", "action"} & set(line)
 
 
+@pytest.mark.local_webhooks
 def test_no_token_or_secret_is_ever_logged(world: World, lines: Lines) -> None:
     """A scenario that sets and uses every kind of secret, with refusals that log, at DEBUG."""
     own_secret = "tenant-own-webhook-secret-5f2c9a"

@@ -106,6 +106,7 @@ def test_fanout_records_how_late_each_change_was_posted(w: World, captured: emf.
     assert 2000 <= delay < 2000 + 5_000, delay
 
 
+@pytest.mark.local_webhooks  # the receiver listens on 127.0.0.1
 def test_webhook_deliveries_are_counted_by_outcome(w: World, captured: emf.Capture, hook: Receiver) -> None:
     w.rest(
         "PUT",
@@ -136,7 +137,7 @@ def test_a_delivery_the_queue_refuses_is_counted(w: World, captured: emf.Capture
         {"url": "https://crm.example.com/hooks", "events": ["timeline.entry", "presence.changed"], "enabled": True},
     )
 
-    def refused(bodies: list[str]) -> None:
+    def refused(messages: list[Any]) -> list[Any]:
         raise RuntimeError("SQS refused 2 webhook deliveries: KMS.ThrottlingException")
 
     sup = w.connect("sup-1", "supervisor")
@@ -145,6 +146,7 @@ def test_a_delivery_the_queue_refuses_is_counted(w: World, captured: emf.Capture
     assert captured.total("WebhookEnqueueFailures") == 1
     sup.ok("presence.set", state="not_ready")  # presence.changed: one event message for the delivery function
     assert captured.total("WebhookEnqueueFailures") == 2
+    assert len(w.queue.dead) == 2  # not dropped: kept in the dead-letter queue for a replay
 
 
 def test_the_authorizer_counts_accepted_refused_and_failed_connects(

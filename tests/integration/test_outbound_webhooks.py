@@ -16,6 +16,8 @@ from tests.support.receiver import Receiver, receiver
 from tests.support.world import World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
+# The receivers listen on 127.0.0.1: the world checks targets as the local stack does.
+pytestmark = pytest.mark.local_webhooks
 
 
 @pytest.fixture
@@ -331,9 +333,7 @@ def test_dead_letters_are_replayed_by_an_admin_of_their_tenant(w: World, hook: R
     subscribe(w, hook.url, ["workitem.ended"])
     hook.script.extend([500] * 14)
     assert w.webhook("workitem.ended", {"workitemId": "wi-1", "endedBy": "system"})[0] == 200
-    w.deliver()
-    for _ in range(14):
-        w.deliver(after_seconds=6 * 3600 + 1)
+    w.deliver_for_a_day()
     assert len(hook.requests) == 14 and w.queue.pending() == 0 and len(w.queue.dead) == 1
     assert w.rest("POST", "/admin/webhook-deliveries/replay", w.token("admin-1", "admin", "t2"))[1] == {"replayed": 0}
     assert len(w.queue.dead) == 1
@@ -341,6 +341,30 @@ def test_dead_letters_are_replayed_by_an_admin_of_their_tenant(w: World, hook: R
     w.deliver()
     assert len(hook.requests) == 15 and len({r.headers["webhook-id"] for r in hook.requests}) == 1
     assert w.queue.pending() == 0 and len(w.queue.dead) == 0
+
+
+def test_a_replay_reaches_its_letters_behind_another_tenants_backlog(w: World, hook: Receiver) -> None:
+    """Another tenant's 12 dead letters (more than one read of 10) lie in front of this tenant's one: every call of this tenant's
+    replay must still find it (and leave the other tenant's letters where they are)."""
+    w.team(tid="t2")
+    t2 = w.token("admin-1", "admin", "t2")
+    for i in range(12):
+        w.assign(f"wi-t2-{i}", tid="t2")
+    subscribe(w, "http://127.0.0.1:9/refused", ["workitem.ended"], sub="gone", tid="t2")
+    for i in range(12):
+        assert w.webhook("workitem.ended", {"workitemId": f"wi-t2-{i}", "endedBy": "system"}, tid="t2")[0] == 200
+    w.deliver_for_a_day()
+    assert len(w.queue.dead) == 12
+    subscribe(w, hook.url, ["workitem.ended"])
+    hook.script.extend([500] * 14)
+    assert w.webhook("workitem.ended", {"workitemId": "wi-1", "endedBy": "system"})[0] == 200
+    w.deliver_for_a_day()
+    assert len(w.queue.dead) == 13 and len(hook.requests) == 14
+    assert w.admin("POST", "/admin/webhook-deliveries/replay") == {"replayed": 1}
+    w.deliver()
+    assert len(hook.requests) == 15 and len(w.queue.dead) == 12
+    assert w.rest("POST", "/admin/webhook-deliveries/replay", t2)[1] == {"replayed": 12}
+    assert len(w.queue.dead) == 0
 
 
 # --- agent messages to customers on social and SMS workitems -----------------------------------

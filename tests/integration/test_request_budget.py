@@ -53,16 +53,40 @@ def test_rest_requests_read_the_callers_revocation_once(world: World) -> None:
 
 
 def test_delivery_requests_per_event(world: World) -> None:
-    """What one event costs in the delivery function: 1 GetItem (the subscription) per delivery."""
+    """What one event costs in the delivery function (docs/data-model.md): 1 GetItem (the subscription,
+    with its receiver's health) per delivery; to a receiver not known to be fast, + 2 UpdateItem taking
+    and leaving a slow-lane place, + 1 UpdateItem when the receiver's health changes."""
     world.team()
     world.admin("PUT", "/admin/webhook-subscriptions/sub-1", {**SUBSCRIPTION, "events": ["timeline.entry", "workitem.assigned"]})
     world.assign("wi-1")
     world.queue_time += 10**6
-    world.deliver()  # the assignment's delivery (refused by the closed port: it waits for its retry)
+    world.deliver()  # the assignment's delivery (its host does not resolve: it waits for its retry)
     world.queue_time += 10**6
     sup = world.connect("sup-1", "supervisor")
     sup.ok("monitor.start", workitemId="wi-1")
     with count_dynamodb() as log:
         ran = world.deliveries.drain(rounds=1)
     assert ran == 2  # supervisor_joined now, the assignment's retry
-    assert log.by_operation() == {"GetItem": 2}
+    # Both to a receiver that fails (not known to be fast): the lane's place, taken and left, and the
+    # failure counted on the subscription.
+    assert log.by_operation() == {"GetItem": 2, "UpdateItem": 6}
+
+
+@pytest.mark.local_webhooks  # the receiver listens on 127.0.0.1
+def test_a_delivery_to_a_fast_receiver_is_one_get_item(world: World) -> None:
+    from tests.support.receiver import receiver
+
+    world.team()
+    with receiver() as hook:
+        world.admin(
+            "PUT", "/admin/webhook-subscriptions/sub-1", {"url": hook.url, "events": ["workitem.assigned"], "enabled": True}
+        )
+        world.assign("wi-1")
+        with count_dynamodb() as first:
+            world.deliver()
+        world.assign("wi-2")
+        with count_dynamodb() as then:
+            world.deliver()
+    assert first.by_operation() == {"GetItem": 1, "UpdateItem": 3}  # the lane, then the receiver turns fast
+    assert then.by_operation() == {"GetItem": 1}
+    assert len(hook.requests) == 2

@@ -64,6 +64,7 @@ def _world_with(world: World, sms: EndUserMessagingSms) -> World:
         queue=world.queue,
         sms=sms,
         storage=world.storage,
+        sms_queue=world.sms_queue,
     )
     bootstrap.install(world.services)
     return world

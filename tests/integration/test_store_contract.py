@@ -186,3 +186,42 @@ def test_assistance_claims_and_escalations_are_conditional(world: World) -> None
     with pytest.raises(AlreadyClaimed):
         store.claim(request, "sup-1")
     assert due(10**6) == [] and not store.escalate(later, replace(later, stage=Stage(2)))
+
+
+def test_receiver_health_probe_claims_and_the_slow_lane(world: World) -> None:
+    """Fair delivery's storage (domain.fairness): the health rides on the subscription, an admin's save
+    drops it, one caller wins a probe, and a tenant's lane has exactly its places, freed by leaving or
+    by their lease running out."""
+    from chalicelib.domain.fairness import Health
+    from chalicelib.domain.webhooks import Subscription
+
+    webhooks = world.services.integrations.store
+    sub = Subscription("t1", "crm", "https://example.com/h", ("*",), True, "whsec_" + "A" * 43 + "=")
+    webhooks.set_health("t1", "crm", Health(failures=2))  # no such subscription: nothing is created
+    assert webhooks.get("t1", "crm") is None
+    webhooks.put(sub, AT)
+    broken = Health(failures=3, open_until=1_000)
+    webhooks.set_health("t1", "crm", broken)
+    found = webhooks.get("t1", "crm")
+    assert found is not None and found.health == broken
+    assert [s.health for s in webhooks.list("t1")] == [broken]
+    assert webhooks.claim_probe("t1", "crm", seen_open_until=1_000, until=1_015)
+    assert not webhooks.claim_probe("t1", "crm", seen_open_until=1_000, until=1_015)  # claimed already
+    assert not webhooks.claim_probe("t1", "other", seen_open_until=0, until=1_015)
+    assert webhooks.get("t1", "crm").health == Health(failures=3, open_until=1_015)  # type: ignore[union-attr]
+    webhooks.set_health("t1", "crm", Health(fast=True))
+    assert webhooks.get("t1", "crm").health == Health(fast=True)  # type: ignore[union-attr]
+    webhooks.put(sub, AT)  # an admin's save: the receiver is not known any more
+    assert webhooks.get("t1", "crm").health == Health()  # type: ignore[union-attr]
+
+    now = 5_000_000
+    taken = [webhooks.take_lane("t1", f"h{n}", now, 3, 15_000) for n in range(3)]
+    places = [p for p, _ in taken]
+    assert sorted(p for p in places if p is not None) == [0, 1, 2]
+    assert webhooks.take_lane("t1", "h3", now + 1, 3, 15_000) == (None, now + 15_000)  # full: frees then
+    assert webhooks.take_lane("t2", "other-tenant", now, 3, 15_000)[0] is not None  # another tenant's lane
+    webhooks.leave_lane("t1", "not-the-holder", places[1] or 0)  # only the holder frees its place
+    assert webhooks.take_lane("t1", "h3", now + 2, 3, 15_000)[0] is None
+    webhooks.leave_lane("t1", "h1", places[1] or 0)
+    assert webhooks.take_lane("t1", "h4", now + 3, 3, 15_000)[0] == places[1]
+    assert webhooks.take_lane("t1", "h5", now + 15_001, 3, 15_000)[0] is not None  # a lease ran out

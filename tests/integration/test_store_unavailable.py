@@ -212,24 +212,28 @@ def test_a_push_that_fails_is_skipped_and_never_holds_up_the_others(failure: str
 
     def post_to_connection(ConnectionId: str, Data: bytes) -> dict[str, Any]:
         if ConnectionId == "bad=":
-            slow.wait(2)  # a receiver that hangs until its post times out
+            slow.wait(30)  # a receiver that hangs (until the test ends)
             raise FAILURES[failure](client, "PostToConnection")
         delivered.append((ConnectionId, Data))
         return {}
 
     client.post_to_connection = post_to_connection  # type: ignore[method-assign,assignment]
     pusher = ApiGatewayPusher("https://abc", "eu-west-1", client=client)
-    started = time.monotonic()
-    gone = pusher.post_many([("bad=", b"1"), ("ok=", b"1"), ("bad=", b"2"), ("ok=", b"2")])
-    first_batch = time.monotonic() - started
-    assert gone == []  # a slow or throttled connection is not reported gone
-    assert delivered == [("ok=", b"1"), ("ok=", b"2")]
-    assert first_batch < 1.5  # not held up by the slow receiver (it hangs for 2 s)
-    started = time.monotonic()
-    assert pusher.post_many([("ok=", b"3"), ("bad=", b"3")]) == []
-    assert time.monotonic() - started < 0.5  # the next change does not wait for the stuck lane
-    assert delivered[-1] == ("ok=", b"3")
-    slow.set()
+    # Bounds far below the 30 s hang and far above the pusher's one-second budget: a loaded machine
+    # passes, a pusher that waits for the stuck receiver does not (how fast it is belongs to make bench).
+    try:
+        started = time.monotonic()
+        gone = pusher.post_many([("bad=", b"1"), ("ok=", b"1"), ("bad=", b"2"), ("ok=", b"2")])
+        first_batch = time.monotonic() - started
+        assert gone == []  # a slow or throttled connection is not reported gone
+        assert delivered == [("ok=", b"1"), ("ok=", b"2")]
+        assert first_batch < 10  # not held up by the slow receiver
+        started = time.monotonic()
+        assert pusher.post_many([("ok=", b"3"), ("bad=", b"3")]) == []
+        assert time.monotonic() - started < 10  # the next change does not wait for the stuck lane
+        assert delivered[-1] == ("ok=", b"3")
+    finally:
+        slow.set()
 
 
 @pytest.mark.parametrize("failure", FAILURES)

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.receiver import receiver
 from tests.support.world import WEBHOOK_SECRET, World
 
@@ -41,6 +43,7 @@ def test_the_inbound_sender_example_is_accepted(world: World) -> None:
     assert again.status_code == 200 and b"duplicate" in again.body
 
 
+@pytest.mark.local_webhooks
 def test_the_outbound_receiver_example_verifies_and_deduplicates(world: World) -> None:
     receive = example("outbound receiver")["receive"]
     world.team()

@@ -26,6 +26,7 @@ from typing import Any
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import Conflict
+from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.domain.webhooks import Subscription
@@ -100,9 +101,10 @@ class RecipientRecord:
 
 @dataclass
 class Committed:
-    """One committed write of a workitem item that carries a fan-out note (what the stream yields)."""
+    """One committed write of a workitem item that carries a fan-out note (what the stream yields):
+    ``before`` is None for a new item (an INSERT record has no old image)."""
 
-    before: Workitem
+    before: Workitem | None
     after: Workitem
     note: str
 
@@ -164,9 +166,7 @@ class MemoryWorkitemStore:
             self._t.workitems[key] = copy.deepcopy(workitem)
             self._add_counters(counters)
             # The adapter writes a note with the new item: outbound webhooks learn of it from the stream.
-            self._t.stream.append(
-                Committed(copy.deepcopy(workitem), copy.deepcopy(workitem), encode_note(Change(workitem, workitem), None))
-            )
+            self._t.stream.append(Committed(None, copy.deepcopy(workitem), encode_note(Change(workitem, workitem), None)))
 
     def commit(
         self,
@@ -585,6 +585,7 @@ class MemoryWebhookStore:
         self._t = tables
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._sms: dict[str, str] = {}
+        self._lane: dict[tuple[str, int], tuple[int, str]] = {}  # (tenant, place) -> (until ms, holder)
 
     def list(self, tenant_id: str) -> list[Subscription]:
         with self._t.lock:
@@ -596,7 +597,7 @@ class MemoryWebhookStore:
 
     def put(self, sub: Subscription, now: str) -> None:
         with self._t.lock:
-            self._subs[(sub.tenant_id, sub.subscription_id)] = sub
+            self._subs[(sub.tenant_id, sub.subscription_id)] = replace(sub, health=Health())
 
     def delete(self, tenant_id: str, subscription_id: str) -> bool:
         with self._t.lock:
@@ -619,6 +620,34 @@ class MemoryWebhookStore:
                 return None
             self._t.deliveries[key] = status
             return replace(copy.deepcopy(entry), extra={**entry.extra, "delivery": status})
+
+    def set_health(self, tenant_id: str, subscription_id: str, health: Health) -> None:
+        with self._t.lock:
+            sub = self._subs.get((tenant_id, subscription_id))
+            if sub is not None:
+                self._subs[(tenant_id, subscription_id)] = replace(sub, health=health)
+
+    def claim_probe(self, tenant_id: str, subscription_id: str, seen_open_until: int, until: int) -> bool:
+        with self._t.lock:
+            sub = self._subs.get((tenant_id, subscription_id))
+            if sub is None or sub.health.open_until != seen_open_until:
+                return False
+            self._subs[(tenant_id, subscription_id)] = replace(sub, health=sub.health._replace(open_until=until))
+            return True
+
+    def take_lane(self, tenant_id: str, holder: str, now_ms: int, places: int, lease_ms: int) -> tuple[int | None, int]:
+        with self._t.lock:
+            busy = {n: until for (tid, n), (until, _) in self._lane.items() if tid == tenant_id and until >= now_ms}
+            for place in range(places):
+                if place not in busy:
+                    self._lane[(tenant_id, place)] = (now_ms + lease_ms, holder)
+                    return place, 0
+            return None, min(busy[n] for n in range(places))
+
+    def leave_lane(self, tenant_id: str, holder: str, place: int) -> None:
+        with self._t.lock:
+            if self._lane.get((tenant_id, place), (0, ""))[1] == holder:
+                del self._lane[(tenant_id, place)]
 
 
 @dataclass

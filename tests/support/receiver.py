@@ -85,3 +85,43 @@ def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
     finally:
         r.server.shutdown()
         r.server.server_close()
+
+
+class Blackhole:
+    """A receiver that accepts every TCP connection and never answers (nor reads): each delivery to
+    it waits for the sender's timeout."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self._server.settimeout(0.2)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.accepted = 0
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
+        self._thread = threading.Thread(target=self._accept, name="blackhole", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:  # the timeout: look at the stop flag again
+                continue
+            self._held.append(conn)
+            self.accepted += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for conn in self._held:
+            conn.close()
+        self._server.close()
+
+
+@contextmanager
+def blackhole() -> Iterator[Blackhole]:
+    hole = Blackhole()
+    try:
+        yield hole
+    finally:
+        hole.close()

@@ -139,7 +139,8 @@ def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
     ]
 
 
-SUBSCRIPTION = {"url": "http://127.0.0.1:9/hook", "events": ["*"], "enabled": True}
+# A target the production address check accepts and no delivery reaches (.invalid never resolves, RFC 2606).
+SUBSCRIPTION = {"url": "https://hooks.example.invalid/hook", "events": ["*"], "enabled": True}
 
 
 def measure(world: World, tid: str, bulk_users: int) -> dict[str, int]:

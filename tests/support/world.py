@@ -5,8 +5,14 @@ ones the local stack and AWS send); pushes land in a :class:`RecordingPusher` in
 After every invocation the world reads the workitems table's stream and hands the new records to
 the ``fanout`` entry point, as the event source mapping does on AWS (synchronously here, so a test
 sees a change's events as soon as its action returns). On the in-memory stores
-(``tests/support/fakes.py``) it takes the changes the fake store committed with a fan-out note
-instead, and hands them to the same fan-out and outbound-webhook services the entry point calls.
+(``tests/support/fakes.py``) it turns the changes the fake store committed with a fan-out note into
+the stream records DynamoDB would write for them (the item as the adapter writes it, new and old
+images) and hands those to the same entry point.
+
+The world is the production configuration unless a test says otherwise: webhook targets are checked
+as on AWS (``webhook_targets="public"``; a test that posts to a receiver on this machine asks for
+``test_settings(webhook_targets="local")``), and an exception the authorizer raises other than its
+"Unauthorized" is a failure of the test, not a refusal.
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.entrypoints import events, ws
-from chalicelib.services.fanout import Committed, decode_note
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.fake_meetings import FakeMeetingProvider
 from devstack.streams import StreamTail
 from devstack.tokens import mint, webhook_signature
+from tests.support import fakes
 from tests.support.fakes import MemoryStorage
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
@@ -44,7 +50,7 @@ def test_settings(**overrides: Any) -> Settings:
         webhook_secret=WEBHOOK_SECRET,
         websocket_endpoint="http://127.0.0.1:1",
         default_escalation_seconds=60,
-        webhook_targets="local",
+        webhook_targets="public",
         webhook_cache_seconds=3600,
     )
     base.update(overrides)
@@ -87,6 +93,30 @@ def atomic_aws_calls() -> Iterator[None]:
         yield
     finally:
         setattr(BaseClient, "_make_api_call", original)
+
+
+def stream_record(committed: fakes.Committed) -> dict[str, Any]:
+    """The record DynamoDB Streams (NEW_AND_OLD_IMAGES) holds for a commit of the fake store: the
+    workitem item as the adapter writes it, with its fan-out note, and the item it replaced."""
+    from chalicelib.adapters.workitem_store import _to_workitem_item
+
+    def image(w: Any, note: str | None) -> dict[str, Any]:
+        item = _to_workitem_item(w, w.retention_days)
+        item.fanout = note
+        data: dict[str, Any] = item.serialize()
+        return data
+
+    new = image(committed.after, committed.note)
+    data: dict[str, Any] = {
+        "Keys": {"pk": new["pk"], "sk": new["sk"]},
+        "NewImage": new,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+        # What a record is handed back to the stream by (batchItemFailures): one per commit, as on AWS.
+        "SequenceNumber": f"{committed.after.workitem_id}@{committed.after.version}",
+    }
+    if committed.before is not None:
+        data["OldImage"] = image(committed.before, None)
+    return {"eventName": "MODIFY" if committed.before is not None else "INSERT", "eventSource": "aws:dynamodb", "dynamodb": data}
 
 
 class RecordingPusher:
@@ -227,8 +257,10 @@ class World:
         # is the queue's clock, so a test can let a backoff delay pass).
         self.queue_time = 0.0
         self.queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.sms_queue = LocalDeliveryQueue(now=lambda: self.queue_time, dead_to=self.queue)
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
+        self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings,
             pusher=self.pusher,
@@ -237,59 +269,87 @@ class World:
             queue=self.queue,
             sms=self.sms,
             storage=storage,
+            sms_queue=self.sms_queue,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
+        # Stream records the fan-out handed back (a partial batch response): none, unless a test breaks the queues.
+        self.handed_back: list[str] = []
         self._http: Any = None
         self._tail = _stream_tail(settings) if storage is None else None
         self._pump_lock = threading.RLock()
+        self._held = 0
 
     @property
     def backend(self) -> str:
         return "memory" if self.storage is not None else "dynamodb"
 
-    def pump(self) -> int:
-        """Hand the stream's new records to the ``fanout`` entry point; returns how many changes it
-        pushed. One reader at a time, like one event source mapping per shard."""
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Hold the stream while the block runs, then hand everything it committed to the ``fanout``
+        entry point in one batch, as the event source mapping does with a backlog (up to 100 records)."""
         with self._pump_lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._pump_lock:
+                self._held -= 1
+        self.pump()
+
+    def pump(self) -> int:
+        """Hand the stream's new records to the ``fanout`` entry point; returns how many it handed
+        over. One reader at a time, like one event source mapping per shard."""
+        with self._pump_lock:
+            if self._held:
+                return 0
             if self.storage is not None:
                 return self._pump_memory()
             assert self._tail is not None
             records = self._tail.read()
-            if not records:
-                return 0
-            return int(events.fan_out({"Records": records})["pushed"])
+            if records:
+                self.handed_back += [f["itemIdentifier"] for f in events.fan_out({"Records": records})["batchItemFailures"]]
+            return len(records)
 
     def _pump_memory(self) -> int:
-        """What ``entrypoints.events.fan_out`` does with the stream's records, on the fake store's commits."""
+        """The fake store's commits as stream records, through the ``fanout`` entry point."""
         assert self.storage is not None
         taken = self.storage.tables.take_stream()
         if not taken:
             return 0
-        committed = [Committed(c.before, c.after, decode_note(c.note, c.after.workitem_id)) for c in taken]
-        pushed = self.services.fanout.deliver(committed)
-        self.services.integrations.publish(committed)
-        return pushed
+        result = events.fan_out({"Records": [stream_record(c) for c in taken]})
+        self.handed_back += [f["itemIdentifier"] for f in result["batchItemFailures"]]
+        return len(taken)
 
     def deliver(self, after_seconds: float = 0.0) -> int:
-        """Let ``after_seconds`` pass on the queue's clock, then run every visible delivery."""
+        """Let ``after_seconds`` pass (on the queues' clock and the services'), then run every visible
+        delivery and text; returns how many messages ran."""
         self.queue_time += after_seconds
-        return self.deliveries.drain()
+        if after_seconds:
+            self.clock.advance(after_seconds)
+        ran = 0
+        while True:
+            done = self.deliveries.drain() + self.texts.drain()
+            if not done:
+                return ran
+            ran += done
+
+    def deliver_for_a_day(self) -> None:
+        """Run what is queued now and every retry of it, to the last attempt (a little over a day)."""
+        from chalicelib.domain.webhooks import MAX_ATTEMPTS, RETRY_MAX_SECONDS
+
+        self.deliver()
+        for _ in range(MAX_ATTEMPTS):
+            self.deliver(after_seconds=RETRY_MAX_SECONDS + 1)
 
     def token(self, sub: str, role: str, tid: str = "t1", **extra: Any) -> str:
         extra.setdefault("ttl_seconds", 3600)
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
 
     def connect(self, sub: str, role: str, tid: str = "t1", name: str | None = None, wid: str | None = None) -> Client:
-        claims: dict[str, Any] = {"sub": sub, "tid": tid, "role": role}
-        if name:
-            claims["name"] = name
-        if wid:
-            claims["wid"] = wid
-        client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000))
-        result = ws.connect(client.event("$connect"))
-        assert result["statusCode"] == 200, result
-        self.pump()
+        """Connect with a token, through the ``$connect`` authorizer and handler (both must accept it)."""
+        status, client = self.connect_token(self.token(sub, role, tid, name=name, wid=wid))
+        assert status == 200 and client is not None, status
         return client
 
     def connect_token(self, token: str) -> tuple[int, Client | None]:
@@ -297,7 +357,11 @@ class World:
         comes with every later frame. Returns the status and the client (None when refused)."""
         try:
             auth = ws.authorize({"queryStringParameters": {"token": token}, "methodArn": "arn:test"})
-        except Exception:  # the authorizer's "Unauthorized": API Gateway answers 401
+        except Exception as exc:
+            # Only the authorizer's "Unauthorized" is API Gateway's 401; anything else it raises is a crash
+            # (API Gateway answers 500), which must fail the test rather than pass as a refusal.
+            if type(exc) is not Exception or exc.args != ("Unauthorized",):
+                raise
             return 401, None
         context = {**{k: str(v) for k, v in auth["context"].items()}, "principalId": auth["principalId"]}
         claims = {"sub": context["userId"], "tid": context["tenantId"], "role": context["role"]}
@@ -339,7 +403,8 @@ class World:
     ) -> tuple[int, Any]:
         self.events_sent += 1
         body = json.dumps({"eventId": event_id or f"evt-{next(_ids)}", "tenantId": tid, "type": type_, "data": data}).encode()
-        signature = webhook_signature(secret, body, int(time.time()))
+        # Signed at the world's own time (deliver() lets it pass), as the intake checks it.
+        signature = webhook_signature(secret, body, int(self.clock.now().timestamp()))
         response = self.http.post(
             "/webhooks/events", body=body, headers={"Content-Type": "application/json", "X-Coaching-Signature": signature}
         )

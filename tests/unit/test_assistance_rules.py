@@ -127,6 +127,14 @@ def test_a_request_to_supervisors_is_due_after_the_delay() -> None:
 def test_even_an_unheard_request_escalates() -> None:
     r = rules.new_request("t1", "as_1", "agent-1", "tpl", "Help", None, None, [], "now", NOW, 30)
     assert r.recipients == () and r.due_at == NOW + 30
+    assert (r.tenant_id, r.assist_id, r.agent_id, r.template_id, r.text, r.created_at) == (
+        "t1",
+        "as_1",
+        "agent-1",
+        "tpl",
+        "Help",
+        "now",
+    )
 
 
 def test_a_request_to_a_fellow_agent_never_escalates() -> None:
@@ -149,6 +157,7 @@ def test_a_recipient_supervisor_claims() -> None:
     rules.check_claim(P_SUP1, r)
     done = rules.claimed(r, "sup-1")
     assert done.status is AssistStatus.CLAIMED and done.claimed_by == "sup-1" and not done.escalates
+    assert r.due_at is not None and done.due_at is None  # off the escalation schedule (no due-index entry)
     with pytest.raises(AlreadyClaimed, match="sup-1"):
         rules.check_claim(P_SUP2, done)
     with pytest.raises(AlreadyClaimed, match="you"):

@@ -755,3 +755,55 @@ def test_revoking_a_supervisor_who_is_not_monitoring_changes_nothing(run: Run) -
     run.start(SUP2)
     change = run.do(lambda: rules.revoke_monitoring(run.w, "sup-1", NOW))
     assert not change.changed
+
+
+def test_losing_the_right_to_supervise_ends_that_supervisors_monitoring_with_both_lines() -> None:
+    w = make(monitors={"sup-1": NOW, "sup-2": NOW}, seq=4, version=3)
+    change = rules.revoke_monitoring(w, "sup-1", LATER)
+    assert change.after.monitors == {"sup-2": NOW} and w.monitors == {"sup-1": NOW, "sup-2": NOW}
+    assert [(e.seq, e.kind, e.author_id, e.author_role, e.at, e.extra) for e in change.entries] == [
+        (5, EntryKind.SUPERVISOR_LEFT, "sup-1", Role.SUPERVISOR, LATER, {"supervisorId": "sup-1", "reason": "permissions"}),
+        (6, EntryKind.COACHING_ENDED, "sup-1", Role.SUPERVISOR, LATER, {"reason": "permissions", "supervisors": ["sup-1"]}),
+    ]
+    assert (change.ended_for, change.end_reason) == (["sup-1"], EndReason.PERMISSIONS)
+    assert change.after.seq == 6 and change.after.version == 4
+    # Someone who was not monitoring: nothing changes.
+    unchanged = rules.revoke_monitoring(w, "sup-9", LATER)
+    assert unchanged.after == w and unchanged.entries == [] and unchanged.ended_for == []
+
+
+def test_viewing_needs_the_right_standing_and_an_entry_is_dated_when_it_happens() -> None:
+    w = make()
+    rules.require_view(SUP1, w, True)  # supervises the agent
+    with pytest.raises(Forbidden):
+        rules.require_view(SUP1, w, False)
+    said = rules.integration_message(w, "customer", "hello", "m-1", LATER)
+    moved = rules.transfer(make(monitors={"sup-1": NOW}), "agent-2", "system", Role.ADMIN, LATER)
+    assert [e.at for e in said.entries] == [LATER] and said.entries[0].author_id == "cust-1"
+    assert moved.after.agent_id == "agent-2" and [e.at for e in moved.entries] == [LATER] * len(moved.entries) != []
+
+
+def test_every_rule_dates_its_entries_with_the_time_it_is_given() -> None:
+    coached = make(monitors={"sup-1": NOW})
+    tip = rules.send_coach_message(SUP1, coached, "psst", "m-1", LATER).entries[0]
+    changes = {
+        "start_monitoring": rules.start_monitoring(SUP1, make(), True, LATER),
+        "stop_monitoring": rules.stop_monitoring(SUP1, coached, LATER),
+        "end_coaching": rules.end_coaching(AGENT, coached, LATER),
+        "send_coach_message": rules.send_coach_message(SUP1, coached, "psst", "m-1", LATER),
+        "react": rules.react(AGENT, coached, tip, Reaction.THUMBS_UP, LATER),
+        "forward": rules.forward(AGENT, coached, tip, "m-2", LATER),
+        "send_message": rules.send_message(AGENT, coached, "hi", "m-3", LATER),
+        "end_workitem": rules.end_workitem(coached, EndedBy.AGENT, "agent-1", Role.AGENT, LATER),
+        "record": rules.record(coached, EntryKind.ASSIST_REQUESTED, "agent-1", Role.AGENT, LATER, assistId="as_1"),
+    }
+    for name, change in changes.items():
+        assert change.entries and [e.at for e in change.entries] == [LATER] * len(change.entries), name
+    # A supervisor coaches only while monitoring, whatever their standing: the default is "not theirs".
+    with pytest.raises(DomainError):
+        rules.send_coach_message(SUP2, make(), "psst", "m-9", LATER)
+    assert changes["end_workitem"].ended_for == ["sup-1"]
+    quiet = rules.end_workitem(make(), EndedBy.AGENT, "agent-1", Role.AGENT, LATER)
+    assert quiet.ended_for == [] and quiet.after.status is Status.ENDED
+    left = rules.end_workitem(coached, EndedBy.CUSTOMER, "cust-1", Role.CUSTOMER, LATER)  # a chat: coaching goes on
+    assert left.ended_for == [] and left.end_reason is None and left.after.monitors == {"sup-1": NOW}

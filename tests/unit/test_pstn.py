@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,7 @@ def test_outbound_call_remembers_routing_then_joins_when_answered() -> None:
     placed = pstn.decide(
         pstn.parse_event(with_arguments("NEW_OUTBOUND_CALL", {"workitemId": "w-7", "tenantId": "acme"}, "CallCreateRequest"))
     )
-    assert placed.action is CallAction.REMEMBER_ROUTING
+    assert placed.action is CallAction.REMEMBER_ROUTING and placed.call_id == CALL_ID
     assert placed.default_response() == {
         "SchemaVersion": "1.0",
         "Actions": [],
@@ -220,7 +221,7 @@ def test_outbound_call_remembers_routing_then_joins_when_answered() -> None:
 
 def test_outbound_call_without_routing_does_nothing_until_answered() -> None:
     decision = pstn.decide(pstn.parse_event(_event("NEW_OUTBOUND_CALL")))
-    assert decision.action is CallAction.NOTHING
+    assert (decision.action, decision.call_id, decision.routing) == (CallAction.NOTHING, CALL_ID, None)
     assert pstn.decide(pstn.parse_event(_event("CALL_ANSWERED"))).action is CallAction.REJECT_UNROUTED
 
 
@@ -305,3 +306,102 @@ def test_domain_module_is_pure() -> None:
     roots = {name.split(".")[0] for name in imported}
     assert not roots & {"boto3", "botocore", "chalice", "pynamodb", "jwt", "msgspec", "pydantic"}
     assert not any(name.startswith(("chalicelib.adapters", "chalicelib.services")) for name in imported)
+
+
+def test_the_customer_leg_is_found_by_its_tag_in_any_case_among_several() -> None:
+    event = _event("HANGUP")
+    other = {**event["CallDetails"]["Participants"][0], "CallId": "other-leg", "ParticipantTag": "LEG-B"}
+    event["CallDetails"]["Participants"] = [other, {**event["CallDetails"]["Participants"][0], "ParticipantTag": "leg-a"}]
+    invocation = pstn.parse_event(event)
+    assert invocation.call_id == CALL_ID  # LEG-A, though listed second and in lower case
+    assert invocation.participant("LEG-B") is not None and invocation.participant("leg-c") is None
+
+
+def test_a_failed_join_with_routing_hangs_up_and_keeps_the_routing_for_the_next_event() -> None:
+    event = _event("ACTION_FAILED", ActionData={"Type": "JoinChimeMeeting", "Parameters": {"CallId": CALL_ID}})
+    event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "workitemId": "w-1"}
+    decision = pstn.decide(pstn.parse_event(event))
+    assert (decision.action, decision.call_id, decision.routing) == (
+        CallAction.HANG_UP_FAILED,
+        CALL_ID,
+        pstn.CallRouting("acme", "w-1", "attributes"),
+    )
+    assert decision.default_response() == {
+        "SchemaVersion": "1.0",
+        "Actions": [{"Type": "Hangup", "Parameters": {"SipResponseCode": "0", "CallId": CALL_ID}}],
+        "TransactionAttributes": {"tenantId": "acme", "workitemId": "w-1"},
+    }
+
+
+def test_another_failed_action_needs_nothing_and_keeps_the_routing() -> None:
+    event = _event("ACTION_FAILED", ActionData={"Type": "PlayAudio", "Parameters": {"CallId": CALL_ID}})
+    event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "workitemId": "w-1"}
+    decision = pstn.decide(pstn.parse_event(event))
+    assert (decision.action, decision.call_id, decision.routing) == (
+        CallAction.NOTHING,
+        CALL_ID,
+        pstn.CallRouting("acme", "w-1", "attributes"),
+    )
+    assert decision.default_response() == {
+        "SchemaVersion": "1.0",
+        "Actions": [],
+        "TransactionAttributes": {"tenantId": "acme", "workitemId": "w-1"},
+    }
+    with pytest.raises(ValueError, match="JOIN_CONTACT_ROOM"):
+        pstn.CallDecision(CallAction.JOIN_CONTACT_ROOM, CALL_ID).default_response()
+
+
+def test_fields_an_event_leaves_out_read_as_empty_not_as_a_word() -> None:
+    bare = {"CallDetails": {"TransactionId": "tx-1", "Participants": [{}]}}
+    invocation = pstn.parse_event(bare)
+    assert invocation.participants == (pstn.CallParticipant("", "", "", "", "", "", {}),)
+    assert (invocation.schema_version, invocation.sequence, invocation.raw_event_type) == ("", 0, "")
+    assert (invocation.sip_media_application_id, invocation.aws_region, invocation.action_type) == ("", "", "")
+    assert (invocation.error_type, invocation.error_message) == ("", "")
+    assert invocation.event is SmaEvent.OTHER and invocation.call_id == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        (("CallDetails",), "CallDetails"),
+        (("CallDetails", "Participants", 0), "CallDetails.Participants[]"),
+        (("CallDetails", "Participants", 0, "SipHeaders"), "Participants[].SipHeaders"),
+        (("CallDetails", "TransactionAttributes"), "CallDetails.TransactionAttributes"),
+        (("ActionData",), "ActionData"),
+        (("ActionData", "Parameters"), "ActionData.Parameters"),
+        (("ActionData", "Parameters", "Arguments"), "ActionData.Parameters.Arguments"),
+    ],
+)
+def test_a_field_that_is_not_an_object_is_named_in_the_refusal(path: tuple[Any, ...], where: str) -> None:
+    event = _event("HANGUP", ActionData={"Type": "Hangup", "Parameters": {"Arguments": {}}})
+    target: Any = event
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = ["not", "an", "object"]
+    with pytest.raises(Invalid, match=rf"^SMA event field {re.escape(where)} must be an object$"):
+        pstn.parse_event(event)
+
+
+def test_what_the_event_says_about_the_application_region_action_and_error() -> None:
+    event = _event(
+        "ACTION_FAILED",
+        ActionData={"Type": "JoinChimeMeeting", "Parameters": {"Arguments": {"workitemId": "w-1", "n": None}}},
+        ErrorType="InvalidActionParameter",
+        ErrorMessage="bad token",
+    )
+    event["CallDetails"]["TransactionAttributes"] = {"tenantId": "acme", "skip": None}
+    invocation = pstn.parse_event(event)
+    assert (invocation.sip_media_application_id, invocation.aws_region, invocation.action_type) == (
+        "sma-1",
+        "us-east-1",
+        "JoinChimeMeeting",
+    )
+    assert (invocation.error_type, invocation.error_message) == ("InvalidActionParameter", "bad token")
+    assert invocation.arguments == {"workitemId": "w-1"} and invocation.transaction_attributes == {"tenantId": "acme"}
+    older = _event("HANGUP")
+    del older["CallDetails"]["SipMediaApplicationId"]
+    older["CallDetails"]["SipApplicationId"] = "sma-old"
+    assert pstn.parse_event(older).sip_media_application_id == "sma-old"
+    del older["CallDetails"]["SipApplicationId"]
+    assert pstn.parse_event(older).sip_media_application_id == ""

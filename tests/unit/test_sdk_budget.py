@@ -48,6 +48,18 @@ def test_the_authorizer_and_the_fanout_answer_in_time() -> None:
     timeouts = _timeouts()
     assert sdk_budget.SSM.worst_case_seconds < timeouts["ws_authorizer"]  # a secret read on a cold start
     assert sdk_budget.DYNAMODB.worst_case_seconds + sdk_budget.PUSH.worst_case_seconds < timeouts["fanout"]
+    # Then its webhook deliveries: the delivery and SMS queues, the pauses between sends of what they
+    # refused, and keeping the rest in the dead-letter queue (a queue it cannot reach is not tried again).
+    from chalicelib.services.integrations import ENQUEUE_PAUSES
+
+    queues = 3 * sdk_budget.SQS.worst_case_seconds + sum(ENQUEUE_PAUSES)
+    assert sdk_budget.DYNAMODB.worst_case_seconds + sdk_budget.PUSH.worst_case_seconds + queues < timeouts["fanout"]
+
+
+def test_a_handler_and_the_one_message_it_queues_answer_in_time() -> None:
+    """presence.set and the assistance actions queue one SQS message after their store work."""
+    limit = min(_timeouts()["default"], API_GATEWAY_INTEGRATION_SECONDS)
+    assert sdk_budget.DYNAMODB.worst_case_seconds + 2 * sdk_budget.SQS.worst_case_seconds < limit
 
 
 def test_every_client_gets_a_budgeted_config() -> None:

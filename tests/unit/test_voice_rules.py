@@ -177,6 +177,9 @@ def test_voice_state_round_trips_through_a_json_simple_map() -> None:
 def test_empty_state_dumps_to_an_empty_map_and_loads_garbage_safely() -> None:
     assert VoiceState().dump() == {}
     assert VoiceState.load(None) == VoiceState()
+    # Maps of strings keep their non-empty strings only.
+    loaded = VoiceState.load({"callers": {"call-1": "a-1", "call-2": 7, "call-3": "", "call-4": None}})
+    assert loaded.callers == {"call-1": "a-1"}
     assert VoiceState.load({"contact": "x", "supervisors": {"s": {"mode": "shout"}}, "contactGen": "7"}) == VoiceState(
         contact_generation=7, supervisors={"s": SupervisorVoice(VoiceMode.MONITOR)}
     )
@@ -332,7 +335,7 @@ def test_voice_change_with_a_mode_appends_a_voice_mode_entry() -> None:
     assert change.changed and change.after.version == 8 and change.after.voice == state.dump()
     entry = change.entry
     assert (entry.kind, entry.seq, entry.author_id, entry.author_role) == (EntryKind.VOICE_MODE, 5, "sup-1", Role.SUPERVISOR)
-    assert entry.extra == {"supervisorId": "sup-1", "mode": "barge"}
+    assert entry.extra == {"supervisorId": "sup-1", "mode": "barge"} and entry.at == NOW
     assert not entry.customer_visible and entry.customer_seq is None
     assert w.voice == {} and w.version == 7  # the rule never mutates its input
 
@@ -344,3 +347,84 @@ def test_voice_change_without_a_mode_only_stores_the_state() -> None:
     assert change.changed and change.entries == [] and change.after.version == 4
     same = voice_change(change.after, VoiceState.load(change.after.voice), NOW)
     assert not same.changed
+
+
+def test_a_cleanup_is_empty_only_when_it_holds_nothing_to_delete() -> None:
+    assert not Cleanup()
+    nothing = Cleanup()
+    nothing.attendee("", "a")  # an attendee of no meeting, or no attendee: nothing to delete
+    nothing.attendee("m", "")
+    assert not nothing
+    assert Cleanup(pipelines=["p"]) and Cleanup(meetings=["m"]) and Cleanup(attendees=[("m", "a")])
+    assert Cleanup(pipelines=["p"], meetings=["m"], attendees=[("m", "a")])
+
+
+def test_dropping_a_supervisor_without_a_contact_attendee_or_room_deletes_nothing_there() -> None:
+    state = full_state()
+    state.supervisors["sup-3"] = SupervisorVoice(VoiceMode.LISTEN, "")  # never joined the contact room
+    cleanup = Cleanup()
+    assert drop_supervisor(state, "sup-3", cleanup) is False
+    assert cleanup.remaining_attendees() == [] and "sup-3" not in state.supervisors
+    state.contact = None  # the contact room is gone already
+    cleanup = Cleanup()
+    drop_supervisor(state, "sup-2", cleanup)
+    assert cleanup.remaining_attendees() == []
+    assert drop_supervisor(state, "sup-9", Cleanup()) is False  # not in the call at all
+
+
+def test_reconcile_closing_the_coach_room_as_its_last_whisperer_leaves_is_reported_for_the_agent() -> None:
+    state = full_state()
+    state.coach = RoomState("mk", "us-east-1", agent_id="agent-1", agent_attendee_id="")  # the agent never joined
+    cleanup = Cleanup()
+    assert reconcile(workitem(monitors={"sup-2": NOW}), state, cleanup) is None  # nobody to tell
+    assert state.coach is None and cleanup.meetings == ["mk"]
+    assert all(s.coach_attendee_id == "" for s in state.supervisors.values())
+
+
+def test_a_transfer_closes_the_coach_room_of_the_previous_agent_even_while_supervisors_whisper() -> None:
+    state = full_state()
+    cleanup = Cleanup()
+    closed_for = reconcile(workitem(agent_id="agent-2", monitors={"sup-1": NOW, "sup-2": NOW}), state, cleanup)
+    assert closed_for == "agent-1" and state.coach is None
+    assert cleanup.pipelines == ["p1"] and cleanup.meetings == ["mk"]
+    assert set(state.supervisors) == {"sup-1", "sup-2"} and state.supervisors["sup-1"].coach_attendee_id == ""
+    assert state.coach_generation == 4  # a later whisper makes a fresh room
+
+
+def test_dropping_the_contact_room_takes_everyone_out_of_it() -> None:
+    from chalicelib.domain.voice import drop_contact
+
+    state = full_state()
+    cleanup = Cleanup()
+    drop_contact(state, cleanup)
+    assert state.contact is None and state.contact_generation == 3 and state.callers == {}
+    assert cleanup.meetings == ["mc"]
+    assert [s.contact_attendee_id for s in state.supervisors.values()] == ["", ""]
+    assert state.coach is not None  # the coach room is another meeting
+    again = Cleanup()
+    drop_contact(state, again)
+    assert again.meetings == [] and state.contact_generation == 3
+
+
+def test_leaving_the_coach_room_clears_the_supervisors_attendee_there() -> None:
+    state = full_state()
+    state.supervisors["sup-2"].coach_attendee_id = "k-sup2"  # two whisper: the room stays
+    cleanup = Cleanup()
+    assert leave_coach(state, "sup-1", cleanup) is False
+    assert state.supervisors["sup-1"].coach_attendee_id == "" and state.whisperers() == ["sup-2"]
+    assert cleanup.remaining_attendees() == [("mk", "k-sup1")]
+
+
+def test_request_tokens_and_external_ids_are_the_documented_functions_of_their_parts() -> None:
+    """Frozen values: a deployment that computed them differently would not recognise its own meetings
+    (CreateMeeting retries are idempotent only under the same ClientRequestToken)."""
+    import hashlib
+
+    expected = hashlib.sha256(b"meeting\x1ft1\x1fwi-1\x1fcontact\x1f3").hexdigest()[:48]
+    assert meeting_token("t1", "wi-1", RoomKind.CONTACT, 3) == expected
+    assert client_request_token("a", "b") == hashlib.sha256(b"a\x1fb").hexdigest()[:48]
+    exactly = "x" * 64
+    assert external_id(exactly) == exactly  # 64 characters fit as they are
+    longer = "x" * 65
+    assert external_id(longer) == "x" * 47 + "~" + hashlib.sha256(longer.encode()).hexdigest()[:16]
+    assert external_id("ab") == "ab" and external_id("a") == "a~"

@@ -12,6 +12,7 @@ from chalicelib.domain.addresses import Reach, check_address, reach_of
 from chalicelib.domain.errors import Invalid
 from chalicelib.domain.webhooks import (
     EVENT_TYPES,
+    MAX_ATTEMPTS,
     Subscription,
     attempts_for,
     check_events,
@@ -201,4 +202,45 @@ def test_backoff_doubles_from_30_seconds_and_keeps_trying_for_a_day() -> None:
     attempts = attempts_for(24)
     assert sum(retry_delay(n) for n in range(1, attempts)) >= 24 * 3600
     assert sum(retry_delay(n) for n in range(1, attempts - 1)) < 24 * 3600
-    assert attempts == 14
+    assert attempts == MAX_ATTEMPTS == 14
+
+
+def test_backoff_edges_with_numbers_worked_out_by_hand() -> None:
+    # 30, 60, 120, 240, 480, 960, 1920 s: after seven attempts 3810 s have passed.
+    assert retry_delay(0) == retry_delay(-3) == 30  # never less than the base
+    assert retry_delay(7, base=10) == 640
+    assert retry_delay(10**9) == 6 * 3600  # capped, however late
+    assert attempts_for(0) == 1
+    assert attempts_for(3810 / 3600) == 8  # exactly covered after seven retries: one more attempt
+    assert attempts_for(3811 / 3600) == 9
+    assert attempts_for(1, base=10) == 10  # 10, 20 ... 2560: 5110 s after nine
+
+
+def test_rotation_keeps_the_previous_secret_for_the_overlap_asked_within_a_week() -> None:
+    sub = Subscription("t1", "s", "https://h.example/in", ("*",), True, "whsec_old")
+    week = 7 * 24 * 3600
+    kept = sub.rotated("whsec_new", 1000, week)
+    assert (kept.secret, kept.previous_secret, kept.previous_until) == ("whsec_new", "whsec_old", 1000 + week)
+    one = sub.rotated("whsec_new", 1000, 1)
+    assert (one.previous_secret, one.previous_until) == ("whsec_old", 1001)
+    assert one.signing_secrets(1000) == ("whsec_new", "whsec_old") and one.signing_secrets(1001) == ("whsec_new",)
+    assert one.overlap_until(1000) == 1001 and one.overlap_until(1001) is None
+    retired = sub.rotated("whsec_new", 1000, 0)
+    assert (retired.previous_secret, retired.previous_until) == (None, None)
+    assert retired.signing_secrets(0) == ("whsec_new",) and retired.overlap_until(0) is None
+    for bad in (-1, week + 1):
+        with pytest.raises(Invalid, match="keepPreviousSeconds must be from 0 to 604800"):
+            sub.rotated("whsec_new", 1000, bad)
+
+
+def test_url_edges_the_rules_name() -> None:
+    longest = "https://hooks.example.com/" + "a" * (2048 - len("https://hooks.example.com/"))
+    assert check_url(longest, allow_private=False).host == "hooks.example.com"  # 2048 characters: allowed
+    with pytest.raises(Invalid, match="2048"):
+        check_url(longest + "a", allow_private=False)
+    assert check_url("https://hooks.example.com./in", allow_private=False).host == "hooks.example.com"
+    for url in ("https://localhost./in", "https://api.localhost/in", "https://API.LocalHost./in"):
+        with pytest.raises(Invalid, match="this machine"):
+            check_url(url, allow_private=False)
+        assert check_url(url, allow_private=True).host.endswith("localhost")
+    assert check_url("https://notlocalhost.example/in", allow_private=False).host == "notlocalhost.example"
