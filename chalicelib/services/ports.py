@@ -192,10 +192,16 @@ class Directory(Protocol):
 
     def recipient(self, tenant_id: str, key: str) -> Recipient | None: ...
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
-        """Store the user; returns their previous directory role and the recipient."""
+    def put_user(
+        self, tenant_id: str, user_id: str, name: str, role: Role, now: str, *, keep_admin: str | None = None
+    ) -> tuple[Role | None, Recipient]:
+        """Store the user; returns their previous directory role and the recipient. With ``keep_admin``
+        (the user stops being an admin), only while that other directory admin still exists, in one
+        transaction: :class:`Conflict` (nothing written) when it does not any more."""
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient: ...
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        """Stamp the revocation on a user the tenant holds a record of (a directory user, an issuer's
+        enrolled user, anyone who has connected); None, and nothing written, for anyone else."""
 
     def put_team(
         self, tenant_id: str, team: Team, now: str, removed: Callable[[list[tuple[str, str]]], None] | None = None
@@ -239,7 +245,8 @@ class Directory(Protocol):
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None: ...
 
-    def admins(self, tenant_id: str) -> list[str]: ...
+    def admins(self, tenant_id: str, limit: int | None = None) -> list[str]:
+        """The tenant's directory admins in id order (the first ``limit`` of them)."""
 
     def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
 
