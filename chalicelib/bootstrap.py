@@ -23,10 +23,25 @@ from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
+from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.integrations import Integrations
+from chalicelib.services.messagebus import (
+    AssistClaimed,
+    AssistEscalated,
+    AssistRequested,
+    ChangesCommitted,
+    CoachingEnded,
+    Event,
+    Handler,
+    MessageBus,
+    PresenceChanged,
+    SupervisionLost,
+    SupervisorLeft,
+    WorkitemCommitted,
+)
 from chalicelib.services.ports import (
     AssistanceStore,
     Clock,
@@ -35,10 +50,13 @@ from chalicelib.services.ports import (
     Directory,
     MeetingProvider,
     Pusher,
+    RecipientLookup,
+    Renderer,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
 )
+from chalicelib.services.results import AssistNote, PresenceState
 from chalicelib.services.sessions import SessionService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
@@ -51,7 +69,7 @@ log = logging.getLogger(__name__)
 
 
 class Services(msgspec.Struct):
-    settings: Settings
+    settings: Settings  # the entry layer's own settings (the console's origins for CORS)
     tokens: TokenVerifier
     directory: DirectoryService
     coaching: CoachingService
@@ -61,8 +79,8 @@ class Services(msgspec.Struct):
     voice: VoiceService
     sessions: SessionService
     notifier: Notifier
-    registry: ConnectionRegistry
     integrations: Integrations
+    bus: MessageBus
 
 
 class Storage(Protocol):
@@ -133,6 +151,7 @@ def oidc_config(settings: Settings) -> OidcConfig | None:
 def build(
     settings: Settings,
     *,
+    wire: Renderer,
     pusher: Pusher | None = None,
     clock: Clock | None = None,
     meetings: MeetingProvider | None = None,
@@ -141,8 +160,9 @@ def build(
     storage: Storage | None = None,
     sms_queue: DeliveryQueue | None = None,
 ) -> Services:
-    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores). A ``queue``
-    given without an ``sms_queue`` carries the SMS too."""
+    """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
+    for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
+    ``sms_queue`` carries the SMS too."""
     from chalicelib.services.assistance import AssistanceService
     from chalicelib.services.voice import VoiceService
 
@@ -153,40 +173,72 @@ def build(
     clock = clock or SystemClock()
     stores = storage or DynamoStorage(settings)
     directory = stores.directory
-    store = stores.workitems
-    registry = stores.registry
-    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory)
-    coaching = CoachingService(store, directory, notifier, clock)
+    bus = MessageBus()
+    notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory, clock, wire)
+    workitems = Workitems(stores.workitems, clock, bus)
+    coaching = CoachingService(workitems, directory, directory, notifier, bus)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
-    assistance = AssistanceService(settings, directory, coaching, notifier, clock, stores.assistance)
-    voice = VoiceService(settings, coaching, meetings or meeting_provider(settings))
+    assistance = AssistanceService(
+        settings, workitems, directory, directory, directory, directory, directory, notifier, clock, bus, stores.assistance
+    )
+    voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
-    directory_service = DirectoryService(directory, registry, store, notifier, clock)
-    directory_service.on_supervision_lost.append(coaching.supervision_lost)
-    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
-    directory_service.on_event.append(outbound.emit)  # presence.changed
-    assistance.on_event.append(outbound.emit)  # assist.requested, assist.claimed, assist.escalated
-    return Services(
+    built = Services(
         settings=settings,
         tokens=tokens,
-        directory=directory_service,
+        directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
         fanout=FanoutService(directory, notifier, clock),
-        webhooks=WebhookService(coaching, webhook_secret),
+        webhooks=WebhookService(workitems, directory, directory, notifier, clock, webhook_secret),
         assistance=assistance,
         voice=voice,
-        sessions=SessionService(tokens, directory, registry, notifier, clock),
+        sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        registry=registry,
-        integrations=outbound,
+        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
+        bus=bus,
     )
+    bus.handlers = event_handlers(built)
+    return built
+
+
+def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
+    """EVENT_HANDLERS: every reaction to an event, in the order it runs (docs: README, "Adding a reaction").
+
+    A new reaction is one line here: a handler taking the event (``messagebus`` says the error policy).
+    Handlers of :class:`ChangesCommitted` run in the workitems stream's consumer (``fanout``) with the
+    committed changes of one batch, and must be idempotent under redelivery."""
+    outbound, wire = s.integrations, s.notifier.wire
+    return {
+        # On a request's path, after its commit:
+        WorkitemCommitted: [s.voice.on_committed],
+        CoachingEnded: [s.voice.on_coaching_ended],
+        SupervisorLeft: [s.voice.on_supervisor_left],
+        SupervisionLost: [s.coaching.on_supervision_lost],
+        PresenceChanged: [
+            lambda e: outbound.emit(e.tenant_id, "presence.changed", wire.plain(PresenceState(e.user_id, e.state.value)))
+        ],
+        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request)))],
+        AssistClaimed: [
+            lambda e: outbound.emit(
+                e.request.tenant_id, "assist.claimed", wire.plain(AssistNote(e.request, supervisor_id=e.supervisor_id))
+            )
+        ],
+        AssistEscalated: [
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage)))
+        ],
+        # In the workitems stream's consumer (fanout), one batch at a time:
+        ChangesCommitted: [
+            lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
+            lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
+        ],
+    }
 
 
 def integrations(
     settings: Settings,
     notifier: Notifier,
-    directory: Directory,
+    directory: RecipientLookup,
     clock: Clock,
     queue: DeliveryQueue | None,
     sms: SmsSender | None,
@@ -224,13 +276,13 @@ _lock = threading.Lock()
 _services: Services | None = None
 
 
-def services() -> Services:
-    """The process-wide services, built on first use."""
+def services(wire: Renderer) -> Services:
+    """The process-wide services, built on first use (the entry layer passes its wire)."""
     global _services  # noqa: PLW0603 - one container per Lambda execution environment
     if _services is None:
         with _lock:
             if _services is None:
-                _services = build(settings_module.load())
+                _services = build(settings_module.load(), wire=wire)
     return _services
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -102,7 +101,9 @@ def gateway_fields(request_context: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _trace_id() -> str | None:
     """X-Ray's root trace id of the current invocation (Lambda sets ``_X_AMZN_TRACE_ID`` per invocation)."""
-    header = os.environ.get("_X_AMZN_TRACE_ID")
+    from chalicelib.settings import trace_header  # the settings module is the environment's one reader
+
+    header = trace_header()
     if not header:
         return None
     for part in header.split(";"):
@@ -145,14 +146,19 @@ class JsonFormatter(logging.Formatter):
         return _SECRETS.sub(REDACTED, json.dumps(body, ensure_ascii=False, default=str))
 
 
-def configure() -> None:
-    """Idempotent: the app's loggers (``chalicelib.*``) write JSON lines at LOG_LEVEL (default INFO)."""
+def configure(level: str | None = None) -> None:
+    """Idempotent: the app's loggers (``chalicelib.*``) write JSON lines at ``level``, by default the
+    settings' ``log_level`` (LOG_LEVEL, INFO when unset)."""
     global _configured  # noqa: PLW0603 - configure once per process
     if _configured:
         return
     _configured = True
     logger = logging.getLogger("chalicelib")
-    logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    if level is None:
+        from chalicelib.settings import load  # imported here: importing the logs costs no import beyond the stdlib
+
+        level = load().log_level
+    logger.setLevel(level.upper())
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())

@@ -30,7 +30,6 @@ otherwise, unless :func:`set_sink` names a writer (the local stack's ``DEVSTACK_
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -158,12 +157,16 @@ def _stdout(line: str) -> None:
 def _current_sink() -> Sink | None:
     global _sink, _sink_chosen
     if not _sink_chosen:
-        _sink, _sink_chosen = (_stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None), True
+        from chalicelib.settings import in_lambda  # the environment's one reader; imported on first use
+
+        _sink, _sink_chosen = (_stdout if in_lambda() else None), True
     return _sink
 
 
 def stack_name() -> str:
-    return os.environ.get("COACHING_STACK") or "local"
+    from chalicelib import settings  # the environment's one reader; imported on first use
+
+    return settings.stack_name()
 
 
 def documents(pending: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]], now_ms: int) -> list[dict[str, Any]]:

@@ -109,6 +109,22 @@ def partition_dns_suffix(region: str) -> str:
     return str(partitions[0]["dnsSuffix"])
 
 
+def in_lambda() -> bool:
+    """Whether this process is a Lambda function (Lambda sets ``AWS_LAMBDA_FUNCTION_NAME``)."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def stack_name() -> str:
+    """The CloudFormation stack this function belongs to (``COACHING_STACK``; ``local`` elsewhere)."""
+    return os.environ.get("COACHING_STACK") or "local"
+
+
+def trace_header() -> str | None:
+    """X-Ray's trace header of the current invocation (Lambda sets ``_X_AMZN_TRACE_ID`` anew for each
+    one, so it is read every time rather than loaded once with the settings)."""
+    return os.environ.get("_X_AMZN_TRACE_ID")
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment (or any mapping, for tests)."""
     e = os.environ if env is None else env

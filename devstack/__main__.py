@@ -153,6 +153,7 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     ``deliver_webhooks`` function on those queues as Lambda's SQS event sources do."""
     from chalicelib import bootstrap
     from chalicelib import settings as settings_module
+    from chalicelib.entrypoints.wire import WIRE
 
     queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
     sms_queue = LocalDeliveryQueue(max_receives=3, dead_to=queue)
@@ -161,7 +162,7 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
 
     meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
-    bootstrap.install(bootstrap.build(settings, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue))
+    bootstrap.install(bootstrap.build(settings, wire=WIRE, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue))
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:
@@ -316,8 +317,9 @@ def _log_issuer() -> None:
 def _authenticate(token: str) -> object:
     """The product's REST authentication of ``token`` (what the console's local renewal must respect)."""
     from chalicelib import bootstrap
+    from chalicelib.entrypoints.wire import WIRE
 
-    return bootstrap.services().sessions.authenticate(token)
+    return bootstrap.services(WIRE).sessions.authenticate(token)
 
 
 async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every local component starts and stops

@@ -37,6 +37,7 @@ import jwt
 from aiohttp import web
 
 from chalicelib.domain.errors import DomainError
+from chalicelib.entrypoints.errors import status_of
 from devstack.apigw.rest import is_utf8
 from devstack.seed import CUSTOMER, TENANT, USERS
 from devstack.tokens import TWELVE_HOURS, mint
@@ -220,7 +221,7 @@ class ConsoleSite:
         try:
             self._authenticate(token)
         except DomainError as refused:
-            return _error(refused.status, refused.code, refused.message)
+            return _error(status_of(refused), refused.code, refused.message)
         return None
 
     def _file(self, relative: str) -> web.StreamResponse:

@@ -25,10 +25,10 @@ from chalicelib.adapters.dynamo import (
     TemplateItem,
     UnreadItem,
 )
+from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.store_keys import (
     cancel_codes,
     expiry,
-    low_level,
     recipient_pk,
     tenant_prefix,
 )
@@ -43,6 +43,7 @@ from chalicelib.services.ports import (
     Template,
     Watcher,
 )
+from chalicelib.services.results import DirectMessage
 from chalicelib.settings import Settings
 
 
@@ -404,16 +405,16 @@ class DynamoDirectory:
             tenant_id, user_key(recipient_id), recipient_id, [RecipientItem.unread_total.add(-count)]
         ).unread_total
 
-    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None:
+    def store_message(self, tenant_id: str, recipient_id: str, message: DirectMessage, retention_days: int) -> None:
         """1 PutItem."""
         DirectoryMessageItem(
             f"{tenant_prefix(tenant_id)}#INBOX#{recipient_id}",
-            f"{message['at']}#{message['messageId']}",
-            message_id=message["messageId"],
-            from_user_id=message["fromUserId"],
-            text=message["text"],
-            reply_to=message.get("replyTo"),
-            assist_id=message.get("assistId"),
-            at=message["at"],
-            ttl=expiry(message["at"], retention_days),
+            f"{message.at}#{message.message_id}",
+            message_id=message.message_id,
+            from_user_id=message.from_user_id,
+            text=message.text,
+            reply_to=message.reply_to,
+            assist_id=message.assist_id,
+            at=message.at,
+            ttl=expiry(message.at, retention_days),
         ).save()

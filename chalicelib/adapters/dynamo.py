@@ -30,7 +30,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.adapters import sdk_budget
+from chalicelib.adapters import pynamodb_compat, sdk_budget
 from chalicelib.settings import Settings
 
 # The workitem item's attribute holding the fan-out note of the change written with its version. The
@@ -504,16 +504,9 @@ def configure(settings: Settings, budget: sdk_budget.SdkBudget = sdk_budget.DYNA
             model.Meta.connect_timeout_seconds = budget.connect
             model.Meta.read_timeout_seconds = budget.read
             model.Meta.max_retry_attempts = budget.attempts - 1  # PynamoDB: standard mode, 1 + this
-            model._connection = None
-    _share_client([m for models in _MODELS_BY_TABLE.values() for m in models])
-
-
-def _share_client(models: list[type[Model]]) -> None:
-    """One botocore client for every model: PynamoDB builds a session and a client per model class
-    (0.1-0.3 s each), which a cold start would otherwise pay once per entity it touches."""
-    client = models[0]._get_connection().connection.client
-    for model in models[1:]:
-        model._get_connection().connection._client = client
+            pynamodb_compat.forget_connection(model)
+    # One botocore client for every model: a cold start would otherwise build one per entity it touches.
+    pynamodb_compat.share_client([m for models in _MODELS_BY_TABLE.values() for m in models])
 
 
 def create_tables(settings: Settings | None = None, *, wait: bool = True) -> None:

@@ -5,9 +5,7 @@ webhooks): one place for how a tenant's items are keyed.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from pynamodb.connection import Connection as DdbConnection
 from pynamodb.exceptions import TransactWriteError
 
 
@@ -33,11 +31,6 @@ def customer_sk(seq: int) -> str:
 
 def expiry(iso: str, days: int) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")) + timedelta(days=days)
-
-
-def low_level(model: Any) -> DdbConnection:
-    ddb: DdbConnection = model._get_connection().connection
-    return ddb
 
 
 def cancel_codes(exc: TransactWriteError) -> list[str | None]:

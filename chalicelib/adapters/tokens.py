@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.errors import Unauthorized
-from chalicelib.domain.identity import DIRECTORY_ROLES, Principal, Role
+from chalicelib.domain.identity import DIRECTORY_ROLES, Principal, Role, epoch_seconds
 from chalicelib.domain.ids import ID_PATTERN
 
 if TYPE_CHECKING:
@@ -507,16 +507,6 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         role=role,
         workitem_id=wid,
         name=name if isinstance(name, str) else None,
-        expires_at=_seconds(claims.get("exp")),
-        issued_at=_seconds(claims.get("iat")),
+        expires_at=epoch_seconds(claims.get("exp")),
+        issued_at=epoch_seconds(claims.get("iat")),
     )
-
-
-def _seconds(value: Any) -> int | None:
-    """An epoch-seconds claim: a number, or the string API Gateway makes of it in an authorizer context."""
-    if isinstance(value, bool) or value is None or value == "":
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        return None

@@ -21,13 +21,13 @@ from chalicelib.adapters.dynamo import (
     RecipientItem,
     WorkitemItem,
 )
+from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.storage_errors import response_code
 from chalicelib.adapters.store_keys import (
     cancel_codes,
     customer_sk,
     entry_sk,
     expiry,
-    low_level,
     recipient_pk,
     tenant_prefix,
     workitem_pk,
@@ -35,7 +35,6 @@ from chalicelib.adapters.store_keys import (
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Status, Workitem
 from chalicelib.domain.identity import Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.fanout import encode_note
 from chalicelib.services.ports import (
     AlreadyExists,
     CounterDelta,
@@ -182,11 +181,17 @@ class DynamoWorkitemStore:
         return workitem, message
 
     def create(
-        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
+        self,
+        workitem: Workitem,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
     ) -> None:
-        """1 TransactWriteItems: the workitem, its agent's counter and the event id."""
+        """1 TransactWriteItems: the workitem (with the fan-out note the service wrote for it), its
+        agent's counter and the event id."""
         item = _to_workitem_item(workitem, workitem.retention_days)
-        item.fanout = encode_note(Change(workitem, workitem), None)  # outbound webhooks learn of it from the stream
+        item.fanout = fanout
         with_idem = idempotency is not None
         try:
             with TransactWrite(connection=low_level(WorkitemItem)) as tx:

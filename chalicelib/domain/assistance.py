@@ -108,13 +108,6 @@ class AssistanceRequest:
     def is_due(self, now_epoch: int) -> bool:
         return self.escalates and self.due_at is not None and self.due_at <= now_epoch
 
-    def event_data(self) -> dict[str, object]:
-        """The payload of ``assist.requested`` (and the base of ``assist.escalated``)."""
-        data: dict[str, object] = {"assistId": self.assist_id, "agentId": self.agent_id, "text": self.text}
-        if self.workitem_id:
-            data["workitemId"] = self.workitem_id
-        return data
-
 
 # --- templates (S17) ----------------------------------------------------------------------------
 
@@ -228,10 +221,6 @@ def check_claim(principal: Principal, request: AssistanceRequest) -> None:
     if not request.pending:
         who = "you" if request.claimed_by == principal.user_id else request.claimed_by
         raise AlreadyClaimed(f"the assistance request was already claimed by {who}")
-
-
-def claimed(request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
-    return replace(request, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None)
 
 
 def claim_audience(request: AssistanceRequest) -> list[str]:

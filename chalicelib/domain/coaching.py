@@ -92,18 +92,6 @@ class Workitem:
         """Listed for its agent: active, or ended while coaching goes on (S14)."""
         return self.status is Status.ACTIVE or self.coaching_active
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "workitemId": self.workitem_id,
-            "channel": self.channel.value,
-            "agentId": self.agent_id,
-            "customer": {"id": self.customer_id, "name": self.customer_name},
-            "subject": self.subject,
-            "status": self.status.value,
-            "createdAt": self.created_at,
-            "coaching": {"active": self.coaching_active, "supervisors": sorted(self.monitors)},
-        }
-
 
 @dataclass
 class Change:

@@ -1,4 +1,6 @@
-"""The product's error family, mapped to REST statuses and WebSocket error frames in one place."""
+"""The product's error family: what was refused (a stable ``code``) and why (a ``message``).
+
+How a refusal travels (an HTTP status, an error frame) is the entry layer's: ``entrypoints/errors.py``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ class DomainError(Exception):
     """A refusal the client should see: a stable ``code`` plus a human ``message``."""
 
     code = "invalid"
-    status = 400
     retryable = False
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -28,39 +29,32 @@ class DomainError(Exception):
 
 class Invalid(DomainError):
     code = "invalid"
-    status = 400
 
 
 class Unauthorized(DomainError):
     code = "unauthorized"
-    status = 401
 
 
 class Forbidden(DomainError):
     code = "forbidden"
-    status = 403
 
 
 class NotFound(DomainError):
     code = "not_found"
-    status = 404
 
 
 class Conflict(DomainError):
     code = "conflict"
-    status = 409
 
 
 class TooLarge(DomainError):
     code = "too_large"
-    status = 413
 
 
 class RateLimited(DomainError):
     """The store or a downstream service pushed back; the same request may be retried."""
 
     code = "rate_limited"
-    status = 429
     retryable = True
 
 
@@ -69,5 +63,4 @@ class Unavailable(DomainError):
     throttling that outlasted the SDK's retries). Nothing was applied; the request may be retried."""
 
     code = "unavailable"
-    status = 503
     retryable = True

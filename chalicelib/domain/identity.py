@@ -86,3 +86,14 @@ def user_key(user_id: str) -> str:
 
 def customer_key(workitem_id: str) -> str:
     return f"C#{workitem_id}"
+
+
+def epoch_seconds(value: object) -> int | None:
+    """An epoch-seconds claim: a number, or the string API Gateway makes of it in an authorizer
+    context; None when absent or not a number."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None

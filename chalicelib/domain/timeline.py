@@ -53,45 +53,21 @@ class TimelineEntry:
     def customer_visible(self) -> bool:
         return self.kind in CUSTOMER_VISIBLE
 
-    def to_wire(self) -> dict[str, Any]:
-        """The full (staff) view of the entry."""
-        body: dict[str, Any] = {
-            "workitemId": self.workitem_id,
-            "seq": self.seq,
-            "kind": self.kind.value,
-            "at": self.at,
-            "authorId": self.author_id,
-            "authorRole": self.author_role.value,
-        }
-        if self.message_id is not None:
-            body["messageId"] = self.message_id
-        if self.text is not None:
-            body["text"] = self.text
-        if self.forwarded_from is not None:
-            body["forwardedFrom"] = self.forwarded_from
-        if self.kind is EntryKind.REACTION:
-            body["reaction"] = self.reaction
-        body.update(self.extra)
-        return body
 
-    def to_customer_wire(self) -> dict[str, Any]:
-        """The customer's view: own numbering, and nothing that would reveal coaching."""
-        if not self.customer_visible or self.customer_seq is None:
+@dataclass(frozen=True)
+class CustomerEntry:
+    """What a customer sees of an entry: its own numbering (``customer_seq``) and nothing that would
+    reveal coaching (no extras, no forwarding, no reactions)."""
+
+    entry: TimelineEntry
+
+    def __post_init__(self) -> None:
+        if not self.entry.customer_visible or self.entry.customer_seq is None:
             raise ValueError("entry is not visible to customers")
-        return {
-            "workitemId": self.workitem_id,
-            "seq": self.customer_seq,
-            "kind": self.kind.value,
-            "at": self.at,
-            "authorId": self.author_id,
-            "authorRole": self.author_role.value,
-            "messageId": self.message_id,
-            "text": self.text,
-        }
 
 
-def view(entry: TimelineEntry, role: Role) -> dict[str, Any] | None:
-    """The entry as ``role`` may see it, or None when that role must not see it at all."""
+def view(entry: TimelineEntry, role: Role) -> TimelineEntry | CustomerEntry | None:
+    """The entry as ``role`` may see it (staff: all of it), or None when that role must not see it at all."""
     if role is Role.CUSTOMER:
-        return entry.to_customer_wire() if entry.customer_visible else None
-    return entry.to_wire()
+        return CustomerEntry(entry) if entry.customer_visible else None
+    return entry

@@ -62,18 +62,6 @@ class Room:
     audio: Audio
     media_placement: dict[str, str] | None = field(default=None, hash=False)
 
-    def to_wire(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "meetingId": self.meeting_id,
-            "attendeeId": self.attendee_id,
-            "joinToken": self.join_token,
-            "mediaRegion": self.media_region,
-            "capabilities": {"audio": self.audio.value, "video": "None", "content": "None"},
-        }
-        if self.media_placement:
-            body["mediaPlacement"] = dict(self.media_placement)
-        return body
-
 
 _MAX_EXTERNAL_ID = 64
 _MIN_EXTERNAL_ID = 2

@@ -83,16 +83,17 @@ class Subscription:
         """When the previous secret stops signing, while it still does (None otherwise)."""
         return self.previous_until if len(self.signing_secrets(now_epoch)) > 1 else None
 
-    def to_wire(self, with_secret: bool = False) -> dict[str, object]:
-        body: dict[str, object] = {
-            "subscriptionId": self.subscription_id,
-            "url": self.url,
-            "events": list(self.events),
-            "enabled": self.enabled,
-        }
-        if with_secret:
-            body["secret"] = self.secret
-        return body
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """A subscription as an admin is shown it: its secret only when just made (create, rotation), until
+    when the previous secret still signs while it does, and until when deliveries are paused while its
+    circuit is open."""
+
+    subscription: Subscription
+    with_secret: bool = False
+    previous_until: str | None = None
+    paused_until: str | None = None
 
 
 def check_events(events: list[str]) -> tuple[str, ...]:

@@ -17,20 +17,32 @@ from collections.abc import Callable
 
 from chalicelib import metrics
 from chalicelib.adapters.storage_errors import retryable_error
-from chalicelib.domain.errors import DomainError
+from chalicelib.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
 # The client error for a failure that a retry may cure, or None for a real failure.
 RetryableError = Callable[[BaseException], DomainError | None]
 
+# The one wording of a failure of this service, on every channel (REST, frames, $connect).
 NOTHING_APPLIED = "internal error; nothing was applied"
 
 
 def is_fault(error: DomainError) -> bool:
     """Whether an answer is the service's failure (``internal``, ``unavailable``, ``rate_limited``: 5xx and
     429) rather than a refusal of the request itself: the ``ActionErrors`` metric counts these."""
-    return error.status >= 500 or error.status == 429
+    status = status_of(error)
+    return status >= 500 or status == 429
 
 
 def record(action: str, started: float, refusal: DomainError | None) -> None:
@@ -45,15 +57,32 @@ class Internal(DomainError):
     """A failure of this service, not of the request: a 500 with a fixed message."""
 
     code = "internal"
-    status = 500
 
 
-def contract_error(
-    exc: BaseException, context: str, message: str = NOTHING_APPLIED, retryable: RetryableError | None = None
-) -> DomainError:
+# The one table of an error's HTTP status (REST answers and $connect refusals; an error frame carries the
+# code alone). A subclass answers as the nearest class listed (AlreadyClaimed as Conflict ...).
+STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    Invalid: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    RateLimited: 429,
+    Internal: 500,
+    Unavailable: 503,
+}
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status ``error`` answers with (:data:`STATUS`)."""
+    return next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
+
+
+def contract_error(exc: BaseException, context: str, retryable: RetryableError | None = None) -> DomainError:
     """The contract's error for ``exc``, raised while handling ``context`` (what and for whom, for the log).
 
-    ``message`` is what an ``internal`` answer says (each channel words what was not applied);
     ``retryable`` replaces the storage adapter's :func:`retryable_error` (unit tests of the router)."""
     if isinstance(exc, DomainError):
         return exc
@@ -62,4 +91,4 @@ def contract_error(
         log.warning("%s refused: %s (%s)", context, refusal.message, type(exc).__name__)
         return refusal
     log.error("%s failed", context, exc_info=exc)
-    return Internal(message)
+    return Internal(NOTHING_APPLIED)

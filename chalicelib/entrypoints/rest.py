@@ -7,7 +7,6 @@ Every handler takes the Chalice request (and the route's path parameters) and re
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -22,10 +21,12 @@ from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
-from chalicelib.entrypoints.errors import contract_error, record
+from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
-from chalicelib.services.integrations import Created
+from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.ports import Created
+from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, InboundMessage, Transferred
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def rest_caller(headers: dict[str, str]) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    return bootstrap.services().sessions.authenticate(token.strip())
+    return bootstrap.services(WIRE).sessions.authenticate(token.strip())
 
 
 def respond(request: Any, call: Callable[[], Any]) -> Reply:
@@ -186,11 +187,11 @@ def respond(request: Any, call: Callable[[], Any]) -> Reply:
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
         refusal = contract_error(exc, f"REST request {route}")
         record(route, started, refusal)
-        return refusal.status, {"error": refusal.to_dict()}
+        return status_of(refusal), {"error": refusal.to_dict()}
     record(route, started, None)
     if isinstance(result, Created):
-        return 201, dict(result)
-    return (204, None) if result is None else (200, result)
+        return 201, WIRE.plain(result.record)
+    return (204, None) if result is None else (200, WIRE.plain(result))
 
 
 # Chalice answers some requests itself, as {"Code": ..., "Message": ...}; they get the contract's shape and
@@ -200,7 +201,7 @@ _CHALICE_ERRORS = {
     404: ("not_found", "no such route"),
     405: ("method_not_allowed", "this route does not take this method"),
     415: ("unsupported_media_type", "send the body as Content-Type: application/json"),
-    500: ("internal", "internal error; nothing was applied"),
+    500: ("internal", NOTHING_APPLIED),
 }
 
 
@@ -221,7 +222,7 @@ def checked(request: Any, get_response: Callable[[Any], Any]) -> Any:
 def _refusal(exc: Invalid) -> Any:
     from chalice.app import Response
 
-    return Response(body={"error": exc.to_dict()}, status_code=exc.status, headers={"Content-Type": "application/json"})
+    return Response(body={"error": exc.to_dict()}, status_code=status_of(exc), headers={"Content-Type": "application/json"})
 
 
 def error_shape(response: Any) -> Any:
@@ -247,7 +248,7 @@ CORS_MAX_AGE_SECONDS = 7200  # the longest Chromium honours
 
 
 def _allowed_origin(request: Any) -> str | None:
-    origins = bootstrap.services().settings.console_origins
+    origins = bootstrap.services(WIRE).settings.console_origins
     if not origins:
         return None
     headers = request.headers if request is not None else {}
@@ -257,7 +258,7 @@ def _allowed_origin(request: Any) -> str | None:
 
 def with_cors(request: Any, response: Any) -> Any:
     """``response`` with ``Access-Control-Allow-Origin`` when the request comes from a console origin."""
-    if bootstrap.services().settings.console_origins:
+    if bootstrap.services(WIRE).settings.console_origins:
         response.headers["Vary"] = "Origin"
         origin = _allowed_origin(request)
         if origin is not None:
@@ -307,7 +308,7 @@ def authenticated(
                     parsed = body()
                 else:
                     parsed = parse(body, request.raw_body)
-                return use_case(bootstrap.services(), caller, parsed, *args, **kwargs)
+                return use_case(bootstrap.services(WIRE), caller, parsed, *args, **kwargs)
 
             return respond(request, call)
 
@@ -458,6 +459,25 @@ def validate_webhook(data: dict[str, Any]) -> dict[str, Any]:
     return {"eventId": body.eventId, "tenantId": body.tenantId, "type": body.type, "data": payload}
 
 
+def inbound(event: dict[str, Any]) -> InboundEvent:
+    """A validated webhook event (:func:`validate_webhook`) as the service's record."""
+    data = event["data"]
+    kind = event["type"]
+    record: Assigned | InboundMessage | Transferred | Ended
+    if kind == "workitem.assigned":
+        customer = data["customer"]
+        record = Assigned(
+            data["workitemId"], data["channel"], data["agentId"], customer["id"], customer["name"], data.get("subject")
+        )
+    elif kind == "workitem.message":
+        record = InboundMessage(data["workitemId"], data["from"], data["text"])
+    elif kind == "workitem.transferred":
+        record = Transferred(data["workitemId"], data["toAgentId"])
+    else:
+        record = Ended(data["workitemId"], data["endedBy"])
+    return InboundEvent(event["eventId"], event["tenantId"], kind, record)
+
+
 def receive_webhook(request: Any) -> Reply:
     """``POST /webhooks/events``: the signature is checked with the tenant's own secret before the body
     is validated."""
@@ -468,7 +488,7 @@ def receive_webhook(request: Any) -> Reply:
         tenant = data.get("tenantId") if data else None
         tenant_id = tenant if is_id(tenant) else None
         logs.bind(tenant_id=tenant_id)
-        validated = functools.partial(validate_webhook, data) if data is not None else None
-        return bootstrap.services().webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
+        validated = (lambda: inbound(validate_webhook(data))) if data is not None else None
+        return bootstrap.services(WIRE).webhooks.handle(raw, request.headers.get("x-coaching-signature"), tenant_id, validated)
 
     return respond(request, call)

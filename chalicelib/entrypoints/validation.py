@@ -18,7 +18,6 @@ A refusal is :class:`Invalid` naming the offending fields (``details.problems``,
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
@@ -28,6 +27,8 @@ import msgspec
 from chalicelib.domain.errors import Invalid, TooLarge
 from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.text import NAME_REGEX, SECRET_REGEX, VISIBLE_REGEX
+from chalicelib.entrypoints import msgspec_compat
+from chalicelib.entrypoints.msgspec_compat import Kind
 
 MAX_DEPTH = 32
 MAX_TEXT_CHARS = 8000
@@ -42,10 +43,6 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, patt
 # A display name: visible, without control or bidirectional-override characters.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NAME_REGEX)]
 
-# Patterns of rare paths (a refusal): compiled on first use, ``re`` caches them.
-_AT = r"(?s)(.*?)(?: - at `\$(.*)`)?"
-_STEP = r"\.([^.\[]+)|\[(\d+)\]"
-_QUOTED = r"`(.*)`"
 # What a pattern refusal says instead of msgspec's "Expected `str` matching regex '...'".
 _PATTERNS = {
     ID_REGEX: "Input should be an id: 1-128 ASCII letters, digits and . _ : @ + - (a letter or digit first)",
@@ -242,18 +239,16 @@ def _problem(path: tuple[str, ...], problem: str, root: str) -> dict[str, str]:
 
 def _from_msgspec(error: msgspec.ValidationError, path: tuple[str, ...], hint: Any, root: str) -> dict[str, str]:
     """msgspec's message (``Expected `int` >= 0 - at `$.after```) as a problem, never echoing a value."""
-    matched = re.fullmatch(_AT, str(error))
-    text, where = (matched.group(1), matched.group(2) or "") if matched else (str(error), "")
-    steps = tuple(name or index for name, index in re.findall(_STEP, where))
-    quoted = re.search(_QUOTED, text)
-    if text.startswith("Object missing required field") and quoted:
-        return _problem((*path, *steps, quoted.group(1)), "Field required", root)
-    if text.startswith("Object contains unknown field") and quoted:
-        return _problem((*path, *steps, quoted.group(1)[:64]), "Extra inputs are not permitted", root)
-    if text.startswith("Invalid enum value"):
+    refusal = msgspec_compat.read(error)
+    kind, text, steps = refusal.kind, refusal.text, refusal.steps
+    if kind is Kind.MISSING_FIELD and refusal.quoted is not None:
+        return _problem((*path, *steps, refusal.quoted), "Field required", root)
+    if kind is Kind.UNKNOWN_FIELD and refusal.quoted is not None:
+        return _problem((*path, *steps, refusal.quoted[:64]), "Extra inputs are not permitted", root)
+    if kind is Kind.NOT_ALLOWED:
         allowed = _allowed(hint) if not steps else None
         return _problem((*path, *steps), f"Input should be {allowed}" if allowed else "Input is not an allowed value", root)
-    if text.startswith("Expected `str` matching regex"):
+    if kind is Kind.NO_MATCH:
         for regex, problem in _PATTERNS.items():
             if repr(regex) in text:
                 return _problem((*path, *steps), problem, root)

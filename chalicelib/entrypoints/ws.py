@@ -9,7 +9,6 @@ never sees a stack trace, and the connection stays usable after any error.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -18,14 +17,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from chalicelib import bootstrap, logs, metrics
-from chalicelib.adapters.tokens import principal_from_claims
 from chalicelib.bootstrap import Services
 from chalicelib.domain.errors import DomainError, Forbidden, Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.ids import is_id
-from chalicelib.entrypoints.errors import RetryableError, contract_error, record
+from chalicelib.entrypoints.errors import RetryableError, contract_error, record, status_of
+from chalicelib.entrypoints.identity import authorizer_context, principal_from_context
 from chalicelib.entrypoints.validation import MAX_SEQ, Id, Text, decode, request_id_of, validate
-from chalicelib.services.delivery import ack, error
+from chalicelib.entrypoints.wire import WIRE, ack, error
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 from chalicelib.services.ports import Connection
 from chalicelib.services.sessions import SessionExpired
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # API Gateway: 32 KB per frame, 128 KB per message. No action needs more than one frame.
 MAX_FRAME_BYTES = 32 * 1024
-ACTION_NOT_APPLIED = "internal error; the action was not applied"
 # The Action dimension of frames that reached no action: unreadable, unknown, or refused before routing.
 UNROUTED = "(unrouted)"
 
@@ -146,7 +144,7 @@ class Call(msgspec.Struct, frozen=True):
         return self.connection.connection_id
 
 
-Handler = Callable[[Services, Call], dict[str, Any]]
+Handler = Callable[[Services, Call], Any]  # a result the wire renders (wire.py)
 
 
 class Action(msgspec.Struct, frozen=True):
@@ -158,128 +156,128 @@ class Action(msgspec.Struct, frozen=True):
 # --- the actions: one named function each --------------------------------------------------------------
 
 
-def ping(services: Services, call: Call) -> dict[str, Any]:
+def ping(services: Services, call: Call) -> Any:
     return {}
 
 
-def refresh_session(services: Services, call: Call) -> dict[str, Any]:
+def refresh_session(services: Services, call: Call) -> Any:
     return services.sessions.refresh(call.caller, call.connection, call.frame.token)
 
 
-def set_presence(services: Services, call: Call) -> dict[str, Any]:
+def set_presence(services: Services, call: Call) -> Any:
     return services.directory.set_presence(call.caller, call.frame.state, call.connection_id)
 
 
-def list_agents(services: Services, call: Call) -> dict[str, Any]:
+def list_agents(services: Services, call: Call) -> Any:
     return services.directory.agents(call.caller, call.frame.limit, call.frame.cursor)
 
 
-def watch_agent(services: Services, call: Call) -> dict[str, Any]:
+def watch_agent(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.directory.watch(call.caller, frame.agentId, call.connection, True, frame.limit, frame.cursor)
 
 
-def unwatch_agent(services: Services, call: Call) -> dict[str, Any]:
+def unwatch_agent(services: Services, call: Call) -> Any:
     return services.directory.watch(call.caller, call.frame.agentId, call.connection, False)
 
 
-def list_workitems(services: Services, call: Call) -> dict[str, Any]:
+def list_workitems(services: Services, call: Call) -> Any:
     return services.coaching.workitems(call.caller, call.frame.agentId, call.frame.limit, call.frame.cursor)
 
 
-def start_monitoring(services: Services, call: Call) -> dict[str, Any]:
+def start_monitoring(services: Services, call: Call) -> Any:
     return services.coaching.monitor_start(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def stop_monitoring(services: Services, call: Call) -> dict[str, Any]:
+def stop_monitoring(services: Services, call: Call) -> Any:
     return services.coaching.monitor_stop(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def end_coaching(services: Services, call: Call) -> dict[str, Any]:
+def end_coaching(services: Services, call: Call) -> Any:
     return services.coaching.coaching_end(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def send_coach_message(services: Services, call: Call) -> dict[str, Any]:
+def send_coach_message(services: Services, call: Call) -> Any:
     return services.coaching.coach_send(call.caller, call.frame.workitemId, call.frame.text, call.connection_id)
 
 
-def react_to_coach_message(services: Services, call: Call) -> dict[str, Any]:
+def react_to_coach_message(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.coaching.coach_react(call.caller, frame.workitemId, frame.messageId, frame.reaction, call.connection_id)
 
 
-def forward_coach_message(services: Services, call: Call) -> dict[str, Any]:
+def forward_coach_message(services: Services, call: Call) -> Any:
     return services.coaching.coach_forward(call.caller, call.frame.workitemId, call.frame.messageId, call.connection_id)
 
 
-def send_message(services: Services, call: Call) -> dict[str, Any]:
+def send_message(services: Services, call: Call) -> Any:
     return services.coaching.message_send(call.caller, call.frame.workitemId, call.frame.text, call.connection_id)
 
 
-def transfer_workitem(services: Services, call: Call) -> dict[str, Any]:
+def transfer_workitem(services: Services, call: Call) -> Any:
     return services.coaching.transfer(call.caller, call.frame.workitemId, call.frame.toAgentId, call.connection_id)
 
 
-def end_workitem(services: Services, call: Call) -> dict[str, Any]:
+def end_workitem(services: Services, call: Call) -> Any:
     return services.coaching.end(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def start_consult(services: Services, call: Call) -> dict[str, Any]:
+def start_consult(services: Services, call: Call) -> Any:
     return services.coaching.consult(call.caller, call.frame.workitemId, call.frame.userId, call.connection_id)
 
 
-def get_timeline(services: Services, call: Call) -> dict[str, Any]:
+def get_timeline(services: Services, call: Call) -> Any:
     return services.coaching.timeline(call.caller, call.frame.workitemId, call.frame.after, call.frame.limit)
 
 
-def list_assist_templates(services: Services, call: Call) -> dict[str, Any]:
+def list_assist_templates(services: Services, call: Call) -> Any:
     return services.assistance.templates(call.caller)
 
 
-def list_assist_recipients(services: Services, call: Call) -> dict[str, Any]:
+def list_assist_recipients(services: Services, call: Call) -> Any:
     return services.assistance.recipients(call.caller, call.frame.limit, call.frame.cursor)
 
 
-def request_assistance(services: Services, call: Call) -> dict[str, Any]:
+def request_assistance(services: Services, call: Call) -> Any:
     frame: AssistRequest = call.frame
     user_id = None if isinstance(frame.to, str) else frame.to.userId
     return services.assistance.request(call.caller, frame.templateId, frame.workitemId, user_id, call.connection_id)
 
 
-def claim_assistance(services: Services, call: Call) -> dict[str, Any]:
+def claim_assistance(services: Services, call: Call) -> Any:
     return services.assistance.claim(call.caller, call.frame.assistId, call.connection_id)
 
 
-def send_directory_message(services: Services, call: Call) -> dict[str, Any]:
+def send_directory_message(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.assistance.directory_send(call.caller, frame.toUserId, frame.text, frame.replyTo, call.connection_id)
 
 
-def get_unread_counts(services: Services, call: Call) -> dict[str, Any]:
+def get_unread_counts(services: Services, call: Call) -> Any:
     return services.assistance.unread(call.caller)
 
 
-def mark_directory_read(services: Services, call: Call) -> dict[str, Any]:
+def mark_directory_read(services: Services, call: Call) -> Any:
     return services.assistance.read(call.caller, call.frame.withUserId)
 
 
-def join_voice(services: Services, call: Call) -> dict[str, Any]:
+def join_voice(services: Services, call: Call) -> Any:
     return services.voice.join(call.caller, call.frame.workitemId)
 
 
-def monitor_voice(services: Services, call: Call) -> dict[str, Any]:
+def monitor_voice(services: Services, call: Call) -> Any:
     return services.voice.monitor(call.caller, call.frame.workitemId)
 
 
-def whisper_voice(services: Services, call: Call) -> dict[str, Any]:
+def whisper_voice(services: Services, call: Call) -> Any:
     return services.voice.whisper(call.caller, call.frame.workitemId, call.connection_id)
 
 
-def barge_voice(services: Services, call: Call) -> dict[str, Any]:
+def barge_voice(services: Services, call: Call) -> Any:
     return services.voice.barge(call.caller, call.frame.workitemId)
 
 
-def listen_voice(services: Services, call: Call) -> dict[str, Any]:
+def listen_voice(services: Services, call: Call) -> Any:
     return services.voice.listen(call.caller, call.frame.workitemId, call.connection_id)
 
 
@@ -317,31 +315,6 @@ TABLE: dict[str, Action] = {
 }
 
 ACTIONS: dict[str, type[Frame]] = {name: action.schema for name, action in TABLE.items()}
-
-EVENTS: frozenset[str] = frozenset(
-    {
-        "presence.changed",
-        "workitem.assigned",
-        "workitem.updated",
-        "workitem.ended",
-        "coaching.joined",
-        "coaching.left",
-        "coaching.ended",
-        "coach.message",
-        "coach.reaction",
-        "coach.forwarded",
-        "message.received",
-        "consult.requested",
-        "assist.requested",
-        "assist.claimed",
-        "assist.escalated",
-        "directory.message",
-        "directory.unread",
-        "voice.coach_room",
-        "voice.coach_room_closed",
-        "message.delivery",
-    }
-)
 
 
 class Router:
@@ -388,7 +361,7 @@ class Router:
                 f"action {action_name} (request {request_id}, connection {connection.connection_id}, "
                 f"tenant {caller.tenant_id if caller else '?'})"
             )
-            refusal = contract_error(exc, context, ACTION_NOT_APPLIED, self.retryable)
+            refusal = contract_error(exc, context, self.retryable)
             # A frame that names no known action is counted under UNROUTED: a dimension value never
             # comes from what a client wrote.
             record(action_name if action_name in TABLE else UNROUTED, started, refusal)
@@ -416,22 +389,7 @@ def _connection(event: dict[str, Any]) -> Connection:
 
 
 def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
-    auth = _request_context(event).get("authorizer") or {}
-    if not auth.get("tenantId"):
-        return None
-    claims = {
-        "sub": auth.get("userId"),
-        "tid": auth.get("tenantId"),
-        "role": auth.get("role"),
-        "wid": auth.get("workitemId") or None,
-        "name": auth.get("name") or None,
-        "exp": auth.get("exp"),
-        "iat": auth.get("iat"),
-    }
-    principal = principal_from_claims(claims)
-    if auth.get("federated"):
-        principal = dataclasses.replace(principal, federated=True)
-    return principal
+    return principal_from_context(_request_context(event).get("authorizer") or {})
 
 
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
@@ -439,7 +397,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     with every frame of the connection, so frames need no identity lookup."""
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
-        principal = bootstrap.services().tokens.verify(token)
+        principal = bootstrap.services(WIRE).tokens.verify(token)
         logs.bind(tenant_id=principal.tenant_id, user_id=principal.user_id)
     except Unauthorized as exc:
         log.info("connection refused: %s", exc.message)
@@ -451,18 +409,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         metrics.CONNECTS.add(outcome="failed")
         raise
     metrics.CONNECTS.add(outcome="accepted")
-    context = {
-        "tenantId": principal.tenant_id,
-        "userId": principal.user_id,
-        "role": principal.role.value,
-        "workitemId": principal.workitem_id or "",
-        "name": principal.name or "",
-        # The session's end and the token's issue time, checked on every frame (sessions.py).
-        "exp": principal.expires_at if principal.expires_at is not None else "",
-        "iat": principal.issued_at if principal.issued_at is not None else "",
-        # A user of the OIDC issuer: $connect adds them to the directory on first sight (W9.3).
-        "federated": "1" if principal.federated else "",
-    }
+    context = authorizer_context(principal)
     return {
         "principalId": f"{principal.tenant_id}/{principal.user_id}",
         "policyDocument": {
@@ -476,7 +423,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
 def connect(event: dict[str, Any]) -> dict[str, Any]:
     """``$connect``: the caller (from the authorizer, or the token when there is none) joins the directory.
     A refusal is its status (401, 403); a store that does not answer is 503 (the client retries)."""
-    services = bootstrap.services()
+    services = bootstrap.services(WIRE)
     connection = _connection(event)
     try:
         principal = _principal_from_authorizer(event)
@@ -488,9 +435,10 @@ def connect(event: dict[str, Any]) -> dict[str, Any]:
         services.directory.connect(principal, connection, register=register)
     except Exception as exc:  # noqa: BLE001 - every exception becomes the contract's error (errors.py)
         refusal = contract_error(exc, f"connection {connection.connection_id}")
-        if not refusal.retryable and refusal.status < 500:
+        status = status_of(refusal)
+        if not refusal.retryable and status < 500:
             log.info("connection refused: %s", refusal.message)
-        return {"statusCode": refusal.status}
+        return {"statusCode": status}
     return {"statusCode": 200}
 
 
@@ -508,13 +456,13 @@ def _session_refusal(services: Services, caller: Principal | None, connection: C
     try:
         services.sessions.require_live(caller, connection)
     except Exception as exc:  # noqa: BLE001 - ended, or not checked: the frame is refused (errors.py)
-        return contract_error(exc, f"session check (connection {connection.connection_id})", ACTION_NOT_APPLIED)
+        return contract_error(exc, f"session check (connection {connection.connection_id})")
     return None
 
 
 def message(event: dict[str, Any]) -> dict[str, Any]:
     """``$default``: exactly one reply per frame; even when finding the caller fails, the frame gets an error."""
-    services = bootstrap.services()
+    services = bootstrap.services(WIRE)
     connection = _connection(event)
     router = Router(services)
     body = event.get("body")
@@ -527,7 +475,7 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
         frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
     except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
         context = f"frame on connection {connection.connection_id} before routing"
-        refusal = contract_error(exc, context, "internal error; not applied")
+        refusal = contract_error(exc, context)
         frame = router.refuse(body, refusal)
     services.notifier.send(connection.connection_id, frame)
     if isinstance(refusal, SessionExpired):
@@ -538,7 +486,7 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
 def disconnect(event: dict[str, Any]) -> dict[str, Any]:
     """``$disconnect``: the socket is gone either way; records the store could not drop now go on the next
     push that meets them (410)."""
-    services = bootstrap.services()
+    services = bootstrap.services(WIRE)
     connection = _connection(event)
     try:
         caller, registered = _caller(services, event)

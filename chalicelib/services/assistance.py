@@ -10,7 +10,7 @@ requests are keyed by id. The escalation sweep finds due requests through a shar
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from chalicelib import metrics
@@ -21,11 +21,35 @@ from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id, now_pair
-from chalicelib.services.coaching import CoachingService
+from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier, Outbox
+from chalicelib.services.messagebus import AssistClaimed, AssistEscalated, AssistRequested, Publisher
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
-from chalicelib.services.ports import AssistanceStore, Clock, Directory, Presence, Recipient
+from chalicelib.services.ports import (
+    AssistanceStore,
+    Clock,
+    Inbox,
+    Presence,
+    Recipient,
+    RecipientLookup,
+    Supervision,
+    TenantConfig,
+    UserDirectory,
+)
+from chalicelib.services.results import (
+    AssistId,
+    AssistNote,
+    AssistSent,
+    AssistTemplates,
+    ClaimNote,
+    Count,
+    DirectMessage,
+    MessageSent,
+    Person,
+    RecipientsPage,
+)
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,20 +66,28 @@ class AssistanceService:
     def __init__(
         self,
         settings: Settings,
-        directory: Directory,
-        coaching: CoachingService,
+        workitems: Workitems,
+        supervision: Supervision,
+        users: UserDirectory,
+        recipients: RecipientLookup,
+        config: TenantConfig,
+        inbox: Inbox,
         notifier: Notifier,
         clock: Clock,
+        publish: Publisher,
         store: AssistanceStore | None = None,
     ) -> None:
         self.settings = settings
-        self.directory = directory
-        self.coaching = coaching
+        self.workitems = workitems
+        self.supervision = supervision
+        self.users = users
+        self.recipients_of = recipients
+        self.config = config
+        self.inbox = inbox
         self.notifier = notifier
         self.clock = clock
+        self._publish = publish
         self._store = store
-        # Called with (tenant, event type, data) for assist.requested / claimed / escalated (outbound webhooks).
-        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
 
     @property
     def store(self) -> AssistanceStore:
@@ -69,21 +101,21 @@ class AssistanceService:
 
     # --- templates and recipients (S17, S18) ------------------------------------------------
 
-    def templates(self, caller: Principal) -> dict[str, Any]:
+    def templates(self, caller: Principal) -> AssistTemplates:
         """``assist.templates``: 1 Query."""
         rules.require_agent(caller)
-        enabled = [t for t in self.directory.templates(caller.tenant_id) if t.enabled]
-        return {"available": bool(enabled), "templates": [{"templateId": t.template_id, "text": t.text} for t in enabled]}
+        enabled = [t for t in self.config.templates(caller.tenant_id) if t.enabled]
+        return AssistTemplates([(t.template_id, t.text) for t in enabled])
 
-    def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def recipients(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> RecipientsPage:
         """``assist.recipients``: 1 Query (the caller's supervisors) + 1 Query per supervisor (their
         agents) + 1 BatchGetItem per 100 people."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
-        supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
+        supervisor_ids = self.supervision.supervisors_of(tenant, caller.user_id)
         peer_ids: list[str] = []
         for supervisor_id in supervisor_ids:
-            peer_ids.extend(self.directory.agents_of(tenant, supervisor_id))
+            peer_ids.extend(self.supervision.agents_of(tenant, supervisor_id))
         peer_ids = [p for p in dict.fromkeys(peer_ids) if p != caller.user_id][:MAX_PEER_CANDIDATES]
         contacts = self._contacts(tenant, [*supervisor_ids, *peer_ids])
         supervisors = rules.available_supervisors(contacts[s] for s in supervisor_ids)
@@ -93,16 +125,14 @@ class AssistanceService:
         rows, next_cursor = page(
             people,
             lambda p: (p[0], p[1].name.lower(), p[1].user_id),
-            lambda p: {"userId": p[1].user_id, "name": p[1].name},
+            lambda p: self.notifier.wire.plain(Person(p[1].user_id, p[1].name)),
             scope_of("assist.recipients", tenant, caller.user_id),
             limit,
             cursor,
         )
-        return {
-            "supervisors": [body for (kind, _), body in rows if kind == "s"],
-            "agents": [body for (kind, _), body in rows if kind == "a"],
-            "nextCursor": next_cursor,
-        }
+        return RecipientsPage(
+            [body for (kind, _), body in rows if kind == "s"], [body for (kind, _), body in rows if kind == "a"], next_cursor
+        )
 
     # --- requests (S18, S19) ----------------------------------------------------------------
 
@@ -113,21 +143,21 @@ class AssistanceService:
         workitem_id: str | None,
         to_user_id: str | None,
         connection_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> AssistSent:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
         (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
-        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.directory.templates(tenant)), template_id)
-        supervisor_ids = self.directory.supervisors_of(tenant, caller.user_id)
+        text = rules.pick_template(((t.template_id, t.text, t.enabled) for t in self.config.templates(tenant)), template_id)
+        supervisor_ids = self.supervision.supervisors_of(tenant, caller.user_id)
         wanted = [*supervisor_ids, *([to_user_id] if to_user_id else [])]
         recipients = self._recipients(tenant, wanted)
         at, now_ms = now_pair(self.clock)
         contacts = {u: _contact(u, recipients.get(u), now_ms) for u in wanted}
         target = contacts.get(to_user_id) if to_user_id else None
         chosen = rules.choose_recipients(caller.user_id, to_user_id, (contacts[s] for s in supervisor_ids), target)
-        policy = self.directory.policy(tenant)
+        policy = self.config.policy(tenant)
         request = rules.new_request(
             tenant,
             new_id("as"),
@@ -156,13 +186,13 @@ class AssistanceService:
                 recipients=delivery.recipients,
             )
         self.store.create(request, policy.retention_days)
-        box = self._outbox(tenant, connection_id)
-        self._deliver(box, request, delivery, recipients, "assist.requested", request.event_data())
+        box = self.notifier.outbox(tenant, connection_id)
+        self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, AssistNote(request))
         self.notifier.flush(box)
-        self._emit(tenant, "assist.requested", request.event_data())
-        return {"assistId": request.assist_id, "recipients": delivery.recipients}
+        self._publish(AssistRequested(request))
+        return AssistSent(request.assist_id, delivery.recipients)
 
-    def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> AssistId:
         """``assist.claim`` (B4): 1 GetItem + 1 conditional UpdateItem + 1 BatchGetItem per 100
         recipients, plus 1 GetItem + 1 TransactWriteItems with a workitem. The first claim wins."""
         request = self.store.get(caller.tenant_id, assist_id)
@@ -188,12 +218,12 @@ class AssistanceService:
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
         recipients = self._recipients(caller.tenant_id, audience)
-        box = self._outbox(caller.tenant_id, connection_id)
+        box = self.notifier.outbox(caller.tenant_id, connection_id)
         for user_id in audience:
-            box.to_recipient(recipients.get(user_id), "assist.claimed", {"assistId": assist_id, "supervisorId": caller.user_id})
+            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, ClaimNote(assist_id, caller.user_id))
         self.notifier.flush(box)
-        self._emit(caller.tenant_id, "assist.claimed", {**request.event_data(), "supervisorId": caller.user_id})
-        return {"assistId": assist_id}
+        self._publish(AssistClaimed(request, caller.user_id))
+        return AssistId(assist_id)
 
     # --- escalation (B4) --------------------------------------------------------------------
 
@@ -239,9 +269,9 @@ class AssistanceService:
         if stage is None or not request.is_due(now_epoch):
             return False
         tenant = request.tenant_id
-        ids = self.directory.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM else self.directory.admins(tenant)
+        ids = self.supervision.supervisors_of(tenant, request.agent_id) if stage is Stage.TEAM else self.users.admins(tenant)
         recipients = self._recipients(tenant, ids)
-        at, now_ms = now_pair(self.clock)
+        _, now_ms = now_pair(self.clock)
         contacts = [_contact(u, recipients.get(u), now_ms) for u in ids]
         audience = rules.escalation_audience(contacts, request.agent_id)
         after = rules.escalated(request, stage, (c.user_id for c in audience), _ceil_seconds(now_ms))
@@ -262,64 +292,54 @@ class AssistanceService:
                 )
             except NotFound:
                 log.warning("escalation of %s: workitem %s is gone, no timeline entry", request.assist_id, request.workitem_id)
-        box = Outbox(tenant, at, now_ms)
-        self._deliver(box, after, delivery, recipients, "assist.escalated", {**after.event_data(), "stage": stage.label})
+        box = self.notifier.outbox(tenant)
+        self._deliver(box, after, delivery, recipients, ev.ASSIST_ESCALATED, AssistNote(after, stage=stage.label))
         self.notifier.flush(box)
-        self._emit(tenant, "assist.escalated", {**after.event_data(), "stage": stage.label})
+        self._publish(AssistEscalated(after, stage.label))
         return True
 
     # --- directory messages (S19, S20) --------------------------------------------------------
 
     def directory_send(
         self, caller: Principal, to_user_id: str, text: str, reply_to: str | None, connection_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> MessageSent:
         """``directory.send``: 1 GetItem (recipient) + 1 GetItem (policy: retention) + 1 PutItem,
         plus 2 UpdateItem when the recipient gets an unread count."""
         tenant = caller.tenant_id
-        recipient = self.directory.recipient(tenant, user_key(to_user_id))
+        recipient = self.recipients_of.recipient(tenant, user_key(to_user_id))
         at, now_ms = now_pair(self.clock)
         contact = _contact(to_user_id, recipient, now_ms) if recipient is not None else None
         # Admins need not be directory users (W2.2) but must be able to answer.
         known = recipient is not None and (recipient.in_directory or recipient.role is Role.ADMIN)
         rules.check_direct_message(caller, to_user_id, text, contact, known)
-        message: dict[str, Any] = {"messageId": new_id("dm"), "fromUserId": caller.user_id, "text": text, "at": at}
-        if reply_to:
-            message["replyTo"] = reply_to
-            if reply_to.startswith("as_"):
-                message["assistId"] = reply_to
-        self.directory.store_message(tenant, to_user_id, message, self.directory.policy(tenant).retention_days)
+        assist_id = reply_to if reply_to and reply_to.startswith("as_") else None
+        message = DirectMessage(new_id("dm"), caller.user_id, text, at, reply_to or None, assist_id)
+        self.inbox.store_message(tenant, to_user_id, message, self.config.policy(tenant).retention_days)
         delivery = rules.deliver([contact] if contact else [])
-        box = self._outbox(tenant, connection_id)
-        data: dict[str, Any] = {k: message[k] for k in ("messageId", "fromUserId", "text", "replyTo") if k in message}
-        self._deliver_from(box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, "directory.message", data)
+        box = self.notifier.outbox(tenant, connection_id)
+        self._deliver_from(
+            box, caller.user_id, delivery, {to_user_id: recipient} if recipient else {}, ev.DIRECTORY_MESSAGE, message
+        )
         self.notifier.flush(box)
-        return {"messageId": message["messageId"]}
+        return MessageSent(message.message_id)
 
-    def unread(self, caller: Principal) -> dict[str, Any]:
+    def unread(self, caller: Principal) -> Count:
         """``directory.unread.get``: 1 GetItem."""
-        recipient = self.directory.recipient(caller.tenant_id, user_key(caller.user_id))
-        return {"count": recipient.unread_total if recipient else 0}
+        recipient = self.recipients_of.recipient(caller.tenant_id, user_key(caller.user_id))
+        return Count(recipient.unread_total if recipient else 0)
 
-    def read(self, caller: Principal, with_user_id: str) -> dict[str, Any]:
+    def read(self, caller: Principal, with_user_id: str) -> Count:
         """``directory.read``: 1 DeleteItem + 1 UpdateItem (or GetItem when nothing was unread)."""
-        return {"count": self.directory.mark_read(caller.tenant_id, caller.user_id, with_user_id)}
+        return Count(self.inbox.mark_read(caller.tenant_id, caller.user_id, with_user_id))
 
     # --- helpers ------------------------------------------------------------------------------
-
-    def _emit(self, tenant_id: str, kind: str, data: dict[str, Any]) -> None:
-        for listener in self.on_event:
-            listener(tenant_id, kind, data)
-
-    def _outbox(self, tenant_id: str, exclude: str | None) -> Outbox:
-        at, now_ms = now_pair(self.clock)
-        return Outbox(tenant_id, at, now_ms, exclude)
 
     def _recipients(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, Recipient]:
         """Endpoints by user id, 1 BatchGetItem per 100 (the port's limit)."""
         ids = list(dict.fromkeys(user_ids))
         out: dict[str, Recipient] = {}
         for i in range(0, len(ids), BATCH_GET_MAX):
-            found = self.directory.recipients(tenant_id, [user_key(u) for u in ids[i : i + BATCH_GET_MAX]])
+            found = self.recipients_of.recipients(tenant_id, [user_key(u) for u in ids[i : i + BATCH_GET_MAX]])
             out.update({recipient.user_id: recipient for recipient in found.values()})
         return out
 
@@ -335,20 +355,20 @@ class AssistanceService:
         delivery: Delivery,
         recipients: dict[str, Recipient],
         event: str,
-        data: dict[str, Any],
+        data: Any,
     ) -> None:
         self._deliver_from(box, request.agent_id, delivery, recipients, event, data)
 
     def _deliver_from(
-        self, box: Outbox, sender_id: str, delivery: Delivery, recipients: dict[str, Recipient], event: str, data: dict[str, Any]
+        self, box: Outbox, sender_id: str, delivery: Delivery, recipients: dict[str, Recipient], event: str, data: Any
     ) -> None:
         """Pop-up recipients get ``event``; the others get their unread count from ``sender_id``
         raised (it survives reconnects) and, on any live connection, ``directory.unread``."""
         for user_id in delivery.popup:
             box.to_recipient(recipients.get(user_id), event, data)
         for user_id in delivery.unread:
-            count = self.directory.add_unread(box.tenant_id, user_id, sender_id)
-            box.to_recipient(recipients.get(user_id), "directory.unread", {"count": count})
+            count = self.inbox.add_unread(box.tenant_id, user_id, sender_id)
+            box.to_recipient(recipients.get(user_id), ev.DIRECTORY_UNREAD, Count(count))
 
     def _on_timeline(
         self,
@@ -366,14 +386,14 @@ class AssistanceService:
         def decide(w: Workitem) -> Change:
             if require_agent:
                 coaching_rules.require_agent_of(caller, w)
-            return coaching_rules.record(w, kind, author_id, author_role, now_pair(self.clock)[0], **extra)
+            return coaching_rules.record(w, kind, author_id, author_role, self.workitems.now(), **extra)
 
-        return self.coaching.mutate(caller.tenant_id, workitem_id, decide)
+        return self.workitems.mutate(caller.tenant_id, workitem_id, decide)
 
     def _on_timeline_of(
         self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any
     ) -> Change:
-        return self.coaching.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
+        return self.workitems.record(tenant_id, workitem_id, kind, author_id, author_role, **extra)
 
 
 def _contact(user_id: str, recipient: Recipient | None, now_ms: int) -> Contact:

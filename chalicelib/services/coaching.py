@@ -10,113 +10,48 @@ stream in commit order: 1 BatchGetItem of the recipients, then posts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndedBy, Reaction, Workitem
-from chalicelib.domain.errors import DomainError, Forbidden, Invalid, NotFound
+from chalicelib.domain.errors import Forbidden, Invalid, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
-from chalicelib.domain.timeline import EntryKind, TimelineEntry, view
-from chalicelib.services.clock import new_id, now_pair
-from chalicelib.services.commits import commit_with_retry
-from chalicelib.services.delivery import Notifier, Outbox, fit_entries, fit_forward
+from chalicelib.domain.timeline import TimelineEntry, view
+from chalicelib.services import push_events as ev
+from chalicelib.services.clock import new_id
+from chalicelib.services.commits import Workitems, commit_with_retry
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import encode_note
+from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft
 from chalicelib.services.paging import scope_of, workitem_page
-from chalicelib.services.ports import (
-    Clock,
-    CounterDelta,
-    Directory,
-    Idempotency,
-    WorkitemStore,
-)
+from chalicelib.services.ports import CounterDelta, RecipientLookup, Supervision
+from chalicelib.services.results import ConsultRequest, ConsultStarted, MonitorStarted, TimelinePage, WorkitemPage
 
 log = logging.getLogger(__name__)
 
 MONITOR_START_ENTRIES = 200
 TIMELINE_PAGE_MAX = 200
 
-ChangeListener = Callable[[Change], None]
-
 
 class CoachingService:
-    def __init__(self, store: WorkitemStore, directory: Directory, notifier: Notifier, clock: Clock) -> None:
-        self.store = store
-        self.directory = directory
-        self.notifier = notifier
-        self.clock = clock
-        # Called after a committed change ended coaching (voice teardown plugs in here).
-        self.on_coaching_ended: list[ChangeListener] = []
-        # Called after a supervisor's own monitor.stop (voice drops their attendees).
-        self.on_supervisor_left: list[Callable[[Change, str], None]] = []
-        # Called after every change committed through mutate (voice ends a workitem's rooms when it
-        # ends or changes hands, whether or not anybody was coaching on it).
-        self.on_committed: list[ChangeListener] = []
-
-    # --- helpers ---------------------------------------------------------------------------
-
-    def load(self, tenant_id: str, workitem_id: str, missing: type[DomainError] = NotFound) -> Workitem:
-        workitem = self.store.get(tenant_id, workitem_id)
-        if workitem is None:
-            raise missing(f"workitem {workitem_id} not found")
-        return workitem
-
-    def mutate(
+    def __init__(
         self,
-        tenant_id: str,
-        workitem_id: str,
-        decide: Callable[[Workitem], Change],
-        *,
-        idempotency: Idempotency | None = None,
-        counters: Callable[[Change], Iterable[CounterDelta]] | None = None,
-        push: bool = False,
-        exclude: str | None = None,
-        missing: type[DomainError] = NotFound,
-    ) -> Change:
-        """Read, decide, commit conditionally; on a lost race read again and decide again
-        (``services/commits.py``). A workitem that does not exist raises ``missing``.
+        workitems: Workitems,
+        supervision: Supervision,
+        recipients: RecipientLookup,
+        notifier: Notifier,
+        publish: Publisher,
+    ) -> None:
+        self.commits = workitems
+        self.store = workitems.store
+        self.directory = supervision
+        self.recipients = recipients
+        self.notifier = notifier
+        self._publish = publish
 
-        With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
-        everyone concerned but the connection ``exclude``, which gets the ack instead)."""
-
-        def attempt() -> Change:
-            change = decide(self.load(tenant_id, workitem_id, missing))
-            if not change.changed:
-                if idempotency is not None:
-                    self.store.mark_event(idempotency)
-                return change
-            self.store.commit(
-                change,
-                idempotency=idempotency,
-                counters=list(counters(change)) if counters else (),
-                fanout=encode_note(change, exclude) if push else None,
-            )
-            return change
-
-        change = commit_with_retry(attempt)
-        if change.changed:
-            if change.ended_for:
-                self._coaching_ended(change)
-            self._committed(change)
-        return change
-
-    def _coaching_ended(self, change: Change) -> None:
-        for listener in self.on_coaching_ended:
-            try:
-                listener(change)
-            except Exception:  # a failed teardown must not undo the committed end; it is logged
-                log.exception("coaching-ended listener failed for workitem %s", change.after.workitem_id)
-
-    def _committed(self, change: Change) -> None:
-        for listener in self.on_committed:
-            try:
-                listener(change)
-            except Exception:  # like _coaching_ended: the commit stands, the failure is logged
-                log.exception("commit listener failed for workitem %s", change.after.workitem_id)
-
-    def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
-        at, now_ms = now_pair(self.clock)
-        return Outbox(tenant_id, at, now_ms, exclude)
+    def load(self, tenant_id: str, workitem_id: str) -> Workitem:
+        return self.commits.load(tenant_id, workitem_id)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -128,7 +63,7 @@ class CoachingService:
             supervises = self.directory.supervises(caller.tenant_id, caller.user_id, workitem.agent_id)
         rules.require_view(caller, workitem, supervises)
 
-    def timeline(self, caller: Principal, workitem_id: str, after: int, limit: int) -> dict[str, Any]:
+    def timeline(self, caller: Principal, workitem_id: str, after: int, limit: int) -> TimelinePage:
         if caller.is_customer and caller.workitem_id != workitem_id:
             raise Forbidden("customers may only read their own workitem")
         workitem = self.load(caller.tenant_id, workitem_id)
@@ -136,11 +71,13 @@ class CoachingService:
         entries, has_more = self.store.timeline(
             caller.tenant_id, workitem_id, after=after, limit=min(limit, TIMELINE_PAGE_MAX), customer=caller.is_customer
         )
-        wire = [v for v in (view(e, caller.role) for e in entries) if v is not None]
-        wire, cut = fit_forward(wire)
-        return {"entries": wire, "hasMore": has_more or cut}
+        seen = [v for v in (view(e, caller.role) for e in entries) if v is not None]
+        kept, cut = self.notifier.fit_forward(seen)
+        return TimelinePage(kept, has_more or cut)
 
-    def workitems(self, caller: Principal, agent_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    def workitems(
+        self, caller: Principal, agent_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any] | WorkitemPage:
         """The agent's open workitems: all of them (REST), or one page with ``nextCursor`` (``limit`` given)."""
         if caller.role is Role.AGENT:
             if caller.user_id != agent_id:
@@ -152,8 +89,9 @@ class CoachingService:
             raise Forbidden("customers cannot list workitems")
         items = self.store.open_for_agent(caller.tenant_id, agent_id)
         if limit is None:
-            return {"workitems": [w.to_wire() for w in items]}
-        return workitem_page(items, scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id), limit, cursor)
+            return {"workitems": items}
+        scope = scope_of("workitems.list", caller.tenant_id, caller.user_id, agent_id)
+        return workitem_page(items, scope, limit, cursor, self.notifier.wire.plain)
 
     def export(self, caller: Principal, workitem_id: str) -> dict[str, Any]:
         """B6: the full coaching timeline of a workitem, for audit (admins and its supervisors)."""
@@ -161,15 +99,15 @@ class CoachingService:
             raise Forbidden("only admins and supervisors may export a timeline")
         workitem = self.load(caller.tenant_id, workitem_id)
         self.require_view(caller, workitem)
-        entries: list[dict[str, Any]] = []
+        entries: list[TimelineEntry] = []
         after = 0
         while True:
             page, more = self.store.timeline(caller.tenant_id, workitem_id, after=after, limit=500, customer=False)
-            entries.extend(e.to_wire() for e in page)
+            entries.extend(page)
             if not more or not page:
                 break
             after = page[-1].seq
-        return {"workitem": workitem.to_wire(), "entries": entries}
+        return {"workitem": workitem, "entries": entries}
 
     # --- monitoring ------------------------------------------------------------------------
 
@@ -186,7 +124,7 @@ class CoachingService:
 
         return supervises
 
-    def monitor_start(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def monitor_start(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> MonitorStarted:
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may monitor")
         supervises = self.supervision(caller)
@@ -194,15 +132,15 @@ class CoachingService:
         def decide(w: Workitem) -> Change:
             return rules.start_monitoring(caller, w, supervises(w), self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
+        change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
         if change.changed and not self.directory.supervises(caller.tenant_id, caller.user_id, change.after.agent_id):
             # An admin took the agent away between the check and the commit, and the admin's clean-up
             # may have looked before the commit: undo the join (1 Query, only when a join was written).
             self.supervision_lost(caller.tenant_id, caller.user_id, change.after.agent_id)
             raise Forbidden("you no longer supervise this workitem's agent")
         entries, has_more = self.store.latest(caller.tenant_id, workitem_id, MONITOR_START_ENTRIES)
-        wire, cut = fit_entries([e.to_wire() for e in entries])
-        return {"workitem": change.after.to_wire(), "entries": wire, "hasMore": has_more or cut}
+        kept, cut = self.notifier.fit_entries(entries)
+        return MonitorStarted(change.after, kept, has_more or cut)
 
     def monitor_stop(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         supervises = self.supervision(caller)
@@ -211,22 +149,25 @@ class CoachingService:
             monitoring = caller.user_id in w.monitors
             return rules.stop_monitoring(caller, w, self._now(), supervises_agent=not monitoring and supervises(w))
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
-        for listener in self.on_supervisor_left:
-            listener(change, caller.user_id)
+        change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
+        self._publish(SupervisorLeft(change, caller.user_id))
         return {}
+
+    def on_supervision_lost(self, event: SupervisionLost) -> None:
+        """The handler of :class:`SupervisionLost` (``bootstrap.EVENT_HANDLERS``)."""
+        self.supervision_lost(event.tenant_id, event.supervisor_id, event.agent_id)
 
     def supervision_lost(self, tenant_id: str, supervisor_id: str, agent_id: str) -> None:
         """The supervisor no longer supervises the agent: end their monitors of the agent's open
         workitems (1 Query on the open-workitems GSI, then per workitem 1 consistent GetItem, since
         the index may lag, + 1 TransactWriteItems where they monitor)."""
         for w in self.store.open_for_agent(tenant_id, agent_id):
-            self.mutate(
+            self.commits.mutate(
                 tenant_id, w.workitem_id, lambda current: rules.revoke_monitoring(current, supervisor_id, self._now()), push=True
             )
 
     def coaching_end(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
-        self.mutate(
+        self.commits.mutate(
             caller.tenant_id, workitem_id, lambda w: rules.end_coaching(caller, w, self._now()), push=True, exclude=connection_id
         )
         return {}
@@ -243,8 +184,8 @@ class CoachingService:
             outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
             return rules.send_coach_message(caller, w, text, message_id, self._now(), supervises_agent=outsider and supervises(w))
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
-        return {"entry": change.entry.to_wire()}
+        change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
+        return {"entry": change.entry}
 
     def _with_message(
         self,
@@ -278,7 +219,7 @@ class CoachingService:
         change = self._with_message(
             caller, workitem_id, message_id, lambda w, m: rules.react(caller, w, m, value, self._now()), connection_id
         )
-        return {"entry": change.entry.to_wire()}
+        return {"entry": change.entry}
 
     def coach_forward(
         self, caller: Principal, workitem_id: str, message_id: str, connection_id: str | None = None
@@ -287,13 +228,13 @@ class CoachingService:
         change = self._with_message(
             caller, workitem_id, message_id, lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), connection_id
         )
-        return {"entry": change.entry.to_wire()}
+        return {"entry": change.entry}
 
     def message_send(self, caller: Principal, workitem_id: str, text: str, connection_id: str | None = None) -> dict[str, Any]:
         if caller.is_customer and caller.workitem_id != workitem_id:
             raise Forbidden("customers may only write on their own workitem")
         message_id = new_id("msg")
-        change = self.mutate(
+        change = self.commits.mutate(
             caller.tenant_id,
             workitem_id,
             lambda w: rules.send_message(caller, w, text, message_id, self._now()),
@@ -306,7 +247,7 @@ class CoachingService:
     # --- transfer, end, consult ------------------------------------------------------------
 
     def transfer(self, caller: Principal, workitem_id: str, to_agent_id: str, connection_id: str | None = None) -> dict[str, Any]:
-        target = self.directory.recipient(caller.tenant_id, user_key(to_agent_id))
+        target = self.recipients.recipient(caller.tenant_id, user_key(to_agent_id))
         target_is_agent = target is not None and target.role is Role.AGENT
 
         def decide(w: Workitem) -> Change:
@@ -315,39 +256,35 @@ class CoachingService:
                 raise NotFound(f"agent {to_agent_id} not found")
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=transfer_counters, push=True, exclude=connection_id)
-        return {"workitem": change.after.to_wire()}
+        change = self.commits.mutate(
+            caller.tenant_id, workitem_id, decide, counters=transfer_counters, push=True, exclude=connection_id
+        )
+        return {"workitem": change.after}
 
     def end(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
         def decide(w: Workitem) -> Change:
             rules.require_agent_of(caller, w)
             return rules.end_workitem(w, EndedBy.AGENT, caller.user_id, Role.AGENT, self._now())
 
-        change = self.mutate(caller.tenant_id, workitem_id, decide, counters=end_counters, push=True, exclude=connection_id)
-        return {"workitem": change.after.to_wire()}
+        change = self.commits.mutate(
+            caller.tenant_id, workitem_id, decide, counters=end_counters, push=True, exclude=connection_id
+        )
+        return {"workitem": change.after}
 
-    def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def consult(self, caller: Principal, workitem_id: str, user_id: str, connection_id: str | None = None) -> ConsultStarted:
         workitem = self.load(caller.tenant_id, workitem_id)
         rules.check_consult(caller, workitem, user_id)
-        target = self.directory.recipient(caller.tenant_id, user_key(user_id))
+        target = self.recipients.recipient(caller.tenant_id, user_key(user_id))
         if target is None or target.role not in (Role.AGENT, Role.SUPERVISOR):
             raise NotFound(f"user {user_id} not found")
         consult_id = new_id("cs")
-        box = self.outbox(caller.tenant_id, connection_id)
-        box.to_recipient(
-            target, "consult.requested", {"consultId": consult_id, "workitemId": workitem_id, "agentId": caller.user_id}
-        )
+        box = self.notifier.outbox(caller.tenant_id, connection_id)
+        box.to_recipient(target, ev.CONSULT_REQUESTED, ConsultRequest(consult_id, workitem_id, caller.user_id))
         self.notifier.flush(box)
-        return {"consultId": consult_id}
-
-    def record(
-        self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any
-    ) -> Change:
-        """Append an entry for another feature (voice modes, assistance)."""
-        return self.mutate(tenant_id, workitem_id, lambda w: rules.record(w, kind, author_id, author_role, self._now(), **extra))
+        return ConsultStarted(consult_id)
 
     def _now(self) -> str:
-        return now_pair(self.clock)[0]
+        return self.commits.now()
 
 
 def transfer_counters(change: Change) -> list[CounterDelta]:

@@ -1,4 +1,5 @@
-"""The one commit-with-retry loop: workitem changes under optimistic concurrency.
+"""The one commit-with-retry loop, and :class:`Workitems`, the read-decide-commit cycle every use case
+that changes a workitem goes through (coaching, voice, assistance, inbound webhooks).
 
 Writers on one workitem are serialized by optimistic concurrency: each commit is conditional on the
 version it read, and a loser reads again, decides again and retries after a jittered pause. With 10
@@ -13,10 +14,18 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from chalicelib.domain.errors import DomainError, RateLimited, Unavailable
-from chalicelib.services.ports import StaleWorkitem
+from chalicelib.domain import coaching as rules
+from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.errors import DomainError, NotFound, RateLimited, Unavailable
+from chalicelib.domain.identity import Role
+from chalicelib.domain.timeline import EntryKind
+from chalicelib.services.clock import now_pair
+from chalicelib.services.fanout import encode_note
+from chalicelib.services.messagebus import CoachingEnded, Publisher, WorkitemCommitted
+from chalicelib.services.ports import Clock, CounterDelta, Idempotency, StaleWorkitem, WorkitemStore
 
 MAX_COMMIT_ATTEMPTS = 100
 COMMIT_BUDGET_SECONDS = 10.0
@@ -62,3 +71,78 @@ class _CommitBudget:
         if self._out_of_time:
             return Unavailable("the store was too slow to commit this change in time; nothing was applied, retry")
         return RateLimited("the workitem kept changing under this request; nothing was applied, retry")
+
+
+class Workitems:
+    """Reads a workitem, lets a rule decide, commits the change conditionally (retrying a lost race)
+    and raises the events that follow from it on the bus (``bootstrap.EVENT_HANDLERS``)."""
+
+    def __init__(self, store: WorkitemStore, clock: Clock, publish: Publisher) -> None:
+        self.store = store
+        self._clock = clock
+        self._publish = publish
+
+    def now(self) -> str:
+        return now_pair(self._clock)[0]
+
+    def load(self, tenant_id: str, workitem_id: str, missing: type[DomainError] = NotFound) -> Workitem:
+        workitem = self.store.get(tenant_id, workitem_id)
+        if workitem is None:
+            raise missing(f"workitem {workitem_id} not found")
+        return workitem
+
+    def create(
+        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
+    ) -> None:
+        """Store a new workitem with its fan-out note (outbound webhooks learn of it from the stream;
+        its agent is told by the caller, which knows the workitem already)."""
+        note = encode_note(Change(workitem, workitem), None)
+        self.store.create(workitem, idempotency=idempotency, counters=counters, fanout=note)
+
+    def mark_event(self, idempotency: Idempotency) -> None:
+        self.store.mark_event(idempotency)
+
+    def mutate(
+        self,
+        tenant_id: str,
+        workitem_id: str,
+        decide: Callable[[Workitem], Change],
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Callable[[Change], Iterable[CounterDelta]] | None = None,
+        push: bool = False,
+        exclude: str | None = None,
+        missing: type[DomainError] = NotFound,
+    ) -> Change:
+        """Read, decide, commit conditionally; on a lost race read again and decide again
+        (:func:`commit_with_retry`). A workitem that does not exist raises ``missing``.
+
+        With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
+        everyone concerned but the connection ``exclude``, which gets the ack instead)."""
+
+        def attempt() -> Change:
+            change = decide(self.load(tenant_id, workitem_id, missing))
+            if not change.changed:
+                if idempotency is not None:
+                    self.store.mark_event(idempotency)
+                return change
+            self.store.commit(
+                change,
+                idempotency=idempotency,
+                counters=list(counters(change)) if counters else (),
+                fanout=encode_note(change, exclude) if push else None,
+            )
+            return change
+
+        change = commit_with_retry(attempt)
+        if change.changed:
+            if change.ended_for:
+                self._publish(CoachingEnded(change))
+            self._publish(WorkitemCommitted(change))
+        return change
+
+    def record(
+        self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any
+    ) -> Change:
+        """Append an entry for another feature (voice modes, assistance)."""
+        return self.mutate(tenant_id, workitem_id, lambda w: rules.record(w, kind, author_id, author_role, self.now(), **extra))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -18,7 +19,10 @@ from chalicelib import metrics
 from chalicelib.domain.errors import TooLarge
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import TimelineEntry, view
-from chalicelib.services.ports import Connection, Directory, Pusher, Recipient, Watcher
+from chalicelib.services.clock import now_pair
+from chalicelib.services.ports import Clock, Connection, ConnectionGone, Pusher, Recipient, Renderer, Watcher
+from chalicelib.services.push_events import EVENTS
+from chalicelib.services.results import EntryNote
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +32,22 @@ MAX_FRAME_BYTES = 128 * 1024
 MAX_PUSH_BYTES = 120 * 1024
 
 
-def encode(frame: dict[str, Any]) -> bytes:
-    """A frame as UTF-8 JSON. Text that UTF-8 cannot carry (a lone surrogate) is sent as a JSON
-    ``\\uXXXX`` escape instead of failing: every reply can be encoded."""
+def encode(frame: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """A frame as UTF-8 JSON, its records rendered by ``default`` (the wire's, ``Renderer.default``).
+    Text that UTF-8 cannot carry (a lone surrogate) is sent as a JSON ``\\uXXXX`` escape instead of
+    failing: every reply can be encoded."""
     try:
-        return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=default).encode()
     except UnicodeEncodeError:
-        return json.dumps(frame, separators=(",", ":")).encode()
+        return json.dumps(frame, separators=(",", ":"), default=default).encode()
 
 
-def ack(request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "ack", "requestId": request_id, "data": data}
-
-
-def error(request_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "error", "requestId": request_id, "error": body}
-
-
-def event(name: str, data: dict[str, Any], at: str) -> dict[str, Any]:
-    return {"type": "event", "event": name, "data": data, "at": at}
-
-
-def fit_entries(entries: list[dict[str, Any]], budget: int = MAX_PUSH_BYTES - 8 * 1024) -> tuple[list[dict[str, Any]], bool]:
+def _fit_newest[T](entries: list[T], size_of: Callable[[T], int], budget: int) -> tuple[list[T], bool]:
     """Keep the newest entries that fit in one push; True when older ones had to be left out."""
     size = 0
-    kept: list[dict[str, Any]] = []
+    kept: list[T] = []
     for entry in reversed(entries):
-        size += len(encode(entry)) + 1
+        size += size_of(entry) + 1
         if size > budget:
             kept.reverse()
             return kept, True
@@ -63,11 +56,11 @@ def fit_entries(entries: list[dict[str, Any]], budget: int = MAX_PUSH_BYTES - 8 
     return kept, False
 
 
-def fit_forward(entries: list[dict[str, Any]], budget: int = MAX_PUSH_BYTES - 8 * 1024) -> tuple[list[dict[str, Any]], bool]:
+def _fit_oldest[T](entries: list[T], size_of: Callable[[T], int], budget: int) -> tuple[list[T], bool]:
     """Keep the oldest entries that fit (paging forward); True when some were cut."""
     size = 0
     for i, entry in enumerate(entries):
-        size += len(encode(entry)) + 1
+        size += size_of(entry) + 1
         if size > budget:
             return entries[:i], True
     return entries, False
@@ -80,23 +73,31 @@ class Outbox(msgspec.Struct):
     at: str
     now_ms: int
     exclude: str | None = None  # the caller's own connection gets the ack instead
+    wire: Renderer | None = None  # renders the events' records (None: their data is plain JSON already)
     frames: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
     owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = msgspec.field(default_factory=dict)
 
-    def to_recipient(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
+    def _payload(self, name: str, data: Any) -> bytes:
+        if name not in EVENTS:  # the registry is the contract's list: a new event is added there first
+            raise ValueError(f"{name!r} is not an event of services/push_events.py")
+        if self.wire is None:
+            return encode({"type": "event", "event": name, "data": data, "at": self.at})
+        return encode(self.wire.event(name, data, self.at), self.wire.default)
+
+    def to_recipient(self, recipient: Recipient | None, name: str, data: Any) -> None:
         if recipient is None:
             return
-        payload = encode(event(name, data, self.at))
+        payload = self._payload(name, data)
         for connection in recipient.live(self.now_ms):
             if connection.connection_id == self.exclude:
                 continue
             self.frames.append((connection.connection_id, payload))
             self.owners.setdefault(connection.connection_id, []).append((recipient.key, connection, None))
 
-    def to_watchers(self, recipient: Recipient | None, name: str, data: dict[str, Any]) -> None:
+    def to_watchers(self, recipient: Recipient | None, name: str, data: Any) -> None:
         if recipient is None:
             return
-        payload = encode(event(name, data, self.at))
+        payload = self._payload(name, data)
         seen: set[str] = set()
         for w in recipient.watchers:
             cid = w.connection.connection_id
@@ -107,23 +108,45 @@ class Outbox(msgspec.Struct):
             self.owners.setdefault(cid, []).append((recipient.key, None, w))
 
     def entry_to(
-        self, recipient: Recipient | None, name: str, entry: TimelineEntry, role: Role, extra: dict[str, Any] | None = None
+        self,
+        recipient: Recipient | None,
+        name: str,
+        entry: TimelineEntry,
+        role: Role,
+        note: Callable[[Any], Any] = EntryNote,
     ) -> None:
-        """Push ``entry`` in the view of ``role``; nothing when that role must not see it."""
-        body = view(entry, role)
-        if body is not None:
-            self.to_recipient(recipient, name, {**(extra or {}), "entry": body})
-
-    def to_connection(self, connection_id: str, frame: dict[str, Any]) -> None:
-        self.frames.append((connection_id, encode(frame)))
+        """Push ``entry`` in the view of ``role``, in the event's ``note`` (a record of
+        ``services/results.py``); nothing when that role must not see it."""
+        seen = view(entry, role)
+        if seen is not None:
+            self.to_recipient(recipient, name, note(seen))
 
 
 class Notifier:
-    """Flushes outboxes through the pusher and forgets connections that are gone."""
+    """Makes outboxes, flushes them through the pusher and forgets connections that are gone."""
 
-    def __init__(self, pusher: Pusher, directory: Directory) -> None:
+    def __init__(self, pusher: Pusher, gone: ConnectionGone, clock: Clock, wire: Renderer) -> None:
         self._pusher = pusher
-        self._directory = directory
+        self._gone = gone
+        self._clock = clock
+        self.wire = wire
+
+    def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
+        """An empty outbox stamped now: the one way a use case starts collecting its pushes."""
+        at, now_ms = now_pair(self._clock)
+        return Outbox(tenant_id, at, now_ms, exclude, self.wire)
+
+    def size(self, record: Any) -> int:
+        """Bytes ``record`` takes in a frame."""
+        return len(encode(record, self.wire.default))
+
+    def fit_entries[T](self, entries: list[T], budget: int = MAX_PUSH_BYTES - 8 * 1024) -> tuple[list[T], bool]:
+        """The newest entries that fit in one push; True when older ones had to be left out."""
+        return _fit_newest(entries, self.size, budget)
+
+    def fit_forward[T](self, entries: list[T], budget: int = MAX_PUSH_BYTES - 8 * 1024) -> tuple[list[T], bool]:
+        """The oldest entries that fit (paging forward); True when some were cut."""
+        return _fit_oldest(entries, self.size, budget)
 
     def _post(self, frames: list[tuple[str, bytes]]) -> list[str]:
         """The one place frames leave: a frame over MAX_FRAME_BYTES is never posted (API Gateway would
@@ -150,22 +173,18 @@ class Notifier:
                     watchers.append(watcher)
         for key, (connections, watchers) in by_key.items():
             try:
-                self._directory.forget(outbox.tenant_id, key, connections, watchers)
+                self._gone.forget(outbox.tenant_id, key, connections, watchers)
             except Exception:  # clean-up is best effort: the next push retries it
                 log.warning("could not forget gone connections of %s", key, exc_info=True)
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> None:
         """A single frame to one connection (acks and errors). A reply too large to post is replaced by a
-        ``too_large`` error with the same requestId: the caller always gets an answer."""
-        data = encode(frame)
+        ``too_large`` error for the same request: the caller always gets an answer."""
+        data = encode(frame, self.wire.default)
         if len(data) > MAX_FRAME_BYTES:
             log.warning("reply of %d bytes replaced by too_large", len(data))
-            data = encode(
-                error(
-                    frame.get("requestId"),
-                    TooLarge(f"the reply would exceed {MAX_FRAME_BYTES} bytes; ask for fewer items (limit)").to_dict(),
-                )
-            )
+            refusal = TooLarge(f"the reply would exceed {MAX_FRAME_BYTES} bytes; ask for fewer items (limit)")
+            data = encode(self.wire.refused(frame, refusal))
         self._post([(connection_id, data)])
 
     def close(self, connection_id: str) -> None:

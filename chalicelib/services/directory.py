@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import ADMINS_TO_SEE, Principal, Role, other_admin_to_keep, user_key
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import now_pair
-from chalicelib.services.delivery import Notifier, Outbox
+from chalicelib.services.delivery import Notifier
+from chalicelib.services.messagebus import PresenceChanged, Publisher, SupervisionLost
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of, workitem_page
 from chalicelib.services.ports import (
     Clock,
@@ -23,6 +24,15 @@ from chalicelib.services.ports import (
     Template,
     Watcher,
     WorkitemStore,
+)
+from chalicelib.services.results import (
+    AgentId,
+    AgentPage,
+    AgentRow,
+    NotificationSetting,
+    PresenceState,
+    UserSaved,
+    WorkitemPage,
 )
 
 log = logging.getLogger(__name__)
@@ -40,22 +50,20 @@ def require_admin(caller: Principal) -> None:
 
 class DirectoryService:
     def __init__(
-        self, directory: Directory, registry: ConnectionRegistry, store: WorkitemStore, notifier: Notifier, clock: Clock
+        self,
+        directory: Directory,
+        registry: ConnectionRegistry,
+        store: WorkitemStore,
+        notifier: Notifier,
+        clock: Clock,
+        publish: Publisher,
     ) -> None:
         self.directory = directory
         self.registry = registry
         self.store = store
         self.notifier = notifier
         self.clock = clock
-        # Called with (tenant, supervisor, agent) once a supervisor no longer supervises an agent
-        # (the coaching use cases end their monitors there).
-        self.on_supervision_lost: list[Callable[[str, str, str], None]] = []
-        # Called with (tenant, "presence.changed", data) on every presence change (outbound webhooks).
-        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
-
-    def _box(self, tenant_id: str, exclude: str | None = None) -> Outbox:
-        at, now_ms = now_pair(self.clock)
-        return Outbox(tenant_id, at, now_ms, exclude)
+        self._publish = publish
 
     # --- connections and presence -------------------------------------------------------------
 
@@ -103,15 +111,14 @@ class DirectoryService:
             self._presence_changed(caller.tenant_id, recipient, Presence.OFFLINE, connection.connection_id)
 
     def _presence_changed(self, tenant_id: str, recipient: Recipient, state: Presence, exclude: str | None) -> None:
-        for listener in self.on_event:
-            listener(tenant_id, "presence.changed", {"userId": recipient.user_id, "state": state.value})
+        self._publish(PresenceChanged(tenant_id, recipient.user_id, state))
         if not recipient.watchers:
             return
-        box = self._box(tenant_id, exclude)
-        box.to_watchers(recipient, "presence.changed", {"userId": recipient.user_id, "state": state.value})
+        box = self.notifier.outbox(tenant_id, exclude)
+        box.to_watchers(recipient, ev.PRESENCE_CHANGED, PresenceState(recipient.user_id, state.value))
         self.notifier.flush(box)
 
-    def set_presence(self, caller: Principal, state: str, connection_id: str | None = None) -> dict[str, Any]:
+    def set_presence(self, caller: Principal, state: str, connection_id: str | None = None) -> PresenceState:
         if caller.is_customer:
             raise Forbidden("customers have no presence")
         try:
@@ -122,11 +129,11 @@ class DirectoryService:
             raise Invalid("state must be available or not_ready")
         recipient = self.directory.set_presence(caller.tenant_id, caller.user_id, value)
         self._presence_changed(caller.tenant_id, recipient, value, connection_id)
-        return {"state": value.value}
+        return PresenceState(None, value.value)
 
     # --- supervisors' views ----------------------------------------------------------------
 
-    def agents(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def agents(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> AgentPage:
         """``agents.list``, one page by agent id: 1 Query (edges) + 1 BatchGetItem per 100 agents of the page."""
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may list their agents")
@@ -135,7 +142,7 @@ class DirectoryService:
         ids, next_cursor = page(
             self.directory.agents_of(caller.tenant_id, caller.user_id),
             lambda a: (a,),
-            lambda a: {"userId": a},
+            lambda a: self.notifier.wire.plain(AgentId(a)),
             scope,
             limit,
             cursor,
@@ -149,18 +156,18 @@ class DirectoryService:
         for agent_id in agent_ids:
             recipient = recipients.get(user_key(agent_id))
             out.append(
-                {
-                    "userId": agent_id,
-                    "name": (recipient.name if recipient else None) or agent_id,
-                    "presence": (recipient.presence(now_ms) if recipient else Presence.OFFLINE).value,
-                    "workitemCount": recipient.workitem_count if recipient else 0,
-                }
+                AgentRow(
+                    agent_id,
+                    (recipient.name if recipient else None) or agent_id,
+                    (recipient.presence(now_ms) if recipient else Presence.OFFLINE).value,
+                    recipient.workitem_count if recipient else 0,
+                )
             )
         # ... and shortened when the names make it too large for one reply (names are at most 256 characters).
-        rows, short_cursor = page(out, lambda a: (str(a["userId"]),), lambda a: a, scope, limit, None)
+        rows, short_cursor = page(out, lambda a: (a.user_id,), self.notifier.wire.plain, scope, limit, None)
         if short_cursor is not None:
             next_cursor = short_cursor
-        return {"agents": [body for _, body in rows], "nextCursor": next_cursor}
+        return AgentPage([body for _, body in rows], next_cursor)
 
     def watch(
         self,
@@ -170,7 +177,7 @@ class DirectoryService:
         add: bool,
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | WorkitemPage:
         """``agent.watch`` / ``agent.unwatch``. The first page of workitems is built (and a bad cursor or an
         item too large for a reply refused) before the watch is registered: a refused watch registers nothing."""
         if caller.role is not Role.SUPERVISOR:
@@ -178,13 +185,14 @@ class DirectoryService:
         if add and not self.directory.supervises(caller.tenant_id, caller.user_id, agent_id):
             raise Forbidden("you do not supervise this agent")
         watcher = Watcher(connection, caller.user_id)
-        reply: dict[str, Any] = {}
+        reply: dict[str, Any] | WorkitemPage = {}
         if add:  # the page is built (a bad cursor refused) before the watch is registered
             reply = workitem_page(
                 self.store.open_for_agent(caller.tenant_id, agent_id),
                 scope_of("agent.watch", caller.tenant_id, caller.user_id, agent_id),
                 limit,
                 cursor,
+                self.notifier.wire.plain,
             )
         self.directory.watch(caller.tenant_id, agent_id, watcher, add)
         if not add:
@@ -198,7 +206,7 @@ class DirectoryService:
 
     # --- admin ------------------------------------------------------------------------------
 
-    def put_user(self, caller: Principal, user_id: str, name: str, role: str) -> dict[str, Any]:
+    def put_user(self, caller: Principal, user_id: str, name: str, role: str) -> UserSaved:
         require_admin(caller)
         try:
             value = Role(role)
@@ -211,7 +219,7 @@ class DirectoryService:
         self._store_user(caller.tenant_id, user_id, name, value)
         lost = self.directory.role_changed(caller.tenant_id, user_id, value)
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
-        return {"userId": user_id, "name": name, "role": value.value}
+        return UserSaved(user_id, name, value.value)
 
     def _store_user(self, tenant_id: str, user_id: str, name: str, role: Role) -> None:
         """The tenant keeps a directory admin (W3.8): a role other than admin is stored only while
@@ -230,7 +238,7 @@ class DirectoryService:
                     raise
         raise Conflict("the tenant's admins changed while this request ran; retry")
 
-    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> dict[str, Any]:
+    def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> Team:
         require_admin(caller)
         sups, ags = list(dict.fromkeys(supervisors)), list(dict.fromkeys(agents))
         if (
@@ -260,7 +268,7 @@ class DirectoryService:
         self.directory.put_team(
             caller.tenant_id, team, self._now(), removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs)
         )
-        return team.to_wire()
+        return team
 
     def _pairs_removed(self, tenant_id: str, removed: list[tuple[str, str]]) -> None:
         """A pair a team no longer links may still be linked by another team: 1 strongly consistent
@@ -286,16 +294,15 @@ class DirectoryService:
             stale = [w for w in recipient.watchers if w.supervisor_id == supervisor_id] if recipient else []
             if stale:
                 self.directory.forget(tenant_id, key, [], stale)
-            for listener in self.on_supervision_lost:
-                listener(tenant_id, supervisor_id, agent_id)
+            self._publish(SupervisionLost(tenant_id, supervisor_id, agent_id))
 
-    def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> dict[str, Any]:
+    def put_template(self, caller: Principal, template_id: str, text: str, enabled: bool) -> Template:
         require_admin(caller)
         if not text.strip():
             raise Invalid("text must not be empty")
         template = Template(template_id, text, enabled)
         self.directory.put_template(caller.tenant_id, template, self._now())
-        return template.to_wire()
+        return template
 
     def delete_template(self, caller: Principal, template_id: str) -> None:
         require_admin(caller)
@@ -304,19 +311,17 @@ class DirectoryService:
 
     def list_templates(self, caller: Principal) -> dict[str, Any]:
         require_admin(caller)
-        return {"templates": [t.to_wire() for t in self.directory.templates(caller.tenant_id)]}
+        return {"templates": self.directory.templates(caller.tenant_id)}
 
-    def put_policy(
-        self, caller: Principal, record_coaching: bool, escalation_seconds: int, retention_days: int
-    ) -> dict[str, Any]:
+    def put_policy(self, caller: Principal, record_coaching: bool, escalation_seconds: int, retention_days: int) -> Policy:
         require_admin(caller)
         policy = Policy(record_coaching, escalation_seconds, retention_days)
         self.directory.put_policy(caller.tenant_id, policy, self._now())
-        return policy.to_wire()
+        return policy
 
-    def get_policy(self, caller: Principal) -> dict[str, Any]:
+    def get_policy(self, caller: Principal) -> Policy:
         require_admin(caller)
-        return self.directory.policy(caller.tenant_id).to_wire()
+        return self.directory.policy(caller.tenant_id)
 
     def set_webhook_secret(self, caller: Principal, secret: str) -> None:
         require_admin(caller)
@@ -324,17 +329,17 @@ class DirectoryService:
 
     # --- settings ---------------------------------------------------------------------------
 
-    def get_settings(self, caller: Principal) -> dict[str, Any]:
+    def get_settings(self, caller: Principal) -> NotificationSetting:
         if caller.is_customer:
             raise Forbidden("customers have no directory settings")
         recipient = self.directory.recipient(caller.tenant_id, user_key(caller.user_id))
-        return {"agentMessageNotification": recipient.notify if recipient else True}
+        return NotificationSetting(recipient.notify if recipient else True)
 
-    def put_settings(self, caller: Principal, notify: bool) -> dict[str, Any]:
+    def put_settings(self, caller: Principal, notify: bool) -> NotificationSetting:
         if caller.is_customer:
             raise Forbidden("customers have no directory settings")
         recipient = self.directory.set_notify(caller.tenant_id, caller.user_id, notify)
-        return {"agentMessageNotification": recipient.notify}
+        return NotificationSetting(recipient.notify)
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

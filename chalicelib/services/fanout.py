@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -33,9 +34,11 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, EndReason, Workitem
 from chalicelib.domain.identity import Role, customer_key, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import epoch_ms, now_pair
 from chalicelib.services.delivery import Notifier, Outbox
-from chalicelib.services.ports import Clock, Directory, Recipient
+from chalicelib.services.ports import Clock, Recipient, RecipientLookup
+from chalicelib.services.results import CoachingEndedNote, SupervisorNote
 
 log = logging.getLogger(__name__)
 
@@ -149,52 +152,51 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
     for entry in change.entries:
         kind = entry.kind
         if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
-            name = "coaching.joined" if kind is EntryKind.SUPERVISOR_JOINED else "coaching.left"
-            extra = {"workitemId": w.workitem_id, "supervisorId": entry.author_id}
+            name = ev.COACHING_JOINED if kind is EntryKind.SUPERVISOR_JOINED else ev.COACHING_LEFT
             for recipient in [agent, *monitors]:
-                box.entry_to(recipient, name, entry, Role.SUPERVISOR, extra)
+                box.entry_to(recipient, name, entry, Role.SUPERVISOR, partial(SupervisorNote, w.workitem_id, entry.author_id))
         elif kind is EntryKind.COACH_MESSAGE:
             for recipient in [agent, *monitors]:
-                box.entry_to(recipient, "coach.message", entry, Role.SUPERVISOR)
+                box.entry_to(recipient, ev.COACH_MESSAGE, entry, Role.SUPERVISOR)
         elif kind is EntryKind.REACTION:
             for recipient in monitors:
-                box.entry_to(recipient, "coach.reaction", entry, Role.SUPERVISOR)
+                box.entry_to(recipient, ev.COACH_REACTION, entry, Role.SUPERVISOR)
         elif kind is EntryKind.COACHING_ENDED:
             for sup in change.ended_for:
                 box.entry_to(
                     recipients.get(user_key(sup)),
-                    "coaching.ended",
+                    ev.COACHING_ENDED,
                     entry,
                     Role.SUPERVISOR,
-                    {"workitemId": w.workitem_id, "reason": entry.extra.get("reason")},
+                    partial(CoachingEndedNote, w.workitem_id, entry.extra.get("reason")),
                 )
         elif kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
-            name = "coach.forwarded" if entry.forwarded_from else "message.received"
+            name = ev.COACH_FORWARDED if entry.forwarded_from else ev.MESSAGE_RECEIVED
             for recipient in monitors:
                 box.entry_to(recipient, name, entry, Role.SUPERVISOR)
             if kind is EntryKind.CUSTOMER_MESSAGE:
-                box.entry_to(agent, "message.received", entry, Role.AGENT)
+                box.entry_to(agent, ev.MESSAGE_RECEIVED, entry, Role.AGENT)
             elif customer is not None:
-                box.entry_to(customer, "message.received", entry, Role.CUSTOMER)
+                box.entry_to(customer, ev.MESSAGE_RECEIVED, entry, Role.CUSTOMER)
     # B1: watching dashboards learn about every change of the agent's workitems.
     if before.agent_id != w.agent_id:
-        box.to_watchers(recipients.get(user_key(before.agent_id)), "workitem.updated", {"workitem": w.to_wire()})
+        box.to_watchers(recipients.get(user_key(before.agent_id)), ev.WORKITEM_UPDATED, {"workitem": w})
         new_agent = recipients.get(user_key(w.agent_id))
-        box.to_recipient(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
-        box.to_watchers(new_agent, "workitem.assigned", {"workitem": w.to_wire()})
+        box.to_recipient(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w})
+        box.to_watchers(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w})
     elif before.status is not w.status:
-        box.to_watchers(agent, "workitem.ended", {"workitem": w.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_ENDED, {"workitem": w})
     elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
-        box.to_watchers(agent, "workitem.updated", {"workitem": w.to_wire()})
+        box.to_watchers(agent, ev.WORKITEM_UPDATED, {"workitem": w})
 
 
 class FanoutService:
     """Pushes committed changes: one workitem's in order, different workitems side by side."""
 
     def __init__(
-        self, directory: Directory, notifier: Notifier, clock: Clock, max_parallel: int = MAX_PARALLEL_WORKITEMS
+        self, recipients: RecipientLookup, notifier: Notifier, clock: Clock, max_parallel: int = MAX_PARALLEL_WORKITEMS
     ) -> None:
-        self._directory = directory
+        self._recipients = recipients
         self._notifier = notifier
         self._clock = clock
         self._max_parallel = max_parallel
@@ -220,8 +222,7 @@ class FanoutService:
             recipients = self._look_up(w.tenant_id, concerned(change))
         if not recipients:
             return
-        at, now_ms = now_pair(self._clock)
-        box = Outbox(w.tenant_id, at, now_ms, exclude)
+        box = self._notifier.outbox(w.tenant_id, exclude)
         render(change, recipients, box)
         self._notifier.flush(box)
 
@@ -258,7 +259,7 @@ class FanoutService:
         if not keys:
             return {}
         try:
-            return self._directory.recipients(tenant_id, keys)
+            return self._recipients.recipients(tenant_id, keys)
         except Exception as exc:  # noqa: BLE001 - best effort, typically the store not answering: one line
             log.warning("could not look up who to tell in tenant %s (%s); events not pushed", tenant_id, type(exc).__name__)
             return {}

@@ -52,23 +52,29 @@ from chalicelib.domain.webhooks import (
     RETRY_BASE_SECONDS,
     ROTATION_OVERLAP_SECONDS,
     Subscription,
+    SubscriptionView,
     check_events,
     check_url,
     retry_delay,
 )
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import epoch_ms, iso, new_id, now_pair
-from chalicelib.services.delivery import Notifier, Outbox
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed
 from chalicelib.services.ports import (
+    ChannelFailed,
     Clock,
+    Created,
     DeliveryQueue,
-    Directory,
     Outgoing,
     Poster,
     QueueUnavailable,
+    RecipientLookup,
+    SmsContext,
     SmsSender,
     SubscriptionStore,
 )
+from chalicelib.services.results import DeliveryNote, SmsSettings, TransferNote
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +94,6 @@ LANE_LEASE_SECONDS = int(DELIVERY_TIMEOUT_SECONDS) + 5
 # A delivery that keeps finding its tenant's lane full waits at most this long between looks (SQS's
 # longest message delay).
 MAX_LANE_WAIT_SECONDS = 900
-
-
-class ChannelFailed(Exception):
-    """The channel provider refused a message or could not be reached (``reason`` is safe to log)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Created(dict[str, Any]):
-    """A REST result answered 201."""
 
 
 def new_secret() -> str:
@@ -138,7 +132,7 @@ class Integrations:
         poster: Poster,
         sms: SmsSender,
         notifier: Notifier,
-        directory: Directory,
+        directory: RecipientLookup,
         clock: Clock,
         *,
         allow_private: bool,
@@ -172,7 +166,7 @@ class Integrations:
 
     def put_subscription(
         self, caller: Principal, subscription_id: str, url: str, events: list[str], enabled: bool
-    ) -> dict[str, Any]:
+    ) -> SubscriptionView | Created:
         _require_admin(caller)
         check_url(url, self.allow_private)
         wanted = check_events(events)
@@ -202,7 +196,7 @@ class Integrations:
 
     def rotate_secret(
         self, caller: Principal, subscription_id: str, keep_previous_seconds: int = ROTATION_OVERLAP_SECONDS
-    ) -> dict[str, Any]:
+    ) -> SubscriptionView:
         """A new secret; the current one keeps signing beside it for ``keep_previous_seconds`` (0: never again)."""
         _require_admin(caller)
         existing = self.store.get(caller.tenant_id, subscription_id)
@@ -213,16 +207,16 @@ class Integrations:
         self._forget(caller.tenant_id)
         return self._wire(sub, with_secret=True)
 
-    def put_sms_settings(self, caller: Principal, origination_identity: str) -> dict[str, Any]:
+    def put_sms_settings(self, caller: Principal, origination_identity: str) -> SmsSettings:
         if caller.role is not Role.ADMIN:
             raise Forbidden("only admins may change SMS settings")
         self.store.set_sms_origination(caller.tenant_id, origination_identity, self._now())
-        return {"originationIdentity": origination_identity}
+        return SmsSettings(origination_identity)
 
-    def get_sms_settings(self, caller: Principal) -> dict[str, Any]:
+    def get_sms_settings(self, caller: Principal) -> SmsSettings:
         if caller.role is not Role.ADMIN:
             raise Forbidden("only admins may read SMS settings")
-        return {"originationIdentity": self.store.sms_origination(caller.tenant_id)}
+        return SmsSettings(self.store.sms_origination(caller.tenant_id))
 
     def replay(self, caller: Principal) -> dict[str, Any]:
         """Move this tenant's dead letters back onto their queues (up to REPLAY_MAX per call).
@@ -363,7 +357,7 @@ class Integrations:
                     n += 1
             return n
 
-        workitem = w.to_wire()
+        workitem = self.notifier.wire.plain(w)
         if w.version == 0 and not c.note.entries:
             post("workitem.assigned", event_id(w.tenant_id, w.workitem_id, 0, "assigned"), {"workitem": workitem})
         for entry in c.note.entries:
@@ -371,7 +365,10 @@ class Integrations:
             status = {"wid": w.workitem_id, "seq": entry.seq, "agent": w.agent_id} if channel else None
             eid = event_id(w.tenant_id, w.workitem_id, entry.seq, "timeline.entry")
             reached = post(
-                "timeline.entry", eid, {"entry": entry.to_wire(), "workitem": workitem}, status if channel == "webhook" else None
+                "timeline.entry",
+                eid,
+                {"entry": self.notifier.wire.plain(entry), "workitem": workitem},
+                status if channel == "webhook" else None,
             )
             if channel == "sms":
                 body = _message(
@@ -395,7 +392,7 @@ class Integrations:
             post(
                 "workitem.transferred",
                 event_id(w.tenant_id, w.workitem_id, w.version, "transferred"),
-                {"workitem": workitem, "fromAgentId": before.agent_id},
+                self.notifier.wire.plain(TransferNote(w, before.agent_id)),
             )
         if before.status is not w.status and w.status is rules.Status.ENDED:
             post("workitem.ended", event_id(w.tenant_id, w.workitem_id, w.version, "ended"), {"workitem": workitem})
@@ -418,16 +415,12 @@ class Integrations:
 
     # --- the delivery function -----------------------------------------------------------------
 
-    def handle(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """SQS records (Lambda's event sources, or the local stack's queues). Answers a partial batch
-        response: the records that must come back after their backoff (which is set here) are
-        ``batchItemFailures``; the others are done. Raises only on the unexpected (the store
-        failing), which the queue retries after its visibility timeout."""
-        failures: list[dict[str, str]] = []
-        for record in records:
-            if not self._handle_one(record):
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
-        return {"batchItemFailures": failures}
+    def handle(self, records: list[dict[str, Any]]) -> list[str]:
+        """SQS records (Lambda's event sources, or the local stack's queues). Answers the message ids
+        of the records that must come back after their backoff (which is set here); the others are
+        done. Raises only on the unexpected (the store failing), which the queue retries after its
+        visibility timeout."""
+        return [str(record.get("messageId", "")) for record in records if not self._handle_one(record)]
 
     def _handle_one(self, record: dict[str, Any]) -> bool:
         """True when the record is done (deleted from its queue), False when it comes back later."""
@@ -681,7 +674,7 @@ class Integrations:
                 origination,
                 message["to"],
                 message["text"],
-                {"tenantId": tenant, "workitemId": message["wid"], "messageId": str(message.get("mid") or "")},
+                SmsContext(tenant, message["wid"], str(message.get("mid") or "")),
             )
         except ChannelFailed as exc:
             log.warning("SMS for message %s of workitem %s refused: %s", message.get("mid"), message["wid"], exc.reason)
@@ -699,34 +692,25 @@ class Integrations:
         if entry is None:
             return
         agent = self.directory.recipient(tenant_id, user_key(agent_id))
-        at, now_ms = now_pair(self.clock)
-        box = Outbox(tenant_id, at, now_ms)
-        data: dict[str, Any] = {
-            "workitemId": workitem_id,
-            "messageId": entry.message_id,
-            "seq": seq,
-            "delivery": status,
-            "entry": entry.to_wire(),
-        }
-        if reason:
-            data["reason"] = reason
-        box.to_recipient(agent, "message.delivery", data)
+        box = self.notifier.outbox(tenant_id)
+        box.to_recipient(agent, ev.MESSAGE_DELIVERY, DeliveryNote(workitem_id, entry.message_id, seq, status, entry, reason))
         self.notifier.flush(box)
 
     def _epoch(self) -> float:
         return self.clock.now().timestamp()
 
-    def _wire(self, sub: Subscription, with_secret: bool = False) -> dict[str, Any]:
-        """The subscription on the wire, with ``previousSecretUntil`` while a rotation's overlap lasts
-        and ``deliveriesPausedUntil`` while its circuit is open."""
-        body = sub.to_wire(with_secret)
+    def _wire(self, sub: Subscription, with_secret: bool = False) -> SubscriptionView:
+        """The subscription as shown: until when the previous secret signs while a rotation's overlap
+        lasts, and until when deliveries are paused while its circuit is open."""
         now = self._epoch()
         until = sub.overlap_until(now)
-        if until is not None:
-            body["previousSecretUntil"] = iso(datetime.fromtimestamp(until, UTC))
-        if sub.health.broken and sub.health.open_until > now:
-            body["deliveriesPausedUntil"] = iso(datetime.fromtimestamp(sub.health.open_until, UTC))
-        return body
+        paused = sub.health.open_until if sub.health.broken and sub.health.open_until > now else None
+        return SubscriptionView(
+            sub,
+            with_secret,
+            iso(datetime.fromtimestamp(until, UTC)) if until is not None else None,
+            iso(datetime.fromtimestamp(paused, UTC)) if paused is not None else None,
+        )
 
     def _now(self) -> str:
         return now_pair(self.clock)[0]

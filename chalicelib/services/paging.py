@@ -25,6 +25,7 @@ import msgspec
 
 from chalicelib.domain.coaching import Workitem
 from chalicelib.domain.errors import Invalid, TooLarge
+from chalicelib.services.results import WorkitemPage
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -87,7 +88,10 @@ def page[T](
     return out, None
 
 
-def workitem_page(items: list[Workitem], scope: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    """``{"workitems": [...], "nextCursor": ...}``: one page, oldest first (``workitems.list``, ``agent.watch``)."""
-    rows, next_cursor = page(items, lambda w: (w.created_at, w.workitem_id), Workitem.to_wire, scope, limit, cursor)
-    return {"workitems": [body for _, body in rows], "nextCursor": next_cursor}
+def workitem_page(
+    items: list[Workitem], scope: str, limit: int, cursor: str | None, render: Callable[[Workitem], dict[str, Any]]
+) -> WorkitemPage:
+    """One page of workitems, oldest first, each as ``render`` (the wire) shows it, and the next cursor
+    (``workitems.list``, ``agent.watch``)."""
+    rows, next_cursor = page(items, lambda w: (w.created_at, w.workitem_id), render, scope, limit, cursor)
+    return WorkitemPage([body for _, body in rows], next_cursor)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.errors import DomainError
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voic
     from chalicelib.domain.fairness import Health
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
+    from chalicelib.services.results import DirectMessage
 
 # API Gateway closes every WebSocket connection after 2 hours.
 CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000
@@ -100,17 +102,11 @@ class Team(msgspec.Struct, frozen=True):
     supervisors: list[str]
     agents: list[str]
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"teamId": self.team_id, "name": self.name, "supervisors": self.supervisors, "agents": self.agents}
-
 
 class Template(msgspec.Struct, frozen=True):
     template_id: str
     text: str
     enabled: bool
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"templateId": self.template_id, "text": self.text, "enabled": self.enabled}
 
 
 class Policy(msgspec.Struct, frozen=True):
@@ -118,13 +114,6 @@ class Policy(msgspec.Struct, frozen=True):
     escalation_seconds: int = 120
     retention_days: int = 90
     webhook_secret: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "recordCoaching": self.record_coaching,
-            "escalationSeconds": self.escalation_seconds,
-            "retentionDays": self.retention_days,
-        }
 
 
 class Idempotency(msgspec.Struct, frozen=True):
@@ -141,6 +130,28 @@ class CounterDelta(msgspec.Struct, frozen=True):
     tenant_id: str
     user_id: str
     delta: int
+
+
+class SmsContext(msgspec.Struct, frozen=True):
+    """What a text is sent for (the SMS service keeps it with the message, for its own logs)."""
+
+    tenant_id: str
+    workitem_id: str
+    message_id: str
+
+
+class ChannelFailed(Exception):
+    """The channel provider refused a message or could not be reached (``reason`` is safe to log)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Created(msgspec.Struct, frozen=True):
+    """A use case's result that is a new resource (the REST edge answers it 201)."""
+
+    record: Any
 
 
 class StaleWorkitem(Exception):
@@ -163,8 +174,14 @@ class WorkitemStore(Protocol):
     ) -> tuple[Workitem | None, TimelineEntry | None]: ...
 
     def create(
-        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
-    ) -> None: ...
+        self,
+        workitem: Workitem,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
+    ) -> None:
+        """Store a new workitem; ``fanout`` is its note for the stream consumer (None: nothing follows)."""
 
     def commit(
         self,
@@ -187,10 +204,16 @@ class WorkitemStore(Protocol):
     def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]: ...
 
 
-class Directory(Protocol):
+class RecipientLookup(Protocol):
+    """Who can receive pushes, with their live connections, presence and counters."""
+
     def recipients(self, tenant_id: str, keys: Iterable[str], consistent: bool = False) -> dict[str, Recipient]: ...
 
     def recipient(self, tenant_id: str, key: str) -> Recipient | None: ...
+
+
+class UserDirectory(Protocol):
+    """The tenant's users: who they are, their role, their revocations."""
 
     def put_user(
         self, tenant_id: str, user_id: str, name: str, role: Role, now: str, *, keep_admin: str | None = None
@@ -199,9 +222,22 @@ class Directory(Protocol):
         (the user stops being an admin), only while that other directory admin still exists, in one
         transaction: :class:`Conflict` (nothing written) when it does not any more."""
 
+    def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
+        """Suspend or restore the user's supervision edges to match ``role``; returns the agents of a
+        user whose role may not supervise."""
+
     def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
         """Stamp the revocation on a user the tenant holds a record of (a directory user, an issuer's
         enrolled user, anyone who has connected); None, and nothing written, for anyone else."""
+
+    def enroll(self, principal: Principal, now: str) -> bool: ...
+
+    def admins(self, tenant_id: str, limit: int | None = None) -> list[str]:
+        """The tenant's directory admins in id order (the first ``limit`` of them)."""
+
+
+class Supervision(Protocol):
+    """Teams, read as who supervises whom."""
 
     def put_team(
         self, tenant_id: str, team: Team, now: str, removed: Callable[[list[tuple[str, str]]], None] | None = None
@@ -209,29 +245,35 @@ class Directory(Protocol):
         """Store the team; ``removed`` gets the (supervisor, agent) pairs it no longer links, after
         their edges are gone and before the team is stored (so a failure there is retried)."""
 
-    def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
-        """Suspend or restore the user's supervision edges to match ``role``; returns the agents of a
-        user whose role may not supervise."""
-
     def supervises(self, tenant_id: str, supervisor_id: str, agent_id: str) -> bool: ...
 
     def supervisors_of(self, tenant_id: str, agent_id: str) -> list[str]: ...
 
     def agents_of(self, tenant_id: str, supervisor_id: str) -> list[str]: ...
 
-    def connect(self, principal: Principal, connection: Connection) -> Recipient: ...
 
-    def enroll(self, principal: Principal, now: str) -> bool: ...
-
-    def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None: ...
+class ConnectionGone(Protocol):
+    """Forgetting connections (and watches) that API Gateway answered Gone for."""
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None: ...
+
+
+class Presences(ConnectionGone, Protocol):
+    """A recipient's connections, presence, watches and notification setting."""
+
+    def connect(self, principal: Principal, connection: Connection) -> Recipient: ...
+
+    def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None: ...
 
     def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Recipient: ...
 
     def watch(self, tenant_id: str, agent_id: str, watcher: Watcher, add: bool) -> None: ...
 
     def set_notify(self, tenant_id: str, user_id: str, notify: bool) -> Recipient: ...
+
+
+class TenantConfig(Protocol):
+    """What an admin sets for the tenant: assistance templates, the policy, the webhook secret."""
 
     def templates(self, tenant_id: str) -> list[Template]: ...
 
@@ -245,14 +287,20 @@ class Directory(Protocol):
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None: ...
 
-    def admins(self, tenant_id: str, limit: int | None = None) -> list[str]:
-        """The tenant's directory admins in id order (the first ``limit`` of them)."""
+
+class Inbox(Protocol):
+    """Directory messages and the unread counters per sender."""
 
     def add_unread(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
 
     def mark_read(self, tenant_id: str, recipient_id: str, sender_id: str) -> int: ...
 
-    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None: ...
+    def store_message(self, tenant_id: str, recipient_id: str, message: DirectMessage, retention_days: int) -> None: ...
+
+
+class Directory(RecipientLookup, UserDirectory, Supervision, Presences, TenantConfig, Inbox, Protocol):
+    """Every port of the directory table together: what its one DynamoDB adapter (and the fake)
+    implements. Services take the small ports above, each the one their use needs."""
 
 
 class ConnectionRegistry(Protocol):
@@ -272,6 +320,23 @@ class Pusher(Protocol):
 
     def close(self, connection_id: str) -> None:
         """Close the connection from the server side (``DeleteConnection``)."""
+
+
+class Renderer(Protocol):
+    """How records look on the wire (``chalicelib/entrypoints/wire.py``, handed to bootstrap by the entry
+    layer): the use cases put records in frames and results, the wire renders them."""
+
+    def default(self, obj: Any, /) -> Any:
+        """``json.dumps``' hook: the wire form of a record (TypeError for anything else)."""
+
+    def plain(self, value: Any, /) -> Any:
+        """``value`` with every record in it rendered (JSON-ready builtins)."""
+
+    def event(self, name: str, data: Any, at: str) -> dict[str, Any]:
+        """The frame that pushes event ``name``."""
+
+    def refused(self, frame: dict[str, Any], error: DomainError) -> dict[str, Any]:
+        """The error frame that answers ``frame``'s request instead of ``frame``."""
 
 
 class Clock(Protocol):
@@ -388,7 +453,7 @@ class Poster(Protocol):
 
 
 class SmsSender(Protocol):
-    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str: ...
+    def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str: ...
 
 
 class MeetingProvider(Protocol):

@@ -20,7 +20,16 @@ from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.clock import now_pair
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import require_admin
-from chalicelib.services.ports import Clock, Connection, ConnectionRegistry, Directory, Recipient, Verifier
+from chalicelib.services.ports import (
+    Clock,
+    Connection,
+    ConnectionGone,
+    ConnectionRegistry,
+    Recipient,
+    RecipientLookup,
+    UserDirectory,
+    Verifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +45,18 @@ class SessionService:
     def __init__(
         self,
         tokens: Verifier,
-        directory: Directory,
+        users: UserDirectory,
+        recipients: RecipientLookup,
+        presences: ConnectionGone,
         registry: ConnectionRegistry,
         notifier: Notifier,
         clock: Clock,
         leeway_seconds: int = LEEWAY_SECONDS,
     ) -> None:
         self.tokens = tokens
-        self.directory = directory
+        self.users = users
+        self.recipients = recipients
+        self.presences = presences
         self.registry = registry
         self.notifier = notifier
         self.clock = clock
@@ -83,7 +96,7 @@ class SessionService:
         recipient = self.require_not_revoked(principal)
         if principal.federated and (recipient is None or not recipient.in_directory):
             # An issuer's user seen for the first time joins the directory (docs/product.md W9.3).
-            self.directory.enroll(principal, now_pair(self.clock)[0])
+            self.users.enroll(principal, now_pair(self.clock)[0])
         if (
             principal.role is Role.ADMIN
             and recipient is not None
@@ -97,7 +110,7 @@ class SessionService:
         """The caller's directory record (1 GetItem), once it is clear the token was not revoked."""
         if principal.is_customer:  # customers are not directory users; their tokens are per workitem
             return None
-        recipient = self.directory.recipient(principal.tenant_id, user_key(principal.user_id))
+        recipient = self.recipients.recipient(principal.tenant_id, user_key(principal.user_id))
         if recipient is not None and principal.revoked_by(recipient.revoked_at):
             raise Unauthorized("the token was revoked; sign in again")
         return recipient
@@ -119,7 +132,7 @@ class SessionService:
         connections), a DeleteConnection per connection, 1 UpdateItem forgetting them. A user the tenant
         has never seen (not in the directory, never connected) is ``not_found``: nothing is written."""
         require_admin(caller)
-        recipient = self.directory.revoke(caller.tenant_id, user_id, self._now())
+        recipient = self.users.revoke(caller.tenant_id, user_id, self._now())
         if recipient is None:
             raise NotFound(f"no user {user_id} in this tenant (not in the directory, never connected)")
         for connection in recipient.connections:
@@ -128,4 +141,4 @@ class SessionService:
             except Exception:  # logged; the connection also fails its next auth.refresh
                 log.warning("could not close connection %s of revoked user %s", connection.connection_id, user_id, exc_info=True)
         if recipient.connections:
-            self.directory.forget(caller.tenant_id, recipient.key, recipient.connections, [])
+            self.presences.forget(caller.tenant_id, recipient.key, recipient.connections, [])

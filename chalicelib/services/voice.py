@@ -42,9 +42,12 @@ from chalicelib.domain.voice import (
     VoiceMode,
     VoiceState,
 )
-from chalicelib.services.clock import now_pair
-from chalicelib.services.coaching import CoachingService
-from chalicelib.services.ports import MeetingProvider
+from chalicelib.services import push_events as ev
+from chalicelib.services.commits import Workitems
+from chalicelib.services.delivery import Notifier
+from chalicelib.services.messagebus import CoachingEnded, SupervisorLeft, WorkitemCommitted
+from chalicelib.services.ports import MeetingProvider, RecipientLookup, Supervision
+from chalicelib.services.results import CoachRoomClosed, CoachRoomOpened, InContactRoom, VoiceJoined, Whispering
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,8 @@ log = logging.getLogger(__name__)
 class _Plan:
     """What one attempt of a voice decision found out, used once its commit has won."""
 
-    result: dict[str, Any] = field(default_factory=dict)
+    result: Any = None  # what the action answers (services/results.py)
+    call: tuple[str, str] | None = None  # a phone leg's meeting and join token
     cleanup: Cleanup = field(default_factory=Cleanup)
     coach_room_for: tuple[str, Room] | None = None  # agent to send voice.coach_room to
     coach_closed_for: str | None = None  # agent to send voice.coach_room_closed to
@@ -66,17 +70,25 @@ Act = Callable[[Workitem, VoiceState, _Plan], "tuple[str, VoiceMode] | None"]
 
 
 class VoiceService:
-    def __init__(self, settings: Settings, coaching: CoachingService, meetings: MeetingProvider) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workitems: Workitems,
+        supervision: Supervision,
+        recipients: RecipientLookup,
+        notifier: Notifier,
+        meetings: MeetingProvider,
+    ) -> None:
         self.settings = settings
-        self.coaching = coaching
+        self.workitems = workitems
+        self.supervision = supervision
+        self.recipients = recipients
+        self.notifier = notifier
         self.meetings = meetings
-        coaching.on_coaching_ended.append(self._on_coaching_ended)
-        coaching.on_supervisor_left.append(self._on_supervisor_left)
-        coaching.on_committed.append(self._on_committed)
 
     # --- actions ---------------------------------------------------------------------------------
 
-    def join(self, caller: Principal, workitem_id: str) -> dict[str, Any]:
+    def join(self, caller: Principal, workitem_id: str) -> Any:
         """The agent's own place in the contact room (audio SendReceive)."""
 
         def act(w: Workitem, state: VoiceState, plan: _Plan) -> None:
@@ -85,22 +97,20 @@ class VoiceService:
                 w, state, rules.staff_external_id(w.tenant_id, w.agent_id), Audio.SEND_RECEIVE, plan
             )
             room.agent_id, room.agent_attendee_id = w.agent_id, attendee.attendee_id
-            plan.result = {"contactRoom": room.room(attendee, Audio.SEND_RECEIVE).to_wire()}
-            coach = self._agent_in_coach(w, state)
-            if coach is not None:  # a rejoining agent gets back into a whisper already on
-                plan.result["coachRoom"] = coach.to_wire()
+            # A rejoining agent gets back into a whisper already on.
+            plan.result = VoiceJoined(room.room(attendee, Audio.SEND_RECEIVE), self._agent_in_coach(w, state))
 
         return self._run(caller.tenant_id, workitem_id, act).result
 
-    def monitor(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def monitor(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> Any:
         """Silent monitor: the supervisor hears agent and customer, nobody hears them."""
         return self._listen(caller, workitem_id, VoiceMode.MONITOR, connection_id)
 
-    def listen(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def listen(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> Any:
         """Back to listening only: out of the coach room, Receive in the contact room."""
         return self._listen(caller, workitem_id, VoiceMode.LISTEN, connection_id)
 
-    def whisper(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def whisper(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> Any:
         """The supervisor speaks to the agent only, through the coach room (the customer is never in it)."""
         supervises = self._supervises(caller)
 
@@ -114,29 +124,26 @@ class VoiceService:
             state.supervisors[caller.user_id] = SupervisorVoice(
                 VoiceMode.WHISPER, contact_attendee.attendee_id, coach_attendee.attendee_id
             )
-            plan.result = {
-                "coachRoom": coach.room(coach_attendee, Audio.SEND).to_wire(),
-                "contactRoom": contact.room(contact_attendee, Audio.RECEIVE).to_wire(),
-            }
+            plan.result = Whispering(coach.room(coach_attendee, Audio.SEND), contact.room(contact_attendee, Audio.RECEIVE))
             if agent_attendee is not None:
                 plan.coach_room_for = (w.agent_id, coach.room(agent_attendee, Audio.RECEIVE))
             return _mode_change(caller.user_id, previous, VoiceMode.WHISPER)
 
         return self._run(caller.tenant_id, workitem_id, act, connection_id).result
 
-    def barge(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> dict[str, Any]:
+    def barge(self, caller: Principal, workitem_id: str, connection_id: str | None = None) -> Any:
         """B5: the supervisor speaks to agent and customer (SendReceive in the contact room).
 
         Speaking in the contact room starts only once the coach room is gone (after the commit), or
         the agent would hear the supervisor twice."""
         return self._contact_mode(caller, workitem_id, VoiceMode.BARGE, Audio.SEND_RECEIVE, connection_id, defer=True)
 
-    def _listen(self, caller: Principal, workitem_id: str, mode: VoiceMode, connection_id: str | None) -> dict[str, Any]:
+    def _listen(self, caller: Principal, workitem_id: str, mode: VoiceMode, connection_id: str | None) -> Any:
         return self._contact_mode(caller, workitem_id, mode, Audio.RECEIVE, connection_id, defer=False)
 
     def _contact_mode(
         self, caller: Principal, workitem_id: str, mode: VoiceMode, audio: Audio, connection_id: str | None, *, defer: bool
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Leave the coach room (telling the agent) and take ``audio`` in the contact room."""
         supervises = self._supervises(caller)
 
@@ -150,7 +157,7 @@ class VoiceService:
                 w, state, rules.staff_external_id(w.tenant_id, caller.user_id), audio, plan, defer=defer
             )
             state.supervisors[caller.user_id] = SupervisorVoice(mode, attendee.attendee_id)
-            plan.result = {"contactRoom": contact.room(attendee, audio).to_wire()}
+            plan.result = InContactRoom(contact.room(attendee, audio))
             return _mode_change(caller.user_id, previous, mode)
 
         return self._run(caller.tenant_id, workitem_id, act, connection_id).result
@@ -187,7 +194,7 @@ class VoiceService:
             rules.check_caller_join(w)
             room, attendee = self._in_contact(w, state, rules.caller_external_id(call_id), Audio.SEND_RECEIVE, plan)
             state.callers[call_id] = attendee.attendee_id
-            plan.result = {"meetingId": room.meeting_id, "joinToken": attendee.join_token}
+            plan.call = (room.meeting_id, attendee.join_token)
 
         try:
             plan = self._run(routing.tenant_id, routing.workitem_id, act)
@@ -195,8 +202,11 @@ class VoiceService:
             # Unknown workitem, not a voice workitem, or already ended: hang up unanswered (not billed).
             log.info("hanging up a call for workitem %s: %s", routing.workitem_id, exc.code)
             return pstn.hangup_response(call_id, pstn.SIP_UNAVAILABLE)
+        if plan.call is None:  # act() sets it whenever the commit went through
+            return pstn.hangup_response(call_id, pstn.SIP_UNAVAILABLE)
+        meeting_id, join_token = plan.call
         return pstn.join_meeting_response(
-            call_id, plan.result["joinToken"], plan.result["meetingId"], transaction_attributes=routing.transaction_attributes()
+            call_id, join_token, meeting_id, transaction_attributes=routing.transaction_attributes()
         )
 
     def _caller_left(self, routing: pstn.CallRouting, call_id: str) -> None:
@@ -215,16 +225,21 @@ class VoiceService:
 
     # --- teardown --------------------------------------------------------------------------------
 
-    def _on_coaching_ended(self, change: Change) -> None:
+    # The handlers of the bus's events (bootstrap.EVENT_HANDLERS); reconcile never raises.
+
+    def on_coaching_ended(self, event: CoachingEnded) -> None:
+        change = event.change
         if change.after.channel is Channel.VOICE and change.after.voice:
             self.reconcile(change.after.tenant_id, change.after.workitem_id)
 
-    def _on_supervisor_left(self, change: Change, supervisor_id: str) -> None:
+    def on_supervisor_left(self, event: SupervisorLeft) -> None:
+        change = event.change
         if change.after.channel is Channel.VOICE and change.after.voice:
             self.reconcile(change.after.tenant_id, change.after.workitem_id)
 
-    def _on_committed(self, change: Change) -> None:
-        """A voice workitem ended or changed hands with nobody coaching (else _on_coaching_ended runs)."""
+    def on_committed(self, event: WorkitemCommitted) -> None:
+        """A voice workitem ended or changed hands with nobody coaching (else on_coaching_ended runs)."""
+        change = event.change
         before, after = change.before, change.after
         if after.channel is not Channel.VOICE or not after.voice or change.ended_for:
             return
@@ -257,7 +272,7 @@ class VoiceService:
             mode = act(w, state, plan)
             return rules.voice_change(w, state, self._now(), mode)
 
-        self.coaching.mutate(tenant_id, workitem_id, decide)
+        self.workitems.mutate(tenant_id, workitem_id, decide)
         plan = attempt[0]
         self._clean(workitem_id, plan.cleanup)
         self._notify(tenant_id, workitem_id, plan, connection_id)
@@ -282,20 +297,20 @@ class VoiceService:
             log.exception("voice clean-up %s failed for workitem %s", operation, workitem_id)
 
     def _notify(self, tenant_id: str, workitem_id: str, plan: _Plan, connection_id: str | None) -> None:
-        pushes: list[tuple[str, str, dict[str, Any]]] = []
+        pushes: list[tuple[str, str, CoachRoomClosed | CoachRoomOpened]] = []
         if plan.coach_closed_for:
-            pushes.append((plan.coach_closed_for, "voice.coach_room_closed", {"workitemId": workitem_id}))
+            pushes.append((plan.coach_closed_for, ev.VOICE_COACH_ROOM_CLOSED, CoachRoomClosed(workitem_id)))
         if plan.coach_room_for is not None:
             agent_id, room = plan.coach_room_for
-            pushes.append((agent_id, "voice.coach_room", {"workitemId": workitem_id, **room.to_wire()}))
+            pushes.append((agent_id, ev.VOICE_COACH_ROOM, CoachRoomOpened(workitem_id, room)))
         if not pushes:
             return
         try:
-            recipients = self.coaching.directory.recipients(tenant_id, list({user_key(u) for u, _, _ in pushes}))
-            box = self.coaching.outbox(tenant_id, connection_id)
+            recipients = self.recipients.recipients(tenant_id, list({user_key(u) for u, _, _ in pushes}))
+            box = self.notifier.outbox(tenant_id, connection_id)
             for user_id, name, data in pushes:
                 box.to_recipient(recipients.get(user_key(user_id)), name, data)
-            self.coaching.notifier.flush(box)
+            self.notifier.flush(box)
         except Exception:  # the change is committed; the agent's client also sees the room end in the SDK
             log.exception("could not push voice events for workitem %s", workitem_id)
 
@@ -400,13 +415,13 @@ class VoiceService:
             if caller.user_id in w.monitors:
                 return True
             if w.agent_id not in checked:
-                checked[w.agent_id] = self.coaching.directory.supervises(caller.tenant_id, caller.user_id, w.agent_id)
+                checked[w.agent_id] = self.supervision.supervises(caller.tenant_id, caller.user_id, w.agent_id)
             return checked[w.agent_id]
 
         return supervises
 
     def _now(self) -> str:
-        return now_pair(self.coaching.clock)[0]
+        return self.workitems.now()
 
 
 def _mode_change(supervisor_id: str, previous: SupervisorVoice | None, mode: VoiceMode) -> tuple[str, VoiceMode] | None:

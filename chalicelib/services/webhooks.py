@@ -13,13 +13,27 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
 from chalicelib.domain.identity import Role, user_key
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id, now_pair
-from chalicelib.services.coaching import CoachingService, end_counters, transfer_counters
-from chalicelib.services.ports import AlreadyExists, CounterDelta, DuplicateEvent, Idempotency, Policy
+from chalicelib.services.coaching import end_counters, transfer_counters
+from chalicelib.services.commits import Workitems
+from chalicelib.services.delivery import Notifier
+from chalicelib.services.ports import (
+    AlreadyExists,
+    Clock,
+    CounterDelta,
+    DuplicateEvent,
+    Idempotency,
+    Policy,
+    RecipientLookup,
+    TenantConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +64,63 @@ def verify_signature(header: str | None, body: bytes, secrets: list[str], now: i
     raise Unauthorized("signature does not match")
 
 
+class Assigned(msgspec.Struct, frozen=True):
+    """``workitem.assigned``: a new workitem for an agent."""
+
+    workitem_id: str
+    channel: str
+    agent_id: str
+    customer_id: str
+    customer_name: str
+    subject: str | None = None
+
+
+class InboundMessage(msgspec.Struct, frozen=True):
+    """``workitem.message``: the customer or the agent wrote on a channel the provider carries."""
+
+    workitem_id: str
+    sender: str  # "customer" or "agent"
+    text: str
+
+
+class Transferred(msgspec.Struct, frozen=True):
+    workitem_id: str
+    to_agent_id: str
+
+
+class Ended(msgspec.Struct, frozen=True):
+    workitem_id: str
+    ended_by: str  # "customer", "agent" or "system"
+
+
+class InboundEvent(msgspec.Struct, frozen=True):
+    """A validated inbound event (the entry layer reads it off the wire)."""
+
+    event_id: str
+    tenant_id: str
+    type: str
+    data: Assigned | InboundMessage | Transferred | Ended
+
+
 class WebhookService:
-    def __init__(self, coaching: CoachingService, default_secret: Callable[[], str]) -> None:
-        self.coaching = coaching
+    def __init__(
+        self,
+        workitems: Workitems,
+        config: TenantConfig,
+        recipients: RecipientLookup,
+        notifier: Notifier,
+        clock: Clock,
+        default_secret: Callable[[], str],
+    ) -> None:
+        self.workitems = workitems
+        self.config = config
+        self.recipients = recipients
+        self.notifier = notifier
+        self.clock = clock
         self.default_secret = default_secret
 
     def handle(
-        self, body: bytes, signature: str | None, tenant_id: str | None, validate: Callable[[], dict[str, Any]] | None
+        self, body: bytes, signature: str | None, tenant_id: str | None, validate: Callable[[], InboundEvent] | None
     ) -> dict[str, Any]:
         """Verify the signature (with the tenant's secret when it has one), then validate and apply.
 
@@ -64,81 +128,77 @@ class WebhookService:
         the validated event (None when the body is not a JSON object). Nothing is validated or
         written before the signature holds.
         """
-        policy = self.coaching.directory.policy(tenant_id) if tenant_id else None
+        policy = self.config.policy(tenant_id) if tenant_id else None
         secret = policy.webhook_secret if policy and policy.webhook_secret else self.default_secret()
-        _, now_ms = now_pair(self.coaching.clock)
+        _, now_ms = now_pair(self.clock)
         verify_signature(signature, body, [secret], now_ms // 1000)
         if policy is None or validate is None:
             raise Invalid("body must be a JSON object with eventId, tenantId, type and data")
         return self.apply(validate(), policy)
 
-    def apply(self, event: dict[str, Any], policy: Policy) -> dict[str, Any]:
-        tenant_id: str = event["tenantId"]
-        kind: str = event["type"]
-        data: dict[str, Any] = event["data"]
-        idem = Idempotency(tenant_id, event["eventId"], kind)
+    def apply(self, event: InboundEvent, policy: Policy) -> dict[str, Any]:
+        tenant_id = event.tenant_id
+        data = event.data
+        idem = Idempotency(tenant_id, event.event_id, event.type)
         try:
-            if kind == "workitem.assigned":
+            if isinstance(data, Assigned):
                 self._assigned(tenant_id, data, idem, policy)
-            elif kind == "workitem.message":
+            elif isinstance(data, InboundMessage):
                 self._message(tenant_id, data, idem)
-            elif kind == "workitem.transferred":
+            elif isinstance(data, Transferred):
                 self._transferred(tenant_id, data, idem)
-            elif kind == "workitem.ended":
+            else:
                 self._ended(tenant_id, data, idem)
-            else:  # the schema already refuses other types
-                raise Invalid(f"unknown event type {kind}")
         except DuplicateEvent:
             return {"status": "duplicate"}
         return {"status": "applied"}
 
-    def _assigned(self, tenant_id: str, data: dict[str, Any], idem: Idempotency, policy: Policy) -> None:
-        at, _ = now_pair(self.coaching.clock)
-        customer = data["customer"]
+    def _assigned(self, tenant_id: str, data: Assigned, idem: Idempotency, policy: Policy) -> None:
+        at, _ = now_pair(self.clock)
         workitem = Workitem(
             tenant_id=tenant_id,
-            workitem_id=data["workitemId"],
-            channel=Channel(data["channel"]),
-            agent_id=data["agentId"],
-            customer_id=customer["id"],
-            customer_name=customer["name"],
+            workitem_id=data.workitem_id,
+            channel=Channel(data.channel),
+            agent_id=data.agent_id,
+            customer_id=data.customer_id,
+            customer_name=data.customer_name,
             created_at=at,
-            subject=data.get("subject") or "",
+            subject=data.subject or "",
             retention_days=policy.retention_days,
             record_coaching=policy.record_coaching,
         )
         try:
-            self.coaching.store.create(workitem, idempotency=idem, counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
+            self.workitems.create(workitem, idempotency=idem, counters=[CounterDelta(tenant_id, workitem.agent_id, 1)])
         except AlreadyExists as exc:
-            existing = self.coaching.load(tenant_id, workitem.workitem_id)
+            existing = self.workitems.load(tenant_id, workitem.workitem_id)
             if existing.agent_id == workitem.agent_id and existing.channel is workitem.channel:
-                self.coaching.store.mark_event(idem)
+                self.workitems.mark_event(idem)
                 return
             raise Conflict(f"workitem {workitem.workitem_id} is already assigned") from exc
-        agent = self.coaching.directory.recipient(tenant_id, user_key(workitem.agent_id))
-        box = self.coaching.outbox(tenant_id)
-        box.to_recipient(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
-        box.to_watchers(agent, "workitem.assigned", {"workitem": workitem.to_wire()})
-        self.coaching.notifier.flush(box)
+        agent = self.recipients.recipient(tenant_id, user_key(workitem.agent_id))
+        box = self.notifier.outbox(tenant_id)
+        box.to_recipient(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem})
+        box.to_watchers(agent, ev.WORKITEM_ASSIGNED, {"workitem": workitem})
+        self.notifier.flush(box)
 
-    def _message(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+    def _message(self, tenant_id: str, data: InboundMessage, idem: Idempotency) -> None:
         message_id = new_id("msg")
-        at = now_pair(self.coaching.clock)[0]
-        self.coaching.mutate(
+        at = now_pair(self.clock)[0]
+        self.workitems.mutate(
             tenant_id,
-            data["workitemId"],
-            lambda w: rules.integration_message(w, data["from"], data["text"], message_id, at),
+            data.workitem_id,
+            lambda w: rules.integration_message(w, data.sender, data.text, message_id, at),
             idempotency=idem,
             push=True,
             missing=Conflict,  # it arrived before its workitem.assigned
         )
 
-    def _transferred(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
+    def _transferred(self, tenant_id: str, data: Transferred, idem: Idempotency) -> None:
         """The target must be an agent of the tenant (1 GetItem), else 409 and nothing applied; a redelivered
         event (already with that agent) changes nothing."""
-        at = now_pair(self.coaching.clock)[0]
-        to_agent = data["toAgentId"]
-        target = self.coaching.directory.recipient(tenant_id, user_key(to_agent))
+        at = now_pair(self.clock)[0]
+        to_agent = data.to_agent_id
+        target = self.recipients.recipient(tenant_id, user_key(to_agent))
         target_is_agent = target is not None and target.in_directory and target.role is Role.AGENT
 
         def decide(w: Workitem) -> Change:
@@ -148,11 +208,11 @@ class WebhookService:
                 raise Conflict(f"{to_agent} is not an agent of this tenant")
             return rules.transfer(w, to_agent, "system", Role.ADMIN, at)
 
-        self.coaching.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=transfer_counters, push=True)
+        self.workitems.mutate(tenant_id, data.workitem_id, decide, idempotency=idem, counters=transfer_counters, push=True)
 
-    def _ended(self, tenant_id: str, data: dict[str, Any], idem: Idempotency) -> None:
-        at = now_pair(self.coaching.clock)[0]
-        ended_by = EndedBy(data["endedBy"])
+    def _ended(self, tenant_id: str, data: Ended, idem: Idempotency) -> None:
+        at = now_pair(self.clock)[0]
+        ended_by = EndedBy(data.ended_by)
 
         def decide(w: Workitem) -> Change:
             if w.status is rules.Status.ENDED:
@@ -161,4 +221,4 @@ class WebhookService:
             role = {EndedBy.CUSTOMER: Role.CUSTOMER, EndedBy.AGENT: Role.AGENT}.get(ended_by, Role.ADMIN)
             return rules.end_workitem(w, ended_by, author, role, at)
 
-        self.coaching.mutate(tenant_id, data["workitemId"], decide, idempotency=idem, counters=end_counters, push=True)
+        self.workitems.mutate(tenant_id, data.workitem_id, decide, idempotency=idem, counters=end_counters, push=True)

@@ -2,9 +2,9 @@
 
 aiohttp limits whole messages (128 KB here, set on the response); API Gateway also closes a socket
 whose single frame is over 32 KB, with 1009. :class:`FrameGuard` sits between the socket and aiohttp's
-WebSocket parser and reads only the frame headers. It relies on aiohttp's connection handler keeping
-the parser in ``_payload_parser`` (and the bytes that came with the handshake in ``_message_tail``);
-if those change, the limit is not enforced and a warning says so.
+WebSocket parser and reads only the frame headers. It reaches aiohttp's parser through
+``aiohttp_compat`` (the one module that knows where aiohttp keeps it); if that changes, the limit is
+not enforced and a warning says so.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 from aiohttp.http_websocket import WebSocketError
+
+from devstack.apigw import aiohttp_compat
 
 log = logging.getLogger("devstack.gateway")  # one logger for every part of the gateway
 
@@ -113,11 +115,11 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
 
     def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
         handler = request.protocol
-        tail = bytes(getattr(handler, "_message_tail", b"") or b"")
+        tail = aiohttp_compat.handshake_tail(handler)
         super()._post_start(request, protocol, writer)
         if not self._max_frame_bytes:
             return
-        inner = getattr(handler, "_payload_parser", None)
+        inner = aiohttp_compat.payload_parser(handler)
         if inner is None:  # pragma: no cover - only if aiohttp's internals change
             log.warning("frame size limit not enforced: unexpected aiohttp internals")
             return
@@ -125,7 +127,7 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
         # Bytes that arrived with the handshake were already parsed; read past them to stay in step.
         if tail and guard.scan(tail)[0] is not None:
             self._frame_too_big(0)
-        handler._payload_parser = guard
+        aiohttp_compat.replace_payload_parser(handler, guard)
 
     def _frame_too_big(self, length: int) -> None:
         reader: Any = self._reader

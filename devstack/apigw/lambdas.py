@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalice.app import Chalice
-from chalice.local import LambdaContext, LocalChalice
+from chalice.local import LambdaContext
+
+from devstack.apigw.chalice_compat import make_current_request_thread_local
 
 Event = dict[str, Any]
 Handler = Callable[[Event, Any], Any]
@@ -52,13 +54,6 @@ def single_and_multi(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], 
 
 def lambda_context(function_name: str) -> LambdaContext:
     return LambdaContext(function_name=function_name, memory_size=1024, max_runtime_ms=29_000)
-
-
-def make_current_request_thread_local(app: Chalice) -> None:
-    """Handlers run in a thread pool; make ``app.current_request`` per thread, as ``chalice local`` does."""
-    if isinstance(app, LocalChalice):
-        return
-    app.__class__ = type(f"Local{type(app).__name__}", (LocalChalice, type(app)), {})
 
 
 class Invoker:

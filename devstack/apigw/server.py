@@ -17,6 +17,8 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from devstack.apigw import aiohttp_compat
+
 log = logging.getLogger("devstack.gateway")  # one logger for every part of the gateway
 
 
@@ -46,16 +48,9 @@ class QuietRequestHandler(RequestHandler):
         return response
 
 
-class _QuietServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return QuietRequestHandler(self, loop=self._loop, **self._kwargs)
-
-
 class Runner(web.AppRunner):
     async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        server.__class__ = _QuietServer
-        return server
+        return aiohttp_compat.with_handler_class(await super()._make_server(), QuietRequestHandler)
 
 
 async def serve(application: web.Application, sock: socket.socket) -> web.AppRunner:

@@ -16,6 +16,7 @@ import pytest
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
 from chalicelib.adapters.dynamo import DirectoryEdge, RecipientItem, TeamItem
+from chalicelib.entrypoints.wire import WIRE
 from tests.support.world import World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
@@ -57,7 +58,9 @@ def names(events: list[dict[str, Any]]) -> list[str]:
 
 
 def timeline(world: World, workitem_id: str = "wi-1") -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = world.services.coaching.export(_principal("admin-1", "admin"), workitem_id)["entries"]
+    entries: list[dict[str, Any]] = WIRE.plain(world.services.coaching.export(_principal("admin-1", "admin"), workitem_id))[
+        "entries"
+    ]
     return entries
 
 

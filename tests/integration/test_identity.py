@@ -174,7 +174,7 @@ def test_connect_with_a_bad_token_is_401_and_writes_nothing(w: World) -> None:
     before, posts = snapshot(), w.pusher.posts  # one snapshot around all of them: Scans are slow on moto
     for name, token in BAD_TOKENS.items():
         assert ws.connect(connect_event(token, f"bad-{name}=")) == {"statusCode": 401}, name
-        assert w.services.registry.get(f"bad-{name}=") is None, name
+        assert w.services.directory.registry.get(f"bad-{name}=") is None, name
     assert ws.connect(connect_event(None, query=False)) == {"statusCode": 401}
     assert snapshot() == before
     assert w.pusher.posts == posts
@@ -183,7 +183,7 @@ def test_connect_with_a_bad_token_is_401_and_writes_nothing(w: World) -> None:
 def test_connect_with_a_good_token_registers_the_connection(w: World) -> None:
     token = w.token("agent-1", "agent")
     assert ws.connect(connect_event(token, "raw-ok=")) == {"statusCode": 200}
-    principal = w.services.registry.get("raw-ok=")
+    principal = w.services.directory.registry.get("raw-ok=")
     assert principal is not None and (principal.tenant_id, principal.user_id) == ("t1", "agent-1")
     # Frames on that connection carry no authorizer context: the registry says who it is.
     ws.message(message_event("raw-ok=", json.dumps({"action": "ping", "requestId": "p"})))
@@ -193,7 +193,7 @@ def test_connect_with_a_good_token_registers_the_connection(w: World) -> None:
     )
     assert w.pusher.frames["raw-ok="][-1]["type"] == "ack"
     ws.disconnect(message_event("raw-ok=", ""))
-    assert w.services.registry.get("raw-ok=") is None
+    assert w.services.directory.registry.get("raw-ok=") is None
 
 
 def test_a_frame_on_an_unknown_connection_is_refused_and_writes_nothing(w: World) -> None:

@@ -195,7 +195,8 @@ def test_a_lone_surrogate_still_gets_exactly_one_reply(world: World, body: str) 
 
 @pytest.mark.unit
 def test_the_reply_encoder_copes_with_lone_surrogates() -> None:
-    from chalicelib.services.delivery import encode, error
+    from chalicelib.entrypoints.wire import error
+    from chalicelib.services.delivery import encode
 
     data = encode(error("\ud800", {"code": "invalid", "message": "m"}))
     assert json.loads(data)["requestId"] == "\ud800"

@@ -14,6 +14,7 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.entrypoints.wire import WIRE
 from tests.support.ddbcount import count_dynamodb
 from tests.support.world import World, atomic_aws_calls
 
@@ -75,7 +76,7 @@ def test_two_admins_demoting_each_other_at_once_leave_one(world: World) -> None:
         assert put(world, "operator", user, "admin")[0] == 200
     results: dict[str, int | str] = {}
     start = threading.Barrier(2)
-    directory = bootstrap.services().directory  # the use case itself, from two threads at once
+    directory = bootstrap.services(WIRE).directory  # the use case itself, from two threads at once
 
     def demote(caller: str, target: str) -> None:
         start.wait()

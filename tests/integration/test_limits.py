@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import TooLarge
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.delivery import Notifier, encode
-from tests.support.world import Client, World
+from tests.support.world import Client, FakeClock, World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
@@ -217,7 +218,7 @@ def sized(frame: dict[str, Any], size: int) -> dict[str, Any]:
 @pytest.mark.parametrize("size", [API_GATEWAY_FRAME_BYTES - 1, API_GATEWAY_FRAME_BYTES])
 def test_a_reply_up_to_exactly_128_kib_goes_out_as_it_is(size: int) -> None:
     pusher = SizePusher()
-    Notifier(pusher, NoDirectory()).send("c1", sized({"type": "ack", "requestId": "r-7", "data": {}}, size))  # type: ignore[arg-type]
+    Notifier(pusher, NoDirectory(), FakeClock(), WIRE).send("c1", sized({"type": "ack", "requestId": "r-7", "data": {}}, size))  # type: ignore[arg-type]
     [(connection_id, data)] = pusher.posted
     assert connection_id == "c1" and len(data) == size  # measured on the wire
     reply = json.loads(data)
@@ -228,7 +229,7 @@ def test_a_reply_up_to_exactly_128_kib_goes_out_as_it_is(size: int) -> None:
 @pytest.mark.parametrize("size", [API_GATEWAY_FRAME_BYTES + 1, 2 * API_GATEWAY_FRAME_BYTES + 1])
 def test_a_reply_over_128_kib_becomes_too_large_with_its_request_id(size: int) -> None:
     pusher = SizePusher()
-    Notifier(pusher, NoDirectory()).send("c1", sized({"type": "ack", "requestId": "r-7", "data": {}}, size))  # type: ignore[arg-type]
+    Notifier(pusher, NoDirectory(), FakeClock(), WIRE).send("c1", sized({"type": "ack", "requestId": "r-7", "data": {}}, size))  # type: ignore[arg-type]
     [(connection_id, data)] = pusher.posted
     reply = json.loads(data)
     assert connection_id == "c1" and reply["type"] == "error" and reply["requestId"] == "r-7"
@@ -241,12 +242,12 @@ def test_a_push_over_128_kib_is_never_posted_and_one_of_exactly_128_kib_is(caplo
     from chalicelib.services.delivery import Outbox
 
     pusher = SizePusher()
-    notifier = Notifier(pusher, NoDirectory())  # type: ignore[arg-type]
+    notifier = Notifier(pusher, NoDirectory(), FakeClock(), WIRE)  # type: ignore[arg-type]
     box = Outbox("t1", "2026-01-01T00:00:00.000Z", 0)
     event = {"type": "event", "event": "x", "data": {}}
-    box.to_connection("over", sized(event, API_GATEWAY_FRAME_BYTES + 1))
-    box.to_connection("exact", sized(event, API_GATEWAY_FRAME_BYTES))
-    box.to_connection("small", event)
+    box.frames.append(("over", encode(sized(event, API_GATEWAY_FRAME_BYTES + 1))))
+    box.frames.append(("exact", encode(sized(event, API_GATEWAY_FRAME_BYTES))))
+    box.frames.append(("small", encode(event)))
     notifier.flush(box)
     assert [(c, len(d)) for c, d in pusher.posted] == [("exact", API_GATEWAY_FRAME_BYTES), ("small", len(encode(event)))]
     assert "not sent: 1 frame(s)" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.adapters.dynamo import DirectoryEdge
+from chalicelib.services.messagebus import SupervisionLost
 from tests.support.world import Client, World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
@@ -84,15 +85,15 @@ def test_kept_when_still_supervising_through_another_team(world: World) -> None:
 def test_a_failed_clean_up_is_finished_by_the_retried_admin_request(world: World) -> None:
     _, sup1, _, _ = coached(world)
     body = {"name": "team-1", "supervisors": ["sup-2"], "agents": ["agent-1", "agent-2"]}
-    real = world.services.coaching.supervision_lost
+    real = world.services.coaching.on_supervision_lost
 
     def crash(*args: object) -> None:
         raise RuntimeError("the Lambda timed out here")
 
-    world.services.directory.on_supervision_lost[:] = [crash]
+    world.services.bus.handlers[SupervisionLost][:] = [crash]
     status, _ = world.rest("PUT", "/admin/teams/team-1", world.token("admin-1", "admin"), body)
     assert status == 500
-    world.services.directory.on_supervision_lost[:] = [real]
+    world.services.bus.handlers[SupervisionLost][:] = [real]
     world.admin("PUT", "/admin/teams/team-1", body)  # the admin (or their client) retries
     assert [e["data"]["reason"] for e in sup1.new_events("coaching.ended")] == ["permissions"]
     sup1.fails("coach.send", "forbidden", workitemId="wi-1", text="hello")
@@ -100,14 +101,14 @@ def test_a_failed_clean_up_is_finished_by_the_retried_admin_request(world: World
 
 def test_a_demotion_retried_after_a_failed_clean_up_finishes_it(world: World) -> None:
     _, sup1, _, _ = coached(world)
-    real = world.services.coaching.supervision_lost
+    real = world.services.coaching.on_supervision_lost
 
     def crash(*args: object) -> None:
         raise RuntimeError("the Lambda timed out here")
 
-    world.services.directory.on_supervision_lost[:] = [crash]
+    world.services.bus.handlers[SupervisionLost][:] = [crash]
     assert world.rest("PUT", "/admin/users/sup-1", world.token("admin-1", "admin"), {"name": "Sup-1", "role": "agent"})[0] == 500
-    world.services.directory.on_supervision_lost[:] = [real]
+    world.services.bus.handlers[SupervisionLost][:] = [real]
     world.admin("PUT", "/admin/users/sup-1", {"name": "Sup-1", "role": "agent"})
     assert [e["data"]["reason"] for e in sup1.new_events("coaching.ended")] == ["permissions"]
 

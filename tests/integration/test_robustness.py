@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
+from chalicelib.entrypoints import wire
 from chalicelib.services import commits
 from tests.support.world import World
 
@@ -56,7 +57,7 @@ def _endpoint(world: World, key: str) -> Any:
 def _timeline(world: World, wid: str = WID) -> list[dict[str, Any]]:
     entries, more = _store(world).timeline("t1", wid, after=0, limit=1000, customer=False)
     assert not more
-    return [e.to_wire() for e in entries]
+    return [wire.entry(e) for e in entries]
 
 
 def _snapshot(world: World) -> tuple[int, int, list[dict[str, Any]]]:
@@ -335,7 +336,7 @@ def test_an_unexpected_exception_is_answered_internal_without_details_and_logged
     monkeypatch.setattr(_store(world), "timeline", broken)
     reply = sup.request("timeline.get", workitemId=WID, after=0)
     assert reply["type"] == "error" and reply["requestId"].startswith(sup.connection_id)
-    assert reply["error"] == {"code": "internal", "message": "internal error; the action was not applied"}
+    assert reply["error"] == {"code": "internal", "message": "internal error; nothing was applied"}
     text = json.dumps(reply)
     for leak in ("Traceback", "KeyError", "secret-internal-detail", "chalicelib", ".py"):
         assert leak not in text

@@ -161,7 +161,7 @@ def test_a_failed_session_lookup_refuses_the_frame_but_keeps_the_socket(world: W
     def broken(connection_id: str) -> int | None:
         raise RuntimeError("the connections table is unreachable")
 
-    monkeypatch.setattr(world.services.registry, "expiry", broken)
+    monkeypatch.setattr(world.services.directory.registry, "expiry", broken)
     error = client.fails("ping", "internal")
     assert "unreachable" not in error["message"]
     assert world.pusher.closed == []

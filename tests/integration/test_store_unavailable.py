@@ -34,7 +34,7 @@ from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.storage_errors import retryable_error
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.voice import Audio
-from chalicelib.entrypoints import ws
+from chalicelib.entrypoints import wire, ws
 from chalicelib.services import commits
 from chalicelib.services.ports import StaleWorkitem
 from tests.support.world import World
@@ -114,7 +114,7 @@ def _chat(world: World) -> dict[str, Any]:
 
 def _timeline(world: World) -> list[dict[str, Any]]:
     entries, _ = world.services.coaching.store.timeline("t1", WID, after=0, limit=200, customer=False)
-    return [e.to_wire() for e in entries]
+    return [wire.entry(e) for e in entries]
 
 
 # (adapter, DynamoDB operation, who, action, fields): each adapter's first call of that operation fails.

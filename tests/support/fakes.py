@@ -30,7 +30,6 @@ from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.domain.webhooks import Subscription
-from chalicelib.services.fanout import encode_note
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
     AlreadyExists,
@@ -46,6 +45,7 @@ from chalicelib.services.ports import (
     Template,
     Watcher,
 )
+from chalicelib.services.results import DirectMessage
 from chalicelib.settings import Settings
 
 # Message kinds that get a message index item (reactions and forwards find their message by id).
@@ -154,7 +154,12 @@ class MemoryWorkitemStore:
             return self.get(tenant_id, workitem_id), copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
 
     def create(
-        self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
+        self,
+        workitem: Workitem,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        fanout: str | None = None,
     ) -> None:
         key = (workitem.tenant_id, workitem.workitem_id)
         with self._t.lock:
@@ -165,8 +170,8 @@ class MemoryWorkitemStore:
             self._mark(idempotency)
             self._t.workitems[key] = copy.deepcopy(workitem)
             self._add_counters(counters)
-            # The adapter writes a note with the new item: outbound webhooks learn of it from the stream.
-            self._t.stream.append(Committed(None, copy.deepcopy(workitem), encode_note(Change(workitem, workitem), None)))
+            if fanout is not None:
+                self._t.stream.append(Committed(None, copy.deepcopy(workitem), fanout))  # an INSERT record has no old image
 
     def commit(
         self,
@@ -275,7 +280,7 @@ class MemoryDirectory:
         self._policies: dict[str, dict[str, Any]] = {}
         self._admins: dict[str, set[str]] = {}
         self._unread: dict[tuple[str, str, str], int] = {}
-        self.inbox: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.inbox: dict[tuple[str, str], list[DirectMessage]] = {}
 
     # endpoints and users
 
@@ -488,7 +493,7 @@ class MemoryDirectory:
             record.unread_total -= count
             return record.to_recipient(user_key(recipient_id)).unread_total
 
-    def store_message(self, tenant_id: str, recipient_id: str, message: dict[str, Any], retention_days: int) -> None:
+    def store_message(self, tenant_id: str, recipient_id: str, message: DirectMessage, retention_days: int) -> None:
         with self._t.lock:
             self.inbox.setdefault((tenant_id, recipient_id), []).append(copy.deepcopy(message))
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.entrypoints import events, ws
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.fake_meetings import FakeMeetingProvider
@@ -263,6 +264,7 @@ class World:
         self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings,
+            wire=WIRE,
             pusher=self.pusher,
             clock=self.clock,
             meetings=self.meetings,

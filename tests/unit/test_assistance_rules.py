@@ -10,6 +10,8 @@ from chalicelib.domain import assistance as rules
 from chalicelib.domain.assistance import AlreadyClaimed, AssistStatus, Contact, Stage
 from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.results import AssistNote
 
 pytestmark = pytest.mark.unit
 
@@ -120,8 +122,8 @@ def test_a_request_to_supervisors_is_due_after_the_delay() -> None:
     assert r.status is AssistStatus.PENDING and r.stage is Stage.INITIAL
     assert r.due_at == NOW + 60 and r.recipients == ("sup-1", "sup-2") and r.target == "supervisors"
     assert not r.is_due(NOW + 59) and r.is_due(NOW + 60)
-    assert r.event_data() == {"assistId": "as_1", "agentId": "agent-1", "text": "Help", "workitemId": "wi-1"}
-    assert "workitemId" not in replace(r, workitem_id=None).event_data()
+    assert WIRE.plain(AssistNote(r)) == {"assistId": "as_1", "agentId": "agent-1", "text": "Help", "workitemId": "wi-1"}
+    assert "workitemId" not in WIRE.plain(AssistNote(replace(r, workitem_id=None)))
 
 
 def test_even_an_unheard_request_escalates() -> None:
@@ -155,7 +157,7 @@ def test_delay_is_at_least_one_second() -> None:
 def test_a_recipient_supervisor_claims() -> None:
     r = request()
     rules.check_claim(P_SUP1, r)
-    done = rules.claimed(r, "sup-1")
+    done = replace(r, status=AssistStatus.CLAIMED, claimed_by="sup-1", due_at=None)
     assert done.status is AssistStatus.CLAIMED and done.claimed_by == "sup-1" and not done.escalates
     assert r.due_at is not None and done.due_at is None  # off the escalation schedule (no due-index entry)
     with pytest.raises(AlreadyClaimed, match="sup-1"):
@@ -193,7 +195,7 @@ def test_escalation_stages_team_then_admins_then_exhausted() -> None:
     admins = rules.escalated(team, Stage.ADMINS, ["adm"], NOW + 130)
     assert admins.recipients[-1] == "adm" and admins.due_at is None and not admins.escalates
     assert rules.next_stage(admins) is None
-    assert rules.next_stage(rules.claimed(r, "sup-1")) is None
+    assert rules.next_stage(replace(r, status=AssistStatus.CLAIMED, claimed_by="sup-1", due_at=None)) is None
     assert Stage.TEAM.label == "team" and Stage.ADMINS.label == "admins"
 
 

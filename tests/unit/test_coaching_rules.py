@@ -20,6 +20,7 @@ from chalicelib.domain.coaching import Change, Channel, EndedBy, EndReason, Reac
 from chalicelib.domain.errors import Conflict, DomainError, Forbidden, Invalid
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import CUSTOMER_VISIBLE, EntryKind, TimelineEntry
+from chalicelib.entrypoints import wire
 
 pytestmark = pytest.mark.unit
 
@@ -209,7 +210,7 @@ def test_b3_many_supervisors_monitor_at_once(run: Run) -> None:
     run.start(SUP1)
     run.start(SUP2)
     assert set(run.w.monitors) == {"sup-1", "sup-2"}
-    assert run.w.to_wire()["coaching"] == {"active": True, "supervisors": ["sup-1", "sup-2"]}
+    assert wire.workitem(run.w)["coaching"] == {"active": True, "supervisors": ["sup-1", "sup-2"]}
     run.stop(SUP1)
     assert run.w.coaching_active and set(run.w.monitors) == {"sup-2"}
     run.stop(SUP2)
@@ -242,7 +243,7 @@ def test_a_monitoring_supervisor_coaches(run: Run) -> None:
     assert entry.kind is EntryKind.COACH_MESSAGE and entry.seq == 2 and entry.customer_seq is None
     assert entry.author_id == "sup-1" and entry.author_role is Role.SUPERVISOR
     assert entry.text == "offer the refund" and entry.message_id == "msg-1"
-    assert entry.to_wire()["authorRole"] == "supervisor"  # S7: clients highlight supervisor messages
+    assert wire.entry(entry)["authorRole"] == "supervisor"  # S7: clients highlight supervisor messages
     assert run.w.customer_seq == 0
 
 
@@ -328,7 +329,7 @@ def test_the_agent_reacts_changes_and_clears(run: Run) -> None:
     assert down.reaction == "thumbs_down"
     cleared = run.react(message, None).entry
     assert cleared.reaction is None
-    assert "reaction" in cleared.to_wire() and cleared.to_wire()["reaction"] is None  # JSON null, not absent
+    assert "reaction" in wire.entry(cleared) and wire.entry(cleared)["reaction"] is None  # JSON null, not absent
     assert_contiguous(run.entries)
 
 
@@ -365,7 +366,7 @@ def test_forward_sends_the_exact_text_linked_to_its_source(run: Run) -> None:
     assert forwarded.forwarded_from == source.message_id and forwarded.message_id != source.message_id
     assert forwarded.author_id == "agent-1" and forwarded.author_role is Role.AGENT
     assert forwarded.customer_seq == 2 and forwarded.seq == 4
-    assert forwarded.to_wire()["forwardedFrom"] == source.message_id
+    assert wire.entry(forwarded)["forwardedFrom"] == source.message_id
     assert run.w.customer_seq == 2
     with pytest.raises(dataclasses.FrozenInstanceError):
         forwarded.text = "edited"  # type: ignore[misc]  # immutable once sent
@@ -604,7 +605,7 @@ def test_record_appends_one_numbered_entry(run: Run) -> None:
 
 def test_wire_form_of_a_workitem() -> None:
     w = make(Channel.SMS, subject="Refund", monitors={"sup-2": NOW, "sup-1": NOW})
-    assert w.to_wire() == {
+    assert wire.workitem(w) == {
         "workitemId": "wi-1",
         "channel": "sms",
         "agentId": "agent-1",

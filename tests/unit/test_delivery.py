@@ -4,13 +4,15 @@ of a page, and how connections that are gone are forgotten. No store, no AWS: re
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
-from chalicelib.services.delivery import Notifier, Outbox, encode, fit_entries, fit_forward
+from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.delivery import Notifier, Outbox, encode
 from chalicelib.services.ports import Connection, Recipient, Watcher
 
 pytestmark = pytest.mark.unit
@@ -44,6 +46,15 @@ class Directory:
             raise RuntimeError("store down")
 
 
+class Clock:
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(NOW_MS / 1000, UTC)
+
+
+def notifier(pusher: Pusher, directory: Directory) -> Notifier:
+    return Notifier(pusher, directory, Clock(), WIRE)  # type: ignore[arg-type]
+
+
 def live(cid: str) -> Connection:
     return Connection(cid, NOW_MS - 1000)
 
@@ -55,6 +66,8 @@ def test_encode_is_compact_utf8_and_escapes_only_what_utf8_cannot_carry() -> Non
 
 def test_fitting_keeps_the_newest_or_the_oldest_entries_within_the_budget_exactly() -> None:
     entries = [{"n": i} for i in range(5)]  # each encodes to 7 bytes, 8 with its separator
+    fitter = notifier(Pusher(), Directory())
+    fit_entries, fit_forward = fitter.fit_entries, fitter.fit_forward
     assert fit_entries(entries, budget=40) == (entries, False)
     assert fit_entries(entries, budget=39) == (entries[1:], True)
     assert fit_entries(entries, budget=16) == (entries[3:], True)
@@ -69,10 +82,10 @@ def test_a_recipient_gets_a_frame_on_each_live_connection_but_the_callers() -> N
     box = Outbox("t1", AT, NOW_MS, exclude="mine=")
     expired = Connection("old=", NOW_MS - LIFETIME_MS)
     recipient = Recipient("t1", "U#sup-1", "sup-1", connections=[live("a="), live("mine="), expired, live("b=")])
-    box.to_recipient(recipient, "x.y", {"k": 1})
-    box.to_recipient(None, "x.y", {"k": 2})  # nobody to tell
+    box.to_recipient(recipient, "presence.changed", {"k": 1})
+    box.to_recipient(None, "presence.changed", {"k": 2})  # nobody to tell
     assert [cid for cid, _ in box.frames] == ["a=", "b="]
-    assert json.loads(box.frames[0][1]) == {"type": "event", "event": "x.y", "data": {"k": 1}, "at": AT}
+    assert json.loads(box.frames[0][1]) == {"type": "event", "event": "presence.changed", "data": {"k": 1}, "at": AT}
     assert box.owners["a="] == [("U#sup-1", recipient.connections[0], None)]
 
 
@@ -95,13 +108,13 @@ def test_watchers_get_one_frame_per_live_connection() -> None:
 def test_an_entry_goes_out_in_the_view_of_the_role_it_is_sent_to() -> None:
     coach = TimelineEntry("wi-1", 4, EntryKind.COACH_MESSAGE, AT, "sup-1", Role.SUPERVISOR, message_id="m", text="psst")
     said = TimelineEntry("wi-1", 5, EntryKind.AGENT_MESSAGE, AT, "agent-1", Role.AGENT, customer_seq=2, message_id="n", text="hi")
-    box = Outbox("t1", AT, NOW_MS)
+    box = Outbox("t1", AT, NOW_MS, wire=WIRE)
     customer = Recipient("t1", "C#wi-1", "cust-1", connections=[live("c=")])
     box.entry_to(customer, "message.received", coach, Role.CUSTOMER)  # never shown to a customer
-    box.entry_to(customer, "message.received", said, Role.CUSTOMER, {"workitemId": "wi-1"})
+    box.entry_to(customer, "message.received", said, Role.CUSTOMER)
     [(cid, data)] = box.frames
     frame = json.loads(data)
-    assert cid == "c=" and frame["data"]["workitemId"] == "wi-1" and frame["data"]["entry"]["seq"] == 2
+    assert cid == "c=" and frame["data"]["entry"]["seq"] == 2 and frame["data"]["entry"]["workitemId"] == "wi-1"
 
 
 def test_connections_that_are_gone_are_forgotten_per_owner_and_a_failure_to_forget_is_only_logged(
@@ -111,20 +124,20 @@ def test_connections_that_are_gone_are_forgotten_per_owner_and_a_failure_to_forg
     sup = Recipient("t1", "U#sup-1", "sup-1", connections=[live("s1="), live("s2=")])
     watcher = Watcher(live("s1="), "sup-1")
     agent = Recipient("t1", "U#agent-1", "agent-1", connections=[live("a=")], watchers=[watcher])
-    box.to_recipient(sup, "e", {})
-    box.to_watchers(agent, "e", {})
-    box.to_recipient(agent, "e", {})
+    box.to_recipient(sup, "presence.changed", {})
+    box.to_watchers(agent, "workitem.updated", {})
+    box.to_recipient(agent, "presence.changed", {})
     directory = Directory()
-    Notifier(Pusher(gone={"s1="}), directory).flush(box)  # type: ignore[arg-type]
+    notifier(Pusher(gone={"s1="}), directory).flush(box)
     assert sorted(directory.forgotten, key=lambda f: f[1]) == [
         ("t1", "U#agent-1", [], [watcher]),
         ("t1", "U#sup-1", [sup.connections[0]], []),
     ]
     failing = Directory(fail=True)
-    Notifier(Pusher(gone={"a="}), failing).flush(box)  # type: ignore[arg-type]
+    notifier(Pusher(gone={"a="}), failing).flush(box)
     assert [f[1] for f in failing.forgotten] == ["U#agent-1"]
     assert "could not forget gone connections of U#agent-1" in caplog.text
     nothing = Directory()
-    Notifier(Pusher(), nothing).flush(Outbox("t1", AT, NOW_MS))  # type: ignore[arg-type]
-    Notifier(Pusher(), nothing).flush(box)  # type: ignore[arg-type]
+    notifier(Pusher(), nothing).flush(Outbox("t1", AT, NOW_MS))
+    notifier(Pusher(), nothing).flush(box)
     assert nothing.forgotten == []

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from chalicelib.domain.coaching import Change, Channel, EndReason, Workitem
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed, FanoutService, Note, decode_note, encode_note
 from chalicelib.services.ports import Connection, Recipient
@@ -171,7 +172,7 @@ class FakePusher:
 
 
 def _fanout(pusher: FakePusher | FramePusher, directory: FakeDirectory, max_parallel: int = 8) -> FanoutService:
-    return FanoutService(directory, Notifier(pusher, directory), FixedClock(), max_parallel=max_parallel)  # type: ignore[arg-type]
+    return FanoutService(directory, Notifier(pusher, directory, FixedClock(), WIRE), FixedClock(), max_parallel=max_parallel)  # type: ignore[arg-type]
 
 
 def _committed(wid: str, version: int, monitors: dict[str, str] | None = None, exclude: str | None = None) -> Committed:
@@ -347,7 +348,7 @@ class WatchedDirectory(FakeDirectory):
 
 def _dashboard(change: Change) -> list[tuple[str, str, str]]:
     pusher, directory = FramePusher(), WatchedDirectory()
-    fanout = FanoutService(directory, Notifier(pusher, directory), FixedClock())  # type: ignore[arg-type]
+    fanout = FanoutService(directory, Notifier(pusher, directory, FixedClock(), WIRE), FixedClock())  # type: ignore[arg-type]
     fanout.push(change)
     return [(cid, f["event"], f["data"]["workitem"]["agentId"]) for cid, f in pusher.frames if "workitem" in f["data"]]
 
@@ -377,6 +378,6 @@ def test_a_store_that_does_not_answer_the_lookup_costs_the_pushes_not_the_batch(
 
     pusher = FramePusher()
     down = Down()
-    assert FanoutService(down, Notifier(pusher, down), FixedClock()).deliver([_committed("wi-1", 1)]) == 1  # type: ignore[arg-type]
+    assert FanoutService(down, Notifier(pusher, down, FixedClock(), WIRE), FixedClock()).deliver([_committed("wi-1", 1)]) == 1  # type: ignore[arg-type]
     assert pusher.frames == []
     assert "could not look up who to tell in tenant t1 (TimeoutError)" in caplog.text

@@ -43,3 +43,21 @@ def test_secret_values_never_appear_in_its_text() -> None:
 def test_settings_cannot_be_changed_in_place() -> None:
     with pytest.raises(AttributeError):
         Settings().stage = "prod"  # type: ignore[misc]
+
+
+def test_settings_is_the_only_module_of_chalicelib_that_reads_the_environment() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "chalicelib"
+    readers = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                readers.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert readers and all(r.startswith("chalicelib/settings.py:") for r in readers), readers
+
+
+def test_the_log_level_comes_from_the_settings() -> None:
+    assert load({"LOG_LEVEL": "debug"}).log_level == "debug"
+    assert load({}).log_level == "INFO"

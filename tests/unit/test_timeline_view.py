@@ -13,7 +13,8 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Channel, EndedBy, Reaction, Workitem
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.identity import Principal, Role
-from chalicelib.domain.timeline import CUSTOMER_VISIBLE, EntryKind, TimelineEntry, view
+from chalicelib.domain.timeline import CUSTOMER_VISIBLE, EntryKind, TimelineEntry
+from chalicelib.entrypoints.wire import customer_entry, view
 
 pytestmark = pytest.mark.unit
 
@@ -134,7 +135,7 @@ def test_coaching_kinds_are_never_shown_to_customers(kind: EntryKind) -> None:
     )
     assert view(entry, Role.CUSTOMER) is None
     with pytest.raises(ValueError):
-        entry.to_customer_wire()
+        customer_entry(entry)
     assert not entry.customer_visible
 
 
@@ -152,7 +153,7 @@ def test_extra_fields_never_reach_the_customer() -> None:
         forwarded_from="m2",
         extra={"supervisorId": "sup-1"},
     )
-    wire = entry.to_customer_wire()
+    wire = customer_entry(entry)
     assert wire["seq"] == 3 and set(wire) == CUSTOMER_KEYS
     assert "sup-1" not in json.dumps(wire) and "m2" not in json.dumps(wire)
 

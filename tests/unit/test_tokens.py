@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from chalicelib.adapters.tokens import TokenVerifier, principal_from_claims
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.entrypoints.errors import status_of
 from devstack.tokens import mint
 
 pytestmark = pytest.mark.unit
@@ -53,7 +54,7 @@ def verifier() -> TokenVerifier:
 def refused(verifier: TokenVerifier, raw: str | None) -> str:
     with pytest.raises(Unauthorized) as info:
         verifier.verify(raw)
-    assert info.value.code == "unauthorized" and info.value.status == 401
+    assert info.value.code == "unauthorized" and status_of(info.value) == 401
     return info.value.message
 
 

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
 from chalicelib import bootstrap, settings
+from chalicelib.entrypoints.wire import WIRE
 from tests.support.fakes import MemoryStorage
 configured = settings.load({{"COACHING_TRACING": {tracing!r}, "COACHING_JWT_SECRET": "x" * 32}})
-bootstrap.build(configured, storage=MemoryStorage(configured))
+bootstrap.build(configured, wire=WIRE, storage=MemoryStorage(configured))
 import botocore.client
 call = botocore.client.BaseClient._make_api_call
 print(json.dumps({{"sdk": "aws_xray_sdk" in sys.modules, "patched": "FunctionWrapper" in type(call).__name__}}))

@@ -36,6 +36,7 @@ from chalicelib.domain.voice import (
     staff_external_id,
     voice_change,
 )
+from chalicelib.entrypoints import wire
 
 pytestmark = pytest.mark.unit
 
@@ -125,7 +126,7 @@ def test_room_and_attendee_external_ids() -> None:
 
 def test_room_wire_shape_with_and_without_media_placement() -> None:
     room = Room("m1", "a1", "tok", "eu-west-1", Audio.RECEIVE)
-    assert room.to_wire() == {
+    assert wire.room(room) == {
         "meetingId": "m1",
         "attendeeId": "a1",
         "joinToken": "tok",
@@ -133,7 +134,7 @@ def test_room_wire_shape_with_and_without_media_placement() -> None:
         "capabilities": {"audio": "Receive", "video": "None", "content": "None"},
     }
     placed = Room("m1", "a1", "tok", "eu-west-1", Audio.SEND, {"AudioHostUrl": "h"})
-    assert placed.to_wire()["mediaPlacement"] == {"AudioHostUrl": "h"}
+    assert wire.room(placed)["mediaPlacement"] == {"AudioHostUrl": "h"}
     assert hash(placed) == hash(Room("m1", "a1", "tok", "eu-west-1", Audio.SEND, {"AudioHostUrl": "h"}))
 
 
@@ -142,8 +143,8 @@ def test_room_state_from_meeting_and_room() -> None:
     state = RoomState.from_meeting(meeting)
     assert state.meeting() == meeting
     room = state.room(Attendee("a1", "tok", Audio.SEND_RECEIVE), Audio.SEND_RECEIVE)
-    assert room.to_wire()["mediaPlacement"] == {"AudioHostUrl": "h", "SignalingUrl": "s"}
-    assert "mediaPlacement" not in RoomState("m2", "us-east-1").room(Attendee("a", "t", Audio.SEND), Audio.SEND).to_wire()
+    assert wire.room(room)["mediaPlacement"] == {"AudioHostUrl": "h", "SignalingUrl": "s"}
+    assert "mediaPlacement" not in wire.room(RoomState("m2", "us-east-1").room(Attendee("a", "t", Audio.SEND), Audio.SEND))
 
 
 def full_state() -> VoiceState:
