@@ -57,13 +57,15 @@ def test_create_is_conditional_and_checks_the_event_id_first(world: World) -> No
     store = world.services.coaching.store
     idem = Idempotency("t1", "evt-1", "workitem.assigned")
     store.create(_workitem(), idempotency=idem, counters=[CounterDelta("t1", "agent-1", 1)])
-    with pytest.raises(DuplicateEvent):
+    with pytest.raises(DuplicateEvent) as duplicate:
         store.create(_workitem("wi-2"), idempotency=idem)
+    assert duplicate.value.args == ("evt-1",)
     with pytest.raises(AlreadyExists):
         store.create(_workitem(), idempotency=Idempotency("t1", "evt-2", "workitem.assigned"))
     store.mark_event(Idempotency("t1", "evt-2", "workitem.assigned"))  # the refused create wrote nothing, not even its event id
-    with pytest.raises(DuplicateEvent):
+    with pytest.raises(DuplicateEvent) as duplicate:
         store.mark_event(Idempotency("t1", "evt-2", "workitem.assigned"))
+    assert duplicate.value.args == ("evt-2",)
     assert store.get("t1", "wi-2") is None
     # The counter created the agent's endpoint, with no role: an update creates what it writes to.
     endpoint = world.services.directory.directory.recipient("t1", "U#agent-1")
@@ -89,8 +91,9 @@ def test_a_commit_is_conditional_on_the_version_and_all_or_nothing(world: World)
     assert [e.seq for e in entries] == [1, 2] and not more
     again = Idempotency("t1", "evt-9", "workitem.message")
     _append(world, _entry(3, EntryKind.AGENT_MESSAGE, 2), idem=again)
-    with pytest.raises(DuplicateEvent):  # the event id is checked before the version
+    with pytest.raises(DuplicateEvent) as duplicate:  # the event id is checked before the version
         _append(world, _entry(4, EntryKind.AGENT_MESSAGE, 3), idem=again)
+    assert duplicate.value.args == ("evt-9",)  # names the event
     current = store.get("t1", "wi-1")
     assert current is not None and current.version == 3
 
@@ -375,3 +378,72 @@ def test_enrolling_writes_the_issuers_user_once_and_forgetting_removes_only_what
     assert ann is not None and (ann.connections, ann.watchers, ann.name) == ([], [], "Ann")
     d.forget("t1", "U#nobody", [], [])  # nothing to remove: nothing written, nothing raised
     assert d.recipient("t1", "U#nobody") is None
+
+
+def test_only_messages_with_an_id_are_indexed(world: World) -> None:
+    store = world.services.coaching.store
+    store.create(_workitem())
+    joined = TimelineEntry("wi-1", 1, EntryKind.SUPERVISOR_JOINED, AT, "sup-1", Role.SUPERVISOR, None, "j-1", None)
+    unnamed = TimelineEntry("wi-1", 2, EntryKind.COACH_MESSAGE, AT, "sup-1", Role.SUPERVISOR, None, None, "psst")
+    named = TimelineEntry("wi-1", 3, EntryKind.AGENT_MESSAGE, AT, "agent-1", Role.AGENT, 1, "m-3", "hi")
+    _append(world, joined, unnamed, named)
+    assert store.get_with_message("t1", "wi-1", "j-1")[1] is None  # not a message
+    assert store.get_with_message("t1", "wi-1", "None")[1] is None  # a message without an id
+    assert store.get_with_message("t1", "wi-1", "m-3")[1] == replace(named, customer_seq=None)
+
+
+@pytest.mark.moto
+def test_an_ended_workitem_expires_after_its_retention_and_leaves_the_open_index(world: World) -> None:
+    from datetime import UTC, datetime
+
+    from chalicelib.adapters.dynamo import WorkitemItem
+    from chalicelib.domain.coaching import EndedBy, Status
+
+    store = world.services.coaching.store
+    created = replace(_workitem(), retention_days=7)
+    store.create(created)
+    assert WorkitemItem.get("T#t1#W#wi-1", "W", consistent_read=True).gsi1pk == "T#t1#AGENT#agent-1"
+    ended = replace(created, version=1, status=Status.ENDED, ended_at="2026-01-02T00:00:00.000Z", ended_by=EndedBy.AGENT)
+    store.commit(Change(created, ended))
+    item = WorkitemItem.get("T#t1#W#wi-1", "W", consistent_read=True)
+    assert item.ttl == datetime(2026, 1, 9, tzinfo=UTC) and item.gsi1pk is None  # 7 days after it ended
+    assert store.get("t1", "wi-1") == ended
+
+
+@pytest.mark.moto
+@pytest.mark.parametrize(
+    ("code", "reasons", "stale"),
+    [
+        ("TransactionCanceledException", ["None", "TransactionConflict"], True),  # another transaction on the item
+        ("TransactionCanceledException", ["None", "ConditionalCheckFailed"], True),
+        ("TransactionConflictException", [], True),
+        ("TransactionInProgressException", [], True),
+        ("TransactionCanceledException", ["None", "ValidationError"], False),
+        ("ProvisionedThroughputExceededException", [], False),
+    ],
+)
+def test_a_commit_the_store_refuses_is_a_lost_race_only_for_conflicts(
+    world: World, monkeypatch: pytest.MonkeyPatch, code: str, reasons: list[str], stale: bool
+) -> None:
+    """How DynamoDB answers a transaction that met another one (moto never does): the caller reads
+    again; any other refusal reaches the caller as it is."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import TransactWriteError
+
+    store = world.services.coaching.store
+    store.create(_workitem())
+    before = store.get("t1", "wi-1")
+    assert before is not None
+    original = getattr(BaseClient, "_make_api_call")
+
+    def refuse(self: BaseClient, operation: str, params: object) -> object:
+        if operation == "TransactWriteItems":
+            response = {"Error": {"Code": code, "Message": "refused"}, "CancellationReasons": [{"Code": r} for r in reasons]}
+            raise ClientError(response, operation)  # type: ignore[arg-type]
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refuse)
+    change = Change(before, replace(before, version=1, seq=1), [_entry(1, EntryKind.AGENT_MESSAGE, 1)])
+    with pytest.raises(StaleWorkitem if stale else TransactWriteError):
+        store.commit(change)
