@@ -445,5 +445,7 @@ def test_a_commit_the_store_refuses_is_a_lost_race_only_for_conflicts(
 
     monkeypatch.setattr(BaseClient, "_make_api_call", refuse)
     change = Change(before, replace(before, version=1, seq=1), [_entry(1, EntryKind.AGENT_MESSAGE, 1)])
-    with pytest.raises(StaleWorkitem if stale else TransactWriteError):
+    with pytest.raises(StaleWorkitem if stale else TransactWriteError) as refused:
         store.commit(change)
+    if stale:
+        assert refused.value.args == ("wi-1",)  # names the workitem
