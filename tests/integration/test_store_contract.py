@@ -449,3 +449,11 @@ def test_a_commit_the_store_refuses_is_a_lost_race_only_for_conflicts(
         store.commit(change)
     if stale:
         assert refused.value.args == ("wi-1",)  # names the workitem
+
+
+@pytest.mark.moto
+def test_an_enrolled_user_is_dated_when_they_joined(world: World) -> None:
+    from chalicelib.adapters.dynamo import RecipientItem
+
+    assert world.services.directory.directory.enroll(Principal("t1", "ann", Role.AGENT, name="Ann"), AT)
+    assert RecipientItem.get("T#t1#U#ann", "U", consistent_read=True).updated_at == AT
