@@ -353,6 +353,7 @@ def main() -> int:
         total = {k: sum(c[k] for c in group_files.values()) for k in (*OUTCOMES, "not_run")}
         groups[group.name] = {"seconds": ran["seconds"], "tests": " ".join(group.tests), **total, "score": round(score(total), 4)}
         print(f"   {sum(total.values())} mutants, score {score(total):.1%}, {ran['seconds']} s", flush=True)
+    carried = _carry_over(chosen, groups, files, survivors)
     for s in survivors:
         s["equivalent"] = equivalent.get(s["mutant"])
     total = {k: sum(c[k] for c in files.values()) for k in (*OUTCOMES, "not_run")}
@@ -376,6 +377,7 @@ def main() -> int:
         "score": round(raw, 4),
         "score_without_equivalent": round(adjusted, 4),
         "groups": groups,
+        "groups_from_an_earlier_run": carried,
         "files": {path: {**counts, "score": round(score(counts), 4)} for path, counts in sorted(files.items())},
         "survivors": survivors,
     }
@@ -387,6 +389,31 @@ def main() -> int:
         f"{RESULTS.relative_to(ROOT)}"
     )
     return 0 if adjusted >= TARGET and not total["not_run"] else 1
+
+
+def _carry_over(
+    chosen: list[Group], groups: dict[str, Any], files: dict[str, dict[str, int]], survivors: list[dict[str, Any]]
+) -> list[str]:
+    """A run of some groups keeps the other groups' results from mutation/results.json (named in
+    ``groups_from_an_earlier_run``), so the file always covers every group that has run once."""
+    if not RESULTS.exists():
+        return []
+    earlier = json.loads(RESULTS.read_text())
+    names = {g.name for g in chosen}
+    carried = [name for name in earlier.get("groups", {}) if name not in names]
+    kept_files = {
+        path
+        for g in GROUPS
+        if g.name in carried
+        for path in earlier.get("files", {})
+        if any(fnmatch.fnmatch(path, f) for f in g.files)
+    }
+    for name in carried:
+        groups[name] = earlier["groups"][name]
+    for path in kept_files:
+        files[path] = {k: v for k, v in earlier["files"][path].items() if k != "score"}
+    survivors += [s for s in earlier.get("survivors", []) if s["file"] in kept_files]
+    return carried
 
 
 def _version() -> str:
