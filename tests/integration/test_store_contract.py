@@ -60,8 +60,9 @@ def test_create_is_conditional_and_checks_the_event_id_first(world: World) -> No
     with pytest.raises(DuplicateEvent) as duplicate:
         store.create(_workitem("wi-2"), idempotency=idem)
     assert duplicate.value.args == ("evt-1",)
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExists) as exists:
         store.create(_workitem(), idempotency=Idempotency("t1", "evt-2", "workitem.assigned"))
+    assert exists.value.args == ("wi-1",)
     store.mark_event(Idempotency("t1", "evt-2", "workitem.assigned"))  # the refused create wrote nothing, not even its event id
     with pytest.raises(DuplicateEvent) as duplicate:
         store.mark_event(Idempotency("t1", "evt-2", "workitem.assigned"))
@@ -175,8 +176,9 @@ def test_assistance_claims_and_escalations_are_conditional(world: World) -> None
 
     request = AssistanceRequest("t1", "as-1", "agent-1", "tpl-1", "Help", None, "supervisors", ("sup-1",), AT, 60, due_at=100)
     store.create(request, 90)
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExists) as exists:
         store.create(request, 90)
+    assert exists.value.args == ("as-1",)
     assert due(99) == [] and due(100) == ["as-1"]
     later = replace(request, stage=Stage(1), recipients=("sup-1", "sup-2"), due_at=160)
     assert store.escalate(request, later) and not store.escalate(request, later)  # the stage moved on
