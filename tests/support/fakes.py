@@ -365,13 +365,16 @@ class MemoryDirectory:
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None:
         # Conditional on the endpoint existing: forgetting never creates one, and fails (the adapter's
-        # condition check fails) when there is none; callers log it.
+        # condition check fails) when there is none; callers log it. Nothing to forget writes nothing.
+        tokens, watches = {c.token for c in connections}, {w.token for w in watchers}
+        if not tokens and not watches:
+            return
         with self._t.lock:
             record = self._t.recipients.get((tenant_id, key))
             if record is None:
                 raise LookupError(f"no endpoint {key} in tenant {tenant_id}")
-            record.conns -= {c.token for c in connections}
-            record.watchers -= {w.token for w in watchers}
+            record.conns -= tokens
+            record.watchers -= watches
 
     def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Recipient:
         return self._update(tenant_id, user_key(user_id), user_id, lambda r: setattr(r, "presence", state.value))
