@@ -15,12 +15,14 @@ import msgspec
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
+from chalicelib.adapters.attention_store import DynamoAttentionStore
 from chalicelib.adapters.connection_registry import DynamoConnectionRegistry
 from chalicelib.adapters.directory_store import DynamoDirectory
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
+from chalicelib.services.attention import AttentionService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.commits import Workitems
@@ -44,6 +46,7 @@ from chalicelib.services.messagebus import (
 )
 from chalicelib.services.ports import (
     AssistanceStore,
+    AttentionStore,
     Clock,
     ConnectionRegistry,
     DeliveryQueue,
@@ -80,6 +83,7 @@ class Services(msgspec.Struct):
     sessions: SessionService
     notifier: Notifier
     integrations: Integrations
+    attention: AttentionService
     bus: MessageBus
 
 
@@ -101,6 +105,9 @@ class Storage(Protocol):
     @property
     def webhooks(self) -> SubscriptionStore: ...
 
+    @property
+    def attention(self) -> AttentionStore: ...
+
 
 class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
@@ -113,6 +120,7 @@ class DynamoStorage:
         self.registry = DynamoConnectionRegistry()
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
+        self.attention = DynamoAttentionStore()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -196,6 +204,7 @@ def build(
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
         integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
+        attention=AttentionService(stores.attention, clock),
         bus=bus,
     )
     bus.handlers = event_handlers(built)

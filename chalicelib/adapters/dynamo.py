@@ -3,7 +3,7 @@
 Five tables, each with a generic ``pk``/``sk`` schema so one table can hold several entities:
 
 * **directory** - users and customer recipients (with their live connections), teams, supervision
-  edges, templates, tenant policy, unread counters, directory messages.
+  edges, templates, tenant policy, unread counters, directory messages, attention rules.
 * **workitems** - the workitem, its timeline entries and a message index, in one partition per
   workitem; a sparse GSI lists each agent's open workitems; a sparse LSI numbers the customer view.
 * **connections** - one item per WebSocket connection, expiring after API Gateway's 2 h limit.
@@ -142,6 +142,25 @@ class TemplateItem(Model):
     sk = UnicodeAttribute(range_key=True)  # template id
     text = UnicodeAttribute()
     enabled = BooleanAttribute(default=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class AttentionRuleItem(Model):
+    """An attention rule (``pk = T#t#ATTNRULE``, ``sk`` = rule id): one Query lists a tenant's rules."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    enabled = BooleanAttribute(default=True)
+    severity = NumberAttribute()
+    phrases = ListAttribute(of=UnicodeAttribute, null=True)
+    speakers = ListAttribute(of=UnicodeAttribute, null=True)
+    negative_in_a_row = NumberAttribute(null=True)
+    seconds = NumberAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
 
 
@@ -466,6 +485,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         TeamItem,
         DirectoryEdge,
         TemplateItem,
+        AttentionRuleItem,
         PolicyItem,
         UnreadItem,
         DirectoryMessageItem,

@@ -98,17 +98,19 @@ def check_rule(rule: Rule) -> None:
         seen: dict[tuple[str, ...], str] = {}
         for i, text in enumerate(rule.phrases):
             if not MIN_PHRASE_CHARS <= len(text) <= MAX_PHRASE_CHARS:
-                raise _problem(f"phrases[{i}]", f"must be {MIN_PHRASE_CHARS} to {MAX_PHRASE_CHARS} characters")
+                raise _problem(f"phrases.{i}", f"must be {MIN_PHRASE_CHARS} to {MAX_PHRASE_CHARS} characters")
             folded = Phrase(text).words
             if not folded:
-                raise _problem(f"phrases[{i}]", "must hold at least one word (letters or digits)")
+                raise _problem(f"phrases.{i}", "must hold at least one word (letters or digits)")
             if folded in seen:
-                raise _problem(f"phrases[{i}]", f"matches the same words as phrases[{rule.phrases.index(seen[folded])}]")
+                raise _problem(f"phrases.{i}", f"matches the same words as phrases.{rule.phrases.index(seen[folded])}")
             seen[folded] = text
         if not rule.speakers or len(set(rule.speakers)) != len(rule.speakers) or not set(rule.speakers) <= set(SPEAKERS):
             raise _problem("speakers", "must be distinct speakers among customer and agent")
-    elif rule.phrases or rule.speakers:
-        raise _problem("phrases", f"belongs to keyword rules, not {kind.value}")
+    else:
+        for name, value in (("phrases", rule.phrases), ("speakers", rule.speakers)):
+            if value:
+                raise _problem(name, f"belongs to keyword rules, not {kind.value}")
     if kind is RuleKind.SENTIMENT:
         n = rule.negative_in_a_row
         if n is None or isinstance(n, bool) or not MIN_NEGATIVE_IN_ROW <= n <= MAX_NEGATIVE_IN_ROW:
@@ -122,6 +124,36 @@ def check_rule(rule: Rule) -> None:
             raise _problem("seconds", f"must be an integer from {low} to {high} for {kind.value} rules")
     elif rule.seconds is not None:
         raise _problem("seconds", f"belongs to timer rules, not {kind.value}")
+
+
+def rule_from(
+    rule_id: str,
+    kind: str,
+    enabled: bool = True,
+    severity: int = 1,
+    *,
+    phrases: Sequence[str] | None = None,
+    speakers: Sequence[str] | None = None,
+    negative_in_a_row: int | None = None,
+    seconds: int | None = None,
+) -> Rule:
+    """A rule from its wire fields (a keyword rule without ``speakers`` listens to the customer)."""
+    try:
+        rule_kind = RuleKind(kind)
+    except ValueError:
+        raise _problem("kind", f"must be one of {', '.join(k.value for k in RuleKind)}") from None
+    if rule_kind is RuleKind.KEYWORD and speakers is None:
+        speakers = DEFAULT_SPEAKERS
+    return Rule(
+        rule_id,
+        rule_kind,
+        enabled,
+        severity,
+        phrases=tuple(phrases or ()),
+        speakers=tuple(speakers or ()),
+        negative_in_a_row=negative_in_a_row,
+        seconds=seconds,
+    )
 
 
 def can_add_rule(existing: Iterable[str], rule_id: str) -> None:

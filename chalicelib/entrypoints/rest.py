@@ -16,6 +16,7 @@ import msgspec
 
 from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
+from chalicelib.domain.attention import rule_from
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
@@ -58,6 +59,21 @@ class TeamBody(Body, frozen=True, kw_only=True):
 class TemplateBody(Body, frozen=True, kw_only=True):
     text: Text
     enabled: bool = True
+
+
+class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every kind's fields with their widest bounds; which belong to which kind, and each kind's own
+    bounds, are the domain's (``domain/attention.py``: ``rule_from``). Unknown fields are refused."""
+
+    kind: Literal["keyword", "sentiment", "customer_waiting", "silence", "handle_time"]
+    enabled: bool = True
+    severity: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
+    phrases: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)] | None = (
+        None
+    )
+    speakers: Annotated[list[Literal["customer", "agent"]], msgspec.Meta(max_length=2)] | None = None
+    negativeInARow: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
+    seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
 
 
 class PolicyBody(Body, frozen=True, kw_only=True):
@@ -334,6 +350,31 @@ def put_template(services: Services, caller: Principal, body: TemplateBody, temp
 @authenticated()
 def delete_template(services: Services, caller: Principal, body: None, template_id: str) -> Any:
     return services.directory.delete_template(caller, check_id(template_id, "templateId"))
+
+
+@authenticated()
+def list_attention_rules(services: Services, caller: Principal, body: None) -> Any:
+    return services.attention.list_rules(caller)
+
+
+@authenticated(AttentionRuleBody)
+def put_attention_rule(services: Services, caller: Principal, body: AttentionRuleBody, rule_id: str) -> Any:
+    rule = rule_from(
+        check_id(rule_id, "ruleId"),
+        body.kind,
+        body.enabled,
+        body.severity,
+        phrases=body.phrases,
+        speakers=body.speakers,
+        negative_in_a_row=body.negativeInARow,
+        seconds=body.seconds,
+    )
+    return services.attention.put_rule(caller, rule)
+
+
+@authenticated()
+def delete_attention_rule(services: Services, caller: Principal, body: None, rule_id: str) -> Any:
+    return services.attention.delete_rule(caller, check_id(rule_id, "ruleId"))
 
 
 @authenticated()

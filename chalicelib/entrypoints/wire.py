@@ -103,6 +103,19 @@ def template(t: Template) -> dict[str, Any]:
     return {"templateId": t.template_id, "text": t.text, "enabled": t.enabled}
 
 
+def attention_rule(r: Any) -> dict[str, Any]:
+    """An attention rule (``domain.attention.Rule``): its kind's fields only."""
+    body: dict[str, Any] = {"ruleId": r.rule_id, "kind": r.kind.value, "enabled": r.enabled, "severity": r.severity}
+    if r.phrases:
+        body["phrases"] = list(r.phrases)
+        body["speakers"] = list(r.speakers)
+    if r.negative_in_a_row is not None:
+        body["negativeInARow"] = r.negative_in_a_row
+    if r.seconds is not None:
+        body["seconds"] = r.seconds
+    return body
+
+
 def policy(p: Policy) -> dict[str, Any]:
     return {"recordCoaching": p.record_coaching, "escalationSeconds": p.escalation_seconds, "retentionDays": p.retention_days}
 
@@ -225,6 +238,7 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
     ("chalicelib.domain.voice", "Room"): room,
     ("chalicelib.domain.webhooks", "SubscriptionView"): subscription,
+    ("chalicelib.domain.attention", "Rule"): attention_rule,
 }
 
 

@@ -22,6 +22,7 @@ from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
     from chalicelib.domain.assistance import AssistanceRequest
+    from chalicelib.domain.attention import Rule
     from chalicelib.domain.fairness import Health
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
@@ -352,6 +353,16 @@ class AssistanceStore(Protocol):
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """Write an escalation step, conditional on the stored request still being ``before``'s
         pending stage. False when a claim or another sweep got there first."""
+
+
+class AttentionStore(Protocol):
+    """A tenant's attention rules (docs/attention.md)."""
+
+    def rules(self, tenant_id: str) -> list[Rule]: ...
+
+    def put_rule(self, tenant_id: str, rule: Rule, now: str) -> None: ...
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool: ...
 
 
 class Outgoing(msgspec.Struct, frozen=True):

@@ -369,7 +369,45 @@ def test_random_json_text_and_bytes_from_every_role(world: World, body: str, rol
 # --- REST ------------------------------------------------------------------------------------------------
 
 REST_TOKENS = ["admin", "admin", "admin", "agent", "supervisor", "customer", "none", "garbage", "other-tenant-admin"]
-REST_ROUTES = ["/admin/teams/x", "/admin/teams/a%23b", "/admin/policy", "/me/settings"]
+REST_ROUTES = [
+    "/admin/teams/x",
+    "/admin/teams/a%23b",
+    "/admin/policy",
+    "/me/settings",
+    "/admin/attention-rules/r-1",
+    "/admin/attention-rules/r%23b",
+]
+
+
+_PHRASES = st.text(max_size=12) | st.sampled_from(["refund", "REFÜND", "退款", "!!", "x" * 101])
+ATTENTION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "kind": st.sampled_from(["keyword", "sentiment", "customer_waiting", "silence", "handle_time", "mood"]),
+    "enabled": st.booleans(),
+    "severity": st.integers(0, 4),
+    "phrases": st.lists(_PHRASES, max_size=4),
+    "speakers": st.lists(st.sampled_from(["customer", "agent", "supervisor"]), max_size=3),
+    "negativeInARow": st.integers(0, 11),
+    "seconds": st.sampled_from([0, 4, 5, 9, 10, 59, 60, 600, 601, 3600, 3601, 86400, 86401]),
+}
+_KIND_FIELDS = {
+    "keyword": ("phrases", "speakers"),
+    "sentiment": ("negativeInARow",),
+    "customer_waiting": ("seconds",),
+    "silence": ("seconds",),
+    "handle_time": ("seconds",),
+}
+
+
+def attention_rules(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """A rule body of one kind with (mostly) its own fields, values near and past their bounds."""
+
+    def of(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+        own = {name: mostly(ATTENTION_FIELDS[name], hostile(ids)) for name in _KIND_FIELDS[kind]}
+        # Mostly the common fields, sometimes another kind's (refused); never one already given.
+        optional = {name: value for name, value in ATTENTION_FIELDS.items() if name != "kind" and name not in own}
+        return st.fixed_dictionaries({"kind": st.just(kind), **own}, optional=optional)
+
+    return st.sampled_from(sorted(_KIND_FIELDS)).flatmap(of)
 
 
 def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
@@ -381,6 +419,8 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
             "supervisors": people,
             "agents": people,
         }
+    elif route.startswith("/admin/attention-rules/"):
+        return mostly(attention_rules(ids), st.fixed_dictionaries({}, optional=ATTENTION_FIELDS) | json_values)
     elif route == "/admin/policy":
         shaped = {
             "recordCoaching": st.booleans(),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
+from chalicelib.domain.attention import Rule
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
@@ -647,6 +648,26 @@ class MemoryWebhookStore:
                 del self._lane[(tenant_id, place)]
 
 
+class MemoryAttentionStore:
+    """Attention rules, as the DynamoDB store keeps them (one partition per tenant, sorted by id)."""
+
+    def __init__(self, tables: MemoryTables) -> None:
+        self._t = tables
+        self._rules: dict[tuple[str, str], Rule] = {}
+
+    def rules(self, tenant_id: str) -> list[Rule]:
+        with self._t.lock:
+            return [r for (tid, _), r in sorted(self._rules.items()) if tid == tenant_id]
+
+    def put_rule(self, tenant_id: str, rule: Rule, now: str) -> None:
+        with self._t.lock:
+            self._rules[(tenant_id, rule.rule_id)] = rule
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool:
+        with self._t.lock:
+            return self._rules.pop((tenant_id, rule_id), None) is not None
+
+
 @dataclass
 class MemoryStorage:
     """Every storage port in memory, sharing one set of tables (what ``bootstrap.build`` takes)."""
@@ -660,3 +681,4 @@ class MemoryStorage:
         self.registry = MemoryConnectionRegistry()
         self.assistance = MemoryAssistStore(self.settings)
         self.webhooks = MemoryWebhookStore(self.tables)
+        self.attention = MemoryAttentionStore(self.tables)

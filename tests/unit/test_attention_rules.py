@@ -145,9 +145,9 @@ def test_first_match_and_fold() -> None:
     [
         ({"kind": RuleKind.KEYWORD, "phrases": (), "speakers": ("customer",)}, "phrases"),
         ({"kind": RuleKind.KEYWORD, "phrases": ("x",) * 101, "speakers": ("customer",)}, "phrases"),
-        ({"kind": RuleKind.KEYWORD, "phrases": ("x" * 101,), "speakers": ("customer",)}, "phrases[0]"),
-        ({"kind": RuleKind.KEYWORD, "phrases": ("ok", "!!!"), "speakers": ("customer",)}, "phrases[1]"),
-        ({"kind": RuleKind.KEYWORD, "phrases": ("Refund", "refünd"), "speakers": ("customer",)}, "phrases[1]"),
+        ({"kind": RuleKind.KEYWORD, "phrases": ("x" * 101,), "speakers": ("customer",)}, "phrases.0"),
+        ({"kind": RuleKind.KEYWORD, "phrases": ("ok", "!!!"), "speakers": ("customer",)}, "phrases.1"),
+        ({"kind": RuleKind.KEYWORD, "phrases": ("Refund", "refünd"), "speakers": ("customer",)}, "phrases.1"),
         ({"kind": RuleKind.KEYWORD, "phrases": ("a",), "speakers": ()}, "speakers"),
         ({"kind": RuleKind.KEYWORD, "phrases": ("a",), "speakers": ("agent", "agent")}, "speakers"),
         ({"kind": RuleKind.KEYWORD, "phrases": ("a",), "speakers": ("supervisor",)}, "speakers"),

@@ -100,6 +100,9 @@ CONTRACT_ROUTES = frozenset(
         ("GET", "/workitems/{workitemId}/timeline"),
         ("GET", "/workitems/{workitemId}/export"),
         ("POST", "/webhooks/events"),
+        ("PUT", "/admin/attention-rules/{ruleId}"),
+        ("GET", "/admin/attention-rules"),
+        ("DELETE", "/admin/attention-rules/{ruleId}"),
     }
 )
 
