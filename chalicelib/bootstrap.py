@@ -192,6 +192,7 @@ def build(
     )
     voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
+    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
     built = Services(
         settings=settings,
         tokens=tokens,
@@ -203,8 +204,8 @@ def build(
         voice=voice,
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
-        attention=AttentionService(stores.attention, clock),
+        integrations=outbound,
+        attention=AttentionService(stores.attention, stores.workitems, directory, directory, notifier, clock, outbound.emit),
         bus=bus,
     )
     bus.handlers = event_handlers(built)
@@ -240,6 +241,7 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         ChangesCommitted: [
             lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
             lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
+            s.attention.on_changes,  # attention rules: alerts raised and cleared (docs/attention.md)
         ],
     }
 

@@ -164,6 +164,56 @@ class AttentionRuleItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class AttentionAlertItem(Model):
+    """An alert (``pk = T#t#ATTN``): ``sk = A#<alertId>`` while open or acked, ``X#<alertId>`` once
+    cleared (kept two days, so a redelivered stream record cannot raise it again)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+    workitem_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    rule_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    severity = NumberAttribute()
+    raised_at = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    state = UnicodeAttribute()
+    acked_by = UnicodeAttribute(null=True)
+    acked_at = UnicodeAttribute(null=True)
+    cleared_reason = UnicodeAttribute(null=True)
+    cleared_at = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+
+
+class AttentionSlotItem(Model):
+    """The one active alert of a (workitem, rule) pair (``pk = T#t#ATTN``, ``sk = S#<workitem>#<rule>``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+
+
+class AttentionCountItem(Model):
+    """How many alerts of the tenant are open or acked (``pk = T#t#ATTN``, ``sk = COUNT``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="COUNT")
+    active = NumberAttribute(null=True, attr_name="n")
+
+
 class PolicyItem(Model):
     class Meta:
         table_name = "coaching-directory"
@@ -486,6 +536,9 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         DirectoryEdge,
         TemplateItem,
         AttentionRuleItem,
+        AttentionAlertItem,
+        AttentionSlotItem,
+        AttentionCountItem,
         PolicyItem,
         UnreadItem,
         DirectoryMessageItem,

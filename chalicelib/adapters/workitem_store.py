@@ -148,6 +148,16 @@ class DynamoWorkitemStore:
             return None
         return to_workitem(item)
 
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        """1 BatchGetItem per 100 workitems (eventually consistent: for lists, not decisions)."""
+        wanted = list(dict.fromkeys(workitem_ids))
+        out: dict[str, Workitem] = {}
+        for i in range(0, len(wanted), 100):
+            keys = [(workitem_pk(tenant_id, w), "W") for w in wanted[i : i + 100]]
+            for item in WorkitemItem.batch_get(keys):
+                out[item.workitem_id] = to_workitem(item)
+        return out
+
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         """1 BatchGetItem: the workitem and the message index item together."""
         pk = workitem_pk(tenant_id, workitem_id)

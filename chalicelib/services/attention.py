@@ -1,34 +1,98 @@
-"""Attention (docs/product.md W11, docs/attention.md): the tenant's rules.
+"""Attention (docs/product.md W11, docs/attention.md): the tenant's rules, the alerts they raise, and
+the supervisor's queue.
 
-Admins keep the rules here; the rules themselves (bounds, matching, alert states, the ranked queue)
-are the domain's (``chalicelib/domain/attention.py``).
+Rules are evaluated off the request path: :meth:`AttentionService.on_changes` is a handler of the
+workitems stream's consumer (``ChangesCommitted``, see ``bootstrap.event_handlers``), so
+``coach.send``, ``message.send`` and the inbound webhooks keep their request counts. An alert's id is a
+function of what raised it (``domain.attention.alert_id``) and raising is conditional on that id never
+having been raised, so a batch handed over again raises nothing twice; clearing is conditional on
+the alert still being active.
+
+Who is told: ``attention.raised`` / ``attention.cleared`` go to every connected supervisor of the
+workitem's agent (one Query of the agent's supervision edges, one BatchGetItem of their connections),
+``attention.acked`` to the same supervisors but the one who acked (who gets the ack). Agents and
+customers are never told. The same three go to the tenant's webhook subscriptions.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from chalicelib.domain.attention import Rule, can_add_rule
-from chalicelib.domain.errors import NotFound
-from chalicelib.domain.identity import Principal
+from chalicelib.domain.attention import (
+    MAX_OPEN_ALERTS,
+    Alert,
+    ClearReason,
+    QueueItem,
+    Rule,
+    RuleKind,
+    can_add_rule,
+    keyword_reason,
+    queue,
+    raise_alert,
+    speaker,
+)
+from chalicelib.domain.coaching import Status
+from chalicelib.domain.errors import Conflict, Forbidden, NotFound
+from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.services import push_events as ev
 from chalicelib.services.clock import iso
+from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import require_admin
-from chalicelib.services.ports import AttentionStore, Clock, Created
+from chalicelib.services.fanout import Committed
+from chalicelib.services.messagebus import ChangesCommitted
+from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
+from chalicelib.services.ports import AttentionStore, Clock, Created, RecipientLookup, Supervision, WorkitemStore
+from chalicelib.services.results import AlertNote, AttentionPage
+
+log = logging.getLogger(__name__)
+
+# A rule change made through another function instance reaches this one's evaluations within this long
+# (this instance's own changes at once).
+RULES_CACHE_SECONDS = 10.0
+
+Emit = Callable[[str, str, dict[str, Any]], None]
 
 
 class AttentionService:
-    def __init__(self, store: AttentionStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: AttentionStore,
+        workitems: WorkitemStore,
+        supervision: Supervision,
+        recipients: RecipientLookup,
+        notifier: Notifier,
+        clock: Clock,
+        emit: Emit,
+    ) -> None:
         self.store = store
+        self.workitems = workitems
+        self.supervision = supervision
+        self.recipients = recipients
+        self.notifier = notifier
         self.clock = clock
+        self.emit = emit
+        self._rules: dict[str, tuple[float, list[Rule]]] = {}
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    # --- rules (admins) -------------------------------------------------------------------------------
 
     def put_rule(self, caller: Principal, rule: Rule) -> dict[str, Any] | Created:
-        """1 Query + 1 PutItem. A new rule is :class:`Created` (201); at most 50 a tenant."""
+        """1 Query + 1 PutItem. A new rule is :class:`Created` (201); at most 50 a tenant. Disabling a
+        rule clears its alerts (``rule_deleted``); any other edit keeps them."""
         require_admin(caller)
-        existing = [r.rule_id for r in self.store.rules(caller.tenant_id)]
+        existing = {r.rule_id: r for r in self.store.rules(caller.tenant_id)}
         can_add_rule(existing, rule.rule_id)
-        self.store.put_rule(caller.tenant_id, rule, iso(self.clock.now()))
+        self.store.put_rule(caller.tenant_id, rule, self._now())
+        self._rules.pop(caller.tenant_id, None)
+        before = existing.get(rule.rule_id)
+        if before is not None and before.enabled and not rule.enabled:
+            self._clear_rule(caller.tenant_id, rule.rule_id)
         body = {"rule": rule}
-        return body if rule.rule_id in existing else Created(body)
+        return body if before is not None else Created(body)
 
     def list_rules(self, caller: Principal) -> dict[str, Any]:
         """1 Query."""
@@ -36,7 +100,140 @@ class AttentionService:
         return {"rules": sorted(self.store.rules(caller.tenant_id), key=lambda r: r.rule_id)}
 
     def delete_rule(self, caller: Principal, rule_id: str) -> None:
-        """1 DeleteItem."""
+        """1 DeleteItem, then the rule's active alerts are cleared (``rule_deleted``)."""
         require_admin(caller)
         if not self.store.delete_rule(caller.tenant_id, rule_id):
             raise NotFound(f"attention rule {rule_id} not found")
+        self._rules.pop(caller.tenant_id, None)
+        self._clear_rule(caller.tenant_id, rule_id)
+
+    def _clear_rule(self, tenant_id: str, rule_id: str) -> None:
+        """1 Query of the tenant's alerts, then per alert of the rule 1 TransactWriteItems and its pushes."""
+        for alert in self.store.alerts(tenant_id):
+            if alert.rule_id == rule_id:
+                self._clear(alert, ClearReason.RULE_DELETED)
+
+    def rules_of(self, tenant_id: str) -> list[Rule]:
+        """The tenant's enabled rules: 1 Query, at most once per :data:`RULES_CACHE_SECONDS`."""
+        now = self.clock.now().timestamp()
+        hit = self._rules.get(tenant_id)
+        if hit is None or hit[0] <= now:
+            hit = (now + RULES_CACHE_SECONDS, [r for r in self.store.rules(tenant_id) if r.enabled])
+            self._rules[tenant_id] = hit
+        return hit[1]
+
+    # --- evaluation (the stream consumer) -------------------------------------------------------------
+
+    def on_changes(self, event: ChangesCommitted) -> None:
+        """Evaluate each committed change of the batch; a change that could not be evaluated (the store
+        not answering) is handed back, so the stream hands it over again."""
+        for committed in event.batch:
+            try:
+                self.evaluate(committed)
+            except Exception:
+                log.exception(
+                    "could not evaluate attention rules on version %d of workitem %s",
+                    committed.after.version,
+                    committed.after.workitem_id,
+                )
+                event.handed_back.append(committed)
+
+    def evaluate(self, committed: Committed) -> None:
+        """Raise what the change's entries trigger; clear what it resolved or ended. The tenant's rules
+        are read (cached, :meth:`rules_of`) for any change with entries, so the first change after the
+        cache expires pays the Query whatever its kind, and no action's own cost depends on the order."""
+        before, w = committed.before, committed.after
+        ended = before.status is Status.ACTIVE and w.status is Status.ENDED
+        if not committed.note.entries and not ended:
+            return
+        rules = self.rules_of(w.tenant_id)
+        if ended:  # a tenant without enabled rules has no active alert (disabling or deleting clears them)
+            if rules:
+                self._clear_workitem(w.tenant_id, w.workitem_id, ClearReason.ENDED)
+            return
+        messages = [e for e in committed.note.entries if speaker(e) is not None]
+        if not rules or not messages:
+            return
+        keywords = [(r, r.matcher()) for r in rules if r.kind is RuleKind.KEYWORD]
+        for entry in messages:
+            for rule, phrases in keywords:
+                reason = keyword_reason(rule, entry, phrases)
+                if reason is not None:
+                    self._raise(raise_alert(w.tenant_id, rule, w.workitem_id, w.agent_id, f"e{entry.seq}", reason, entry.at))
+        if any(r.kind is RuleKind.CUSTOMER_WAITING for r in rules) and any(speaker(e) == "agent" for e in messages):
+            self._clear_workitem(w.tenant_id, w.workitem_id, ClearReason.RESOLVED, kinds={RuleKind.CUSTOMER_WAITING})
+
+    def _raise(self, alert: Alert) -> bool:
+        """1 TransactWriteItems; when the alert is new, its pushes and webhook."""
+        outcome = self.store.raise_alert(alert, MAX_OPEN_ALERTS)
+        if outcome == "full":
+            log.warning(
+                "tenant %s has %d active alerts: alert of rule %s not raised", alert.tenant_id, MAX_OPEN_ALERTS, alert.rule_id
+            )
+        if outcome != "raised":
+            return False
+        log.info("attention alert %s raised on workitem %s by rule %s", alert.alert_id, alert.workitem_id, alert.rule_id)
+        self._tell(alert, ev.ATTENTION_RAISED)
+        return True
+
+    def _clear_workitem(self, tenant_id: str, workitem_id: str, reason: ClearReason, kinds: set[RuleKind] | None = None) -> None:
+        """1 Query of the workitem's slots; per active alert 1 GetItem and 1 TransactWriteItems."""
+        for alert_id in self.store.active_of(tenant_id, workitem_id):
+            alert = self.store.alert(tenant_id, alert_id)
+            if alert is not None and alert.active and (kinds is None or alert.kind in kinds):
+                self._clear(alert, reason)
+
+    def _clear(self, alert: Alert, reason: ClearReason) -> None:
+        cleared = alert.clear(reason, self._now())
+        if self.store.clear(cleared):
+            self._tell(cleared, ev.ATTENTION_CLEARED)
+
+    def _tell(self, alert: Alert, name: str, exclude: str | None = None, skip: str | None = None) -> None:
+        """Push ``name`` to the agent's connected supervisors (but ``skip``), and queue its webhook."""
+        supervisors = [s for s in self.supervision.supervisors_of(alert.tenant_id, alert.agent_id) if s != skip]
+        if supervisors:
+            found = self.recipients.recipients(alert.tenant_id, [user_key(s) for s in supervisors])
+            box = self.notifier.outbox(alert.tenant_id, exclude)
+            for s in supervisors:
+                box.to_recipient(found.get(user_key(s)), name, AlertNote(alert))
+            self.notifier.flush(box)
+        self.emit(alert.tenant_id, name, self.notifier.wire.plain(AlertNote(alert)))
+
+    # --- supervisors ----------------------------------------------------------------------------------
+
+    def list(self, caller: Principal, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> AttentionPage:
+        """``attention.list``: 1 Query of the supervision GSI (the caller's agents), 1 Query of the
+        tenant's active alerts (at most 500), 1 BatchGetItem per 100 of their workitems."""
+        if caller.role is not Role.SUPERVISOR:
+            raise Forbidden("only supervisors have an attention queue")
+        agents = self.supervision.agents_of(caller.tenant_id, caller.user_id)
+        items = queue(self.store.alerts(caller.tenant_id), agents) if agents else []
+        workitems = self.workitems.get_many(caller.tenant_id, [i.workitem_id for i in items]) if items else {}
+        live = [i for i in items if i.workitem_id in workitems and workitems[i.workitem_id].status is Status.ACTIVE]
+        plain = self.notifier.wire.plain
+
+        def key(item: QueueItem) -> tuple[str, ...]:
+            return (f"{100000 - item.score:06d}", item.oldest, item.workitem_id)
+
+        def wire(item: QueueItem) -> dict[str, Any]:
+            return {"workitem": plain(workitems[item.workitem_id]), "score": item.score, "alerts": plain(list(item.alerts))}
+
+        scope = scope_of("attention.list", caller.tenant_id, caller.user_id)
+        pairs, next_cursor = page(live, key, wire, scope, limit, cursor)
+        return AttentionPage([body for _, body in pairs], next_cursor)
+
+    def ack(self, caller: Principal, alert_id: str, connection_id: str | None = None) -> AlertNote:
+        """``attention.ack``: 1 GetItem, 1 Query (does the caller supervise the agent), 1 conditional
+        UpdateItem (the first ack wins); then the other supervisors' ``attention.acked``."""
+        if caller.role is not Role.SUPERVISOR:
+            raise Forbidden("only supervisors ack alerts")
+        alert = self.store.alert(caller.tenant_id, alert_id)
+        if alert is None:
+            raise NotFound(f"alert {alert_id} not found")
+        if not self.supervision.supervises(caller.tenant_id, caller.user_id, alert.agent_id):
+            raise Forbidden("you do not supervise this alert's agent")
+        acked = alert.ack(caller.user_id, self._now())
+        if not self.store.ack(acked):
+            raise Conflict(f"alert {alert_id} was acked or cleared meanwhile")
+        self._tell(acked, ev.ATTENTION_ACKED, exclude=connection_id, skip=caller.user_id)
+        return AlertNote(acked)

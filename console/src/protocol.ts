@@ -73,6 +73,9 @@ export const EVENTS = [
   "directory.unread",
   "voice.coach_room",
   "voice.coach_room_closed",
+  "attention.raised",
+  "attention.acked",
+  "attention.cleared",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
 
@@ -99,6 +102,25 @@ export interface ServerEventData {
   "directory.unread": { count: number };
   "voice.coach_room": Room & { workitemId: string };
   "voice.coach_room_closed": { workitemId: string };
+  "attention.raised": { alert: Alert };
+  "attention.acked": { alert: Alert };
+  "attention.cleared": { alert: Alert };
+}
+
+/** An attention alert (docs/attention.md). */
+export interface Alert {
+  alertId: string;
+  workitemId: string;
+  agentId: string;
+  ruleId: string;
+  kind: "keyword" | "sentiment" | "customer_waiting" | "silence" | "handle_time";
+  severity: number;
+  raisedAt: string;
+  reason: string;
+  state: "open" | "acked" | "cleared";
+  ackedBy?: string;
+  ackedAt?: string;
+  clearedReason?: "resolved" | "ended" | "rule_deleted";
 }
 
 /** The client's own notices, delivered like events. */

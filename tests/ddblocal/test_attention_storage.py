@@ -36,3 +36,32 @@ def test_rules_round_trip_replace_and_delete(ddb_world: Any) -> None:
     assert status == 400 and body["error"]["details"]["problems"][0]["field"] == "seconds"
     assert [r["ruleId"] for r in w.rest("GET", "/admin/attention-rules", token)[1]["rules"]] == ["neg", "wait"]
     assert w.rest("DELETE", "/admin/attention-rules/wait", token)[0] == 204
+
+
+def test_alert_transactions_on_the_real_engine(ddb_world: Any) -> None:
+    from chalicelib.domain.attention import AlertState, ClearReason, raise_alert
+
+    tid, store = ddb_world.tid, DynamoAttentionStore()
+    rule = Rule("kw", RuleKind.KEYWORD, True, 2, phrases=("refund",), speakers=("customer",))
+    first = raise_alert(tid, rule, "wi-1", "agent-1", "e3", 'customer said "refund"', NOW)
+    assert store.raise_alert(first, 2) == "raised"
+    assert store.raise_alert(first, 2) == "exists"  # the same trigger again
+    assert store.raise_alert(raise_alert(tid, rule, "wi-1", "agent-1", "e9", "again", NOW), 2) == "exists"  # the pair is taken
+    other = raise_alert(tid, rule, "wi-2", "agent-1", "e1", "x", NOW)
+    assert store.raise_alert(other, 2) == "raised"
+    assert store.raise_alert(raise_alert(tid, rule, "wi-3", "agent-1", "e1", "x", NOW), 2) == "full"
+    assert sorted(a.workitem_id for a in store.alerts(tid)) == ["wi-1", "wi-2"]
+    assert store.active_of(tid, "wi-1") == [first.alert_id]
+
+    acked = first.ack("sup-1", NOW)
+    assert store.ack(acked) is True
+    assert store.ack(first.ack("sup-2", NOW)) is False
+    assert store.alert(tid, first.alert_id) == acked
+
+    cleared = acked.clear(ClearReason.ENDED, NOW)
+    assert store.clear(cleared) is True
+    assert store.clear(cleared) is False
+    assert store.alert(tid, first.alert_id) == cleared and cleared.state is AlertState.CLEARED
+    assert store.active_of(tid, "wi-1") == []
+    assert store.raise_alert(first, 2) == "exists"  # a redelivered record: cleared, never raised again
+    assert store.raise_alert(raise_alert(tid, rule, "wi-1", "agent-1", "e12", "later", NOW), 2) == "raised"

@@ -73,7 +73,11 @@ class Bench:
         }
         self.clients["supervisor"].ok("monitor.start", workitemId="wi-1")
         tip = self.clients["supervisor"].ok("coach.send", workitemId="wi-1", text="offer a voucher")
+        world.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund", "lawyer"]})
+        self.clients["customer"].ok("message.send", workitemId="wi-1", text="a refund, or my lawyer")
+        alerts = [e["data"]["alert"]["alertId"] for e in self.clients["supervisor"].events("attention.raised")]
         self.ids = [
+            *alerts,
             "wi-1",
             "wi-s",
             "wi-v",
@@ -338,6 +342,8 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "voice.whisper": {"workitemId": "wi-v"},
         "voice.barge": {"workitemId": "wi-v"},
         "voice.listen": {"workitemId": "wi-1"},
+        "attention.list": {},
+        "attention.ack": {"alertId": b.ids[0]},
     }
 
 

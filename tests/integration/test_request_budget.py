@@ -53,8 +53,9 @@ def test_rest_requests_read_the_callers_revocation_once(world: World) -> None:
 
 
 def test_attention_rule_routes(world: World) -> None:
-    """docs/data-model.md: PUT is Query + PutItem, GET a Query, DELETE a DeleteItem (each after the
-    caller's revocation GetItem); a refused body costs no more than that read."""
+    """docs/data-model.md: PUT is Query + PutItem, GET a Query, DELETE a DeleteItem and a Query of the
+    tenant's alerts (each after the caller's revocation GetItem); a refused body costs no more than that
+    read."""
     admin = world.token("admin-1", "admin")
     rule = {"kind": "keyword", "phrases": ["refund"]}
     with count_dynamodb() as log:
@@ -68,7 +69,7 @@ def test_attention_rule_routes(world: World) -> None:
     assert log.by_operation() == {"GetItem": 1}
     with count_dynamodb() as log:
         assert world.rest("DELETE", "/admin/attention-rules/r1", admin)[0] == 204
-    assert log.by_operation() == {"GetItem": 1, "DeleteItem": 1}
+    assert log.by_operation() == {"GetItem": 1, "DeleteItem": 1, "Query": 1}  # + the tenant's alerts, to clear the rule's
 
 
 def test_delivery_requests_per_event(world: World) -> None:

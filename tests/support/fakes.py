@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
-from chalicelib.domain.attention import Rule
+from chalicelib.domain.attention import Alert, AlertState, Rule
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
@@ -148,6 +148,12 @@ class MemoryWorkitemStore:
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None:
         with self._t.lock:
             return copy.deepcopy(self._t.workitems.get((tenant_id, workitem_id)))
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        with self._t.lock:
+            return {
+                w: copy.deepcopy(self._t.workitems[(tenant_id, w)]) for w in workitem_ids if (tenant_id, w) in self._t.workitems
+            }
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         with self._t.lock:
@@ -654,6 +660,8 @@ class MemoryAttentionStore:
     def __init__(self, tables: MemoryTables) -> None:
         self._t = tables
         self._rules: dict[tuple[str, str], Rule] = {}
+        self._alerts: dict[tuple[str, str], Alert] = {}  # every alert ever raised, cleared ones too
+        self._slots: dict[tuple[str, str, str], str] = {}  # (tenant, workitem, rule) -> its active alert
 
     def rules(self, tenant_id: str) -> list[Rule]:
         with self._t.lock:
@@ -666,6 +674,47 @@ class MemoryAttentionStore:
     def delete_rule(self, tenant_id: str, rule_id: str) -> bool:
         with self._t.lock:
             return self._rules.pop((tenant_id, rule_id), None) is not None
+
+    def raise_alert(self, alert: Alert, max_active: int) -> str:
+        with self._t.lock:
+            slot = (alert.tenant_id, alert.workitem_id, alert.rule_id)
+            if slot in self._slots or (alert.tenant_id, alert.alert_id) in self._alerts:
+                return "exists"
+            if sum(1 for (t, _), a in self._alerts.items() if t == alert.tenant_id and a.active) >= max_active:
+                return "full"
+            self._slots[slot] = alert.alert_id
+            self._alerts[(alert.tenant_id, alert.alert_id)] = alert
+            return "raised"
+
+    def alerts(self, tenant_id: str) -> list[Alert]:
+        with self._t.lock:
+            return [a for (t, _), a in sorted(self._alerts.items()) if t == tenant_id and a.active]
+
+    def alert(self, tenant_id: str, alert_id: str) -> Alert | None:
+        with self._t.lock:
+            return self._alerts.get((tenant_id, alert_id))
+
+    def active_of(self, tenant_id: str, workitem_id: str) -> list[str]:
+        with self._t.lock:
+            return [a for (t, w, _), a in sorted(self._slots.items()) if (t, w) == (tenant_id, workitem_id)]
+
+    def ack(self, acked: Alert) -> bool:
+        with self._t.lock:
+            key = (acked.tenant_id, acked.alert_id)
+            if key not in self._alerts or self._alerts[key].state is not AlertState.OPEN:
+                return False
+            self._alerts[key] = acked
+            return True
+
+    def clear(self, cleared: Alert) -> bool:
+        with self._t.lock:
+            slot = (cleared.tenant_id, cleared.workitem_id, cleared.rule_id)
+            key = (cleared.tenant_id, cleared.alert_id)
+            if self._slots.get(slot) != cleared.alert_id or not self._alerts[key].active:
+                return False
+            del self._slots[slot]
+            self._alerts[key] = cleared
+            return True
 
 
 @dataclass
