@@ -55,6 +55,7 @@ from chalicelib.services.ports import (
     Pusher,
     RecipientLookup,
     Renderer,
+    SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
@@ -130,6 +131,13 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
     return ChimeMeetingProvider(media_region=settings.media_region)
 
 
+def comprehend(settings: Settings) -> SentimentAnalyzer:
+    """Amazon Comprehend (the local stack and the tests pass their own analyzer to :func:`build`)."""
+    from chalicelib.adapters.comprehend import ComprehendSentiment
+
+    return ComprehendSentiment(settings.region)
+
+
 def trace_sdk_calls() -> None:
     """X-Ray subsegments for every AWS SDK call (boto3 and PynamoDB both go through botocore), when the
     stack turns tracing on. Imported here, never at ``import app``: a stack without tracing pays nothing.
@@ -167,6 +175,7 @@ def build(
     sms: SmsSender | None = None,
     storage: Storage | None = None,
     sms_queue: DeliveryQueue | None = None,
+    sentiment: SentimentAnalyzer | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -205,7 +214,16 @@ def build(
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
         integrations=outbound,
-        attention=AttentionService(stores.attention, stores.workitems, directory, directory, notifier, clock, outbound.emit),
+        attention=AttentionService(
+            stores.attention,
+            stores.workitems,
+            directory,
+            directory,
+            notifier,
+            clock,
+            outbound.emit,
+            sentiment or comprehend(settings),
+        ),
         bus=bus,
     )
     bus.handlers = event_handlers(built)

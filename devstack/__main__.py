@@ -162,7 +162,12 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
 
     meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
-    bootstrap.install(bootstrap.build(settings, wire=WIRE, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue))
+    from devstack.sentiment import LexiconSentiment
+
+    built = bootstrap.build(
+        settings, wire=WIRE, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue, sentiment=LexiconSentiment()
+    )
+    bootstrap.install(built)
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:

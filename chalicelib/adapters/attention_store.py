@@ -19,10 +19,11 @@ from typing import Any, Literal
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo import AttentionAlertItem, AttentionCountItem, AttentionRuleItem, AttentionSlotItem
+from chalicelib.adapters.dynamo import AttentionAlertItem, AttentionCountItem, AttentionRuleItem, AttentionSlotItem, EntryItem
 from chalicelib.adapters.pynamodb_compat import low_level
-from chalicelib.adapters.store_keys import cancel_codes, tenant_prefix
+from chalicelib.adapters.store_keys import cancel_codes, entry_sk, tenant_prefix, workitem_pk
 from chalicelib.domain.attention import Alert, AlertState, ClearReason, Rule, RuleKind
+from chalicelib.domain.sentiment import Sentiment
 
 # A cleared alert's id is kept this long: longer than a stream record can be handed over again (24 h).
 CLEARED_KEPT = timedelta(days=2)
@@ -122,6 +123,20 @@ class DynamoAttentionStore:
         """1 DeleteItem (ALL_OLD tells whether it existed)."""
         out = AttentionRuleItem._get_connection().delete_item(_rules_pk(tenant_id), rule_id, return_values="ALL_OLD")
         return bool(out.get("Attributes"))
+
+    # --- sentiment ------------------------------------------------------------------------------------
+
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        """1 UpdateItem of the entry, conditional on it existing (False: it is gone). Not a workitem item:
+        the stream's consumer is not invoked for it (the event source mapping's filter)."""
+        item = EntryItem(workitem_pk(tenant_id, workitem_id), entry_sk(seq))
+        try:
+            item.update(actions=[EntryItem.sentiment.set(sentiment.value)], condition=EntryItem.pk.exists())
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # --- alerts ---------------------------------------------------------------------------------------
 

@@ -418,6 +418,7 @@ class EntryItem(Model):
     reaction = UnicodeAttribute(null=True)
     extra = MapAttribute[str, Any](null=True)
     delivery = UnicodeAttribute(null=True)  # agent messages to SMS/social customers: sent | failed
+    sentiment = UnicodeAttribute(null=True)  # customer messages: positive | negative | neutral | mixed (staff only)
     ttl = TTLAttribute(null=True)
     customer_view = CustomerViewIndex()
 

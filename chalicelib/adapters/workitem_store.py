@@ -113,7 +113,11 @@ def to_entry(item: EntryItem, workitem_id: str) -> TimelineEntry:
         text=item.text,
         forwarded_from=item.forwarded_from,
         reaction=item.reaction,
-        extra={**(dict(item.extra.as_dict()) if item.extra else {}), **({"delivery": item.delivery} if item.delivery else {})},
+        extra={
+            **(dict(item.extra.as_dict()) if item.extra else {}),
+            **({"delivery": item.delivery} if item.delivery else {}),
+            **({"sentiment": item.sentiment} if item.sentiment else {}),
+        },
     )
 
 

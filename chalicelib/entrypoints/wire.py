@@ -248,6 +248,7 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.TransferNote: lambda r: {"workitem": r.workitem, "fromAgentId": r.from_agent_id},
     results.DeliveryNote: _delivery_note,
     results.AlertNote: lambda r: {"alert": r.alert},
+    results.SentimentNote: lambda r: {"workitemId": r.workitem_id, "seq": r.seq, "sentiment": r.sentiment},
     results.AttentionPage: lambda r: {"items": r.items, "nextCursor": r.next_cursor},
     Workitem: workitem,
     TimelineEntry: entry,

@@ -17,7 +17,7 @@ customers are never told. The same three go to the tenant's webhook subscription
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib.domain.attention import (
@@ -29,6 +29,7 @@ from chalicelib.domain.attention import (
     RuleKind,
     can_add_rule,
     keyword_reason,
+    negative_run,
     queue,
     raise_alert,
     speaker,
@@ -36,6 +37,8 @@ from chalicelib.domain.attention import (
 from chalicelib.domain.coaching import Status
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.domain.sentiment import DEFAULT_LANGUAGE, Sentiment
+from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import iso
 from chalicelib.services.delivery import Notifier
@@ -43,8 +46,16 @@ from chalicelib.services.directory import require_admin
 from chalicelib.services.fanout import Committed
 from chalicelib.services.messagebus import ChangesCommitted
 from chalicelib.services.paging import DEFAULT_LIMIT, page, scope_of
-from chalicelib.services.ports import AttentionStore, Clock, Created, RecipientLookup, Supervision, WorkitemStore
-from chalicelib.services.results import AlertNote, AttentionPage
+from chalicelib.services.ports import (
+    AttentionStore,
+    Clock,
+    Created,
+    RecipientLookup,
+    SentimentAnalyzer,
+    Supervision,
+    WorkitemStore,
+)
+from chalicelib.services.results import AlertNote, AttentionPage, SentimentNote
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,7 @@ class AttentionService:
         notifier: Notifier,
         clock: Clock,
         emit: Emit,
+        sentiment: SentimentAnalyzer | None = None,
     ) -> None:
         self.store = store
         self.workitems = workitems
@@ -73,6 +85,7 @@ class AttentionService:
         self.notifier = notifier
         self.clock = clock
         self.emit = emit
+        self.sentiment = sentiment
         self._rules: dict[str, tuple[float, list[Rule]]] = {}
 
     def _now(self) -> str:
@@ -127,9 +140,10 @@ class AttentionService:
     def on_changes(self, event: ChangesCommitted) -> None:
         """Evaluate each committed change of the batch; a change that could not be evaluated (the store
         not answering) is handed back, so the stream hands it over again."""
+        labels = self._analyze(event.batch)
         for committed in event.batch:
             try:
-                self.evaluate(committed)
+                self.evaluate(committed, labels)
             except Exception:
                 log.exception(
                     "could not evaluate attention rules on version %d of workitem %s",
@@ -138,7 +152,73 @@ class AttentionService:
                 )
                 event.handed_back.append(committed)
 
-    def evaluate(self, committed: Committed) -> None:
+    def _analyze(self, batch: Iterable[Committed]) -> dict[tuple[str, str, int], Sentiment]:
+        """The sentiment of every customer message of the batch: one call of the analyzer per tenant
+        (Comprehend: 1 BatchDetectSentiment per 25 messages). An analyzer that fails leaves the batch
+        without labels (logged): its messages raise no sentiment alert, nothing else is held up."""
+        if self.sentiment is None:
+            return {}
+        by_tenant: dict[str, list[tuple[str, TimelineEntry]]] = {}
+        for c in batch:
+            wanted = any(e.kind is EntryKind.CUSTOMER_MESSAGE for e in c.note.entries)
+            if not wanted or not any(r.kind is RuleKind.SENTIMENT for r in self.rules_of(c.after.tenant_id)):
+                continue  # only tenants with a sentiment rule pay for the analysis (docs/attention.md)
+            for e in c.note.entries:
+                if e.kind is EntryKind.CUSTOMER_MESSAGE and e.text:
+                    by_tenant.setdefault(c.after.tenant_id, []).append((c.after.workitem_id, e))
+        labels: dict[tuple[str, str, int], Sentiment] = {}
+        for tenant_id, found in by_tenant.items():
+            try:
+                answers = self.sentiment.analyze([e.text or "" for _, e in found], DEFAULT_LANGUAGE)
+            except Exception:
+                log.exception("could not analyse the sentiment of %d messages of tenant %s", len(found), tenant_id)
+                continue
+            for (workitem_id, e), label in zip(found, answers, strict=True):
+                if label is not None:
+                    labels[(tenant_id, workitem_id, e.seq)] = label
+        return labels
+
+    def _keep_sentiment(self, committed: Committed, labels: dict[tuple[str, str, int], Sentiment]) -> list[TimelineEntry]:
+        """Write each labelled customer message's sentiment on its entry (1 UpdateItem each) and push
+        ``entry.sentiment`` to the staff of the workitem (its agent and monitors: 1 BatchGetItem)."""
+        w = committed.after
+        mine = [
+            (e, labels[(w.tenant_id, w.workitem_id, e.seq)])
+            for e in committed.note.entries
+            if (w.tenant_id, w.workitem_id, e.seq) in labels
+        ]
+        kept = [(e, label) for e, label in mine if self.store.set_sentiment(w.tenant_id, w.workitem_id, e.seq, label)]
+        if kept:
+            staff = [user_key(u) for u in dict.fromkeys([w.agent_id, *w.monitors])]
+            found = self.recipients.recipients(w.tenant_id, staff)
+            box = self.notifier.outbox(w.tenant_id)
+            for e, label in kept:
+                for key in staff:
+                    box.to_recipient(found.get(key), ev.ENTRY_SENTIMENT, SentimentNote(w.workitem_id, e.seq, label.value))
+            self.notifier.flush(box)
+        return [e for e, _ in kept]
+
+    def _negative_runs(self, committed: Committed, rules: list[Rule], labels: dict[tuple[str, str, int], Sentiment]) -> None:
+        """For each sentiment rule: 1 Query of the workitem's latest entries (with their kept labels)."""
+        w = committed.after
+        runs = [r for r in rules if r.kind is RuleKind.SENTIMENT]
+        newest = [e for e in committed.note.entries if (w.tenant_id, w.workitem_id, e.seq) in labels]
+        if not runs or not newest:
+            return
+        longest = max(r.negative_in_a_row or 1 for r in runs)
+        entries, _ = self.workitems.latest(w.tenant_id, w.workitem_id, 4 * longest + 10)
+        last = newest[-1]
+        customer = [e for e in entries if e.kind is EntryKind.CUSTOMER_MESSAGE and e.seq <= last.seq]
+        seen: list[Sentiment | None] = []
+        for e in customer:
+            label = labels.get((w.tenant_id, w.workitem_id, e.seq)) or Sentiment.from_label(str(e.extra.get("sentiment", "")))
+            seen.append(label)
+        for rule in runs:
+            reason = negative_run(rule, seen)
+            if reason is not None:
+                self._raise(raise_alert(w.tenant_id, rule, w.workitem_id, w.agent_id, f"s{last.seq}", reason, last.at))
+
+    def evaluate(self, committed: Committed, labels: dict[tuple[str, str, int], Sentiment] | None = None) -> None:
         """Raise what the change's entries trigger; clear what it resolved or ended. The tenant's rules
         are read (cached, :meth:`rules_of`) for any change with entries, so the first change after the
         cache expires pays the Query whatever its kind, and no action's own cost depends on the order."""
@@ -146,6 +226,8 @@ class AttentionService:
         ended = before.status is Status.ACTIVE and w.status is Status.ENDED
         if not committed.note.entries and not ended:
             return
+        labels = labels or {}
+        self._keep_sentiment(committed, labels)
         rules = self.rules_of(w.tenant_id)
         if ended:  # a tenant without enabled rules has no active alert (disabling or deleting clears them)
             if rules:
@@ -154,6 +236,7 @@ class AttentionService:
         messages = [e for e in committed.note.entries if speaker(e) is not None]
         if not rules or not messages:
             return
+        self._negative_runs(committed, rules, labels)
         keywords = [(r, r.matcher()) for r in rules if r.kind is RuleKind.KEYWORD]
         for entry in messages:
             for rule, phrases in keywords:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voic
     from chalicelib.domain.assistance import AssistanceRequest
     from chalicelib.domain.attention import Alert, Rule
     from chalicelib.domain.fairness import Health
+    from chalicelib.domain.sentiment import Sentiment
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
     from chalicelib.services.results import DirectMessage
@@ -368,6 +369,10 @@ class AttentionStore(Protocol):
 
     def delete_rule(self, tenant_id: str, rule_id: str) -> bool: ...
 
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        """Keep a customer message's sentiment on its entry (False: the entry is gone)."""
+        ...
+
     def raise_alert(self, alert: Alert, max_active: int) -> str:
         """``raised``; ``exists`` when the pair has an active alert or this alert id was raised before;
         ``full`` when the tenant has ``max_active`` active alerts."""
@@ -389,6 +394,14 @@ class AttentionStore(Protocol):
 
     def clear(self, cleared: Alert) -> bool:
         """Store ``cleared`` if the alert is still active (False otherwise)."""
+        ...
+
+
+class SentimentAnalyzer(Protocol):
+    """Amazon Comprehend on AWS; a lexicon analyzer on the local stack and in tests."""
+
+    def analyze(self, texts: list[str], language: str) -> list[Sentiment | None]:
+        """One label per text, in order (None: it could not be analysed)."""
         ...
 
 

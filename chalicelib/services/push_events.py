@@ -31,6 +31,7 @@ VOICE_COACH_ROOM_CLOSED = "voice.coach_room_closed"
 ATTENTION_RAISED = "attention.raised"
 ATTENTION_ACKED = "attention.acked"
 ATTENTION_CLEARED = "attention.cleared"
+ENTRY_SENTIMENT = "entry.sentiment"
 
 EVENTS: frozenset[str] = frozenset(
     {
@@ -57,5 +58,6 @@ EVENTS: frozenset[str] = frozenset(
         ATTENTION_RAISED,
         ATTENTION_ACKED,
         ATTENTION_CLEARED,
+        ENTRY_SENTIMENT,
     }
 )

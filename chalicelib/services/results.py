@@ -236,3 +236,11 @@ class AttentionPage(msgspec.Struct, frozen=True):
 
     items: list[Any]
     next_cursor: str | None
+
+
+class SentimentNote(msgspec.Struct, frozen=True):
+    """``entry.sentiment``: a customer message's sentiment, known after its entry was pushed (staff only)."""
+
+    workitem_id: str
+    seq: int
+    sentiment: str

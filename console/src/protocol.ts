@@ -76,6 +76,7 @@ export const EVENTS = [
   "attention.raised",
   "attention.acked",
   "attention.cleared",
+  "entry.sentiment",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
 
@@ -105,6 +106,7 @@ export interface ServerEventData {
   "attention.raised": { alert: Alert };
   "attention.acked": { alert: Alert };
   "attention.cleared": { alert: Alert };
+  "entry.sentiment": { workitemId: string; seq: number; sentiment: "positive" | "negative" | "neutral" | "mixed" };
 }
 
 /** An attention alert (docs/attention.md). */

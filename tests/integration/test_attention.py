@@ -267,3 +267,27 @@ def test_ten_supervisors_acking_at_once_one_wins(world: World) -> None:
     for sup, client in zip(sups, clients, strict=True):
         heard = [e["data"]["alert"]["ackedBy"] for e in client.events("attention.acked")]
         assert heard == ([] if sup == winner else [winner]), sup
+
+
+def test_negative_customer_messages_in_a_row_raise_a_sentiment_alert(world: World) -> None:
+    p = floor(world)
+    world.admin("PUT", f"{RULES}/neg", {"kind": "sentiment", "negativeInARow": 2, "severity": 3})
+    p["sup-1"].ok("monitor.start", workitemId="wi-1")
+    p["customer"].ok("message.send", workitemId="wi-1", text="This is the worst service ever")
+    p["customer"].ok("message.send", workitemId="wi-1", text="Thank you so much, that was really helpful :)")
+    p["customer"].ok("message.send", workitemId="wi-1", text="I am not happy at all")
+    assert not [e for e in p["sup-2"].events("attention.raised") if e["data"]["alert"]["kind"] == "sentiment"]
+    p["customer"].ok("message.send", workitemId="wi-1", text="This is terrible, I want my money back")
+    raised = [e["data"]["alert"] for e in p["sup-2"].events("attention.raised")]
+    assert [(a["ruleId"], a["severity"], a["reason"]) for a in raised if a["kind"] == "sentiment"] == [
+        ("neg", 3, "2 negative customer messages in a row")
+    ]
+    # Staff see each customer message's sentiment (pushed, and in timeline.get); the customer never does.
+    pushed = [(e["data"]["seq"], e["data"]["sentiment"]) for e in p["agent-1"].events("entry.sentiment")]
+    assert [label for _, label in pushed] == ["negative", "positive", "negative", "negative"]
+    assert [e["data"]["sentiment"] for e in p["sup-1"].events("entry.sentiment")] == [label for _, label in pushed]
+    assert not p["sup-2"].events("entry.sentiment") and not p["customer"].events("entry.sentiment")
+    staff = p["agent-1"].ok("timeline.get", workitemId="wi-1", after=0)["entries"]
+    assert [(e["seq"], e["sentiment"]) for e in staff if e["kind"] == "customer_message"] == pushed
+    own = p["customer"].ok("timeline.get", workitemId="wi-1", after=0)["entries"]
+    assert own and not [e for e in own if "sentiment" in e]

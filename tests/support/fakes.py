@@ -28,6 +28,7 @@ from chalicelib.domain.attention import Alert, AlertState, Rule
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.domain.sentiment import Sentiment
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
@@ -120,6 +121,7 @@ class MemoryTables:
         # (tenant, workitem) -> {seq: entry}; delivery statuses are an attribute of the entry item.
         self.entries: dict[tuple[str, str], dict[int, TimelineEntry]] = {}
         self.deliveries: dict[tuple[str, str, int], str] = {}
+        self.sentiments: dict[tuple[str, str, int], str] = {}
         self.messages: dict[tuple[str, str, str], TimelineEntry] = {}
         self.events: set[tuple[str, str]] = set()
         # Committed workitem changes with a note, in commit order, until the world's pump takes them.
@@ -252,9 +254,12 @@ class MemoryWorkitemStore:
             return [copy.deepcopy(w) for w in sorted(hits, key=lambda w: f"{w.created_at}#{w.workitem_id}")]
 
     def _entry(self, tenant_id: str, e: TimelineEntry) -> TimelineEntry:
-        delivery = self._t.deliveries.get((tenant_id, e.workitem_id, e.seq))
+        key = (tenant_id, e.workitem_id, e.seq)
+        delivery, sentiment = self._t.deliveries.get(key), self._t.sentiments.get(key)
         out = copy.deepcopy(e)
-        return replace(out, extra={**out.extra, "delivery": delivery}) if delivery else out
+        if delivery:
+            out = replace(out, extra={**out.extra, "delivery": delivery})
+        return replace(out, extra={**out.extra, "sentiment": sentiment}) if sentiment else out
 
     def _mark(self, idempotency: Idempotency | None) -> None:
         if idempotency:
@@ -674,6 +679,13 @@ class MemoryAttentionStore:
     def delete_rule(self, tenant_id: str, rule_id: str) -> bool:
         with self._t.lock:
             return self._rules.pop((tenant_id, rule_id), None) is not None
+
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        with self._t.lock:
+            if self._t.entries.get((tenant_id, workitem_id), {}).get(seq) is None:
+                return False
+            self._t.sentiments[(tenant_id, workitem_id, seq)] = sentiment.value
+            return True
 
     def raise_alert(self, alert: Alert, max_active: int) -> str:
         with self._t.lock:
