@@ -138,6 +138,15 @@ def comprehend(settings: Settings) -> SentimentAnalyzer:
     return ComprehendSentiment(settings.region)
 
 
+def timer_queue(settings: Settings) -> DeliveryQueue | None:
+    """The attention timers' SQS queue (None when the stack has none: timer rules then raise nothing)."""
+    if not settings.attention_timer_queue_url:
+        return None
+    from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(settings.attention_timer_queue_url, settings.delivery_dlq_url, settings.region)
+
+
 def trace_sdk_calls() -> None:
     """X-Ray subsegments for every AWS SDK call (boto3 and PynamoDB both go through botocore), when the
     stack turns tracing on. Imported here, never at ``import app``: a stack without tracing pays nothing.
@@ -176,6 +185,7 @@ def build(
     storage: Storage | None = None,
     sms_queue: DeliveryQueue | None = None,
     sentiment: SentimentAnalyzer | None = None,
+    timers: DeliveryQueue | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -223,6 +233,7 @@ def build(
             clock,
             outbound.emit,
             sentiment or comprehend(settings),
+            timers or timer_queue(settings),
         ),
         bus=bus,
     )

@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True):
     delivery_queue_url: str = ""
     delivery_dlq_url: str = ""
     sms_queue_url: str = ""
+    # The attention rules' timers (customer_waiting, handle_time): delayed SQS messages (docs/attention.md).
+    attention_timer_queue_url: str = ""
     # "public": https to public addresses only (AWS); "local": http and loopback/private allowed too.
     webhook_targets: str = "public"
     webhook_retry_base_seconds: int = 30
@@ -156,6 +158,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
         delivery_dlq_url=e.get("DELIVERY_DLQ_URL", ""),
         sms_queue_url=e.get("SMS_QUEUE_URL", ""),
+        attention_timer_queue_url=e.get("ATTENTION_TIMER_QUEUE_URL", ""),
         webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
         webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),
         webhook_cache_seconds=_int(e, "WEBHOOK_CACHE_SECONDS", d.webhook_cache_seconds),

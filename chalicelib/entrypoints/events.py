@@ -48,6 +48,12 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     return bootstrap.services(WIRE).integrations.handle(records)
 
 
+def attention_timers(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The attention timers' queue (Lambda's SQS event source): conditions checked again when their
+    threshold passes (docs/attention.md); a partial batch response names the timers to try again."""
+    return bootstrap.services(WIRE).attention.on_timers(records)
+
+
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
     """SIP media application invocations (PSTN callers joining a contact room)."""
     return bootstrap.services(WIRE).voice.on_sip_media_event(event)

@@ -16,23 +16,30 @@ customers are never told. The same three go to the tenant's webhook subscription
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib.domain.attention import (
     MAX_OPEN_ALERTS,
+    TIMER_KINDS,
+    WRITTEN_CHANNELS,
     Alert,
     ClearReason,
     QueueItem,
     Rule,
     RuleKind,
     can_add_rule,
+    due_in,
     keyword_reason,
     negative_run,
     queue,
     raise_alert,
     speaker,
+    timer_reason,
+    waiting_since,
 )
 from chalicelib.domain.coaching import Status
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
@@ -50,6 +57,8 @@ from chalicelib.services.ports import (
     AttentionStore,
     Clock,
     Created,
+    DeliveryQueue,
+    Outgoing,
     RecipientLookup,
     SentimentAnalyzer,
     Supervision,
@@ -62,6 +71,8 @@ log = logging.getLogger(__name__)
 # A rule change made through another function instance reaches this one's evaluations within this long
 # (this instance's own changes at once).
 RULES_CACHE_SECONDS = 10.0
+# SQS delays a message at most 15 minutes; a longer threshold is armed again when the message fires.
+MAX_TIMER_DELAY = 900
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 
@@ -77,6 +88,7 @@ class AttentionService:
         clock: Clock,
         emit: Emit,
         sentiment: SentimentAnalyzer | None = None,
+        timers: DeliveryQueue | None = None,
     ) -> None:
         self.store = store
         self.workitems = workitems
@@ -86,6 +98,7 @@ class AttentionService:
         self.clock = clock
         self.emit = emit
         self.sentiment = sentiment
+        self.timers = timers
         self._rules: dict[str, tuple[float, list[Rule]]] = {}
 
     def _now(self) -> str:
@@ -224,6 +237,11 @@ class AttentionService:
         cache expires pays the Query whatever its kind, and no action's own cost depends on the order."""
         before, w = committed.before, committed.after
         ended = before.status is Status.ACTIVE and w.status is Status.ENDED
+        if w.version == 0 and not committed.note.entries:  # a new workitem: its handle-time timers start
+            for rule in self.rules_of(w.tenant_id):
+                if rule.kind is RuleKind.HANDLE_TIME:
+                    self._arm(w.tenant_id, w.workitem_id, rule, "h", w.created_at)
+            return
         if not committed.note.entries and not ended:
             return
         labels = labels or {}
@@ -243,8 +261,62 @@ class AttentionService:
                 reason = keyword_reason(rule, entry, phrases)
                 if reason is not None:
                     self._raise(raise_alert(w.tenant_id, rule, w.workitem_id, w.agent_id, f"e{entry.seq}", reason, entry.at))
-        if any(r.kind is RuleKind.CUSTOMER_WAITING for r in rules) and any(speaker(e) == "agent" for e in messages):
+        waiting = [r for r in rules if r.kind is RuleKind.CUSTOMER_WAITING]
+        if waiting and w.channel.value in WRITTEN_CHANNELS:
+            for entry in messages:
+                if speaker(entry) == "customer":
+                    for rule in waiting:
+                        self._arm(w.tenant_id, w.workitem_id, rule, f"w{entry.seq}", entry.at)
+        if waiting and any(speaker(e) == "agent" for e in messages):
             self._clear_workitem(w.tenant_id, w.workitem_id, ClearReason.RESOLVED, kinds={RuleKind.CUSTOMER_WAITING})
+
+    # --- timers (customer_waiting, handle_time) --------------------------------------------------------
+
+    def _arm(self, tenant_id: str, workitem_id: str, rule: Rule, trigger: str, since: str) -> None:
+        """One delayed queue message that fires when ``rule``'s threshold, counted from ``since``,
+        passes (at most 900 s ahead: a longer wait is re-armed when the message fires)."""
+        if self.timers is None or rule.seconds is None:
+            return
+        left = due_in(rule, since, iso(self.clock.now()))
+        body = json.dumps({"t": tenant_id, "w": workitem_id, "r": rule.rule_id, "k": trigger, "since": since})
+        refused = self.timers.send([Outgoing(body, tenant_id, "timer", max(0, min(MAX_TIMER_DELAY, math.ceil(left))))])
+        if refused:
+            log.error("the timer queue refused the %s timer of workitem %s", rule.kind.value, workitem_id)
+
+    def on_timers(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The timer queue (Lambda's SQS event source): each fired timer checks its condition again and
+        raises its alert if it still holds, or is armed again when its threshold is further than the
+        longest delay. A timer that could not be checked comes back (a partial batch response)."""
+        failures: list[dict[str, str]] = []
+        for record in records:
+            try:
+                self._fire(json.loads(record.get("body") or "{}"))
+            except Exception:
+                log.exception("could not check attention timer %s", record.get("messageId"))
+                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+        return {"batchItemFailures": failures}
+
+    def _fire(self, timer: dict[str, Any]) -> None:
+        """1 GetItem of the workitem; for a waiting customer, 1 Query of its latest entries."""
+        tenant_id, workitem_id, rule_id, trigger, since = (str(timer.get(k, "")) for k in ("t", "w", "r", "k", "since"))
+        rule = next((r for r in self.rules_of(tenant_id) if r.rule_id == rule_id and r.kind in TIMER_KINDS), None)
+        if rule is None or rule.seconds is None:
+            return  # deleted or disabled meanwhile
+        now = iso(self.clock.now())
+        if due_in(rule, since, now) > 0:
+            self._arm(tenant_id, workitem_id, rule, trigger, since)
+            return
+        w = self.workitems.get(tenant_id, workitem_id)
+        if w is None or w.status is not Status.ACTIVE:
+            return
+        if rule.kind is RuleKind.CUSTOMER_WAITING:
+            entries, _ = self.workitems.latest(tenant_id, workitem_id, 50)
+            first = waiting_since(entries)
+            if first is None or f"w{first.seq}" != trigger:
+                return  # answered meanwhile, or an earlier message's timer speaks for this wait
+        elif rule.kind is not RuleKind.HANDLE_TIME:
+            return  # silence: needs the live transcript
+        self._raise(raise_alert(tenant_id, rule, workitem_id, w.agent_id, trigger, timer_reason(rule), now))
 
     def _raise(self, alert: Alert) -> bool:
         """1 TransactWriteItems; when the alert is new, its pushes and webhook."""

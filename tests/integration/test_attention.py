@@ -291,3 +291,44 @@ def test_negative_customer_messages_in_a_row_raise_a_sentiment_alert(world: Worl
     assert [(e["seq"], e["sentiment"]) for e in staff if e["kind"] == "customer_message"] == pushed
     own = p["customer"].ok("timeline.get", workitemId="wi-1", after=0)["entries"]
     assert own and not [e for e in own if "sentiment" in e]
+
+
+def test_a_waiting_customer_raises_when_the_threshold_passes_and_an_answer_clears_it(world: World) -> None:
+    p = floor(world)
+    world.admin("PUT", f"{RULES}/wait", {"kind": "customer_waiting", "seconds": 45, "severity": 2})
+    p["customer"].ok("message.send", workitemId="wi-1", text="hello?")
+    world.deliver(after_seconds=20)
+    p["customer"].ok("message.send", workitemId="wi-1", text="anyone there?")
+    world.deliver(after_seconds=20)
+    assert not [e for e in p["sup-1"].events("attention.raised") if e["data"]["alert"]["kind"] == "customer_waiting"]
+    world.deliver(after_seconds=6)  # 46 s after the first unanswered message
+    raised = [
+        e["data"]["alert"] for e in p["sup-1"].events("attention.raised") if e["data"]["alert"]["kind"] == "customer_waiting"
+    ]
+    assert [(a["ruleId"], a["reason"]) for a in raised] == [("wait", "customer waiting 45 s")]
+    world.deliver(after_seconds=60)  # the second message's timer finds the first one's wait: nothing more
+    assert len([e for e in p["sup-1"].events("attention.raised") if e["data"]["alert"]["kind"] == "customer_waiting"]) == 1
+    p["agent-1"].ok("message.send", workitemId="wi-1", text="Sorry for the wait!")
+    cleared = [e["data"]["alert"] for e in p["sup-2"].events("attention.cleared")]
+    assert [(a["ruleId"], a["clearedReason"]) for a in cleared] == [("wait", "resolved")]
+
+
+def test_an_answered_customer_raises_nothing(world: World) -> None:
+    p = floor(world)
+    world.admin("PUT", f"{RULES}/wait", {"kind": "customer_waiting", "seconds": 30})
+    p["customer"].ok("message.send", workitemId="wi-1", text="hello?")
+    world.deliver(after_seconds=10)
+    p["agent-1"].ok("message.send", workitemId="wi-1", text="Hi!")
+    world.deliver(after_seconds=60)
+    assert not p["sup-1"].events("attention.raised")
+
+
+def test_handle_time_is_armed_again_past_the_longest_delay(world: World) -> None:
+    p = floor(world)
+    world.admin("PUT", f"{RULES}/long", {"kind": "handle_time", "seconds": 1200})
+    world.assign("wi-2")
+    world.deliver(after_seconds=900)  # the first message fires at SQS's longest delay, and is armed again
+    assert not p["sup-1"].events("attention.raised")
+    world.deliver(after_seconds=301)
+    raised = [e["data"]["alert"] for e in p["sup-1"].events("attention.raised")]
+    assert [(a["workitemId"], a["kind"], a["reason"]) for a in raised] == [("wi-2", "handle_time", "handle time 1200 s")]

@@ -264,6 +264,9 @@ class World:
         self.sms_queue = LocalDeliveryQueue(now=lambda: self.queue_time, dead_to=self.queue)
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
+        # The attention timers' queue: timers fire when a test lets their delay pass (``deliver``).
+        self.timer_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.timers = QueuePump(self.timer_queue, lambda event: events.attention_timers(event["Records"]))
         self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings,
@@ -276,6 +279,7 @@ class World:
             storage=storage,
             sms_queue=self.sms_queue,
             sentiment=SENTIMENT,
+            timers=self.timer_queue,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
@@ -335,7 +339,7 @@ class World:
             self.clock.advance(after_seconds)
         ran = 0
         while True:
-            done = self.deliveries.drain() + self.texts.drain()
+            done = self.timers.drain() + self.deliveries.drain() + self.texts.drain()
             if not done:
                 return ran
             ran += done
