@@ -90,11 +90,6 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
     return events.deliver_webhooks(event.to_dict().get("Records") or [])
 
 
-@app.on_sqs_message(queue="coaching-attention-timers", batch_size=10, name="attention_timers")
-def attention_timers(event: Any) -> dict[str, Any]:
-    return events.attention_timers(event.to_dict().get("Records") or [])
-
-
 # --- REST ------------------------------------------------------------------------------------------
 
 

@@ -185,16 +185,11 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     def invoke(event: dict[str, Any]) -> Any:
         return handler(event, LambdaContext(function_name=DELIVERY_HANDLER, memory_size=1024, max_runtime_ms=60_000))
 
-    timer_handler = app.handler_map["attention_timers"]
-
-    def fire(event: dict[str, Any]) -> Any:
-        context = LambdaContext(function_name="attention_timers", memory_size=1024, max_runtime_ms=60_000)
-        return timer_handler(event, context)
-
+    # Attention timers go to the same function, from their own queue (AttentionTimerEventSource on AWS).
     return DeliveryPumps(
         QueuePump(queue, invoke).start(),
         QueuePump(sms_queue, invoke, workers=2).start(),
-        QueuePump(timers, fire, workers=2).start(),
+        QueuePump(timers, invoke, workers=2).start(),
     )
 
 

@@ -73,6 +73,15 @@ log = logging.getLogger(__name__)
 RULES_CACHE_SECONDS = 10.0
 # SQS delays a message at most 15 minutes; a longer threshold is armed again when the message fires.
 MAX_TIMER_DELAY = 900
+# The field that marks a timer's body: the delivery function takes timers from their own queue, and
+# tells them from deliveries by it.
+TIMER_MARK = "attentionTimer"
+
+
+def is_timer(record: dict[str, Any]) -> bool:
+    """Whether an SQS record is an attention timer (its body starts with the mark: no JSON parsing)."""
+    return str(record.get("body") or "").startswith('{"' + TIMER_MARK + '"')
+
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 
@@ -278,7 +287,7 @@ class AttentionService:
         if self.timers is None or rule.seconds is None:
             return
         left = due_in(rule, since, iso(self.clock.now()))
-        body = json.dumps({"t": tenant_id, "w": workitem_id, "r": rule.rule_id, "k": trigger, "since": since})
+        body = json.dumps({TIMER_MARK: 1, "t": tenant_id, "w": workitem_id, "r": rule.rule_id, "k": trigger, "since": since})
         refused = self.timers.send([Outgoing(body, tenant_id, "timer", max(0, min(MAX_TIMER_DELAY, math.ceil(left))))])
         if refused:
             log.error("the timer queue refused the %s timer of workitem %s", rule.kind.value, workitem_id)

@@ -44,6 +44,8 @@ export const ACTIONS = [
   "voice.whisper",
   "voice.barge",
   "voice.listen",
+  "attention.list",
+  "attention.ack",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

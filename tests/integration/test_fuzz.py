@@ -46,7 +46,7 @@ CODES = {
     "unsupported_media_type": 415,
     "rate_limited": 429,
 }
-REST_STATUSES = {200, 204, 400, 401, 403, 404, 405, 409, 413, 415}
+REST_STATUSES = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415}
 LEAKS = ("Traceback", 'File "', "botocore", "pynamodb", "msgspec", "pydantic", "Exception")
 READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
 T = TypeVar("T")

@@ -266,7 +266,7 @@ class World:
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
         # The attention timers' queue: timers fire when a test lets their delay pass (``deliver``).
         self.timer_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
-        self.timers = QueuePump(self.timer_queue, lambda event: events.attention_timers(event["Records"]))
+        self.timers = QueuePump(self.timer_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.services = bootstrap.build(
             settings,
