@@ -52,7 +52,7 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     failures = services.attention.on_timers(timers)["batchItemFailures"] if timers else []
     others = [r for r in records if not is_timer(r)]
     if others:
-        failures += services.integrations.handle(others)["batchItemFailures"]
+        failures += [{"itemIdentifier": message_id} for message_id in services.integrations.handle(others)]
     return {"batchItemFailures": failures}
 
 
