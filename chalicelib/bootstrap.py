@@ -234,6 +234,7 @@ def build(
             outbound.emit,
             sentiment or comprehend(settings),
             timers or timer_queue(settings),
+            settings.attention_cache_seconds,
         ),
         bus=bus,
     )

@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 # A rule change made through another function instance reaches this one's evaluations within this long
 # (this instance's own changes at once).
-RULES_CACHE_SECONDS = 10.0
+RULES_CACHE_SECONDS = 10
 # SQS delays a message at most 15 minutes; a longer threshold is armed again when the message fires.
 MAX_TIMER_DELAY = 900
 # The field that marks a timer's body: the delivery function takes timers from their own queue, and
@@ -98,6 +98,7 @@ class AttentionService:
         emit: Emit,
         sentiment: SentimentAnalyzer | None = None,
         timers: DeliveryQueue | None = None,
+        cache_seconds: int = RULES_CACHE_SECONDS,
     ) -> None:
         self.store = store
         self.workitems = workitems
@@ -108,6 +109,7 @@ class AttentionService:
         self.emit = emit
         self.sentiment = sentiment
         self.timers = timers
+        self.cache_seconds = cache_seconds
         self._rules: dict[str, tuple[float, list[Rule]]] = {}
 
     def _now(self) -> str:
@@ -149,11 +151,11 @@ class AttentionService:
                 self._clear(alert, ClearReason.RULE_DELETED)
 
     def rules_of(self, tenant_id: str) -> list[Rule]:
-        """The tenant's enabled rules: 1 Query, at most once per :data:`RULES_CACHE_SECONDS`."""
+        """The tenant's enabled rules: 1 Query, at most once per ``cache_seconds`` (10 by default)."""
         now = self.clock.now().timestamp()
         hit = self._rules.get(tenant_id)
         if hit is None or hit[0] <= now:
-            hit = (now + RULES_CACHE_SECONDS, [r for r in self.store.rules(tenant_id) if r.enabled])
+            hit = (now + self.cache_seconds, [r for r in self.store.rules(tenant_id) if r.enabled])
             self._rules[tenant_id] = hit
         return hit[1]
 

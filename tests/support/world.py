@@ -56,6 +56,8 @@ def test_settings(**overrides: Any) -> Settings:
         default_escalation_seconds=60,
         webhook_targets="public",
         webhook_cache_seconds=3600,
+        # Rules cached for the whole test: request counts must not depend on how long a test takes.
+        attention_cache_seconds=3600,
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
