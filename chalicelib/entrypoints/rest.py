@@ -68,12 +68,15 @@ class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=T
     kind: Literal["keyword", "sentiment", "customer_waiting", "silence", "handle_time"]
     enabled: bool = True
     severity: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
-    phrases: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)] | None = (
-        None
-    )
-    speakers: Annotated[list[Literal["customer", "agent"]], msgspec.Meta(max_length=2)] | None = None
-    negativeInARow: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
-    seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
+    # Optional, never null: a field left out is UNSET (null is refused like any other wrong type).
+    phrases: (
+        Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    speakers: Annotated[list[Literal["customer", "agent"]], msgspec.Meta(max_length=2)] | msgspec.UnsetType = msgspec.UNSET
+    # Bounded per kind by the domain (docs/openapi.yaml states each kind's bounds).
+    negativeInARow: int | msgspec.UnsetType = msgspec.UNSET
+    seconds: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class PolicyBody(Body, frozen=True, kw_only=True):
@@ -377,6 +380,11 @@ def list_attention_rules(services: Services, caller: Principal, body: None) -> A
     return services.attention.list_rules(caller)
 
 
+def given[T](value: T | msgspec.UnsetType) -> T | None:
+    """A body's optional field: None when it was left out."""
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
 @authenticated(AttentionRuleBody)
 def put_attention_rule(services: Services, caller: Principal, body: AttentionRuleBody, rule_id: str) -> Any:
     rule = rule_from(
@@ -384,10 +392,10 @@ def put_attention_rule(services: Services, caller: Principal, body: AttentionRul
         body.kind,
         body.enabled,
         body.severity,
-        phrases=body.phrases,
-        speakers=body.speakers,
-        negative_in_a_row=body.negativeInARow,
-        seconds=body.seconds,
+        phrases=given(body.phrases),
+        speakers=given(body.speakers),
+        negative_in_a_row=given(body.negativeInARow),
+        seconds=given(body.seconds),
     )
     return services.attention.put_rule(caller, rule)
 
