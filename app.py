@@ -137,6 +137,21 @@ def delete_template(templateId: str) -> Response:
     return _json(rest.delete_template(app.current_request, templateId))
 
 
+@app.route("/admin/attention-rules", methods=["GET"])
+def list_attention_rules() -> Response:
+    return _json(rest.list_attention_rules(app.current_request))
+
+
+@app.route("/admin/attention-rules/{ruleId}", methods=["PUT"])
+def put_attention_rule(ruleId: str) -> Response:
+    return _json(rest.put_attention_rule(app.current_request, ruleId))
+
+
+@app.route("/admin/attention-rules/{ruleId}", methods=["DELETE"])
+def delete_attention_rule(ruleId: str) -> Response:
+    return _json(rest.delete_attention_rule(app.current_request, ruleId))
+
+
 @app.route("/admin/policy", methods=["GET"])
 def get_policy() -> Response:
     return _json(rest.get_policy(app.current_request))

@@ -158,11 +158,24 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
     sms_queue = LocalDeliveryQueue(max_receives=3, dead_to=queue)
     sms = RecordingSms()
+    timers = LocalDeliveryQueue(max_receives=5, dead_to=queue)
     settings = settings_module.load()
     from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
 
     meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
-    bootstrap.install(bootstrap.build(settings, wire=WIRE, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue))
+    from devstack.sentiment import LexiconSentiment
+
+    built = bootstrap.build(
+        settings,
+        wire=WIRE,
+        queue=queue,
+        sms=sms,
+        meetings=meetings,
+        sms_queue=sms_queue,
+        sentiment=LexiconSentiment(),
+        timers=timers,
+    )
+    bootstrap.install(built)
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:
@@ -172,7 +185,12 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     def invoke(event: dict[str, Any]) -> Any:
         return handler(event, LambdaContext(function_name=DELIVERY_HANDLER, memory_size=1024, max_runtime_ms=60_000))
 
-    return DeliveryPumps(QueuePump(queue, invoke).start(), QueuePump(sms_queue, invoke, workers=2).start())
+    # Attention timers go to the same function, from their own queue (AttentionTimerEventSource on AWS).
+    return DeliveryPumps(
+        QueuePump(queue, invoke).start(),
+        QueuePump(sms_queue, invoke, workers=2).start(),
+        QueuePump(timers, invoke, workers=2).start(),
+    )
 
 
 def _scheduled_event(rule: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Five tables, each with a generic ``pk``/``sk`` schema so one table can hold several entities:
 
 * **directory** - users and customer recipients (with their live connections), teams, supervision
-  edges, templates, tenant policy, unread counters, directory messages.
+  edges, templates, tenant policy, unread counters, directory messages, attention rules.
 * **workitems** - the workitem, its timeline entries and a message index, in one partition per
   workitem; a sparse GSI lists each agent's open workitems; a sparse LSI numbers the customer view.
 * **connections** - one item per WebSocket connection, expiring after API Gateway's 2 h limit.
@@ -143,6 +143,75 @@ class TemplateItem(Model):
     text = UnicodeAttribute()
     enabled = BooleanAttribute(default=True)
     updated_at = UnicodeAttribute(null=True)
+
+
+class AttentionRuleItem(Model):
+    """An attention rule (``pk = T#t#ATTNRULE``, ``sk`` = rule id): one Query lists a tenant's rules."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    enabled = BooleanAttribute(default=True)
+    severity = NumberAttribute()
+    phrases = ListAttribute(of=UnicodeAttribute, null=True)
+    speakers = ListAttribute(of=UnicodeAttribute, null=True)
+    negative_in_a_row = NumberAttribute(null=True)
+    seconds = NumberAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class AttentionAlertItem(Model):
+    """An alert (``pk = T#t#ATTN``): ``sk = A#<alertId>`` while open or acked, ``X#<alertId>`` once
+    cleared (kept two days, so a redelivered stream record cannot raise it again)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+    workitem_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    rule_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    severity = NumberAttribute()
+    raised_at = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    state = UnicodeAttribute()
+    acked_by = UnicodeAttribute(null=True)
+    acked_at = UnicodeAttribute(null=True)
+    cleared_reason = UnicodeAttribute(null=True)
+    cleared_at = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+
+
+class AttentionSlotItem(Model):
+    """The one active alert of a (workitem, rule) pair (``pk = T#t#ATTN``, ``sk = S#<workitem>#<rule>``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+
+
+class AttentionCountItem(Model):
+    """How many alerts of the tenant are open or acked (``pk = T#t#ATTN``, ``sk = COUNT``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="COUNT")
+    active = NumberAttribute(null=True, attr_name="n")
 
 
 class PolicyItem(Model):
@@ -349,6 +418,7 @@ class EntryItem(Model):
     reaction = UnicodeAttribute(null=True)
     extra = MapAttribute[str, Any](null=True)
     delivery = UnicodeAttribute(null=True)  # agent messages to SMS/social customers: sent | failed
+    sentiment = UnicodeAttribute(null=True)  # customer messages: positive | negative | neutral | mixed (staff only)
     ttl = TTLAttribute(null=True)
     customer_view = CustomerViewIndex()
 
@@ -466,6 +536,10 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         TeamItem,
         DirectoryEdge,
         TemplateItem,
+        AttentionRuleItem,
+        AttentionAlertItem,
+        AttentionSlotItem,
+        AttentionCountItem,
         PolicyItem,
         UnreadItem,
         DirectoryMessageItem,

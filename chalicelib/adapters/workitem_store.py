@@ -113,7 +113,11 @@ def to_entry(item: EntryItem, workitem_id: str) -> TimelineEntry:
         text=item.text,
         forwarded_from=item.forwarded_from,
         reaction=item.reaction,
-        extra={**(dict(item.extra.as_dict()) if item.extra else {}), **({"delivery": item.delivery} if item.delivery else {})},
+        extra={
+            **(dict(item.extra.as_dict()) if item.extra else {}),
+            **({"delivery": item.delivery} if item.delivery else {}),
+            **({"sentiment": item.sentiment} if item.sentiment else {}),
+        },
     )
 
 
@@ -147,6 +151,16 @@ class DynamoWorkitemStore:
         except DoesNotExist:
             return None
         return to_workitem(item)
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        """1 BatchGetItem per 100 workitems (eventually consistent: for lists, not decisions)."""
+        wanted = list(dict.fromkeys(workitem_ids))
+        out: dict[str, Workitem] = {}
+        for i in range(0, len(wanted), 100):
+            keys = [(workitem_pk(tenant_id, w), "W") for w in wanted[i : i + 100]]
+            for item in WorkitemItem.batch_get(keys):
+                out[item.workitem_id] = to_workitem(item)
+        return out
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         """1 BatchGetItem: the workitem and the message index item together."""

@@ -27,6 +27,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "assist.claimed",
     "assist.escalated",
     "presence.changed",
+    "attention.raised",
+    "attention.acked",
+    "attention.cleared",
 )
 ALL_EVENTS = "*"
 MAX_SUBSCRIPTIONS = 20

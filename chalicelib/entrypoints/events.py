@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
 from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.attention import is_timer
 from chalicelib.services.fanout import Committed
 from chalicelib.services.messagebus import ChangesCommitted
 
@@ -43,10 +44,16 @@ def escalate() -> dict[str, Any]:
 
 
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The delivery and SMS queues (Lambda's SQS event sources): sign and post, SMS, statuses. A
-    partial batch response names the messages that come back after their backoff delay."""
-    again = bootstrap.services(WIRE).integrations.handle(records)
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in again]}
+    """The delivery, SMS and attention timer queues (Lambda's SQS event sources): sign and post, SMS,
+    statuses; attention timers (docs/attention.md). A partial batch response names the messages that
+    come back after their backoff delay."""
+    services = bootstrap.services(WIRE)
+    timers = [r for r in records if is_timer(r)]
+    failures = services.attention.on_timers(timers)["batchItemFailures"] if timers else []
+    others = [r for r in records if not is_timer(r)]
+    if others:
+        failures += [{"itemIdentifier": message_id} for message_id in services.integrations.handle(others)]
+    return {"batchItemFailures": failures}
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:

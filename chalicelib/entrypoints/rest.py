@@ -16,6 +16,7 @@ import msgspec
 
 from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
+from chalicelib.domain.attention import rule_from
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
@@ -58,6 +59,24 @@ class TeamBody(Body, frozen=True, kw_only=True):
 class TemplateBody(Body, frozen=True, kw_only=True):
     text: Text
     enabled: bool = True
+
+
+class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every kind's fields with their widest bounds; which belong to which kind, and each kind's own
+    bounds, are the domain's (``domain/attention.py``: ``rule_from``). Unknown fields are refused."""
+
+    kind: Literal["keyword", "sentiment", "customer_waiting", "silence", "handle_time"]
+    enabled: bool = True
+    severity: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
+    # Optional, never null: a field left out is UNSET (null is refused like any other wrong type).
+    phrases: (
+        Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    speakers: Annotated[list[Literal["customer", "agent"]], msgspec.Meta(max_length=2)] | msgspec.UnsetType = msgspec.UNSET
+    # Bounded per kind by the domain (docs/openapi.yaml states each kind's bounds).
+    negativeInARow: int | msgspec.UnsetType = msgspec.UNSET
+    seconds: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class PolicyBody(Body, frozen=True, kw_only=True):
@@ -354,6 +373,36 @@ def put_template(services: Services, caller: Principal, body: TemplateBody, temp
 @authenticated()
 def delete_template(services: Services, caller: Principal, body: None, template_id: str) -> Any:
     return services.directory.delete_template(caller, check_id(template_id, "templateId"))
+
+
+@authenticated()
+def list_attention_rules(services: Services, caller: Principal, body: None) -> Any:
+    return services.attention.list_rules(caller)
+
+
+def given[T](value: T | msgspec.UnsetType) -> T | None:
+    """A body's optional field: None when it was left out."""
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
+@authenticated(AttentionRuleBody)
+def put_attention_rule(services: Services, caller: Principal, body: AttentionRuleBody, rule_id: str) -> Any:
+    rule = rule_from(
+        check_id(rule_id, "ruleId"),
+        body.kind,
+        body.enabled,
+        body.severity,
+        phrases=given(body.phrases),
+        speakers=given(body.speakers),
+        negative_in_a_row=given(body.negativeInARow),
+        seconds=given(body.seconds),
+    )
+    return services.attention.put_rule(caller, rule)
+
+
+@authenticated()
+def delete_attention_rule(services: Services, caller: Principal, body: None, rule_id: str) -> Any:
+    return services.attention.delete_rule(caller, check_id(rule_id, "ruleId"))
 
 
 @authenticated()

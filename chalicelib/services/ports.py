@@ -22,7 +22,9 @@ from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
     from chalicelib.domain.assistance import AssistanceRequest
+    from chalicelib.domain.attention import Alert, Rule
     from chalicelib.domain.fairness import Health
+    from chalicelib.domain.sentiment import Sentiment
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
     from chalicelib.services.results import DirectMessage
@@ -168,6 +170,10 @@ class AlreadyExists(Exception):
 
 class WorkitemStore(Protocol):
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None: ...
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        """The workitems that exist among ``workitem_ids``, by id."""
+        ...
 
     def get_with_message(
         self, tenant_id: str, workitem_id: str, message_id: str
@@ -367,6 +373,51 @@ class AssistanceStore(Protocol):
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """Write an escalation step, conditional on the stored request still being ``before``'s
         pending stage. False when a claim or another sweep got there first."""
+
+
+class AttentionStore(Protocol):
+    """A tenant's attention rules (docs/attention.md)."""
+
+    def rules(self, tenant_id: str) -> list[Rule]: ...
+
+    def put_rule(self, tenant_id: str, rule: Rule, now: str) -> None: ...
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool: ...
+
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        """Keep a customer message's sentiment on its entry (False: the entry is gone)."""
+        ...
+
+    def raise_alert(self, alert: Alert, max_active: int) -> str:
+        """``raised``; ``exists`` when the pair has an active alert or this alert id was raised before;
+        ``full`` when the tenant has ``max_active`` active alerts."""
+        ...
+
+    def alerts(self, tenant_id: str) -> list[Alert]:
+        """The tenant's active (open or acked) alerts."""
+        ...
+
+    def alert(self, tenant_id: str, alert_id: str) -> Alert | None: ...
+
+    def active_of(self, tenant_id: str, workitem_id: str) -> list[str]:
+        """The ids of the workitem's active alerts."""
+        ...
+
+    def ack(self, acked: Alert) -> bool:
+        """Store ``acked`` if the alert is still open (False otherwise)."""
+        ...
+
+    def clear(self, cleared: Alert) -> bool:
+        """Store ``cleared`` if the alert is still active (False otherwise)."""
+        ...
+
+
+class SentimentAnalyzer(Protocol):
+    """Amazon Comprehend on AWS; a lexicon analyzer on the local stack and in tests."""
+
+    def analyze(self, texts: list[str], language: str) -> list[Sentiment | None]:
+        """One label per text, in order (None: it could not be analysed)."""
+        ...
 
 
 class Outgoing(msgspec.Struct, frozen=True):

@@ -222,3 +222,25 @@ class DeliveryNote(msgspec.Struct, frozen=True):
     delivery: str
     entry: Any
     reason: str = ""
+
+
+class AlertNote(msgspec.Struct, frozen=True):
+    """``attention.raised`` / ``attention.acked`` / ``attention.cleared`` and the ``attention.ack`` reply:
+    ``{alert}`` (a ``domain.attention.Alert``)."""
+
+    alert: Any
+
+
+class AttentionPage(msgspec.Struct, frozen=True):
+    """``attention.list``: ``{workitem, score, alerts}`` items (rendered), highest score first."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+class SentimentNote(msgspec.Struct, frozen=True):
+    """``entry.sentiment``: a customer message's sentiment, known after its entry was pushed (staff only)."""
+
+    workitem_id: str
+    seq: int
+    sentiment: str

@@ -46,7 +46,7 @@ CODES = {
     "unsupported_media_type": 415,
     "rate_limited": 429,
 }
-REST_STATUSES = {200, 204, 400, 401, 403, 404, 405, 409, 413, 415}
+REST_STATUSES = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415}
 LEAKS = ("Traceback", 'File "', "botocore", "pynamodb", "msgspec", "pydantic", "Exception")
 READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
 T = TypeVar("T")
@@ -73,7 +73,11 @@ class Bench:
         }
         self.clients["supervisor"].ok("monitor.start", workitemId="wi-1")
         tip = self.clients["supervisor"].ok("coach.send", workitemId="wi-1", text="offer a voucher")
+        world.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund", "lawyer"]})
+        self.clients["customer"].ok("message.send", workitemId="wi-1", text="a refund, or my lawyer")
+        alerts = [e["data"]["alert"]["alertId"] for e in self.clients["supervisor"].events("attention.raised")]
         self.ids = [
+            *alerts,
             "wi-1",
             "wi-s",
             "wi-v",
@@ -367,6 +371,8 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "voice.whisper": {"workitemId": "wi-v"},
         "voice.barge": {"workitemId": "wi-v"},
         "voice.listen": {"workitemId": "wi-1"},
+        "attention.list": {},
+        "attention.ack": {"alertId": b.ids[0]},
     }
 
 
@@ -398,7 +404,45 @@ def test_random_json_text_and_bytes_from_every_role(world: World, body: str, rol
 # --- REST ------------------------------------------------------------------------------------------------
 
 REST_TOKENS = ["admin", "admin", "admin", "agent", "supervisor", "customer", "none", "garbage", "other-tenant-admin"]
-REST_ROUTES = ["/admin/teams/x", "/admin/teams/a%23b", "/admin/policy", "/me/settings"]
+REST_ROUTES = [
+    "/admin/teams/x",
+    "/admin/teams/a%23b",
+    "/admin/policy",
+    "/me/settings",
+    "/admin/attention-rules/r-1",
+    "/admin/attention-rules/r%23b",
+]
+
+
+_PHRASES = st.text(max_size=12) | st.sampled_from(["refund", "REFÜND", "退款", "!!", "x" * 101])
+ATTENTION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "kind": st.sampled_from(["keyword", "sentiment", "customer_waiting", "silence", "handle_time", "mood"]),
+    "enabled": st.booleans(),
+    "severity": st.integers(0, 4),
+    "phrases": st.lists(_PHRASES, max_size=4),
+    "speakers": st.lists(st.sampled_from(["customer", "agent", "supervisor"]), max_size=3),
+    "negativeInARow": st.integers(0, 11),
+    "seconds": st.sampled_from([0, 4, 5, 9, 10, 59, 60, 600, 601, 3600, 3601, 86400, 86401]),
+}
+_KIND_FIELDS = {
+    "keyword": ("phrases", "speakers"),
+    "sentiment": ("negativeInARow",),
+    "customer_waiting": ("seconds",),
+    "silence": ("seconds",),
+    "handle_time": ("seconds",),
+}
+
+
+def attention_rules(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """A rule body of one kind with (mostly) its own fields, values near and past their bounds."""
+
+    def of(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+        own = {name: mostly(ATTENTION_FIELDS[name], hostile(ids)) for name in _KIND_FIELDS[kind]}
+        # Mostly the common fields, sometimes another kind's (refused); never one already given.
+        optional = {name: value for name, value in ATTENTION_FIELDS.items() if name != "kind" and name not in own}
+        return st.fixed_dictionaries({"kind": st.just(kind), **own}, optional=optional)
+
+    return st.sampled_from(sorted(_KIND_FIELDS)).flatmap(of)
 
 
 def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
@@ -410,6 +454,8 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
             "supervisors": people,
             "agents": people,
         }
+    elif route.startswith("/admin/attention-rules/"):
+        return mostly(attention_rules(ids), st.fixed_dictionaries({}, optional=ATTENTION_FIELDS) | json_values)
     elif route == "/admin/policy":
         shaped = {
             "recordCoaching": st.booleans(),

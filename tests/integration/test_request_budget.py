@@ -52,6 +52,26 @@ def test_rest_requests_read_the_callers_revocation_once(world: World) -> None:
     assert status == 403 and log.total == 0  # customers are not directory users: nothing to revoke
 
 
+def test_attention_rule_routes(world: World) -> None:
+    """docs/data-model.md: PUT is Query + PutItem, GET a Query, DELETE a DeleteItem and a Query of the
+    tenant's alerts (each after the caller's revocation GetItem); a refused body costs no more than that
+    read."""
+    admin = world.token("admin-1", "admin")
+    rule = {"kind": "keyword", "phrases": ["refund"]}
+    with count_dynamodb() as log:
+        assert world.rest("PUT", "/admin/attention-rules/r1", admin, rule)[0] == 201
+    assert log.by_operation() == {"GetItem": 1, "Query": 1, "PutItem": 1}
+    with count_dynamodb() as log:
+        assert world.rest("GET", "/admin/attention-rules", admin)[0] == 200
+    assert log.by_operation() == {"GetItem": 1, "Query": 1}
+    with count_dynamodb() as log:
+        assert world.rest("PUT", "/admin/attention-rules/r1", admin, {**rule, "seconds": 30})[0] == 400
+    assert log.by_operation() == {"GetItem": 1}
+    with count_dynamodb() as log:
+        assert world.rest("DELETE", "/admin/attention-rules/r1", admin)[0] == 204
+    assert log.by_operation() == {"GetItem": 1, "DeleteItem": 1, "Query": 1}  # + the tenant's alerts, to clear the rule's
+
+
 def test_delivery_requests_per_event(world: World) -> None:
     """What one event costs in the delivery function (docs/data-model.md): 1 GetItem (the subscription,
     with its receiver's health) per delivery; to a receiver not known to be fast, + 2 UpdateItem taking

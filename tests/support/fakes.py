@@ -24,10 +24,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
+from chalicelib.domain.attention import Alert, AlertState, Rule
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.domain.sentiment import Sentiment
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
@@ -120,6 +122,7 @@ class MemoryTables:
         # (tenant, workitem) -> {seq: entry}; delivery statuses are an attribute of the entry item.
         self.entries: dict[tuple[str, str], dict[int, TimelineEntry]] = {}
         self.deliveries: dict[tuple[str, str, int], str] = {}
+        self.sentiments: dict[tuple[str, str, int], str] = {}
         self.messages: dict[tuple[str, str, str], TimelineEntry] = {}
         self.events: set[tuple[str, str]] = set()
         # Committed workitem changes with a note, in commit order, until the world's pump takes them.
@@ -148,6 +151,12 @@ class MemoryWorkitemStore:
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None:
         with self._t.lock:
             return copy.deepcopy(self._t.workitems.get((tenant_id, workitem_id)))
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        with self._t.lock:
+            return {
+                w: copy.deepcopy(self._t.workitems[(tenant_id, w)]) for w in workitem_ids if (tenant_id, w) in self._t.workitems
+            }
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         with self._t.lock:
@@ -246,9 +255,12 @@ class MemoryWorkitemStore:
             return [copy.deepcopy(w) for w in sorted(hits, key=lambda w: f"{w.created_at}#{w.workitem_id}")]
 
     def _entry(self, tenant_id: str, e: TimelineEntry) -> TimelineEntry:
-        delivery = self._t.deliveries.get((tenant_id, e.workitem_id, e.seq))
+        key = (tenant_id, e.workitem_id, e.seq)
+        delivery, sentiment = self._t.deliveries.get(key), self._t.sentiments.get(key)
         out = copy.deepcopy(e)
-        return replace(out, extra={**out.extra, "delivery": delivery}) if delivery else out
+        if delivery:
+            out = replace(out, extra={**out.extra, "delivery": delivery})
+        return replace(out, extra={**out.extra, "sentiment": sentiment}) if sentiment else out
 
     def _mark(self, idempotency: Idempotency | None) -> None:
         if idempotency:
@@ -658,6 +670,76 @@ class MemoryWebhookStore:
                 del self._lane[(tenant_id, place)]
 
 
+class MemoryAttentionStore:
+    """Attention rules, as the DynamoDB store keeps them (one partition per tenant, sorted by id)."""
+
+    def __init__(self, tables: MemoryTables) -> None:
+        self._t = tables
+        self._rules: dict[tuple[str, str], Rule] = {}
+        self._alerts: dict[tuple[str, str], Alert] = {}  # every alert ever raised, cleared ones too
+        self._slots: dict[tuple[str, str, str], str] = {}  # (tenant, workitem, rule) -> its active alert
+
+    def rules(self, tenant_id: str) -> list[Rule]:
+        with self._t.lock:
+            return [r for (tid, _), r in sorted(self._rules.items()) if tid == tenant_id]
+
+    def put_rule(self, tenant_id: str, rule: Rule, now: str) -> None:
+        with self._t.lock:
+            self._rules[(tenant_id, rule.rule_id)] = rule
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool:
+        with self._t.lock:
+            return self._rules.pop((tenant_id, rule_id), None) is not None
+
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        with self._t.lock:
+            if self._t.entries.get((tenant_id, workitem_id), {}).get(seq) is None:
+                return False
+            self._t.sentiments[(tenant_id, workitem_id, seq)] = sentiment.value
+            return True
+
+    def raise_alert(self, alert: Alert, max_active: int) -> str:
+        with self._t.lock:
+            slot = (alert.tenant_id, alert.workitem_id, alert.rule_id)
+            if slot in self._slots or (alert.tenant_id, alert.alert_id) in self._alerts:
+                return "exists"
+            if sum(1 for (t, _), a in self._alerts.items() if t == alert.tenant_id and a.active) >= max_active:
+                return "full"
+            self._slots[slot] = alert.alert_id
+            self._alerts[(alert.tenant_id, alert.alert_id)] = alert
+            return "raised"
+
+    def alerts(self, tenant_id: str) -> list[Alert]:
+        with self._t.lock:
+            return [a for (t, _), a in sorted(self._alerts.items()) if t == tenant_id and a.active]
+
+    def alert(self, tenant_id: str, alert_id: str) -> Alert | None:
+        with self._t.lock:
+            return self._alerts.get((tenant_id, alert_id))
+
+    def active_of(self, tenant_id: str, workitem_id: str) -> list[str]:
+        with self._t.lock:
+            return [a for (t, w, _), a in sorted(self._slots.items()) if (t, w) == (tenant_id, workitem_id)]
+
+    def ack(self, acked: Alert) -> bool:
+        with self._t.lock:
+            key = (acked.tenant_id, acked.alert_id)
+            if key not in self._alerts or self._alerts[key].state is not AlertState.OPEN:
+                return False
+            self._alerts[key] = acked
+            return True
+
+    def clear(self, cleared: Alert) -> bool:
+        with self._t.lock:
+            slot = (cleared.tenant_id, cleared.workitem_id, cleared.rule_id)
+            key = (cleared.tenant_id, cleared.alert_id)
+            if self._slots.get(slot) != cleared.alert_id or not self._alerts[key].active:
+                return False
+            del self._slots[slot]
+            self._alerts[key] = cleared
+            return True
+
+
 @dataclass
 class MemoryStorage:
     """Every storage port in memory, sharing one set of tables (what ``bootstrap.build`` takes)."""
@@ -671,3 +753,4 @@ class MemoryStorage:
         self.registry = MemoryConnectionRegistry()
         self.assistance = MemoryAssistStore(self.settings)
         self.webhooks = MemoryWebhookStore(self.tables)
+        self.attention = MemoryAttentionStore(self.tables)
