@@ -85,6 +85,11 @@ def sma_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return events.on_sip_media_event(event)
 
 
+@app.lambda_function(name="sms_inbound")
+def sms_inbound(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return events.on_sms_inbound(event)
+
+
 @app.on_sqs_message(queue="coaching-webhook-deliveries", batch_size=1, name="deliver_webhooks")
 def deliver_webhooks(event: Any) -> dict[str, Any]:
     return events.deliver_webhooks(event.to_dict().get("Records") or [])

@@ -24,6 +24,7 @@ from chalicelib.adapters.workitem_store import DynamoWorkitemStore
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.commits import Workitems
+from chalicelib.services.connectors import InboundSms
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
@@ -81,6 +82,7 @@ class Services(msgspec.Struct):
     notifier: Notifier
     integrations: Integrations
     bus: MessageBus
+    inbound_sms: InboundSms
 
 
 class Storage(Protocol):
@@ -184,6 +186,7 @@ def build(
     )
     voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
+    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
     built = Services(
         settings=settings,
         tokens=tokens,
@@ -195,8 +198,9 @@ def build(
         voice=voice,
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
+        integrations=outbound,
         bus=bus,
+        inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
     )
     bus.handlers = event_handlers(built)
     return built

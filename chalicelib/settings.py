@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True):
     delivery_queue_url: str = ""
     delivery_dlq_url: str = ""
     sms_queue_url: str = ""
+    # Connectors in (docs/connectors.md): the SNS topic the inbound texts come from ('' = any: the
+    # local stack, whose route hands the function the message only).
+    sms_inbound_topic_arn: str = ""
     # "public": https to public addresses only (AWS); "local": http and loopback/private allowed too.
     webhook_targets: str = "public"
     webhook_retry_base_seconds: int = 30
@@ -156,6 +159,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
         delivery_dlq_url=e.get("DELIVERY_DLQ_URL", ""),
         sms_queue_url=e.get("SMS_QUEUE_URL", ""),
+        sms_inbound_topic_arn=e.get("SMS_INBOUND_TOPIC_ARN", ""),
         webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
         webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),
         webhook_cache_seconds=_int(e, "WEBHOOK_CACHE_SECONDS", d.webhook_cache_seconds),

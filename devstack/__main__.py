@@ -43,6 +43,7 @@ from chalice.app import Chalice
 from chalice.local import LambdaContext
 
 from devstack.apigw.server import bind_socket
+from devstack.connectors import routes as connector_routes
 from devstack.console import ConsoleSite, console_config
 from devstack.delivery import DELIVERY_HANDLER, DeliveryPumps, LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.gateway import Gateway, start_management_site, start_site
@@ -349,6 +350,7 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
             app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware], management_key=management_key
         )
         deliveries = _delivery(app, gateway)
+        gateway.local_posts.update(connector_routes(app, os.environ.get("AWS_REGION", "us-east-1")))
         runner = await start_site(gateway, sock)
         management_runner = await start_management_site(gateway, management_sock)
         log.info(

@@ -12,14 +12,17 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo import ChannelSettingsItem, EntryItem, SlowLanePlace, WebhookSubscriptionItem
-from chalicelib.adapters.store_keys import entry_sk, tenant_prefix, workitem_pk
+from chalicelib.adapters.dynamo import ChannelSettingsItem, ClaimItem, EntryItem, SlowLanePlace, WebhookSubscriptionItem
+from chalicelib.adapters.pynamodb_compat import low_level
+from chalicelib.adapters.store_keys import cancel_codes, claim_pk, entry_sk, tenant_prefix, workitem_pk
 from chalicelib.adapters.workitem_store import to_entry
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.timeline import TimelineEntry
 from chalicelib.domain.webhooks import Subscription
+from chalicelib.services.ports import ClaimedElsewhere
 
 
 def _pk(tenant_id: str) -> str:
@@ -92,6 +95,51 @@ class DynamoWebhookStore:
         ChannelSettingsItem(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS").update(
             actions=[ChannelSettingsItem.origination_identity.set(identity), ChannelSettingsItem.updated_at.set(now)]
         )
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        """1 GetItem."""
+        try:
+            item = ChannelSettingsItem.get(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS")
+        except DoesNotExist:
+            return None, None
+        return item.origination_identity, item.phone_number
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        """1 TransactWriteItems: the claim of ``number`` (conditional: unclaimed or the tenant's own),
+        the settings item, and the release of ``previous`` (conditional: still the tenant's)."""
+        settings = ChannelSettingsItem(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS")
+        try:
+            with TransactWrite(connection=low_level(ClaimItem)) as tx:
+                if number:
+                    tx.save(
+                        ClaimItem(claim_pk("SMS", number), "CLAIM", tenant_id=tenant_id, claimed_at=now),
+                        condition=ClaimItem.pk.does_not_exist() | (ClaimItem.tenant_id == tenant_id),
+                    )
+                tx.update(
+                    settings,
+                    actions=[
+                        ChannelSettingsItem.origination_identity.set(identity),
+                        ChannelSettingsItem.phone_number.set(number) if number else ChannelSettingsItem.phone_number.remove(),
+                        ChannelSettingsItem.updated_at.set(now),
+                    ],
+                )
+                if previous and previous != number:
+                    tx.delete(
+                        ClaimItem(claim_pk("SMS", previous), "CLAIM"),
+                        condition=ClaimItem.pk.does_not_exist() | (ClaimItem.tenant_id == tenant_id),
+                    )
+        except TransactWriteError as exc:
+            codes = cancel_codes(exc)
+            if number and codes and codes[0] == "ConditionalCheckFailed":
+                raise ClaimedElsewhere(number) from exc
+            raise
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        """1 GetItem."""
+        try:
+            return ClaimItem.get(claim_pk(kind.upper(), key), "CLAIM").tenant_id
+        except DoesNotExist:
+            return None
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """1 UpdateItem of the entry (ALL_NEW). ``failed`` never replaces ``sent`` (a retry that

@@ -25,6 +25,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "assist.claimed",
     "assist.escalated",
     "presence.changed",
+    "sms.received",
 )
 ALL_EVENTS = "*"
 MAX_SUBSCRIPTIONS = 20

@@ -1,8 +1,9 @@
 """Lambda functions that are not API calls: the workitems table's stream, the schedule, the webhook
-delivery queue and the SIP media application."""
+delivery queue, the SIP media application and the connectors (SNS, EventBridge)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,8 @@ from chalicelib.bootstrap import Services
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.fanout import Committed
 from chalicelib.services.messagebus import ChangesCommitted
+
+log = logging.getLogger(__name__)
 
 
 def fan_out(event: dict[str, Any]) -> dict[str, Any]:
@@ -51,3 +54,39 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
     """SIP media application invocations (PSTN callers joining a contact room)."""
     return bootstrap.services(WIRE).voice.on_sip_media_event(event)
+
+
+def _refused(source: str, what: str, reason: object) -> str:
+    """A connector's input that cannot be read: a log line and a metric, no retry (it stays unreadable)."""
+    from chalicelib import metrics
+
+    log.warning("%s refused: %s", what, reason, extra={"event": "connector_event", "source": source, "outcome": "invalid"})
+    metrics.CONNECTOR_EVENTS.add(Source=source, Outcome="invalid")
+    return "invalid"
+
+
+def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
+    """The inbound texts' SNS topic (docs/connectors.md): each record's notification read strictly
+    and handed to the inbound SMS connector. A record that is not a notification of the stack's topic
+    is refused with a log line (retrying cannot mend it); a store that fails raises, and SNS
+    invokes the function again (the text is applied once, by its ``inboundMessageId``)."""
+    from chalicelib.domain.aws_events import notification, sns_records
+    from chalicelib.domain.errors import Invalid
+
+    services = bootstrap.services(WIRE)
+    expected_topic = services.settings.sms_inbound_topic_arn
+    try:
+        records = sns_records(event)
+    except Invalid as exc:
+        return {"outcomes": [_refused("sms", "inbound SMS event", exc)]}
+    outcomes: list[str] = []
+    for record in records:
+        try:
+            note = notification(record)
+            if expected_topic and note.topic_arn != expected_topic:
+                raise Invalid("Sns.TopicArn is not this stack's inbound SMS topic")
+        except Invalid as exc:
+            outcomes.append(_refused("sms", "inbound SMS record", exc))
+            continue
+        outcomes.append(services.inbound_sms.on_notification(note))
+    return {"outcomes": outcomes}

@@ -19,10 +19,11 @@ from chalicelib.bootstrap import Services
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
 from chalicelib.domain.ids import is_id
+from chalicelib.domain.inbound_sms import E164_REGEX
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
 from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
-from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
+from chalicelib.entrypoints.validation import MAX_SEQ, CustomerId, Id, Name, Text, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.ports import Created
@@ -84,6 +85,7 @@ class RotateSecretBody(Body, frozen=True, kw_only=True):
 
 class SmsSettingsBody(Body, frozen=True, kw_only=True):
     originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
+    phoneNumber: Annotated[str, msgspec.Meta(pattern=E164_REGEX)] | None = None
 
 
 class SettingsBody(Body, frozen=True, kw_only=True):
@@ -91,7 +93,7 @@ class SettingsBody(Body, frozen=True, kw_only=True):
 
 
 class CustomerBody(Body, frozen=True, kw_only=True):
-    id: Id
+    id: CustomerId
     name: Name
 
 
@@ -414,7 +416,7 @@ def get_sms_settings(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(SmsSettingsBody)
 def put_sms_settings(services: Services, caller: Principal, body: SmsSettingsBody) -> Any:
-    return services.integrations.put_sms_settings(caller, body.originationIdentity)
+    return services.integrations.put_sms_settings(caller, body.originationIdentity, body.phoneNumber)
 
 
 # --- inbound webhook events (signed by the tenant's secret, not a bearer token) ---------------------

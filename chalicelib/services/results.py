@@ -201,9 +201,10 @@ class CoachingEndedNote(msgspec.Struct, frozen=True):
 
 
 class SmsSettings(msgspec.Struct, frozen=True):
-    """The tenant's SMS origination identity (None: not configured)."""
+    """The tenant's SMS origination identity and the number its customers text (None: not configured)."""
 
     origination_identity: str | None
+    phone_number: str | None = None
 
 
 class TransferNote(msgspec.Struct, frozen=True):

@@ -71,6 +71,8 @@ LEFT_OUT = {
     "AWS::CloudFront::Distribution": "not a moto CloudFormation resource type",
     "AWS::CloudFront::OriginAccessControl": "not a moto CloudFormation resource type",
     "AWS::CloudWatch::Alarm": "not a moto CloudFormation resource type",
+    "AWS::SNS::TopicPolicy": "not a moto CloudFormation resource type",
+    "AWS::SNS::Subscription": "not a moto CloudFormation resource type",
     "AWS::CloudWatch::Dashboard": "its body names the alarms' ARNs, which moto cannot create",
 }
 

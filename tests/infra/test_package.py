@@ -612,6 +612,44 @@ def test_api_gateway_and_chime_may_invoke_their_functions(packaged: Build) -> No
     assert sma["SourceAccount"] == _ref("AWS::AccountId")
 
 
+def test_only_end_user_messaging_of_this_account_publishes_inbound_texts_and_only_the_topic_invokes(packaged: Build) -> None:
+    resources = packaged.resources
+    assert resources["InboundSmsTopic"]["Type"] == "AWS::SNS::Topic"
+    assert "FifoTopic" not in resources["InboundSmsTopic"]["Properties"]  # two-way SMS needs a standard topic
+    policy = resources["InboundSmsTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [_ref("InboundSmsTopic")]
+    (allow,) = policy["PolicyDocument"]["Statement"]
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "sms-voice.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == _ref("InboundSmsTopic")
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": _ref("AWS::AccountId")}}
+    subscription = resources["InboundSmsSubscription"]["Properties"]
+    assert subscription == {"TopicArn": _ref("InboundSmsTopic"), "Protocol": "lambda", "Endpoint": _get_att_arn("SmsInbound")}
+    # The topic is the only caller: no other topic, account or API reaches the function.
+    invokers = {
+        n: p["Properties"]
+        for n, p in packaged.of_type("AWS::Lambda::Permission").items()
+        if json.dumps(p["Properties"]["FunctionName"]).count("SmsInbound")
+    }
+    assert list(invokers.values()) == [
+        {
+            "FunctionName": _get_att_arn("SmsInbound"),
+            "Action": "lambda:InvokeFunction",
+            "Principal": "sns.amazonaws.com",
+            "SourceArn": _ref("InboundSmsTopic"),
+        }
+    ]
+    function = resources["SmsInbound"]["Properties"]
+    assert function["Handler"] == "app.sms_inbound" and not function.get("Events")
+    assert function["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": _get_att_arn("ConnectorFailureQueue")}
+    assert _environment(packaged, "SmsInbound")["SMS_INBOUND_TOPIC_ARN"] == _ref("InboundSmsTopic")
+    assert packaged.template["Outputs"]["InboundSmsTopicArn"]["Value"] == _ref("InboundSmsTopic")
+    # What the connector may touch: the claims, the workitems and their keys, the active-SMS index,
+    # and the webhook queue; nothing that pushes, reads secrets or texts.
+    granted = _granted(packaged, "ConnectorRole")
+    assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice", "execute-api")}
+    assert _resources_of(packaged, "ConnectorRole", "dynamodb:Query") == [{"Fn::Sub": "${WorkitemsTable.Arn}/index/gsi2"}]
+
+
 def test_recordings_bucket_is_private_encrypted_and_expires(packaged: Build) -> None:
     props = packaged.resources["RecordingsBucket"]["Properties"]
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
@@ -962,6 +1000,7 @@ ROLE_OF = {
     "WsAuthorizer": "AuthorizerRole",
     "Fanout": "FanoutRole",
     "DeliverWebhooks": "DeliveryRole",
+    "SmsInbound": "ConnectorRole",
 }
 
 

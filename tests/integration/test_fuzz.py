@@ -369,7 +369,8 @@ def test_random_json_text_and_bytes_from_every_role(world: World, body: str, rol
 # --- REST ------------------------------------------------------------------------------------------------
 
 REST_TOKENS = ["admin", "admin", "admin", "agent", "supervisor", "customer", "none", "garbage", "other-tenant-admin"]
-REST_ROUTES = ["/admin/teams/x", "/admin/teams/a%23b", "/admin/policy", "/me/settings"]
+REST_ROUTES = ["/admin/teams/x", "/admin/teams/a%23b", "/admin/policy", "/me/settings", "/admin/sms-settings"]
+NUMBERS = ["+12065550100", "+12065550101", "0012065550100", "+0123", "+1206555010012345", "+1\u0662", "12065550100", ""]
 
 
 def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
@@ -387,6 +388,8 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
             "escalationSeconds": st.integers(-10, 100_000),
             "retentionDays": st.integers(-10, 5000),
         }
+    elif route == "/admin/sms-settings":
+        shaped = {"originationIdentity": st.sampled_from([*NUMBERS, "pool-1", "a b"]), "phoneNumber": st.sampled_from(NUMBERS)}
     else:
         shaped = {"agentMessageNotification": st.booleans()}
     anything = {k: mostly(v, hostile(ids)) for k, v in shaped.items()}
@@ -647,3 +650,46 @@ def test_webhook_bodies(world: World, data: st.DataObject, signature: str) -> No
         assert response.status_code == 401, (signature, payload)
     else:
         assert response.status_code in (200, 400, 404, 409), payload
+
+
+# --- what AWS hands the connectors (docs/connectors.md) -------------------------------------------------
+
+SMS_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "originationNumber": st.sampled_from(["+14255550182", "cust-wi-s", *NUMBERS]),
+    "destinationNumber": st.sampled_from(NUMBERS),
+    "messageBody": st.text(max_size=40) | st.just("x" * 8001),
+    "inboundMessageId": st.sampled_from(["m-1", "m-2", "", "a b", "x" * 300]) | st.uuids().map(str),
+    "messageKeyword": st.sampled_from(["STOP", "HELP", ""]),
+}
+
+
+def sns_notifications() -> st.SearchStrategy[Any]:
+    """A Lambda event from SNS: mostly an inbound text in its envelope, else anything."""
+    from tests.integration.test_inbound_sms import sns_event
+
+    anything = {k: mostly(v, json_values) for k, v in SMS_FIELDS.items()}
+    message = mostly(
+        st.fixed_dictionaries(anything).map(json.dumps), st.one_of(st.text(max_size=50), json_values.map(json.dumps))
+    )
+    return mostly(
+        st.tuples(message, st.sampled_from(["2026-12-07T22:50:01.150Z", "yesterday", ""])).map(
+            lambda m: sns_event(m[0], timestamp=m[1])
+        ),
+        st.one_of(json_values, st.fixed_dictionaries({"Records": json_values})),
+    )
+
+
+@FUZZ
+@given(event=sns_notifications())
+def test_inbound_sms_events(world: World, event: Any) -> None:
+    """The SNS function never raises for what it is handed, answers one outcome per record, and what it
+    does not apply writes nothing."""
+    from chalicelib.entrypoints import events
+
+    b = bench(world)
+    world.admin("PUT", "/admin/sms-settings", {"originationIdentity": "+12065550100"})
+    b.last = b.snapshot()
+    result, writes = b.call(lambda: events.on_sms_inbound(event))
+    world.pump()
+    assert set(result["outcomes"]) <= {"applied", "duplicate", "routed", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(set(result["outcomes"]) <= {"ignored", "invalid", "duplicate"}, writes, event)

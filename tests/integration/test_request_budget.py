@@ -90,3 +90,24 @@ def test_a_delivery_to_a_fast_receiver_is_one_get_item(world: World) -> None:
     assert first.by_operation() == {"GetItem": 1, "UpdateItem": 3}  # the lane, then the receiver turns fast
     assert then.by_operation() == {"GetItem": 1}
     assert len(hook.requests) == 2
+
+
+def test_an_inbound_text_is_four_requests_at_most(world: World) -> None:
+    """docs/data-model.md, "SNS inbound text": the claim, the index, then the workitem and its
+    transaction, or the idempotency key alone (and one SQS message) when no workitem is active."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_inbound_sms import CUSTOMER, OURS, inbound, sns_event
+
+    world.team()
+    world.admin("PUT", "/admin/sms-settings", {"originationIdentity": OURS})
+    with count_dynamodb() as routed:
+        assert events.on_sms_inbound(sns_event(inbound("hi", message_id="m-1")))["outcomes"] == ["routed"]
+    assert routed.by_operation() == {"GetItem": 1, "Query": 1, "PutItem": 1}
+    status, _ = world.webhook(
+        "workitem.assigned",
+        {"workitemId": "wi-sms", "channel": "sms", "agentId": "agent-1", "customer": {"id": CUSTOMER, "name": "Casey"}},
+    )
+    assert status == 200
+    with count_dynamodb() as applied:
+        assert events.on_sms_inbound(sns_event(inbound("hello", message_id="m-2")))["outcomes"] == ["applied"]
+    assert applied.by_operation() == {"GetItem": 2, "Query": 1, "TransactWriteItems": 1}

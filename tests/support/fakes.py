@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
-from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.coaching import Change, Channel, Status, Workitem
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
@@ -32,6 +32,7 @@ from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
     AlreadyExists,
+    ClaimedElsewhere,
     Connection,
     CounterDelta,
     DuplicateEvent,
@@ -243,6 +244,17 @@ class MemoryWorkitemStore:
         with self._t.lock:
             hits = [w for (tid, _), w in self._t.workitems.items() if tid == tenant_id and w.agent_id == agent_id and w.is_open]
             return [copy.deepcopy(w) for w in sorted(hits, key=lambda w: f"{w.created_at}#{w.workitem_id}")]
+
+    def active_sms(self, tenant_id: str, customer_id: str) -> Workitem | None:
+        with self._t.lock:
+            hits = [
+                w
+                for (tid, _), w in self._t.workitems.items()
+                if tid == tenant_id and w.channel is Channel.SMS and w.customer_id == customer_id and w.status is Status.ACTIVE
+            ]
+            if not hits:
+                return None
+            return copy.deepcopy(max(hits, key=lambda w: f"{w.active_at or w.created_at}#{w.workitem_id}"))
 
     def _entry(self, tenant_id: str, e: TimelineEntry) -> TimelineEntry:
         delivery = self._t.deliveries.get((tenant_id, e.workitem_id, e.seq))
@@ -582,6 +594,8 @@ class MemoryWebhookStore:
         self._t = tables
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._sms: dict[str, str] = {}
+        self._numbers: dict[str, str] = {}  # tenant -> the number its customers text
+        self._claims: dict[tuple[str, str], str] = {}  # (kind, key) -> tenant
         self._lane: dict[tuple[str, int], tuple[int, str]] = {}  # (tenant, place) -> (until ms, holder)
 
     def list(self, tenant_id: str) -> list[Subscription]:
@@ -607,6 +621,27 @@ class MemoryWebhookStore:
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None:
         with self._t.lock:
             self._sms[tenant_id] = identity
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        with self._t.lock:
+            return self._sms.get(tenant_id), self._numbers.get(tenant_id)
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        with self._t.lock:
+            if number and self._claims.get(("SMS", number), tenant_id) != tenant_id:
+                raise ClaimedElsewhere(number)
+            if previous and previous != number and self._claims.get(("SMS", previous)) == tenant_id:
+                del self._claims[("SMS", previous)]
+            if number:
+                self._claims[("SMS", number)] = tenant_id
+                self._numbers[tenant_id] = number
+            else:
+                self._numbers.pop(tenant_id, None)
+            self._sms[tenant_id] = identity
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        with self._t.lock:
+            return self._claims.get((kind.upper(), key))
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """``failed`` never replaces ``sent``; None when the entry is gone or already sent."""
