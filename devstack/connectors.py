@@ -6,6 +6,11 @@ Lambda hands it. Local only: on AWS no route reaches these functions.
 SMS's JSON); the ``sms_inbound`` function gets it in an SNS notification of a local topic. 202 with
 the function's outcome after it ran; 400 in the contract's error shape when the body is not an
 inbound text (the function would only log it).
+
+``POST /_local/events``: the body is an EventBridge event (an Amazon Connect contact event); the
+``connect_events`` function gets it as EventBridge would hand it. 202 with the outcome; 400 when the
+function refused it (its reason). The local stack's ConnectInstanceArns and account are
+``DEVSTACK_CONNECT_INSTANCE`` (a demo instance by default) and ``000000000000``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from chalice.app import Chalice
 from chalice.local import LambdaContext
 
 SMS_INBOUND_HANDLER = "sms_inbound"
+CONNECT_HANDLER = "connect_events"
 LOCAL_ACCOUNT = "000000000000"
 MAX_BODY_BYTES = 256 * 1024
 
@@ -84,4 +90,25 @@ def routes(app: Chalice, region: str) -> dict[str, Route]:
             return 202, {"outcome": (result.get("outcomes") or ["invalid"])[0]}
 
         out["/_local/sns/sms-inbound"] = sms_inbound
+    connect = app.handler_map.get(CONNECT_HANDLER)
+    if connect is not None:
+
+        def bus_event(body: bytes) -> tuple[int, Any]:
+            import json
+
+            if len(body) > MAX_BODY_BYTES:
+                return _invalid("the body is larger than an EventBridge event may be (256 KiB)")
+            try:
+                event = json.loads(body)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                return _invalid("the body is not JSON")
+            if not isinstance(event, dict) or "Records" in event:
+                return _invalid("the body must be an EventBridge event (a JSON object with source, detail-type and detail)")
+            context = LambdaContext(function_name=CONNECT_HANDLER, memory_size=1024, max_runtime_ms=60_000)
+            outcome = connect(event, context).get("outcome")
+            if outcome == "invalid":
+                return _invalid("the function refused the event: not an Amazon Connect contact event of a listed instance")
+            return 202, {"outcome": outcome}
+
+        out["/_local/events"] = bus_event
     return out

@@ -249,7 +249,10 @@ class ChannelSettingsItem(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="SMS")
     origination_identity = UnicodeAttribute(null=True)
-    phone_number = UnicodeAttribute(null=True)  # the number customers text (E.164), claimed below
+    phone_number = UnicodeAttribute(null=True)
+    instance_arn = UnicodeAttribute(
+        null=True
+    )  # sk = CONNECT: the tenant's Amazon Connect instance  # the number customers text (E.164), claimed below
     updated_at = UnicodeAttribute(null=True)
 
 
@@ -268,6 +271,25 @@ class ClaimItem(Model):
     sk = UnicodeAttribute(range_key=True, default="CLAIM")
     tenant_id = UnicodeAttribute()
     claimed_at = UnicodeAttribute(null=True)
+    # An Amazon Connect instance's agents: JSON {Connect user id: user id} (read with the claim: 1 GetItem).
+    agents = UnicodeAttribute(null=True)
+
+
+class ContactItem(Model):
+    """An Amazon Connect contact the connector follows (``pk = CONTACT#<initialContactId>``, ``sk =
+    CONTACT``): its tenant and the newest of its contacts connected to an agent, so a transfer's
+    DISCONNECTED does not end the workitem, and the chat stream's messages find their tenant."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="CONTACT")
+    tenant_id = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    connected_at = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
 
 
 # --- workitems ---------------------------------------------------------------------------------
@@ -511,6 +533,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         SlowLanePlace,
         ChannelSettingsItem,
         ClaimItem,
+        ContactItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],

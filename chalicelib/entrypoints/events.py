@@ -90,3 +90,34 @@ def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
             continue
         outcomes.append(services.inbound_sms.on_notification(note))
     return {"outcomes": outcomes}
+
+
+def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, or
+    (``Records``) the connector queue's delayed end checks, a partial batch response naming those to
+    retry. An event that is not a contact event of a listed instance in the stack's account and Region
+    is refused with a log line; a store that fails raises (EventBridge invokes again, applied once)."""
+    from chalicelib import metrics
+    from chalicelib.domain.aws_events import bus_event
+    from chalicelib.domain.errors import DomainError, Invalid
+
+    connect = bootstrap.services(WIRE).amazon_connect
+    records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list):
+        failures = []
+        for record in records:
+            try:
+                outcome = connect.on_end_check(str(record.get("body") or ""))
+            except DomainError:
+                log.warning("an Amazon Connect end check failed; it comes back", exc_info=True)
+                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+                continue
+            metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+        return {"batchItemFailures": failures}
+    try:
+        outcome = connect.on_event(bus_event(event))
+    except Invalid as exc:
+        return {"outcome": _refused("connect", "Amazon Connect event", exc)}
+    log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})
+    metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+    return {"outcome": outcome}

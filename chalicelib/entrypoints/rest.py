@@ -16,9 +16,10 @@ import msgspec
 
 from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
+from chalicelib.domain.connect import WORKITEM_PREFIX as CONNECT_WORKITEM_PREFIX
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
-from chalicelib.domain.ids import is_id
+from chalicelib.domain.ids import ID_REGEX, is_id
 from chalicelib.domain.inbound_sms import E164_REGEX
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
@@ -86,6 +87,12 @@ class RotateSecretBody(Body, frozen=True, kw_only=True):
 class SmsSettingsBody(Body, frozen=True, kw_only=True):
     originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
     phoneNumber: Annotated[str, msgspec.Meta(pattern=E164_REGEX)] | None = None
+
+
+class AmazonConnectBody(Body, frozen=True, kw_only=True):
+    instanceArn: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    # Connect user id (a UUID) -> the user id of the agent here.
+    agents: Annotated[dict[Annotated[str, msgspec.Meta(pattern=ID_REGEX)], Id], msgspec.Meta(max_length=5000)]
 
 
 class SettingsBody(Body, frozen=True, kw_only=True):
@@ -419,6 +426,11 @@ def put_sms_settings(services: Services, caller: Principal, body: SmsSettingsBod
     return services.integrations.put_sms_settings(caller, body.originationIdentity, body.phoneNumber)
 
 
+@authenticated(AmazonConnectBody)
+def put_amazon_connect(services: Services, caller: Principal, body: AmazonConnectBody) -> Any:
+    return services.amazon_connect.put_settings(caller, body.instanceArn, dict(body.agents))
+
+
 # --- inbound webhook events (signed by the tenant's secret, not a bearer token) ---------------------
 
 
@@ -447,6 +459,8 @@ def inbound(event: dict[str, Any]) -> InboundEvent:
     kind = event["type"]
     record: Assigned | InboundMessage | Transferred | Ended
     if kind == "workitem.assigned":
+        if data["workitemId"].startswith(CONNECT_WORKITEM_PREFIX):
+            raise Invalid(f"workitem ids starting with {CONNECT_WORKITEM_PREFIX} are the Amazon Connect connector's")
         customer = data["customer"]
         record = Assigned(
             data["workitemId"], data["channel"], data["agentId"], customer["id"], customer["name"], data.get("subject")

@@ -214,6 +214,7 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "originationIdentity": r.origination_identity,
         **({"phoneNumber": r.phone_number} if r.phone_number else {}),
     },
+    results.ConnectSettings: lambda r: {"instanceArn": r.instance_arn, "agents": r.agents},
     results.TransferNote: lambda r: {"workitem": r.workitem, "fromAgentId": r.from_agent_id},
     results.DeliveryNote: _delivery_note,
     Workitem: workitem,

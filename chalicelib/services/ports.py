@@ -435,6 +435,28 @@ class SubscriptionStore(Protocol):
         """The tenant that claimed ``key`` (a phone number for ``sms``), or None."""
         ...
 
+    def connect_instance(self, tenant_id: str) -> str | None:
+        """The Amazon Connect instance the tenant claimed (None: none)."""
+        ...
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        """Claim ``instance_arn`` with its agent map for the tenant, releasing ``previous``, all or
+        nothing; :class:`ClaimedElsewhere` when another tenant holds the instance."""
+        ...
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        """(tenant, {Connect user id: user id}) of a claimed instance, or None."""
+        ...
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        """(tenant, newest connected contact id, when it connected) of a followed contact, or None."""
+        ...
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        """Record ``contact_id`` as the newest connected contact unless a later one is recorded
+        (compared by ``connected_at``); True when it was written."""
+        ...
+
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None: ...
 
     # Fair delivery (domain.fairness): the receiver's health, and the tenant's slow lane.

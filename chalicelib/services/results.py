@@ -207,6 +207,13 @@ class SmsSettings(msgspec.Struct, frozen=True):
     phone_number: str | None = None
 
 
+class ConnectSettings(msgspec.Struct, frozen=True):
+    """The tenant's Amazon Connect instance and its agents (Connect user id -> user id)."""
+
+    instance_arn: str
+    agents: dict[str, str]
+
+
 class TransferNote(msgspec.Struct, frozen=True):
     """``workitem.transferred`` (a webhook): the workitem as it is now, and the agent it came from."""
 

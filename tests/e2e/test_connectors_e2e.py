@@ -62,3 +62,61 @@ def test_a_body_that_is_not_an_inbound_text_is_400(stack: Stack) -> None:
     assert status == 400 and body["error"]["code"] == "invalid", body
     status, body = stack.rest("POST", "/_local/sns/sms-inbound", None, ["not", "an", "object"])
     assert status == 400 and body["error"]["code"] == "invalid", body
+
+
+DEMO_INSTANCE = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000001"
+
+
+def contact_event(kind: str, contact: str, connect_user: str, **detail: Any) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Amazon Connect Contact Event",
+        "source": "aws.connect",
+        "account": "000000000000",
+        "time": "2026-12-07T22:50:00Z",
+        "region": "us-east-1",
+        "resources": [DEMO_INSTANCE],
+        "detail": {
+            "eventType": kind,
+            "contactId": contact,
+            "channel": "CHAT",
+            "instanceArn": DEMO_INSTANCE,
+            "initiationMethod": "API",
+            "agentInfo": {"agentArn": f"{DEMO_INSTANCE}/agent/{connect_user}"},
+            **detail,
+        },
+    }
+
+
+def test_a_connect_chat_is_assigned_and_ends_after_the_grace(tenant: Tenant) -> None:
+    connect_user = str(uuid.uuid4())
+    status, body = tenant.stack.rest(
+        "PUT",
+        "/admin/connectors/amazon-connect",
+        tenant.admin_token,
+        {"instanceArn": DEMO_INSTANCE, "agents": {connect_user: "agent-1"}},
+    )
+    if status == 409:  # another run's tenant holds the demo instance on a long-lived stack
+        pytest.skip("the demo instance belongs to another tenant of this stack")
+    assert status == 200, body
+    agent = tenant.connect("agent-1", "agent")
+    sup = tenant.connect("sup-1", "supervisor")
+    sup.ok("agent.watch", agentId="agent-1")  # a watching dashboard learns of the end (B1)
+    contact = str(uuid.uuid4())
+    assert tenant.stack.rest("POST", "/_local/events", None, contact_event("CONNECTED_TO_AGENT", contact, connect_user)) == (
+        202,
+        {"outcome": "applied"},
+    )
+    assigned = agent.wait_event("workitem.assigned")
+    assert assigned["data"]["workitem"]["workitemId"] == f"connect-{contact}"
+    event = contact_event("DISCONNECTED", contact, connect_user, disconnectReason="AGENT_DISCONNECT")
+    assert tenant.stack.rest("POST", "/_local/events", None, event) == (202, {"outcome": "scheduled"})
+    ended = sup.wait_event("workitem.ended", timeout=15)
+    assert ended["data"]["workitem"]["workitemId"] == f"connect-{contact}"
+    assert ended["data"]["workitem"]["status"] == "ended"
+
+
+def test_an_event_that_is_not_a_contact_event_is_400(stack: Stack) -> None:
+    status, body = stack.rest("POST", "/_local/events", None, {"source": "aws.connect"})
+    assert status == 400 and body["error"]["code"] == "invalid", body

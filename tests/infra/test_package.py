@@ -643,11 +643,48 @@ def test_only_end_user_messaging_of_this_account_publishes_inbound_texts_and_onl
     assert function["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": _get_att_arn("ConnectorFailureQueue")}
     assert _environment(packaged, "SmsInbound")["SMS_INBOUND_TOPIC_ARN"] == _ref("InboundSmsTopic")
     assert packaged.template["Outputs"]["InboundSmsTopicArn"]["Value"] == _ref("InboundSmsTopic")
-    # What the connector may touch: the claims, the workitems and their keys, the active-SMS index,
-    # and the webhook queue; nothing that pushes, reads secrets or texts.
+    # What the connectors may touch: the claims, the workitems and their keys, the active-SMS index,
+    # the webhook and connector queues, pushes; nothing that reads secrets, texts or calls.
     granted = _granted(packaged, "ConnectorRole")
-    assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice", "execute-api")}
+    assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice", "connect")}
     assert _resources_of(packaged, "ConnectorRole", "dynamodb:Query") == [{"Fn::Sub": "${WorkitemsTable.Arn}/index/gsi2"}]
+
+
+def test_only_contact_events_of_the_listed_instances_of_this_account_reach_connect_events(packaged: Build) -> None:
+    resources = packaged.resources
+    parameter = packaged.template["Parameters"]["ConnectInstanceArns"]
+    assert parameter["Type"] == "CommaDelimitedList" and parameter["Default"] == ""
+    rule = resources["ConnectEventsRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.connect"],
+        "detail-type": ["Amazon Connect Contact Event"],
+        "account": [_ref("AWS::AccountId")],
+        "resources": _ref("ConnectInstanceArns"),
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _get_att_arn("ConnectEvents")
+    invokers = [
+        p["Properties"]
+        for p in packaged.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == _get_att_arn("ConnectEvents")
+    ]
+    assert invokers == [
+        {
+            "FunctionName": _get_att_arn("ConnectEvents"),
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "SourceArn": _get_att_arn("ConnectEventsRule"),
+        }
+    ]
+    function = resources["ConnectEvents"]["Properties"]
+    assert function["Handler"] == "app.connect_events" and not function.get("Events")
+    assert function["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": _get_att_arn("ConnectorFailureQueue")}
+    env = _environment(packaged, "ConnectEvents")
+    assert env["CONNECT_INSTANCE_ARNS"] == {"Fn::Join": [",", _ref("ConnectInstanceArns")]}
+    assert env["COACHING_ACCOUNT_ID"] == _ref("AWS::AccountId") and env["CONNECTOR_QUEUE_URL"] == _ref("ConnectorQueue")
+    mapping = resources["ConnectorEventSource"]["Properties"]
+    assert mapping["EventSourceArn"] == _get_att_arn("ConnectorQueue") and mapping["FunctionName"] == _ref("ConnectEvents")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_recordings_bucket_is_private_encrypted_and_expires(packaged: Build) -> None:
@@ -1001,6 +1038,7 @@ ROLE_OF = {
     "Fanout": "FanoutRole",
     "DeliverWebhooks": "DeliveryRole",
     "SmsInbound": "ConnectorRole",
+    "ConnectEvents": "ConnectorRole",
 }
 
 
@@ -1023,7 +1061,8 @@ def test_only_voice_reaches_chime_and_only_rest_the_dead_letters_and_the_webhook
     for role in set(ROLE_OF.values()):
         granted = _granted(packaged, role)
         assert bool({a for a in granted if a.startswith("chime:")}) == (role in ("DefaultRole", "VoiceCallRole")), role
-        assert ("sqs:ReceiveMessage" in granted) == (role in ("RestRole", "DeliveryRole")), role
+        # The dead letters (REST's replay), the delivery queues, the connector queue's end checks.
+        assert ("sqs:ReceiveMessage" in granted) == (role in ("RestRole", "DeliveryRole", "ConnectorRole")), role
         deletes = [r for r in _resources_of(packaged, role, "execute-api:ManageConnections") if "/DELETE/" in json.dumps(r)]
         assert bool(deletes) == (role in ("RestRole", "DefaultRole")), role
         secrets = json.dumps(_resources_of(packaged, role, "ssm:GetParameter"))

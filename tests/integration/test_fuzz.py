@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -654,6 +655,8 @@ def test_webhook_bodies(world: World, data: st.DataObject, signature: str) -> No
 
 # --- what AWS hands the connectors (docs/connectors.md) -------------------------------------------------
 
+# Fewer examples: each one is a single function call, and the strategies are narrow.
+CONNECTOR_FUZZ = settings(FUZZ, max_examples=25)
 SMS_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "originationNumber": st.sampled_from(["+14255550182", "cust-wi-s", *NUMBERS]),
     "destinationNumber": st.sampled_from(NUMBERS),
@@ -679,7 +682,7 @@ def sns_notifications() -> st.SearchStrategy[Any]:
     )
 
 
-@FUZZ
+@CONNECTOR_FUZZ
 @given(event=sns_notifications())
 def test_inbound_sms_events(world: World, event: Any) -> None:
     """The SNS function never raises for what it is handed, answers one outcome per record, and what it
@@ -693,3 +696,43 @@ def test_inbound_sms_events(world: World, event: Any) -> None:
     world.pump()
     assert set(result["outcomes"]) <= {"applied", "duplicate", "routed", "ignored", "invalid"}, result
     b.refused_wrote_nothing(set(result["outcomes"]) <= {"ignored", "invalid", "duplicate"}, writes, event)
+
+
+def connect_events() -> st.SearchStrategy[Any]:
+    """An EventBridge event: mostly an Amazon Connect contact event with odd fields, else anything."""
+    from tests.integration.test_amazon_connect import contact_event
+
+    kinds = st.sampled_from(["CONNECTED_TO_AGENT", "DISCONNECTED", "COMPLETED", "QUEUED", "", "connected_to_agent"])
+    contacts = st.sampled_from(["c-1", "c-2", "", "a#b", "x" * 300])
+    shaped = st.builds(
+        contact_event,
+        kinds,
+        contacts,
+        initial=st.none() | contacts,
+        channel=st.sampled_from(["CHAT", "Voice", "TASK", ""]),
+        pascal=st.booleans(),
+        time=st.sampled_from(["2026-12-07T22:50:00Z", "2026-12-07T22:49:00Z", "soon"]),
+    )
+    return mostly(shaped, st.one_of(json_values, shaped.map(lambda e: {**e, "detail": {"eventType": e["detail"]}})))
+
+
+@CONNECTOR_FUZZ
+@given(event=connect_events())
+def test_amazon_connect_events(world: World, event: Any) -> None:
+    """The contact event function never raises for what it is handed and answers one outcome; what it
+    refuses or ignores writes nothing."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
+
+    b = bench(world)
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    b.last = b.snapshot()
+    result, writes = b.call(
+        lambda: events.on_connect_event(event) if isinstance(event, dict) else events.on_connect_event({"x": event})
+    )
+    world.pump()
+    assert result["outcome"] in {"applied", "duplicate", "scheduled", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(result["outcome"] in {"ignored", "invalid"}, writes, event)

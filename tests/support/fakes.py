@@ -596,6 +596,9 @@ class MemoryWebhookStore:
         self._sms: dict[str, str] = {}
         self._numbers: dict[str, str] = {}  # tenant -> the number its customers text
         self._claims: dict[tuple[str, str], str] = {}  # (kind, key) -> tenant
+        self._instances: dict[str, str] = {}  # tenant -> its Amazon Connect instance
+        self._agents: dict[str, dict[str, str]] = {}  # instance -> {Connect user id: user id}
+        self._contacts: dict[str, tuple[str, str, str]] = {}  # initial contact -> (tenant, contact, connected at)
         self._lane: dict[tuple[str, int], tuple[int, str]] = {}  # (tenant, place) -> (until ms, holder)
 
     def list(self, tenant_id: str) -> list[Subscription]:
@@ -642,6 +645,38 @@ class MemoryWebhookStore:
     def claimant(self, kind: str, key: str) -> str | None:
         with self._t.lock:
             return self._claims.get((kind.upper(), key))
+
+    def connect_instance(self, tenant_id: str) -> str | None:
+        with self._t.lock:
+            return self._instances.get(tenant_id)
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        with self._t.lock:
+            if self._claims.get(("CONNECT", instance_arn), tenant_id) != tenant_id:
+                raise ClaimedElsewhere(instance_arn)
+            if previous and previous != instance_arn and self._claims.get(("CONNECT", previous)) == tenant_id:
+                del self._claims[("CONNECT", previous)]
+                self._agents.pop(previous, None)
+            self._claims[("CONNECT", instance_arn)] = tenant_id
+            self._agents[instance_arn] = dict(agents)
+            self._instances[tenant_id] = instance_arn
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        with self._t.lock:
+            tenant = self._claims.get(("CONNECT", instance_arn))
+            return None if tenant is None else (tenant, dict(self._agents.get(instance_arn, {})))
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        with self._t.lock:
+            return self._contacts.get(initial_contact_id)
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        with self._t.lock:
+            known = self._contacts.get(initial_contact_id)
+            if known is not None and known[2] > connected_at:
+                return False
+            self._contacts[initial_contact_id] = (tenant_id, contact_id, connected_at)
+            return True
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """``failed`` never replaces ``sent``; None when the entry is gone or already sent."""

@@ -262,6 +262,9 @@ class World:
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
+        # Amazon Connect's delayed end checks (the connector queue), run by the connect_events entry point.
+        self.connector_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.connector_checks = QueuePump(self.connector_queue, events.on_connect_event)
         self.services = bootstrap.build(
             settings,
             wire=WIRE,
@@ -272,6 +275,7 @@ class World:
             sms=self.sms,
             storage=storage,
             sms_queue=self.sms_queue,
+            connector_queue=self.connector_queue,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
@@ -331,7 +335,7 @@ class World:
             self.clock.advance(after_seconds)
         ran = 0
         while True:
-            done = self.deliveries.drain() + self.texts.drain()
+            done = self.deliveries.drain() + self.texts.drain() + self.connector_checks.drain()
             if not done:
                 return ran
             ran += done
