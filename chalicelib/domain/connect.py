@@ -30,7 +30,8 @@ WORKITEM_PREFIX = "connect-"
 # A DISCONNECTED ends the workitem only if no newer contact of the same initial contact connects
 # within this many seconds (a transfer's new contact connects just after the old one disconnects).
 END_GRACE_SECONDS = 5
-INSTANCE_ARN = re.compile(r"arn:aws[a-z-]*:connect:([a-z0-9-]+):(\d{12}):instance/([0-9a-fA-F-]{1,64})\Z")
+INSTANCE_ARN_REGEX = r"^arn:aws[a-z-]*:connect:([a-z0-9-]+):([0-9]{12}):instance/([0-9a-fA-F-]{1,64})\Z"
+INSTANCE_ARN = re.compile(INSTANCE_ARN_REGEX)
 _CONTACT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}\Z")
 _AGENT = re.compile(r"/agent/([A-Za-z0-9][A-Za-z0-9-]{0,127})\Z")
 # Contacts a Connect supervisor's own monitoring creates, and the flow run after a disconnect: never a

@@ -16,6 +16,7 @@ import msgspec
 
 from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
+from chalicelib.domain.connect import INSTANCE_ARN_REGEX
 from chalicelib.domain.connect import WORKITEM_PREFIX as CONNECT_WORKITEM_PREFIX
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
@@ -86,11 +87,11 @@ class RotateSecretBody(Body, frozen=True, kw_only=True):
 
 class SmsSettingsBody(Body, frozen=True, kw_only=True):
     originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
-    phoneNumber: Annotated[str, msgspec.Meta(pattern=E164_REGEX)] | None = None
+    phoneNumber: Annotated[str, msgspec.Meta(pattern=E164_REGEX)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AmazonConnectBody(Body, frozen=True, kw_only=True):
-    instanceArn: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    instanceArn: Annotated[str, msgspec.Meta(max_length=2048, pattern=INSTANCE_ARN_REGEX)]
     # Connect user id (a UUID) -> the user id of the agent here.
     agents: Annotated[dict[Annotated[str, msgspec.Meta(pattern=ID_REGEX)], Id], msgspec.Meta(max_length=5000)]
 
@@ -443,7 +444,8 @@ def get_sms_settings(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(SmsSettingsBody)
 def put_sms_settings(services: Services, caller: Principal, body: SmsSettingsBody) -> Any:
-    return services.integrations.put_sms_settings(caller, body.originationIdentity, body.phoneNumber)
+    number = body.phoneNumber if isinstance(body.phoneNumber, str) else None
+    return services.integrations.put_sms_settings(caller, body.originationIdentity, number)
 
 
 @authenticated(AmazonConnectBody)

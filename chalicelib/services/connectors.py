@@ -195,10 +195,11 @@ class AmazonConnect:
 
     def _check_instance(self, instance_arn: str) -> None:
         found = connect.instance(instance_arn)
+        # Well formed, but not this deployment's to follow: a conflict with the stack's configuration.
         if found.region != self.settings.region or (self.settings.account_id and found.account != self.settings.account_id):
-            raise Invalid("the Amazon Connect instance must be in this stack's account and Region")
+            raise Conflict("the Amazon Connect instance must be in this stack's account and Region")
         if instance_arn not in self.settings.connect_instance_arns:
-            raise Invalid("the Amazon Connect instance is not one of this stack's ConnectInstanceArns (a stack parameter)")
+            raise Conflict("the Amazon Connect instance is not one of this stack's ConnectInstanceArns (a stack parameter)")
 
     # --- events --------------------------------------------------------------------------------
 

@@ -101,17 +101,17 @@ def test_an_instance_belongs_to_one_tenant_and_must_be_the_stacks(w: World) -> N
     body = {"instanceArn": INSTANCE, "agents": {}}
     status, answer = w.rest("PUT", "/admin/connectors/amazon-connect", w.token("admin-9", "admin", "t2"), body)
     assert status == 409 and answer["error"]["code"] == "conflict", answer
-    for arn in (
-        UNLISTED,  # not in ConnectInstanceArns
-        INSTANCE.replace("us-east-1", "eu-west-2"),  # another Region
-        INSTANCE.replace(ACCOUNT, "210987654321"),  # another account
-        "arn:aws:connect:us-east-1:123456789012:queue/x",
-        "not an arn",
+    for arn, code in (
+        (UNLISTED, "conflict"),  # not in ConnectInstanceArns
+        (INSTANCE.replace("us-east-1", "eu-west-2"), "conflict"),  # another Region
+        (INSTANCE.replace(ACCOUNT, "210987654321"), "conflict"),  # another account
+        ("arn:aws:connect:us-east-1:123456789012:queue/x", "invalid"),
+        ("not an arn", "invalid"),
     ):
         status, answer = w.rest(
             "PUT", "/admin/connectors/amazon-connect", w.token("admin-9", "admin", "t2"), {**body, "instanceArn": arn}
         )
-        assert status == 400 and answer["error"]["code"] == "invalid", (arn, answer)
+        assert answer["error"]["code"] == code and status == {"conflict": 409, "invalid": 400}[code], (arn, answer)
     status, answer = w.rest("PUT", "/admin/connectors/amazon-connect", w.token("sup-1", "supervisor"), body)
     assert status == 403, answer
     # Moving to another listed instance frees the first.

@@ -136,6 +136,7 @@ def test_a_number_belongs_to_one_tenant_and_a_second_claim_is_409(w: World) -> N
         {"originationIdentity": "pool-abc", "phoneNumber": "+1\u0662\u0660\u0666"},  # Arabic-Indic digits
         {"originationIdentity": "pool-abc", "phoneNumber": "+12065550100\n"},
         {"originationIdentity": "pool-abc", "phoneNumber": 12065550100},
+        {"originationIdentity": "pool-abc", "phoneNumber": None},  # optional, not nullable
     ],
 )
 def test_a_phone_number_that_is_not_e164_is_400_and_saves_nothing(w: World, body: dict[str, Any]) -> None:
