@@ -26,6 +26,7 @@ from chalicelib.services.attention import AttentionService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.commits import Workitems
+from chalicelib.services.connectors import AmazonConnect, InboundSms
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
@@ -86,6 +87,8 @@ class Services(msgspec.Struct):
     integrations: Integrations
     attention: AttentionService
     bus: MessageBus
+    inbound_sms: InboundSms
+    amazon_connect: AmazonConnect
 
 
 class Storage(Protocol):
@@ -186,6 +189,7 @@ def build(
     sms_queue: DeliveryQueue | None = None,
     sentiment: SentimentAnalyzer | None = None,
     timers: DeliveryQueue | None = None,
+    connector_queue: DeliveryQueue | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -212,13 +216,18 @@ def build(
     voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
+    webhooks = WebhookService(workitems, directory, directory, notifier, clock, webhook_secret)
+    if connector_queue is None and settings.connector_queue_url:
+        from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+
+        connector_queue = SqsDeliveryQueue(settings.connector_queue_url, "", settings.region)
     built = Services(
         settings=settings,
         tokens=tokens,
         directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
         fanout=FanoutService(directory, notifier, clock),
-        webhooks=WebhookService(workitems, directory, directory, notifier, clock, webhook_secret),
+        webhooks=webhooks,
         assistance=assistance,
         voice=voice,
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
@@ -237,6 +246,8 @@ def build(
             settings.attention_cache_seconds,
         ),
         bus=bus,
+        inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
+        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
     )
     bus.handlers = event_handlers(built)
     return built

@@ -57,6 +57,14 @@ class Settings(msgspec.Struct, frozen=True):
     sms_queue_url: str = ""
     # The attention rules' timers (customer_waiting, handle_time): delayed SQS messages (docs/attention.md).
     attention_timer_queue_url: str = ""
+    # Connectors in (docs/connectors.md): the SNS topic the inbound texts come from ('' = any: the
+    # local stack, whose route hands the function the message only).
+    sms_inbound_topic_arn: str = ""
+    # Amazon Connect: the instances the stack accepts (its ConnectInstanceArns parameter), the
+    # stack's account, and the queue of the delayed end checks.
+    connect_instance_arns: tuple[str, ...] = ()
+    account_id: str = ""
+    connector_queue_url: str = ""
     # "public": https to public addresses only (AWS); "local": http and loopback/private allowed too.
     webhook_targets: str = "public"
     webhook_retry_base_seconds: int = 30
@@ -161,6 +169,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         delivery_dlq_url=e.get("DELIVERY_DLQ_URL", ""),
         sms_queue_url=e.get("SMS_QUEUE_URL", ""),
         attention_timer_queue_url=e.get("ATTENTION_TIMER_QUEUE_URL", ""),
+        sms_inbound_topic_arn=e.get("SMS_INBOUND_TOPIC_ARN", ""),
+        connect_instance_arns=tuple(a.strip() for a in e.get("CONNECT_INSTANCE_ARNS", "").split(",") if a.strip()),
+        account_id=e.get("COACHING_ACCOUNT_ID", ""),
+        connector_queue_url=e.get("CONNECTOR_QUEUE_URL", ""),
         webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
         webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),
         webhook_cache_seconds=_int(e, "WEBHOOK_CACHE_SECONDS", d.webhook_cache_seconds),

@@ -318,7 +318,47 @@ class ChannelSettingsItem(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="SMS")
     origination_identity = UnicodeAttribute(null=True)
+    phone_number = UnicodeAttribute(null=True)
+    instance_arn = UnicodeAttribute(
+        null=True
+    )  # sk = CONNECT: the tenant's Amazon Connect instance  # the number customers text (E.164), claimed below
     updated_at = UnicodeAttribute(null=True)
+
+
+class ClaimItem(Model):
+    """What belongs to one tenant across the stack (``pk = CLAIM#<kind>#<key>``, ``sk = CLAIM``): an
+    SMS phone number customers text, an Amazon Connect instance. The only directory items without a
+    tenant prefix: what arrives from AWS names the number or instance, never the tenant, and this is
+    how the tenant is found (docs/connectors.md). Written with a condition, so a second tenant's
+    claim fails."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="CLAIM")
+    tenant_id = UnicodeAttribute()
+    claimed_at = UnicodeAttribute(null=True)
+    # An Amazon Connect instance's agents: JSON {Connect user id: user id} (read with the claim: 1 GetItem).
+    agents = UnicodeAttribute(null=True)
+
+
+class ContactItem(Model):
+    """An Amazon Connect contact the connector follows (``pk = CONTACT#<initialContactId>``, ``sk =
+    CONTACT``): its tenant and the newest of its contacts connected to an agent, so a transfer's
+    DISCONNECTED does not end the workitem, and the chat stream's messages find their tenant."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="CONTACT")
+    tenant_id = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    connected_at = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
 
 
 # --- workitems ---------------------------------------------------------------------------------
@@ -333,6 +373,18 @@ class OpenWorkitemsIndex(GlobalSecondaryIndex["WorkitemItem"]):
 
     gsi1pk = UnicodeAttribute(hash_key=True)
     gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class ActiveSmsIndex(GlobalSecondaryIndex["WorkitemItem"]):
+    """Active SMS workitems of a customer, most recently active last: ``gsi2pk = T#t#SMS#<number>``.
+    Sparse: set only while an SMS workitem is active (inbound texts join it, docs/connectors.md)."""
+
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
 
 
 class CustomerViewIndex(LocalSecondaryIndex["EntryItem"]):
@@ -358,9 +410,12 @@ class WorkitemsTable(Model):
     sk = UnicodeAttribute(range_key=True)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
     lsi1sk = UnicodeAttribute(null=True)
     ttl = TTLAttribute(null=True)
     open_by_agent = OpenWorkitemsIndex()
+    active_sms = ActiveSmsIndex()
     customer_view = CustomerViewIndex()
 
 
@@ -373,6 +428,8 @@ class WorkitemItem(Model):
     sk = UnicodeAttribute(range_key=True, default="W")
     gsi1pk = UnicodeAttribute(null=True)  # T#t#AGENT#<agent> while open
     gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)  # T#t#SMS#<customer number> while an SMS workitem is active
+    gsi2sk = UnicodeAttribute(null=True)  # <active_at>#<workitem>
     tenant_id = UnicodeAttribute()
     workitem_id = UnicodeAttribute()
     channel = UnicodeAttribute()
@@ -391,11 +448,13 @@ class WorkitemItem(Model):
     version = NumberAttribute(default=0)
     retention_days = NumberAttribute(null=True)
     record_coaching = BooleanAttribute(null=True)
+    active_at = UnicodeAttribute(null=True)
     # What the change written with this version pushes (entries, who is left out, who stopped
     # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
     fanout = UnicodeAttribute(null=True, attr_name=FANOUT_NOTE_ATTRIBUTE)
     ttl = TTLAttribute(null=True)
     open_by_agent = OpenWorkitemsIndex()
+    active_sms = ActiveSmsIndex()
 
 
 class EntryItem(Model):
@@ -547,6 +606,8 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         WebhookSubscriptionItem,
         SlowLanePlace,
         ChannelSettingsItem,
+        ClaimItem,
+        ContactItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],

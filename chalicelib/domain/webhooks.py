@@ -30,6 +30,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "attention.raised",
     "attention.acked",
     "attention.cleared",
+    "sms.received",
 )
 ALL_EVENTS = "*"
 MAX_SUBSCRIPTIONS = 20

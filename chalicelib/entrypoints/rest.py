@@ -17,13 +17,16 @@ import msgspec
 from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
 from chalicelib.domain.attention import rule_from
+from chalicelib.domain.connect import INSTANCE_ARN_REGEX
+from chalicelib.domain.connect import WORKITEM_PREFIX as CONNECT_WORKITEM_PREFIX
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
-from chalicelib.domain.ids import is_id
+from chalicelib.domain.ids import ID_REGEX, is_id
+from chalicelib.domain.inbound_sms import E164_REGEX
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
 from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
-from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, check_utf8, decode
+from chalicelib.entrypoints.validation import MAX_SEQ, CustomerId, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.ports import Created
@@ -103,6 +106,13 @@ class RotateSecretBody(Body, frozen=True, kw_only=True):
 
 class SmsSettingsBody(Body, frozen=True, kw_only=True):
     originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
+    phoneNumber: Annotated[str, msgspec.Meta(pattern=E164_REGEX)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class AmazonConnectBody(Body, frozen=True, kw_only=True):
+    instanceArn: Annotated[str, msgspec.Meta(max_length=2048, pattern=INSTANCE_ARN_REGEX)]
+    # Connect user id (a UUID) -> the user id of the agent here.
+    agents: Annotated[dict[Annotated[str, msgspec.Meta(pattern=ID_REGEX)], Id], msgspec.Meta(max_length=5000)]
 
 
 class SettingsBody(Body, frozen=True, kw_only=True):
@@ -110,7 +120,7 @@ class SettingsBody(Body, frozen=True, kw_only=True):
 
 
 class CustomerBody(Body, frozen=True, kw_only=True):
-    id: Id
+    id: CustomerId
     name: Name
 
 
@@ -483,7 +493,13 @@ def get_sms_settings(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(SmsSettingsBody)
 def put_sms_settings(services: Services, caller: Principal, body: SmsSettingsBody) -> Any:
-    return services.integrations.put_sms_settings(caller, body.originationIdentity)
+    number = body.phoneNumber if isinstance(body.phoneNumber, str) else None
+    return services.integrations.put_sms_settings(caller, body.originationIdentity, number)
+
+
+@authenticated(AmazonConnectBody)
+def put_amazon_connect(services: Services, caller: Principal, body: AmazonConnectBody) -> Any:
+    return services.amazon_connect.put_settings(caller, body.instanceArn, dict(body.agents))
 
 
 # --- inbound webhook events (signed by the tenant's secret, not a bearer token) ---------------------
@@ -514,6 +530,8 @@ def inbound(event: dict[str, Any]) -> InboundEvent:
     kind = event["type"]
     record: Assigned | InboundMessage | Transferred | Ended
     if kind == "workitem.assigned":
+        if data["workitemId"].startswith(CONNECT_WORKITEM_PREFIX):
+            raise Invalid(f"workitem ids starting with {CONNECT_WORKITEM_PREFIX} are the Amazon Connect connector's")
         customer = data["customer"]
         record = Assigned(
             data["workitemId"], data["channel"], data["agentId"], customer["id"], customer["name"], data.get("subject")

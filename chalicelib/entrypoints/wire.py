@@ -244,7 +244,11 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.EntryNote: lambda r: {"entry": r.entry},
     results.SupervisorNote: lambda r: {"workitemId": r.workitem_id, "supervisorId": r.supervisor_id, "entry": r.entry},
     results.CoachingEndedNote: lambda r: {"workitemId": r.workitem_id, "reason": r.reason, "entry": r.entry},
-    results.SmsSettings: lambda r: {"originationIdentity": r.origination_identity},
+    results.SmsSettings: lambda r: {
+        "originationIdentity": r.origination_identity,
+        **({"phoneNumber": r.phone_number} if r.phone_number else {}),
+    },
+    results.ConnectSettings: lambda r: {"instanceArn": r.instance_arn, "agents": r.agents},
     results.TransferNote: lambda r: {"workitem": r.workitem, "fromAgentId": r.from_agent_id},
     results.DeliveryNote: _delivery_note,
     results.AlertNote: lambda r: {"alert": r.alert},

@@ -168,6 +168,10 @@ class AlreadyExists(Exception):
     """A create found the item already there."""
 
 
+class ClaimedElsewhere(Exception):
+    """A phone number or Amazon Connect instance already belongs to another tenant."""
+
+
 class WorkitemStore(Protocol):
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None: ...
 
@@ -208,6 +212,11 @@ class WorkitemStore(Protocol):
     def latest(self, tenant_id: str, workitem_id: str, limit: int) -> tuple[list[TimelineEntry], bool]: ...
 
     def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]: ...
+
+    def active_sms(self, tenant_id: str, customer_id: str) -> Workitem | None:
+        """The customer's (an E.164 number) most recently active ``sms`` workitem that is still
+        active; None when there is none. May lag a commit by a moment (an index)."""
+        ...
 
 
 class RecipientLookup(Protocol):
@@ -477,6 +486,42 @@ class SubscriptionStore(Protocol):
     def sms_origination(self, tenant_id: str) -> str | None: ...
 
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None: ...
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        """The origination identity and the number the tenant's customers text (None: not set)."""
+        ...
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        """Save the origination identity and claim ``number`` for the tenant, releasing ``previous``
+        (its number until now), all or nothing; :class:`ClaimedElsewhere` when another tenant holds
+        ``number`` (nothing is written)."""
+        ...
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        """The tenant that claimed ``key`` (a phone number for ``sms``), or None."""
+        ...
+
+    def connect_instance(self, tenant_id: str) -> str | None:
+        """The Amazon Connect instance the tenant claimed (None: none)."""
+        ...
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        """Claim ``instance_arn`` with its agent map for the tenant, releasing ``previous``, all or
+        nothing; :class:`ClaimedElsewhere` when another tenant holds the instance."""
+        ...
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        """(tenant, {Connect user id: user id}) of a claimed instance, or None."""
+        ...
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        """(tenant, newest connected contact id, when it connected) of a followed contact, or None."""
+        ...
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        """Record ``contact_id`` as the newest connected contact unless a later one is recorded
+        (compared by ``connected_at``); True when it was written."""
+        ...
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None: ...
 

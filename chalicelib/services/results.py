@@ -201,9 +201,17 @@ class CoachingEndedNote(msgspec.Struct, frozen=True):
 
 
 class SmsSettings(msgspec.Struct, frozen=True):
-    """The tenant's SMS origination identity (None: not configured)."""
+    """The tenant's SMS origination identity and the number its customers text (None: not configured)."""
 
     origination_identity: str | None
+    phone_number: str | None = None
+
+
+class ConnectSettings(msgspec.Struct, frozen=True):
+    """The tenant's Amazon Connect instance and its agents (Connect user id -> user id)."""
+
+    instance_arn: str
+    agents: dict[str, str]
 
 
 class TransferNote(msgspec.Struct, frozen=True):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -411,6 +412,7 @@ REST_ROUTES = [
     "/me/settings",
     "/admin/attention-rules/r-1",
     "/admin/attention-rules/r%23b",
+    "/admin/sms-settings",
 ]
 
 
@@ -443,6 +445,7 @@ def attention_rules(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries({"kind": st.just(kind), **own}, optional=optional)
 
     return st.sampled_from(sorted(_KIND_FIELDS)).flatmap(of)
+NUMBERS = ["+12065550100", "+12065550101", "0012065550100", "+0123", "+1206555010012345", "+1\u0662", "12065550100", ""]
 
 
 def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
@@ -462,6 +465,8 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
             "escalationSeconds": st.integers(-10, 100_000),
             "retentionDays": st.integers(-10, 5000),
         }
+    elif route == "/admin/sms-settings":
+        shaped = {"originationIdentity": st.sampled_from([*NUMBERS, "pool-1", "a b"]), "phoneNumber": st.sampled_from(NUMBERS)}
     else:
         shaped = {"agentMessageNotification": st.booleans()}
     anything = {k: mostly(v, hostile(ids)) for k, v in shaped.items()}
@@ -731,3 +736,88 @@ def test_webhook_bodies(world: World, data: st.DataObject, signature: str) -> No
         assert response.status_code == 401, (signature, payload)
     else:
         assert response.status_code in (200, 400, 404, 409), payload
+
+
+# --- what AWS hands the connectors (docs/connectors.md) -------------------------------------------------
+
+# Fewer examples: each one is a single function call, and the strategies are narrow.
+CONNECTOR_FUZZ = settings(FUZZ, max_examples=25)
+SMS_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "originationNumber": st.sampled_from(["+14255550182", "cust-wi-s", *NUMBERS]),
+    "destinationNumber": st.sampled_from(NUMBERS),
+    "messageBody": st.text(max_size=40) | st.just("x" * 8001),
+    "inboundMessageId": st.sampled_from(["m-1", "m-2", "", "a b", "x" * 300]) | st.uuids().map(str),
+    "messageKeyword": st.sampled_from(["STOP", "HELP", ""]),
+}
+
+
+def sns_notifications() -> st.SearchStrategy[Any]:
+    """A Lambda event from SNS: mostly an inbound text in its envelope, else anything."""
+    from tests.integration.test_inbound_sms import sns_event
+
+    anything = {k: mostly(v, json_values) for k, v in SMS_FIELDS.items()}
+    message = mostly(
+        st.fixed_dictionaries(anything).map(json.dumps), st.one_of(st.text(max_size=50), json_values.map(json.dumps))
+    )
+    return mostly(
+        st.tuples(message, st.sampled_from(["2026-12-07T22:50:01.150Z", "yesterday", ""])).map(
+            lambda m: sns_event(m[0], timestamp=m[1])
+        ),
+        st.one_of(json_values, st.fixed_dictionaries({"Records": json_values})),
+    )
+
+
+@CONNECTOR_FUZZ
+@given(event=sns_notifications())
+def test_inbound_sms_events(world: World, event: Any) -> None:
+    """The SNS function never raises for what it is handed, answers one outcome per record, and what it
+    does not apply writes nothing."""
+    from chalicelib.entrypoints import events
+
+    b = bench(world)
+    world.admin("PUT", "/admin/sms-settings", {"originationIdentity": "+12065550100"})
+    b.last = b.snapshot()
+    result, writes = b.call(lambda: events.on_sms_inbound(event))
+    world.pump()
+    assert set(result["outcomes"]) <= {"applied", "duplicate", "routed", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(set(result["outcomes"]) <= {"ignored", "invalid", "duplicate"}, writes, event)
+
+
+def connect_events() -> st.SearchStrategy[Any]:
+    """An EventBridge event: mostly an Amazon Connect contact event with odd fields, else anything."""
+    from tests.integration.test_amazon_connect import contact_event
+
+    kinds = st.sampled_from(["CONNECTED_TO_AGENT", "DISCONNECTED", "COMPLETED", "QUEUED", "", "connected_to_agent"])
+    contacts = st.sampled_from(["c-1", "c-2", "", "a#b", "x" * 300])
+    shaped = st.builds(
+        contact_event,
+        kinds,
+        contacts,
+        initial=st.none() | contacts,
+        channel=st.sampled_from(["CHAT", "Voice", "TASK", ""]),
+        pascal=st.booleans(),
+        time=st.sampled_from(["2026-12-07T22:50:00Z", "2026-12-07T22:49:00Z", "soon"]),
+    )
+    return mostly(shaped, st.one_of(json_values, shaped.map(lambda e: {**e, "detail": {"eventType": e["detail"]}})))
+
+
+@CONNECTOR_FUZZ
+@given(event=connect_events())
+def test_amazon_connect_events(world: World, event: Any) -> None:
+    """The contact event function never raises for what it is handed and answers one outcome; what it
+    refuses or ignores writes nothing."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
+
+    b = bench(world)
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    b.last = b.snapshot()
+    result, writes = b.call(
+        lambda: events.on_connect_event(event) if isinstance(event, dict) else events.on_connect_event({"x": event})
+    )
+    world.pump()
+    assert result["outcome"] in {"applied", "duplicate", "scheduled", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(result["outcome"] in {"ignored", "invalid"}, writes, event)

@@ -25,7 +25,7 @@ from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
 from chalicelib.domain.attention import Alert, AlertState, Rule
-from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.coaching import Change, Channel, Status, Workitem
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
@@ -35,6 +35,7 @@ from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
     AlreadyExists,
+    ClaimedElsewhere,
     Connection,
     CounterDelta,
     DuplicateEvent,
@@ -253,6 +254,17 @@ class MemoryWorkitemStore:
         with self._t.lock:
             hits = [w for (tid, _), w in self._t.workitems.items() if tid == tenant_id and w.agent_id == agent_id and w.is_open]
             return [copy.deepcopy(w) for w in sorted(hits, key=lambda w: f"{w.created_at}#{w.workitem_id}")]
+
+    def active_sms(self, tenant_id: str, customer_id: str) -> Workitem | None:
+        with self._t.lock:
+            hits = [
+                w
+                for (tid, _), w in self._t.workitems.items()
+                if tid == tenant_id and w.channel is Channel.SMS and w.customer_id == customer_id and w.status is Status.ACTIVE
+            ]
+            if not hits:
+                return None
+            return copy.deepcopy(max(hits, key=lambda w: f"{w.active_at or w.created_at}#{w.workitem_id}"))
 
     def _entry(self, tenant_id: str, e: TimelineEntry) -> TimelineEntry:
         key = (tenant_id, e.workitem_id, e.seq)
@@ -605,6 +617,11 @@ class MemoryWebhookStore:
         self._t = tables
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._sms: dict[str, str] = {}
+        self._numbers: dict[str, str] = {}  # tenant -> the number its customers text
+        self._claims: dict[tuple[str, str], str] = {}  # (kind, key) -> tenant
+        self._instances: dict[str, str] = {}  # tenant -> its Amazon Connect instance
+        self._agents: dict[str, dict[str, str]] = {}  # instance -> {Connect user id: user id}
+        self._contacts: dict[str, tuple[str, str, str]] = {}  # initial contact -> (tenant, contact, connected at)
         self._lane: dict[tuple[str, int], tuple[int, str]] = {}  # (tenant, place) -> (until ms, holder)
 
     def list(self, tenant_id: str) -> list[Subscription]:
@@ -630,6 +647,59 @@ class MemoryWebhookStore:
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None:
         with self._t.lock:
             self._sms[tenant_id] = identity
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        with self._t.lock:
+            return self._sms.get(tenant_id), self._numbers.get(tenant_id)
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        with self._t.lock:
+            if number and self._claims.get(("SMS", number), tenant_id) != tenant_id:
+                raise ClaimedElsewhere(number)
+            if previous and previous != number and self._claims.get(("SMS", previous)) == tenant_id:
+                del self._claims[("SMS", previous)]
+            if number:
+                self._claims[("SMS", number)] = tenant_id
+                self._numbers[tenant_id] = number
+            else:
+                self._numbers.pop(tenant_id, None)
+            self._sms[tenant_id] = identity
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        with self._t.lock:
+            return self._claims.get((kind.upper(), key))
+
+    def connect_instance(self, tenant_id: str) -> str | None:
+        with self._t.lock:
+            return self._instances.get(tenant_id)
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        with self._t.lock:
+            if self._claims.get(("CONNECT", instance_arn), tenant_id) != tenant_id:
+                raise ClaimedElsewhere(instance_arn)
+            if previous and previous != instance_arn and self._claims.get(("CONNECT", previous)) == tenant_id:
+                del self._claims[("CONNECT", previous)]
+                self._agents.pop(previous, None)
+            self._claims[("CONNECT", instance_arn)] = tenant_id
+            self._agents[instance_arn] = dict(agents)
+            self._instances[tenant_id] = instance_arn
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        with self._t.lock:
+            tenant = self._claims.get(("CONNECT", instance_arn))
+            return None if tenant is None else (tenant, dict(self._agents.get(instance_arn, {})))
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        with self._t.lock:
+            return self._contacts.get(initial_contact_id)
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        with self._t.lock:
+            known = self._contacts.get(initial_contact_id)
+            if known is not None and known[2] > connected_at:
+                return False
+            self._contacts[initial_contact_id] = (tenant_id, contact_id, connected_at)
+            return True
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """``failed`` never replaces ``sent``; None when the entry is gone or already sent."""

@@ -270,6 +270,9 @@ class World:
         self.timer_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
         self.timers = QueuePump(self.timer_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
+        # Amazon Connect's delayed end checks (the connector queue), run by the connect_events entry point.
+        self.connector_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.connector_checks = QueuePump(self.connector_queue, events.on_connect_event)
         self.services = bootstrap.build(
             settings,
             wire=WIRE,
@@ -282,6 +285,7 @@ class World:
             sms_queue=self.sms_queue,
             sentiment=SENTIMENT,
             timers=self.timer_queue,
+            connector_queue=self.connector_queue,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
@@ -341,7 +345,7 @@ class World:
             self.clock.advance(after_seconds)
         ran = 0
         while True:
-            done = self.timers.drain() + self.deliveries.drain() + self.texts.drain()
+            done = self.timers.drain() + self.deliveries.drain() + self.texts.drain() + self.connector_checks.drain()
             if not done:
                 return ran
             ran += done

@@ -507,6 +507,7 @@ def _rest_bodies() -> dict[str, Any]:
         "putWebhookSubscription": rest.SubscriptionBody,
         "rotateWebhookSecret": rest.RotateSecretBody,
         "putSmsSettings": rest.SmsSettingsBody,
+        "putAmazonConnect": rest.AmazonConnectBody,
     }
 
 
