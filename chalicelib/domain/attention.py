@@ -126,6 +126,23 @@ def check_rule(rule: Rule) -> None:
         raise _problem("seconds", f"belongs to timer rules, not {kind.value}")
 
 
+def _distinct(phrases: Sequence[str]) -> tuple[str, ...]:
+    """``phrases`` without those that match the same words as an earlier one ("Refund" after "refund"):
+    they would raise the same alerts. A phrase that breaks its bounds is refused by its index as sent."""
+    seen: set[tuple[str, ...]] = set()
+    kept: list[str] = []
+    for i, text in enumerate(phrases):
+        if not isinstance(text, str) or not MIN_PHRASE_CHARS <= len(text) <= MAX_PHRASE_CHARS:
+            raise _problem(f"phrases.{i}", f"must be {MIN_PHRASE_CHARS} to {MAX_PHRASE_CHARS} characters")
+        folded = Phrase(text).words
+        if not folded:
+            raise _problem(f"phrases.{i}", "must hold at least one word (letters or digits)")
+        if folded not in seen:
+            seen.add(folded)
+            kept.append(text)
+    return tuple(kept)
+
+
 def rule_from(
     rule_id: str,
     kind: str,
@@ -149,7 +166,7 @@ def rule_from(
         rule_kind,
         enabled,
         severity,
-        phrases=tuple(phrases or ()),
+        phrases=_distinct(phrases or ()),
         speakers=tuple(speakers or ()),
         negative_in_a_row=negative_in_a_row,
         seconds=seconds,

@@ -445,6 +445,8 @@ def attention_rules(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries({"kind": st.just(kind), **own}, optional=optional)
 
     return st.sampled_from(sorted(_KIND_FIELDS)).flatmap(of)
+
+
 NUMBERS = ["+12065550100", "+12065550101", "0012065550100", "+0123", "+1206555010012345", "+1\u0662", "12065550100", ""]
 
 
