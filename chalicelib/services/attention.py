@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chalicelib.domain.attention import (
@@ -59,6 +59,7 @@ from chalicelib.services.ports import (
     Created,
     DeliveryQueue,
     Outgoing,
+    QueueMessage,
     RecipientLookup,
     SentimentAnalyzer,
     Supervision,
@@ -75,12 +76,12 @@ RULES_CACHE_SECONDS = 10
 MAX_TIMER_DELAY = 900
 # The field that marks a timer's body: the delivery function takes timers from their own queue, and
 # tells them from deliveries by it.
-TIMER_MARK = "attentionTimer"
+TIMER_MARK = "attention_timer"
 
 
-def is_timer(record: dict[str, Any]) -> bool:
-    """Whether an SQS record is an attention timer (its body starts with the mark: no JSON parsing)."""
-    return str(record.get("body") or "").startswith('{"' + TIMER_MARK + '"')
+def is_timer(message: QueueMessage) -> bool:
+    """Whether a queue message is an attention timer (its body starts with the mark: no JSON parsing)."""
+    return message.body.startswith('{"' + TIMER_MARK + '"')
 
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -294,18 +295,18 @@ class AttentionService:
         if refused:
             log.error("the timer queue refused the %s timer of workitem %s", rule.kind.value, workitem_id)
 
-    def on_timers(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def on_timers(self, messages: Sequence[QueueMessage]) -> list[str]:
         """The timer queue (Lambda's SQS event source): each fired timer checks its condition again and
         raises its alert if it still holds, or is armed again when its threshold is further than the
-        longest delay. A timer that could not be checked comes back (a partial batch response)."""
-        failures: list[dict[str, str]] = []
-        for record in records:
+        longest delay. Answers the ids of the timers that could not be checked: they come back."""
+        failures: list[str] = []
+        for message in messages:
             try:
-                self._fire(json.loads(record.get("body") or "{}"))
+                self._fire(json.loads(message.body or "{}"))
             except Exception:
-                log.exception("could not check attention timer %s", record.get("messageId"))
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
-        return {"batchItemFailures": failures}
+                log.exception("could not check attention timer %s", message.message_id)
+                failures.append(message.message_id)
+        return failures
 
     def _fire(self, timer: dict[str, Any]) -> None:
         """1 GetItem of the workitem; for a waiting customer, 1 Query of its latest entries."""

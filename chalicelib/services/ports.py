@@ -150,6 +150,15 @@ class ChannelFailed(Exception):
         self.reason = reason
 
 
+class QueueMessage(msgspec.Struct, frozen=True):
+    """One message a queue hands a function (read from Lambda's SQS record at the edge)."""
+
+    message_id: str
+    body: str
+    receipt: str = ""  # the handle that changes this receipt's visibility
+    receives: int = 1  # how many times the queue has handed it out, this time included
+
+
 class Created(msgspec.Struct, frozen=True):
     """A use case's result that is a new resource (the REST edge answers it 201)."""
 

@@ -252,3 +252,12 @@ class SentimentNote(msgspec.Struct, frozen=True):
     workitem_id: str
     seq: int
     sentiment: str
+
+
+class SmsReceived(msgspec.Struct, frozen=True):
+    """``sms.received`` (webhook): a customer's text no active workitem took, for the routing engine."""
+
+    origination: str
+    destination: str
+    text: str
+    inbound_message_id: str
