@@ -258,6 +258,8 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.AlertNote: lambda r: {"alert": r.alert},
     results.SentimentNote: lambda r: {"workitemId": r.workitem_id, "seq": r.seq, "sentiment": r.sentiment},
     results.AttentionPage: lambda r: {"items": r.items, "nextCursor": r.next_cursor},
+    results.RuleNote: lambda r: {"rule": r.rule},
+    results.RuleList: lambda r: {"rules": r.rules},
     results.SmsReceived: lambda r: {
         "from": r.origination,
         "to": r.destination,

@@ -65,7 +65,7 @@ from chalicelib.services.ports import (
     Supervision,
     WorkitemStore,
 )
-from chalicelib.services.results import AlertNote, AttentionPage, SentimentNote
+from chalicelib.services.results import AlertNote, AttentionPage, RuleList, RuleNote, SentimentNote
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class AttentionService:
 
     # --- rules (admins) -------------------------------------------------------------------------------
 
-    def put_rule(self, caller: Principal, rule: Rule) -> dict[str, Any] | Created:
+    def put_rule(self, caller: Principal, rule: Rule) -> RuleNote | Created:
         """1 Query + 1 PutItem. A new rule is :class:`Created` (201); at most 50 a tenant. Disabling a
         rule clears its alerts (``rule_deleted``); any other edit keeps them."""
         require_admin(caller)
@@ -129,13 +129,13 @@ class AttentionService:
         before = existing.get(rule.rule_id)
         if before is not None and before.enabled and not rule.enabled:
             self._clear_rule(caller.tenant_id, rule.rule_id)
-        body = {"rule": rule}
-        return body if before is not None else Created(body)
+        saved = RuleNote(rule)
+        return saved if before is not None else Created(saved)
 
-    def list_rules(self, caller: Principal) -> dict[str, Any]:
+    def list_rules(self, caller: Principal) -> RuleList:
         """1 Query."""
         require_admin(caller)
-        return {"rules": sorted(self.store.rules(caller.tenant_id), key=lambda r: r.rule_id)}
+        return RuleList(sorted(self.store.rules(caller.tenant_id), key=lambda r: r.rule_id))
 
     def delete_rule(self, caller: Principal, rule_id: str) -> None:
         """1 DeleteItem, then the rule's active alerts are cleared (``rule_deleted``)."""

@@ -239,6 +239,18 @@ class AlertNote(msgspec.Struct, frozen=True):
     alert: Any
 
 
+class RuleNote(msgspec.Struct, frozen=True):
+    """``PUT /admin/attention-rules/{ruleId}``: ``{rule}`` (a ``domain.attention.Rule``)."""
+
+    rule: Any
+
+
+class RuleList(msgspec.Struct, frozen=True):
+    """``GET /admin/attention-rules``: ``{rules}``, by rule id."""
+
+    rules: list[Any]
+
+
 class AttentionPage(msgspec.Struct, frozen=True):
     """``attention.list``: ``{workitem, score, alerts}`` items (rendered), highest score first."""
 
