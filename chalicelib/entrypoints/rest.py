@@ -82,10 +82,15 @@ class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=T
     seconds: int | msgspec.UnsetType = msgspec.UNSET
 
 
+# domain.sentiment.LANGUAGES: Amazon Comprehend's sentiment languages (tests/unit/test_validation.py).
+SentimentLanguage = Literal["en", "es", "fr", "de", "it", "pt", "ar", "hi", "ja", "ko", "zh", "zh-TW"]
+
+
 class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
     escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
     retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    sentimentLanguage: SentimentLanguage = "en"
 
 
 class WebhookSecretBody(Body, frozen=True, kw_only=True):
@@ -423,7 +428,9 @@ def get_policy(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(PolicyBody)
 def put_policy(services: Services, caller: Principal, body: PolicyBody) -> Any:
-    return services.directory.put_policy(caller, body.recordCoaching, body.escalationSeconds, body.retentionDays)
+    return services.directory.put_policy(
+        caller, body.recordCoaching, body.escalationSeconds, body.retentionDays, body.sentimentLanguage
+    )
 
 
 @authenticated(WebhookSecretBody)

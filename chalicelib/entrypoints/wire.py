@@ -142,7 +142,12 @@ def alert(a: Any) -> dict[str, Any]:
 
 
 def policy(p: Policy) -> dict[str, Any]:
-    return {"recordCoaching": p.record_coaching, "escalationSeconds": p.escalation_seconds, "retentionDays": p.retention_days}
+    return {
+        "recordCoaching": p.record_coaching,
+        "escalationSeconds": p.escalation_seconds,
+        "retentionDays": p.retention_days,
+        "sentimentLanguage": p.sentiment_language,
+    }
 
 
 def subscription(v: Any) -> dict[str, Any]:

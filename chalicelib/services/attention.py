@@ -63,6 +63,7 @@ from chalicelib.services.ports import (
     RecipientLookup,
     SentimentAnalyzer,
     Supervision,
+    TenantConfig,
     WorkitemStore,
 )
 from chalicelib.services.results import AlertNote, AttentionPage, RuleList, RuleNote, SentimentNote
@@ -100,6 +101,7 @@ class AttentionService:
         sentiment: SentimentAnalyzer | None = None,
         timers: DeliveryQueue | None = None,
         cache_seconds: int = RULES_CACHE_SECONDS,
+        config: TenantConfig | None = None,
     ) -> None:
         self.store = store
         self.workitems = workitems
@@ -111,7 +113,9 @@ class AttentionService:
         self.sentiment = sentiment
         self.timers = timers
         self.cache_seconds = cache_seconds
+        self.config = config
         self._rules: dict[str, tuple[float, list[Rule]]] = {}
+        self._languages: dict[str, tuple[float, str]] = {}
 
     def _now(self) -> str:
         return iso(self.clock.now())
@@ -160,6 +164,18 @@ class AttentionService:
             self._rules[tenant_id] = hit
         return hit[1]
 
+    def language_of(self, tenant_id: str) -> str:
+        """The language the tenant's customers write in (its policy's ``sentimentLanguage``): 1 GetItem,
+        at most once per ``cache_seconds``, and only for tenants whose messages are analysed."""
+        if self.config is None:
+            return DEFAULT_LANGUAGE
+        now = self.clock.now().timestamp()
+        hit = self._languages.get(tenant_id)
+        if hit is None or hit[0] <= now:
+            hit = (now + self.cache_seconds, self.config.policy(tenant_id).sentiment_language)
+            self._languages[tenant_id] = hit
+        return hit[1]
+
     # --- evaluation (the stream consumer) -------------------------------------------------------------
 
     def on_changes(self, event: ChangesCommitted) -> None:
@@ -194,7 +210,7 @@ class AttentionService:
         labels: dict[tuple[str, str, int], Sentiment] = {}
         for tenant_id, found in by_tenant.items():
             try:
-                answers = self.sentiment.analyze([e.text or "" for _, e in found], DEFAULT_LANGUAGE)
+                answers = self.sentiment.analyze([e.text or "" for _, e in found], self.language_of(tenant_id))
             except Exception:
                 log.exception("could not analyse the sentiment of %d messages of tenant %s", len(found), tenant_id)
                 continue

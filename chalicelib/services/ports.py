@@ -116,6 +116,8 @@ class Policy(msgspec.Struct, frozen=True):
     escalation_seconds: int = 120
     retention_days: int = 90
     webhook_secret: str | None = None
+    # The language customers write in, for sentiment (one of domain.sentiment.LANGUAGES).
+    sentiment_language: str = "en"
 
 
 class Idempotency(msgspec.Struct, frozen=True):
