@@ -50,6 +50,7 @@ from chalicelib.services.ports import (
     AttentionStore,
     Clock,
     ConnectionRegistry,
+    ContactStreaming,
     DeliveryQueue,
     Directory,
     MeetingProvider,
@@ -141,6 +142,15 @@ def comprehend(settings: Settings) -> SentimentAnalyzer:
     return ComprehendSentiment(settings.region)
 
 
+def contact_streaming(settings: Settings) -> ContactStreaming | None:
+    """Amazon Connect's chat streaming, when the stack has a topic for it (CONNECT_CHAT_TOPIC_ARN)."""
+    if not settings.connect_chat_topic_arn:
+        return None
+    from chalicelib.adapters.connect_streaming import ConnectStreaming
+
+    return ConnectStreaming(settings.region)
+
+
 def timer_queue(settings: Settings) -> DeliveryQueue | None:
     """The attention timers' SQS queue (None when the stack has none: timer rules then raise nothing)."""
     if not settings.attention_timer_queue_url:
@@ -190,6 +200,7 @@ def build(
     sentiment: SentimentAnalyzer | None = None,
     timers: DeliveryQueue | None = None,
     connector_queue: DeliveryQueue | None = None,
+    streaming: ContactStreaming | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -248,7 +259,9 @@ def build(
         ),
         bus=bus,
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
-        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
+        amazon_connect=AmazonConnect(
+            settings, stores.webhooks, webhooks, workitems, directory, connector_queue, streaming or contact_streaming(settings)
+        ),
     )
     bus.handlers = event_handlers(built)
     return built

@@ -32,12 +32,15 @@ from chalicelib.services.clock import iso, new_id
 from chalicelib.services.commits import Workitems
 from chalicelib.services.integrations import Integrations, event_id
 from chalicelib.services.ports import (
+    ChannelFailed,
     ClaimedElsewhere,
+    ContactStreaming,
     DeliveryQueue,
     DuplicateEvent,
     Idempotency,
     Outgoing,
     SubscriptionStore,
+    TenantConfig,
 )
 from chalicelib.services.results import ConnectSettings, SmsReceived
 from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, Transferred, WebhookService
@@ -58,6 +61,9 @@ class ConnectorSettings(Protocol):
 
     @property
     def connect_instance_arns(self) -> tuple[str, ...]: ...
+
+    @property
+    def connect_chat_topic_arn(self) -> str: ...
 
 
 def _count(source: str, outcome: str) -> None:
@@ -156,12 +162,18 @@ class AmazonConnect:
         settings: ConnectorSettings,
         store: SubscriptionStore,
         webhooks: WebhookService,
+        workitems: Workitems,
+        config: TenantConfig,
         queue: DeliveryQueue | None,
+        streaming: ContactStreaming | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.webhooks = webhooks
+        self.workitems = workitems
+        self.config = config
         self.queue = queue
+        self.streaming = streaming
 
     # --- admin ---------------------------------------------------------------------------------
 
@@ -172,7 +184,7 @@ class AmazonConnect:
         self._check_instance(instance_arn)
         previous = self.store.connect_instance(caller.tenant_id)
         try:
-            self.store.set_connect(caller.tenant_id, instance_arn, agents, previous, self.webhooks.workitems.now())
+            self.store.set_connect(caller.tenant_id, instance_arn, agents, previous, self.workitems.now())
         except ClaimedElsewhere:
             raise Conflict("this Amazon Connect instance belongs to another tenant") from None
         return ConnectSettings(instance_arn, dict(agents))
@@ -231,8 +243,8 @@ class AmazonConnect:
         return self._end(tenant_id, connect.WORKITEM_PREFIX + initial, by, f"connect-end:{initial}:{contact_id}")
 
     def _connected(self, tenant_id: str, contact: connect.Contact, user_id: str, event_id: str) -> str:
-        policy = self.webhooks.config.policy(tenant_id)
-        existing = self.webhooks.workitems.store.get(tenant_id, contact.workitem_id)
+        policy = self.config.policy(tenant_id)
+        existing = self.workitems.store.get(tenant_id, contact.workitem_id)
         assert contact.channel is not None
         if existing is None:
             data: Assigned | Transferred = Assigned(
@@ -247,13 +259,70 @@ class AmazonConnect:
             result = self.webhooks.apply(InboundEvent(f"connect:{event_id}", tenant_id, kind, data), policy)
         except Conflict as exc:  # the mapped user is not an agent of the tenant (any more)
             return _ignored(str(exc), contact)
+        if contact.channel is rules.Channel.CHAT:
+            self._stream(contact)
         return "duplicate" if result["status"] == "duplicate" else "applied"
+
+    def _stream(self, contact: connect.Contact) -> None:
+        """Ask Connect to stream the chat's items to the stack's topic (1 StartContactStreaming, idempotent
+        per chat: a transfer or a redelivered event asks again and gets the same stream). A refusal
+        leaves the workitem without the chat's messages: logged and counted, the assignment stands."""
+        topic = self.settings.connect_chat_topic_arn
+        if self.streaming is None or not topic:
+            return
+        try:
+            self.streaming.start(contact.instance_arn, contact.initial_contact_id, topic)
+        except ChannelFailed as exc:
+            log.warning(
+                "Amazon Connect refused to stream chat %s: %s",
+                contact.initial_contact_id,
+                exc.reason,
+                extra={"event": "connector_event", "source": "connect", "outcome": "stream_refused"},
+            )
+            _count("connect", "stream_refused")
+
+    def on_chat_item(self, item: connect.ChatItem, instance: str | None) -> str:
+        """One streamed chat item (``instance``: the notification's InstanceId, when it has one): a
+        customer or agent message on the chat's workitem, once by the item's id. The tenant is the one
+        whose contact it is (the contact events recorded it), never the item's word. Returns the
+        outcome (``applied``, ``duplicate``, ``skipped``, ``ignored``, ``invalid``).
+
+        Requests: 1 GetItem (the contact); for a message, 1 GetItem + 1 TransactWriteItems."""
+        listed = {connect.instance_id(arn) for arn in self.settings.connect_instance_arns}
+        if instance is not None and instance not in listed:
+            raise Invalid("the chat item's instance is not one of this stack's ConnectInstanceArns")
+        followed = self.store.contact(item.initial_contact_id)
+        if followed is None:
+            return "ignored"  # a chat no tenant follows (an unmapped agent, or not connected yet)
+        line = connect.chat_line(item)
+        if line is None:
+            return "skipped"  # an event, a bot's or the system's line (docs/connectors.md)
+        tenant_id = followed[0]
+        idem = Idempotency(tenant_id, f"connect-chat:{item.item_id}", "connect.chat")
+        message_id = new_id("msg")
+        try:
+            self.workitems.mutate(
+                tenant_id,
+                item.workitem_id,
+                lambda w: rules.integration_message(w, line.sender, line.text, message_id, iso(item.at)),
+                idempotency=idem,
+                push=True,
+                missing=Conflict,
+            )
+        except DuplicateEvent:
+            return "duplicate"
+        except Invalid as exc:
+            log.warning("Amazon Connect chat item %s refused: %s", item.item_id, exc)
+            return "invalid"
+        except Conflict:
+            return "ignored"  # the workitem ended (or was never assigned)
+        return "applied"
 
     def _end(self, tenant_id: str, workitem_id: str, by: EndedBy, event_id: str) -> str:
         try:
             result = self.webhooks.apply(
                 InboundEvent(event_id, tenant_id, "workitem.ended", Ended(workitem_id, by.value)),
-                self.webhooks.config.policy(tenant_id),
+                self.config.policy(tenant_id),
             )
         except NotFound:
             return "ignored"  # never assigned (an unmapped agent): nothing to end

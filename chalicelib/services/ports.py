@@ -432,6 +432,15 @@ class AttentionStore(Protocol):
         ...
 
 
+class ContactStreaming(Protocol):
+    """Amazon Connect's chat message streaming (adapters/connect_streaming.py)."""
+
+    def start(self, instance_arn: str, initial_contact_id: str, topic_arn: str) -> str:
+        """Stream the chat's items to ``topic_arn``; the streaming id. Idempotent per chat; raises
+        :class:`ChannelFailed` when Connect refuses or cannot be reached."""
+        ...
+
+
 class SentimentAnalyzer(Protocol):
     """Amazon Comprehend on AWS; a lexicon analyzer on the local stack and in tests."""
 
