@@ -9,9 +9,9 @@ already streams to two is refused (``LimitExceededException``), and its workitem
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+from chalicelib.adapters.lazy_client import lazy_client
 from chalicelib.adapters.sdk_budget import CONNECT
 from chalicelib.domain.connect import instance_id
 from chalicelib.services.ports import ChannelFailed
@@ -19,19 +19,11 @@ from chalicelib.services.ports import ChannelFailed
 
 class ConnectStreaming:
     def __init__(self, region: str, client: Any = None) -> None:
-        self._region = region
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = lazy_client("connect", region, CONNECT, client)
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-
-                    self._client = boto3.client("connect", region_name=self._region, config=CONNECT.config())
-        return self._client
+        return self._client()
 
     def start(self, instance_arn: str, initial_contact_id: str, topic_arn: str) -> str:
         """1 StartContactStreaming; the streaming id."""
