@@ -49,8 +49,8 @@ from chalicelib.services.ports import (
     AssistanceStore,
     AttentionStore,
     Clock,
+    ConnectApi,
     ConnectionRegistry,
-    ContactStreaming,
     DeliveryQueue,
     Directory,
     MeetingProvider,
@@ -142,13 +142,14 @@ def comprehend(settings: Settings) -> SentimentAnalyzer:
     return ComprehendSentiment(settings.region)
 
 
-def contact_streaming(settings: Settings) -> ContactStreaming | None:
-    """Amazon Connect's chat streaming, when the stack has a topic for it (CONNECT_CHAT_TOPIC_ARN)."""
-    if not settings.connect_chat_topic_arn:
+def connect_api(settings: Settings) -> ConnectApi | None:
+    """Amazon Connect's API, when the stack follows instances (CONNECT_INSTANCE_ARNS) on AWS (it has
+    the chat topic). The local stack has neither Connect nor the topic: it streams and reconciles nothing."""
+    if not settings.connect_instance_arns or not settings.connect_chat_topic_arn:
         return None
-    from chalicelib.adapters.connect_streaming import ConnectStreaming
+    from chalicelib.adapters.connect_api import ConnectClient
 
-    return ConnectStreaming(settings.region)
+    return ConnectClient(settings.region)
 
 
 def timer_queue(settings: Settings) -> DeliveryQueue | None:
@@ -200,7 +201,7 @@ def build(
     sentiment: SentimentAnalyzer | None = None,
     timers: DeliveryQueue | None = None,
     connector_queue: DeliveryQueue | None = None,
-    streaming: ContactStreaming | None = None,
+    connect: ConnectApi | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -260,7 +261,7 @@ def build(
         bus=bus,
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
         amazon_connect=AmazonConnect(
-            settings, stores.webhooks, webhooks, workitems, directory, connector_queue, streaming or contact_streaming(settings)
+            settings, stores.webhooks, webhooks, workitems, directory, connector_queue, connect or connect_api(settings)
         ),
     )
     bus.handlers = event_handlers(built)

@@ -26,6 +26,9 @@ WORKITEM_PREFIX = "connect-"
 # A DISCONNECTED ends the workitem only if no newer contact of the same initial contact connects
 # within this many seconds (a transfer's new contact connects just after the old one disconnects).
 END_GRACE_SECONDS = 5
+# An open Connect workitem asks Connect whether its contact is still connected this often (SQS's
+# longest delay): a lost DISCONNECTED or COMPLETED ends it within this long.
+RECONCILE_SECONDS = 900
 INSTANCE_ARN_REGEX = r"^arn:aws[a-z-]*:connect:([a-z0-9-]+):([0-9]{12}):instance/([0-9a-fA-F-]{1,64})\Z"
 INSTANCE_ARN = re.compile(INSTANCE_ARN_REGEX)
 
@@ -67,6 +70,16 @@ class Contact:
     @property
     def workitem_id(self) -> str:
         return WORKITEM_PREFIX + self.initial_contact_id
+
+
+def ended_by(reason: object) -> EndedBy:
+    """Connect's disconnect reason as who ended the workitem: the customer, the agent, or the system."""
+    text = reason.upper() if isinstance(reason, str) else ""
+    if text == "CUSTOMER_DISCONNECT":
+        return EndedBy.CUSTOMER
+    if text == "AGENT_DISCONNECT":
+        return EndedBy.AGENT
+    return EndedBy.SYSTEM
 
 
 def is_connect_workitem(workitem: Workitem) -> bool:

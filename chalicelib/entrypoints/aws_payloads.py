@@ -35,6 +35,7 @@ from chalicelib.domain.connect import (
     ChatRole,
     Contact,
     ContactEvent,
+    ended_by,
     instance,
 )
 from chalicelib.domain.errors import Invalid
@@ -93,16 +94,6 @@ def _contact_id(detail: Mapping[str, Any], name: str, *, required: bool) -> str 
     if not isinstance(value, str) or not _CONTACT_ID.match(value):
         raise Invalid(f"detail.{name} must be a contact id")
     return value
-
-
-def ended_by(reason: object) -> EndedBy:
-    """``disconnectReason`` as who ended the workitem: the customer, the agent, or the system."""
-    text = reason.upper() if isinstance(reason, str) else ""
-    if text == "CUSTOMER_DISCONNECT":
-        return EndedBy.CUSTOMER
-    if text == "AGENT_DISCONNECT":
-        return EndedBy.AGENT
-    return EndedBy.SYSTEM
 
 
 def contact_event(event: BusEvent) -> Contact | None:

@@ -34,7 +34,7 @@ from chalicelib.services.integrations import Integrations, event_id
 from chalicelib.services.ports import (
     ChannelFailed,
     ClaimedElsewhere,
-    ContactStreaming,
+    ConnectApi,
     DeliveryQueue,
     DuplicateEvent,
     Idempotency,
@@ -48,6 +48,8 @@ from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, Transfer
 log = logging.getLogger(__name__)
 
 SMS_RECEIVED = "sms.received"
+# The connector queue's reconcile check of an open Amazon Connect workitem (its end check is "connect-end").
+CHECK = "connect-check"
 
 
 class ConnectorSettings(Protocol):
@@ -165,7 +167,7 @@ class AmazonConnect:
         workitems: Workitems,
         config: TenantConfig,
         queue: DeliveryQueue | None,
-        streaming: ContactStreaming | None = None,
+        api: ConnectApi | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -173,7 +175,7 @@ class AmazonConnect:
         self.workitems = workitems
         self.config = config
         self.queue = queue
-        self.streaming = streaming
+        self.api = api
 
     # --- admin ---------------------------------------------------------------------------------
 
@@ -230,13 +232,19 @@ class AmazonConnect:
         return self._schedule_end(tenant_id, contact)
 
     def on_end_check(self, body: str) -> str:
-        """The delayed end check of a DISCONNECTED: ends the workitem unless a newer contact connected."""
+        """A delayed message of the connector queue: the end check of a DISCONNECTED (ends the workitem
+        unless a newer contact connected), or the reconcile check of an open workitem."""
         try:
             check = json.loads(body)
-            tenant_id, initial, contact_id, by = check["tid"], check["initial"], check["contact"], EndedBy(check["by"])
-        except (ValueError, KeyError, TypeError):
+            reconcile = check.get("k") == CHECK
+            tenant_id, initial = str(check["tid"]), str(check["initial"])
+            instance_arn = str(check["arn"]) if reconcile else ""
+            contact_id, by = ("", EndedBy.SYSTEM) if reconcile else (check["contact"], EndedBy(check["by"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.error("dropping an unreadable Amazon Connect end check")
             return "invalid"
+        if reconcile:
+            return self._reconcile(tenant_id, instance_arn, initial)
         current = self.store.contact(initial)
         if current is not None and current[1] != contact_id:
             return "duplicate"  # transferred: the newer contact goes on
@@ -259,19 +267,23 @@ class AmazonConnect:
             result = self.webhooks.apply(InboundEvent(f"connect:{event_id}", tenant_id, kind, data), policy)
         except Conflict as exc:  # the mapped user is not an agent of the tenant (any more)
             return _ignored(str(exc), contact)
+        if result["status"] == "duplicate":
+            return "duplicate"
         if contact.channel is rules.Channel.CHAT:
             self._stream(contact)
-        return "duplicate" if result["status"] == "duplicate" else "applied"
+        if kind == "workitem.assigned":  # one chain of checks per workitem: it follows transfers itself
+            self._schedule_check(tenant_id, contact.instance_arn, contact.initial_contact_id)
+        return "applied"
 
     def _stream(self, contact: connect.Contact) -> None:
         """Ask Connect to stream the chat's items to the stack's topic (1 StartContactStreaming, idempotent
         per chat: a transfer or a redelivered event asks again and gets the same stream). A refusal
         leaves the workitem without the chat's messages: logged and counted, the assignment stands."""
         topic = self.settings.connect_chat_topic_arn
-        if self.streaming is None or not topic:
+        if self.api is None or not topic:
             return
         try:
-            self.streaming.start(contact.instance_arn, contact.initial_contact_id, topic)
+            self.api.start_streaming(contact.instance_arn, contact.initial_contact_id, topic)
         except ChannelFailed as exc:
             log.warning(
                 "Amazon Connect refused to stream chat %s: %s",
@@ -327,6 +339,42 @@ class AmazonConnect:
         except NotFound:
             return "ignored"  # never assigned (an unmapped agent): nothing to end
         return "duplicate" if result["status"] == "duplicate" else "applied"
+
+    def _schedule_check(self, tenant_id: str, instance_arn: str, initial_contact_id: str) -> None:
+        """Ask again in 15 minutes whether the contact goes on (1 SQS SendMessage): a workitem whose
+        DISCONNECTED and COMPLETED were both lost still ends. Without a queue or Connect's API, nothing."""
+        if self.queue is None or self.api is None:
+            return
+        body = json.dumps(
+            {"k": CHECK, "tid": tenant_id, "arn": instance_arn, "initial": initial_contact_id}, separators=(",", ":")
+        )
+        if self.queue.send([Outgoing(body, tenant_id, "connect", connect.RECONCILE_SECONDS)]):
+            log.warning("the connector queue refused the reconcile check of contact %s", initial_contact_id)
+
+    def _reconcile(self, tenant_id: str, instance_arn: str, initial_contact_id: str) -> str:
+        """The reconcile check: 1 GetItem (the workitem); while it is open, 1 GetItem (the newest
+        contact) and 1 DescribeContact, then the end (as ``workitem.ended``) or the next check."""
+        workitem_id = connect.WORKITEM_PREFIX + initial_contact_id
+        w = self.workitems.store.get(tenant_id, workitem_id)
+        if w is None or w.status is not rules.Status.ACTIVE or self.api is None:
+            return "ignored"  # ended as it should have been: nothing left to check
+        current = self.store.contact(initial_contact_id)
+        contact_id = current[1] if current is not None else initial_contact_id
+        try:
+            reason = self.api.disconnect_reason(instance_arn, contact_id)
+        except ChannelFailed as exc:
+            log.warning("could not describe Amazon Connect contact %s: %s", contact_id, exc.reason)
+            reason = None  # asked again at the next check
+        if reason is None:
+            self._schedule_check(tenant_id, instance_arn, initial_contact_id)
+            return "scheduled"
+        log.warning(
+            "Amazon Connect contact %s ended without its events reaching the stack: workitem %s ended",
+            contact_id,
+            workitem_id,
+            extra={"event": "connector_event", "source": "connect", "outcome": "reconciled"},
+        )
+        return self._end(tenant_id, workitem_id, connect.ended_by(reason), f"connect-reconcile:{initial_contact_id}:{contact_id}")
 
     def _schedule_end(self, tenant_id: str, contact: connect.Contact) -> str:
         if self.queue is None:

@@ -376,6 +376,10 @@ def _render(build: Build, value: Any) -> str:
     if "Fn::GetAtt" in value:
         name, attribute = value["Fn::GetAtt"]
         return _arn_of(build, name, attribute)
+    if "Fn::Split" in value:  # each listed instance's ARN + a suffix (the only list the template splits)
+        _, joined = value["Fn::Split"]
+        suffix = joined["Fn::Sub"][0].removeprefix("${Arns}")
+        return _render(build, {"Ref": "ConnectInstanceArns"}) + suffix
     if "Ref" in value:
         parameter = build.template["Parameters"][value["Ref"]]
         if value["Ref"] == "SecretsKmsKeyArn":
@@ -649,9 +653,11 @@ def test_only_end_user_messaging_of_this_account_publishes_inbound_texts_and_onl
     # the webhook and connector queues, pushes; nothing that reads secrets, texts or calls.
     granted = _granted(packaged, "ConnectorRole")
     assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice")}
-    # Of Amazon Connect, only starting a chat's streaming, on the listed instances.
-    assert {a for a in granted if a.startswith("connect:")} == {"connect:StartContactStreaming"}
+    # Of Amazon Connect, only starting a chat's streaming and reading a contact, on the listed instances.
+    assert {a for a in granted if a.startswith("connect:")} == {"connect:StartContactStreaming", "connect:DescribeContact"}
     assert _resources_of(packaged, "ConnectorRole", "connect:StartContactStreaming") == [_ref("ConnectInstanceArns")]
+    (contacts,) = _resources_of(packaged, "ConnectorRole", "connect:DescribeContact")
+    assert _render(packaged, contacts) == _render(packaged, _ref("ConnectInstanceArns")) + "/contact/*"
     assert _resources_of(packaged, "ConnectorRole", "dynamodb:Query") == [{"Fn::Sub": "${WorkitemsTable.Arn}/index/gsi2"}]
 
 

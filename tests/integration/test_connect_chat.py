@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -15,7 +16,7 @@ import msgspec
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib.adapters.connect_streaming import ConnectStreaming
+from chalicelib.adapters.connect_api import ConnectClient
 from chalicelib.entrypoints import events
 from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, CONNECT_USER_2, INSTANCE, UNLISTED, contact_event, send
 from tests.support.model_validator import enforce_model
@@ -95,7 +96,7 @@ def w(world: World, stubbed: Stubber) -> World:
     connect.settings = msgspec.structs.replace(
         world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,), connect_chat_topic_arn=TOPIC
     )
-    connect.streaming = ConnectStreaming("us-east-1", stubbed.client)
+    connect.api = ConnectClient("us-east-1", stubbed.client)
     world.services.settings = connect.settings
     world.team()
     world.admin(
@@ -211,3 +212,45 @@ def test_a_refused_stream_leaves_the_assignment_and_a_transfer_asks_again(w: Wor
 def test_voice_contacts_are_not_streamed(w: World, stubbed: Stubber) -> None:
     assert send(w, contact_event("CONNECTED_TO_AGENT", "v-1", channel="VOICE")) == "applied"
     stubbed.assert_no_pending_responses()  # no call was made: Stubber would have refused it
+
+
+def test_a_workitem_whose_end_events_were_lost_ends_at_its_reconcile_check(w: World, stubbed: Stubber) -> None:
+    expect_start(stubbed)
+    assert send(w, contact_event("CONNECTED_TO_AGENT", CHAT)) == "applied"
+    ask = {"InstanceId": INSTANCE_ID, "ContactId": CHAT}
+    # 15 minutes on, Connect says the chat goes on: the workitem stays, and is asked about again.
+    stubbed.add_response("describe_contact", {"Contact": {"Id": CHAT, "Channel": "CHAT"}}, ask)
+    w.deliver(after_seconds=901)
+    w.pump()
+    assert status_of(w) == "active"
+    # Its DISCONNECTED and COMPLETED never came; the next check finds the contact over.
+    ended_at = datetime(2026, 12, 7, 23, 20, tzinfo=UTC)
+    stubbed.add_response(
+        "describe_contact",
+        {"Contact": {"Id": CHAT, "DisconnectTimestamp": ended_at, "DisconnectReason": "CUSTOMER_DISCONNECT"}},
+        ask,
+    )
+    w.deliver(after_seconds=901)
+    w.pump()
+    stubbed.assert_no_pending_responses()
+    found = w.services.webhooks.workitems.store.get("t1", f"connect-{CHAT}")
+    assert (
+        found is not None and found.status.value == "ended" and found.ended_by is not None and found.ended_by.value == "customer"
+    )
+    # The check that ended it armed no other: nothing more is asked.
+    assert w.deliver(after_seconds=901) == 0
+
+
+def test_a_workitem_that_ended_normally_asks_connect_nothing(w: World, stubbed: Stubber) -> None:
+    expect_start(stubbed)
+    send(w, contact_event("CONNECTED_TO_AGENT", CHAT))
+    assert send(w, contact_event("COMPLETED", CHAT, time="2026-12-07T22:55:00Z")) == "applied"
+    w.deliver(after_seconds=901)
+    w.pump()
+    stubbed.assert_no_pending_responses()
+    assert status_of(w) == "ended"
+
+
+def status_of(w: World) -> str | None:
+    found = w.services.webhooks.workitems.store.get("t1", f"connect-{CHAT}")
+    return found.status.value if found is not None else None
