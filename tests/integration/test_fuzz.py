@@ -803,19 +803,25 @@ def connect_events() -> st.SearchStrategy[Any]:
     return mostly(shaped, st.one_of(json_values, shaped.map(lambda e: {**e, "detail": {"eventType": e["detail"]}})))
 
 
+def _connect_the_tenant(world: World) -> None:
+    """The stack follows the test instance, and tenant t1 connects it with agent-1 mapped."""
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
+
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+
+
 @CONNECTOR_FUZZ
 @given(event=connect_events())
 def test_amazon_connect_events(world: World, event: Any) -> None:
     """The contact event function never raises for what it is handed and answers one outcome; what it
     refuses or ignores writes nothing."""
     from chalicelib.entrypoints import events
-    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
 
     b = bench(world)
-    world.services.amazon_connect.settings = msgspec.structs.replace(
-        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
-    )
-    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    _connect_the_tenant(world)
     b.last = b.snapshot()
     result, writes = b.call(
         lambda: events.on_connect_event(event) if isinstance(event, dict) else events.on_connect_event({"x": event})
@@ -848,14 +854,11 @@ def test_amazon_connect_chat_items(world: World, record: Any) -> None:
     """The chat items of a followed chat: never an exception, one outcome per record; what is refused,
     skipped or ignored writes nothing."""
     from chalicelib.entrypoints import events
-    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE, contact_event
+    from tests.integration.test_amazon_connect import contact_event
     from tests.integration.test_connect_chat import CHAT
 
     b = bench(world)
-    world.services.amazon_connect.settings = msgspec.structs.replace(
-        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
-    )
-    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    _connect_the_tenant(world)
     events.on_connect_event(contact_event("CONNECTED_TO_AGENT", CHAT))
     world.pump()
     b.last = b.snapshot()
