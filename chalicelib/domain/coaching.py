@@ -292,6 +292,7 @@ def react(principal: Principal, workitem: Workitem, message: TimelineEntry, reac
         Role.AGENT,
         message_id=message.message_id,
         reaction=reaction.value if reaction else None,
+        extra={"supervisorId": message.author_id},  # whose coaching the reaction judges (analytics)
     )
     return rec.change()
 
@@ -311,6 +312,7 @@ def forward(principal: Principal, workitem: Workitem, message: TimelineEntry, ne
         message_id=new_message_id,
         text=message.text,
         forwarded_from=message.message_id,
+        extra={"supervisorId": message.author_id},  # whose coaching went to the customer (analytics)
     )
     return rec.change()
 
