@@ -21,6 +21,7 @@ from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
+from chalicelib.services.analytics import AnalyticsService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.commits import Workitems
@@ -43,6 +44,7 @@ from chalicelib.services.messagebus import (
     WorkitemCommitted,
 )
 from chalicelib.services.ports import (
+    AnalyticsStore,
     AssistanceStore,
     Clock,
     ConnectionRegistry,
@@ -81,6 +83,7 @@ class Services(msgspec.Struct):
     notifier: Notifier
     integrations: Integrations
     bus: MessageBus
+    analytics: AnalyticsService
 
 
 class Storage(Protocol):
@@ -101,11 +104,15 @@ class Storage(Protocol):
     @property
     def webhooks(self) -> SubscriptionStore: ...
 
+    @property
+    def analytics(self) -> AnalyticsStore: ...
+
 
 class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
 
     def __init__(self, settings: Settings) -> None:
+        from chalicelib.adapters.analytics_store import DynamoAnalyticsStore
         from chalicelib.adapters.webhook_store import DynamoWebhookStore
 
         self.workitems = DynamoWorkitemStore()
@@ -113,6 +120,7 @@ class DynamoStorage:
         self.registry = DynamoConnectionRegistry()
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
+        self.analytics = DynamoAnalyticsStore()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -197,6 +205,7 @@ def build(
         notifier=notifier,
         integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
         bus=bus,
+        analytics=AnalyticsService(stores.analytics, directory, directory),
     )
     bus.handlers = event_handlers(built)
     return built
@@ -218,19 +227,25 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         PresenceChanged: [
             lambda e: outbound.emit(e.tenant_id, "presence.changed", wire.plain(PresenceState(e.user_id, e.state.value)))
         ],
-        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request)))],
+        AssistRequested: [
+            lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request))),
+            s.analytics.on_assist_requested,
+        ],
         AssistClaimed: [
             lambda e: outbound.emit(
                 e.request.tenant_id, "assist.claimed", wire.plain(AssistNote(e.request, supervisor_id=e.supervisor_id))
-            )
+            ),
+            s.analytics.on_assist_claimed,
         ],
         AssistEscalated: [
-            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage)))
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage))),
+            s.analytics.on_assist_escalated,
         ],
         # In the workitems stream's consumer (fanout), one batch at a time:
         ChangesCommitted: [
             lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
             lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
+            s.analytics.on_changes,  # coaching analytics counted (a change it could not store is handed back)
         ],
     }
 

@@ -90,16 +90,18 @@ class DynamoAssistStore:
         except DoesNotExist:
             return None
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
         """1 UpdateItem, conditional on ``status = pending``: of two racing claims exactly one
         passes; the other gets :class:`AlreadyClaimed`. The request leaves the due index. Returns
         the request as written (ALL_NEW), with recipients an escalation may have added meanwhile."""
         item = AssistItem(assist_pk(request.tenant_id, request.assist_id), SK)
+        claimed_at: list[Any] = [AssistItem.claimed_at.set(at)] if at else []
         try:
             item.update(
                 actions=[
                     AssistItem.status.set(AssistStatus.CLAIMED.value),
                     AssistItem.claimed_by.set(supervisor_id),
+                    *claimed_at,
                     AssistItem.due_at.remove(),
                     AssistItem.duepk.remove(),
                     AssistItem.duesk.remove(),
@@ -164,4 +166,5 @@ def _to_request(item: AssistItem) -> AssistanceRequest:
         stage=Stage(int(item.stage or 0)),
         claimed_by=item.claimed_by,
         due_at=int(item.due_at) if item.due_at is not None else None,
+        claimed_at=item.claimed_at,
     )

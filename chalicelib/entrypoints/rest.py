@@ -375,6 +375,31 @@ def _timeline_page(services: Services, caller: Principal, body: None, workitem_i
     return services.coaching.timeline(caller, check_id(workitem_id, "workitemId"), *page(query))
 
 
+ANALYTICS_PARAMETERS = frozenset({"from", "to", "groupBy", "format"})
+
+
+def get_coaching_analytics(request: Any) -> Reply:
+    """``GET /analytics/coaching``: JSON, or with ``format=csv`` the rows as CSV text."""
+    return _coaching_analytics(request, request.query_params)
+
+
+@authenticated()
+def _coaching_analytics(services: Services, caller: Principal, body: None, query: dict[str, str] | None) -> Any:
+    from chalicelib.domain import analytics as an
+
+    params = dict(query or {})
+    scope = services.analytics.scope(caller)  # agents and customers are refused before their query is read
+    unknown = sorted(set(params) - ANALYTICS_PARAMETERS)
+    if unknown:
+        raise Invalid(f"unknown query parameter {unknown[0][:64]!r} (from, to, groupBy, format)")
+    fmt = params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise Invalid("format must be json or csv")
+    parsed = an.parse_query(params.get("from"), params.get("to"), params.get("groupBy"))
+    report = services.analytics.coaching(caller, parsed, scope)
+    return an.render_csv(report["rows"]) if fmt == "csv" else report
+
+
 @authenticated()
 def export_workitem(services: Services, caller: Principal, body: None, workitem_id: str) -> Any:
     return services.coaching.export(caller, check_id(workitem_id, "workitemId"))

@@ -200,7 +200,7 @@ class AssistanceService:
             raise NotFound(f"assistance request {assist_id} not found")
         rules.check_claim(caller, request)
         try:
-            request = self.store.claim(request, caller.user_id)
+            request = self.store.claim(request, caller.user_id, now_pair(self.clock)[0])
         except rules.AlreadyClaimed:
             # Lost the race to another claim: read it again (1 GetItem, on this path only) so the
             # refusal names the winner, as check_claim does when the claim was seen first.

@@ -9,7 +9,7 @@ millisecond of every cold start (docs/performance.md, section 3).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +21,7 @@ from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
+    from chalicelib.domain.analytics import Cell, Dim, Slot
     from chalicelib.domain.assistance import AssistanceRequest
     from chalicelib.domain.fairness import Health
     from chalicelib.domain.voice import Attendee, Audio, Meeting
@@ -341,8 +342,8 @@ class AssistanceStore(Protocol):
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """The request as last written (strongly consistent)."""
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
-        """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
+        """Pending -> claimed (at ``at``), conditional on it still being pending; it leaves the escalation index.
         Returns the request as written (an escalation may have added recipients since it was read).
         Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
 
@@ -352,6 +353,18 @@ class AssistanceStore(Protocol):
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """Write an escalation step, conditional on the stored request still being ``before``'s
         pending stage. False when a claim or another sweep got there first."""
+
+
+class AnalyticsStore(Protocol):
+    """Where the coaching analytics' slots and daily buckets live (``adapters/analytics_store.py``)."""
+
+    def apply(self, tenant_id: str, slot: Slot) -> bool:
+        """Apply one slot exactly once (``domain/analytics.py``): when it wins against the stored one,
+        store it and change the buckets by the difference, all or nothing. False when it did not win
+        (the same fact again, or an older one)."""
+
+    def buckets(self, tenant_id: str, dims: Sequence[Dim], months: Sequence[str]) -> list[tuple[Cell, dict[str, int]]]:
+        """Every bucket of those dimensions in those months (``YYYY-MM``)."""
 
 
 class Outgoing(msgspec.Struct, frozen=True):

@@ -19,10 +19,11 @@ import copy
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib.domain import analytics as an
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
 from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.fairness import Health
@@ -543,13 +544,13 @@ class MemoryAssistStore:
         with self._lock:
             return self._items.get((tenant_id, assist_id))
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
         with self._lock:
             key = (request.tenant_id, request.assist_id)
             stored = self._items.get(key)
             if stored is None or stored.status is not AssistStatus.PENDING:
                 raise AlreadyClaimed("the assistance request was already claimed")
-            claimed = replace(stored, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None)
+            claimed = replace(stored, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None, claimed_at=at)
             self._items[key] = claimed
             return claimed
 
@@ -647,6 +648,23 @@ class MemoryWebhookStore:
                 del self._lane[(tenant_id, place)]
 
 
+class MemoryAnalyticsStore:
+    """The analytics store in memory: one ledger of slots and buckets per tenant."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ledgers: dict[str, an.Ledger] = {}
+
+    def apply(self, tenant_id: str, slot: an.Slot) -> bool:
+        with self._lock:
+            return self.ledgers.setdefault(tenant_id, an.Ledger()).apply(slot)
+
+    def buckets(self, tenant_id: str, dims: Sequence[an.Dim], months: Sequence[str]) -> list[tuple[an.Cell, dict[str, int]]]:
+        with self._lock:
+            ledger = self.ledgers.get(tenant_id, an.Ledger())
+            return [(c, dict(v)) for c, v in ledger.buckets.items() if c.dim in dims and c.day[:7] in months]
+
+
 @dataclass
 class MemoryStorage:
     """Every storage port in memory, sharing one set of tables (what ``bootstrap.build`` takes)."""
@@ -660,3 +678,4 @@ class MemoryStorage:
         self.registry = MemoryConnectionRegistry()
         self.assistance = MemoryAssistStore(self.settings)
         self.webhooks = MemoryWebhookStore(self.tables)
+        self.analytics = MemoryAnalyticsStore()

@@ -1,0 +1,136 @@
+"""Coaching analytics (docs/product.md A1-A9): counted as it happens, read per range and grouping.
+
+Counting: the stream consumer's batches (:class:`ChangesCommitted`: joins, coach messages,
+reactions, forwards) and the assistance events raised after their commits (requested, claimed,
+escalated) become slots (``domain/analytics.py``), each applied exactly once by the store however
+often it is delivered. A change whose slots could not be stored is handed back to the stream, which
+delivers it again (the slots already stored are skipped). An assistance event's slots that could
+not be stored are logged, not raised: the request or claim is committed and its caller must not
+retry it; :meth:`AnalyticsService.rebuild` counts them from the records.
+
+Reading (``GET /analytics/coaching``): one Query per dimension read per month of the range (more
+pages only past 1 MB each), plus one BatchGetItem per 100 named users (docs/data-model.md).
+
+Attention alerts (raised, acknowledged, time to acknowledge) will be one more kind of slot with its
+own handler here; their metrics are not reported until then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib.domain import analytics as an
+from chalicelib.domain.assistance import SUPERVISORS, AssistanceRequest, Stage
+from chalicelib.domain.errors import Forbidden
+from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.services.fanout import Committed
+from chalicelib.services.messagebus import AssistClaimed, AssistEscalated, AssistRequested, ChangesCommitted
+from chalicelib.services.ports import AnalyticsStore, RecipientLookup, Supervision
+
+log = logging.getLogger(__name__)
+
+NAMES_PER_LOOKUP = 100  # one BatchGetItem
+
+
+def assist_facts(request: AssistanceRequest, *, escalated: bool | None = None) -> an.AssistFacts:
+    return an.AssistFacts(
+        assist_id=request.assist_id,
+        agent_id=request.agent_id,
+        template_id=request.template_id,
+        created_at=request.created_at,
+        to_supervisors=request.target == SUPERVISORS,
+        escalation_seconds=request.escalation_seconds,
+        escalated=request.stage > Stage.INITIAL if escalated is None else escalated,
+        claimed_by=request.claimed_by,
+        claimed_at=request.claimed_at,
+    )
+
+
+def change_slots(c: Committed) -> list[an.Slot]:
+    """The slots of one committed change: its entries, counted for the agent it had when they were
+    written (a transfer's entries come before its new agent)."""
+    return [s for e in c.note.entries for s in an.entry_slots(c.after.workitem_id, c.before.agent_id, e)]
+
+
+class AnalyticsService:
+    def __init__(self, store: AnalyticsStore, supervision: Supervision, recipients: RecipientLookup) -> None:
+        self.store = store
+        self._supervision = supervision
+        self._recipients = recipients
+
+    # --- counting ----------------------------------------------------------------------------
+
+    def on_changes(self, event: ChangesCommitted) -> None:
+        """A stream batch: every change's slots; a change that could not be stored is handed back."""
+        for c in event.batch:
+            try:
+                for slot in change_slots(c):
+                    self.store.apply(c.after.tenant_id, slot)
+            except Exception:
+                log.exception(
+                    "analytics: could not count version %d of workitem %s; handed back to the stream",
+                    c.after.version,
+                    c.after.workitem_id,
+                )
+                event.handed_back.append(c)
+
+    def on_assist_requested(self, event: AssistRequested) -> None:
+        self._count(event.request, an.requested_slots(assist_facts(event.request, escalated=False)))
+
+    def on_assist_claimed(self, event: AssistClaimed) -> None:
+        self._count(event.request, an.claimed_slots(assist_facts(event.request)))
+
+    def on_assist_escalated(self, event: AssistEscalated) -> None:
+        self._count(event.request, an.escalated_slots(assist_facts(event.request, escalated=True)))
+
+    def _count(self, request: AssistanceRequest, slots: Iterable[an.Slot]) -> None:
+        try:
+            for slot in slots:
+                self.store.apply(request.tenant_id, slot)
+        except Exception:
+            log.exception(
+                "analytics: could not count assistance request %s of tenant %s; POST /admin/analytics/rebuild counts it",
+                request.assist_id,
+                request.tenant_id,
+            )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def scope(self, caller: Principal) -> an.Scope:
+        """Admins: the tenant. Supervisors: the agents of their teams and themselves (1 Query).
+        Everybody else is refused."""
+        if caller.role is Role.ADMIN:
+            return an.Scope(tenant_wide=True)
+        if caller.role is Role.SUPERVISOR:
+            agents = self._supervision.agents_of(caller.tenant_id, caller.user_id)
+            return an.Scope(tenant_wide=False, agents=frozenset(agents), supervisor=caller.user_id)
+        raise Forbidden("only admins and supervisors may read coaching analytics")
+
+    def coaching(self, caller: Principal, query: an.Query, scope: an.Scope | None = None) -> dict[str, Any]:
+        """The report of ``query`` in the caller's scope (:meth:`scope`, unless given): rows (named when
+        they are users) and totals."""
+        scope = scope or self.scope(caller)
+        dims = an.dims_needed(query.group_by, scope)
+        buckets = self.store.buckets(caller.tenant_id, dims, query.months)
+        report = an.report(query, scope, buckets)
+        names: dict[str, str] = {}
+        if query.group_by in (an.GroupBy.AGENT, an.GroupBy.SUPERVISOR) and report.rows:
+            keys = [user_key(k) for k, _ in report.rows]
+            for start in range(0, len(keys), NAMES_PER_LOOKUP):
+                found = self._recipients.recipients(caller.tenant_id, keys[start : start + NAMES_PER_LOOKUP])
+                names.update({r.user_id: r.name for r in found.values() if r.name})
+        rows = []
+        for key, metrics in report.rows:
+            row: dict[str, Any] = {"key": key}
+            if key in names:
+                row["name"] = names[key]
+            rows.append(row | metrics)
+        return {
+            "from": query.start.isoformat(),
+            "to": query.end.isoformat(),
+            "groupBy": query.group_by.value,
+            "rows": rows,
+            "totals": report.totals,
+        }
