@@ -54,6 +54,7 @@ from chalicelib.services.ports import (
     Pusher,
     RecipientLookup,
     Renderer,
+    RetainedHistory,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
@@ -248,6 +249,17 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
             s.analytics.on_changes,  # coaching analytics counted (a change it could not store is handed back)
         ],
     }
+
+
+def rebuild_analytics(s: Services, tenant_id: str, history: RetainedHistory | None = None) -> dict[str, int]:
+    """Count every fact a tenant still retains into its coaching analytics (``AnalyticsService.rebuild``);
+    on DynamoDB unless a test passes its own ``history``. An operator's tool (Scans):
+    ``scripts/rebuild_analytics.py``."""
+    if history is None:
+        from chalicelib.adapters.analytics_store import DynamoRetainedHistory
+
+        history = DynamoRetainedHistory()
+    return s.analytics.rebuild(tenant_id, history, s.coaching.store)
 
 
 def integrations(

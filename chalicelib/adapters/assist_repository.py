@@ -86,7 +86,7 @@ class DynamoAssistStore:
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """1 GetItem (strongly consistent: claims are decided on it)."""
         try:
-            return _to_request(AssistItem.get(assist_pk(tenant_id, assist_id), SK, consistent_read=True))
+            return to_request(AssistItem.get(assist_pk(tenant_id, assist_id), SK, consistent_read=True))
         except DoesNotExist:
             return None
 
@@ -112,13 +112,13 @@ class DynamoAssistStore:
             if _conditional_failed(exc):
                 raise AlreadyClaimed("the assistance request was already claimed") from exc
             raise
-        return _to_request(item)
+        return to_request(item)
 
     def due(self, shard: int, now_epoch: int, limit: int) -> list[AssistanceRequest]:
         """1 Query on the ``due`` GSI shard (more pages only past 1 MB): every request whose
         ``duesk`` sorts before the next second, i.e. ``due_at <= now``."""
         hits = AssistItem.due.query(f"DUE#{shard}", AssistItem.duesk < f"{now_epoch + 1:012d}", limit=limit)
-        return [_to_request(i) for i in hits]
+        return [to_request(i) for i in hits]
 
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """1 UpdateItem, conditional on the request still pending at ``before``'s stage. The new
@@ -150,7 +150,7 @@ class DynamoAssistStore:
         return True
 
 
-def _to_request(item: AssistItem) -> AssistanceRequest:
+def to_request(item: AssistItem) -> AssistanceRequest:
     return AssistanceRequest(
         tenant_id=item.tenant_id,
         assist_id=item.assist_id,

@@ -1,4 +1,4 @@
-"""Coaching analytics: what is counted, on which day and for whom (docs/product.md A1-A9).
+"""Coaching analytics: what is counted, on which day and for whom (docs/product.md W12).
 
 Every countable fact becomes a :class:`Slot`: one source event's contribution to daily buckets,
 under a key that names the fact (a coach message's id, a workitem's first supervisor join, the
@@ -227,12 +227,14 @@ def _per_dims(day: str, vector: Vector, agent: str | None, supervisor: str | Non
 
 
 def entry_slots(workitem_id: str, agent_id: str, entry: TimelineEntry) -> list[Slot]:
-    """The slots of one timeline entry, ``agent_id`` being the workitem's agent when it was written.
+    """The slots of one timeline entry, ``agent_id`` being the workitem's agent when it was written
+    (joins and coach messages name it in ``agentId``; entries written before they did use ``agent_id``).
 
     Assistance entries are not counted here: the assistance records are (:func:`assist_slots`),
     whether or not the request named a workitem."""
     day = day_of(entry.at)
     kind = entry.kind
+    agent_id = str(entry.extra.get("agentId") or agent_id)  # joins and coach messages name it themselves
     if kind is EntryKind.SUPERVISOR_JOINED:
         one = {"mw": 1}
         sup = entry.author_id

@@ -220,7 +220,9 @@ def start_monitoring(principal: Principal, workitem: Workitem, supervises_agent:
         raise Conflict("the workitem has ended")
     rec = _Recorder(workitem, now)
     rec.after.monitors[principal.user_id] = now
-    rec.append(EntryKind.SUPERVISOR_JOINED, principal.user_id, Role.SUPERVISOR, extra={"supervisorId": principal.user_id})
+    # agentId: whose workitem it was then (analytics count a transferred workitem's coaching for it)
+    joined = {"supervisorId": principal.user_id, "agentId": workitem.agent_id}
+    rec.append(EntryKind.SUPERVISOR_JOINED, principal.user_id, Role.SUPERVISOR, extra=joined)
     return rec.change()
 
 
@@ -277,7 +279,10 @@ def send_coach_message(
     if not is_agent and not is_monitor:
         raise Conflict("start monitoring the workitem before coaching on it")
     rec = _Recorder(workitem, now)
-    rec.append(EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text))
+    extra = {} if is_agent else {"agentId": workitem.agent_id}  # whose workitem a supervisor coached on (analytics)
+    rec.append(
+        EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text), extra=extra
+    )
     return rec.change()
 
 

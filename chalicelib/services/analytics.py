@@ -1,4 +1,4 @@
-"""Coaching analytics (docs/product.md A1-A9): counted as it happens, read per range and grouping.
+"""Coaching analytics (docs/product.md W12): counted as it happens, read per range and grouping.
 
 Counting: the stream consumer's batches (:class:`ChangesCommitted`: joins, coach messages,
 reactions, forwards) and the assistance events raised after their commits (requested, claimed,
@@ -22,16 +22,23 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.domain import analytics as an
-from chalicelib.domain.assistance import SUPERVISORS, AssistanceRequest, Stage
+from chalicelib.domain.assistance import AssistanceRequest, AssistStatus, Stage
 from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.fanout import Committed
 from chalicelib.services.messagebus import AssistClaimed, AssistEscalated, AssistRequested, ChangesCommitted
-from chalicelib.services.ports import AnalyticsStore, RecipientLookup, Supervision
+from chalicelib.services.ports import AnalyticsStore, RecipientLookup, RetainedHistory, Supervision, WorkitemStore
 
 log = logging.getLogger(__name__)
 
 NAMES_PER_LOOKUP = 100  # one BatchGetItem
+REBUILD_PAGE = 500  # timeline entries per Query
+
+
+def raised_to_supervisors(request: AssistanceRequest) -> bool:
+    """A hand raised to supervisors (all of them, or one), not a question to a fellow agent: such a
+    request escalates until claimed or exhausted, and only supervisors and admins claim."""
+    return request.due_at is not None or request.status is AssistStatus.CLAIMED or request.stage > Stage.INITIAL
 
 
 def assist_facts(request: AssistanceRequest, *, escalated: bool | None = None) -> an.AssistFacts:
@@ -40,7 +47,7 @@ def assist_facts(request: AssistanceRequest, *, escalated: bool | None = None) -
         agent_id=request.agent_id,
         template_id=request.template_id,
         created_at=request.created_at,
-        to_supervisors=request.target == SUPERVISORS,
+        to_supervisors=raised_to_supervisors(request),
         escalation_seconds=request.escalation_seconds,
         escalated=request.stage > Stage.INITIAL if escalated is None else escalated,
         claimed_by=request.claimed_by,
@@ -95,6 +102,33 @@ class AnalyticsService:
                 request.assist_id,
                 request.tenant_id,
             )
+
+    # --- rebuilding ---------------------------------------------------------------------------
+
+    def rebuild(self, tenant_id: str, history: RetainedHistory, timelines: WorkitemStore) -> dict[str, int]:
+        """Count every fact the tenant still retains: each retained timeline (1 Query per 500 entries)
+        and assistance request. Facts counted already are skipped (the store applies each once), so
+        this fills what the incremental path missed (an assistance event whose write failed, tenants
+        that existed before the analytics) and changes nothing else: days whose timelines expired
+        keep their numbers. Returns how many workitems, requests and newly counted facts it saw."""
+        summary = {"workitems": 0, "requests": 0, "counted": 0}
+        for workitem_id, agent_id in history.workitems(tenant_id):
+            summary["workitems"] += 1
+            after = 0
+            while True:
+                entries, more = timelines.timeline(tenant_id, workitem_id, after=after, limit=REBUILD_PAGE, customer=False)
+                for entry in entries:
+                    for slot in an.entry_slots(workitem_id, agent_id, entry):
+                        summary["counted"] += self.store.apply(tenant_id, slot)
+                if not more or not entries:
+                    break
+                after = entries[-1].seq
+        for request in history.requests(tenant_id):
+            summary["requests"] += 1
+            for slot in an.assist_slots(assist_facts(request)):
+                summary["counted"] += self.store.apply(tenant_id, slot)
+        log.info("analytics rebuild of tenant %s: %s", tenant_id, summary)
+        return summary
 
     # --- reading -----------------------------------------------------------------------------
 

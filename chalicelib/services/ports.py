@@ -367,6 +367,17 @@ class AnalyticsStore(Protocol):
         """Every bucket of those dimensions in those months (``YYYY-MM``)."""
 
 
+class RetainedHistory(Protocol):
+    """What a tenant still retains, read in full for an analytics rebuild (an operator's tool: these
+    reads are Scans, never on a request path)."""
+
+    def workitems(self, tenant_id: str) -> Iterable[tuple[str, str]]:
+        """(workitem id, its agent now) of every retained workitem of the tenant."""
+
+    def requests(self, tenant_id: str) -> Iterable[AssistanceRequest]:
+        """Every retained assistance request of the tenant."""
+
+
 class Outgoing(msgspec.Struct, frozen=True):
     """A message for a delivery queue: its body, its tenant (SQS fair queues' ``MessageGroupId``, so
     one tenant's backlog never sits in front of another's), what it is (``post``, ``event``, ``sms``)

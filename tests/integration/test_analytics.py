@@ -1,4 +1,4 @@
-"""Coaching analytics end to end (docs/product.md A1-A9): coaching and raised hands through the real
+"""Coaching analytics end to end (docs/product.md W12): coaching and raised hands through the real
 entry points, counted by the stream consumer's handler and the assistance events, read through
 ``GET /analytics/coaching`` with role scopes, redelivered stream batches counted once."""
 
@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import random
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -105,19 +107,40 @@ def test_a_supervisor_sees_their_agents_and_themselves_and_an_agent_is_refused(w
 
 def test_raised_hands_are_counted_with_their_claim_time(w: World) -> None:
     agent = w.connect("agent-1", "agent")
-    w.rest("PUT", "/me/settings", w.token("sup-1", "supervisor"), {"agentMessageNotification": True})
+    w.connect("agent-2", "agent")
     sup = w.connect("sup-1", "supervisor")
     first = agent.ok("assist.request", templateId="tpl-help", to="supervisors")["assistId"]
     w.clock.advance(42.4)
     sup.ok("assist.claim", assistId=first)
     agent.ok("assist.request", templateId="tpl-help", to="supervisors")
+    agent.ok("assist.request", templateId="tpl-help", to={"userId": "agent-2"})  # a question to a peer: not counted
+    w.clock.advance(31)
+    assert w.services.assistance.escalate_due()["escalated"] == 1
+    w.clock.advance(31)
+    assert w.services.assistance.escalate_due()["escalated"] == 1  # its second step: escalated once
     w.pump()
-    rows = {r["key"]: r for r in ok(w, "admin-1", "admin", "template")["rows"]}
-    assert rows["tpl-help"]["assistRequested"] == 2
-    assert rows["tpl-help"]["assistClaimed"] == 1
-    assert rows["tpl-help"]["claimSecondsP50"] == 42
-    assert ok(w, "sup-1", "supervisor", "template")["rows"][0]["assistRequested"] == 2
-    assert ok(w, "sup-9", "supervisor", "template")["rows"] == []
+    around = (w.clock.now().date() - timedelta(days=1), w.clock.now().date() + timedelta(days=1))
+    window = {"from": around[0].isoformat(), "to": around[1].isoformat()}
+
+    def read(user: str, role: str, group_by: str) -> Any:
+        status, body = w.rest("GET", "/analytics/coaching?" + urlencode({**window, "groupBy": group_by}), w.token(user, role))
+        assert status == 200, body
+        return body
+
+    body = read("admin-1", "admin", "template")
+    assert [r["key"] for r in body["rows"]] == ["tpl-help"]
+    assert {k: body["rows"][0][k] for k in ("assistRequested", "assistClaimed", "assistEscalated", "claimSecondsP50")} == {
+        "assistRequested": 2,
+        "assistClaimed": 1,
+        "assistEscalated": 1,
+        "claimSecondsP50": 42,
+    }
+    sups = read("sup-1", "supervisor", "supervisor")
+    assert [(r["key"], r["assistClaimed"], r["assistRequested"]) for r in sups["rows"]] == [("sup-1", 1, 0)]
+    mine = read("sup-1", "supervisor", "template")
+    assert mine["rows"][0]["assistRequested"] == 2
+    other = read("sup-9", "supervisor", "template")
+    assert other["rows"] == [] and other["totals"]["assistRequested"] == 0
 
 
 def test_csv_has_the_json_numbers_and_escapes_formulas(w: World) -> None:
@@ -182,3 +205,144 @@ def test_redelivered_and_reordered_batches_count_once(w: World) -> None:
     assert got["agent-1"]["monitoredWorkitems"] == before["agent-1"]["monitoredWorkitems"] == 1
     assert got["agent-1"]["coachMessages"] == before["agent-1"]["coachMessages"] + 1
     assert got["agent-1"]["notHelpful"] == 1 and got["agent-1"]["helpful"] == 2
+
+
+@pytest.mark.moto  # counts DynamoDB requests
+def test_a_year_long_read_costs_a_bounded_number_of_requests(w: World) -> None:
+    """docs/data-model.md: 1 Query per dimension per month (13 months in 366 days), + 1 GetItem (the
+    caller's revocation), + 1 Query of a supervisor's agents, + 1 BatchGetItem per 100 named rows."""
+    from tests.support.ddbcount import count_dynamodb
+
+    coach(w)
+    year = "from=2026-01-01&to=2027-01-01"
+    cases = [
+        ("admin-1", "admin", "day", {"GetItem": 1, "Query": 13}),
+        ("admin-1", "admin", "agent", {"GetItem": 1, "Query": 26, "BatchGetItem": 1}),
+        ("admin-1", "admin", "template", {"GetItem": 1, "Query": 26}),
+        ("sup-1", "supervisor", "day", {"GetItem": 1, "Query": 14}),
+        ("sup-1", "supervisor", "template", {"GetItem": 1, "Query": 27}),
+    ]
+    for user, role, group_by, expected in cases:
+        with count_dynamodb() as log:
+            status, body = w.rest("GET", f"/analytics/coaching?{year}&groupBy={group_by}", w.token(user, role))
+        assert status == 200, body
+        assert dict(log.by_operation()) == expected, (group_by, role)
+
+
+@pytest.mark.moto  # counts DynamoDB requests
+def test_write_cost_per_coaching_event(w: World) -> None:
+    """docs/data-model.md: a join 3 GetItem + 3 TransactWriteItems, a coach message 1 TransactWriteItems,
+    a reaction 1 GetItem + 1 TransactWriteItems, a redelivered fact its reads only."""
+    from chalicelib.adapters.analytics_store import DynamoAnalyticsStore
+    from chalicelib.domain.identity import Role
+    from chalicelib.domain.timeline import EntryKind, TimelineEntry
+    from tests.support.ddbcount import count_dynamodb
+
+    store = DynamoAnalyticsStore()
+    at = "2026-04-01T10:00:00.000Z"
+
+    join = TimelineEntry("wi-9", 1, EntryKind.SUPERVISOR_JOINED, at, "sup-1", Role.SUPERVISOR)
+    tip = TimelineEntry("wi-9", 2, EntryKind.COACH_MESSAGE, at, "sup-1", Role.SUPERVISOR, message_id="m1", text="x")
+    like = TimelineEntry(
+        "wi-9",
+        3,
+        EntryKind.REACTION,
+        at,
+        "agent-1",
+        Role.AGENT,
+        message_id="m1",
+        reaction="thumbs_up",
+        extra={"supervisorId": "sup-1"},
+    )
+    for entry, expected in (
+        (join, {"GetItem": 3, "TransactWriteItems": 3}),
+        (tip, {"TransactWriteItems": 1}),
+        (like, {"GetItem": 1, "TransactWriteItems": 1}),
+    ):
+        for again, cost in ((False, expected), (True, {k: v for k, v in expected.items() if k == "GetItem"})):
+            with count_dynamodb() as log:
+                applied = [store.apply("t1", s) for s in an.entry_slots("wi-9", "agent-1", entry)]
+            assert all(applied) != again
+            # a redelivered ONCE fact costs its refused transaction; FIRST and LATEST facts their reads
+            wanted = cost if again is False or entry is not tip else {"TransactWriteItems": 1}
+            assert dict(log.by_operation()) == wanted, (entry.kind, again)
+
+
+MOVES = ["join", "join", "coach", "coach", "react", "react", "forward", "leave", "transfer", "ask", "claim", "later"]
+
+
+def _random_history(w: World, rnd: random.Random, steps: int) -> None:
+    """Coaching and raised hands at random through the real entry points, over several UTC days:
+    joins, leaves, coaching, reactions changed and cleared, forwards, transfers, claims, escalations."""
+
+    now = w.clock.now()
+
+    def connect(user: str, role: str) -> Any:  # sessions for the whole history (at most 20 h, below)
+        client = w.connect_token(w.token(user, role, ttl_seconds=23 * 3600))[1]
+        assert client is not None
+        return client
+
+    sups = {s: connect(s, "supervisor") for s in ("sup-1", "sup-2")}
+    agents = {a: connect(a, "agent") for a in ("agent-1", "agent-2")}
+    tips: list[str] = []
+    asks: list[str] = []
+    w.assign("wi-2", agent_id="agent-2")
+    owner = {"wi-1": "agent-1", "wi-2": "agent-2"}
+    for _ in range(steps):
+        wid = rnd.choice(["wi-1", "wi-2"])
+        sup = sups[rnd.choice(list(sups))]
+        agent = agents[owner[wid]]
+        move = rnd.choice(MOVES)
+        if move == "join":
+            sup.request("monitor.start", workitemId=wid)
+        elif move == "leave":
+            sup.request("monitor.stop", workitemId=wid)
+        elif move == "coach":
+            reply = sup.request("coach.send", workitemId=wid, text="tip")
+            if reply["type"] == "ack":
+                tips.append(reply["data"]["entry"]["messageId"])
+        elif move == "react" and tips:
+            reaction = rnd.choice(["thumbs_up", "thumbs_down", None])
+            agent.request("coach.react", workitemId=wid, messageId=rnd.choice(tips), reaction=reaction)
+        elif move == "forward" and tips:
+            agent.request("coach.forward", workitemId=wid, messageId=rnd.choice(tips))
+        elif move == "transfer":
+            to = "agent-2" if owner[wid] == "agent-1" else "agent-1"
+            if w.webhook("workitem.transferred", {"workitemId": wid, "toAgentId": to})[0] == 200:
+                owner[wid] = to
+        elif move == "ask":
+            reply = agent.request("assist.request", templateId="tpl-help", to="supervisors")
+            if reply["type"] == "ack":
+                asks.append(reply["data"]["assistId"])
+        elif move == "claim" and asks:
+            sup.request("assist.claim", assistId=rnd.choice(asks))
+        elif move == "later":
+            passed = w.clock.now() - now
+            w.clock.advance(rnd.choice([40, 600, 3 * 3600]) if passed < timedelta(hours=17) else 40)
+            w.services.assistance.escalate_due()
+        w.pump()
+
+
+@pytest.mark.moto  # reads the retained tables as the rebuild does (Scans)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_and_rebuilt_numbers_agree(w: World, seed: int) -> None:
+    from chalicelib import bootstrap
+    from chalicelib.adapters.analytics_store import DynamoRetainedHistory
+    from chalicelib.services.analytics import AnalyticsService
+    from tests.support.fakes import MemoryAnalyticsStore
+
+    _random_history(w, random.Random(seed), 60)
+    months = sorted({(w.clock.now().date() - timedelta(days=d)).isoformat()[:7] for d in range(0, 5)})
+    live = w.services.analytics.store
+    incremental = {c: v for c, v in live.buckets("t1", list(an.Dim), months) if any(v.values())}
+    assert incremental, "the history counted nothing"
+    fresh = MemoryAnalyticsStore()
+    rebuilt = AnalyticsService(fresh, w.services.directory.directory, w.services.directory.directory)
+    summary = rebuilt.rebuild("t1", DynamoRetainedHistory(), w.services.coaching.store)
+    assert summary["workitems"] >= 2 and summary["counted"] > 0
+    assert {c: v for c, v in fresh.buckets("t1", list(an.Dim), months) if any(v.values())} == {
+        c: {k: n for k, n in v.items() if n} for c, v in incremental.items()
+    }
+    # Rebuilding over the live numbers counts nothing again.
+    assert bootstrap.rebuild_analytics(w.services, "t1")["counted"] == 0
+    assert {c: v for c, v in live.buckets("t1", list(an.Dim), months) if any(v.values())} == incremental

@@ -1,4 +1,4 @@
-"""Coaching analytics rules (docs/product.md A1-A9): days, the lower median, slots that apply exactly
+"""Coaching analytics rules (docs/product.md W12): days, the lower median, slots that apply exactly
 once in any order, reports and CSV. Pure: no storage."""
 
 from __future__ import annotations
