@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.adapters.analytics_store import DynamoAnalyticsStore
@@ -28,7 +28,7 @@ def stored(store: DynamoAnalyticsStore, tenant: str, slots: list[an.Slot]) -> di
     return {c: v for c, v in got.items() if v}
 
 
-@settings(max_examples=8)
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])  # a tenant per example
 @given(ch.histories, st.randoms(use_true_random=False))
 def test_generated_histories_are_stored_as_computed_at_once(ddb_world: Any, spec: Any, rnd: random.Random) -> None:
     store = DynamoAnalyticsStore()
