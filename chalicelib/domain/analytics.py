@@ -179,19 +179,19 @@ def direct(slots: Iterable[Slot]) -> dict[Cell, dict[str, int]]:
 # --- days and seconds ---------------------------------------------------------------------------
 
 
-def day_of(at: str) -> str:
-    """The UTC day (``YYYY-MM-DD``) of an ISO-8601 time with an offset (or ``Z``)."""
+def _moment(at: str) -> datetime:
+    """An ISO-8601 time with an offset (or ``Z``; none is read as UTC)."""
     moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date().isoformat()
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def day_of(at: str) -> str:
+    """The UTC day (``YYYY-MM-DD``) of an ISO-8601 time."""
+    return _moment(at).astimezone(UTC).date().isoformat()
 
 
 def epoch_seconds(at: str) -> float:
-    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _moment(at).timestamp()
 
 
 def whole_seconds(start: str, end: str) -> int:
