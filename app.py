@@ -49,11 +49,7 @@ def _json_or_csv(result: tuple[int, Any]) -> Response:
     status, body = result
     if not isinstance(body, str):
         return _json(result)
-    headers: dict[str, str | list[str]] = {
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="coaching.csv"',
-    }
-    return Response(body=body, status_code=status, headers=headers)
+    return Response(body=body, status_code=status, headers=rest.CSV_HEADERS)
 
 
 # --- WebSocket -------------------------------------------------------------------------------------

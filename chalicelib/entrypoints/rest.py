@@ -396,6 +396,11 @@ def _timeline_page(services: Services, caller: Principal, body: None, workitem_i
 
 
 ANALYTICS_PARAMETERS = frozenset({"from", "to", "groupBy", "format"})
+# A report's CSV (format=csv) is a download (app.py; Chalice's policy analyzer reads app.py, keep it plain).
+CSV_HEADERS: dict[str, str | list[str]] = {
+    "Content-Type": "text/csv; charset=utf-8",
+    "Content-Disposition": 'attachment; filename="coaching.csv"',
+}
 
 
 def get_coaching_analytics(request: Any) -> Reply:
