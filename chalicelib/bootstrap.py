@@ -251,14 +251,9 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
     }
 
 
-def rebuild_analytics(s: Services, tenant_id: str, history: RetainedHistory | None = None) -> dict[str, int]:
-    """Count every fact a tenant still retains into its coaching analytics (``AnalyticsService.rebuild``);
-    on DynamoDB unless a test passes its own ``history``. An operator's tool (Scans):
-    ``scripts/rebuild_analytics.py``."""
-    if history is None:
-        from chalicelib.adapters.analytics_store import DynamoRetainedHistory
-
-        history = DynamoRetainedHistory()
+def rebuild_analytics(s: Services, tenant_id: str, history: RetainedHistory) -> dict[str, int]:
+    """Count every fact a tenant still retains into its coaching analytics (``AnalyticsService.rebuild``),
+    reading ``history`` (``scripts/rebuild_analytics.py``'s Scans: an operator's tool, never a function's)."""
     return s.analytics.rebuild(tenant_id, history, s.coaching.store)
 
 

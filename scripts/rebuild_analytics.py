@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,40 @@ TABLES = {
     "AssistanceTable": "ASSISTANCE_TABLE",
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
 }
+
+
+class DynamoRetainedHistory:
+    """A tenant's retained workitems and assistance requests: paged Scans of the two tables, filtered
+    to the tenant. Here, not in chalicelib: no function of the stack ever Scans (nor may: its roles
+    grant no dynamodb:Scan)."""
+
+    def workitems(self, tenant_id: str) -> Iterator[tuple[str, str]]:
+        from chalicelib.adapters.dynamo import WorkitemItem
+
+        prefix = f"T#{tenant_id}#W#"
+        for raw in _scan(WorkitemItem, "begins_with(pk, :p) AND sk = :w", {":p": {"S": prefix}, ":w": {"S": "W"}}):
+            yield raw["workitem_id"]["S"], raw["agent_id"]["S"]
+
+    def requests(self, tenant_id: str) -> Iterator[Any]:
+        from chalicelib.adapters.assist_repository import to_request
+        from chalicelib.adapters.dynamo import AssistItem
+
+        for raw in _scan(AssistItem, "begins_with(pk, :p)", {":p": {"S": f"T#{tenant_id}#AS#"}}):
+            yield to_request(AssistItem.from_raw_data(raw))
+
+
+def _scan(model: Any, condition: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    from chalicelib.adapters.pynamodb_compat import low_level
+
+    client: Any = low_level(model).client
+    params: dict[str, Any] = {"TableName": model.Meta.table_name, "FilterExpression": condition}
+    params["ExpressionAttributeValues"] = values
+    while True:
+        page = client.scan(**params)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def stack_tables(cloudformation: Any, stack: str) -> dict[str, str]:
@@ -49,7 +84,7 @@ def rebuild(env: dict[str, str], tenant_id: str) -> dict[str, int]:
     from chalicelib.entrypoints.wire import WIRE
 
     services = bootstrap.build(settings_module.load(env), wire=WIRE)
-    return bootstrap.rebuild_analytics(services, tenant_id)
+    return bootstrap.rebuild_analytics(services, tenant_id, DynamoRetainedHistory())
 
 
 def main(argv: list[str] | None = None) -> int:

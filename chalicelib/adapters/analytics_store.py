@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.operand import Path
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.assist_repository import to_request
-from chalicelib.adapters.dynamo import AnalyticsBucketItem, AnalyticsSlotItem, AssistItem, WorkitemItem
+from chalicelib.adapters.dynamo import AnalyticsBucketItem, AnalyticsSlotItem
 from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.store_keys import cancel_codes, tenant_prefix
 from chalicelib.domain import analytics as an
-from chalicelib.domain.assistance import AssistanceRequest
 
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 0.05
@@ -111,34 +109,3 @@ class DynamoAnalyticsStore:
                         break
                     params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return out
-
-
-class DynamoRetainedHistory:
-    """A tenant's retained workitems and assistance requests, for a rebuild run by an operator
-    (``scripts/rebuild_analytics.py``): paged Scans of the two tables, filtered to the tenant. Never
-    used on a request path."""
-
-    def workitems(self, tenant_id: str) -> Iterator[tuple[str, str]]:
-        prefix = f"{tenant_prefix(tenant_id)}#W#"
-        for raw in _scan(WorkitemItem, "begins_with(pk, :p) AND sk = :w", {":p": {"S": prefix}, ":w": {"S": "W"}}):
-            yield raw["workitem_id"]["S"], raw["agent_id"]["S"]
-
-    def requests(self, tenant_id: str) -> Iterator[AssistanceRequest]:
-        prefix = f"{tenant_prefix(tenant_id)}#AS#"
-        for raw in _scan(AssistItem, "begins_with(pk, :p)", {":p": {"S": prefix}}):
-            yield to_request(AssistItem.from_raw_data(raw))
-
-
-def _scan(model: Any, condition: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    client: Any = low_level(model).client
-    params: dict[str, Any] = {
-        "TableName": model.Meta.table_name,
-        "FilterExpression": condition,
-        "ExpressionAttributeValues": values,
-    }
-    while True:
-        page = client.scan(**params)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]

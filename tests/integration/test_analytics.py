@@ -327,8 +327,8 @@ def _random_history(w: World, rnd: random.Random, steps: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_incremental_and_rebuilt_numbers_agree(w: World, seed: int) -> None:
     from chalicelib import bootstrap
-    from chalicelib.adapters.analytics_store import DynamoRetainedHistory
     from chalicelib.services.analytics import AnalyticsService
+    from scripts.rebuild_analytics import DynamoRetainedHistory
     from tests.support.fakes import MemoryAnalyticsStore
 
     _random_history(w, random.Random(seed), 60)
@@ -344,5 +344,5 @@ def test_incremental_and_rebuilt_numbers_agree(w: World, seed: int) -> None:
         c: {k: n for k, n in v.items() if n} for c, v in incremental.items()
     }
     # Rebuilding over the live numbers counts nothing again.
-    assert bootstrap.rebuild_analytics(w.services, "t1")["counted"] == 0
+    assert bootstrap.rebuild_analytics(w.services, "t1", DynamoRetainedHistory())["counted"] == 0
     assert {c: v for c, v in live.buckets("t1", list(an.Dim), months) if any(v.values())} == incremental
