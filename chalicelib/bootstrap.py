@@ -15,6 +15,7 @@ import msgspec
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
+from chalicelib.adapters.attention_store import DynamoAttentionStore
 from chalicelib.adapters.connection_registry import DynamoConnectionRegistry
 from chalicelib.adapters.directory_store import DynamoDirectory
 from chalicelib.adapters.push import ApiGatewayPusher
@@ -22,9 +23,11 @@ from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
 from chalicelib.services.analytics import AnalyticsService
+from chalicelib.services.attention import AttentionService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.commits import Workitems
+from chalicelib.services.connectors import AmazonConnect, InboundSms
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
@@ -46,6 +49,7 @@ from chalicelib.services.messagebus import (
 from chalicelib.services.ports import (
     AnalyticsStore,
     AssistanceStore,
+    AttentionStore,
     Clock,
     ConnectionRegistry,
     DeliveryQueue,
@@ -55,6 +59,7 @@ from chalicelib.services.ports import (
     RecipientLookup,
     Renderer,
     RetainedHistory,
+    SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
@@ -83,8 +88,11 @@ class Services(msgspec.Struct):
     sessions: SessionService
     notifier: Notifier
     integrations: Integrations
+    attention: AttentionService
     bus: MessageBus
     analytics: AnalyticsService
+    inbound_sms: InboundSms
+    amazon_connect: AmazonConnect
 
 
 class Storage(Protocol):
@@ -108,6 +116,9 @@ class Storage(Protocol):
     @property
     def analytics(self) -> AnalyticsStore: ...
 
+    @property
+    def attention(self) -> AttentionStore: ...
+
 
 class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
@@ -122,6 +133,7 @@ class DynamoStorage:
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
         self.analytics = DynamoAnalyticsStore()
+        self.attention = DynamoAttentionStore()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -129,6 +141,22 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
     from chalicelib.adapters.chime import ChimeMeetingProvider
 
     return ChimeMeetingProvider(media_region=settings.media_region)
+
+
+def comprehend(settings: Settings) -> SentimentAnalyzer:
+    """Amazon Comprehend (the local stack and the tests pass their own analyzer to :func:`build`)."""
+    from chalicelib.adapters.comprehend import ComprehendSentiment
+
+    return ComprehendSentiment(settings.region)
+
+
+def timer_queue(settings: Settings) -> DeliveryQueue | None:
+    """The attention timers' SQS queue (None when the stack has none: timer rules then raise nothing)."""
+    if not settings.attention_timer_queue_url:
+        return None
+    from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(settings.attention_timer_queue_url, settings.delivery_dlq_url, settings.region)
 
 
 def trace_sdk_calls() -> None:
@@ -168,6 +196,9 @@ def build(
     sms: SmsSender | None = None,
     storage: Storage | None = None,
     sms_queue: DeliveryQueue | None = None,
+    sentiment: SentimentAnalyzer | None = None,
+    timers: DeliveryQueue | None = None,
+    connector_queue: DeliveryQueue | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -193,20 +224,40 @@ def build(
     )
     voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
+    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
+    webhooks = WebhookService(workitems, directory, directory, notifier, clock, webhook_secret)
+    if connector_queue is None and settings.connector_queue_url:
+        from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+
+        connector_queue = SqsDeliveryQueue(settings.connector_queue_url, "", settings.region)
     built = Services(
         settings=settings,
         tokens=tokens,
         directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
         fanout=FanoutService(directory, notifier, clock),
-        webhooks=WebhookService(workitems, directory, directory, notifier, clock, webhook_secret),
+        webhooks=webhooks,
         assistance=assistance,
         voice=voice,
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
+        integrations=outbound,
+        attention=AttentionService(
+            stores.attention,
+            stores.workitems,
+            directory,
+            directory,
+            notifier,
+            clock,
+            outbound.emit,
+            sentiment or comprehend(settings),
+            timers or timer_queue(settings),
+            settings.attention_cache_seconds,
+        ),
         bus=bus,
         analytics=AnalyticsService(stores.analytics, directory, directory),
+        inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
+        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
     )
     bus.handlers = event_handlers(built)
     return built
@@ -247,6 +298,7 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
             lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
             lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
             s.analytics.on_changes,  # coaching analytics counted (a change it could not store is handed back)
+            s.attention.on_changes,  # attention rules: alerts raised and cleared (docs/attention.md)
         ],
     }
 
