@@ -98,8 +98,10 @@ class AnalyticsService:
                 self.store.apply(request.tenant_id, slot)
         except Exception:
             log.exception(
-                "analytics: could not count assistance request %s of tenant %s; POST /admin/analytics/rebuild counts it",
+                "analytics: could not count assistance request %s of tenant %s; "
+                "scripts/rebuild_analytics.py --stack <stack> --tenant %s counts it (docs/operations.md)",
                 request.assist_id,
+                request.tenant_id,
                 request.tenant_id,
             )
 

@@ -143,6 +143,27 @@ def test_raised_hands_are_counted_with_their_claim_time(w: World) -> None:
     assert other["rows"] == [] and other["totals"]["assistRequested"] == 0
 
 
+def test_a_raised_hand_whose_count_failed_stands_and_its_log_names_the_repair(
+    w: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request is committed whatever the count does; the log line names the command that counts
+    what is missing, and that command exists (docs/operations.md, "Analytics rebuild")."""
+    from pathlib import Path
+
+    def broken(tenant_id: str, slot: an.Slot) -> bool:
+        raise RuntimeError("store unavailable")
+
+    monkeypatch.setattr(w.services.analytics.store, "apply", broken)
+    agent = w.connect("agent-1", "agent")
+    assist_id = agent.ok("assist.request", templateId="tpl-help", to="supervisors")["assistId"]
+    lines = [r.getMessage() for r in caplog.records if "could not count assistance request" in r.getMessage()]
+    assert len(lines) == 1 and assist_id in lines[0], lines
+    command = lines[0].split("; ", 1)[1]
+    assert command.startswith("scripts/rebuild_analytics.py --stack <stack> --tenant t1"), command
+    assert (Path(__file__).resolve().parents[2] / command.split()[0]).is_file()
+    assert "/admin/" not in command
+
+
 def test_csv_has_the_json_numbers_and_escapes_formulas(w: World) -> None:
     coach(w)
     body = ok(w, "admin-1", "admin", "agent")
