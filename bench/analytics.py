@@ -1,7 +1,8 @@
 """Coaching analytics: the cost of a 90-day read in a tenant of 500 agents, and the writes per event.
 
-A tenant's buckets for 90 UTC days are written straight to the table (500 agents with some coaching on
-every day, 50 supervisors, 5 templates: about 50,000 day buckets), then ``GET /analytics/coaching``'s
+A tenant's buckets for 90 UTC days are written straight to the table as the store keeps them (500
+agents with some coaching on every day, 50 supervisors, 5 templates: about 61,000 day buckets, each
+with its month roll-up and, for agents and supervisors, the user's own copy), then ``GET /analytics/coaching``'s
 service call is timed and its DynamoDB requests counted, for an admin grouping by agent (the largest
 answer) and by day, and for a supervisor of 10 agents. The write cost per coaching event is counted
 on the real store: a supervisor's join, a coach message, a reaction, and each one delivered again.
@@ -24,15 +25,18 @@ DAYS = 90
 
 
 def _seed(tenant: str, start: date, days: int, agents: int) -> int:
-    """Day buckets as the store writes them (one item per key per day), in batches of 25."""
-    from chalicelib.adapters.analytics_store import bucket_pk
+    """Day buckets as the store keeps them (the tenant's day bucket and month roll-up of each, and the
+    agent's or supervisor's own day bucket), in batches of 25. Returns how many day buckets."""
+    from chalicelib.adapters.analytics_store import places
     from chalicelib.adapters.dynamo import AnalyticsBucketItem
     from chalicelib.adapters.pynamodb_compat import low_level
-    from chalicelib.domain.analytics import Dim
+    from chalicelib.domain.analytics import Cell, Dim
 
     client: Any = low_level(AnalyticsBucketItem).client
     table = AnalyticsBucketItem.Meta.table_name
-    items: list[dict[str, Any]] = []
+    counters = {"mw": 3, "cm": 7, "hp": 2, "nh": 1, "fw": 1, "ar": 1, "ac": 1, "k42": 1}
+    stored: dict[tuple[str, str], dict[str, int]] = {}
+    cells = 0
     for n in range(days):
         day = (start + timedelta(days=n)).isoformat()
         keys = [(Dim.TENANT, "")]
@@ -41,15 +45,20 @@ def _seed(tenant: str, start: date, days: int, agents: int) -> int:
         keys += [(Dim.TEMPLATE, f"tpl-{t}") for t in range(TEMPLATES)]
         keys += [(Dim.AGENT_TEMPLATE, f"agent-{a}/tpl-{a % TEMPLATES}") for a in range(0, agents, 4)]
         for dim, key in keys:
-            counters = {"mw": 3, "cm": 7, "hp": 2, "nh": 1, "fw": 1, "ar": 1, "ac": 1, "k42": 1}
-            item = {"pk": {"S": bucket_pk(tenant, dim, day[:7])}, "sk": {"S": f"{key}#{day}"}}
-            item.update({k: {"N": str(v)} for k, v in counters.items()})
-            items.append({"PutRequest": {"Item": item}})
+            cells += 1
+            for place in places(tenant, Cell(dim, key, day)):
+                target = stored.setdefault(place, {})
+                for name, count in counters.items():
+                    target[name] = target.get(name, 0) + count
+    items = []
+    for (pk, sk), vector in stored.items():
+        item = {"pk": {"S": pk}, "sk": {"S": sk}} | {k: {"N": str(v)} for k, v in vector.items()}
+        items.append({"PutRequest": {"Item": item}})
     for i in range(0, len(items), 25):
         pending: dict[str, Any] = {table: items[i : i + 25]}
         while pending:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-    return len(items)
+    return cells
 
 
 def run(quick: bool, store: str) -> dict[str, Any]:
@@ -93,6 +102,7 @@ def run(quick: bool, store: str) -> dict[str, Any]:
             ("admin_by_agent", admin, query_agent),
             ("admin_by_day", admin, query_day),
             ("supervisor_by_day", supervisor, query_day),
+            ("supervisor_by_agent", supervisor, query_agent),
         ):
             times = []
             requests: dict[str, int] = {}

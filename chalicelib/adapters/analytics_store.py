@@ -4,9 +4,13 @@ Two kinds of items (docs/data-model.md):
 
 * a **slot**, ``pk = T#<tenant>#ANS#<slot key>``: the fact that won its key, its order and its
   contribution (so a later winner can take it back);
-* a **bucket**, ``pk = T#<tenant>#AN#<dim>#<YYYY-MM>``, ``sk = <key>#<YYYY-MM-DD>``: one day's counters of
-  one dimension's key, each an attribute changed with ADD (``cm``, ``hp``, ``k37`` ...). A month of one
-  dimension is one partition, so a report reads one Query per dimension per month.
+* a **bucket**: counters (``cm``, ``hp``, ``k37`` ...), each an attribute changed with ADD. A day's
+  counters of one dimension's key are kept three times over, so that every report reads few items:
+  the tenant's **day bucket** (``pk = T#<tenant>#AN#<dim>#<YYYY-MM>``, ``sk = <YYYY-MM-DD>#<key>``), its
+  **month roll-up** (``pk = T#<tenant>#AN#<dim>#<YYYY>``, ``sk = <YYYY-MM>#<key>``), and, for an agent's
+  or a supervisor's buckets, the **user's own** day bucket (``pk = T#<tenant>#ANU#<user>#<YYYY>``,
+  ``sk = <YYYY-MM-DD>#<dim>#<key>``). Sort keys start with the period, so a range of days or months
+  is one Query (:class:`chalicelib.domain.analytics.Read`).
 
 Applying a slot is one TransactWriteItems: the slot, conditional on the stored one being the one it
 was decided against (absent, or the same order), and an ADD on each bucket it changes. A slot that
@@ -23,6 +27,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.operand import Path
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo import AnalyticsBucketItem, AnalyticsSlotItem
@@ -39,12 +44,27 @@ def slot_pk(tenant_id: str, key: str) -> str:
     return f"{tenant_prefix(tenant_id)}#ANS#{key}"
 
 
-def bucket_pk(tenant_id: str, dim: an.Dim, month: str) -> str:
-    return f"{tenant_prefix(tenant_id)}#AN#{dim.value}#{month}"
+def bucket_pk(tenant_id: str, dim: an.Dim, period: str) -> str:
+    """The tenant's partition of ``dim``: a month's day buckets (``YYYY-MM``) or a year's month
+    roll-ups (``YYYY``)."""
+    return f"{tenant_prefix(tenant_id)}#AN#{dim.value}#{period}"
 
 
-def bucket_sk(cell: an.Cell) -> str:
-    return f"{cell.key}#{cell.day}"
+def owner_pk(tenant_id: str, owner: str, year: str) -> str:
+    return f"{tenant_prefix(tenant_id)}#ANU#{owner}#{year}"
+
+
+def places(tenant_id: str, cell: an.Cell) -> list[tuple[str, str]]:
+    """Every (pk, sk) that keeps a day bucket's counters: the tenant's day bucket and month roll-up,
+    and the user's own day bucket."""
+    out = [
+        (bucket_pk(tenant_id, cell.dim, cell.day[:7]), f"{cell.day}#{cell.key}"),
+        (bucket_pk(tenant_id, cell.dim, cell.day[:4]), f"{cell.day[:7]}#{cell.key}"),
+    ]
+    owner = an.owner_of(cell)
+    if owner is not None:
+        out.append((owner_pk(tenant_id, owner, cell.day[:4]), f"{cell.day}#{cell.dim.value}#{cell.key}"))
+    return out
 
 
 class SlotConflict(Exception):
@@ -81,31 +101,58 @@ class DynamoAnalyticsStore:
     def _write(self, tenant_id: str, slot: an.Slot, old: an.Slot | None) -> None:
         item = AnalyticsSlotItem(slot_pk(tenant_id, slot.key), "S", order=slot.order, rule=slot.rule.value, cells=slot.encode())
         condition = AnalyticsSlotItem.pk.does_not_exist() if old is None else AnalyticsSlotItem.order == old.order
+        changes: dict[tuple[str, str], dict[str, int]] = {}  # one update per item: days of a month share a roll-up
+        for cell, vector in an.delta(slot, old).items():
+            for place in places(tenant_id, cell):
+                target = changes.setdefault(place, {})
+                for name, n in vector.items():
+                    target[name] = target.get(name, 0) + n
         with TransactWrite(connection=low_level(AnalyticsSlotItem)) as tx:
             tx.save(item, condition=condition)
-            for cell, vector in sorted(an.delta(slot, old).items()):
-                bucket = AnalyticsBucketItem(bucket_pk(tenant_id, cell.dim, cell.day[:7]), bucket_sk(cell))
-                tx.update(bucket, actions=[Path(name).add(n) for name, n in sorted(vector.items())])
+            for (pk, sk), vector in sorted(changes.items()):
+                actions: list[Action] = [Path(name).add(n) for name, n in sorted(vector.items()) if n]
+                if actions:
+                    tx.update(AnalyticsBucketItem(pk, sk), actions=actions)
 
-    def buckets(self, tenant_id: str, dims: Sequence[an.Dim], months: Sequence[str]) -> list[tuple[an.Cell, dict[str, int]]]:
-        """1 Query per dimension per month (another page per 1 MB of buckets)."""
+    def read(self, tenant_id: str, reads: Sequence[an.Read]) -> list[tuple[an.Cell, dict[str, int]]]:
+        """1 Query per read (another page per 1 MB of buckets)."""
         client: Any = low_level(AnalyticsBucketItem).client
         table = AnalyticsBucketItem.Meta.table_name
         out: list[tuple[an.Cell, dict[str, int]]] = []
-        for dim in dims:
-            for month in months:
-                params: dict[str, Any] = {
-                    "TableName": table,
-                    "KeyConditionExpression": "pk = :pk",
-                    "ExpressionAttributeValues": {":pk": {"S": bucket_pk(tenant_id, dim, month)}},
-                }
-                while True:
-                    page = client.query(**params)
-                    for raw in page.get("Items", []):
-                        sk = raw["sk"]["S"]
-                        cell = an.Cell(dim, sk[:-11], sk[-10:])
-                        out.append((cell, {k: int(v["N"]) for k, v in raw.items() if k not in KEY_ATTRIBUTES and "N" in v}))
-                    if "LastEvaluatedKey" not in page:
-                        break
-                    params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for r in reads:
+            if r.owner is not None:
+                pk = owner_pk(tenant_id, r.owner, r.first[:4])
+            else:
+                pk = bucket_pk(tenant_id, _dim(r), r.first[:4] if r.months else r.first[:7])
+            params: dict[str, Any] = {
+                "TableName": table,
+                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+                # every sort key is "<period>#...": '$' sorts right after '#'
+                "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": f"{r.first}#"}, ":b": {"S": f"{r.last}$"}},
+            }
+            while True:
+                page = client.query(**params)
+                for raw in page.get("Items", []):
+                    out.append((_cell(r, raw["sk"]["S"]), _counters(raw, r.sign)))
+                if "LastEvaluatedKey" not in page:
+                    break
+                params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return out
+
+
+def _cell(r: an.Read, sk: str) -> an.Cell:
+    period, _, rest = sk.partition("#")
+    if r.owner is not None:
+        dim, _, key = rest.partition("#")
+        return an.Cell(an.Dim(dim), key, period)
+    return an.Cell(_dim(r), rest, period)
+
+
+def _dim(r: an.Read) -> an.Dim:
+    if r.dim is None:
+        raise ValueError("a read of the tenant's partitions names its dimension")
+    return r.dim
+
+
+def _counters(raw: dict[str, Any], sign: int) -> dict[str, int]:
+    return {k: sign * int(v["N"]) for k, v in raw.items() if k not in KEY_ATTRIBUTES and "N" in v}

@@ -163,6 +163,10 @@ class Ledger:
         add_into(self.buckets, delta(slot, old))
         return True
 
+    def read(self, reads: Iterable[Read]) -> list[tuple[Cell, dict[str, int]]]:
+        """What the store answers for ``reads`` (:func:`stored_answer` over the day buckets)."""
+        return [pair for r in reads for pair in stored_answer(r, self.buckets.items())]
+
 
 def direct(slots: Iterable[Slot]) -> dict[Cell, dict[str, int]]:
     """The buckets computed at once from every slot: the winner of each key, summed."""
@@ -383,6 +387,12 @@ class Totals:
                 sec = int(name[len(prefix) :])
                 h[sec] = h.get(sec, 0) + n
 
+    @property
+    def empty(self) -> bool:
+        """Nothing counted (what a month roll-up minus its days left out nets to for a key with no
+        fact in the range)."""
+        return not any(self.counters.values()) and not any(n for h in self.histograms.values() for n in h.values())
+
     def metrics(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {wire: self.counters.get(name, 0) for name, wire in COUNTERS.items()}
         for prefix, wire in HISTOGRAMS.items():
@@ -418,25 +428,147 @@ def _sum(cells: Iterable[tuple[Cell, Vector]], key_of: Callable[[Cell], str | No
 
 _ADMIN_ROWS = {GroupBy.AGENT: Dim.AGENT, GroupBy.SUPERVISOR: Dim.SUPERVISOR, GroupBy.TEMPLATE: Dim.TEMPLATE}
 
+# A supervisor's report reads their agents' own partitions (one Query per user per calendar year of the
+# range) up to this many Queries; a larger team reads the tenant's partitions like an admin, filtered.
+MAX_OWNER_READS = 24
 
-def dims_needed(group_by: GroupBy, scope: Scope) -> list[Dim]:
-    """The bucket dimensions a report reads (rows and totals)."""
+
+@dataclass(frozen=True)
+class Read:
+    """One Query of the buckets, with the sign its counters are added with.
+
+    * ``owner`` None: the tenant's partition of ``dim``: its day buckets from ``first`` to ``last``
+      (days of one month), or its month roll-ups from ``first`` to ``last`` (months of one year);
+    * ``owner`` a user id: that user's own partition, days ``first`` to ``last`` of one year: an
+      agent's ``AGENT`` and ``AGENT_TEMPLATE`` buckets, a supervisor's ``SUPERVISOR`` buckets."""
+
+    dim: Dim | None
+    first: str
+    last: str
+    sign: int = 1
+    owner: str | None = None
+
+    @property
+    def months(self) -> bool:
+        return len(self.first) == 7
+
+
+def owner_of(cell: Cell) -> str | None:
+    """The user whose own partition also keeps this bucket (a supervisor's report reads those)."""
+    if cell.dim in (Dim.AGENT, Dim.SUPERVISOR):
+        return cell.key
+    if cell.dim is Dim.AGENT_TEMPLATE:
+        return cell.key.partition("/")[0]
+    return None
+
+
+def stored_answer(read: Read, day_buckets: Iterable[tuple[Cell, Vector]]) -> list[tuple[Cell, dict[str, int]]]:
+    """What a store keeping ``day_buckets`` answers for ``read``: day buckets as they are, month
+    roll-ups as the sums of their days (cells whose ``day`` is ``YYYY-MM``), times the read's sign."""
+    out: dict[Cell, dict[str, int]] = {}
+    for cell, vector in day_buckets:
+        if read.owner is not None:
+            if owner_of(cell) != read.owner or not read.first <= cell.day <= read.last:
+                continue
+            target = out.setdefault(cell, {})
+        elif cell.dim is not read.dim:
+            continue
+        elif read.months:
+            if not read.first <= cell.day[:7] <= read.last:
+                continue
+            target = out.setdefault(Cell(cell.dim, cell.key, cell.day[:7]), {})
+        else:
+            if not read.first <= cell.day <= read.last:
+                continue
+            target = out.setdefault(cell, {})
+        for name, n in vector.items():
+            target[name] = target.get(name, 0) + read.sign * n
+    return sorted(out.items())
+
+
+def _month_days(month: date) -> tuple[date, date]:
+    nxt = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return month.replace(day=1), nxt - timedelta(days=1)
+
+
+def _day_read(dim: Dim, first: date, last: date, sign: int) -> Read:
+    return Read(dim, first.isoformat(), last.isoformat(), sign)
+
+
+def rollup_reads(dim: Dim, start: date, end: date) -> list[Read]:
+    """The tenant's ``dim`` partitions over ``start`` to ``end``, in as few items as the month
+    roll-ups allow: whole months as roll-ups (one Query per calendar year), and a partial month as
+    its days, or, when that reads fewer items, as its roll-up minus the days left out (every counter
+    and histogram is a sum, so the difference is exact). At most 4 Queries, whatever the range:
+    two years of roll-ups and one read at each end, or one month's roll-up and the days on both sides."""
+    reads: list[Read] = []
+    rolled: list[date] = []
+    month = start.replace(day=1)
+    while month <= end:
+        first, last = _month_days(month)
+        a, b = max(first, start), min(last, end)
+        inside = (b - a).days + 1
+        if inside <= (last - first).days + 1 - inside + 1:  # no more days than the roll-up and the rest
+            reads.append(_day_read(dim, a, b, 1))
+        else:
+            rolled.append(month)
+            if a > first:
+                reads.append(_day_read(dim, first, a - timedelta(days=1), -1))
+            if b < last:
+                reads.append(_day_read(dim, b + timedelta(days=1), last, -1))
+        month = last + timedelta(days=1)
+    for year in sorted({m.year for m in rolled}):
+        months = [m for m in rolled if m.year == year]
+        reads.append(Read(dim, months[0].isoformat()[:7], months[-1].isoformat()[:7], 1))
+    return reads
+
+
+def day_reads(dim: Dim, start: date, end: date) -> list[Read]:
+    """Every day bucket of the tenant's ``dim`` partitions from ``start`` to ``end`` (1 Query a month)."""
+    reads = []
+    month = start.replace(day=1)
+    while month <= end:
+        first, last = _month_days(month)
+        reads.append(_day_read(dim, max(first, start), min(last, end), 1))
+        month = last + timedelta(days=1)
+    return reads
+
+
+def _years(start: date, end: date) -> list[tuple[date, date]]:
+    return [(max(start, date(y, 1, 1)), min(end, date(y, 12, 31))) for y in range(start.year, end.year + 1)]
+
+
+def plan(query: Query, scope: Scope) -> list[Read]:
+    """The Queries a report costs (docs/data-model.md, "Coaching analytics").
+
+    An admin: the day grouping reads the tenant's days (1 Query a month); the others their dimension's
+    and the tenant's partitions through the month roll-ups (:func:`rollup_reads`). A supervisor: each
+    of their agents' own partitions (and their own, grouped by supervisor), one Query per user per
+    calendar year of the range, unless that is more than :data:`MAX_OWNER_READS` Queries: then the
+    tenant's partitions, as an admin's report reads them, filtered to the team."""
+    g, start, end = query.group_by, query.start, query.end
     if scope.tenant_wide:
-        return list(dict.fromkeys([_ADMIN_ROWS.get(group_by, Dim.TENANT), Dim.TENANT]))
-    if group_by is GroupBy.SUPERVISOR:
-        return [Dim.SUPERVISOR, Dim.AGENT]
-    if group_by is GroupBy.TEMPLATE:
-        return [Dim.AGENT_TEMPLATE, Dim.AGENT]
-    return [Dim.AGENT]
+        if g is GroupBy.DAY:
+            return day_reads(Dim.TENANT, start, end)
+        return rollup_reads(_ADMIN_ROWS[g], start, end) + rollup_reads(Dim.TENANT, start, end)
+    owners = sorted(scope.agents | ({scope.supervisor} if g is GroupBy.SUPERVISOR and scope.supervisor else set()))
+    years = _years(start, end)
+    if len(owners) * len(years) <= MAX_OWNER_READS:
+        return [Read(None, a.isoformat(), b.isoformat(), 1, owner) for owner in owners for a, b in years]
+    if g is GroupBy.DAY:
+        return day_reads(Dim.AGENT, start, end)
+    rows = {GroupBy.SUPERVISOR: Dim.SUPERVISOR, GroupBy.TEMPLATE: Dim.AGENT_TEMPLATE}.get(g, Dim.AGENT)
+    return [r for dim in dict.fromkeys([rows, Dim.AGENT]) for r in rollup_reads(dim, start, end)]
 
 
 def report(query: Query, scope: Scope, buckets: Iterable[tuple[Cell, Vector]]) -> Report:
-    """Rows of the grouping and the totals of the caller's scope, from the buckets of the range.
+    """Rows of the grouping and the totals of the caller's scope, from what the store answered for
+    :func:`plan` (day buckets and month roll-ups, some with negative signs: only their sums count).
 
     Admins: rows and totals from the tenant's buckets. A supervisor: rows of their agents (agent,
-    day, template) or of themselves (supervisor); totals sum their agents' buckets."""
-    days = set(query.days)
-    cells = [(c, v) for c, v in buckets if c.day in days]
+    day, template) or of themselves (supervisor); totals sum their agents' buckets. A row whose
+    numbers are all zero is left out (a day row never: every day of the range has one)."""
+    cells = list(buckets)
     g = query.group_by
 
     def mine(c: Cell) -> bool:
@@ -461,7 +593,7 @@ def report(query: Query, scope: Scope, buckets: Iterable[tuple[Cell, Vector]]) -
             return template if agent in scope.agents else None
         return c.key if mine(c) else None
 
-    grouped = _sum(cells, row_key)
+    grouped = {k: t for k, t in _sum(cells, row_key).items() if not t.empty}
     if g is GroupBy.DAY:
         for d in query.days:
             grouped.setdefault(d, Totals())

@@ -8,8 +8,9 @@ delivers it again (the slots already stored are skipped). An assistance event's 
 not be stored are logged, not raised: the request or claim is committed and its caller must not
 retry it; :meth:`AnalyticsService.rebuild` counts them from the records.
 
-Reading (``GET /analytics/coaching``): one Query per dimension read per month of the range (more
-pages only past 1 MB each), plus one BatchGetItem per 100 named users (docs/data-model.md).
+Reading (``GET /analytics/coaching``): the Queries of :func:`chalicelib.domain.analytics.plan` (month
+roll-ups for whole months; a supervisor's agents' own partitions), plus one BatchGetItem per 100 named
+users (docs/data-model.md).
 
 Attention alerts (raised, acknowledged, time to acknowledge) will be one more kind of slot with its
 own handler here; their metrics are not reported until then.
@@ -148,9 +149,7 @@ class AnalyticsService:
         """The report of ``query`` in the caller's scope (:meth:`scope`, unless given): rows (named when
         they are users) and totals."""
         scope = scope or self.scope(caller)
-        dims = an.dims_needed(query.group_by, scope)
-        buckets = self.store.buckets(caller.tenant_id, dims, query.months)
-        report = an.report(query, scope, buckets)
+        report = an.report(query, scope, self.store.read(caller.tenant_id, an.plan(query, scope)))
         names: dict[str, str] = {}
         if query.group_by in (an.GroupBy.AGENT, an.GroupBy.SUPERVISOR) and report.rows:
             keys = [user_key(k) for k, _ in report.rows]

@@ -21,7 +21,7 @@ from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
-    from chalicelib.domain.analytics import Cell, Dim, Slot
+    from chalicelib.domain.analytics import Cell, Read, Slot
     from chalicelib.domain.assistance import AssistanceRequest
     from chalicelib.domain.attention import Alert, Rule
     from chalicelib.domain.fairness import Health
@@ -393,8 +393,9 @@ class AnalyticsStore(Protocol):
         store it and change the buckets by the difference, all or nothing. False when it did not win
         (the same fact again, or an older one)."""
 
-    def buckets(self, tenant_id: str, dims: Sequence[Dim], months: Sequence[str]) -> list[tuple[Cell, dict[str, int]]]:
-        """Every bucket of those dimensions in those months (``YYYY-MM``)."""
+    def read(self, tenant_id: str, reads: Sequence[Read]) -> list[tuple[Cell, dict[str, int]]]:
+        """What each read finds (``domain/analytics.py``: :class:`Read`, :func:`stored_answer`): day
+        buckets and month roll-ups, their counters times the read's sign; one Query per read."""
 
 
 class RetainedHistory(Protocol):

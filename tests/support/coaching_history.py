@@ -240,3 +240,22 @@ def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int
         return {**t, "claimSecondsP50": claims[(len(claims) - 1) // 2] if claims else None}
 
     return {k: done(v) for k, v in rows.items()}, done(totals)
+
+
+def every_layout(store: Any, tenant: str, months: list[str]) -> dict[tuple[str, an.Cell], dict[str, int]]:
+    """Everything a store keeps for these months, read every way the reports read it: each
+    dimension's day buckets and month roll-ups, and each user's own days (counters that are zero
+    left out, as a DynamoDB item keeps them after an ADD takes a count back)."""
+    days = [an.Read(dim, f"{m}-01", f"{m}-31") for dim in an.Dim for m in months]
+    years = sorted({m[:4] for m in months})
+    rollups = [an.Read(dim, f"{y}-01", f"{y}-12") for dim in an.Dim for y in years]
+    found: dict[tuple[str, an.Cell], dict[str, int]] = {}
+    for kind, reads in (("day", days), ("month", rollups)):
+        for cell, vector in store.read(tenant, reads):
+            found[(kind, cell)] = vector
+    owners = sorted({o for (_, c) in found if (o := an.owner_of(c)) is not None})
+    own = [an.Read(None, f"{y}-01-01", f"{y}-12-31", 1, owner) for owner in owners for y in years]
+    for cell, vector in store.read(tenant, own):
+        found[("own", cell)] = vector
+    cleaned = {where: {k: n for k, n in v.items() if n} for where, v in found.items()}
+    return {where: v for where, v in cleaned.items() if v}

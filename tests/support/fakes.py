@@ -752,10 +752,9 @@ class MemoryAnalyticsStore:
         with self._lock:
             return self.ledgers.setdefault(tenant_id, an.Ledger()).apply(slot)
 
-    def buckets(self, tenant_id: str, dims: Sequence[an.Dim], months: Sequence[str]) -> list[tuple[an.Cell, dict[str, int]]]:
+    def read(self, tenant_id: str, reads: Sequence[an.Read]) -> list[tuple[an.Cell, dict[str, int]]]:
         with self._lock:
-            ledger = self.ledgers.get(tenant_id, an.Ledger())
-            return [(c, dict(v)) for c, v in ledger.buckets.items() if c.dim in dims and c.day[:7] in months]
+            return self.ledgers.get(tenant_id, an.Ledger()).read(reads)
 
 
 class MemoryAttentionStore:

@@ -161,8 +161,8 @@ class _CountedLater:
         self.held.append((tenant_id, slot))
         return True
 
-    def buckets(self, *args: Any) -> Any:
-        return self.store.buckets(*args)
+    def read(self, *args: Any) -> Any:
+        return self.store.read(*args)
 
     def flush(self) -> None:
         held, self.held = self.held, []

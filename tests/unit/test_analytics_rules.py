@@ -4,7 +4,7 @@ once in any order, reports and CSV. Pure: no storage."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -144,7 +144,8 @@ def test_incremental_aggregation_equals_the_numbers_counted_from_the_timelines(
         ledger.apply(slot)
     assert ledger.buckets == an.direct(ch.all_slots(history))
     query = an.parse_query(*days, group_by.value)
-    got = an.report(query, an.Scope(tenant_wide=True), ledger.buckets.items())
+    scope = an.Scope(tenant_wide=True)
+    got = an.report(query, scope, ledger.read(an.plan(query, scope)))
     rows, totals = ch.expected(history, query)
     assert dict(got.rows) == rows
     assert got.totals == totals
@@ -162,16 +163,22 @@ def test_a_supervisor_sees_their_agents_and_their_own_row() -> None:
         Cell(Dim.TENANT, "", day): {"cm": 7},
     }
     scope = an.Scope(tenant_wide=False, agents=frozenset({"a1"}), supervisor="s1")
+    ledger = an.Ledger()
+    ledger.buckets = dict(buckets)
+
+    def report(query: an.Query) -> an.Report:
+        return an.report(query, scope, ledger.read(an.plan(query, scope)))
+
     for group_by, rows in {
         "agent": ["a1"],
         "supervisor": ["s1"],
         "template": ["t"],
         "day": [day],
     }.items():
-        got = an.report(an.parse_query(day, day, group_by), scope, buckets.items())
+        got = report(an.parse_query(day, day, group_by))
         assert [k for k, _ in got.rows] == rows
         assert got.totals["coachMessages"] == 2
-    template = an.report(an.parse_query(day, day, "template"), scope, buckets.items())
+    template = report(an.parse_query(day, day, "template"))
     assert template.rows[0][1]["assistRequested"] == 1
 
 
@@ -226,3 +233,87 @@ def test_csv_header_names_the_json_fields() -> None:
     assert line.startswith("agent-1,'=cmd,1,")
     assert line.endswith(",")
     assert end == ""
+
+
+# --- month roll-ups and users' own partitions ---------------------------------------------------
+
+FIRST_DAY = date(2025, 11, 1)
+_keys = {
+    Dim.TENANT: [""],
+    Dim.AGENT: ["a1", "a2", "a3"],
+    Dim.SUPERVISOR: ["s1", "s2"],
+    Dim.TEMPLATE: ["t1", "t2"],
+    Dim.AGENT_TEMPLATE: ["a1/t1", "a2/t1", "a3/t2"],
+}
+_cells = st.sampled_from(list(Dim)).flatmap(
+    lambda dim: st.builds(
+        lambda key, day: Cell(dim, key, (FIRST_DAY + timedelta(days=day)).isoformat()),
+        st.sampled_from(_keys[dim]),
+        st.one_of(st.integers(0, 75), st.integers(0, 480)),  # dense around the first months' edges, and wide
+    )
+)
+_vectors = st.dictionaries(st.sampled_from(["cm", "hp", "ar", "ac", "k0", "k42", "k3600"]), st.integers(1, 3), min_size=1)
+_ranges = st.one_of(st.tuples(st.integers(0, 75), st.integers(0, 75)), st.tuples(st.integers(0, 480), st.integers(0, 365))).map(
+    lambda t: (FIRST_DAY + timedelta(days=t[0]), FIRST_DAY + timedelta(days=t[0] + t[1]))
+)
+# A bucket of one key of each dimension on every day (a different count each day of a week), so that
+# a read one day off changes the numbers wherever the range starts or ends.
+DENSE = {
+    Cell(dim, keys[0], (FIRST_DAY + timedelta(days=d)).isoformat()): {"cm": d % 7 + 1, f"k{d % 3}": 1}
+    for dim, keys in _keys.items()
+    for d in range(481)
+}
+_scopes = st.sampled_from(
+    [
+        an.Scope(tenant_wide=True),
+        an.Scope(tenant_wide=False, agents=frozenset({"a1", "a3"}), supervisor="s1"),
+        an.Scope(tenant_wide=False, agents=frozenset({"a2"}), supervisor="s2"),
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_cells, _vectors, max_size=60), _ranges, st.sampled_from(list(GroupBy)), _scopes, st.booleans())
+def test_reports_through_the_roll_ups_equal_the_sums_of_their_days(
+    buckets: dict[Cell, dict[str, int]], days: tuple[date, date], group_by: GroupBy, scope: an.Scope, large_team: bool
+) -> None:
+    """W12.10: whole months read as roll-ups, a partial month as its days or as its roll-up minus the days
+    left out, a supervisor's agents from their own partitions (or, past MAX_OWNER_READS, from the
+    tenant's): the report is the one the day buckets of the range give."""
+    buckets = DENSE | buckets
+    ledger = an.Ledger()
+    ledger.buckets = buckets
+    query = an.Query(days[0], days[1], group_by)
+    wanted = an.report(query, scope, [(c, v) for c, v in buckets.items() if days[0].isoformat() <= c.day <= days[1].isoformat()])
+    if large_team and not scope.tenant_wide:  # the tenant-partition path of a large team, with the same agents
+        import unittest.mock
+
+        with unittest.mock.patch.object(an, "MAX_OWNER_READS", 0):
+            got = an.report(query, scope, ledger.read(an.plan(query, scope)))
+    else:
+        got = an.report(query, scope, ledger.read(an.plan(query, scope)))
+    assert got == wanted
+
+
+@given(_ranges, st.sampled_from([GroupBy.AGENT, GroupBy.SUPERVISOR, GroupBy.TEMPLATE]))
+def test_an_admin_report_costs_at_most_eight_queries_whatever_the_range(days: tuple[date, date], group_by: GroupBy) -> None:
+    reads = an.plan(an.Query(days[0], days[1], group_by), an.Scope(tenant_wide=True))
+    assert len(reads) <= 8
+    assert all(r.first[:4] == r.last[:4] and (r.months or r.first[:7] == r.last[:7]) for r in reads)  # one partition each
+
+
+def test_ninety_days_read_mostly_month_roll_ups() -> None:
+    """2026-09-02 to 2026-11-30 by agent: September's roll-up minus its first day, October and November
+    as roll-ups: one Query of roll-ups and one of a day, for the agents and for the tenant."""
+    query = an.parse_query("2026-09-02", "2026-11-30", "agent")
+    assert an.plan(query, an.Scope(tenant_wide=True)) == [
+        an.Read(Dim.AGENT, "2026-09-01", "2026-09-01", -1),
+        an.Read(Dim.AGENT, "2026-09", "2026-11", 1),
+        an.Read(Dim.TENANT, "2026-09-01", "2026-09-01", -1),
+        an.Read(Dim.TENANT, "2026-09", "2026-11", 1),
+    ]
+    team = an.Scope(tenant_wide=False, agents=frozenset({"a1", "a2"}), supervisor="s1")
+    assert an.plan(query, team) == [
+        an.Read(None, "2026-09-02", "2026-11-30", 1, "a1"),
+        an.Read(None, "2026-09-02", "2026-11-30", 1, "a2"),
+    ]
