@@ -67,6 +67,25 @@ def places(tenant_id: str, cell: an.Cell) -> list[tuple[str, str]]:
     return out
 
 
+def add_slot(tx: TransactWrite, tenant_id: str, slot: an.Slot, old: an.Slot | None = None) -> None:
+    """Put ``slot`` into the transaction ``tx``: the slot, conditional on the stored one being ``old``
+    (absent when None), and an ADD on every bucket item its difference changes (one update per item:
+    days of a month share a roll-up)."""
+    item = AnalyticsSlotItem(slot_pk(tenant_id, slot.key), "S", order=slot.order, rule=slot.rule.value, cells=slot.encode())
+    condition = AnalyticsSlotItem.pk.does_not_exist() if old is None else AnalyticsSlotItem.order == old.order
+    changes: dict[tuple[str, str], dict[str, int]] = {}
+    for cell, vector in an.delta(slot, old).items():
+        for place in places(tenant_id, cell):
+            target = changes.setdefault(place, {})
+            for name, n in vector.items():
+                target[name] = target.get(name, 0) + n
+    tx.save(item, condition=condition)
+    for (pk, sk), totals in sorted(changes.items()):
+        actions: list[Action] = [Path(name).add(n) for name, n in sorted(totals.items()) if n]
+        if actions:
+            tx.update(AnalyticsBucketItem(pk, sk), actions=actions)
+
+
 class SlotConflict(Exception):
     """A slot could not be applied in MAX_ATTEMPTS transactions (every one lost a race)."""
 
@@ -99,20 +118,8 @@ class DynamoAnalyticsStore:
         return an.Slot.decode(slot.key, an.Rule(item.rule), int(item.order), item.cells)
 
     def _write(self, tenant_id: str, slot: an.Slot, old: an.Slot | None) -> None:
-        item = AnalyticsSlotItem(slot_pk(tenant_id, slot.key), "S", order=slot.order, rule=slot.rule.value, cells=slot.encode())
-        condition = AnalyticsSlotItem.pk.does_not_exist() if old is None else AnalyticsSlotItem.order == old.order
-        changes: dict[tuple[str, str], dict[str, int]] = {}  # one update per item: days of a month share a roll-up
-        for cell, vector in an.delta(slot, old).items():
-            for place in places(tenant_id, cell):
-                target = changes.setdefault(place, {})
-                for name, n in vector.items():
-                    target[name] = target.get(name, 0) + n
         with TransactWrite(connection=low_level(AnalyticsSlotItem)) as tx:
-            tx.save(item, condition=condition)
-            for (pk, sk), vector in sorted(changes.items()):
-                actions: list[Action] = [Path(name).add(n) for name, n in sorted(vector.items()) if n]
-                if actions:
-                    tx.update(AnalyticsBucketItem(pk, sk), actions=actions)
+            add_slot(tx, tenant_id, slot, old)
 
     def read(self, tenant_id: str, reads: Sequence[an.Read]) -> list[tuple[an.Cell, dict[str, int]]]:
         """1 Query per read (another page per 1 MB of buckets)."""

@@ -17,13 +17,19 @@ Every state change is conditional, so a claim and a sweep racing each other cann
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.analytics_store import add_slot
 from chalicelib.adapters.dynamo import AssistItem
+from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.storage_errors import response_code
+from chalicelib.adapters.store_keys import cancel_codes
+from chalicelib.domain.analytics import Slot
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus, Stage
 from chalicelib.services.ports import AlreadyExists
 from chalicelib.settings import Settings
@@ -51,8 +57,11 @@ class DynamoAssistStore:
         """Stable across processes (unlike ``hash``), so every writer agrees on a request's shard."""
         return zlib.crc32(assist_id.encode()) % self._shards
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
-        """1 PutItem (conditional: a request id is never reused)."""
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[Slot] = ()) -> bool:
+        """1 PutItem (conditional: a request id is never reused); with ``counted`` (the analytics' new
+        facts of the request), 1 TransactWriteItems that stores them with it instead. True when they
+        were stored; False when they were not (a race on their buckets, which the request does not
+        wait for): the request is then stored alone and the caller counts them."""
         created = datetime.fromisoformat(request.created_at.replace("Z", "+00:00"))
         item = AssistItem(
             assist_pk(request.tenant_id, request.assist_id),
@@ -76,12 +85,26 @@ class DynamoAssistStore:
         if request.escalates and request.due_at is not None:
             item.duepk = f"DUE#{self.shard_of(request.assist_id)}"
             item.duesk = due_sk(request.due_at, request.tenant_id, request.assist_id)
+        if counted:
+            try:
+                with TransactWrite(connection=low_level(AssistItem)) as tx:
+                    tx.save(item, condition=AssistItem.pk.does_not_exist())
+                    for slot in counted:
+                        add_slot(tx, request.tenant_id, slot)
+                return True
+            except TransactWriteError as exc:
+                codes = cancel_codes(exc)
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    raise AlreadyExists(request.assist_id) from exc
+                if not codes or not any(c in ("ConditionalCheckFailed", "TransactionConflict") for c in codes):
+                    raise
         try:
             item.save(condition=AssistItem.pk.does_not_exist())
         except PutError as exc:
             if _conditional_failed(exc):
                 raise AlreadyExists(request.assist_id) from exc
             raise
+        return not counted
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """1 GetItem (strongly consistent: claims are decided on it)."""

@@ -56,6 +56,11 @@ def assist_facts(request: AssistanceRequest, *, escalated: bool | None = None) -
     )
 
 
+def requested_slots(request: AssistanceRequest) -> list[an.Slot]:
+    """A new request's facts (a hand raised to supervisors), stored with the request when they can be."""
+    return an.requested_slots(assist_facts(request, escalated=False))
+
+
 def change_slots(c: Committed) -> list[an.Slot]:
     """The slots of one committed change: its entries, counted for the agent it had when they were
     written (a transfer's entries come before its new agent)."""
@@ -85,7 +90,9 @@ class AnalyticsService:
                 event.handed_back.append(c)
 
     def on_assist_requested(self, event: AssistRequested) -> None:
-        self._count(event.request, an.requested_slots(assist_facts(event.request, escalated=False)))
+        """Counted here only when the request could not be stored with its facts (``counted``)."""
+        if not event.counted:
+            self._count(event.request, requested_slots(event.request))
 
     def on_assist_claimed(self, event: AssistClaimed) -> None:
         self._count(event.request, an.claimed_slots(assist_facts(event.request)))

@@ -366,8 +366,10 @@ class Verifier(Protocol):
 class AssistanceStore(Protocol):
     """Where assistance requests live (``chalicelib.adapters.assist_repository`` on DynamoDB)."""
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
-        """Store a new request; a due one enters the escalation index."""
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[Slot] = ()) -> bool:
+        """Store a new request; a due one enters the escalation index. ``counted``: the analytics'
+        facts of the request (``ONCE`` slots, new), stored with it, all or nothing, when their buckets
+        are free; True when they were (or there were none), False when the request was stored alone."""
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """The request as last written (strongly consistent)."""

@@ -144,25 +144,65 @@ def test_raised_hands_are_counted_with_their_claim_time(w: World) -> None:
     assert other["rows"] == [] and other["totals"]["assistRequested"] == 0
 
 
-def test_a_raised_hand_whose_count_failed_stands_and_its_log_names_the_repair(
+def test_a_claim_whose_count_failed_stands_and_its_log_names_the_repair(
     w: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The request is committed whatever the count does; the log line names the command that counts
+    """The claim is committed whatever the count does; the log line names the command that counts
     what is missing, and that command exists (docs/operations.md, "Analytics rebuild")."""
     from pathlib import Path
 
     def broken(tenant_id: str, slot: an.Slot) -> bool:
         raise RuntimeError("store unavailable")
 
-    monkeypatch.setattr(w.services.analytics.store, "apply", broken)
-    agent = w.connect("agent-1", "agent")
+    agent, sup = w.connect("agent-1", "agent"), w.connect("sup-1", "supervisor")
     assist_id = agent.ok("assist.request", templateId="tpl-help", to="supervisors")["assistId"]
+    monkeypatch.setattr(w.services.analytics.store, "apply", broken)
+    assert sup.ok("assist.claim", assistId=assist_id) == {"assistId": assist_id}
     lines = [r.getMessage() for r in caplog.records if "could not count assistance request" in r.getMessage()]
     assert len(lines) == 1 and assist_id in lines[0], lines
     command = lines[0].split("; ", 1)[1]
     assert command.startswith("scripts/rebuild_analytics.py --stack <stack> --tenant t1"), command
     assert (Path(__file__).resolve().parents[2] / command.split()[0]).is_file()
     assert "/admin/" not in command
+
+
+@pytest.mark.moto  # DynamoDB's answer to a transaction that met another one (moto never gives it)
+def test_a_raised_hand_is_counted_in_its_own_write_and_alone_when_its_buckets_are_busy(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/data-model.md: the request and its analytics facts are 1 TransactWriteItems; when that
+    meets another transaction on a bucket, the request is stored alone (1 PutItem) and its facts are
+    counted after it, once."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    from tests.support.ddbcount import count_dynamodb
+
+    agent = w.connect("agent-1", "agent")
+    with count_dynamodb() as quiet:
+        agent.ok("assist.request", templateId="tpl-help", to="supervisors")
+    original = getattr(BaseClient, "_make_api_call")
+    refused: list[int] = []
+
+    def busy(self: BaseClient, operation: str, params: Any) -> object:
+        items = params.get("TransactItems", []) if operation == "TransactWriteItems" else []
+        if any("AssistanceTable" in str(i) or "assistance" in str(i) for i in items[:1]) and not refused:
+            refused.append(len(items))
+            reasons = [{"Code": "None"}] + [{"Code": "TransactionConflict"}] * (len(items) - 1)
+            response = {"Error": {"Code": "TransactionCanceledException", "Message": "busy"}, "CancellationReasons": reasons}
+            raise ClientError(response, operation)  # type: ignore[arg-type]
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", busy)
+    with count_dynamodb() as contended:
+        agent.ok("assist.request", templateId="tpl-help", to="supervisors")
+    assert refused, "the request was not written with its facts"
+    quiet_ops, busy_ops = dict(quiet.by_operation()), dict(contended.by_operation())
+    assert quiet_ops.get("TransactWriteItems") == 1 and "PutItem" not in quiet_ops
+    # the refused transaction, the request alone, then its facts counted by the analytics store
+    assert busy_ops.get("PutItem") == 1 and busy_ops.get("TransactWriteItems") == 2
+    body = ok(w, "admin-1", "admin", "template")
+    assert [(r["key"], r["assistRequested"]) for r in body["rows"]] == [("tpl-help", 2)]
 
 
 def test_csv_has_the_json_numbers_and_escapes_formulas(w: World) -> None:

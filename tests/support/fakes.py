@@ -560,20 +560,26 @@ class MemoryAssistStore:
     """``AssistanceStore``: every state change conditional on the request still pending (at the
     stage read), the due index sharded as the adapter shards it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, analytics: MemoryAnalyticsStore | None = None) -> None:
         self._shards = max(1, settings.escalation_shards)
         self._items: dict[tuple[str, str], AssistanceRequest] = {}
         self._lock = threading.Lock()
+        self.analytics = analytics  # where a request's counted facts go (none: they are not counted here)
 
     def shard_of(self, assist_id: str) -> int:
         return zlib.crc32(assist_id.encode()) % self._shards
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[an.Slot] = ()) -> bool:
         with self._lock:
             key = (request.tenant_id, request.assist_id)
             if key in self._items:
                 raise AlreadyExists(request.assist_id)
             self._items[key] = request
+        if counted and self.analytics is None:
+            return False
+        for slot in counted:
+            self.analytics.apply(request.tenant_id, slot)  # type: ignore[union-attr]
+        return True
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         with self._lock:
@@ -838,7 +844,7 @@ class MemoryStorage:
         self.workitems = MemoryWorkitemStore(self.tables)
         self.directory = MemoryDirectory(self.tables, self.settings)
         self.registry = MemoryConnectionRegistry()
-        self.assistance = MemoryAssistStore(self.settings)
-        self.webhooks = MemoryWebhookStore(self.tables)
         self.analytics = MemoryAnalyticsStore()
+        self.assistance = MemoryAssistStore(self.settings, self.analytics)
+        self.webhooks = MemoryWebhookStore(self.tables)
         self.attention = MemoryAttentionStore(self.tables)

@@ -272,7 +272,7 @@ _scopes = st.sampled_from(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.dictionaries(_cells, _vectors, max_size=60), _ranges, st.sampled_from(list(GroupBy)), _scopes, st.booleans())
 def test_reports_through_the_roll_ups_equal_the_sums_of_their_days(
     buckets: dict[Cell, dict[str, int]], days: tuple[date, date], group_by: GroupBy, scope: an.Scope, large_team: bool
