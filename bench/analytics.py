@@ -113,7 +113,7 @@ def run(quick: bool, store: str) -> dict[str, Any]:
                     report = services.analytics.coaching(caller, query)
                 times.append(time.perf_counter() - began)
                 requests = dict(log.by_operation())
-                rows = len(report["rows"])
+                rows = len(report.rows)
             reads[label] = {"rows": rows, "requests": requests, "requests_total": sum(requests.values()), **summary_ms(times)}
 
         store_ = DynamoAnalyticsStore()

@@ -253,6 +253,7 @@ def build(
             sentiment or comprehend(settings),
             timers or timer_queue(settings),
             settings.attention_cache_seconds,
+            config=directory,
         ),
         bus=bus,
         analytics=AnalyticsService(stores.analytics, directory, directory),

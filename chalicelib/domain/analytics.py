@@ -38,20 +38,21 @@ from .timeline import EntryKind, TimelineEntry
 MAX_DAYS = 366
 HISTOGRAM_CAP_SECONDS = 3600
 
-# Counter name in storage -> metric name on the wire (short names keep the bucket items small).
+# Counter name in storage -> metric name (short names keep the bucket items small; the wire's names
+# are the entry layer's, entrypoints/wire.py).
 COUNTERS: dict[str, str] = {
-    "mw": "monitoredWorkitems",
-    "cm": "coachMessages",
+    "mw": "monitored_workitems",
+    "cm": "coach_messages",
     "hp": "helpful",
-    "nh": "notHelpful",
+    "nh": "not_helpful",
     "fw": "forwarded",
-    "ar": "assistRequested",
-    "ac": "assistClaimed",
-    "ae": "assistEscalated",
+    "ar": "assist_requested",
+    "ac": "assist_claimed",
+    "ae": "assist_escalated",
 }
 # Histogram name in storage (one counter per whole second, ``<prefix><seconds>``) -> p50 metric.
-HISTOGRAMS: dict[str, str] = {"k": "claimSecondsP50"}
-# The wire's metric names in order (attention alerts will add theirs here and in the two maps above).
+HISTOGRAMS: dict[str, str] = {"k": "claim_seconds_p50"}
+# The metrics in report order (attention alerts will add theirs here and in the two maps above).
 METRICS: tuple[str, ...] = (*COUNTERS.values(), *HISTOGRAMS.values())
 
 
@@ -627,9 +628,8 @@ def csv_cell(value: object) -> str:
     return text
 
 
-def render_csv(rows: Sequence[Mapping[str, object]]) -> str:
-    """Header ``key,name,<metrics>`` then one line per row, CRLF line ends (RFC 4180)."""
-    header = ["key", "name", *METRICS]
-    lines = [",".join(header)]
-    lines += [",".join(csv_cell(row.get(col)) for col in header) for row in rows]
-    return "\r\n".join(lines) + "\r\n"
+def render_csv(header: Sequence[str], lines: Iterable[Sequence[object]]) -> str:
+    """A header line then one line per row, each cell through :func:`csv_cell`, CRLF line ends (RFC 4180)."""
+    out = [",".join(csv_cell(h) for h in header)]
+    out += [",".join(csv_cell(v) for v in line) for line in lines]
+    return "\r\n".join(out) + "\r\n"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from chalicelib.domain import analytics as an
 from chalicelib.domain.assistance import AssistanceRequest, AssistStatus, Stage
@@ -152,7 +152,7 @@ class AnalyticsService:
             return an.Scope(tenant_wide=False, agents=frozenset(agents), supervisor=caller.user_id)
         raise Forbidden("only admins and supervisors may read coaching analytics")
 
-    def coaching(self, caller: Principal, query: an.Query, scope: an.Scope | None = None) -> dict[str, Any]:
+    def coaching(self, caller: Principal, query: an.Query, scope: an.Scope | None = None) -> CoachingReport:
         """The report of ``query`` in the caller's scope (:meth:`scope`, unless given): rows (named when
         they are users) and totals."""
         scope = scope or self.scope(caller)
@@ -163,16 +163,24 @@ class AnalyticsService:
             for start in range(0, len(keys), NAMES_PER_LOOKUP):
                 found = self._recipients.recipients(caller.tenant_id, keys[start : start + NAMES_PER_LOOKUP])
                 names.update({r.user_id: r.name for r in found.values() if r.name})
-        rows = []
-        for key, metrics in report.rows:
-            row: dict[str, Any] = {"key": key}
-            if key in names:
-                row["name"] = names[key]
-            rows.append(row | metrics)
-        return {
-            "from": query.start.isoformat(),
-            "to": query.end.isoformat(),
-            "groupBy": query.group_by.value,
-            "rows": rows,
-            "totals": report.totals,
-        }
+        rows = [ReportRow(key, names.get(key), metrics) for key, metrics in report.rows]
+        return CoachingReport(query.start.isoformat(), query.end.isoformat(), query.group_by.value, rows, report.totals)
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of a coaching report: a user id, template id or day, the user's name when the directory
+    has one, and the metrics (``domain/analytics.py``'s names; the wire's are ``entrypoints/wire.py``'s)."""
+
+    key: str
+    name: str | None
+    metrics: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class CoachingReport:
+    start: str
+    end: str
+    group_by: str
+    rows: list[ReportRow]
+    totals: dict[str, int | None]

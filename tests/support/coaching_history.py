@@ -196,48 +196,48 @@ def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int
         seen_agent: set[str] = set()
         for i, (agent, e) in enumerate(joins):
             if i == 0 and an.day_of(e.at) in days:
-                totals["monitoredWorkitems"] += 1
+                totals["monitored_workitems"] += 1
                 if g is an.GroupBy.DAY:
-                    rows[an.day_of(e.at)]["monitoredWorkitems"] += 1
+                    rows[an.day_of(e.at)]["monitored_workitems"] += 1
             if g is an.GroupBy.SUPERVISOR and e.author_id not in seen_sup and an.day_of(e.at) in days:
-                rows[e.author_id]["monitoredWorkitems"] += 1
+                rows[e.author_id]["monitored_workitems"] += 1
             if g is an.GroupBy.AGENT and agent not in seen_agent and an.day_of(e.at) in days:
-                rows[agent]["monitoredWorkitems"] += 1
+                rows[agent]["monitored_workitems"] += 1
             seen_sup.add(e.author_id)
             seen_agent.add(agent)
         current: dict[str, TimelineEntry] = {}
         for agent, e in entries:
             if e.kind is EntryKind.COACH_MESSAGE:
                 by_id[e.message_id] = e
-                count("coachMessages", an.day_of(e.at), agent, e.author_id, None)
+                count("coach_messages", an.day_of(e.at), agent, e.author_id, None)
             elif e.kind is EntryKind.REACTION:
                 current[str(e.message_id)] = e
             elif e.kind is EntryKind.AGENT_MESSAGE and e.forwarded_from:
                 count("forwarded", an.day_of(e.at), e.author_id, by_id[e.forwarded_from].author_id, None)
         for message_id, r in current.items():
             if r.reaction:
-                metric = "helpful" if r.reaction == "thumbs_up" else "notHelpful"
+                metric = "helpful" if r.reaction == "thumbs_up" else "not_helpful"
                 count(metric, an.day_of(r.at), r.author_id, by_id[message_id].author_id, None)
     for f in history.assists:
         if not f.to_supervisors:
             continue
-        count("assistRequested", an.day_of(f.created_at), f.agent_id, None, f.template_id)
+        count("assist_requested", an.day_of(f.created_at), f.agent_id, None, f.template_id)
         if f.escalated:
             due = datetime.fromisoformat(f.created_at.replace("Z", "+00:00"))
             due = due.replace(microsecond=0) + timedelta(seconds=(1 if due.microsecond else 0) + f.escalation_seconds)
-            count("assistEscalated", due.date().isoformat(), f.agent_id, None, f.template_id)
+            count("assist_escalated", due.date().isoformat(), f.agent_id, None, f.template_id)
         if f.claimed_by and f.claimed_at:
             start = datetime.fromisoformat(f.created_at.replace("Z", "+00:00"))
             end = datetime.fromisoformat(f.claimed_at.replace("Z", "+00:00"))
             seconds = min(3600, int((end - start).total_seconds()))
-            count("assistClaimed", an.day_of(f.claimed_at), f.agent_id, f.claimed_by, f.template_id, seconds)
+            count("assist_claimed", an.day_of(f.claimed_at), f.agent_id, f.claimed_by, f.template_id, seconds)
     if g is an.GroupBy.DAY:
         for d in query.days:
             rows.setdefault(d, _zero())
 
     def done(t: dict[str, Any]) -> dict[str, int | None]:
         claims = sorted(t.pop("_claims"))
-        return {**t, "claimSecondsP50": claims[(len(claims) - 1) // 2] if claims else None}
+        return {**t, "claim_seconds_p50": claims[(len(claims) - 1) // 2] if claims else None}
 
     return {k: done(v) for k, v in rows.items()}, done(totals)
 

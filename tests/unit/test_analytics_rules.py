@@ -55,7 +55,7 @@ def test_daily_histograms_merge_into_the_median_of_all_days(days: list[list[int]
         for s in samples:
             total.add({f"k{s}": 1})
     every = sorted(s for d in days for s in d)
-    assert total.metrics()["claimSecondsP50"] == (every[(len(every) - 1) // 2] if every else None)
+    assert total.metrics()["claim_seconds_p50"] == (every[(len(every) - 1) // 2] if every else None)
 
 
 def _cell(day: str = "2026-01-01", key: str = "") -> Cell:
@@ -177,9 +177,9 @@ def test_a_supervisor_sees_their_agents_and_their_own_row() -> None:
     }.items():
         got = report(an.parse_query(day, day, group_by))
         assert [k for k, _ in got.rows] == rows
-        assert got.totals["coachMessages"] == 2
+        assert got.totals["coach_messages"] == 2
     template = report(an.parse_query(day, day, "template"))
-    assert template.rows[0][1]["assistRequested"] == 1
+    assert template.rows[0][1]["assist_requested"] == 1
 
 
 @pytest.mark.parametrize(
@@ -226,13 +226,9 @@ def test_csv_cells_are_escaped_against_formulas(value: object, cell: str) -> Non
     assert an.csv_cell(value) == cell
 
 
-def test_csv_header_names_the_json_fields() -> None:
-    text = an.render_csv([{"key": "agent-1", "name": "=cmd", **{m: 1 for m in an.METRICS}, "claimSecondsP50": None}])
-    header, line, end = text.split("\r\n")
-    assert header.split(",") == ["key", "name", *an.METRICS]
-    assert line.startswith("agent-1,'=cmd,1,")
-    assert line.endswith(",")
-    assert end == ""
+def test_csv_has_a_header_line_and_a_line_per_row() -> None:
+    text = an.render_csv(["key", "name", "cm"], [["agent-1", "=cmd", 1], ["agent-2", None, None]])
+    assert text.split("\r\n") == ["key,name,cm", "agent-1,'=cmd,1", "agent-2,,", ""]
 
 
 # --- month roll-ups and users' own partitions ---------------------------------------------------
