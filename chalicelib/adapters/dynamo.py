@@ -326,6 +326,33 @@ class ChannelSettingsItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class AnalyticsSlotItem(Model):
+    """One counted fact of the coaching analytics (``domain/analytics.py``): the slot that won its key.
+    ``pk = T#t#ANS#<slot key>``."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="S")
+    order = NumberAttribute(attr_name="o")
+    rule = UnicodeAttribute(attr_name="r")
+    cells = UnicodeAttribute(attr_name="c")  # the slot's contribution, JSON
+
+
+class AnalyticsBucketItem(Model):
+    """A day's counters of one analytics dimension's key: ``pk = T#t#AN#<dim>#<YYYY-MM>``,
+    ``sk = <key>#<YYYY-MM-DD>``; every other attribute is a counter (``cm``, ``k37`` ...) written with ADD."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class ClaimItem(Model):
     """What belongs to one tenant across the stack (``pk = CLAIM#<kind>#<key>``, ``sk = CLAIM``): an
     SMS phone number customers text, an Amazon Connect instance. The only directory items without a
@@ -560,6 +587,7 @@ class AssistItem(Model):
     status = UnicodeAttribute()  # pending | claimed | exhausted
     stage = NumberAttribute(default=0)
     claimed_by = UnicodeAttribute(null=True)
+    claimed_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     due_at = NumberAttribute(null=True)
     escalation_seconds = NumberAttribute(null=True)
@@ -607,6 +635,8 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         WebhookSubscriptionItem,
         SlowLanePlace,
         ChannelSettingsItem,
+        AnalyticsSlotItem,
+        AnalyticsBucketItem,
         ClaimItem,
         ContactItem,
     ],

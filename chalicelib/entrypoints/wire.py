@@ -278,6 +278,41 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     Template: template,
     Policy: policy,
 }
+
+
+# Coaching analytics' metrics (docs/product.md W12) by their names in chalicelib/domain/analytics.py.
+COACHING_METRICS = {
+    "monitored_workitems": "monitoredWorkitems",
+    "coach_messages": "coachMessages",
+    "helpful": "helpful",
+    "not_helpful": "notHelpful",
+    "forwarded": "forwarded",
+    "assist_requested": "assistRequested",
+    "assist_claimed": "assistClaimed",
+    "assist_escalated": "assistEscalated",
+    "claim_seconds_p50": "claimSecondsP50",
+}
+
+
+def _metrics(m: dict[str, Any]) -> dict[str, Any]:
+    return {COACHING_METRICS[k]: v for k, v in m.items()}
+
+
+def coaching_report(r: Any) -> dict[str, Any]:
+    """``GET /analytics/coaching``'s body (``services.analytics.CoachingReport``)."""
+    rows = [{"key": row.key, **({"name": row.name} if row.name else {}), **_metrics(row.metrics)} for row in r.rows]
+    return {"from": r.start, "to": r.end, "groupBy": r.group_by, "rows": rows, "totals": _metrics(r.totals)}
+
+
+def coaching_csv(r: Any) -> str:
+    """The report's rows as CSV: a header of the JSON fields (``key``, ``name``, the metrics), ``null``
+    an empty cell, cells that would start a spreadsheet formula escaped (``domain/analytics.py``)."""
+    from chalicelib.domain.analytics import METRICS, render_csv
+
+    header = ["key", "name", *(COACHING_METRICS[m] for m in METRICS)]
+    return render_csv(header, ([row.key, row.name, *(row.metrics.get(m) for m in METRICS)] for row in r.rows))
+
+
 # Records of rules that load on first use only (importing app skips the voice and webhook rules), known
 # by name until one is seen.
 _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
@@ -285,6 +320,7 @@ _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
     ("chalicelib.domain.webhooks", "SubscriptionView"): subscription,
     ("chalicelib.domain.attention", "Rule"): attention_rule,
     ("chalicelib.domain.attention", "Alert"): alert,
+    ("chalicelib.services.analytics", "CoachingReport"): coaching_report,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -406,6 +407,56 @@ def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_
     expect(row).to_contain_text("not ready")
     agent.context.close()
     expect(row).to_contain_text("offline")
+
+
+def test_insights_chart_and_csv_carry_the_apis_numbers(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    """W12: the insights screen (loaded on demand, with its chart library) for a supervisor: the trend
+    chart is drawn, the tables and the CSV download hold the API's numbers, and axe finds nothing serious."""
+    import csv
+    import io
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    _front_line(tenant)
+    wid = tenant.assign("wi-insights", "chat", "agent1")
+    sup = tenant.connect("sup1", "supervisor")
+    agent = tenant.connect("agent1", "agent")
+    sup.ok("monitor.start", workitemId=wid)
+    tip = sup.ok("coach.send", workitemId=wid, text="Offer the refund")["entry"]["messageId"]
+    sup.ok("coach.send", workitemId=wid, text="=1+1")
+    agent.ok("coach.react", workitemId=wid, messageId=tip, reaction="thumbs_up")
+    today = datetime.now(UTC).date()
+    query = f"from={(today - timedelta(days=29)).isoformat()}&to={today.isoformat()}"
+    token = tenant.token("sup1", "supervisor")
+
+    def by_agent() -> dict[str, Any]:
+        status, body = stack.rest("GET", f"/analytics/coaching?{query}&groupBy=agent", token)
+        assert status == 200, body
+        return body
+
+    deadline = time.monotonic() + 10  # the stream consumer counts within seconds (contract: 10 s)
+    while by_agent()["totals"]["helpful"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    expected = by_agent()
+    assert expected["totals"]["coachMessages"] == 2 and expected["totals"]["helpful"] == 1
+
+    page = open_as(token)
+    page.get_by_test_id("insights-link").click()
+    expect(page.get_by_test_id("insights")).to_be_visible()
+    expect(page.locator("[data-testid=insights-chart] canvas")).to_have_count(1)
+    row = page.locator("[data-testid=insights-agents] tbody tr[data-key=agent1]")
+    expect(row).to_contain_text("2")
+    expect(page.locator("[data-testid=insights-totals] [data-metric=helpful] dd")).to_have_text("1")
+    with page.expect_download() as download:
+        page.get_by_test_id("insights-csv").click()
+    lines = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert [line["key"] for line in lines] == [r["key"] for r in expected["rows"]]
+    for line, api in zip(lines, expected["rows"], strict=True):
+        assert {k: line[k] for k in api if k not in ("key", "name")} == {
+            k: "" if v is None else str(v) for k, v in api.items() if k not in ("key", "name")
+        }
+    screenshot(page, "insights")
+    assert axe_violations(page) == []
 
 
 def test_the_attention_panel_ranks_live_alerts_and_takes_one(tenant: Tenant, open_as: OpenAs) -> None:

@@ -638,6 +638,60 @@ def test_every_rest_route_method_and_parameter(world: World, request: tuple[str,
         raise AssertionError(f"an id with an encoded #, /, %, NUL or space was accepted: {method} {url}")
 
 
+# GET /analytics/coaching: its own parameters, with odd values; the answer is JSON or, for a valid
+# format=csv, CSV text; never a write.
+ANALYTICS_VALUES = [
+    "2026-01-01",
+    "2026-12-31",
+    "2027-01-02",
+    "2026-02-30",
+    "2026-1-1",
+    "%EF%BC%92026-01-01",
+    "2026-01-01T00:00:00Z",
+    "-2026-01-01",
+    "9" * 5000,
+    "",
+    "agent",
+    "supervisor",
+    "template",
+    "day",
+    "csv",
+    "json",
+    "%3D1%2B1",
+    "%00",
+]
+
+
+@FUZZ
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["from", "to", "groupBy", "format", "x"]), st.sampled_from(ANALYTICS_VALUES), max_size=5
+    ),
+    who=st.sampled_from(REST_TOKENS),
+)
+def test_analytics_queries(world: World, query: dict[str, str], who: str) -> None:
+    b = bench(world)
+    token = _rest_token(world, who)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = "/analytics/coaching?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    def call() -> Any:
+        return world.http.get(url, headers=headers)
+
+    response, writes = b.call(call)
+    csv_answer = response.status_code == 200 and query.get("format") == "csv"
+    if csv_answer:
+        text = response.body.decode()
+        assert text.startswith("key,name,monitoredWorkitems,"), text[:200]
+        payload: Any = {"csv": text}
+    else:
+        payload = json.loads(response.body) if response.body else None
+    check_rest(b, response.status_code, payload, writes, ("GET", url, who))
+    assert not writes, writes
+    if response.status_code == 200:
+        assert who in ("admin", "supervisor"), (who, url)
+
+
 # --- webhooks --------------------------------------------------------------------------------------------
 
 
