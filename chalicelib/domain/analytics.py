@@ -1,4 +1,4 @@
-"""Coaching analytics: what is counted, on which day and for whom (docs/product.md W12).
+"""Coaching analytics: what is counted, on which day and for whom (docs/product.md W13).
 
 Every countable fact becomes a :class:`Slot`: one source event's contribution to daily buckets,
 under a key that names the fact (a coach message's id, a workitem's first supervisor join, the

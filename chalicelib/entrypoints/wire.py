@@ -280,7 +280,7 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 }
 
 
-# Coaching analytics' metrics (docs/product.md W12) by their names in chalicelib/domain/analytics.py.
+# Coaching analytics' metrics (docs/product.md W13) by their names in chalicelib/domain/analytics.py.
 COACHING_METRICS = {
     "monitored_workitems": "monitoredWorkitems",
     "coach_messages": "coachMessages",

@@ -1,4 +1,4 @@
-"""Coaching analytics (docs/product.md W12): counted as it happens, read per range and grouping.
+"""Coaching analytics (docs/product.md W13): counted as it happens, read per range and grouping.
 
 Counting: the stream consumer's batches (:class:`ChangesCommitted`: joins, coach messages,
 reactions, forwards) and the assistance events raised after their commits (requested, claimed,

@@ -1,7 +1,7 @@
 /**
  * Insights: does coaching work? Per-day trends (drawn with uPlot, loaded with this screen only) and
  * per-agent / per-supervisor tables from `GET /analytics/coaching`, and the same rows as CSV.
- * Supervisors see their agents and themselves; admins their tenant (docs/product.md W12).
+ * Supervisors see their agents and themselves; admins their tenant (docs/product.md W13).
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type ConsoleConfig, RestError, rest } from "./api";

@@ -410,7 +410,7 @@ def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_
 
 
 def test_insights_chart_and_csv_carry_the_apis_numbers(tenant: Tenant, open_as: OpenAs, stack) -> None:
-    """W12: the insights screen (loaded on demand, with its chart library) for a supervisor: the trend
+    """W13: the insights screen (loaded on demand, with its chart library) for a supervisor: the trend
     chart is drawn, the tables and the CSV download hold the API's numbers, and axe finds nothing serious."""
     import csv
     import io

@@ -1,4 +1,4 @@
-"""Coaching analytics end to end (docs/product.md W12): coaching and raised hands through the real
+"""Coaching analytics end to end (docs/product.md W13): coaching and raised hands through the real
 entry points, counted by the stream consumer's handler and the assistance events, read through
 ``GET /analytics/coaching`` with role scopes, redelivered stream batches counted once."""
 

@@ -170,7 +170,7 @@ def _zero() -> dict[str, Any]:
 
 
 def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int | None]], dict[str, int | None]]:
-    """Rows and totals of an admin's report, from the definitions (docs/product.md W12)."""
+    """Rows and totals of an admin's report, from the definitions (docs/product.md W13)."""
     days = set(query.days)
     g = query.group_by
     rows: dict[str, dict[str, Any]] = defaultdict(_zero)

@@ -1,4 +1,4 @@
-"""Coaching analytics rules (docs/product.md W12): days, the lower median, slots that apply exactly
+"""Coaching analytics rules (docs/product.md W13): days, the lower median, slots that apply exactly
 once in any order, reports and CSV. Pure: no storage."""
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ _scopes = st.sampled_from(
 def test_reports_through_the_roll_ups_equal_the_sums_of_their_days(
     buckets: dict[Cell, dict[str, int]], days: tuple[date, date], group_by: GroupBy, scope: an.Scope, large_team: bool
 ) -> None:
-    """W12.10: whole months read as roll-ups, a partial month as its days or as its roll-up minus the days
+    """W13.10: whole months read as roll-ups, a partial month as its days or as its roll-up minus the days
     left out, a supervisor's agents from their own partitions (or, past MAX_OWNER_READS, from the
     tenant's): the report is the one the day buckets of the range give."""
     buckets = DENSE | buckets
