@@ -536,7 +536,9 @@ def test_an_admin_creates_edits_disables_and_deletes_an_attention_rule(tenant: T
     expect(row).to_contain_text("45 s")
     row.get_by_role("checkbox").click()
     expect(row.get_by_role("checkbox")).not_to_be_checked()
-    rule = tenant.admin("GET", "/admin/attention-rules")["rules"][0]
+    deadline = time.monotonic() + 10  # the click's PUT may still be on its way: wait for it to land
+    while (rule := tenant.admin("GET", "/admin/attention-rules")["rules"][0])["enabled"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert rule == {"ruleId": "refunds", "kind": "customer_waiting", "enabled": False, "severity": 3, "seconds": 45}
     # A rule the server refuses is shown, and nothing changes.
     form.locator("select[name=kind]").select_option("keyword")
