@@ -449,6 +449,10 @@ class WorkitemItem(Model):
     retention_days = NumberAttribute(null=True)
     record_coaching = BooleanAttribute(null=True)
     active_at = UnicodeAttribute(null=True)
+    waiting_since = UnicodeAttribute(null=True)  # W18.1: the customer waits for an answer since
+    last_text = UnicodeAttribute(null=True)  # the latest message, cut short, and who wrote it
+    last_author = UnicodeAttribute(null=True)
+    monitor_names = MapAttribute[str, Any](null=True)  # supervisorId -> name, beside monitors
     # What the change written with this version pushes (entries, who is left out, who stopped
     # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
     fanout = UnicodeAttribute(null=True, attr_name=FANOUT_NOTE_ATTRIBUTE)
@@ -564,6 +568,21 @@ class AssistItem(Model):
     escalation_seconds = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
     due = DueIndex()
+
+
+class PendingMarkItem(Model):
+    """A request delivered to one user and not yet claimed (``assist.pending``):
+    ``pk = T#t#PA#<userId>``, ``sk = <requested at>#<assistId>``; removed when the request is claimed."""
+
+    class Meta:
+        table_name = "coaching-assistance"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    assist_id = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
 
 
 # --- idempotency -------------------------------------------------------------------------------

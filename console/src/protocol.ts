@@ -36,6 +36,7 @@ export const ACTIONS = [
   "assist.recipients",
   "assist.request",
   "assist.claim",
+  "assist.pending",
   "directory.send",
   "directory.unread.get",
   "directory.read",
@@ -79,6 +80,7 @@ export const EVENTS = [
   "attention.acked",
   "attention.cleared",
   "entry.sentiment",
+  "voice.mode",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
 
@@ -88,8 +90,8 @@ export interface ServerEventData {
   "workitem.assigned": { workitem: Workitem };
   "workitem.updated": { workitem: Workitem };
   "workitem.ended": { workitem: Workitem };
-  "coaching.joined": { workitemId: string; supervisorId: string; entry: Entry };
-  "coaching.left": { workitemId: string; supervisorId: string; entry: Entry };
+  "coaching.joined": { workitemId: string; supervisorId: string; supervisorName?: string; entry: Entry };
+  "coaching.left": { workitemId: string; supervisorId: string; supervisorName?: string; entry: Entry };
   "coaching.ended": { workitemId: string; reason: string; entry: Entry };
   "coach.message": { entry: Entry };
   "coach.reaction": { entry: Entry };
@@ -99,7 +101,7 @@ export interface ServerEventData {
   "message.delivery": { workitemId: string; messageId: string; seq: number; delivery: "sent" | "failed"; reason?: string; entry: Entry };
   "consult.requested": { consultId: string; workitemId: string; agentId: string };
   "assist.requested": { assistId: string; agentId: string; text: string; workitemId?: string };
-  "assist.claimed": { assistId: string; supervisorId: string };
+  "assist.claimed": { assistId: string; supervisorId: string; supervisorName?: string };
   "assist.escalated": { assistId: string; agentId: string; text: string; workitemId?: string; stage: "team" | "admins" };
   "directory.message": { messageId: string; fromUserId: string; text: string; replyTo?: string };
   "directory.unread": { count: number };
@@ -109,6 +111,7 @@ export interface ServerEventData {
   "attention.acked": { alert: Alert };
   "attention.cleared": { alert: Alert };
   "entry.sentiment": { workitemId: string; seq: number; sentiment: "positive" | "negative" | "neutral" | "mixed" };
+  "voice.mode": { workitemId: string; supervisorId: string; supervisorName: string; mode: "listen" | "whisper" | "barge"; entry: Entry };
 }
 
 /** An attention alert (docs/attention.md). */
@@ -153,6 +156,7 @@ export const ENTRY_EVENTS: ReadonlySet<string> = new Set([
   "coach.reaction",
   "coach.forwarded",
   "message.received",
+  "voice.mode",
 ]);
 
 export type Channel = "chat" | "sms" | "social" | "voice" | "email";
@@ -168,6 +172,21 @@ export interface Workitem {
   status: "active" | "ended";
   createdAt: string;
   coaching: { active: boolean; supervisors: string[] };
+  lastActivityAt?: string;
+  waitingSince?: string | null;
+  monitoredBy?: { userId: string; name: string }[];
+  lastMessage?: { author: "customer" | "agent"; text: string } | null;
+}
+
+/** One unclaimed request of `assist.pending`. */
+export interface PendingRequest {
+  assistId: string;
+  agentId: string;
+  agentName: string;
+  text: string;
+  workitemId?: string;
+  requestedAt: string;
+  escalated: boolean;
 }
 
 export interface Entry {

@@ -291,7 +291,7 @@ def test_first_claim_wins_and_withdraws_the_popups(w: Any) -> None:
     sup1.fails("assist.claim", "not_found", assistId="as_unknown")
 
     assert sup1.ok("assist.claim", assistId=assist_id) == {"assistId": assist_id}
-    claimed = {"assistId": assist_id, "supervisorId": "sup-1"}
+    claimed = {"assistId": assist_id, "supervisorId": "sup-1", "supervisorName": "Sup-1"}
     assert [e["data"] for e in agent.events("assist.claimed")] == [claimed]
     assert [e["data"] for e in sup2.events("assist.claimed")] == [claimed]
     assert sup1.events("assist.claimed") == [] and sup9.events() == []
@@ -354,7 +354,8 @@ def test_two_supervisors_claiming_at_once_exactly_one_wins(w: Any, monkeypatch: 
     winner = next(u for u, r in replies.items() if r["type"] == "ack")
     loser = next(r for r in replies.values() if r["type"] == "error")
     assert loser["error"]["message"] == f"the assistance request was already claimed by {winner}"
-    assert [e["data"] for e in agent.events("assist.claimed")] == [{"assistId": assist_id, "supervisorId": winner}]
+    named = {"assistId": assist_id, "supervisorId": winner, "supervisorName": winner.capitalize()}
+    assert [e["data"] for e in agent.events("assist.claimed")] == [named]
     assert [e["kind"] for e in timeline(w)].count("assist_claimed") == 1
 
 
@@ -408,7 +409,7 @@ def test_unclaimed_request_escalates_to_the_whole_team_then_to_admins(w: Any) ->
 
     # Any recipient so far may claim it, an admin included.
     assert admin.ok("assist.claim", assistId=assist_id) == {"assistId": assist_id}
-    claimed = {"assistId": assist_id, "supervisorId": "admin-2"}
+    claimed = {"assistId": assist_id, "supervisorId": "admin-2", "supervisorName": "Ada Admin"}
     for client in (agent, sup1, sup2, sup3):
         assert [e["data"] for e in client.events("assist.claimed")] == [claimed]
     sup3.fails("assist.claim", "conflict", assistId=assist_id)
@@ -459,7 +460,8 @@ def test_a_claim_that_read_before_an_escalation_still_withdraws_every_popup(w: A
     monkeypatch.setattr(store, "get", get_then_sweep)
     sup1.ok("assist.claim", assistId=assist_id)
     assert len(sup2.events("assist.escalated")) == 1
-    assert [e["data"] for e in sup2.events("assist.claimed")] == [{"assistId": assist_id, "supervisorId": "sup-1"}]
+    named = {"assistId": assist_id, "supervisorId": "sup-1", "supervisorName": "Sup-1"}
+    assert [e["data"] for e in sup2.events("assist.claimed")] == [named]
 
 
 def test_a_request_to_a_fellow_agent_does_not_escalate(w: Any) -> None:
