@@ -630,7 +630,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],
-    "assistance": [AssistItem],
+    "assistance": [AssistItem, PendingMarkItem],
     "idempotency": [IdempotencyItem],
 }
 

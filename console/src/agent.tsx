@@ -37,6 +37,8 @@ class AgentModel extends LiveModel {
   contactRoom = new Map<string, Room>();
   consults: EventData["consult.requested"][] = [];
   helpRequests: EventData["assist.requested"][] = [];
+  /** Supervisors' voice modes on my calls (listen, whisper, barge), by workitem then supervisor. */
+  voiceModes = new Map<string, Map<string, { name: string; mode: string }>>();
 
   constructor(client: CoachingClient, me: string) {
     super(client, me);
@@ -50,10 +52,28 @@ class AgentModel extends LiveModel {
       w.coaching.active = w.coaching.supervisors.length > 0;
       this.changed();
     };
-    client.on("coaching.joined", (d) => coaching(d, true));
-    client.on("coaching.left", (d) => coaching(d, false));
+    const learn = (d: { supervisorId: string; supervisorName?: string }) => {
+      if (d.supervisorName) this.names.set(d.supervisorId, d.supervisorName);
+    };
+    client.on("coaching.joined", (d) => {
+      learn(d);
+      coaching(d, true);
+    });
+    client.on("coaching.left", (d) => {
+      learn(d);
+      this.voiceModes.get(d.workitemId)?.delete(d.supervisorId);
+      coaching(d, false);
+    });
+    client.on("voice.mode", (d) => {
+      learn(d);
+      const modes = this.voiceModes.get(d.workitemId) ?? new Map();
+      modes.set(d.supervisorId, { name: d.supervisorName, mode: d.mode });
+      this.voiceModes.set(d.workitemId, modes);
+      this.changed();
+    });
     client.on("coaching.ended", (d) => coaching(d, null));
     client.on("assist.claimed", (d) => {
+      learn(d);
       if (this.assist && this.assist.assistId === d.assistId) this.assist.claimedBy = d.supervisorId;
       this.changed();
       // Not among the recipients listed earlier: ask again for the claimer's name.
@@ -418,6 +438,11 @@ function Conversation(props: {
             <p class="room" aria-live="polite">
               {contactRoom ? `In the call · meeting ${contactRoom.meetingId}` : "Not in the call"}
             </p>
+            {[...(model.voiceModes.get(id)?.values() ?? [])].map((v) => (
+              <p class="hint" key={v.name} data-testid="voice-mode" aria-live="polite">
+                {v.mode === "whisper" ? `${v.name} is whispering to you` : v.mode === "barge" ? `${v.name} joined the call (barge)` : `${v.name} is listening`}
+              </p>
+            ))}
           </VoiceBox>
         ) : (
           text &&
@@ -427,7 +452,7 @@ function Conversation(props: {
               sendTestId="message-send"
               label="Message to the customer"
               placeholder="Reply to the customer"
-              onSend={(t) => feedback.run(client.request("message.send", { workitemId: id, text: t }))}
+              onSend={(t) => feedback.run(client.send("message.send", { workitemId: id, text: t }))}
             />
           )
         )}
@@ -449,7 +474,7 @@ function Conversation(props: {
               sendTestId="coach-send"
               label="Reply to the supervisor"
               placeholder="Reply to the supervisor"
-              onSend={(t) => feedback.run(client.request("coach.send", { workitemId: id, text: t }))}
+              onSend={(t) => feedback.run(client.send("coach.send", { workitemId: id, text: t }))}
             />
             <button type="button" class="secondary" data-testid="end-coaching" onClick={act("coaching.end")}>
               End coaching

@@ -139,16 +139,27 @@ export function Composer(props: {
   disabled?: boolean;
 }) {
   const [text, setText] = useState("");
+  const [sending, setSending] = useState<string[]>([]);
   const id = useId();
   const submit = async (event: Event) => {
     event.preventDefault();
     const value = text.trim();
     if (!value) return;
     setText(""); // at once, so the next message can be typed while this one is sent
-    await props.onSend(value);
+    setSending((list) => [...list, value]);
+    try {
+      await props.onSend(value); // resent until it lands or the server refuses it
+    } finally {
+      setSending((list) => list.filter((t, i) => i !== list.indexOf(value) || t !== value));
+    }
   };
   return (
     <form class="composer" onSubmit={submit}>
+      {sending.length > 0 && (
+        <p class="hint sending" data-testid="sending" aria-live="polite">
+          Sending {sending.length === 1 ? `“${sending[0].slice(0, 40)}”` : `${sending.length} messages`}…
+        </p>
+      )}
       <label class="visually-hidden" for={id}>
         {props.label}
       </label>
