@@ -658,6 +658,7 @@ def configure(settings: Settings, budget: sdk_budget.SdkBudget = sdk_budget.DYNA
             model.Meta.connect_timeout_seconds = budget.connect
             model.Meta.read_timeout_seconds = budget.read
             model.Meta.max_retry_attempts = budget.attempts - 1  # PynamoDB: standard mode, 1 + this
+            model.Meta.max_pool_connections = sdk_budget.DYNAMODB_POOL
             pynamodb_compat.forget_connection(model)
     # One botocore client for every model: a cold start would otherwise build one per entity it touches.
     pynamodb_compat.share_client([m for models in _MODELS_BY_TABLE.values() for m in models])

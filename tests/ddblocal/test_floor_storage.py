@@ -50,3 +50,24 @@ def test_the_conversation_fields_read_back_and_racing_resends_write_one_message(
     assert stored.waiting_since == replies[0]["data"]["entry"]["at"]
     kinds = [e.kind.value for e in w.store.timeline(w.tid, "wi-1", after=0, limit=50, customer=False)[0]]
     assert kinds == ["supervisor_joined", "customer_message"]
+
+
+def test_a_supervisor_watching_a_15_agent_floor_at_once_discards_no_store_connection(
+    ddb_world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The console watches every agent at once; the local stack runs those handlers side by side on one
+    shared DynamoDB client, whose connection pool must hold them all (urllib3 warns when it discards)."""
+    w = ddb_world
+    agents = tuple(f"agent-{n}" for n in range(1, 16))
+    w.team(agents=agents)
+    sockets = [w.connect("sup-1", "supervisor") for _ in agents]
+    caplog.set_level("WARNING", logger="urllib3.connectionpool")
+    threads = [
+        threading.Thread(target=lambda s=s, a=a: s.request("agent.watch", agentId=a))
+        for s, a in zip(sockets, agents, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()] == []
