@@ -39,6 +39,8 @@ class AgentModel extends LiveModel {
   helpRequests: EventData["assist.requested"][] = [];
   /** Supervisors' voice modes on my calls (listen, whisper, barge), by workitem then supervisor. */
   voiceModes = new Map<string, Map<string, { name: string; mode: string }>>();
+  /** Customer and coach messages that arrived on workitems not open, by workitem. */
+  unreadBy = new Map<string, number>();
 
   constructor(client: CoachingClient, me: string) {
     super(client, me);
@@ -64,6 +66,14 @@ class AgentModel extends LiveModel {
       this.voiceModes.get(d.workitemId)?.delete(d.supervisorId);
       coaching(d, false);
     });
+    const arrived = (d: { entry: Entry }) => {
+      const id = d.entry.workitemId;
+      if (id === this.selected || d.entry.authorId === this.me) return;
+      this.unreadBy.set(id, (this.unreadBy.get(id) ?? 0) + 1);
+      this.changed();
+    };
+    client.on("message.received", arrived);
+    client.on("coach.message", arrived);
     client.on("voice.mode", (d) => {
       learn(d);
       const modes = this.voiceModes.get(d.workitemId) ?? new Map();
@@ -208,8 +218,10 @@ export function AgentScreen({ client, timelines, config, session }: ScreenProps)
             details={(w) => [w.customer.name]}
             onSelect={(w) => {
               model.selected = w.workitemId;
+              model.unreadBy.delete(w.workitemId);
               model.changed();
             }}
+            unread={(w) => model.unreadBy.get(w.workitemId) ?? 0}
             empty="No workitems."
           />
           <RaiseHand model={model} current={current} name={name} />

@@ -1,11 +1,11 @@
 /** The supervisor's board: agents, their workitems, monitored tiles, assistance and directory. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type ConsoleConfig, rest } from "./api";
+import { Floor, type FloorRow } from "./floor";
 import { List } from "./kit/collections";
 import { ErrorBar, FeedbackScope, useFeedback } from "./kit/feedback";
 import { Badge, Panel } from "./kit/panel";
 import { LiveModel, namer, useLiveScreen } from "./model";
-import { Floor, type FloorRow } from "./floor";
 import type { Alert, CoachingClient, EventData, PendingRequest, Room, Workitem } from "./protocol";
 import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";

@@ -2,6 +2,7 @@
 import type { ComponentChildren, Ref } from "preact";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
 import { List } from "./kit/collections";
+import { Badge } from "./kit/panel";
 import type { DirectoryMessage } from "./model";
 import type { Entry, Workitem } from "./protocol";
 import { annotations, COACHING_KINDS } from "./store";
@@ -204,10 +205,12 @@ export interface WorkitemListProps {
   details: (workitem: Workitem) => string[];
   onSelect: (workitem: Workitem) => void;
   empty: string;
+  /** New messages on a workitem that is not open (a mark on its row). */
+  unread?: (workitem: Workitem) => number;
 }
 
 /** A list of workitem buttons (`workitem-row`, `data-workitem-id`): channel, subject, details. */
-export function WorkitemList({ workitems, selected, pressed, details, onSelect, empty }: WorkitemListProps) {
+export function WorkitemList({ workitems, selected, pressed, details, onSelect, empty, unread }: WorkitemListProps) {
   return (
     <List
       items={workitems}
@@ -224,7 +227,9 @@ export function WorkitemList({ workitems, selected, pressed, details, onSelect, 
           onClick={() => onSelect(w)}
         >
           <ChannelBadge channel={w.channel} />
-          <span class="subject">{w.subject || w.customer.name}</span>
+          <span class="subject">
+            {w.subject || w.customer.name} <Badge count={unread?.(w) ?? 0} label="new messages" testId="unread-mark" />
+          </span>
           <span class="sub">{workitemLine(w, details(w), true)}</span>
         </button>
       )}

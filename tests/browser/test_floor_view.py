@@ -118,6 +118,14 @@ def test_offline_leaves_live_within_10_s_and_a_message_sent_meanwhile_lands_once
     texts = [e["data"]["entry"]["text"] for e in customer.events("message.received")]
     assert texts == ["Sent while offline"]
 
+    # A message on a workitem that is not open marks its row until the agent opens it.
+    other = tenant.assign("wi-other", "chat", "agent1")
+    _message(tenant, other, "Are you there?")
+    row = agent.locator(f"[data-testid=workitem-row][data-workitem-id={other}]")
+    expect(row.get_by_test_id("unread-mark")).to_have_text(re.compile(r"^1"))
+    row.click()
+    expect(row.get_by_test_id("unread-mark")).to_have_count(0)
+
 
 def test_voice_modes_are_shown_live_to_the_agent_and_another_supervisor(tenant: Tenant, open_as: OpenAs) -> None:
     tenant.teams(("team-1", ("sup1", "sup2"), ("agent1",)))
