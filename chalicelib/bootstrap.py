@@ -244,6 +244,7 @@ def build(
             sentiment or comprehend(settings),
             timers or timer_queue(settings),
             settings.attention_cache_seconds,
+            config=directory,
         ),
         bus=bus,
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),

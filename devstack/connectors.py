@@ -68,7 +68,7 @@ def sns_event(topic_arn: str, message: str) -> dict[str, Any]:
 def routes(app: Chalice, region: str) -> dict[str, Route]:
     """The local POST routes of the connectors the app has functions for."""
     from chalicelib.domain.errors import Invalid
-    from chalicelib.domain.inbound_sms import inbound_text
+    from chalicelib.entrypoints.aws_payloads import inbound_text
 
     out: dict[str, Route] = {}
     handler = app.handler_map.get(SMS_INBOUND_HANDLER)

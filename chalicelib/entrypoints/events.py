@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
+from chalicelib.entrypoints.aws_payloads import batch_failures, contact_event, inbound_text, queue_messages
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.attention import is_timer
 from chalicelib.services.fanout import Committed
@@ -51,12 +52,13 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     statuses; attention timers (docs/attention.md). A partial batch response names the messages that
     come back after their backoff delay."""
     services = bootstrap.services(WIRE)
-    timers = [r for r in records if is_timer(r)]
-    failures = services.attention.on_timers(timers)["batchItemFailures"] if timers else []
-    others = [r for r in records if not is_timer(r)]
+    messages = queue_messages(records)
+    timers = [m for m in messages if is_timer(m)]
+    others = [m for m in messages if not is_timer(m)]
+    failures = services.attention.on_timers(timers) if timers else []
     if others:
-        failures += [{"itemIdentifier": message_id} for message_id in services.integrations.handle(others)]
-    return {"batchItemFailures": failures}
+        failures += services.integrations.handle(others)
+    return batch_failures(failures)
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +98,12 @@ def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
         except Invalid as exc:
             outcomes.append(_refused("sms", "inbound SMS record", exc))
             continue
-        outcomes.append(services.inbound_sms.on_notification(note))
+        try:
+            text = inbound_text(note.message, note.timestamp)
+        except Invalid as exc:
+            outcomes.append(_refused("sms", f"inbound SMS notification {note.message_id}", exc))
+            continue
+        outcomes.append(services.inbound_sms.receive(text))
     return {"outcomes": outcomes}
 
 
@@ -113,17 +120,18 @@ def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
     records = event.get("Records") if isinstance(event, dict) else None
     if isinstance(records, list):
         failures = []
-        for record in records:
+        for message in queue_messages(r for r in records if isinstance(r, dict)):
             try:
-                outcome = connect.on_end_check(str(record.get("body") or ""))
+                outcome = connect.on_end_check(message.body)
             except DomainError:
                 log.warning("an Amazon Connect end check failed; it comes back", exc_info=True)
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+                failures.append(message.message_id)
                 continue
             metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
-        return {"batchItemFailures": failures}
+        return batch_failures(failures)
     try:
-        outcome = connect.on_event(bus_event(event))
+        received = bus_event(event)
+        outcome = connect.on_event(received, contact_event(received))
     except Invalid as exc:
         return {"outcome": _refused("connect", "Amazon Connect event", exc)}
     log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})

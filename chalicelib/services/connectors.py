@@ -23,11 +23,11 @@ from typing import Protocol
 from chalicelib import metrics
 from chalicelib.domain import coaching as rules
 from chalicelib.domain import connect
-from chalicelib.domain.aws_events import BusEvent, Notification
+from chalicelib.domain.aws_events import BusEvent
 from chalicelib.domain.coaching import EndedBy
 from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from chalicelib.domain.identity import Principal, Role
-from chalicelib.domain.inbound_sms import InboundText, inbound_text
+from chalicelib.domain.inbound_sms import InboundText
 from chalicelib.services.clock import iso, new_id
 from chalicelib.services.commits import Workitems
 from chalicelib.services.integrations import Integrations, event_id
@@ -39,7 +39,7 @@ from chalicelib.services.ports import (
     Outgoing,
     SubscriptionStore,
 )
-from chalicelib.services.results import ConnectSettings
+from chalicelib.services.results import ConnectSettings, SmsReceived
 from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, Transferred, WebhookService
 
 log = logging.getLogger(__name__)
@@ -69,22 +69,6 @@ class InboundSms:
         self.workitems = workitems
         self.claims = claims
         self.integrations = integrations
-
-    def on_notification(self, notification: Notification) -> str:
-        """One SNS notification of the inbound topic: its message read strictly, then applied.
-        Returns the outcome (``applied``, ``routed``, ``duplicate``, ``ignored``, ``invalid``)."""
-        try:
-            text = inbound_text(notification.message, notification.timestamp)
-        except Invalid as exc:
-            log.warning(
-                "inbound SMS notification %s refused: %s",
-                notification.message_id,
-                exc,
-                extra={"event": "connector_event", "source": "sms", "outcome": "invalid"},
-            )
-            _count("sms", "invalid")
-            return "invalid"
-        return self.receive(text)
 
     def receive(self, text: InboundText) -> str:
         tenant_id = self.claims.claimant("sms", text.destination)
@@ -137,7 +121,7 @@ class InboundSms:
         self.integrations.emit(
             tenant_id,
             SMS_RECEIVED,
-            {"from": text.origination, "to": text.destination, "text": text.body, "inboundMessageId": text.inbound_message_id},
+            SmsReceived(text.origination, text.destination, text.body, text.inbound_message_id),
             event_id=event_id(tenant_id, text.inbound_message_id, SMS_RECEIVED),
             timestamp=at,
         )
@@ -203,11 +187,11 @@ class AmazonConnect:
 
     # --- events --------------------------------------------------------------------------------
 
-    def on_event(self, event: BusEvent) -> str:
-        """One EventBridge event: the outcome (``applied``, ``scheduled``, ``duplicate``, ``ignored``)."""
+    def on_event(self, event: BusEvent, contact: connect.Contact | None) -> str:
+        """One EventBridge event and the contact event it holds (None: a type the connector does not
+        follow): the outcome (``applied``, ``scheduled``, ``duplicate``, ``ignored``)."""
         if event.region != self.settings.region or (self.settings.account_id and event.account != self.settings.account_id):
             raise Invalid("the event is not from this stack's account and Region")
-        contact = connect.contact_event(event)
         if contact is None:
             return "ignored"  # an event type the connector does not follow
         if contact.instance_arn not in self.settings.connect_instance_arns:

@@ -116,6 +116,8 @@ class Policy(msgspec.Struct, frozen=True):
     escalation_seconds: int = 120
     retention_days: int = 90
     webhook_secret: str | None = None
+    # The language customers write in, for sentiment (one of domain.sentiment.LANGUAGES).
+    sentiment_language: str = "en"
 
 
 class Idempotency(msgspec.Struct, frozen=True):
@@ -148,6 +150,15 @@ class ChannelFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class QueueMessage(msgspec.Struct, frozen=True):
+    """One message a queue hands a function (read from Lambda's SQS record at the edge)."""
+
+    message_id: str
+    body: str
+    receipt: str = ""  # the handle that changes this receipt's visibility
+    receives: int = 1  # how many times the queue has handed it out, this time included
 
 
 class Created(msgspec.Struct, frozen=True):

@@ -491,6 +491,7 @@ class MemoryDirectory:
                 escalation_seconds=item.get("escalation_seconds", d.escalation_seconds),
                 retention_days=item.get("retention_days", d.retention_days),
                 webhook_secret=item.get("webhook_secret"),
+                sentiment_language=item.get("sentiment_language", d.sentiment_language),
             )
 
     def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
@@ -499,6 +500,7 @@ class MemoryDirectory:
                 record_coaching=policy.record_coaching,
                 escalation_seconds=policy.escalation_seconds,
                 retention_days=policy.retention_days,
+                sentiment_language=policy.sentiment_language,
             )
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None:

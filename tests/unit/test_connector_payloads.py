@@ -1,5 +1,6 @@
-"""What AWS sends the connectors, read strictly (chalicelib/domain/aws_events.py, inbound_sms.py;
-docs/product.md W14.2, W14.4): AWS's documented shapes are accepted, anything else refused by name."""
+"""What AWS sends the connectors, read strictly (chalicelib/domain/aws_events.py,
+chalicelib/entrypoints/aws_payloads.py; docs/product.md W14.2, W14.4): AWS's documented shapes are
+accepted, anything else refused by name."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.aws_events import any_case, aws_time, bus_event, notification, sns_records
 from chalicelib.domain.errors import Invalid
-from chalicelib.domain.inbound_sms import customer_id, e164, inbound_text, is_e164
+from chalicelib.domain.inbound_sms import customer_id, e164, is_e164
+from chalicelib.entrypoints.aws_payloads import batch_failures, inbound_text, queue_messages
 
 pytestmark = pytest.mark.unit
 
@@ -185,3 +187,14 @@ def test_keys_are_found_whatever_their_case() -> None:
     assert any_case({"AgentInfo": {"AgentArn": "a"}}, "agentInfo")["AgentArn"] == "a"
     assert any_case({"agentARN": "b"}, "agentArn", "AgentARN") == "b"
     assert any_case({"x": 1}, "y") is None
+
+
+def test_sqs_records_become_queue_messages_and_failures_a_partial_batch_response() -> None:
+    records: list[dict[str, Any]] = [
+        {"messageId": "m-1", "receiptHandle": "r-1", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"}},
+        {"messageId": "m-2", "body": None, "attributes": {"ApproximateReceiveCount": "many"}},
+    ]
+    first, second = queue_messages(records)
+    assert (first.message_id, first.body, first.receipt, first.receives) == ("m-1", "{}", "r-1", 3)
+    assert (second.message_id, second.body, second.receipt, second.receives) == ("m-2", "", "", 1)
+    assert batch_failures(["m-2"]) == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
