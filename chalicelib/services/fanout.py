@@ -176,7 +176,7 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox, activi
             for recipient in [agent, *monitors]:
                 box.entry_to(recipient, name, entry, Role.SUPERVISOR, joined)
         elif kind is EntryKind.VOICE_MODE:
-            supervisor_id = str(entry.extra.get("supervisorId") or entry.author_id)
+            supervisor_id = entry.author_id  # the supervisor whose mode changed
             who = supervisor_name(change, recipients, supervisor_id)
             # A silent monitor hears the call as a listener does: the event names it listen (W18.3).
             mode = str(entry.extra.get("mode"))

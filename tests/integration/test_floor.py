@@ -136,6 +136,7 @@ def test_pending_requests_are_listed_until_claimed_by_anyone(w: World) -> None:
     sup1 = w.connect("sup-1", "supervisor")
     sup2 = w.connect("sup-2", "supervisor")
     first = agent.ok("assist.request", templateId="tpl-help", workitemId="wi-1", to="supervisors")["assistId"]
+    w.clock.advance(1)  # oldest first: the second is a second later
     second = agent.ok("assist.request", templateId="tpl-help", to="supervisors")["assistId"]
 
     # A console that reloads: a new connection lists both, oldest first.
