@@ -659,16 +659,17 @@ def test_request_counts_do_not_grow_with_tenant_size(world: World) -> None:
     assert small == {
         "assist.templates": 1,
         "assist.recipients": 4,  # 1 Query + 1 per supervisor (two here) + 1 BatchGetItem
-        "assist.request": 5 + 2,  # sup-2 has notifications off: +2 UpdateItem for the unread count
-        "assist.request+workitem": 5 + 2 + 2,  # + GetItem and TransactWriteItems on the workitem
-        "assist.request to one": 5,
-        "assist.request to a peer": 5,
-        "assist.claim": 3,
+        # 5, + 1 BatchWriteItem of the recipients' pending marks (assist.pending, W18.2)
+        "assist.request": 6 + 2,  # sup-2 has notifications off: +2 UpdateItem for the unread count
+        "assist.request+workitem": 6 + 2 + 2,  # + GetItem and TransactWriteItems on the workitem
+        "assist.request to one": 6,
+        "assist.request to a peer": 6,
+        "assist.claim": 4,  # + 1 BatchWriteItem deleting the pending marks
         "directory.send": 3,
         "directory.send (unread)": 3 + 2,
         "directory.unread.get": 1,
         "directory.read": 2,
-        "escalate_due": 4 + 5 + 7,  # 4 shard Queries; two requests, one with a workitem (+2)
+        "escalate_due": 4 + 6 + 8,  # 4 shard Queries; two requests (each + its new recipients' marks), one with a workitem (+2)
         "escalated": 2,
     }
     print("DynamoDB requests per action:", small)
