@@ -31,14 +31,11 @@ class AgentModel extends LiveModel {
   assistAvailable = false;
   supervisors: Person[] = [];
   agents: Person[] = [];
-  names = new Map<string, string>();
   assist: { assistId: string; recipients: string[]; claimedBy?: string; text: string } | null = null;
   coachRoom = new Map<string, Room>();
   contactRoom = new Map<string, Room>();
   consults: EventData["consult.requested"][] = [];
   helpRequests: EventData["assist.requested"][] = [];
-  /** Supervisors' voice modes on my calls (listen, whisper, barge), by workitem then supervisor. */
-  voiceModes = new Map<string, Map<string, { name: string; mode: string }>>();
   /** Customer and coach messages that arrived on workitems not open, by workitem. */
   unreadBy = new Map<string, number>();
 
@@ -54,18 +51,8 @@ class AgentModel extends LiveModel {
       w.coaching.active = w.coaching.supervisors.length > 0;
       this.changed();
     };
-    const learn = (d: { supervisorId: string; supervisorName?: string }) => {
-      if (d.supervisorName) this.names.set(d.supervisorId, d.supervisorName);
-    };
-    client.on("coaching.joined", (d) => {
-      learn(d);
-      coaching(d, true);
-    });
-    client.on("coaching.left", (d) => {
-      learn(d);
-      this.voiceModes.get(d.workitemId)?.delete(d.supervisorId);
-      coaching(d, false);
-    });
+    client.on("coaching.joined", (d) => coaching(d, true));
+    client.on("coaching.left", (d) => coaching(d, false));
     const arrived = (d: { entry: Entry }) => {
       const id = d.entry.workitemId;
       if (id === this.selected || d.entry.authorId === this.me) return;
@@ -74,16 +61,8 @@ class AgentModel extends LiveModel {
     };
     client.on("message.received", arrived);
     client.on("coach.message", arrived);
-    client.on("voice.mode", (d) => {
-      learn(d);
-      const modes = this.voiceModes.get(d.workitemId) ?? new Map();
-      modes.set(d.supervisorId, { name: d.supervisorName, mode: d.mode });
-      this.voiceModes.set(d.workitemId, modes);
-      this.changed();
-    });
     client.on("coaching.ended", (d) => coaching(d, null));
     client.on("assist.claimed", (d) => {
-      learn(d);
       if (this.assist && this.assist.assistId === d.assistId) this.assist.claimedBy = d.supervisorId;
       this.changed();
       // Not among the recipients listed earlier: ask again for the claimer's name.

@@ -46,12 +46,8 @@ class SupervisorModel extends LiveModel {
   alerts = new Map<string, Alert>();
   /** The toggle waits for the saved setting: a click before it arrived would flip the default. */
   settingsRead = false;
-  /** Other supervisors' voice modes on the workitems I have open, by workitem. */
-  voiceModes = new Map<string, Map<string, { name: string; mode: string }>>();
   /** Sound and desktop notifications for raised hands and alerts (off until the user turns them on). */
   alerting = localStorage.getItem(ALERTS_KEY) === "on";
-  /** Other supervisors' names, as events and workitems name them. */
-  names = new Map<string, string>();
 
   constructor(client: CoachingClient, me: string) {
     super(client, me);
@@ -74,21 +70,8 @@ class SupervisorModel extends LiveModel {
       this.notify(`${this.agentName(d.agentId)} raised a hand`, d.text);
     });
     client.on("assist.claimed", (d) => {
-      learn(d);
       // Claimed by anyone: the pop-up goes; the claimer is named where the agent sees it.
       this.popups = this.popups.filter((p) => p.assistId !== d.assistId);
-      this.changed();
-    });
-    const learn = (d: { supervisorId: string; supervisorName?: string }) => {
-      if (d.supervisorName) this.names.set(d.supervisorId, d.supervisorName);
-    };
-    client.on("coaching.joined", learn);
-    client.on("coaching.left", learn);
-    client.on("voice.mode", (d) => {
-      learn(d);
-      const modes = this.voiceModes.get(d.workitemId) ?? new Map();
-      modes.set(d.supervisorId, { name: d.supervisorName, mode: d.mode });
-      this.voiceModes.set(d.workitemId, modes);
       this.changed();
     });
     const keep = (d: { alert: Alert }) => {
