@@ -49,6 +49,7 @@ from chalicelib.services.ports import (
     AssistanceStore,
     AttentionStore,
     Clock,
+    ConnectApi,
     ConnectionRegistry,
     DeliveryQueue,
     Directory,
@@ -141,6 +142,16 @@ def comprehend(settings: Settings) -> SentimentAnalyzer:
     return ComprehendSentiment(settings.region)
 
 
+def connect_api(settings: Settings) -> ConnectApi | None:
+    """Amazon Connect's API, when the stack follows instances (CONNECT_INSTANCE_ARNS) on AWS (it has
+    the chat topic). The local stack has neither Connect nor the topic: it streams and reconciles nothing."""
+    if not settings.connect_instance_arns or not settings.connect_chat_topic_arn:
+        return None
+    from chalicelib.adapters.connect_api import ConnectClient
+
+    return ConnectClient(settings.region)
+
+
 def timer_queue(settings: Settings) -> DeliveryQueue | None:
     """The attention timers' SQS queue (None when the stack has none: timer rules then raise nothing)."""
     if not settings.attention_timer_queue_url:
@@ -190,6 +201,7 @@ def build(
     sentiment: SentimentAnalyzer | None = None,
     timers: DeliveryQueue | None = None,
     connector_queue: DeliveryQueue | None = None,
+    connect: ConnectApi | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -248,7 +260,9 @@ def build(
         ),
         bus=bus,
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
-        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
+        amazon_connect=AmazonConnect(
+            settings, stores.webhooks, webhooks, workitems, directory, connector_queue, connect or connect_api(settings)
+        ),
     )
     bus.handlers = event_handlers(built)
     return built

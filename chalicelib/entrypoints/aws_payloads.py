@@ -8,6 +8,9 @@
 * An Amazon Connect contact event's ``detail`` -> :class:`Contact`. AWS's own samples spell the same
   event's keys in camelCase (``agentInfo.agentArn``, ``eventType``) and PascalCase (``AgentInfo.AgentArn``,
   ``InstanceARN``) and its channel ``VOICE`` or ``Voice``: keys are read without regard to case.
+* A streamed Amazon Connect chat item (the SNS message of StartContactStreaming's topic: a Connect
+  Participant ``Item``, ``{"Id", "Type", "ContentType", "Content", "ParticipantRole", "DisplayName",
+  "ContactId", "InitialContactId", "AbsoluteTime", "Attachments"?}``) -> :class:`ChatItem`.
 * An SQS record of Lambda's event source -> :class:`QueueMessage`.
 
 Fields beyond those read are ignored (AWS adds fields over time); a refusal is :class:`Invalid` naming
@@ -21,9 +24,20 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.aws_events import BusEvent, any_case, json_object, text_field, token_field
+from chalicelib.domain.aws_events import BusEvent, any_case, aws_time, json_object, text_field, token_field
 from chalicelib.domain.coaching import Channel, EndedBy
-from chalicelib.domain.connect import DETAIL_TYPE, INSTANCE_ARN, SOURCE, Contact, ContactEvent, instance
+from chalicelib.domain.connect import (
+    DETAIL_TYPE,
+    INSTANCE_ARN,
+    MAX_CHAT_CONTENT_CHARS,
+    SOURCE,
+    ChatItem,
+    ChatRole,
+    Contact,
+    ContactEvent,
+    ended_by,
+    instance,
+)
 from chalicelib.domain.errors import Invalid
 from chalicelib.domain.inbound_sms import MAX_INBOUND_TEXT_CHARS, InboundText, e164, visible
 from chalicelib.services.ports import QueueMessage
@@ -82,16 +96,6 @@ def _contact_id(detail: Mapping[str, Any], name: str, *, required: bool) -> str 
     return value
 
 
-def ended_by(reason: object) -> EndedBy:
-    """``disconnectReason`` as who ended the workitem: the customer, the agent, or the system."""
-    text = reason.upper() if isinstance(reason, str) else ""
-    if text == "CUSTOMER_DISCONNECT":
-        return EndedBy.CUSTOMER
-    if text == "AGENT_DISCONNECT":
-        return EndedBy.AGENT
-    return EndedBy.SYSTEM
-
-
 def contact_event(event: BusEvent) -> Contact | None:
     """The contact event of an EventBridge event, or None for an event type the connector does not
     act on (INITIATED, QUEUED, CONTACT_DATA_UPDATED ...). :class:`Invalid` when it is not an Amazon
@@ -134,6 +138,48 @@ def contact_event(event: BusEvent) -> Contact | None:
         connect_user_id=user,
         ended_by=EndedBy.AGENT if kind is ContactEvent.COMPLETED else ended_by(any_case(detail, "disconnectReason")),
         conversation=not (isinstance(method, str) and method.upper() in _NOT_CONVERSATIONS),
+    )
+
+
+def chat_item(message: str | Mapping[str, Any], attributes: Mapping[str, str] | None = None) -> ChatItem:
+    """A streamed chat item (the SNS notification's ``Message``, or the decoded object from the local
+    stack), strictly. The initial contact comes from the item, else from the notification's
+    ``InitialContactId`` attribute, else the item's own contact (a chat never transferred)."""
+    data = json_object(message, "the chat item")
+    item_id = token_field(data, "Id", "Id")
+    item_type = text_field(data, "Type", "Type", max_chars=64)
+    assert item_id is not None and item_type is not None
+    content_type = text_field(data, "ContentType", "ContentType", max_chars=255, required=False) or ""
+    content = text_field(data, "Content", "Content", max_chars=MAX_CHAT_CONTENT_CHARS, required=False) or ""
+    role_text = text_field(data, "ParticipantRole", "ParticipantRole", max_chars=64, required=False)
+    try:
+        role = ChatRole(role_text) if role_text is not None else None
+    except ValueError:
+        role = None
+    initial = data.get("InitialContactId") or (attributes or {}).get("InitialContactId") or data.get("ContactId")
+    if not isinstance(initial, str) or not _CONTACT_ID.match(initial):
+        raise Invalid("InitialContactId must be a contact id")
+    at = aws_time(data.get("AbsoluteTime"), "AbsoluteTime")
+    names: list[str] = []
+    attachments = data.get("Attachments")
+    if attachments is not None:
+        if not isinstance(attachments, list) or len(attachments) > 10:
+            raise Invalid("Attachments must be a list of at most 10 attachments")
+        for attachment in attachments:
+            if not isinstance(attachment, Mapping):
+                raise Invalid("each attachment must be an object")
+            name = text_field(attachment, "AttachmentName", "Attachments.AttachmentName", max_chars=256)
+            assert name is not None
+            names.append(name)
+    return ChatItem(
+        item_id=item_id,
+        item_type=item_type,
+        role=role,
+        content_type=content_type,
+        content=content,
+        initial_contact_id=initial,
+        at=at,
+        attachment_names=tuple(names),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
-from chalicelib.entrypoints.aws_payloads import batch_failures, contact_event, inbound_text, queue_messages
+from chalicelib.entrypoints.aws_payloads import batch_failures, chat_item, contact_event, inbound_text, queue_messages
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.attention import is_timer
 from chalicelib.services.fanout import Committed
@@ -107,17 +107,50 @@ def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
     return {"outcomes": outcomes}
 
 
+def on_connect_chat(event: dict[str, Any]) -> dict[str, Any]:
+    """The chat items Amazon Connect streams to the stack's topic (docs/connectors.md), each read
+    strictly and applied once by its id. A record that is not a notification of the stack's topic,
+    or not a chat item, is refused with a log line (retrying cannot mend it)."""
+    from chalicelib import metrics
+    from chalicelib.domain.aws_events import notification, sns_records
+    from chalicelib.domain.errors import Invalid
+
+    services = bootstrap.services(WIRE)
+    expected_topic = services.settings.connect_chat_topic_arn
+    try:
+        records = sns_records(event)
+    except Invalid as exc:
+        return {"outcomes": [_refused("connect", "Amazon Connect chat event", exc)]}
+    outcomes: list[str] = []
+    for record in records:
+        try:
+            note = notification(record)
+            if expected_topic and note.topic_arn != expected_topic:
+                raise Invalid("Sns.TopicArn is not this stack's Amazon Connect chat topic")
+            item = chat_item(note.message, note.attributes)
+            outcome = services.amazon_connect.on_chat_item(item, note.attributes.get("InstanceId"))
+        except Invalid as exc:
+            outcomes.append(_refused("connect", "Amazon Connect chat item", exc))
+            continue
+        metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+        outcomes.append(outcome)
+    return {"outcomes": outcomes}
+
+
 def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, or
-    (``Records``) the connector queue's delayed end checks, a partial batch response naming those to
-    retry. An event that is not a contact event of a listed instance in the stack's account and Region
-    is refused with a log line; a store that fails raises (EventBridge invokes again, applied once)."""
+    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, the
+    chat items Connect streams to the stack's SNS topic (``Records`` from SNS), or the connector
+    queue's delayed end checks (``Records`` from SQS: a partial batch response names those to retry).
+    An event that is not a contact event of a listed instance in the stack's account and Region is
+    refused with a log line; a store that fails raises (EventBridge and SNS invoke again, applied once)."""
     from chalicelib import metrics
     from chalicelib.domain.aws_events import bus_event
     from chalicelib.domain.errors import DomainError, Invalid
 
     connect = bootstrap.services(WIRE).amazon_connect
     records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list) and records and all(isinstance(r, dict) and "Sns" in r for r in records):
+        return on_connect_chat(event)
     if isinstance(records, list):
         failures = []
         for message in queue_messages(r for r in records if isinstance(r, dict)):

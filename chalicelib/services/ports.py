@@ -447,6 +447,20 @@ class AttentionStore(Protocol):
         ...
 
 
+class ConnectApi(Protocol):
+    """What the connector asks Amazon Connect (adapters/connect_api.py). Both raise
+    :class:`ChannelFailed` when Connect refuses or cannot be reached."""
+
+    def start_streaming(self, instance_arn: str, initial_contact_id: str, topic_arn: str) -> str:
+        """Stream the chat's items to ``topic_arn``; the streaming id. Idempotent per chat."""
+        ...
+
+    def disconnect_reason(self, instance_arn: str, contact_id: str) -> str | None:
+        """Connect's disconnect reason of a contact that has ended ("" when it names none); None
+        while the contact is still going on."""
+        ...
+
+
 class SentimentAnalyzer(Protocol):
     """Amazon Comprehend on AWS; a lexicon analyzer on the local stack and in tests."""
 

@@ -198,3 +198,49 @@ def test_sqs_records_become_queue_messages_and_failures_a_partial_batch_response
     assert (first.message_id, first.body, first.receipt, first.receives) == ("m-1", "{}", "r-1", 3)
     assert (second.message_id, second.body, second.receipt, second.receives) == ("m-2", "", "", 1)
     assert batch_failures(["m-2"]) == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+
+
+# AWS's example of a streamed chat item (docs.aws.amazon.com/connect/latest/adminguide/sns-payload.html).
+CHAT_ITEM = (
+    '{"AbsoluteTime":"2021-09-08T13:28:24.656Z","Content":"help","ContentType":"text/plain",'
+    '"Id":"333333333-be0d-4a44-889d-d2a86fc06f0c","Type":"MESSAGE","ParticipantId":"bbbbbbbb-c562-4d95-b76c-dcbca8b4b5f7",'
+    '"DisplayName":"Jane","ParticipantRole":"CUSTOMER","InitialContactId":"33333333-abc5-46db-9ad5-d772559ab556",'
+    '"ContactId":"33333333-abc5-46db-9ad5-d772559ab556"}'
+)
+
+
+def test_awss_chat_item_example_is_a_customer_message_of_its_initial_contact() -> None:
+    from chalicelib.domain.connect import ChatLine, ChatRole, chat_line
+    from chalicelib.entrypoints.aws_payloads import chat_item
+
+    found = chat_item(CHAT_ITEM)
+    assert (found.item_id, found.role, found.workitem_id) == (
+        "333333333-be0d-4a44-889d-d2a86fc06f0c",
+        ChatRole.CUSTOMER,
+        "connect-33333333-abc5-46db-9ad5-d772559ab556",
+    )
+    assert found.at == datetime(2021, 9, 8, 13, 28, 24, 656000, tzinfo=UTC)
+    assert chat_line(found) == ChatLine("customer", "help")
+    # A transferred chat's item may name only its current contact: the attribute names the first.
+    bare = {k: v for k, v in json.loads(CHAT_ITEM).items() if k != "InitialContactId"}
+    assert chat_item(bare, {"InitialContactId": "first-contact"}).initial_contact_id == "first-contact"
+    assert chat_item(bare).initial_contact_id == "33333333-abc5-46db-9ad5-d772559ab556"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"Id": None}, "Id"),
+        ({"Type": 7}, "Type"),
+        ({"Content": "x" * 16385}, "Content"),
+        ({"AbsoluteTime": "2021-09-08 13:28"}, "AbsoluteTime"),
+        ({"Attachments": [{"AttachmentId": "a"}]}, "AttachmentName"),
+        ({"Attachments": "receipt.png"}, "Attachments"),
+    ],
+)
+def test_a_malformed_chat_item_is_refused_naming_the_field(change: dict[str, Any], named: str) -> None:
+    from chalicelib.entrypoints.aws_payloads import chat_item
+
+    body = {k: v for k, v in {**json.loads(CHAT_ITEM), **change}.items() if v is not None}
+    with pytest.raises(Invalid, match=named):
+        chat_item(body)
