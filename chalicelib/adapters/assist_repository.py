@@ -25,7 +25,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.analytics_store import add_slot
-from chalicelib.adapters.dynamo import AssistItem
+from chalicelib.adapters.dynamo import AssistItem, PendingMarkItem
 from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.storage_errors import response_code
 from chalicelib.adapters.store_keys import cancel_codes
@@ -43,6 +43,15 @@ def assist_pk(tenant_id: str, assist_id: str) -> str:
 
 def due_sk(due_epoch: int, tenant_id: str, assist_id: str) -> str:
     return f"{due_epoch:012d}#{tenant_id}#{assist_id}"
+
+
+def pending_pk(tenant_id: str, user_id: str) -> str:
+    return f"T#{tenant_id}#PA#{user_id}"
+
+
+# The newest pending marks ``assist.pending`` reads (a supervisor never has more open raised hands).
+PENDING_MAX = 100
+PENDING_MARK_DAYS = 7
 
 
 def _conditional_failed(exc: PutError | UpdateError) -> bool:
@@ -171,6 +180,39 @@ class DynamoAssistStore:
                 return False
             raise
         return True
+
+    def mark_pending(self, request: AssistanceRequest, user_ids: list[str]) -> None:
+        """1 BatchWriteItem per 25 users: the request waits for them (``assist.pending``). A mark
+        expires after PENDING_MARK_DAYS even if nobody claims the request."""
+        created = datetime.fromisoformat(request.created_at.replace("Z", "+00:00"))
+        with PendingMarkItem.batch_write() as batch:
+            for user_id in dict.fromkeys(user_ids):
+                batch.save(
+                    PendingMarkItem(
+                        pending_pk(request.tenant_id, user_id),
+                        f"{request.created_at}#{request.assist_id}",
+                        assist_id=request.assist_id,
+                        ttl=created + timedelta(days=PENDING_MARK_DAYS),
+                    )
+                )
+
+    def clear_pending(self, request: AssistanceRequest) -> None:
+        """1 BatchWriteItem per 25 recipients: a claimed request waits for nobody."""
+        with PendingMarkItem.batch_write() as batch:
+            for user_id in dict.fromkeys(request.recipients):
+                batch.delete(PendingMarkItem(pending_pk(request.tenant_id, user_id), f"{request.created_at}#{request.assist_id}"))
+
+    def pending_for(self, tenant_id: str, user_id: str) -> list[AssistanceRequest]:
+        """1 Query (the user's newest marks) + 1 BatchGetItem per 100 requests: those still pending,
+        oldest first (a mark whose claim is being cleared is filtered by the request's status)."""
+        marks = list(PendingMarkItem.query(pending_pk(tenant_id, user_id), scan_index_forward=False, limit=PENDING_MAX))
+        keys = [(assist_pk(tenant_id, m.assist_id), SK) for m in reversed(marks)]
+        found: dict[str, AssistanceRequest] = {}
+        for i in range(0, len(keys), 100):
+            for item in AssistItem.batch_get(keys[i : i + 100]):
+                found[item.assist_id] = to_request(item)
+        ordered = [found.get(m.assist_id) for m in reversed(marks)]
+        return [r for r in ordered if r is not None and r.pending]
 
 
 def to_request(item: AssistItem) -> AssistanceRequest:

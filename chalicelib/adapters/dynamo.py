@@ -477,6 +477,10 @@ class WorkitemItem(Model):
     retention_days = NumberAttribute(null=True)
     record_coaching = BooleanAttribute(null=True)
     active_at = UnicodeAttribute(null=True)
+    waiting_since = UnicodeAttribute(null=True)  # W18.1: the customer waits for an answer since
+    last_text = UnicodeAttribute(null=True)  # the latest message, cut short, and who wrote it
+    last_author = UnicodeAttribute(null=True)
+    monitor_names = MapAttribute[str, Any](null=True)  # supervisorId -> name, beside monitors
     # What the change written with this version pushes (entries, who is left out, who stopped
     # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
     fanout = UnicodeAttribute(null=True, attr_name=FANOUT_NOTE_ATTRIBUTE)
@@ -595,6 +599,21 @@ class AssistItem(Model):
     due = DueIndex()
 
 
+class PendingMarkItem(Model):
+    """A request delivered to one user and not yet claimed (``assist.pending``):
+    ``pk = T#t#PA#<userId>``, ``sk = <requested at>#<assistId>``; removed when the request is claimed."""
+
+    class Meta:
+        table_name = "coaching-assistance"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    assist_id = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
 # --- idempotency -------------------------------------------------------------------------------
 
 
@@ -642,7 +661,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],
-    "assistance": [AssistItem],
+    "assistance": [AssistItem, PendingMarkItem],
     "idempotency": [IdempotencyItem],
 }
 
@@ -670,6 +689,7 @@ def configure(settings: Settings, budget: sdk_budget.SdkBudget = sdk_budget.DYNA
             model.Meta.connect_timeout_seconds = budget.connect
             model.Meta.read_timeout_seconds = budget.read
             model.Meta.max_retry_attempts = budget.attempts - 1  # PynamoDB: standard mode, 1 + this
+            model.Meta.max_pool_connections = sdk_budget.DYNAMODB_POOL
             pynamodb_compat.forget_connection(model)
     # One botocore client for every model: a cold start would otherwise build one per entity it touches.
     pynamodb_compat.share_client([m for models in _MODELS_BY_TABLE.values() for m in models])

@@ -35,6 +35,10 @@ def workitem(w: Workitem) -> dict[str, Any]:
         "status": w.status.value,
         "createdAt": w.created_at,
         "coaching": {"active": w.coaching_active, "supervisors": sorted(w.monitors)},
+        "lastActivityAt": w.last_activity_at,
+        "waitingSince": w.waiting_since,
+        "monitoredBy": [{"userId": s, "name": w.monitor_names.get(s) or s} for s in sorted(w.monitors)],
+        "lastMessage": {"author": w.last_author, "text": w.last_text} if w.last_author else None,
     }
 
 
@@ -199,6 +203,17 @@ def _assist_note(r: results.AssistNote) -> dict[str, Any]:
     return body
 
 
+def _pending_request(r: results.PendingRequest) -> dict[str, Any]:
+    request = r.request
+    body: dict[str, Any] = {"assistId": request.assist_id, "agentId": request.agent_id, "agentName": r.agent_name}
+    body["text"] = request.text
+    if request.workitem_id:
+        body["workitemId"] = request.workitem_id
+    body["requestedAt"] = request.created_at
+    body["escalated"] = int(request.stage) > 0
+    return body
+
+
 def _direct_message(r: results.DirectMessage) -> dict[str, Any]:
     """``directory.message`` as pushed."""
     body: dict[str, Any] = {"messageId": r.message_id, "fromUserId": r.from_user_id, "text": r.text}
@@ -246,12 +261,30 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.AssistSent: lambda r: {"assistId": r.assist_id, "recipients": r.recipients},
     results.AssistId: lambda r: {"assistId": r.assist_id},
     results.AssistNote: _assist_note,
-    results.ClaimNote: lambda r: {"assistId": r.assist_id, "supervisorId": r.supervisor_id},
+    results.ClaimNote: lambda r: {
+        "assistId": r.assist_id,
+        "supervisorId": r.supervisor_id,
+        "supervisorName": r.supervisor_name or r.supervisor_id,
+    },
     results.DirectMessage: _direct_message,
+    results.PendingRequest: _pending_request,
+    results.PendingRequests: lambda r: {"requests": r.requests},
     results.MessageSent: lambda r: {"messageId": r.message_id},
     results.Count: lambda r: {"count": r.count},
     results.EntryNote: lambda r: {"entry": r.entry},
-    results.SupervisorNote: lambda r: {"workitemId": r.workitem_id, "supervisorId": r.supervisor_id, "entry": r.entry},
+    results.SupervisorNote: lambda r: {
+        "workitemId": r.workitem_id,
+        "supervisorId": r.supervisor_id,
+        "supervisorName": r.supervisor_name,
+        "entry": r.entry,
+    },
+    results.VoiceModeNote: lambda r: {
+        "workitemId": r.workitem_id,
+        "supervisorId": r.supervisor_id,
+        "supervisorName": r.supervisor_name,
+        "mode": r.mode,
+        "entry": r.entry,
+    },
     results.CoachingEndedNote: lambda r: {"workitemId": r.workitem_id, "reason": r.reason, "entry": r.entry},
     results.SmsSettings: lambda r: {
         "originationIdentity": r.origination_identity,

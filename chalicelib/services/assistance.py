@@ -18,7 +18,7 @@ from chalicelib.domain import assistance as rules
 from chalicelib.domain import coaching as coaching_rules
 from chalicelib.domain.assistance import AssistanceRequest, Contact, Delivery, Stage
 from chalicelib.domain.coaching import Change, Workitem
-from chalicelib.domain.errors import NotFound
+from chalicelib.domain.errors import Forbidden, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services import push_events as ev
@@ -48,6 +48,8 @@ from chalicelib.services.results import (
     Count,
     DirectMessage,
     MessageSent,
+    PendingRequest,
+    PendingRequests,
     Person,
     RecipientsPage,
 )
@@ -188,6 +190,7 @@ class AssistanceService:
                 recipients=delivery.recipients,
             )
         counted = self.store.create(request, policy.retention_days, requested_slots(request))
+        self.store.mark_pending(request, list(delivery.recipients))
         box = self.notifier.outbox(tenant, connection_id)
         self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, AssistNote(request))
         self.notifier.flush(box)
@@ -211,6 +214,7 @@ class AssistanceService:
                 raise
             rules.check_claim(caller, latest)
             raise
+        self.store.clear_pending(request)
         if request.workitem_id:
             try:
                 self._on_timeline(
@@ -219,13 +223,27 @@ class AssistanceService:
             except NotFound:  # the workitem expired (retention) since the request: the claim stands
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
-        recipients = self._recipients(caller.tenant_id, audience)
+        # The claimer is looked up in the same batch: the others are told their directory name (W18.4).
+        recipients = self._recipients(caller.tenant_id, [*audience, caller.user_id])
+        me = recipients.get(caller.user_id)
+        note = ClaimNote(assist_id, caller.user_id, (me.name if me is not None else None) or caller.name)
         box = self.notifier.outbox(caller.tenant_id, connection_id)
         for user_id in audience:
-            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, ClaimNote(assist_id, caller.user_id))
+            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, note)
         self.notifier.flush(box)
         self._publish(AssistClaimed(request, caller.user_id))
         return AssistId(assist_id)
+
+    def pending(self, caller: Principal) -> PendingRequests:
+        """``assist.pending`` (W18.2): the requests delivered or escalated to the caller that nobody
+        has claimed, oldest first. 1 Query + 1 BatchGetItem (requests) + 1 BatchGetItem (agents' names)."""
+        if caller.role not in (Role.SUPERVISOR, Role.ADMIN):
+            raise Forbidden("only supervisors and admins have pending requests")
+        requests = self.store.pending_for(caller.tenant_id, caller.user_id)
+        agents = self._recipients(caller.tenant_id, [r.agent_id for r in requests]) if requests else {}
+        return PendingRequests(
+            [PendingRequest(r, (agents[r.agent_id].name if r.agent_id in agents else None) or r.agent_id) for r in requests]
+        )
 
     # --- escalation (B4) --------------------------------------------------------------------
 
@@ -280,6 +298,7 @@ class AssistanceService:
         if not self.store.escalate(request, after):
             return False  # claimed, or another sweep took this step
         delivery = rules.deliver(audience)
+        self.store.mark_pending(after, list(delivery.recipients))
         if request.workitem_id:
             try:
                 self._on_timeline_of(

@@ -195,6 +195,12 @@ class WorkitemStore(Protocol):
         self, tenant_id: str, workitem_id: str, message_id: str
     ) -> tuple[Workitem | None, TimelineEntry | None]: ...
 
+    def get_with_messages(
+        self, tenant_id: str, workitem_id: str, message_ids: list[str]
+    ) -> tuple[Workitem | None, dict[str, TimelineEntry]]:
+        """The workitem and those of the messages that exist, by id, in one read."""
+        ...
+
     def create(
         self,
         workitem: Workitem,
@@ -396,6 +402,15 @@ class AssistanceStore(Protocol):
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """Write an escalation step, conditional on the stored request still being ``before``'s
         pending stage. False when a claim or another sweep got there first."""
+
+    def mark_pending(self, request: AssistanceRequest, user_ids: list[str]) -> None:
+        """The request was delivered to these users and waits for a claim."""
+
+    def clear_pending(self, request: AssistanceRequest) -> None:
+        """The request was claimed: it waits for none of its recipients."""
+
+    def pending_for(self, tenant_id: str, user_id: str) -> list[AssistanceRequest]:
+        """Requests delivered to the user that nobody has claimed, oldest first."""
 
 
 class AnalyticsStore(Protocol):

@@ -32,6 +32,7 @@ ATTENTION_RAISED = "attention.raised"
 ATTENTION_ACKED = "attention.acked"
 ATTENTION_CLEARED = "attention.cleared"
 ENTRY_SENTIMENT = "entry.sentiment"
+VOICE_MODE = "voice.mode"
 
 EVENTS: frozenset[str] = frozenset(
     {
@@ -59,5 +60,6 @@ EVENTS: frozenset[str] = frozenset(
         ATTENTION_ACKED,
         ATTENTION_CLEARED,
         ENTRY_SENTIMENT,
+        VOICE_MODE,
     }
 )

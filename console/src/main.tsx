@@ -140,8 +140,12 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
     // The admin's screen uses REST only: its token is renewed all the same, without a socket.
     if (session.role === "admin") client.keepTokenFresh();
     else client.connect();
+    // A lost network may leave the socket open for minutes: the browser's word counts at once.
+    const offline = () => client.networkLost();
+    window.addEventListener("offline", offline);
     return () => {
       off();
+      window.removeEventListener("offline", offline);
       client.close();
     };
   }, [client, started]);

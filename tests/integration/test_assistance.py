@@ -294,7 +294,7 @@ def test_first_claim_wins_and_withdraws_the_popups(w: Any) -> None:
     sup1.fails("assist.claim", "not_found", assistId="as_unknown")
 
     assert sup1.ok("assist.claim", assistId=assist_id) == {"assistId": assist_id}
-    claimed = {"assistId": assist_id, "supervisorId": "sup-1"}
+    claimed = {"assistId": assist_id, "supervisorId": "sup-1", "supervisorName": "Sup-1"}
     assert [e["data"] for e in agent.events("assist.claimed")] == [claimed]
     assert [e["data"] for e in sup2.events("assist.claimed")] == [claimed]
     assert sup1.events("assist.claimed") == [] and sup9.events() == []
@@ -357,7 +357,8 @@ def test_two_supervisors_claiming_at_once_exactly_one_wins(w: Any, monkeypatch: 
     winner = next(u for u, r in replies.items() if r["type"] == "ack")
     loser = next(r for r in replies.values() if r["type"] == "error")
     assert loser["error"]["message"] == f"the assistance request was already claimed by {winner}"
-    assert [e["data"] for e in agent.events("assist.claimed")] == [{"assistId": assist_id, "supervisorId": winner}]
+    named = {"assistId": assist_id, "supervisorId": winner, "supervisorName": winner.capitalize()}
+    assert [e["data"] for e in agent.events("assist.claimed")] == [named]
     assert [e["kind"] for e in timeline(w)].count("assist_claimed") == 1
 
 
@@ -411,7 +412,7 @@ def test_unclaimed_request_escalates_to_the_whole_team_then_to_admins(w: Any) ->
 
     # Any recipient so far may claim it, an admin included.
     assert admin.ok("assist.claim", assistId=assist_id) == {"assistId": assist_id}
-    claimed = {"assistId": assist_id, "supervisorId": "admin-2"}
+    claimed = {"assistId": assist_id, "supervisorId": "admin-2", "supervisorName": "Ada Admin"}
     for client in (agent, sup1, sup2, sup3):
         assert [e["data"] for e in client.events("assist.claimed")] == [claimed]
     sup3.fails("assist.claim", "conflict", assistId=assist_id)
@@ -462,7 +463,8 @@ def test_a_claim_that_read_before_an_escalation_still_withdraws_every_popup(w: A
     monkeypatch.setattr(store, "get", get_then_sweep)
     sup1.ok("assist.claim", assistId=assist_id)
     assert len(sup2.events("assist.escalated")) == 1
-    assert [e["data"] for e in sup2.events("assist.claimed")] == [{"assistId": assist_id, "supervisorId": "sup-1"}]
+    named = {"assistId": assist_id, "supervisorId": "sup-1", "supervisorName": "Sup-1"}
+    assert [e["data"] for e in sup2.events("assist.claimed")] == [named]
 
 
 def test_a_request_to_a_fellow_agent_does_not_escalate(w: Any) -> None:
@@ -665,19 +667,20 @@ def test_request_counts_do_not_grow_with_tenant_size(world: World, monkeypatch: 
         "assist.templates": 1,
         "assist.recipients": 4,  # 1 Query + 1 per supervisor (two here) + 1 BatchGetItem
         # a hand raised to supervisors is counted (coaching analytics) in the request's own write, a
-        # TransactWriteItems instead of the PutItem
-        "assist.request": 5 + 2,  # sup-2 has notifications off: +2 UpdateItem for the unread count
-        "assist.request+workitem": 5 + 2 + 2,  # + GetItem and TransactWriteItems on the workitem
-        "assist.request to one": 5,  # a hand raised to one supervisor is counted too
-        "assist.request to a peer": 5,
-        "assist.claim": 3 + 1,  # + 1 TransactWriteItems counting the claim
+        # TransactWriteItems instead of the PutItem; + 1 BatchWriteItem of the recipients' pending marks
+        # (assist.pending, W18.2)
+        "assist.request": 6 + 2,  # sup-2 has notifications off: +2 UpdateItem for the unread count
+        "assist.request+workitem": 6 + 2 + 2,  # + GetItem and TransactWriteItems on the workitem
+        "assist.request to one": 6,  # a hand raised to one supervisor is counted too
+        "assist.request to a peer": 6,
+        "assist.claim": 4 + 1,  # + 1 BatchWriteItem deleting the pending marks, + 1 TransactWriteItems counting the claim
         "directory.send": 3,
         "directory.send (unread)": 3 + 2,
         "directory.unread.get": 1,
         "directory.read": 2,
-        # 4 shard Queries; two requests, one with a workitem (+2); + 1 TransactWriteItems each
-        # counting its first escalation
-        "escalate_due": 4 + 5 + 7 + 2,
+        # 4 shard Queries; two requests (each + its new recipients' marks), one with a workitem (+2); + 1
+        # TransactWriteItems each counting its first escalation
+        "escalate_due": 4 + 6 + 8 + 2,
         "escalated": 2,
     }
     print("DynamoDB requests per action:", small)

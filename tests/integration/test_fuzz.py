@@ -181,6 +181,7 @@ def plausible(field: str, ids: list[str]) -> st.SearchStrategy[Any]:
         "limit": st.integers(min_value=1, max_value=200),
         "state": st.sampled_from(["available", "not_ready"]),
         "reaction": st.sampled_from(["thumbs_up", "thumbs_down", None]),
+        "clientMessageId": st.text(min_size=1, max_size=70),
         "to": st.just("supervisors") | st.fixed_dictionaries({"userId": some_id}),
     }.get(field, some_id)
     return mostly(right, hostile(ids))
@@ -352,10 +353,10 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "monitor.start": {"workitemId": "wi-s"},
         "monitor.stop": {"workitemId": "wi-s"},
         "coaching.end": {"workitemId": "wi-s"},
-        "coach.send": {"workitemId": "wi-1", "text": "hi"},
+        "coach.send": {"workitemId": "wi-1", "text": "hi", "clientMessageId": "c-1"},
         "coach.react": {"workitemId": "wi-1", "messageId": tip, "reaction": "thumbs_up"},
         "coach.forward": {"workitemId": "wi-1", "messageId": tip},
-        "message.send": {"workitemId": "wi-1", "text": "hi"},
+        "message.send": {"workitemId": "wi-1", "text": "hi", "clientMessageId": "c-2"},
         "workitem.transfer": {"workitemId": "wi-e", "toAgentId": "agent-2"},
         "workitem.end": {"workitemId": "wi-e"},
         "consult.start": {"workitemId": "wi-s", "userId": "agent-2"},
@@ -364,6 +365,7 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "assist.recipients": {},
         "assist.request": {"templateId": "tp-1", "to": "supervisors", "workitemId": "wi-1"},
         "assist.claim": {"assistId": "as-1"},
+        "assist.pending": {},
         "directory.send": {"toUserId": "sup-1", "text": "hi"},
         "directory.unread.get": {},
         "directory.read": {"withUserId": "agent-1"},

@@ -164,6 +164,13 @@ class MemoryWorkitemStore:
         with self._t.lock:
             return self.get(tenant_id, workitem_id), copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
 
+    def get_with_messages(
+        self, tenant_id: str, workitem_id: str, message_ids: list[str]
+    ) -> tuple[Workitem | None, dict[str, TimelineEntry]]:
+        with self._t.lock:
+            found = {m: self._t.messages.get((tenant_id, workitem_id, m)) for m in message_ids}
+            return self.get(tenant_id, workitem_id), {m: copy.deepcopy(e) for m, e in found.items() if e is not None}
+
     def create(
         self,
         workitem: Workitem,
@@ -199,7 +206,9 @@ class MemoryWorkitemStore:
                 raise DuplicateEvent(idempotency.event_id)
             stored = self._t.workitems.get(key)
             entries = self._t.entries.get(key, {})
-            if stored is None or stored.version != change.before.version or any(e.seq in entries for e in change.entries):
+            taken = any(e.message_id and e.kind in _INDEXED and (*key, e.message_id) in self._t.messages for e in change.entries)
+            stale = stored is None or stored.version != change.before.version
+            if stale or taken or any(e.seq in entries for e in change.entries):
                 raise StaleWorkitem(w.workitem_id)  # a lost race: the caller reads again
             self._mark(idempotency)
             self._t.workitems[key] = copy.deepcopy(w)
@@ -565,6 +574,7 @@ class MemoryAssistStore:
     def __init__(self, settings: Settings, analytics: MemoryAnalyticsStore | None = None) -> None:
         self._shards = max(1, settings.escalation_shards)
         self._items: dict[tuple[str, str], AssistanceRequest] = {}
+        self._marks: dict[tuple[str, str], dict[str, str]] = {}  # (tenant, user) -> assistId -> requested at
         self._lock = threading.Lock()
         self.analytics = analytics  # where a request's counted facts go (none: they are not counted here)
 
@@ -616,6 +626,22 @@ class MemoryAssistStore:
             due_at = after.due_at if after.escalates else None
             self._items[key] = replace(stored, stage=after.stage, recipients=tuple(after.recipients), due_at=due_at)
             return True
+
+    def mark_pending(self, request: AssistanceRequest, user_ids: list[str]) -> None:
+        with self._lock:
+            for user_id in user_ids:
+                self._marks.setdefault((request.tenant_id, user_id), {})[request.assist_id] = request.created_at
+
+    def clear_pending(self, request: AssistanceRequest) -> None:
+        with self._lock:
+            for user_id in request.recipients:
+                self._marks.get((request.tenant_id, user_id), {}).pop(request.assist_id, None)
+
+    def pending_for(self, tenant_id: str, user_id: str) -> list[AssistanceRequest]:
+        with self._lock:
+            marks = sorted(self._marks.get((tenant_id, user_id), {}).items(), key=lambda m: (m[1], m[0]))
+            found = [self._items.get((tenant_id, assist_id)) for assist_id, _ in marks]
+        return [r for r in found if r is not None and r.pending]
 
 
 class MemoryWebhookStore:

@@ -605,6 +605,7 @@ def test_record_appends_one_numbered_entry(run: Run) -> None:
 
 def test_wire_form_of_a_workitem() -> None:
     w = make(Channel.SMS, subject="Refund", monitors={"sup-2": NOW, "sup-1": NOW})
+    w.monitor_names = {"sup-1": "Sam One"}  # sup-2 joined before names were kept: named by id
     assert wire.workitem(w) == {
         "workitemId": "wi-1",
         "channel": "sms",
@@ -614,6 +615,10 @@ def test_wire_form_of_a_workitem() -> None:
         "status": "active",
         "createdAt": NOW,
         "coaching": {"active": True, "supervisors": ["sup-1", "sup-2"]},
+        "lastActivityAt": NOW,
+        "waitingSince": None,
+        "monitoredBy": [{"userId": "sup-1", "name": "Sam One"}, {"userId": "sup-2", "name": "sup-2"}],
+        "lastMessage": None,
     }
 
 
