@@ -8,7 +8,7 @@ import { LiveModel, namer, useLiveScreen } from "./model";
 import type { CoachingClient, Entry, EventData, Room, Workitem } from "./protocol";
 import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";
-import { Composer, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
+import { Composer, ConnectCallNote, isChimeCall, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
 
 const CONVERSATION = new Set(["customer_message", "agent_message"]);
 const COACHING_PANEL = new Set(["coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction"]);
@@ -421,7 +421,9 @@ function Conversation(props: {
           )}
         </header>
         <Timeline entries={entries} viewer="agent" name={name} customerName={workitem.customer.name} kinds={CONVERSATION} label="Conversation with the customer" />
-        {workitem.channel === "voice" ? (
+        {workitem.channel === "voice" && !isChimeCall(workitem) ? (
+          <ConnectCallNote />
+        ) : workitem.channel === "voice" ? (
           <VoiceBox audioRef={audioRef}>
             <button type="button" data-testid="voice-join" onClick={feedback.action(() => model.joinCall(id, props.config, audioRef.current))}>
               Join call

@@ -9,7 +9,7 @@ import { LiveModel, namer, useLiveScreen } from "./model";
 import type { Alert, CoachingClient, EventData, PendingRequest, Room, Workitem } from "./protocol";
 import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";
-import { Composer, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
+import { Composer, ConnectCallNote, isChimeCall, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
 
 interface AgentCard {
   userId: string;
@@ -548,7 +548,8 @@ function WorkitemTile(props: {
           </p>
         ))}
       <Timeline entries={timelines.of(id)} viewer="supervisor" name={name} customerName={workitem?.customer.name} label="Timeline (as the agent sees it)" />
-      {workitem?.channel === "voice" && monitoring && (
+      {workitem?.channel === "voice" && monitoring && !isChimeCall(workitem) && <ConnectCallNote />}
+      {isChimeCall(workitem) && monitoring && (
         <VoiceBox audioRef={audioRef}>
           <button type="button" data-testid="voice-listen" aria-pressed={voice?.mode === "listen"} onClick={() => setVoice("listen")}>
             Listen

@@ -249,6 +249,21 @@ export function WorkitemTitle({ workitem, fallback, details }: { workitem?: Work
   );
 }
 
+/** Whether the workitem is a call this product joins through the Chime SDK: an Amazon Connect call
+ * (`connect-…`) is Connect's, listened to with Connect's own monitor (docs/connectors.md). */
+export function isChimeCall(w: { workitemId: string; channel: string } | undefined): boolean {
+  return w?.channel === "voice" && !w.workitemId.startsWith("connect-");
+}
+
+/** What stands in for the voice controls on an Amazon Connect call. */
+export function ConnectCallNote() {
+  return (
+    <p class="hint" data-testid="voice-connect-note">
+      An Amazon Connect call: listen, whisper or barge with Amazon Connect's own monitor. Coaching messages work here as on any workitem.
+    </p>
+  );
+}
+
 /** The voice controls' frame, with the element the call's audio plays in. */
 export function VoiceBox({ audioRef, children }: { audioRef: Ref<HTMLAudioElement>; children: ComponentChildren }) {
   return (

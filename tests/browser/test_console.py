@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -201,6 +202,30 @@ def test_token_is_renewed_before_it_expires_and_the_session_outlives_it(tenant: 
     expect(agent.locator("main.conversation [data-testid=timeline-entry]")).to_contain_text("still here")
     expect(agent.locator(".error-bar")).to_have_count(0)
     assert wid
+
+
+def test_an_amazon_connect_call_offers_no_chime_controls(tenant: Tenant, open_as: OpenAs) -> None:
+    """W14.10: Connect's calls are Connect's: the agent and a monitoring supervisor get a note instead
+    of Join / Listen / Whisper / Barge (which the server would refuse with conflict)."""
+    from tests.e2e.test_connectors_e2e import DEMO_INSTANCE, contact_event
+
+    _front_line(tenant, template=False)
+    connect_user = str(uuid.uuid4())
+    mapping = {"instanceArn": DEMO_INSTANCE, "agents": {connect_user: "agent1"}}
+    status, _ = tenant.stack.rest("PUT", "/admin/connectors/amazon-connect", tenant.admin_token, mapping)
+    if status == 409:  # another test's tenant holds the demo instance on this stack
+        pytest.skip("the demo instance belongs to another tenant of this stack")
+    contact = str(uuid.uuid4())
+    event = contact_event("CONNECTED_TO_AGENT", contact, connect_user, channel="VOICE")
+    assert tenant.stack.rest("POST", "/_local/events", None, event) == (202, {"outcome": "applied"})
+    agent = open_as(tenant.token("agent1", "agent"))
+    expect(agent.get_by_test_id("voice-connect-note")).to_be_visible()
+    expect(agent.get_by_test_id("voice-join")).to_have_count(0)
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    _open_workitem(supervisor, "agent1", f"connect-{contact}")
+    supervisor.get_by_test_id("monitor-button").click()
+    expect(supervisor.get_by_test_id("voice-connect-note")).to_be_visible()
+    expect(supervisor.get_by_test_id("voice-listen")).to_have_count(0)
 
 
 def test_voice_listen_whisper_barge_with_the_fake_provider(tenant: Tenant, open_as: OpenAs) -> None:
