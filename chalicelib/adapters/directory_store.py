@@ -193,10 +193,10 @@ class DynamoDirectory:
         return self._update(principal.tenant_id, key, principal.user_id, actions)
 
     def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None:
-        """1 UpdateItem (DELETE from the connection set)."""
+        """1 UpdateItem (DELETE from the connection set, stored either way: fast or ordered)."""
         try:
             return self._update(
-                principal.tenant_id, principal.recipient_key, principal.user_id, [RecipientItem.conns.delete({connection.token})]
+                principal.tenant_id, principal.recipient_key, principal.user_id, [RecipientItem.conns.delete(connection.tokens)]
             )
         except UpdateError:
             return None

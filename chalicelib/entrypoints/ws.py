@@ -388,6 +388,22 @@ def _connection(event: dict[str, Any]) -> Connection:
     return Connection(str(request_context.get("connectionId", "")), int(connected_at))
 
 
+# ``?delivery=`` on ``$connect``: how the connection receives workitem events (docs/product.md W15).
+DELIVERY_MODES = ("ordered", "fast")
+
+
+def _connecting(event: dict[str, Any]) -> Connection:
+    """The connection ``$connect`` opens, in the delivery mode its query string asks for (``ordered``
+    when it names none); any other mode is refused ``invalid``."""
+    connection = _connection(event)
+    mode = (event.get("queryStringParameters") or {}).get("delivery")
+    if mode is None:
+        return connection
+    if mode not in DELIVERY_MODES:
+        raise Invalid("delivery must be ordered or fast")
+    return msgspec.structs.replace(connection, fast=mode == "fast")
+
+
 def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
     return principal_from_context(_request_context(event).get("authorizer") or {})
 
@@ -426,6 +442,7 @@ def connect(event: dict[str, Any]) -> dict[str, Any]:
     services = bootstrap.services(WIRE)
     connection = _connection(event)
     try:
+        connection = _connecting(event)
         principal = _principal_from_authorizer(event)
         register = principal is None
         if principal is None:

@@ -142,6 +142,11 @@ def test_directory_users_connections_and_edges(world: World) -> None:
     connected = d.connect(Principal("t1", "sup-1", Role.AGENT, name="Other"), Connection("c1", 5))
     assert (connected.role, connected.name, connected.connections) == (Role.SUPERVISOR, "Sam", [Connection("c1", 5)])
     assert d.set_presence("t1", "sup-1", Presence.NOT_READY).presence_state is Presence.NOT_READY
+    # A fast connection is stored as one (W15.1); disconnecting, which does not know the mode, drops it.
+    fast = Connection("c2", 6, fast=True)
+    assert d.connect(Principal("t1", "sup-1", Role.SUPERVISOR), fast).connections == [Connection("c1", 5), fast]
+    left = d.disconnect(Principal("t1", "sup-1", Role.SUPERVISOR), Connection("c2", 6))
+    assert left is not None and left.connections == [Connection("c1", 5)]
     # An issuer's user joins once; a directory user is never enrolled over.
     assert d.enroll(Principal("t1", "new-1", Role.ADMIN), AT) and not d.enroll(Principal("t1", "new-1", Role.AGENT), AT)
     assert not d.enroll(Principal("t1", "sup-1", Role.AGENT), AT)

@@ -352,7 +352,10 @@ class MemoryDirectory:
 
     def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None:
         return self._update(
-            principal.tenant_id, principal.recipient_key, principal.user_id, lambda r: r.conns.discard(connection.token)
+            principal.tenant_id,
+            principal.recipient_key,
+            principal.user_id,
+            lambda r: r.conns.difference_update(connection.tokens),
         )
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None:
