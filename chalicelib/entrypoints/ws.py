@@ -484,17 +484,19 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
     router = Router(services)
     body = event.get("body")
     refusal: DomainError | None = None
-    try:
-        caller, _ = _caller(services, event)
-        if caller is not None:
-            logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
-        refusal = _session_refusal(services, caller, connection)
-        frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
-    except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
-        context = f"frame on connection {connection.connection_id} before routing"
-        refusal = contract_error(exc, context)
-        frame = router.refuse(body, refusal)
-    services.notifier.send(connection.connection_id, frame)
+    # The fast events of what the action commits (W15) go out in one batch with its reply.
+    with services.notifier.replying():
+        try:
+            caller, _ = _caller(services, event)
+            if caller is not None:
+                logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
+            refusal = _session_refusal(services, caller, connection)
+            frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
+            context = f"frame on connection {connection.connection_id} before routing"
+            refusal = contract_error(exc, context)
+            frame = router.refuse(body, refusal)
+        services.notifier.send(connection.connection_id, frame)
     if isinstance(refusal, SessionExpired):
         services.sessions.end(connection)
     return {"statusCode": 200}

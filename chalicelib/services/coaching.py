@@ -22,10 +22,9 @@ from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id
 from chalicelib.services.commits import Workitems, commit_with_retry
 from chalicelib.services.delivery import Notifier
-from chalicelib.services.fanout import encode_note
 from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft
 from chalicelib.services.paging import scope_of, workitem_page
-from chalicelib.services.ports import CounterDelta, RecipientLookup, Supervision
+from chalicelib.services.ports import CounterDelta, Recipient, RecipientLookup, Supervision
 from chalicelib.services.results import ConsultRequest, ConsultStarted, MonitorStarted, TimelinePage, WorkitemPage
 
 log = logging.getLogger(__name__)
@@ -196,7 +195,9 @@ class CoachingService:
         connection_id: str | None,
     ) -> Change:
 
-        def attempt() -> Change:
+        read: dict[str, Recipient] = {}  # for the next attempt after a lost race (Workitems.commit_pushed)
+
+        def attempt() -> tuple[Change, dict[str, Recipient] | None]:
             workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
             if workitem is None:
                 raise NotFound(f"workitem {workitem_id} not found")
@@ -204,10 +205,12 @@ class CoachingService:
             if message is None:
                 raise NotFound(f"message {message_id} not found on this workitem")
             change = decide(workitem, message)
-            self.store.commit(change, fanout=encode_note(change, connection_id))
-            return change
+            return change, self.commits.commit_pushed(change, connection_id, known=read)
 
-        return commit_with_retry(attempt)
+        change, recipients = commit_with_retry(attempt)
+        if recipients:
+            self.commits.post_fast(change, recipients, connection_id)
+        return change
 
     def coach_react(
         self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None, connection_id: str | None = None

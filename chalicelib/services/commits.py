@@ -23,9 +23,9 @@ from chalicelib.domain.errors import DomainError, NotFound, RateLimited, Unavail
 from chalicelib.domain.identity import Role
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services.clock import now_pair
-from chalicelib.services.fanout import encode_note
+from chalicelib.services.fanout import FanoutService, encode_note
 from chalicelib.services.messagebus import CoachingEnded, Publisher, WorkitemCommitted
-from chalicelib.services.ports import Clock, CounterDelta, Idempotency, StaleWorkitem, WorkitemStore
+from chalicelib.services.ports import Clock, CounterDelta, Idempotency, Recipient, StaleWorkitem, WorkitemStore
 
 MAX_COMMIT_ATTEMPTS = 100
 COMMIT_BUDGET_SECONDS = 10.0
@@ -77,10 +77,11 @@ class Workitems:
     """Reads a workitem, lets a rule decide, commits the change conditionally (retrying a lost race)
     and raises the events that follow from it on the bus (``bootstrap.EVENT_HANDLERS``)."""
 
-    def __init__(self, store: WorkitemStore, clock: Clock, publish: Publisher) -> None:
+    def __init__(self, store: WorkitemStore, clock: Clock, publish: Publisher, fanout: FanoutService) -> None:
         self.store = store
         self._clock = clock
         self._publish = publish
+        self._fanout = fanout
 
     def now(self) -> str:
         return now_pair(self._clock)[0]
@@ -118,28 +119,55 @@ class Workitems:
         (:func:`commit_with_retry`). A workitem that does not exist raises ``missing``.
 
         With ``push`` the commit carries the change's fan-out note, so its events are pushed (to
-        everyone concerned but the connection ``exclude``, which gets the ack instead)."""
+        everyone concerned but the connection ``exclude``, which gets the ack instead): its timeline
+        entries at once to fast connections (:meth:`commit_pushed`), everything by the stream."""
 
-        def attempt() -> Change:
+        read: dict[str, Recipient] = {}  # the recipients an attempt read, for the next one after a lost race
+
+        def attempt() -> tuple[Change, dict[str, Recipient] | None]:
             change = decide(self.load(tenant_id, workitem_id, missing))
             if not change.changed:
                 if idempotency is not None:
                     self.store.mark_event(idempotency)
-                return change
-            self.store.commit(
-                change,
-                idempotency=idempotency,
-                counters=list(counters(change)) if counters else (),
-                fanout=encode_note(change, exclude) if push else None,
-            )
-            return change
+                return change, None
+            extra = list(counters(change)) if counters else ()
+            if push:
+                return change, self.commit_pushed(change, exclude, idempotency=idempotency, counters=extra, known=read)
+            self.store.commit(change, idempotency=idempotency, counters=extra)
+            return change, None
 
-        change = commit_with_retry(attempt)
+        change, recipients = commit_with_retry(attempt)
+        if recipients:
+            self.post_fast(change, recipients, exclude)
         if change.changed:
             if change.ended_for:
                 self._publish(CoachingEnded(change))
             self._publish(WorkitemCommitted(change))
         return change
+
+    def commit_pushed(
+        self,
+        change: Change,
+        exclude: str | None,
+        *,
+        idempotency: Idempotency | None = None,
+        counters: Iterable[CounterDelta] = (),
+        known: dict[str, Recipient] | None = None,
+    ) -> dict[str, Recipient] | None:
+        """Commit ``change`` with its fan-out note, holding the recipients read just before (1
+        BatchGetItem; the stream reuses them rather than reading them again). ``known`` keeps what an
+        attempt read for the next one: a retry after a lost race reads only when it concerns someone
+        new (so a race still costs one GetItem and one TransactWriteItems). Returns the recipients for
+        :meth:`post_fast` once the commit loop is over (None: not read, the stream reads them)."""
+        recipients = self._fanout.recipients_for(change, known)
+        if known is not None and recipients:
+            known.update(recipients)
+        self.store.commit(change, idempotency=idempotency, counters=counters, fanout=encode_note(change, exclude, recipients))
+        return recipients
+
+    def post_fast(self, change: Change, recipients: dict[str, Recipient], exclude: str | None) -> None:
+        """The committed change's timeline entries to the fast connections among ``recipients`` (W15)."""
+        self._fanout.post_fast(change, recipients, exclude)
 
     def record(
         self, tenant_id: str, workitem_id: str, kind: EntryKind, author_id: str, author_role: Role, **extra: Any

@@ -4,9 +4,14 @@ stream's copy as the backstop, and a handler that dies after its commit."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from tests.support.world import World
+from chalicelib.entrypoints import ws
+from tests.support.ordering import OrderedTimeline
+from tests.support.world import Client, World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
 
@@ -40,3 +45,162 @@ def test_w15_1_an_unknown_delivery_mode_is_refused_and_nothing_is_stored(w: Worl
     status, client = w.connect_token(w.token("agent-1", "agent"), delivery=mode)
     assert (status, client) == (400, None)
     assert w.services.directory.directory.recipient("t1", "U#agent-1") is None or _stored(w, "agent-1") == []
+
+
+class Killed(BaseException):
+    """The handler's process dies (a Lambda crash or timeout): no reply, no clean-up, nothing after it."""
+
+
+def _coach(w: World) -> tuple[Client, Client, Client]:
+    """A monitoring supervisor, the agent on a fast connection and the agent on an ordered one."""
+    sup = w.connect("sup-1", "supervisor")
+    sup.ok("monitor.start", workitemId="wi-1")
+    return sup, w.connect("agent-1", "agent", delivery="fast"), w.connect("agent-1", "agent")
+
+
+def _seqs(frames: list[dict[str, Any]]) -> list[int]:
+    return [f["data"]["entry"]["seq"] for f in frames]
+
+
+def test_w15_2_the_handler_posts_timeline_entries_to_fast_connections_at_once(w: World) -> None:
+    sup, fast, ordered = _coach(w)
+    with w.batched():  # the stream is held: only the handler's own posts arrive
+        entry = sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")["entry"]
+        assert _seqs(fast.events("coach.message")) == [entry["seq"]]
+        assert fast.events("coach.message")[0]["data"]["entry"]["text"] == "Offer the refund"
+        assert ordered.events("coach.message") == []  # ordered connections wait for the stream
+    # The stream's copy reaches both: the ordered connection once, the fast one a second time (the backstop).
+    assert _seqs(ordered.events("coach.message")) == [entry["seq"]]
+    assert _seqs(fast.events("coach.message")) == [entry["seq"]] * 2
+
+
+def test_w15_2_only_timeline_entries_take_the_fast_path(w: World) -> None:
+    sup = w.connect("sup-1", "supervisor", delivery="fast")
+    sup.ok("agent.watch", agentId="agent-1")
+    agent = w.connect("agent-1", "agent")
+    with w.batched():
+        agent.ok("presence.set", state="not_ready")  # presence is not a workitem change: pushed as before
+        other = w.connect("sup-2", "supervisor")
+        other.ok("monitor.start", workitemId="wi-1")
+        joined = [f["event"] for f in sup.frames() if f["type"] == "event"]
+    assert "workitem.updated" not in joined  # a watcher's workitem.updated waits for the stream
+    assert "workitem.updated" in [f["event"] for f in sup.events()]
+
+
+def test_w15_2_the_sender_and_customers_get_no_fast_copy(w: World) -> None:
+    sup, fast, _ = _coach(w)
+    fast_sup = w.connect("sup-1", "supervisor", delivery="fast")
+    customer = w.connect("cust-1", "customer", wid="wi-1")
+    with w.batched():
+        fast_sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")
+        assert fast_sup.events("coach.message") == []  # its own message comes back in the ack only
+        assert len(fast.events("coach.message")) == 1
+    assert customer.events() == []  # coaching never reaches the customer, on any path
+    assert len(sup.events("coach.message")) == 1  # the sender's other (ordered) connection, from the stream
+
+
+@pytest.mark.moto  # DynamoDB requests are counted on moto
+def test_w15_3_coach_send_reads_its_recipients_once_with_fast_connections(world: World) -> None:
+    from tests.support.ddbcount import count_dynamodb
+
+    world.team()
+    world.assign("wi-1")
+    sup = world.connect("sup-1", "supervisor", delivery="fast")
+    sup.ok("monitor.start", workitemId="wi-1")
+    agent = world.connect("agent-1", "agent", delivery="fast")
+    with count_dynamodb() as log:
+        sup.ok("coach.send", workitemId="wi-1", text="thanks")
+    # The handler's read (before its commit) is the stream's too: still 3 requests in all (Q5).
+    assert log.by_operation() == {"GetItem": 1, "TransactWriteItems": 1, "BatchGetItem": 1}
+    assert len(agent.events("coach.message")) == 2  # the handler's post, then the stream's copy
+
+
+@pytest.mark.parametrize("fault", ["killed after the commit", "commit answer lost"])
+def test_w15_4_no_committed_entry_is_ever_missing_for_a_fast_connection(
+    w: World, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """Handlers die or fail between their commit and their posts; with the stream held behind them, the
+    fast connection gets later entries first. After client-side ordering it has every entry of the
+    timeline, in order, exactly once."""
+    sup, fast, ordered = _coach(w)
+    view = OrderedTimeline(fast, "wi-1")
+    view.offer(fast.ok("timeline.get", workitemId="wi-1", after=0)["entries"])
+    store = w.services.coaching.store
+    commit = store.commit
+
+    def dies_after_commit(*args: Any, **kwargs: Any) -> None:
+        commit(*args, **kwargs)
+        if fault == "killed after the commit":
+            raise Killed()
+        raise ConnectionError("the store's answer to a commit that succeeded was lost")
+
+    with w.batched():  # the stream runs late: everything below is committed before it pushes
+        sup.ok("coach.send", workitemId="wi-1", text="one")
+        with monkeypatch.context() as m:
+            m.setattr(store, "commit", dies_after_commit)
+            if fault == "killed after the commit":
+                with pytest.raises(Killed):
+                    ws.message(
+                        sup.event(
+                            "$default",
+                            json.dumps({"action": "coach.send", "requestId": "r", "workitemId": "wi-1", "text": "two"}),
+                        )
+                    )
+            else:
+                assert sup.request("coach.send", workitemId="wi-1", text="two")["type"] == "error"
+        sup.ok("coach.send", workitemId="wi-1", text="three")
+        view.receive()
+        assert view.missing  # "three" arrived, "two" did not: a gap
+        assert [e["text"] for e in view.held.values()] == ["three"]
+    # Either the stream's copy closes the gap (the backstop)...
+    view.receive()
+    assert not view.missing
+    # ...or, had it not, the client's timeline.get after its wait: nothing is left to fetch.
+    view.fill_gap()
+    timeline = fast.ok("timeline.get", workitemId="wi-1", after=0)["entries"]
+    assert [e["seq"] for e in view.delivered] == [e["seq"] for e in timeline]
+    assert [e["text"] for e in view.delivered if e["kind"] == "coach_message"] == ["one", "two", "three"]
+    assert view.received > len(view.delivered)  # copies arrived, and each was delivered once
+    # The ordered connection got each message once, in order, unchanged by the faults.
+    assert [f["data"]["entry"]["text"] for f in ordered.events("coach.message")] == ["one", "two", "three"]
+
+
+def test_w15_4_a_gap_the_stream_has_not_closed_yet_is_filled_with_timeline_get(w: World) -> None:
+    sup, fast, _ = _coach(w)
+    view = OrderedTimeline(fast, "wi-1")
+    view.offer(fast.ok("timeline.get", workitemId="wi-1", after=0)["entries"])
+    with w.batched():
+        post_fast = w.services.fanout.post_fast
+        w.services.fanout.post_fast = lambda *a, **k: None  # type: ignore[method-assign]  # a post that never left
+        sup.ok("coach.send", workitemId="wi-1", text="one")
+        w.services.fanout.post_fast = post_fast  # type: ignore[method-assign]
+        sup.ok("coach.send", workitemId="wi-1", text="two")
+        view.receive()
+        assert view.missing
+        view.fill_gap()  # the stream is late: the client asks
+        assert not view.missing
+        assert [e["text"] for e in view.delivered if e["kind"] == "coach_message"] == ["one", "two"]
+    view.receive()  # the stream's copies come later and are dropped
+    assert [e["text"] for e in view.delivered if e["kind"] == "coach_message"] == ["one", "two"]
+
+
+def test_w15_3_a_failed_read_before_the_commit_commits_all_the_same_and_the_stream_reads(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sup, fast, ordered = _coach(w)
+    lookup = w.services.fanout._recipients
+    real = lookup.recipients
+    calls: list[str] = []
+
+    def once_unanswered(*args: Any, **kwargs: Any) -> Any:
+        calls.append("read")
+        if len(calls) == 1:
+            raise ConnectionError("the store did not answer")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lookup, "recipients", once_unanswered)
+    with w.batched():
+        entry = sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")["entry"]
+        assert fast.events("coach.message") == []  # nobody read: no fast post
+    assert calls == ["read", "read"]  # the handler's read failed; the stream read them itself
+    assert _seqs(fast.events("coach.message")) == _seqs(ordered.events("coach.message")) == [entry["seq"]]
