@@ -5,22 +5,23 @@ that stays open is filled with ``timeline.get {after: <last delivered seq>}``.""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from tests.support.world import Client
 
-# The events whose ``data.entry`` is a new timeline entry (the console's ENTRY_EVENTS).
-ENTRY_EVENTS = frozenset(
-    {
-        "coaching.joined",
-        "coaching.left",
-        "coaching.ended",
-        "coach.message",
-        "coach.reaction",
-        "coach.forwarded",
-        "message.received",
-    }
-)
+
+def _console_entry_events() -> frozenset[str]:
+    """The events whose ``data.entry`` is a new timeline entry: the console's ``ENTRY_EVENTS``, read from
+    console/src/protocol.ts so this client orders exactly what the console orders."""
+    source = (Path(__file__).resolve().parents[2] / "console" / "src" / "protocol.ts").read_text(encoding="utf-8")
+    found = re.search(r"ENTRY_EVENTS[^=]*=\s*new Set\(\[(.*?)\]\)", source, re.S)
+    assert found, "ENTRY_EVENTS not found in console/src/protocol.ts"
+    return frozenset(re.findall(r'"([^"]+)"', found.group(1)))
+
+
+ENTRY_EVENTS = _console_entry_events()
 
 
 class OrderedTimeline:
