@@ -95,9 +95,10 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
 
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
-    """Chalice's own refusals (405, 415, ...) in the contract's error shape; every answer with the CORS
-    header when it goes to the web console's origin (docs/deploy.md)."""
-    response: Response = rest.with_cors(event, rest.error_shape(get_response(event)))
+    """A body that is not UTF-8 refused before anything else; Chalice's own refusals (405, 415, ...) in the
+    contract's error shape; every answer with the CORS header when it goes to the web console's origin
+    (docs/deploy.md)."""
+    response: Response = rest.checked(event, get_response)
     return response
 
 

@@ -314,6 +314,14 @@ def _log_issuer() -> None:
         )
 
 
+def _authenticate(token: str) -> object:
+    """The product's REST authentication of ``token`` (what the console's local renewal must respect)."""
+    from chalicelib import bootstrap
+    from chalicelib.entrypoints.wire import WIRE
+
+    return bootstrap.services(WIRE).sessions.authenticate(token)
+
+
 async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every local component starts and stops
     sock = bind_socket("127.0.0.1", port)
     actual_port = sock.getsockname()[1]
@@ -342,7 +350,7 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
         app = _load_app(os.environ.get("DEVSTACK_APP", "app:app"))
         _create_tables()
         pump = _stream_pump(app, endpoint, store.kind == "moto")
-        console = ConsoleSite(jwt_secret, config=console_config(os.environ))
+        console = ConsoleSite(jwt_secret, config=console_config(os.environ), authenticate=_authenticate)
         if console.config["signIn"] == "oidc":
             log.info("console sign-in: the OIDC issuer, client id %r", console.config["oidc"]["clientId"])
         gateway = Gateway(

@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from chalicelib.services.ports import Outgoing
+from chalicelib.adapters.sms import context_of
+from chalicelib.services.ports import Outgoing, SmsContext
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +300,18 @@ class RecordingSms:
         self._lock = threading.Lock()
         self.recorded: deque[dict[str, Any]] = deque(maxlen=keep)
 
-    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str:
+    def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str:
         message_id = f"local-sms-{int(time.time() * 1000)}"
         with self._lock:
             self.recorded.append(
-                {"channel": "sms", "messageId": message_id, "from": origination, "to": destination, "text": text, **context}
+                {
+                    "channel": "sms",
+                    "messageId": message_id,
+                    "from": origination,
+                    "to": destination,
+                    "text": text,
+                    **context_of(context),
+                }
             )
         # A warning, so it shows at every log level: nothing was texted.
         log.warning(

@@ -56,7 +56,7 @@ from devstack.apigw.config import (
 from devstack.apigw.connections import ConnectionTable
 from devstack.apigw.lambdas import Invoker, aws_id
 from devstack.apigw.management import ManagementApi, missing_authentication_token
-from devstack.apigw.rest import REST_BODY_LIMIT, RestProxy
+from devstack.apigw.rest import REST_BODY_LIMIT, RestProxy, error_response, is_utf8
 from devstack.apigw.server import bind_socket, serve
 from devstack.apigw.websocket import WebSocketApi
 
@@ -121,7 +121,8 @@ class Gateway:
     def web_app(self) -> web.Application:
         """The aiohttp application serving REST, WebSocket and ``@connections`` on one port."""
         application = web.Application(client_max_size=REST_BODY_LIMIT, middlewares=self._middlewares)
-        application.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # Every path, line breaks in it too (a regex "." would leave a decoded %0A to aiohttp's plain 404).
+        application.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         application.on_shutdown.append(self._on_shutdown)
         return application
 
@@ -141,6 +142,8 @@ class Gateway:
         if self.unhealthy is not None and request.method == "GET" and path == "/health":
             return web.json_response({"status": "unavailable", "reason": self.unhealthy}, status=503)
         if path in self.local_routes and request.method == "GET":
+            if request.can_read_body and not is_utf8(await request.read()):  # bytes are input (W7.3)
+                return error_response(400, "invalid", "the body is not valid UTF-8 text")
             return web.json_response(self.local_routes[path]())
         return await self.rest.handle(request)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo import (
     AdminItem,
@@ -25,10 +27,12 @@ from chalicelib.adapters.dynamo import (
 )
 from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.store_keys import (
+    cancel_codes,
     expiry,
     recipient_pk,
     tenant_prefix,
 )
+from chalicelib.domain.errors import Conflict
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.ports import (
     Connection,
@@ -113,30 +117,44 @@ class DynamoDirectory:
         item.update(actions=[RecipientItem.tenant_id.set(tenant_id), RecipientItem.user_id.set(user_id), *actions])
         return _to_recipient(item, key)
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
-        """1 UpdateItem (ALL_OLD: the previous role) + 1 Put/DeleteItem on the admin index."""
+    def put_user(
+        self, tenant_id: str, user_id: str, name: str, role: Role, now: str, *, keep_admin: str | None = None
+    ) -> tuple[Role | None, Recipient]:
+        """1 UpdateItem (ALL_OLD: the previous role) + 1 Put/DeleteItem on the admin index; with
+        ``keep_admin``, 1 TransactWriteItems instead: the user, their admin index entry gone, and a
+        condition on ``keep_admin``'s entry (the user was an admin: the caller saw them in the index)."""
         key = user_key(user_id)
+        actions: list[Action] = [
+            RecipientItem.tenant_id.set(tenant_id),
+            RecipientItem.user_id.set(user_id),
+            RecipientItem.name.set(name),
+            RecipientItem.role.set(role.value),
+            RecipientItem.in_directory.set(True),
+            RecipientItem.updated_at.set(now),
+        ]
+        admins = f"{tenant_prefix(tenant_id)}#ADMINS"
+        recipient = Recipient(tenant_id, key, user_id, role=role, name=name, in_directory=True)
+        if keep_admin is not None:
+            try:
+                with TransactWrite(connection=low_level(RecipientItem)) as tx:
+                    tx.update(RecipientItem(recipient_pk(tenant_id, key), "U"), actions=actions)
+                    tx.delete(AdminItem(admins, user_id))
+                    tx.condition_check(AdminItem, admins, keep_admin, condition=AdminItem.pk.exists())
+            except TransactWriteError as exc:
+                if {"ConditionalCheckFailed", "TransactionConflict"} & set(cancel_codes(exc)):
+                    raise Conflict(f"{keep_admin} is no longer an admin") from exc
+                raise
+            return Role.ADMIN, recipient
         out = low_level(RecipientItem).update_item(
-            RecipientItem.Meta.table_name,
-            recipient_pk(tenant_id, key),
-            "U",
-            return_values="ALL_OLD",
-            actions=[
-                RecipientItem.tenant_id.set(tenant_id),
-                RecipientItem.user_id.set(user_id),
-                RecipientItem.name.set(name),
-                RecipientItem.role.set(role.value),
-                RecipientItem.in_directory.set(True),
-                RecipientItem.updated_at.set(now),
-            ],
+            RecipientItem.Meta.table_name, recipient_pk(tenant_id, key), "U", return_values="ALL_OLD", actions=actions
         )
         old = _role(out.get("Attributes", {}).get("role", {}).get("S"))
-        admin = AdminItem(f"{tenant_prefix(tenant_id)}#ADMINS", user_id)
+        admin = AdminItem(admins, user_id)
         if role is Role.ADMIN:
             admin.save()
         else:
             admin.delete()
-        return old, Recipient(tenant_id, key, user_id, role=role, name=name, in_directory=True)
+        return old, recipient
 
     def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
         """1 Query on the supervision GSI (the user's edges as a supervisor) + BatchWriteItem re-putting
@@ -152,9 +170,18 @@ class DynamoDirectory:
                     batch.save(edge)
         return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient:
-        """1 UpdateItem (ALL_NEW: the connections to close come back with it)."""
-        return self._update(tenant_id, user_key(user_id), user_id, [RecipientItem.revoked_at.set(at)])
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        """1 UpdateItem (ALL_NEW: the connections to close come back with it), conditional on the record
+        existing: a stranger gets None and no record."""
+        key = user_key(user_id)
+        item = RecipientItem(recipient_pk(tenant_id, key), "U")
+        try:
+            item.update(actions=[RecipientItem.revoked_at.set(at)], condition=RecipientItem.pk.exists())
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _to_recipient(item, key)
 
     def enroll(self, principal: Principal, now: str) -> bool:
         """A user of the OIDC issuer joins the directory with the token's role and name (docs/product.md
@@ -354,9 +381,9 @@ class DynamoDirectory:
             actions=[PolicyItem.webhook_secret.set(secret), PolicyItem.updated_at.set(now)]
         )
 
-    def admins(self, tenant_id: str) -> list[str]:
-        """1 Query."""
-        return [i.sk for i in AdminItem.query(f"{tenant_prefix(tenant_id)}#ADMINS")]
+    def admins(self, tenant_id: str, limit: int | None = None) -> list[str]:
+        """1 Query (per page; with a ``limit``, one page of that many)."""
+        return [i.sk for i in AdminItem.query(f"{tenant_prefix(tenant_id)}#ADMINS", limit=limit)]
 
     # directory messages and unread counts
 

@@ -1,6 +1,6 @@
 """Posting a signed webhook to a receiver: resolve, check every address, connect to a checked one.
 
-The host is resolved here and each address is checked (``domain.webhooks.check_address``) before
+The host is resolved here and each address is checked (``domain.addresses.check_address``) before
 connecting, and the connection goes to the address that was checked, so a name that resolves to a
 metadata or private address, or changes between the check and the request, is never reached.
 Redirects are not followed. One attempt has 10 s in all.
@@ -12,8 +12,9 @@ import socket
 
 import urllib3
 
+from chalicelib.domain.addresses import check_address
 from chalicelib.domain.errors import Invalid
-from chalicelib.domain.webhooks import DELIVERY_TIMEOUT_SECONDS, check_address, check_url
+from chalicelib.domain.webhooks import DELIVERY_TIMEOUT_SECONDS, check_url
 
 
 class HttpPoster:
@@ -48,11 +49,15 @@ class HttpPoster:
             )
         else:
             pool = urllib3.HTTPConnectionPool(addresses[0], target.port, timeout=timeout, retries=False)
-        host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
         try:
             # Only the status matters: the answer's body is never read (a receiver cannot make it cost).
             response = pool.urlopen(
-                "POST", target.path, body=body, headers={**headers, "Host": host_header}, redirect=False, preload_content=False
+                "POST",
+                target.path,
+                body=body,
+                headers={**headers, "Host": target.authority},
+                redirect=False,
+                preload_content=False,
             )
             return response.status, ""
         except urllib3.exceptions.HTTPError as exc:

@@ -8,7 +8,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.sdk_budget import SMS
-from chalicelib.services.ports import ChannelFailed
+from chalicelib.services.ports import ChannelFailed, SmsContext
+
+
+def context_of(context: SmsContext) -> dict[str, str]:
+    """The ``Context`` map SendTextMessage keeps with a text."""
+    return {"tenantId": context.tenant_id, "workitemId": context.workitem_id, "messageId": context.message_id}
 
 
 class EndUserMessagingSms:
@@ -27,7 +32,7 @@ class EndUserMessagingSms:
                     self._client = boto3.client("pinpoint-sms-voice-v2", region_name=self._region, config=SMS.config())
         return self._client
 
-    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str:
+    def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str:
         """The message id; :class:`ChannelFailed` when the service refused or could not be reached."""
         try:
             out = self.client.send_text_message(
@@ -35,7 +40,7 @@ class EndUserMessagingSms:
                 OriginationIdentity=origination,
                 MessageBody=text,
                 MessageType="TRANSACTIONAL",
-                Context=context,
+                Context=context_of(context),
             )
         except ClientError as exc:
             raise ChannelFailed(exc.response.get("Error", {}).get("Code", "ClientError")) from exc

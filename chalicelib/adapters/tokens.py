@@ -6,8 +6,15 @@ Two kinds of token are accepted, told apart by the header's ``alg`` and never mi
   checked with the standard library's ``hmac`` (:func:`decode_hs256`), so verifying them never
   imports PyJWT or the cryptography package it loads (about 50-170 ms on a cold start);
 * ``RS256`` / ``ES256`` tokens of one configured OIDC issuer, verified by PyJWT with the issuer's
-  public keys from its JWKS (``PyJWKClient``). The key's type must match ``alg``; a symmetric key in
-  the JWKS is never used, and the shared secret never verifies an issuer token.
+  public keys from its JWKS (:class:`IssuerKeys`). The key's type must match ``alg``; a symmetric key
+  in the JWKS is never used, and the shared secret never verifies an issuer token.
+
+Fetching the issuer's keys is bounded, because anyone can send a token naming a key we do not hold:
+only a token whose header is plausible (an issuer algorithm, a printable ``kid``, no critical
+extension) and whose unverified ``iss`` is our issuer may cause a fetch; a ``kid`` a fetch has just
+shown to be unknown is remembered; fetches (discovery and JWKS together) have one total deadline,
+connect to last byte, and a size cap; and no lock is held while fetching, so a token whose key is
+cached never waits for one.
 
 Nothing here is imported at ``import app`` beyond the standard library.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,7 +32,7 @@ import math
 import re
 import threading
 import time
-import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,7 +42,7 @@ from chalicelib.domain.identity import DIRECTORY_ROLES, Principal, Role, epoch_s
 from chalicelib.domain.ids import ID_PATTERN
 
 if TYPE_CHECKING:
-    from jwt import PyJWK, PyJWKClient
+    from jwt import PyJWK
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +51,24 @@ _REQUIRED = ["sub", "tid", "role", "exp"]
 MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600
 # The issuer's algorithms and the JWK key type each needs.
 ISSUER_ALGORITHMS = ("RS256", "ES256")
-# Fetches from the issuer (discovery document, JWKS): each may take this long, and there is at most
-# one every REFETCH_INTERVAL_SECONDS, whatever its outcome, so a slow or broken identity provider
-# costs one $connect a few seconds and every other one nothing.
-FETCH_TIMEOUT_SECONDS = 2.0
+# Fetches from the issuer (the discovery document, then the JWKS): together they have this long, from
+# connecting to the last byte, and there is at most one of each every REFETCH_INTERVAL_SECONDS,
+# whatever its outcome, so a slow or broken identity provider costs one caller at most this long and
+# every other one nothing.
+FETCH_DEADLINE_SECONDS = 2.0
 REFETCH_INTERVAL_SECONDS = 10.0
-# How long a fetched key set is used before it is fetched again (an unknown kid fetches sooner), and
-# how long a key set may still be used while the issuer cannot be reached.
+# How long a fetched key set is used before it is fetched again in the background (an unknown kid
+# fetches sooner), and how long it may still be used while the issuer cannot be reached.
 KEYS_LIFESPAN_SECONDS = 600.0
 STALE_KEYS_SECONDS = 3600.0
+# A kid that a fetch has just shown not to be the issuer's is refused without fetching for this long
+# (at most this many of them are remembered).
+UNKNOWN_KID_SECONDS = 300.0
+MAX_UNKNOWN_KIDS = 1024
 _MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_KEYS = 100  # keys read from one JWKS (parsing a key costs CPU)
+# A plausible kid: printable ASCII, no spaces (RFC 7517 allows any string; issuers use ids, hashes, uuids).
+_KID = re.compile(r"[!-~]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -75,12 +91,15 @@ class TokenVerifier:
         oidc: OidcConfig | None = None,
         *,
         refetch_interval: float = REFETCH_INTERVAL_SECONDS,
-        fetch_timeout: float = FETCH_TIMEOUT_SECONDS,
+        fetch_deadline: float = FETCH_DEADLINE_SECONDS,
+        keys_lifespan: float = KEYS_LIFESPAN_SECONDS,
     ) -> None:
         self._secret = secret
         self._leeway = leeway_seconds
         self._oidc = oidc
-        self._keys = IssuerKeys(oidc, refetch_interval=refetch_interval, timeout=fetch_timeout) if oidc else None
+        self._keys = (
+            IssuerKeys(oidc, refetch_interval=refetch_interval, deadline=fetch_deadline, lifespan=keys_lifespan) if oidc else None
+        )
 
     def verify(self, token: str | None) -> Principal:
         if not token:
@@ -105,7 +124,7 @@ class TokenVerifier:
     def _verify_issuer(self, jwt: Any, token: str, alg: str) -> Principal:
         if self._oidc is None or self._keys is None or not self._oidc.audience:
             raise Unauthorized("tokens of an identity provider are not accepted here")
-        key = self._keys.key_for(token)
+        key = self._keys.key_for(plausible_kid(token, self._oidc.issuer))
         # The key decides the algorithm: its type (and its own "alg", when the JWKS names one) must
         # give the header's. A symmetric ("oct") key never does.
         if key.algorithm_name != alg or key.public_key_use not in (None, "sig"):
@@ -256,57 +275,141 @@ def principal_from_issuer_claims(claims: dict[str, Any], config: OidcConfig) -> 
     )
 
 
-class IssuerKeys:
-    """The issuer's signing keys: fetched on first use, cached for the life of the process (across
-    invocations), fetched again when a token names an unknown ``kid``. At most one fetch (discovery
-    or JWKS, each counted on its own, successful or not) per ``refetch_interval``; each has a short
-    timeout."""
+def plausible_kid(token: str, issuer: str) -> str:
+    """The ``kid`` of an issuer token that may be looked up (and so may cause a fetch): the header names
+    a printable ``kid`` and no critical extension, and the unverified payload names our issuer. Nothing
+    here is trusted yet; it only keeps tokens that cannot be ours from costing a fetch."""
+    header = unverified_header(token)
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
+        raise Unauthorized("the token's header names no valid key id (kid)")
+    if "crit" in header:  # RFC 7515 section 4.1.11: an extension we do not understand
+        raise Unauthorized("the token's header names a critical extension")
+    claims = _json_object(_segment(token.split(".")[1]), "payload")
+    if claims.get("iss") != issuer:
+        raise Unauthorized("the token's issuer is not accepted")
+    return kid
 
-    def __init__(self, config: OidcConfig, *, refetch_interval: float, timeout: float) -> None:
+
+class IssuerKeys:
+    """The issuer's signing keys by ``kid``: fetched on first use and kept for the life of the process
+    (across invocations).
+
+    * A cached key is returned at once, whatever else is going on: the lock guards only the swap of
+      the key set, never a fetch. Past ``lifespan`` the set is fetched again in the background (so a
+      key the issuer withdrew stops working), and used for up to :data:`STALE_KEYS_SECONDS` while the
+      issuer cannot be reached.
+    * An unknown ``kid`` fetches the set again, in the caller's thread; callers of unknown kids that
+      arrive meanwhile wait for that same fetch. A ``kid`` the fetched set lacks is remembered for
+      :data:`UNKNOWN_KID_SECONDS` and refused without a fetch.
+    * At most one fetch of the discovery document and one of the JWKS per ``refetch_interval``,
+      whatever their outcome; both together must finish within ``deadline`` seconds (:func:`fetch`).
+    """
+
+    def __init__(self, config: OidcConfig, *, refetch_interval: float, deadline: float, lifespan: float) -> None:
         self._config = config
-        self._timeout = timeout
+        self._deadline = deadline
+        self._lifespan = lifespan
         self.discovery_gate = FetchGate(refetch_interval)
         self.jwks_gate = FetchGate(refetch_interval)
         self._jwks_url = config.jwks_url
-        self._client: PyJWKClient | None = None
+        self._lock = threading.Lock()  # guards the fields below; never held while fetching
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at: float | None = None  # time.monotonic() of the last good key set
+        self._generation = 0  # good key sets so far
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # kid -> refused without a fetch until
+        self._fetching: threading.Event | None = None  # set when the fetch under way ends
 
-    @property
-    def timeout(self) -> float:
-        return self._timeout
+    def key_for(self, kid: str) -> PyJWK:
+        now = time.monotonic()
+        with self._lock:
+            fresh_enough = self._fetched_at is not None and now - self._fetched_at < STALE_KEYS_SECONDS
+            key = self._keys.get(kid) if fresh_enough else None
+            old = self._fetched_at is not None and now - self._fetched_at >= self._lifespan
+            until = self._unknown.get(kid)
+            generation = self._generation
+        if key is not None:
+            if old:
+                self._refresh(in_background=True)
+            return key
+        if until is not None and now < until:
+            raise Unauthorized("the token's signing key is not one of the issuer's keys")
+        self._refresh(in_background=False)
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is None and self._generation > generation:  # a good set came, and it lacks this kid
+                self._unknown[kid] = time.monotonic() + UNKNOWN_KID_SECONDS
+                self._unknown.move_to_end(kid)
+                while len(self._unknown) > MAX_UNKNOWN_KIDS:
+                    self._unknown.popitem(last=False)
+        if key is None:
+            raise Unauthorized("the token's signing key is not one of the issuer's keys")
+        return key
 
-    def key_for(self, token: str) -> PyJWK:
-        import jwt
+    def _refresh(self, *, in_background: bool) -> None:
+        """Fetch the key set (or join the fetch under way): in this thread, which then waits at most the
+        deadline, or in a background thread nobody waits for."""
+        with self._lock:
+            running = self._fetching
+            if running is None:
+                if not self.jwks_gate.take():
+                    return
+                running = self._fetching = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            if not in_background:
+                running.wait(self._deadline + 1.0)
+            return
+        if in_background:
+            threading.Thread(target=self._fetch_keys, args=(running,), name="issuer-keys", daemon=True).start()
+        else:
+            self._fetch_keys(running)
 
+    def _fetch_keys(self, done: threading.Event) -> None:
+        deadline = time.monotonic() + self._deadline
         try:
-            return self._jwks_client().get_signing_key_from_jwt(token)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:  # no key, garbage, unreachable
-            log.info("issuer key not available: %s", exc)
-            raise Unauthorized("the token's signing key is not one of the issuer's keys") from exc
+            keys = _signing_keys(fetch(self._discover(deadline), deadline))
+        except Exception as exc:  # noqa: BLE001 - unreachable, slow, too large, garbage: the keys stay as they were
+            log.warning("could not fetch the issuer's keys: %s", exc)
+        else:
+            with self._lock:
+                self._keys, self._fetched_at = keys, time.monotonic()
+                self._generation += 1
+                for kid in keys:
+                    self._unknown.pop(kid, None)
+        finally:
+            with self._lock:
+                self._fetching = None
+            done.set()
 
-    def _jwks_client(self) -> PyJWKClient:
-        client = self._client
-        if client is None:  # two threads may both build one: harmless, the fetch gate is shared
-            client = self._client = _keys_client(self._discover(), self)
-        return client
-
-    def _discover(self) -> str:
+    def _discover(self, deadline: float) -> str:
         """The JWKS URL: configured, or the ``jwks_uri`` of the issuer's discovery document."""
         if self._jwks_url:
             return self._jwks_url
-        import jwt
-
         if not self.discovery_gate.take():
-            raise jwt.PyJWKClientConnectionError("the issuer's discovery document was fetched moments ago")
+            raise OSError("the issuer's discovery document was fetched moments ago")
         url = self._config.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        try:
-            document = json.loads(fetch(url, self._timeout))
-        except (OSError, ValueError) as exc:
-            raise jwt.PyJWKClientConnectionError(f"could not read {url}: {exc}") from exc
+        document = json.loads(fetch(url, deadline))
         jwks_url = document.get("jwks_uri") if isinstance(document, dict) else None
         if not isinstance(jwks_url, str) or not jwks_url.startswith(("https://", "http://")):
-            raise jwt.PyJWKClientConnectionError(f"{url} names no jwks_uri")
+            raise ValueError(f"{url} names no jwks_uri")
         self._jwks_url = jwks_url
         return jwks_url
+
+
+def _signing_keys(raw: bytes) -> dict[str, PyJWK]:
+    """The signing keys of a JWKS document by ``kid`` (keys without one, for encryption, or of a type
+    PyJWT cannot use are left out); at most :data:`MAX_KEYS` keys are read."""
+    from jwt import PyJWKSet
+
+    document = json.loads(raw)
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ValueError("the document is not a key set")
+    usable = PyJWKSet(keys[:MAX_KEYS])
+    return {key.key_id: key for key in usable.keys if key.key_id and key.public_key_use in (None, "sig")}
 
 
 class FetchGate:
@@ -327,48 +430,59 @@ class FetchGate:
             return True
 
 
-def fetch(url: str, timeout: float) -> bytes:
-    """GET ``url`` with ``timeout`` per socket operation; no redirects, at most 256 KB."""
-    if not url.startswith(("https://", "http://")):
+def fetch(url: str, deadline: float) -> bytes:
+    """GET ``url`` and return its body: a 200 only, no redirects, at most 256 KB, and everything (connect,
+    TLS, headers, body) done before ``deadline`` (``time.monotonic()``). A socket timeout bounds one
+    read, not the whole, so a timer shuts the socket down at the deadline: a server that trickles a byte
+    now and then is cut off too. (Resolving the host name is not bounded here.)"""
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError("only http(s) URLs are fetched")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
-        body: bytes = response.read(_MAX_DOCUMENT_BYTES + 1)
-    if len(body) > _MAX_DOCUMENT_BYTES:
-        raise ValueError("the document is too large")
-    return body
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("no time was left to fetch")
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.hostname, parts.port, timeout=remaining)
+    cut = threading.Event()
 
+    def cut_off() -> None:
+        cut.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: TLS state untouched
 
-def _keys_client(url: str, gate: IssuerKeys) -> PyJWKClient:
-    """PyJWT's JWKS client, its fetches rate-limited by ``gate``; the last good key set is used for
-    a while when a fetch fails (an unknown kid is still refused)."""
-    from jwt import PyJWKClient
-    from jwt.exceptions import PyJWKClientConnectionError
-
-    class Client(PyJWKClient):
-        good: tuple[float, Any] | None = None
-
-        def fetch_data(self) -> Any:
-            if not gate.jwks_gate.take():
-                return self._stale(PyJWKClientConnectionError("the issuer's keys were fetched moments ago"))
-            try:
-                data = super().fetch_data()
-            except Exception as exc:  # noqa: BLE001 - garbage, timeouts and HTTP errors alike
-                log.warning("could not fetch the issuer's keys from %s: %s", self.uri, exc)
-                return self._stale(
-                    exc
-                    if isinstance(exc, PyJWKClientConnectionError)
-                    else PyJWKClientConnectionError(f"the issuer's keys are not valid: {exc}")
-                )
-            self.good = (time.monotonic(), data)
-            return data
-
-        def _stale(self, exc: Exception) -> Any:
-            if self.good is not None and time.monotonic() - self.good[0] < STALE_KEYS_SECONDS:
-                return self.good[1]
-            raise exc
-
-    return Client(url, cache_jwk_set=True, lifespan=KEYS_LIFESPAN_SECONDS, timeout=gate.timeout, cooldown_duration=0)
+    timer = threading.Timer(remaining, cut_off)
+    timer.daemon = True
+    timer.start()
+    try:
+        connection.connect()
+        if cut.is_set():  # the deadline passed while connecting (before there was a socket to shut)
+            raise TimeoutError("the deadline passed")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("GET", target, headers={"Accept": "application/json", "Accept-Encoding": "identity"})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status}")
+        body = bytearray()
+        while chunk := response.read1(64 * 1024):
+            body += chunk
+            if len(body) > _MAX_DOCUMENT_BYTES:
+                raise ValueError("the document is too large")
+    except (OSError, http.client.HTTPException) as exc:
+        if cut.is_set():
+            raise TimeoutError(f"no complete answer within the deadline ({url})") from exc
+        raise
+    finally:
+        timer.cancel()
+        connection.close()
+    if cut.is_set():  # a body without a length ends at the shutdown: it is cut short, not complete
+        raise TimeoutError(f"no complete answer within the deadline ({url})")
+    return bytes(body)
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from .errors import Conflict
+
 
 class Role(str, enum.Enum):
     ADMIN = "admin"
@@ -55,6 +57,27 @@ class Principal:
     def recipient_key(self) -> str:
         """Key of the record that holds this caller's live connections."""
         return customer_key(self.workitem_id or "") if self.is_customer else user_key(self.user_id)
+
+
+# How many of the tenant's directory admins (in id order) the last-admin rule needs to see.
+ADMINS_TO_SEE = 2
+
+
+def other_admin_to_keep(target: str, first_admins: list[str]) -> str | None:
+    """Before ``target`` stops being a directory admin (docs/product.md W3.8): the other directory admin
+    whose existence the change must be conditional on, given the tenant's first admins in id order (at
+    most :data:`ADMINS_TO_SEE`). None when ``target`` is not among them (it is no admin, or at least
+    two others are); :class:`Conflict` when ``target`` is the last one. Two admins demoting each other
+    at once each depend on the other, so one of them is refused."""
+    if target not in first_admins:
+        return None
+    others = [admin for admin in first_admins if admin != target]
+    if not others:
+        raise Conflict(
+            f"{target} is the tenant's last admin in the directory: make another user an admin first "
+            "(PUT /admin/users/{userId} with role admin)"
+        )
+    return others[0]
 
 
 def user_key(user_id: str) -> str:

@@ -2,8 +2,9 @@
 (docs/product.md W8, docs/webhooks.md).
 
 Pure rules: no network, no storage. Resolving a host name is the adapter's job; it hands the
-addresses back to :func:`check_address`, so a name that resolves to a forbidden address is refused
-at delivery time even when it passed when the subscription was saved.
+addresses back to :func:`check_address` (``domain/addresses.py``: the table of what an address
+reaches), so a name that resolves to a forbidden address is refused at delivery time even when it
+passed when the subscription was saved.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from .addresses import check_address
 from .errors import Invalid
 from .fairness import Health
 
@@ -39,16 +41,6 @@ MAX_ATTEMPTS = 14
 # receivers can switch over without losing a delivery; 0 retires it at once (a leaked secret).
 ROTATION_OVERLAP_SECONDS = 24 * 3600
 MAX_ROTATION_OVERLAP_SECONDS = 7 * 24 * 3600
-
-# Never a target, wherever the stack runs: link-local (instance metadata lives at 169.254.169.254
-# and fd00:ec2::254), and the ranges an IPv4 address can hide in.
-_ALWAYS_REFUSED = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("fd00:ec2::254/128"),
-    ipaddress.ip_network("0.0.0.0/8"),
-    ipaddress.ip_network("::/128"),
-)
 
 
 @dataclass(frozen=True)
@@ -122,6 +114,13 @@ class Target:
     port: int
     path: str  # path and query, as sent in the request line
 
+    @property
+    def authority(self) -> str:
+        """The ``Host`` header: an IPv6 literal in brackets (RFC 9110 section 7.2), the port unless it is
+        the scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == (443 if self.scheme == "https" else 80) else f"{host}:{self.port}"
+
 
 def check_url(url: str, allow_private: bool) -> Target:
     """The target of ``url`` if it may receive deliveries (``https`` only unless ``allow_private``,
@@ -162,20 +161,6 @@ def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
-
-
-def check_address(address: str, allow_private: bool) -> None:
-    """Refuse an address no delivery may reach: link-local and metadata always; on AWS (not
-    ``allow_private``) anything that is not a public unicast address (loopback, private ranges)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in net for net in _ALWAYS_REFUSED if net.version == ip.version) or ip.is_link_local or ip.is_multicast:
-        raise Invalid("url points at a link-local or metadata address")
-    if allow_private:
-        return
-    if not ip.is_global:
-        raise Invalid("url points at a loopback, private or reserved address")
 
 
 def retry_delay(attempt: int, base: int = RETRY_BASE_SECONDS) -> int:

@@ -45,7 +45,8 @@ def escalate() -> dict[str, Any]:
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The delivery and SMS queues (Lambda's SQS event sources): sign and post, SMS, statuses. A
     partial batch response names the messages that come back after their backoff delay."""
-    return bootstrap.services(WIRE).integrations.handle(records)
+    again = bootstrap.services(WIRE).integrations.handle(records)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in again]}
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from chalicelib.domain.ids import is_id
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
 from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
-from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, decode
+from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.ports import Created
@@ -203,6 +203,26 @@ _CHALICE_ERRORS = {
     415: ("unsupported_media_type", "send the body as Content-Type: application/json"),
     500: ("internal", NOTHING_APPLIED),
 }
+
+
+def checked(request: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every REST request, before anything else looks at it (authentication, the route's method and media
+    type, a webhook's signature): a body that is not UTF-8 text is refused 400 ``invalid``. Then
+    Chalice's own refusals are put in the contract's shape (:func:`error_shape`); every answer gets the
+    CORS header for the console's origin (:func:`with_cors`)."""
+    try:
+        check_utf8(request.raw_body or b"", "body")
+    except UnicodeEncodeError:  # a text body holding a lone surrogate cannot even be made bytes
+        return with_cors(request, _refusal(Invalid("the body is not valid UTF-8 text")))
+    except Invalid as exc:
+        return with_cors(request, _refusal(exc))
+    return with_cors(request, error_shape(get_response(request)))
+
+
+def _refusal(exc: Invalid) -> Any:
+    from chalice.app import Response
+
+    return Response(body={"error": exc.to_dict()}, status_code=status_of(exc), headers={"Content-Type": "application/json"})
 
 
 def error_shape(response: Any) -> Any:

@@ -2,8 +2,9 @@
 bodies share, and decoded JSON into ``msgspec.Struct`` types.
 
 :func:`decode` bounds what it reads: at most ``max_bytes`` bytes, nested at most :data:`MAX_DEPTH`
-arrays/objects deep, UTF-8 only, no lone UTF-16 surrogate (``"\\ud800"``), numbers in range (a float's
-range; integers up to msgspec's limit, then each field has its own bounds). Every failure is
+arrays/objects deep, UTF-8 only (checked strictly first, :func:`check_utf8`), no lone UTF-16 surrogate
+(``"\\ud800"``), numbers in range (a float's range; integers up to msgspec's limit, then each field
+has its own bounds). Every failure is
 :class:`Invalid` (or :class:`TooLarge`), never an internal error.
 
 :func:`validate` is strict, as msgspec's strict mode is: a ``bool`` field takes only ``true``/``false``,
@@ -70,6 +71,15 @@ def _too_deep(data: Any) -> bool:
     return False
 
 
+def check_utf8(raw: bytes, what: str) -> None:
+    """Bytes are input: ``raw`` must be UTF-8, strictly (no overlong forms, no encoded surrogates, nothing
+    past U+10FFFF, no sequence cut short), else :class:`Invalid` before anything else reads it."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"the {what} is not valid UTF-8 text") from exc
+
+
 def decode(raw: bytes | str | None, what: str, max_bytes: int) -> Any:
     """``raw`` (JSON text) decoded, within the limits above; :class:`Invalid` or :class:`TooLarge` otherwise."""
     if isinstance(raw, str):
@@ -80,6 +90,7 @@ def decode(raw: bytes | str | None, what: str, max_bytes: int) -> Any:
     raw = raw or b""
     if len(raw) > max_bytes:
         raise TooLarge(f"the {what} may carry at most {max_bytes} bytes")
+    check_utf8(raw, what)
     try:
         data = _DECODER.decode(raw)
     except RecursionError as exc:

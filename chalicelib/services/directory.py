@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
-from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from chalicelib.domain.identity import ADMINS_TO_SEE, Principal, Role, other_admin_to_keep, user_key
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import now_pair
 from chalicelib.services.delivery import Notifier
@@ -214,10 +214,29 @@ class DirectoryService:
             raise Invalid("role must be admin, supervisor or agent") from exc
         if value is Role.CUSTOMER:
             raise Invalid("customers are not directory users")
-        self.directory.put_user(caller.tenant_id, user_id, name, value, self._now())
+        if user_id == caller.user_id and value is not Role.ADMIN:  # W3.8: nobody locks themselves out
+            raise Conflict("you cannot take away your own admin role; another admin can")
+        self._store_user(caller.tenant_id, user_id, name, value)
         lost = self.directory.role_changed(caller.tenant_id, user_id, value)
         self._supervision_lost(caller.tenant_id, [(user_id, agent_id) for agent_id in lost])
         return UserSaved(user_id, name, value.value)
+
+    def _store_user(self, tenant_id: str, user_id: str, name: str, role: Role) -> None:
+        """The tenant keeps a directory admin (W3.8): a role other than admin is stored only while
+        another directory admin exists (1 Query of the admin index, for the first two), conditional on
+        that admin still being there. A concurrent demotion that took it away makes the check run
+        again (and the last admin's demotion is then refused)."""
+        for _ in range(3):
+            keep = None
+            if role is not Role.ADMIN:
+                keep = other_admin_to_keep(user_id, self.directory.admins(tenant_id, limit=ADMINS_TO_SEE))
+            try:
+                self.directory.put_user(tenant_id, user_id, name, role, self._now(), keep_admin=keep)
+                return
+            except Conflict:
+                if keep is None:
+                    raise
+        raise Conflict("the tenant's admins changed while this request ran; retry")
 
     def put_team(self, caller: Principal, team_id: str, name: str, supervisors: list[str], agents: list[str]) -> Team:
         require_admin(caller)
@@ -240,10 +259,11 @@ class DirectoryService:
             known.update(self.directory.recipients(caller.tenant_id, keys[i : i + 100]))
         for uid, want in members:
             recipient = known.get(user_key(uid))
+            # A well-formed team the directory does not allow (yet): a conflict with its state, not bad input.
             if recipient is None or not recipient.in_directory:
-                raise Invalid(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
+                raise Conflict(f"user {uid} is not in the directory; PUT /admin/users/{uid} first")
             if recipient.role is not want and not (want is Role.SUPERVISOR and recipient.role is Role.ADMIN):
-                raise Invalid(f"user {uid} is a {recipient.role.value if recipient.role else 'user'}, not a {want.value}")
+                raise Conflict(f"user {uid} is a {recipient.role.value if recipient.role else 'user'}, not a {want.value}")
         team = Team(team_id, name, sups, ags)
         self.directory.put_team(
             caller.tenant_id, team, self._now(), removed=lambda pairs: self._pairs_removed(caller.tenant_id, pairs)

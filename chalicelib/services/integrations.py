@@ -70,6 +70,7 @@ from chalicelib.services.ports import (
     Poster,
     QueueUnavailable,
     RecipientLookup,
+    SmsContext,
     SmsSender,
     SubscriptionStore,
 )
@@ -414,16 +415,12 @@ class Integrations:
 
     # --- the delivery function -----------------------------------------------------------------
 
-    def handle(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """SQS records (Lambda's event sources, or the local stack's queues). Answers a partial batch
-        response: the records that must come back after their backoff (which is set here) are
-        ``batchItemFailures``; the others are done. Raises only on the unexpected (the store
-        failing), which the queue retries after its visibility timeout."""
-        failures: list[dict[str, str]] = []
-        for record in records:
-            if not self._handle_one(record):
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
-        return {"batchItemFailures": failures}
+    def handle(self, records: list[dict[str, Any]]) -> list[str]:
+        """SQS records (Lambda's event sources, or the local stack's queues). Answers the message ids
+        of the records that must come back after their backoff (which is set here); the others are
+        done. Raises only on the unexpected (the store failing), which the queue retries after its
+        visibility timeout."""
+        return [str(record.get("messageId", "")) for record in records if not self._handle_one(record)]
 
     def _handle_one(self, record: dict[str, Any]) -> bool:
         """True when the record is done (deleted from its queue), False when it comes back later."""
@@ -677,7 +674,7 @@ class Integrations:
                 origination,
                 message["to"],
                 message["text"],
-                {"tenantId": tenant, "workitemId": message["wid"], "messageId": str(message.get("mid") or "")},
+                SmsContext(tenant, message["wid"], str(message.get("mid") or "")),
             )
         except ChannelFailed as exc:
             log.warning("SMS for message %s of workitem %s refused: %s", message.get("mid"), message["wid"], exc.reason)

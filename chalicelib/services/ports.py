@@ -151,6 +151,14 @@ class CounterDelta(msgspec.Struct, frozen=True):
     delta: int
 
 
+class SmsContext(msgspec.Struct, frozen=True):
+    """What a text is sent for (the SMS service keeps it with the message, for its own logs)."""
+
+    tenant_id: str
+    workitem_id: str
+    message_id: str
+
+
 class ChannelFailed(Exception):
     """The channel provider refused a message or could not be reached (``reason`` is safe to log)."""
 
@@ -226,18 +234,25 @@ class RecipientLookup(Protocol):
 class UserDirectory(Protocol):
     """The tenant's users: who they are, their role, their revocations."""
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
-        """Store the user; returns their previous directory role and the recipient."""
+    def put_user(
+        self, tenant_id: str, user_id: str, name: str, role: Role, now: str, *, keep_admin: str | None = None
+    ) -> tuple[Role | None, Recipient]:
+        """Store the user; returns their previous directory role and the recipient. With ``keep_admin``
+        (the user stops being an admin), only while that other directory admin still exists, in one
+        transaction: :class:`Conflict` (nothing written) when it does not any more."""
 
     def role_changed(self, tenant_id: str, user_id: str, role: Role) -> list[str]:
         """Suspend or restore the user's supervision edges to match ``role``; returns the agents of a
         user whose role may not supervise."""
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient: ...
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        """Stamp the revocation on a user the tenant holds a record of (a directory user, an issuer's
+        enrolled user, anyone who has connected); None, and nothing written, for anyone else."""
 
     def enroll(self, principal: Principal, now: str) -> bool: ...
 
-    def admins(self, tenant_id: str) -> list[str]: ...
+    def admins(self, tenant_id: str, limit: int | None = None) -> list[str]:
+        """The tenant's directory admins in id order (the first ``limit`` of them)."""
 
 
 class Supervision(Protocol):
@@ -457,7 +472,7 @@ class Poster(Protocol):
 
 
 class SmsSender(Protocol):
-    def send_text(self, origination: str, destination: str, text: str, context: dict[str, str]) -> str: ...
+    def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str: ...
 
 
 class MeetingProvider(Protocol):

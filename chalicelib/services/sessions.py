@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib.domain.errors import Forbidden, Unauthorized
+from chalicelib.domain.errors import Forbidden, NotFound, Unauthorized
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.clock import now_pair
 from chalicelib.services.delivery import Notifier
@@ -129,9 +129,12 @@ class SessionService:
 
     def revoke(self, caller: Principal, user_id: str) -> None:
         """``POST /admin/users/{id}/revoke``: 1 UpdateItem (stamps the second, returns the open
-        connections), a DeleteConnection per connection, 1 UpdateItem forgetting them."""
+        connections), a DeleteConnection per connection, 1 UpdateItem forgetting them. A user the tenant
+        has never seen (not in the directory, never connected) is ``not_found``: nothing is written."""
         require_admin(caller)
         recipient = self.users.revoke(caller.tenant_id, user_id, self._now())
+        if recipient is None:
+            raise NotFound(f"no user {user_id} in this tenant (not in the directory, never connected)")
         for connection in recipient.connections:
             try:
                 self.notifier.close(connection.connection_id)

@@ -92,19 +92,28 @@ export async function startingToken(
 }
 
 const STORAGE_KEY = "coaching-console-token";
+/**
+ * Where the inline script at the top of index.html puts a token given in the address (`/?token=` or
+ * `/#token=`): it takes it out of the address before anything else loads, so no request carries it
+ * and the history does not keep it. Only the local stack's sign-in uses it (`initialToken`).
+ */
+export const ADDRESS_TOKEN_KEY = "coaching-console-address-token";
 
-/** `/?token=` wins (and is taken out of the address bar), then this tab's stored token. */
-export function initialToken(): string | null {
-  const params = new URLSearchParams(location.search);
-  const fromUrl = params.get("token");
-  if (fromUrl) {
-    sessionStorage.setItem(STORAGE_KEY, fromUrl);
-    params.delete("token");
-    const rest = params.toString();
-    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
-    return fromUrl;
+/** The address's token (`/?token=`, `/#token=`) wins, then this tab's stored token. */
+export function initialToken(storage: Pick<Storage, "getItem" | "setItem" | "removeItem"> = sessionStorage): string | null {
+  const fromAddress = takeAddressToken(storage);
+  if (fromAddress) {
+    storage.setItem(STORAGE_KEY, fromAddress);
+    return fromAddress;
   }
-  return sessionStorage.getItem(STORAGE_KEY);
+  return storage.getItem(STORAGE_KEY);
+}
+
+/** The token the address carried at load, once (signing in through an issuer ignores it). */
+export function takeAddressToken(storage: Pick<Storage, "getItem" | "removeItem"> = sessionStorage): string | null {
+  const token = storage.getItem(ADDRESS_TOKEN_KEY);
+  storage.removeItem(ADDRESS_TOKEN_KEY);
+  return token;
 }
 
 /** This tab's stored token (OIDC sign-in: no `/?token=`). */

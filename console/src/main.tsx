@@ -13,6 +13,7 @@ import {
   startingToken,
   storedToken,
   storeToken,
+  takeAddressToken,
   wsUrl,
 } from "./api";
 import { pick, useRoute } from "./kit/router";
@@ -154,7 +155,9 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
         </h1>
         <div class="who">
           {session.role !== "admin" && <ConnectionStatus client={client} />}
-          <span class="user">{session.name}</span>
+          <span class="user" title={session.name}>
+            {session.name}
+          </span>
           <button type="button" class="link" onClick={onSignOut}>
             Sign out
           </button>
@@ -183,6 +186,8 @@ function App() {
           setSignInError(String(e));
         }
       }
+      // `/?token=` signs in on the local stack only; with an issuer, a token in the address is dropped.
+      if (c.signIn === "oidc") takeAddressToken();
       const stored = c.signIn === "oidc" ? storedToken() : initialToken();
       // A token that expired while the tab was closed is renewed first, or the user signs in again.
       const token = stored ? await startingToken(stored, tokenSource(c)) : null;

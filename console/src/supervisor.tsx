@@ -35,6 +35,8 @@ class SupervisorModel extends LiveModel {
   voice = new Map<string, VoiceState>();
   popups: AssistPopup[] = [];
   notifications = true;
+  /** The toggle waits for the saved setting: a click before it arrived would flip the default. */
+  settingsRead = false;
 
   constructor(client: CoachingClient, me: string) {
     super(client, me);
@@ -182,9 +184,12 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
     rest<{ agentMessageNotification: boolean }>(config, token, "GET", "/me/settings")
       .then((s) => {
         model.notifications = s.agentMessageNotification;
-        model.changed();
       })
-      .catch(() => undefined);
+      .catch(() => undefined)
+      .finally(() => {
+        model.settingsRead = true;
+        model.changed();
+      });
   }, [model]);
 
   const name = namer(session.userId, `${session.name} (you)`, (id) => model.agents.get(id)?.name);
@@ -220,7 +225,9 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
                 }}
               >
                 <span class={`presence presence-${agent.presence}`} aria-hidden="true" />
-                <span class="agent-name">{agent.name}</span>
+                <span class="agent-name" title={agent.name}>
+                  {agent.name}
+                </span>
                 <span class="presence-text">{agent.presence.replace("_", " ")}</span>
                 <span class="count" title="Active workitems">
                   {agent.workitemCount} <span class="visually-hidden">active workitems</span>
@@ -240,7 +247,7 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
             </Panel>
           )}
           <label class="toggle">
-            <input type="checkbox" checked={model.notifications} onChange={toggleNotifications} />
+            <input type="checkbox" checked={model.notifications} disabled={!model.settingsRead} onChange={toggleNotifications} />
             Agent message pop-ups
           </label>
         </Panel>

@@ -63,16 +63,26 @@ class RestProxy:
 def rest_path(raw_path: str) -> str:
     """The request target with path segments decoded, as API Gateway decodes path parameters.
 
-    A segment whose decoded form would change the route (an encoded ``/``, ``?`` or ``#``, which the
-    local router would read as a fragment: ``tpl-1%23evil`` must not become ``tpl-1``) stays encoded,
-    so the handler sees (and refuses) the ``%``.
+    A segment whose decoded form the local router would not pass on as it is (an encoded ``/``, ``?`` or
+    ``#``, read as a fragment: ``tpl-1%23evil`` must not become ``tpl-1``; a tab or line break, which
+    Python's URL parsing drops: ``a%0Ab`` must not become ``ab``) stays encoded, so the handler sees
+    (and refuses) the ``%``.
     """
     path, sep, query = raw_path.partition("?")
     segments = []
     for segment in path.split("/"):
         decoded = unquote(segment)
-        segments.append(segment if any(c in decoded for c in "/?#") else decoded)
+        segments.append(segment if any(c in decoded for c in "/?#\t\r\n") else decoded)
     return "/".join(segments) + sep + query
+
+
+def is_utf8(raw: bytes) -> bool:
+    """Strict UTF-8 (the product refuses other bodies: docs/product.md W7.3)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:

@@ -406,3 +406,23 @@ def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_
     expect(row).to_contain_text("not ready")
     agent.context.close()
     expect(row).to_contain_text("offline")
+
+
+def test_a_name_of_256_characters_stays_inside_its_agent_card(tenant: Tenant, open_as: OpenAs) -> None:
+    """The longest name the API accepts, without a space to break at: the card, the board and the page
+    keep their width (the name is cut with an ellipsis and shown whole on hover)."""
+    _front_line(tenant, template=False)
+    long_name = "W" * 256
+    tenant.admin("PUT", "/admin/users/agent1", {"name": long_name, "role": "agent"})
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    card = supervisor.locator("[data-testid=agent-row][data-agent-id=agent1]")
+    expect(card).to_contain_text("WWWW")
+    fits = """el => {
+        const box = el.getBoundingClientRect(), board = el.closest('.sidebar').getBoundingClientRect();
+        return {card: el.scrollWidth <= el.clientWidth + 1, inside: box.right <= board.right + 1,
+                page: document.documentElement.scrollWidth <= window.innerWidth};
+    }"""
+    assert card.evaluate(fits) == {"card": True, "inside": True, "page": True}
+    assert card.locator(".agent-name").get_attribute("title") == long_name
+    agent = open_as(tenant.token("agent1", "agent"))  # the agent's own name in the top bar fits too
+    assert agent.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")

@@ -160,8 +160,11 @@ def test_the_supervisors_settings_are_saved_across_origins(
     page = _open(browser, console, token)
     try:
         toggle = page.get_by_label("Agent message pop-ups")
-        expect(toggle).to_be_checked()  # read with GET /me/settings
-        toggle.click()
+        expect(toggle).to_be_enabled()  # once GET /me/settings answered
+        expect(toggle).to_be_checked()
+        with page.expect_response(lambda r: r.request.method == "PUT" and r.url.endswith("/me/settings")) as saved:
+            toggle.click()
+        assert saved.value.status == 200
         expect(toggle).not_to_be_checked()
         expect(page.get_by_role("alert")).to_have_count(0)
     finally:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
-from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.services.ports import Connection
 
 pytestmark = pytest.mark.ddblocal
@@ -42,6 +44,54 @@ def test_revocation_is_stamped_and_returns_the_connections(ddb_world: Any) -> No
     assert [c.connection_id for c in recipient.connections] == ["c1="]
     again = d.connect(principal, Connection("c2=", 1_700_000_200_000))
     assert again.revoked_at == 1_700_000_100  # $connect reads it back from its own update
+
+
+def test_a_demotion_conditional_on_another_admin_is_refused_once_that_admin_is_gone(ddb_world: Any) -> None:
+    """The last-admin rule's transaction on the real engine (docs/product.md W3.8): each demotion
+    depends on the other admin's index entry, so two crossing demotions cannot both commit."""
+    w, d = ddb_world, ddb_world.directory
+    for user in ("ann", "bob"):
+        d.put_user(w.tid, user, user.title(), Role.ADMIN, "2026-01-01T00:00:00.000Z")
+    assert d.admins(w.tid, limit=2) == ["ann", "bob"]
+    assert d.put_user(w.tid, "bob", "Bob", Role.AGENT, "2026-01-01T00:00:01.000Z", keep_admin="ann")[0] is Role.ADMIN
+    with pytest.raises(Conflict):
+        d.put_user(w.tid, "ann", "Ann", Role.AGENT, "2026-01-01T00:00:02.000Z", keep_admin="bob")
+    assert d.admins(w.tid) == ["ann"]
+    ann = d.recipient(w.tid, user_key("ann"))
+    assert ann is not None and ann.role is Role.ADMIN  # nothing of the refused demotion was written
+
+
+def test_crossing_demotions_of_the_last_two_admins_leave_one(ddb_world: Any) -> None:
+    """The same race without any lock: AWS's engine never lets both transactions commit."""
+    w, d = ddb_world, ddb_world.directory
+    for round_ in range(5):
+        ann, bob = f"ann-{round_}", f"bob-{round_}"
+        tid = f"{w.tid}-{round_}"
+        for user in (ann, bob):
+            d.put_user(tid, user, user, Role.ADMIN, "2026-01-01T00:00:00.000Z")
+        start, outcome = threading.Barrier(2), []
+
+        def demote(target: str, other: str) -> None:
+            start.wait()
+            try:
+                d.put_user(tid, target, target, Role.AGENT, "2026-01-01T00:00:01.000Z", keep_admin=other)
+                outcome.append("demoted")
+            except Conflict:
+                outcome.append("refused")
+
+        threads = [threading.Thread(target=demote, args=pair) for pair in ((ann, bob), (bob, ann))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcome) == ["demoted", "refused"], outcome
+        assert len(d.admins(tid)) == 1
+
+
+def test_revoking_a_stranger_writes_nothing(ddb_world: Any) -> None:
+    w, d = ddb_world, ddb_world.directory
+    assert d.revoke(w.tid, "nobody-ever", 1_700_000_100) is None
+    assert d.recipient(w.tid, user_key("nobody-ever")) is None
 
 
 def test_an_issuers_user_joins_the_directory_once(ddb_world: Any) -> None:

@@ -97,6 +97,9 @@ def test_revocation_closes_sockets_and_refuses_older_tokens(t: Tenant) -> None:
     with pytest.raises(WsRefused) as refused:
         t.stack.connect(old)
     assert refused.value.status == 401
+    # The console's local token helper does not renew a revoked token into a working one.
+    status, body = t.stack.rest("POST", "/console/token", body={"token": old})
+    assert (status, body["error"]["code"]) == (401, "unauthorized"), body
 
     later = token(t, "sup-1", "supervisor", exp_in=3600, now=time.time() + 1)  # issued after the revocation
     assert t.stack.rest("GET", "/me/settings", later)[0] == 200

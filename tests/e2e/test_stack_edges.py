@@ -74,3 +74,34 @@ def test_a_malformed_request_is_400_json_without_echo(stack: Stack) -> None:
     assert head.split(b" ")[1] == b"400", answer[:200]
     assert json.loads(body) == {"message": "Bad Request"}
     assert b"s3cr3t" not in answer
+
+
+@pytest.mark.parametrize("control", ["%0A", "%0a", "%0D%0A", "%0B", "%0C", "%1C", "%1D", "%1E", "%85", "%E2%80%A8"])
+def test_a_path_with_a_control_character_gets_the_error_shape(stack: Stack, control: str) -> None:
+    """Any character in a path segment, line breaks too, reaches the routes: an id holding one is
+    refused 400 like any bad id, an unknown path is 404, both in the contract's error shape."""
+    admin = stack.token("admin-1", "admin")
+    for method, path, expected in (
+        ("DELETE", f"/admin/templates/a{control}b", (400, "invalid")),
+        ("GET", f"/agents/{control}/workitems", (400, "invalid")),
+        ("GET", f"/nowhere{control}", (404, "not_found")),
+        ("GET", f"/{control}", (404, "not_found")),
+    ):
+        status, headers, body = _raw(stack, method, path, headers={"Authorization": f"Bearer {admin}"})
+        assert headers["content-type"].startswith("application/json"), (method, path, status, body)
+        assert (status, json.loads(body)["error"]["code"]) == expected, (method, path, body)
+
+
+def test_the_local_stacks_own_routes_refuse_a_body_that_is_not_utf8(stack: Stack) -> None:
+    """The console's helpers, its files and the local-only routes answer as the API does (W7.3)."""
+    for method, path in (
+        ("POST", "/console/token"),
+        ("GET", "/config.json"),
+        ("GET", "/"),
+        ("GET", "/console/demo-users"),
+        ("GET", "/_local/outbound"),
+        ("POST", "/webhooks/events"),
+        ("GET", "/health"),
+    ):
+        status, _, body = _raw(stack, method, path, headers={"Content-Type": "application/json"}, body=b'{"token":"\xff"}')
+        assert status == 400 and json.loads(body)["error"]["code"] == "invalid", (method, path, status, body)

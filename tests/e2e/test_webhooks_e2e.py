@@ -95,7 +95,17 @@ def test_only_admins_and_only_allowed_targets(stack: Stack, tenant: Tenant, hook
     body = {"url": hook.url, "events": ["*"], "enabled": True}
     status, answer = stack.rest("PUT", "/admin/webhook-subscriptions/x", tenant.token("sup-1", "supervisor"), body)
     assert (status, answer["error"]["code"]) == (403, "forbidden")
-    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "ftp://127.0.0.1/x"):
+    refused = (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/",
+        "ftp://127.0.0.1/x",
+        "http://[64:ff9b::a9fe:a9fe]/",  # the metadata service through NAT64, 6to4, IPv4-compatible
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[::169.254.169.254]/",
+        "http://[fec0::1]/",
+        "http://[fd00:ec2::254]/",
+    )
+    for url in refused:
         status, answer = stack.rest("PUT", "/admin/webhook-subscriptions/x", tenant.admin_token, {**body, "url": url})
         assert (status, answer["error"]["code"]) == (400, "invalid"), url
     assert tenant.admin("GET", "/admin/webhook-subscriptions") == {"subscriptions": []}

@@ -70,6 +70,7 @@ LEFT_OUT = {
     "AWS::IAM::ServiceLinkedRole": "not a moto CloudFormation resource type (and off by default)",
     "AWS::CloudFront::Distribution": "not a moto CloudFormation resource type",
     "AWS::CloudFront::OriginAccessControl": "not a moto CloudFormation resource type",
+    "AWS::CloudFront::ResponseHeadersPolicy": "not a moto CloudFormation resource type",
     "AWS::CloudWatch::Alarm": "not a moto CloudFormation resource type",
     "AWS::CloudWatch::Dashboard": "its body names the alarms' ARNs, which moto cannot create",
 }

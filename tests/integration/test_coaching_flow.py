@@ -429,7 +429,7 @@ def test_admin_rest(w: World) -> None:
     assert w.rest("PUT", "/admin/users/u1", w.token("sup-1", "supervisor"), {"name": "U", "role": "agent"})[0] == 403
     assert w.rest("PUT", "/admin/users/u1", None, {"name": "U", "role": "agent"})[0] == 401
     status, body = w.rest("PUT", "/admin/teams/t-x", admin, {"name": "X", "supervisors": ["ghost"], "agents": []})
-    assert status == 400 and "ghost" in body["error"]["message"]
+    assert status == 409 and "ghost" in body["error"]["message"]
     assert w.rest("PUT", "/admin/policy", admin, {"recordCoaching": True, "escalationSeconds": 30, "retentionDays": 7})[0] == 200
     assert w.rest("GET", "/admin/policy", admin)[1] == {"recordCoaching": True, "escalationSeconds": 30, "retentionDays": 7}
     assert w.rest("GET", "/me/settings", w.token("agent-1", "agent"))[1] == {"agentMessageNotification": True}

@@ -124,3 +124,24 @@ def test_a_missing_build_says_how_to_make_it(tmp_path: Path) -> None:
     with GatewayThread(Gateway(toy, middlewares=[site.middleware])) as running:
         status, _, body = _call(running, "GET", "/")
     assert status == 503 and b"make console" in body
+
+
+def test_the_policy_admits_the_apis_and_the_issuer_that_config_json_names() -> None:
+    from devstack.console import content_security_policy
+
+    config = {
+        "apiUrl": "https://api.example.com/api",
+        "wsUrl": "wss://ws.example.com/prod",
+        "oidc": {"issuer": "https://login.example.com/t/v2.0", "tokenEndpoint": "https://tokens.example.com/token"},
+    }
+    policy = content_security_policy(config, "ws://127.0.0.1:8000", ["'sha256-x'"])
+    connect = next(d for d in policy.split("; ") if d.startswith("connect-src")).split()[1:]
+    assert connect == [
+        "'self'",
+        "ws://127.0.0.1:8000",
+        "https://api.example.com",
+        "wss://ws.example.com",
+        "https://login.example.com",
+        "https://tokens.example.com",
+    ]
+    assert "script-src 'self' 'sha256-x'" in policy and "frame-ancestors 'none'" in policy

@@ -196,6 +196,35 @@ def action_frames(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.sampled_from(sorted(ACTIONS)).flatmap(for_action)
 
 
+# Bytes that are not UTF-8: a stray byte, a lone continuation byte, an overlong "/", an encoded surrogate
+# (CESU-8), a code point past U+10FFFF, a sequence cut short.
+NOT_UTF8 = [b"\xff", b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"]
+NOT_UTF8_REFUSAL = {"error": {"code": "invalid", "message": "the body is not valid UTF-8 text"}}
+
+
+def _splice(parts: tuple[bytes, bytes, int]) -> bytes:
+    """``bad`` put into ``raw`` after one of its quotes (so inside a string, usually), or at its end."""
+    raw, bad, pick = parts
+    spots = [i + 1 for i, byte in enumerate(raw) if byte == ord('"')] or [len(raw)]
+    at = spots[pick % len(spots)]
+    return raw[:at] + bad + raw[at:]
+
+
+def not_utf8(valid: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """``valid`` bodies with bytes that are not UTF-8 spliced in: every route must answer 400 ``invalid``."""
+    return st.tuples(valid, st.sampled_from(NOT_UTF8), st.integers(min_value=0, max_value=1000)).map(_splice)
+
+
+def is_utf8(raw: Any) -> bool:
+    if not isinstance(raw, bytes):
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def nested_json(depth: int, leaf: str = "1") -> str:
     return '{"a":' * (depth // 2) + "[" * (depth - depth // 2) + leaf + "]" * (depth - depth // 2) + "}" * (depth // 2)
 
@@ -416,6 +445,7 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
             st.fixed_dictionaries({}, optional=anything),
             json_values,
             st.binary(max_size=100),
+            not_utf8(st.fixed_dictionaries(anything).map(lambda d: json.dumps(d).encode())),
             st.text(max_size=100),
             st.just("x" * (129 * 1024)),
         ),
@@ -457,7 +487,9 @@ def test_rest_bodies(world: World, data: st.DataObject, route: str, who: str) ->
     token = _rest_token(world, who)
     (status, payload), writes = b.call(lambda: world.rest("PUT", route, token, raw))
     check_rest(b, status, payload, writes, (route, who, raw[:300]))
-    if who in ("none", "garbage"):
+    if not is_utf8(raw):  # before anything else, even authentication
+        assert status == 400 and payload == NOT_UTF8_REFUSAL, payload
+    elif who in ("none", "garbage"):
         assert status == 401 or (status == 413 and len(raw) > 128 * 1024), (status, payload)
 
 
@@ -527,6 +559,7 @@ def rest_requests() -> st.SearchStrategy[tuple[str, str, dict[str, str], Any]]:
             st.just(nested_json(40)),
             st.integers(1, 5000).map(lambda n: '{"x":' + "9" * n + "}"),
             st.binary(max_size=60),
+            not_utf8(json_values.map(lambda v: json.dumps(v).encode())),
             st.none(),
         )
 
@@ -566,6 +599,8 @@ def test_every_rest_route_method_and_parameter(world: World, request: tuple[str,
         # No such route: API Gateway answers (the stack's gateway responses put it in the error shape).
         return
     check_rest(b, response.status_code, payload, writes, (method, url, who))
+    if not is_utf8(body):  # on every route and method, before authentication
+        assert response.status_code == 400 and payload == NOT_UTF8_REFUSAL, (method, url, payload)
     if any(v in url for v in ("%23", "%2F", "%25", "%00", "%20")) and response.status_code < 300:
         raise AssertionError(f"an id with an encoded #, /, %, NUL or space was accepted: {method} {url}")
 
@@ -617,6 +652,7 @@ def webhook_bodies(ids: list[str]) -> st.SearchStrategy[bytes]:
             ).map(lambda e: json.dumps(e).encode()),
             json_values.map(lambda v: json.dumps(v).encode()),
             st.binary(max_size=200),
+            not_utf8(shaped.map(lambda e: json.dumps(e).encode())),
             st.just(b"{" + b" " * (129 * 1024) + b"}"),
             st.integers(30, 5000).map(lambda n: nested_json(n).encode()),
             st.integers(1, 5000).map(
@@ -661,7 +697,9 @@ def test_webhook_bodies(world: World, data: st.DataObject, signature: str) -> No
     response, writes = b.call(lambda: world.http.post("/webhooks/events", body=raw, headers=headers))
     payload = json.loads(response.body) if response.body else None
     check_rest(b, response.status_code, payload, writes, (signature, raw[:300]))
-    if len(raw) > 128 * 1024:
+    if not is_utf8(raw):  # signed or not
+        assert response.status_code == 400 and payload == NOT_UTF8_REFUSAL, (signature, payload)
+    elif len(raw) > 128 * 1024:
         assert response.status_code == 413
     elif signature != "valid":
         assert response.status_code == 401, (signature, payload)

@@ -132,6 +132,47 @@ def test_plain_ascii_query_integers_are_accepted(world: World) -> None:
     assert status == 400, payload
 
 
+# --- bytes that are not UTF-8 -----------------------------------------------------------------------------
+
+# Invalid UTF-8 inside a JSON string: a stray byte, an overlong "/", an encoded surrogate (CESU-8), a code
+# point past U+10FFFF, a sequence cut short.
+NOT_UTF8 = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"]
+
+
+def with_bytes(bad: bytes) -> bytes:
+    return b'{"eventId":"' + bad + b'","tenantId":"t1","type":"workitem.ended","data":{"workitemId":"wi-1","endedBy":"agent"}}'
+
+
+@pytest.mark.parametrize("bad", NOT_UTF8)
+def test_a_webhook_that_is_not_utf8_is_400_signed_or_not(world: World, bad: bytes) -> None:
+    raw = with_bytes(bad)
+    for signature in (None, "valid"):
+        status, payload = signed_post(world, raw, signature)
+        assert (status, payload["error"]["code"]) == (400, "invalid"), (signature, payload)
+        assert "UTF-8" in payload["error"]["message"]
+
+
+@pytest.mark.parametrize("bad", NOT_UTF8)
+def test_a_body_that_is_not_utf8_is_400_on_every_route_before_anything_else(world: World, bad: bytes) -> None:
+    """Every route and method, with a token, without one and with a wrong one: 400 before authentication,
+    method and media type are looked at; nothing is written, no internal error."""
+    from app import app
+
+    raw = b'{"name":"' + bad + b'","role":"agent","text":"x","enabled":true}'
+    for path, methods in sorted(app.routes.items()):
+        url = path.replace("{", "").replace("}", "").replace("Id", "-1")
+        for method in sorted(methods):
+            for token in (admin_token(world), None, "not.a.token"):
+                headers = {"Content-Type": "application/json"}
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                response = getattr(world.http, method.lower())(url, headers=headers, body=raw)
+                payload = json.loads(response.body)
+                assert (response.status_code, payload["error"]["code"]) == (400, "invalid"), (method, url, payload)
+    assert world.admin("GET", "/admin/templates") == {"templates": []}
+    assert world.admin("GET", "/admin/webhook-subscriptions") == {"subscriptions": []}
+
+
 # --- lone surrogates and the reply encoder ---------------------------------------------------------------
 
 
@@ -362,14 +403,14 @@ def test_a_large_team_with_a_ghost_is_refused_and_nothing_is_written(world: Worl
     status, payload = world.rest(
         "PUT", "/admin/teams/team-big", admin_token(world), {"name": "Big", "supervisors": sups, "agents": [*agents, "ghost-1"]}
     )
-    assert status == 400 and "ghost-1" in payload["error"]["message"], payload
+    assert status == 409 and "ghost-1" in payload["error"]["message"], payload
     status, payload = world.rest(
         "PUT",
         "/admin/teams/team-big",
         admin_token(world),
         {"name": "Big", "supervisors": [*sups, agents[120]], "agents": agents[:100]},
     )
-    assert status == 400 and "not a supervisor" in payload["error"]["message"], payload
+    assert status == 409 and "not a supervisor" in payload["error"]["message"], payload
     sup = world.connect(sups[0], "supervisor")
     assert sup.ok("agents.list")["agents"] == []
 

@@ -266,6 +266,13 @@ def test_a_disabled_or_deleted_subscription_gets_nothing(w: World, hook: Receive
         "http://[::ffff:169.254.169.254]/",
         "http://[fd00:ec2::254]/",
         "http://0.0.0.0:80/",
+        # IPv6 forms that reach the metadata service, and deprecated ones: refused on the local stack too
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[::169.254.169.254]/",
+        "http://[::127.0.0.1]/",
+        "http://[fec0::1]/",
+        "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",
         "http://user:pw@127.0.0.1/hook",
         "not a url",
         "https://",
@@ -277,6 +284,16 @@ def test_refused_targets_are_400_and_nothing_is_saved(w: World, url: str) -> Non
     )
     assert status == 400 and body["error"]["code"] == "invalid", body
     assert w.admin("GET", "/admin/webhook-subscriptions") == {"subscriptions": []}
+
+
+def test_a_delivery_to_an_ipv6_literal_sends_a_bracketed_host(w: World) -> None:
+    with receiver("::1") as v6:
+        subscribe(w, v6.url, ["workitem.ended"])
+        assert w.webhook("workitem.ended", {"workitemId": "wi-1", "endedBy": "system"})[0] == 200
+        w.deliver()
+        [got] = v6.wait_for(1)
+    port = v6.url.split("]:", 1)[1].split("/", 1)[0]
+    assert got.headers["host"] == f"[::1]:{port}"
 
 
 @pytest.mark.parametrize(

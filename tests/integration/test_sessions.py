@@ -115,9 +115,25 @@ def test_revoke_closes_connections_and_refuses_older_tokens(world: World) -> Non
 def test_revoke_is_for_admins_of_the_tenant(world: World) -> None:
     world.team()
     assert world.rest("POST", "/admin/users/sup-2/revoke", world.token("sup-1", "supervisor"))[0] == 403
-    assert world.rest("POST", "/admin/users/sup-2/revoke", world.token("admin-9", "admin", tid="t2"))[0] == 204
+    status, body = world.rest("POST", "/admin/users/sup-2/revoke", world.token("admin-9", "admin", tid="t2"))
+    assert (status, body["error"]["code"]) == (404, "not_found")  # no such user in t2
     assert world.rest("GET", "/me/settings", token(sub="sup-2", role="supervisor"))[0] == 200
     assert world.rest("POST", "/admin/users/bad%23id/revoke", world.token("admin-1", "admin"))[0] == 400
+
+
+def test_revoking_a_user_the_tenant_has_never_seen_is_404_and_writes_nothing(world: World) -> None:
+    """A mistyped id is noticed instead of answered 204; a user known only from a connection (an admin
+    who is not a directory user) can be revoked."""
+    world.team()
+    admin = world.token("admin-1", "admin")
+    status, body = world.rest("POST", "/admin/users/ghost/revoke", admin)
+    assert (status, body["error"]["code"]) == (404, "not_found"), body
+    assert world.rest("PUT", "/admin/users/ghost", admin, {"name": "Ghost", "role": "agent"})[0] == 200
+    assert world.rest("GET", "/me/settings", token(sub="ghost", role="agent"))[0] == 200  # no revocation was stamped
+    outsider = token(sub="admin-7", role="admin")  # an admin who is not a directory user
+    connected(world, outsider)
+    assert world.rest("POST", "/admin/users/admin-7/revoke", admin)[0] == 204
+    assert world.rest("GET", "/me/settings", outsider)[0] == 401
 
 
 @pytest.mark.moto

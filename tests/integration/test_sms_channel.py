@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.adapters.sms import EndUserMessagingSms
-from chalicelib.services.ports import ChannelFailed
+from chalicelib.services.ports import ChannelFailed, SmsContext
 from tests.support.world import World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).
@@ -38,10 +38,7 @@ def test_send_text_message_exact_parameters(stubbed: tuple[EndUserMessagingSms, 
             "Context": {"tenantId": "t1", "workitemId": "wi-1", "messageId": "msg_1"},
         },
     )
-    assert (
-        sms.send_text("pool-abc", "+15551234567", "On its way", {"tenantId": "t1", "workitemId": "wi-1", "messageId": "msg_1"})
-        == "m-123"
-    )
+    assert sms.send_text("pool-abc", "+15551234567", "On its way", SmsContext("t1", "wi-1", "msg_1")) == "m-123"
 
 
 @pytest.mark.integration
@@ -49,7 +46,7 @@ def test_a_refusal_is_a_channel_failure(stubbed: tuple[EndUserMessagingSms, Stub
     sms, stub = stubbed
     stub.add_client_error("send_text_message", service_error_code="ValidationException", http_status_code=400)
     with pytest.raises(ChannelFailed) as failure:
-        sms.send_text("pool-abc", "not-a-number", "hi", {})
+        sms.send_text("pool-abc", "not-a-number", "hi", SmsContext("t1", "wi-1", "msg_2"))
     assert failure.value.reason == "ValidationException"
 
 

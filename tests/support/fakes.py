@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
 from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.errors import Conflict
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
@@ -303,9 +304,13 @@ class MemoryDirectory:
             apply(record)
             return record.to_recipient(key)
 
-    def put_user(self, tenant_id: str, user_id: str, name: str, role: Role, now: str) -> tuple[Role | None, Recipient]:
+    def put_user(
+        self, tenant_id: str, user_id: str, name: str, role: Role, now: str, *, keep_admin: str | None = None
+    ) -> tuple[Role | None, Recipient]:
         key = user_key(user_id)
         with self._t.lock:
+            if keep_admin is not None and keep_admin not in self._admins.get(tenant_id, set()):
+                raise Conflict(f"{keep_admin} is no longer an admin")  # the transaction's condition
             existing = self._t.recipients.get((tenant_id, key))
             old = _role(existing.role) if existing else None
             record = self._t.update_recipient(tenant_id, key, user_id)
@@ -325,8 +330,11 @@ class MemoryDirectory:
                 edge.suspended = suspend
             return list(dict.fromkeys(e.agent_id for e in edges)) if suspend else []
 
-    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient:
-        return self._update(tenant_id, user_key(user_id), user_id, lambda r: setattr(r, "revoked_at", at))
+    def revoke(self, tenant_id: str, user_id: str, at: int) -> Recipient | None:
+        with self._t.lock:
+            if (tenant_id, user_key(user_id)) not in self._t.recipients:
+                return None  # the condition: the record exists
+            return self._update(tenant_id, user_key(user_id), user_id, lambda r: setattr(r, "revoked_at", at))
 
     def enroll(self, principal: Principal, now: str) -> bool:
         key = user_key(principal.user_id)
@@ -464,9 +472,9 @@ class MemoryDirectory:
         with self._t.lock:
             self._policies.setdefault(tenant_id, {})["webhook_secret"] = secret
 
-    def admins(self, tenant_id: str) -> list[str]:
+    def admins(self, tenant_id: str, limit: int | None = None) -> list[str]:
         with self._t.lock:
-            return sorted(self._admins.get(tenant_id, set()))
+            return sorted(self._admins.get(tenant_id, set()))[:limit]
 
     # directory messages and unread counts
 

@@ -1,7 +1,10 @@
 """A test OIDC issuer: keys generated in the test, its discovery document and JWKS served on 127.0.0.1.
 
-``mode`` makes the JWKS endpoint misbehave: ``"hang"`` (never answers until stopped) or ``"garbage"``
-(answers 200 with something that is not a key set).
+``mode`` makes the JWKS endpoint misbehave: ``"hang"`` (never answers until stopped), ``"garbage"``
+(answers 200 with something that is not a key set), ``"trickle"`` (answers 200 and the real key set
+one byte every ``trickle_seconds``: each read is quick, the whole takes minutes) or
+``"trickle-headers"`` (the same with the status line and headers). ``discovery_mode`` does the same to
+the discovery document.
 
 For a browser's sign-in it also plays the provider's part of the authorization code flow with PKCE
 (RFC 7636, S256 only): ``/authorize`` signs in ``sign_in_as`` at once and redirects back with a one-time
@@ -31,6 +34,9 @@ class Issuer:
         self.private: dict[str, Any] = {}
         self.published: list[str] = []
         self.mode = "ok"
+        self.discovery_mode = "ok"
+        self.trickle_seconds = 0.2
+        self.jwks_answered = 0  # key sets sent in full
         self.jwks_requests = 0
         self.discovery_requests = 0
         # The sign-in flow: who signs in, with which key, for how long; what the token endpoint was asked.
@@ -50,7 +56,11 @@ class Issuer:
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
                     issuer.discovery_requests += 1
-                    self._send(json.dumps(issuer.discovery()).encode())
+                    body = json.dumps(issuer.discovery()).encode()
+                    if issuer.discovery_mode.startswith("trickle"):
+                        self._trickle(body, headers_too=issuer.discovery_mode == "trickle-headers")
+                        return
+                    self._send(body)
                 elif self.path.startswith("/authorize?"):
                     status, location = issuer.authorize(parse_qs(urlsplit(self.path).query))
                     self.send_response(status)
@@ -65,7 +75,12 @@ class Issuer:
                     if issuer.mode == "garbage":
                         self._send(b"<html>this is not a key set</html>")
                         return
-                    self._send(json.dumps({"keys": [issuer.jwk(k) for k in issuer.published]}).encode())
+                    body = json.dumps({"keys": [issuer.jwk(k) for k in issuer.published]}).encode()
+                    if issuer.mode.startswith("trickle"):
+                        self._trickle(body, headers_too=issuer.mode == "trickle-headers")
+                        return
+                    self._send(body)
+                    issuer.jwks_answered += 1
                 else:
                     self.send_error(404)
 
@@ -83,6 +98,23 @@ class Issuer:
                 self.send_header("Access-Control-Allow-Headers", "Content-Type")
                 self.send_header("Access-Control-Allow-Methods", "GET, POST")
                 self.end_headers()
+
+            def _trickle(self, body: bytes, headers_too: bool) -> None:
+                """A 200 with ``body``, one byte at a time (the headers too, with ``headers_too``), until
+                done, stopped, or the client hangs up."""
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                if not headers_too:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                    head = b""
+                try:
+                    for i in range(len(head) + len(body)):
+                        if issuer._stop.wait(issuer.trickle_seconds):
+                            return
+                        self.wfile.write((head + body)[i : i + 1])
+                        self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
 
             def _send(self, body: bytes, status: int = 200) -> None:
                 self.send_response(status)

@@ -26,8 +26,12 @@ class Received:
         return json.loads(self.body)
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[Received] = []
         self.script: deque[int] = deque()  # statuses to answer, in order; 200 once it is empty
         self.delay = 0.0
@@ -53,8 +57,10 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        server = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self.server = server((host, 0), Handler)
+        authority = f"[{host}]" if ":" in host else host
+        self.url = f"http://{authority}:{self.server.server_address[1]}/hook"
 
     def of_type(self, kind: str) -> list[Received]:
         with self._lock:
@@ -69,8 +75,8 @@ class Receiver:
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
+    r = Receiver(host)
     # shutdown() waits for the loop's next poll: a short interval keeps each test's teardown short.
     thread = threading.Thread(target=r.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

@@ -172,10 +172,10 @@ def test_https_goes_to_the_checked_address_verifying_the_host_name_without_retri
     [
         ("http://hooks.example.test/in", 80, "hooks.example.test"),
         ("http://hooks.example.test:8080/in", 8080, "hooks.example.test:8080"),
-        ("http://hooks.example.test:443/in", 443, "hooks.example.test"),
+        ("http://hooks.example.test:443/in", 443, "hooks.example.test:443"),  # 443 is https's default, not http's
     ],
 )
-def test_plain_http_of_the_local_stack_names_a_port_only_when_it_is_not_a_default_one(
+def test_plain_http_of_the_local_stack_names_a_port_only_when_it_is_not_the_scheme_default(
     spy: type[SpyPool], url: str, port: int, host: str
 ) -> None:
     with resolving({"hooks.example.test": ["127.0.0.1"]}), connections():

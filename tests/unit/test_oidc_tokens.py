@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -289,7 +290,7 @@ def test_rotated_key_is_fetched_on_unknown_kid_at_most_once_per_interval(fresh: 
 @pytest.mark.parametrize("mode", ["hang", "garbage"])
 def test_a_broken_jwks_endpoint_refuses_quickly(fresh: Issuer, mode: str) -> None:
     fresh.mode = mode
-    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), fetch_timeout=0.5)
+    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), fetch_deadline=0.5)
     started = time.monotonic()
     with pytest.raises(Unauthorized):
         v.verify(fresh.token("k1"))
@@ -305,7 +306,7 @@ def test_a_broken_jwks_endpoint_refuses_quickly(fresh: Issuer, mode: str) -> Non
 
 def test_known_keys_outlive_a_broken_endpoint(fresh: Issuer) -> None:
     v = TokenVerifier(
-        lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0, fetch_timeout=0.5
+        lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0, fetch_deadline=0.5
     )
     v.verify(fresh.token("k1"))
     fresh.mode = "garbage"
@@ -321,3 +322,150 @@ def test_discovery_then_keys_with_the_deployed_interval(fresh: Issuer) -> None:
     assert (fresh.discovery_requests, fresh.jwks_requests) == (1, 1)
     assert v.verify(fresh.token("k1")).federated
     assert (fresh.discovery_requests, fresh.jwks_requests) == (1, 1)
+
+
+# --- bounded fetches: a total deadline, no lock held while fetching, plausible headers only ---------
+
+
+def unknown_kid_token(issuer: Issuer, kid: str = "k9", **header: Any) -> str:
+    """A token of the issuer's that names a key it never published (signed with k1)."""
+    return with_header(issuer.token("k1"), alg="RS256", kid=kid, **header)
+
+
+@pytest.mark.parametrize("mode", ["trickle", "trickle-headers"])
+def test_a_trickling_jwks_is_cut_off_at_its_total_deadline(fresh: Issuer, mode: str) -> None:
+    """One byte every 0.2 s keeps every socket read short; only a total deadline ends the fetch."""
+    fresh.mode, fresh.trickle_seconds = mode, 0.2
+    v = TokenVerifier(
+        lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0, fetch_deadline=0.5
+    )
+    started = time.monotonic()
+    with pytest.raises(Unauthorized, match="signing key"):
+        v.verify(fresh.token("k1"))
+    took = time.monotonic() - started
+    # The whole key set would take minutes at this pace: the cut came from the deadline (plus scheduling).
+    assert took < 0.5 + 2.0, took
+    assert fresh.jwks_requests == 1 and fresh.jwks_answered == 0
+
+
+def test_a_trickling_discovery_document_is_cut_off_at_the_same_deadline(fresh: Issuer) -> None:
+    fresh.discovery_mode = "trickle"
+    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching"), refetch_interval=0, fetch_deadline=0.5)
+    started = time.monotonic()
+    with pytest.raises(Unauthorized):
+        v.verify(fresh.token("k1"))
+    assert time.monotonic() - started < 0.5 + 2.0
+    assert (fresh.discovery_requests, fresh.jwks_requests) == (1, 0)
+
+
+def test_a_token_whose_key_is_cached_never_waits_for_a_fetch(fresh: Issuer) -> None:
+    """While one caller's unknown kid holds a fetch from a trickling JWKS, callers whose key is cached go
+    through: the fetch holds no lock they need (PyJWT's client held one for the whole fetch)."""
+    v = TokenVerifier(
+        lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0, fetch_deadline=30.0
+    )
+    assert v.verify(fresh.token("k1")).federated  # k1 cached
+    fresh.mode, fresh.trickle_seconds = "trickle", 0.2
+    outcome: list[BaseException] = []
+
+    def unknown() -> None:
+        try:
+            v.verify(unknown_kid_token(fresh))
+        except Unauthorized as exc:
+            outcome.append(exc)
+
+    stuck = threading.Thread(target=unknown, daemon=True)
+    stuck.start()
+    while fresh.jwks_requests < 2:  # the refetch has begun
+        time.sleep(0.01)
+    for _ in range(3):
+        assert v.verify(fresh.token("k1")).federated
+    assert stuck.is_alive() and not outcome  # the fetch is still trickling in
+    fresh.stop()  # the trickle ends; the stuck caller is refused
+    stuck.join(10)
+    assert not stuck.is_alive() and len(outcome) == 1
+
+
+def test_callers_of_one_unknown_kid_share_one_fetch(fresh: Issuer) -> None:
+    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0)
+    v.verify(fresh.token("k1"))
+    fresh.add_key("RSA", "k2")
+    fresh.mode, fresh.trickle_seconds = "trickle", 0.0005  # slow enough for the callers to meet
+    results: list[bool] = []
+    callers = [threading.Thread(target=lambda: results.append(v.verify(fresh.token("k2")).federated)) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(30)
+    assert results == [True] * 4
+    assert fresh.jwks_requests <= 3  # 1 at first, then one shared by the callers (a latecomer may start another)
+
+
+@pytest.mark.parametrize(
+    ("case", "header", "claims"),
+    [
+        ("no kid", {"kid": None}, {}),
+        ("empty kid", {"kid": ""}, {}),
+        ("kid not a string", {"kid": 7}, {}),
+        ("kid with a control character", {"kid": "k\n9"}, {}),
+        ("kid with a space", {"kid": "k 9"}, {}),
+        ("kid of 300 characters", {"kid": "k" * 300}, {}),
+        ("a critical extension", {"kid": "k9", "crit": ["b64"], "b64": False}, {}),
+        ("another issuer's token", {"kid": "k9"}, {"iss": "https://evil.example.com"}),
+        ("no issuer", {"kid": "k9"}, {"iss": None}),
+    ],
+)
+def test_only_a_plausible_token_of_our_issuer_may_cause_a_fetch(
+    fresh: Issuer, case: str, header: dict[str, Any], claims: dict[str, Any]
+) -> None:
+    """An unsigned token naming an unknown kid must not make the service fetch at will: the header and
+    the issuer are checked before any refetch."""
+    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0)
+    v.verify(fresh.token("k1"))
+    token = fresh.token("k1", **claims)
+    fields = {"alg": "RS256", **{k: val for k, val in header.items() if val is not None}}
+    with pytest.raises(Unauthorized):
+        v.verify(with_header(token, **fields))
+    assert fresh.jwks_requests == 1, case
+    with pytest.raises(Unauthorized):
+        v.verify(unknown_kid_token(fresh, "k8"))
+    assert fresh.jwks_requests == 2  # the plausible twin does fetch (the interval is 0 here)
+
+
+def test_an_unknown_kid_is_remembered_and_fetches_once(fresh: Issuer) -> None:
+    v = TokenVerifier(lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0)
+    v.verify(fresh.token("k1"))
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            v.verify(unknown_kid_token(fresh, "nobody"))
+    assert fresh.jwks_requests == 2  # fetched once for "nobody", then known to be nobody's
+    fresh.add_key("RSA", "k2")
+    assert v.verify(fresh.token("k2")).federated  # another kid still fetches
+    assert fresh.jwks_requests == 3
+
+
+def test_an_old_key_set_is_refreshed_behind_the_callers(fresh: Issuer) -> None:
+    """Past its lifespan the key set is fetched again in the background: the caller is served from the
+    cache at once, and a key the issuer withdrew stops working once the new set has arrived."""
+    fresh.add_key("RSA", "k2")
+    v = TokenVerifier(
+        lambda: SECRET, oidc=OidcConfig(fresh.url, "coaching", fresh.jwks_url), refetch_interval=0, keys_lifespan=0.2
+    )
+    assert v.verify(fresh.token("k2")).federated
+    fresh.published.remove("k2")
+    fresh.mode, fresh.trickle_seconds = "trickle", 0.002
+    time.sleep(0.3)
+    assert v.verify(fresh.token("k2")).federated  # served from the cache while the refresh trickles in
+    deadline = time.monotonic() + 20
+    while fresh.jwks_requests < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fresh.mode = "ok"
+    refused = False
+    while not refused and time.monotonic() < deadline:
+        try:
+            v.verify(fresh.token("k2"))
+            time.sleep(0.05)
+        except Unauthorized:
+            refused = True
+    assert refused
+    assert v.verify(fresh.token("k1")).federated

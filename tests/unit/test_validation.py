@@ -236,3 +236,14 @@ def test_every_frame_and_body_is_a_frozen_struct() -> None:
     for model in models:
         assert issubclass(model, msgspec.Struct) and model.__struct_config__.frozen, model
     assert ws.UserTarget.__struct_config__.forbid_unknown_fields
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"])
+def test_bytes_that_are_not_utf8_are_invalid_wherever_they_sit(bad: bytes) -> None:
+    """A frame, a REST body or a webhook whose bytes are not UTF-8 (in a string, a key, or bare) is
+    refused as invalid, never an internal error (msgspec raises UnicodeDecodeError for them)."""
+    from chalicelib.entrypoints.validation import decode
+
+    for raw in (b'{"action":"ping","x":"' + bad + b'"}', b'{"' + bad + b'":1}', bad, b"[" + bad + b"]"):
+        with pytest.raises(Invalid, match="UTF-8"):
+            decode(raw, "frame", 1024)
