@@ -85,6 +85,16 @@ def sma_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return events.on_sip_media_event(event)
 
 
+@app.lambda_function(name="sms_inbound")
+def sms_inbound(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return events.on_sms_inbound(event)
+
+
+@app.lambda_function(name="connect_events")
+def connect_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return events.on_connect_event(event)
+
+
 @app.on_sqs_message(queue="coaching-webhook-deliveries", batch_size=1, name="deliver_webhooks")
 def deliver_webhooks(event: Any) -> dict[str, Any]:
     return events.deliver_webhooks(event.to_dict().get("Records") or [])
@@ -135,6 +145,21 @@ def put_template(templateId: str) -> Response:
 @app.route("/admin/templates/{templateId}", methods=["DELETE"])
 def delete_template(templateId: str) -> Response:
     return _json(rest.delete_template(app.current_request, templateId))
+
+
+@app.route("/admin/attention-rules", methods=["GET"])
+def list_attention_rules() -> Response:
+    return _json(rest.list_attention_rules(app.current_request))
+
+
+@app.route("/admin/attention-rules/{ruleId}", methods=["PUT"])
+def put_attention_rule(ruleId: str) -> Response:
+    return _json(rest.put_attention_rule(app.current_request, ruleId))
+
+
+@app.route("/admin/attention-rules/{ruleId}", methods=["DELETE"])
+def delete_attention_rule(ruleId: str) -> Response:
+    return _json(rest.delete_attention_rule(app.current_request, ruleId))
 
 
 @app.route("/admin/policy", methods=["GET"])
@@ -218,6 +243,11 @@ def get_sms_settings() -> Response:
 @app.route("/admin/sms-settings", methods=["PUT"])
 def put_sms_settings() -> Response:
     return _json(rest.put_sms_settings(app.current_request))
+
+
+@app.route("/admin/connectors/amazon-connect", methods=["PUT"])
+def put_amazon_connect() -> Response:
+    return _json(rest.put_amazon_connect(app.current_request))
 
 
 # --- CORS preflight: every path answers OPTIONS, for the web console's origin only (docs/deploy.md) -------

@@ -15,15 +15,18 @@ import msgspec
 from chalicelib import settings as settings_module
 from chalicelib.adapters import dynamo
 from chalicelib.adapters.assist_repository import DynamoAssistStore
+from chalicelib.adapters.attention_store import DynamoAttentionStore
 from chalicelib.adapters.connection_registry import DynamoConnectionRegistry
 from chalicelib.adapters.directory_store import DynamoDirectory
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
+from chalicelib.services.attention import AttentionService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
 from chalicelib.services.commits import Workitems
+from chalicelib.services.connectors import AmazonConnect, InboundSms
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.directory import DirectoryService
 from chalicelib.services.fanout import FanoutService
@@ -44,6 +47,7 @@ from chalicelib.services.messagebus import (
 )
 from chalicelib.services.ports import (
     AssistanceStore,
+    AttentionStore,
     Clock,
     ConnectionRegistry,
     DeliveryQueue,
@@ -52,6 +56,7 @@ from chalicelib.services.ports import (
     Pusher,
     RecipientLookup,
     Renderer,
+    SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
     WorkitemStore,
@@ -80,7 +85,10 @@ class Services(msgspec.Struct):
     sessions: SessionService
     notifier: Notifier
     integrations: Integrations
+    attention: AttentionService
     bus: MessageBus
+    inbound_sms: InboundSms
+    amazon_connect: AmazonConnect
 
 
 class Storage(Protocol):
@@ -101,6 +109,9 @@ class Storage(Protocol):
     @property
     def webhooks(self) -> SubscriptionStore: ...
 
+    @property
+    def attention(self) -> AttentionStore: ...
+
 
 class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
@@ -113,6 +124,7 @@ class DynamoStorage:
         self.registry = DynamoConnectionRegistry()
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
+        self.attention = DynamoAttentionStore()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -120,6 +132,22 @@ def meeting_provider(settings: Settings) -> MeetingProvider:
     from chalicelib.adapters.chime import ChimeMeetingProvider
 
     return ChimeMeetingProvider(media_region=settings.media_region)
+
+
+def comprehend(settings: Settings) -> SentimentAnalyzer:
+    """Amazon Comprehend (the local stack and the tests pass their own analyzer to :func:`build`)."""
+    from chalicelib.adapters.comprehend import ComprehendSentiment
+
+    return ComprehendSentiment(settings.region)
+
+
+def timer_queue(settings: Settings) -> DeliveryQueue | None:
+    """The attention timers' SQS queue (None when the stack has none: timer rules then raise nothing)."""
+    if not settings.attention_timer_queue_url:
+        return None
+    from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(settings.attention_timer_queue_url, settings.delivery_dlq_url, settings.region)
 
 
 def trace_sdk_calls() -> None:
@@ -159,6 +187,9 @@ def build(
     sms: SmsSender | None = None,
     storage: Storage | None = None,
     sms_queue: DeliveryQueue | None = None,
+    sentiment: SentimentAnalyzer | None = None,
+    timers: DeliveryQueue | None = None,
+    connector_queue: DeliveryQueue | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -185,19 +216,39 @@ def build(
     )
     voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
+    outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
+    webhooks = WebhookService(workitems, directory, directory, notifier, clock, webhook_secret)
+    if connector_queue is None and settings.connector_queue_url:
+        from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+
+        connector_queue = SqsDeliveryQueue(settings.connector_queue_url, "", settings.region)
     built = Services(
         settings=settings,
         tokens=tokens,
         directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
         fanout=fanout,
-        webhooks=WebhookService(workitems, directory, directory, notifier, clock, webhook_secret),
+        webhooks=webhooks,
         assistance=assistance,
         voice=voice,
         sessions=SessionService(tokens, directory, directory, directory, stores.registry, notifier, clock),
         notifier=notifier,
-        integrations=integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue),
+        integrations=outbound,
+        attention=AttentionService(
+            stores.attention,
+            stores.workitems,
+            directory,
+            directory,
+            notifier,
+            clock,
+            outbound.emit,
+            sentiment or comprehend(settings),
+            timers or timer_queue(settings),
+            settings.attention_cache_seconds,
+        ),
         bus=bus,
+        inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
+        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
     )
     bus.handlers = event_handlers(built)
     return built
@@ -232,6 +283,7 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         ChangesCommitted: [
             lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
             lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
+            s.attention.on_changes,  # attention rules: alerts raised and cleared (docs/attention.md)
         ],
     }
 

@@ -140,6 +140,12 @@ WEBHOOK_CIRCUITS_OPENED = Counter(
 )
 ESCALATIONS = Counter("Escalations", "assistance requests escalated by the scheduled sweep")
 ESCALATION_FAILURES = Counter("EscalationFailures", "escalation steps that failed (they stay due for the next sweep)")
+CONNECTOR_EVENTS = Counter(
+    "ConnectorEvents",
+    "what the connectors made of what AWS sent, by source (sms, connect, connect_chat) and outcome: applied, "
+    "duplicate, routed (a webhook for the routing engine), ignored (unknown number, instance or agent), invalid",
+    ("Source", "Outcome"),
+)
 # The attention feature (rules that raise alerts to supervisors) records here; nothing does yet.
 ALERTS_RAISED = Counter("AlertsRaised", "attention alerts raised, by rule kind", ("Kind",))
 

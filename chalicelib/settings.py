@@ -55,10 +55,22 @@ class Settings(msgspec.Struct, frozen=True):
     delivery_queue_url: str = ""
     delivery_dlq_url: str = ""
     sms_queue_url: str = ""
+    # The attention rules' timers (customer_waiting, handle_time): delayed SQS messages (docs/attention.md).
+    attention_timer_queue_url: str = ""
+    # Connectors in (docs/connectors.md): the SNS topic the inbound texts come from ('' = any: the
+    # local stack, whose route hands the function the message only).
+    sms_inbound_topic_arn: str = ""
+    # Amazon Connect: the instances the stack accepts (its ConnectInstanceArns parameter), the
+    # stack's account, and the queue of the delayed end checks.
+    connect_instance_arns: tuple[str, ...] = ()
+    account_id: str = ""
+    connector_queue_url: str = ""
     # "public": https to public addresses only (AWS); "local": http and loopback/private allowed too.
     webhook_targets: str = "public"
     webhook_retry_base_seconds: int = 30
     webhook_cache_seconds: int = 30
+    # How long a function instance keeps a tenant's attention rules (docs/attention.md).
+    attention_cache_seconds: int = 10
     # How many of a tenant's posts to receivers not known to be fast may run at once (the slow lane).
     webhook_slow_lane: int = 4
     # One OIDC issuer whose RS256/ES256 tokens are accepted beside the HS256 ones (docs/product.md W9);
@@ -156,9 +168,15 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
         delivery_dlq_url=e.get("DELIVERY_DLQ_URL", ""),
         sms_queue_url=e.get("SMS_QUEUE_URL", ""),
+        attention_timer_queue_url=e.get("ATTENTION_TIMER_QUEUE_URL", ""),
+        sms_inbound_topic_arn=e.get("SMS_INBOUND_TOPIC_ARN", ""),
+        connect_instance_arns=tuple(a.strip() for a in e.get("CONNECT_INSTANCE_ARNS", "").split(",") if a.strip()),
+        account_id=e.get("COACHING_ACCOUNT_ID", ""),
+        connector_queue_url=e.get("CONNECTOR_QUEUE_URL", ""),
         webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
         webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),
         webhook_cache_seconds=_int(e, "WEBHOOK_CACHE_SECONDS", d.webhook_cache_seconds),
+        attention_cache_seconds=_int(e, "ATTENTION_CACHE_SECONDS", d.attention_cache_seconds),
         webhook_slow_lane=max(1, min(8, _int(e, "WEBHOOK_SLOW_LANE", d.webhook_slow_lane))),
         oidc_issuer=e.get("COACHING_OIDC_ISSUER", ""),
         oidc_jwks_url=e.get("COACHING_OIDC_JWKS_URL", ""),

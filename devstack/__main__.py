@@ -43,6 +43,7 @@ from chalice.app import Chalice
 from chalice.local import LambdaContext
 
 from devstack.apigw.server import bind_socket
+from devstack.connectors import routes as connector_routes
 from devstack.console import ConsoleSite, console_config
 from devstack.delivery import DELIVERY_HANDLER, DeliveryPumps, LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.gateway import Gateway, start_management_site, start_site
@@ -85,6 +86,9 @@ def _secret(name: str, default: str) -> str:
     return default
 
 
+DEMO_CONNECT_INSTANCE = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000001"
+
+
 def _configure_app_environment(store_endpoint: str, management_url: str) -> None:
     """What Lambda's configuration would provide, pointed at the local store and gateway (its
     ``@connections`` API is on a private loopback port, under a secret path)."""
@@ -98,6 +102,9 @@ def _configure_app_environment(store_endpoint: str, management_url: str) -> None
             "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",  # dummy credential for the embedded store
+            # Amazon Connect (docs/connectors.md): the demo instance the local stack follows.
+            "CONNECT_INSTANCE_ARNS": os.environ.get("DEVSTACK_CONNECT_INSTANCE", DEMO_CONNECT_INSTANCE),
+            "COACHING_ACCOUNT_ID": "000000000000",
         }
     )
     # Never let a developer's real AWS identity reach the local stack.
@@ -157,12 +164,27 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
 
     queue = LocalDeliveryQueue(max_receives=_int_env("DEVSTACK_DELIVERY_ATTEMPTS", 14))
     sms_queue = LocalDeliveryQueue(max_receives=3, dead_to=queue)
+    connector_queue = LocalDeliveryQueue(max_receives=5)
     sms = RecordingSms()
+    timers = LocalDeliveryQueue(max_receives=5, dead_to=queue)
     settings = settings_module.load()
     from devstack.fake_meetings import FakeMeetingProvider  # imports chalicelib: after the environment is set
 
     meetings = FakeMeetingProvider(media_region=settings.media_region)  # no Chime locally (docs/voice.md)
-    bootstrap.install(bootstrap.build(settings, wire=WIRE, queue=queue, sms=sms, meetings=meetings, sms_queue=sms_queue))
+    from devstack.sentiment import LexiconSentiment
+
+    built = bootstrap.build(
+        settings,
+        wire=WIRE,
+        queue=queue,
+        sms=sms,
+        meetings=meetings,
+        sms_queue=sms_queue,
+        sentiment=LexiconSentiment(),
+        timers=timers,
+        connector_queue=connector_queue,
+    )
+    bootstrap.install(built)
     gateway.local_routes["/_local/outbound"] = lambda: {"sms": sms.snapshot()}
     handler = app.handler_map.get(DELIVERY_HANDLER)
     if handler is None:
@@ -172,7 +194,17 @@ def _delivery(app: Chalice, gateway: Gateway) -> DeliveryPumps | None:
     def invoke(event: dict[str, Any]) -> Any:
         return handler(event, LambdaContext(function_name=DELIVERY_HANDLER, memory_size=1024, max_runtime_ms=60_000))
 
-    return DeliveryPumps(QueuePump(queue, invoke).start(), QueuePump(sms_queue, invoke, workers=2).start())
+    # Attention timers go to the same function, from their own queue (AttentionTimerEventSource on AWS).
+    pumps = [
+        QueuePump(queue, invoke).start(),
+        QueuePump(sms_queue, invoke, workers=2).start(),
+        QueuePump(timers, invoke, workers=2).start(),
+    ]
+    connect = app.handler_map.get("connect_events")
+    if connect is not None:  # Amazon Connect's delayed end checks, as ConnectorEventSource runs them on AWS
+        context = LambdaContext(function_name="connect_events", memory_size=1024, max_runtime_ms=60_000)
+        pumps.append(QueuePump(connector_queue, lambda event: connect(event, context), workers=1).start())
+    return DeliveryPumps(*pumps)
 
 
 def _scheduled_event(rule: str) -> dict[str, Any]:
@@ -357,6 +389,7 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
             app, after_invoke=pump.nudge if pump else None, middlewares=[console.middleware], management_key=management_key
         )
         deliveries = _delivery(app, gateway)
+        gateway.local_posts.update(connector_routes(app, os.environ.get("AWS_REGION", "us-east-1")))
         runner = await start_site(gateway, sock)
         management_runner = await start_management_site(gateway, management_sock)
         log.info(

@@ -103,6 +103,9 @@ class Gateway:
         self.unhealthy: str | None = None
         # Local-only GET routes answered with JSON (what the stack would have sent, e.g. SMS).
         self.local_routes: dict[str, Callable[[], Any]] = {}
+        # Local-only POST routes that stand in for AWS invoking a function (SNS, EventBridge): each
+        # takes the raw body and answers (status, JSON body); run on the handlers' pool.
+        self.local_posts: dict[str, Callable[[bytes], tuple[int, Any]]] = {}
 
     @property
     def ws_path(self) -> str:
@@ -145,6 +148,12 @@ class Gateway:
             if request.can_read_body and not is_utf8(await request.read()):  # bytes are input (W7.3)
                 return error_response(400, "invalid", "the body is not valid UTF-8 text")
             return web.json_response(self.local_routes[path]())
+        if path in self.local_posts and request.method == "POST":
+            body = await request.read()
+            loop = asyncio.get_running_loop()
+            status, answer = await loop.run_in_executor(self.executor, self.local_posts[path], body)
+            self.invoker.after_invoke()
+            return web.json_response(answer, status=status)
         return await self.rest.handle(request)
 
     async def _on_shutdown(self, _application: web.Application) -> None:

@@ -25,10 +25,17 @@ def ddblocal_jar() -> Path | None:
     return jars[-1] if jars else None
 
 
-def _serialize_moto_writes() -> None:
-    """moto's server handles requests on threads without locking its DynamoDB backend, so two
-    conditional transactions can both pass their checks and one write overwrites the other, which
-    real DynamoDB never allows. One lock around the backend's writes restores that guarantee.
+def _serialize_moto() -> None:
+    """moto's server handles requests on threads without locking its DynamoDB backend, and applies a
+    transaction in steps: two conditional transactions can both pass their checks, and a cancelled
+    one is rolled back by putting back a copy of the whole table (its stream included) taken when it
+    began. One lock around every call into the DynamoDB and DynamoDB Streams backends restores what
+    real DynamoDB promises: a transaction is all or nothing for everyone, readers included.
+
+    A stream's reader also needs the live stream: a rollback swaps the table and its stream shard for
+    the copy, and a shard iterator handed out before still points at the discarded shard, which holds
+    the cancelled transaction's records (the pump would push a change that never committed, then skip
+    the commits that reuse those sequence numbers). Reading through an iterator looks the shard up again.
 
     The same lock covers reading the workitems stream, which also forgets the records read: moto
     keeps a stream's records on its table and copies the whole table before every transaction, so
@@ -38,18 +45,38 @@ def _serialize_moto_writes() -> None:
 
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 
     if getattr(DynamoDBBackend, "_devstack_serialized", False):
         return
     lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
-        original = getattr(DynamoDBBackend, name)
 
-        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
+    def serialize(cls: type, names: tuple[str, ...]) -> None:
+        for name in names:
+            original = getattr(cls, name)
 
-        setattr(DynamoDBBackend, name, atomic)
+            def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                with lock:
+                    return _original(self, *args, **kwargs)
+
+            setattr(cls, name, atomic)
+
+    serialize(
+        DynamoDBBackend,
+        (
+            *("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"),
+            *("get_item", "query", "scan", "batch_get_item", "transact_get_items", "describe_table"),
+        ),
+    )
+    serialize(DynamoDBStreamsBackend, ("describe_stream", "get_shard_iterator", "get_records"))
+
+    original_get = ShardIterator.get
+
+    def get_from_live_shard(self: Any, limit: int = 1000) -> dict[str, Any]:
+        with lock:
+            self.stream_shard = self.streams_backend.dynamodb.get_table(self.stream_shard.table.name).stream_shard
+            result: dict[str, Any] = original_get(self, limit)
+            return result
 
     def get_and_forget(self: Any, start: int, quantity: int) -> list[dict[str, Any]]:
         with lock:
@@ -60,6 +87,7 @@ def _serialize_moto_writes() -> None:
             records: list[dict[str, Any]] = [i.to_json() for i in self.items[:quantity]]
             return records
 
+    ShardIterator.get = get_from_live_shard  # type: ignore[method-assign]
     StreamShard.get = get_and_forget  # type: ignore[method-assign]
     DynamoDBBackend._devstack_serialized = True  # type: ignore[attr-defined]
 
@@ -94,7 +122,7 @@ class EmbeddedStore:
                 raise RuntimeError("DEVSTACK_STORE=ddblocal needs Java 17+ and `make install` (DynamoDB Local)")
             return self._start_ddblocal(jar)
         self.kind = "moto"
-        _serialize_moto_writes()
+        _serialize_moto()
         # Imported here: moto is a dev-only dependency and takes a moment to load.
         from moto.server import ThreadedMotoServer
 

@@ -3,7 +3,7 @@
 Five tables, each with a generic ``pk``/``sk`` schema so one table can hold several entities:
 
 * **directory** - users and customer recipients (with their live connections), teams, supervision
-  edges, templates, tenant policy, unread counters, directory messages.
+  edges, templates, tenant policy, unread counters, directory messages, attention rules.
 * **workitems** - the workitem, its timeline entries and a message index, in one partition per
   workitem; a sparse GSI lists each agent's open workitems; a sparse LSI numbers the customer view.
 * **connections** - one item per WebSocket connection, expiring after API Gateway's 2 h limit.
@@ -146,6 +146,75 @@ class TemplateItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class AttentionRuleItem(Model):
+    """An attention rule (``pk = T#t#ATTNRULE``, ``sk`` = rule id): one Query lists a tenant's rules."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    enabled = BooleanAttribute(default=True)
+    severity = NumberAttribute()
+    phrases = ListAttribute(of=UnicodeAttribute, null=True)
+    speakers = ListAttribute(of=UnicodeAttribute, null=True)
+    negative_in_a_row = NumberAttribute(null=True)
+    seconds = NumberAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class AttentionAlertItem(Model):
+    """An alert (``pk = T#t#ATTN``): ``sk = A#<alertId>`` while open or acked, ``X#<alertId>`` once
+    cleared (kept two days, so a redelivered stream record cannot raise it again)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+    workitem_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    rule_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    severity = NumberAttribute()
+    raised_at = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    state = UnicodeAttribute()
+    acked_by = UnicodeAttribute(null=True)
+    acked_at = UnicodeAttribute(null=True)
+    cleared_reason = UnicodeAttribute(null=True)
+    cleared_at = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+
+
+class AttentionSlotItem(Model):
+    """The one active alert of a (workitem, rule) pair (``pk = T#t#ATTN``, ``sk = S#<workitem>#<rule>``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+
+
+class AttentionCountItem(Model):
+    """How many alerts of the tenant are open or acked (``pk = T#t#ATTN``, ``sk = COUNT``)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="COUNT")
+    active = NumberAttribute(null=True, attr_name="n")
+
+
 class PolicyItem(Model):
     class Meta:
         table_name = "coaching-directory"
@@ -250,7 +319,47 @@ class ChannelSettingsItem(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="SMS")
     origination_identity = UnicodeAttribute(null=True)
+    phone_number = UnicodeAttribute(null=True)
+    instance_arn = UnicodeAttribute(
+        null=True
+    )  # sk = CONNECT: the tenant's Amazon Connect instance  # the number customers text (E.164), claimed below
     updated_at = UnicodeAttribute(null=True)
+
+
+class ClaimItem(Model):
+    """What belongs to one tenant across the stack (``pk = CLAIM#<kind>#<key>``, ``sk = CLAIM``): an
+    SMS phone number customers text, an Amazon Connect instance. The only directory items without a
+    tenant prefix: what arrives from AWS names the number or instance, never the tenant, and this is
+    how the tenant is found (docs/connectors.md). Written with a condition, so a second tenant's
+    claim fails."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="CLAIM")
+    tenant_id = UnicodeAttribute()
+    claimed_at = UnicodeAttribute(null=True)
+    # An Amazon Connect instance's agents: JSON {Connect user id: user id} (read with the claim: 1 GetItem).
+    agents = UnicodeAttribute(null=True)
+
+
+class ContactItem(Model):
+    """An Amazon Connect contact the connector follows (``pk = CONTACT#<initialContactId>``, ``sk =
+    CONTACT``): its tenant and the newest of its contacts connected to an agent, so a transfer's
+    DISCONNECTED does not end the workitem, and the chat stream's messages find their tenant."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="CONTACT")
+    tenant_id = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    connected_at = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
 
 
 # --- workitems ---------------------------------------------------------------------------------
@@ -265,6 +374,18 @@ class OpenWorkitemsIndex(GlobalSecondaryIndex["WorkitemItem"]):
 
     gsi1pk = UnicodeAttribute(hash_key=True)
     gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class ActiveSmsIndex(GlobalSecondaryIndex["WorkitemItem"]):
+    """Active SMS workitems of a customer, most recently active last: ``gsi2pk = T#t#SMS#<number>``.
+    Sparse: set only while an SMS workitem is active (inbound texts join it, docs/connectors.md)."""
+
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
 
 
 class CustomerViewIndex(LocalSecondaryIndex["EntryItem"]):
@@ -290,9 +411,12 @@ class WorkitemsTable(Model):
     sk = UnicodeAttribute(range_key=True)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
     lsi1sk = UnicodeAttribute(null=True)
     ttl = TTLAttribute(null=True)
     open_by_agent = OpenWorkitemsIndex()
+    active_sms = ActiveSmsIndex()
     customer_view = CustomerViewIndex()
 
 
@@ -305,6 +429,8 @@ class WorkitemItem(Model):
     sk = UnicodeAttribute(range_key=True, default="W")
     gsi1pk = UnicodeAttribute(null=True)  # T#t#AGENT#<agent> while open
     gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)  # T#t#SMS#<customer number> while an SMS workitem is active
+    gsi2sk = UnicodeAttribute(null=True)  # <active_at>#<workitem>
     tenant_id = UnicodeAttribute()
     workitem_id = UnicodeAttribute()
     channel = UnicodeAttribute()
@@ -323,11 +449,13 @@ class WorkitemItem(Model):
     version = NumberAttribute(default=0)
     retention_days = NumberAttribute(null=True)
     record_coaching = BooleanAttribute(null=True)
+    active_at = UnicodeAttribute(null=True)
     # What the change written with this version pushes (entries, who is left out, who stopped
     # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
     fanout = UnicodeAttribute(null=True, attr_name=FANOUT_NOTE_ATTRIBUTE)
     ttl = TTLAttribute(null=True)
     open_by_agent = OpenWorkitemsIndex()
+    active_sms = ActiveSmsIndex()
 
 
 class EntryItem(Model):
@@ -350,6 +478,7 @@ class EntryItem(Model):
     reaction = UnicodeAttribute(null=True)
     extra = MapAttribute[str, Any](null=True)
     delivery = UnicodeAttribute(null=True)  # agent messages to SMS/social customers: sent | failed
+    sentiment = UnicodeAttribute(null=True)  # customer messages: positive | negative | neutral | mixed (staff only)
     ttl = TTLAttribute(null=True)
     customer_view = CustomerViewIndex()
 
@@ -467,6 +596,10 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         TeamItem,
         DirectoryEdge,
         TemplateItem,
+        AttentionRuleItem,
+        AttentionAlertItem,
+        AttentionSlotItem,
+        AttentionCountItem,
         PolicyItem,
         UnreadItem,
         DirectoryMessageItem,
@@ -474,6 +607,8 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         WebhookSubscriptionItem,
         SlowLanePlace,
         ChannelSettingsItem,
+        ClaimItem,
+        ContactItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],

@@ -68,6 +68,10 @@ SQS = SdkBudget(connect=1, read=3, attempts=2)
 # customer already; a retry could text them twice. A failure is shown to the agent as `failed`.
 SMS = SdkBudget(connect=2, read=5, attempts=1)
 
+# Amazon Comprehend (sentiment of customer messages, from the stream consumer): a second attempt, since
+# the analysis is read-only; a message left without its label raises no sentiment alert.
+COMPREHEND = SdkBudget(connect=1, read=3, attempts=2)
+
 # Creating tables (local stack and tests only, never on a request path): a cold store is slow.
 TABLE_ADMIN = SdkBudget(connect=2, read=30, attempts=3)
 

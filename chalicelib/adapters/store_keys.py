@@ -17,6 +17,16 @@ def workitem_pk(tenant_id: str, workitem_id: str) -> str:
     return f"{tenant_prefix(tenant_id)}#W#{workitem_id}"
 
 
+def sms_customer_pk(tenant_id: str, number: str) -> str:
+    """The active-SMS index's key of a customer's number (E.164)."""
+    return f"{tenant_prefix(tenant_id)}#SMS#{number}"
+
+
+def claim_pk(kind: str, key: str) -> str:
+    """A claim's key (``ClaimItem``): ``CLAIM#SMS#+14255550100``, ``CLAIM#CONNECT#arn:...``."""
+    return f"CLAIM#{kind}#{key}"
+
+
 def recipient_pk(tenant_id: str, key: str) -> str:
     return f"{tenant_prefix(tenant_id)}#{key}"
 

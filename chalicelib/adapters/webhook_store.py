@@ -9,17 +9,32 @@ taken with a conditional write that holds it until a deadline, so a holder that 
 
 from __future__ import annotations
 
+import json
 import zlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo import ChannelSettingsItem, EntryItem, SlowLanePlace, WebhookSubscriptionItem
-from chalicelib.adapters.store_keys import entry_sk, tenant_prefix, workitem_pk
+from chalicelib.adapters.dynamo import (
+    ChannelSettingsItem,
+    ClaimItem,
+    ContactItem,
+    EntryItem,
+    SlowLanePlace,
+    WebhookSubscriptionItem,
+)
+from chalicelib.adapters.pynamodb_compat import low_level
+from chalicelib.adapters.store_keys import cancel_codes, claim_pk, entry_sk, tenant_prefix, workitem_pk
 from chalicelib.adapters.workitem_store import to_entry
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.timeline import TimelineEntry
 from chalicelib.domain.webhooks import Subscription
+from chalicelib.services.ports import ClaimedElsewhere
+
+# A followed Amazon Connect contact is remembered this long (chats last at most 7 days in Connect).
+CONTACT_TTL_DAYS = 8
 
 
 def _pk(tenant_id: str) -> str:
@@ -92,6 +107,123 @@ class DynamoWebhookStore:
         ChannelSettingsItem(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS").update(
             actions=[ChannelSettingsItem.origination_identity.set(identity), ChannelSettingsItem.updated_at.set(now)]
         )
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        """1 GetItem."""
+        try:
+            item = ChannelSettingsItem.get(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS")
+        except DoesNotExist:
+            return None, None
+        return item.origination_identity, item.phone_number
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        """1 TransactWriteItems: the claim of ``number`` (conditional: unclaimed or the tenant's own),
+        the settings item, and the release of ``previous`` (conditional: still the tenant's)."""
+        settings = ChannelSettingsItem(f"{tenant_prefix(tenant_id)}#CHANNELS", "SMS")
+        try:
+            with TransactWrite(connection=low_level(ClaimItem)) as tx:
+                if number:
+                    tx.save(
+                        ClaimItem(claim_pk("SMS", number), "CLAIM", tenant_id=tenant_id, claimed_at=now),
+                        condition=ClaimItem.pk.does_not_exist() | (ClaimItem.tenant_id == tenant_id),
+                    )
+                tx.update(
+                    settings,
+                    actions=[
+                        ChannelSettingsItem.origination_identity.set(identity),
+                        ChannelSettingsItem.phone_number.set(number) if number else ChannelSettingsItem.phone_number.remove(),
+                        ChannelSettingsItem.updated_at.set(now),
+                    ],
+                )
+                if previous and previous != number:
+                    tx.delete(
+                        ClaimItem(claim_pk("SMS", previous), "CLAIM"),
+                        condition=ClaimItem.pk.does_not_exist() | (ClaimItem.tenant_id == tenant_id),
+                    )
+        except TransactWriteError as exc:
+            codes = cancel_codes(exc)
+            if number and codes and codes[0] == "ConditionalCheckFailed":
+                raise ClaimedElsewhere(number) from exc
+            raise
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        """1 GetItem."""
+        try:
+            return ClaimItem.get(claim_pk(kind.upper(), key), "CLAIM").tenant_id
+        except DoesNotExist:
+            return None
+
+    def connect_instance(self, tenant_id: str) -> str | None:
+        """1 GetItem."""
+        try:
+            return ChannelSettingsItem.get(f"{tenant_prefix(tenant_id)}#CHANNELS", "CONNECT").instance_arn
+        except DoesNotExist:
+            return None
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        """1 TransactWriteItems: the instance's claim with its agents (conditional: unclaimed or the
+        tenant's own), the tenant's pointer to it, the release of ``previous``."""
+        try:
+            with TransactWrite(connection=low_level(ClaimItem)) as tx:
+                tx.save(
+                    ClaimItem(
+                        claim_pk("CONNECT", instance_arn),
+                        "CLAIM",
+                        tenant_id=tenant_id,
+                        claimed_at=now,
+                        agents=json.dumps(agents, separators=(",", ":"), sort_keys=True),
+                    ),
+                    condition=ClaimItem.pk.does_not_exist() | (ClaimItem.tenant_id == tenant_id),
+                )
+                tx.save(
+                    ChannelSettingsItem(
+                        f"{tenant_prefix(tenant_id)}#CHANNELS", "CONNECT", instance_arn=instance_arn, updated_at=now
+                    )
+                )
+                if previous and previous != instance_arn:
+                    tx.delete(
+                        ClaimItem(claim_pk("CONNECT", previous), "CLAIM"),
+                        condition=ClaimItem.pk.does_not_exist() | (ClaimItem.tenant_id == tenant_id),
+                    )
+        except TransactWriteError as exc:
+            codes = cancel_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise ClaimedElsewhere(instance_arn) from exc
+            raise
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        """1 GetItem."""
+        try:
+            item = ClaimItem.get(claim_pk("CONNECT", instance_arn), "CLAIM")
+        except DoesNotExist:
+            return None
+        agents = json.loads(item.agents) if item.agents else {}
+        return item.tenant_id, {str(k): str(v) for k, v in agents.items()}
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        """1 GetItem (strongly consistent: the end check decides on it)."""
+        try:
+            item = ContactItem.get(f"CONTACT#{initial_contact_id}", "CONTACT", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return item.tenant_id, item.contact_id, item.connected_at
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        """1 conditional PutItem: absent, or recorded as connected earlier (ISO times compare as text)."""
+        try:
+            ContactItem(
+                f"CONTACT#{initial_contact_id}",
+                "CONTACT",
+                tenant_id=tenant_id,
+                contact_id=contact_id,
+                connected_at=connected_at,
+                ttl=datetime.now(UTC) + timedelta(days=CONTACT_TTL_DAYS),
+            ).save(condition=ContactItem.pk.does_not_exist() | (ContactItem.connected_at <= connected_at))
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """1 UpdateItem of the entry (ALL_NEW). ``failed`` never replaces ``sent`` (a retry that

@@ -29,6 +29,7 @@ from chalicelib.adapters.store_keys import (
     entry_sk,
     expiry,
     recipient_pk,
+    sms_customer_pk,
     tenant_prefix,
     workitem_pk,
 )
@@ -66,6 +67,7 @@ def to_workitem(item: WorkitemItem) -> Workitem:
         voice=dict(item.voice.as_dict()) if item.voice else {},
         retention_days=int(item.retention_days or 90),
         record_coaching=bool(item.record_coaching),
+        active_at=item.active_at or "",
     )
 
 
@@ -91,7 +93,11 @@ def _to_workitem_item(w: Workitem, retention_days: int) -> WorkitemItem:
         version=w.version,
         retention_days=w.retention_days,
         record_coaching=w.record_coaching,
+        active_at=w.active_at or None,
     )
+    if w.channel is Channel.SMS and w.status is Status.ACTIVE:
+        item.gsi2pk = sms_customer_pk(w.tenant_id, w.customer_id)
+        item.gsi2sk = f"{w.active_at or w.created_at}#{w.workitem_id}"
     if w.is_open:
         item.gsi1pk = f"{tenant_prefix(w.tenant_id)}#AGENT#{w.agent_id}"
         item.gsi1sk = f"{w.created_at}#{w.workitem_id}"
@@ -113,7 +119,11 @@ def to_entry(item: EntryItem, workitem_id: str) -> TimelineEntry:
         text=item.text,
         forwarded_from=item.forwarded_from,
         reaction=item.reaction,
-        extra={**(dict(item.extra.as_dict()) if item.extra else {}), **({"delivery": item.delivery} if item.delivery else {})},
+        extra={
+            **(dict(item.extra.as_dict()) if item.extra else {}),
+            **({"delivery": item.delivery} if item.delivery else {}),
+            **({"sentiment": item.sentiment} if item.sentiment else {}),
+        },
     )
 
 
@@ -147,6 +157,16 @@ class DynamoWorkitemStore:
         except DoesNotExist:
             return None
         return to_workitem(item)
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        """1 BatchGetItem per 100 workitems (eventually consistent: for lists, not decisions)."""
+        wanted = list(dict.fromkeys(workitem_ids))
+        out: dict[str, Workitem] = {}
+        for i in range(0, len(wanted), 100):
+            keys = [(workitem_pk(tenant_id, w), "W") for w in wanted[i : i + 100]]
+            for item in WorkitemItem.batch_get(keys):
+                out[item.workitem_id] = to_workitem(item)
+        return out
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         """1 BatchGetItem: the workitem and the message index item together."""
@@ -305,6 +325,14 @@ class DynamoWorkitemStore:
     def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]:
         """1 Query on the sparse open-workitems GSI (more pages only past 1 MB)."""
         return [to_workitem(i) for i in WorkitemItem.open_by_agent.query(f"{tenant_prefix(tenant_id)}#AGENT#{agent_id}")]
+
+    def active_sms(self, tenant_id: str, customer_id: str) -> Workitem | None:
+        """1 Query on the sparse active-SMS GSI, newest activity first, ``Limit 1``. The index is
+        eventually consistent: the caller reads the workitem again (strongly) before it decides."""
+        items = WorkitemItem.active_sms.query(sms_customer_pk(tenant_id, customer_id), scan_index_forward=False, limit=1)
+        for item in items:
+            return to_workitem(item)
+        return None
 
 
 def _idempotency_item(idem: Idempotency) -> IdempotencyItem:

@@ -82,6 +82,9 @@ class Workitem:
     # Tenant policy captured when the workitem was assigned, so no request re-reads it.
     retention_days: int = 90
     record_coaching: bool = False
+    # When its timeline last grew ("" until then): which of a customer's SMS workitems is the most
+    # recently active, the one an inbound text joins (W14.2).
+    active_at: str = ""
 
     @property
     def coaching_active(self) -> bool:
@@ -140,6 +143,7 @@ class _Recorder:
             **fields,
         )
         self.entries.append(entry)
+        self.after.active_at = self.now
         return entry
 
     def end_coaching(self, reason: EndReason, author_id: str, author_role: Role) -> list[str]:

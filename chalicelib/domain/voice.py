@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .coaching import Change, Channel, Status, Workitem, record
+from .connect import is_connect_workitem
 from .errors import Conflict, Forbidden, Invalid
 from .identity import Principal, Role
 from .timeline import EntryKind
@@ -323,9 +324,12 @@ class Cleanup:
 
 
 def require_voice(workitem: Workitem) -> None:
-    """Voice actions exist on voice workitems only (W4.29: else ``invalid``)."""
+    """Voice actions exist on voice workitems only (W4.29: else ``invalid``), and not on Amazon Connect's
+    calls, which are not Chime calls (W14.10: ``conflict``)."""
     if workitem.channel is not Channel.VOICE:
         raise Invalid(f"voice actions are only available on voice workitems, not {workitem.channel.value}")
+    if is_connect_workitem(workitem):
+        raise Conflict("this call is on Amazon Connect: listen or barge with Amazon Connect's own monitor")
 
 
 def require_live_call(workitem: Workitem) -> None:
@@ -361,8 +365,8 @@ def check_supervisor_action(principal: Principal, workitem: Workitem, supervises
 
 def check_caller_join(workitem: Workitem) -> None:
     """A phone call may only join a live voice workitem."""
-    if workitem.channel is not Channel.VOICE:
-        raise Conflict("the call's workitem is not a voice workitem")
+    if workitem.channel is not Channel.VOICE or is_connect_workitem(workitem):
+        raise Conflict("the call's workitem is not a voice workitem of this stack's calls")
     require_live_call(workitem)
 
 

@@ -27,6 +27,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "assist.claimed",
     "assist.escalated",
     "presence.changed",
+    "attention.raised",
+    "attention.acked",
+    "attention.cleared",
+    "sms.received",
 )
 ALL_EVENTS = "*"
 MAX_SUBSCRIPTIONS = 20

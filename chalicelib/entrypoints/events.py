@@ -1,16 +1,20 @@
 """Lambda functions that are not API calls: the workitems table's stream, the schedule, the webhook
-delivery queue and the SIP media application."""
+delivery queue, the SIP media application and the connectors (SNS, EventBridge)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
 from chalicelib.entrypoints.wire import WIRE
+from chalicelib.services.attention import is_timer
 from chalicelib.services.fanout import Committed
 from chalicelib.services.messagebus import ChangesCommitted
+
+log = logging.getLogger(__name__)
 
 
 def fan_out(event: dict[str, Any]) -> dict[str, Any]:
@@ -43,12 +47,85 @@ def escalate() -> dict[str, Any]:
 
 
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The delivery and SMS queues (Lambda's SQS event sources): sign and post, SMS, statuses. A
-    partial batch response names the messages that come back after their backoff delay."""
-    again = bootstrap.services(WIRE).integrations.handle(records)
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in again]}
+    """The delivery, SMS and attention timer queues (Lambda's SQS event sources): sign and post, SMS,
+    statuses; attention timers (docs/attention.md). A partial batch response names the messages that
+    come back after their backoff delay."""
+    services = bootstrap.services(WIRE)
+    timers = [r for r in records if is_timer(r)]
+    failures = services.attention.on_timers(timers)["batchItemFailures"] if timers else []
+    others = [r for r in records if not is_timer(r)]
+    if others:
+        failures += [{"itemIdentifier": message_id} for message_id in services.integrations.handle(others)]
+    return {"batchItemFailures": failures}
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
     """SIP media application invocations (PSTN callers joining a contact room)."""
     return bootstrap.services(WIRE).voice.on_sip_media_event(event)
+
+
+def _refused(source: str, what: str, reason: object) -> str:
+    """A connector's input that cannot be read: a log line and a metric, no retry (it stays unreadable)."""
+    from chalicelib import metrics
+
+    log.warning("%s refused: %s", what, reason, extra={"event": "connector_event", "source": source, "outcome": "invalid"})
+    metrics.CONNECTOR_EVENTS.add(Source=source, Outcome="invalid")
+    return "invalid"
+
+
+def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
+    """The inbound texts' SNS topic (docs/connectors.md): each record's notification read strictly
+    and handed to the inbound SMS connector. A record that is not a notification of the stack's topic
+    is refused with a log line (retrying cannot mend it); a store that fails raises, and SNS
+    invokes the function again (the text is applied once, by its ``inboundMessageId``)."""
+    from chalicelib.domain.aws_events import notification, sns_records
+    from chalicelib.domain.errors import Invalid
+
+    services = bootstrap.services(WIRE)
+    expected_topic = services.settings.sms_inbound_topic_arn
+    try:
+        records = sns_records(event)
+    except Invalid as exc:
+        return {"outcomes": [_refused("sms", "inbound SMS event", exc)]}
+    outcomes: list[str] = []
+    for record in records:
+        try:
+            note = notification(record)
+            if expected_topic and note.topic_arn != expected_topic:
+                raise Invalid("Sns.TopicArn is not this stack's inbound SMS topic")
+        except Invalid as exc:
+            outcomes.append(_refused("sms", "inbound SMS record", exc))
+            continue
+        outcomes.append(services.inbound_sms.on_notification(note))
+    return {"outcomes": outcomes}
+
+
+def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, or
+    (``Records``) the connector queue's delayed end checks, a partial batch response naming those to
+    retry. An event that is not a contact event of a listed instance in the stack's account and Region
+    is refused with a log line; a store that fails raises (EventBridge invokes again, applied once)."""
+    from chalicelib import metrics
+    from chalicelib.domain.aws_events import bus_event
+    from chalicelib.domain.errors import DomainError, Invalid
+
+    connect = bootstrap.services(WIRE).amazon_connect
+    records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list):
+        failures = []
+        for record in records:
+            try:
+                outcome = connect.on_end_check(str(record.get("body") or ""))
+            except DomainError:
+                log.warning("an Amazon Connect end check failed; it comes back", exc_info=True)
+                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+                continue
+            metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+        return {"batchItemFailures": failures}
+    try:
+        outcome = connect.on_event(bus_event(event))
+    except Invalid as exc:
+        return {"outcome": _refused("connect", "Amazon Connect event", exc)}
+    log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})
+    metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+    return {"outcome": outcome}

@@ -16,13 +16,17 @@ import msgspec
 
 from chalicelib import bootstrap, logs
 from chalicelib.bootstrap import Services
+from chalicelib.domain.attention import rule_from
+from chalicelib.domain.connect import INSTANCE_ARN_REGEX
+from chalicelib.domain.connect import WORKITEM_PREFIX as CONNECT_WORKITEM_PREFIX
 from chalicelib.domain.errors import Invalid, TooLarge, Unauthorized
 from chalicelib.domain.identity import Principal
-from chalicelib.domain.ids import is_id
+from chalicelib.domain.ids import ID_REGEX, is_id
+from chalicelib.domain.inbound_sms import E164_REGEX
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
 from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
-from chalicelib.entrypoints.validation import MAX_SEQ, Id, Name, Text, check_utf8, decode
+from chalicelib.entrypoints.validation import MAX_SEQ, CustomerId, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.ports import Created
@@ -60,6 +64,24 @@ class TemplateBody(Body, frozen=True, kw_only=True):
     enabled: bool = True
 
 
+class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every kind's fields with their widest bounds; which belong to which kind, and each kind's own
+    bounds, are the domain's (``domain/attention.py``: ``rule_from``). Unknown fields are refused."""
+
+    kind: Literal["keyword", "sentiment", "customer_waiting", "silence", "handle_time"]
+    enabled: bool = True
+    severity: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
+    # Optional, never null: a field left out is UNSET (null is refused like any other wrong type).
+    phrases: (
+        Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    speakers: Annotated[list[Literal["customer", "agent"]], msgspec.Meta(max_length=2)] | msgspec.UnsetType = msgspec.UNSET
+    # Bounded per kind by the domain (docs/openapi.yaml states each kind's bounds).
+    negativeInARow: int | msgspec.UnsetType = msgspec.UNSET
+    seconds: int | msgspec.UnsetType = msgspec.UNSET
+
+
 class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
     escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
@@ -84,6 +106,13 @@ class RotateSecretBody(Body, frozen=True, kw_only=True):
 
 class SmsSettingsBody(Body, frozen=True, kw_only=True):
     originationIdentity: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+_:/.\-]+$")]
+    phoneNumber: Annotated[str, msgspec.Meta(pattern=E164_REGEX)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class AmazonConnectBody(Body, frozen=True, kw_only=True):
+    instanceArn: Annotated[str, msgspec.Meta(max_length=2048, pattern=INSTANCE_ARN_REGEX)]
+    # Connect user id (a UUID) -> the user id of the agent here.
+    agents: Annotated[dict[Annotated[str, msgspec.Meta(pattern=ID_REGEX)], Id], msgspec.Meta(max_length=5000)]
 
 
 class SettingsBody(Body, frozen=True, kw_only=True):
@@ -91,7 +120,7 @@ class SettingsBody(Body, frozen=True, kw_only=True):
 
 
 class CustomerBody(Body, frozen=True, kw_only=True):
-    id: Id
+    id: CustomerId
     name: Name
 
 
@@ -357,6 +386,36 @@ def delete_template(services: Services, caller: Principal, body: None, template_
 
 
 @authenticated()
+def list_attention_rules(services: Services, caller: Principal, body: None) -> Any:
+    return services.attention.list_rules(caller)
+
+
+def given[T](value: T | msgspec.UnsetType) -> T | None:
+    """A body's optional field: None when it was left out."""
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
+@authenticated(AttentionRuleBody)
+def put_attention_rule(services: Services, caller: Principal, body: AttentionRuleBody, rule_id: str) -> Any:
+    rule = rule_from(
+        check_id(rule_id, "ruleId"),
+        body.kind,
+        body.enabled,
+        body.severity,
+        phrases=given(body.phrases),
+        speakers=given(body.speakers),
+        negative_in_a_row=given(body.negativeInARow),
+        seconds=given(body.seconds),
+    )
+    return services.attention.put_rule(caller, rule)
+
+
+@authenticated()
+def delete_attention_rule(services: Services, caller: Principal, body: None, rule_id: str) -> Any:
+    return services.attention.delete_rule(caller, check_id(rule_id, "ruleId"))
+
+
+@authenticated()
 def get_policy(services: Services, caller: Principal, body: None) -> Any:
     return services.directory.get_policy(caller)
 
@@ -434,7 +493,13 @@ def get_sms_settings(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(SmsSettingsBody)
 def put_sms_settings(services: Services, caller: Principal, body: SmsSettingsBody) -> Any:
-    return services.integrations.put_sms_settings(caller, body.originationIdentity)
+    number = body.phoneNumber if isinstance(body.phoneNumber, str) else None
+    return services.integrations.put_sms_settings(caller, body.originationIdentity, number)
+
+
+@authenticated(AmazonConnectBody)
+def put_amazon_connect(services: Services, caller: Principal, body: AmazonConnectBody) -> Any:
+    return services.amazon_connect.put_settings(caller, body.instanceArn, dict(body.agents))
 
 
 # --- inbound webhook events (signed by the tenant's secret, not a bearer token) ---------------------
@@ -465,6 +530,8 @@ def inbound(event: dict[str, Any]) -> InboundEvent:
     kind = event["type"]
     record: Assigned | InboundMessage | Transferred | Ended
     if kind == "workitem.assigned":
+        if data["workitemId"].startswith(CONNECT_WORKITEM_PREFIX):
+            raise Invalid(f"workitem ids starting with {CONNECT_WORKITEM_PREFIX} are the Amazon Connect connector's")
         customer = data["customer"]
         record = Assigned(
             data["workitemId"], data["channel"], data["agentId"], customer["id"], customer["name"], data.get("subject")

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_ori
 import msgspec
 
 from chalicelib.domain.errors import Invalid, TooLarge
-from chalicelib.domain.ids import ID_REGEX
+from chalicelib.domain.ids import CUSTOMER_ID_REGEX, ID_REGEX
 from chalicelib.domain.text import NAME_REGEX, SECRET_REGEX, VISIBLE_REGEX
 from chalicelib.entrypoints import msgspec_compat
 from chalicelib.entrypoints.msgspec_compat import Kind
@@ -38,6 +38,7 @@ MAX_TEXT_CHARS = 8000
 MAX_SEQ = 999_999_999
 
 Id = Annotated[str, msgspec.Meta(pattern=ID_REGEX)]
+CustomerId = Annotated[str, msgspec.Meta(pattern=CUSTOMER_ID_REGEX)]
 # Text with at least one visible character (whitespace and invisible characters alone are refused).
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, pattern=VISIBLE_REGEX)]
 # A display name: visible, without control or bidirectional-override characters.
@@ -46,6 +47,8 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NAME_RE
 # What a pattern refusal says instead of msgspec's "Expected `str` matching regex '...'".
 _PATTERNS = {
     ID_REGEX: "Input should be an id: 1-128 ASCII letters, digits and . _ : @ + - (a letter or digit first)",
+    CUSTOMER_ID_REGEX: "Input should be an id (1-128 ASCII letters, digits and . _ : @ + -, a letter or digit first) "
+    "or an E.164 number (+ and 2-15 digits)",
     VISIBLE_REGEX: "Input should contain visible characters (not only whitespace or invisible ones)",
     NAME_REGEX: "Input should be a name with visible characters and no control or bidirectional-override characters",
     SECRET_REGEX: "Input should be 16 to 256 printable ASCII characters without spaces",

@@ -103,6 +103,40 @@ def template(t: Template) -> dict[str, Any]:
     return {"templateId": t.template_id, "text": t.text, "enabled": t.enabled}
 
 
+def attention_rule(r: Any) -> dict[str, Any]:
+    """An attention rule (``domain.attention.Rule``): its kind's fields only."""
+    body: dict[str, Any] = {"ruleId": r.rule_id, "kind": r.kind.value, "enabled": r.enabled, "severity": r.severity}
+    if r.phrases:
+        body["phrases"] = list(r.phrases)
+        body["speakers"] = list(r.speakers)
+    if r.negative_in_a_row is not None:
+        body["negativeInARow"] = r.negative_in_a_row
+    if r.seconds is not None:
+        body["seconds"] = r.seconds
+    return body
+
+
+def alert(a: Any) -> dict[str, Any]:
+    """An attention alert (``domain.attention.Alert``)."""
+    body: dict[str, Any] = {
+        "alertId": a.alert_id,
+        "workitemId": a.workitem_id,
+        "agentId": a.agent_id,
+        "ruleId": a.rule_id,
+        "kind": a.kind.value,
+        "severity": a.severity,
+        "raisedAt": a.raised_at,
+        "reason": a.reason,
+        "state": a.state.value,
+    }
+    if a.acked_by is not None:
+        body["ackedBy"] = a.acked_by
+        body["ackedAt"] = a.acked_at
+    if a.cleared_reason is not None:
+        body["clearedReason"] = a.cleared_reason.value
+    return body
+
+
 def policy(p: Policy) -> dict[str, Any]:
     return {"recordCoaching": p.record_coaching, "escalationSeconds": p.escalation_seconds, "retentionDays": p.retention_days}
 
@@ -210,9 +244,16 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.EntryNote: lambda r: {"entry": r.entry},
     results.SupervisorNote: lambda r: {"workitemId": r.workitem_id, "supervisorId": r.supervisor_id, "entry": r.entry},
     results.CoachingEndedNote: lambda r: {"workitemId": r.workitem_id, "reason": r.reason, "entry": r.entry},
-    results.SmsSettings: lambda r: {"originationIdentity": r.origination_identity},
+    results.SmsSettings: lambda r: {
+        "originationIdentity": r.origination_identity,
+        **({"phoneNumber": r.phone_number} if r.phone_number else {}),
+    },
+    results.ConnectSettings: lambda r: {"instanceArn": r.instance_arn, "agents": r.agents},
     results.TransferNote: lambda r: {"workitem": r.workitem, "fromAgentId": r.from_agent_id},
     results.DeliveryNote: _delivery_note,
+    results.AlertNote: lambda r: {"alert": r.alert},
+    results.SentimentNote: lambda r: {"workitemId": r.workitem_id, "seq": r.seq, "sentiment": r.sentiment},
+    results.AttentionPage: lambda r: {"items": r.items, "nextCursor": r.next_cursor},
     Workitem: workitem,
     TimelineEntry: entry,
     CustomerEntry: customer_entry,
@@ -225,6 +266,8 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
     ("chalicelib.domain.voice", "Room"): room,
     ("chalicelib.domain.webhooks", "SubscriptionView"): subscription,
+    ("chalicelib.domain.attention", "Rule"): attention_rule,
+    ("chalicelib.domain.attention", "Alert"): alert,
 }
 
 

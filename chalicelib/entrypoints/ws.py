@@ -116,6 +116,10 @@ class AssistClaim(Frame, frozen=True, kw_only=True):
     assistId: Id
 
 
+class AlertFrame(Frame, frozen=True, kw_only=True):
+    alertId: Id
+
+
 class DirectorySend(Frame, frozen=True, kw_only=True):
     toUserId: Id
     text: Text
@@ -261,6 +265,14 @@ def mark_directory_read(services: Services, call: Call) -> Any:
     return services.assistance.read(call.caller, call.frame.withUserId)
 
 
+def list_attention(services: Services, call: Call) -> Any:
+    return services.attention.list(call.caller, call.frame.limit, call.frame.cursor)
+
+
+def ack_attention(services: Services, call: Call) -> Any:
+    return services.attention.ack(call.caller, call.frame.alertId, call.connection_id)
+
+
 def join_voice(services: Services, call: Call) -> Any:
     return services.voice.join(call.caller, call.frame.workitemId)
 
@@ -312,6 +324,8 @@ TABLE: dict[str, Action] = {
     "voice.whisper": Action(WorkitemFrame, whisper_voice),
     "voice.barge": Action(WorkitemFrame, barge_voice),
     "voice.listen": Action(WorkitemFrame, listen_voice),
+    "attention.list": Action(PageFrame, list_attention),
+    "attention.ack": Action(AlertFrame, ack_attention),
 }
 
 ACTIONS: dict[str, type[Frame]] = {name: action.schema for name, action in TABLE.items()}

@@ -44,6 +44,7 @@ from chalicelib.domain.coaching import Channel, Workitem
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound
 from chalicelib.domain.fairness import SLOW_LANE_PLACES, SLOW_SECONDS, Gate, Health, after_attempt, gate
 from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.domain.inbound_sms import is_e164
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.domain.webhooks import (
     DELIVERY_TIMEOUT_SECONDS,
@@ -63,6 +64,7 @@ from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import Committed
 from chalicelib.services.ports import (
     ChannelFailed,
+    ClaimedElsewhere,
     Clock,
     Created,
     DeliveryQueue,
@@ -207,16 +209,24 @@ class Integrations:
         self._forget(caller.tenant_id)
         return self._wire(sub, with_secret=True)
 
-    def put_sms_settings(self, caller: Principal, origination_identity: str) -> SmsSettings:
+    def put_sms_settings(self, caller: Principal, origination_identity: str, phone_number: str | None = None) -> SmsSettings:
+        """The identity agents' texts go out from, and the number customers text (``phone_number``,
+        or the identity when it is an E.164 number), claimed for the tenant: another tenant's
+        number is 409 and nothing is saved (1 GetItem + 1 TransactWriteItems)."""
         if caller.role is not Role.ADMIN:
             raise Forbidden("only admins may change SMS settings")
-        self.store.set_sms_origination(caller.tenant_id, origination_identity, self._now())
-        return SmsSettings(origination_identity)
+        number = phone_number if phone_number is not None else (origination_identity if is_e164(origination_identity) else None)
+        _, previous = self.store.sms_settings(caller.tenant_id)
+        try:
+            self.store.set_sms_settings(caller.tenant_id, origination_identity, number, previous, self._now())
+        except ClaimedElsewhere:
+            raise Conflict(f"the phone number {number} belongs to another tenant") from None
+        return SmsSettings(origination_identity, number)
 
     def get_sms_settings(self, caller: Principal) -> SmsSettings:
         if caller.role is not Role.ADMIN:
             raise Forbidden("only admins may read SMS settings")
-        return SmsSettings(self.store.sms_origination(caller.tenant_id))
+        return SmsSettings(*self.store.sms_settings(caller.tenant_id))
 
     def replay(self, caller: Principal) -> dict[str, Any]:
         """Move this tenant's dead letters back onto their queues (up to REPLAY_MAX per call).
@@ -398,15 +408,20 @@ class Integrations:
             post("workitem.ended", event_id(w.tenant_id, w.workitem_id, w.version, "ended"), {"workitem": workitem})
         return out
 
-    def emit(self, tenant_id: str, kind: str, data: dict[str, Any]) -> None:
-        """An event from a handler (assistance, presence): one queue message, expanded into
+    def emit(
+        self, tenant_id: str, kind: str, data: dict[str, Any], *, event_id: str | None = None, timestamp: str | None = None
+    ) -> None:
+        """An event from a handler (assistance, presence, connectors): one queue message, expanded into
         deliveries by the delivery function; no DynamoDB request here, and no second try on the
-        handler's path (a refused message is kept in the dead-letter queue). Never raises."""
+        handler's path (a refused message is kept in the dead-letter queue). Never raises. An
+        ``event_id`` given makes a repeated event carry the same ``webhook-id`` (receivers de-duplicate)."""
         with self._lock:
             hit = self._cache.get(tenant_id)
         if hit is not None and hit[0] > time.monotonic() and not any(s.wants(kind) for s in hit[1]):
             return  # known: nobody wants it
-        body = _message("event", tenant_id, id=new_id("evt"), type=kind, ts=iso(self.clock.now()), data=data)
+        body = _message(
+            "event", tenant_id, id=event_id or new_id("evt"), type=kind, ts=timestamp or iso(self.clock.now()), data=data
+        )
         try:
             self._enqueue([Outgoing(body, tenant_id, "event")], ())
         except Exception:

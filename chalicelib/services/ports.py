@@ -22,7 +22,9 @@ from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
     from chalicelib.domain.assistance import AssistanceRequest
+    from chalicelib.domain.attention import Alert, Rule
     from chalicelib.domain.fairness import Health
+    from chalicelib.domain.sentiment import Sentiment
     from chalicelib.domain.voice import Attendee, Audio, Meeting
     from chalicelib.domain.webhooks import Subscription
     from chalicelib.services.results import DirectMessage
@@ -185,8 +187,16 @@ class AlreadyExists(Exception):
     """A create found the item already there."""
 
 
+class ClaimedElsewhere(Exception):
+    """A phone number or Amazon Connect instance already belongs to another tenant."""
+
+
 class WorkitemStore(Protocol):
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None: ...
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        """The workitems that exist among ``workitem_ids``, by id."""
+        ...
 
     def get_with_message(
         self, tenant_id: str, workitem_id: str, message_id: str
@@ -221,6 +231,11 @@ class WorkitemStore(Protocol):
     def latest(self, tenant_id: str, workitem_id: str, limit: int) -> tuple[list[TimelineEntry], bool]: ...
 
     def open_for_agent(self, tenant_id: str, agent_id: str) -> list[Workitem]: ...
+
+    def active_sms(self, tenant_id: str, customer_id: str) -> Workitem | None:
+        """The customer's (an E.164 number) most recently active ``sms`` workitem that is still
+        active; None when there is none. May lag a commit by a moment (an index)."""
+        ...
 
 
 class RecipientLookup(Protocol):
@@ -388,6 +403,51 @@ class AssistanceStore(Protocol):
         pending stage. False when a claim or another sweep got there first."""
 
 
+class AttentionStore(Protocol):
+    """A tenant's attention rules (docs/attention.md)."""
+
+    def rules(self, tenant_id: str) -> list[Rule]: ...
+
+    def put_rule(self, tenant_id: str, rule: Rule, now: str) -> None: ...
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool: ...
+
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        """Keep a customer message's sentiment on its entry (False: the entry is gone)."""
+        ...
+
+    def raise_alert(self, alert: Alert, max_active: int) -> str:
+        """``raised``; ``exists`` when the pair has an active alert or this alert id was raised before;
+        ``full`` when the tenant has ``max_active`` active alerts."""
+        ...
+
+    def alerts(self, tenant_id: str) -> list[Alert]:
+        """The tenant's active (open or acked) alerts."""
+        ...
+
+    def alert(self, tenant_id: str, alert_id: str) -> Alert | None: ...
+
+    def active_of(self, tenant_id: str, workitem_id: str) -> list[str]:
+        """The ids of the workitem's active alerts."""
+        ...
+
+    def ack(self, acked: Alert) -> bool:
+        """Store ``acked`` if the alert is still open (False otherwise)."""
+        ...
+
+    def clear(self, cleared: Alert) -> bool:
+        """Store ``cleared`` if the alert is still active (False otherwise)."""
+        ...
+
+
+class SentimentAnalyzer(Protocol):
+    """Amazon Comprehend on AWS; a lexicon analyzer on the local stack and in tests."""
+
+    def analyze(self, texts: list[str], language: str) -> list[Sentiment | None]:
+        """One label per text, in order (None: it could not be analysed)."""
+        ...
+
+
 class Outgoing(msgspec.Struct, frozen=True):
     """A message for a delivery queue: its body, its tenant (SQS fair queues' ``MessageGroupId``, so
     one tenant's backlog never sits in front of another's), what it is (``post``, ``event``, ``sms``)
@@ -445,6 +505,42 @@ class SubscriptionStore(Protocol):
     def sms_origination(self, tenant_id: str) -> str | None: ...
 
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None: ...
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        """The origination identity and the number the tenant's customers text (None: not set)."""
+        ...
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        """Save the origination identity and claim ``number`` for the tenant, releasing ``previous``
+        (its number until now), all or nothing; :class:`ClaimedElsewhere` when another tenant holds
+        ``number`` (nothing is written)."""
+        ...
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        """The tenant that claimed ``key`` (a phone number for ``sms``), or None."""
+        ...
+
+    def connect_instance(self, tenant_id: str) -> str | None:
+        """The Amazon Connect instance the tenant claimed (None: none)."""
+        ...
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        """Claim ``instance_arn`` with its agent map for the tenant, releasing ``previous``, all or
+        nothing; :class:`ClaimedElsewhere` when another tenant holds the instance."""
+        ...
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        """(tenant, {Connect user id: user id}) of a claimed instance, or None."""
+        ...
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        """(tenant, newest connected contact id, when it connected) of a followed contact, or None."""
+        ...
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        """Record ``contact_id`` as the newest connected contact unless a later one is recorded
+        (compared by ``connected_at``); True when it was written."""
+        ...
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None: ...
 

@@ -28,6 +28,10 @@ DIRECTORY_MESSAGE = "directory.message"
 DIRECTORY_UNREAD = "directory.unread"
 VOICE_COACH_ROOM = "voice.coach_room"
 VOICE_COACH_ROOM_CLOSED = "voice.coach_room_closed"
+ATTENTION_RAISED = "attention.raised"
+ATTENTION_ACKED = "attention.acked"
+ATTENTION_CLEARED = "attention.cleared"
+ENTRY_SENTIMENT = "entry.sentiment"
 
 EVENTS: frozenset[str] = frozenset(
     {
@@ -51,5 +55,9 @@ EVENTS: frozenset[str] = frozenset(
         DIRECTORY_UNREAD,
         VOICE_COACH_ROOM,
         VOICE_COACH_ROOM_CLOSED,
+        ATTENTION_RAISED,
+        ATTENTION_ACKED,
+        ATTENTION_CLEARED,
+        ENTRY_SENTIMENT,
     }
 )

@@ -201,9 +201,17 @@ class CoachingEndedNote(msgspec.Struct, frozen=True):
 
 
 class SmsSettings(msgspec.Struct, frozen=True):
-    """The tenant's SMS origination identity (None: not configured)."""
+    """The tenant's SMS origination identity and the number its customers text (None: not configured)."""
 
     origination_identity: str | None
+    phone_number: str | None = None
+
+
+class ConnectSettings(msgspec.Struct, frozen=True):
+    """The tenant's Amazon Connect instance and its agents (Connect user id -> user id)."""
+
+    instance_arn: str
+    agents: dict[str, str]
 
 
 class TransferNote(msgspec.Struct, frozen=True):
@@ -222,3 +230,25 @@ class DeliveryNote(msgspec.Struct, frozen=True):
     delivery: str
     entry: Any
     reason: str = ""
+
+
+class AlertNote(msgspec.Struct, frozen=True):
+    """``attention.raised`` / ``attention.acked`` / ``attention.cleared`` and the ``attention.ack`` reply:
+    ``{alert}`` (a ``domain.attention.Alert``)."""
+
+    alert: Any
+
+
+class AttentionPage(msgspec.Struct, frozen=True):
+    """``attention.list``: ``{workitem, score, alerts}`` items (rendered), highest score first."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+class SentimentNote(msgspec.Struct, frozen=True):
+    """``entry.sentiment``: a customer message's sentiment, known after its entry was pushed (staff only)."""
+
+    workitem_id: str
+    seq: int
+    sentiment: str

@@ -19,6 +19,7 @@ from chalicelib.domain import coaching as rules
 from chalicelib.domain.coaching import Change, Channel, EndedBy, Workitem
 from chalicelib.domain.errors import Conflict, Invalid, Unauthorized
 from chalicelib.domain.identity import Role, user_key
+from chalicelib.domain.inbound_sms import customer_id
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.coaching import end_counters, transfer_counters
@@ -160,7 +161,7 @@ class WebhookService:
             workitem_id=data.workitem_id,
             channel=Channel(data.channel),
             agent_id=data.agent_id,
-            customer_id=data.customer_id,
+            customer_id=customer_id(data.channel == Channel.SMS.value, data.customer_id),
             customer_name=data.customer_name,
             created_at=at,
             subject=data.subject or "",

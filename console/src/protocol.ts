@@ -47,6 +47,8 @@ export const ACTIONS = [
   "voice.whisper",
   "voice.barge",
   "voice.listen",
+  "attention.list",
+  "attention.ack",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -76,6 +78,10 @@ export const EVENTS = [
   "directory.unread",
   "voice.coach_room",
   "voice.coach_room_closed",
+  "attention.raised",
+  "attention.acked",
+  "attention.cleared",
+  "entry.sentiment",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
 
@@ -102,6 +108,26 @@ export interface ServerEventData {
   "directory.unread": { count: number };
   "voice.coach_room": Room & { workitemId: string };
   "voice.coach_room_closed": { workitemId: string };
+  "attention.raised": { alert: Alert };
+  "attention.acked": { alert: Alert };
+  "attention.cleared": { alert: Alert };
+  "entry.sentiment": { workitemId: string; seq: number; sentiment: "positive" | "negative" | "neutral" | "mixed" };
+}
+
+/** An attention alert (docs/attention.md). */
+export interface Alert {
+  alertId: string;
+  workitemId: string;
+  agentId: string;
+  ruleId: string;
+  kind: "keyword" | "sentiment" | "customer_waiting" | "silence" | "handle_time";
+  severity: number;
+  raisedAt: string;
+  reason: string;
+  state: "open" | "acked" | "cleared";
+  ackedBy?: string;
+  ackedAt?: string;
+  clearedReason?: "resolved" | "ended" | "rule_deleted";
 }
 
 /** The client's own notices, delivered like events. */

@@ -5,7 +5,7 @@ import { List } from "./kit/collections";
 import { ErrorBar, FeedbackScope, useFeedback } from "./kit/feedback";
 import { Badge, Panel } from "./kit/panel";
 import { LiveModel, namer, useLiveScreen } from "./model";
-import type { CoachingClient, EventData, Room, Workitem } from "./protocol";
+import type { Alert, CoachingClient, EventData, Room, Workitem } from "./protocol";
 import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";
 import { Composer, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
@@ -35,6 +35,8 @@ class SupervisorModel extends LiveModel {
   voice = new Map<string, VoiceState>();
   popups: AssistPopup[] = [];
   notifications = true;
+  /** Open and acked attention alerts of my agents' workitems, by alert id (docs/attention.md). */
+  alerts = new Map<string, Alert>();
   /** The toggle waits for the saved setting: a click before it arrived would flip the default. */
   settingsRead = false;
 
@@ -61,6 +63,16 @@ class SupervisorModel extends LiveModel {
     client.on("assist.claimed", (d) => {
       const popup = this.popups.find((p) => p.assistId === d.assistId);
       if (popup) popup.claimedBy = d.supervisorId;
+      this.changed();
+    });
+    const keep = (d: { alert: Alert }) => {
+      this.alerts.set(d.alert.alertId, d.alert);
+      this.changed();
+    };
+    client.on("attention.raised", keep);
+    client.on("attention.acked", keep);
+    client.on("attention.cleared", (d) => {
+      this.alerts.delete(d.alert.alertId);
       this.changed();
     });
     client.on("assist.escalated", (d) => {
@@ -94,6 +106,37 @@ class SupervisorModel extends LiveModel {
       else this.agents.set(agent.userId, agent);
     }
     await this.readUnread();
+    await this.readAttention();
+    this.changed();
+  }
+
+  /** The attention queue as the server ranks it (after the first watches, and after a reconnect). */
+  async readAttention(): Promise<void> {
+    const data = await this.client.requestAll<{ items: { workitem: Workitem; alerts: Alert[] }[] }>("attention.list");
+    this.alerts.clear();
+    for (const item of data.items) {
+      this.upsert(item.workitem);
+      for (const alert of item.alerts) this.alerts.set(alert.alertId, alert);
+    }
+  }
+
+  /** Workitems with alerts, highest score (open severities) first, then the oldest alert, then id. */
+  attention(): { workitemId: string; score: number; alerts: Alert[] }[] {
+    const byWorkitem = new Map<string, Alert[]>();
+    for (const alert of this.alerts.values()) byWorkitem.set(alert.workitemId, [...(byWorkitem.get(alert.workitemId) ?? []), alert]);
+    const items = [...byWorkitem].map(([workitemId, alerts]) => ({
+      workitemId,
+      alerts: alerts.sort((a, b) => a.raisedAt.localeCompare(b.raisedAt)),
+      score: alerts.filter((a) => a.state === "open").reduce((sum, a) => sum + a.severity, 0),
+    }));
+    return items.sort(
+      (a, b) => b.score - a.score || a.alerts[0].raisedAt.localeCompare(b.alerts[0].raisedAt) || a.workitemId.localeCompare(b.workitemId),
+    );
+  }
+
+  async ack(alertId: string): Promise<void> {
+    const data = await this.client.request<{ alert: Alert }>("attention.ack", { alertId });
+    this.alerts.set(alertId, data.alert);
     this.changed();
   }
 
@@ -274,6 +317,7 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
             </>
           }
         >
+          <AttentionPanel model={model} name={name} />
           {model.popups.length === 0 && <p class="empty">No requests.</p>}
           {model.popups.map((popup) => (
             <div class="assist-popup" data-testid="assist-popup" role="alert" key={popup.assistId}>
@@ -293,6 +337,54 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
         </Panel>
       </div>
     </FeedbackScope>
+  );
+}
+
+/** Which conversations need me now: my agents' workitems with alerts, highest score first, live. */
+function AttentionPanel({ model, name }: { model: SupervisorModel; name: (id?: string) => string }) {
+  const feedback = useFeedback();
+  const items = model.attention();
+  return (
+    <section class="attention-panel" data-testid="attention-panel" aria-label="Attention">
+      <h3>Needs attention</h3>
+      {items.length === 0 && <p class="empty">Nothing needs you now.</p>}
+      {items.map((item) => {
+        const workitem = model.findWorkitem(item.workitemId);
+        return (
+          <div
+            class="attention-item"
+            data-testid="attention-item"
+            data-workitem-id={item.workitemId}
+            data-alert-id={item.alerts[0].alertId}
+            key={item.workitemId}
+          >
+            <p>
+              <strong>{workitem ? workitem.customer.name : item.workitemId}</strong> with {name(item.alerts[0].agentId)}{" "}
+              <span class="count" title="Score">
+                {item.score}
+              </span>
+            </p>
+            <ul>
+              {item.alerts.map((alert) => (
+                <li key={alert.alertId} data-alert-id={alert.alertId} class={`severity-${alert.severity}`}>
+                  {alert.reason}{" "}
+                  {alert.state === "acked" ? (
+                    <span class="hint">taken by {name(alert.ackedBy)}</span>
+                  ) : (
+                    <button type="button" data-testid="ack-button" onClick={feedback.action(() => model.ack(alert.alertId))}>
+                      Take
+                    </button>
+                  )}
+                </li>
+              ))}
+            </ul>
+            <button type="button" data-testid="attention-monitor" onClick={feedback.action(() => model.monitor(item.workitemId))}>
+              Monitor
+            </button>
+          </div>
+        );
+      })}
+    </section>
   );
 }
 

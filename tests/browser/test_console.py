@@ -408,6 +408,33 @@ def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_
     expect(row).to_contain_text("offline")
 
 
+def test_the_attention_panel_ranks_live_alerts_and_takes_one(tenant: Tenant, open_as: OpenAs) -> None:
+    """W11.10: a keyword alert appears on the supervisor's board at once, the higher score first; Take
+    acks it and Monitor opens the workitem."""
+    _front_line(tenant, template=False)
+    tenant.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund"], "severity": 1})
+    tenant.admin("PUT", "/admin/attention-rules/law", {"kind": "keyword", "phrases": ["lawyer"], "severity": 3})
+    calm = tenant.assign("wi-calm", "chat", "agent1")
+    angry = tenant.assign("wi-angry", "chat", "agent2")
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    panel = supervisor.get_by_test_id("attention-panel")
+    expect(panel).to_contain_text("Nothing needs you now")
+    tenant.customer(calm).ok("message.send", workitemId=calm, text="Where is my refund?")
+    expect(panel.locator(f"[data-testid=attention-item][data-workitem-id={calm}]")).to_be_visible()
+    tenant.customer(angry).ok("message.send", workitemId=angry, text="My lawyer will call you")
+    items = panel.get_by_test_id("attention-item")
+    expect(items).to_have_count(2)
+    expect(items.first).to_have_attribute("data-workitem-id", angry)  # severity 3 before severity 1
+    alert_id = items.first.get_attribute("data-alert-id")
+    assert alert_id and alert_id.startswith("al-")
+    angry_item = panel.locator(f"[data-testid=attention-item][data-workitem-id={angry}]")
+    angry_item.get_by_test_id("ack-button").click()
+    expect(angry_item).to_contain_text("taken by")
+    expect(items.first).to_have_attribute("data-workitem-id", calm)  # acked alerts score nothing
+    angry_item.get_by_test_id("attention-monitor").click()
+    expect(supervisor.get_by_test_id("stop-button")).to_be_visible()
+
+
 def test_a_name_of_256_characters_stays_inside_its_agent_card(tenant: Tenant, open_as: OpenAs) -> None:
     """The longest name the API accepts, without a space to break at: the card, the board and the page
     keep their width (the name is cut with an ellipsis and shown whole on hover)."""

@@ -70,6 +70,18 @@ class Stack:
         headers = {"Content-Type": "application/json", "X-Coaching-Signature": signature}
         return self._http("POST", "/webhooks/events", raw, headers)
 
+    def wait_logged(self, text: str, since: int, timeout: float = 10) -> int:
+        """Wait until the stack writes a line holding ``text`` after line ``since``; return the line's
+        index. The positive marker before asserting what the output does not hold."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((i for i in range(since, len(self.output)) if text in self.output[i]), None)
+            if found is not None:
+                return found
+            last = self.output[since:][-5:]
+            assert time.monotonic() < deadline, f"the stack wrote no line with {text!r} within {timeout}s: {last}"
+            time.sleep(0.02)
+
     def _http(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
@@ -157,5 +169,6 @@ def running_stack(request: pytest.FixtureRequest, **env_vars: str) -> Iterator[S
 @pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     # Sweeps every second and webhook retries after 1 s, 2 s ... instead of 30 s.
-    with running_stack(request, DEVSTACK_SWEEP_SECONDS="1", WEBHOOK_RETRY_BASE_SECONDS="1") as running:
+    # INFO: some tests wait for a line the stack logs (Stack.wait_logged).
+    with running_stack(request, DEVSTACK_SWEEP_SECONDS="1", WEBHOOK_RETRY_BASE_SECONDS="1", LOG_LEVEL="INFO") as running:
         yield running

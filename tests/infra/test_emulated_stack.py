@@ -72,6 +72,10 @@ LEFT_OUT = {
     "AWS::CloudFront::OriginAccessControl": "not a moto CloudFormation resource type",
     "AWS::CloudFront::ResponseHeadersPolicy": "not a moto CloudFormation resource type",
     "AWS::CloudWatch::Alarm": "not a moto CloudFormation resource type",
+    "AWS::SNS::TopicPolicy": "not a moto CloudFormation resource type",
+    "AWS::SNS::Subscription": "not a moto CloudFormation resource type",
+    "AWS::Events::Rule": "moto's CloudFormation leaves a list parameter (ConnectInstanceArns) unresolved in an event "
+    "pattern and refuses the pattern",
     "AWS::CloudWatch::Dashboard": "its body names the alarms' ARNs, which moto cannot create",
 }
 

@@ -299,7 +299,7 @@ def _anchor(heading: str) -> str:
 def test_the_alarm_topic_mails_the_address_given(packaged: Build) -> None:
     parameter = packaged.template["Parameters"]["AlarmEmail"]
     assert parameter["Default"] == ""
-    [subscription] = packaged.of_type("AWS::SNS::Subscription").values()
+    subscription = packaged.of_type("AWS::SNS::Subscription")["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert subscription["Properties"] == {"TopicArn": _ref("AlarmTopic"), "Protocol": "email", "Endpoint": _ref("AlarmEmail")}
     pattern = re.compile(parameter["AllowedPattern"])

@@ -612,6 +612,81 @@ def test_api_gateway_and_chime_may_invoke_their_functions(packaged: Build) -> No
     assert sma["SourceAccount"] == _ref("AWS::AccountId")
 
 
+def test_only_end_user_messaging_of_this_account_publishes_inbound_texts_and_only_the_topic_invokes(packaged: Build) -> None:
+    resources = packaged.resources
+    assert resources["InboundSmsTopic"]["Type"] == "AWS::SNS::Topic"
+    assert "FifoTopic" not in resources["InboundSmsTopic"]["Properties"]  # two-way SMS needs a standard topic
+    policy = resources["InboundSmsTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [_ref("InboundSmsTopic")]
+    (allow,) = policy["PolicyDocument"]["Statement"]
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "sms-voice.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == _ref("InboundSmsTopic")
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": _ref("AWS::AccountId")}}
+    subscription = resources["InboundSmsSubscription"]["Properties"]
+    assert subscription == {"TopicArn": _ref("InboundSmsTopic"), "Protocol": "lambda", "Endpoint": _get_att_arn("SmsInbound")}
+    # The topic is the only caller: no other topic, account or API reaches the function.
+    invokers = {
+        n: p["Properties"]
+        for n, p in packaged.of_type("AWS::Lambda::Permission").items()
+        if json.dumps(p["Properties"]["FunctionName"]).count("SmsInbound")
+    }
+    assert list(invokers.values()) == [
+        {
+            "FunctionName": _get_att_arn("SmsInbound"),
+            "Action": "lambda:InvokeFunction",
+            "Principal": "sns.amazonaws.com",
+            "SourceArn": _ref("InboundSmsTopic"),
+        }
+    ]
+    function = resources["SmsInbound"]["Properties"]
+    assert function["Handler"] == "app.sms_inbound" and not function.get("Events")
+    assert function["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": _get_att_arn("ConnectorFailureQueue")}
+    assert _environment(packaged, "SmsInbound")["SMS_INBOUND_TOPIC_ARN"] == _ref("InboundSmsTopic")
+    assert packaged.template["Outputs"]["InboundSmsTopicArn"]["Value"] == _ref("InboundSmsTopic")
+    # What the connectors may touch: the claims, the workitems and their keys, the active-SMS index,
+    # the webhook and connector queues, pushes; nothing that reads secrets, texts or calls.
+    granted = _granted(packaged, "ConnectorRole")
+    assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice", "connect")}
+    assert _resources_of(packaged, "ConnectorRole", "dynamodb:Query") == [{"Fn::Sub": "${WorkitemsTable.Arn}/index/gsi2"}]
+
+
+def test_only_contact_events_of_the_listed_instances_of_this_account_reach_connect_events(packaged: Build) -> None:
+    resources = packaged.resources
+    parameter = packaged.template["Parameters"]["ConnectInstanceArns"]
+    assert parameter["Type"] == "CommaDelimitedList" and parameter["Default"] == ""
+    rule = resources["ConnectEventsRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.connect"],
+        "detail-type": ["Amazon Connect Contact Event"],
+        "account": [_ref("AWS::AccountId")],
+        "resources": _ref("ConnectInstanceArns"),
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _get_att_arn("ConnectEvents")
+    invokers = [
+        p["Properties"]
+        for p in packaged.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == _get_att_arn("ConnectEvents")
+    ]
+    assert invokers == [
+        {
+            "FunctionName": _get_att_arn("ConnectEvents"),
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "SourceArn": _get_att_arn("ConnectEventsRule"),
+        }
+    ]
+    function = resources["ConnectEvents"]["Properties"]
+    assert function["Handler"] == "app.connect_events" and not function.get("Events")
+    assert function["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": _get_att_arn("ConnectorFailureQueue")}
+    env = _environment(packaged, "ConnectEvents")
+    assert env["CONNECT_INSTANCE_ARNS"] == {"Fn::Join": [",", _ref("ConnectInstanceArns")]}
+    assert env["COACHING_ACCOUNT_ID"] == _ref("AWS::AccountId") and env["CONNECTOR_QUEUE_URL"] == _ref("ConnectorQueue")
+    mapping = resources["ConnectorEventSource"]["Properties"]
+    assert mapping["EventSourceArn"] == _get_att_arn("ConnectorQueue") and mapping["FunctionName"] == _ref("ConnectEvents")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
 def test_recordings_bucket_is_private_encrypted_and_expires(packaged: Build) -> None:
     props = packaged.resources["RecordingsBucket"]["Properties"]
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
@@ -962,6 +1037,8 @@ ROLE_OF = {
     "WsAuthorizer": "AuthorizerRole",
     "Fanout": "FanoutRole",
     "DeliverWebhooks": "DeliveryRole",
+    "SmsInbound": "ConnectorRole",
+    "ConnectEvents": "ConnectorRole",
 }
 
 
@@ -984,7 +1061,8 @@ def test_only_voice_reaches_chime_and_only_rest_the_dead_letters_and_the_webhook
     for role in set(ROLE_OF.values()):
         granted = _granted(packaged, role)
         assert bool({a for a in granted if a.startswith("chime:")}) == (role in ("DefaultRole", "VoiceCallRole")), role
-        assert ("sqs:ReceiveMessage" in granted) == (role in ("RestRole", "DeliveryRole")), role
+        # The dead letters (REST's replay), the delivery queues, the connector queue's end checks.
+        assert ("sqs:ReceiveMessage" in granted) == (role in ("RestRole", "DeliveryRole", "ConnectorRole")), role
         deletes = [r for r in _resources_of(packaged, role, "execute-api:ManageConnections") if "/DELETE/" in json.dumps(r)]
         assert bool(deletes) == (role in ("RestRole", "DefaultRole")), role
         secrets = json.dumps(_resources_of(packaged, role, "ssm:GetParameter"))

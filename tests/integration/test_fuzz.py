@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,7 +47,7 @@ CODES = {
     "unsupported_media_type": 415,
     "rate_limited": 429,
 }
-REST_STATUSES = {200, 204, 400, 401, 403, 404, 405, 409, 413, 415}
+REST_STATUSES = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415}
 LEAKS = ("Traceback", 'File "', "botocore", "pynamodb", "msgspec", "pydantic", "Exception")
 READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
 T = TypeVar("T")
@@ -73,7 +74,11 @@ class Bench:
         }
         self.clients["supervisor"].ok("monitor.start", workitemId="wi-1")
         tip = self.clients["supervisor"].ok("coach.send", workitemId="wi-1", text="offer a voucher")
+        world.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund", "lawyer"]})
+        self.clients["customer"].ok("message.send", workitemId="wi-1", text="a refund, or my lawyer")
+        alerts = [e["data"]["alert"]["alertId"] for e in self.clients["supervisor"].events("attention.raised")]
         self.ids = [
+            *alerts,
             "wi-1",
             "wi-s",
             "wi-v",
@@ -367,6 +372,8 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "voice.whisper": {"workitemId": "wi-v"},
         "voice.barge": {"workitemId": "wi-v"},
         "voice.listen": {"workitemId": "wi-1"},
+        "attention.list": {},
+        "attention.ack": {"alertId": b.ids[0]},
     }
 
 
@@ -418,7 +425,49 @@ def test_random_json_text_and_bytes_from_every_role(world: World, body: str, rol
 # --- REST ------------------------------------------------------------------------------------------------
 
 REST_TOKENS = ["admin", "admin", "admin", "agent", "supervisor", "customer", "none", "garbage", "other-tenant-admin"]
-REST_ROUTES = ["/admin/teams/x", "/admin/teams/a%23b", "/admin/policy", "/me/settings"]
+REST_ROUTES = [
+    "/admin/teams/x",
+    "/admin/teams/a%23b",
+    "/admin/policy",
+    "/me/settings",
+    "/admin/attention-rules/r-1",
+    "/admin/attention-rules/r%23b",
+    "/admin/sms-settings",
+]
+
+
+_PHRASES = st.text(max_size=12) | st.sampled_from(["refund", "REFÜND", "退款", "!!", "x" * 101])
+ATTENTION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "kind": st.sampled_from(["keyword", "sentiment", "customer_waiting", "silence", "handle_time", "mood"]),
+    "enabled": st.booleans(),
+    "severity": st.integers(0, 4),
+    "phrases": st.lists(_PHRASES, max_size=4),
+    "speakers": st.lists(st.sampled_from(["customer", "agent", "supervisor"]), max_size=3),
+    "negativeInARow": st.integers(0, 11),
+    "seconds": st.sampled_from([0, 4, 5, 9, 10, 59, 60, 600, 601, 3600, 3601, 86400, 86401]),
+}
+_KIND_FIELDS = {
+    "keyword": ("phrases", "speakers"),
+    "sentiment": ("negativeInARow",),
+    "customer_waiting": ("seconds",),
+    "silence": ("seconds",),
+    "handle_time": ("seconds",),
+}
+
+
+def attention_rules(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """A rule body of one kind with (mostly) its own fields, values near and past their bounds."""
+
+    def of(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+        own = {name: mostly(ATTENTION_FIELDS[name], hostile(ids)) for name in _KIND_FIELDS[kind]}
+        # Mostly the common fields, sometimes another kind's (refused); never one already given.
+        optional = {name: value for name, value in ATTENTION_FIELDS.items() if name != "kind" and name not in own}
+        return st.fixed_dictionaries({"kind": st.just(kind), **own}, optional=optional)
+
+    return st.sampled_from(sorted(_KIND_FIELDS)).flatmap(of)
+
+
+NUMBERS = ["+12065550100", "+12065550101", "0012065550100", "+0123", "+1206555010012345", "+1\u0662", "12065550100", ""]
 
 
 def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
@@ -430,12 +479,16 @@ def rest_bodies(route: str, ids: list[str]) -> st.SearchStrategy[Any]:
             "supervisors": people,
             "agents": people,
         }
+    elif route.startswith("/admin/attention-rules/"):
+        return mostly(attention_rules(ids), st.fixed_dictionaries({}, optional=ATTENTION_FIELDS) | json_values)
     elif route == "/admin/policy":
         shaped = {
             "recordCoaching": st.booleans(),
             "escalationSeconds": st.integers(-10, 100_000),
             "retentionDays": st.integers(-10, 5000),
         }
+    elif route == "/admin/sms-settings":
+        shaped = {"originationIdentity": st.sampled_from([*NUMBERS, "pool-1", "a b"]), "phoneNumber": st.sampled_from(NUMBERS)}
     else:
         shaped = {"agentMessageNotification": st.booleans()}
     anything = {k: mostly(v, hostile(ids)) for k, v in shaped.items()}
@@ -705,3 +758,88 @@ def test_webhook_bodies(world: World, data: st.DataObject, signature: str) -> No
         assert response.status_code == 401, (signature, payload)
     else:
         assert response.status_code in (200, 400, 404, 409), payload
+
+
+# --- what AWS hands the connectors (docs/connectors.md) -------------------------------------------------
+
+# Fewer examples: each one is a single function call, and the strategies are narrow.
+CONNECTOR_FUZZ = settings(FUZZ, max_examples=25)
+SMS_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "originationNumber": st.sampled_from(["+14255550182", "cust-wi-s", *NUMBERS]),
+    "destinationNumber": st.sampled_from(NUMBERS),
+    "messageBody": st.text(max_size=40) | st.just("x" * 8001),
+    "inboundMessageId": st.sampled_from(["m-1", "m-2", "", "a b", "x" * 300]) | st.uuids().map(str),
+    "messageKeyword": st.sampled_from(["STOP", "HELP", ""]),
+}
+
+
+def sns_notifications() -> st.SearchStrategy[Any]:
+    """A Lambda event from SNS: mostly an inbound text in its envelope, else anything."""
+    from tests.integration.test_inbound_sms import sns_event
+
+    anything = {k: mostly(v, json_values) for k, v in SMS_FIELDS.items()}
+    message = mostly(
+        st.fixed_dictionaries(anything).map(json.dumps), st.one_of(st.text(max_size=50), json_values.map(json.dumps))
+    )
+    return mostly(
+        st.tuples(message, st.sampled_from(["2026-12-07T22:50:01.150Z", "yesterday", ""])).map(
+            lambda m: sns_event(m[0], timestamp=m[1])
+        ),
+        st.one_of(json_values, st.fixed_dictionaries({"Records": json_values})),
+    )
+
+
+@CONNECTOR_FUZZ
+@given(event=sns_notifications())
+def test_inbound_sms_events(world: World, event: Any) -> None:
+    """The SNS function never raises for what it is handed, answers one outcome per record, and what it
+    does not apply writes nothing."""
+    from chalicelib.entrypoints import events
+
+    b = bench(world)
+    world.admin("PUT", "/admin/sms-settings", {"originationIdentity": "+12065550100"})
+    b.last = b.snapshot()
+    result, writes = b.call(lambda: events.on_sms_inbound(event))
+    world.pump()
+    assert set(result["outcomes"]) <= {"applied", "duplicate", "routed", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(set(result["outcomes"]) <= {"ignored", "invalid", "duplicate"}, writes, event)
+
+
+def connect_events() -> st.SearchStrategy[Any]:
+    """An EventBridge event: mostly an Amazon Connect contact event with odd fields, else anything."""
+    from tests.integration.test_amazon_connect import contact_event
+
+    kinds = st.sampled_from(["CONNECTED_TO_AGENT", "DISCONNECTED", "COMPLETED", "QUEUED", "", "connected_to_agent"])
+    contacts = st.sampled_from(["c-1", "c-2", "", "a#b", "x" * 300])
+    shaped = st.builds(
+        contact_event,
+        kinds,
+        contacts,
+        initial=st.none() | contacts,
+        channel=st.sampled_from(["CHAT", "Voice", "TASK", ""]),
+        pascal=st.booleans(),
+        time=st.sampled_from(["2026-12-07T22:50:00Z", "2026-12-07T22:49:00Z", "soon"]),
+    )
+    return mostly(shaped, st.one_of(json_values, shaped.map(lambda e: {**e, "detail": {"eventType": e["detail"]}})))
+
+
+@CONNECTOR_FUZZ
+@given(event=connect_events())
+def test_amazon_connect_events(world: World, event: Any) -> None:
+    """The contact event function never raises for what it is handed and answers one outcome; what it
+    refuses or ignores writes nothing."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
+
+    b = bench(world)
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    b.last = b.snapshot()
+    result, writes = b.call(
+        lambda: events.on_connect_event(event) if isinstance(event, dict) else events.on_connect_event({"x": event})
+    )
+    world.pump()
+    assert result["outcome"] in {"applied", "duplicate", "scheduled", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(result["outcome"] in {"ignored", "invalid"}, writes, event)

@@ -52,6 +52,26 @@ def test_rest_requests_read_the_callers_revocation_once(world: World) -> None:
     assert status == 403 and log.total == 0  # customers are not directory users: nothing to revoke
 
 
+def test_attention_rule_routes(world: World) -> None:
+    """docs/data-model.md: PUT is Query + PutItem, GET a Query, DELETE a DeleteItem and a Query of the
+    tenant's alerts (each after the caller's revocation GetItem); a refused body costs no more than that
+    read."""
+    admin = world.token("admin-1", "admin")
+    rule = {"kind": "keyword", "phrases": ["refund"]}
+    with count_dynamodb() as log:
+        assert world.rest("PUT", "/admin/attention-rules/r1", admin, rule)[0] == 201
+    assert log.by_operation() == {"GetItem": 1, "Query": 1, "PutItem": 1}
+    with count_dynamodb() as log:
+        assert world.rest("GET", "/admin/attention-rules", admin)[0] == 200
+    assert log.by_operation() == {"GetItem": 1, "Query": 1}
+    with count_dynamodb() as log:
+        assert world.rest("PUT", "/admin/attention-rules/r1", admin, {**rule, "seconds": 30})[0] == 400
+    assert log.by_operation() == {"GetItem": 1}
+    with count_dynamodb() as log:
+        assert world.rest("DELETE", "/admin/attention-rules/r1", admin)[0] == 204
+    assert log.by_operation() == {"GetItem": 1, "DeleteItem": 1, "Query": 1}  # + the tenant's alerts, to clear the rule's
+
+
 def test_delivery_requests_per_event(world: World) -> None:
     """What one event costs in the delivery function (docs/data-model.md): 1 GetItem (the subscription,
     with its receiver's health) per delivery; to a receiver not known to be fast, + 2 UpdateItem taking
@@ -90,3 +110,51 @@ def test_a_delivery_to_a_fast_receiver_is_one_get_item(world: World) -> None:
     assert first.by_operation() == {"GetItem": 1, "UpdateItem": 3}  # the lane, then the receiver turns fast
     assert then.by_operation() == {"GetItem": 1}
     assert len(hook.requests) == 2
+
+
+def test_an_inbound_text_is_four_requests_at_most(world: World) -> None:
+    """docs/data-model.md, "SNS inbound text": the claim, the index, then the workitem and its
+    transaction, or the idempotency key alone (and one SQS message) when no workitem is active."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_inbound_sms import CUSTOMER, OURS, inbound, sns_event
+
+    world.team()
+    world.admin("PUT", "/admin/sms-settings", {"originationIdentity": OURS})
+    with count_dynamodb() as routed:
+        assert events.on_sms_inbound(sns_event(inbound("hi", message_id="m-1")))["outcomes"] == ["routed"]
+    assert routed.by_operation() == {"GetItem": 1, "Query": 1, "PutItem": 1}
+    status, _ = world.webhook(
+        "workitem.assigned",
+        {"workitemId": "wi-sms", "channel": "sms", "agentId": "agent-1", "customer": {"id": CUSTOMER, "name": "Casey"}},
+    )
+    assert status == 200
+    with count_dynamodb() as applied:
+        assert events.on_sms_inbound(sns_event(inbound("hello", message_id="m-2")))["outcomes"] == ["applied"]
+    assert applied.by_operation() == {"GetItem": 2, "Query": 1, "TransactWriteItems": 1}
+
+
+def test_an_amazon_connect_event_costs_what_docs_say(world: World) -> None:
+    """docs/data-model.md, "Amazon Connect contact event"."""
+    import msgspec
+
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE, contact_event
+
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.team()
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    with count_dynamodb() as connected:
+        assert events.on_connect_event(contact_event("CONNECTED_TO_AGENT", "c-1"))["outcome"] == "applied"
+    # claim, contact (conditional put), policy, workitem, then the assignment: transaction + the agent
+    assert connected.by_operation() == {"GetItem": 4, "PutItem": 1, "TransactWriteItems": 1}
+    with count_dynamodb() as disconnected:
+        assert (
+            events.on_connect_event(contact_event("DISCONNECTED", "c-1", time="2026-12-07T22:51:00Z"))["outcome"] == "scheduled"
+        )
+    assert disconnected.by_operation() == {"GetItem": 2}  # claim, contact (+ 1 SQS message)
+    with count_dynamodb() as check:
+        world.deliver(after_seconds=6)
+    # contact, policy, then workitem.ended: workitem + transaction
+    assert check.by_operation() == {"GetItem": 3, "TransactWriteItems": 1}

@@ -24,15 +24,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
-from chalicelib.domain.coaching import Change, Workitem
+from chalicelib.domain.attention import Alert, AlertState, Rule
+from chalicelib.domain.coaching import Change, Channel, Status, Workitem
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
+from chalicelib.domain.sentiment import Sentiment
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
     AlreadyExists,
+    ClaimedElsewhere,
     Connection,
     CounterDelta,
     DuplicateEvent,
@@ -120,6 +123,7 @@ class MemoryTables:
         # (tenant, workitem) -> {seq: entry}; delivery statuses are an attribute of the entry item.
         self.entries: dict[tuple[str, str], dict[int, TimelineEntry]] = {}
         self.deliveries: dict[tuple[str, str, int], str] = {}
+        self.sentiments: dict[tuple[str, str, int], str] = {}
         self.messages: dict[tuple[str, str, str], TimelineEntry] = {}
         self.events: set[tuple[str, str]] = set()
         # Committed workitem changes with a note, in commit order, until the world's pump takes them.
@@ -148,6 +152,12 @@ class MemoryWorkitemStore:
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None:
         with self._t.lock:
             return copy.deepcopy(self._t.workitems.get((tenant_id, workitem_id)))
+
+    def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
+        with self._t.lock:
+            return {
+                w: copy.deepcopy(self._t.workitems[(tenant_id, w)]) for w in workitem_ids if (tenant_id, w) in self._t.workitems
+            }
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         with self._t.lock:
@@ -245,10 +255,24 @@ class MemoryWorkitemStore:
             hits = [w for (tid, _), w in self._t.workitems.items() if tid == tenant_id and w.agent_id == agent_id and w.is_open]
             return [copy.deepcopy(w) for w in sorted(hits, key=lambda w: f"{w.created_at}#{w.workitem_id}")]
 
+    def active_sms(self, tenant_id: str, customer_id: str) -> Workitem | None:
+        with self._t.lock:
+            hits = [
+                w
+                for (tid, _), w in self._t.workitems.items()
+                if tid == tenant_id and w.channel is Channel.SMS and w.customer_id == customer_id and w.status is Status.ACTIVE
+            ]
+            if not hits:
+                return None
+            return copy.deepcopy(max(hits, key=lambda w: f"{w.active_at or w.created_at}#{w.workitem_id}"))
+
     def _entry(self, tenant_id: str, e: TimelineEntry) -> TimelineEntry:
-        delivery = self._t.deliveries.get((tenant_id, e.workitem_id, e.seq))
+        key = (tenant_id, e.workitem_id, e.seq)
+        delivery, sentiment = self._t.deliveries.get(key), self._t.sentiments.get(key)
         out = copy.deepcopy(e)
-        return replace(out, extra={**out.extra, "delivery": delivery}) if delivery else out
+        if delivery:
+            out = replace(out, extra={**out.extra, "delivery": delivery})
+        return replace(out, extra={**out.extra, "sentiment": sentiment}) if sentiment else out
 
     def _mark(self, idempotency: Idempotency | None) -> None:
         if idempotency:
@@ -368,13 +392,16 @@ class MemoryDirectory:
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None:
         # Conditional on the endpoint existing: forgetting never creates one, and fails (the adapter's
-        # condition check fails) when there is none; callers log it.
+        # condition check fails) when there is none; callers log it. Nothing to forget writes nothing.
+        tokens, watches = {c.token for c in connections}, {w.token for w in watchers}
+        if not tokens and not watches:
+            return
         with self._t.lock:
             record = self._t.recipients.get((tenant_id, key))
             if record is None:
                 raise LookupError(f"no endpoint {key} in tenant {tenant_id}")
-            record.conns -= {c.token for c in connections}
-            record.watchers -= {w.token for w in watchers}
+            record.conns -= tokens
+            record.watchers -= watches
 
     def set_presence(self, tenant_id: str, user_id: str, state: Presence) -> Recipient:
         return self._update(tenant_id, user_key(user_id), user_id, lambda r: setattr(r, "presence", state.value))
@@ -593,6 +620,11 @@ class MemoryWebhookStore:
         self._t = tables
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._sms: dict[str, str] = {}
+        self._numbers: dict[str, str] = {}  # tenant -> the number its customers text
+        self._claims: dict[tuple[str, str], str] = {}  # (kind, key) -> tenant
+        self._instances: dict[str, str] = {}  # tenant -> its Amazon Connect instance
+        self._agents: dict[str, dict[str, str]] = {}  # instance -> {Connect user id: user id}
+        self._contacts: dict[str, tuple[str, str, str]] = {}  # initial contact -> (tenant, contact, connected at)
         self._lane: dict[tuple[str, int], tuple[int, str]] = {}  # (tenant, place) -> (until ms, holder)
 
     def list(self, tenant_id: str) -> list[Subscription]:
@@ -618,6 +650,59 @@ class MemoryWebhookStore:
     def set_sms_origination(self, tenant_id: str, identity: str, now: str) -> None:
         with self._t.lock:
             self._sms[tenant_id] = identity
+
+    def sms_settings(self, tenant_id: str) -> tuple[str | None, str | None]:
+        with self._t.lock:
+            return self._sms.get(tenant_id), self._numbers.get(tenant_id)
+
+    def set_sms_settings(self, tenant_id: str, identity: str, number: str | None, previous: str | None, now: str) -> None:
+        with self._t.lock:
+            if number and self._claims.get(("SMS", number), tenant_id) != tenant_id:
+                raise ClaimedElsewhere(number)
+            if previous and previous != number and self._claims.get(("SMS", previous)) == tenant_id:
+                del self._claims[("SMS", previous)]
+            if number:
+                self._claims[("SMS", number)] = tenant_id
+                self._numbers[tenant_id] = number
+            else:
+                self._numbers.pop(tenant_id, None)
+            self._sms[tenant_id] = identity
+
+    def claimant(self, kind: str, key: str) -> str | None:
+        with self._t.lock:
+            return self._claims.get((kind.upper(), key))
+
+    def connect_instance(self, tenant_id: str) -> str | None:
+        with self._t.lock:
+            return self._instances.get(tenant_id)
+
+    def set_connect(self, tenant_id: str, instance_arn: str, agents: dict[str, str], previous: str | None, now: str) -> None:
+        with self._t.lock:
+            if self._claims.get(("CONNECT", instance_arn), tenant_id) != tenant_id:
+                raise ClaimedElsewhere(instance_arn)
+            if previous and previous != instance_arn and self._claims.get(("CONNECT", previous)) == tenant_id:
+                del self._claims[("CONNECT", previous)]
+                self._agents.pop(previous, None)
+            self._claims[("CONNECT", instance_arn)] = tenant_id
+            self._agents[instance_arn] = dict(agents)
+            self._instances[tenant_id] = instance_arn
+
+    def connect_claim(self, instance_arn: str) -> tuple[str, dict[str, str]] | None:
+        with self._t.lock:
+            tenant = self._claims.get(("CONNECT", instance_arn))
+            return None if tenant is None else (tenant, dict(self._agents.get(instance_arn, {})))
+
+    def contact(self, initial_contact_id: str) -> tuple[str, str, str] | None:
+        with self._t.lock:
+            return self._contacts.get(initial_contact_id)
+
+    def set_contact(self, initial_contact_id: str, tenant_id: str, contact_id: str, connected_at: str) -> bool:
+        with self._t.lock:
+            known = self._contacts.get(initial_contact_id)
+            if known is not None and known[2] > connected_at:
+                return False
+            self._contacts[initial_contact_id] = (tenant_id, contact_id, connected_at)
+            return True
 
     def set_delivery(self, tenant_id: str, workitem_id: str, seq: int, status: str) -> TimelineEntry | None:
         """``failed`` never replaces ``sent``; None when the entry is gone or already sent."""
@@ -658,6 +743,76 @@ class MemoryWebhookStore:
                 del self._lane[(tenant_id, place)]
 
 
+class MemoryAttentionStore:
+    """Attention rules, as the DynamoDB store keeps them (one partition per tenant, sorted by id)."""
+
+    def __init__(self, tables: MemoryTables) -> None:
+        self._t = tables
+        self._rules: dict[tuple[str, str], Rule] = {}
+        self._alerts: dict[tuple[str, str], Alert] = {}  # every alert ever raised, cleared ones too
+        self._slots: dict[tuple[str, str, str], str] = {}  # (tenant, workitem, rule) -> its active alert
+
+    def rules(self, tenant_id: str) -> list[Rule]:
+        with self._t.lock:
+            return [r for (tid, _), r in sorted(self._rules.items()) if tid == tenant_id]
+
+    def put_rule(self, tenant_id: str, rule: Rule, now: str) -> None:
+        with self._t.lock:
+            self._rules[(tenant_id, rule.rule_id)] = rule
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool:
+        with self._t.lock:
+            return self._rules.pop((tenant_id, rule_id), None) is not None
+
+    def set_sentiment(self, tenant_id: str, workitem_id: str, seq: int, sentiment: Sentiment) -> bool:
+        with self._t.lock:
+            if self._t.entries.get((tenant_id, workitem_id), {}).get(seq) is None:
+                return False
+            self._t.sentiments[(tenant_id, workitem_id, seq)] = sentiment.value
+            return True
+
+    def raise_alert(self, alert: Alert, max_active: int) -> str:
+        with self._t.lock:
+            slot = (alert.tenant_id, alert.workitem_id, alert.rule_id)
+            if slot in self._slots or (alert.tenant_id, alert.alert_id) in self._alerts:
+                return "exists"
+            if sum(1 for (t, _), a in self._alerts.items() if t == alert.tenant_id and a.active) >= max_active:
+                return "full"
+            self._slots[slot] = alert.alert_id
+            self._alerts[(alert.tenant_id, alert.alert_id)] = alert
+            return "raised"
+
+    def alerts(self, tenant_id: str) -> list[Alert]:
+        with self._t.lock:
+            return [a for (t, _), a in sorted(self._alerts.items()) if t == tenant_id and a.active]
+
+    def alert(self, tenant_id: str, alert_id: str) -> Alert | None:
+        with self._t.lock:
+            return self._alerts.get((tenant_id, alert_id))
+
+    def active_of(self, tenant_id: str, workitem_id: str) -> list[str]:
+        with self._t.lock:
+            return [a for (t, w, _), a in sorted(self._slots.items()) if (t, w) == (tenant_id, workitem_id)]
+
+    def ack(self, acked: Alert) -> bool:
+        with self._t.lock:
+            key = (acked.tenant_id, acked.alert_id)
+            if key not in self._alerts or self._alerts[key].state is not AlertState.OPEN:
+                return False
+            self._alerts[key] = acked
+            return True
+
+    def clear(self, cleared: Alert) -> bool:
+        with self._t.lock:
+            slot = (cleared.tenant_id, cleared.workitem_id, cleared.rule_id)
+            key = (cleared.tenant_id, cleared.alert_id)
+            if self._slots.get(slot) != cleared.alert_id or not self._alerts[key].active:
+                return False
+            del self._slots[slot]
+            self._alerts[key] = cleared
+            return True
+
+
 @dataclass
 class MemoryStorage:
     """Every storage port in memory, sharing one set of tables (what ``bootstrap.build`` takes)."""
@@ -671,3 +826,4 @@ class MemoryStorage:
         self.registry = MemoryConnectionRegistry()
         self.assistance = MemoryAssistStore(self.settings)
         self.webhooks = MemoryWebhookStore(self.tables)
+        self.attention = MemoryAttentionStore(self.tables)

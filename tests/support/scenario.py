@@ -96,6 +96,9 @@ class Cast:
         self.tip = self.sup.ok("coach.send", workitemId="wi-1", text="first tip")["entry"]["messageId"]
         self.sup.ok("monitor.start", workitemId="wi-voice")
         self.assist: dict[str, Any] = {}
+        world.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund"]}, tid)
+        self.customer.ok("message.send", workitemId="wi-1", text="I want a refund")
+        self.alert_id = self.sup.events("attention.raised")[-1]["data"]["alert"]["alertId"]
 
 
 def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
@@ -136,6 +139,8 @@ def actions(cast: Cast) -> list[tuple[str, Callable[[], Any]]]:
         ("voice.whisper", ok(s, "voice.whisper", workitemId="wi-voice")),
         ("voice.barge", ok(s, "voice.barge", workitemId="wi-voice")),
         ("voice.listen", ok(s, "voice.listen", workitemId="wi-voice")),
+        ("attention.list", ok(s, "attention.list")),
+        ("attention.ack", ok(s2, "attention.ack", alertId=cast.alert_id)),
     ]
 
 

@@ -34,12 +34,15 @@ from chalicelib.entrypoints.wire import WIRE
 from chalicelib.settings import Settings
 from devstack.delivery import LocalDeliveryQueue, QueuePump, RecordingSms
 from devstack.fake_meetings import FakeMeetingProvider
+from devstack.sentiment import LexiconSentiment
 from devstack.streams import StreamTail
 from devstack.tokens import mint, webhook_signature
 from tests.support import fakes
 from tests.support.fakes import MemoryStorage
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef"
+# One lexicon analyzer for every world of the process (building it reads its lexicon: about 0.1 s).
+SENTIMENT = LexiconSentiment()
 WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
 MAX_POSTED_BYTES = 128 * 1024
 
@@ -53,6 +56,8 @@ def test_settings(**overrides: Any) -> Settings:
         default_escalation_seconds=60,
         webhook_targets="public",
         webhook_cache_seconds=3600,
+        # Rules cached for the whole test: request counts must not depend on how long a test takes.
+        attention_cache_seconds=3600,
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
@@ -261,7 +266,13 @@ class World:
         self.sms_queue = LocalDeliveryQueue(now=lambda: self.queue_time, dead_to=self.queue)
         self.sms = RecordingSms()
         self.deliveries = QueuePump(self.queue, lambda event: events.deliver_webhooks(event["Records"]))
+        # The attention timers' queue: timers fire when a test lets their delay pass (``deliver``).
+        self.timer_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.timers = QueuePump(self.timer_queue, lambda event: events.deliver_webhooks(event["Records"]))
         self.texts = QueuePump(self.sms_queue, lambda event: events.deliver_webhooks(event["Records"]))
+        # Amazon Connect's delayed end checks (the connector queue), run by the connect_events entry point.
+        self.connector_queue = LocalDeliveryQueue(now=lambda: self.queue_time)
+        self.connector_checks = QueuePump(self.connector_queue, events.on_connect_event)
         self.services = bootstrap.build(
             settings,
             wire=WIRE,
@@ -272,6 +283,9 @@ class World:
             sms=self.sms,
             storage=storage,
             sms_queue=self.sms_queue,
+            sentiment=SENTIMENT,
+            timers=self.timer_queue,
+            connector_queue=self.connector_queue,
         )
         bootstrap.install(self.services)
         self.events_sent = 0
@@ -331,7 +345,7 @@ class World:
             self.clock.advance(after_seconds)
         ran = 0
         while True:
-            done = self.deliveries.drain() + self.texts.drain()
+            done = self.timers.drain() + self.deliveries.drain() + self.texts.drain() + self.connector_checks.drain()
             if not done:
                 return ran
             ran += done

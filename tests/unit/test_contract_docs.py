@@ -100,6 +100,9 @@ CONTRACT_ROUTES = frozenset(
         ("GET", "/workitems/{workitemId}/timeline"),
         ("GET", "/workitems/{workitemId}/export"),
         ("POST", "/webhooks/events"),
+        ("PUT", "/admin/attention-rules/{ruleId}"),
+        ("GET", "/admin/attention-rules"),
+        ("DELETE", "/admin/attention-rules/{ruleId}"),
     }
 )
 
@@ -180,6 +183,14 @@ def _flatten(doc: dict[str, Any], schema: Any) -> tuple[dict[str, Any], set[str]
         for name, prop in part_properties.items():
             properties[name] = {**properties.get(name, {}), **_deref(doc, prop)}
         required |= part_required
+    branches = [_flatten(doc, part) for part in schema.get("oneOf", []) if "properties" in _deref(doc, part)]
+    if branches:  # one schema per variant (an attention rule's kinds): any branch's field, what all require
+        for branch_properties, _ in branches:
+            for name, prop in branch_properties.items():
+                seen = properties.setdefault(name, dict(prop))
+                if "enum" in prop and "enum" in seen and seen is not prop:  # a tag: every branch's value
+                    seen["enum"] = list(dict.fromkeys([*seen["enum"], *prop["enum"]]))
+        required |= set.intersection(*(branch_required for _, branch_required in branches))
     for name, prop in schema.get("properties", {}).items():
         properties[name] = {**properties.get(name, {}), **_deref(doc, prop)}
     required |= set(schema.get("required", []))
@@ -489,12 +500,14 @@ def _rest_bodies() -> dict[str, Any]:
         "putUser": rest.UserBody,
         "putTeam": rest.TeamBody,
         "putTemplate": rest.TemplateBody,
+        "putAttentionRule": rest.AttentionRuleBody,
         "putPolicy": rest.PolicyBody,
         "putWebhookSecret": rest.WebhookSecretBody,
         "putMySettings": rest.SettingsBody,
         "putWebhookSubscription": rest.SubscriptionBody,
         "rotateWebhookSecret": rest.RotateSecretBody,
         "putSmsSettings": rest.SmsSettingsBody,
+        "putAmazonConnect": rest.AmazonConnectBody,
     }
 
 

@@ -128,7 +128,7 @@ def test_product_rules_define_each_id_once_and_keep_the_seed_numbering() -> None
     for prefix, last in (("S", 20), ("B", 9)):
         assert {rule for rule in defined if re.fullmatch(prefix + r"\d+", rule)} == {f"{prefix}{n}" for n in range(1, last + 1)}
     areas = {rule for rule in defined if re.fullmatch(r"W\d+", rule)}
-    # The first eleven areas, and those added since, numbered after the wire section they belong to (up to 18).
+    # W0-W10, then the areas the wire contract v3 added (numbers 11 to 18), in any order of landing
     assert {f"W{n}" for n in range(0, 11)} <= areas <= {f"W{n}" for n in range(0, 19)}
     assert all(rule.split(".")[0] in areas for rule in defined if rule.startswith("W"))
 

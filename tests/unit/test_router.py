@@ -60,9 +60,10 @@ class FakeServices:
         self.assistance = Stub(self.calls, "assistance")
         self.voice = Stub(self.calls, "voice")
         self.sessions = Stub(self.calls, "sessions")
+        self.attention = Stub(self.calls, "attention")
 
     def fail_with(self, error: BaseException) -> None:
-        for stub in (self.coaching, self.directory, self.assistance, self.voice, self.sessions):
+        for stub in (self.coaching, self.directory, self.assistance, self.voice, self.sessions, self.attention):
             stub.error = error
 
 
@@ -127,6 +128,8 @@ VALID: dict[str, dict[str, Any]] = {
     "voice.whisper": {"workitemId": "wi-1"},
     "voice.barge": {"workitemId": "wi-1"},
     "voice.listen": {"workitemId": "wi-1"},
+    "attention.list": {},
+    "attention.ack": {"alertId": "al-1"},
 }
 
 
