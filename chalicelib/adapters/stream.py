@@ -32,7 +32,7 @@ def committed_changes(records: Iterable[dict[str, Any]]) -> list[Committed]:
             after = to_workitem(WorkitemItem.from_raw_data(new))
             old = data.get("OldImage")
             before = to_workitem(WorkitemItem.from_raw_data(old)) if old else after
-            note = decode_note(new[FANOUT_NOTE_ATTRIBUTE]["S"], after.workitem_id, after.tenant_id)
+            note = decode_note(new[FANOUT_NOTE_ATTRIBUTE]["S"], after.workitem_id)
         except Exception:  # a record this code cannot read must not block the ones behind it
             log.exception("skipping unreadable stream record %s", data.get("SequenceNumber"))
             continue

@@ -131,7 +131,9 @@ class CoachingService:
         def decide(w: Workitem) -> Change:
             return rules.start_monitoring(caller, w, supervises(w), self._now())
 
-        change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
+        change = self.commits.mutate(
+            caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id, concerns=[user_key(caller.user_id)]
+        )
         if change.changed and not self.directory.supervises(caller.tenant_id, caller.user_id, change.after.agent_id):
             # An admin took the agent away between the check and the commit, and the admin's clean-up
             # may have looked before the commit: undo the join (1 Query, only when a join was written).
@@ -195,21 +197,16 @@ class CoachingService:
         connection_id: str | None,
     ) -> Change:
 
-        read: dict[str, Recipient] = {}  # for the next attempt after a lost race (Workitems.commit_pushed)
-
-        def attempt() -> tuple[Change, dict[str, Recipient] | None]:
-            workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
-            if workitem is None:
-                raise NotFound(f"workitem {workitem_id} not found")
-            rules.require_agent_of(caller, workitem)
-            if message is None:
+        def attempt() -> tuple[Change, dict[str, Recipient]]:
+            reading = self.commits.read(caller.tenant_id, workitem_id, message_id=message_id)
+            rules.require_agent_of(caller, reading.workitem)
+            if reading.message is None:
                 raise NotFound(f"message {message_id} not found on this workitem")
-            change = decide(workitem, message)
-            return change, self.commits.commit_pushed(change, connection_id, known=read)
+            change = decide(reading.workitem, reading.message)
+            return change, self.commits.commit_pushed(change, connection_id, reading)
 
         change, recipients = commit_with_retry(attempt)
-        if recipients:
-            self.commits.post_fast(change, recipients, connection_id)
+        self.commits.post_fast(change, recipients, connection_id)
         return change
 
     def coach_react(
@@ -260,7 +257,13 @@ class CoachingService:
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
         change = self.commits.mutate(
-            caller.tenant_id, workitem_id, decide, counters=transfer_counters, push=True, exclude=connection_id
+            caller.tenant_id,
+            workitem_id,
+            decide,
+            counters=transfer_counters,
+            push=True,
+            exclude=connection_id,
+            known={target.key: target} if target is not None else None,
         )
         return {"workitem": change.after}
 

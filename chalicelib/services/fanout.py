@@ -12,14 +12,15 @@ of one workitem that arrive in one batch share one lookup of their recipients (s
 backlog costs fewer requests per change, not more).
 
 Fast delivery (docs/product.md W15) adds a second, unordered path for connections that asked for it
-(``?delivery=fast``): the handler that commits a change first reads its recipients (1 BatchGetItem,
-:meth:`FanoutService.recipients_for`), writes them into the note, and right after the commit posts the
-change's timeline entries to their fast connections (:meth:`FanoutService.post_fast`), in the same
-batch as its own ack. The stream's consumer then pushes from the recipients in the note, without
-reading them again, to every connection: ordered ones get the change exactly once and in order as
-before, fast ones get it a second time (the backstop for a handler that died between its commit and
-its posts; the client drops the copy it already has by ``seq``). A change whose note has no recipients
-(the read failed, or an older writer) is looked up by the stream as before.
+(``?delivery=fast``): the handler that commits a change reads the recipients it expects in the same
+request as the workitem itself (``Workitems``, one BatchGetItem across both tables), and right after the
+commit posts the change's timeline entries to their fast connections (:meth:`FanoutService.post_fast`),
+in the same batch as its own ack. The stream's consumer is unchanged: it reads the recipients itself,
+after the commit, and pushes every change to every connection: ordered ones get it exactly once and in
+order (a connection opened while the handler was committing is among those it reads), fast ones get it
+a second time (the backstop for a handler that died between its commit and its posts, or for a fast
+connection the handler's earlier read could not see; the client drops the copy it already has by
+``seq``).
 
 A slow or throttled receiver never holds up a change: the pusher waits for a batch of posts at
 most about a second and skips a connection whose post is stuck (``adapters/push.py``), so the next
@@ -47,7 +48,7 @@ from chalicelib.domain.timeline import EntryKind, TimelineEntry
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import epoch_ms, now_pair
 from chalicelib.services.delivery import Notifier, Outbox
-from chalicelib.services.ports import Clock, Connection, Recipient, RecipientLookup, Watcher
+from chalicelib.services.ports import Clock, Recipient, RecipientLookup
 from chalicelib.services.results import CoachingEndedNote, SupervisorNote
 
 log = logging.getLogger(__name__)
@@ -60,62 +61,37 @@ FAST = "fast"
 
 
 class Note(msgspec.Struct, frozen=True):
-    """What one committed change pushes, as written next to the workitem's new version: with the
-    recipients its handler read just before the commit, when it read them (None: the stream looks
-    them up)."""
+    """What one committed change pushes, as written next to the workitem's new version."""
 
     entries: list[TimelineEntry]
     exclude: str | None
     ended_for: list[str]
     end_reason: EndReason | None
-    recipients: dict[str, Recipient] | None = None
 
 
-def encode_note(change: Change, exclude: str | None, recipients: dict[str, Recipient] | None = None) -> str:
-    body: dict[str, Any] = {
-        "v": NOTE_VERSION,
-        "x": exclude,
-        "end": change.ended_for,
-        "why": change.end_reason.value if change.end_reason else None,
-        "e": [_entry(e) for e in change.entries],
-    }
-    if recipients is not None:
-        body["rc"] = {key: _recipient(r) for key, r in recipients.items()}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+def encode_note(change: Change, exclude: str | None) -> str:
+    return json.dumps(
+        {
+            "v": NOTE_VERSION,
+            "x": exclude,
+            "end": change.ended_for,
+            "why": change.end_reason.value if change.end_reason else None,
+            "e": [_entry(e) for e in change.entries],
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
-def decode_note(text: str, workitem_id: str, tenant_id: str = "") -> Note:
+def decode_note(text: str, workitem_id: str) -> Note:
     raw = json.loads(text)
     if raw.get("v") != NOTE_VERSION:
         raise ValueError(f"unknown fan-out note version {raw.get('v')!r}")
-    stored = raw.get("rc")
     return Note(
         entries=[_parse_entry(e, workitem_id) for e in raw["e"]],
         exclude=raw.get("x"),
         ended_for=list(raw.get("end") or []),
         end_reason=EndReason(raw["why"]) if raw.get("why") else None,
-        recipients=None if stored is None else {k: _parse_recipient(v, tenant_id, k) for k, v in stored.items()},
-    )
-
-
-def _recipient(r: Recipient) -> dict[str, Any]:
-    """What pushing needs of a recipient: who, their role, their connections and who watches them."""
-    body: dict[str, Any] = {"u": r.user_id, "c": [c.token for c in r.connections]}
-    if r.role is not None:
-        body["r"] = r.role.value
-    if r.watchers:
-        body["w"] = [w.token for w in r.watchers]
-    return body
-
-
-def _parse_recipient(raw: dict[str, Any], tenant_id: str, key: str) -> Recipient:
-    return Recipient(
-        tenant_id=tenant_id,
-        key=key,
-        user_id=raw["u"],
-        role=Role(raw["r"]) if raw.get("r") else None,
-        connections=[Connection.parse(t) for t in raw.get("c") or []],
-        watchers=[Watcher.parse(t) for t in raw.get("w") or []],
     )
 
 
@@ -175,6 +151,15 @@ def concerned(change: Change) -> list[str]:
     keys = [user_key(u) for u in dict.fromkeys(staff)]
     if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
         keys.append(customer_key(w.workitem_id))
+    return keys
+
+
+def expected(workitem: Workitem) -> list[str]:
+    """Recipient keys the next change of ``workitem`` is likely to concern: its agent, its monitors,
+    and its customer on a web channel (what :func:`concerned` names when nobody joins or leaves)."""
+    keys = [user_key(u) for u in dict.fromkeys([workitem.agent_id, *workitem.monitors])]
+    if workitem.channel in rules.WEB_CHANNELS:
+        keys.append(customer_key(workitem.workitem_id))
     return keys
 
 
@@ -252,21 +237,9 @@ class FanoutService:
         with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)), thread_name_prefix="fanout") as pool:
             return sum(pool.map(self._in_order, groups.values()))
 
-    def recipients_for(self, change: Change, known: dict[str, Recipient] | None = None) -> dict[str, Recipient] | None:
-        """Everyone ``change`` concerns, read by the handler just before it commits (1 BatchGetItem;
-        none when it concerns nobody, or when ``known``, read for the attempt before a lost race, holds
-        them all). None when the store did not answer: the commit goes ahead without them, no fast post
-        is made, and the stream looks them up."""
-        keys = concerned(change)
-        if not keys:
-            return {}
-        if known is not None and all(k in known for k in keys):
-            return {k: known[k] for k in keys}
-        try:
-            return self._recipients.recipients(change.after.tenant_id, keys)
-        except Exception as exc:  # noqa: BLE001 - pushes are best effort; the change itself must commit
-            log.warning("could not read who to tell before a commit (%s); the stream reads them", type(exc).__name__)
-            return None
+    def read_recipients(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
+        """1 BatchGetItem: the recipients ``keys`` names (those that exist)."""
+        return self._recipients.recipients(tenant_id, keys)
 
     def post_fast(self, change: Change, recipients: dict[str, Recipient], exclude: str | None) -> None:
         """Right after the commit, from the handler that made it: the change's timeline entries to the
@@ -292,17 +265,15 @@ class FanoutService:
         self._notifier.flush(box)
 
     def _in_order(self, committed: list[Committed]) -> int:
-        """One workitem's changes, oldest first: each to the recipients its handler read, and those
-        whose note has none with one lookup of everybody they concern."""
+        """One workitem's changes, oldest first, with one lookup of everybody they concern."""
         ordered = sorted(committed, key=lambda c: c.after.version)
         changes = [c.change() for c in ordered]
-        unread = [change for c, change in zip(ordered, changes, strict=True) if c.note.recipients is None]
-        keys = list(dict.fromkeys(k for change in unread for k in concerned(change)))
-        looked_up = self._look_up(ordered[0].after.tenant_id, keys)
+        keys = list(dict.fromkeys(k for change in changes for k in concerned(change)))
+        recipients = self._look_up(ordered[0].after.tenant_id, keys)
         pushed = 0
         for c, change in zip(ordered, changes, strict=True):
             try:
-                self.push(change, c.note.exclude, looked_up if c.note.recipients is None else c.note.recipients)
+                self.push(change, c.note.exclude, recipients)
                 pushed += 1
             except Exception:  # one bad change must not hold back the workitem's later ones
                 log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)

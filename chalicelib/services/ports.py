@@ -191,8 +191,24 @@ class ClaimedElsewhere(Exception):
     """A phone number or Amazon Connect instance already belongs to another tenant."""
 
 
+class WorkitemRead(msgspec.Struct, frozen=True):
+    """A workitem as a change is decided on it, with what the same request brought: the message index
+    item asked for, and the directory's recipients asked for (those that exist, by key)."""
+
+    workitem: Workitem | None
+    message: TimelineEntry | None = None
+    recipients: dict[str, Recipient] = msgspec.field(default_factory=dict)
+
+
 class WorkitemStore(Protocol):
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None: ...
+
+    def read(
+        self, tenant_id: str, workitem_id: str, *, message_id: str | None = None, recipients: Iterable[str] = ()
+    ) -> WorkitemRead:
+        """The workitem (strongly consistent), with the message index item ``message_id`` and the
+        directory's ``recipients`` (eventually consistent) when asked for, in one request."""
+        ...
 
     def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
         """The workitems that exist among ``workitem_ids``, by id."""

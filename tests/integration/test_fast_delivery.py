@@ -100,7 +100,7 @@ def test_w15_2_the_sender_and_customers_get_no_fast_copy(w: World) -> None:
 
 
 @pytest.mark.moto  # DynamoDB requests are counted on moto
-def test_w15_3_coach_send_reads_its_recipients_once_with_fast_connections(world: World) -> None:
+def test_w15_3_the_recipients_come_with_the_workitems_read_and_the_ack_waits_for_no_other_request(world: World) -> None:
     from tests.support.ddbcount import count_dynamodb
 
     world.team()
@@ -108,11 +108,69 @@ def test_w15_3_coach_send_reads_its_recipients_once_with_fast_connections(world:
     sup = world.connect("sup-1", "supervisor", delivery="fast")
     sup.ok("monitor.start", workitemId="wi-1")
     agent = world.connect("agent-1", "agent", delivery="fast")
-    with count_dynamodb() as log:
+    with count_dynamodb() as log, world.batched():
         sup.ok("coach.send", workitemId="wi-1", text="thanks")
-    # The handler's read (before its commit) is the stream's too: still 3 requests in all (Q5).
-    assert log.by_operation() == {"GetItem": 1, "TransactWriteItems": 1, "BatchGetItem": 1}
+        handler = list(log.calls)
+    # The handler: one read (the workitem and its recipients, one BatchGetItem across both tables), then
+    # its commit, and nothing between them; then the stream reads the recipients itself, after the commit.
+    assert handler == ["BatchGetItem", "TransactWriteItems"]
+    assert log.calls == ["BatchGetItem", "TransactWriteItems", "BatchGetItem"]  # 3 in all, as without fast delivery
     assert len(agent.events("coach.message")) == 2  # the handler's post, then the stream's copy
+
+
+def test_w15_3_a_function_instance_that_has_not_seen_the_workitem_reads_its_recipients_beside_the_commit(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold instance does not know whom to read with the workitem: it reads them in parallel with its
+    commit (the commit waits here until that read has started), and posts to the fast connections all the
+    same."""
+    import threading
+
+    from chalicelib.services.commits import ExpectedRecipients
+
+    sup, fast, _ = _coach(w)
+    w.services.coaching.commits._expected = ExpectedRecipients()  # a new function instance
+    lookup = w.services.fanout._recipients
+    read, real_read = threading.Event(), lookup.recipients
+    store = w.services.coaching.store
+    commit = store.commit
+
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        read.set()
+        return real_read(*args, **kwargs)
+
+    def commit_while_reading(*args: Any, **kwargs: Any) -> None:
+        assert read.wait(timeout=30), "the recipients' read did not start before the commit ended"
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(lookup, "recipients", reading)
+    monkeypatch.setattr(store, "commit", commit_while_reading)
+    with w.batched():
+        entry = sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")["entry"]
+        assert _seqs(fast.events("coach.message")) == [entry["seq"]]
+
+
+def test_w15_2_a_connection_opened_while_the_handler_commits_gets_the_entry_from_the_stream(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler's read of the recipients may come before a connection that opens just before its commit;
+    the ordered copy is pushed to the recipients the stream reads after the commit, so such a connection
+    (ordered, or fast) still gets the entry, once for an ordered one."""
+    sup, _, _ = _coach(w)
+    store = w.services.coaching.store
+    commit = store.commit
+    late: list[Client] = []
+
+    def connect_then_commit(*args: Any, **kwargs: Any) -> None:
+        late.extend([w.connect("agent-1", "agent"), w.connect("agent-1", "agent", delivery="fast")])
+        commit(*args, **kwargs)
+
+    with w.batched():
+        with monkeypatch.context() as m:
+            m.setattr(store, "commit", connect_then_commit)
+            entry = sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")["entry"]
+        assert [c.events("coach.message") for c in late] == [[], []]  # the handler read before they opened
+    assert [_seqs(c.events("coach.message")) for c in late] == [[entry["seq"]], [entry["seq"]]]
 
 
 @pytest.mark.parametrize("fault", ["killed after the commit", "commit answer lost"])
@@ -184,10 +242,13 @@ def test_w15_4_a_gap_the_stream_has_not_closed_yet_is_filled_with_timeline_get(w
     assert [e["text"] for e in view.delivered if e["kind"] == "coach_message"] == ["one", "two"]
 
 
-def test_w15_3_a_failed_read_before_the_commit_commits_all_the_same_and_the_stream_reads(
+def test_w15_3_a_failed_read_beside_the_commit_commits_all_the_same_and_the_stream_reads(
     w: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from chalicelib.services.commits import ExpectedRecipients
+
     sup, fast, ordered = _coach(w)
+    w.services.coaching.commits._expected = ExpectedRecipients()  # a new function instance: it reads beside the commit
     lookup = w.services.fanout._recipients
     real = lookup.recipients
     calls: list[str] = []

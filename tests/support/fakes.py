@@ -47,6 +47,7 @@ from chalicelib.services.ports import (
     Team,
     Template,
     Watcher,
+    WorkitemRead,
 )
 from chalicelib.services.results import DirectMessage
 from chalicelib.settings import Settings
@@ -160,8 +161,20 @@ class MemoryWorkitemStore:
             }
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
+        read = self.read(tenant_id, workitem_id, message_id=message_id)
+        return read.workitem, read.message
+
+    def read(
+        self, tenant_id: str, workitem_id: str, *, message_id: str | None = None, recipients: Iterable[str] = ()
+    ) -> WorkitemRead:
         with self._t.lock:
-            return self.get(tenant_id, workitem_id), copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
+            message = None if message_id is None else copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
+            found = {
+                key: record.to_recipient(key)
+                for key in dict.fromkeys(recipients)
+                if (record := self._t.recipients.get((tenant_id, key))) is not None
+            }
+            return WorkitemRead(self.get(tenant_id, workitem_id), message, found)
 
     def create(
         self,
