@@ -229,6 +229,11 @@ def table(results: dict[str, Any]) -> str:
                 f"{fan['echo_p99_ms']:>9} {str(fan['ratio_p99']) + 'x':>10} "
                 f"{fan.get('coach_send_ack', {}).get('p50_ms'):>8}"
             )
+    for key, title in fans:
+        delays = results[key].get("commit_to_post_ms") or {}
+        if delays:
+            shown = ", ".join(f"{path} p50 {d['p50_ms']} / p99 {d['p99_ms']} ms (n={d['n']})" for path, d in delays.items())
+            lines.append(f"  commit -> posts handed over, inside the stack ({title}): {shown}")
     for key, title in (
         ("cold_start", "virtualenv"),
         ("cold_start_lambda", "Lambda layout, zip as packaged"),

@@ -205,6 +205,10 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
     t = time.perf_counter()
     # --store moto pins the stack to moto's server; without it the stack would pick DynamoDB Local itself.
     extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else {"DEVSTACK_STORE": "moto"}
+    # The stack's own CommitToPostDelay by Path (the functions' metrics, as CloudWatch would get them):
+    # how long after the commit each path hands its posts over, measured inside the stack.
+    metrics_file = Path(tempfile.mkdtemp(prefix="bench-fanout-")) / "metrics.jsonl"
+    extra["DEVSTACK_METRICS_FILE"] = str(metrics_file)
     command = None
     if trace is not None:
         extra["BENCH_TRACE_OUT"] = str(trace)
@@ -230,11 +234,15 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
         phases["connect_and_monitor_200_s"] = time.perf_counter() - t2
         if trace is not None:  # the server-side trace covers the 200-connection phase only
             stack.process.send_signal(signal.SIGUSR1)
+        mark = _lines(metrics_file)
         result_200 = await measure(rooms, deliveries, samples, warmup, "c200", rng)
+        result_200["commit_to_post_ms"] = commit_to_post(metrics_file, mark)
         await close_all(c for r in rooms for c in r.all)
         # The same people and workitems again, every connection opened with ?delivery=fast.
         fast_rooms = await open_rooms(stack, range(total_workitems), deliveries, fast=True, monitor=False)
+        mark = _lines(metrics_file)
         result_fast = fast_shape(await measure(fast_rooms, deliveries, samples, warmup, "fast", rng), result_200)
+        result_fast["commit_to_post_ms"] = commit_to_post(metrics_file, mark)
         leaked = len(deliveries.leaked)
         await close_all(c for r in fast_rooms for c in r.all)
     finally:
@@ -247,6 +255,24 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
     if trace is not None and trace.exists():
         result_200["server_trace"] = json.loads(trace.read_text())
     return {"fanout": result_200, "fanout_20": result_20, "fanout_fast": result_fast}
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+
+def commit_to_post(path: Path, since: int) -> dict[str, Any]:
+    """The stack's CommitToPostDelay samples written after line ``since``, by path (``stream``: the
+    ordered copy from the stream's consumer; ``fast``: the handler's own posts), p50/p99 in ms."""
+    by_path: dict[str, list[float]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()[since:] if path.exists() else []
+    for line in lines:
+        document = json.loads(line)
+        value = document.get("CommitToPostDelay")
+        if value is not None:  # one value, or an array of them (EMF)
+            values = value if isinstance(value, list) else [value]
+            by_path.setdefault(str(document.get("Path")), []).extend(float(v) / 1000 for v in values)
+    return {name: summary_ms(values) for name, values in sorted(by_path.items())}
 
 
 def fast_shape(fast: dict[str, Any], ordered: dict[str, Any]) -> dict[str, Any]:

@@ -82,8 +82,11 @@ class _CommitBudget:
 
 # Workitems whose recipients a function instance remembers (ExpectedRecipients): a few hundred bytes each.
 EXPECTED_WORKITEMS = 4096
-# Reads made beside a commit, for a change that concerns someone its workitem's read did not bring.
-_BESIDE_COMMIT = ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-commit")
+# Reads made beside a commit, for a change that concerns someone its workitem's read did not bring, and
+# how long a committed change waits for such a read once its commit is done: one that takes longer (a
+# store that stalls) is left to the stream, which posts to every connection, fast ones included.
+_BESIDE_COMMIT = ThreadPoolExecutor(max_workers=4, thread_name_prefix="beside-commit")
+BESIDE_COMMIT_WAIT_SECONDS = 1.0
 
 
 class ExpectedRecipients:
@@ -241,9 +244,12 @@ class Workitems:
         pending = _BESIDE_COMMIT.submit(self._fanout.read_recipients, change.after.tenant_id, missing) if missing else None
         try:
             self.store.commit(change, idempotency=idempotency, counters=counters, fanout=encode_note(change, exclude))
-        finally:
+        except BaseException:
             if pending is not None:
-                found.update(_beside(pending))
+                pending.cancel()  # not committed: nothing to post, and the next attempt reads anew
+            raise
+        if pending is not None:
+            found.update(_beside(pending))
         self._expected.saw(change.after)
         return {k: found[k] for k in keys if k in found}
 
@@ -260,10 +266,11 @@ class Workitems:
 
 
 def _beside(pending: Future[dict[str, Recipient]]) -> dict[str, Recipient]:
-    """What a read made beside a commit found; nothing when it failed (the stream still pushes the
-    change to every connection, fast ones included)."""
+    """What a read made beside a commit found; nothing when it failed or is still running
+    BESIDE_COMMIT_WAIT_SECONDS after the commit (the stream still pushes the change to every
+    connection, fast ones included)."""
     try:
-        return pending.result()
+        return pending.result(timeout=BESIDE_COMMIT_WAIT_SECONDS)
     except Exception as exc:  # noqa: BLE001 - fast posts are best effort; the commit is what counts
         log.warning("could not read who to tell beside a commit (%s); the stream tells them", type(exc).__name__)
         return {}

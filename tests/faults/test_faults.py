@@ -29,6 +29,7 @@ from tests.faults.support import (
 pytestmark = pytest.mark.faults
 
 STORE_FREE_LIMIT = 1.0  # ping and /health answer within this while the store is frozen
+FREEZE_CEILING = 60.0  # a frozen store that /health has not reported by then is a failure, whatever the load
 PUSH_P95_LIMIT = 1.0  # other recipients' push latency while one client does not read
 
 
@@ -56,7 +57,9 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
                     assert chat.sup2.request("ping", timeout=STORE_FREE_LIMIT)["type"] == "ack"
                     ping_seconds.append(time.monotonic() - started)
                 health_status, health_body, health_seconds = stack.health()
-                while health_status == 200 and time.monotonic() - frozen_at < 5:  # the probe notices
+                # The probe notices: the store stays frozen until /health says so (FREEZE_CEILING only
+                # ends a run whose probe never notices), and for 8 s at least.
+                while health_status == 200 and time.monotonic() - frozen_at < FREEZE_CEILING:
                     time.sleep(0.2)
                     health_status, health_body, seconds = stack.health()
                     health_seconds = max(health_seconds, seconds)
@@ -211,11 +214,11 @@ def test_a_killed_store_is_reported_once_and_the_stack_exits_non_zero(fresh_stac
             os.kill(stack.store_pid, signal.SIGKILL)
             killed_at = time.monotonic()
             status, body = 0, None
-            while time.monotonic() - killed_at < 3 and status != 503:
-                status, body, _ = stack.health()
-                time.sleep(0.1)
-            time.sleep(0.5)
-        stack.process.wait(10)
+            # Until /health reports the death or the stack has gone (then the 503 was missed: a failure).
+            while status != 503 and stack.process.poll() is None:
+                status, body = _health_while_up(stack)
+                time.sleep(0.05)
+        stack.process.wait(30)
         exit_seconds = time.monotonic() - killed_at
         got = replies(chat.customer)
     finally:
@@ -263,9 +266,9 @@ def test_sigterm_under_load_with_a_client_that_never_reads_exits_within_5s(fresh
     finally:
         slow.close()
         chat.close()
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30  # a ceiling for a store that is never reaped, not a target
     while _alive(stack.store_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # SIGKILL and reaping take a moment
+        time.sleep(0.05)  # SIGKILL and reaping take a moment, longer on a loaded machine
     store_gone = not _alive(stack.store_pid)
     record(
         "SIGTERM under load (store frozen, one client not reading)",
@@ -279,6 +282,15 @@ def test_sigterm_under_load_with_a_client_that_never_reads_exits_within_5s(fresh
     assert store_gone
     assert all(len(frames) == 1 for frames in got.values())
     assert stack.process.returncode == 0
+
+
+def _health_while_up(stack: FaultStack) -> tuple[int, Any]:
+    """``/health``'s status and body, or (0, None) when the stack no longer answers (it has exited)."""
+    try:
+        status, body, _ = stack.health()
+    except OSError:
+        return 0, None
+    return status, body
 
 
 def _alive(pid: int) -> bool:

@@ -150,6 +150,35 @@ def test_w15_3_a_function_instance_that_has_not_seen_the_workitem_reads_its_reci
         assert _seqs(fast.events("coach.message")) == [entry["seq"]]
 
 
+def test_w15_3_a_read_beside_the_commit_that_stalls_holds_up_no_ack(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store stalls on the read beside the commit (a cold instance): the action is answered once its
+    commit is done and the wait for that read is over, without a fast post; the stream posts the entry."""
+    import threading
+
+    from chalicelib.services import commits
+    from chalicelib.services.commits import ExpectedRecipients
+
+    sup, fast, ordered = _coach(w)
+    w.services.coaching.commits._expected = ExpectedRecipients()
+    lookup = w.services.fanout._recipients
+    real, stalled = lookup.recipients, threading.Event()
+
+    def stalls_while_the_action_runs(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("beside-commit"):
+            stalled.wait()  # released below, only after the action has been answered
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lookup, "recipients", stalls_while_the_action_runs)
+    monkeypatch.setattr(commits, "BESIDE_COMMIT_WAIT_SECONDS", 0.05)
+    try:
+        with w.batched():
+            entry = sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")["entry"]
+            assert fast.events("coach.message") == []
+    finally:
+        stalled.set()
+    assert _seqs(fast.events("coach.message")) == _seqs(ordered.events("coach.message")) == [entry["seq"]]
+
+
 def test_w15_2_a_connection_opened_while_the_handler_commits_gets_the_entry_from_the_stream(
     w: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
