@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.wsclient import WsClient
 from tests.faults.support import (
     ArrivalClock,
     FaultStack,
@@ -43,6 +44,8 @@ def _assert_delivery(result: dict[str, Any]) -> None:
 
 def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast(stack: FaultStack) -> None:
     chat = open_chat(stack)
+    # The agent on a fast connection too (W15): the handlers that commit post to it, the stream as well.
+    fast = WsClient.connect(f"{stack.ws_url}?delivery=fast", stack.token("agent-1", "agent"), timeout=20)
     try:
         with Traffic(chat) as traffic:
             time.sleep(2)
@@ -72,7 +75,9 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
             recovery = _recovery_seconds(chat, thawed_at)
             time.sleep(2)
         result = check_delivery(chat, traffic.sent, timeout=40)
+        fast_missing, fast_conflicts = _fast_delivery(fast, chat.customer, traffic.sent)
     finally:
+        fast.close()
         chat.close()
 
     record(
@@ -85,14 +90,36 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
         health_max_s=round(health_seconds, 3),
         health_503_after_s=round(health_detect, 2),
         recovery_s=round(recovery, 2),
+        fast_connection_missing=len(fast_missing),
     )
     _assert_delivery(result)
+    assert fast_missing == [], f"acked but never on the fast connection: {fast_missing}"
+    assert fast_conflicts == [], f"copies of one seq that are not the same entry: {fast_conflicts}"
     assert all(p["type"] == "ack" for p in pings)
     assert max(ping_seconds) < STORE_FREE_LIMIT and health_seconds < STORE_FREE_LIMIT
     assert (health_status, health_body["status"]) == (503, "unavailable"), health_body
     assert connect_status in (200, 503), f"a connection opened during the freeze got {connect_status}"
     assert stack.health()[0] == 200  # healthy again
     assert recovery < 20  # within one handler's time budget; 0.3-11 s measured on the shared 2-core VM
+
+
+def _fast_delivery(fast: Any, customer: Any, sent: list[Any]) -> tuple[list[str], list[int]]:
+    """Wait until every acked message has reached the fast connection (a ceiling, not a target: the
+    stream's copy is the backstop); then the acked messages that never did, and the ``seq`` numbers
+    whose copies disagree (a client de-duplicates by ``seq``, so copies must be the same entry)."""
+    got = replies(customer)
+    acked = {s.text for s in sent if got.get(s.request_id) and got[s.request_id][0]["type"] == "ack"}
+    deadline = time.monotonic() + 30
+
+    def received() -> list[tuple[int, str]]:
+        return [(f["data"]["entry"]["seq"], f["data"]["entry"]["text"]) for f in fast.events("message.received")]
+
+    while acked - {text for _, text in received()} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    copies: dict[int, set[str]] = {}
+    for seq, text in received():
+        copies.setdefault(seq, set()).add(text)
+    return sorted(acked - {text for _, text in received()}), sorted(seq for seq, texts in copies.items() if len(texts) > 1)
 
 
 def _connect_status(stack: FaultStack) -> int:
