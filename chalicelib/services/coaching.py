@@ -20,7 +20,7 @@ from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import TimelineEntry, view
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id
-from chalicelib.services.commits import Workitems, commit_with_retry
+from chalicelib.services.commits import Reading, Workitems, commit_with_retry
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft
 from chalicelib.services.paging import scope_of, workitem_page
@@ -197,8 +197,11 @@ class CoachingService:
         connection_id: str | None,
     ) -> Change:
 
+        last: list[Reading] = []  # the attempt before a lost race's reading (Workitems.read)
+
         def attempt() -> tuple[Change, dict[str, Recipient]]:
-            reading = self.commits.read(caller.tenant_id, workitem_id, message_id=message_id)
+            reading = self.commits.read(caller.tenant_id, workitem_id, message_id=message_id, after=last[-1] if last else None)
+            last[:] = [reading]
             rules.require_agent_of(caller, reading.workitem)
             if reading.message is None:
                 raise NotFound(f"message {message_id} not found on this workitem")

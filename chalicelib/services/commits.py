@@ -153,20 +153,23 @@ class Workitems:
         message_id: str | None = None,
         concerns: Iterable[str] = (),
         known: Mapping[str, Recipient] | None = None,
+        after: Reading | None = None,
         missing: type[DomainError] = NotFound,
     ) -> Reading:
         """The workitem a pushed change is decided on, read in one request with the recipients this
         function instance expects the change to concern (:class:`ExpectedRecipients`), those the caller
         knows it will (``concerns``: a supervisor joining) unless it has them already (``known``: a
         transfer's target) and, when asked, a message index item: 1 BatchGetItem (1 GetItem when
-        nothing is expected yet)."""
-        known = known or {}
-        keys = [k for k in dict.fromkeys([*self._expected.of(tenant_id, workitem_id), *concerns]) if k not in known]
+        nothing is expected yet). ``after``: the reading of the attempt that lost a race just before;
+        whom it asked for is not asked for again (so a retry costs a GetItem, as without fast delivery)."""
+        known = {**(after.recipients if after else {}), **(known or {})}
+        skip = set(known) | set(after.asked if after else ())
+        keys = [k for k in dict.fromkeys([*self._expected.of(tenant_id, workitem_id), *concerns]) if k not in skip]
         got = self.store.read(tenant_id, workitem_id, message_id=message_id, recipients=keys)
         if got.workitem is None:
             raise missing(f"workitem {workitem_id} not found")
         self._expected.saw(got.workitem)
-        return Reading(got.workitem, got.message, {**known, **got.recipients}, frozenset([*keys, *known]))
+        return Reading(got.workitem, got.message, {**known, **got.recipients}, frozenset([*keys, *skip]))
 
     def create(
         self, workitem: Workitem, *, idempotency: Idempotency | None = None, counters: Iterable[CounterDelta] = ()
@@ -202,8 +205,14 @@ class Workitems:
         entries go at once to fast connections (:meth:`commit_pushed`); ``concerns`` and ``known`` name
         recipients the change will concern that its workitem may not name yet (:meth:`read`)."""
 
+        last: list[Reading] = []  # the attempt before a lost race's reading
+
         def attempt() -> tuple[Change, dict[str, Recipient]]:
-            reading = self.read(tenant_id, workitem_id, concerns=concerns, known=known, missing=missing) if push else None
+            reading = None
+            if push:
+                before = last[-1] if last else None
+                reading = self.read(tenant_id, workitem_id, concerns=concerns, known=known, after=before, missing=missing)
+                last[:] = [reading]
             change = decide(reading.workitem if reading else self.load(tenant_id, workitem_id, missing))
             if not change.changed:
                 if idempotency is not None:

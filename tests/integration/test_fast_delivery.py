@@ -118,6 +118,34 @@ def test_w15_3_the_recipients_come_with_the_workitems_read_and_the_ack_waits_for
     assert len(agent.events("coach.message")) == 2  # the handler's post, then the stream's copy
 
 
+@pytest.mark.moto  # DynamoDB requests are counted on moto
+def test_w15_3_a_retry_after_a_lost_race_reads_the_workitem_alone(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.services.ports import StaleWorkitem
+    from tests.support.ddbcount import count_dynamodb
+
+    world.team()
+    world.assign("wi-1")
+    sup = world.connect("sup-1", "supervisor")
+    sup.ok("monitor.start", workitemId="wi-1")
+    agent = world.connect("agent-1", "agent", delivery="fast")
+    store = world.services.coaching.store
+    commit, lost = store.commit, []
+
+    def loses_once(*args: Any, **kwargs: Any) -> None:
+        if not lost:
+            lost.append(True)
+            raise StaleWorkitem("wi-1")
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(store, "commit", loses_once)
+    with count_dynamodb() as log, world.batched():
+        sup.ok("coach.send", workitemId="wi-1", text="thanks")
+        handler = list(log.calls)
+        assert len(agent.events("coach.message")) == 1  # posted from what the first attempt read
+    # The first attempt reads the workitem with its recipients; the retry reads the workitem alone.
+    assert handler == ["BatchGetItem", "GetItem", "TransactWriteItems"]
+
+
 def test_w15_3_a_function_instance_that_has_not_seen_the_workitem_reads_its_recipients_beside_the_commit(
     w: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
