@@ -129,7 +129,7 @@ def test_w15_3_a_retry_after_a_lost_race_reads_the_workitem_alone(world: World, 
     sup.ok("monitor.start", workitemId="wi-1")
     agent = world.connect("agent-1", "agent", delivery="fast")
     store = world.services.coaching.store
-    commit, lost = store.commit, []
+    commit, lost = store.commit, list[bool]()
 
     def loses_once(*args: Any, **kwargs: Any) -> None:
         if not lost:
