@@ -25,6 +25,7 @@ from tests.faults.support import (
     raw_websocket,
     record,
     replies,
+    wait_replies,
 )
 
 pytestmark = pytest.mark.faults
@@ -72,7 +73,11 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
             finally:
                 stack.thaw_store()
             thawed_at = time.monotonic()
-            recovery = _recovery_seconds(chat, thawed_at)
+            # The frames queued during the freeze are answered first (a backlog that depends on the
+            # machine's load): wait for that, then time a new message on its own.
+            wait_replies(chat.customer, list(traffic.sent), timeout=FREEZE_CEILING)
+            drained = time.monotonic() - thawed_at
+            recovery = _recovery_seconds(chat, time.monotonic())
             time.sleep(2)
         result = check_delivery(chat, traffic.sent, timeout=40)
         fast_missing, fast_conflicts = _fast_delivery(fast, chat.customer, traffic.sent)
@@ -89,6 +94,7 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
         ping_max_s=round(max(ping_seconds), 3),
         health_max_s=round(health_seconds, 3),
         health_503_after_s=round(health_detect, 2),
+        backlog_answered_s=round(drained, 2),
         recovery_s=round(recovery, 2),
         fast_connection_missing=len(fast_missing),
     )
@@ -100,7 +106,8 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
     assert (health_status, health_body["status"]) == (503, "unavailable"), health_body
     assert connect_status in (200, 503), f"a connection opened during the freeze got {connect_status}"
     assert stack.health()[0] == 200  # healthy again
-    assert recovery < 20  # within one handler's time budget; 0.3-11 s measured on the shared 2-core VM
+    # Once the backlog is answered, a new message is acked within one handler's time budget.
+    assert recovery < 20
 
 
 def _fast_delivery(fast: Any, customer: Any, sent: list[Any]) -> tuple[list[str], list[int]]:
