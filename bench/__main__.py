@@ -37,7 +37,9 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "contention": ("bench.contention", ["--store", "ddblocal"], 300),
     "webhook_latency": ("bench.webhook_latency", [], 300),
     "fairness": ("bench.fairness", ["--store", "ddblocal"], 420),
+    "attention": ("bench.attention_latency", ["--store", "ddblocal"], 420),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
+    "analytics": ("bench.analytics", ["--store", "ddblocal"], 900),
 }
 
 
@@ -188,6 +190,31 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             )
         )
         rows.append(("fairness: webhooks lost", str(fair["lost"]), "0", fair["lost"] == 0))
+    attention = results.get("attention") or {}
+    for key, label, limit_ms in (
+        ("keyword_commit_to_push", "attention: keyword alert, commit -> supervisor's push", 2000),
+        ("waiting_threshold_to_push", "attention: customer_waiting alert, threshold -> push", 5000),
+    ):
+        figure = attention.get(key) or {}
+        if figure.get("p99_ms") is not None:
+            rows.append(
+                (
+                    f"{label} (p50 / p99)",
+                    f"{figure['p50_ms']} / {figure['p99_ms']} ms",
+                    f"p99 <= {limit_ms} ms",
+                    figure["p99_ms"] <= limit_ms,
+                )
+            )
+    requests = attention.get("requests") or {}
+    if "per_entry_quiet" in requests:
+        rows.append(
+            (
+                "attention: DynamoDB requests per evaluated entry (no alert / alert)",
+                f"{requests['per_entry_quiet']} / {requests['per_entry_match']}",
+                "-",
+                None,
+            )
+        )
     return rows
 
 
@@ -275,6 +302,19 @@ def table(results: dict[str, Any]) -> str:
             f"p99 {fair['noisy']['p99_ms']} ms while a noisy tenant queued {fair['noise']['deliveries_queued']} deliveries "
             f"to a receiver that never answers (ratios {fair['ratio_p50']}x, {fair['ratio_p99']}x)"
         )
+    analytics = results.get("analytics") or {}
+    if analytics.get("reads"):
+        t = analytics["tenant"]
+        lines.append(
+            f"Coaching analytics ({analytics['store']}; {t['agents']} agents, {t['days']} days, {t['buckets']} day buckets):"
+        )
+        for label, read in analytics["reads"].items():
+            lines.append(
+                f"  {label:<20} {read['rows']:>4} rows, {read['requests_total']:>3} requests {read['requests']}, "
+                f"p50 {read['p50_ms']} ms, p99 {read['p99_ms']} ms"
+            )
+        for label, write in analytics["writes_per_event"].items():
+            lines.append(f"  write: {label:<24} {write['requests']}")
     lines.append("")
     lines.append(f"  {'target':<44} {'measured':<34} {'limit':<9} result")
     for name, measured, limit, met in targets(results):

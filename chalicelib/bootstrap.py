@@ -22,6 +22,7 @@ from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
+from chalicelib.services.analytics import AnalyticsService
 from chalicelib.services.attention import AttentionService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
@@ -46,9 +47,11 @@ from chalicelib.services.messagebus import (
     WorkitemCommitted,
 )
 from chalicelib.services.ports import (
+    AnalyticsStore,
     AssistanceStore,
     AttentionStore,
     Clock,
+    ConnectApi,
     ConnectionRegistry,
     DeliveryQueue,
     Directory,
@@ -56,6 +59,7 @@ from chalicelib.services.ports import (
     Pusher,
     RecipientLookup,
     Renderer,
+    RetainedHistory,
     SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
@@ -87,6 +91,7 @@ class Services(msgspec.Struct):
     integrations: Integrations
     attention: AttentionService
     bus: MessageBus
+    analytics: AnalyticsService
     inbound_sms: InboundSms
     amazon_connect: AmazonConnect
 
@@ -110,6 +115,9 @@ class Storage(Protocol):
     def webhooks(self) -> SubscriptionStore: ...
 
     @property
+    def analytics(self) -> AnalyticsStore: ...
+
+    @property
     def attention(self) -> AttentionStore: ...
 
 
@@ -117,6 +125,7 @@ class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
 
     def __init__(self, settings: Settings) -> None:
+        from chalicelib.adapters.analytics_store import DynamoAnalyticsStore
         from chalicelib.adapters.webhook_store import DynamoWebhookStore
 
         self.workitems = DynamoWorkitemStore()
@@ -124,6 +133,7 @@ class DynamoStorage:
         self.registry = DynamoConnectionRegistry()
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
+        self.analytics = DynamoAnalyticsStore()
         self.attention = DynamoAttentionStore()
 
 
@@ -139,6 +149,16 @@ def comprehend(settings: Settings) -> SentimentAnalyzer:
     from chalicelib.adapters.comprehend import ComprehendSentiment
 
     return ComprehendSentiment(settings.region)
+
+
+def connect_api(settings: Settings) -> ConnectApi | None:
+    """Amazon Connect's API, when the stack follows instances (CONNECT_INSTANCE_ARNS) on AWS (it has
+    the chat topic). The local stack has neither Connect nor the topic: it streams and reconciles nothing."""
+    if not settings.connect_instance_arns or not settings.connect_chat_topic_arn:
+        return None
+    from chalicelib.adapters.connect_api import ConnectClient
+
+    return ConnectClient(settings.region)
 
 
 def timer_queue(settings: Settings) -> DeliveryQueue | None:
@@ -190,6 +210,7 @@ def build(
     sentiment: SentimentAnalyzer | None = None,
     timers: DeliveryQueue | None = None,
     connector_queue: DeliveryQueue | None = None,
+    connect: ConnectApi | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -245,10 +266,14 @@ def build(
             sentiment or comprehend(settings),
             timers or timer_queue(settings),
             settings.attention_cache_seconds,
+            config=directory,
         ),
         bus=bus,
+        analytics=AnalyticsService(stores.analytics, directory, directory),
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
-        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
+        amazon_connect=AmazonConnect(
+            settings, stores.webhooks, webhooks, workitems, directory, connector_queue, connect or connect_api(settings)
+        ),
     )
     bus.handlers = event_handlers(built)
     return built
@@ -270,22 +295,34 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         PresenceChanged: [
             lambda e: outbound.emit(e.tenant_id, "presence.changed", wire.plain(PresenceState(e.user_id, e.state.value)))
         ],
-        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request)))],
+        AssistRequested: [
+            lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request))),
+            s.analytics.on_assist_requested,
+        ],
         AssistClaimed: [
             lambda e: outbound.emit(
                 e.request.tenant_id, "assist.claimed", wire.plain(AssistNote(e.request, supervisor_id=e.supervisor_id))
-            )
+            ),
+            s.analytics.on_assist_claimed,
         ],
         AssistEscalated: [
-            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage)))
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage))),
+            s.analytics.on_assist_escalated,
         ],
         # In the workitems stream's consumer (fanout), one batch at a time:
         ChangesCommitted: [
             lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
             lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
+            s.analytics.on_changes,  # coaching analytics counted (a change it could not store is handed back)
             s.attention.on_changes,  # attention rules: alerts raised and cleared (docs/attention.md)
         ],
     }
+
+
+def rebuild_analytics(s: Services, tenant_id: str, history: RetainedHistory) -> dict[str, int]:
+    """Count every fact a tenant still retains into its coaching analytics (``AnalyticsService.rebuild``),
+    reading ``history`` (``scripts/rebuild_analytics.py``'s Scans: an operator's tool, never a function's)."""
+    return s.analytics.rebuild(tenant_id, history, s.coaching.store)
 
 
 def integrations(

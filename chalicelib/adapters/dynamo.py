@@ -226,6 +226,7 @@ class PolicyItem(Model):
     escalation_seconds = NumberAttribute(null=True)
     retention_days = NumberAttribute(null=True)
     webhook_secret = UnicodeAttribute(null=True)
+    sentiment_language = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
 
 
@@ -324,6 +325,33 @@ class ChannelSettingsItem(Model):
         null=True
     )  # sk = CONNECT: the tenant's Amazon Connect instance  # the number customers text (E.164), claimed below
     updated_at = UnicodeAttribute(null=True)
+
+
+class AnalyticsSlotItem(Model):
+    """One counted fact of the coaching analytics (``domain/analytics.py``): the slot that won its key.
+    ``pk = T#t#ANS#<slot key>``."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="S")
+    order = NumberAttribute(attr_name="o")
+    rule = UnicodeAttribute(attr_name="r")
+    cells = UnicodeAttribute(attr_name="c")  # the slot's contribution, JSON
+
+
+class AnalyticsBucketItem(Model):
+    """A day's counters of one analytics dimension's key: ``pk = T#t#AN#<dim>#<YYYY-MM>``,
+    ``sk = <key>#<YYYY-MM-DD>``; every other attribute is a counter (``cm``, ``k37`` ...) written with ADD."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
 
 
 class ClaimItem(Model):
@@ -560,6 +588,7 @@ class AssistItem(Model):
     status = UnicodeAttribute()  # pending | claimed | exhausted
     stage = NumberAttribute(default=0)
     claimed_by = UnicodeAttribute(null=True)
+    claimed_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     due_at = NumberAttribute(null=True)
     escalation_seconds = NumberAttribute(null=True)
@@ -607,6 +636,8 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         WebhookSubscriptionItem,
         SlowLanePlace,
         ChannelSettingsItem,
+        AnalyticsSlotItem,
+        AnalyticsBucketItem,
         ClaimItem,
         ContactItem,
     ],

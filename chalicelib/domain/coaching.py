@@ -224,7 +224,9 @@ def start_monitoring(principal: Principal, workitem: Workitem, supervises_agent:
         raise Conflict("the workitem has ended")
     rec = _Recorder(workitem, now)
     rec.after.monitors[principal.user_id] = now
-    rec.append(EntryKind.SUPERVISOR_JOINED, principal.user_id, Role.SUPERVISOR, extra={"supervisorId": principal.user_id})
+    # agentId: whose workitem it was then (analytics count a transferred workitem's coaching for it)
+    joined = {"supervisorId": principal.user_id, "agentId": workitem.agent_id}
+    rec.append(EntryKind.SUPERVISOR_JOINED, principal.user_id, Role.SUPERVISOR, extra=joined)
     return rec.change()
 
 
@@ -281,7 +283,10 @@ def send_coach_message(
     if not is_agent and not is_monitor:
         raise Conflict("start monitoring the workitem before coaching on it")
     rec = _Recorder(workitem, now)
-    rec.append(EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text))
+    extra = {} if is_agent else {"agentId": workitem.agent_id}  # whose workitem a supervisor coached on (analytics)
+    rec.append(
+        EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text), extra=extra
+    )
     return rec.change()
 
 
@@ -296,6 +301,7 @@ def react(principal: Principal, workitem: Workitem, message: TimelineEntry, reac
         Role.AGENT,
         message_id=message.message_id,
         reaction=reaction.value if reaction else None,
+        extra={"supervisorId": message.author_id},  # whose coaching the reaction judges (analytics)
     )
     return rec.change()
 
@@ -315,6 +321,7 @@ def forward(principal: Principal, workitem: Workitem, message: TimelineEntry, ne
         message_id=new_message_id,
         text=message.text,
         forwarded_from=message.message_id,
+        extra={"supervisorId": message.author_id},  # whose coaching went to the customer (analytics)
     )
     return rec.change()
 

@@ -4,11 +4,13 @@ delivery queue, the SIP media application and the connectors (SNS, EventBridge).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
+from chalicelib.domain.aws_events import Notification
+from chalicelib.entrypoints.aws_payloads import batch_failures, chat_item, contact_event, inbound_text, queue_messages
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.attention import is_timer
 from chalicelib.services.fanout import Committed
@@ -51,12 +53,13 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     statuses; attention timers (docs/attention.md). A partial batch response names the messages that
     come back after their backoff delay."""
     services = bootstrap.services(WIRE)
-    timers = [r for r in records if is_timer(r)]
-    failures = services.attention.on_timers(timers)["batchItemFailures"] if timers else []
-    others = [r for r in records if not is_timer(r)]
+    messages = queue_messages(records)
+    timers = [m for m in messages if is_timer(m)]
+    others = [m for m in messages if not is_timer(m)]
+    failures = services.attention.on_timers(timers) if timers else []
     if others:
-        failures += [{"itemIdentifier": message_id} for message_id in services.integrations.handle(others)]
-    return {"batchItemFailures": failures}
+        failures += services.integrations.handle(others)
+    return batch_failures(failures)
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -73,57 +76,89 @@ def _refused(source: str, what: str, reason: object) -> str:
     return "invalid"
 
 
-def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
-    """The inbound texts' SNS topic (docs/connectors.md): each record's notification read strictly
-    and handed to the inbound SMS connector. A record that is not a notification of the stack's topic
-    is refused with a log line (retrying cannot mend it); a store that fails raises, and SNS
-    invokes the function again (the text is applied once, by its ``inboundMessageId``)."""
+def _each_notification(
+    event: dict[str, Any], source: str, what: str, topic: str, apply: Callable[[Notification], str]
+) -> dict[str, Any]:
+    """The SNS records of ``event``, each a notification of ``topic`` ('' = any: the local stack)
+    handed to ``apply``, which answers its outcome. A record that is not a notification of the topic,
+    or whose message ``apply`` refuses (:class:`Invalid`), is refused with a log line: retrying cannot
+    mend it. A store that fails raises, and SNS invokes the function again."""
     from chalicelib.domain.aws_events import notification, sns_records
     from chalicelib.domain.errors import Invalid
 
-    services = bootstrap.services(WIRE)
-    expected_topic = services.settings.sms_inbound_topic_arn
     try:
         records = sns_records(event)
     except Invalid as exc:
-        return {"outcomes": [_refused("sms", "inbound SMS event", exc)]}
+        return {"outcomes": [_refused(source, f"{what} event", exc)]}
     outcomes: list[str] = []
     for record in records:
         try:
             note = notification(record)
-            if expected_topic and note.topic_arn != expected_topic:
-                raise Invalid("Sns.TopicArn is not this stack's inbound SMS topic")
+            if topic and note.topic_arn != topic:
+                raise Invalid(f"Sns.TopicArn is not this stack's {what} topic")
+            outcomes.append(apply(note))
         except Invalid as exc:
-            outcomes.append(_refused("sms", "inbound SMS record", exc))
-            continue
-        outcomes.append(services.inbound_sms.on_notification(note))
+            outcomes.append(_refused(source, f"{what} record", exc))
     return {"outcomes": outcomes}
 
 
+def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
+    """The inbound texts' SNS topic (docs/connectors.md): each record's notification read strictly
+    and handed to the inbound SMS connector (a text is applied once, by its ``inboundMessageId``)."""
+    services = bootstrap.services(WIRE)
+    return _each_notification(
+        event,
+        "sms",
+        "inbound SMS",
+        services.settings.sms_inbound_topic_arn,
+        lambda note: services.inbound_sms.receive(inbound_text(note.message, note.timestamp)),
+    )
+
+
+def on_connect_chat(event: dict[str, Any]) -> dict[str, Any]:
+    """The chat items Amazon Connect streams to the stack's topic (docs/connectors.md), each read
+    strictly and applied once by its id."""
+    from chalicelib import metrics
+
+    services = bootstrap.services(WIRE)
+
+    def apply(note: Notification) -> str:
+        item = chat_item(note.message, note.attributes)
+        outcome = services.amazon_connect.on_chat_item(item, note.attributes.get("InstanceId"))
+        metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+        return outcome
+
+    return _each_notification(event, "connect", "Amazon Connect chat", services.settings.connect_chat_topic_arn, apply)
+
+
 def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, or
-    (``Records``) the connector queue's delayed end checks, a partial batch response naming those to
-    retry. An event that is not a contact event of a listed instance in the stack's account and Region
-    is refused with a log line; a store that fails raises (EventBridge invokes again, applied once)."""
+    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, the
+    chat items Connect streams to the stack's SNS topic (``Records`` from SNS), or the connector
+    queue's delayed end checks (``Records`` from SQS: a partial batch response names those to retry).
+    An event that is not a contact event of a listed instance in the stack's account and Region is
+    refused with a log line; a store that fails raises (EventBridge and SNS invoke again, applied once)."""
     from chalicelib import metrics
     from chalicelib.domain.aws_events import bus_event
     from chalicelib.domain.errors import DomainError, Invalid
 
     connect = bootstrap.services(WIRE).amazon_connect
     records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list) and records and all(isinstance(r, dict) and "Sns" in r for r in records):
+        return on_connect_chat(event)
     if isinstance(records, list):
         failures = []
-        for record in records:
+        for message in queue_messages(r for r in records if isinstance(r, dict)):
             try:
-                outcome = connect.on_end_check(str(record.get("body") or ""))
+                outcome = connect.on_end_check(message.body)
             except DomainError:
                 log.warning("an Amazon Connect end check failed; it comes back", exc_info=True)
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+                failures.append(message.message_id)
                 continue
             metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
-        return {"batchItemFailures": failures}
+        return batch_failures(failures)
     try:
-        outcome = connect.on_event(bus_event(event))
+        received = bus_event(event)
+        outcome = connect.on_event(received, contact_event(received))
     except Invalid as exc:
         return {"outcome": _refused("connect", "Amazon Connect event", exc)}
     log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})

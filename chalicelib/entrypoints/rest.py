@@ -25,10 +25,10 @@ from chalicelib.domain.ids import ID_REGEX, is_id
 from chalicelib.domain.inbound_sms import E164_REGEX
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
-from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
+from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of, wire_names
 from chalicelib.entrypoints.validation import MAX_SEQ, CustomerId, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
-from chalicelib.entrypoints.wire import WIRE
+from chalicelib.entrypoints.wire import RULE_FIELDS, WIRE, coaching_csv
 from chalicelib.services.ports import Created
 from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, InboundMessage, Transferred
 
@@ -82,10 +82,15 @@ class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=T
     seconds: int | msgspec.UnsetType = msgspec.UNSET
 
 
+# domain.sentiment.LANGUAGES: Amazon Comprehend's sentiment languages (tests/unit/test_validation.py).
+SentimentLanguage = Literal["en", "es", "fr", "de", "it", "pt", "ar", "hi", "ja", "ko", "zh", "zh-TW"]
+
+
 class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
     escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
     retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    sentimentLanguage: SentimentLanguage = "en"
 
 
 class WebhookSecretBody(Body, frozen=True, kw_only=True):
@@ -397,16 +402,17 @@ def given[T](value: T | msgspec.UnsetType) -> T | None:
 
 @authenticated(AttentionRuleBody)
 def put_attention_rule(services: Services, caller: Principal, body: AttentionRuleBody, rule_id: str) -> Any:
-    rule = rule_from(
-        check_id(rule_id, "ruleId"),
-        body.kind,
-        body.enabled,
-        body.severity,
-        phrases=given(body.phrases),
-        speakers=given(body.speakers),
-        negative_in_a_row=given(body.negativeInARow),
-        seconds=given(body.seconds),
-    )
+    with wire_names(RULE_FIELDS):
+        rule = rule_from(
+            check_id(rule_id, "ruleId"),
+            body.kind,
+            body.enabled,
+            body.severity,
+            phrases=given(body.phrases),
+            speakers=given(body.speakers),
+            negative_in_a_row=given(body.negativeInARow),
+            seconds=given(body.seconds),
+        )
     return services.attention.put_rule(caller, rule)
 
 
@@ -422,7 +428,9 @@ def get_policy(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(PolicyBody)
 def put_policy(services: Services, caller: Principal, body: PolicyBody) -> Any:
-    return services.directory.put_policy(caller, body.recordCoaching, body.escalationSeconds, body.retentionDays)
+    return services.directory.put_policy(
+        caller, body.recordCoaching, body.escalationSeconds, body.retentionDays, body.sentimentLanguage
+    )
 
 
 @authenticated(WebhookSecretBody)
@@ -452,6 +460,36 @@ def get_timeline(request: Any, workitem_id: str) -> Reply:
 @authenticated()
 def _timeline_page(services: Services, caller: Principal, body: None, workitem_id: str, query: dict[str, str] | None) -> Any:
     return services.coaching.timeline(caller, check_id(workitem_id, "workitemId"), *page(query))
+
+
+ANALYTICS_PARAMETERS = frozenset({"from", "to", "groupBy", "format"})
+# A report's CSV (format=csv) is a download (app.py; Chalice's policy analyzer reads app.py, keep it plain).
+CSV_HEADERS: dict[str, str | list[str]] = {
+    "Content-Type": "text/csv; charset=utf-8",
+    "Content-Disposition": 'attachment; filename="coaching.csv"',
+}
+
+
+def get_coaching_analytics(request: Any) -> Reply:
+    """``GET /analytics/coaching``: JSON, or with ``format=csv`` the rows as CSV text."""
+    return _coaching_analytics(request, request.query_params)
+
+
+@authenticated()
+def _coaching_analytics(services: Services, caller: Principal, body: None, query: dict[str, str] | None) -> Any:
+    from chalicelib.domain import analytics as an
+
+    params = dict(query or {})
+    scope = services.analytics.scope(caller)  # agents and customers are refused before their query is read
+    unknown = sorted(set(params) - ANALYTICS_PARAMETERS)
+    if unknown:
+        raise Invalid(f"unknown query parameter {unknown[0][:64]!r} (from, to, groupBy, format)")
+    fmt = params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise Invalid("format must be json or csv")
+    parsed = an.parse_query(params.get("from"), params.get("to"), params.get("groupBy"))
+    report = services.analytics.coaching(caller, parsed, scope)
+    return coaching_csv(report) if fmt == "csv" else report
 
 
 @authenticated()

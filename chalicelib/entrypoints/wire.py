@@ -103,6 +103,10 @@ def template(t: Template) -> dict[str, Any]:
     return {"templateId": t.template_id, "text": t.text, "enabled": t.enabled}
 
 
+# An attention rule's fields whose wire name is not their attribute's.
+RULE_FIELDS = {"negative_in_a_row": "negativeInARow"}
+
+
 def attention_rule(r: Any) -> dict[str, Any]:
     """An attention rule (``domain.attention.Rule``): its kind's fields only."""
     body: dict[str, Any] = {"ruleId": r.rule_id, "kind": r.kind.value, "enabled": r.enabled, "severity": r.severity}
@@ -110,7 +114,7 @@ def attention_rule(r: Any) -> dict[str, Any]:
         body["phrases"] = list(r.phrases)
         body["speakers"] = list(r.speakers)
     if r.negative_in_a_row is not None:
-        body["negativeInARow"] = r.negative_in_a_row
+        body[RULE_FIELDS["negative_in_a_row"]] = r.negative_in_a_row
     if r.seconds is not None:
         body["seconds"] = r.seconds
     return body
@@ -138,7 +142,12 @@ def alert(a: Any) -> dict[str, Any]:
 
 
 def policy(p: Policy) -> dict[str, Any]:
-    return {"recordCoaching": p.record_coaching, "escalationSeconds": p.escalation_seconds, "retentionDays": p.retention_days}
+    return {
+        "recordCoaching": p.record_coaching,
+        "escalationSeconds": p.escalation_seconds,
+        "retentionDays": p.retention_days,
+        "sentimentLanguage": p.sentiment_language,
+    }
 
 
 def subscription(v: Any) -> dict[str, Any]:
@@ -254,6 +263,14 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.AlertNote: lambda r: {"alert": r.alert},
     results.SentimentNote: lambda r: {"workitemId": r.workitem_id, "seq": r.seq, "sentiment": r.sentiment},
     results.AttentionPage: lambda r: {"items": r.items, "nextCursor": r.next_cursor},
+    results.RuleNote: lambda r: {"rule": r.rule},
+    results.RuleList: lambda r: {"rules": r.rules},
+    results.SmsReceived: lambda r: {
+        "from": r.origination,
+        "to": r.destination,
+        "text": r.text,
+        "inboundMessageId": r.inbound_message_id,
+    },
     Workitem: workitem,
     TimelineEntry: entry,
     CustomerEntry: customer_entry,
@@ -261,6 +278,41 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     Template: template,
     Policy: policy,
 }
+
+
+# Coaching analytics' metrics (docs/product.md W13) by their names in chalicelib/domain/analytics.py.
+COACHING_METRICS = {
+    "monitored_workitems": "monitoredWorkitems",
+    "coach_messages": "coachMessages",
+    "helpful": "helpful",
+    "not_helpful": "notHelpful",
+    "forwarded": "forwarded",
+    "assist_requested": "assistRequested",
+    "assist_claimed": "assistClaimed",
+    "assist_escalated": "assistEscalated",
+    "claim_seconds_p50": "claimSecondsP50",
+}
+
+
+def _metrics(m: dict[str, Any]) -> dict[str, Any]:
+    return {COACHING_METRICS[k]: v for k, v in m.items()}
+
+
+def coaching_report(r: Any) -> dict[str, Any]:
+    """``GET /analytics/coaching``'s body (``services.analytics.CoachingReport``)."""
+    rows = [{"key": row.key, **({"name": row.name} if row.name else {}), **_metrics(row.metrics)} for row in r.rows]
+    return {"from": r.start, "to": r.end, "groupBy": r.group_by, "rows": rows, "totals": _metrics(r.totals)}
+
+
+def coaching_csv(r: Any) -> str:
+    """The report's rows as CSV: a header of the JSON fields (``key``, ``name``, the metrics), ``null``
+    an empty cell, cells that would start a spreadsheet formula escaped (``domain/analytics.py``)."""
+    from chalicelib.domain.analytics import METRICS, render_csv
+
+    header = ["key", "name", *(COACHING_METRICS[m] for m in METRICS)]
+    return render_csv(header, ([row.key, row.name, *(row.metrics.get(m) for m in METRICS)] for row in r.rows))
+
+
 # Records of rules that load on first use only (importing app skips the voice and webhook rules), known
 # by name until one is seen.
 _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
@@ -268,6 +320,7 @@ _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
     ("chalicelib.domain.webhooks", "SubscriptionView"): subscription,
     ("chalicelib.domain.attention", "Rule"): attention_rule,
     ("chalicelib.domain.attention", "Alert"): alert,
+    ("chalicelib.services.analytics", "CoachingReport"): coaching_report,
 }
 
 

@@ -22,6 +22,7 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services import push_events as ev
+from chalicelib.services.analytics import requested_slots
 from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier, Outbox
@@ -145,7 +146,8 @@ class AssistanceService:
         connection_id: str | None = None,
     ) -> AssistSent:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
-        (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
+        (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem (a TransactWriteItems
+        with the analytics' facts of a hand raised to supervisors, docs/data-model.md), plus 2 UpdateItem
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
@@ -185,11 +187,11 @@ class AssistanceService:
                 text=text,
                 recipients=delivery.recipients,
             )
-        self.store.create(request, policy.retention_days)
+        counted = self.store.create(request, policy.retention_days, requested_slots(request))
         box = self.notifier.outbox(tenant, connection_id)
         self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, AssistNote(request))
         self.notifier.flush(box)
-        self._publish(AssistRequested(request))
+        self._publish(AssistRequested(request, counted))
         return AssistSent(request.assist_id, delivery.recipients)
 
     def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> AssistId:
@@ -200,7 +202,7 @@ class AssistanceService:
             raise NotFound(f"assistance request {assist_id} not found")
         rules.check_claim(caller, request)
         try:
-            request = self.store.claim(request, caller.user_id)
+            request = self.store.claim(request, caller.user_id, now_pair(self.clock)[0])
         except rules.AlreadyClaimed:
             # Lost the race to another claim: read it again (1 GetItem, on this path only) so the
             # refusal names the winner, as check_claim does when the claim was seen first.

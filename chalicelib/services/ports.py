@@ -9,7 +9,7 @@ millisecond of every cold start (docs/performance.md, section 3).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +21,7 @@ from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
+    from chalicelib.domain.analytics import Cell, Read, Slot
     from chalicelib.domain.assistance import AssistanceRequest
     from chalicelib.domain.attention import Alert, Rule
     from chalicelib.domain.fairness import Health
@@ -135,6 +136,8 @@ class Policy(msgspec.Struct, frozen=True):
     escalation_seconds: int = 120
     retention_days: int = 90
     webhook_secret: str | None = None
+    # The language customers write in, for sentiment (one of domain.sentiment.LANGUAGES).
+    sentiment_language: str = "en"
 
 
 class Idempotency(msgspec.Struct, frozen=True):
@@ -167,6 +170,15 @@ class ChannelFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class QueueMessage(msgspec.Struct, frozen=True):
+    """One message a queue hands a function (read from Lambda's SQS record at the edge)."""
+
+    message_id: str
+    body: str
+    receipt: str = ""  # the handle that changes this receipt's visibility
+    receives: int = 1  # how many times the queue has handed it out, this time included
 
 
 class Created(msgspec.Struct, frozen=True):
@@ -400,14 +412,16 @@ class Verifier(Protocol):
 class AssistanceStore(Protocol):
     """Where assistance requests live (``chalicelib.adapters.assist_repository`` on DynamoDB)."""
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
-        """Store a new request; a due one enters the escalation index."""
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[Slot] = ()) -> bool:
+        """Store a new request; a due one enters the escalation index. ``counted``: the analytics'
+        facts of the request (``ONCE`` slots, new), stored with it, all or nothing, when their buckets
+        are free; True when they were (or there were none), False when the request was stored alone."""
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """The request as last written (strongly consistent)."""
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
-        """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
+        """Pending -> claimed (at ``at``), conditional on it still being pending; it leaves the escalation index.
         Returns the request as written (an escalation may have added recipients since it was read).
         Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
 
@@ -417,6 +431,30 @@ class AssistanceStore(Protocol):
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """Write an escalation step, conditional on the stored request still being ``before``'s
         pending stage. False when a claim or another sweep got there first."""
+
+
+class AnalyticsStore(Protocol):
+    """Where the coaching analytics' slots and daily buckets live (``adapters/analytics_store.py``)."""
+
+    def apply(self, tenant_id: str, slot: Slot) -> bool:
+        """Apply one slot exactly once (``domain/analytics.py``): when it wins against the stored one,
+        store it and change the buckets by the difference, all or nothing. False when it did not win
+        (the same fact again, or an older one)."""
+
+    def read(self, tenant_id: str, reads: Sequence[Read]) -> list[tuple[Cell, dict[str, int]]]:
+        """What each read finds (``domain/analytics.py``: :class:`Read`, :func:`stored_answer`): day
+        buckets and month roll-ups, their counters times the read's sign; one Query per read."""
+
+
+class RetainedHistory(Protocol):
+    """What a tenant still retains, read in full for an analytics rebuild (an operator's tool: these
+    reads are Scans, never on a request path)."""
+
+    def workitems(self, tenant_id: str) -> Iterable[tuple[str, str]]:
+        """(workitem id, its agent now) of every retained workitem of the tenant."""
+
+    def requests(self, tenant_id: str) -> Iterable[AssistanceRequest]:
+        """Every retained assistance request of the tenant."""
 
 
 class AttentionStore(Protocol):
@@ -453,6 +491,20 @@ class AttentionStore(Protocol):
 
     def clear(self, cleared: Alert) -> bool:
         """Store ``cleared`` if the alert is still active (False otherwise)."""
+        ...
+
+
+class ConnectApi(Protocol):
+    """What the connector asks Amazon Connect (adapters/connect_api.py). Both raise
+    :class:`ChannelFailed` when Connect refuses or cannot be reached."""
+
+    def start_streaming(self, instance_arn: str, initial_contact_id: str, topic_arn: str) -> str:
+        """Stream the chat's items to ``topic_arn``; the streaming id. Idempotent per chat."""
+        ...
+
+    def disconnect_reason(self, instance_arn: str, contact_id: str) -> str | None:
+        """Connect's disconnect reason of a contact that has ended ("" when it names none); None
+        while the contact is still going on."""
         ...
 
 

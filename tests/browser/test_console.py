@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -408,6 +409,56 @@ def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_
     expect(row).to_contain_text("offline")
 
 
+def test_insights_chart_and_csv_carry_the_apis_numbers(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    """W13: the insights screen (loaded on demand, with its chart library) for a supervisor: the trend
+    chart is drawn, the tables and the CSV download hold the API's numbers, and axe finds nothing serious."""
+    import csv
+    import io
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    _front_line(tenant)
+    wid = tenant.assign("wi-insights", "chat", "agent1")
+    sup = tenant.connect("sup1", "supervisor")
+    agent = tenant.connect("agent1", "agent")
+    sup.ok("monitor.start", workitemId=wid)
+    tip = sup.ok("coach.send", workitemId=wid, text="Offer the refund")["entry"]["messageId"]
+    sup.ok("coach.send", workitemId=wid, text="=1+1")
+    agent.ok("coach.react", workitemId=wid, messageId=tip, reaction="thumbs_up")
+    today = datetime.now(UTC).date()
+    query = f"from={(today - timedelta(days=29)).isoformat()}&to={today.isoformat()}"
+    token = tenant.token("sup1", "supervisor")
+
+    def by_agent() -> dict[str, Any]:
+        status, body = stack.rest("GET", f"/analytics/coaching?{query}&groupBy=agent", token)
+        assert status == 200, body
+        return body
+
+    deadline = time.monotonic() + 10  # the stream consumer counts within seconds (contract: 10 s)
+    while by_agent()["totals"]["helpful"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    expected = by_agent()
+    assert expected["totals"]["coachMessages"] == 2 and expected["totals"]["helpful"] == 1
+
+    page = open_as(token)
+    page.get_by_test_id("insights-link").click()
+    expect(page.get_by_test_id("insights")).to_be_visible()
+    expect(page.locator("[data-testid=insights-chart] canvas")).to_have_count(1)
+    row = page.locator("[data-testid=insights-agents] tbody tr[data-key=agent1]")
+    expect(row).to_contain_text("2")
+    expect(page.locator("[data-testid=insights-totals] [data-metric=helpful] dd")).to_have_text("1")
+    with page.expect_download() as download:
+        page.get_by_test_id("insights-csv").click()
+    lines = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert [line["key"] for line in lines] == [r["key"] for r in expected["rows"]]
+    for line, api in zip(lines, expected["rows"], strict=True):
+        assert {k: line[k] for k in api if k not in ("key", "name")} == {
+            k: "" if v is None else str(v) for k, v in api.items() if k not in ("key", "name")
+        }
+    screenshot(page, "insights")
+    assert axe_violations(page) == []
+
+
 def test_the_attention_panel_ranks_live_alerts_and_takes_one(tenant: Tenant, open_as: OpenAs) -> None:
     """W11.10: a keyword alert appears on the supervisor's board at once, the higher score first; Take
     acks it and Monitor opens the workitem."""
@@ -453,3 +504,48 @@ def test_a_name_of_256_characters_stays_inside_its_agent_card(tenant: Tenant, op
     assert card.locator(".agent-name").get_attribute("title") == long_name
     agent = open_as(tenant.token("agent1", "agent"))  # the agent's own name in the top bar fits too
     assert agent.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_an_admin_creates_edits_disables_and_deletes_an_attention_rule(tenant: Tenant, open_as: OpenAs) -> None:
+    admin = open_as(tenant.admin_token, wait_live=False)
+    rules = admin.get_by_test_id("attention-rules")
+    form = rules.get_by_test_id("rule-form")
+    form.locator("input[name=ruleId]").fill("refunds")
+    form.locator("textarea[name=phrases]").fill("refund, speak to a manager")
+    form.locator("input[name=speaker-agent]").check()
+    form.locator("select[name=severity]").select_option("3")
+    form.get_by_role("button", name="Save rule").click()
+    row = rules.locator("[data-testid=rule-row][data-rule-id=refunds]")
+    expect(row).to_contain_text("speak to a manager")
+    assert tenant.admin("GET", "/admin/attention-rules")["rules"] == [
+        {
+            "ruleId": "refunds",
+            "kind": "keyword",
+            "enabled": True,
+            "severity": 3,
+            "phrases": ["refund", "speak to a manager"],
+            "speakers": ["customer", "agent"],
+        }
+    ]
+    # Edit: the form takes the rule; another kind sends that kind's fields only.
+    row.get_by_role("button", name="Edit").click()
+    expect(form.locator("input[name=ruleId]")).to_have_value("refunds")
+    form.locator("select[name=kind]").select_option("customer_waiting")
+    form.locator("input[name=seconds]").fill("45")
+    form.get_by_role("button", name="Save rule").click()
+    expect(row).to_contain_text("45 s")
+    row.get_by_role("checkbox").click()
+    expect(row.get_by_role("checkbox")).not_to_be_checked()
+    deadline = time.monotonic() + 10  # the click's PUT may still be on its way: wait for it to land
+    while (rule := tenant.admin("GET", "/admin/attention-rules")["rules"][0])["enabled"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rule == {"ruleId": "refunds", "kind": "customer_waiting", "enabled": False, "severity": 3, "seconds": 45}
+    # A rule the server refuses is shown, and nothing changes.
+    form.locator("select[name=kind]").select_option("keyword")
+    form.locator("textarea[name=phrases]").fill("!!!")
+    form.get_by_role("button", name="Save rule").click()
+    expect(admin.get_by_role("alert")).to_contain_text("phrases")
+    assert tenant.admin("GET", "/admin/attention-rules")["rules"] == [rule]
+    row.get_by_role("button", name="Delete").click()
+    expect(rules.locator("[data-testid=rule-row]")).to_have_count(0)
+    assert tenant.admin("GET", "/admin/attention-rules")["rules"] == []

@@ -658,6 +658,60 @@ def test_every_rest_route_method_and_parameter(world: World, request: tuple[str,
         raise AssertionError(f"an id with an encoded #, /, %, NUL or space was accepted: {method} {url}")
 
 
+# GET /analytics/coaching: its own parameters, with odd values; the answer is JSON or, for a valid
+# format=csv, CSV text; never a write.
+ANALYTICS_VALUES = [
+    "2026-01-01",
+    "2026-12-31",
+    "2027-01-02",
+    "2026-02-30",
+    "2026-1-1",
+    "%EF%BC%92026-01-01",
+    "2026-01-01T00:00:00Z",
+    "-2026-01-01",
+    "9" * 5000,
+    "",
+    "agent",
+    "supervisor",
+    "template",
+    "day",
+    "csv",
+    "json",
+    "%3D1%2B1",
+    "%00",
+]
+
+
+@FUZZ
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["from", "to", "groupBy", "format", "x"]), st.sampled_from(ANALYTICS_VALUES), max_size=5
+    ),
+    who=st.sampled_from(REST_TOKENS),
+)
+def test_analytics_queries(world: World, query: dict[str, str], who: str) -> None:
+    b = bench(world)
+    token = _rest_token(world, who)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = "/analytics/coaching?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    def call() -> Any:
+        return world.http.get(url, headers=headers)
+
+    response, writes = b.call(call)
+    csv_answer = response.status_code == 200 and query.get("format") == "csv"
+    if csv_answer:
+        text = response.body.decode()
+        assert text.startswith("key,name,monitoredWorkitems,"), text[:200]
+        payload: Any = {"csv": text}
+    else:
+        payload = json.loads(response.body) if response.body else None
+    check_rest(b, response.status_code, payload, writes, ("GET", url, who))
+    assert not writes, writes
+    if response.status_code == 200:
+        assert who in ("admin", "supervisor"), (who, url)
+
+
 # --- webhooks --------------------------------------------------------------------------------------------
 
 
@@ -823,19 +877,25 @@ def connect_events() -> st.SearchStrategy[Any]:
     return mostly(shaped, st.one_of(json_values, shaped.map(lambda e: {**e, "detail": {"eventType": e["detail"]}})))
 
 
+def _connect_the_tenant(world: World) -> None:
+    """The stack follows the test instance, and tenant t1 connects it with agent-1 mapped."""
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
+
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+
+
 @CONNECTOR_FUZZ
 @given(event=connect_events())
 def test_amazon_connect_events(world: World, event: Any) -> None:
     """The contact event function never raises for what it is handed and answers one outcome; what it
     refuses or ignores writes nothing."""
     from chalicelib.entrypoints import events
-    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
 
     b = bench(world)
-    world.services.amazon_connect.settings = msgspec.structs.replace(
-        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
-    )
-    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    _connect_the_tenant(world)
     b.last = b.snapshot()
     result, writes = b.call(
         lambda: events.on_connect_event(event) if isinstance(event, dict) else events.on_connect_event({"x": event})
@@ -843,3 +903,41 @@ def test_amazon_connect_events(world: World, event: Any) -> None:
     world.pump()
     assert result["outcome"] in {"applied", "duplicate", "scheduled", "ignored", "invalid"}, result
     b.refused_wrote_nothing(result["outcome"] in {"ignored", "invalid"}, writes, event)
+
+
+def connect_chat_items() -> st.SearchStrategy[Any]:
+    """An SNS record of the chat topic: mostly a streamed chat item with odd fields, else anything."""
+    from tests.integration.test_connect_chat import item, notification
+
+    shaped = st.builds(
+        item,
+        st.sampled_from(["i-1", "i-2", "", "a b", "x" * 300]),
+        role=st.sampled_from(["CUSTOMER", "AGENT", "SYSTEM", "CUSTOM_BOT", "SUPERVISOR", "customer", ""]),
+        content=st.text(max_size=40) | st.sampled_from(["", " ", "x" * 16385]),
+        kind=st.sampled_from(["MESSAGE", "EVENT", "ATTACHMENT", "TYPING", ""]),
+        AbsoluteTime=st.sampled_from(["2026-12-07T22:50:05.656Z", "soon", 5]),
+        InitialContactId=st.sampled_from(["33333333-abc5-46db-9ad5-d772559ab556", "other-chat", "../x", None]),
+        Attachments=st.none() | st.lists(st.fixed_dictionaries({}, optional={"AttachmentName": json_values}), max_size=2),
+    ).map(notification)
+    return mostly(shaped, json_values.map(lambda v: {"EventSource": "aws:sns", "Sns": v}))
+
+
+@CONNECTOR_FUZZ
+@given(record=connect_chat_items())
+def test_amazon_connect_chat_items(world: World, record: Any) -> None:
+    """The chat items of a followed chat: never an exception, one outcome per record; what is refused,
+    skipped or ignored writes nothing."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import contact_event
+    from tests.integration.test_connect_chat import CHAT
+
+    b = bench(world)
+    _connect_the_tenant(world)
+    events.on_connect_event(contact_event("CONNECTED_TO_AGENT", CHAT))
+    world.pump()
+    b.last = b.snapshot()
+    result, writes = b.call(lambda: events.on_connect_event({"Records": [record]}))
+    world.pump()
+    (outcome,) = result["outcomes"]
+    assert outcome in {"applied", "duplicate", "skipped", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(outcome in {"skipped", "ignored", "invalid"}, writes, record)

@@ -19,10 +19,11 @@ import copy
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib.domain import analytics as an
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
 from chalicelib.domain.attention import Alert, AlertState, Rule
 from chalicelib.domain.coaching import Change, Channel, Status, Workitem
@@ -498,6 +499,7 @@ class MemoryDirectory:
                 escalation_seconds=item.get("escalation_seconds", d.escalation_seconds),
                 retention_days=item.get("retention_days", d.retention_days),
                 webhook_secret=item.get("webhook_secret"),
+                sentiment_language=item.get("sentiment_language", d.sentiment_language),
             )
 
     def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
@@ -506,6 +508,7 @@ class MemoryDirectory:
                 record_coaching=policy.record_coaching,
                 escalation_seconds=policy.escalation_seconds,
                 retention_days=policy.retention_days,
+                sentiment_language=policy.sentiment_language,
             )
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None:
@@ -575,32 +578,38 @@ class MemoryAssistStore:
     """``AssistanceStore``: every state change conditional on the request still pending (at the
     stage read), the due index sharded as the adapter shards it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, analytics: MemoryAnalyticsStore | None = None) -> None:
         self._shards = max(1, settings.escalation_shards)
         self._items: dict[tuple[str, str], AssistanceRequest] = {}
         self._lock = threading.Lock()
+        self.analytics = analytics  # where a request's counted facts go (none: they are not counted here)
 
     def shard_of(self, assist_id: str) -> int:
         return zlib.crc32(assist_id.encode()) % self._shards
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[an.Slot] = ()) -> bool:
         with self._lock:
             key = (request.tenant_id, request.assist_id)
             if key in self._items:
                 raise AlreadyExists(request.assist_id)
             self._items[key] = request
+        if counted and self.analytics is None:
+            return False
+        for slot in counted:
+            self.analytics.apply(request.tenant_id, slot)  # type: ignore[union-attr]
+        return True
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         with self._lock:
             return self._items.get((tenant_id, assist_id))
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
         with self._lock:
             key = (request.tenant_id, request.assist_id)
             stored = self._items.get(key)
             if stored is None or stored.status is not AssistStatus.PENDING:
                 raise AlreadyClaimed("the assistance request was already claimed")
-            claimed = replace(stored, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None)
+            claimed = replace(stored, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None, claimed_at=at)
             self._items[key] = claimed
             return claimed
 
@@ -756,6 +765,22 @@ class MemoryWebhookStore:
                 del self._lane[(tenant_id, place)]
 
 
+class MemoryAnalyticsStore:
+    """The analytics store in memory: one ledger of slots and buckets per tenant."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ledgers: dict[str, an.Ledger] = {}
+
+    def apply(self, tenant_id: str, slot: an.Slot) -> bool:
+        with self._lock:
+            return self.ledgers.setdefault(tenant_id, an.Ledger()).apply(slot)
+
+    def read(self, tenant_id: str, reads: Sequence[an.Read]) -> list[tuple[an.Cell, dict[str, int]]]:
+        with self._lock:
+            return self.ledgers.get(tenant_id, an.Ledger()).read(reads)
+
+
 class MemoryAttentionStore:
     """Attention rules, as the DynamoDB store keeps them (one partition per tenant, sorted by id)."""
 
@@ -837,6 +862,7 @@ class MemoryStorage:
         self.workitems = MemoryWorkitemStore(self.tables)
         self.directory = MemoryDirectory(self.tables, self.settings)
         self.registry = MemoryConnectionRegistry()
-        self.assistance = MemoryAssistStore(self.settings)
+        self.analytics = MemoryAnalyticsStore()
+        self.assistance = MemoryAssistStore(self.settings, self.analytics)
         self.webhooks = MemoryWebhookStore(self.tables)
         self.attention = MemoryAttentionStore(self.tables)

@@ -135,7 +135,7 @@ def test_start_monitoring_adds_a_joined_line_and_makes_coaching_active(run: Run)
     (entry,) = change.entries
     assert entry.kind is EntryKind.SUPERVISOR_JOINED and entry.seq == 1 and entry.at == NOW
     assert entry.author_id == "sup-1" and entry.author_role is Role.SUPERVISOR
-    assert entry.extra == {"supervisorId": "sup-1"} and entry.customer_seq is None
+    assert entry.extra == {"supervisorId": "sup-1", "agentId": "agent-1"} and entry.customer_seq is None
     assert run.w.version == 1 and run.w.seq == 1 and run.w.customer_seq == 0
     assert change.ended_for == [] and change.end_reason is None
 
