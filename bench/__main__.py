@@ -106,6 +106,26 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             rows.append(
                 (label, f"{fan['p99_ms']} / {fan['echo_p99_ms']} ms = {fan['ratio_p99']}x", "<= 2x", fan["ratio_p99"] <= 2)
             )
+    fast = results.get("fanout_fast") or {}
+    ordered = results.get("fanout") or {}
+    if fast.get("ratio_to_ack_p99") is not None:
+        rows.append(
+            (
+                "fast fan-out p99 / its ack p99, 200 conns",
+                f"{fast['p99_ms']} / {fast['ack_p99_ms']} ms = {fast['ratio_to_ack_p99']}x",
+                "<= 1.25x",
+                fast["ratio_to_ack_p99"] <= 1.25,
+            )
+        )
+    if fast.get("p99_ms") is not None and ordered.get("p99_ms") is not None:
+        rows.append(
+            (
+                "fast fan-out p99 / ordered fan-out p99",
+                f"{fast['p99_ms']} / {ordered['p99_ms']} ms = {fast['ratio_to_ordered_p99']}x",
+                "<= 0.5x",
+                fast["p99_ms"] <= ordered["p99_ms"] / 2,
+            )
+        )
     cold = results.get("cold_start") or {}
     if cold.get("ratio") is not None:
         rows.append(
@@ -216,8 +236,10 @@ def table(results: dict[str, Any]) -> str:
         for k, t in (
             ("fanout_20", "DynamoDB Local, 20"),
             ("fanout", "DynamoDB Local, 200"),
+            ("fanout_fast", "DynamoDB Local, 200, fast"),
             ("fanout_20_moto", "moto server, 20"),
             ("fanout_moto", "moto server, 200"),
+            ("fanout_fast_moto", "moto server, 200, fast"),
         )
         if (results.get(k) or {}).get("p50_ms") is not None
     ]
@@ -234,6 +256,11 @@ def table(results: dict[str, Any]) -> str:
                 f"{fan['echo_p99_ms']:>9} {str(fan['ratio_p99']) + 'x':>10} "
                 f"{fan.get('coach_send_ack', {}).get('p50_ms'):>8}"
             )
+    for key, title in fans:
+        delays = results[key].get("commit_to_post_ms") or {}
+        if delays:
+            shown = ", ".join(f"{path} p50 {d['p50_ms']} / p99 {d['p99_ms']} ms (n={d['n']})" for path, d in delays.items())
+            lines.append(f"  commit -> posts handed over, inside the stack ({title}): {shown}")
     for key, title in (
         ("cold_start", "virtualenv"),
         ("cold_start_lambda", "Lambda layout, zip as packaged"),

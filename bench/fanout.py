@@ -17,6 +17,14 @@ Measured, one operation at a time (closed loop, nothing else in flight), alterna
   BatchGetItem on the store -> 8 parallel POSTs /@connections -> sockets.
 
 Customers stay connected and must receive nothing: coaching frames seen by them are counted.
+
+Then the same again with fast delivery (key ``fanout_fast``; docs/product.md W15): every connection of
+the 200-connection phase is closed and opened again with ``?delivery=fast`` (the same people, the same
+workitems, the supervisors still monitoring), and the same measurement runs. A recipient's sample is
+the first ``coach.message`` of the send to reach it, which is the handler's post, posted in one batch
+with the sender's ack (the ordered path's copy comes later and is not counted). ``ack_p50_ms`` and
+``ack_p99_ms`` are the sender's ack of the same sends: the target is ``p99_ms`` <= 1.25 x ``ack_p99_ms``
+(others see a message about when its sender learns it is committed) and <= half of ``fanout``'s p99.
 """
 
 from __future__ import annotations
@@ -100,14 +108,16 @@ class Deliveries:
             self.complete[text].set()
 
 
-async def open_rooms(stack: stack_module.Stack, indexes: range, deliveries: Deliveries) -> list[Room]:
+async def open_rooms(
+    stack: stack_module.Stack, indexes: range, deliveries: Deliveries, *, fast: bool = False, monitor: bool = True
+) -> list[Room]:
     specs: list[tuple[str, str, str | None, str]] = []
     for i in indexes:
         agent, sups, customer, wid = people(i)
         specs.append((agent, "agent", wid, stack.token(agent, "agent")))
         specs.extend((s, "supervisor", wid, stack.token(s, "supervisor")) for s in sups)
         specs.append((customer, "customer", wid, stack.token(customer, "customer", wid=wid)))
-    conns = await open_all(stack.ws_url, specs)
+    conns = await open_all(stack.ws_url, specs, query="&delivery=fast" if fast else "")
     for conn in conns:
         conn.on_event = deliveries.on_event
     rooms = []
@@ -115,11 +125,12 @@ async def open_rooms(stack: stack_module.Stack, indexes: range, deliveries: Deli
         chunk = conns[n * PER_WORKITEM : (n + 1) * PER_WORKITEM]
         rooms.append(Room(people(i)[3], chunk[0], chunk[1:-1], chunk[-1]))
 
-    async def monitor(room: Room) -> None:
+    async def start_monitoring(room: Room) -> None:
         for sup in room.supervisors:  # one at a time: no optimistic-concurrency retries in the setup
             await sup.ok("monitor.start", workitemId=room.workitem, timeout=60)
 
-    await asyncio.gather(*(monitor(r) for r in rooms))
+    if monitor:  # (a reconnecting supervisor still monitors: monitoring belongs to the user)
+        await asyncio.gather(*(start_monitoring(r) for r in rooms))
     await asyncio.sleep(0.5)  # let the coaching.joined pushes land before measuring
     return rooms
 
@@ -194,6 +205,10 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
     t = time.perf_counter()
     # --store moto pins the stack to moto's server; without it the stack would pick DynamoDB Local itself.
     extra = {"DYNAMODB_ENDPOINT": endpoint} if endpoint else {"DEVSTACK_STORE": "moto"}
+    # The stack's own CommitToPostDelay by Path (the functions' metrics, as CloudWatch would get them):
+    # how long after the commit each path hands its posts over, measured inside the stack.
+    metrics_file = Path(tempfile.mkdtemp(prefix="bench-fanout-")) / "metrics.jsonl"
+    extra["DEVSTACK_METRICS_FILE"] = str(metrics_file)
     command = None
     if trace is not None:
         extra["BENCH_TRACE_OUT"] = str(trace)
@@ -219,19 +234,59 @@ async def run_async(quick: bool, endpoint: str | None, trace: Path | None = None
         phases["connect_and_monitor_200_s"] = time.perf_counter() - t2
         if trace is not None:  # the server-side trace covers the 200-connection phase only
             stack.process.send_signal(signal.SIGUSR1)
+        mark = _lines(metrics_file)
         result_200 = await measure(rooms, deliveries, samples, warmup, "c200", rng)
-        leaked = len(deliveries.leaked)
+        result_200["commit_to_post_ms"] = commit_to_post(metrics_file, mark)
         await close_all(c for r in rooms for c in r.all)
+        # The same people and workitems again, every connection opened with ?delivery=fast.
+        fast_rooms = await open_rooms(stack, range(total_workitems), deliveries, fast=True, monitor=False)
+        mark = _lines(metrics_file)
+        result_fast = fast_shape(await measure(fast_rooms, deliveries, samples, warmup, "fast", rng), result_200)
+        result_fast["commit_to_post_ms"] = commit_to_post(metrics_file, mark)
+        leaked = len(deliveries.leaked)
+        await close_all(c for r in fast_rooms for c in r.all)
     finally:
         await loop.run_in_executor(None, stack.stop)
     store = "DynamoDB Local (DYNAMODB_ENDPOINT)" if endpoint else "embedded moto server"
-    for result in (result_20, result_200):
+    for result in (result_20, result_200, result_fast):
         result["leaked_to_customers"] = leaked
         result["store"] = store
     result_200["phases"] = {k: round(v, 1) for k, v in phases.items()}
     if trace is not None and trace.exists():
         result_200["server_trace"] = json.loads(trace.read_text())
-    return {"fanout": result_200, "fanout_20": result_20}
+    return {"fanout": result_200, "fanout_20": result_20, "fanout_fast": result_fast}
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+
+def commit_to_post(path: Path, since: int) -> dict[str, Any]:
+    """The stack's CommitToPostDelay samples written after line ``since``, by path (``stream``: the
+    ordered copy from the stream's consumer; ``fast``: the handler's own posts), p50/p99 in ms."""
+    by_path: dict[str, list[float]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()[since:] if path.exists() else []
+    for line in lines:
+        document = json.loads(line)
+        value = document.get("CommitToPostDelay")
+        if value is not None:  # one value, or an array of them (EMF)
+            values = value if isinstance(value, list) else [value]
+            by_path.setdefault(str(document.get("Path")), []).extend(float(v) / 1000 for v in values)
+    return {name: summary_ms(values) for name, values in sorted(by_path.items())}
+
+
+def fast_shape(fast: dict[str, Any], ordered: dict[str, Any]) -> dict[str, Any]:
+    """``fanout``'s keys for the fast run, plus the sender's ack of the same sends and the targets'
+    ratios: to the ack's p99 (<= 1.25) and to the ordered run's p99 (<= 0.5)."""
+    ack = fast["coach_send_ack"]
+    fast["delivery"] = "fast"
+    fast["ack_p50_ms"] = ack.get("p50_ms")
+    fast["ack_p99_ms"] = ack.get("p99_ms")
+    fast["ratio_to_ack_p99"] = round(fast["p99_ms"] / ack["p99_ms"], 2) if fast["p99_ms"] and ack.get("p99_ms") else None
+    fast["ratio_to_ordered_p99"] = (
+        round(fast["p99_ms"] / ordered["p99_ms"], 2) if fast["p99_ms"] and ordered.get("p99_ms") else None
+    )
+    return fast
 
 
 def _run(quick: bool, endpoint: str | None, trace: bool) -> dict[str, Any]:
@@ -247,7 +302,7 @@ def run(quick: bool, store: str = "ddblocal", trace: bool = False) -> dict[str, 
     fallback store, moto's server (keys ``fanout_moto`` and ``fanout_20_moto``)."""
     if store == "moto":
         result = _run(quick, None, trace)
-        return {"fanout_moto": result["fanout"], "fanout_20_moto": result["fanout_20"]}
+        return {"fanout_moto": result["fanout"], "fanout_20_moto": result["fanout_20"], "fanout_fast_moto": result["fanout_fast"]}
     with stack_module.dynamodb_local() as endpoint:
         if endpoint is None:
             return {"fanout": {"skipped": "DynamoDB Local is not available (make install, Java 17+)"}}

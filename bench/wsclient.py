@@ -94,14 +94,17 @@ class Conn:
         self._reader.cancel()
 
 
-async def open_all(ws_url: str, people: Iterable[tuple[str, str, str | None, str]], concurrency: int = 16) -> list[Conn]:
-    """Open one connection per (name, role, workitem, token), ``concurrency`` handshakes at a time."""
+async def open_all(
+    ws_url: str, people: Iterable[tuple[str, str, str | None, str]], concurrency: int = 16, query: str = ""
+) -> list[Conn]:
+    """Open one connection per (name, role, workitem, token), ``concurrency`` handshakes at a time;
+    ``query`` is appended to each URL's query string (``&delivery=fast``)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(name: str, role: str, workitem: str | None, token: str) -> Conn:
         async with gate:
             ws = await connect(
-                f"{ws_url}?token={quote(token, safe='')}",
+                f"{ws_url}?token={quote(token, safe='')}{query}",
                 compression=None,
                 max_size=None,
                 ping_interval=None,

@@ -227,7 +227,8 @@ def build(
     directory = stores.directory
     bus = MessageBus()
     notifier = Notifier(pusher or ApiGatewayPusher(settings.management_endpoint, settings.region), directory, clock, wire)
-    workitems = Workitems(stores.workitems, clock, bus)
+    fanout = FanoutService(directory, notifier, clock)
+    workitems = Workitems(stores.workitems, clock, bus, fanout)
     coaching = CoachingService(workitems, directory, directory, notifier, bus)
     jwt_secret = Secret(settings.jwt_secret, settings.jwt_secret_param, settings.region)
     webhook_secret = Secret(settings.webhook_secret, settings.webhook_secret_param, settings.region)
@@ -247,7 +248,7 @@ def build(
         tokens=tokens,
         directory=DirectoryService(directory, stores.registry, stores.workitems, notifier, clock, bus),
         coaching=coaching,
-        fanout=FanoutService(directory, notifier, clock),
+        fanout=fanout,
         webhooks=webhooks,
         assistance=assistance,
         voice=voice,

@@ -7,7 +7,7 @@ and recorded in one line wherever the thing happens::
 
     metrics.PUSHES.add()                                  # one frame posted
     metrics.WEBHOOK_DELIVERIES.add(outcome="delivered")   # a dimension value, as a keyword
-    metrics.COMMIT_TO_POST.record(312.5)                  # one sample (milliseconds)
+    metrics.COMMIT_TO_POST.record(312.5, path="stream")   # one sample (milliseconds)
 
 Adding a metric is one declaration here (``NEW = Counter("New", "what it counts")``) and one call; the
 infra tests then want it on the dashboard or in docs/operations.md's metric table. A dimension's values
@@ -117,7 +117,12 @@ ACTION_ERRORS = Counter(
 )
 ACTION_REFUSALS = Counter("ActionRefusals", "actions refused for the request's own fault (4xx codes)", ("Action",), rollup=True)
 CONNECTS = Counter("Connects", "$connect authorizations by outcome: accepted, refused (bad token), failed", ("Outcome",))
-COMMIT_TO_POST = Timing("CommitToPostDelay", "from a change's commit to its events handed to @connections (fanout)")
+COMMIT_TO_POST = Timing(
+    "CommitToPostDelay",
+    "from a change's commit to its events handed to @connections: by the stream's fanout (Path=stream) or, "
+    "for fast connections, by the handler that committed it (Path=fast)",
+    ("Path",),
+)
 PUSHES = Counter("Pushes", "frames posted to WebSocket connections")
 GONE_CONNECTIONS = Counter("GoneConnections", "posts answered 410 Gone (the client left; its record is forgotten)")
 PUSH_FAILURES = Counter("PushFailures", "frames not posted: timed out, throttled, refused, or skipped behind a slow receiver")

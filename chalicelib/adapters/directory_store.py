@@ -47,7 +47,7 @@ from chalicelib.services.results import DirectMessage
 from chalicelib.settings import Settings
 
 
-def _to_recipient(item: RecipientItem, key: str) -> Recipient:
+def to_recipient(item: RecipientItem, key: str) -> Recipient:
     try:
         presence = Presence(item.presence) if item.presence else Presence.AVAILABLE
     except ValueError:
@@ -102,20 +102,20 @@ class DynamoDirectory:
             return {}
         out: dict[str, Recipient] = {}
         for item in RecipientItem.batch_get([(pk, "U") for pk in wanted], consistent_read=consistent):
-            out[wanted[item.pk]] = _to_recipient(item, wanted[item.pk])
+            out[wanted[item.pk]] = to_recipient(item, wanted[item.pk])
         return out
 
     def recipient(self, tenant_id: str, key: str) -> Recipient | None:
         """1 GetItem."""
         try:
-            return _to_recipient(RecipientItem.get(recipient_pk(tenant_id, key), "U"), key)
+            return to_recipient(RecipientItem.get(recipient_pk(tenant_id, key), "U"), key)
         except DoesNotExist:
             return None
 
     def _update(self, tenant_id: str, key: str, user_id: str, actions: list[Any]) -> Recipient:
         item = RecipientItem(recipient_pk(tenant_id, key), "U")
         item.update(actions=[RecipientItem.tenant_id.set(tenant_id), RecipientItem.user_id.set(user_id), *actions])
-        return _to_recipient(item, key)
+        return to_recipient(item, key)
 
     def put_user(
         self, tenant_id: str, user_id: str, name: str, role: Role, now: str, *, keep_admin: str | None = None
@@ -181,7 +181,7 @@ class DynamoDirectory:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return None
             raise
-        return _to_recipient(item, key)
+        return to_recipient(item, key)
 
     def enroll(self, principal: Principal, now: str) -> bool:
         """A user of the OIDC issuer joins the directory with the token's role and name (docs/product.md
@@ -220,10 +220,10 @@ class DynamoDirectory:
         return self._update(principal.tenant_id, key, principal.user_id, actions)
 
     def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None:
-        """1 UpdateItem (DELETE from the connection set)."""
+        """1 UpdateItem (DELETE from the connection set, stored either way: fast or ordered)."""
         try:
             return self._update(
-                principal.tenant_id, principal.recipient_key, principal.user_id, [RecipientItem.conns.delete({connection.token})]
+                principal.tenant_id, principal.recipient_key, principal.user_id, [RecipientItem.conns.delete(connection.tokens)]
             )
         except UpdateError:
             return None

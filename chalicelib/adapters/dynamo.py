@@ -71,8 +71,9 @@ class DirectoryTable(Model):
 class RecipientItem(Model):
     """A directory user (``pk = T#t#U#<user>``) or a customer recipient (``pk = T#t#C#<workitem>``).
 
-    ``conns`` holds ``<connectionId>|<connectedAt ms>`` for each live connection: a set, so connect
-    and disconnect are single ADD/DELETE updates that work whether or not the item exists yet.
+    ``conns`` holds ``<connectionId>|<connectedAt ms>`` for each live connection (``|fast`` appended
+    for a connection opened with ``?delivery=fast``): a set, so connect and disconnect are single
+    ADD/DELETE updates that work whether or not the item exists yet.
     """
 
     class Meta:

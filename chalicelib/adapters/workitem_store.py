@@ -14,6 +14,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.directory_store import to_recipient
 from chalicelib.adapters.dynamo import (
     EntryItem,
     IdempotencyItem,
@@ -41,10 +42,15 @@ from chalicelib.services.ports import (
     CounterDelta,
     DuplicateEvent,
     Idempotency,
+    Recipient,
     StaleWorkitem,
+    WorkitemRead,
 )
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+# Recipients read with a workitem at most (a batch holds 100 keys; a workitem concerns its agent, its
+# monitors and its customer).
+MAX_RECIPIENTS_READ = 98
 
 
 def to_workitem(item: WorkitemItem) -> Workitem:
@@ -155,6 +161,19 @@ def _to_entry_item(tenant_id: str, e: TimelineEntry, retention_days: int) -> Ent
     )
 
 
+def _to_message(ref: MessageRefItem, workitem_id: str, message_id: str) -> TimelineEntry:
+    return TimelineEntry(
+        workitem_id=workitem_id,
+        seq=int(ref.seq),
+        kind=EntryKind(ref.kind),
+        at=ref.at,
+        author_id=ref.author_id,
+        author_role=Role(ref.author_role),
+        message_id=message_id,
+        text=ref.text,
+    )
+
+
 class DynamoWorkitemStore:
     """Workitems, timelines and the message index: one partition per workitem."""
 
@@ -178,45 +197,64 @@ class DynamoWorkitemStore:
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         """1 BatchGetItem: the workitem and the message index item together."""
-        workitem, messages = self.get_with_messages(tenant_id, workitem_id, [message_id])
-        return workitem, messages.get(message_id)
+        read = self.read(tenant_id, workitem_id, message_id=message_id)
+        return read.workitem, read.message
 
     def get_with_messages(
         self, tenant_id: str, workitem_id: str, message_ids: list[str]
     ) -> tuple[Workitem | None, dict[str, TimelineEntry]]:
         """1 BatchGetItem (strongly consistent): the workitem and the index items of those messages
         that exist, by message id."""
+        workitem, messages, _ = self._batch_read(tenant_id, workitem_id, message_ids, ())
+        return workitem, messages
+
+    def read(
+        self, tenant_id: str, workitem_id: str, *, message_id: str | None = None, recipients: Iterable[str] = ()
+    ) -> WorkitemRead:
+        """1 GetItem when only the workitem is asked for; else 1 BatchGetItem across the workitems table
+        (the workitem and its message index item, strongly consistent) and the directory table (up to
+        MAX_RECIPIENTS_READ recipients, eventually consistent: they are who to post to, not what to
+        decide on). DynamoDB answers both tables of a batch in one round trip."""
+        if message_id is None and not recipients:
+            return WorkitemRead(self.get(tenant_id, workitem_id))
+        workitem, messages, found = self._batch_read(tenant_id, workitem_id, [message_id] if message_id else [], recipients)
+        return WorkitemRead(workitem, messages.get(message_id or ""), found)
+
+    def _batch_read(
+        self, tenant_id: str, workitem_id: str, message_ids: list[str], recipients: Iterable[str]
+    ) -> tuple[Workitem | None, dict[str, TimelineEntry], dict[str, Recipient]]:
+        """1 BatchGetItem: the workitem and message index items (strongly consistent), and recipients."""
+        wanted = {recipient_pk(tenant_id, k): k for k in list(dict.fromkeys(recipients))[:MAX_RECIPIENTS_READ]}
         pk = workitem_pk(tenant_id, workitem_id)
-        workitem: Workitem | None = None
-        messages: dict[str, TimelineEntry] = {}
         table = WorkitemItem.Meta.table_name
+        directory = RecipientItem.Meta.table_name
         keys = [{"pk": {"S": pk}, "sk": {"S": "W"}}]
         keys += [{"pk": {"S": pk}, "sk": {"S": f"M#{m}"}} for m in dict.fromkeys(message_ids)]
-        raw_items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+        if wanted:
+            request[directory] = {"Keys": [{"pk": {"S": p}, "sk": {"S": "U"}} for p in wanted]}
+        responses: dict[str, list[dict[str, Any]]] = {table: [], directory: []}
         for _ in range(3):  # unprocessed keys are rare; retry them a few times
             client: Any = low_level(WorkitemItem).client
-            out = client.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
-            raw_items.extend(out.get("Responses", {}).get(table, []))
-            keys = out.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-            if not keys:
+            out = client.batch_get_item(RequestItems=request)
+            for name, items in out.get("Responses", {}).items():
+                responses.setdefault(name, []).extend(items)
+            request = out.get("UnprocessedKeys") or {}
+            if not request:
                 break
-        for raw in raw_items:
+        workitem: Workitem | None = None
+        messages: dict[str, TimelineEntry] = {}
+        for raw in responses[table]:
             if raw["sk"]["S"] == "W":
                 workitem = to_workitem(WorkitemItem.from_raw_data(raw))
             else:
-                ref = MessageRefItem.from_raw_data(raw)
-                message_id = raw["sk"]["S"].removeprefix("M#")
-                messages[message_id] = TimelineEntry(
-                    workitem_id=workitem_id,
-                    seq=int(ref.seq),
-                    kind=EntryKind(ref.kind),
-                    at=ref.at,
-                    author_id=ref.author_id,
-                    author_role=Role(ref.author_role),
-                    message_id=message_id,
-                    text=ref.text,
-                )
-        return workitem, messages
+                found_id = raw["sk"]["S"].removeprefix("M#")
+                messages[found_id] = _to_message(MessageRefItem.from_raw_data(raw), workitem_id, found_id)
+        found: dict[str, Recipient] = {}
+        for raw in responses[directory]:
+            item = RecipientItem.from_raw_data(raw)
+            found[wanted[item.pk]] = to_recipient(item, wanted[item.pk])
+        return workitem, messages, found
 
     def create(
         self,

@@ -410,6 +410,22 @@ def _connection(event: dict[str, Any]) -> Connection:
     return Connection(str(request_context.get("connectionId", "")), int(connected_at))
 
 
+# ``?delivery=`` on ``$connect``: how the connection receives workitem events (docs/product.md W15).
+DELIVERY_MODES = ("ordered", "fast")
+
+
+def _connecting(event: dict[str, Any]) -> Connection:
+    """The connection ``$connect`` opens, in the delivery mode its query string asks for (``ordered``
+    when it names none); any other mode is refused ``invalid``."""
+    connection = _connection(event)
+    mode = (event.get("queryStringParameters") or {}).get("delivery")
+    if mode is None:
+        return connection
+    if mode not in DELIVERY_MODES:
+        raise Invalid("delivery must be ordered or fast")
+    return msgspec.structs.replace(connection, fast=mode == "fast")
+
+
 def _principal_from_authorizer(event: dict[str, Any]) -> Principal | None:
     return principal_from_context(_request_context(event).get("authorizer") or {})
 
@@ -448,6 +464,7 @@ def connect(event: dict[str, Any]) -> dict[str, Any]:
     services = bootstrap.services(WIRE)
     connection = _connection(event)
     try:
+        connection = _connecting(event)
         principal = _principal_from_authorizer(event)
         register = principal is None
         if principal is None:
@@ -489,17 +506,19 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
     router = Router(services)
     body = event.get("body")
     refusal: DomainError | None = None
-    try:
-        caller, _ = _caller(services, event)
-        if caller is not None:
-            logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
-        refusal = _session_refusal(services, caller, connection)
-        frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
-    except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
-        context = f"frame on connection {connection.connection_id} before routing"
-        refusal = contract_error(exc, context)
-        frame = router.refuse(body, refusal)
-    services.notifier.send(connection.connection_id, frame)
+    # The fast events of what the action commits (W15) go out in one batch with its reply.
+    with services.notifier.replying():
+        try:
+            caller, _ = _caller(services, event)
+            if caller is not None:
+                logs.bind(tenant_id=caller.tenant_id, user_id=caller.user_id)
+            refusal = _session_refusal(services, caller, connection)
+            frame = router.refuse(body, refusal) if refusal is not None else router.reply(caller, connection, body)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store did not answer the caller lookup: retryable
+            context = f"frame on connection {connection.connection_id} before routing"
+            refusal = contract_error(exc, context)
+            frame = router.refuse(body, refusal)
+        services.notifier.send(connection.connection_id, frame)
     if isinstance(refusal, SessionExpired):
         services.sessions.end(connection)
     return {"statusCode": 200}

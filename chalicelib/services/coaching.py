@@ -21,12 +21,12 @@ from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import TimelineEntry, view
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import new_id
-from chalicelib.services.commits import Workitems, commit_with_retry
+from chalicelib.services.commits import Reading, Workitems, commit_with_retry
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import encode_note
 from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft, WorkitemCommitted
 from chalicelib.services.paging import scope_of, workitem_page
-from chalicelib.services.ports import CounterDelta, RecipientLookup, Supervision
+from chalicelib.services.ports import CounterDelta, Recipient, RecipientLookup, Supervision
 from chalicelib.services.results import ConsultRequest, ConsultStarted, MonitorStarted, TimelinePage, WorkitemPage
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,9 @@ class CoachingService:
             joining = caller.user_id not in w.monitors and w.is_open
             return rules.start_monitoring(caller, w, supervises(w), self._now(), name() if joining and supervises(w) else None)
 
-        change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
+        change = self.commits.mutate(
+            caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id, concerns=[user_key(caller.user_id)]
+        )
         if change.changed and not self.directory.supervises(caller.tenant_id, caller.user_id, change.after.agent_id):
             # An admin took the agent away between the check and the commit, and the admin's clean-up
             # may have looked before the commit: undo the join (1 Query, only when a join was written).
@@ -212,7 +214,8 @@ class CoachingService:
     ) -> TimelineEntry:
         """A new message on the workitem. With ``client_message_id`` its id is derived from the sender
         and that id (W18.6): a resend finds the first one in the message index, read with the workitem
-        (1 BatchGetItem instead of the GetItem), and answers its entry (1 Query) without writing."""
+        and its recipients (1 BatchGetItem, as any push action), and answers its entry (1 Query) without
+        writing; a new message goes at once to fast connections (W15) as without a client id."""
         if client_message_id is None:
             message_id = new_id("msg")
             return self.commits.mutate(
@@ -220,22 +223,23 @@ class CoachingService:
             ).entry
         message_id = derived_id("msg", caller.role.value, caller.user_id, client_message_id)
 
-        def attempt() -> Change | TimelineEntry:
-            workitem, found = self.store.get_with_messages(caller.tenant_id, workitem_id, [message_id])
-            if workitem is None:
-                raise NotFound(f"workitem {workitem_id} not found")
-            if message_id in found:
-                rules.require_view(caller, workitem, True)
-                first = found[message_id].seq
-                entries, _ = self.store.timeline(caller.tenant_id, workitem_id, after=first - 1, limit=1, customer=False)
-                return entries[0]
-            change = decide(workitem, message_id)
-            self.store.commit(change, fanout=encode_note(change, connection_id))
-            return change
+        last: list[Reading] = []  # the attempt before a lost race's reading (Workitems.read)
 
-        outcome = commit_with_retry(attempt)
+        def attempt() -> tuple[Change | TimelineEntry, dict[str, Recipient]]:
+            reading = self.commits.read(caller.tenant_id, workitem_id, message_id=message_id, after=last[-1] if last else None)
+            last[:] = [reading]
+            if reading.message is not None:
+                rules.require_view(caller, reading.workitem, True)
+                first = reading.message.seq
+                entries, _ = self.store.timeline(caller.tenant_id, workitem_id, after=first - 1, limit=1, customer=False)
+                return entries[0], {}
+            change = decide(reading.workitem, message_id)
+            return change, self.commits.commit_pushed(change, connection_id, reading)
+
+        outcome, recipients = commit_with_retry(attempt)
         if isinstance(outcome, TimelineEntry):
             return outcome
+        self.commits.post_fast(outcome, recipients, connection_id)
         self._publish(WorkitemCommitted(outcome))
         return outcome.entry
 
@@ -248,18 +252,20 @@ class CoachingService:
         connection_id: str | None,
     ) -> Change:
 
-        def attempt() -> Change:
-            workitem, message = self.store.get_with_message(caller.tenant_id, workitem_id, message_id)
-            if workitem is None:
-                raise NotFound(f"workitem {workitem_id} not found")
-            rules.require_agent_of(caller, workitem)
-            if message is None:
-                raise NotFound(f"message {message_id} not found on this workitem")
-            change = decide(workitem, message)
-            self.store.commit(change, fanout=encode_note(change, connection_id))
-            return change
+        last: list[Reading] = []  # the attempt before a lost race's reading (Workitems.read)
 
-        return commit_with_retry(attempt)
+        def attempt() -> tuple[Change, dict[str, Recipient]]:
+            reading = self.commits.read(caller.tenant_id, workitem_id, message_id=message_id, after=last[-1] if last else None)
+            last[:] = [reading]
+            rules.require_agent_of(caller, reading.workitem)
+            if reading.message is None:
+                raise NotFound(f"message {message_id} not found on this workitem")
+            change = decide(reading.workitem, reading.message)
+            return change, self.commits.commit_pushed(change, connection_id, reading)
+
+        change, recipients = commit_with_retry(attempt)
+        self.commits.post_fast(change, recipients, connection_id)
+        return change
 
     def coach_react(
         self, caller: Principal, workitem_id: str, message_id: str, reaction: str | None, connection_id: str | None = None
@@ -324,7 +330,13 @@ class CoachingService:
             return rules.transfer(w, to_agent_id, caller.user_id, Role.AGENT, self._now())
 
         change = self.commits.mutate(
-            caller.tenant_id, workitem_id, decide, counters=transfer_counters, push=True, exclude=connection_id
+            caller.tenant_id,
+            workitem_id,
+            decide,
+            counters=transfer_counters,
+            push=True,
+            exclude=connection_id,
+            known={target.key: target} if target is not None else None,
         )
         return {"workitem": change.after}
 

@@ -1,7 +1,9 @@
 """Frames shared by the use cases, and the outbox and notifier that push them.
 
 Every use case collects what it has to push in an :class:`Outbox` and flushes it once, after its
-state change has committed: a refused or failed action pushes nothing. Connections that answer
+state change has committed: a refused or failed action pushes nothing. While a WebSocket frame is being
+answered (:meth:`Notifier.replying`), an outbox flushed with :meth:`Notifier.flush_with_reply` goes out
+in one batch with the caller's ack, so the sender's reply and the others' fast events leave together. Connections that answer
 410 Gone are removed from their owner's record, and nothing is lost with them: the timeline holds
 every entry and clients catch up with ``timeline.get``.
 """
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -74,6 +78,9 @@ class Outbox(msgspec.Struct):
     now_ms: int
     exclude: str | None = None  # the caller's own connection gets the ack instead
     wire: Renderer | None = None  # renders the events' records (None: their data is plain JSON already)
+    # Fast delivery (docs/product.md W15): only timeline entries, only to connections opened with
+    # ``?delivery=fast``; every other event and connection is left to the stream's ordered copy.
+    fast_only: bool = False
     frames: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
     owners: dict[str, list[tuple[str, Connection | None, Watcher | None]]] = msgspec.field(default_factory=dict)
 
@@ -84,18 +91,19 @@ class Outbox(msgspec.Struct):
             return encode({"type": "event", "event": name, "data": data, "at": self.at})
         return encode(self.wire.event(name, data, self.at), self.wire.default)
 
-    def to_recipient(self, recipient: Recipient | None, name: str, data: Any) -> None:
-        if recipient is None:
+    def to_recipient(self, recipient: Recipient | None, name: str, data: Any, *, entry: bool = False) -> None:
+        if recipient is None or (self.fast_only and not entry):
+            return
+        targets = [c for c in recipient.live(self.now_ms) if c.connection_id != self.exclude and (c.fast or not self.fast_only)]
+        if not targets:
             return
         payload = self._payload(name, data)
-        for connection in recipient.live(self.now_ms):
-            if connection.connection_id == self.exclude:
-                continue
+        for connection in targets:
             self.frames.append((connection.connection_id, payload))
             self.owners.setdefault(connection.connection_id, []).append((recipient.key, connection, None))
 
     def to_watchers(self, recipient: Recipient | None, name: str, data: Any) -> None:
-        if recipient is None:
+        if recipient is None or self.fast_only:
             return
         payload = self._payload(name, data)
         seen: set[str] = set()
@@ -119,7 +127,12 @@ class Outbox(msgspec.Struct):
         ``services/results.py``); nothing when that role must not see it."""
         seen = view(entry, role)
         if seen is not None:
-            self.to_recipient(recipient, name, note(seen))
+            self.to_recipient(recipient, name, note(seen), entry=True)
+
+
+# Outboxes waiting to go out with the reply to the frame being answered (Notifier.replying), with what
+# to run once they are posted; None outside a reply.
+_with_reply: ContextVar[list[tuple[Outbox, Callable[[], None] | None]] | None] = ContextVar("with_reply", default=None)
 
 
 class Notifier:
@@ -131,10 +144,33 @@ class Notifier:
         self._clock = clock
         self.wire = wire
 
-    def outbox(self, tenant_id: str, exclude: str | None = None) -> Outbox:
+    def outbox(self, tenant_id: str, exclude: str | None = None, *, fast_only: bool = False) -> Outbox:
         """An empty outbox stamped now: the one way a use case starts collecting its pushes."""
         at, now_ms = now_pair(self._clock)
-        return Outbox(tenant_id, at, now_ms, exclude, self.wire)
+        return Outbox(tenant_id, at, now_ms, exclude, self.wire, fast_only=fast_only)
+
+    @contextmanager
+    def replying(self) -> Iterator[None]:
+        """While a frame is answered: what :meth:`flush_with_reply` is given waits for :meth:`send`
+        (the reply), and goes out in the same batch of posts. Whatever the block leaves unsent (it
+        raised before a reply) is flushed on the way out: nothing committed is kept back."""
+        token = _with_reply.set([])
+        try:
+            yield
+        finally:
+            left = _with_reply.get() or []
+            _with_reply.reset(token)
+            if left:
+                self._flush_all(left, [])
+
+    def flush_with_reply(self, outbox: Outbox, posted: Callable[[], None] | None = None) -> None:
+        """Flush ``outbox`` with the reply being prepared (:meth:`replying`), or now when there is
+        none; ``posted`` runs once its frames have been handed to ``@connections``."""
+        waiting = _with_reply.get()
+        if waiting is None:
+            self._flush_all([(outbox, posted)], [])
+        elif outbox.frames:
+            waiting.append((outbox, posted))
 
     def size(self, record: Any) -> int:
         """Bytes ``record`` takes in a frame."""
@@ -158,11 +194,24 @@ class Notifier:
         return self._pusher.post_many(fitting) if fitting else []
 
     def flush(self, outbox: Outbox) -> None:
-        if not outbox.frames:
-            return
-        gone = self._post(outbox.frames)
-        if not gone:
-            return
+        self._flush_all([(outbox, None)], [])
+
+    def _flush_all(self, boxes: list[tuple[Outbox, Callable[[], None] | None]], first: list[tuple[str, bytes]]) -> list[str]:
+        """Post ``first`` (a reply) and every outbox's frames in one batch, then forget the connections
+        found gone; returns the gone ones."""
+        frames = first + [frame for box, _ in boxes for frame in box.frames]
+        if not frames:
+            return []
+        gone = self._post(frames)
+        for _, posted in boxes:
+            if posted is not None:
+                posted()
+        if gone:
+            for box, _ in boxes:
+                self._forget(box, gone)
+        return gone
+
+    def _forget(self, outbox: Outbox, gone: list[str]) -> None:
         by_key: dict[str, tuple[list[Connection], list[Watcher]]] = {}
         for cid in dict.fromkeys(gone):
             for key, connection, watcher in outbox.owners.get(cid, []):
@@ -185,7 +234,11 @@ class Notifier:
             log.warning("reply of %d bytes replaced by too_large", len(data))
             refusal = TooLarge(f"the reply would exceed {MAX_FRAME_BYTES} bytes; ask for fewer items (limit)")
             data = encode(self.wire.refused(frame, refusal))
-        self._post([(connection_id, data)])
+        waiting = _with_reply.get()
+        boxes = list(waiting or [])
+        if waiting:
+            waiting.clear()
+        self._flush_all(boxes, [(connection_id, data)])
 
     def close(self, connection_id: str) -> None:
         """Close one connection from the server side (an ended or revoked session)."""

@@ -11,6 +11,17 @@ entries in ``seq`` order. Changes of different workitems are pushed concurrently
 of one workitem that arrive in one batch share one lookup of their recipients (so a
 backlog costs fewer requests per change, not more).
 
+Fast delivery (docs/product.md W15) adds a second, unordered path for connections that asked for it
+(``?delivery=fast``): the handler that commits a change reads the recipients it expects in the same
+request as the workitem itself (``Workitems``, one BatchGetItem across both tables), and right after the
+commit posts the change's timeline entries to their fast connections (:meth:`FanoutService.post_fast`),
+in the same batch as its own ack. The stream's consumer is unchanged: it reads the recipients itself,
+after the commit, and pushes every change to every connection: ordered ones get it exactly once and in
+order (a connection opened while the handler was committing is among those it reads), fast ones get it
+a second time (the backstop for a handler that died between its commit and its posts, or for a fast
+connection the handler's earlier read could not see; the client drops the copy it already has by
+``seq``).
+
 A slow or throttled receiver never holds up a change: the pusher waits for a batch of posts at
 most about a second and skips a connection whose post is stuck (``adapters/push.py``), so the next
 change of the workitem, and the other receivers, go out on time (docs/faults.md). A store that does
@@ -44,6 +55,9 @@ log = logging.getLogger(__name__)
 
 NOTE_VERSION = 1
 MAX_PARALLEL_WORKITEMS = 8
+# The two paths of CommitToPostDelay's Path dimension.
+STREAM = "stream"
+FAST = "fast"
 
 
 class Note(msgspec.Struct, frozen=True):
@@ -140,6 +154,15 @@ def concerned(change: Change) -> list[str]:
     keys = [user_key(u) for u in dict.fromkeys(staff)]
     if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
         keys.append(customer_key(w.workitem_id))
+    return keys
+
+
+def expected(workitem: Workitem) -> list[str]:
+    """Recipient keys the next change of ``workitem`` is likely to concern: its agent, its monitors,
+    and its customer on a web channel (what :func:`concerned` names when nobody joins or leaves)."""
+    keys = [user_key(u) for u in dict.fromkeys([workitem.agent_id, *workitem.monitors])]
+    if workitem.channel in rules.WEB_CHANNELS:
+        keys.append(customer_key(workitem.workitem_id))
     return keys
 
 
@@ -249,6 +272,21 @@ class FanoutService:
         with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)), thread_name_prefix="fanout") as pool:
             return sum(pool.map(self._in_order, groups.values()))
 
+    def read_recipients(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
+        """1 BatchGetItem: the recipients ``keys`` names (those that exist)."""
+        return self._recipients.recipients(tenant_id, keys)
+
+    def post_fast(self, change: Change, recipients: dict[str, Recipient], exclude: str | None) -> None:
+        """Right after the commit, from the handler that made it: the change's timeline entries to the
+        fast connections among ``recipients`` (no request), in the batch of the caller's ack. Nothing
+        else and nobody else: other events and ordered connections wait for the stream."""
+        if not change.entries or not recipients:
+            return
+        box = self._notifier.outbox(change.after.tenant_id, exclude, fast_only=True)
+        render(change, recipients, box, NO_ACTIVITY)  # watchers hear of it from the stream
+        if box.frames:
+            self._notifier.flush_with_reply(box, partial(self._record_delay, change, FAST))
+
     def push(
         self,
         change: Change,
@@ -283,19 +321,20 @@ class FanoutService:
             except Exception:  # one bad change must not hold back the workitem's later ones
                 log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)
                 continue
-            self._record_delay(change)
+            self._record_delay(change, STREAM)
         return pushed
 
-    def _record_delay(self, change: Change) -> None:
-        """How late the change's events went out: from its newest entry's time (taken just before the
-        commit) to now, when its posts have been handed over (CommitToPostDelay)."""
+    def _record_delay(self, change: Change, path: str) -> None:
+        """How late the change's events went out on ``path`` (the stream's ordered copy, or the fast
+        post): from its newest entry's time (taken just before the commit) to now, when its posts have
+        been handed over (CommitToPostDelay)."""
         if not change.entries:
             return
         try:
             committed_ms = epoch_ms(datetime.fromisoformat(change.entries[-1].at))
         except ValueError:  # not a time this service wrote: nothing to measure
             return
-        metrics.COMMIT_TO_POST.record(now_pair(self._clock)[1] - committed_ms)
+        metrics.COMMIT_TO_POST.record(now_pair(self._clock)[1] - committed_ms, path=path)
 
     def _look_up(self, tenant_id: str, keys: list[str]) -> dict[str, Recipient]:
         """1 BatchGetItem. Committed already: pushes are best effort, clients catch up with timeline.get."""

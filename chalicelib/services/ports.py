@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voic
 
 # API Gateway closes every WebSocket connection after 2 hours.
 CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000
+# Appended to a stored connection that asked for fast delivery (``?delivery=fast``).
+FAST_SUFFIX = "|fast"
 
 
 class Presence(str, enum.Enum):
@@ -41,22 +43,39 @@ class Presence(str, enum.Enum):
 
 
 class Connection(msgspec.Struct, frozen=True):
-    """A live WebSocket connection: API Gateway's id plus when it was opened (ms)."""
+    """A live WebSocket connection: API Gateway's id plus when it was opened (ms), and whether it opted
+    into fast delivery (``?delivery=fast`` on ``$connect``: timeline entries straight from the handler
+    that committed them, in any order, possibly twice; docs/product.md W15)."""
 
     connection_id: str
     connected_at: int
+    fast: bool = False
+
+    @property
+    def key(self) -> str:
+        """``<connectionId>|<connectedAt>``: the connection, whichever way it receives."""
+        return f"{self.connection_id}|{self.connected_at}"
 
     @property
     def token(self) -> str:
-        return f"{self.connection_id}|{self.connected_at}"
+        """How the connection is stored in its owner's set: its key, ``|fast`` appended for fast delivery."""
+        return f"{self.key}{FAST_SUFFIX}" if self.fast else self.key
+
+    @property
+    def tokens(self) -> set[str]:
+        """Every token this connection may be stored under (``$disconnect`` does not know its mode)."""
+        return {self.key, f"{self.key}{FAST_SUFFIX}"}
 
     def alive(self, now_ms: int) -> bool:
         return now_ms < self.connected_at + CONNECTION_LIFETIME_MS
 
     @staticmethod
     def parse(token: str) -> Connection:
+        fast = token.endswith(FAST_SUFFIX)
+        if fast:
+            token = token[: -len(FAST_SUFFIX)]
         connection_id, _, at = token.rpartition("|")
-        return Connection(connection_id, int(at) if at.isdigit() else 0)
+        return Connection(connection_id, int(at) if at.isdigit() else 0, fast)
 
 
 class Watcher(msgspec.Struct, frozen=True):
@@ -67,7 +86,7 @@ class Watcher(msgspec.Struct, frozen=True):
 
     @property
     def token(self) -> str:
-        return f"{self.connection.token}|{self.supervisor_id}"
+        return f"{self.connection.key}|{self.supervisor_id}"
 
     @staticmethod
     def parse(token: str) -> Watcher:
@@ -184,8 +203,24 @@ class ClaimedElsewhere(Exception):
     """A phone number or Amazon Connect instance already belongs to another tenant."""
 
 
+class WorkitemRead(msgspec.Struct, frozen=True):
+    """A workitem as a change is decided on it, with what the same request brought: the message index
+    item asked for, and the directory's recipients asked for (those that exist, by key)."""
+
+    workitem: Workitem | None
+    message: TimelineEntry | None = None
+    recipients: dict[str, Recipient] = msgspec.field(default_factory=dict)
+
+
 class WorkitemStore(Protocol):
     def get(self, tenant_id: str, workitem_id: str) -> Workitem | None: ...
+
+    def read(
+        self, tenant_id: str, workitem_id: str, *, message_id: str | None = None, recipients: Iterable[str] = ()
+    ) -> WorkitemRead:
+        """The workitem (strongly consistent), with the message index item ``message_id`` and the
+        directory's ``recipients`` (eventually consistent) when asked for, in one request."""
+        ...
 
     def get_many(self, tenant_id: str, workitem_ids: Iterable[str]) -> dict[str, Workitem]:
         """The workitems that exist among ``workitem_ids``, by id."""

@@ -209,7 +209,15 @@ class WebhookService:
                 raise Conflict(f"{to_agent} is not an agent of this tenant")
             return rules.transfer(w, to_agent, "system", Role.ADMIN, at)
 
-        self.workitems.mutate(tenant_id, data.workitem_id, decide, idempotency=idem, counters=transfer_counters, push=True)
+        self.workitems.mutate(
+            tenant_id,
+            data.workitem_id,
+            decide,
+            idempotency=idem,
+            counters=transfer_counters,
+            push=True,
+            known={target.key: target} if target is not None else None,
+        )
 
     def _ended(self, tenant_id: str, data: Ended, idem: Idempotency) -> None:
         at = now_pair(self.clock)[0]

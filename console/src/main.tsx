@@ -115,7 +115,8 @@ function tokenSource(config: ConsoleConfig): ((current: string) => Promise<strin
 
 function Console({ config, session, onSignOut }: { config: ConsoleConfig; session: Session; onSignOut: () => void }) {
   const client = useMemo(
-    () => new CoachingClient({ url: wsUrl(config), token: session.token, renewToken: tokenSource(config) }),
+    // Fast delivery: coaching reaches the screen as soon as it is committed; the client orders it (W15).
+    () => new CoachingClient({ url: wsUrl(config), token: session.token, renewToken: tokenSource(config), delivery: "fast" }),
     [session.token],
   );
   const timelines = useMemo(() => new Timelines(client), [client]);

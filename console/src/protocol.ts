@@ -6,6 +6,9 @@
  * - correlate every action with its one reply by `requestId` (ack -> resolve, error -> reject);
  * - deliver each workitem's timeline entries exactly once and in `seq` order: duplicates are dropped,
  *   a gap triggers `timeline.get {after}` and later entries wait until it is filled;
+ * - with `delivery: "fast"`, open the socket with `?delivery=fast`: the server then posts each entry as
+ *   soon as it is committed, possibly out of order and twice (docs/asyncapi.yaml, "Fast delivery"), and
+ *   a gap is given `gapWaitMs` to close by itself (a late or second copy) before `timeline.get` asks;
  * - after a reconnect, catch up every tracked timeline with `timeline.get {after: <last seq>}`
  *   and re-send the connection-scoped subscriptions (`agent.watch`);
  * - renew the token before it expires with `auth.refresh`, or, when the server does not know that
@@ -274,8 +277,29 @@ export interface ClientOptions {
   heartbeatMs?: number;
   /** Milliseconds between attempts of a send that may be repeated ({@link CoachingClient.send}). */
   resendMs?: number;
+  /**
+   * `ordered` (the default): the server sends each workitem's entries once and in `seq` order.
+   * `fast`: it sends them as soon as they are committed, maybe out of order or twice; this client
+   * orders and de-duplicates them by `seq` either way.
+   */
+  delivery?: Delivery;
+  /**
+   * Milliseconds a gap in `seq` may stay open before `timeline.get` fills it. Default: 0 for `ordered`
+   * (a gap means a skipped push), {@link FAST_GAP_WAIT_MS} for `fast` (the missing entry is usually
+   * just behind, or comes as the ordered path's copy).
+   */
+  gapWaitMs?: number;
   now?: () => number;
 }
+
+export type Delivery = "ordered" | "fast";
+
+/**
+ * How long a fast client lets a gap close by itself before it asks: an out-of-order post arrives within
+ * milliseconds, the ordered path's copy (the backstop) within about a second on AWS at p99
+ * (docs/performance.md), so 1.5 s asks only when both are lost.
+ */
+export const FAST_GAP_WAIT_MS = 1500;
 
 interface Pending {
   action: string;
@@ -349,7 +373,11 @@ export class CoachingClient {
   /** How the last renewal went: "auth.refresh", "reconnect" (server without auth.refresh), or an error. */
   lastRefresh = "";
 
-  private readonly opts: Required<Omit<ClientOptions, "renewToken">> & Pick<ClientOptions, "renewToken">;
+  private readonly opts: Required<Omit<ClientOptions, "renewToken" | "gapWaitMs">> & { gapWaitMs: number } & Pick<
+      ClientOptions,
+      "renewToken"
+    >;
+  private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private socket: SocketLike | null = null;
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
@@ -381,7 +409,9 @@ export class CoachingClient {
       heartbeatMs: 3_000,
       resendMs: 5_000,
       now: () => Date.now(),
+      delivery: "ordered",
       ...options,
+      gapWaitMs: options.gapWaitMs ?? (options.delivery === "fast" ? FAST_GAP_WAIT_MS : 0),
     };
     this.token = options.token;
     this.expiresAt = Number(tokenClaims(this.token).exp ?? 0);
@@ -414,7 +444,8 @@ export class CoachingClient {
   }
 
   private open(): void {
-    const url = `${this.opts.url}?token=${encodeURIComponent(this.token)}`;
+    const mode = this.opts.delivery === "fast" ? "&delivery=fast" : "";
+    const url = `${this.opts.url}?token=${encodeURIComponent(this.token)}${mode}`;
     this.setState(this.connectedOnce ? "reconnecting" : "connecting");
     const socket = this.opts.socketFactory(url);
     this.socket = socket;
@@ -482,6 +513,8 @@ export class CoachingClient {
   }
 
   private clearTimers(): void {
+    for (const timer of this.gapTimers.values()) clearTimeout(timer);
+    this.gapTimers.clear();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
@@ -669,6 +702,7 @@ export class CoachingClient {
 
   untrack(workitemId: string): void {
     this.timelines.delete(workitemId);
+    this.settleGap(workitemId);
   }
 
   lastSeq(workitemId: string): number {
@@ -687,8 +721,26 @@ export class CoachingClient {
       if (!buffer) continue; // not tracked: the UI reads it when it opens it
       const ready = buffer.offer(list);
       if (ready.length) for (const listener of this.entryListeners) listener(workitemId, ready);
-      if (buffer.missing) void this.catchUp(workitemId);
+      if (!buffer.missing) this.settleGap(workitemId);
+      else if (this.opts.gapWaitMs <= 0) void this.catchUp(workitemId);
+      else this.awaitGap(workitemId);
     }
+  }
+
+  /** A gap stays open for `gapWaitMs` before `timeline.get` is asked (once per gap, not per entry). */
+  private awaitGap(workitemId: string): void {
+    if (this.gapTimers.has(workitemId)) return;
+    const timer = setTimeout(() => {
+      this.gapTimers.delete(workitemId);
+      if (this.timelines.get(workitemId)?.missing) void this.catchUp(workitemId);
+    }, this.opts.gapWaitMs);
+    this.gapTimers.set(workitemId, timer);
+  }
+
+  private settleGap(workitemId: string): void {
+    const timer = this.gapTimers.get(workitemId);
+    if (timer) clearTimeout(timer);
+    this.gapTimers.delete(workitemId);
   }
 
   /** Fetch everything after the last delivered `seq` (page by page) and deliver it in order. */

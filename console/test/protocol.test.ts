@@ -377,3 +377,52 @@ test("a send whose reply is lost is sent again with the same clientMessageId unt
   assert.equal(server.sockets.flatMap((s) => s.sent).filter((f) => f.action === "coach.send").length, 1);
   c.close();
 });
+
+test("fast delivery: the socket asks for it, out-of-order and second copies are ordered and dropped, no timeline.get while copies close the gap", async () => {
+  const server = new FakeServer();
+  server.timeline = [entry(1)];
+  const { c, delivered } = client(server, { delivery: "fast", gapWaitMs: 40 });
+  c.connect();
+  await c.track("w1", { entries: [entry(1)] });
+  server.timeline = [1, 2, 3].map((n) => entry(n)); // committed since
+  assert.match(server.last.url, /[?&]delivery=fast(&|$)/);
+  const asked = () => server.last.sent.filter((f) => f.action === "timeline.get").length;
+  const before = asked();
+  server.event("coach.message", { entry: entry(3) }); // the handler's post of 3 overtakes 2's
+  server.event("coach.message", { entry: entry(2) });
+  server.event("coach.message", { entry: entry(2) }); // the ordered path's copies
+  server.event("coach.message", { entry: entry(3) });
+  await tick(60);
+  assert.deepEqual(delivered, [1, 2, 3]);
+  assert.equal(asked(), before, "the gap closed by itself: nothing asked");
+  c.close();
+});
+
+test("fast delivery: a gap that stays open is filled with timeline.get after gapWaitMs, not before", async () => {
+  const server = new FakeServer();
+  server.timeline = [entry(1)];
+  const { c, delivered } = client(server, { delivery: "fast", gapWaitMs: 50 });
+  c.connect();
+  await c.track("w1", { entries: [entry(1)] });
+  server.timeline = [1, 2, 3].map((n) => entry(n)); // committed since
+  const asked = () => server.last.sent.filter((f) => f.action === "timeline.get").map((f) => f.after);
+  const before = asked().length;
+  server.event("coach.message", { entry: entry(3) }); // 2's handler died before posting
+  server.event("coach.message", { entry: entry(3) });
+  await tick(20);
+  assert.deepEqual(delivered, [1]);
+  assert.equal(asked().length, before, "still waiting for the gap to close by itself");
+  await tick(60);
+  assert.deepEqual(delivered, [1, 2, 3]);
+  assert.deepEqual(asked().slice(before), [1], "one timeline.get for the gap, after the last delivered seq");
+  c.close();
+});
+
+test("an ordered socket (the default) names no delivery mode", async () => {
+  const server = new FakeServer();
+  const { c } = client(server);
+  c.connect();
+  await tick(5);
+  assert.doesNotMatch(server.last.url, /delivery=/);
+  c.close();
+});

@@ -113,8 +113,16 @@ class TenantWorld(World):
     def token(self, sub: str, role: str, tid: str | None = None, **extra: Any) -> str:
         return super().token(sub, role, tid or self.tid, **extra)
 
-    def connect(self, sub: str, role: str, tid: str | None = None, name: str | None = None, wid: str | None = None) -> Any:
-        return super().connect(sub, role, tid or self.tid, name, wid)
+    def connect(
+        self,
+        sub: str,
+        role: str,
+        tid: str | None = None,
+        name: str | None = None,
+        wid: str | None = None,
+        delivery: str | None = None,
+    ) -> Any:
+        return super().connect(sub, role, tid or self.tid, name, wid, delivery)
 
     def admin(self, method: str, path: str, body: Any = None, tid: str | None = None) -> Any:
         return super().admin(method, path, body, tid or self.tid)

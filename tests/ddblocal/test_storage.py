@@ -343,6 +343,13 @@ def test_endpoint_connection_sets_add_and_delete(ddb_world: Any) -> None:
     assert (recipient.role, recipient.name, recipient.in_directory) == (Role.AGENT, "Agent One", False)
     assert d.disconnect(p, a).connections == [b]
     assert d.disconnect(p, b).connections == []
+    # A fast connection (W15.1) keeps its mode in the set; $disconnect, which knows no mode, drops it,
+    # and a gone one is forgotten by what it was read as.
+    fast = Connection("conn-f=", 3_000, fast=True)
+    assert d.connect(p, fast).connections == [fast]
+    assert d.disconnect(p, Connection("conn-f=", 3_000)).connections == []
+    d.connect(p, fast)
+    d.forget(tid, "U#agent-1", d.recipient(tid, "U#agent-1").connections, [])
     assert "conns" not in _raw_item(w, "directory", f"T#{tid}#U#agent-1", "U")  # an empty set is removed
 
     # Connecting does not overwrite an admin's name and role.

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.wsclient import WsClient
 from tests.faults.support import (
     ArrivalClock,
     FaultStack,
@@ -24,11 +25,13 @@ from tests.faults.support import (
     raw_websocket,
     record,
     replies,
+    wait_replies,
 )
 
 pytestmark = pytest.mark.faults
 
 STORE_FREE_LIMIT = 1.0  # ping and /health answer within this while the store is frozen
+FREEZE_CEILING = 60.0  # a frozen store that /health has not reported by then is a failure, whatever the load
 PUSH_P95_LIMIT = 1.0  # other recipients' push latency while one client does not read
 
 
@@ -42,6 +45,8 @@ def _assert_delivery(result: dict[str, Any]) -> None:
 
 def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast(stack: FaultStack) -> None:
     chat = open_chat(stack)
+    # The agent on a fast connection too (W15): the handlers that commit post to it, the stream as well.
+    fast = WsClient.connect(f"{stack.ws_url}?delivery=fast", stack.token("agent-1", "agent"), timeout=20)
     try:
         with Traffic(chat) as traffic:
             time.sleep(2)
@@ -56,7 +61,9 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
                     assert chat.sup2.request("ping", timeout=STORE_FREE_LIMIT)["type"] == "ack"
                     ping_seconds.append(time.monotonic() - started)
                 health_status, health_body, health_seconds = stack.health()
-                while health_status == 200 and time.monotonic() - frozen_at < 5:  # the probe notices
+                # The probe notices: the store stays frozen until /health says so (FREEZE_CEILING only
+                # ends a run whose probe never notices), and for 8 s at least.
+                while health_status == 200 and time.monotonic() - frozen_at < FREEZE_CEILING:
                     time.sleep(0.2)
                     health_status, health_body, seconds = stack.health()
                     health_seconds = max(health_seconds, seconds)
@@ -66,10 +73,16 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
             finally:
                 stack.thaw_store()
             thawed_at = time.monotonic()
-            recovery = _recovery_seconds(chat, thawed_at)
+            # The frames queued during the freeze are answered first (a backlog that depends on the
+            # machine's load): wait for that, then time a new message on its own.
+            wait_replies(chat.customer, list(traffic.sent), timeout=FREEZE_CEILING)
+            drained = time.monotonic() - thawed_at
+            recovery = _recovery_seconds(chat, time.monotonic())
             time.sleep(2)
         result = check_delivery(chat, traffic.sent, timeout=40)
+        fast_missing, fast_conflicts = _fast_delivery(fast, chat.customer, traffic.sent)
     finally:
+        fast.close()
         chat.close()
 
     record(
@@ -81,15 +94,39 @@ def test_a_frozen_store_gets_every_frame_answered_and_store_free_calls_stay_fast
         ping_max_s=round(max(ping_seconds), 3),
         health_max_s=round(health_seconds, 3),
         health_503_after_s=round(health_detect, 2),
+        backlog_answered_s=round(drained, 2),
         recovery_s=round(recovery, 2),
+        fast_connection_missing=len(fast_missing),
     )
     _assert_delivery(result)
+    assert fast_missing == [], f"acked but never on the fast connection: {fast_missing}"
+    assert fast_conflicts == [], f"copies of one seq that are not the same entry: {fast_conflicts}"
     assert all(p["type"] == "ack" for p in pings)
     assert max(ping_seconds) < STORE_FREE_LIMIT and health_seconds < STORE_FREE_LIMIT
     assert (health_status, health_body["status"]) == (503, "unavailable"), health_body
     assert connect_status in (200, 503), f"a connection opened during the freeze got {connect_status}"
     assert stack.health()[0] == 200  # healthy again
-    assert recovery < 20  # within one handler's time budget; 0.3-11 s measured on the shared 2-core VM
+    # Once the backlog is answered, a new message is acked within one handler's time budget.
+    assert recovery < 20
+
+
+def _fast_delivery(fast: Any, customer: Any, sent: list[Any]) -> tuple[list[str], list[int]]:
+    """Wait until every acked message has reached the fast connection (a ceiling, not a target: the
+    stream's copy is the backstop); then the acked messages that never did, and the ``seq`` numbers
+    whose copies disagree (a client de-duplicates by ``seq``, so copies must be the same entry)."""
+    got = replies(customer)
+    acked = {s.text for s in sent if got.get(s.request_id) and got[s.request_id][0]["type"] == "ack"}
+    deadline = time.monotonic() + 30
+
+    def received() -> list[tuple[int, str]]:
+        return [(f["data"]["entry"]["seq"], f["data"]["entry"]["text"]) for f in fast.events("message.received")]
+
+    while acked - {text for _, text in received()} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    copies: dict[int, set[str]] = {}
+    for seq, text in received():
+        copies.setdefault(seq, set()).add(text)
+    return sorted(acked - {text for _, text in received()}), sorted(seq for seq, texts in copies.items() if len(texts) > 1)
 
 
 def _connect_status(stack: FaultStack) -> int:
@@ -211,11 +248,11 @@ def test_a_killed_store_is_reported_once_and_the_stack_exits_non_zero(fresh_stac
             os.kill(stack.store_pid, signal.SIGKILL)
             killed_at = time.monotonic()
             status, body = 0, None
-            while time.monotonic() - killed_at < 3 and status != 503:
-                status, body, _ = stack.health()
-                time.sleep(0.1)
-            time.sleep(0.5)
-        stack.process.wait(10)
+            # Until /health reports the death or the stack has gone (then the 503 was missed: a failure).
+            while status != 503 and stack.process.poll() is None:
+                status, body = _health_while_up(stack)
+                time.sleep(0.05)
+        stack.process.wait(30)
         exit_seconds = time.monotonic() - killed_at
         got = replies(chat.customer)
     finally:
@@ -263,9 +300,9 @@ def test_sigterm_under_load_with_a_client_that_never_reads_exits_within_5s(fresh
     finally:
         slow.close()
         chat.close()
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30  # a ceiling for a store that is never reaped, not a target
     while _alive(stack.store_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # SIGKILL and reaping take a moment
+        time.sleep(0.05)  # SIGKILL and reaping take a moment, longer on a loaded machine
     store_gone = not _alive(stack.store_pid)
     record(
         "SIGTERM under load (store frozen, one client not reading)",
@@ -279,6 +316,15 @@ def test_sigterm_under_load_with_a_client_that_never_reads_exits_within_5s(fresh
     assert store_gone
     assert all(len(frames) == 1 for frames in got.values())
     assert stack.process.returncode == 0
+
+
+def _health_while_up(stack: FaultStack) -> tuple[int, Any]:
+    """``/health``'s status and body, or (0, None) when the stack no longer answers (it has exited)."""
+    try:
+        status, body, _ = stack.health()
+    except OSError:
+        return 0, None
+    return status, body
 
 
 def _alive(pid: int) -> bool:

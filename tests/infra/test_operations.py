@@ -259,6 +259,8 @@ def test_the_operational_metrics_have_their_alarms(packaged: Build) -> None:
     assert watched == {"ActionErrors", "Connects", "EscalationFailures", "WebhookEnqueueFailures", "CommitToPostDelay"}
     delay = next(p for p in _alarms(packaged).values() if p.get("MetricName") == "CommitToPostDelay")
     assert delay["ExtendedStatistic"] == "p99" and delay["Threshold"] == _ref("CommitToPostAlarmMilliseconds")
+    # The ordered path's delay (the fast path's is graphed, not alarmed: the ordered path backs it up).
+    assert {"Name": "Path", "Value": "stream"} in delay["Dimensions"]
     rate = next(p for p in _alarms(packaged).values() if "Metrics" in p)
     outcomes = {d["Value"] for m in _alarm_metrics(rate) for d in m["Dimensions"] if d["Name"] == "Outcome"}
     assert outcomes == {"accepted", "refused", "failed"}
@@ -344,6 +346,23 @@ def test_the_dashboard_graphs_every_metric_the_code_writes_and_no_other(packaged
     assert graphed == set(metrics.CATALOGUE), (
         f"missing {sorted(set(metrics.CATALOGUE) - graphed)}, unknown {sorted(graphed - set(metrics.CATALOGUE))}"
     )
+
+
+def test_the_dashboard_graphs_the_commit_to_post_delay_of_both_paths(packaged: Build) -> None:
+    """Every value of CommitToPostDelay's Path dimension the code writes (fanout.STREAM, fanout.FAST) is
+    graphed at p50 and p99: a series without its dimension would show no data."""
+    from chalicelib.services.fanout import FAST, STREAM
+
+    assert metrics.COMMIT_TO_POST.dimensions == ("Path",)
+    rows = [
+        row
+        for widget in _dashboard_body(packaged)["widgets"]
+        for row in widget.get("properties", {}).get("metrics", [])
+        if row[:2] == [metrics.NAMESPACE, "CommitToPostDelay"]
+    ]
+    graphed = {(row[row.index("Path") + 1], row[-1]["stat"]) for row in rows if "Path" in row}
+    assert graphed == {(path, stat) for path in (STREAM, FAST) for stat in ("p50", "p99")} | {(STREAM, "SampleCount")}
+    assert all("Path" in row for row in rows)
 
 
 def test_every_metric_is_in_the_operations_guide() -> None:

@@ -389,6 +389,26 @@ def test_every_action_from_every_role_answers_in_the_contract(world: World) -> N
             check_frame(b, role, json.dumps({"action": action, "requestId": f"{role}:{action}", **frames[action]}))
 
 
+@settings(FUZZ, max_examples=25)  # each refused example scans every table
+@given(
+    delivery=st.one_of(st.sampled_from(["fast", "ordered", "FAST", "fast ", "", "fast,ordered"]), st.text(max_size=40)),
+    role=st.sampled_from(["agent", "supervisor", "customer"]),
+)
+def test_connect_with_any_delivery_mode(world: World, delivery: str, role: str) -> None:
+    """``$connect``'s ``delivery`` (W15.1): ``fast`` or ``ordered`` connects, anything else is 400 and
+    writes nothing; never a 5xx."""
+    b = bench(world)
+    token = world.token("cust-wi-1" if role == "customer" else f"{role}-1" if role == "agent" else "sup-1", role, wid="wi-1")
+    status, client = world.connect_token(token, delivery)
+    if delivery in ("fast", "ordered"):
+        assert status == 200 and client is not None
+        client.disconnect()
+        b.last = b.snapshot()  # a connection came and went: what it wrote is not this test's point
+        return
+    assert (status, client) == (400, None)
+    assert b.snapshot() == b.last, "a refused connect wrote something"
+
+
 @FUZZ
 @given(data=st.data(), role=roles)
 def test_action_frames_from_every_role(world: World, data: st.DataObject, role: str) -> None:

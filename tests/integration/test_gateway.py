@@ -267,6 +267,19 @@ def test_connect_handler_status_is_the_http_answer(gateway: GatewayThread) -> No
     assert _disconnects_of(rejected_id) == [], "a refused connection never existed: no $disconnect"
 
 
+def test_connect_passes_every_query_string_parameter(gateway: GatewayThread) -> None:
+    """``?delivery=fast`` (fast delivery) reaches the authorizer and ``$connect`` as on API Gateway."""
+    with _open(gateway, token="good&delivery=fast&delivery=fast") as ws:
+        _send(ws, action="event")
+        connection_id = _recv(ws)["event"]["requestContext"]["connectionId"]
+    with _lock:
+        auth_event = next(e for e in AUTHORIZER_EVENTS if e["requestContext"]["connectionId"] == connection_id)
+        connect_event = next(e for e in CONNECTS if e["requestContext"]["connectionId"] == connection_id)
+    for event in (auth_event, connect_event):
+        assert event["queryStringParameters"] == {"token": "good", "delivery": "fast"}
+        assert event["multiValueQueryStringParameters"] == {"token": ["good"], "delivery": ["fast", "fast"]}
+
+
 def test_plain_get_on_ws_path_is_not_an_upgrade(gateway: GatewayThread) -> None:
     status, _, _ = _http(gateway, "GET", "/ws?token=good")
     assert status == 426

@@ -90,6 +90,7 @@ def test_rest_requests_are_counted_by_route_template(w: World, captured: emf.Cap
 def test_fanout_records_how_late_each_change_was_posted(w: World, captured: emf.Capture) -> None:
     sup = w.connect("sup-1", "supervisor")
     agent = w.connect("agent-1", "agent")
+    fast = w.connect("agent-1", "agent", delivery="fast")
     sup.ok("monitor.start", workitemId="wi-1")
     captured.samples("CommitToPostDelay")  # what came before
     captured.lines.clear()
@@ -102,8 +103,11 @@ def test_fanout_records_how_late_each_change_was_posted(w: World, captured: emf.
     w.pump = two_seconds_late  # type: ignore[method-assign]
     sup.ok("coach.send", workitemId="wi-1", text="Offer the refund")
     assert agent.events("coach.message")
-    [delay] = captured.samples("CommitToPostDelay")
+    [delay] = captured.samples("CommitToPostDelay", Path="stream")
     assert 2000 <= delay < 2000 + 5_000, delay
+    # The fast connection got it from the handler, before the stream's two seconds (W15.2).
+    [fast_delay] = captured.samples("CommitToPostDelay", Path="fast")
+    assert 0 <= fast_delay < 2000 and len(fast.events("coach.message")) == 2  # then the stream's copy
 
 
 @pytest.mark.local_webhooks  # the receiver listens on 127.0.0.1

@@ -224,7 +224,8 @@ THROTTLES: dict[str, dict[str, Any]] = {
         operation="TransactWriteItems", code="TransactionCanceledException", reasons=["TransactionConflict", "None", "None"]
     ),
     "internal-server-error": dict(operation="TransactWriteItems", code="InternalServerError", status=500),
-    "read-throttled": dict(operation="GetItem", code="ProvisionedThroughputExceededException"),
+    # The workitem's read (with its expected recipients: one BatchGetItem across both tables).
+    "read-throttled": dict(operation="BatchGetItem", code="ProvisionedThroughputExceededException"),
 }
 # Lost races are retried by the commit loop; only one that never clears is refused, as contention.
 RACES = {name: "rate_limited" for name in ("transaction-conflict", "transaction-in-progress", "canceled-conflict-forever")}

@@ -126,6 +126,27 @@ def test_timeline_views_pages_and_the_message_index(world: World) -> None:
     assert store.get_with_message("t1", "wi-1", "m-3")[1] is None  # no index item for other kinds
 
 
+def test_a_workitem_read_brings_the_message_and_the_recipients_asked_for(world: World) -> None:
+    """What a change is decided on and whom it is pushed to, in one request (docs/product.md W15.3)."""
+    store, directory = world.services.coaching.store, world.services.directory.directory
+    store.create(_workitem())
+    _append(world, _entry(1, EntryKind.COACH_MESSAGE, None, "m-1"))
+    directory.put_user("t1", "agent-1", "Agent One", Role.AGENT, AT)
+    directory.connect(Principal("t1", "agent-1", Role.AGENT), Connection("c-1", 5, fast=True))
+    plain = store.read("t1", "wi-1")
+    assert plain.workitem is not None and plain.workitem.seq == 1
+    assert (plain.message, plain.recipients) == (None, {})
+    read = store.read("t1", "wi-1", message_id="m-1", recipients=["U#agent-1", "U#nobody", "U#agent-1"])
+    assert read.workitem == plain.workitem
+    assert read.message is not None and (read.message.seq, read.message.text) == (1, "text 1")
+    assert list(read.recipients) == ["U#agent-1"]  # asked twice, read once; nobody is not there
+    assert read.recipients["U#agent-1"].connections == [Connection("c-1", 5, fast=True)]
+    assert read.recipients["U#agent-1"].role is Role.AGENT
+    missing = store.read("t1", "wi-2", message_id="m-1", recipients=["U#agent-1"])
+    assert (missing.workitem, missing.message) == (None, None)
+    assert store.read("t2", "wi-1", recipients=["U#agent-1"]) == store.read("t2", "wi-1")  # another tenant's: nothing
+
+
 def test_delivery_statuses_never_go_from_sent_to_failed(world: World) -> None:
     store, webhooks = world.services.coaching.store, world.services.integrations.store
     store.create(_workitem())
@@ -147,6 +168,11 @@ def test_directory_users_connections_and_edges(world: World) -> None:
     connected = d.connect(Principal("t1", "sup-1", Role.AGENT, name="Other"), Connection("c1", 5))
     assert (connected.role, connected.name, connected.connections) == (Role.SUPERVISOR, "Sam", [Connection("c1", 5)])
     assert d.set_presence("t1", "sup-1", Presence.NOT_READY).presence_state is Presence.NOT_READY
+    # A fast connection is stored as one (W15.1); disconnecting, which does not know the mode, drops it.
+    fast = Connection("c2", 6, fast=True)
+    assert d.connect(Principal("t1", "sup-1", Role.SUPERVISOR), fast).connections == [Connection("c1", 5), fast]
+    left = d.disconnect(Principal("t1", "sup-1", Role.SUPERVISOR), Connection("c2", 6))
+    assert left is not None and left.connections == [Connection("c1", 5)]
     # An issuer's user joins once; a directory user is never enrolled over.
     assert d.enroll(Principal("t1", "new-1", Role.ADMIN), AT) and not d.enroll(Principal("t1", "new-1", Role.AGENT), AT)
     assert not d.enroll(Principal("t1", "sup-1", Role.AGENT), AT)

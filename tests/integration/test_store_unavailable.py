@@ -119,7 +119,8 @@ def _timeline(world: World) -> list[dict[str, Any]]:
 
 # (adapter, DynamoDB operation, who, action, fields): each adapter's first call of that operation fails.
 CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
-    ("workitems: read", "GetItem", "sup", "coach.send", lambda c: {"workitemId": WID, "text": "tip"}),
+    # The workitem, read with the recipients this function instance expects (it has seen the workitem).
+    ("workitems: read", "BatchGetItem", "sup", "coach.send", lambda c: {"workitemId": WID, "text": "tip"}),
     ("workitems: commit", "TransactWriteItems", "sup", "coach.send", lambda c: {"workitemId": WID, "text": "tip"}),
     (
         "workitems: message lookup",

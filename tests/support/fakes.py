@@ -48,6 +48,7 @@ from chalicelib.services.ports import (
     Team,
     Template,
     Watcher,
+    WorkitemRead,
 )
 from chalicelib.services.results import DirectMessage
 from chalicelib.settings import Settings
@@ -161,8 +162,20 @@ class MemoryWorkitemStore:
             }
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
+        read = self.read(tenant_id, workitem_id, message_id=message_id)
+        return read.workitem, read.message
+
+    def read(
+        self, tenant_id: str, workitem_id: str, *, message_id: str | None = None, recipients: Iterable[str] = ()
+    ) -> WorkitemRead:
         with self._t.lock:
-            return self.get(tenant_id, workitem_id), copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
+            message = None if message_id is None else copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
+            found = {
+                key: record.to_recipient(key)
+                for key in dict.fromkeys(recipients)
+                if (record := self._t.recipients.get((tenant_id, key))) is not None
+            }
+            return WorkitemRead(self.get(tenant_id, workitem_id), message, found)
 
     def get_with_messages(
         self, tenant_id: str, workitem_id: str, message_ids: list[str]
@@ -394,7 +407,10 @@ class MemoryDirectory:
 
     def disconnect(self, principal: Principal, connection: Connection) -> Recipient | None:
         return self._update(
-            principal.tenant_id, principal.recipient_key, principal.user_id, lambda r: r.conns.discard(connection.token)
+            principal.tenant_id,
+            principal.recipient_key,
+            principal.user_id,
+            lambda r: r.conns.difference_update(connection.tokens),
         )
 
     def forget(self, tenant_id: str, key: str, connections: Iterable[Connection], watchers: Iterable[Watcher]) -> None:

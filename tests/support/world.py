@@ -370,13 +370,23 @@ class World:
         extra.setdefault("ttl_seconds", 3600)
         return mint(JWT_SECRET, sub=sub, tid=tid, role=role, **extra)
 
-    def connect(self, sub: str, role: str, tid: str = "t1", name: str | None = None, wid: str | None = None) -> Client:
-        """Connect with a token, through the ``$connect`` authorizer and handler (both must accept it)."""
-        status, client = self.connect_token(self.token(sub, role, tid, name=name, wid=wid))
+    def connect(
+        self,
+        sub: str,
+        role: str,
+        tid: str = "t1",
+        name: str | None = None,
+        wid: str | None = None,
+        delivery: str | None = None,
+    ) -> Client:
+        """Connect with a token, through the ``$connect`` authorizer and handler (both must accept it);
+        ``delivery`` is the query string's ``delivery`` (``fast``: timeline entries straight from the
+        handler that committed them)."""
+        status, client = self.connect_token(self.token(sub, role, tid, name=name, wid=wid), delivery)
         assert status == 200 and client is not None, status
         return client
 
-    def connect_token(self, token: str) -> tuple[int, Client | None]:
+    def connect_token(self, token: str, delivery: str | None = None) -> tuple[int, Client | None]:
         """Connect as API Gateway does: the ``$connect`` authorizer verifies ``token`` and its context
         comes with every later frame. Returns the status and the client (None when refused)."""
         try:
@@ -390,7 +400,8 @@ class World:
         context = {**{k: str(v) for k, v in auth["context"].items()}, "principalId": auth["principalId"]}
         claims = {"sub": context["userId"], "tid": context["tenantId"], "role": context["role"]}
         client = Client(self, claims, f"c{next(_ids)}=", int(self.clock.now().timestamp() * 1000), authorizer=context)
-        status = int(ws.connect(client.event("$connect"))["statusCode"])
+        query = {"token": token, **({"delivery": delivery} if delivery is not None else {})}
+        status = int(ws.connect({**client.event("$connect"), "queryStringParameters": query})["statusCode"])
         self.pump()
         return status, client if status == 200 else None
 

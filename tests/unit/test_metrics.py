@@ -30,14 +30,16 @@ def captured() -> Iterator[emf.Capture]:
 def test_counts_are_summed_and_samples_kept_in_one_line_per_dimension_values(captured: emf.Capture) -> None:
     metrics.PUSHES.add()
     metrics.PUSHES.add(4)
-    metrics.COMMIT_TO_POST.record(120.04)
-    metrics.COMMIT_TO_POST.record(480)
+    metrics.COMMIT_TO_POST.record(120.04, path="stream")
+    metrics.COMMIT_TO_POST.record(480, path="stream")
+    metrics.COMMIT_TO_POST.record(9, path="fast")
     metrics.WEBHOOK_DELIVERIES.add(outcome="delivered")
     metrics.WEBHOOK_DELIVERIES.add(outcome="failed")
     metrics.WEBHOOK_DELIVERIES.add(outcome="failed")
-    assert metrics.flush() == 3  # no dimension, Outcome=delivered, Outcome=failed
+    assert metrics.flush() == 5  # no dimension, Path=stream, Path=fast, Outcome=delivered, Outcome=failed
     assert captured.total("Pushes") == 5
-    assert sorted(captured.samples("CommitToPostDelay")) == [120.0, 480.0]
+    assert sorted(captured.samples("CommitToPostDelay", Path="stream")) == [120.0, 480.0]
+    assert captured.samples("CommitToPostDelay", Path="fast") == [9.0]
     assert captured.total("WebhookDeliveries", Outcome="failed") == 2
     assert captured.total("WebhookDeliveries", Outcome="delivered") == 1
     lines = [json.loads(line) for line in captured.lines]
@@ -68,10 +70,10 @@ def test_the_stack_dimension_is_the_stacks_name(captured: emf.Capture, monkeypat
 
 def test_more_than_a_hundred_samples_go_out_in_several_lines(captured: emf.Capture) -> None:
     for i in range(250):
-        metrics.COMMIT_TO_POST.record(i)
+        metrics.COMMIT_TO_POST.record(i, path="stream")
     metrics.PUSHES.add(7)
-    assert metrics.flush() == 3
-    assert len(captured.samples("CommitToPostDelay")) == 250
+    assert metrics.flush() == 4
+    assert len(captured.samples("CommitToPostDelay", Path="stream")) == 250
     assert captured.total("Pushes") == 7  # in the first line only, not repeated
 
 
@@ -120,8 +122,8 @@ def test_what_a_worker_thread_records_is_written_by_the_invocation(captured: emf
 
 
 def test_durations_are_never_negative(captured: emf.Capture) -> None:
-    metrics.COMMIT_TO_POST.record(-5)  # a clock that stepped back
-    assert captured.samples("CommitToPostDelay") == [0.0]
+    metrics.COMMIT_TO_POST.record(-5, path="stream")  # a clock that stepped back
+    assert captured.samples("CommitToPostDelay", Path="stream") == [0.0]
 
 
 def test_inside_lambda_the_lines_go_to_standard_output() -> None:
