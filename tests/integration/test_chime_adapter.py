@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from chalicelib.adapters.chime import ChimeMeetingProvider, meeting_arn
 from chalicelib.domain.errors import Conflict, Invalid, NotFound, RateLimited, Unavailable
 from chalicelib.domain.voice import Audio, Meeting
+from tests.support.model_validator import enforce_model
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +29,15 @@ AUDIO_ONLY_FEATURES = {"Video": {"MaxResolution": "None"}, "Content": {"MaxResol
 
 
 def _meetings_client() -> Any:
-    return boto3.client("chime-sdk-meetings", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return enforce_model(
+        boto3.client("chime-sdk-meetings", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    )
 
 
 def _pipelines_client() -> Any:
-    return boto3.client("chime-sdk-media-pipelines", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return enforce_model(
+        boto3.client("chime-sdk-media-pipelines", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    )
 
 
 @pytest.fixture
