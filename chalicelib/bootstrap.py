@@ -18,6 +18,7 @@ from chalicelib.adapters.assist_repository import DynamoAssistStore
 from chalicelib.adapters.attention_store import DynamoAttentionStore
 from chalicelib.adapters.connection_registry import DynamoConnectionRegistry
 from chalicelib.adapters.directory_store import DynamoDirectory
+from chalicelib.adapters.pipeline_index import DynamoPipelineIndex
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
@@ -53,6 +54,7 @@ from chalicelib.services.ports import (
     DeliveryQueue,
     Directory,
     MeetingProvider,
+    PipelineIndex,
     Pusher,
     RecipientLookup,
     Renderer,
@@ -63,6 +65,7 @@ from chalicelib.services.ports import (
 )
 from chalicelib.services.results import AssistNote, PresenceState
 from chalicelib.services.sessions import SessionService
+from chalicelib.services.transcript import TranscriptService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
 
@@ -89,6 +92,7 @@ class Services(msgspec.Struct):
     bus: MessageBus
     inbound_sms: InboundSms
     amazon_connect: AmazonConnect
+    transcript: TranscriptService
 
 
 class Storage(Protocol):
@@ -112,6 +116,9 @@ class Storage(Protocol):
     @property
     def attention(self) -> AttentionStore: ...
 
+    @property
+    def pipelines(self) -> PipelineIndex: ...
+
 
 class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
@@ -125,6 +132,7 @@ class DynamoStorage:
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
         self.attention = DynamoAttentionStore()
+        self.pipelines = DynamoPipelineIndex()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -248,6 +256,7 @@ def build(
         bus=bus,
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
         amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
+        transcript=TranscriptService(settings, workitems, stores.pipelines, directory, notifier),
     )
     bus.handlers = event_handlers(built)
     return built

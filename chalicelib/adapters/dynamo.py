@@ -361,6 +361,22 @@ class ContactItem(Model):
     ttl = TTLAttribute(null=True)
 
 
+class PipelineItem(Model):
+    """A media insights pipeline this stack started (``pk = PIPELINE#<mediaPipelineId>``, ``sk =
+    PIPELINE``): the tenant and workitem it transcribes, so a sink record without runtime metadata
+    still finds its workitem. Expires with the call (pipelines stop after 8 hours)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="PIPELINE")
+    tenant_id = UnicodeAttribute()
+    workitem_id = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
 # --- workitems ---------------------------------------------------------------------------------
 
 
@@ -608,6 +624,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         ChannelSettingsItem,
         ClaimItem,
         ContactItem,
+        PipelineItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],

@@ -129,3 +129,10 @@ def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
     log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})
     metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
     return {"outcome": outcome}
+
+
+def on_transcript_records(event: dict[str, Any]) -> dict[str, Any]:
+    """The media insights pipeline's Kinesis Data Stream sink (docs/transcript.md): final utterances
+    stored as ``transcript`` entries (once each), partial ones pushed. Only records of the stack's own
+    stream are read; a partial batch response names the first record to hand over again."""
+    return bootstrap.services(WIRE).transcript.on_kinesis(event)

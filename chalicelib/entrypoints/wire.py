@@ -254,6 +254,17 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.AlertNote: lambda r: {"alert": r.alert},
     results.SentimentNote: lambda r: {"workitemId": r.workitem_id, "seq": r.seq, "sentiment": r.sentiment},
     results.AttentionPage: lambda r: {"items": r.items, "nextCursor": r.next_cursor},
+    results.TranscriptPartial: lambda r: {
+        "workitemId": r.workitem_id,
+        "utteranceId": r.utterance_id,
+        "speaker": r.speaker,
+        "text": r.text,
+    },
+    results.TranscriptState: lambda r: {
+        "workitemId": r.workitem_id,
+        "state": r.state,
+        **({"reason": r.reason} if r.reason else {}),
+    },
     Workitem: workitem,
     TimelineEntry: entry,
     CustomerEntry: customer_entry,

@@ -552,6 +552,19 @@ class SmsSender(Protocol):
     def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str: ...
 
 
+class PipelineIndex(Protocol):
+    """Which workitem a media insights pipeline transcribes (docs/data-model.md): the sink's records
+    name their pipeline, and its runtime metadata is not promised in every record."""
+
+    def remember(self, pipeline_id: str, tenant_id: str, workitem_id: str, expires_at: int) -> None:
+        """1 PutItem, kept until ``expires_at`` (epoch seconds)."""
+        ...
+
+    def owner(self, pipeline_id: str) -> tuple[str, str] | None:
+        """1 GetItem: (tenant, workitem), or None for a pipeline this stack never started."""
+        ...
+
+
 class MeetingProvider(Protocol):
     """The port the voice service drives; a boto3 Chime SDK adapter and a local fake implement it.
 

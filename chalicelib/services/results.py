@@ -252,3 +252,21 @@ class SentimentNote(msgspec.Struct, frozen=True):
     workitem_id: str
     seq: int
     sentiment: str
+
+
+class TranscriptPartial(msgspec.Struct, frozen=True):
+    """``transcript.partial``: words of an utterance not yet final (no ``seq``: never stored)."""
+
+    workitem_id: str
+    utterance_id: str
+    speaker: str
+    text: str
+
+
+class TranscriptState(msgspec.Struct, frozen=True):
+    """``transcript.paused`` / ``transcript.resumed`` / ``transcript.unavailable`` (``reason`` for the
+    last only) and the pause/resume actions' reply."""
+
+    workitem_id: str
+    state: str
+    reason: str | None = None

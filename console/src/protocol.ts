@@ -79,6 +79,11 @@ export const EVENTS = [
   "attention.acked",
   "attention.cleared",
   "entry.sentiment",
+  "transcript.segment",
+  "transcript.partial",
+  "transcript.paused",
+  "transcript.resumed",
+  "transcript.unavailable",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
 
@@ -109,6 +114,13 @@ export interface ServerEventData {
   "attention.acked": { alert: Alert };
   "attention.cleared": { alert: Alert };
   "entry.sentiment": { workitemId: string; seq: number; sentiment: "positive" | "negative" | "neutral" | "mixed" };
+  /** A final line of a voice call's live transcript (an entry of kind `transcript`). */
+  "transcript.segment": { entry: Entry };
+  /** Words of an utterance not yet final: never stored, no `seq`; its segment replaces it. */
+  "transcript.partial": { workitemId: string; utteranceId: string; speaker: "agent" | "customer"; text: string };
+  "transcript.paused": { workitemId: string; state: "paused" };
+  "transcript.resumed": { workitemId: string; state: "running" };
+  "transcript.unavailable": { workitemId: string; state: "unavailable"; reason?: string };
 }
 
 /** An attention alert (docs/attention.md). */

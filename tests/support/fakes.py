@@ -810,6 +810,23 @@ class MemoryAttentionStore:
             return True
 
 
+class MemoryPipelineIndex:
+    """DynamoPipelineIndex in memory: one item per pipeline, overwritten by a second start."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[str, str, int]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, pipeline_id: str, tenant_id: str, workitem_id: str, expires_at: int) -> None:
+        with self._lock:
+            self._items[pipeline_id] = (tenant_id, workitem_id, expires_at)
+
+    def owner(self, pipeline_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            found = self._items.get(pipeline_id)
+        return (found[0], found[1]) if found else None
+
+
 @dataclass
 class MemoryStorage:
     """Every storage port in memory, sharing one set of tables (what ``bootstrap.build`` takes)."""
@@ -824,3 +841,4 @@ class MemoryStorage:
         self.assistance = MemoryAssistStore(self.settings)
         self.webhooks = MemoryWebhookStore(self.tables)
         self.attention = MemoryAttentionStore(self.tables)
+        self.pipelines = MemoryPipelineIndex()
