@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import msgspec
 
@@ -61,6 +61,7 @@ from chalicelib.services.ports import (
     SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
+    Transcription,
     WorkitemStore,
 )
 from chalicelib.services.results import AssistNote, PresenceState
@@ -221,7 +222,12 @@ def build(
     assistance = AssistanceService(
         settings, workitems, directory, directory, directory, directory, directory, notifier, clock, bus, stores.assistance
     )
-    voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
+    provider = meetings or meeting_provider(settings)
+    # The Chime SDK adapter (and the local fake) also runs the live transcript's media pipelines.
+    transcription = cast("Transcription", provider) if hasattr(provider, "start_insights") else None
+    voice = VoiceService(
+        settings, workitems, directory, directory, notifier, provider, transcription, stores.pipelines, directory
+    )
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
     webhooks = WebhookService(workitems, directory, directory, notifier, clock, webhook_secret)

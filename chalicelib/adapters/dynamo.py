@@ -222,6 +222,7 @@ class PolicyItem(Model):
     pk = UnicodeAttribute(hash_key=True)  # T#t#POLICY
     sk = UnicodeAttribute(range_key=True, default="POLICY")
     record_coaching = BooleanAttribute(null=True)
+    transcribe_calls = BooleanAttribute(null=True)
     escalation_seconds = NumberAttribute(null=True)
     retention_days = NumberAttribute(null=True)
     webhook_secret = UnicodeAttribute(null=True)
@@ -374,6 +375,7 @@ class PipelineItem(Model):
     sk = UnicodeAttribute(range_key=True, default="PIPELINE")
     tenant_id = UnicodeAttribute()
     workitem_id = UnicodeAttribute()
+    since = NumberAttribute(null=True)  # when it was started (epoch seconds): the sweep spares new ones
     ttl = TTLAttribute(null=True)
 
 

@@ -86,6 +86,7 @@ class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
     escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
     retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    transcribeCalls: bool = False
 
 
 class WebhookSecretBody(Body, frozen=True, kw_only=True):
@@ -422,7 +423,9 @@ def get_policy(services: Services, caller: Principal, body: None) -> Any:
 
 @authenticated(PolicyBody)
 def put_policy(services: Services, caller: Principal, body: PolicyBody) -> Any:
-    return services.directory.put_policy(caller, body.recordCoaching, body.escalationSeconds, body.retentionDays)
+    return services.directory.put_policy(
+        caller, body.recordCoaching, body.escalationSeconds, body.retentionDays, body.transcribeCalls
+    )
 
 
 @authenticated(WebhookSecretBody)

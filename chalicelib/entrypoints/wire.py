@@ -138,7 +138,12 @@ def alert(a: Any) -> dict[str, Any]:
 
 
 def policy(p: Policy) -> dict[str, Any]:
-    return {"recordCoaching": p.record_coaching, "escalationSeconds": p.escalation_seconds, "retentionDays": p.retention_days}
+    return {
+        "recordCoaching": p.record_coaching,
+        "escalationSeconds": p.escalation_seconds,
+        "retentionDays": p.retention_days,
+        "transcribeCalls": p.transcribe_calls,
+    }
 
 
 def subscription(v: Any) -> dict[str, Any]:

@@ -313,9 +313,16 @@ class DirectoryService:
         require_admin(caller)
         return {"templates": self.directory.templates(caller.tenant_id)}
 
-    def put_policy(self, caller: Principal, record_coaching: bool, escalation_seconds: int, retention_days: int) -> Policy:
+    def put_policy(
+        self,
+        caller: Principal,
+        record_coaching: bool,
+        escalation_seconds: int,
+        retention_days: int,
+        transcribe_calls: bool = False,
+    ) -> Policy:
         require_admin(caller)
-        policy = Policy(record_coaching, escalation_seconds, retention_days)
+        policy = Policy(record_coaching, escalation_seconds, retention_days, transcribe_calls=transcribe_calls)
         self.directory.put_policy(caller.tenant_id, policy, self._now())
         return policy
 

@@ -165,7 +165,8 @@ class TranscriptService:
         if origin.tenant_id:
             return origin.tenant_id, origin.workitem_id
         if origin.pipeline_id not in owners:
-            owners[origin.pipeline_id] = self.pipelines.owner(origin.pipeline_id)
+            found = self.pipelines.owner(origin.pipeline_id)
+            owners[origin.pipeline_id] = (found.tenant_id, found.workitem_id) if found else None
         return owners[origin.pipeline_id]
 
     def _call(self, call: _Call, outcomes: Outcomes) -> None:

@@ -44,6 +44,8 @@ export const ACTIONS = [
   "voice.whisper",
   "voice.barge",
   "voice.listen",
+  "voice.pause_transcript",
+  "voice.resume_transcript",
   "attention.list",
   "attention.ack",
 ] as const;

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.transcript import Origin, Speaker, sink_body
+from chalicelib.domain.transcript import Origin, PipelineOwner, Speaker, sink_body
 from chalicelib.entrypoints import events
 from tests.support.world import TRANSCRIPT_STREAM_ARN, Client, World
 
@@ -205,7 +205,7 @@ def test_unreadable_foreign_and_unknown_records_are_dropped_and_the_rest_applied
 def test_a_record_without_metadata_finds_its_workitem_through_the_stored_pipeline(call: Any) -> None:
     w, _, sup, _ = call
     other = "2b9e5f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b"
-    w.services.transcript.pipelines.remember(other, "t1", WID, 2_000_000_000)
+    w.services.transcript.pipelines.remember(other, PipelineOwner("t1", WID, 1_765_000_000), 2_000_000_000)
     body = utterance("u-1", "Found.", origin=Origin(other))
     del body["metadata"]
     deliver(w, body)

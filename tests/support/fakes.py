@@ -31,6 +31,7 @@ from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.sentiment import Sentiment
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.domain.transcript import PipelineOwner
 from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
@@ -482,6 +483,7 @@ class MemoryDirectory:
                 escalation_seconds=item.get("escalation_seconds", d.escalation_seconds),
                 retention_days=item.get("retention_days", d.retention_days),
                 webhook_secret=item.get("webhook_secret"),
+                transcribe_calls=bool(item.get("transcribe_calls")),
             )
 
     def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
@@ -490,6 +492,7 @@ class MemoryDirectory:
                 record_coaching=policy.record_coaching,
                 escalation_seconds=policy.escalation_seconds,
                 retention_days=policy.retention_days,
+                transcribe_calls=policy.transcribe_calls,
             )
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None:
@@ -814,17 +817,16 @@ class MemoryPipelineIndex:
     """DynamoPipelineIndex in memory: one item per pipeline, overwritten by a second start."""
 
     def __init__(self) -> None:
-        self._items: dict[str, tuple[str, str, int]] = {}
+        self._items: dict[str, PipelineOwner] = {}
         self._lock = threading.Lock()
 
-    def remember(self, pipeline_id: str, tenant_id: str, workitem_id: str, expires_at: int) -> None:
+    def remember(self, pipeline_id: str, owner: PipelineOwner, expires_at: int) -> None:
         with self._lock:
-            self._items[pipeline_id] = (tenant_id, workitem_id, expires_at)
+            self._items[pipeline_id] = owner
 
-    def owner(self, pipeline_id: str) -> tuple[str, str] | None:
+    def owner(self, pipeline_id: str) -> PipelineOwner | None:
         with self._lock:
-            found = self._items.get(pipeline_id)
-        return (found[0], found[1]) if found else None
+            return self._items.get(pipeline_id)
 
 
 @dataclass
