@@ -223,7 +223,7 @@ def build(
         settings, workitems, directory, directory, directory, directory, directory, notifier, clock, bus, stores.assistance
     )
     provider = meetings or meeting_provider(settings)
-    # The Chime SDK adapter (and the local fake) also runs the live transcript's media pipelines.
+    # The Chime SDK adapter (and the local stand-in) also runs the live transcript's media pipelines.
     transcription = cast("Transcription", provider) if hasattr(provider, "start_insights") else None
     voice = VoiceService(
         settings, workitems, directory, directory, notifier, provider, transcription, stores.pipelines, directory

@@ -42,15 +42,8 @@ def consume(services: Services, committed: Sequence[Committed]) -> ChangesCommit
 
 
 def escalate() -> dict[str, Any]:
-    """Scheduled sweep: escalate assistance requests whose delay has passed, and delete the live
-    transcript's media pipelines that no active call references (nothing left billing, W12.8)."""
-    services = bootstrap.services(WIRE)
-    result = services.assistance.escalate_due()
-    try:
-        services.voice.sweep_transcripts()
-    except Exception:  # the escalations are done; the sweep runs again next minute
-        log.exception("the transcript pipelines' sweep failed")
-    return result
+    """Scheduled sweep: escalate assistance requests whose delay has passed."""
+    return bootstrap.services(WIRE).assistance.escalate_due()
 
 
 def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,13 +134,18 @@ def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
 def on_media_pipeline_event(event: dict[str, Any]) -> dict[str, Any]:
     """Amazon Chime's media pipeline events on EventBridge (docs/transcript.md): a call's audio stream
     started (the second of agent and customer starts the transcript), or its media insights pipeline
-    failed or stopped. Events from another account or Region, or about pipelines the stack did not
-    start, are refused or ignored with a log line."""
+    failed or stopped; and the stack's schedule, which sweeps the pipelines left behind. Events from
+    another account or Region, or about pipelines the stack did not start, are refused or ignored with
+    a log line."""
     from chalicelib.domain.aws_events import bus_event
     from chalicelib.domain.errors import Invalid
 
+    voice = bootstrap.services(WIRE).voice
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        # The stack's TranscriptSweepRule (EventBridge's schedule; nothing in it is read).
+        return {"deleted": voice.sweep_transcripts()}
     try:
-        outcome = bootstrap.services(WIRE).voice.on_media_event(bus_event(event))
+        outcome = voice.on_media_event(bus_event(event))
     except Invalid as exc:
         return {"outcome": _refused("chime", "Amazon Chime media pipeline event", exc)}
     log.info(

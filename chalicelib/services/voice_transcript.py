@@ -53,6 +53,7 @@ class _Plan(Protocol):
     result: Any
     transcript_note: tuple[str, TranscriptNote, bool] | None
 
+
 # How long a pipeline's PIPELINE# item is kept: longer than a pipeline may run (8 hours).
 INDEX_SECONDS = 24 * 3600
 # The sweep leaves alone a pipeline remembered this recently: its voice state may not be committed yet.

@@ -257,3 +257,23 @@ def test_a_store_that_fails_hands_the_first_unapplied_record_back(call: Any, mon
     assert events.on_transcript_records({"Records": event["Records"][1:]}) == {"batchItemFailures": []}
     w.pump()
     assert sorted(e["utteranceId"] for e in transcript(sup)) == ["u-1", "u-2", "u-3"]
+
+
+def test_the_audit_export_holds_the_transcript_and_its_lines_expire_with_the_tenants_retention(call: Any) -> None:
+    w, _, _, _ = call
+    w.admin("PUT", "/admin/policy", {"recordCoaching": False, "escalationSeconds": 60, "retentionDays": 7})
+    w.assign("wi-v2", channel="voice")  # retention is captured when the workitem is assigned
+    deliver(w, utterance("u-1", "Kept for the audit.", origin=Origin(PIPELINE, "t1", "wi-v2")))
+    exported = w.admin("GET", "/workitems/wi-v2/export")
+    [line] = [e for e in exported["entries"] if e["kind"] == "transcript"]
+    assert line["text"] == "Kept for the audit." and line["speaker"] == "customer"
+    if w.backend == "dynamodb":
+        from datetime import datetime, timedelta
+
+        from chalicelib.adapters.dynamo import EntryItem
+        from chalicelib.adapters.store_keys import entry_sk, workitem_pk
+
+        item = EntryItem.get(workitem_pk("t1", "wi-v2"), entry_sk(line["seq"]))
+        assert item.ttl is not None
+        kept = item.ttl - datetime.fromisoformat(line["at"])  # TTL is in whole seconds
+        assert timedelta(days=7) - timedelta(seconds=1) < kept <= timedelta(days=7)
