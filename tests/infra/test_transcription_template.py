@@ -29,7 +29,7 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         return {suffix: loader.construct_scalar(node)}
     if isinstance(node, yaml.SequenceNode):
         return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+    return {suffix: loader.construct_mapping(node, deep=True)}
 
 
 _Loader.add_multi_constructor("!", _tag)
