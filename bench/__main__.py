@@ -37,6 +37,7 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "contention": ("bench.contention", ["--store", "ddblocal"], 300),
     "webhook_latency": ("bench.webhook_latency", [], 300),
     "fairness": ("bench.fairness", ["--store", "ddblocal"], 420),
+    "attention": ("bench.attention_latency", ["--store", "ddblocal"], 420),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
 }
 
@@ -168,6 +169,31 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             )
         )
         rows.append(("fairness: webhooks lost", str(fair["lost"]), "0", fair["lost"] == 0))
+    attention = results.get("attention") or {}
+    for key, label, limit_ms in (
+        ("keyword_commit_to_push", "attention: keyword alert, commit -> supervisor's push", 2000),
+        ("waiting_threshold_to_push", "attention: customer_waiting alert, threshold -> push", 5000),
+    ):
+        figure = attention.get(key) or {}
+        if figure.get("p99_ms") is not None:
+            rows.append(
+                (
+                    f"{label} (p50 / p99)",
+                    f"{figure['p50_ms']} / {figure['p99_ms']} ms",
+                    f"p99 <= {limit_ms} ms",
+                    figure["p99_ms"] <= limit_ms,
+                )
+            )
+    requests = attention.get("requests") or {}
+    if "per_entry_quiet" in requests:
+        rows.append(
+            (
+                "attention: DynamoDB requests per evaluated entry (no alert / alert)",
+                f"{requests['per_entry_quiet']} / {requests['per_entry_match']}",
+                "-",
+                None,
+            )
+        )
     return rows
 
 

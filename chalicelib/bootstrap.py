@@ -50,6 +50,7 @@ from chalicelib.services.ports import (
     AssistanceStore,
     AttentionStore,
     Clock,
+    ConnectApi,
     ConnectionRegistry,
     DeliveryQueue,
     Directory,
@@ -150,6 +151,16 @@ def comprehend(settings: Settings) -> SentimentAnalyzer:
     return ComprehendSentiment(settings.region)
 
 
+def connect_api(settings: Settings) -> ConnectApi | None:
+    """Amazon Connect's API, when the stack follows instances (CONNECT_INSTANCE_ARNS) on AWS (it has
+    the chat topic). The local stack has neither Connect nor the topic: it streams and reconciles nothing."""
+    if not settings.connect_instance_arns or not settings.connect_chat_topic_arn:
+        return None
+    from chalicelib.adapters.connect_api import ConnectClient
+
+    return ConnectClient(settings.region)
+
+
 def timer_queue(settings: Settings) -> DeliveryQueue | None:
     """The attention timers' SQS queue (None when the stack has none: timer rules then raise nothing)."""
     if not settings.attention_timer_queue_url:
@@ -199,6 +210,7 @@ def build(
     sentiment: SentimentAnalyzer | None = None,
     timers: DeliveryQueue | None = None,
     connector_queue: DeliveryQueue | None = None,
+    connect: ConnectApi | None = None,
 ) -> Services:
     """The services on DynamoDB, or on ``storage`` (the tests pass in-memory stores), rendering records
     for the wire with ``wire`` (the entry layer's ``entrypoints/wire.py``). A ``queue`` given without an
@@ -258,10 +270,13 @@ def build(
             sentiment or comprehend(settings),
             timers or timer_queue(settings),
             settings.attention_cache_seconds,
+            config=directory,
         ),
         bus=bus,
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
-        amazon_connect=AmazonConnect(settings, stores.webhooks, webhooks, connector_queue),
+        amazon_connect=AmazonConnect(
+            settings, stores.webhooks, webhooks, workitems, directory, connector_queue, connect or connect_api(settings)
+        ),
         transcript=TranscriptService(settings, workitems, stores.pipelines, directory, notifier),
     )
     bus.handlers = event_handlers(built)

@@ -65,6 +65,9 @@ class Settings(msgspec.Struct, frozen=True):
     connect_instance_arns: tuple[str, ...] = ()
     account_id: str = ""
     connector_queue_url: str = ""
+    # The standard SNS topic Amazon Connect streams chat items to ('' = chats are not streamed; the
+    # local stack's route hands the function the item itself).
+    connect_chat_topic_arn: str = ""
     # "public": https to public addresses only (AWS); "local": http and loopback/private allowed too.
     webhook_targets: str = "public"
     webhook_retry_base_seconds: int = 30
@@ -180,6 +183,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sms_inbound_topic_arn=e.get("SMS_INBOUND_TOPIC_ARN", ""),
         connect_instance_arns=tuple(a.strip() for a in e.get("CONNECT_INSTANCE_ARNS", "").split(",") if a.strip()),
         account_id=e.get("COACHING_ACCOUNT_ID", ""),
+        connect_chat_topic_arn=e.get("CONNECT_CHAT_TOPIC_ARN", ""),
         connector_queue_url=e.get("CONNECTOR_QUEUE_URL", ""),
         webhook_targets=e.get("WEBHOOK_TARGETS", d.webhook_targets),
         webhook_retry_base_seconds=_int(e, "WEBHOOK_RETRY_BASE_SECONDS", d.webhook_retry_base_seconds),

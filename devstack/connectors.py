@@ -11,6 +11,11 @@ inbound text (the function would only log it).
 ``connect_events`` function gets it as EventBridge would hand it. 202 with the outcome; 400 when the
 function refused it (its reason). The local stack's ConnectInstanceArns and account are
 ``DEVSTACK_CONNECT_INSTANCE`` (a demo instance by default) and ``000000000000``.
+
+``POST /_local/sns/connect-chat``: the body is one streamed Amazon Connect chat item (the SNS message
+Connect publishes: a Connect Participant ``Item``); the ``connect_events`` function gets it in an SNS
+notification of a local topic. 202 with the outcome; 400 when the body is not a chat item. The local
+stack starts no streaming (no Amazon Connect): post the items a chat of a connected contact would bring.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def sns_event(topic_arn: str, message: str) -> dict[str, Any]:
 def routes(app: Chalice, region: str) -> dict[str, Route]:
     """The local POST routes of the connectors the app has functions for."""
     from chalicelib.domain.errors import Invalid
-    from chalicelib.domain.inbound_sms import inbound_text
+    from chalicelib.entrypoints.aws_payloads import inbound_text
 
     out: dict[str, Route] = {}
     handler = app.handler_map.get(SMS_INBOUND_HANDLER)
@@ -111,4 +116,24 @@ def routes(app: Chalice, region: str) -> dict[str, Route]:
             return 202, {"outcome": outcome}
 
         out["/_local/events"] = bus_event
+        chat_topic = f"arn:aws:sns:{region}:{LOCAL_ACCOUNT}:local-connect-chat"
+
+        def connect_chat(body: bytes) -> tuple[int, Any]:
+            from chalicelib.domain.errors import Invalid
+            from chalicelib.entrypoints.aws_payloads import chat_item
+
+            if len(body) > MAX_BODY_BYTES:
+                return _invalid("the body is larger than an SNS message may be (256 KiB)")
+            try:
+                message = body.decode("utf-8")
+                chat_item(message)
+            except UnicodeDecodeError:
+                return _invalid("the body is not UTF-8")
+            except Invalid as exc:
+                return _invalid(str(exc))
+            context = LambdaContext(function_name=CONNECT_HANDLER, memory_size=1024, max_runtime_ms=60_000)
+            result = connect(sns_event(chat_topic, message), context)
+            return 202, {"outcome": (result.get("outcomes") or ["invalid"])[0]}
+
+        out["/_local/sns/connect-chat"] = connect_chat
     return out

@@ -27,6 +27,9 @@ class LexiconSentiment:
         return self._analyzer
 
     def analyze(self, texts: list[str], language: str = "en") -> list[Sentiment | None]:
-        """One label per text (None for blank text). English only: other languages are read as English."""
+        """One label per text (None for blank text). English only: text in another language has no label
+        (VADER would read it as English and call most of it neutral)."""
+        if language != "en":
+            return [None] * len(texts)
         vader = self._vader()
         return [from_scores(vader.polarity_scores(t)) if analysable(t) else None for t in texts]

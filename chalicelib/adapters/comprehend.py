@@ -9,9 +9,9 @@ succeeds) and gets no label; results are matched by ``Index``, never by position
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
+from chalicelib.adapters.lazy_client import lazy_client
 from chalicelib.adapters.sdk_budget import COMPREHEND
 from chalicelib.domain.sentiment import DEFAULT_LANGUAGE, LANGUAGES, MAX_BATCH_DOCUMENTS, Sentiment, analysable, truncate_utf8
 
@@ -20,19 +20,11 @@ log = logging.getLogger(__name__)
 
 class ComprehendSentiment:
     def __init__(self, region: str, client: Any = None) -> None:
-        self._region = region
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = lazy_client("comprehend", region, COMPREHEND, client)
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-
-                    self._client = boto3.client("comprehend", region_name=self._region, config=COMPREHEND.config())
-        return self._client
+        return self._client()
 
     def analyze(self, texts: list[str], language: str = DEFAULT_LANGUAGE) -> list[Sentiment | None]:
         """One label per text (None: blank, or refused by Comprehend). 1 BatchDetectSentiment per 25

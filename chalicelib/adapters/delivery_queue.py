@@ -12,11 +12,11 @@ it moves to the dead-letter queue, from which an admin can replay it.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.lazy_client import lazy_client
 from chalicelib.adapters.sdk_budget import SQS
 from chalicelib.services.ports import Outgoing, QueueUnavailable
 
@@ -30,24 +30,14 @@ class SqsDeliveryQueue:
     def __init__(self, queue_url: str, dlq_url: str, region: str, endpoint: str = "", client: Any = None) -> None:
         self._url = queue_url
         self._dlq = dlq_url
-        self._region = region
-        self._endpoint = endpoint
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = lazy_client("sqs", region, SQS, client, endpoint)
+        self._given = client is not None
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    if not self._url:
-                        raise RuntimeError("no delivery queue is configured (DELIVERY_QUEUE_URL, SMS_QUEUE_URL)")
-                    import boto3
-
-                    self._client = boto3.client(
-                        "sqs", region_name=self._region, endpoint_url=self._endpoint or None, config=SQS.config()
-                    )
-        return self._client
+        if not self._url and not self._given:
+            raise RuntimeError("no delivery queue is configured (DELIVERY_QUEUE_URL, SMS_QUEUE_URL)")
+        return self._client()
 
     def send(self, messages: list[Outgoing]) -> list[Outgoing]:
         """SendMessageBatch, 10 messages per request; returns the messages SQS refused."""

@@ -363,6 +363,7 @@ class DynamoDirectory:
             retention_days=int(item.retention_days) if item.retention_days is not None else d.retention_days,
             webhook_secret=item.webhook_secret,
             transcribe_calls=bool(item.transcribe_calls),
+            sentiment_language=item.sentiment_language or d.sentiment_language,
         )
 
     def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
@@ -373,6 +374,7 @@ class DynamoDirectory:
                 PolicyItem.escalation_seconds.set(policy.escalation_seconds),
                 PolicyItem.retention_days.set(policy.retention_days),
                 PolicyItem.transcribe_calls.set(policy.transcribe_calls),
+                PolicyItem.sentiment_language.set(policy.sentiment_language),
                 PolicyItem.updated_at.set(now),
             ]
         )

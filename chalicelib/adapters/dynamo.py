@@ -226,6 +226,7 @@ class PolicyItem(Model):
     escalation_seconds = NumberAttribute(null=True)
     retention_days = NumberAttribute(null=True)
     webhook_secret = UnicodeAttribute(null=True)
+    sentiment_language = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
 
 

@@ -72,6 +72,10 @@ SMS = SdkBudget(connect=2, read=5, attempts=1)
 # the analysis is read-only; a message left without its label raises no sentiment alert.
 COMPREHEND = SdkBudget(connect=1, read=3, attempts=2)
 
+# Amazon Connect's StartContactStreaming (from the connector function, once per chat it follows): a
+# second attempt is safe, the call is idempotent by its client token.
+CONNECT = SdkBudget(connect=1, read=3, attempts=2)
+
 # Creating tables (local stack and tests only, never on a request path): a cold store is slow.
 TABLE_ADMIN = SdkBudget(connect=2, read=30, attempts=3)
 
@@ -82,4 +86,6 @@ ALL: dict[str, SdkBudget] = {
     "ssm": SSM,
     "sqs": SQS,
     "pinpoint-sms-voice-v2": SMS,
+    "comprehend": COMPREHEND,
+    "connect": CONNECT,
 }

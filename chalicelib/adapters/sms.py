@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.lazy_client import lazy_client
 from chalicelib.adapters.sdk_budget import SMS
 from chalicelib.services.ports import ChannelFailed, SmsContext
 
@@ -18,19 +18,11 @@ def context_of(context: SmsContext) -> dict[str, str]:
 
 class EndUserMessagingSms:
     def __init__(self, region: str, client: Any = None) -> None:
-        self._region = region
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = lazy_client("pinpoint-sms-voice-v2", region, SMS, client)
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-
-                    self._client = boto3.client("pinpoint-sms-voice-v2", region_name=self._region, config=SMS.config())
-        return self._client
+        return self._client()
 
     def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str:
         """The message id; :class:`ChannelFailed` when the service refused or could not be reached."""

@@ -49,10 +49,10 @@ SECONDS_BOUNDS: dict[RuleKind, tuple[int, int]] = {
 # A tenant never has more alerts open or acked than this: a rule that matches everything cannot flood
 # the store or the supervisors, and listing a tenant's alerts stays one bounded read.
 MAX_OPEN_ALERTS = 500
-# The fields each kind holds besides kind, enabled and severity.
+# The fields each kind holds besides kind, enabled and severity (the entry layer names them on the wire).
 KIND_FIELDS: dict[RuleKind, tuple[str, ...]] = {
     RuleKind.KEYWORD: ("phrases", "speakers"),
-    RuleKind.SENTIMENT: ("negativeInARow",),
+    RuleKind.SENTIMENT: ("negative_in_a_row",),
     RuleKind.CUSTOMER_WAITING: ("seconds",),
     RuleKind.SILENCE: ("seconds",),
     RuleKind.HANDLE_TIME: ("seconds",),
@@ -114,9 +114,9 @@ def check_rule(rule: Rule) -> None:
     if kind is RuleKind.SENTIMENT:
         n = rule.negative_in_a_row
         if n is None or isinstance(n, bool) or not MIN_NEGATIVE_IN_ROW <= n <= MAX_NEGATIVE_IN_ROW:
-            raise _problem("negativeInARow", f"must be an integer from {MIN_NEGATIVE_IN_ROW} to {MAX_NEGATIVE_IN_ROW}")
+            raise _problem("negative_in_a_row", f"must be an integer from {MIN_NEGATIVE_IN_ROW} to {MAX_NEGATIVE_IN_ROW}")
     elif rule.negative_in_a_row is not None:
-        raise _problem("negativeInARow", f"belongs to sentiment rules, not {kind.value}")
+        raise _problem("negative_in_a_row", f"belongs to sentiment rules, not {kind.value}")
     if kind in SECONDS_BOUNDS:
         low, high = SECONDS_BOUNDS[kind]
         s = rule.seconds
@@ -154,7 +154,7 @@ def rule_from(
     negative_in_a_row: int | None = None,
     seconds: int | None = None,
 ) -> Rule:
-    """A rule from its wire fields (a keyword rule without ``speakers`` listens to the customer)."""
+    """A rule from its fields (a keyword rule without ``speakers`` listens to the customer)."""
     try:
         rule_kind = RuleKind(kind)
     except ValueError:
@@ -205,7 +205,7 @@ def keyword_reason(rule: Rule, entry: TimelineEntry, phrases: Sequence[Phrase] |
 
 def negative_run(rule: Rule, latest: Sequence[Sentiment | None]) -> str | None:
     """The alert's reason when the workitem's last customer messages (``latest``, newest last, one per
-    message: None while a message's sentiment is unknown) are ``negativeInARow`` negatives, else None."""
+    message: None while a message's sentiment is unknown) are ``negative_in_a_row`` negatives, else None."""
     n = rule.negative_in_a_row
     if rule.kind is not RuleKind.SENTIMENT or n is None or len(latest) < n:
         return None

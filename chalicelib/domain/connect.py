@@ -3,24 +3,20 @@ W14.7-W14.11, docs/connectors.md).
 
 EventBridge delivers "Amazon Connect Contact Event"s from the instance's account and Region: best
 effort and unordered (the old contact's ``DISCONNECTED`` usually comes before the transferred
-contact's ``CONNECTED_TO_AGENT``). AWS's own samples spell the same event's keys in camelCase
-(``agentInfo.agentArn``, ``eventType``) and PascalCase (``AgentInfo.AgentArn``, ``InstanceARN``) and
-its channel ``VOICE`` or ``Voice``: keys are read without regard to case. Fields beyond those read
-are ignored.
+contact's ``CONNECTED_TO_AGENT``).
 
-A contact that was never transferred has no ``initialContactId``: its own ``contactId`` stands for
-it. The workitem of a contact is ``connect-<initialContactId>``, the same across transfers.
+Events are read into :class:`Contact` at the edge (``entrypoints/aws_payloads.py``). A contact that was
+never transferred has no initial contact id: its own id stands for it. The workitem of a contact is
+``connect-<initial contact id>``, the same across transfers.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
-from .aws_events import BusEvent, any_case
 from .coaching import Channel, EndedBy, Workitem
 from .errors import Invalid
 
@@ -30,13 +26,11 @@ WORKITEM_PREFIX = "connect-"
 # A DISCONNECTED ends the workitem only if no newer contact of the same initial contact connects
 # within this many seconds (a transfer's new contact connects just after the old one disconnects).
 END_GRACE_SECONDS = 5
+# An open Connect workitem asks Connect whether its contact is still connected this often (SQS's
+# longest delay): a lost DISCONNECTED or COMPLETED ends it within this long.
+RECONCILE_SECONDS = 900
 INSTANCE_ARN_REGEX = r"^arn:aws[a-z-]*:connect:([a-z0-9-]+):([0-9]{12}):instance/([0-9a-fA-F-]{1,64})\Z"
 INSTANCE_ARN = re.compile(INSTANCE_ARN_REGEX)
-_CONTACT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}\Z")
-_AGENT = re.compile(r"/agent/([A-Za-z0-9][A-Za-z0-9-]{0,127})\Z")
-# Contacts a Connect supervisor's own monitoring creates, and the flow run after a disconnect: never a
-# conversation of their own.
-_NOT_CONVERSATIONS = frozenset({"MONITOR", "DISCONNECT"})
 
 
 class ContactEvent(str, enum.Enum):
@@ -78,17 +72,8 @@ class Contact:
         return WORKITEM_PREFIX + self.initial_contact_id
 
 
-def _contact_id(detail: Mapping[str, Any], *names: str, required: bool) -> str | None:
-    value = any_case(detail, *names)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not _CONTACT_ID.match(value):
-        raise Invalid(f"detail.{names[0]} must be a contact id")
-    return value
-
-
 def ended_by(reason: object) -> EndedBy:
-    """``disconnectReason`` as who ended the workitem: the customer, the agent, or the system."""
+    """Connect's disconnect reason as who ended the workitem: the customer, the agent, or the system."""
     text = reason.upper() if isinstance(reason, str) else ""
     if text == "CUSTOMER_DISCONNECT":
         return EndedBy.CUSTOMER
@@ -97,50 +82,75 @@ def ended_by(reason: object) -> EndedBy:
     return EndedBy.SYSTEM
 
 
-def contact_event(event: BusEvent) -> Contact | None:
-    """The contact event of an EventBridge event, or None for an event type the connector does not
-    act on (INITIATED, QUEUED, CONTACT_DATA_UPDATED ...). :class:`Invalid` when it is not an Amazon
-    Connect contact event or a field it needs is malformed."""
-    if event.source != SOURCE or event.detail_type != DETAIL_TYPE:
-        raise Invalid(f"only {SOURCE} {DETAIL_TYPE!r} events are accepted")
-    detail = event.detail
-    kind_text = any_case(detail, "eventType")
-    if not isinstance(kind_text, str):
-        raise Invalid("detail.eventType is required")
-    try:
-        kind = ContactEvent(kind_text.upper())
-    except ValueError:
-        return None
-    arn = any_case(detail, "instanceArn")
-    if arn is None:
-        arn = next((r for r in event.resources if INSTANCE_ARN.match(r)), None)
-    found = instance(arn)
-    contact_id = _contact_id(detail, "contactId", required=True)
-    assert contact_id is not None
-    initial = _contact_id(detail, "initialContactId", required=False) or contact_id
-    channel_text = any_case(detail, "channel")
-    channel = {"VOICE": Channel.VOICE, "CHAT": Channel.CHAT}.get(channel_text.upper() if isinstance(channel_text, str) else "")
-    user: str | None = None
-    if kind is ContactEvent.CONNECTED_TO_AGENT:
-        info = any_case(detail, "agentInfo")
-        agent_arn = any_case(info, "agentArn") if isinstance(info, Mapping) else None
-        match = _AGENT.search(agent_arn) if isinstance(agent_arn, str) and len(agent_arn) <= 2048 else None
-        if match is None:
-            raise Invalid("detail.agentInfo.agentArn must be an Amazon Connect agent ARN")
-        user = match.group(1)
-    method = any_case(detail, "initiationMethod")
-    return Contact(
-        kind=kind,
-        instance_arn=found.arn,
-        contact_id=contact_id,
-        initial_contact_id=initial,
-        channel=channel,
-        connect_user_id=user,
-        ended_by=EndedBy.AGENT if kind is ContactEvent.COMPLETED else ended_by(any_case(detail, "disconnectReason")),
-        conversation=not (isinstance(method, str) and method.upper() in _NOT_CONVERSATIONS),
-    )
-
-
 def is_connect_workitem(workitem: Workitem) -> bool:
     """A workitem the Amazon Connect connector made (its calls are Connect's, not Chime's)."""
     return workitem.workitem_id.startswith(WORKITEM_PREFIX)
+
+
+# --- chat message streaming ------------------------------------------------------------------------
+# Each item of a chat that Amazon Connect streams to the stack's SNS topic (StartContactStreaming) is a
+# Connect Participant ``Item``. Messages of the customer and the agent become the workitem's messages;
+# what else a chat carries is shown or skipped as :func:`chat_line` says (docs/connectors.md).
+
+# Content types whose text is shown as it is (Connect's chat message types that are text).
+TEXT_CONTENT_TYPES = frozenset({"text/plain", "text/markdown"})
+# Amazon Connect's limit on a chat message (Participant Service SendMessage: 16,384 bytes).
+MAX_CHAT_CONTENT_CHARS = 16384
+
+
+class ChatRole(str, enum.Enum):
+    AGENT = "AGENT"
+    CUSTOMER = "CUSTOMER"
+    SYSTEM = "SYSTEM"
+    CUSTOM_BOT = "CUSTOM_BOT"
+    SUPERVISOR = "SUPERVISOR"
+
+
+@dataclass(frozen=True)
+class ChatItem:
+    """One streamed chat item, as the connector uses it."""
+
+    item_id: str
+    item_type: str  # MESSAGE, ATTACHMENT, EVENT, TYPING, PARTICIPANT_JOINED ...
+    role: ChatRole | None  # None: a role Connect added after this was written
+    content_type: str
+    content: str
+    initial_contact_id: str
+    at: datetime  # AbsoluteTime: when Connect took the item
+    attachment_names: tuple[str, ...] = ()
+
+    @property
+    def workitem_id(self) -> str:
+        return WORKITEM_PREFIX + self.initial_contact_id
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """What a chat item adds to the workitem: a message of the customer or of the agent."""
+
+    sender: str  # "customer" or "agent"
+    text: str
+
+
+_SENDERS = {ChatRole.CUSTOMER: "customer", ChatRole.AGENT: "agent"}
+
+
+def chat_line(item: ChatItem) -> ChatLine | None:
+    """The message a chat item adds, or None for what is not shown: events (typing, joined, left,
+    read receipts, transfers: the contact events say what matters), bots', the system's and Connect
+    supervisors' lines (the conversation is the customer's and the agent's), and interactive messages
+    (JSON templates, not text). An attachment is a line naming its file (its content stays in Amazon
+    Connect: reading it needs a participant's token)."""
+    sender = _SENDERS.get(item.role) if item.role is not None else None
+    if sender is None:
+        return None
+    if item.item_type == "MESSAGE" and item.content_type in TEXT_CONTENT_TYPES and item.content.strip():
+        return ChatLine(sender, item.content)
+    if item.item_type == "ATTACHMENT" and item.attachment_names:
+        return ChatLine(sender, "[attachment: " + ", ".join(item.attachment_names) + "]")
+    return None
+
+
+def instance_id(instance_arn: str) -> str:
+    """The id at the end of an instance's ARN (what StartContactStreaming takes as InstanceId)."""
+    return instance_arn.rsplit("/", 1)[-1]

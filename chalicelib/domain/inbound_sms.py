@@ -1,12 +1,10 @@
 """Two-way SMS: phone numbers and the inbound texts AWS End User Messaging SMS publishes (docs/product.md
 W14.1-W14.4, docs/connectors.md).
 
-A customer's reply is published to the stack's SNS topic as a JSON message (AWS documents it under
-"Two-way SMS message format"): ``{"originationNumber", "destinationNumber", "messageKeyword",
-"messageBody", "inboundMessageId", "previousPublishedMessageId"}``. ``originationNumber`` is the
-customer, ``destinationNumber`` the tenant's number. AWS does not deliver texts in the order they were
-sent; the SNS notification's timestamp is the best approximation of when each arrived, and is kept
-with the entry as ``sentAt``.
+A customer's reply is published to the stack's SNS topic as a JSON message, read into an
+:class:`InboundText` at the edge (``entrypoints/aws_payloads.py``). AWS does not deliver texts in the
+order they were sent; the SNS notification's timestamp is the best approximation of when each
+arrived, and is kept with the entry as the time it was sent.
 
 Phone numbers are compared in E.164 form (``+`` and up to 15 digits, the first not 0). An SMS
 workitem's customer id is normalized to it when the workitem is assigned, so ``+1 (425) 555-0182``
@@ -17,13 +15,9 @@ is checked: whether a number exists is the carrier's business.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from .aws_events import json_object, text_field, token_field
-from .errors import Invalid
 from .text import VISIBLE_REGEX
 
 # ASCII digits only (``\d`` would take any script's digits).
@@ -81,35 +75,3 @@ class InboundText:
     inbound_message_id: str
     received_at: datetime  # the SNS notification's timestamp
     keyword: str | None = None
-
-
-def inbound_text(message: str | Mapping[str, Any], received_at: datetime) -> InboundText:
-    """The SNS message of an inbound text, strictly; :class:`Invalid` when it is not one.
-
-    ``message`` is the notification's ``Message`` (a JSON string) or, from the local stack, the
-    decoded object. Extra fields are ignored; a text with nothing visible in it is refused (as the
-    product refuses empty messages), as is one longer than MAX_INBOUND_TEXT_CHARS."""
-    data = json_object(message, "the message")
-    numbers = {}
-    for key in ("originationNumber", "destinationNumber"):
-        raw = text_field(data, key, key, max_chars=64)
-        assert raw is not None
-        normal = e164(raw)
-        if normal is None:
-            raise Invalid(f"{key} is not a phone number in E.164 form")
-        numbers[key] = normal
-    body = text_field(data, "messageBody", "messageBody", max_chars=MAX_INBOUND_TEXT_CHARS)
-    assert body is not None
-    if not visible(body):
-        raise Invalid("messageBody has no visible characters")
-    message_id = token_field(data, "inboundMessageId", "inboundMessageId")
-    assert message_id is not None
-    keyword = text_field(data, "messageKeyword", "messageKeyword", max_chars=256, required=False)
-    return InboundText(
-        origination=numbers["originationNumber"],
-        destination=numbers["destinationNumber"],
-        body=body,
-        inbound_message_id=message_id,
-        received_at=received_at,
-        keyword=keyword,
-    )

@@ -1,6 +1,6 @@
-"""Live transcript of voice calls (docs/product.md W12): the records of the media insights pipeline's
-Kinesis Data Stream sink, read strictly, and the rules that turn a final utterance into a timeline
-entry of kind ``transcript``.
+"""Live transcript of voice calls (docs/product.md W12): what the media insights pipeline's Kinesis Data
+Stream sink says (read strictly by ``entrypoints/transcript_payloads.py``), and the rules that turn a
+final utterance into a timeline entry of kind ``transcript`` and tie the pipelines to the call.
 
 The Amazon Chime SDK media insights pipeline (Amazon Transcribe Call Analytics) writes one JSON
 record per event to the sink stream (docs: "Call analytics processor and output destinations",
@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .coaching import Change, Channel, Status, Workitem, record_text
 from .errors import Conflict, Invalid
 from .identity import Role
-from .ids import is_id
 from .sentiment import Sentiment
 from .timeline import EntryKind
 
@@ -54,9 +51,6 @@ MAX_OFFSET_MS = 24 * 3600 * 1000
 class Speaker(str, enum.Enum):
     AGENT = "agent"
     CUSTOMER = "customer"
-
-
-_ROLES = {"AGENT": Speaker.AGENT, "CUSTOMER": Speaker.CUSTOMER}
 
 
 @dataclass(frozen=True)
@@ -98,154 +92,6 @@ class CallMetadata:
 
 
 SinkRecord = Utterance | Categories | CallMetadata
-
-
-def _json(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(raw, Mapping):
-        return raw
-    if len(raw) > MAX_RECORD_BYTES:
-        raise Invalid("the record is larger than 1 MiB")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise Invalid("the record is not JSON") from None
-    if not isinstance(data, dict):
-        raise Invalid("the record must be a JSON object")
-    return data
-
-
-def _metadata(value: object) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            raise Invalid("metadata is not JSON") from None
-    if not isinstance(value, Mapping):
-        raise Invalid("metadata must be a JSON object")
-    return value
-
-
-def _own_id(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if value is None:
-        return ""
-    if not is_id(value):
-        raise Invalid(f"metadata.{key} is not a valid id")
-    return str(value)
-
-
-def origin(data: Mapping[str, Any]) -> Origin:
-    pipeline_id = data.get("mediaInsightsPipelineId")
-    if not isinstance(pipeline_id, str) or not PIPELINE_ID.match(pipeline_id):
-        raise Invalid("mediaInsightsPipelineId must be a media pipeline id")
-    metadata = _metadata(data.get("metadata"))
-    tenant_id, workitem_id = _own_id(metadata, "tenantId"), _own_id(metadata, "workitemId")
-    if bool(tenant_id) != bool(workitem_id):
-        raise Invalid("metadata names a tenant without a workitem, or a workitem without a tenant")
-    return Origin(pipeline_id, tenant_id, workitem_id)
-
-
-def _offset(event: Mapping[str, Any], key: str) -> int | None:
-    value = event.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_OFFSET_MS:
-        raise Invalid(f"UtteranceEvent.{key} must be a number of milliseconds")
-    return int(value)
-
-
-def _utterance(where: Origin, event: Mapping[str, Any]) -> Utterance:
-    utterance_id = event.get("UtteranceId")
-    if not isinstance(utterance_id, str) or not _ID.match(utterance_id):
-        raise Invalid("UtteranceEvent.UtteranceId is not a valid id")
-    speaker = _ROLES.get(str(event.get("ParticipantRole")))
-    if speaker is None:
-        raise Invalid("UtteranceEvent.ParticipantRole must be AGENT or CUSTOMER")
-    partial = event.get("IsPartial")
-    if not isinstance(partial, bool):
-        raise Invalid("UtteranceEvent.IsPartial must be true or false")
-    text = event.get("Transcript")
-    if not isinstance(text, str):
-        raise Invalid("UtteranceEvent.Transcript must be a string")
-    if len(text) > MAX_SEGMENT_CHARS:
-        raise Invalid(f"UtteranceEvent.Transcript is longer than {MAX_SEGMENT_CHARS} characters")
-    label = event.get("Sentiment")
-    start, end = _offset(event, "BeginOffsetMillis"), _offset(event, "EndOffsetMillis")
-    if start is not None and end is not None and end < start:
-        raise Invalid("UtteranceEvent.EndOffsetMillis is before BeginOffsetMillis")
-    return Utterance(
-        origin=where,
-        utterance_id=utterance_id,
-        speaker=speaker,
-        partial=partial,
-        text=text.strip(),
-        # Call Analytics labels complete segments only; a partial's label is not kept.
-        sentiment=None if partial or not isinstance(label, str) else Sentiment.from_label(label),
-        start_ms=start,
-        end_ms=end,
-    )
-
-
-def sink_record(raw: bytes | str | Mapping[str, Any]) -> SinkRecord:
-    """One record of the sink stream (its Kinesis ``Data``, decoded from base64), strictly."""
-    data = _json(raw)
-    where = origin(data)
-    utterance, category = data.get("UtteranceEvent"), data.get("CategoryEvent")
-    if utterance is not None and category is not None:
-        raise Invalid("a record carries an UtteranceEvent or a CategoryEvent, never both")
-    if utterance is not None:
-        if not isinstance(utterance, Mapping):
-            raise Invalid("UtteranceEvent must be a JSON object")
-        return _utterance(where, utterance)
-    if category is not None:
-        if not isinstance(category, Mapping):
-            raise Invalid("CategoryEvent must be a JSON object")
-        matched = category.get("MatchedCategories")
-        if not isinstance(matched, list) or not all(isinstance(m, str) and len(m) <= 200 for m in matched):
-            raise Invalid("CategoryEvent.MatchedCategories must be a list of category names")
-        return Categories(where, tuple(matched))
-    if data.get("detail-type") == "CallAnalyticsMetadata":
-        return CallMetadata(where)
-    raise Invalid("the record is neither call metadata, an utterance nor a category")
-
-
-def sink_body(
-    origin_: Origin,
-    utterance_id: str,
-    speaker: Speaker,
-    text: str,
-    *,
-    partial: bool,
-    sentiment: str | None,
-    start_ms: int,
-    end_ms: int,
-    at: str,
-) -> dict[str, Any]:
-    """The record the sink would carry for one utterance (the local stack builds it; its shape is the
-    document's template, its metadata a JSON string as AWS's samples read it)."""
-    event: dict[str, Any] = {
-        "UtteranceId": utterance_id,
-        "ParticipantRole": speaker.value.upper(),
-        "IsPartial": partial,
-        "BeginOffsetMillis": start_ms,
-        "EndOffsetMillis": end_ms,
-        "Transcript": text,
-        "Items": [],
-        "Entities": [],
-        "IssuesDetected": [],
-    }
-    if sentiment is not None:
-        event["Sentiment"] = sentiment.upper()
-    return {
-        "time": at,
-        "service-type": "CallAnalytics",
-        "detail-type": "TranscribeCallAnalytics",
-        "mediaInsightsPipelineId": origin_.pipeline_id,
-        "metadata": json.dumps({"tenantId": origin_.tenant_id, "workitemId": origin_.workitem_id}),
-        "UtteranceEvent": event,
-    }
 
 
 # --- rules -------------------------------------------------------------------------------------------
@@ -316,6 +162,21 @@ class StreamStart:
 
     arn: str
     fragment: str
+
+
+@dataclass(frozen=True)
+class MediaEvent:
+    """What Amazon Chime said on EventBridge about one of the stack's media pipelines: an audio stream
+    started (``attendee_id``, ``start``), or a media insights pipeline failed or stopped (``reason``)."""
+
+    source: str
+    account: str
+    region: str
+    kind: str  # chime:MediaPipelineKinesisVideoStreamStart | chime:MediaInsightsPermanentFailure | ...Stopped
+    pipeline_id: str
+    attendee_id: str = ""
+    start: StreamStart | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

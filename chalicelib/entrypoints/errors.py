@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from chalicelib import metrics
 from chalicelib.adapters.storage_errors import retryable_error
@@ -92,3 +93,29 @@ def contract_error(exc: BaseException, context: str, retryable: RetryableError |
         return refusal
     log.error("%s failed", context, exc_info=exc)
     return Internal(NOTHING_APPLIED)
+
+
+@contextmanager
+def wire_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Refusals raised inside name the fields as the wire does: the domain names a field by its
+    attribute (``negative_in_a_row``), the client sent it as ``names`` says (``negativeInARow``)."""
+    try:
+        yield
+    except Invalid as exc:
+        raise _renamed(exc, names) from None
+
+
+def _renamed(exc: Invalid, names: Mapping[str, str]) -> Invalid:
+    def rename(path: str) -> str:
+        head, dot, rest = path.partition(".")
+        return names.get(head, head) + dot + rest
+
+    head, colon, rest = exc.message.partition(": ")
+    message = rename(head) + colon + rest if colon and " " not in head else exc.message
+    details = dict(exc.details)
+    problems = details.get("problems")
+    if isinstance(problems, list):
+        details["problems"] = [
+            {**p, "field": rename(p["field"])} if isinstance(p, dict) and isinstance(p.get("field"), str) else p for p in problems
+        ]
+    return type(exc)(message, **details)

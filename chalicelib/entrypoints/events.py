@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
+from chalicelib.entrypoints.aws_payloads import batch_failures, chat_item, contact_event, inbound_text, queue_messages
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.attention import is_timer
 from chalicelib.services.fanout import Committed
@@ -51,12 +52,13 @@ def deliver_webhooks(records: list[dict[str, Any]]) -> dict[str, Any]:
     statuses; attention timers (docs/attention.md). A partial batch response names the messages that
     come back after their backoff delay."""
     services = bootstrap.services(WIRE)
-    timers = [r for r in records if is_timer(r)]
-    failures = services.attention.on_timers(timers)["batchItemFailures"] if timers else []
-    others = [r for r in records if not is_timer(r)]
+    messages = queue_messages(records)
+    timers = [m for m in messages if is_timer(m)]
+    others = [m for m in messages if not is_timer(m)]
+    failures = services.attention.on_timers(timers) if timers else []
     if others:
-        failures += [{"itemIdentifier": message_id} for message_id in services.integrations.handle(others)]
-    return {"batchItemFailures": failures}
+        failures += services.integrations.handle(others)
+    return batch_failures(failures)
 
 
 def on_sip_media_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -96,34 +98,73 @@ def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
         except Invalid as exc:
             outcomes.append(_refused("sms", "inbound SMS record", exc))
             continue
-        outcomes.append(services.inbound_sms.on_notification(note))
+        try:
+            text = inbound_text(note.message, note.timestamp)
+        except Invalid as exc:
+            outcomes.append(_refused("sms", f"inbound SMS notification {note.message_id}", exc))
+            continue
+        outcomes.append(services.inbound_sms.receive(text))
+    return {"outcomes": outcomes}
+
+
+def on_connect_chat(event: dict[str, Any]) -> dict[str, Any]:
+    """The chat items Amazon Connect streams to the stack's topic (docs/connectors.md), each read
+    strictly and applied once by its id. A record that is not a notification of the stack's topic,
+    or not a chat item, is refused with a log line (retrying cannot mend it)."""
+    from chalicelib import metrics
+    from chalicelib.domain.aws_events import notification, sns_records
+    from chalicelib.domain.errors import Invalid
+
+    services = bootstrap.services(WIRE)
+    expected_topic = services.settings.connect_chat_topic_arn
+    try:
+        records = sns_records(event)
+    except Invalid as exc:
+        return {"outcomes": [_refused("connect", "Amazon Connect chat event", exc)]}
+    outcomes: list[str] = []
+    for record in records:
+        try:
+            note = notification(record)
+            if expected_topic and note.topic_arn != expected_topic:
+                raise Invalid("Sns.TopicArn is not this stack's Amazon Connect chat topic")
+            item = chat_item(note.message, note.attributes)
+            outcome = services.amazon_connect.on_chat_item(item, note.attributes.get("InstanceId"))
+        except Invalid as exc:
+            outcomes.append(_refused("connect", "Amazon Connect chat item", exc))
+            continue
+        metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
+        outcomes.append(outcome)
     return {"outcomes": outcomes}
 
 
 def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, or
-    (``Records``) the connector queue's delayed end checks, a partial batch response naming those to
-    retry. An event that is not a contact event of a listed instance in the stack's account and Region
-    is refused with a log line; a store that fails raises (EventBridge invokes again, applied once)."""
+    """Amazon Connect (docs/connectors.md): an EventBridge contact event from the stack's rule, the
+    chat items Connect streams to the stack's SNS topic (``Records`` from SNS), or the connector
+    queue's delayed end checks (``Records`` from SQS: a partial batch response names those to retry).
+    An event that is not a contact event of a listed instance in the stack's account and Region is
+    refused with a log line; a store that fails raises (EventBridge and SNS invoke again, applied once)."""
     from chalicelib import metrics
     from chalicelib.domain.aws_events import bus_event
     from chalicelib.domain.errors import DomainError, Invalid
 
     connect = bootstrap.services(WIRE).amazon_connect
     records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list) and records and all(isinstance(r, dict) and "Sns" in r for r in records):
+        return on_connect_chat(event)
     if isinstance(records, list):
         failures = []
-        for record in records:
+        for message in queue_messages(r for r in records if isinstance(r, dict)):
             try:
-                outcome = connect.on_end_check(str(record.get("body") or ""))
+                outcome = connect.on_end_check(message.body)
             except DomainError:
                 log.warning("an Amazon Connect end check failed; it comes back", exc_info=True)
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+                failures.append(message.message_id)
                 continue
             metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
-        return {"batchItemFailures": failures}
+        return batch_failures(failures)
     try:
-        outcome = connect.on_event(bus_event(event))
+        received = bus_event(event)
+        outcome = connect.on_event(received, contact_event(received))
     except Invalid as exc:
         return {"outcome": _refused("connect", "Amazon Connect event", exc)}
     log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})
@@ -139,13 +180,15 @@ def on_media_pipeline_event(event: dict[str, Any]) -> dict[str, Any]:
     a log line."""
     from chalicelib.domain.aws_events import bus_event
     from chalicelib.domain.errors import Invalid
+    from chalicelib.entrypoints.transcript_payloads import media_event
 
     voice = bootstrap.services(WIRE).voice
     if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
         # The stack's TranscriptSweepRule (EventBridge's schedule; nothing in it is read).
         return {"deleted": voice.sweep_transcripts()}
     try:
-        outcome = voice.on_media_event(bus_event(event))
+        read = media_event(bus_event(event))
+        outcome = voice.on_media_event(read) if read is not None else "ignored"
     except Invalid as exc:
         return {"outcome": _refused("chime", "Amazon Chime media pipeline event", exc)}
     log.info(
@@ -160,4 +203,20 @@ def on_transcript_records(event: dict[str, Any]) -> dict[str, Any]:
     """The media insights pipeline's Kinesis Data Stream sink (docs/transcript.md): final utterances
     stored as ``transcript`` entries (once each), partial ones pushed. Only records of the stack's own
     stream are read; a partial batch response names the first record to hand over again."""
-    return bootstrap.services(WIRE).transcript.on_kinesis(event)
+    from chalicelib.domain.errors import Invalid
+    from chalicelib.entrypoints.transcript_payloads import batch_response, kinesis_record, sink_record
+    from chalicelib.services.transcript import INVALID, Outcomes, SinkItem
+
+    service = bootstrap.services(WIRE).transcript
+    raw = event.get("Records") if isinstance(event, dict) else None
+    outcomes, items = Outcomes(), []
+    for index, record in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            sequence, data = kinesis_record(record, service.settings.transcript_stream_arn)
+            items.append(SinkItem(index, sequence, sink_record(data)))
+        except Invalid as exc:
+            log.warning("transcript record refused: %s", exc, extra={"event": "transcript_record", "outcome": INVALID})
+            outcomes.add(INVALID)
+    service.consume(items, outcomes)
+    first = min(outcomes.failed, key=lambda i: i.index, default=None)
+    return batch_response(first.sequence if first else None)

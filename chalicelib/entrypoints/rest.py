@@ -25,10 +25,10 @@ from chalicelib.domain.ids import ID_REGEX, is_id
 from chalicelib.domain.inbound_sms import E164_REGEX
 from chalicelib.domain.text import SECRET_REGEX
 from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS
-from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of
+from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of, wire_names
 from chalicelib.entrypoints.validation import MAX_SEQ, CustomerId, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
-from chalicelib.entrypoints.wire import WIRE
+from chalicelib.entrypoints.wire import RULE_FIELDS, WIRE
 from chalicelib.services.ports import Created
 from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, InboundMessage, Transferred
 
@@ -82,11 +82,16 @@ class AttentionRuleBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=T
     seconds: int | msgspec.UnsetType = msgspec.UNSET
 
 
+# domain.sentiment.LANGUAGES: Amazon Comprehend's sentiment languages (tests/unit/test_validation.py).
+SentimentLanguage = Literal["en", "es", "fr", "de", "it", "pt", "ar", "hi", "ja", "ko", "zh", "zh-TW"]
+
+
 class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
     escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
     retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
     transcribeCalls: bool = False
+    sentimentLanguage: SentimentLanguage = "en"
 
 
 class WebhookSecretBody(Body, frozen=True, kw_only=True):
@@ -398,16 +403,17 @@ def given[T](value: T | msgspec.UnsetType) -> T | None:
 
 @authenticated(AttentionRuleBody)
 def put_attention_rule(services: Services, caller: Principal, body: AttentionRuleBody, rule_id: str) -> Any:
-    rule = rule_from(
-        check_id(rule_id, "ruleId"),
-        body.kind,
-        body.enabled,
-        body.severity,
-        phrases=given(body.phrases),
-        speakers=given(body.speakers),
-        negative_in_a_row=given(body.negativeInARow),
-        seconds=given(body.seconds),
-    )
+    with wire_names(RULE_FIELDS):
+        rule = rule_from(
+            check_id(rule_id, "ruleId"),
+            body.kind,
+            body.enabled,
+            body.severity,
+            phrases=given(body.phrases),
+            speakers=given(body.speakers),
+            negative_in_a_row=given(body.negativeInARow),
+            seconds=given(body.seconds),
+        )
     return services.attention.put_rule(caller, rule)
 
 
@@ -424,7 +430,12 @@ def get_policy(services: Services, caller: Principal, body: None) -> Any:
 @authenticated(PolicyBody)
 def put_policy(services: Services, caller: Principal, body: PolicyBody) -> Any:
     return services.directory.put_policy(
-        caller, body.recordCoaching, body.escalationSeconds, body.retentionDays, body.transcribeCalls
+        caller,
+        body.recordCoaching,
+        body.escalationSeconds,
+        body.retentionDays,
+        body.sentimentLanguage,
+        transcribe_calls=body.transcribeCalls,
     )
 
 

@@ -103,6 +103,10 @@ def template(t: Template) -> dict[str, Any]:
     return {"templateId": t.template_id, "text": t.text, "enabled": t.enabled}
 
 
+# An attention rule's fields whose wire name is not their attribute's.
+RULE_FIELDS = {"negative_in_a_row": "negativeInARow"}
+
+
 def attention_rule(r: Any) -> dict[str, Any]:
     """An attention rule (``domain.attention.Rule``): its kind's fields only."""
     body: dict[str, Any] = {"ruleId": r.rule_id, "kind": r.kind.value, "enabled": r.enabled, "severity": r.severity}
@@ -110,7 +114,7 @@ def attention_rule(r: Any) -> dict[str, Any]:
         body["phrases"] = list(r.phrases)
         body["speakers"] = list(r.speakers)
     if r.negative_in_a_row is not None:
-        body["negativeInARow"] = r.negative_in_a_row
+        body[RULE_FIELDS["negative_in_a_row"]] = r.negative_in_a_row
     if r.seconds is not None:
         body["seconds"] = r.seconds
     return body
@@ -143,6 +147,7 @@ def policy(p: Policy) -> dict[str, Any]:
         "escalationSeconds": p.escalation_seconds,
         "retentionDays": p.retention_days,
         "transcribeCalls": p.transcribe_calls,
+        "sentimentLanguage": p.sentiment_language,
     }
 
 
@@ -269,6 +274,14 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "workitemId": r.workitem_id,
         "state": r.state,
         **({"reason": r.reason} if r.reason else {}),
+    },
+    results.RuleNote: lambda r: {"rule": r.rule},
+    results.RuleList: lambda r: {"rules": r.rules},
+    results.SmsReceived: lambda r: {
+        "from": r.origination,
+        "to": r.destination,
+        "text": r.text,
+        "inboundMessageId": r.inbound_message_id,
     },
     Workitem: workitem,
     TimelineEntry: entry,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chalicelib.domain.attention import (
@@ -59,12 +59,14 @@ from chalicelib.services.ports import (
     Created,
     DeliveryQueue,
     Outgoing,
+    QueueMessage,
     RecipientLookup,
     SentimentAnalyzer,
     Supervision,
+    TenantConfig,
     WorkitemStore,
 )
-from chalicelib.services.results import AlertNote, AttentionPage, SentimentNote
+from chalicelib.services.results import AlertNote, AttentionPage, RuleList, RuleNote, SentimentNote
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +77,12 @@ RULES_CACHE_SECONDS = 10
 MAX_TIMER_DELAY = 900
 # The field that marks a timer's body: the delivery function takes timers from their own queue, and
 # tells them from deliveries by it.
-TIMER_MARK = "attentionTimer"
+TIMER_MARK = "attention_timer"
 
 
-def is_timer(record: dict[str, Any]) -> bool:
-    """Whether an SQS record is an attention timer (its body starts with the mark: no JSON parsing)."""
-    return str(record.get("body") or "").startswith('{"' + TIMER_MARK + '"')
+def is_timer(message: QueueMessage) -> bool:
+    """Whether a queue message is an attention timer (its body starts with the mark: no JSON parsing)."""
+    return message.body.startswith('{"' + TIMER_MARK + '"')
 
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -99,6 +101,7 @@ class AttentionService:
         sentiment: SentimentAnalyzer | None = None,
         timers: DeliveryQueue | None = None,
         cache_seconds: int = RULES_CACHE_SECONDS,
+        config: TenantConfig | None = None,
     ) -> None:
         self.store = store
         self.workitems = workitems
@@ -110,14 +113,16 @@ class AttentionService:
         self.sentiment = sentiment
         self.timers = timers
         self.cache_seconds = cache_seconds
+        self.config = config
         self._rules: dict[str, tuple[float, list[Rule]]] = {}
+        self._languages: dict[str, tuple[float, str]] = {}
 
     def _now(self) -> str:
         return iso(self.clock.now())
 
     # --- rules (admins) -------------------------------------------------------------------------------
 
-    def put_rule(self, caller: Principal, rule: Rule) -> dict[str, Any] | Created:
+    def put_rule(self, caller: Principal, rule: Rule) -> RuleNote | Created:
         """1 Query + 1 PutItem. A new rule is :class:`Created` (201); at most 50 a tenant. Disabling a
         rule clears its alerts (``rule_deleted``); any other edit keeps them."""
         require_admin(caller)
@@ -128,13 +133,13 @@ class AttentionService:
         before = existing.get(rule.rule_id)
         if before is not None and before.enabled and not rule.enabled:
             self._clear_rule(caller.tenant_id, rule.rule_id)
-        body = {"rule": rule}
-        return body if before is not None else Created(body)
+        saved = RuleNote(rule)
+        return saved if before is not None else Created(saved)
 
-    def list_rules(self, caller: Principal) -> dict[str, Any]:
+    def list_rules(self, caller: Principal) -> RuleList:
         """1 Query."""
         require_admin(caller)
-        return {"rules": sorted(self.store.rules(caller.tenant_id), key=lambda r: r.rule_id)}
+        return RuleList(sorted(self.store.rules(caller.tenant_id), key=lambda r: r.rule_id))
 
     def delete_rule(self, caller: Principal, rule_id: str) -> None:
         """1 DeleteItem, then the rule's active alerts are cleared (``rule_deleted``)."""
@@ -157,6 +162,18 @@ class AttentionService:
         if hit is None or hit[0] <= now:
             hit = (now + self.cache_seconds, [r for r in self.store.rules(tenant_id) if r.enabled])
             self._rules[tenant_id] = hit
+        return hit[1]
+
+    def language_of(self, tenant_id: str) -> str:
+        """The language the tenant's customers write in (its policy's ``sentimentLanguage``): 1 GetItem,
+        at most once per ``cache_seconds``, and only for tenants whose messages are analysed."""
+        if self.config is None:
+            return DEFAULT_LANGUAGE
+        now = self.clock.now().timestamp()
+        hit = self._languages.get(tenant_id)
+        if hit is None or hit[0] <= now:
+            hit = (now + self.cache_seconds, self.config.policy(tenant_id).sentiment_language)
+            self._languages[tenant_id] = hit
         return hit[1]
 
     # --- evaluation (the stream consumer) -------------------------------------------------------------
@@ -193,7 +210,7 @@ class AttentionService:
         labels: dict[tuple[str, str, int], Sentiment] = {}
         for tenant_id, found in by_tenant.items():
             try:
-                answers = self.sentiment.analyze([e.text or "" for _, e in found], DEFAULT_LANGUAGE)
+                answers = self.sentiment.analyze([e.text or "" for _, e in found], self.language_of(tenant_id))
             except Exception:
                 log.exception("could not analyse the sentiment of %d messages of tenant %s", len(found), tenant_id)
                 continue
@@ -294,18 +311,18 @@ class AttentionService:
         if refused:
             log.error("the timer queue refused the %s timer of workitem %s", rule.kind.value, workitem_id)
 
-    def on_timers(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def on_timers(self, messages: Sequence[QueueMessage]) -> list[str]:
         """The timer queue (Lambda's SQS event source): each fired timer checks its condition again and
         raises its alert if it still holds, or is armed again when its threshold is further than the
-        longest delay. A timer that could not be checked comes back (a partial batch response)."""
-        failures: list[dict[str, str]] = []
-        for record in records:
+        longest delay. Answers the ids of the timers that could not be checked: they come back."""
+        failures: list[str] = []
+        for message in messages:
             try:
-                self._fire(json.loads(record.get("body") or "{}"))
+                self._fire(json.loads(message.body or "{}"))
             except Exception:
-                log.exception("could not check attention timer %s", record.get("messageId"))
-                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
-        return {"batchItemFailures": failures}
+                log.exception("could not check attention timer %s", message.message_id)
+                failures.append(message.message_id)
+        return failures
 
     def _fire(self, timer: dict[str, Any]) -> None:
         """1 GetItem of the workitem; for a waiting customer, 1 Query of its latest entries."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from chalicelib.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from chalicelib.domain.identity import ADMINS_TO_SEE, Principal, Role, other_admin_to_keep, user_key
+from chalicelib.domain.sentiment import LANGUAGES
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import now_pair
 from chalicelib.services.delivery import Notifier
@@ -319,10 +320,19 @@ class DirectoryService:
         record_coaching: bool,
         escalation_seconds: int,
         retention_days: int,
+        sentiment_language: str = "en",
         transcribe_calls: bool = False,
     ) -> Policy:
         require_admin(caller)
-        policy = Policy(record_coaching, escalation_seconds, retention_days, transcribe_calls=transcribe_calls)
+        if sentiment_language not in LANGUAGES:
+            raise Invalid(f"sentiment language must be one of {', '.join(LANGUAGES)}")
+        policy = Policy(
+            record_coaching,
+            escalation_seconds,
+            retention_days,
+            sentiment_language=sentiment_language,
+            transcribe_calls=transcribe_calls,
+        )
         self.directory.put_policy(caller.tenant_id, policy, self._now())
         return policy
 

@@ -70,6 +70,7 @@ from chalicelib.services.ports import (
     DeliveryQueue,
     Outgoing,
     Poster,
+    QueueMessage,
     QueueUnavailable,
     RecipientLookup,
     SmsContext,
@@ -408,19 +409,23 @@ class Integrations:
             post("workitem.ended", event_id(w.tenant_id, w.workitem_id, w.version, "ended"), {"workitem": workitem})
         return out
 
-    def emit(
-        self, tenant_id: str, kind: str, data: dict[str, Any], *, event_id: str | None = None, timestamp: str | None = None
-    ) -> None:
+    def emit(self, tenant_id: str, kind: str, data: Any, *, event_id: str | None = None, timestamp: str | None = None) -> None:
         """An event from a handler (assistance, presence, connectors): one queue message, expanded into
         deliveries by the delivery function; no DynamoDB request here, and no second try on the
-        handler's path (a refused message is kept in the dead-letter queue). Never raises. An
-        ``event_id`` given makes a repeated event carry the same ``webhook-id`` (receivers de-duplicate)."""
+        handler's path (a refused message is kept in the dead-letter queue). Never raises. ``data`` is
+        a record (rendered by the wire module) or data already rendered. An ``event_id`` given makes a
+        repeated event carry the same ``webhook-id`` (receivers de-duplicate)."""
         with self._lock:
             hit = self._cache.get(tenant_id)
         if hit is not None and hit[0] > time.monotonic() and not any(s.wants(kind) for s in hit[1]):
             return  # known: nobody wants it
         body = _message(
-            "event", tenant_id, id=event_id or new_id("evt"), type=kind, ts=timestamp or iso(self.clock.now()), data=data
+            "event",
+            tenant_id,
+            id=event_id or new_id("evt"),
+            type=kind,
+            ts=timestamp or iso(self.clock.now()),
+            data=self.notifier.wire.plain(data),
         )
         try:
             self._enqueue([Outgoing(body, tenant_id, "event")], ())
@@ -430,21 +435,20 @@ class Integrations:
 
     # --- the delivery function -----------------------------------------------------------------
 
-    def handle(self, records: list[dict[str, Any]]) -> list[str]:
-        """SQS records (Lambda's event sources, or the local stack's queues). Answers the message ids
-        of the records that must come back after their backoff (which is set here); the others are
+    def handle(self, messages: Sequence[QueueMessage]) -> list[str]:
+        """The queues' messages (Lambda's event sources, or the local stack's queues). Answers the ids
+        of the messages that must come back after their backoff (which is set here); the others are
         done. Raises only on the unexpected (the store failing), which the queue retries after its
         visibility timeout."""
-        return [str(record.get("messageId", "")) for record in records if not self._handle_one(record)]
+        return [m.message_id for m in messages if not self._handle_one(m)]
 
-    def _handle_one(self, record: dict[str, Any]) -> bool:
-        """True when the record is done (deleted from its queue), False when it comes back later."""
-        receipt = str(record.get("receiptHandle", ""))
-        receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+    def _handle_one(self, queued: QueueMessage) -> bool:
+        """True when the message is done (deleted from its queue), False when it comes back later."""
+        receipt = queued.receipt
         try:
-            message = json.loads(record.get("body") or "{}")
+            message = json.loads(queued.body or "{}")
             kind = message.get("k")
-            attempt = int(message.get("n") or 0) + receives
+            attempt = int(message.get("n") or 0) + queued.receives
         except (ValueError, AttributeError, TypeError):
             log.error("dropping an unreadable delivery message")
             return True

@@ -119,6 +119,8 @@ class Policy(msgspec.Struct, frozen=True):
     webhook_secret: str | None = None
     # W12.10: the live transcript of the tenant's voice calls (opt-in; the stack must enable it too).
     transcribe_calls: bool = False
+    # The language customers write in, for sentiment (one of domain.sentiment.LANGUAGES).
+    sentiment_language: str = "en"
 
 
 class Idempotency(msgspec.Struct, frozen=True):
@@ -151,6 +153,15 @@ class ChannelFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class QueueMessage(msgspec.Struct, frozen=True):
+    """One message a queue hands a function (read from Lambda's SQS record at the edge)."""
+
+    message_id: str
+    body: str
+    receipt: str = ""  # the handle that changes this receipt's visibility
+    receives: int = 1  # how many times the queue has handed it out, this time included
 
 
 class Created(msgspec.Struct, frozen=True):
@@ -421,6 +432,20 @@ class AttentionStore(Protocol):
 
     def clear(self, cleared: Alert) -> bool:
         """Store ``cleared`` if the alert is still active (False otherwise)."""
+        ...
+
+
+class ConnectApi(Protocol):
+    """What the connector asks Amazon Connect (adapters/connect_api.py). Both raise
+    :class:`ChannelFailed` when Connect refuses or cannot be reached."""
+
+    def start_streaming(self, instance_arn: str, initial_contact_id: str, topic_arn: str) -> str:
+        """Stream the chat's items to ``topic_arn``; the streaming id. Idempotent per chat."""
+        ...
+
+    def disconnect_reason(self, instance_arn: str, contact_id: str) -> str | None:
+        """Connect's disconnect reason of a contact that has ended ("" when it names none); None
+        while the contact is still going on."""
         ...
 
 

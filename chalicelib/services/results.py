@@ -239,6 +239,18 @@ class AlertNote(msgspec.Struct, frozen=True):
     alert: Any
 
 
+class RuleNote(msgspec.Struct, frozen=True):
+    """``PUT /admin/attention-rules/{ruleId}``: ``{rule}`` (a ``domain.attention.Rule``)."""
+
+    rule: Any
+
+
+class RuleList(msgspec.Struct, frozen=True):
+    """``GET /admin/attention-rules``: ``{rules}``, by rule id."""
+
+    rules: list[Any]
+
+
 class AttentionPage(msgspec.Struct, frozen=True):
     """``attention.list``: ``{workitem, score, alerts}`` items (rendered), highest score first."""
 
@@ -270,3 +282,12 @@ class TranscriptState(msgspec.Struct, frozen=True):
     workitem_id: str
     state: str
     reason: str | None = None
+
+
+class SmsReceived(msgspec.Struct, frozen=True):
+    """``sms.received`` (webhook): a customer's text no active workitem took, for the routing engine."""
+
+    origination: str
+    destination: str
+    text: str
+    inbound_message_id: str

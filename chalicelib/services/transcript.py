@@ -22,12 +22,9 @@ Lambda hands that record and those after it over again (already applied ones are
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from chalicelib import metrics
 from chalicelib.domain import transcript as rules
@@ -98,48 +95,11 @@ class TranscriptService:
         self.recipients = recipients
         self.notifier = notifier
 
-    # --- the Kinesis event source mapping ------------------------------------------------------------
-
-    def on_kinesis(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """A Lambda event from the sink stream: only records of this stack's own stream are read
-        (``TRANSCRIPT_STREAM_ARN``; a stack without one reads none). Returns the partial batch
-        response (``batchItemFailures``: the first record to hand over again)."""
-        raw = event.get("Records") if isinstance(event, Mapping) else None
-        records = raw if isinstance(raw, list) else []
-        outcomes = Outcomes()
-        items: list[SinkItem] = []
-        for index, record in enumerate(records):
-            try:
-                sequence, data = self._envelope(record)
-                items.append(SinkItem(index, sequence, rules.sink_record(data)))
-            except Invalid as exc:
-                log.warning("transcript record refused: %s", exc, extra={"event": "transcript_record", "outcome": INVALID})
-                outcomes.add(INVALID)
-        self.consume(items, outcomes)
-        first = min(outcomes.failed, key=lambda i: i.index, default=None)
-        return {"batchItemFailures": [{"itemIdentifier": first.sequence}] if first else []}
-
-    def _envelope(self, record: object) -> tuple[str, bytes]:
-        if not isinstance(record, Mapping) or record.get("eventSource") != "aws:kinesis":
-            raise Invalid("eventSource must be aws:kinesis")
-        expected = self.settings.transcript_stream_arn
-        if not expected or record.get("eventSourceARN") != expected:
-            raise Invalid("eventSourceARN is not this stack's transcript stream")
-        kinesis = record.get("kinesis")
-        if not isinstance(kinesis, Mapping):
-            raise Invalid("kinesis must be a JSON object")
-        sequence, data = kinesis.get("sequenceNumber"), kinesis.get("data")
-        if not isinstance(sequence, str) or not sequence.isdigit() or not isinstance(data, str):
-            raise Invalid("kinesis.sequenceNumber and kinesis.data are required")
-        try:
-            return sequence, base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise Invalid("kinesis.data is not base64") from None
-
     # --- the records -----------------------------------------------------------------------------------
 
     def consume(self, items: Sequence[SinkItem], outcomes: Outcomes | None = None) -> Outcomes:
-        """Apply read sink records (the Kinesis function, and the local stack's route with one record)."""
+        """Apply the sink records of one batch, read by the entry layer (``transcript_payloads``);
+        ``failed`` names those a store failure kept from being applied."""
         outcomes = outcomes or Outcomes()
         owners: dict[str, tuple[str, str] | None] = {}
         calls: dict[tuple[str, str], _Call] = {}

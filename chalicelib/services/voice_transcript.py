@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import metrics
 from chalicelib.domain import transcript as rules
-from chalicelib.domain.aws_events import BusEvent
 from chalicelib.domain.coaching import Status, Workitem
 from chalicelib.domain.errors import Conflict, DomainError, Invalid
 from chalicelib.domain.identity import Principal, user_key
-from chalicelib.domain.transcript import CallTranscript, Speaker, StreamStart, TranscriptState, UnavailableReason
+from chalicelib.domain.transcript import CallTranscript, MediaEvent, Speaker, StreamStart, TranscriptState, UnavailableReason
 from chalicelib.domain.voice import VoiceState, check_agent_action, client_request_token
 from chalicelib.services import push_events as ev
 from chalicelib.services.results import TranscriptState as TranscriptNote
@@ -118,8 +117,8 @@ class TranscriptLifecycle:
 
     # --- 2. and 3. what Chime reports on EventBridge ----------------------------------------------------
 
-    def on_media_event(self, event: BusEvent) -> str:
-        """A ``Chime Media Pipeline State Change`` or ``Media Insights State Change`` event. Only the
+    def on_media_event(self, event: MediaEvent) -> str:
+        """Chime's event about a media pipeline (read by ``entrypoints/transcript_payloads.py``). Only the
         stack's own account and Region, about a pipeline this stack started, is acted on; returns what
         became of it (``applied``, ``ignored``)."""
         s = self.settings
@@ -128,32 +127,21 @@ class TranscriptLifecycle:
         if not self.transcribes():
             return "ignored"
         assert self.pipelines is not None
-        detail = event.detail
-        kind = _text(detail, "eventType")
-        if event.detail_type == "Chime Media Pipeline State Change" and kind == STREAM_START:
-            pipeline_id = _text(detail, "mediaPipelineId")
-            owner = self.pipelines.owner(pipeline_id) if rules.PIPELINE_ID.match(pipeline_id) else None
-            if owner is None:
-                return "ignored"
-            attendee_id = _text(detail, "attendeeId")
-            start = StreamStart(_text(detail, "kinesisVideoStreamArn"), _text(detail, "startFragmentNumber"))
-            if not attendee_id or not _KVS_ARN(start.arn) or not start.fragment.isdigit():
-                raise Invalid("the stream start event has no attendee, stream ARN or fragment number")
-            return self._stream_started(owner.tenant_id, owner.workitem_id, pipeline_id, attendee_id, start)
-        if event.detail_type == "Media Insights State Change" and kind in (INSIGHTS_FAILED, INSIGHTS_STOPPED):
-            pipeline_id = rules.pipeline_id_of(_text(detail, "mediaInsightsPipelineArn"))
-            owner = self.pipelines.owner(pipeline_id) if pipeline_id else None
-            if owner is None:
-                return "ignored"
-            reason = UnavailableReason.FAILED if kind == INSIGHTS_FAILED else UnavailableReason.STOPPED
+        owner = self.pipelines.owner(event.pipeline_id)
+        if owner is None:
+            return "ignored"
+        if event.kind == STREAM_START and event.start is not None:
+            return self._stream_started(owner.tenant_id, owner.workitem_id, event.pipeline_id, event.attendee_id, event.start)
+        if event.kind in (INSIGHTS_FAILED, INSIGHTS_STOPPED):
+            reason = UnavailableReason.FAILED if event.kind == INSIGHTS_FAILED else UnavailableReason.STOPPED
             log.warning(
                 "transcript pipeline of workitem %s: %s (%s)",
                 owner.workitem_id,
-                kind,
-                _text(detail, "failureReason")[:200] or "no reason given",
+                event.kind,
+                event.reason or "no reason given",
                 extra={"event": "transcript_failure", "reason": reason.value},
             )
-            return self._lost(owner.tenant_id, owner.workitem_id, pipeline_id, reason)
+            return self._lost(owner.tenant_id, owner.workitem_id, event.pipeline_id, reason)
         return "ignored"
 
     def _stream_started(self, tenant_id: str, workitem_id: str, stream_id: str, attendee_id: str, start: StreamStart) -> str:
@@ -294,13 +282,3 @@ class TranscriptLifecycle:
             log.warning("deleted media pipeline %s left behind by workitem %s", pipeline_id, owner.workitem_id)
             deleted += 1
         return deleted
-
-
-def _text(detail: Mapping[str, Any], key: str) -> str:
-    value = detail.get(key)
-    return value[:2048] if isinstance(value, str) else ""
-
-
-def _KVS_ARN(value: str) -> bool:
-    """A Kinesis Video stream ARN as CreateMediaInsightsPipeline takes it (botocore's model pattern)."""
-    return rules.KVS_STREAM_ARN.match(value) is not None

@@ -1,6 +1,7 @@
-/** The admin screen: users, teams, assistance templates and the tenant policy (REST). */
+/** The admin screen: users, teams, assistance templates, attention rules and the tenant policy (REST). */
 import { useEffect, useState } from "preact/hooks";
 import { rest } from "./api";
+import { AttentionRules } from "./attention-rules";
 import { DataTable } from "./kit/collections";
 import { ErrorBar, Notice, useNewFeedback } from "./kit/feedback";
 import type { ScreenProps } from "./screens";
@@ -14,7 +15,14 @@ interface Policy {
   recordCoaching: boolean;
   escalationSeconds: number;
   retentionDays: number;
+  sentimentLanguage?: string;
 }
+
+// Amazon Comprehend's sentiment languages (the server's list; the local stack reads English only).
+const LANGUAGES: [string, string][] = [
+  ["en", "English"], ["es", "Spanish"], ["fr", "French"], ["de", "German"], ["it", "Italian"], ["pt", "Portuguese"],
+  ["ar", "Arabic"], ["hi", "Hindi"], ["ja", "Japanese"], ["ko", "Korean"], ["zh", "Chinese (simplified)"], ["zh-TW", "Chinese (traditional)"],
+];
 
 function ids(value: string): string[] {
   return value
@@ -167,6 +175,7 @@ export function AdminScreen({ config, token }: ScreenProps) {
           <button type="submit">Add template</button>
         </form>
       </section>
+      <AttentionRules call={call} run={run} />
       {policy && (
         <section class="card" aria-labelledby="policy-h">
           <h2 id="policy-h">Policy</h2>
@@ -190,6 +199,17 @@ export function AdminScreen({ config, token }: ScreenProps) {
               Keep timelines (days)
               <input type="number" min={1} value={policy.retentionDays}
                 onInput={(e) => setPolicy({ ...policy, retentionDays: Number((e.target as HTMLInputElement).value) })} />
+            </label>
+            <label>
+              Customers write in (for sentiment)
+              <select name="sentimentLanguage" value={policy.sentimentLanguage ?? "en"}
+                onChange={(e) => setPolicy({ ...policy, sentimentLanguage: (e.target as HTMLSelectElement).value })}>
+                {LANGUAGES.map(([code, name]) => (
+                  <option key={code} value={code}>
+                    {name}
+                  </option>
+                ))}
+              </select>
             </label>
             <button type="submit">Save policy</button>
           </form>

@@ -453,3 +453,46 @@ def test_a_name_of_256_characters_stays_inside_its_agent_card(tenant: Tenant, op
     assert card.locator(".agent-name").get_attribute("title") == long_name
     agent = open_as(tenant.token("agent1", "agent"))  # the agent's own name in the top bar fits too
     assert agent.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_an_admin_creates_edits_disables_and_deletes_an_attention_rule(tenant: Tenant, open_as: OpenAs) -> None:
+    admin = open_as(tenant.admin_token, wait_live=False)
+    rules = admin.get_by_test_id("attention-rules")
+    form = rules.get_by_test_id("rule-form")
+    form.locator("input[name=ruleId]").fill("refunds")
+    form.locator("textarea[name=phrases]").fill("refund, speak to a manager")
+    form.locator("input[name=speaker-agent]").check()
+    form.locator("select[name=severity]").select_option("3")
+    form.get_by_role("button", name="Save rule").click()
+    row = rules.locator("[data-testid=rule-row][data-rule-id=refunds]")
+    expect(row).to_contain_text("speak to a manager")
+    assert tenant.admin("GET", "/admin/attention-rules")["rules"] == [
+        {
+            "ruleId": "refunds",
+            "kind": "keyword",
+            "enabled": True,
+            "severity": 3,
+            "phrases": ["refund", "speak to a manager"],
+            "speakers": ["customer", "agent"],
+        }
+    ]
+    # Edit: the form takes the rule; another kind sends that kind's fields only.
+    row.get_by_role("button", name="Edit").click()
+    expect(form.locator("input[name=ruleId]")).to_have_value("refunds")
+    form.locator("select[name=kind]").select_option("customer_waiting")
+    form.locator("input[name=seconds]").fill("45")
+    form.get_by_role("button", name="Save rule").click()
+    expect(row).to_contain_text("45 s")
+    row.get_by_role("checkbox").click()
+    expect(row.get_by_role("checkbox")).not_to_be_checked()
+    rule = tenant.admin("GET", "/admin/attention-rules")["rules"][0]
+    assert rule == {"ruleId": "refunds", "kind": "customer_waiting", "enabled": False, "severity": 3, "seconds": 45}
+    # A rule the server refuses is shown, and nothing changes.
+    form.locator("select[name=kind]").select_option("keyword")
+    form.locator("textarea[name=phrases]").fill("!!!")
+    form.get_by_role("button", name="Save rule").click()
+    expect(admin.get_by_role("alert")).to_contain_text("phrases")
+    assert tenant.admin("GET", "/admin/attention-rules")["rules"] == [rule]
+    row.get_by_role("button", name="Delete").click()
+    expect(rules.locator("[data-testid=rule-row]")).to_have_count(0)
+    assert tenant.admin("GET", "/admin/attention-rules")["rules"] == []

@@ -1,5 +1,6 @@
 """Connectors on the real local stack (docs/connectors.md): ``POST /_local/sns/sms-inbound`` runs the
-``sms_inbound`` function as SNS would, and the text reaches the agent live."""
+``sms_inbound`` function as SNS would, and the text reaches the agent live; ``POST /_local/events`` and
+``POST /_local/sns/connect-chat`` run ``connect_events`` with a contact event and a streamed chat item."""
 
 from __future__ import annotations
 
@@ -110,6 +111,32 @@ def test_a_connect_chat_is_assigned_and_ends_after_the_grace(tenant: Tenant) -> 
     )
     assigned = agent.wait_event("workitem.assigned")
     assert assigned["data"]["workitem"]["workitemId"] == f"connect-{contact}"
+    # The chat's items, as Connect streams them: the customer's line reaches the agent live, once.
+    line = {
+        "AbsoluteTime": "2026-12-07T22:50:05.656Z",
+        "Content": "my parcel never came",
+        "ContentType": "text/plain",
+        "Id": str(uuid.uuid4()),
+        "Type": "MESSAGE",
+        "ParticipantRole": "CUSTOMER",
+        "DisplayName": "Jane",
+        "InitialContactId": contact,
+        "ContactId": contact,
+    }
+    typing = {
+        **line,
+        "Id": str(uuid.uuid4()),
+        "Type": "EVENT",
+        "Content": "",
+        "ContentType": "application/vnd.amazonaws.connect.event.typing",
+    }
+    assert tenant.stack.rest("POST", "/_local/sns/connect-chat", None, typing) == (202, {"outcome": "skipped"})
+    assert tenant.stack.rest("POST", "/_local/sns/connect-chat", None, line) == (202, {"outcome": "applied"})
+    assert tenant.stack.rest("POST", "/_local/sns/connect-chat", None, line) == (202, {"outcome": "duplicate"})
+    received = agent.wait_event("message.received")
+    assert received["data"]["entry"]["text"] == "my parcel never came"
+    status, body = tenant.stack.rest("POST", "/_local/sns/connect-chat", None, {**line, "Id": "not an id"})
+    assert status == 400 and body["error"]["code"] == "invalid", body
     event = contact_event("DISCONNECTED", contact, connect_user, disconnectReason="AGENT_DISCONNECT")
     assert tenant.stack.rest("POST", "/_local/events", None, event) == (202, {"outcome": "scheduled"})
     ended = sup.wait_event("workitem.ended", timeout=15)

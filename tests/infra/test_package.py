@@ -376,10 +376,16 @@ def _render(build: Build, value: Any) -> str:
     if "Fn::GetAtt" in value:
         name, attribute = value["Fn::GetAtt"]
         return _arn_of(build, name, attribute)
+    if "Fn::Split" in value:  # each listed instance's ARN + a suffix (the only list the template splits)
+        _, joined = value["Fn::Split"]
+        suffix = joined["Fn::Sub"][0].removeprefix("${Arns}")
+        return _render(build, {"Ref": "ConnectInstanceArns"}) + suffix
     if "Ref" in value:
         parameter = build.template["Parameters"][value["Ref"]]
         if value["Ref"] == "SecretsKmsKeyArn":
             return f"arn:aws:kms:{REGION}:{SAMPLE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        if value["Ref"] == "ConnectInstanceArns":  # a list of instance ARNs; empty by default
+            return f"arn:aws:connect:{REGION}:{SAMPLE_ACCOUNT}:instance/f75946c0-bc38-4252-8174-468f6ac2543d"
         return str(parameter["Default"])
     text = value["Fn::Sub"]
     assert isinstance(text, str), value
@@ -656,7 +662,12 @@ def test_only_end_user_messaging_of_this_account_publishes_inbound_texts_and_onl
     # What the connectors may touch: the claims, the workitems and their keys, the active-SMS index,
     # the webhook and connector queues, pushes; nothing that reads secrets, texts or calls.
     granted = _granted(packaged, "ConnectorRole")
-    assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice", "connect")}
+    assert not {a for a in granted if a.split(":")[0] in ("ssm", "kms", "chime", "s3", "sms-voice")}
+    # Of Amazon Connect, only starting a chat's streaming and reading a contact, on the listed instances.
+    assert {a for a in granted if a.startswith("connect:")} == {"connect:StartContactStreaming", "connect:DescribeContact"}
+    assert _resources_of(packaged, "ConnectorRole", "connect:StartContactStreaming") == [_ref("ConnectInstanceArns")]
+    (contacts,) = _resources_of(packaged, "ConnectorRole", "connect:DescribeContact")
+    assert _render(packaged, contacts) == _render(packaged, _ref("ConnectInstanceArns")) + "/contact/*"
     assert _resources_of(packaged, "ConnectorRole", "dynamodb:Query") == [{"Fn::Sub": "${WorkitemsTable.Arn}/index/gsi2"}]
 
 
@@ -678,20 +689,42 @@ def test_only_contact_events_of_the_listed_instances_of_this_account_reach_conne
         for p in packaged.of_type("AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == _get_att_arn("ConnectEvents")
     ]
-    assert invokers == [
-        {
-            "FunctionName": _get_att_arn("ConnectEvents"),
-            "Action": "lambda:InvokeFunction",
-            "Principal": "events.amazonaws.com",
-            "SourceArn": _get_att_arn("ConnectEventsRule"),
-        }
-    ]
+    assert sorted(invokers, key=json.dumps) == sorted(
+        [
+            {
+                "FunctionName": _get_att_arn("ConnectEvents"),
+                "Action": "lambda:InvokeFunction",
+                "Principal": "events.amazonaws.com",
+                "SourceArn": _get_att_arn("ConnectEventsRule"),
+            },
+            {
+                "FunctionName": _get_att_arn("ConnectEvents"),
+                "Action": "lambda:InvokeFunction",
+                "Principal": "sns.amazonaws.com",
+                "SourceArn": _ref("ConnectChatTopic"),
+            },
+        ],
+        key=json.dumps,
+    )
+    # The chats: only Amazon Connect acting for the listed instances of this account publishes to the
+    # topic (no policy at all, so nobody but the account's own principals, when no instance is listed).
+    topic = packaged.resources["ConnectChatTopicPolicy"]
+    assert topic["Condition"] == "HasConnectInstances"
+    (statement,) = topic["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "connect.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": _ref("AWS::AccountId")},
+        "ArnEquals": {"aws:SourceArn": _ref("ConnectInstanceArns")},
+    }
+    subscription = packaged.resources["ConnectChatSubscription"]["Properties"]
+    assert subscription == {"TopicArn": _ref("ConnectChatTopic"), "Protocol": "lambda", "Endpoint": _get_att_arn("ConnectEvents")}
     function = resources["ConnectEvents"]["Properties"]
     assert function["Handler"] == "app.connect_events" and not function.get("Events")
     assert function["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": _get_att_arn("ConnectorFailureQueue")}
     env = _environment(packaged, "ConnectEvents")
     assert env["CONNECT_INSTANCE_ARNS"] == {"Fn::Join": [",", _ref("ConnectInstanceArns")]}
     assert env["COACHING_ACCOUNT_ID"] == _ref("AWS::AccountId") and env["CONNECTOR_QUEUE_URL"] == _ref("ConnectorQueue")
+    assert env["CONNECT_CHAT_TOPIC_ARN"] == _ref("ConnectChatTopic")
     mapping = resources["ConnectorEventSource"]["Properties"]
     assert mapping["EventSourceArn"] == _get_att_arn("ConnectorQueue") and mapping["FunctionName"] == _ref("ConnectEvents")
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -305,6 +305,33 @@ def test_negative_customer_messages_in_a_row_raise_a_sentiment_alert(world: Worl
     assert own and not [e for e in own if "sentiment" in e]
 
 
+def test_the_tenants_sentiment_language_reaches_the_analyzer(world: World) -> None:
+    policy = {"recordCoaching": False, "escalationSeconds": 120, "retentionDays": 30}
+    admin = world.token("admin-1", "admin")
+    status, body = world.rest("PUT", "/admin/policy", admin, {**policy, "sentimentLanguage": "xx"})
+    assert status == 400 and body["error"]["code"] == "invalid"
+    assert world.admin("GET", "/admin/policy")["sentimentLanguage"] == "en"  # nothing written
+    assert world.admin("PUT", "/admin/policy", {**policy, "sentimentLanguage": "de"})["sentimentLanguage"] == "de"
+    assert world.admin("GET", "/admin/policy") == {**policy, "sentimentLanguage": "de", "transcribeCalls": False}
+    p = floor(world)
+    world.admin("PUT", f"{RULES}/neg", {"kind": "sentiment", "negativeInARow": 1, "severity": 3})
+    heard: list[tuple[str, list[str]]] = []
+    offline = world.services.attention.sentiment
+    assert offline is not None
+    analyze = offline.analyze
+
+    class Recording:
+        def analyze(self, texts: list[str], language: str = "en") -> list[Any]:
+            heard.append((language, texts))
+            return analyze(texts, language)
+
+    world.services.attention.sentiment = Recording()
+    p["customer"].ok("message.send", workitemId="wi-1", text="Das ist wirklich schrecklich")
+    assert heard == [("de", ["Das ist wirklich schrecklich"])]
+    # The offline analyzer knows English only: a German message gets no label, and raises nothing.
+    assert not p["agent-1"].events("entry.sentiment") and not p["sup-1"].events("attention.raised")
+
+
 def test_a_waiting_customer_raises_when_the_threshold_passes_and_an_answer_clears_it(world: World) -> None:
     p = floor(world)
     world.admin("PUT", f"{RULES}/wait", {"kind": "customer_waiting", "seconds": 45, "severity": 2})

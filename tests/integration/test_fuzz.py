@@ -825,3 +825,44 @@ def test_amazon_connect_events(world: World, event: Any) -> None:
     world.pump()
     assert result["outcome"] in {"applied", "duplicate", "scheduled", "ignored", "invalid"}, result
     b.refused_wrote_nothing(result["outcome"] in {"ignored", "invalid"}, writes, event)
+
+
+def connect_chat_items() -> st.SearchStrategy[Any]:
+    """An SNS record of the chat topic: mostly a streamed chat item with odd fields, else anything."""
+    from tests.integration.test_connect_chat import item, notification
+
+    shaped = st.builds(
+        item,
+        st.sampled_from(["i-1", "i-2", "", "a b", "x" * 300]),
+        role=st.sampled_from(["CUSTOMER", "AGENT", "SYSTEM", "CUSTOM_BOT", "SUPERVISOR", "customer", ""]),
+        content=st.text(max_size=40) | st.sampled_from(["", " ", "x" * 16385]),
+        kind=st.sampled_from(["MESSAGE", "EVENT", "ATTACHMENT", "TYPING", ""]),
+        AbsoluteTime=st.sampled_from(["2026-12-07T22:50:05.656Z", "soon", 5]),
+        InitialContactId=st.sampled_from(["33333333-abc5-46db-9ad5-d772559ab556", "other-chat", "../x", None]),
+        Attachments=st.none() | st.lists(st.fixed_dictionaries({}, optional={"AttachmentName": json_values}), max_size=2),
+    ).map(notification)
+    return mostly(shaped, json_values.map(lambda v: {"EventSource": "aws:sns", "Sns": v}))
+
+
+@CONNECTOR_FUZZ
+@given(record=connect_chat_items())
+def test_amazon_connect_chat_items(world: World, record: Any) -> None:
+    """The chat items of a followed chat: never an exception, one outcome per record; what is refused,
+    skipped or ignored writes nothing."""
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE, contact_event
+    from tests.integration.test_connect_chat import CHAT
+
+    b = bench(world)
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    events.on_connect_event(contact_event("CONNECTED_TO_AGENT", CHAT))
+    world.pump()
+    b.last = b.snapshot()
+    result, writes = b.call(lambda: events.on_connect_event({"Records": [record]}))
+    world.pump()
+    (outcome,) = result["outcomes"]
+    assert outcome in {"applied", "duplicate", "skipped", "ignored", "invalid"}, result
+    b.refused_wrote_nothing(outcome in {"skipped", "ignored", "invalid"}, writes, record)

@@ -158,3 +158,27 @@ def test_an_amazon_connect_event_costs_what_docs_say(world: World) -> None:
         world.deliver(after_seconds=6)
     # contact, policy, then workitem.ended: workitem + transaction
     assert check.by_operation() == {"GetItem": 3, "TransactWriteItems": 1}
+
+
+def test_a_streamed_chat_item_costs_what_docs_say(world: World) -> None:
+    """docs/data-model.md, "Amazon Connect chat item": the chat's contact, then the workitem and its
+    transaction for a message; the contact alone for what is skipped."""
+    import msgspec
+
+    from chalicelib.entrypoints import events
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE, contact_event
+    from tests.integration.test_connect_chat import CHAT, item, notification
+
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.team()
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    assert events.on_connect_event(contact_event("CONNECTED_TO_AGENT", CHAT))["outcome"] == "applied"
+    with count_dynamodb() as applied:
+        assert events.on_connect_event({"Records": [notification(item("i-1"))]})["outcomes"] == ["applied"]
+    assert applied.by_operation() == {"GetItem": 2, "TransactWriteItems": 1}
+    with count_dynamodb() as skipped:
+        typing = item("i-2", kind="EVENT", content="", ContentType="application/vnd.amazonaws.connect.event.typing")
+        assert events.on_connect_event({"Records": [notification(typing)]})["outcomes"] == ["skipped"]
+    assert skipped.by_operation() == {"GetItem": 1}

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.transcript import Origin, PipelineOwner, Speaker, sink_body
+from chalicelib.domain.transcript import Origin, PipelineOwner, Speaker
 from chalicelib.entrypoints import events
+from chalicelib.entrypoints.transcript_payloads import sink_body
 from tests.support.world import TRANSCRIPT_STREAM_ARN, Client, World
 
 # Tier: from the world fixture's backend (service on memory, integration on moto; tests/conftest.py).

@@ -484,6 +484,7 @@ class MemoryDirectory:
                 retention_days=item.get("retention_days", d.retention_days),
                 webhook_secret=item.get("webhook_secret"),
                 transcribe_calls=bool(item.get("transcribe_calls")),
+                sentiment_language=item.get("sentiment_language", d.sentiment_language),
             )
 
     def put_policy(self, tenant_id: str, policy: Policy, now: str) -> None:
@@ -493,6 +494,7 @@ class MemoryDirectory:
                 escalation_seconds=policy.escalation_seconds,
                 retention_days=policy.retention_days,
                 transcribe_calls=policy.transcribe_calls,
+                sentiment_language=policy.sentiment_language,
             )
 
     def set_webhook_secret(self, tenant_id: str, secret: str, now: str) -> None:

@@ -1,5 +1,6 @@
-"""What AWS sends the connectors, read strictly (chalicelib/domain/aws_events.py, inbound_sms.py;
-docs/product.md W14.2, W14.4): AWS's documented shapes are accepted, anything else refused by name."""
+"""What AWS sends the connectors, read strictly (chalicelib/domain/aws_events.py,
+chalicelib/entrypoints/aws_payloads.py; docs/product.md W14.2, W14.4): AWS's documented shapes are
+accepted, anything else refused by name."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.aws_events import any_case, aws_time, bus_event, notification, sns_records
 from chalicelib.domain.errors import Invalid
-from chalicelib.domain.inbound_sms import customer_id, e164, inbound_text, is_e164
+from chalicelib.domain.inbound_sms import customer_id, e164, is_e164
+from chalicelib.entrypoints.aws_payloads import batch_failures, inbound_text, queue_messages
 
 pytestmark = pytest.mark.unit
 
@@ -185,3 +187,60 @@ def test_keys_are_found_whatever_their_case() -> None:
     assert any_case({"AgentInfo": {"AgentArn": "a"}}, "agentInfo")["AgentArn"] == "a"
     assert any_case({"agentARN": "b"}, "agentArn", "AgentARN") == "b"
     assert any_case({"x": 1}, "y") is None
+
+
+def test_sqs_records_become_queue_messages_and_failures_a_partial_batch_response() -> None:
+    records: list[dict[str, Any]] = [
+        {"messageId": "m-1", "receiptHandle": "r-1", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"}},
+        {"messageId": "m-2", "body": None, "attributes": {"ApproximateReceiveCount": "many"}},
+    ]
+    first, second = queue_messages(records)
+    assert (first.message_id, first.body, first.receipt, first.receives) == ("m-1", "{}", "r-1", 3)
+    assert (second.message_id, second.body, second.receipt, second.receives) == ("m-2", "", "", 1)
+    assert batch_failures(["m-2"]) == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+
+
+# AWS's example of a streamed chat item (docs.aws.amazon.com/connect/latest/adminguide/sns-payload.html).
+CHAT_ITEM = (
+    '{"AbsoluteTime":"2021-09-08T13:28:24.656Z","Content":"help","ContentType":"text/plain",'
+    '"Id":"333333333-be0d-4a44-889d-d2a86fc06f0c","Type":"MESSAGE","ParticipantId":"bbbbbbbb-c562-4d95-b76c-dcbca8b4b5f7",'
+    '"DisplayName":"Jane","ParticipantRole":"CUSTOMER","InitialContactId":"33333333-abc5-46db-9ad5-d772559ab556",'
+    '"ContactId":"33333333-abc5-46db-9ad5-d772559ab556"}'
+)
+
+
+def test_awss_chat_item_example_is_a_customer_message_of_its_initial_contact() -> None:
+    from chalicelib.domain.connect import ChatLine, ChatRole, chat_line
+    from chalicelib.entrypoints.aws_payloads import chat_item
+
+    found = chat_item(CHAT_ITEM)
+    assert (found.item_id, found.role, found.workitem_id) == (
+        "333333333-be0d-4a44-889d-d2a86fc06f0c",
+        ChatRole.CUSTOMER,
+        "connect-33333333-abc5-46db-9ad5-d772559ab556",
+    )
+    assert found.at == datetime(2021, 9, 8, 13, 28, 24, 656000, tzinfo=UTC)
+    assert chat_line(found) == ChatLine("customer", "help")
+    # A transferred chat's item may name only its current contact: the attribute names the first.
+    bare = {k: v for k, v in json.loads(CHAT_ITEM).items() if k != "InitialContactId"}
+    assert chat_item(bare, {"InitialContactId": "first-contact"}).initial_contact_id == "first-contact"
+    assert chat_item(bare).initial_contact_id == "33333333-abc5-46db-9ad5-d772559ab556"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"Id": None}, "Id"),
+        ({"Type": 7}, "Type"),
+        ({"Content": "x" * 16385}, "Content"),
+        ({"AbsoluteTime": "2021-09-08 13:28"}, "AbsoluteTime"),
+        ({"Attachments": [{"AttachmentId": "a"}]}, "AttachmentName"),
+        ({"Attachments": "receipt.png"}, "Attachments"),
+    ],
+)
+def test_a_malformed_chat_item_is_refused_naming_the_field(change: dict[str, Any], named: str) -> None:
+    from chalicelib.entrypoints.aws_payloads import chat_item
+
+    body = {k: v for k, v in {**json.loads(CHAT_ITEM), **change}.items() if v is not None}
+    with pytest.raises(Invalid, match=named):
+        chat_item(body)

@@ -95,3 +95,20 @@ def test_the_action_table_maps_every_action_to_a_named_function() -> None:
 def test_app_py_is_wiring_only_without_lambdas() -> None:
     tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
     assert not [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+
+
+def test_wire_names_renames_the_fields_a_refusal_names() -> None:
+    from chalicelib.domain.errors import Invalid
+    from chalicelib.entrypoints.errors import wire_names
+
+    with pytest.raises(Invalid) as caught, wire_names({"negative_in_a_row": "negativeInARow"}):
+        problem = {"field": "negative_in_a_row", "problem": "must be 1 to 10"}
+        raise Invalid("negative_in_a_row: must be 1 to 10", problems=[problem])
+    assert caught.value.to_dict() == {
+        "code": "invalid",
+        "message": "negativeInARow: must be 1 to 10",
+        "details": {"problems": [{"field": "negativeInARow", "problem": "must be 1 to 10"}]},
+    }
+    with pytest.raises(Invalid) as caught, wire_names({"negative_in_a_row": "negativeInARow"}):
+        raise Invalid("phrases.1: matches phrases.0", problems=[{"field": "phrases.1", "problem": "matches phrases.0"}])
+    assert caught.value.message == "phrases.1: matches phrases.0"

@@ -247,3 +247,12 @@ def test_bytes_that_are_not_utf8_are_invalid_wherever_they_sit(bad: bytes) -> No
     for raw in (b'{"action":"ping","x":"' + bad + b'"}', b'{"' + bad + b'":1}', bad, b"[" + bad + b"]"):
         with pytest.raises(Invalid, match="UTF-8"):
             decode(raw, "frame", 1024)
+
+
+def test_the_policy_body_takes_the_sentiment_languages_of_the_domain() -> None:
+    from typing import get_args
+
+    from chalicelib.domain.sentiment import LANGUAGES
+    from chalicelib.entrypoints.rest import SentimentLanguage
+
+    assert get_args(SentimentLanguage) == LANGUAGES
