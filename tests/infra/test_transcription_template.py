@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from tests.infra.build import load_template
 
 pytestmark = pytest.mark.infra
 
@@ -20,23 +21,8 @@ TEMPLATE = ROOT / "infra" / "transcription.yaml"
 CALL_ANALYTICS_REGIONS = ["us-east-1", "us-west-2", "eu-central-1"]
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
-
-
-_Loader.add_multi_constructor("!", _tag)
-
-
 def _template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+    return load_template(TEMPLATE)
 
 
 def _lint(*regions: str) -> list[dict[str, Any]]:
@@ -64,7 +50,7 @@ def test_the_access_role_is_trusted_by_media_pipelines_of_this_account_only() ->
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "mediapipelines.chime.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    assert trust["Condition"]["ArnLike"] == {"aws:SourceArn": {"Sub": "arn:${AWS::Partition}:chime:*:${AWS::AccountId}:*"}}
+    assert trust["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:chime:*:${AWS::AccountId}:*"}}
     actions = {
         a
         for s in role["Policies"][0]["PolicyDocument"]["Statement"]
@@ -87,6 +73,6 @@ def test_audio_is_kept_one_hour_and_the_sink_is_encrypted_with_a_key_chime_may_u
 
 
 def test_its_outputs_are_the_main_stacks_transcript_parameters() -> None:
-    main = yaml.load((ROOT / "infra" / "merge-template.yaml").read_text(), Loader=_Loader)
+    main = load_template(ROOT / "infra" / "merge-template.yaml")
     wanted = {p for p in main["Parameters"] if p.startswith("Transcript")}
     assert set(_template()["Outputs"]) == wanted
