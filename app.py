@@ -44,6 +44,14 @@ def _json(result: tuple[int, Any]) -> Response:
     )
 
 
+def _json_or_csv(result: tuple[int, Any]) -> Response:
+    """A report as JSON, or (text) as a CSV download."""
+    status, body = result
+    if not isinstance(body, str):
+        return _json(result)
+    return Response(body=body, status_code=status, headers=rest.CSV_HEADERS)
+
+
 # --- WebSocket -------------------------------------------------------------------------------------
 
 
@@ -210,6 +218,11 @@ def timeline(workitemId: str) -> Response:
 @app.route("/workitems/{workitemId}/export", methods=["GET"])
 def export(workitemId: str) -> Response:
     return _json(rest.export_workitem(app.current_request, workitemId))
+
+
+@app.route("/analytics/coaching", methods=["GET"])
+def coaching_analytics() -> Response:
+    return _json_or_csv(rest.get_coaching_analytics(app.current_request))
 
 
 @app.route("/webhooks/events", methods=["POST"])

@@ -39,6 +39,7 @@ STEPS: dict[str, tuple[str, list[str], int]] = {
     "fairness": ("bench.fairness", ["--store", "ddblocal"], 420),
     "attention": ("bench.attention_latency", ["--store", "ddblocal"], 420),
     "ddb_requests": ("bench.ddb_requests", ["--store", "moto"], 600),
+    "analytics": ("bench.analytics", ["--store", "ddblocal"], 900),
 }
 
 
@@ -274,6 +275,19 @@ def table(results: dict[str, Any]) -> str:
             f"p99 {fair['noisy']['p99_ms']} ms while a noisy tenant queued {fair['noise']['deliveries_queued']} deliveries "
             f"to a receiver that never answers (ratios {fair['ratio_p50']}x, {fair['ratio_p99']}x)"
         )
+    analytics = results.get("analytics") or {}
+    if analytics.get("reads"):
+        t = analytics["tenant"]
+        lines.append(
+            f"Coaching analytics ({analytics['store']}; {t['agents']} agents, {t['days']} days, {t['buckets']} day buckets):"
+        )
+        for label, read in analytics["reads"].items():
+            lines.append(
+                f"  {label:<20} {read['rows']:>4} rows, {read['requests_total']:>3} requests {read['requests']}, "
+                f"p50 {read['p50_ms']} ms, p99 {read['p99_ms']} ms"
+            )
+        for label, write in analytics["writes_per_event"].items():
+            lines.append(f"  write: {label:<24} {write['requests']}")
     lines.append("")
     lines.append(f"  {'target':<44} {'measured':<34} {'limit':<9} result")
     for name, measured, limit, met in targets(results):

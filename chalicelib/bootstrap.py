@@ -23,6 +23,7 @@ from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
 from chalicelib.adapters.workitem_store import DynamoWorkitemStore
+from chalicelib.services.analytics import AnalyticsService
 from chalicelib.services.attention import AttentionService
 from chalicelib.services.clock import SystemClock
 from chalicelib.services.coaching import CoachingService
@@ -47,6 +48,7 @@ from chalicelib.services.messagebus import (
     WorkitemCommitted,
 )
 from chalicelib.services.ports import (
+    AnalyticsStore,
     AssistanceStore,
     AttentionStore,
     Clock,
@@ -59,6 +61,7 @@ from chalicelib.services.ports import (
     Pusher,
     RecipientLookup,
     Renderer,
+    RetainedHistory,
     SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
@@ -92,6 +95,7 @@ class Services(msgspec.Struct):
     integrations: Integrations
     attention: AttentionService
     bus: MessageBus
+    analytics: AnalyticsService
     inbound_sms: InboundSms
     amazon_connect: AmazonConnect
     transcript: TranscriptService
@@ -116,6 +120,9 @@ class Storage(Protocol):
     def webhooks(self) -> SubscriptionStore: ...
 
     @property
+    def analytics(self) -> AnalyticsStore: ...
+
+    @property
     def attention(self) -> AttentionStore: ...
 
     @property
@@ -126,6 +133,7 @@ class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
 
     def __init__(self, settings: Settings) -> None:
+        from chalicelib.adapters.analytics_store import DynamoAnalyticsStore
         from chalicelib.adapters.webhook_store import DynamoWebhookStore
 
         self.workitems = DynamoWorkitemStore()
@@ -133,6 +141,7 @@ class DynamoStorage:
         self.registry = DynamoConnectionRegistry()
         self.assistance = DynamoAssistStore(settings)
         self.webhooks = DynamoWebhookStore()
+        self.analytics = DynamoAnalyticsStore()
         self.attention = DynamoAttentionStore()
         self.pipelines = DynamoPipelineIndex()
 
@@ -273,6 +282,7 @@ def build(
             config=directory,
         ),
         bus=bus,
+        analytics=AnalyticsService(stores.analytics, directory, directory),
         inbound_sms=InboundSms(workitems, stores.webhooks, outbound),
         amazon_connect=AmazonConnect(
             settings, stores.webhooks, webhooks, workitems, directory, connector_queue, connect or connect_api(settings)
@@ -299,22 +309,34 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
         PresenceChanged: [
             lambda e: outbound.emit(e.tenant_id, "presence.changed", wire.plain(PresenceState(e.user_id, e.state.value)))
         ],
-        AssistRequested: [lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request)))],
+        AssistRequested: [
+            lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request))),
+            s.analytics.on_assist_requested,
+        ],
         AssistClaimed: [
             lambda e: outbound.emit(
                 e.request.tenant_id, "assist.claimed", wire.plain(AssistNote(e.request, supervisor_id=e.supervisor_id))
-            )
+            ),
+            s.analytics.on_assist_claimed,
         ],
         AssistEscalated: [
-            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage)))
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage))),
+            s.analytics.on_assist_escalated,
         ],
         # In the workitems stream's consumer (fanout), one batch at a time:
         ChangesCommitted: [
             lambda e: s.fanout.deliver(e.batch),  # pushes, one workitem's changes in commit order
             lambda e: e.handed_back.extend(outbound.publish(e.batch)),  # webhook and channel deliveries queued
+            s.analytics.on_changes,  # coaching analytics counted (a change it could not store is handed back)
             s.attention.on_changes,  # attention rules: alerts raised and cleared (docs/attention.md)
         ],
     }
+
+
+def rebuild_analytics(s: Services, tenant_id: str, history: RetainedHistory) -> dict[str, int]:
+    """Count every fact a tenant still retains into its coaching analytics (``AnalyticsService.rebuild``),
+    reading ``history`` (``scripts/rebuild_analytics.py``'s Scans: an operator's tool, never a function's)."""
+    return s.analytics.rebuild(tenant_id, history, s.coaching.store)
 
 
 def integrations(

@@ -70,31 +70,39 @@ def sns_event(topic_arn: str, message: str) -> dict[str, Any]:
     }
 
 
+def _sns_route(handler: Any, function_name: str, topic_arn: str, read: Callable[[str], object]) -> Route:
+    """A route whose body is one SNS message of ``topic_arn``: refused 400 (the reason) when ``read``
+    refuses it, else handed to the function in an SNS notification; 202 with the outcome."""
+    from chalicelib.domain.errors import Invalid
+
+    def route(body: bytes) -> tuple[int, Any]:
+        if len(body) > MAX_BODY_BYTES:
+            return _invalid("the body is larger than an SNS message may be (256 KiB)")
+        try:
+            message = body.decode("utf-8")
+            read(message)
+        except UnicodeDecodeError:
+            return _invalid("the body is not UTF-8")
+        except Invalid as exc:
+            return _invalid(str(exc))
+        context = LambdaContext(function_name=function_name, memory_size=1024, max_runtime_ms=60_000)
+        result = handler(sns_event(topic_arn, message), context)
+        return 202, {"outcome": (result.get("outcomes") or ["invalid"])[0]}
+
+    return route
+
+
 def routes(app: Chalice, region: str) -> dict[str, Route]:
     """The local POST routes of the connectors the app has functions for."""
-    from chalicelib.domain.errors import Invalid
-    from chalicelib.entrypoints.aws_payloads import inbound_text
+    from chalicelib.entrypoints.aws_payloads import chat_item, inbound_text
 
     out: dict[str, Route] = {}
     handler = app.handler_map.get(SMS_INBOUND_HANDLER)
     if handler is not None:
         topic = f"arn:aws:sns:{region}:{LOCAL_ACCOUNT}:local-inbound-sms"
-
-        def sms_inbound(body: bytes) -> tuple[int, Any]:
-            if len(body) > MAX_BODY_BYTES:
-                return _invalid("the body is larger than an SNS message may be (256 KiB)")
-            try:
-                message = body.decode("utf-8")
-                inbound_text(message, datetime.now(UTC))
-            except UnicodeDecodeError:
-                return _invalid("the body is not UTF-8")
-            except Invalid as exc:
-                return _invalid(str(exc))
-            context = LambdaContext(function_name=SMS_INBOUND_HANDLER, memory_size=1024, max_runtime_ms=60_000)
-            result = handler(sns_event(topic, message), context)
-            return 202, {"outcome": (result.get("outcomes") or ["invalid"])[0]}
-
-        out["/_local/sns/sms-inbound"] = sms_inbound
+        out["/_local/sns/sms-inbound"] = _sns_route(
+            handler, SMS_INBOUND_HANDLER, topic, lambda message: inbound_text(message, datetime.now(UTC))
+        )
     connect = app.handler_map.get(CONNECT_HANDLER)
     if connect is not None:
 
@@ -117,23 +125,5 @@ def routes(app: Chalice, region: str) -> dict[str, Route]:
 
         out["/_local/events"] = bus_event
         chat_topic = f"arn:aws:sns:{region}:{LOCAL_ACCOUNT}:local-connect-chat"
-
-        def connect_chat(body: bytes) -> tuple[int, Any]:
-            from chalicelib.domain.errors import Invalid
-            from chalicelib.entrypoints.aws_payloads import chat_item
-
-            if len(body) > MAX_BODY_BYTES:
-                return _invalid("the body is larger than an SNS message may be (256 KiB)")
-            try:
-                message = body.decode("utf-8")
-                chat_item(message)
-            except UnicodeDecodeError:
-                return _invalid("the body is not UTF-8")
-            except Invalid as exc:
-                return _invalid(str(exc))
-            context = LambdaContext(function_name=CONNECT_HANDLER, memory_size=1024, max_runtime_ms=60_000)
-            result = connect(sns_event(chat_topic, message), context)
-            return 202, {"outcome": (result.get("outcomes") or ["invalid"])[0]}
-
-        out["/_local/sns/connect-chat"] = connect_chat
+        out["/_local/sns/connect-chat"] = _sns_route(connect, CONNECT_HANDLER, chat_topic, chat_item)
     return out

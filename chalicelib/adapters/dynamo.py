@@ -327,6 +327,33 @@ class ChannelSettingsItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class AnalyticsSlotItem(Model):
+    """One counted fact of the coaching analytics (``domain/analytics.py``): the slot that won its key.
+    ``pk = T#t#ANS#<slot key>``."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="S")
+    order = NumberAttribute(attr_name="o")
+    rule = UnicodeAttribute(attr_name="r")
+    cells = UnicodeAttribute(attr_name="c")  # the slot's contribution, JSON
+
+
+class AnalyticsBucketItem(Model):
+    """A day's counters of one analytics dimension's key: ``pk = T#t#AN#<dim>#<YYYY-MM>``,
+    ``sk = <key>#<YYYY-MM-DD>``; every other attribute is a counter (``cm``, ``k37`` ...) written with ADD."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class ClaimItem(Model):
     """What belongs to one tenant across the stack (``pk = CLAIM#<kind>#<key>``, ``sk = CLAIM``): an
     SMS phone number customers text, an Amazon Connect instance. The only directory items without a
@@ -468,6 +495,10 @@ class WorkitemItem(Model):
     retention_days = NumberAttribute(null=True)
     record_coaching = BooleanAttribute(null=True)
     active_at = UnicodeAttribute(null=True)
+    waiting_since = UnicodeAttribute(null=True)  # W18.1: the customer waits for an answer since
+    last_text = UnicodeAttribute(null=True)  # the latest message, cut short, and who wrote it
+    last_author = UnicodeAttribute(null=True)
+    monitor_names = MapAttribute[str, Any](null=True)  # supervisorId -> name, beside monitors
     # What the change written with this version pushes (entries, who is left out, who stopped
     # coaching), as JSON; the stream consumer reads it from the new image. Absent: push nothing.
     fanout = UnicodeAttribute(null=True, attr_name=FANOUT_NOTE_ATTRIBUTE)
@@ -578,11 +609,27 @@ class AssistItem(Model):
     status = UnicodeAttribute()  # pending | claimed | exhausted
     stage = NumberAttribute(default=0)
     claimed_by = UnicodeAttribute(null=True)
+    claimed_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     due_at = NumberAttribute(null=True)
     escalation_seconds = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
     due = DueIndex()
+
+
+class PendingMarkItem(Model):
+    """A request delivered to one user and not yet claimed (``assist.pending``):
+    ``pk = T#t#PA#<userId>``, ``sk = <requested at>#<assistId>``; removed when the request is claimed."""
+
+    class Meta:
+        table_name = "coaching-assistance"
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    assist_id = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
 
 
 # --- idempotency -------------------------------------------------------------------------------
@@ -625,13 +672,15 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         WebhookSubscriptionItem,
         SlowLanePlace,
         ChannelSettingsItem,
+        AnalyticsSlotItem,
+        AnalyticsBucketItem,
         ClaimItem,
         ContactItem,
         PipelineItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],
-    "assistance": [AssistItem],
+    "assistance": [AssistItem, PendingMarkItem],
     "idempotency": [IdempotencyItem],
 }
 
@@ -659,6 +708,7 @@ def configure(settings: Settings, budget: sdk_budget.SdkBudget = sdk_budget.DYNA
             model.Meta.connect_timeout_seconds = budget.connect
             model.Meta.read_timeout_seconds = budget.read
             model.Meta.max_retry_attempts = budget.attempts - 1  # PynamoDB: standard mode, 1 + this
+            model.Meta.max_pool_connections = sdk_budget.DYNAMODB_POOL
             pynamodb_compat.forget_connection(model)
     # One botocore client for every model: a cold start would otherwise build one per entity it touches.
     pynamodb_compat.share_client([m for models in _MODELS_BY_TABLE.values() for m in models])

@@ -52,6 +52,11 @@ class SdkBudget(msgspec.Struct, frozen=True):
 
 # DynamoDB answers in milliseconds; 3 s without a byte means it is not going to answer soon.
 DYNAMODB = SdkBudget(connect=1, read=3, attempts=2)
+# Connections the one shared DynamoDB client keeps open: the stream consumer looks up recipients for up to
+# 8 workitems at once (services/fanout.py), and the local stack runs a console's parallel frames (a
+# supervisor watching 15 agents at once) side by side on it. Connections open only when needed; a
+# smaller pool discards them ("Connection pool is full") and reconnects on the next call.
+DYNAMODB_POOL = 50
 # One post to one connection: no retry (a slow or throttled receiver is skipped, see push.py), and a
 # short read timeout so that one slow receiver never holds up a change for long.
 PUSH = SdkBudget(connect=1, read=2, attempts=1)

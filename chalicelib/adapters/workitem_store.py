@@ -68,6 +68,10 @@ def to_workitem(item: WorkitemItem) -> Workitem:
         retention_days=int(item.retention_days or 90),
         record_coaching=bool(item.record_coaching),
         active_at=item.active_at or "",
+        waiting_since=item.waiting_since,
+        last_text=item.last_text or "",
+        last_author=item.last_author or "",
+        monitor_names={k: str(v) for k, v in (item.monitor_names.as_dict() if item.monitor_names else {}).items()},
     )
 
 
@@ -94,6 +98,10 @@ def _to_workitem_item(w: Workitem, retention_days: int) -> WorkitemItem:
         retention_days=w.retention_days,
         record_coaching=w.record_coaching,
         active_at=w.active_at or None,
+        waiting_since=w.waiting_since,
+        last_text=w.last_text or None,
+        last_author=w.last_author or None,
+        monitor_names=dict(w.monitor_names) or None,
     )
     if w.channel is Channel.SMS and w.status is Status.ACTIVE:
         item.gsi2pk = sms_customer_pk(w.tenant_id, w.customer_id)
@@ -170,11 +178,20 @@ class DynamoWorkitemStore:
 
     def get_with_message(self, tenant_id: str, workitem_id: str, message_id: str) -> tuple[Workitem | None, TimelineEntry | None]:
         """1 BatchGetItem: the workitem and the message index item together."""
+        workitem, messages = self.get_with_messages(tenant_id, workitem_id, [message_id])
+        return workitem, messages.get(message_id)
+
+    def get_with_messages(
+        self, tenant_id: str, workitem_id: str, message_ids: list[str]
+    ) -> tuple[Workitem | None, dict[str, TimelineEntry]]:
+        """1 BatchGetItem (strongly consistent): the workitem and the index items of those messages
+        that exist, by message id."""
         pk = workitem_pk(tenant_id, workitem_id)
         workitem: Workitem | None = None
-        message: TimelineEntry | None = None
+        messages: dict[str, TimelineEntry] = {}
         table = WorkitemItem.Meta.table_name
-        keys = [{"pk": {"S": pk}, "sk": {"S": "W"}}, {"pk": {"S": pk}, "sk": {"S": f"M#{message_id}"}}]
+        keys = [{"pk": {"S": pk}, "sk": {"S": "W"}}]
+        keys += [{"pk": {"S": pk}, "sk": {"S": f"M#{m}"}} for m in dict.fromkeys(message_ids)]
         raw_items: list[dict[str, Any]] = []
         for _ in range(3):  # unprocessed keys are rare; retry them a few times
             client: Any = low_level(WorkitemItem).client
@@ -188,7 +205,8 @@ class DynamoWorkitemStore:
                 workitem = to_workitem(WorkitemItem.from_raw_data(raw))
             else:
                 ref = MessageRefItem.from_raw_data(raw)
-                message = TimelineEntry(
+                message_id = raw["sk"]["S"].removeprefix("M#")
+                messages[message_id] = TimelineEntry(
                     workitem_id=workitem_id,
                     seq=int(ref.seq),
                     kind=EntryKind(ref.kind),
@@ -198,7 +216,7 @@ class DynamoWorkitemStore:
                     message_id=message_id,
                     text=ref.text,
                 )
-        return workitem, message
+        return workitem, messages
 
     def create(
         self,
@@ -261,7 +279,9 @@ class DynamoWorkitemStore:
                                 text=e.text,
                                 at=e.at,
                                 ttl=expiry(e.at, retention_days),
-                            )
+                            ),
+                            # A message id is written once: a resend racing its first send loses (W18.6).
+                            condition=MessageRefItem.sk.does_not_exist(),
                         )
                 _add_counters(tx, counters)
         except TransactWriteError as exc:

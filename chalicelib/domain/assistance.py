@@ -95,6 +95,7 @@ class AssistanceRequest:
     stage: Stage = Stage.INITIAL
     claimed_by: str | None = None
     due_at: int | None = None  # epoch seconds of the next escalation step; None when it never escalates
+    claimed_at: str | None = None  # when it was claimed (ISO-8601 UTC): the claim time of the analytics
 
     @property
     def pending(self) -> bool:

@@ -33,6 +33,10 @@ TEXT_COACHING_CHANNELS = frozenset({Channel.CHAT, Channel.SMS, Channel.SOCIAL})
 WEB_CHANNELS = frozenset({Channel.CHAT})
 
 
+# How much of the latest message a workitem carries for list views (W18.1).
+LAST_MESSAGE_CHARS = 160
+
+
 class Status(str, enum.Enum):
     ACTIVE = "active"
     ENDED = "ended"
@@ -85,6 +89,19 @@ class Workitem:
     # When its timeline last grew ("" until then): which of a customer's SMS workitems is the most
     # recently active, the one an inbound text joins (W14.2).
     active_at: str = ""
+    # W18.1: since when the customer has waited for an answer (the first customer message after the
+    # agent's last message; None while nobody waits), and the conversation's latest message, cut to
+    # LAST_MESSAGE_CHARS, with who wrote it ("customer" or "agent"): what a floor view shows per row.
+    waiting_since: str | None = None
+    last_text: str = ""
+    last_author: str = ""
+    # supervisorId -> their directory name when they started monitoring (monitoredBy, supervisorName).
+    monitor_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def last_activity_at(self) -> str:
+        """When the timeline last grew, or when the workitem was created."""
+        return self.active_at or self.created_at
 
     @property
     def coaching_active(self) -> bool:
@@ -144,13 +161,27 @@ class _Recorder:
         )
         self.entries.append(entry)
         self.after.active_at = self.now
+        if kind in (EntryKind.CUSTOMER_MESSAGE, EntryKind.AGENT_MESSAGE):
+            self._conversation(kind, fields.get("text") or "")
         return entry
+
+    def _conversation(self, kind: EntryKind, text: str) -> None:
+        """W18.1: a customer message starts the wait unless one is running; an agent message answers it."""
+        w = self.after
+        if kind is EntryKind.CUSTOMER_MESSAGE:
+            w.waiting_since = w.waiting_since or self.now
+            w.last_author = "customer"
+        else:
+            w.waiting_since = None
+            w.last_author = "agent"
+        w.last_text = text[:LAST_MESSAGE_CHARS]
 
     def end_coaching(self, reason: EndReason, author_id: str, author_role: Role) -> list[str]:
         supervisors = sorted(self.after.monitors)
         if not supervisors:
             return []
         self.after.monitors = {}
+        self.after.monitor_names = {}
         self.append(
             EntryKind.COACHING_ENDED,
             author_id,
@@ -214,7 +245,9 @@ def _validate_text(text: str) -> str:
 # --- monitoring (S5, S6, S12, B3) --------------------------------------------------------------
 
 
-def start_monitoring(principal: Principal, workitem: Workitem, supervises_agent: bool, now: str) -> Change:
+def start_monitoring(
+    principal: Principal, workitem: Workitem, supervises_agent: bool, now: str, name: str | None = None
+) -> Change:
     require_role(principal, Role.SUPERVISOR)
     if not supervises_agent:
         raise Forbidden("you do not supervise this workitem's agent")
@@ -224,7 +257,10 @@ def start_monitoring(principal: Principal, workitem: Workitem, supervises_agent:
         raise Conflict("the workitem has ended")
     rec = _Recorder(workitem, now)
     rec.after.monitors[principal.user_id] = now
-    rec.append(EntryKind.SUPERVISOR_JOINED, principal.user_id, Role.SUPERVISOR, extra={"supervisorId": principal.user_id})
+    rec.after.monitor_names[principal.user_id] = name or principal.name or principal.user_id
+    # agentId: whose workitem it was then (analytics count a transferred workitem's coaching for it)
+    joined = {"supervisorId": principal.user_id, "agentId": workitem.agent_id}
+    rec.append(EntryKind.SUPERVISOR_JOINED, principal.user_id, Role.SUPERVISOR, extra=joined)
     return rec.change()
 
 
@@ -236,6 +272,7 @@ def stop_monitoring(principal: Principal, workitem: Workitem, now: str, supervis
         raise Conflict("you are not monitoring this workitem")
     rec = _Recorder(workitem, now)
     del rec.after.monitors[principal.user_id]
+    rec.after.monitor_names.pop(principal.user_id, None)
     rec.append(EntryKind.SUPERVISOR_LEFT, principal.user_id, Role.SUPERVISOR, extra={"supervisorId": principal.user_id})
     return rec.change()
 
@@ -247,6 +284,7 @@ def revoke_monitoring(workitem: Workitem, supervisor_id: str, now: str) -> Chang
         return Change(workitem, workitem)
     rec = _Recorder(workitem, now)
     del rec.after.monitors[supervisor_id]
+    rec.after.monitor_names.pop(supervisor_id, None)
     reason = EndReason.PERMISSIONS.value
     rec.append(EntryKind.SUPERVISOR_LEFT, supervisor_id, Role.SUPERVISOR, extra={"supervisorId": supervisor_id, "reason": reason})
     rec.append(EntryKind.COACHING_ENDED, supervisor_id, Role.SUPERVISOR, extra={"reason": reason, "supervisors": [supervisor_id]})
@@ -281,7 +319,10 @@ def send_coach_message(
     if not is_agent and not is_monitor:
         raise Conflict("start monitoring the workitem before coaching on it")
     rec = _Recorder(workitem, now)
-    rec.append(EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text))
+    extra = {} if is_agent else {"agentId": workitem.agent_id}  # whose workitem a supervisor coached on (analytics)
+    rec.append(
+        EntryKind.COACH_MESSAGE, principal.user_id, principal.role, message_id=message_id, text=_validate_text(text), extra=extra
+    )
     return rec.change()
 
 
@@ -296,15 +337,21 @@ def react(principal: Principal, workitem: Workitem, message: TimelineEntry, reac
         Role.AGENT,
         message_id=message.message_id,
         reaction=reaction.value if reaction else None,
+        extra={"supervisorId": message.author_id},  # whose coaching the reaction judges (analytics)
     )
     return rec.change()
 
 
-def forward(principal: Principal, workitem: Workitem, message: TimelineEntry, new_message_id: str, now: str) -> Change:
-    """S10: the supervisor's text goes to the customer at once, verbatim, linked to its source."""
+def forward(
+    principal: Principal, workitem: Workitem, message: TimelineEntry, new_message_id: str, now: str, forwarded: bool = False
+) -> Change:
+    """S10: the supervisor's text goes to the customer at once, verbatim, linked to its source; once
+    (W18.5: ``forwarded`` says it went already)."""
     require_agent_of(principal, workitem)
     if message.kind is not EntryKind.COACH_MESSAGE or message.author_role is not Role.SUPERVISOR:
         raise Invalid("only a supervisor's coach message can be forwarded")
+    if forwarded:
+        raise Conflict("this coach message has already been forwarded to the customer")
     if workitem.status is not Status.ACTIVE:
         raise Conflict("the customer has left this workitem")
     rec = _Recorder(workitem, now)
@@ -315,6 +362,7 @@ def forward(principal: Principal, workitem: Workitem, message: TimelineEntry, ne
         message_id=new_message_id,
         text=message.text,
         forwarded_from=message.message_id,
+        extra={"supervisorId": message.author_id},  # whose coaching went to the customer (analytics)
     )
     return rec.change()
 
@@ -371,6 +419,7 @@ def end_workitem(workitem: Workitem, ended_by: EndedBy, actor_id: str, actor_rol
         raise Conflict("the workitem has already ended")
     rec = _Recorder(workitem, now)
     rec.after.status = Status.ENDED
+    rec.after.waiting_since = None  # nobody waits on an ended conversation
     rec.after.ended_at = now
     rec.after.ended_by = ended_by
     ended: list[str] = []

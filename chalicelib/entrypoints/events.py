@@ -4,11 +4,12 @@ delivery queue, the SIP media application and the connectors (SNS, EventBridge).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.bootstrap import Services
+from chalicelib.domain.aws_events import Notification
 from chalicelib.entrypoints.aws_payloads import batch_failures, chat_item, contact_event, inbound_text, queue_messages
 from chalicelib.entrypoints.wire import WIRE
 from chalicelib.services.attention import is_timer
@@ -75,66 +76,59 @@ def _refused(source: str, what: str, reason: object) -> str:
     return "invalid"
 
 
-def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
-    """The inbound texts' SNS topic (docs/connectors.md): each record's notification read strictly
-    and handed to the inbound SMS connector. A record that is not a notification of the stack's topic
-    is refused with a log line (retrying cannot mend it); a store that fails raises, and SNS
-    invokes the function again (the text is applied once, by its ``inboundMessageId``)."""
+def _each_notification(
+    event: dict[str, Any], source: str, what: str, topic: str, apply: Callable[[Notification], str]
+) -> dict[str, Any]:
+    """The SNS records of ``event``, each a notification of ``topic`` ('' = any: the local stack)
+    handed to ``apply``, which answers its outcome. A record that is not a notification of the topic,
+    or whose message ``apply`` refuses (:class:`Invalid`), is refused with a log line: retrying cannot
+    mend it. A store that fails raises, and SNS invokes the function again."""
     from chalicelib.domain.aws_events import notification, sns_records
     from chalicelib.domain.errors import Invalid
 
-    services = bootstrap.services(WIRE)
-    expected_topic = services.settings.sms_inbound_topic_arn
     try:
         records = sns_records(event)
     except Invalid as exc:
-        return {"outcomes": [_refused("sms", "inbound SMS event", exc)]}
+        return {"outcomes": [_refused(source, f"{what} event", exc)]}
     outcomes: list[str] = []
     for record in records:
         try:
             note = notification(record)
-            if expected_topic and note.topic_arn != expected_topic:
-                raise Invalid("Sns.TopicArn is not this stack's inbound SMS topic")
+            if topic and note.topic_arn != topic:
+                raise Invalid(f"Sns.TopicArn is not this stack's {what} topic")
+            outcomes.append(apply(note))
         except Invalid as exc:
-            outcomes.append(_refused("sms", "inbound SMS record", exc))
-            continue
-        try:
-            text = inbound_text(note.message, note.timestamp)
-        except Invalid as exc:
-            outcomes.append(_refused("sms", f"inbound SMS notification {note.message_id}", exc))
-            continue
-        outcomes.append(services.inbound_sms.receive(text))
+            outcomes.append(_refused(source, f"{what} record", exc))
     return {"outcomes": outcomes}
+
+
+def on_sms_inbound(event: dict[str, Any]) -> dict[str, Any]:
+    """The inbound texts' SNS topic (docs/connectors.md): each record's notification read strictly
+    and handed to the inbound SMS connector (a text is applied once, by its ``inboundMessageId``)."""
+    services = bootstrap.services(WIRE)
+    return _each_notification(
+        event,
+        "sms",
+        "inbound SMS",
+        services.settings.sms_inbound_topic_arn,
+        lambda note: services.inbound_sms.receive(inbound_text(note.message, note.timestamp)),
+    )
 
 
 def on_connect_chat(event: dict[str, Any]) -> dict[str, Any]:
     """The chat items Amazon Connect streams to the stack's topic (docs/connectors.md), each read
-    strictly and applied once by its id. A record that is not a notification of the stack's topic,
-    or not a chat item, is refused with a log line (retrying cannot mend it)."""
+    strictly and applied once by its id."""
     from chalicelib import metrics
-    from chalicelib.domain.aws_events import notification, sns_records
-    from chalicelib.domain.errors import Invalid
 
     services = bootstrap.services(WIRE)
-    expected_topic = services.settings.connect_chat_topic_arn
-    try:
-        records = sns_records(event)
-    except Invalid as exc:
-        return {"outcomes": [_refused("connect", "Amazon Connect chat event", exc)]}
-    outcomes: list[str] = []
-    for record in records:
-        try:
-            note = notification(record)
-            if expected_topic and note.topic_arn != expected_topic:
-                raise Invalid("Sns.TopicArn is not this stack's Amazon Connect chat topic")
-            item = chat_item(note.message, note.attributes)
-            outcome = services.amazon_connect.on_chat_item(item, note.attributes.get("InstanceId"))
-        except Invalid as exc:
-            outcomes.append(_refused("connect", "Amazon Connect chat item", exc))
-            continue
+
+    def apply(note: Notification) -> str:
+        item = chat_item(note.message, note.attributes)
+        outcome = services.amazon_connect.on_chat_item(item, note.attributes.get("InstanceId"))
         metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
-        outcomes.append(outcome)
-    return {"outcomes": outcomes}
+        return outcome
+
+    return _each_notification(event, "connect", "Amazon Connect chat", services.settings.connect_chat_topic_arn, apply)
 
 
 def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from chalicelib.domain.webhooks import MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OV
 from chalicelib.entrypoints.errors import NOTHING_APPLIED, contract_error, record, status_of, wire_names
 from chalicelib.entrypoints.validation import MAX_SEQ, CustomerId, Id, Name, Text, check_utf8, decode
 from chalicelib.entrypoints.validation import validate as validate_struct
-from chalicelib.entrypoints.wire import RULE_FIELDS, WIRE
+from chalicelib.entrypoints.wire import RULE_FIELDS, WIRE, coaching_csv
 from chalicelib.services.ports import Created
 from chalicelib.services.webhooks import Assigned, Ended, InboundEvent, InboundMessage, Transferred
 
@@ -466,6 +466,36 @@ def get_timeline(request: Any, workitem_id: str) -> Reply:
 @authenticated()
 def _timeline_page(services: Services, caller: Principal, body: None, workitem_id: str, query: dict[str, str] | None) -> Any:
     return services.coaching.timeline(caller, check_id(workitem_id, "workitemId"), *page(query))
+
+
+ANALYTICS_PARAMETERS = frozenset({"from", "to", "groupBy", "format"})
+# A report's CSV (format=csv) is a download (app.py; Chalice's policy analyzer reads app.py, keep it plain).
+CSV_HEADERS: dict[str, str | list[str]] = {
+    "Content-Type": "text/csv; charset=utf-8",
+    "Content-Disposition": 'attachment; filename="coaching.csv"',
+}
+
+
+def get_coaching_analytics(request: Any) -> Reply:
+    """``GET /analytics/coaching``: JSON, or with ``format=csv`` the rows as CSV text."""
+    return _coaching_analytics(request, request.query_params)
+
+
+@authenticated()
+def _coaching_analytics(services: Services, caller: Principal, body: None, query: dict[str, str] | None) -> Any:
+    from chalicelib.domain import analytics as an
+
+    params = dict(query or {})
+    scope = services.analytics.scope(caller)  # agents and customers are refused before their query is read
+    unknown = sorted(set(params) - ANALYTICS_PARAMETERS)
+    if unknown:
+        raise Invalid(f"unknown query parameter {unknown[0][:64]!r} (from, to, groupBy, format)")
+    fmt = params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise Invalid("format must be json or csv")
+    parsed = an.parse_query(params.get("from"), params.get("to"), params.get("groupBy"))
+    report = services.analytics.coaching(caller, parsed, scope)
+    return coaching_csv(report) if fmt == "csv" else report
 
 
 @authenticated()

@@ -41,6 +41,8 @@ Id = Annotated[str, msgspec.Meta(pattern=ID_REGEX)]
 CustomerId = Annotated[str, msgspec.Meta(pattern=CUSTOMER_ID_REGEX)]
 # Text with at least one visible character (whitespace and invisible characters alone are refused).
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, pattern=VISIBLE_REGEX)]
+# A client's own id for a message it may send again after a timeout (1-64 visible characters).
+ClientMessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=VISIBLE_REGEX)]
 # A display name: visible, without control or bidirectional-override characters.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NAME_REGEX)]
 

@@ -35,6 +35,10 @@ def workitem(w: Workitem) -> dict[str, Any]:
         "status": w.status.value,
         "createdAt": w.created_at,
         "coaching": {"active": w.coaching_active, "supervisors": sorted(w.monitors)},
+        "lastActivityAt": w.last_activity_at,
+        "waitingSince": w.waiting_since,
+        "monitoredBy": [{"userId": s, "name": w.monitor_names.get(s) or s} for s in sorted(w.monitors)],
+        "lastMessage": {"author": w.last_author, "text": w.last_text} if w.last_author else None,
     }
 
 
@@ -200,6 +204,17 @@ def _assist_note(r: results.AssistNote) -> dict[str, Any]:
     return body
 
 
+def _pending_request(r: results.PendingRequest) -> dict[str, Any]:
+    request = r.request
+    body: dict[str, Any] = {"assistId": request.assist_id, "agentId": request.agent_id, "agentName": r.agent_name}
+    body["text"] = request.text
+    if request.workitem_id:
+        body["workitemId"] = request.workitem_id
+    body["requestedAt"] = request.created_at
+    body["escalated"] = int(request.stage) > 0
+    return body
+
+
 def _direct_message(r: results.DirectMessage) -> dict[str, Any]:
     """``directory.message`` as pushed."""
     body: dict[str, Any] = {"messageId": r.message_id, "fromUserId": r.from_user_id, "text": r.text}
@@ -247,12 +262,30 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.AssistSent: lambda r: {"assistId": r.assist_id, "recipients": r.recipients},
     results.AssistId: lambda r: {"assistId": r.assist_id},
     results.AssistNote: _assist_note,
-    results.ClaimNote: lambda r: {"assistId": r.assist_id, "supervisorId": r.supervisor_id},
+    results.ClaimNote: lambda r: {
+        "assistId": r.assist_id,
+        "supervisorId": r.supervisor_id,
+        "supervisorName": r.supervisor_name or r.supervisor_id,
+    },
     results.DirectMessage: _direct_message,
+    results.PendingRequest: _pending_request,
+    results.PendingRequests: lambda r: {"requests": r.requests},
     results.MessageSent: lambda r: {"messageId": r.message_id},
     results.Count: lambda r: {"count": r.count},
     results.EntryNote: lambda r: {"entry": r.entry},
-    results.SupervisorNote: lambda r: {"workitemId": r.workitem_id, "supervisorId": r.supervisor_id, "entry": r.entry},
+    results.SupervisorNote: lambda r: {
+        "workitemId": r.workitem_id,
+        "supervisorId": r.supervisor_id,
+        "supervisorName": r.supervisor_name,
+        "entry": r.entry,
+    },
+    results.VoiceModeNote: lambda r: {
+        "workitemId": r.workitem_id,
+        "supervisorId": r.supervisor_id,
+        "supervisorName": r.supervisor_name,
+        "mode": r.mode,
+        "entry": r.entry,
+    },
     results.CoachingEndedNote: lambda r: {"workitemId": r.workitem_id, "reason": r.reason, "entry": r.entry},
     results.SmsSettings: lambda r: {
         "originationIdentity": r.origination_identity,
@@ -290,6 +323,41 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     Template: template,
     Policy: policy,
 }
+
+
+# Coaching analytics' metrics (docs/product.md W13) by their names in chalicelib/domain/analytics.py.
+COACHING_METRICS = {
+    "monitored_workitems": "monitoredWorkitems",
+    "coach_messages": "coachMessages",
+    "helpful": "helpful",
+    "not_helpful": "notHelpful",
+    "forwarded": "forwarded",
+    "assist_requested": "assistRequested",
+    "assist_claimed": "assistClaimed",
+    "assist_escalated": "assistEscalated",
+    "claim_seconds_p50": "claimSecondsP50",
+}
+
+
+def _metrics(m: dict[str, Any]) -> dict[str, Any]:
+    return {COACHING_METRICS[k]: v for k, v in m.items()}
+
+
+def coaching_report(r: Any) -> dict[str, Any]:
+    """``GET /analytics/coaching``'s body (``services.analytics.CoachingReport``)."""
+    rows = [{"key": row.key, **({"name": row.name} if row.name else {}), **_metrics(row.metrics)} for row in r.rows]
+    return {"from": r.start, "to": r.end, "groupBy": r.group_by, "rows": rows, "totals": _metrics(r.totals)}
+
+
+def coaching_csv(r: Any) -> str:
+    """The report's rows as CSV: a header of the JSON fields (``key``, ``name``, the metrics), ``null``
+    an empty cell, cells that would start a spreadsheet formula escaped (``domain/analytics.py``)."""
+    from chalicelib.domain.analytics import METRICS, render_csv
+
+    header = ["key", "name", *(COACHING_METRICS[m] for m in METRICS)]
+    return render_csv(header, ([row.key, row.name, *(row.metrics.get(m) for m in METRICS)] for row in r.rows))
+
+
 # Records of rules that load on first use only (importing app skips the voice and webhook rules), known
 # by name until one is seen.
 _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
@@ -297,6 +365,7 @@ _BY_NAME: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
     ("chalicelib.domain.webhooks", "SubscriptionView"): subscription,
     ("chalicelib.domain.attention", "Rule"): attention_rule,
     ("chalicelib.domain.attention", "Alert"): alert,
+    ("chalicelib.services.analytics", "CoachingReport"): coaching_report,
 }
 
 

@@ -23,7 +23,7 @@ from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.ids import is_id
 from chalicelib.entrypoints.errors import RetryableError, contract_error, record, status_of
 from chalicelib.entrypoints.identity import authorizer_context, principal_from_context
-from chalicelib.entrypoints.validation import MAX_SEQ, Id, Text, decode, request_id_of, validate
+from chalicelib.entrypoints.validation import MAX_SEQ, ClientMessageId, Id, Text, decode, request_id_of, validate
 from chalicelib.entrypoints.wire import WIRE, ack, error
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 from chalicelib.services.ports import Connection
@@ -78,6 +78,7 @@ class AgentFrame(Frame, frozen=True, kw_only=True):
 
 class CoachSend(WorkitemFrame, frozen=True, kw_only=True):
     text: Text
+    clientMessageId: ClientMessageId | None = None
 
 
 class CoachReact(WorkitemFrame, frozen=True, kw_only=True):
@@ -202,7 +203,8 @@ def end_coaching(services: Services, call: Call) -> Any:
 
 
 def send_coach_message(services: Services, call: Call) -> Any:
-    return services.coaching.coach_send(call.caller, call.frame.workitemId, call.frame.text, call.connection_id)
+    frame = call.frame
+    return services.coaching.coach_send(call.caller, frame.workitemId, frame.text, call.connection_id, frame.clientMessageId)
 
 
 def react_to_coach_message(services: Services, call: Call) -> Any:
@@ -215,7 +217,8 @@ def forward_coach_message(services: Services, call: Call) -> Any:
 
 
 def send_message(services: Services, call: Call) -> Any:
-    return services.coaching.message_send(call.caller, call.frame.workitemId, call.frame.text, call.connection_id)
+    frame = call.frame
+    return services.coaching.message_send(call.caller, frame.workitemId, frame.text, call.connection_id, frame.clientMessageId)
 
 
 def transfer_workitem(services: Services, call: Call) -> Any:
@@ -252,6 +255,10 @@ def claim_assistance(services: Services, call: Call) -> Any:
     return services.assistance.claim(call.caller, call.frame.assistId, call.connection_id)
 
 
+def pending_assistance(services: Services, call: Call) -> Any:
+    return services.assistance.pending(call.caller)
+
+
 def send_directory_message(services: Services, call: Call) -> Any:
     frame = call.frame
     return services.assistance.directory_send(call.caller, frame.toUserId, frame.text, frame.replyTo, call.connection_id)
@@ -278,7 +285,7 @@ def join_voice(services: Services, call: Call) -> Any:
 
 
 def monitor_voice(services: Services, call: Call) -> Any:
-    return services.voice.monitor(call.caller, call.frame.workitemId)
+    return services.voice.monitor(call.caller, call.frame.workitemId, call.connection_id)
 
 
 def whisper_voice(services: Services, call: Call) -> Any:
@@ -286,7 +293,7 @@ def whisper_voice(services: Services, call: Call) -> Any:
 
 
 def barge_voice(services: Services, call: Call) -> Any:
-    return services.voice.barge(call.caller, call.frame.workitemId)
+    return services.voice.barge(call.caller, call.frame.workitemId, call.connection_id)
 
 
 def listen_voice(services: Services, call: Call) -> Any:
@@ -324,6 +331,7 @@ TABLE: dict[str, Action] = {
     "assist.recipients": Action(PageFrame, list_assist_recipients),
     "assist.request": Action(AssistRequest, request_assistance),
     "assist.claim": Action(AssistClaim, claim_assistance),
+    "assist.pending": Action(Empty, pending_assistance),
     "directory.send": Action(DirectorySend, send_directory_message),
     "directory.unread.get": Action(Empty, get_unread_counts),
     "directory.read": Action(DirectoryRead, mark_directory_read),

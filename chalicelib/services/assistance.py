@@ -18,10 +18,11 @@ from chalicelib.domain import assistance as rules
 from chalicelib.domain import coaching as coaching_rules
 from chalicelib.domain.assistance import AssistanceRequest, Contact, Delivery, Stage
 from chalicelib.domain.coaching import Change, Workitem
-from chalicelib.domain.errors import NotFound
+from chalicelib.domain.errors import Forbidden, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.timeline import EntryKind
 from chalicelib.services import push_events as ev
+from chalicelib.services.analytics import requested_slots
 from chalicelib.services.clock import new_id, now_pair
 from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier, Outbox
@@ -47,6 +48,8 @@ from chalicelib.services.results import (
     Count,
     DirectMessage,
     MessageSent,
+    PendingRequest,
+    PendingRequests,
     Person,
     RecipientsPage,
 )
@@ -145,7 +148,8 @@ class AssistanceService:
         connection_id: str | None = None,
     ) -> AssistSent:
         """``assist.request``: 1 Query (templates) + 1 Query (supervisors) + 1 BatchGetItem
-        (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem, plus 2 UpdateItem
+        (their recipients and the chosen user's) + 1 GetItem (policy) + 1 PutItem (a TransactWriteItems
+        with the analytics' facts of a hand raised to supervisors, docs/data-model.md), plus 2 UpdateItem
         per recipient reached by unread count, plus 1 GetItem + 1 TransactWriteItems with a workitem."""
         rules.require_agent(caller)
         tenant = caller.tenant_id
@@ -185,11 +189,12 @@ class AssistanceService:
                 text=text,
                 recipients=delivery.recipients,
             )
-        self.store.create(request, policy.retention_days)
+        counted = self.store.create(request, policy.retention_days, requested_slots(request))
+        self.store.mark_pending(request, list(delivery.recipients))
         box = self.notifier.outbox(tenant, connection_id)
         self._deliver(box, request, delivery, recipients, ev.ASSIST_REQUESTED, AssistNote(request))
         self.notifier.flush(box)
-        self._publish(AssistRequested(request))
+        self._publish(AssistRequested(request, counted))
         return AssistSent(request.assist_id, delivery.recipients)
 
     def claim(self, caller: Principal, assist_id: str, connection_id: str | None = None) -> AssistId:
@@ -200,7 +205,7 @@ class AssistanceService:
             raise NotFound(f"assistance request {assist_id} not found")
         rules.check_claim(caller, request)
         try:
-            request = self.store.claim(request, caller.user_id)
+            request = self.store.claim(request, caller.user_id, now_pair(self.clock)[0])
         except rules.AlreadyClaimed:
             # Lost the race to another claim: read it again (1 GetItem, on this path only) so the
             # refusal names the winner, as check_claim does when the claim was seen first.
@@ -209,6 +214,7 @@ class AssistanceService:
                 raise
             rules.check_claim(caller, latest)
             raise
+        self.store.clear_pending(request)
         if request.workitem_id:
             try:
                 self._on_timeline(
@@ -217,13 +223,27 @@ class AssistanceService:
             except NotFound:  # the workitem expired (retention) since the request: the claim stands
                 log.warning("claim of %s: workitem %s is gone, no timeline entry", assist_id, request.workitem_id)
         audience = rules.claim_audience(request)
-        recipients = self._recipients(caller.tenant_id, audience)
+        # The claimer is looked up in the same batch: the others are told their directory name (W18.4).
+        recipients = self._recipients(caller.tenant_id, [*audience, caller.user_id])
+        me = recipients.get(caller.user_id)
+        note = ClaimNote(assist_id, caller.user_id, (me.name if me is not None else None) or caller.name)
         box = self.notifier.outbox(caller.tenant_id, connection_id)
         for user_id in audience:
-            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, ClaimNote(assist_id, caller.user_id))
+            box.to_recipient(recipients.get(user_id), ev.ASSIST_CLAIMED, note)
         self.notifier.flush(box)
         self._publish(AssistClaimed(request, caller.user_id))
         return AssistId(assist_id)
+
+    def pending(self, caller: Principal) -> PendingRequests:
+        """``assist.pending`` (W18.2): the requests delivered or escalated to the caller that nobody
+        has claimed, oldest first. 1 Query + 1 BatchGetItem (requests) + 1 BatchGetItem (agents' names)."""
+        if caller.role not in (Role.SUPERVISOR, Role.ADMIN):
+            raise Forbidden("only supervisors and admins have pending requests")
+        requests = self.store.pending_for(caller.tenant_id, caller.user_id)
+        agents = self._recipients(caller.tenant_id, [r.agent_id for r in requests]) if requests else {}
+        return PendingRequests(
+            [PendingRequest(r, (agents[r.agent_id].name if r.agent_id in agents else None) or r.agent_id) for r in requests]
+        )
 
     # --- escalation (B4) --------------------------------------------------------------------
 
@@ -278,6 +298,7 @@ class AssistanceService:
         if not self.store.escalate(request, after):
             return False  # claimed, or another sweep took this step
         delivery = rules.deliver(audience)
+        self.store.mark_pending(after, list(delivery.recipients))
         if request.workitem_id:
             try:
                 self._on_timeline_of(

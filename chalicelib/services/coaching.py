@@ -9,6 +9,7 @@ stream in commit order: 1 BatchGetItem of the recipients, then posts.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from chalicelib.services.clock import new_id
 from chalicelib.services.commits import Workitems, commit_with_retry
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.fanout import encode_note
-from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft
+from chalicelib.services.messagebus import Publisher, SupervisionLost, SupervisorLeft, WorkitemCommitted
 from chalicelib.services.paging import scope_of, workitem_page
 from chalicelib.services.ports import CounterDelta, RecipientLookup, Supervision
 from chalicelib.services.results import ConsultRequest, ConsultStarted, MonitorStarted, TimelinePage, WorkitemPage
@@ -128,9 +129,18 @@ class CoachingService:
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors may monitor")
         supervises = self.supervision(caller)
+        names: dict[str, str | None] = {}
+
+        def name() -> str | None:
+            """The caller's directory name (1 GetItem, only when a join is to be written)."""
+            if "name" not in names:
+                me = self.recipients.recipient(caller.tenant_id, user_key(caller.user_id))
+                names["name"] = me.name if me is not None else None
+            return names["name"]
 
         def decide(w: Workitem) -> Change:
-            return rules.start_monitoring(caller, w, supervises(w), self._now())
+            joining = caller.user_id not in w.monitors and w.is_open
+            return rules.start_monitoring(caller, w, supervises(w), self._now(), name() if joining and supervises(w) else None)
 
         change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
         if change.changed and not self.directory.supervises(caller.tenant_id, caller.user_id, change.after.agent_id):
@@ -174,18 +184,60 @@ class CoachingService:
 
     # --- messages --------------------------------------------------------------------------
 
-    def coach_send(self, caller: Principal, workitem_id: str, text: str, connection_id: str | None = None) -> dict[str, Any]:
-        message_id = new_id("msg")
+    def coach_send(
+        self,
+        caller: Principal,
+        workitem_id: str,
+        text: str,
+        connection_id: str | None = None,
+        client_message_id: str | None = None,
+    ) -> dict[str, Any]:
         supervises = self.supervision(caller)
 
-        def decide(w: Workitem) -> Change:
+        def decide(w: Workitem, message_id: str) -> Change:
             # The supervision Query runs only on the refusal path (a supervisor who is not monitoring):
             # a monitor's standing is kept in step with the directory (supervision_lost).
             outsider = caller.role is Role.SUPERVISOR and caller.user_id not in w.monitors
             return rules.send_coach_message(caller, w, text, message_id, self._now(), supervises_agent=outsider and supervises(w))
 
-        change = self.commits.mutate(caller.tenant_id, workitem_id, decide, push=True, exclude=connection_id)
-        return {"entry": change.entry}
+        return {"entry": self._send(caller, workitem_id, decide, connection_id, client_message_id)}
+
+    def _send(
+        self,
+        caller: Principal,
+        workitem_id: str,
+        decide: Callable[[Workitem, str], Change],
+        connection_id: str | None,
+        client_message_id: str | None,
+    ) -> TimelineEntry:
+        """A new message on the workitem. With ``client_message_id`` its id is derived from the sender
+        and that id (W18.6): a resend finds the first one in the message index, read with the workitem
+        (1 BatchGetItem instead of the GetItem), and answers its entry (1 Query) without writing."""
+        if client_message_id is None:
+            message_id = new_id("msg")
+            return self.commits.mutate(
+                caller.tenant_id, workitem_id, lambda w: decide(w, message_id), push=True, exclude=connection_id
+            ).entry
+        message_id = derived_id("msg", caller.role.value, caller.user_id, client_message_id)
+
+        def attempt() -> Change | TimelineEntry:
+            workitem, found = self.store.get_with_messages(caller.tenant_id, workitem_id, [message_id])
+            if workitem is None:
+                raise NotFound(f"workitem {workitem_id} not found")
+            if message_id in found:
+                rules.require_view(caller, workitem, True)
+                first = found[message_id].seq
+                entries, _ = self.store.timeline(caller.tenant_id, workitem_id, after=first - 1, limit=1, customer=False)
+                return entries[0]
+            change = decide(workitem, message_id)
+            self.store.commit(change, fanout=encode_note(change, connection_id))
+            return change
+
+        outcome = commit_with_retry(attempt)
+        if isinstance(outcome, TimelineEntry):
+            return outcome
+        self._publish(WorkitemCommitted(outcome))
+        return outcome.entry
 
     def _with_message(
         self,
@@ -224,25 +276,40 @@ class CoachingService:
     def coach_forward(
         self, caller: Principal, workitem_id: str, message_id: str, connection_id: str | None = None
     ) -> dict[str, Any]:
-        new_message_id = new_id("msg")
-        change = self._with_message(
-            caller, workitem_id, message_id, lambda w, m: rules.forward(caller, w, m, new_message_id, self._now()), connection_id
-        )
-        return {"entry": change.entry}
+        """The forward's id is derived from the coach message's, so the one read that finds the coach
+        message also finds an earlier forward of it (W18.5: ``conflict``)."""
+        forward_id = derived_id("msg", "forward", message_id, "")
 
-    def message_send(self, caller: Principal, workitem_id: str, text: str, connection_id: str | None = None) -> dict[str, Any]:
+        def attempt() -> Change:
+            workitem, found = self.store.get_with_messages(caller.tenant_id, workitem_id, [message_id, forward_id])
+            if workitem is None:
+                raise NotFound(f"workitem {workitem_id} not found")
+            rules.require_agent_of(caller, workitem)
+            message = found.get(message_id)
+            if message is None:
+                raise NotFound(f"message {message_id} not found on this workitem")
+            change = rules.forward(caller, workitem, message, forward_id, self._now(), forwarded=forward_id in found)
+            self.store.commit(change, fanout=encode_note(change, connection_id))
+            return change
+
+        return {"entry": commit_with_retry(attempt).entry}
+
+    def message_send(
+        self,
+        caller: Principal,
+        workitem_id: str,
+        text: str,
+        connection_id: str | None = None,
+        client_message_id: str | None = None,
+    ) -> dict[str, Any]:
         if caller.is_customer and caller.workitem_id != workitem_id:
             raise Forbidden("customers may only write on their own workitem")
-        message_id = new_id("msg")
-        change = self.commits.mutate(
-            caller.tenant_id,
-            workitem_id,
-            lambda w: rules.send_message(caller, w, text, message_id, self._now()),
-            push=True,
-            exclude=connection_id,
-        )
-        body = view(change.entry, caller.role)
-        return {"entry": body}
+
+        def decide(w: Workitem, message_id: str) -> Change:
+            return rules.send_message(caller, w, text, message_id, self._now())
+
+        entry = self._send(caller, workitem_id, decide, connection_id, client_message_id)
+        return {"entry": view(entry, caller.role)}
 
     # --- transfer, end, consult ------------------------------------------------------------
 
@@ -285,6 +352,12 @@ class CoachingService:
 
     def _now(self) -> str:
         return self.commits.now()
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A message id that only these parts give: what makes a resend or a second forward recognisable."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+    return f"{prefix}_{digest}"
 
 
 def transfer_counters(change: Change) -> list[CounterDelta]:

@@ -38,7 +38,7 @@ from chalicelib.services import push_events as ev
 from chalicelib.services.clock import epoch_ms, now_pair
 from chalicelib.services.delivery import Notifier, Outbox
 from chalicelib.services.ports import Clock, Recipient, RecipientLookup
-from chalicelib.services.results import CoachingEndedNote, SupervisorNote
+from chalicelib.services.results import CoachingEndedNote, SupervisorNote, VoiceModeNote
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,9 @@ def concerned(change: Change) -> list[str]:
     w = change.after
     if w.version == 0 and not change.entries:
         return []  # a new workitem: its agent was told by the handler that created it
+    before = change.before
+    if not change.entries and (before.agent_id, before.status, set(before.monitors)) == (w.agent_id, w.status, set(w.monitors)):
+        return []  # e.g. a voice room changed: nothing anyone is shown
     staff = [w.agent_id, change.before.agent_id, *change.before.monitors, *w.monitors]
     keys = [user_key(u) for u in dict.fromkeys(staff)]
     if any(e.customer_visible for e in change.entries) and w.channel in rules.WEB_CHANNELS:
@@ -140,9 +143,25 @@ def concerned(change: Change) -> list[str]:
     return keys
 
 
-def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> None:
+# ``render``'s ``activity`` for a change whose watchers hear of the batch's activity at its last change.
+NO_ACTIVITY = Workitem("", "", rules.Channel.CHAT, "", "", "", "")
+
+
+def supervisor_name(change: Change, recipients: dict[str, Recipient], supervisor_id: str) -> str:
+    """A supervisor's name as the workitem recorded it when they joined, else the directory's, else their id."""
+    known = change.after.monitor_names.get(supervisor_id) or change.before.monitor_names.get(supervisor_id)
+    if known:
+        return known
+    found = recipients.get(user_key(supervisor_id))
+    return (found.name if found is not None else None) or supervisor_id
+
+
+def render(change: Change, recipients: dict[str, Recipient], box: Outbox, activity: Workitem | None = None) -> None:
     """Put into ``box`` the events that follow from a committed change, each in the view of the
-    role of the recipient it goes to (``domain.timeline.view``)."""
+    role of the recipient it goes to (``domain.timeline.view``). Watchers are told of a change of the
+    workitem's activity alone since ``activity`` (default: since before the change; W18.1: a batch
+    tells them once, at its last change, since before its first), or not at all when it is
+    :data:`NO_ACTIVITY`."""
     w = change.after
     before = change.before
     agent = recipients.get(user_key(w.agent_id))
@@ -153,8 +172,17 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
         kind = entry.kind
         if kind is EntryKind.SUPERVISOR_JOINED or kind is EntryKind.SUPERVISOR_LEFT:
             name = ev.COACHING_JOINED if kind is EntryKind.SUPERVISOR_JOINED else ev.COACHING_LEFT
+            joined = partial(SupervisorNote, w.workitem_id, entry.author_id, supervisor_name(change, recipients, entry.author_id))
             for recipient in [agent, *monitors]:
-                box.entry_to(recipient, name, entry, Role.SUPERVISOR, partial(SupervisorNote, w.workitem_id, entry.author_id))
+                box.entry_to(recipient, name, entry, Role.SUPERVISOR, joined)
+        elif kind is EntryKind.VOICE_MODE:
+            supervisor_id = entry.author_id  # the supervisor whose mode changed
+            who = supervisor_name(change, recipients, supervisor_id)
+            # A silent monitor hears the call as a listener does: the event names it listen (W18.3).
+            mode = str(entry.extra.get("mode"))
+            note = partial(VoiceModeNote, w.workitem_id, supervisor_id, who, "listen" if mode == "monitor" else mode)
+            for recipient in [agent, *monitors]:
+                box.entry_to(recipient, ev.VOICE_MODE, entry, Role.SUPERVISOR, note)
         elif kind is EntryKind.COACH_MESSAGE:
             for recipient in [agent, *monitors]:
                 box.entry_to(recipient, ev.COACH_MESSAGE, entry, Role.SUPERVISOR)
@@ -189,8 +217,15 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox) -> Non
         box.to_watchers(new_agent, ev.WORKITEM_ASSIGNED, {"workitem": w})
     elif before.status is not w.status:
         box.to_watchers(agent, ev.WORKITEM_ENDED, {"workitem": w})
-    elif before.coaching_active != w.coaching_active or set(before.monitors) != set(w.monitors):
+    elif set(before.monitors) != set(w.monitors) or (
+        activity is not NO_ACTIVITY and _activity(activity or before) != _activity(w)
+    ):
         box.to_watchers(agent, ev.WORKITEM_UPDATED, {"workitem": w})
+
+
+def _activity(w: Workitem) -> tuple[str, str | None, str, str]:
+    """What a floor view shows of a workitem's conversation (W18.1)."""
+    return w.last_activity_at, w.waiting_since, w.last_author, w.last_text
 
 
 class FanoutService:
@@ -217,7 +252,13 @@ class FanoutService:
         with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(groups)), thread_name_prefix="fanout") as pool:
             return sum(pool.map(self._in_order, groups.values()))
 
-    def push(self, change: Change, exclude: str | None = None, recipients: dict[str, Recipient] | None = None) -> None:
+    def push(
+        self,
+        change: Change,
+        exclude: str | None = None,
+        recipients: dict[str, Recipient] | None = None,
+        activity: Workitem | None = None,
+    ) -> None:
         """Push the events that follow from a committed change (1 BatchGetItem unless ``recipients``
         holds them already, then posts) to everyone concerned but the connection ``exclude``."""
         w = change.after
@@ -226,7 +267,7 @@ class FanoutService:
         if not recipients:
             return
         box = self._notifier.outbox(w.tenant_id, exclude)
-        render(change, recipients, box)
+        render(change, recipients, box, activity)
         self._notifier.flush(box)
 
     def _in_order(self, committed: list[Committed]) -> int:
@@ -236,9 +277,11 @@ class FanoutService:
         keys = list(dict.fromkeys(k for change in changes for k in concerned(change)))
         recipients = self._look_up(ordered[0].after.tenant_id, keys)
         pushed = 0
-        for c, change in zip(ordered, changes, strict=True):
+        last = len(ordered) - 1
+        for i, (c, change) in enumerate(zip(ordered, changes, strict=True)):
             try:
-                self.push(change, c.note.exclude, recipients)
+                # Watchers hear of the workitem's activity once per batch, with its latest state.
+                self.push(change, c.note.exclude, recipients, activity=changes[0].before if i == last else NO_ACTIVITY)
                 pushed += 1
             except Exception:  # one bad change must not hold back the workitem's later ones
                 log.exception("could not push version %d of workitem %s", c.after.version, c.after.workitem_id)

@@ -78,6 +78,7 @@ class PresenceChanged(Event, frozen=True):
 
 class AssistRequested(Event, frozen=True):
     request: AssistanceRequest
+    counted: bool = False  # its analytics facts were stored with the request (nothing left to count)
 
 
 class AssistClaimed(Event, frozen=True):

@@ -9,7 +9,7 @@ millisecond of every cold start (docs/performance.md, section 3).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +22,7 @@ from chalicelib.domain.timeline import TimelineEntry
 from chalicelib.domain.transcript import InsightsRequest, PipelineOwner
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
+    from chalicelib.domain.analytics import Cell, Read, Slot
     from chalicelib.domain.assistance import AssistanceRequest
     from chalicelib.domain.attention import Alert, Rule
     from chalicelib.domain.fairness import Health
@@ -196,6 +197,12 @@ class WorkitemStore(Protocol):
     def get_with_message(
         self, tenant_id: str, workitem_id: str, message_id: str
     ) -> tuple[Workitem | None, TimelineEntry | None]: ...
+
+    def get_with_messages(
+        self, tenant_id: str, workitem_id: str, message_ids: list[str]
+    ) -> tuple[Workitem | None, dict[str, TimelineEntry]]:
+        """The workitem and those of the messages that exist, by id, in one read."""
+        ...
 
     def create(
         self,
@@ -379,14 +386,16 @@ class Verifier(Protocol):
 class AssistanceStore(Protocol):
     """Where assistance requests live (``chalicelib.adapters.assist_repository`` on DynamoDB)."""
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
-        """Store a new request; a due one enters the escalation index."""
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[Slot] = ()) -> bool:
+        """Store a new request; a due one enters the escalation index. ``counted``: the analytics'
+        facts of the request (``ONCE`` slots, new), stored with it, all or nothing, when their buckets
+        are free; True when they were (or there were none), False when the request was stored alone."""
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         """The request as last written (strongly consistent)."""
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
-        """Pending -> claimed, conditional on it still being pending; it leaves the escalation index.
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
+        """Pending -> claimed (at ``at``), conditional on it still being pending; it leaves the escalation index.
         Returns the request as written (an escalation may have added recipients since it was read).
         Raises :class:`chalicelib.domain.assistance.AlreadyClaimed` when someone claimed it first."""
 
@@ -396,6 +405,39 @@ class AssistanceStore(Protocol):
     def escalate(self, before: AssistanceRequest, after: AssistanceRequest) -> bool:
         """Write an escalation step, conditional on the stored request still being ``before``'s
         pending stage. False when a claim or another sweep got there first."""
+
+    def mark_pending(self, request: AssistanceRequest, user_ids: list[str]) -> None:
+        """The request was delivered to these users and waits for a claim."""
+
+    def clear_pending(self, request: AssistanceRequest) -> None:
+        """The request was claimed: it waits for none of its recipients."""
+
+    def pending_for(self, tenant_id: str, user_id: str) -> list[AssistanceRequest]:
+        """Requests delivered to the user that nobody has claimed, oldest first."""
+
+
+class AnalyticsStore(Protocol):
+    """Where the coaching analytics' slots and daily buckets live (``adapters/analytics_store.py``)."""
+
+    def apply(self, tenant_id: str, slot: Slot) -> bool:
+        """Apply one slot exactly once (``domain/analytics.py``): when it wins against the stored one,
+        store it and change the buckets by the difference, all or nothing. False when it did not win
+        (the same fact again, or an older one)."""
+
+    def read(self, tenant_id: str, reads: Sequence[Read]) -> list[tuple[Cell, dict[str, int]]]:
+        """What each read finds (``domain/analytics.py``: :class:`Read`, :func:`stored_answer`): day
+        buckets and month roll-ups, their counters times the read's sign; one Query per read."""
+
+
+class RetainedHistory(Protocol):
+    """What a tenant still retains, read in full for an analytics rebuild (an operator's tool: these
+    reads are Scans, never on a request path)."""
+
+    def workitems(self, tenant_id: str) -> Iterable[tuple[str, str]]:
+        """(workitem id, its agent now) of every retained workitem of the tenant."""
+
+    def requests(self, tenant_id: str) -> Iterable[AssistanceRequest]:
+        """Every retained assistance request of the tenant."""
 
 
 class AttentionStore(Protocol):

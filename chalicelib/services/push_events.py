@@ -37,6 +37,7 @@ TRANSCRIPT_PARTIAL = "transcript.partial"
 TRANSCRIPT_PAUSED = "transcript.paused"
 TRANSCRIPT_RESUMED = "transcript.resumed"
 TRANSCRIPT_UNAVAILABLE = "transcript.unavailable"
+VOICE_MODE = "voice.mode"
 
 EVENTS: frozenset[str] = frozenset(
     {
@@ -69,5 +70,6 @@ EVENTS: frozenset[str] = frozenset(
         TRANSCRIPT_PAUSED,
         TRANSCRIPT_RESUMED,
         TRANSCRIPT_UNAVAILABLE,
+        VOICE_MODE,
     }
 )

@@ -150,6 +150,17 @@ class AssistNote(msgspec.Struct, frozen=True):
     stage: str | None = None
 
 
+class PendingRequest(msgspec.Struct, frozen=True):
+    """One unclaimed request of ``assist.pending``: the request and its agent's name."""
+
+    request: Any  # domain.assistance.AssistanceRequest
+    agent_name: str
+
+
+class PendingRequests(msgspec.Struct, frozen=True):
+    requests: list[PendingRequest]
+
+
 class DirectMessage(msgspec.Struct, frozen=True):
     """A directory message (``directory.send``), as stored and pushed (``directory.message``)."""
 
@@ -172,10 +183,11 @@ class Count(msgspec.Struct, frozen=True):
 
 
 class ClaimNote(msgspec.Struct, frozen=True):
-    """``assist.claimed`` as pushed: which request, and who claimed it."""
+    """``assist.claimed`` as pushed: which request, and who claimed it (id and name)."""
 
     assist_id: str
     supervisor_id: str
+    supervisor_name: str | None = None
 
 
 class EntryNote(msgspec.Struct, frozen=True):
@@ -185,10 +197,21 @@ class EntryNote(msgspec.Struct, frozen=True):
 
 
 class SupervisorNote(msgspec.Struct, frozen=True):
-    """``coaching.joined`` / ``coaching.left``: which supervisor, on which workitem, and the entry."""
+    """``coaching.joined`` / ``coaching.left``: which supervisor (id and name), on which workitem, and the entry."""
 
     workitem_id: str
     supervisor_id: str
+    supervisor_name: str
+    entry: Any
+
+
+class VoiceModeNote(msgspec.Struct, frozen=True):
+    """``voice.mode``: a supervisor's voice mode changed (listen, whisper, barge)."""
+
+    workitem_id: str
+    supervisor_id: str
+    supervisor_name: str
+    mode: str
     entry: Any
 
 

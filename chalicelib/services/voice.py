@@ -284,7 +284,7 @@ class VoiceService(TranscriptLifecycle):
             mode = act(w, state, plan)
             return rules.voice_change(w, state, self._now(), mode)
 
-        self.workitems.mutate(tenant_id, workitem_id, decide)
+        self.workitems.mutate(tenant_id, workitem_id, decide, push=True, exclude=connection_id)
         plan = attempt[0]
         self._clean(workitem_id, plan.cleanup)
         self._notify(tenant_id, workitem_id, plan, connection_id)

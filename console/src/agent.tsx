@@ -8,7 +8,7 @@ import { LiveModel, namer, useLiveScreen } from "./model";
 import type { CoachingClient, Entry, EventData, Room, Workitem } from "./protocol";
 import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";
-import { Composer, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
+import { Composer, ConnectCallNote, isChimeCall, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
 
 const CONVERSATION = new Set(["customer_message", "agent_message"]);
 const COACHING_PANEL = new Set(["coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction"]);
@@ -31,12 +31,13 @@ class AgentModel extends LiveModel {
   assistAvailable = false;
   supervisors: Person[] = [];
   agents: Person[] = [];
-  names = new Map<string, string>();
   assist: { assistId: string; recipients: string[]; claimedBy?: string; text: string } | null = null;
   coachRoom = new Map<string, Room>();
   contactRoom = new Map<string, Room>();
   consults: EventData["consult.requested"][] = [];
   helpRequests: EventData["assist.requested"][] = [];
+  /** Customer and coach messages that arrived on workitems not open, by workitem. */
+  unreadBy = new Map<string, number>();
 
   constructor(client: CoachingClient, me: string) {
     super(client, me);
@@ -52,6 +53,14 @@ class AgentModel extends LiveModel {
     };
     client.on("coaching.joined", (d) => coaching(d, true));
     client.on("coaching.left", (d) => coaching(d, false));
+    const arrived = (d: { entry: Entry }) => {
+      const id = d.entry.workitemId;
+      if (id === this.selected || d.entry.authorId === this.me) return;
+      this.unreadBy.set(id, (this.unreadBy.get(id) ?? 0) + 1);
+      this.changed();
+    };
+    client.on("message.received", arrived);
+    client.on("coach.message", arrived);
     client.on("coaching.ended", (d) => coaching(d, null));
     client.on("assist.claimed", (d) => {
       if (this.assist && this.assist.assistId === d.assistId) this.assist.claimedBy = d.supervisorId;
@@ -188,8 +197,10 @@ export function AgentScreen({ client, timelines, config, session }: ScreenProps)
             details={(w) => [w.customer.name]}
             onSelect={(w) => {
               model.selected = w.workitemId;
+              model.unreadBy.delete(w.workitemId);
               model.changed();
             }}
+            unread={(w) => model.unreadBy.get(w.workitemId) ?? 0}
             empty="No workitems."
           />
           <RaiseHand model={model} current={current} name={name} />
@@ -410,7 +421,9 @@ function Conversation(props: {
           )}
         </header>
         <Timeline entries={entries} viewer="agent" name={name} customerName={workitem.customer.name} kinds={CONVERSATION} label="Conversation with the customer" />
-        {workitem.channel === "voice" ? (
+        {workitem.channel === "voice" && !isChimeCall(workitem) ? (
+          <ConnectCallNote />
+        ) : workitem.channel === "voice" ? (
           <VoiceBox audioRef={audioRef}>
             <button type="button" data-testid="voice-join" onClick={feedback.action(() => model.joinCall(id, props.config, audioRef.current))}>
               Join call
@@ -418,6 +431,11 @@ function Conversation(props: {
             <p class="room" aria-live="polite">
               {contactRoom ? `In the call · meeting ${contactRoom.meetingId}` : "Not in the call"}
             </p>
+            {[...(model.voiceModes.get(id)?.values() ?? [])].map((v) => (
+              <p class="hint" key={v.name} data-testid="voice-mode" aria-live="polite">
+                {v.mode === "whisper" ? `${v.name} is whispering to you` : v.mode === "barge" ? `${v.name} joined the call (barge)` : `${v.name} is listening`}
+              </p>
+            ))}
           </VoiceBox>
         ) : (
           text &&
@@ -427,7 +445,7 @@ function Conversation(props: {
               sendTestId="message-send"
               label="Message to the customer"
               placeholder="Reply to the customer"
-              onSend={(t) => feedback.run(client.request("message.send", { workitemId: id, text: t }))}
+              onSend={(t) => feedback.run(client.send("message.send", { workitemId: id, text: t }))}
             />
           )
         )}
@@ -449,7 +467,7 @@ function Conversation(props: {
               sendTestId="coach-send"
               label="Reply to the supervisor"
               placeholder="Reply to the supervisor"
-              onSend={(t) => feedback.run(client.request("coach.send", { workitemId: id, text: t }))}
+              onSend={(t) => feedback.run(client.send("coach.send", { workitemId: id, text: t }))}
             />
             <button type="button" class="secondary" data-testid="end-coaching" onClick={act("coaching.end")}>
               End coaching

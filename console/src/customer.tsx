@@ -28,7 +28,7 @@ export function CustomerScreen({ client, timelines, session }: ScreenProps) {
           sendTestId="message-send"
           label="Your message"
           placeholder="Type your message"
-          onSend={(text) => feedback.run(client.request("message.send", { workitemId, text }))}
+          onSend={(text) => feedback.run(client.send("message.send", { workitemId, text }))}
         />
       </section>
     </main>

@@ -16,7 +16,7 @@ import {
   takeAddressToken,
   wsUrl,
 } from "./api";
-import { pick, useRoute } from "./kit/router";
+import { hrefOf, pick, useRoute } from "./kit/router";
 import { beginSignIn, browserDeps, completeSignIn, forgetTokens, refreshTokens } from "./oidc";
 import { CoachingClient } from "./protocol";
 import { SCREENS } from "./screens";
@@ -140,8 +140,12 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
     // The admin's screen uses REST only: its token is renewed all the same, without a socket.
     if (session.role === "admin") client.keepTokenFresh();
     else client.connect();
+    // A lost network may leave the socket open for minutes: the browser's word counts at once.
+    const offline = () => client.networkLost();
+    window.addEventListener("offline", offline);
     return () => {
       off();
+      window.removeEventListener("offline", offline);
       client.close();
     };
   }, [client, started]);
@@ -153,6 +157,14 @@ function Console({ config, session, onSignOut }: { config: ConsoleConfig; sessio
           Coaching <span class="role">{roleTitle}</span>
         </h1>
         <div class="who">
+          {"insights" in SCREENS[session.role] && (
+            <nav aria-label="Screens" class="screens">
+              <a href={hrefOf("")}>Home</a>
+              <a href={hrefOf("insights")} data-testid="insights-link">
+                Insights
+              </a>
+            </nav>
+          )}
           {session.role !== "admin" && <ConnectionStatus client={client} />}
           <span class="user" title={session.name}>
             {session.name}

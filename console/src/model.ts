@@ -19,6 +19,10 @@ export abstract class LiveModel extends Observable {
   unread = 0;
   messages: DirectoryMessage[] = [];
   readonly audio = new Map<string, AudioSession>();
+  /** People's names as events and workitems give them (supervisors who joined, claimed, spoke). */
+  names = new Map<string, string>();
+  /** Supervisors' voice modes (listen, whisper, barge), by workitem then supervisor (`voice.mode`). */
+  readonly voiceModes = new Map<string, Map<string, { name: string; mode: string }>>();
 
   constructor(
     readonly client: CoachingClient,
@@ -26,6 +30,22 @@ export abstract class LiveModel extends Observable {
   ) {
     super();
     for (const name of WORKITEM_EVENTS) client.on(name, (data) => this.upsert(data.workitem));
+    const learn = (d: { supervisorId: string; supervisorName?: string }) => {
+      if (d.supervisorName) this.names.set(d.supervisorId, d.supervisorName);
+    };
+    client.on("coaching.joined", learn);
+    client.on("assist.claimed", learn);
+    client.on("coaching.left", (d) => {
+      learn(d);
+      this.voiceModes.get(d.workitemId)?.delete(d.supervisorId);
+    });
+    client.on("voice.mode", (d) => {
+      learn(d);
+      const modes = this.voiceModes.get(d.workitemId) ?? new Map();
+      modes.set(d.supervisorId, { name: d.supervisorName, mode: d.mode });
+      this.voiceModes.set(d.workitemId, modes);
+      this.changed();
+    });
     client.on("directory.unread", (data) => {
       this.unread = data.count;
       this.changed();

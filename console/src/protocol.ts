@@ -36,6 +36,7 @@ export const ACTIONS = [
   "assist.recipients",
   "assist.request",
   "assist.claim",
+  "assist.pending",
   "directory.send",
   "directory.unread.get",
   "directory.read",
@@ -86,6 +87,7 @@ export const EVENTS = [
   "transcript.paused",
   "transcript.resumed",
   "transcript.unavailable",
+  "voice.mode",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
 
@@ -95,8 +97,8 @@ export interface ServerEventData {
   "workitem.assigned": { workitem: Workitem };
   "workitem.updated": { workitem: Workitem };
   "workitem.ended": { workitem: Workitem };
-  "coaching.joined": { workitemId: string; supervisorId: string; entry: Entry };
-  "coaching.left": { workitemId: string; supervisorId: string; entry: Entry };
+  "coaching.joined": { workitemId: string; supervisorId: string; supervisorName?: string; entry: Entry };
+  "coaching.left": { workitemId: string; supervisorId: string; supervisorName?: string; entry: Entry };
   "coaching.ended": { workitemId: string; reason: string; entry: Entry };
   "coach.message": { entry: Entry };
   "coach.reaction": { entry: Entry };
@@ -106,7 +108,7 @@ export interface ServerEventData {
   "message.delivery": { workitemId: string; messageId: string; seq: number; delivery: "sent" | "failed"; reason?: string; entry: Entry };
   "consult.requested": { consultId: string; workitemId: string; agentId: string };
   "assist.requested": { assistId: string; agentId: string; text: string; workitemId?: string };
-  "assist.claimed": { assistId: string; supervisorId: string };
+  "assist.claimed": { assistId: string; supervisorId: string; supervisorName?: string };
   "assist.escalated": { assistId: string; agentId: string; text: string; workitemId?: string; stage: "team" | "admins" };
   "directory.message": { messageId: string; fromUserId: string; text: string; replyTo?: string };
   "directory.unread": { count: number };
@@ -123,6 +125,7 @@ export interface ServerEventData {
   "transcript.paused": { workitemId: string; state: "paused" };
   "transcript.resumed": { workitemId: string; state: "running" };
   "transcript.unavailable": { workitemId: string; state: "unavailable"; reason?: string };
+  "voice.mode": { workitemId: string; supervisorId: string; supervisorName: string; mode: "listen" | "whisper" | "barge"; entry: Entry };
 }
 
 /** An attention alert (docs/attention.md). */
@@ -167,6 +170,7 @@ export const ENTRY_EVENTS: ReadonlySet<string> = new Set([
   "coach.reaction",
   "coach.forwarded",
   "message.received",
+  "voice.mode",
 ]);
 
 export type Channel = "chat" | "sms" | "social" | "voice" | "email";
@@ -182,6 +186,21 @@ export interface Workitem {
   status: "active" | "ended";
   createdAt: string;
   coaching: { active: boolean; supervisors: string[] };
+  lastActivityAt?: string;
+  waitingSince?: string | null;
+  monitoredBy?: { userId: string; name: string }[];
+  lastMessage?: { author: "customer" | "agent"; text: string } | null;
+}
+
+/** One unclaimed request of `assist.pending`. */
+export interface PendingRequest {
+  assistId: string;
+  agentId: string;
+  agentName: string;
+  text: string;
+  workitemId?: string;
+  requestedAt: string;
+  escalated: boolean;
 }
 
 export interface Entry {
@@ -261,6 +280,14 @@ export interface ClientOptions {
   refreshLeadSeconds?: number;
   /** Milliseconds between keep-alive `ping`s (API Gateway closes idle sockets after 10 minutes). */
   pingIntervalMs?: number;
+  /**
+   * Liveness: after this many milliseconds without any frame from the server a `ping` is sent, and
+   * without its reply within as long again the connection counts as lost (a dead network never closes
+   * the socket by itself). 0 turns it off.
+   */
+  heartbeatMs?: number;
+  /** Milliseconds between attempts of a send that may be repeated ({@link CoachingClient.send}). */
+  resendMs?: number;
   now?: () => number;
 }
 
@@ -353,6 +380,9 @@ export class CoachingClient {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private connectedOnce = false;
   private holdUntil = 0;
+  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  private lastFrameAt = 0;
+  private nextClientId = 1;
 
   constructor(options: ClientOptions) {
     this.opts = {
@@ -362,6 +392,8 @@ export class CoachingClient {
       reconnectMaxMs: 10_000,
       refreshLeadSeconds: 120,
       pingIntervalMs: 5 * 60_000,
+      heartbeatMs: 3_000,
+      resendMs: 5_000,
       now: () => Date.now(),
       ...options,
     };
@@ -410,24 +442,44 @@ export class CoachingClient {
       this.pingTimer = setInterval(() => {
         this.request("ping").catch(() => undefined);
       }, this.opts.pingIntervalMs);
+      this.lastFrameAt = this.opts.now();
+      if (this.opts.heartbeatMs > 0) this.heartbeatTimer = setInterval(() => this.heartbeat(socket), this.opts.heartbeatMs);
       if (again) void this.resume();
     };
     socket.onmessage = (ev) => {
-      if (this.socket === socket) this.receive(String(ev.data));
+      if (this.socket !== socket) return;
+      this.lastFrameAt = this.opts.now();
+      this.receive(String(ev.data));
     };
     socket.onerror = () => undefined; // onclose follows
-    socket.onclose = () => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      this.clearTimers();
-      this.rejectAll("disconnected", "the connection closed before the reply arrived");
-      if (this.stopped) return;
-      this.setState("reconnecting");
-      const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** this.attempts);
-      this.attempts += 1;
-      const delay = Math.max(base / 2 + Math.random() * (base / 2), this.holdUntil - this.opts.now());
-      this.reconnectTimer = setTimeout(() => this.open(), delay);
-    };
+    socket.onclose = () => this.lost(socket);
+  }
+
+  /** The socket is gone (closed, or silent past the heartbeat): reject what waits, reconnect later. */
+  private lost(socket: SocketLike): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    this.clearTimers();
+    this.rejectAll("disconnected", "the connection closed before the reply arrived");
+    if (socket.readyState === OPEN) socket.close(4001, "no heartbeat");
+    if (this.stopped) return;
+    this.setState("reconnecting");
+    const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** this.attempts);
+    this.attempts += 1;
+    const delay = Math.max(base / 2 + Math.random() * (base / 2), this.holdUntil - this.opts.now());
+    this.reconnectTimer = setTimeout(() => this.open(), delay);
+  }
+
+  /** Heard nothing for a while: ask, and count the connection lost if the answer does not come. */
+  private heartbeat(socket: SocketLike): void {
+    const quiet = this.opts.now() - this.lastFrameAt;
+    if (quiet >= 2 * this.opts.heartbeatMs) this.lost(socket);
+    else if (quiet >= this.opts.heartbeatMs && this.state === "live") this.request("ping").catch(() => undefined);
+  }
+
+  /** The browser says the network is gone: the connection is not live, whatever the socket says. */
+  networkLost(): void {
+    if (this.socket) this.lost(this.socket);
   }
 
   /** After a reconnect: re-watch agents and catch up every tracked timeline. */
@@ -447,7 +499,8 @@ export class CoachingClient {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
-    this.reconnectTimer = this.refreshTimer = this.pingTimer = null;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.reconnectTimer = this.refreshTimer = this.pingTimer = this.heartbeatTimer = null;
   }
 
   private setState(state: ConnectionState): void {
@@ -459,7 +512,7 @@ export class CoachingClient {
   // -- requests ----------------------------------------------------------------------------------
 
   /** Send one action; resolves with the ack's `data`, rejects with a {@link ProtocolError}. */
-  async request<T = Record<string, unknown>>(action: Action, fields: Record<string, unknown> = {}): Promise<T> {
+  async request<T = Record<string, unknown>>(action: Action, fields: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
     if (this.state !== "live" && this.state !== "closed") await this.untilLive(action);
     const socket = this.socket;
     if (!socket || socket.readyState !== OPEN || this.state !== "live") {
@@ -470,7 +523,7 @@ export class CoachingClient {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
         reject(new ProtocolError(action, { code: "timeout", message: "no reply in time" }));
-      }, this.opts.requestTimeoutMs);
+      }, timeoutMs ?? this.opts.requestTimeoutMs);
       this.pending.set(requestId, {
         action,
         resolve: (data) => {
@@ -482,6 +535,25 @@ export class CoachingClient {
       });
       socket.send(JSON.stringify({ ...fields, action, requestId }));
     });
+  }
+
+  /**
+   * A message send (`coach.send`, `message.send`) that may be repeated: it carries a `clientMessageId`,
+   * and while its outcome is unknown (no reply in time, or the connection dropped) it is sent again
+   * with the same id once the connection is live, so it lands exactly once. Rejects only with the
+   * server's own refusal (or when the client is closed).
+   */
+  async send<T = Record<string, unknown>>(action: Action, fields: Record<string, unknown>): Promise<T> {
+    const clientMessageId = `${this.opts.now().toString(36)}-${(this.nextClientId++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    for (;;) {
+      try {
+        return await this.request<T>(action, { ...fields, clientMessageId }, this.opts.resendMs);
+      } catch (error) {
+        const code = error instanceof ProtocolError ? error.code : "";
+        if ((code !== "timeout" && code !== "disconnected") || this.stopped) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   }
 
   /**

@@ -20,9 +20,11 @@ export interface ScreenProps {
 
 export type Routes = { readonly "": Lazy<ScreenProps>; readonly [route: string]: Lazy<ScreenProps> };
 
+const insights = lazy(() => import("./insights").then((m) => m.InsightsScreen));
+
 export const SCREENS: Record<Role, Routes> = {
-  supervisor: { "": lazy(() => import("./supervisor").then((m) => m.SupervisorScreen)) },
+  supervisor: { "": lazy(() => import("./supervisor").then((m) => m.SupervisorScreen)), insights },
   agent: { "": lazy(() => import("./agent").then((m) => m.AgentScreen)) },
   customer: { "": lazy(() => import("./customer").then((m) => m.CustomerScreen)) },
-  admin: { "": lazy(() => import("./admin").then((m) => m.AdminScreen)) },
+  admin: { "": lazy(() => import("./admin").then((m) => m.AdminScreen)), insights },
 };

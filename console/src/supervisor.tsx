@@ -1,14 +1,15 @@
 /** The supervisor's board: agents, their workitems, monitored tiles, assistance and directory. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type ConsoleConfig, rest } from "./api";
+import { Floor, type FloorRow } from "./floor";
 import { List } from "./kit/collections";
 import { ErrorBar, FeedbackScope, useFeedback } from "./kit/feedback";
 import { Badge, Panel } from "./kit/panel";
 import { LiveModel, namer, useLiveScreen } from "./model";
-import type { Alert, CoachingClient, EventData, Room, Workitem } from "./protocol";
+import type { Alert, CoachingClient, EventData, PendingRequest, Room, Workitem } from "./protocol";
 import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";
-import { Composer, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
+import { Composer, ConnectCallNote, isChimeCall, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
 
 interface AgentCard {
   userId: string;
@@ -17,7 +18,13 @@ interface AgentCard {
   workitemCount: number;
 }
 
-type AssistPopup = EventData["assist.requested"] & { claimedBy?: string };
+type AssistPopup = EventData["assist.requested"] & { requestedAt?: string; escalated?: boolean | string };
+
+/** Agents in their names' natural order: agent-2 before agent-10. */
+const natural = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+
+/** Whether the user wants sound and desktop notifications (asked once, kept in this browser). */
+const ALERTS_KEY = "coaching.floorAlerts";
 
 type VoiceMode = "listen" | "whisper" | "barge";
 interface VoiceState {
@@ -39,6 +46,8 @@ class SupervisorModel extends LiveModel {
   alerts = new Map<string, Alert>();
   /** The toggle waits for the saved setting: a click before it arrived would flip the default. */
   settingsRead = false;
+  /** Sound and desktop notifications for raised hands and alerts (off until the user turns them on). */
+  alerting = localStorage.getItem(ALERTS_KEY) === "on";
 
   constructor(client: CoachingClient, me: string) {
     super(client, me);
@@ -56,34 +65,108 @@ class SupervisorModel extends LiveModel {
       this.monitoring.delete(d.workitemId);
       this.changed();
     });
-    client.on("assist.requested", (d) => {
-      this.popups = [...this.popups, d];
-      this.changed();
+    client.on("assist.requested", (d, at) => {
+      this.addPopup({ ...d, requestedAt: at });
+      this.notify(`${this.agentName(d.agentId)} raised a hand`, d.text);
     });
     client.on("assist.claimed", (d) => {
-      const popup = this.popups.find((p) => p.assistId === d.assistId);
-      if (popup) popup.claimedBy = d.supervisorId;
+      // Claimed by anyone: the pop-up goes; the claimer is named where the agent sees it.
+      this.popups = this.popups.filter((p) => p.assistId !== d.assistId);
       this.changed();
     });
     const keep = (d: { alert: Alert }) => {
       this.alerts.set(d.alert.alertId, d.alert);
       this.changed();
     };
-    client.on("attention.raised", keep);
+    client.on("attention.raised", (d) => {
+      keep(d);
+      this.notify(`Attention: ${this.agentName(d.alert.agentId)}`, d.alert.reason);
+    });
     client.on("attention.acked", keep);
     client.on("attention.cleared", (d) => {
       this.alerts.delete(d.alert.alertId);
       this.changed();
     });
-    client.on("assist.escalated", (d) => {
-      if (d.assistId && !this.popups.some((p) => p.assistId === d.assistId)) {
-        this.popups = [...this.popups, d];
-      }
+    client.on("assist.escalated", (d, at) => {
+      const known = this.popups.find((p) => p.assistId === d.assistId);
+      if (known) known.escalated = d.stage ?? true;
+      else this.addPopup({ ...d, requestedAt: at, escalated: d.stage ?? true });
+      this.notify(`Escalated: ${this.agentName(d.agentId)} needs help`, d.text);
       this.changed();
     });
   }
 
+  agentName(id: string): string {
+    return this.agents.get(id)?.name ?? id;
+  }
+
+  addPopup(popup: AssistPopup): void {
+    if (!this.popups.some((p) => p.assistId === popup.assistId)) this.popups = [...this.popups, popup];
+    this.changed();
+  }
+
+  /** Requests nobody has claimed yet, as the server lists them (first load and every reconnect). */
+  async readPending(): Promise<void> {
+    const data = await this.client.request<{ requests: PendingRequest[] }>("assist.pending");
+    const kept = new Map(this.popups.map((p) => [p.assistId, p]));
+    this.popups = data.requests.map((r) => ({ ...kept.get(r.assistId), ...r }));
+  }
+
+  /** What the tab title counts: unclaimed hands, open alerts and unread messages. */
+  pendingCount(): number {
+    return this.popups.length + [...this.alerts.values()].filter((a) => a.state === "open").length + this.unread;
+  }
+
+  /** A sound and a desktop notification, when the user turned them on. */
+  notify(title: string, body: string): void {
+    if (!this.alerting) return;
+    try {
+      const audio = new AudioContext();
+      const tone = audio.createOscillator();
+      tone.frequency.value = 880;
+      tone.connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.15);
+    } catch {
+      // no audio output: the title and the pop-up still say it
+    }
+    if (typeof Notification !== "undefined" && Notification.permission === "granted") new Notification(title, { body });
+  }
+
+  /** Turn sound and desktop notifications on or off; the browser's permission is asked once. */
+  async setAlerting(on: boolean): Promise<void> {
+    this.alerting = on;
+    localStorage.setItem(ALERTS_KEY, on ? "on" : "off");
+    if (on && typeof Notification !== "undefined" && Notification.permission === "default") await Notification.requestPermission();
+    this.changed();
+  }
+
+  /** The floor's rows: every workitem of my agents, with its agent, alerts and raised hands. */
+  floorRows(): FloorRow[] {
+    const rows: FloorRow[] = [];
+    for (const [agentId, items] of this.workitems) {
+      const card = this.agents.get(agentId);
+      for (const workitem of items.values()) {
+        rows.push({
+          workitem,
+          agentName: card?.name ?? agentId,
+          presence: card?.presence ?? "offline",
+          alerts: [...this.alerts.values()].filter((a) => a.workitemId === workitem.workitemId),
+          hands: this.popups.filter((p) => p.workitemId === workitem.workitemId).length,
+          monitoring: this.monitoring.has(workitem.workitemId),
+        });
+      }
+    }
+    return rows;
+  }
+
+  /** My agents in their names' natural order. */
+  sortedAgents(): AgentCard[] {
+    return [...this.agents.values()].sort((a, b) => natural.compare(a.name, b.name) || natural.compare(a.userId, b.userId));
+  }
+
   upsert(workitem: Workitem): void {
+    for (const m of workitem.monitoredBy ?? []) this.names.set(m.userId, m.name);
     const list = this.workitems.get(workitem.agentId) ?? new Map<string, Workitem>();
     list.set(workitem.workitemId, workitem);
     this.workitems.set(workitem.agentId, list);
@@ -94,6 +177,7 @@ class SupervisorModel extends LiveModel {
       card.workitemCount = [...(this.workitems.get(agentId)?.values() ?? [])].filter((w) => w.status === "active").length;
     }
     if (workitem.coaching.supervisors.includes(this.me)) this.monitoring.add(workitem.workitemId);
+    else this.monitoring.delete(workitem.workitemId);
     this.changed();
   }
 
@@ -107,6 +191,7 @@ class SupervisorModel extends LiveModel {
     }
     await this.readUnread();
     await this.readAttention();
+    await this.readPending();
     this.changed();
   }
 
@@ -199,7 +284,7 @@ class SupervisorModel extends LiveModel {
   /** Claim a raised hand, then monitor the workitem it is about. */
   async claim(popup: AssistPopup): Promise<void> {
     await this.client.request("assist.claim", { assistId: popup.assistId });
-    popup.claimedBy = this.me;
+    this.popups = this.popups.filter((p) => p.assistId !== popup.assistId);
     this.changed();
     if (popup.workitemId) await this.monitor(popup.workitemId);
   }
@@ -235,8 +320,12 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
       });
   }, [model]);
 
-  const name = namer(session.userId, `${session.name} (you)`, (id) => model.agents.get(id)?.name);
+  const name = namer(session.userId, `${session.name} (you)`, (id) => model.agents.get(id)?.name ?? model.names.get(id));
   const selected = model.selectedAgent;
+  const pending = model.pendingCount();
+  useEffect(() => {
+    document.title = pending > 0 ? `(${pending}) Supervisor · Coaching` : "Supervisor · Coaching";
+  }, [pending]);
 
   const toggleNotifications = feedback.action(async () => {
     const next = !model.notifications;
@@ -251,7 +340,7 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
         <ErrorBar feedback={feedback} />
         <Panel as="aside" class="sidebar" label="Agents" title="My agents">
           <List
-            items={[...model.agents.values()]}
+            items={model.sortedAgents()}
             itemKey={(agent) => agent.userId}
             class="agent-board"
             empty="No agents on your teams."
@@ -293,15 +382,23 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
             <input type="checkbox" checked={model.notifications} disabled={!model.settingsRead} onChange={toggleNotifications} />
             Agent message pop-ups
           </label>
+          <label class="toggle">
+            <input
+              type="checkbox"
+              data-testid="alerting-toggle"
+              checked={model.alerting}
+              onChange={feedback.action(() => model.setAlerting(!model.alerting))}
+            />
+            Sound and desktop notifications
+          </label>
         </Panel>
 
-        <main class="tiles" aria-label="Monitored workitems">
-          {model.open.length === 0 && (
-            <div class="placeholder">
-              <h2>Nothing open</h2>
-              <p>Select an agent, then one of their workitems to monitor it. You can open several at once.</p>
-            </div>
-          )}
+        <main class="tiles" aria-label="Floor and monitored workitems">
+          <Floor
+            rows={model.floorRows()}
+            onMonitor={(id) => void feedback.run(model.monitor(id))}
+            onOpen={(id) => void feedback.run(model.openTile(id))}
+          />
           {model.open.map((id) => (
             <WorkitemTile key={id} id={id} model={model} timelines={timelines} config={config} name={name} />
           ))}
@@ -319,20 +416,29 @@ export function SupervisorScreen({ client, timelines, config, token, session }: 
         >
           <AttentionPanel model={model} name={name} />
           {model.popups.length === 0 && <p class="empty">No requests.</p>}
-          {model.popups.map((popup) => (
-            <div class="assist-popup" data-testid="assist-popup" role="alert" key={popup.assistId}>
-              <p>
-                <strong>{name(popup.agentId)}</strong> raised a hand: {popup.text}
-              </p>
-              {popup.claimedBy ? (
-                <p class="hint">Claimed by {name(popup.claimedBy)}</p>
-              ) : (
+          {model.popups.map((popup) => {
+            const workitem = popup.workitemId ? model.findWorkitem(popup.workitemId) : undefined;
+            return (
+              <div class="assist-popup" data-testid="assist-popup" data-assist-id={popup.assistId} role="alert" key={popup.assistId}>
+                <p>
+                  <strong>{name(popup.agentId)}</strong> raised a hand: {popup.text}
+                </p>
+                <p class="hint">
+                  {popup.workitemId ? `About ${workitem ? `${workitem.customer.name} (${workitem.subject || workitem.channel})` : popup.workitemId}` : "No workitem"}
+                  {popup.requestedAt && (
+                    <>
+                      {" · at "}
+                      <time dateTime={popup.requestedAt}>{new Date(popup.requestedAt).toLocaleTimeString()}</time>
+                    </>
+                  )}
+                  {popup.escalated ? <strong class="escalated"> · escalated{typeof popup.escalated === "string" ? ` (${popup.escalated})` : ""}</strong> : null}
+                </p>
                 <button type="button" data-testid="claim-button" onClick={feedback.action(() => model.claim(popup))}>
                   Claim
                 </button>
-              )}
-            </div>
-          ))}
+              </div>
+            );
+          })}
           <Directory model={model} name={name} />
         </Panel>
       </div>
@@ -417,6 +523,8 @@ function WorkitemTile(props: {
             <button type="button" class="secondary" data-testid="stop-button" onClick={feedback.action(() => model.stop(id))}>
               Stop monitoring
             </button>
+          ) : workitem?.status === "ended" ? (
+            <span class="hint">Ended</span>
           ) : (
             <button type="button" data-testid="monitor-button" onClick={feedback.action(() => model.monitor(id))}>
               Monitor
@@ -427,8 +535,21 @@ function WorkitemTile(props: {
           </button>
         </div>
       </header>
+      {(workitem?.monitoredBy?.length ?? 0) > 0 && (
+        <p class="hint" data-testid="monitored-by">
+          Monitored by {workitem?.monitoredBy?.map((m) => (m.userId === model.me ? "you" : m.name)).join(", ")}
+        </p>
+      )}
+      {[...(model.voiceModes.get(id)?.entries() ?? [])]
+        .filter(([sid]) => sid !== model.me)
+        .map(([sid, v]) => (
+          <p class="hint" key={sid} data-testid="voice-mode" aria-live="polite">
+            {v.name}: {v.mode}
+          </p>
+        ))}
       <Timeline entries={timelines.of(id)} viewer="supervisor" name={name} customerName={workitem?.customer.name} label="Timeline (as the agent sees it)" />
-      {workitem?.channel === "voice" && monitoring && (
+      {workitem?.channel === "voice" && monitoring && !isChimeCall(workitem) && <ConnectCallNote />}
+      {isChimeCall(workitem) && monitoring && (
         <VoiceBox audioRef={audioRef}>
           <button type="button" data-testid="voice-listen" aria-pressed={voice?.mode === "listen"} onClick={() => setVoice("listen")}>
             Listen
@@ -452,7 +573,7 @@ function WorkitemTile(props: {
           sendTestId="coach-send"
           label="Coach message"
           placeholder="Coach the agent (the customer never sees this)"
-          onSend={(text) => feedback.run(model.client.request("coach.send", { workitemId: id, text }))}
+          onSend={(text) => feedback.run(model.client.send("coach.send", { workitemId: id, text }))}
         />
       )}
       {monitoring && !canCoach && workitem?.channel !== "voice" && <p class="hint">Coaching messages are not available on this channel.</p>}

@@ -2,6 +2,7 @@
 import type { ComponentChildren, Ref } from "preact";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
 import { List } from "./kit/collections";
+import { Badge } from "./kit/panel";
 import type { DirectoryMessage } from "./model";
 import type { Entry, Workitem } from "./protocol";
 import { annotations, COACHING_KINDS } from "./store";
@@ -139,16 +140,27 @@ export function Composer(props: {
   disabled?: boolean;
 }) {
   const [text, setText] = useState("");
+  const [sending, setSending] = useState<string[]>([]);
   const id = useId();
   const submit = async (event: Event) => {
     event.preventDefault();
     const value = text.trim();
     if (!value) return;
     setText(""); // at once, so the next message can be typed while this one is sent
-    await props.onSend(value);
+    setSending((list) => [...list, value]);
+    try {
+      await props.onSend(value); // resent until it lands or the server refuses it
+    } finally {
+      setSending((list) => list.filter((t, i) => i !== list.indexOf(value) || t !== value));
+    }
   };
   return (
     <form class="composer" onSubmit={submit}>
+      {sending.length > 0 && (
+        <p class="hint sending" data-testid="sending" aria-live="polite">
+          Sending {sending.length === 1 ? `“${sending[0].slice(0, 40)}”` : `${sending.length} messages`}…
+        </p>
+      )}
       <label class="visually-hidden" for={id}>
         {props.label}
       </label>
@@ -193,10 +205,12 @@ export interface WorkitemListProps {
   details: (workitem: Workitem) => string[];
   onSelect: (workitem: Workitem) => void;
   empty: string;
+  /** New messages on a workitem that is not open (a mark on its row). */
+  unread?: (workitem: Workitem) => number;
 }
 
 /** A list of workitem buttons (`workitem-row`, `data-workitem-id`): channel, subject, details. */
-export function WorkitemList({ workitems, selected, pressed, details, onSelect, empty }: WorkitemListProps) {
+export function WorkitemList({ workitems, selected, pressed, details, onSelect, empty, unread }: WorkitemListProps) {
   return (
     <List
       items={workitems}
@@ -213,7 +227,9 @@ export function WorkitemList({ workitems, selected, pressed, details, onSelect, 
           onClick={() => onSelect(w)}
         >
           <ChannelBadge channel={w.channel} />
-          <span class="subject">{w.subject || w.customer.name}</span>
+          <span class="subject">
+            {w.subject || w.customer.name} <Badge count={unread?.(w) ?? 0} label="new messages" testId="unread-mark" />
+          </span>
           <span class="sub">{workitemLine(w, details(w), true)}</span>
         </button>
       )}
@@ -230,6 +246,21 @@ export function WorkitemTitle({ workitem, fallback, details }: { workitem?: Work
       </h2>
       <p class="sub">{workitem ? workitemLine(workitem, details, false) : ""}</p>
     </div>
+  );
+}
+
+/** Whether the workitem is a call this product joins through the Chime SDK: an Amazon Connect call
+ * (`connect-…`) is Connect's, listened to with Connect's own monitor (docs/connectors.md). */
+export function isChimeCall(w: { workitemId: string; channel: string } | undefined): boolean {
+  return w?.channel === "voice" && !w.workitemId.startsWith("connect-");
+}
+
+/** What stands in for the voice controls on an Amazon Connect call. */
+export function ConnectCallNote() {
+  return (
+    <p class="hint" data-testid="voice-connect-note">
+      An Amazon Connect call: listen, whisper or barge with Amazon Connect's own monitor. Coaching messages work here as on any workitem.
+    </p>
   );
 }
 

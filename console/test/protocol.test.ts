@@ -58,8 +58,14 @@ class FakeServer {
   sockets: FakeSocket[] = [];
   timeline: Entry[] = [];
   knowsRefresh = true;
+  /** A dead network: frames go nowhere and nothing comes back (the socket stays open). */
+  silent = false;
+  /** Actions whose next frame gets no reply (lost on the way back), once each. */
+  drop = new Set<string>();
   answer(frame: Record<string, unknown>): unknown {
     const requestId = frame.requestId;
+    if (this.silent) return undefined;
+    if (this.drop.delete(String(frame.action))) return undefined;
     switch (frame.action) {
       case "timeline.get": {
         const after = Number(frame.after);
@@ -333,5 +339,41 @@ test("an entry pushed before the workitem was tracked is fetched when tracking s
   await tick(1);
   await c.track("w1", { entries: [entry(1), entry(2)], hasMore: false });
   assert.deepEqual(delivered, [1, 2, 3]);
+  c.close();
+});
+
+test("a silent socket stops counting as live within two heartbeats, and the client reconnects", async () => {
+  const server = new FakeServer();
+  const { c } = client(server, { heartbeatMs: 20 });
+  const states: string[] = [];
+  c.onState((s) => states.push(s));
+  c.connect();
+  await tick(5);
+  assert.equal(c.state, "live");
+  server.silent = true;
+  await tick(60);
+  assert.ok(server.sockets[0].sent.some((f) => f.action === "ping"), "it asked before giving up");
+  assert.ok(states.includes("reconnecting"), `states: ${states}`);
+  server.silent = false;
+  await tick(60);
+  assert.equal(c.state, "live");
+  assert.ok(server.sockets.length >= 2);
+  c.close();
+});
+
+test("a send whose reply is lost is sent again with the same clientMessageId until it is answered", async () => {
+  const server = new FakeServer();
+  const { c } = client(server, { resendMs: 20, heartbeatMs: 0 });
+  c.connect();
+  await tick(5);
+  server.drop.add("message.send");
+  const reply = await c.send("message.send", { workitemId: "w1", text: "hi" });
+  assert.deepEqual(reply, {});
+  const sends = server.sockets.flatMap((s) => s.sent).filter((f) => f.action === "message.send");
+  assert.equal(sends.length, 2);
+  assert.ok(typeof sends[0].clientMessageId === "string" && sends[0].clientMessageId === sends[1].clientMessageId);
+  // A refusal is final: not sent again.
+  await assert.rejects(c.send("coach.send", { workitemId: "w1", text: "x" }), (e: ProtocolError) => e.code === "conflict");
+  assert.equal(server.sockets.flatMap((s) => s.sent).filter((f) => f.action === "coach.send").length, 1);
   c.close();
 });

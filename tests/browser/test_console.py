@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -200,6 +202,30 @@ def test_token_is_renewed_before_it_expires_and_the_session_outlives_it(tenant: 
     expect(agent.locator("main.conversation [data-testid=timeline-entry]")).to_contain_text("still here")
     expect(agent.locator(".error-bar")).to_have_count(0)
     assert wid
+
+
+def test_an_amazon_connect_call_offers_no_chime_controls(tenant: Tenant, open_as: OpenAs) -> None:
+    """W14.10: Connect's calls are Connect's: the agent and a monitoring supervisor get a note instead
+    of Join / Listen / Whisper / Barge (which the server would refuse with conflict)."""
+    from tests.e2e.test_connectors_e2e import DEMO_INSTANCE, contact_event
+
+    _front_line(tenant, template=False)
+    connect_user = str(uuid.uuid4())
+    mapping = {"instanceArn": DEMO_INSTANCE, "agents": {connect_user: "agent1"}}
+    status, _ = tenant.stack.rest("PUT", "/admin/connectors/amazon-connect", tenant.admin_token, mapping)
+    if status == 409:  # another test's tenant holds the demo instance on this stack
+        pytest.skip("the demo instance belongs to another tenant of this stack")
+    contact = str(uuid.uuid4())
+    event = contact_event("CONNECTED_TO_AGENT", contact, connect_user, channel="VOICE")
+    assert tenant.stack.rest("POST", "/_local/events", None, event) == (202, {"outcome": "applied"})
+    agent = open_as(tenant.token("agent1", "agent"))
+    expect(agent.get_by_test_id("voice-connect-note")).to_be_visible()
+    expect(agent.get_by_test_id("voice-join")).to_have_count(0)
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    _open_workitem(supervisor, "agent1", f"connect-{contact}")
+    supervisor.get_by_test_id("monitor-button").click()
+    expect(supervisor.get_by_test_id("voice-connect-note")).to_be_visible()
+    expect(supervisor.get_by_test_id("voice-listen")).to_have_count(0)
 
 
 def test_voice_listen_whisper_barge_with_the_fake_provider(tenant: Tenant, open_as: OpenAs) -> None:
@@ -408,6 +434,56 @@ def test_agent_presence_shows_live_on_the_supervisor_board(tenant: Tenant, open_
     expect(row).to_contain_text("offline")
 
 
+def test_insights_chart_and_csv_carry_the_apis_numbers(tenant: Tenant, open_as: OpenAs, stack) -> None:
+    """W13: the insights screen (loaded on demand, with its chart library) for a supervisor: the trend
+    chart is drawn, the tables and the CSV download hold the API's numbers, and axe finds nothing serious."""
+    import csv
+    import io
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    _front_line(tenant)
+    wid = tenant.assign("wi-insights", "chat", "agent1")
+    sup = tenant.connect("sup1", "supervisor")
+    agent = tenant.connect("agent1", "agent")
+    sup.ok("monitor.start", workitemId=wid)
+    tip = sup.ok("coach.send", workitemId=wid, text="Offer the refund")["entry"]["messageId"]
+    sup.ok("coach.send", workitemId=wid, text="=1+1")
+    agent.ok("coach.react", workitemId=wid, messageId=tip, reaction="thumbs_up")
+    today = datetime.now(UTC).date()
+    query = f"from={(today - timedelta(days=29)).isoformat()}&to={today.isoformat()}"
+    token = tenant.token("sup1", "supervisor")
+
+    def by_agent() -> dict[str, Any]:
+        status, body = stack.rest("GET", f"/analytics/coaching?{query}&groupBy=agent", token)
+        assert status == 200, body
+        return body
+
+    deadline = time.monotonic() + 10  # the stream consumer counts within seconds (contract: 10 s)
+    while by_agent()["totals"]["helpful"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    expected = by_agent()
+    assert expected["totals"]["coachMessages"] == 2 and expected["totals"]["helpful"] == 1
+
+    page = open_as(token)
+    page.get_by_test_id("insights-link").click()
+    expect(page.get_by_test_id("insights")).to_be_visible()
+    expect(page.locator("[data-testid=insights-chart] canvas")).to_have_count(1)
+    row = page.locator("[data-testid=insights-agents] tbody tr[data-key=agent1]")
+    expect(row).to_contain_text("2")
+    expect(page.locator("[data-testid=insights-totals] [data-metric=helpful] dd")).to_have_text("1")
+    with page.expect_download() as download:
+        page.get_by_test_id("insights-csv").click()
+    lines = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert [line["key"] for line in lines] == [r["key"] for r in expected["rows"]]
+    for line, api in zip(lines, expected["rows"], strict=True):
+        assert {k: line[k] for k in api if k not in ("key", "name")} == {
+            k: "" if v is None else str(v) for k, v in api.items() if k not in ("key", "name")
+        }
+    screenshot(page, "insights")
+    assert axe_violations(page) == []
+
+
 def test_the_attention_panel_ranks_live_alerts_and_takes_one(tenant: Tenant, open_as: OpenAs) -> None:
     """W11.10: a keyword alert appears on the supervisor's board at once, the higher score first; Take
     acks it and Monitor opens the workitem."""
@@ -485,7 +561,9 @@ def test_an_admin_creates_edits_disables_and_deletes_an_attention_rule(tenant: T
     expect(row).to_contain_text("45 s")
     row.get_by_role("checkbox").click()
     expect(row.get_by_role("checkbox")).not_to_be_checked()
-    rule = tenant.admin("GET", "/admin/attention-rules")["rules"][0]
+    deadline = time.monotonic() + 10  # the click's PUT may still be on its way: wait for it to land
+    while (rule := tenant.admin("GET", "/admin/attention-rules")["rules"][0])["enabled"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert rule == {"ruleId": "refunds", "kind": "customer_waiting", "enabled": False, "severity": 3, "seconds": 45}
     # A rule the server refuses is shown, and nothing changes.
     form.locator("select[name=kind]").select_option("keyword")

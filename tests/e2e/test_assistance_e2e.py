@@ -275,7 +275,7 @@ def test_b4_two_supervisors_claiming_at_once_exactly_one_wins(t: Tenant) -> None
         assert replies[winner]["data"] == {"assistId": assist_id}
         assert "claimed" in replies[loser]["error"]["message"]
 
-        claimed = {"assistId": assist_id, "supervisorId": winner}
+        claimed = {"assistId": assist_id, "supervisorId": winner, "supervisorName": winner.title()}
         of_this = about(assist_id)
         for client in (agent, sups[loser], sups["sup-3"]):  # every other recipient and the agent
             assert client.wait_event("assist.claimed", predicate=of_this)["data"] == claimed
@@ -297,7 +297,7 @@ def test_b4_two_supervisors_claiming_at_once_exactly_one_wins(t: Tenant) -> None
 
 def test_b4_an_unclaimed_request_escalates_to_the_team_then_to_admins(t: Tenant) -> None:
     policy = {"recordCoaching": False, "escalationSeconds": 1, "retentionDays": 30}
-    assert t.admin("PUT", "/admin/policy", policy) == policy
+    assert t.admin("PUT", "/admin/policy", policy) == {**policy, "sentimentLanguage": "en"}
     agent = t.connect("agent-1", "agent")
     sup1 = t.connect("sup-1", "supervisor")
     sup2 = t.connect("sup-2", "supervisor")
@@ -344,7 +344,7 @@ def test_b4_an_unclaimed_request_escalates_to_the_team_then_to_admins(t: Tenant)
     assert claimed_id != to_peer_id
     # Any recipient so far may claim it, an admin included; everybody else hears of it.
     assert admin.ok("assist.claim", assistId=assist_id) == {"assistId": assist_id}
-    claimed = {"assistId": assist_id, "supervisorId": "admin-2"}
+    claimed = {"assistId": assist_id, "supervisorId": "admin-2", "supervisorName": "Admin-2"}
     for client in (agent, sup1, sup2):
         assert client.wait_event("assist.claimed", predicate=mine)["data"] == claimed
     sup3.error("assist.claim", "conflict", assistId=assist_id)

@@ -181,6 +181,7 @@ def plausible(field: str, ids: list[str]) -> st.SearchStrategy[Any]:
         "limit": st.integers(min_value=1, max_value=200),
         "state": st.sampled_from(["available", "not_ready"]),
         "reaction": st.sampled_from(["thumbs_up", "thumbs_down", None]),
+        "clientMessageId": st.text(min_size=1, max_size=70),
         "to": st.just("supervisors") | st.fixed_dictionaries({"userId": some_id}),
     }.get(field, some_id)
     return mostly(right, hostile(ids))
@@ -352,10 +353,10 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "monitor.start": {"workitemId": "wi-s"},
         "monitor.stop": {"workitemId": "wi-s"},
         "coaching.end": {"workitemId": "wi-s"},
-        "coach.send": {"workitemId": "wi-1", "text": "hi"},
+        "coach.send": {"workitemId": "wi-1", "text": "hi", "clientMessageId": "c-1"},
         "coach.react": {"workitemId": "wi-1", "messageId": tip, "reaction": "thumbs_up"},
         "coach.forward": {"workitemId": "wi-1", "messageId": tip},
-        "message.send": {"workitemId": "wi-1", "text": "hi"},
+        "message.send": {"workitemId": "wi-1", "text": "hi", "clientMessageId": "c-2"},
         "workitem.transfer": {"workitemId": "wi-e", "toAgentId": "agent-2"},
         "workitem.end": {"workitemId": "wi-e"},
         "consult.start": {"workitemId": "wi-s", "userId": "agent-2"},
@@ -364,6 +365,7 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "assist.recipients": {},
         "assist.request": {"templateId": "tp-1", "to": "supervisors", "workitemId": "wi-1"},
         "assist.claim": {"assistId": "as-1"},
+        "assist.pending": {},
         "directory.send": {"toUserId": "sup-1", "text": "hi"},
         "directory.unread.get": {},
         "directory.read": {"withUserId": "agent-1"},
@@ -640,6 +642,60 @@ def test_every_rest_route_method_and_parameter(world: World, request: tuple[str,
         raise AssertionError(f"an id with an encoded #, /, %, NUL or space was accepted: {method} {url}")
 
 
+# GET /analytics/coaching: its own parameters, with odd values; the answer is JSON or, for a valid
+# format=csv, CSV text; never a write.
+ANALYTICS_VALUES = [
+    "2026-01-01",
+    "2026-12-31",
+    "2027-01-02",
+    "2026-02-30",
+    "2026-1-1",
+    "%EF%BC%92026-01-01",
+    "2026-01-01T00:00:00Z",
+    "-2026-01-01",
+    "9" * 5000,
+    "",
+    "agent",
+    "supervisor",
+    "template",
+    "day",
+    "csv",
+    "json",
+    "%3D1%2B1",
+    "%00",
+]
+
+
+@FUZZ
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["from", "to", "groupBy", "format", "x"]), st.sampled_from(ANALYTICS_VALUES), max_size=5
+    ),
+    who=st.sampled_from(REST_TOKENS),
+)
+def test_analytics_queries(world: World, query: dict[str, str], who: str) -> None:
+    b = bench(world)
+    token = _rest_token(world, who)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = "/analytics/coaching?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    def call() -> Any:
+        return world.http.get(url, headers=headers)
+
+    response, writes = b.call(call)
+    csv_answer = response.status_code == 200 and query.get("format") == "csv"
+    if csv_answer:
+        text = response.body.decode()
+        assert text.startswith("key,name,monitoredWorkitems,"), text[:200]
+        payload: Any = {"csv": text}
+    else:
+        payload = json.loads(response.body) if response.body else None
+    check_rest(b, response.status_code, payload, writes, ("GET", url, who))
+    assert not writes, writes
+    if response.status_code == 200:
+        assert who in ("admin", "supervisor"), (who, url)
+
+
 # --- webhooks --------------------------------------------------------------------------------------------
 
 
@@ -805,19 +861,25 @@ def connect_events() -> st.SearchStrategy[Any]:
     return mostly(shaped, st.one_of(json_values, shaped.map(lambda e: {**e, "detail": {"eventType": e["detail"]}})))
 
 
+def _connect_the_tenant(world: World) -> None:
+    """The stack follows the test instance, and tenant t1 connects it with agent-1 mapped."""
+    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
+
+    world.services.amazon_connect.settings = msgspec.structs.replace(
+        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
+    )
+    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+
+
 @CONNECTOR_FUZZ
 @given(event=connect_events())
 def test_amazon_connect_events(world: World, event: Any) -> None:
     """The contact event function never raises for what it is handed and answers one outcome; what it
     refuses or ignores writes nothing."""
     from chalicelib.entrypoints import events
-    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE
 
     b = bench(world)
-    world.services.amazon_connect.settings = msgspec.structs.replace(
-        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
-    )
-    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    _connect_the_tenant(world)
     b.last = b.snapshot()
     result, writes = b.call(
         lambda: events.on_connect_event(event) if isinstance(event, dict) else events.on_connect_event({"x": event})
@@ -850,14 +912,11 @@ def test_amazon_connect_chat_items(world: World, record: Any) -> None:
     """The chat items of a followed chat: never an exception, one outcome per record; what is refused,
     skipped or ignored writes nothing."""
     from chalicelib.entrypoints import events
-    from tests.integration.test_amazon_connect import ACCOUNT, CONNECT_USER, INSTANCE, contact_event
+    from tests.integration.test_amazon_connect import contact_event
     from tests.integration.test_connect_chat import CHAT
 
     b = bench(world)
-    world.services.amazon_connect.settings = msgspec.structs.replace(
-        world.settings, account_id=ACCOUNT, region="us-east-1", connect_instance_arns=(INSTANCE,)
-    )
-    world.admin("PUT", "/admin/connectors/amazon-connect", {"instanceArn": INSTANCE, "agents": {CONNECT_USER: "agent-1"}})
+    _connect_the_tenant(world)
     events.on_connect_event(contact_event("CONNECTED_TO_AGENT", CHAT))
     world.pump()
     b.last = b.snapshot()

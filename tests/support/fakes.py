@@ -19,10 +19,11 @@ import copy
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib.domain import analytics as an
 from chalicelib.domain.assistance import AlreadyClaimed, AssistanceRequest, AssistStatus
 from chalicelib.domain.attention import Alert, AlertState, Rule
 from chalicelib.domain.coaching import Change, Channel, Status, Workitem
@@ -164,6 +165,13 @@ class MemoryWorkitemStore:
         with self._t.lock:
             return self.get(tenant_id, workitem_id), copy.deepcopy(self._t.messages.get((tenant_id, workitem_id, message_id)))
 
+    def get_with_messages(
+        self, tenant_id: str, workitem_id: str, message_ids: list[str]
+    ) -> tuple[Workitem | None, dict[str, TimelineEntry]]:
+        with self._t.lock:
+            found = {m: self._t.messages.get((tenant_id, workitem_id, m)) for m in message_ids}
+            return self.get(tenant_id, workitem_id), {m: copy.deepcopy(e) for m, e in found.items() if e is not None}
+
     def create(
         self,
         workitem: Workitem,
@@ -199,7 +207,9 @@ class MemoryWorkitemStore:
                 raise DuplicateEvent(idempotency.event_id)
             stored = self._t.workitems.get(key)
             entries = self._t.entries.get(key, {})
-            if stored is None or stored.version != change.before.version or any(e.seq in entries for e in change.entries):
+            taken = any(e.message_id and e.kind in _INDEXED and (*key, e.message_id) in self._t.messages for e in change.entries)
+            stale = stored is None or stored.version != change.before.version
+            if stale or taken or any(e.seq in entries for e in change.entries):
                 raise StaleWorkitem(w.workitem_id)  # a lost race: the caller reads again
             self._mark(idempotency)
             self._t.workitems[key] = copy.deepcopy(w)
@@ -564,32 +574,39 @@ class MemoryAssistStore:
     """``AssistanceStore``: every state change conditional on the request still pending (at the
     stage read), the due index sharded as the adapter shards it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, analytics: MemoryAnalyticsStore | None = None) -> None:
         self._shards = max(1, settings.escalation_shards)
         self._items: dict[tuple[str, str], AssistanceRequest] = {}
+        self._marks: dict[tuple[str, str], dict[str, str]] = {}  # (tenant, user) -> assistId -> requested at
         self._lock = threading.Lock()
+        self.analytics = analytics  # where a request's counted facts go (none: they are not counted here)
 
     def shard_of(self, assist_id: str) -> int:
         return zlib.crc32(assist_id.encode()) % self._shards
 
-    def create(self, request: AssistanceRequest, retention_days: int) -> None:
+    def create(self, request: AssistanceRequest, retention_days: int, counted: Sequence[an.Slot] = ()) -> bool:
         with self._lock:
             key = (request.tenant_id, request.assist_id)
             if key in self._items:
                 raise AlreadyExists(request.assist_id)
             self._items[key] = request
+        if counted and self.analytics is None:
+            return False
+        for slot in counted:
+            self.analytics.apply(request.tenant_id, slot)  # type: ignore[union-attr]
+        return True
 
     def get(self, tenant_id: str, assist_id: str) -> AssistanceRequest | None:
         with self._lock:
             return self._items.get((tenant_id, assist_id))
 
-    def claim(self, request: AssistanceRequest, supervisor_id: str) -> AssistanceRequest:
+    def claim(self, request: AssistanceRequest, supervisor_id: str, at: str | None = None) -> AssistanceRequest:
         with self._lock:
             key = (request.tenant_id, request.assist_id)
             stored = self._items.get(key)
             if stored is None or stored.status is not AssistStatus.PENDING:
                 raise AlreadyClaimed("the assistance request was already claimed")
-            claimed = replace(stored, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None)
+            claimed = replace(stored, status=AssistStatus.CLAIMED, claimed_by=supervisor_id, due_at=None, claimed_at=at)
             self._items[key] = claimed
             return claimed
 
@@ -612,6 +629,22 @@ class MemoryAssistStore:
             due_at = after.due_at if after.escalates else None
             self._items[key] = replace(stored, stage=after.stage, recipients=tuple(after.recipients), due_at=due_at)
             return True
+
+    def mark_pending(self, request: AssistanceRequest, user_ids: list[str]) -> None:
+        with self._lock:
+            for user_id in user_ids:
+                self._marks.setdefault((request.tenant_id, user_id), {})[request.assist_id] = request.created_at
+
+    def clear_pending(self, request: AssistanceRequest) -> None:
+        with self._lock:
+            for user_id in request.recipients:
+                self._marks.get((request.tenant_id, user_id), {}).pop(request.assist_id, None)
+
+    def pending_for(self, tenant_id: str, user_id: str) -> list[AssistanceRequest]:
+        with self._lock:
+            marks = sorted(self._marks.get((tenant_id, user_id), {}).items(), key=lambda m: (m[1], m[0]))
+            found = [self._items.get((tenant_id, assist_id)) for assist_id, _ in marks]
+        return [r for r in found if r is not None and r.pending]
 
 
 class MemoryWebhookStore:
@@ -745,6 +778,22 @@ class MemoryWebhookStore:
                 del self._lane[(tenant_id, place)]
 
 
+class MemoryAnalyticsStore:
+    """The analytics store in memory: one ledger of slots and buckets per tenant."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ledgers: dict[str, an.Ledger] = {}
+
+    def apply(self, tenant_id: str, slot: an.Slot) -> bool:
+        with self._lock:
+            return self.ledgers.setdefault(tenant_id, an.Ledger()).apply(slot)
+
+    def read(self, tenant_id: str, reads: Sequence[an.Read]) -> list[tuple[an.Cell, dict[str, int]]]:
+        with self._lock:
+            return self.ledgers.get(tenant_id, an.Ledger()).read(reads)
+
+
 class MemoryAttentionStore:
     """Attention rules, as the DynamoDB store keeps them (one partition per tenant, sorted by id)."""
 
@@ -842,7 +891,8 @@ class MemoryStorage:
         self.workitems = MemoryWorkitemStore(self.tables)
         self.directory = MemoryDirectory(self.tables, self.settings)
         self.registry = MemoryConnectionRegistry()
-        self.assistance = MemoryAssistStore(self.settings)
+        self.analytics = MemoryAnalyticsStore()
+        self.assistance = MemoryAssistStore(self.settings, self.analytics)
         self.webhooks = MemoryWebhookStore(self.tables)
         self.attention = MemoryAttentionStore(self.tables)
         self.pipelines = MemoryPipelineIndex()

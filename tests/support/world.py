@@ -332,6 +332,14 @@ class World:
                 self.handed_back += [f["itemIdentifier"] for f in events.fan_out({"Records": records})["batchItemFailures"]]
             return len(records)
 
+    def take_records(self) -> list[dict[str, Any]]:
+        """The stream's new records, handed to nobody (a test hands them over itself, again or reordered)."""
+        with self._pump_lock:
+            if self.storage is not None:
+                return [stream_record(c) for c in self.storage.tables.take_stream()]
+            assert self._tail is not None
+            return list(self._tail.read())
+
     def _pump_memory(self) -> int:
         """The fake store's commits as stream records, through the ``fanout`` entry point."""
         assert self.storage is not None
@@ -411,6 +419,9 @@ class World:
         raw = json.dumps(body) if body is not None and not isinstance(body, (bytes, str)) else body
         response = getattr(self.http, method.lower())(path, headers=headers, body=raw)
         self.pump()
+        content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")
+        if content_type.startswith("text/csv"):
+            return response.status_code, response.body.decode()
         payload = json.loads(response.body) if response.body else None
         return response.status_code, payload
 

@@ -135,7 +135,7 @@ def test_start_monitoring_adds_a_joined_line_and_makes_coaching_active(run: Run)
     (entry,) = change.entries
     assert entry.kind is EntryKind.SUPERVISOR_JOINED and entry.seq == 1 and entry.at == NOW
     assert entry.author_id == "sup-1" and entry.author_role is Role.SUPERVISOR
-    assert entry.extra == {"supervisorId": "sup-1"} and entry.customer_seq is None
+    assert entry.extra == {"supervisorId": "sup-1", "agentId": "agent-1"} and entry.customer_seq is None
     assert run.w.version == 1 and run.w.seq == 1 and run.w.customer_seq == 0
     assert change.ended_for == [] and change.end_reason is None
 
@@ -605,6 +605,7 @@ def test_record_appends_one_numbered_entry(run: Run) -> None:
 
 def test_wire_form_of_a_workitem() -> None:
     w = make(Channel.SMS, subject="Refund", monitors={"sup-2": NOW, "sup-1": NOW})
+    w.monitor_names = {"sup-1": "Sam One"}  # sup-2 joined before names were kept: named by id
     assert wire.workitem(w) == {
         "workitemId": "wi-1",
         "channel": "sms",
@@ -614,6 +615,10 @@ def test_wire_form_of_a_workitem() -> None:
         "status": "active",
         "createdAt": NOW,
         "coaching": {"active": True, "supervisors": ["sup-1", "sup-2"]},
+        "lastActivityAt": NOW,
+        "waitingSince": None,
+        "monitoredBy": [{"userId": "sup-1", "name": "Sam One"}, {"userId": "sup-2", "name": "sup-2"}],
+        "lastMessage": None,
     }
 
 

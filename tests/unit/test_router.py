@@ -120,6 +120,7 @@ VALID: dict[str, dict[str, Any]] = {
     "assist.recipients": {},
     "assist.request": {"templateId": "tp-1", "to": "supervisors"},
     "assist.claim": {"assistId": "as-1"},
+    "assist.pending": {},
     "directory.send": {"toUserId": "sup-1", "text": "hi"},
     "directory.unread.get": {},
     "directory.read": {"withUserId": "sup-1"},
@@ -149,7 +150,7 @@ def test_every_action_reaches_its_handler_once_and_acks(router: Router, services
 def test_the_handler_gets_caller_connection_and_the_validated_frame(router: Router, services: FakeServices) -> None:
     send(router, {"action": "coach.send", "requestId": "r-9", "workitemId": "wi-1", "text": "hi", "extra": [1, 2]})
     ((name, args),) = services.calls
-    assert name == "coaching.coach_send" and args == (AGENT, "wi-1", "hi", "conn-1=")
+    assert name == "coaching.coach_send" and args == (AGENT, "wi-1", "hi", "conn-1=", None)
 
 
 def test_assist_request_to_one_user(router: Router, services: FakeServices) -> None:

@@ -40,7 +40,11 @@ PERSISTED = {
     "chalicelib/domain/pstn.py": {"workitemId", "tenantId"},
     # A timeline entry's extra field (``supervisor_joined`` / ``supervisor_left``), stored with the
     # entry and returned as stored by timeline.get.
-    "chalicelib/domain/coaching.py": {"supervisorId"},
+    "chalicelib/domain/coaching.py": {"supervisorId", "agentId"},
+    # The same extra fields read back by the coaching analytics: the workitem's agent on a join or a
+    # coach message (``agentId``), the coach message's author on a reaction or a forward
+    # (``supervisorId``); stored with the entries, so a rebuild reads them from retained timelines.
+    "chalicelib/domain/analytics.py": {"agentId", "supervisorId"},
     # A transcript line's extra fields, stored with the entry and returned as stored (as supervisorId
     # above), and the call's transcript pipelines in the voice state's JSON (beside voice.py's keys).
     "chalicelib/domain/transcript.py": {"utteranceId", "startMs", "endMs", "streamPipelineId", "insightsPipelineId"},
