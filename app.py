@@ -103,6 +103,16 @@ def connect_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return events.on_connect_event(event)
 
 
+@app.lambda_function(name="media_pipeline_events")
+def media_pipeline_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return events.on_media_pipeline_event(event)
+
+
+@app.lambda_function(name="transcript_records")
+def transcript_records(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return events.on_transcript_records(event)
+
+
 @app.on_sqs_message(queue="coaching-webhook-deliveries", batch_size=1, name="deliver_webhooks")
 def deliver_webhooks(event: Any) -> dict[str, Any]:
     return events.deliver_webhooks(event.to_dict().get("Records") or [])

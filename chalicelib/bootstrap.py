@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import msgspec
 
@@ -18,6 +18,7 @@ from chalicelib.adapters.assist_repository import DynamoAssistStore
 from chalicelib.adapters.attention_store import DynamoAttentionStore
 from chalicelib.adapters.connection_registry import DynamoConnectionRegistry
 from chalicelib.adapters.directory_store import DynamoDirectory
+from chalicelib.adapters.pipeline_index import DynamoPipelineIndex
 from chalicelib.adapters.push import ApiGatewayPusher
 from chalicelib.adapters.secrets import Secret
 from chalicelib.adapters.tokens import OidcConfig, TokenVerifier
@@ -56,6 +57,7 @@ from chalicelib.services.ports import (
     DeliveryQueue,
     Directory,
     MeetingProvider,
+    PipelineIndex,
     Pusher,
     RecipientLookup,
     Renderer,
@@ -63,10 +65,12 @@ from chalicelib.services.ports import (
     SentimentAnalyzer,
     SmsSender,
     SubscriptionStore,
+    Transcription,
     WorkitemStore,
 )
 from chalicelib.services.results import AssistNote, PresenceState
 from chalicelib.services.sessions import SessionService
+from chalicelib.services.transcript import TranscriptService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings
 
@@ -94,6 +98,7 @@ class Services(msgspec.Struct):
     analytics: AnalyticsService
     inbound_sms: InboundSms
     amazon_connect: AmazonConnect
+    transcript: TranscriptService
 
 
 class Storage(Protocol):
@@ -120,6 +125,9 @@ class Storage(Protocol):
     @property
     def attention(self) -> AttentionStore: ...
 
+    @property
+    def pipelines(self) -> PipelineIndex: ...
+
 
 class DynamoStorage:
     """The DynamoDB adapters of every storage port (the deployed stack and the local one)."""
@@ -135,6 +143,7 @@ class DynamoStorage:
         self.webhooks = DynamoWebhookStore()
         self.analytics = DynamoAnalyticsStore()
         self.attention = DynamoAttentionStore()
+        self.pipelines = DynamoPipelineIndex()
 
 
 def meeting_provider(settings: Settings) -> MeetingProvider:
@@ -235,7 +244,12 @@ def build(
     assistance = AssistanceService(
         settings, workitems, directory, directory, directory, directory, directory, notifier, clock, bus, stores.assistance
     )
-    voice = VoiceService(settings, workitems, directory, directory, notifier, meetings or meeting_provider(settings))
+    provider = meetings or meeting_provider(settings)
+    # The Chime SDK adapter (and the local stand-in) also runs the live transcript's media pipelines.
+    transcription = cast("Transcription", provider) if hasattr(provider, "start_insights") else None
+    voice = VoiceService(
+        settings, workitems, directory, directory, notifier, provider, transcription, stores.pipelines, directory
+    )
     tokens = TokenVerifier(jwt_secret, oidc=oidc_config(settings))
     outbound = integrations(settings, notifier, directory, clock, queue, sms, stores.webhooks, sms_queue)
     webhooks = WebhookService(workitems, directory, directory, notifier, clock, webhook_secret)
@@ -274,6 +288,7 @@ def build(
         amazon_connect=AmazonConnect(
             settings, stores.webhooks, webhooks, workitems, directory, connector_queue, connect or connect_api(settings)
         ),
+        transcript=TranscriptService(settings, workitems, stores.pipelines, directory, notifier),
     )
     bus.handlers = event_handlers(built)
     return built

@@ -148,6 +148,19 @@ CONNECTOR_EVENTS = Counter(
 )
 # The attention feature (rules that raise alerts to supervisors) records here; nothing does yet.
 ALERTS_RAISED = Counter("AlertsRaised", "attention alerts raised, by rule kind", ("Kind",))
+TRANSCRIPT_RECORDS = Counter(
+    "TranscriptRecords",
+    "what the transcript function made of the sink's records: applied, duplicate, partial, ignored (metadata, "
+    "categories), ended, unknown (no workitem), invalid, failed (handed over again)",
+    ("Outcome",),
+)
+TRANSCRIPT_FAILURES = Counter(
+    "TranscriptFailures",
+    "calls whose transcript stopped or never started: pipeline failed (Media Insights State Change), "
+    "stopped by itself, or could not be started",
+    ("Reason",),
+    rollup=True,
+)
 
 
 # --- writing -------------------------------------------------------------------------------------------

@@ -86,6 +86,14 @@ class Settings(msgspec.Struct, frozen=True):
     # The web console's origins (https://<its CloudFront domain>, and the origin of ConsoleCallbackUrl)
     # that may call the REST API from a browser (CORS, docs/deploy.md); none: no CORS headers at all.
     console_origins: tuple[str, ...] = ()
+    # Live transcript of voice calls (docs/transcript.md): the media insights pipeline configuration
+    # ('' = transcription off: the stack's EnableTranscription condition is false), the sink stream
+    # whose records the transcript function reads ('' = none read), the Kinesis Video stream pool
+    # the calls' audio goes to, and the sample rate the pipeline is told the audio has.
+    transcript_configuration_arn: str = ""
+    transcript_stream_arn: str = ""
+    transcript_pool_arn: str = ""
+    transcript_sample_rate: int = 48000
     # X-Ray: "active" patches the AWS SDK so its calls show in the function's trace (EnableTracing).
     tracing: bool = False
 
@@ -189,4 +197,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         oidc_role_claim=e.get("COACHING_OIDC_ROLE_CLAIM", "") or d.oidc_role_claim,
         console_origins=tuple(o.strip().rstrip("/") for o in e.get("CONSOLE_ORIGINS", "").split(",") if o.strip()),
         tracing=e.get("COACHING_TRACING", "") == "active",
+        transcript_configuration_arn=e.get("TRANSCRIPT_CONFIGURATION_ARN", ""),
+        transcript_stream_arn=e.get("TRANSCRIPT_STREAM_ARN", ""),
+        transcript_pool_arn=e.get("TRANSCRIPT_POOL_ARN", ""),
+        transcript_sample_rate=_int(e, "TRANSCRIPT_SAMPLE_RATE", d.transcript_sample_rate),
     )

@@ -28,6 +28,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from chalicelib.domain.errors import Invalid, NotFound
+from chalicelib.domain.transcript import InsightsRequest
 from chalicelib.domain.voice import Attendee, Audio, Meeting
 
 _TOKEN = re.compile(r"[-_a-zA-Z0-9]{2,64}")
@@ -95,6 +96,7 @@ class FakeMeetingProvider:
         self.deleted_meetings: set[str] = set()
         self.deleted_attendees: set[str] = set()
         self.deleted_pipelines: set[str] = set()
+        self.insights: dict[str, InsightsRequest] = {}
         self.calls: list[str] = []
         self._by_token: dict[str, FakeMeeting] = {}
         self._pipeline_by_token: dict[str, FakePipeline] = {}
@@ -127,7 +129,7 @@ class FakeMeetingProvider:
     def live_resources(self) -> int:
         """How many meetings, attendees and pipelines would still be billing."""
         with self._lock:
-            running = sum(1 for p in self.pipelines.values() if p.status == "InProgress")
+            running = sum(1 for p in self.pipelines.values() if p.status in ("InProgress", "Paused"))
             return len(self.meetings) + len(self.attendees) + running
 
     # ------------------------------------------------------------------------------ internals
@@ -249,3 +251,53 @@ class FakeMeetingProvider:
             self._enter("delete_pipeline")
             if self.pipelines.pop(pipeline_id, None) is not None:
                 self.deleted_pipelines.add(pipeline_id)
+
+    # ------------------------------------------------------------------------ live transcript
+
+    def start_streams(self, meeting_arn: str, pool_arn: str, token: str) -> str:
+        """A media stream pipeline (the meeting's attendees' audio into the Kinesis Video pool)."""
+        with self._lock:
+            self._enter("start_streams")
+            if not _TOKEN.fullmatch(token):
+                raise Invalid("client request token must be 2-64 letters, digits, '-' or '_'")
+            meeting_id = meeting_arn.rsplit("/", 1)[-1]
+            self._live_meeting(meeting_id)
+            return self._media_pipeline(token, meeting_id, meeting_arn, pool_arn, "streams")
+
+    def start_insights(self, request: InsightsRequest) -> str:
+        """A media insights pipeline; ``insights[id]`` keeps the request it was started with."""
+        with self._lock:
+            self._enter("start_insights")
+            if not _TOKEN.fullmatch(request.token):
+                raise Invalid("client request token must be 2-64 letters, digits, '-' or '_'")
+            pipeline_id = self._media_pipeline(request.token, "", request.agent.arn, request.configuration_arn, "insights")
+            self.insights[pipeline_id] = request
+            return pipeline_id
+
+    def _media_pipeline(self, token: str, meeting_id: str, source: str, sink: str, kind: str) -> str:
+        existing = self._pipeline_by_token.get(f"{kind}:{token}")
+        if existing is not None:
+            return existing.pipeline_id
+        pipeline = FakePipeline(pipeline_id=str(uuid.uuid4()), meeting_id=meeting_id, source_arn=source, sink_arn=sink)
+        self.pipelines[pipeline.pipeline_id] = pipeline
+        self._pipeline_by_token[f"{kind}:{token}"] = pipeline
+        return pipeline.pipeline_id
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None:
+        with self._lock:
+            self._enter("set_paused")
+            pipeline = self.pipelines.get(pipeline_id)
+            if pipeline is None:
+                raise NotFound("the media pipeline no longer exists", operation="fake")
+            pipeline.status = "Paused" if paused else "InProgress"
+
+    def delete_media_pipeline(self, pipeline_id: str) -> None:
+        with self._lock:
+            self._enter("delete_media_pipeline")
+            if self.pipelines.pop(pipeline_id, None) is not None:
+                self.deleted_pipelines.add(pipeline_id)
+
+    def media_pipelines(self) -> list[str]:
+        with self._lock:
+            self._enter("media_pipelines")
+            return list(self.pipelines)

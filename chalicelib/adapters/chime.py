@@ -22,12 +22,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from botocore.exceptions import ClientError, ParamValidationError
 
 from chalicelib.adapters import sdk_budget
 from chalicelib.domain.errors import Conflict, Invalid, NotFound, RateLimited, Unavailable
+from chalicelib.domain.transcript import InsightsRequest
 from chalicelib.domain.voice import Attendee, Audio, Meeting
 
 if TYPE_CHECKING:
@@ -318,3 +319,97 @@ class ChimeMeetingProvider:
             _raise_translated("DeleteMediaCapturePipeline", exc)
         except ParamValidationError as exc:
             _raise_translated("DeleteMediaCapturePipeline", exc)
+
+    # ------------------------------------------------------------------------- live transcript
+
+    def start_streams(self, meeting_arn: str, pool_arn: str, token: str) -> str:
+        """A media stream pipeline: each attendee's audio (``IndividualAudio``) from the meeting into
+        the Kinesis Video stream pool, two streams reserved (agent and customer). ``token`` makes a
+        retried call return the same pipeline."""
+        _check_token(token)
+        try:
+            response = self._pipelines_client().create_media_stream_pipeline(
+                Sources=[{"SourceType": "ChimeSdkMeeting", "SourceArn": meeting_arn}],
+                Sinks=[
+                    {
+                        "SinkArn": pool_arn,
+                        "SinkType": "KinesisVideoStreamPool",
+                        "ReservedStreamCapacity": 2,
+                        "MediaStreamType": "IndividualAudio",
+                    }
+                ],
+                ClientRequestToken=token,
+            )
+        except (ClientError, ParamValidationError) as exc:
+            _raise_translated("CreateMediaStreamPipeline", exc)
+        pipeline_id = response.get("MediaStreamPipeline", {}).get("MediaPipelineId", "")
+        if not pipeline_id:
+            raise RuntimeError("CreateMediaStreamPipeline returned no MediaPipelineId")
+        return pipeline_id
+
+    def start_insights(self, request: InsightsRequest) -> str:
+        """A media insights pipeline on the agent's and the customer's Kinesis Video streams (one
+        channel each, PCM), with the tenant and workitem as runtime metadata (every sink record and
+        state change event carries them)."""
+        _check_token(request.token)
+
+        def stream(start: Any, role: Literal["AGENT", "CUSTOMER"]) -> Any:
+            return {
+                "StreamArn": start.arn,
+                "FragmentNumber": start.fragment,
+                "StreamChannelDefinition": {
+                    "NumberOfChannels": 1,
+                    "ChannelDefinitions": [{"ChannelId": 0, "ParticipantRole": role}],
+                },
+            }
+
+        try:
+            response = self._pipelines_client().create_media_insights_pipeline(
+                MediaInsightsPipelineConfigurationArn=request.configuration_arn,
+                KinesisVideoStreamSourceRuntimeConfiguration={
+                    "Streams": [stream(request.agent, "AGENT"), stream(request.customer, "CUSTOMER")],
+                    "MediaEncoding": "pcm",
+                    "MediaSampleRate": request.sample_rate,
+                },
+                MediaInsightsRuntimeMetadata={"tenantId": request.tenant_id, "workitemId": request.workitem_id},
+                ClientRequestToken=request.token,
+            )
+        except (ClientError, ParamValidationError) as exc:
+            _raise_translated("CreateMediaInsightsPipeline", exc)
+        pipeline_id = response.get("MediaInsightsPipeline", {}).get("MediaPipelineId", "")
+        if not pipeline_id:
+            raise RuntimeError("CreateMediaInsightsPipeline returned no MediaPipelineId")
+        return pipeline_id
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None:
+        try:
+            self._pipelines_client().update_media_insights_pipeline_status(
+                Identifier=pipeline_id, UpdateStatus="Pause" if paused else "Resume"
+            )
+        except (ClientError, ParamValidationError) as exc:
+            _raise_translated("UpdateMediaInsightsPipelineStatus", exc)
+
+    def delete_media_pipeline(self, pipeline_id: str) -> None:
+        """Stop and delete a media stream or insights pipeline; already gone is fine."""
+        try:
+            self._pipelines_client().delete_media_pipeline(MediaPipelineId=pipeline_id)
+        except ClientError as exc:
+            if _error_code(exc) == _NOT_FOUND:
+                return
+            _raise_translated("DeleteMediaPipeline", exc)
+        except ParamValidationError as exc:
+            _raise_translated("DeleteMediaPipeline", exc)
+
+    def media_pipelines(self) -> list[str]:
+        """Every media pipeline of the account in this Region (1 ListMediaPipelines per 100)."""
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            try:
+                page = self._pipelines_client().list_media_pipelines(MaxResults=100, **({"NextToken": token} if token else {}))
+            except (ClientError, ParamValidationError) as exc:
+                _raise_translated("ListMediaPipelines", exc)
+            found += [p["MediaPipelineId"] for p in page.get("MediaPipelines", []) if p.get("MediaPipelineId")]
+            token = page.get("NextToken")
+            if not token:
+                return found

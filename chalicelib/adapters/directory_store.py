@@ -362,6 +362,7 @@ class DynamoDirectory:
             escalation_seconds=int(item.escalation_seconds) if item.escalation_seconds is not None else d.escalation_seconds,
             retention_days=int(item.retention_days) if item.retention_days is not None else d.retention_days,
             webhook_secret=item.webhook_secret,
+            transcribe_calls=bool(item.transcribe_calls),
             sentiment_language=item.sentiment_language or d.sentiment_language,
         )
 
@@ -372,6 +373,7 @@ class DynamoDirectory:
                 PolicyItem.record_coaching.set(policy.record_coaching),
                 PolicyItem.escalation_seconds.set(policy.escalation_seconds),
                 PolicyItem.retention_days.set(policy.retention_days),
+                PolicyItem.transcribe_calls.set(policy.transcribe_calls),
                 PolicyItem.sentiment_language.set(policy.sentiment_language),
                 PolicyItem.updated_at.set(now),
             ]

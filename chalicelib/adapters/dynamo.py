@@ -223,6 +223,7 @@ class PolicyItem(Model):
     pk = UnicodeAttribute(hash_key=True)  # T#t#POLICY
     sk = UnicodeAttribute(range_key=True, default="POLICY")
     record_coaching = BooleanAttribute(null=True)
+    transcribe_calls = BooleanAttribute(null=True)
     escalation_seconds = NumberAttribute(null=True)
     retention_days = NumberAttribute(null=True)
     webhook_secret = UnicodeAttribute(null=True)
@@ -387,6 +388,23 @@ class ContactItem(Model):
     tenant_id = UnicodeAttribute()
     contact_id = UnicodeAttribute()
     connected_at = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+class PipelineItem(Model):
+    """A media insights pipeline this stack started (``pk = PIPELINE#<mediaPipelineId>``, ``sk =
+    PIPELINE``): the tenant and workitem it transcribes, so a sink record without runtime metadata
+    still finds its workitem. Expires with the call (pipelines stop after 8 hours)."""
+
+    class Meta:
+        table_name = "coaching-directory"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="PIPELINE")
+    tenant_id = UnicodeAttribute()
+    workitem_id = UnicodeAttribute()
+    since = NumberAttribute(null=True)  # when it was started (epoch seconds): the sweep spares new ones
     ttl = TTLAttribute(null=True)
 
 
@@ -659,6 +677,7 @@ _MODELS_BY_TABLE: dict[str, list[type[Model]]] = {
         AnalyticsBucketItem,
         ClaimItem,
         ContactItem,
+        PipelineItem,
     ],
     "workitems": [WorkitemsTable, WorkitemItem, EntryItem, MessageRefItem],
     "connections": [ConnectionItem],

@@ -184,7 +184,11 @@ def can_add_rule(existing: Iterable[str], rule_id: str) -> None:
 
 
 def speaker(entry: TimelineEntry) -> str | None:
-    """``customer`` or ``agent`` for a message of theirs, None for every other entry."""
+    """``customer`` or ``agent`` for a message or a transcript line of theirs (W12.4), None for every
+    other entry."""
+    if entry.kind is EntryKind.TRANSCRIPT:
+        said = entry.extra.get("speaker")
+        return said if said in SPEAKERS else None
     return _SPEAKER_OF.get(entry.kind)
 
 

@@ -450,3 +450,12 @@ def record(workitem: Workitem, kind: EntryKind, author_id: str, author_role: Rol
     rec = _Recorder(workitem, now)
     rec.append(kind, author_id, author_role, extra=extra)
     return rec.change()
+
+
+def record_text(
+    workitem: Workitem, kind: EntryKind, author_id: str, author_role: Role, text: str, now: str, extra: dict[str, Any]
+) -> Change:
+    """Append an entry with a text of another feature's (a voice call's transcript line)."""
+    rec = _Recorder(workitem, now)
+    rec.append(kind, author_id, author_role, text=text, extra=extra)
+    return rec.change()

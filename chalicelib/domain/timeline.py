@@ -20,6 +20,7 @@ class EntryKind(str, enum.Enum):
     VOICE_MODE = "voice_mode"
     ASSIST_REQUESTED = "assist_requested"
     ASSIST_CLAIMED = "assist_claimed"
+    TRANSCRIPT = "transcript"  # a final segment of a voice call's live transcript (staff only)
 
 
 # The only kinds a customer ever sees (S8: silent monitoring).

@@ -18,6 +18,7 @@ from .connect import is_connect_workitem
 from .errors import Conflict, Forbidden, Invalid
 from .identity import Principal, Role
 from .timeline import EntryKind
+from .transcript import CallTranscript
 
 
 class Audio(str, enum.Enum):
@@ -260,6 +261,7 @@ class VoiceState:
     coach: RoomState | None = None
     coach_generation: int = 0
     supervisors: dict[str, SupervisorVoice] = field(default_factory=dict)
+    transcript: CallTranscript | None = None  # the call's live transcript (domain/transcript.py)
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> VoiceState:
@@ -278,6 +280,7 @@ class VoiceState:
             coach=RoomState.load(raw.get("coach")),
             coach_generation=_int(raw.get("coachGen")),
             supervisors=supervisors,
+            transcript=CallTranscript.load(raw.get("transcript")),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -288,6 +291,7 @@ class VoiceState:
             "coach": self.coach.dump() if self.coach else None,
             "coachGen": self.coach_generation or None,
             "supervisors": {user_id: sup.dump() for user_id, sup in sorted(self.supervisors.items())},
+            "transcript": self.transcript.dump() if self.transcript else None,
         }
         return _compact(body)
 
@@ -305,6 +309,7 @@ class Cleanup:
     """
 
     pipelines: list[str] = field(default_factory=list)
+    media_pipelines: list[str] = field(default_factory=list)  # a call's transcript: stream and insights pipelines
     meetings: list[str] = field(default_factory=list)
     attendees: list[tuple[str, str]] = field(default_factory=list)  # (meeting id, attendee id)
 
@@ -317,7 +322,7 @@ class Cleanup:
         return list(dict.fromkeys(a for a in self.attendees if a[0] not in gone))
 
     def __bool__(self) -> bool:
-        return bool(self.pipelines or self.meetings or self.attendees)
+        return bool(self.pipelines or self.media_pipelines or self.meetings or self.attendees)
 
 
 # --- rules --------------------------------------------------------------------------------------------
@@ -371,7 +376,11 @@ def check_caller_join(workitem: Workitem) -> None:
 
 
 def drop_contact(state: VoiceState, cleanup: Cleanup) -> None:
-    """The contact room goes (workitem ended, or found ended): everyone in it goes with it."""
+    """The contact room goes (workitem ended, or found ended): everyone in it goes with it, and its
+    transcript's pipelines (nothing left billing)."""
+    if state.transcript is not None:
+        cleanup.media_pipelines.extend(state.transcript.pipelines())
+        state.transcript = None
     if state.contact is not None:
         cleanup.meetings.append(state.contact.meeting_id)
         state.contact = None

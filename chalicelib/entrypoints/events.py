@@ -164,3 +164,53 @@ def on_connect_event(event: dict[str, Any]) -> dict[str, Any]:
     log.info("Amazon Connect event: %s", outcome, extra={"event": "connector_event", "source": "connect", "outcome": outcome})
     metrics.CONNECTOR_EVENTS.add(Source="connect", Outcome=outcome)
     return {"outcome": outcome}
+
+
+def on_media_pipeline_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Amazon Chime's media pipeline events on EventBridge (docs/transcript.md): a call's audio stream
+    started (the second of agent and customer starts the transcript), or its media insights pipeline
+    failed or stopped; and the stack's schedule, which sweeps the pipelines left behind. Events from
+    another account or Region, or about pipelines the stack did not start, are refused or ignored with
+    a log line."""
+    from chalicelib.domain.aws_events import bus_event
+    from chalicelib.domain.errors import Invalid
+    from chalicelib.entrypoints.transcript_payloads import media_event
+
+    voice = bootstrap.services(WIRE).voice
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        # The stack's TranscriptSweepRule (EventBridge's schedule; nothing in it is read).
+        return {"deleted": voice.sweep_transcripts()}
+    try:
+        read = media_event(bus_event(event))
+        outcome = voice.on_media_event(read) if read is not None else "ignored"
+    except Invalid as exc:
+        return {"outcome": _refused("chime", "Amazon Chime media pipeline event", exc)}
+    log.info(
+        "Amazon Chime media pipeline event: %s",
+        outcome,
+        extra={"event": "connector_event", "source": "chime", "outcome": outcome},
+    )
+    return {"outcome": outcome}
+
+
+def on_transcript_records(event: dict[str, Any]) -> dict[str, Any]:
+    """The media insights pipeline's Kinesis Data Stream sink (docs/transcript.md): final utterances
+    stored as ``transcript`` entries (once each), partial ones pushed. Only records of the stack's own
+    stream are read; a partial batch response names the first record to hand over again."""
+    from chalicelib.domain.errors import Invalid
+    from chalicelib.entrypoints.transcript_payloads import batch_response, kinesis_record, sink_record
+    from chalicelib.services.transcript import INVALID, Outcomes, SinkItem
+
+    service = bootstrap.services(WIRE).transcript
+    raw = event.get("Records") if isinstance(event, dict) else None
+    outcomes, items = Outcomes(), []
+    for index, record in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            sequence, data = kinesis_record(record, service.settings.transcript_stream_arn)
+            items.append(SinkItem(index, sequence, sink_record(data)))
+        except Invalid as exc:
+            log.warning("transcript record refused: %s", exc, extra={"event": "transcript_record", "outcome": INVALID})
+            outcomes.add(INVALID)
+    service.consume(items, outcomes)
+    first = min(outcomes.failed, key=lambda i: i.index, default=None)
+    return batch_response(first.sequence if first else None)

@@ -90,6 +90,7 @@ class PolicyBody(Body, frozen=True, kw_only=True):
     recordCoaching: bool
     escalationSeconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)]
     retentionDays: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    transcribeCalls: bool = False
     sentimentLanguage: SentimentLanguage = "en"
 
 
@@ -429,7 +430,12 @@ def get_policy(services: Services, caller: Principal, body: None) -> Any:
 @authenticated(PolicyBody)
 def put_policy(services: Services, caller: Principal, body: PolicyBody) -> Any:
     return services.directory.put_policy(
-        caller, body.recordCoaching, body.escalationSeconds, body.retentionDays, body.sentimentLanguage
+        caller,
+        body.recordCoaching,
+        body.escalationSeconds,
+        body.retentionDays,
+        body.sentimentLanguage,
+        transcribe_calls=body.transcribeCalls,
     )
 
 

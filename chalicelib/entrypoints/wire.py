@@ -150,6 +150,7 @@ def policy(p: Policy) -> dict[str, Any]:
         "recordCoaching": p.record_coaching,
         "escalationSeconds": p.escalation_seconds,
         "retentionDays": p.retention_days,
+        "transcribeCalls": p.transcribe_calls,
         "sentimentLanguage": p.sentiment_language,
     }
 
@@ -296,6 +297,17 @@ _RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     results.AlertNote: lambda r: {"alert": r.alert},
     results.SentimentNote: lambda r: {"workitemId": r.workitem_id, "seq": r.seq, "sentiment": r.sentiment},
     results.AttentionPage: lambda r: {"items": r.items, "nextCursor": r.next_cursor},
+    results.TranscriptPartial: lambda r: {
+        "workitemId": r.workitem_id,
+        "utteranceId": r.utterance_id,
+        "speaker": r.speaker,
+        "text": r.text,
+    },
+    results.TranscriptState: lambda r: {
+        "workitemId": r.workitem_id,
+        "state": r.state,
+        **({"reason": r.reason} if r.reason else {}),
+    },
     results.RuleNote: lambda r: {"rule": r.rule},
     results.RuleList: lambda r: {"rules": r.rules},
     results.SmsReceived: lambda r: {

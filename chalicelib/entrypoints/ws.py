@@ -300,6 +300,14 @@ def listen_voice(services: Services, call: Call) -> Any:
     return services.voice.listen(call.caller, call.frame.workitemId, call.connection_id)
 
 
+def pause_transcript(services: Services, call: Call) -> Any:
+    return services.voice.pause_transcript(call.caller, call.frame.workitemId, call.connection_id)
+
+
+def resume_transcript(services: Services, call: Call) -> Any:
+    return services.voice.resume_transcript(call.caller, call.frame.workitemId, call.connection_id)
+
+
 TABLE: dict[str, Action] = {
     "ping": Action(Empty, ping, customers=True),
     "auth.refresh": Action(AuthRefresh, refresh_session, customers=True),
@@ -332,6 +340,8 @@ TABLE: dict[str, Action] = {
     "voice.whisper": Action(WorkitemFrame, whisper_voice),
     "voice.barge": Action(WorkitemFrame, barge_voice),
     "voice.listen": Action(WorkitemFrame, listen_voice),
+    "voice.pause_transcript": Action(WorkitemFrame, pause_transcript),
+    "voice.resume_transcript": Action(WorkitemFrame, resume_transcript),
     "attention.list": Action(PageFrame, list_attention),
     "attention.ack": Action(AlertFrame, ack_attention),
 }

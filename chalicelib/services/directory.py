@@ -321,11 +321,18 @@ class DirectoryService:
         escalation_seconds: int,
         retention_days: int,
         sentiment_language: str = "en",
+        transcribe_calls: bool = False,
     ) -> Policy:
         require_admin(caller)
         if sentiment_language not in LANGUAGES:
             raise Invalid(f"sentiment language must be one of {', '.join(LANGUAGES)}")
-        policy = Policy(record_coaching, escalation_seconds, retention_days, sentiment_language=sentiment_language)
+        policy = Policy(
+            record_coaching,
+            escalation_seconds,
+            retention_days,
+            sentiment_language=sentiment_language,
+            transcribe_calls=transcribe_calls,
+        )
         self.directory.put_policy(caller.tenant_id, policy, self._now())
         return policy
 

@@ -209,6 +209,9 @@ def render(change: Change, recipients: dict[str, Recipient], box: Outbox, activi
         elif kind is EntryKind.COACH_MESSAGE:
             for recipient in [agent, *monitors]:
                 box.entry_to(recipient, ev.COACH_MESSAGE, entry, Role.SUPERVISOR)
+        elif kind is EntryKind.TRANSCRIPT:  # W12.2: the call's agent and its monitors, never the customer
+            for recipient in [agent, *monitors]:
+                box.entry_to(recipient, ev.TRANSCRIPT_SEGMENT, entry, Role.SUPERVISOR)
         elif kind is EntryKind.REACTION:
             for recipient in monitors:
                 box.entry_to(recipient, ev.COACH_REACTION, entry, Role.SUPERVISOR)

@@ -19,6 +19,7 @@ from chalicelib.domain.coaching import Change, Workitem
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.timeline import TimelineEntry
+from chalicelib.domain.transcript import InsightsRequest, PipelineOwner
 
 if TYPE_CHECKING:  # named in signatures only: importing the ports loads no voice, assistance or webhook rules
     from chalicelib.domain.analytics import Cell, Read, Slot
@@ -136,6 +137,8 @@ class Policy(msgspec.Struct, frozen=True):
     escalation_seconds: int = 120
     retention_days: int = 90
     webhook_secret: str | None = None
+    # W12.10: the live transcript of the tenant's voice calls (opt-in; the stack must enable it too).
+    transcribe_calls: bool = False
     # The language customers write in, for sentiment (one of domain.sentiment.LANGUAGES).
     sentiment_language: str = "en"
 
@@ -652,6 +655,40 @@ class Poster(Protocol):
 
 class SmsSender(Protocol):
     def send_text(self, origination: str, destination: str, text: str, context: SmsContext) -> str: ...
+
+
+class Transcription(Protocol):
+    """The Chime SDK media pipelines of a call's live transcript (docs/transcript.md). Deleting a
+    pipeline that is already gone is not an error."""
+
+    def start_streams(self, meeting_arn: str, pool_arn: str, token: str) -> str:
+        """A media stream pipeline: each participant's audio into the Kinesis Video stream pool; its id."""
+        ...
+
+    def start_insights(self, request: InsightsRequest) -> str:
+        """A media insights pipeline on the agent's and the customer's streams; its id."""
+        ...
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None: ...
+
+    def delete_media_pipeline(self, pipeline_id: str) -> None: ...
+
+    def media_pipelines(self) -> list[str]:
+        """The ids of every media pipeline of the account in this Region (the sweep)."""
+        ...
+
+
+class PipelineIndex(Protocol):
+    """Which workitem a media insights pipeline transcribes (docs/data-model.md): the sink's records
+    name their pipeline, and its runtime metadata is not promised in every record."""
+
+    def remember(self, pipeline_id: str, owner: PipelineOwner, expires_at: int) -> None:
+        """1 PutItem, kept until ``expires_at`` (epoch seconds)."""
+        ...
+
+    def owner(self, pipeline_id: str) -> PipelineOwner | None:
+        """1 GetItem: the call it was started for, or None for a pipeline this stack never started."""
+        ...
 
 
 class MeetingProvider(Protocol):

@@ -32,6 +32,11 @@ ATTENTION_RAISED = "attention.raised"
 ATTENTION_ACKED = "attention.acked"
 ATTENTION_CLEARED = "attention.cleared"
 ENTRY_SENTIMENT = "entry.sentiment"
+TRANSCRIPT_SEGMENT = "transcript.segment"
+TRANSCRIPT_PARTIAL = "transcript.partial"
+TRANSCRIPT_PAUSED = "transcript.paused"
+TRANSCRIPT_RESUMED = "transcript.resumed"
+TRANSCRIPT_UNAVAILABLE = "transcript.unavailable"
 VOICE_MODE = "voice.mode"
 
 EVENTS: frozenset[str] = frozenset(
@@ -60,6 +65,11 @@ EVENTS: frozenset[str] = frozenset(
         ATTENTION_ACKED,
         ATTENTION_CLEARED,
         ENTRY_SENTIMENT,
+        TRANSCRIPT_SEGMENT,
+        TRANSCRIPT_PARTIAL,
+        TRANSCRIPT_PAUSED,
+        TRANSCRIPT_RESUMED,
+        TRANSCRIPT_UNAVAILABLE,
         VOICE_MODE,
     }
 )

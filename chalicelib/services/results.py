@@ -289,6 +289,24 @@ class SentimentNote(msgspec.Struct, frozen=True):
     sentiment: str
 
 
+class TranscriptPartial(msgspec.Struct, frozen=True):
+    """``transcript.partial``: words of an utterance not yet final (no ``seq``: never stored)."""
+
+    workitem_id: str
+    utterance_id: str
+    speaker: str
+    text: str
+
+
+class TranscriptState(msgspec.Struct, frozen=True):
+    """``transcript.paused`` / ``transcript.resumed`` / ``transcript.unavailable`` (``reason`` for the
+    last only) and the pause/resume actions' reply."""
+
+    workitem_id: str
+    state: str
+    reason: str | None = None
+
+
 class SmsReceived(msgspec.Struct, frozen=True):
     """``sms.received`` (webhook): a customer's text no active workitem took, for the routing engine."""
 

@@ -46,8 +46,10 @@ from chalicelib.services import push_events as ev
 from chalicelib.services.commits import Workitems
 from chalicelib.services.delivery import Notifier
 from chalicelib.services.messagebus import CoachingEnded, SupervisorLeft, WorkitemCommitted
-from chalicelib.services.ports import MeetingProvider, RecipientLookup, Supervision
+from chalicelib.services.ports import MeetingProvider, PipelineIndex, RecipientLookup, Supervision, TenantConfig, Transcription
 from chalicelib.services.results import CoachRoomClosed, CoachRoomOpened, InContactRoom, VoiceJoined, Whispering
+from chalicelib.services.results import TranscriptState as TranscriptNote
+from chalicelib.services.voice_transcript import TranscriptLifecycle
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,14 @@ class _Plan:
     coach_closed_for: str | None = None  # agent to send voice.coach_room_closed to
     # Chime calls that must wait for the commit and the clean-up (barge: after the coach room is gone).
     after_clean: list[Callable[[], None]] = field(default_factory=list)
+    # The live transcript: (event name, record, to the agent too) pushed once committed (W12.7, W12.8).
+    transcript_note: tuple[str, TranscriptNote, bool] | None = None
 
 
 Act = Callable[[Workitem, VoiceState, _Plan], "tuple[str, VoiceMode] | None"]
 
 
-class VoiceService:
+class VoiceService(TranscriptLifecycle):
     def __init__(
         self,
         settings: Settings,
@@ -78,6 +82,9 @@ class VoiceService:
         recipients: RecipientLookup,
         notifier: Notifier,
         meetings: MeetingProvider,
+        transcription: Transcription | None = None,
+        pipelines: PipelineIndex | None = None,
+        policies: TenantConfig | None = None,
     ) -> None:
         self.settings = settings
         self.workitems = workitems
@@ -85,6 +92,9 @@ class VoiceService:
         self.recipients = recipients
         self.notifier = notifier
         self.meetings = meetings
+        self.transcription = transcription
+        self.pipelines = pipelines
+        self.policies = policies
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -97,6 +107,7 @@ class VoiceService:
                 w, state, rules.staff_external_id(w.tenant_id, w.agent_id), Audio.SEND_RECEIVE, plan
             )
             room.agent_id, room.agent_attendee_id = w.agent_id, attendee.attendee_id
+            self._transcribe(w, state, plan)
             # A rejoining agent gets back into a whisper already on.
             plan.result = VoiceJoined(room.room(attendee, Audio.SEND_RECEIVE), self._agent_in_coach(w, state))
 
@@ -195,6 +206,7 @@ class VoiceService:
             room, attendee = self._in_contact(w, state, rules.caller_external_id(call_id), Audio.SEND_RECEIVE, plan)
             state.callers[call_id] = attendee.attendee_id
             plan.call = (room.meeting_id, attendee.join_token)
+            self._transcribe(w, state, plan)
 
         try:
             plan = self._run(routing.tenant_id, routing.workitem_id, act)
@@ -284,6 +296,9 @@ class VoiceService:
         """Delete what the committed state dropped: pipelines, then rooms, then single attendees."""
         for pipeline_id in dict.fromkeys(cleanup.pipelines):
             self._try("delete_pipeline", workitem_id, self.meetings.delete_pipeline, pipeline_id)
+        if self.transcription is not None:
+            for pipeline_id in dict.fromkeys(cleanup.media_pipelines):
+                self._try("delete_media_pipeline", workitem_id, self.transcription.delete_media_pipeline, pipeline_id)
         for meeting_id in dict.fromkeys(cleanup.meetings):
             self._try("delete_meeting", workitem_id, self.meetings.delete_meeting, meeting_id)
         for meeting_id, attendee_id in cleanup.remaining_attendees():
@@ -303,6 +318,8 @@ class VoiceService:
         if plan.coach_room_for is not None:
             agent_id, room = plan.coach_room_for
             pushes.append((agent_id, ev.VOICE_COACH_ROOM, CoachRoomOpened(workitem_id, room)))
+        if plan.transcript_note is not None:
+            self._notify_transcript(tenant_id, workitem_id, plan.transcript_note, connection_id)
         if not pushes:
             return
         try:

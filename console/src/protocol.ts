@@ -48,6 +48,8 @@ export const ACTIONS = [
   "voice.whisper",
   "voice.barge",
   "voice.listen",
+  "voice.pause_transcript",
+  "voice.resume_transcript",
   "attention.list",
   "attention.ack",
 ] as const;
@@ -83,6 +85,11 @@ export const EVENTS = [
   "attention.acked",
   "attention.cleared",
   "entry.sentiment",
+  "transcript.segment",
+  "transcript.partial",
+  "transcript.paused",
+  "transcript.resumed",
+  "transcript.unavailable",
   "voice.mode",
 ] as const;
 export type EventName = (typeof EVENTS)[number];
@@ -114,6 +121,13 @@ export interface ServerEventData {
   "attention.acked": { alert: Alert };
   "attention.cleared": { alert: Alert };
   "entry.sentiment": { workitemId: string; seq: number; sentiment: "positive" | "negative" | "neutral" | "mixed" };
+  /** A final line of a voice call's live transcript (an entry of kind `transcript`). */
+  "transcript.segment": { entry: Entry };
+  /** Words of an utterance not yet final: never stored, no `seq`; its segment replaces it. */
+  "transcript.partial": { workitemId: string; utteranceId: string; speaker: "agent" | "customer"; text: string };
+  "transcript.paused": { workitemId: string; state: "paused" };
+  "transcript.resumed": { workitemId: string; state: "running" };
+  "transcript.unavailable": { workitemId: string; state: "unavailable"; reason?: string };
   "voice.mode": { workitemId: string; supervisorId: string; supervisorName: string; mode: "listen" | "whisper" | "barge"; entry: Entry };
 }
 

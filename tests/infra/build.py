@@ -365,7 +365,9 @@ def _camel(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
 
 
-def _merge_template() -> dict[str, Any]:
+def load_template(path: Path) -> dict[str, Any]:
+    """A CloudFormation YAML template with its short-form intrinsics as JSON's (``!Sub`` -> ``Fn::Sub``)."""
+
     class Loader(yaml.SafeLoader):
         pass
 
@@ -378,8 +380,12 @@ def _merge_template() -> dict[str, Any]:
         return {key: loader.construct_mapping(node, deep=True)}
 
     Loader.add_multi_constructor("!", intrinsic)
-    loaded: dict[str, Any] = yaml.load((ROOT / "infra" / "merge-template.yaml").read_text(), Loader=Loader)
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=Loader)
     return loaded
+
+
+def _merge_template() -> dict[str, Any]:
+    return load_template(ROOT / "infra" / "merge-template.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -592,11 +592,12 @@ def test_the_stack_is_created_with_everything_moto_can_create(emulated: dict[str
     assert emulated["stack_status"] == "CREATE_COMPLETE"
     resources = transformed.transformed["Resources"]
     # Off with the default parameters: the service-linked role, the optional Cognito user pool, the alarm
-    # e-mail subscription and X-Ray's policy.
+    # e-mail subscription, X-Ray's policy and the live transcript's mapping and rules.
     conditional_off = {
         n
         for n, r in resources.items()
-        if r.get("Condition") in ("CreatePipelinesRole", "MakeUserPool", "MakeUserPoolDomain", "HasAlarmEmail", "TracingOn")
+        if r.get("Condition")
+        in ("CreatePipelinesRole", "MakeUserPool", "MakeUserPoolDomain", "HasAlarmEmail", "TracingOn", "EnableTranscription")
     }
     expected = {n for n, r in resources.items() if r["Type"] not in LEFT_OUT} - conditional_off
     assert set(emulated["created"]) == expected

@@ -256,7 +256,14 @@ def test_the_operational_metrics_have_their_alarms(packaged: Build) -> None:
     watched = {
         m["MetricName"] for p in _alarms(packaged).values() for m in _alarm_metrics(p) if m["Namespace"] == metrics.NAMESPACE
     }
-    assert watched == {"ActionErrors", "Connects", "EscalationFailures", "WebhookEnqueueFailures", "CommitToPostDelay"}
+    assert watched == {
+        "ActionErrors",
+        "Connects",
+        "EscalationFailures",
+        "WebhookEnqueueFailures",
+        "CommitToPostDelay",
+        "TranscriptFailures",
+    }
     delay = next(p for p in _alarms(packaged).values() if p.get("MetricName") == "CommitToPostDelay")
     assert delay["ExtendedStatistic"] == "p99" and delay["Threshold"] == _ref("CommitToPostAlarmMilliseconds")
     # The ordered path's delay (the fast path's is graphed, not alarmed: the ordered path backs it up).

@@ -567,7 +567,17 @@ def test_chime_actions_are_exactly_the_ones_the_voice_adapter_calls(packaged: Bu
     calls = _adapter_calls("chalicelib/adapters/chime.py", r"_(?:meetings|pipelines)_client\(\)\.(\w+)\(")
     assert calls, "no Chime SDK call found in chalicelib/adapters/chime.py"
     granted = {a for _, s in _allowed(packaged) for a in _as_list(s["Action"]) if a.startswith("chime:")}
-    assert granted == {f"chime:{_camel(c)}" for c in calls}
+    called = {f"chime:{_camel(c)}" for c in calls}
+    from policy_sentry.querying.actions import get_action_data
+
+    # And the Chime actions a call depends on (IAM data): CreateMediaInsightsPipeline tags its pipeline.
+    dependent = {
+        d
+        for a in called
+        for row in get_action_data("chime", a.split(":")[1]).get("chime", [])
+        for d in row.get("dependent_actions") or []
+    }
+    assert granted == called | {d for d in dependent if d.startswith("chime:")}
 
 
 def test_secret_parameters_are_the_only_ssm_access(packaged: Build) -> None:
@@ -872,8 +882,28 @@ IAM_ACTION_OF_OPERATION = {
 # AWSLambdaDynamoDBExecutionRole), Lambda reading the delivery queue for DeliverWebhooks (it also
 # receives and deletes, which the code calls itself), SSM decrypting with a customer managed key, and
 # Lambda sending a function's X-Ray segments (TracingPolicy, with EnableTracing).
+# The live transcript's sink stream, read by TranscriptRecords' event source mapping, and what the
+# media pipelines service does with TranscriptAccessRole (transcribe the pool's streams, write the sink).
+KINESIS_READ = {
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+}
+MEDIA_PIPELINES_SERVICE = {
+    "transcribe:StartCallAnalyticsStreamTranscription",
+    "kinesisvideo:GetMedia",
+    "kinesis:PutRecord",
+    "kms:GenerateDataKey",
+}
 GRANTED_FOR_AWS_SERVICES = (
-    STREAM_READ | {"kms:Decrypt"} | {"sqs:GetQueueAttributes"} | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    STREAM_READ
+    | KINESIS_READ
+    | MEDIA_PIPELINES_SERVICE
+    | {"kms:Decrypt"}
+    | {"sqs:GetQueueAttributes"}
+    | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 )
 
 
@@ -1072,6 +1102,8 @@ ROLE_OF = {
     "DeliverWebhooks": "DeliveryRole",
     "SmsInbound": "ConnectorRole",
     "ConnectEvents": "ConnectorRole",
+    "MediaPipelineEvents": "VoiceCallRole",
+    "TranscriptRecords": "TranscriptRole",
 }
 
 

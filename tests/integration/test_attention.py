@@ -312,7 +312,7 @@ def test_the_tenants_sentiment_language_reaches_the_analyzer(world: World) -> No
     assert status == 400 and body["error"]["code"] == "invalid"
     assert world.admin("GET", "/admin/policy")["sentimentLanguage"] == "en"  # nothing written
     assert world.admin("PUT", "/admin/policy", {**policy, "sentimentLanguage": "de"})["sentimentLanguage"] == "de"
-    assert world.admin("GET", "/admin/policy") == {**policy, "sentimentLanguage": "de"}
+    assert world.admin("GET", "/admin/policy") == {**policy, "sentimentLanguage": "de", "transcribeCalls": False}
     p = floor(world)
     world.admin("PUT", f"{RULES}/neg", {"kind": "sentiment", "negativeInARow": 1, "severity": 3})
     heard: list[tuple[str, list[str]]] = []

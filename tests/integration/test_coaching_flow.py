@@ -431,7 +431,13 @@ def test_admin_rest(w: World) -> None:
     status, body = w.rest("PUT", "/admin/teams/t-x", admin, {"name": "X", "supervisors": ["ghost"], "agents": []})
     assert status == 409 and "ghost" in body["error"]["message"]
     assert w.rest("PUT", "/admin/policy", admin, {"recordCoaching": True, "escalationSeconds": 30, "retentionDays": 7})[0] == 200
-    policy = {"recordCoaching": True, "escalationSeconds": 30, "retentionDays": 7, "sentimentLanguage": "en"}
+    policy = {
+        "recordCoaching": True,
+        "escalationSeconds": 30,
+        "retentionDays": 7,
+        "sentimentLanguage": "en",
+        "transcribeCalls": False,
+    }
     assert w.rest("GET", "/admin/policy", admin)[1] == policy
     assert w.rest("GET", "/me/settings", w.token("agent-1", "agent"))[1] == {"agentMessageNotification": True}
     assert w.rest("PUT", "/me/settings", w.token("agent-1", "agent"), {"agentMessageNotification": False})[1] == {

@@ -374,6 +374,8 @@ def well_formed(b: Bench) -> dict[str, dict[str, Any]]:
         "voice.whisper": {"workitemId": "wi-v"},
         "voice.barge": {"workitemId": "wi-v"},
         "voice.listen": {"workitemId": "wi-1"},
+        "voice.pause_transcript": {"workitemId": "wi-v"},
+        "voice.resume_transcript": {"workitemId": "wi-v"},
         "attention.list": {},
         "attention.ack": {"alertId": b.ids[0]},
     }

@@ -32,6 +32,7 @@ from chalicelib.domain.fairness import Health
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.sentiment import Sentiment
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.domain.transcript import PipelineOwner
 from chalicelib.domain.webhooks import Subscription
 from chalicelib.services.ports import (
     CONNECTION_LIFETIME_MS,
@@ -508,6 +509,7 @@ class MemoryDirectory:
                 escalation_seconds=item.get("escalation_seconds", d.escalation_seconds),
                 retention_days=item.get("retention_days", d.retention_days),
                 webhook_secret=item.get("webhook_secret"),
+                transcribe_calls=bool(item.get("transcribe_calls")),
                 sentiment_language=item.get("sentiment_language", d.sentiment_language),
             )
 
@@ -517,6 +519,7 @@ class MemoryDirectory:
                 record_coaching=policy.record_coaching,
                 escalation_seconds=policy.escalation_seconds,
                 retention_days=policy.retention_days,
+                transcribe_calls=policy.transcribe_calls,
                 sentiment_language=policy.sentiment_language,
             )
 
@@ -877,6 +880,22 @@ class MemoryAttentionStore:
             return True
 
 
+class MemoryPipelineIndex:
+    """DynamoPipelineIndex in memory: one item per pipeline, overwritten by a second start."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, PipelineOwner] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, pipeline_id: str, owner: PipelineOwner, expires_at: int) -> None:
+        with self._lock:
+            self._items[pipeline_id] = owner
+
+    def owner(self, pipeline_id: str) -> PipelineOwner | None:
+        with self._lock:
+            return self._items.get(pipeline_id)
+
+
 @dataclass
 class MemoryStorage:
     """Every storage port in memory, sharing one set of tables (what ``bootstrap.build`` takes)."""
@@ -892,3 +911,4 @@ class MemoryStorage:
         self.assistance = MemoryAssistStore(self.settings, self.analytics)
         self.webhooks = MemoryWebhookStore(self.tables)
         self.attention = MemoryAttentionStore(self.tables)
+        self.pipelines = MemoryPipelineIndex()

@@ -47,6 +47,9 @@ WEBHOOK_SECRET = "test-webhook-secret-0123456789ab"
 MAX_POSTED_BYTES = 128 * 1024
 
 
+TRANSCRIPT_STREAM_ARN = "arn:aws:kinesis:us-east-1:111122223333:stream/coaching-transcripts"
+
+
 def test_settings(**overrides: Any) -> Settings:
     base = dict(
         region="us-east-1",
@@ -58,6 +61,8 @@ def test_settings(**overrides: Any) -> Settings:
         webhook_cache_seconds=3600,
         # Rules cached for the whole test: request counts must not depend on how long a test takes.
         attention_cache_seconds=3600,
+        # The live transcript's sink stream: the transcript function reads records of this stream only.
+        transcript_stream_arn=TRANSCRIPT_STREAM_ARN,
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

@@ -117,6 +117,7 @@ ENTRY_KINDS = {
     "voice_mode",
     "assist_requested",
     "assist_claimed",
+    "transcript",
 }
 WS_ERROR_CODES = {
     "invalid",

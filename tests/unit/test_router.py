@@ -129,6 +129,8 @@ VALID: dict[str, dict[str, Any]] = {
     "voice.whisper": {"workitemId": "wi-1"},
     "voice.barge": {"workitemId": "wi-1"},
     "voice.listen": {"workitemId": "wi-1"},
+    "voice.pause_transcript": {"workitemId": "wi-1"},
+    "voice.resume_transcript": {"workitemId": "wi-1"},
     "attention.list": {},
     "attention.ack": {"alertId": "al-1"},
 }

@@ -62,6 +62,7 @@ def _full_story() -> list[TimelineEntry]:
     commit(rules.record(w, EntryKind.ASSIST_REQUESTED, "agent-1", Role.AGENT, NOW, assistId="as-1", to=["sup-2"]))
     commit(rules.record(w, EntryKind.ASSIST_CLAIMED, "sup-2", Role.SUPERVISOR, NOW, assistId="as-1"))
     commit(rules.send_message(AGENT, w, "sorry about that", "m5", NOW))
+    commit(rules.record_text(w, EntryKind.TRANSCRIPT, "agent-1", Role.AGENT, "sorry", NOW, {"speaker": "agent"}))
     commit(rules.stop_monitoring(SUP2, w, NOW))
     commit(rules.end_coaching(AGENT, w, NOW))
     commit(rules.send_message(CUSTOMER, w, "thanks", "m6", NOW))

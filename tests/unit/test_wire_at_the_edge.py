@@ -45,6 +45,9 @@ PERSISTED = {
     # coach message (``agentId``), the coach message's author on a reaction or a forward
     # (``supervisorId``); stored with the entries, so a rebuild reads them from retained timelines.
     "chalicelib/domain/analytics.py": {"agentId", "supervisorId"},
+    # A transcript line's extra fields, stored with the entry and returned as stored (as supervisorId
+    # above), and the call's transcript pipelines in the voice state's JSON (beside voice.py's keys).
+    "chalicelib/domain/transcript.py": {"utteranceId", "startMs", "endMs", "streamPipelineId", "insightsPipelineId"},
 }
 
 
