@@ -153,7 +153,7 @@ class DynamoAttentionStore:
         copy expired) is left out; a transaction that lost a race is tried again."""
         pk = _alerts_pk(alert.tenant_id)
         A, S, C = AttentionAlertItem, AttentionSlotItem, AttentionCountItem
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS + 1):  # one more for a raise whose fact was counted before
             try:
                 with TransactWrite(connection=low_level(A)) as tx:
                     tx.save(
@@ -168,12 +168,14 @@ class DynamoAttentionStore:
                     for slot in counted:
                         add_slot(tx, alert.tenant_id, slot)
             except TransactWriteError as exc:
-                codes = cancel_codes(exc)
+                # The request lists condition checks, puts, then updates: the X# check, the slot and
+                # alert puts, the facts' slots, then the counter (and the facts' buckets).
+                codes, n = cancel_codes(exc), len(counted)
                 if "ConditionalCheckFailed" in codes[:3]:
                     return "exists"
-                if len(codes) > 3 and codes[3] == "ConditionalCheckFailed":
+                if len(codes) > 3 + n and codes[3 + n] == "ConditionalCheckFailed":
                     return "full"
-                if "ConditionalCheckFailed" in codes[4:]:
+                if "ConditionalCheckFailed" in codes[3 : 3 + n]:
                     counted = ()  # counted before: the raise alone
                     continue
                 if "TransactionConflict" in codes and attempt + 1 < MAX_ATTEMPTS:
@@ -227,10 +229,11 @@ class DynamoAttentionStore:
                     for slot in counted:
                         add_slot(tx, acked.tenant_id, slot)
             except TransactWriteError as exc:
-                codes = cancel_codes(exc)
-                if codes and codes[0] == "ConditionalCheckFailed":
+                # The request lists puts, then updates: the facts' slots, the alert, the facts' buckets.
+                codes, n = cancel_codes(exc), len(counted)
+                if len(codes) > n and codes[n] == "ConditionalCheckFailed":
                     return False
-                if "ConditionalCheckFailed" in codes[1:]:
+                if "ConditionalCheckFailed" in codes[:n]:
                     counted = ()  # counted before: the ack alone
                     continue
                 if "TransactionConflict" in codes and attempt + 1 < MAX_ATTEMPTS:
