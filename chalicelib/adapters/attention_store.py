@@ -178,8 +178,7 @@ class DynamoAttentionStore:
                 if "ConditionalCheckFailed" in codes[3 : 3 + n]:
                     counted = ()  # counted before: the raise alone
                     continue
-                if "TransactionConflict" in codes and attempt + 1 < MAX_ATTEMPTS:
-                    _backoff(attempt)
+                if _try_again(codes, attempt):
                     continue
                 raise
             return "raised"
@@ -236,8 +235,7 @@ class DynamoAttentionStore:
                 if "ConditionalCheckFailed" in codes[:n]:
                     counted = ()  # counted before: the ack alone
                     continue
-                if "TransactionConflict" in codes and attempt + 1 < MAX_ATTEMPTS:
-                    _backoff(attempt)
+                if _try_again(codes, attempt):
                     continue
                 raise
             return True
@@ -273,5 +271,9 @@ class DynamoAttentionStore:
         raise AssertionError("unreachable")
 
 
-def _backoff(attempt: int) -> None:
+def _try_again(codes: list[str | None], attempt: int) -> bool:
+    """Whether a transaction that lost a race (``TransactionConflict``) is tried again, after a jitter."""
+    if "TransactionConflict" not in codes or attempt + 1 >= MAX_ATTEMPTS:
+        return False
     time.sleep(random.uniform(0, BACKOFF_CAP_SECONDS / (1 + attempt)))  # noqa: S311 - jitter
+    return True
