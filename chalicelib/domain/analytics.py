@@ -54,14 +54,22 @@ COUNTERS: dict[str, str] = {
 }
 # Histogram name in storage (one counter per whole second, ``<prefix><seconds>``) -> p50 metric.
 HISTOGRAMS: dict[str, str] = {"k": "claim_seconds_p50", "lk": "ack_seconds_p50"}
-# The metrics in report order.
+# The metrics in report order: coaching, assistance, attention alerts (docs/product.md W13).
 METRICS: tuple[str, ...] = (
-    *(m for m in COUNTERS.values() if not m.startswith("alerts_")),
+    "monitored_workitems",
+    "coach_messages",
+    "helpful",
+    "not_helpful",
+    "forwarded",
+    "assist_requested",
+    "assist_claimed",
+    "assist_escalated",
     "claim_seconds_p50",
     "alerts_raised",
     "alerts_acked",
     "ack_seconds_p50",
 )
+assert set(METRICS) == {*COUNTERS.values(), *HISTOGRAMS.values()}
 
 
 class Dim(str, enum.Enum):
