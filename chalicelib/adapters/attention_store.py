@@ -13,15 +13,20 @@ Everything lives in the directory table, in two partitions per tenant:
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.analytics_store import BACKOFF_CAP_SECONDS, MAX_ATTEMPTS, SlotConflict, add_slot
 from chalicelib.adapters.dynamo import AttentionAlertItem, AttentionCountItem, AttentionRuleItem, AttentionSlotItem, EntryItem
 from chalicelib.adapters.pynamodb_compat import low_level
 from chalicelib.adapters.store_keys import cancel_codes, entry_sk, tenant_prefix, workitem_pk
+from chalicelib.domain.analytics import Slot
 from chalicelib.domain.attention import Alert, AlertState, ClearReason, Rule, RuleKind
 from chalicelib.domain.sentiment import Sentiment
 
@@ -140,12 +145,15 @@ class DynamoAttentionStore:
 
     # --- alerts ---------------------------------------------------------------------------------------
 
-    def raise_alert(self, alert: Alert, max_active: int) -> Raised:
+    def raise_alert(self, alert: Alert, max_active: int, counted: Sequence[Slot] = ()) -> Raised:
         """1 TransactWriteItems: the slot of (workitem, rule) is free, the alert id was never raised
-        (neither active nor cleared), and the tenant has fewer than ``max_active`` active alerts."""
+        (neither active nor cleared), and the tenant has fewer than ``max_active`` active alerts; with
+        ``counted`` (the analytics' facts of the raise), those go in the same transaction, so the raise
+        is counted exactly when it happens. A fact counted before (an id raised again after its cleared
+        copy expired) is left out; a transaction that lost a race is tried again."""
         pk = _alerts_pk(alert.tenant_id)
         A, S, C = AttentionAlertItem, AttentionSlotItem, AttentionCountItem
-        for attempt in range(_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS + 1):  # one more for a raise whose fact was counted before
             try:
                 with TransactWrite(connection=low_level(A)) as tx:
                     tx.save(
@@ -157,17 +165,24 @@ class DynamoAttentionStore:
                     tx.update(
                         C(pk, "COUNT"), actions=[C.active.add(1)], condition=C.active.does_not_exist() | (C.active < max_active)
                     )
+                    for slot in counted:
+                        add_slot(tx, alert.tenant_id, slot)
             except TransactWriteError as exc:
-                codes = cancel_codes(exc)
+                # The request lists condition checks, puts, then updates: the X# check, the slot and
+                # alert puts, the facts' slots, then the counter (and the facts' buckets).
+                codes, n = cancel_codes(exc), len(counted)
                 if "ConditionalCheckFailed" in codes[:3]:
                     return "exists"
-                if len(codes) > 3 and codes[3] == "ConditionalCheckFailed":
+                if len(codes) > 3 + n and codes[3 + n] == "ConditionalCheckFailed":
                     return "full"
-                if "TransactionConflict" in codes and attempt + 1 < _ATTEMPTS:
+                if "ConditionalCheckFailed" in codes[3 : 3 + n]:
+                    counted = ()  # counted before: the raise alone
+                    continue
+                if _try_again(codes, attempt):
                     continue
                 raise
             return "raised"
-        raise AssertionError("unreachable")
+        raise SlotConflict(f"the raise of alert {alert.alert_id} kept losing races")
 
     def alerts(self, tenant_id: str) -> list[Alert]:
         """1 Query of the tenant's active alerts (at most ``MAX_OPEN_ALERTS``)."""
@@ -192,18 +207,40 @@ class DynamoAttentionStore:
         )
         return [i.alert_id for i in items]
 
-    def ack(self, acked: Alert) -> bool:
-        """1 conditional UpdateItem: only an open alert becomes acked (False: it was not open)."""
+    def ack(self, acked: Alert, counted: Sequence[Slot] = ()) -> bool:
+        """1 conditional UpdateItem: only an open alert becomes acked (False: it was not open). With
+        ``counted`` (the analytics' facts of the ack), 1 TransactWriteItems instead: the same update and
+        those facts, so only the ack that wins is counted, and once."""
         A = AttentionAlertItem
         actions: list[Any] = [
             A.state.set(AlertState.ACKED.value),
             A.acked_by.set(acked.acked_by or ""),
             A.acked_at.set(acked.acked_at or ""),
         ]
+        item = A(_alerts_pk(acked.tenant_id), f"A#{acked.alert_id}")
+        condition = A.state == AlertState.OPEN.value
+        for attempt in range(MAX_ATTEMPTS):
+            if not counted:
+                break
+            try:
+                with TransactWrite(connection=low_level(A)) as tx:
+                    tx.update(item, actions=actions, condition=condition)
+                    for slot in counted:
+                        add_slot(tx, acked.tenant_id, slot)
+            except TransactWriteError as exc:
+                # The request lists puts, then updates: the facts' slots, the alert, the facts' buckets.
+                codes, n = cancel_codes(exc), len(counted)
+                if len(codes) > n and codes[n] == "ConditionalCheckFailed":
+                    return False
+                if "ConditionalCheckFailed" in codes[:n]:
+                    counted = ()  # counted before: the ack alone
+                    continue
+                if _try_again(codes, attempt):
+                    continue
+                raise
+            return True
         try:
-            A(_alerts_pk(acked.tenant_id), f"A#{acked.alert_id}").update(
-                actions=actions, condition=A.state == AlertState.OPEN.value
-            )
+            item.update(actions=actions, condition=condition)
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
@@ -232,3 +269,11 @@ class DynamoAttentionStore:
                 raise
             return True
         raise AssertionError("unreachable")
+
+
+def _try_again(codes: list[str | None], attempt: int) -> bool:
+    """Whether a transaction that lost a race (``TransactionConflict``) is tried again, after a jitter."""
+    if "TransactionConflict" not in codes or attempt + 1 >= MAX_ATTEMPTS:
+        return False
+    time.sleep(random.uniform(0, BACKOFF_CAP_SECONDS / (1 + attempt)))  # noqa: S311 - jitter
+    return True

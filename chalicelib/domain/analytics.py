@@ -49,11 +49,27 @@ COUNTERS: dict[str, str] = {
     "ar": "assist_requested",
     "ac": "assist_claimed",
     "ae": "assist_escalated",
+    "lr": "alerts_raised",
+    "la": "alerts_acked",
 }
 # Histogram name in storage (one counter per whole second, ``<prefix><seconds>``) -> p50 metric.
-HISTOGRAMS: dict[str, str] = {"k": "claim_seconds_p50"}
-# The metrics in report order (attention alerts will add theirs here and in the two maps above).
-METRICS: tuple[str, ...] = (*COUNTERS.values(), *HISTOGRAMS.values())
+HISTOGRAMS: dict[str, str] = {"k": "claim_seconds_p50", "lk": "ack_seconds_p50"}
+# The metrics in report order: coaching, assistance, attention alerts (docs/product.md W13).
+METRICS: tuple[str, ...] = (
+    "monitored_workitems",
+    "coach_messages",
+    "helpful",
+    "not_helpful",
+    "forwarded",
+    "assist_requested",
+    "assist_claimed",
+    "assist_escalated",
+    "claim_seconds_p50",
+    "alerts_raised",
+    "alerts_acked",
+    "ack_seconds_p50",
+)
+assert set(METRICS) == {*COUNTERS.values(), *HISTOGRAMS.values()}
 
 
 class Dim(str, enum.Enum):
@@ -324,6 +340,22 @@ def assist_slots(f: AssistFacts) -> list[Slot]:
     return [*requested_slots(f), *escalated_slots(f), *claimed_slots(f)]
 
 
+# --- facts from the attention alerts -----------------------------------------------------------
+
+
+def alert_raised_slots(alert_id: str, agent_id: str, raised_at: str) -> list[Slot]:
+    """An attention alert raised on a workitem of ``agent_id``: counted on the day it was raised, for
+    the tenant and the agent (stored in the raise's own transaction, so once)."""
+    return [Slot(f"lr|{alert_id}", Rule.ONCE, 0, _per_dims(day_of(raised_at), {"lr": 1}, agent_id, None))]
+
+
+def alert_acked_slots(alert_id: str, agent_id: str, raised_at: str, acked_by: str, acked_at: str) -> list[Slot]:
+    """The first ack of an alert: counted on the day of the ack, for the tenant, the agent and the
+    supervisor who acked, with its whole seconds from raise to ack (capped at 3,600)."""
+    vector = {"la": 1, f"lk{whole_seconds(raised_at, acked_at)}": 1}
+    return [Slot(f"la|{alert_id}", Rule.ONCE, 0, _per_dims(day_of(acked_at), vector, agent_id, acked_by))]
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 
@@ -398,7 +430,7 @@ class Totals:
         out: dict[str, int | None] = {wire: self.counters.get(name, 0) for name, wire in COUNTERS.items()}
         for prefix, wire in HISTOGRAMS.items():
             out[wire] = lower_median(self.histograms.get(prefix, {}))
-        return out
+        return {m: out[m] for m in METRICS}
 
 
 @dataclass(frozen=True)

@@ -336,6 +336,9 @@ COACHING_METRICS = {
     "assist_claimed": "assistClaimed",
     "assist_escalated": "assistEscalated",
     "claim_seconds_p50": "claimSecondsP50",
+    "alerts_raised": "alertsRaised",
+    "alerts_acked": "alertsAcked",
+    "ack_seconds_p50": "ackSecondsP50",
 }
 
 

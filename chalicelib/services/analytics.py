@@ -12,8 +12,8 @@ Reading (``GET /analytics/coaching``): the Queries of :func:`chalicelib.domain.a
 roll-ups for whole months; a supervisor's agents' own partitions), plus one BatchGetItem per 100 named
 users (docs/data-model.md).
 
-Attention alerts (raised, acknowledged, time to acknowledge) will be one more kind of slot with its
-own handler here; their metrics are not reported until then.
+Attention alerts (raised, acknowledged, time to acknowledge) are counted by the attention store in
+the raise's and the ack's own writes (``services/attention.py``; W13.11): exactly once, no handler here.
 """
 
 from __future__ import annotations

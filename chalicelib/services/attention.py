@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from chalicelib.domain import analytics as an
 from chalicelib.domain.attention import (
     MAX_OPEN_ALERTS,
     TIMER_KINDS,
@@ -347,8 +348,10 @@ class AttentionService:
         self._raise(raise_alert(tenant_id, rule, workitem_id, w.agent_id, trigger, timer_reason(rule), now))
 
     def _raise(self, alert: Alert) -> bool:
-        """1 TransactWriteItems; when the alert is new, its pushes and webhook."""
-        outcome = self.store.raise_alert(alert, MAX_OPEN_ALERTS)
+        """1 TransactWriteItems (the alert and its analytics fact, W13.11); when the alert is new, its
+        pushes and webhook."""
+        counted = an.alert_raised_slots(alert.alert_id, alert.agent_id, alert.raised_at)
+        outcome = self.store.raise_alert(alert, MAX_OPEN_ALERTS, counted)
         if outcome == "full":
             log.warning(
                 "tenant %s has %d active alerts: alert of rule %s not raised", alert.tenant_id, MAX_OPEN_ALERTS, alert.rule_id
@@ -406,8 +409,8 @@ class AttentionService:
         return AttentionPage([body for _, body in pairs], next_cursor)
 
     def ack(self, caller: Principal, alert_id: str, connection_id: str | None = None) -> AlertNote:
-        """``attention.ack``: 1 GetItem, 1 Query (does the caller supervise the agent), 1 conditional
-        UpdateItem (the first ack wins); then the other supervisors' ``attention.acked``."""
+        """``attention.ack``: 1 GetItem, 1 Query (does the caller supervise the agent), 1 TransactWriteItems
+        (the first ack wins, and only it is counted: W13.11); then the other supervisors' ``attention.acked``."""
         if caller.role is not Role.SUPERVISOR:
             raise Forbidden("only supervisors ack alerts")
         alert = self.store.alert(caller.tenant_id, alert_id)
@@ -416,7 +419,8 @@ class AttentionService:
         if not self.supervision.supervises(caller.tenant_id, caller.user_id, alert.agent_id):
             raise Forbidden("you do not supervise this alert's agent")
         acked = alert.ack(caller.user_id, self._now())
-        if not self.store.ack(acked):
+        counted = an.alert_acked_slots(alert.alert_id, alert.agent_id, alert.raised_at, caller.user_id, acked.acked_at or "")
+        if not self.store.ack(acked, counted):
             raise Conflict(f"alert {alert_id} was acked or cleared meanwhile")
         self._tell(acked, ev.ATTENTION_ACKED, exclude=connection_id, skip=caller.user_id)
         return AlertNote(acked)

@@ -488,9 +488,10 @@ class AttentionStore(Protocol):
         """Keep a customer message's sentiment on its entry (False: the entry is gone)."""
         ...
 
-    def raise_alert(self, alert: Alert, max_active: int) -> str:
+    def raise_alert(self, alert: Alert, max_active: int, counted: Sequence[Slot] = ()) -> str:
         """``raised``; ``exists`` when the pair has an active alert or this alert id was raised before;
-        ``full`` when the tenant has ``max_active`` active alerts."""
+        ``full`` when the tenant has ``max_active`` active alerts. ``counted``: the analytics' facts
+        of the raise, stored with it (and only with it)."""
         ...
 
     def alerts(self, tenant_id: str) -> list[Alert]:
@@ -503,8 +504,9 @@ class AttentionStore(Protocol):
         """The ids of the workitem's active alerts."""
         ...
 
-    def ack(self, acked: Alert) -> bool:
-        """Store ``acked`` if the alert is still open (False otherwise)."""
+    def ack(self, acked: Alert, counted: Sequence[Slot] = ()) -> bool:
+        """Store ``acked`` if the alert is still open (False otherwise), with ``counted`` (the analytics'
+        facts of the ack) only then."""
         ...
 
     def clear(self, cleared: Alert) -> bool:

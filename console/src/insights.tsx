@@ -19,6 +19,9 @@ export const METRICS = [
   "assistClaimed",
   "assistEscalated",
   "claimSecondsP50",
+  "alertsRaised",
+  "alertsAcked",
+  "ackSecondsP50",
 ] as const;
 type Metric = (typeof METRICS)[number];
 const LABELS: Record<Metric, string> = {
@@ -31,6 +34,9 @@ const LABELS: Record<Metric, string> = {
   assistClaimed: "Claimed",
   assistEscalated: "Escalated",
   claimSecondsP50: "Claim p50 (s)",
+  alertsRaised: "Alerts",
+  alertsAcked: "Acked",
+  ackSecondsP50: "Ack p50 (s)",
 };
 /** The per-day series charted (counts; the median is in the tables). */
 const CHARTED: Metric[] = ["coachMessages", "helpful", "notHelpful", "assistRequested", "assistClaimed"];

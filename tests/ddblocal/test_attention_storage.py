@@ -65,3 +65,33 @@ def test_alert_transactions_on_the_real_engine(ddb_world: Any) -> None:
     assert store.active_of(tid, "wi-1") == []
     assert store.raise_alert(first, 2) == "exists"  # a redelivered record: cleared, never raised again
     assert store.raise_alert(raise_alert(tid, rule, "wi-1", "agent-1", "e12", "later", NOW), 2) == "raised"
+
+
+def test_a_raise_and_its_first_ack_are_counted_in_their_own_writes(ddb_world: Any) -> None:
+    """W13.11 on the real engine: the analytics fact joins the raise's transaction and the ack's; a
+    repeated raise, a lost ack and a fact counted before add nothing, and the alert is still written."""
+    from chalicelib.adapters.analytics_store import DynamoAnalyticsStore
+    from chalicelib.domain import analytics as an
+    from chalicelib.domain.attention import raise_alert
+
+    tid, store, counts = ddb_world.tid, DynamoAttentionStore(), DynamoAnalyticsStore()
+    rule = Rule("kw", RuleKind.KEYWORD, True, 2, phrases=("refund",), speakers=("customer",))
+    first = raise_alert(tid, rule, "wi-1", "agent-1", "e3", "x", NOW)
+    raised = an.alert_raised_slots(first.alert_id, "agent-1", NOW)
+    assert store.raise_alert(first, 5, raised) == "raised"
+    assert store.raise_alert(first, 5, raised) == "exists"
+    other = raise_alert(tid, rule, "wi-2", "agent-1", "e1", "x", NOW)
+    assert store.raise_alert(other, 5, raised) == "raised"  # its fact was counted before: the raise alone
+    third = raise_alert(tid, rule, "wi-3", "agent-1", "e1", "x", NOW)
+    assert store.raise_alert(third, 2, an.alert_raised_slots(third.alert_id, "agent-1", NOW)) == "full"  # nor counted
+    at = "2026-01-01T00:01:15.900Z"
+    acked = first.ack("sup-1", at)
+    assert store.ack(acked, an.alert_acked_slots(first.alert_id, "agent-1", NOW, "sup-1", at)) is True
+    late = first.ack("sup-2", at)
+    assert store.ack(late, an.alert_acked_slots(first.alert_id, "agent-1", NOW, "sup-2", at)) is False
+    assert store.alert(tid, first.alert_id) == acked
+    assert store.ack(other.ack("sup-2", at), an.alert_acked_slots(first.alert_id, "agent-1", NOW, "sup-2", at)) is True
+    day = an.Read(an.Dim.TENANT, "2026-01-01", "2026-01-01")
+    sups = an.Read(an.Dim.SUPERVISOR, "2026-01-01", "2026-01-01")
+    found = {(c.dim, c.key): v for c, v in counts.read(tid, [day, sups])}
+    assert found == {(an.Dim.TENANT, ""): {"lr": 1, "la": 1, "lk75": 1}, (an.Dim.SUPERVISOR, "sup-1"): {"la": 1, "lk75": 1}}

@@ -145,6 +145,50 @@ def test_raised_hands_are_counted_with_their_claim_time(w: World) -> None:
     assert other["rows"] == [] and other["totals"]["assistRequested"] == 0
 
 
+def test_attention_alerts_are_counted_once_with_their_ack_time(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two alerts raised on agent-1's chat (its stream batch handed over twice), one acked by sup-2 after
+    75 s; sup-1's ack that lost the race (it read the alert open) counts nothing (W13.11)."""
+    w.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund"]})
+    w.admin("PUT", "/admin/attention-rules/kw2", {"kind": "keyword", "phrases": ["lawyer"]})
+    sup1, sup2 = w.connect("sup-1", "supervisor"), w.connect("sup-2", "supervisor")
+    customer = w.connect("cust-wi-1", "customer", wid="wi-1")
+    real = events.fan_out
+
+    def twice(event: dict[str, Any]) -> dict[str, Any]:
+        real(event)
+        return real(event)  # Lambda hands the same batch over again
+
+    monkeypatch.setattr(events, "fan_out", twice)
+    customer.ok("message.send", workitemId="wi-1", text="my lawyer wants a refund")
+    w.pump()
+    raised = {e["data"]["alert"]["ruleId"]: e["data"]["alert"] for e in sup1.events("attention.raised")}
+    assert sorted(raised) == ["kw", "kw2"]
+    alert_id = raised["kw"]["alertId"]
+    stale = w.services.attention.store.alert("t1", alert_id)  # what a racing ack of sup-1 read: open
+    assert stale is not None
+    w.clock.advance(75.6)
+    assert sup2.ok("attention.ack", alertId=alert_id)["alert"]["ackedBy"] == "sup-2"
+    sup1.fails("attention.ack", "conflict", alertId=alert_id)
+    late = stale.ack("sup-1", ch.iso(w.clock.now()))
+    lost = an.alert_acked_slots(alert_id, "agent-1", stale.raised_at, "sup-1", late.acked_at or "")
+    assert w.services.attention.store.ack(late, lost) is False
+    w.pump()
+    metrics = ("alertsRaised", "alertsAcked", "ackSecondsP50")
+    agents = {r["key"]: [r[m] for m in metrics] for r in ok(w, "admin-1", "admin", "agent")["rows"]}
+    assert agents == {"agent-1": [2, 1, 75]}
+    sups = {r["key"]: [r[m] for m in metrics] for r in ok(w, "admin-1", "admin", "supervisor")["rows"]}
+    assert sups == {"sup-2": [0, 1, 75]}
+    days = ok(w, "admin-1", "admin", "day")
+    assert [r[m] for r in days["rows"] for m in metrics] == [2, 1, 75]
+    assert [days["totals"][m] for m in metrics] == [2, 1, 75]
+    assert [ok(w, "sup-1", "supervisor", "agent")["totals"][m] for m in metrics] == [2, 1, 75]
+    assert [ok(w, "sup-9", "supervisor", "agent")["totals"][m] for m in metrics] == [0, 0, None]
+    status, text = report(w, "admin-1", "admin", "agent", format="csv")
+    assert status == 200
+    line = next(csv.DictReader(io.StringIO(text)))
+    assert [line[m] for m in metrics] == ["2", "1", "75"]
+
+
 def test_a_claim_whose_count_failed_stands_and_its_log_names_the_repair(
     w: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -472,3 +472,28 @@ def test_a_transaction_conflict_cancellation_is_retried_like_a_lost_race(world: 
     assert entry["seq"] == 2
     assert [(e["seq"], e["kind"]) for e in _timeline(world)] == [(1, "supervisor_joined"), (2, "coach_message")]
     assert [e["data"]["entry"]["messageId"] for e in agent.events("coach.message")] == [entry["messageId"]]
+
+
+@pytest.mark.moto
+def test_an_ack_whose_count_lost_a_race_is_tried_again_and_counted_once(world: World) -> None:
+    """W13.11: the ack and its analytics fact are one transaction; one that another transaction beat
+    to a bucket (``TransactionConflict``) is tried again, and the ack counts once."""
+    world.team()
+    world.admin("PUT", "/admin/attention-rules/kw", {"kind": "keyword", "phrases": ["refund"]})
+    world.assign(WID)
+    sup = world.connect("sup-1", "supervisor")
+    world.connect(f"cust-{WID}", "customer", wid=WID).ok("message.send", workitemId=WID, text="refund")
+    world.pump()
+    alert_id = sup.events("attention.raised")[0]["data"]["alert"]["alertId"]
+    with StoreFault(
+        "TransactWriteItems", "TransactionCanceledException", reasons=["None", "None", "TransactionConflict"], times=1
+    ) as injected:
+        assert sup.ok("attention.ack", alertId=alert_id)["alert"]["state"] == "acked"
+    assert injected.calls == 1
+    day = world.clock.now().date().isoformat()
+    status, body = world.rest(
+        "GET", f"/analytics/coaching?from={day}&to={day}&groupBy=supervisor", world.token("admin-1", "admin")
+    )
+    assert status == 200
+    assert [(r["key"], r["alertsAcked"]) for r in body["rows"]] == [("sup-1", 1)]
+    assert (body["totals"]["alertsRaised"], body["totals"]["alertsAcked"]) == (1, 1)

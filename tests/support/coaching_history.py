@@ -3,7 +3,8 @@
 A history is played through the real coaching rules (``domain/coaching.py``): supervisors join,
 coach, leave; the agent reacts (and changes or clears reactions) and forwards; workitems are
 transferred; days pass. Each rule's committed change is one :class:`Change` as the stream carries it
-(the workitem before, its entries). Assistance requests are generated as their records stand.
+(the workitem before, its entries). Assistance requests and attention alerts are generated as their
+records stand (an alert raised on a workitem of an agent, maybe acked by a supervisor).
 
 :func:`expected` counts the metrics straight from the entries and records, the way docs/product.md
 defines them, without the analytics module's slots, so the tests compare two independent computations.
@@ -43,10 +44,26 @@ class Change:
     entries: list[TimelineEntry]
 
 
+@dataclass(frozen=True)
+class AlertFacts:
+    alert_id: str
+    agent_id: str
+    raised_at: str
+    acked_by: str | None = None
+    acked_at: str | None = None
+
+    def slots(self) -> list[an.Slot]:
+        raised = an.alert_raised_slots(self.alert_id, self.agent_id, self.raised_at)
+        if self.acked_by is None or self.acked_at is None:
+            return raised
+        return raised + an.alert_acked_slots(self.alert_id, self.agent_id, self.raised_at, self.acked_by, self.acked_at)
+
+
 @dataclass
 class History:
     changes: list[Change] = field(default_factory=list)
     assists: list[an.AssistFacts] = field(default_factory=list)
+    alerts: list[AlertFacts] = field(default_factory=list)
 
     def timelines(self) -> dict[str, list[tuple[str, TimelineEntry]]]:
         out: dict[str, list[tuple[str, TimelineEntry]]] = defaultdict(list)
@@ -86,7 +103,12 @@ assist = st.tuples(
     st.booleans(),  # escalated
     st.one_of(st.none(), st.tuples(st.sampled_from(SUPERVISORS), st.integers(0, 5000))),  # claimed after
 )
-histories = st.tuples(st.lists(workitem_ops, min_size=1, max_size=5), st.lists(assist, max_size=6))
+alert = st.tuples(
+    st.sampled_from(AGENTS),
+    st.integers(0, 3 * 24 * 3600),  # raised this long after START
+    st.one_of(st.none(), st.tuples(st.sampled_from(SUPERVISORS), st.integers(0, 5000))),  # acked after
+)
+histories = st.tuples(st.lists(workitem_ops, min_size=1, max_size=5), st.lists(assist, max_size=6), st.lists(alert, max_size=5))
 
 
 def iso(moment: datetime) -> str:
@@ -94,7 +116,7 @@ def iso(moment: datetime) -> str:
 
 
 def build(spec: Any) -> History:
-    workitems, assists = spec
+    workitems, assists, alerts = spec
     history = History()
     for n, (agent, offset, ops) in enumerate(workitems):
         _play(history, f"wi-{n}", agent, START + timedelta(seconds=offset), ops)
@@ -113,6 +135,10 @@ def build(spec: Any) -> History:
                 claimed_at=iso(created + timedelta(seconds=claim[1], milliseconds=3)) if claim else None,
             )
         )
+    for n, (agent, offset, ack) in enumerate(alerts):
+        raised = START + timedelta(seconds=offset, milliseconds=n * 11)
+        acked_at = iso(raised + timedelta(seconds=ack[1], milliseconds=5)) if ack else None
+        history.alerts.append(AlertFacts(f"al-{n}", agent, iso(raised), ack[0] if ack else None, acked_at))
     return history
 
 
@@ -159,14 +185,18 @@ def slots_of(change: Change) -> list[an.Slot]:
 
 
 def all_slots(history: History) -> list[an.Slot]:
-    return [*(s for c in history.changes for s in slots_of(c)), *(s for f in history.assists for s in an.assist_slots(f))]
+    return [
+        *(s for c in history.changes for s in slots_of(c)),
+        *(s for f in history.assists for s in an.assist_slots(f)),
+        *(s for a in history.alerts for s in a.slots()),
+    ]
 
 
 # --- the numbers, counted straight from the entries and records -----------------------------
 
 
 def _zero() -> dict[str, Any]:
-    return {m: 0 for m in an.COUNTERS.values()} | {"_claims": []}
+    return {m: 0 for m in an.COUNTERS.values()} | {"_claims": [], "_acks": []}
 
 
 def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int | None]], dict[str, int | None]]:
@@ -176,7 +206,15 @@ def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int
     rows: dict[str, dict[str, Any]] = defaultdict(_zero)
     totals = _zero()
 
-    def count(metric: str, day: str, agent: str | None, sup: str | None, template: str | None, sample: int | None = None) -> None:
+    def count(
+        metric: str,
+        day: str,
+        agent: str | None,
+        sup: str | None,
+        template: str | None,
+        sample: int | None = None,
+        to: str = "_claims",
+    ) -> None:
         if day not in days:
             return
         keys = {"agent": agent, "supervisor": sup, "template": template, "day": day}
@@ -187,7 +225,7 @@ def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int
         for t in targets:
             t[metric] += 1
             if sample is not None:
-                t["_claims"].append(sample)
+                t[to].append(sample)
 
     by_id = {}
     for workitem_id, entries in history.timelines().items():
@@ -231,13 +269,25 @@ def expected(history: History, query: an.Query) -> tuple[dict[str, dict[str, int
             end = datetime.fromisoformat(f.claimed_at.replace("Z", "+00:00"))
             seconds = min(3600, int((end - start).total_seconds()))
             count("assist_claimed", an.day_of(f.claimed_at), f.agent_id, f.claimed_by, f.template_id, seconds)
+    for a in history.alerts:
+        count("alerts_raised", an.day_of(a.raised_at), a.agent_id, None, None)
+        if a.acked_by and a.acked_at:
+            start = datetime.fromisoformat(a.raised_at.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(a.acked_at.replace("Z", "+00:00"))
+            seconds = min(3600, int((end - start).total_seconds()))
+            count("alerts_acked", an.day_of(a.acked_at), a.agent_id, a.acked_by, None, seconds, to="_acks")
     if g is an.GroupBy.DAY:
         for d in query.days:
             rows.setdefault(d, _zero())
 
     def done(t: dict[str, Any]) -> dict[str, int | None]:
         claims = sorted(t.pop("_claims"))
-        return {**t, "claim_seconds_p50": claims[(len(claims) - 1) // 2] if claims else None}
+        acks = sorted(t.pop("_acks"))
+        return {
+            **t,
+            "claim_seconds_p50": claims[(len(claims) - 1) // 2] if claims else None,
+            "ack_seconds_p50": acks[(len(acks) - 1) // 2] if acks else None,
+        }
 
     return {k: done(v) for k, v in rows.items()}, done(totals)
 

@@ -813,8 +813,9 @@ class MemoryAnalyticsStore:
 class MemoryAttentionStore:
     """Attention rules, as the DynamoDB store keeps them (one partition per tenant, sorted by id)."""
 
-    def __init__(self, tables: MemoryTables) -> None:
+    def __init__(self, tables: MemoryTables, analytics: MemoryAnalyticsStore | None = None) -> None:
         self._t = tables
+        self.analytics = analytics  # where the facts of a raise or an ack go (none: not counted here)
         self._rules: dict[tuple[str, str], Rule] = {}
         self._alerts: dict[tuple[str, str], Alert] = {}  # every alert ever raised, cleared ones too
         self._slots: dict[tuple[str, str, str], str] = {}  # (tenant, workitem, rule) -> its active alert
@@ -838,7 +839,7 @@ class MemoryAttentionStore:
             self._t.sentiments[(tenant_id, workitem_id, seq)] = sentiment.value
             return True
 
-    def raise_alert(self, alert: Alert, max_active: int) -> str:
+    def raise_alert(self, alert: Alert, max_active: int, counted: Sequence[an.Slot] = ()) -> str:
         with self._t.lock:
             slot = (alert.tenant_id, alert.workitem_id, alert.rule_id)
             if slot in self._slots or (alert.tenant_id, alert.alert_id) in self._alerts:
@@ -847,7 +848,12 @@ class MemoryAttentionStore:
                 return "full"
             self._slots[slot] = alert.alert_id
             self._alerts[(alert.tenant_id, alert.alert_id)] = alert
+            self._count(alert.tenant_id, counted)
             return "raised"
+
+    def _count(self, tenant_id: str, counted: Sequence[an.Slot]) -> None:
+        for slot in counted if self.analytics is not None else ():
+            self.analytics.apply(tenant_id, slot)  # type: ignore[union-attr]
 
     def alerts(self, tenant_id: str) -> list[Alert]:
         with self._t.lock:
@@ -861,12 +867,13 @@ class MemoryAttentionStore:
         with self._t.lock:
             return [a for (t, w, _), a in sorted(self._slots.items()) if (t, w) == (tenant_id, workitem_id)]
 
-    def ack(self, acked: Alert) -> bool:
+    def ack(self, acked: Alert, counted: Sequence[an.Slot] = ()) -> bool:
         with self._t.lock:
             key = (acked.tenant_id, acked.alert_id)
             if key not in self._alerts or self._alerts[key].state is not AlertState.OPEN:
                 return False
             self._alerts[key] = acked
+            self._count(acked.tenant_id, counted)
             return True
 
     def clear(self, cleared: Alert) -> bool:
@@ -910,5 +917,5 @@ class MemoryStorage:
         self.analytics = MemoryAnalyticsStore()
         self.assistance = MemoryAssistStore(self.settings, self.analytics)
         self.webhooks = MemoryWebhookStore(self.tables)
-        self.attention = MemoryAttentionStore(self.tables)
+        self.attention = MemoryAttentionStore(self.tables, self.analytics)
         self.pipelines = MemoryPipelineIndex()

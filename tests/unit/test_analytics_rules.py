@@ -139,7 +139,7 @@ def test_incremental_aggregation_equals_the_numbers_counted_from_the_timelines(
         for change in batch:
             for slot in ch.slots_of(change):
                 ledger.apply(slot)
-    assist = [s for f in history.assists for s in an.assist_slots(f)]
+    assist = [s for f in history.assists for s in an.assist_slots(f)] + [s for a in history.alerts for s in a.slots()]
     for slot in assist + rnd.sample(assist, len(assist) // 2):  # request-path events may be raised twice
         ledger.apply(slot)
     assert ledger.buckets == an.direct(ch.all_slots(history))
