@@ -50,6 +50,8 @@ from devstack.gateway import Gateway, start_management_site, start_site
 from devstack.seed import CUSTOMER, USERS, SeedError, seed
 from devstack.store import EmbeddedStore
 from devstack.streams import StreamPump, StreamTail
+from devstack.transcript import STREAM_ARN as TRANSCRIPT_STREAM_ARN
+from devstack.transcript import route as transcript_route
 
 log = logging.getLogger("devstack")
 
@@ -105,6 +107,8 @@ def _configure_app_environment(store_endpoint: str, management_url: str) -> None
             # Amazon Connect (docs/connectors.md): the demo instance the local stack follows.
             "CONNECT_INSTANCE_ARNS": os.environ.get("DEVSTACK_CONNECT_INSTANCE", DEMO_CONNECT_INSTANCE),
             "COACHING_ACCOUNT_ID": "000000000000",
+            # The live transcript's sink stream (docs/transcript.md): POST /_local/voice/.../transcript.
+            "TRANSCRIPT_STREAM_ARN": TRANSCRIPT_STREAM_ARN,
         }
     )
     # Never let a developer's real AWS identity reach the local stack.
@@ -390,6 +394,9 @@ async def _serve(port: int) -> None:  # noqa: PLR0915 - the one place every loca
         )
         deliveries = _delivery(app, gateway)
         gateway.local_posts.update(connector_routes(app, os.environ.get("AWS_REGION", "us-east-1")))
+        transcript = transcript_route(app)
+        if transcript is not None:
+            gateway.local_post_patterns.append(transcript)
         runner = await start_site(gateway, sock)
         management_runner = await start_management_site(gateway, management_sock)
         log.info(

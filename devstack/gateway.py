@@ -33,6 +33,8 @@ REST, the server) and routes each request to its part; it also runs the result (
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import socket
 import threading
 import uuid
@@ -106,6 +108,8 @@ class Gateway:
         # Local-only POST routes that stand in for AWS invoking a function (SNS, EventBridge): each
         # takes the raw body and answers (status, JSON body); run on the handlers' pool.
         self.local_posts: dict[str, Callable[[bytes], tuple[int, Any]]] = {}
+        # Local POST routes with path parameters: (pattern, handler of the body and the pattern's groups).
+        self.local_post_patterns: list[tuple[re.Pattern[str], Callable[[bytes, tuple[str, ...]], tuple[int, Any]]]] = []
 
     @property
     def ws_path(self) -> str:
@@ -148,13 +152,24 @@ class Gateway:
             if request.can_read_body and not is_utf8(await request.read()):  # bytes are input (W7.3)
                 return error_response(400, "invalid", "the body is not valid UTF-8 text")
             return web.json_response(self.local_routes[path]())
-        if path in self.local_posts and request.method == "POST":
-            body = await request.read()
-            loop = asyncio.get_running_loop()
-            status, answer = await loop.run_in_executor(self.executor, self.local_posts[path], body)
-            self.invoker.after_invoke()
-            return web.json_response(answer, status=status)
+        if request.method == "POST":
+            post = self._local_post(path)
+            if post is not None:
+                body = await request.read()
+                loop = asyncio.get_running_loop()
+                status, answer = await loop.run_in_executor(self.executor, post, body)
+                self.invoker.after_invoke()
+                return web.json_response(answer, status=status)
         return await self.rest.handle(request)
+
+    def _local_post(self, path: str) -> Callable[[bytes], tuple[int, Any]] | None:
+        if path in self.local_posts:
+            return self.local_posts[path]
+        for pattern, handler in self.local_post_patterns:
+            found = pattern.match(path)
+            if found is not None:
+                return functools.partial(_with_params, handler, found.groups())
+        return None
 
     async def _on_shutdown(self, _application: web.Application) -> None:
         await self.close_all(WSCloseCode.GOING_AWAY)
@@ -230,3 +245,9 @@ class GatewayThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _with_params(
+    handler: Callable[[bytes, tuple[str, ...]], tuple[int, Any]], params: tuple[str, ...], body: bytes
+) -> tuple[int, Any]:
+    return handler(body, params)

@@ -227,6 +227,15 @@ def waiting_since(entries: Iterable[TimelineEntry]) -> TimelineEntry | None:
     return first
 
 
+def last_transcript_line(entries: Iterable[TimelineEntry]) -> TimelineEntry | None:
+    """The newest transcript line among ``entries`` (in seq order), or None."""
+    found: TimelineEntry | None = None
+    for entry in entries:
+        if entry.kind is EntryKind.TRANSCRIPT:
+            found = entry
+    return found
+
+
 def seconds_between(start: str, end: str) -> float:
     """Seconds from ``start`` to ``end`` (ISO 8601 instants with offsets)."""
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

@@ -35,9 +35,11 @@ from chalicelib.domain.attention import (
     can_add_rule,
     due_in,
     keyword_reason,
+    last_transcript_line,
     negative_run,
     queue,
     raise_alert,
+    seconds_between,
     speaker,
     timer_reason,
     waiting_since,
@@ -47,6 +49,7 @@ from chalicelib.domain.errors import Conflict, Forbidden, NotFound
 from chalicelib.domain.identity import Principal, Role, user_key
 from chalicelib.domain.sentiment import DEFAULT_LANGUAGE, Sentiment
 from chalicelib.domain.timeline import EntryKind, TimelineEntry
+from chalicelib.domain.transcript import CallTranscript, TranscriptState
 from chalicelib.services import push_events as ev
 from chalicelib.services.clock import iso
 from chalicelib.services.delivery import Notifier
@@ -241,16 +244,23 @@ class AttentionService:
         return [e for e, _ in kept]
 
     def _negative_runs(self, committed: Committed, rules: list[Rule], labels: dict[tuple[str, str, int], Sentiment]) -> None:
-        """For each sentiment rule: 1 Query of the workitem's latest entries (with their kept labels)."""
+        """For each sentiment rule: 1 Query of the workitem's latest entries (with their kept labels). A
+        customer's transcript line comes with its sentiment (Transcribe Call Analytics'), a customer
+        message gets it from the analyzer (``labels``)."""
         w = committed.after
         runs = [r for r in rules if r.kind is RuleKind.SENTIMENT]
-        newest = [e for e in committed.note.entries if (w.tenant_id, w.workitem_id, e.seq) in labels]
+        newest = [
+            e
+            for e in committed.note.entries
+            if (w.tenant_id, w.workitem_id, e.seq) in labels
+            or (e.kind is EntryKind.TRANSCRIPT and speaker(e) == "customer" and e.extra.get("sentiment"))
+        ]
         if not runs or not newest:
             return
         longest = max(r.negative_in_a_row or 1 for r in runs)
         entries, _ = self.workitems.latest(w.tenant_id, w.workitem_id, 4 * longest + 10)
         last = newest[-1]
-        customer = [e for e in entries if e.kind is EntryKind.CUSTOMER_MESSAGE and e.seq <= last.seq]
+        customer = [e for e in entries if speaker(e) == "customer" and e.seq <= last.seq]
         seen: list[Sentiment | None] = []
         for e in customer:
             label = labels.get((w.tenant_id, w.workitem_id, e.seq)) or Sentiment.from_label(str(e.extra.get("sentiment", "")))
@@ -298,6 +308,15 @@ class AttentionService:
                         self._arm(w.tenant_id, w.workitem_id, rule, f"w{entry.seq}", entry.at)
         if waiting and any(speaker(e) == "agent" for e in messages):
             self._clear_workitem(w.tenant_id, w.workitem_id, ClearReason.RESOLVED, kinds={RuleKind.CUSTOMER_WAITING})
+        silences = [r for r in rules if r.kind is RuleKind.SILENCE]
+        line = last_transcript_line(messages)
+        if silences and line is not None:  # someone spoke: the silence timers start again from this line
+            for rule in silences:
+                self._arm(w.tenant_id, w.workitem_id, rule, f"t{line.seq}", line.at)
+            # A silence alert can be open only if the timeline was quiet that long before this line.
+            quiet = seconds_between(committed.before.last_activity_at, line.at)
+            if quiet >= min(r.seconds or 0 for r in silences):
+                self._clear_workitem(w.tenant_id, w.workitem_id, ClearReason.RESOLVED, kinds={RuleKind.SILENCE})
 
     # --- timers (customer_waiting, handle_time) --------------------------------------------------------
 
@@ -343,8 +362,16 @@ class AttentionService:
             first = waiting_since(entries)
             if first is None or f"w{first.seq}" != trigger:
                 return  # answered meanwhile, or an earlier message's timer speaks for this wait
+        elif rule.kind is RuleKind.SILENCE:
+            transcript = CallTranscript.load((w.voice or {}).get("transcript"))
+            if transcript is None or transcript.state is not TranscriptState.RUNNING:
+                return  # paused, stopped or never started: silence counts only while the transcript runs
+            entries, _ = self.workitems.latest(tenant_id, workitem_id, 50)
+            line = last_transcript_line(entries)
+            if line is None or f"t{line.seq}" != trigger:
+                return  # someone spoke since: that line's timer speaks for this silence
         elif rule.kind is not RuleKind.HANDLE_TIME:
-            return  # silence: needs the live transcript
+            return
         self._raise(raise_alert(tenant_id, rule, workitem_id, w.agent_id, trigger, timer_reason(rule), now))
 
     def _raise(self, alert: Alert) -> bool:

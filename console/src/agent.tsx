@@ -10,7 +10,8 @@ import type { ScreenProps } from "./screens";
 import type { Timelines } from "./store";
 import { Composer, ConnectCallNote, isChimeCall, MessageList, Timeline, VoiceBox, WorkitemList, WorkitemTitle } from "./ui";
 
-const CONVERSATION = new Set(["customer_message", "agent_message"]);
+// The conversation pane: the messages, and on a voice call its transcript lines (docs/transcript.md).
+const CONVERSATION = new Set(["customer_message", "agent_message", "transcript"]);
 const COACHING_PANEL = new Set(["coach_message", "supervisor_joined", "supervisor_left", "coaching_ended", "reaction"]);
 
 interface Person {

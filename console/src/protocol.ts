@@ -174,6 +174,7 @@ export const ENTRY_EVENTS: ReadonlySet<string> = new Set([
   "coach.forwarded",
   "message.received",
   "voice.mode",
+  "transcript.segment",
 ]);
 
 export type Channel = "chat" | "sms" | "social" | "voice" | "email";

@@ -78,11 +78,13 @@ export function Timeline({ entries, viewer, name, kinds, coachActions, label, cu
       {shown.length === 0 && <li class="empty">No messages yet.</li>}
       {shown.map((entry) => {
         const coaching = COACHING_KINDS.has(entry.kind);
+        const said = entry.kind === "transcript" ? entry.speaker : undefined; // a voice call's transcript line
+        const fromCustomer = entry.kind === "customer_message" || said === "customer";
         const mine =
           (viewer === "customer" && entry.kind === "customer_message") ||
-          (viewer !== "customer" && entry.kind === "agent_message");
+          (viewer !== "customer" && (entry.kind === "agent_message" || said === "agent"));
         const reaction = entry.messageId ? reactions.get(entry.messageId) : undefined;
-        const message = entry.kind.endsWith("_message");
+        const message = entry.kind.endsWith("_message") || entry.kind === "transcript";
         return (
           <li
             key={entry.seq}
@@ -95,10 +97,9 @@ export function Timeline({ entries, viewer, name, kinds, coachActions, label, cu
               <div class="bubble">
                 <div class="meta">
                   {coaching && <span class="tag">{KIND_LABEL[entry.kind]}</span>}
+                  {said && <span class="tag">Transcript</span>}
                   {viewer !== "customer" && (
-                    <span class="author">
-                      {entry.kind === "customer_message" ? (customerName ?? "Customer") : name(entry.authorId)}
-                    </span>
+                    <span class="author">{fromCustomer ? (customerName ?? "Customer") : name(entry.authorId)}</span>
                   )}
                   {viewer === "customer" && <span class="author">{entry.kind === "customer_message" ? "You" : "Agent"}</span>}
                   <span class="time">{time(entry.at)}</span>

@@ -228,6 +228,24 @@ def test_an_amazon_connect_call_offers_no_chime_controls(tenant: Tenant, open_as
     expect(supervisor.get_by_test_id("voice-listen")).to_have_count(0)
 
 
+def test_a_voice_calls_transcript_lines_show_live_to_the_agent_and_the_supervisor(tenant: Tenant, open_as: OpenAs) -> None:
+    """W12: a final line of the live transcript (the local stand-in for the media insights pipeline's
+    sink) appears in the agent's conversation and the monitoring supervisor's timeline within 2 s."""
+    _front_line(tenant, template=False)
+    wid = tenant.assign("wi-said", "voice", "agent1")
+    agent = open_as(tenant.token("agent1", "agent"))
+    supervisor = open_as(tenant.token("sup1", "supervisor"))
+    _open_workitem(supervisor, "agent1", wid)
+    supervisor.get_by_test_id("monitor-button").click()
+    expect(supervisor.get_by_test_id("voice-listen")).to_be_visible()
+    line = {"speaker": "customer", "text": "My card was charged twice."}
+    assert tenant.stack.rest("POST", f"/_local/voice/{tenant.tid}/{wid}/transcript", None, line)[0] == 202
+    for page in (agent, supervisor):
+        said = page.locator("[data-testid=timeline-entry][data-kind=transcript]")
+        expect(said).to_contain_text("My card was charged twice.", timeout=2000)
+        expect(said).to_contain_text("Transcript")
+
+
 def test_voice_listen_whisper_barge_with_the_fake_provider(tenant: Tenant, open_as: OpenAs) -> None:
     _front_line(tenant, template=False)
     wid = tenant.assign("wi-call", "voice", "agent1")

@@ -297,7 +297,7 @@ def test_b4_two_supervisors_claiming_at_once_exactly_one_wins(t: Tenant) -> None
 
 def test_b4_an_unclaimed_request_escalates_to_the_team_then_to_admins(t: Tenant) -> None:
     policy = {"recordCoaching": False, "escalationSeconds": 1, "retentionDays": 30}
-    assert t.admin("PUT", "/admin/policy", policy) == {**policy, "sentimentLanguage": "en"}
+    assert t.admin("PUT", "/admin/policy", policy) == {**policy, "sentimentLanguage": "en", "transcribeCalls": False}
     agent = t.connect("agent-1", "agent")
     sup1 = t.connect("sup-1", "supervisor")
     sup2 = t.connect("sup-2", "supervisor")

@@ -109,3 +109,33 @@ def test_voice_actions_on_a_chat_workitem_are_invalid(stack: Stack) -> None:
         agent.close()
         # Leave agent-1's workitem list as seeded for the other end-to-end tests.
         _webhook(stack, "workitem.ended", {"workitemId": wid, "endedBy": "agent"})
+
+
+def test_the_local_transcript_route_reaches_the_agent_and_the_monitoring_supervisor(stack: Stack) -> None:
+    """docs/transcript.md: POST /_local/voice/{tenantId}/{workitemId}/transcript hands the sink's record to
+    the transcript function; the final line is stored once and pushed to the staff; a partial only pushed."""
+    wid = _assign(stack)
+    agent = stack.connect(stack.token("agent-1", "agent", name="Alex Agent"))
+    sup = stack.connect(stack.token("sup-1", "supervisor", name="Sam Supervisor"))
+    try:
+        sup.ok("monitor.start", workitemId=wid)
+        path = f"/_local/voice/{TENANT}/{wid}/transcript"
+        partial = {"speaker": "customer", "text": "I was charged", "partial": True, "utteranceId": "u-1"}
+        assert stack.rest("POST", path, None, partial) == (202, {"batchItemFailures": []})
+        assert (
+            sup.wait_event("transcript.partial", predicate=lambda f: f["data"]["workitemId"] == wid)["data"]["text"]
+            == "I was charged"
+        )
+        final = {"speaker": "customer", "text": "I was charged twice for one order.", "utteranceId": "u-1"}
+        assert stack.rest("POST", path, None, final) == (202, {"batchItemFailures": []})
+        assert stack.rest("POST", path, None, final) == (202, {"batchItemFailures": []})  # redelivered: stored once
+        for client in (agent, sup):
+            line = client.wait_event("transcript.segment", predicate=lambda f: f["data"]["entry"]["workitemId"] == wid)
+            assert (line["data"]["entry"]["speaker"], line["data"]["entry"]["text"]) == ("customer", final["text"])
+        entries = sup.ok("timeline.get", workitemId=wid, after=0)["entries"]
+        assert [e["text"] for e in entries if e["kind"] == "transcript"] == [final["text"]]
+        status, body = stack.rest("POST", path, None, {"speaker": "supervisor", "text": "hi"})
+        assert status == 400 and body["error"]["code"] == "invalid", body
+    finally:
+        agent.close()
+        sup.close()

@@ -234,6 +234,21 @@ def test_a_keyword_rule_for_the_agent_raises_on_the_agents_transcript_line(call:
     assert raised["data"]["alert"]["ruleId"] == "promise" and '"guarantee"' in raised["data"]["alert"]["reason"]
 
 
+def test_a_sentiment_rule_counts_the_customers_transcript_lines_by_their_call_analytics_sentiment(call: Any) -> None:
+    """W11.8 on voice: a customer's transcript line carries Transcribe Call Analytics' sentiment; the
+    agent's lines are not the customer's and do not break the run."""
+    w, _, sup, _ = call
+    w.admin("PUT", "/admin/attention-rules/upset", {"kind": "sentiment", "negativeInARow": 2, "severity": 3})
+    deliver(w, utterance("u-1", "This is the third time I call.", sentiment="NEGATIVE"))
+    deliver(w, utterance("u-2", "I understand, let me look.", Speaker.AGENT, sentiment="NEUTRAL", start=2000))
+    assert not sup.events("attention.raised")
+    deliver(w, utterance("u-3", "Nothing ever works with you.", sentiment="NEGATIVE", start=4000))
+    [raised] = sup.events("attention.raised")
+    assert (raised["data"]["alert"]["ruleId"], raised["data"]["alert"]["kind"]) == ("upset", "sentiment")
+    deliver(w, utterance("u-4", "Thank you, that fixed it!", sentiment="POSITIVE", start=6000))
+    assert len(sup.events("attention.raised")) == 1
+
+
 def test_a_store_that_fails_hands_the_first_unapplied_record_back(call: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     w, _, sup, _ = call
     service = w.services.transcript

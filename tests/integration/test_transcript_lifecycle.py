@@ -219,3 +219,32 @@ def test_stream_events_of_another_account_start_nothing(world: World, account: s
     result = events.on_media_pipeline_event(stream_start(t.stream_pipeline_id, "a-1", 1, account=account))
     assert result == {"outcome": "invalid"}
     assert "start_insights" not in world.meetings.calls
+
+
+def test_a_silence_rule_raises_when_nobody_speaks_while_the_transcript_runs_and_clears_when_someone_does(
+    world: World,
+) -> None:
+    """W11.9: `silence` counts from the newest transcript line, only while the transcript runs (not
+    paused); the next line resolves the alert."""
+    from chalicelib.domain.transcript import Origin
+    from tests.integration.test_transcript import deliver, utterance
+
+    agent, sup = call(world)
+    origin = Origin(both_streams(world), "t1", WID)
+    world.admin("PUT", "/admin/attention-rules/quiet", {"kind": "silence", "seconds": 20, "severity": 2})
+    deliver(world, utterance("u-1", "Let me check that for you.", origin=origin))
+    world.deliver(after_seconds=10)
+    deliver(world, utterance("u-2", "Still there?", origin=origin))  # spoke again: the clock starts over
+    world.deliver(after_seconds=15)
+    assert not sup.events("attention.raised")
+    world.deliver(after_seconds=6)
+    [raised] = [e["data"]["alert"] for e in sup.events("attention.raised")]
+    assert (raised["ruleId"], raised["kind"], raised["reason"]) == ("quiet", "silence", "silence 20 s")
+    assert not agent.events("attention.raised")
+    deliver(world, utterance("u-3", "Sorry, I was looking it up.", origin=origin))
+    [cleared] = [e["data"]["alert"] for e in sup.events("attention.cleared")]
+    assert (cleared["alertId"], cleared["clearedReason"]) == (raised["alertId"], "resolved")
+    # Paused (a card number being read): no silence counts.
+    assert agent.ok("voice.pause_transcript", workitemId=WID)["state"] == "paused"
+    world.deliver(after_seconds=60)
+    assert len(sup.events("attention.raised")) == 1
