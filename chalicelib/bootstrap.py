@@ -300,28 +300,24 @@ def event_handlers(s: Services) -> dict[type[Event], list[Handler]]:
     A new reaction is one line here: a handler taking the event (``messagebus`` says the error policy).
     Handlers of :class:`ChangesCommitted` run in the workitems stream's consumer (``fanout``) with the
     committed changes of one batch, and must be idempotent under redelivery."""
-    outbound, wire = s.integrations, s.notifier.wire
+    outbound = s.integrations  # emit renders the records it is given (wire.py)
     return {
         # On a request's path, after its commit:
         WorkitemCommitted: [s.voice.on_committed],
         CoachingEnded: [s.voice.on_coaching_ended],
         SupervisorLeft: [s.voice.on_supervisor_left],
         SupervisionLost: [s.coaching.on_supervision_lost],
-        PresenceChanged: [
-            lambda e: outbound.emit(e.tenant_id, "presence.changed", wire.plain(PresenceState(e.user_id, e.state.value)))
-        ],
+        PresenceChanged: [lambda e: outbound.emit(e.tenant_id, "presence.changed", PresenceState(e.user_id, e.state.value))],
         AssistRequested: [
-            lambda e: outbound.emit(e.request.tenant_id, "assist.requested", wire.plain(AssistNote(e.request))),
+            lambda e: outbound.emit(e.request.tenant_id, "assist.requested", AssistNote(e.request)),
             s.analytics.on_assist_requested,
         ],
         AssistClaimed: [
-            lambda e: outbound.emit(
-                e.request.tenant_id, "assist.claimed", wire.plain(AssistNote(e.request, supervisor_id=e.supervisor_id))
-            ),
+            lambda e: outbound.emit(e.request.tenant_id, "assist.claimed", AssistNote(e.request, supervisor_id=e.supervisor_id)),
             s.analytics.on_assist_claimed,
         ],
         AssistEscalated: [
-            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", wire.plain(AssistNote(e.request, stage=e.stage))),
+            lambda e: outbound.emit(e.request.tenant_id, "assist.escalated", AssistNote(e.request, stage=e.stage)),
             s.analytics.on_assist_escalated,
         ],
         # In the workitems stream's consumer (fanout), one batch at a time:

@@ -89,7 +89,7 @@ def is_timer(message: QueueMessage) -> bool:
     return message.body.startswith('{"' + TIMER_MARK + '"')
 
 
-Emit = Callable[[str, str, dict[str, Any]], None]
+Emit = Callable[[str, str, Any], None]  # Integrations.emit: the data is a record, rendered there
 
 
 class AttentionService:
@@ -410,7 +410,7 @@ class AttentionService:
             for s in supervisors:
                 box.to_recipient(found.get(user_key(s)), name, AlertNote(alert))
             self.notifier.flush(box)
-        self.emit(alert.tenant_id, name, self.notifier.wire.plain(AlertNote(alert)))
+        self.emit(alert.tenant_id, name, AlertNote(alert))
 
     # --- supervisors ----------------------------------------------------------------------------------
 
